@@ -1,0 +1,825 @@
+"""ONNX -> IR.
+
+The IR is NHWC; ONNX is NCHW. Instead of inserting transposes around every op, each ONNX tensor is
+tracked as a *view*: an IR tensor plus the permutation ``perm`` with physical = logical.transpose(perm).
+Converters ask for an input in the layout they need; a real transpose is emitted only when the bytes
+must move (a reshape alias when only unit axes move), so exported NHWC->NCHW Transposes cost nothing.
+
+Constants are folded as they are met (the onnx reference evaluator runs any node whose inputs are all
+known), so Shape/Gather/Concat chains that compute reshape targets disappear.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import UnsupportedError, UserError
+from ..ir import Activation, Graph, Node, Tensor
+from ..ops import op_def
+from ..ops.conv import ConvAttrs
+from ..ops.data_movement import ConcatAttrs, PadAttrs, ReshapeAttrs, TransposeAttrs
+from ..ops.elementwise import ElementwiseAttrs
+from ..ops.fully_connected import FullyConnectedAttrs
+from ..ops.pooling import PoolAttrs
+from ..ops.spatial import Window
+from ..ops.unary import SoftmaxAttrs, UnaryAttrs
+
+NHWC = (0, 2, 3, 1)
+SPATIAL_CONSUMERS = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization"}
+
+
+@dataclass(frozen=True)
+class View:
+    ir: str
+    perm: tuple[int, ...]
+    logical: tuple[int, ...]
+
+
+Converter = Callable[["OnnxImporter", onnx.NodeProto], None]
+CONVERTERS: dict[str, Converter] = {}
+
+
+def converter(*op_types: str):
+    def deco(fn: Converter) -> Converter:
+        for t in op_types:
+            CONVERTERS[t] = fn
+        return fn
+
+    return deco
+
+
+def supported_onnx_ops() -> list[str]:
+    return sorted(CONVERTERS)
+
+
+def identity(rank: int) -> tuple[int, ...]:
+    return tuple(range(rank))
+
+
+def channels_last(rank: int, axis: int = 1) -> tuple[int, ...]:
+    """The perm that moves logical ``axis`` to the end, others in order."""
+    return tuple(a for a in range(rank) if a != axis) + (axis,)
+
+
+class OnnxImporter:
+    def __init__(self, model: onnx.ModelProto, name: str, input_shapes: dict[str, tuple[int, ...]] | None = None):
+        self.model = model
+        self.graph_name = name
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+        self.consts: dict[str, np.ndarray] = {}
+        self.views: dict[str, View] = {}
+        self.nodes: list[Node] = []
+        self.tensors: dict[str, Tensor] = {}
+        self.cache: dict[tuple, str] = {}
+        self.input_shapes = input_shapes or {}
+        self._uid = 0
+        self._input_perm: dict[str, tuple[int, ...]] = {}
+
+    # ----- helpers used by converters -----
+    def fresh(self, base: str) -> str:
+        self._uid += 1
+        return f"{base}__{self._uid}"
+
+    def is_const(self, name: str) -> bool:
+        return name in self.consts
+
+    def const(self, name: str) -> np.ndarray:
+        return self.consts[name]
+
+    def const_required(self, node: onnx.NodeProto, index: int, what: str) -> np.ndarray:
+        name = node.input[index]
+        if name not in self.consts:
+            raise UnsupportedError(
+                f"node '{node.name}' ({node.op_type}): {what} '{name}' must be a constant initializer; "
+                "mcucompile compiles weights into flash"
+            )
+        return self.consts[name]
+
+    def optional_input(self, node: onnx.NodeProto, index: int) -> str:
+        return node.input[index] if len(node.input) > index and node.input[index] else ""
+
+    def logical_shape(self, name: str) -> tuple[int, ...]:
+        if name in self.consts:
+            return tuple(self.consts[name].shape)
+        return self.views[name].logical
+
+    def perm_of(self, name: str) -> tuple[int, ...]:
+        return self.views[name].perm if name in self.views else identity(len(self.logical_shape(name)))
+
+    def add_const(self, base: str, data: np.ndarray) -> str:
+        name = self.fresh(base)
+        self.tensors[name] = Tensor(name, tuple(data.shape), str(data.dtype), data)
+        return name
+
+    def view(self, name: str, perm: tuple[int, ...] | None = None) -> str:
+        """The IR tensor holding ONNX tensor ``name`` in layout ``perm`` (current layout when None)."""
+        if name in self.consts:
+            data = self.consts[name]
+            perm = perm or identity(data.ndim)
+            key = ("const", name, perm)
+            if key not in self.cache:
+                self.cache[key] = self.add_const(name, np.ascontiguousarray(data.transpose(perm)).astype(np.float32))
+            return self.cache[key]
+        v = self.views[name]
+        if perm is None or perm == v.perm:
+            return v.ir
+        key = ("view", name, perm)
+        if key in self.cache:
+            return self.cache[key]
+        src = self.tensors[v.ir]
+        new_shape = tuple(v.logical[p] for p in perm)
+        out = self.fresh(name)
+        same_order = [a for a in v.perm if v.logical[a] != 1] == [a for a in perm if v.logical[a] != 1]
+        if same_order:
+            self._add_node("reshape", name + "/layout", (v.ir,), out, new_shape, ReshapeAttrs(new_shape), src.origin, "layout")
+        else:
+            t = tuple(v.perm.index(p) for p in perm)
+            self._add_node("transpose", name + "/layout", (v.ir,), out, new_shape, TransposeAttrs(t), src.origin, "layout")
+        self.cache[key] = out
+        return out
+
+    def _add_node(self, op, node_name, inputs, out, shape, attrs, origin, source):
+        self.tensors[out] = Tensor(out, tuple(shape), "float32", None, None, origin)
+        self.nodes.append(Node(node_name, op, tuple(inputs), (out,), attrs, None, source))
+
+    def emit(self, node: onnx.NodeProto, op: str, inputs: list[str], attrs, perm: tuple[int, ...], out_index: int = 0,
+             ir_name: str | None = None) -> str:
+        """Add IR node ``op`` computing ONNX output ``out_index`` of ``node``, physical layout ``perm``."""
+        onnx_out = node.output[out_index]
+        in_shapes = [self.tensors[i].shape for i in inputs]
+        nd = Node(node.name, op, tuple(inputs), ("",), attrs, None, node.op_type)
+        shape = op_def(op).infer_shapes(nd, in_shapes)[0]
+        out = ir_name or onnx_out
+        if out in self.tensors:
+            out = self.fresh(out)
+        self.tensors[out] = Tensor(out, tuple(shape), "float32", None, None, onnx_out)
+        self.nodes.append(nd.replace(outputs=(out,)))
+        logical = [0] * len(shape)
+        for i, p in enumerate(perm):
+            logical[p] = shape[i]
+        self.views[onnx_out] = View(out, tuple(perm), tuple(logical))
+        return out
+
+    def alias(self, onnx_out: str, onnx_in: str) -> None:
+        if onnx_in in self.consts:
+            self.consts[onnx_out] = self.consts[onnx_in]
+        else:
+            self.views[onnx_out] = self.views[onnx_in]
+
+    def attr(self, node: onnx.NodeProto, name: str, default=None):
+        for a in node.attribute:
+            if a.name == name:
+                return onnx.helper.get_attribute_value(a)
+        return default
+
+    # ----- the import -----
+    def run(self) -> Graph:
+        g = self.model.graph
+        for init in g.initializer:
+            arr = numpy_helper.to_array(init)
+            if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+                raise UserError(
+                    f"initializer '{init.name}' contains NaN or Inf values; the model is broken "
+                    "(check training / export) and cannot be quantized"
+                )
+            self.consts[init.name] = arr
+        for n in g.node:
+            if n.op_type == "Constant":
+                self._fold(n)
+        inputs = []
+        consumers: dict[str, list[str]] = {}
+        for n in g.node:
+            for i in n.input:
+                consumers.setdefault(i, []).append(n.op_type)
+        for vi in g.input:
+            if vi.name in self.consts:
+                continue
+            inputs.append(self._graph_input(vi, consumers.get(vi.name, [])))
+        for idx, n in enumerate(g.node):
+            if not n.name:
+                n.name = f"{n.op_type}_{idx}"
+            if n.op_type == "Constant":
+                continue
+            if n.domain not in ("", "ai.onnx"):
+                raise UnsupportedError(self._unsupported_msg(n, f"custom domain '{n.domain}'"))
+            known = [i for i in n.input if i]
+            if n.op_type == "Shape" and n.input[0] in self.views:
+                self._shape_of(n)
+                continue
+            if known and all(i in self.consts for i in known) and n.op_type not in ("RandomNormal",):
+                self._fold(n)
+                continue
+            conv = CONVERTERS.get(n.op_type)
+            if conv is None:
+                raise UnsupportedError(self._unsupported_msg(n))
+            conv(self, n)
+        outputs, io_perm = [], {}
+        for vi in g.output:
+            if vi.name in self.consts or vi.name not in self.views:
+                raise UnsupportedError(f"graph output '{vi.name}' is a constant; nothing to compute")
+            v = self.views[vi.name]
+            if v.ir in inputs or v.ir in outputs:
+                out = self.fresh(vi.name)
+                self._add_node("reshape", vi.name + "/copy", (v.ir,), out, self.tensors[v.ir].shape,
+                               ReshapeAttrs(self.tensors[v.ir].shape), vi.name, "Identity")
+                self.nodes[-1] = self.nodes[-1].replace(op="transpose", attrs=TransposeAttrs(identity(len(v.perm))))
+                v = View(out, v.perm, v.logical)
+            outputs.append(v.ir)
+            io_perm[v.ir] = v.perm
+        for name in inputs:
+            io_perm.setdefault(name, self._input_perm[name])
+        graph = Graph(self.graph_name, tuple(self.nodes), dict(self.tensors), tuple(inputs), tuple(outputs), io_perm)
+        return graph.pruned()
+
+    def _graph_input(self, vi: onnx.ValueInfoProto, consumer_ops: list[str]) -> str:
+        tt = vi.type.tensor_type
+        if tt.elem_type != onnx.TensorProto.FLOAT:
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
+            raise UnsupportedError(
+                f"input '{vi.name}' has type {dtype}; only float32 model inputs are supported "
+                "(quantized QDQ / int8 models need the pre-quantized importer)"
+            )
+        if vi.name in self.input_shapes:
+            shape = tuple(self.input_shapes[vi.name])
+        else:
+            dims = list(tt.shape.dim)
+            if not dims and not tt.HasField("shape"):
+                raise UserError(f"input '{vi.name}' has no shape; pass --input-shape {vi.name}=1,...")
+            shape = []
+            for axis, d in enumerate(dims):
+                if d.HasField("dim_value") and d.dim_value > 0:
+                    shape.append(d.dim_value)
+                elif axis == 0:
+                    shape.append(1)  # the batch axis: we run one sample at a time
+                else:
+                    label = d.dim_param or "?"
+                    raise UserError(
+                        f"input '{vi.name}' has a dynamic dimension '{label}' at axis {axis} that cannot be pinned; "
+                        f"re-export the model with a fixed input size or pass --input-shape {vi.name}=1,..."
+                    )
+            shape = tuple(shape)
+        perm = identity(len(shape))
+        if len(shape) == 4 and any(op in SPATIAL_CONSUMERS for op in consumer_ops):
+            perm = NHWC
+        phys = tuple(shape[p] for p in perm)
+        self.tensors[vi.name] = Tensor(vi.name, phys, "float32", None, None, vi.name)
+        self.views[vi.name] = View(vi.name, perm, tuple(shape))
+        self._input_perm[vi.name] = perm
+        return vi.name
+
+    def _unsupported_msg(self, n: onnx.NodeProto, why: str = "") -> str:
+        why = why or "operator not supported"
+        return (
+            f"node '{n.name}' uses op '{n.op_type}' ({why}). Supported ONNX ops: "
+            + ", ".join(supported_onnx_ops())
+        )
+
+    def _shape_of(self, n: onnx.NodeProto) -> None:
+        shape = np.array(self.views[n.input[0]].logical, np.int64)
+        start = self.attr(n, "start", 0)
+        end = self.attr(n, "end", None)
+        self.consts[n.output[0]] = shape[start:end]
+
+    def _fold(self, n: onnx.NodeProto) -> None:
+        from onnx.reference import ReferenceEvaluator
+
+        ins = [i for i in n.input if i]
+        vis_in = [onnx.helper.make_tensor_value_info(i, onnx.helper.np_dtype_to_tensor_dtype(self.consts[i].dtype), None) for i in ins]
+        vis_out = [onnx.helper.make_empty_tensor_value_info(o) for o in n.output if o]
+        g = onnx.helper.make_graph([n], "fold", vis_in, vis_out)
+        m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", self.opset)])
+        try:
+            res = ReferenceEvaluator(m).run(None, {i: self.consts[i] for i in ins})
+        except Exception as e:  # noqa: BLE001 - any evaluator failure is a model we cannot fold
+            raise UnsupportedError(f"node '{n.name}' ({n.op_type}) on constants could not be folded: {e}") from None
+        for name, val in zip([o for o in n.output if o], res):
+            self.consts[name] = np.asarray(val)
+
+
+# ---------------------------------------------------------------- converters
+
+
+def _window_from(imp: OnnxImporter, n: onnx.NodeProto, in_hw: tuple[int, int], kernel: tuple[int, int],
+                 allow_ceil: bool = False) -> Window:
+    strides = tuple(imp.attr(n, "strides", [1, 1]))
+    dil = tuple(imp.attr(n, "dilations", [1, 1]))
+    if len(strides) != 2 or len(dil) != 2:
+        raise UnsupportedError(imp._unsupported_msg(n, "only 2-D windows are supported"))
+    auto_pad = imp.attr(n, "auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        pads = []
+        for axis in range(2):
+            out = -(-in_hw[axis] // strides[axis])
+            eff_k = (kernel[axis] - 1) * dil[axis] + 1
+            total = max(0, (out - 1) * strides[axis] + eff_k - in_hw[axis])
+            small, big = total // 2, total - total // 2
+            pads.append((small, big) if auto_pad == "SAME_UPPER" else (big, small))
+        p4 = (pads[0][0], pads[1][0], pads[0][1], pads[1][1])
+    elif auto_pad == "VALID":
+        p4 = (0, 0, 0, 0)
+    else:
+        p = imp.attr(n, "pads", [0, 0, 0, 0])
+        if len(p) != 4:
+            raise UnsupportedError(imp._unsupported_msg(n, "only 2-D windows are supported"))
+        p4 = (p[0], p[1], p[2], p[3])
+    if any(v < 0 for v in p4):
+        raise UnsupportedError(imp._unsupported_msg(n, "negative pads"))
+    win = Window(tuple(kernel), strides, dil, p4)
+    if allow_ceil and imp.attr(n, "ceil_mode", 0):
+        pads = list(p4)
+        for axis in range(2):
+            eff_k = (kernel[axis] - 1) * dil[axis] + 1
+            size = in_hw[axis] + p4[axis] + p4[axis + 2] - eff_k
+            out = -(-size // strides[axis]) + 1
+            if (out - 1) * strides[axis] >= in_hw[axis] + p4[axis]:
+                out -= 1
+            need = (out - 1) * strides[axis] + eff_k - (in_hw[axis] + p4[axis] + p4[axis + 2])
+            pads[axis + 2] += max(0, need)
+        win = Window(tuple(kernel), strides, dil, tuple(pads))
+    return win
+
+
+def _require_4d(imp: OnnxImporter, n: onnx.NodeProto, name: str) -> None:
+    if len(imp.logical_shape(name)) != 4:
+        raise UnsupportedError(imp._unsupported_msg(n, f"only 4-D (N,C,H,W) inputs; got rank {len(imp.logical_shape(name))}"))
+
+
+@converter("Conv")
+def _conv(imp: OnnxImporter, n):
+    _require_4d(imp, n, n.input[0])
+    w = imp.const_required(n, 1, "weight").astype(np.float32)
+    if w.ndim != 4:
+        raise UnsupportedError(imp._unsupported_msg(n, "only 2-D convolution"))
+    bias = imp.const(n.input[2]).astype(np.float32) if imp.optional_input(n, 2) else None
+    x = imp.view(n.input[0], NHWC)
+    _, h, wd, cin = imp.tensors[x].shape
+    cout, cin_g, kh, kw = w.shape
+    groups = imp.attr(n, "group", 1)
+    win = _window_from(imp, n, (h, wd), (kh, kw))
+    b = imp.add_const(n.input[2] if bias is not None else n.name + "_b", bias if bias is not None else np.zeros(cout, np.float32))
+    if groups == cin and groups > 1 and cin_g == 1:
+        wt = imp.add_const(n.input[1], np.ascontiguousarray(w[:, 0].transpose(1, 2, 0)))
+        imp.emit(n, "depthwise_conv2d", [x, wt, b], ConvAttrs(win, 1), NHWC)
+    else:
+        if cin != cin_g * groups:
+            raise UnsupportedError(imp._unsupported_msg(n, "weight shape does not match input channels"))
+        wt = imp.add_const(n.input[1], np.ascontiguousarray(w.transpose(0, 2, 3, 1)))
+        imp.emit(n, "conv2d", [x, wt, b], ConvAttrs(win, groups), NHWC)
+
+
+def _affine(imp: OnnxImporter, n, x_name: str, scale: np.ndarray, shift: np.ndarray, channel_axis: int):
+    """x * scale + shift per channel: a 1x1 depthwise conv (folded later into the producer if it can be)."""
+    rank = len(imp.logical_shape(x_name))
+    perm = channels_last(rank, channel_axis)
+    x = imp.view(x_name, perm)
+    c = imp.tensors[x].shape[-1]
+    scale = np.broadcast_to(scale.astype(np.float32), (c,)).copy()
+    shift = np.broadcast_to(shift.astype(np.float32), (c,)).copy()
+    wt = imp.add_const(n.name + "_scale", scale.reshape(1, 1, c))
+    b = imp.add_const(n.name + "_shift", shift)
+    imp.emit(n, "depthwise_conv2d", [x, wt, b], ConvAttrs(Window((1, 1)), 1), perm)
+
+
+@converter("BatchNormalization")
+def _batchnorm(imp: OnnxImporter, n):
+    gamma, beta, mean, var = (imp.const_required(n, i, what).astype(np.float64) for i, what in
+                              ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var")))
+    eps = imp.attr(n, "epsilon", 1e-5)
+    scale = gamma / np.sqrt(var + eps)
+    _affine(imp, n, n.input[0], scale, beta - mean * scale, 1)
+
+
+def _channel_vector(imp: OnnxImporter, x_name: str, c: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """If constant ``c`` broadcasts against x along one axis only (or is a scalar), (vector, axis)."""
+    xs = imp.logical_shape(x_name)
+    if c.size == 1:
+        return c.reshape(-1), len(xs) - 1 if len(xs) != 4 else 1
+    if c.ndim > len(xs):
+        return None
+    cs = (1,) * (len(xs) - c.ndim) + tuple(c.shape)
+    axes = [i for i, d in enumerate(cs) if d != 1]
+    if len(axes) == 1 and cs[axes[0]] == xs[axes[0]]:
+        return c.reshape(-1), axes[0]
+    return None
+
+
+def _binary(imp: OnnxImporter, n, op: str):
+    a, b = n.input[0], n.input[1]
+    const_side = 1 if imp.is_const(b) else (0 if imp.is_const(a) else None)
+    if const_side is not None:
+        x = (a, b)[1 - const_side]
+        c = imp.const((a, b)[const_side]).astype(np.float64)
+        vec = _channel_vector(imp, x, c)
+        if vec is not None and len(imp.logical_shape(x)) in (2, 4):
+            v, axis = vec
+            kind = n.op_type
+            if kind == "Add":
+                return _affine(imp, n, x, np.ones_like(v), v, axis)
+            if kind == "Mul":
+                return _affine(imp, n, x, v, np.zeros_like(v), axis)
+            if kind == "Sub":
+                return _affine(imp, n, x, -np.ones_like(v), v, axis) if const_side == 0 else _affine(imp, n, x, np.ones_like(v), -v, axis)
+            if kind == "Div" and const_side == 1:
+                return _affine(imp, n, x, 1.0 / v, np.zeros_like(v), axis)
+        if n.op_type == "Sub" and const_side == 1:
+            imp.consts[b + "/neg"] = -c
+            b = b + "/neg"
+            op = "add"
+        elif n.op_type == "Div" and const_side == 1:
+            imp.consts[b + "/inv"] = 1.0 / c
+            b = b + "/inv"
+            op = "mul"
+        elif n.op_type in ("Sub", "Div"):
+            raise UnsupportedError(imp._unsupported_msg(n, f"{n.op_type} with a constant first operand"))
+    elif n.op_type in ("Sub", "Div"):
+        raise UnsupportedError(imp._unsupported_msg(n, f"{n.op_type} of two activations"))
+    ra, rb = len(imp.logical_shape(a)), len(imp.logical_shape(b))
+    rank = max(ra, rb)
+    main = a if (not imp.is_const(a) and ra == rank) else b
+    perm = imp.perm_of(main)
+    names = []
+    for name in (a, b):
+        if len(imp.logical_shape(name)) < rank:
+            if imp.is_const(name):
+                imp.consts[name + "/bc"] = imp.const(name).reshape((1,) * (rank - imp.const(name).ndim) + imp.const(name).shape)
+                name = name + "/bc"
+            else:
+                v = imp.views[name]
+                if perm != identity(rank):
+                    raise UnsupportedError(imp._unsupported_msg(n, "broadcast of a lower-rank activation in a permuted layout"))
+                shape = (1,) * (rank - len(v.logical)) + v.logical
+                src = imp.view(name, identity(len(v.logical)))
+                out = imp.fresh(name)
+                imp._add_node("reshape", name + "/bc", (src,), out, shape, ReshapeAttrs(shape), imp.tensors[src].origin, "Unsqueeze")
+                imp.views[name + "/bc"] = View(out, identity(rank), shape)
+                name = name + "/bc"
+        names.append(imp.view(name, perm))
+    imp.emit(n, op, names, ElementwiseAttrs(), perm)
+
+
+@converter("Add")
+def _add(imp, n):
+    _binary(imp, n, "add")
+
+
+@converter("Sub")
+def _sub(imp, n):
+    _binary(imp, n, "add")
+
+
+@converter("Mul")
+def _mul(imp, n):
+    _binary(imp, n, "mul")
+
+
+@converter("Div")
+def _div(imp, n):
+    _binary(imp, n, "mul")
+
+
+def _unary(imp, n, attrs: UnaryAttrs):
+    x = n.input[0]
+    imp.emit(n, "unary", [imp.view(x)], attrs, imp.perm_of(x))
+
+
+@converter("Relu")
+def _relu(imp, n):
+    _unary(imp, n, UnaryAttrs("identity", activation=Activation(0.0)))
+
+
+@converter("Clip")
+def _clip(imp, n):
+    if imp.opset < 11:
+        lo, hi = imp.attr(n, "min", float("-inf")), imp.attr(n, "max", float("inf"))
+    else:
+        lo = float(imp.const_required(n, 1, "min")) if imp.optional_input(n, 1) else float("-inf")
+        hi = float(imp.const_required(n, 2, "max")) if imp.optional_input(n, 2) else float("inf")
+    _unary(imp, n, UnaryAttrs("identity", activation=Activation(lo, hi)))
+
+
+@converter("Sigmoid")
+def _sigmoid(imp, n):
+    _unary(imp, n, UnaryAttrs("sigmoid"))
+
+
+@converter("Tanh")
+def _tanh(imp, n):
+    _unary(imp, n, UnaryAttrs("tanh"))
+
+
+@converter("HardSigmoid")
+def _hardsigmoid(imp, n):
+    _unary(imp, n, UnaryAttrs("hardsigmoid", imp.attr(n, "alpha", 0.2), imp.attr(n, "beta", 0.5)))
+
+
+@converter("HardSwish")
+def _hardswish(imp, n):
+    _unary(imp, n, UnaryAttrs("hardswish"))
+
+
+@converter("LeakyRelu")
+def _leakyrelu(imp, n):
+    _unary(imp, n, UnaryAttrs("leakyrelu", imp.attr(n, "alpha", 0.01)))
+
+
+@converter("Identity", "Dropout")
+def _identity(imp, n):
+    if len(n.output) > 1 and n.output[1]:
+        raise UnsupportedError(imp._unsupported_msg(n, "the Dropout mask output"))
+    imp.alias(n.output[0], n.input[0])
+
+
+@converter("Cast")
+def _cast(imp, n):
+    if imp.attr(n, "to") != onnx.TensorProto.FLOAT:
+        raise UnsupportedError(imp._unsupported_msg(n, "Cast of an activation to a non-float type"))
+    imp.alias(n.output[0], n.input[0])
+
+
+def _fully_connected(imp, n, w_out_in: np.ndarray, bias: np.ndarray):
+    x = n.input[0]
+    rank = len(imp.logical_shape(x))
+    perm = imp.perm_of(x)
+    if perm[-1] != rank - 1:
+        perm = identity(rank)
+    xi = imp.view(x, perm)
+    wt = imp.add_const(n.name + "_W", np.ascontiguousarray(w_out_in.astype(np.float32)))
+    b = imp.add_const(n.name + "_B", bias.astype(np.float32))
+    imp.emit(n, "fully_connected", [xi, wt, b], FullyConnectedAttrs(), perm)
+
+
+@converter("MatMul")
+def _matmul(imp, n):
+    w = imp.const_required(n, 1, "second MatMul operand (weights)")
+    if w.ndim != 2 or imp.is_const(n.input[0]):
+        raise UnsupportedError(imp._unsupported_msg(n, "MatMul needs an activation times a 2-D constant"))
+    _fully_connected(imp, n, w.T, np.zeros(w.shape[1], np.float32))
+
+
+@converter("Gemm")
+def _gemm(imp, n):
+    if imp.attr(n, "transA", 0):
+        raise UnsupportedError(imp._unsupported_msg(n, "transA=1"))
+    w = imp.const_required(n, 1, "B (weights)").astype(np.float64)
+    w = w if imp.attr(n, "transB", 0) else w.T
+    w = w * imp.attr(n, "alpha", 1.0)
+    c = imp.const_required(n, 2, "C (bias)").astype(np.float64) if imp.optional_input(n, 2) else np.zeros(1)
+    bias = np.broadcast_to(c * imp.attr(n, "beta", 1.0), (1, w.shape[0])).reshape(-1)
+    if c.ndim == 2 and c.shape[0] != 1:
+        raise UnsupportedError(imp._unsupported_msg(n, "bias C varying along the batch axis"))
+    _fully_connected(imp, n, w, bias)
+
+
+def _pool(imp, n, op: str, kernel=None):
+    _require_4d(imp, n, n.input[0])
+    if len(n.output) > 1 and n.output[1]:
+        raise UnsupportedError(imp._unsupported_msg(n, "MaxPool indices output"))
+    x = imp.view(n.input[0], NHWC)
+    _, h, w, _ = imp.tensors[x].shape
+    if kernel is None:
+        kernel = tuple(imp.attr(n, "kernel_shape"))
+        if len(kernel) != 2:
+            raise UnsupportedError(imp._unsupported_msg(n, "only 2-D pooling"))
+        win = _window_from(imp, n, (h, w), kernel, allow_ceil=True)
+        if win.dilation != (1, 1):
+            raise UnsupportedError(imp._unsupported_msg(n, "dilated pooling"))
+        if op == "avg_pool2d" and imp.attr(n, "count_include_pad", 0) and any(win.pads):
+            # count_include_pad=1 is an explicit zero pad followed by an unpadded average
+            if imp.attr(n, "ceil_mode", 0):
+                raise UnsupportedError(imp._unsupported_msg(n, "count_include_pad with ceil_mode"))
+            pt, pl, pb, pr = win.pads
+            padded = imp.fresh(n.output[0] + "_pad")
+            shape = (1, h + pt + pb, w + pl + pr, imp.tensors[x].shape[3])
+            imp._add_node("pad", n.name + "/pad", (x,), padded, shape, PadAttrs(((0, 0), (pt, pb), (pl, pr), (0, 0))),
+                          n.input[0], "Pad")
+            x = padded
+            win = Window(win.kernel, win.stride, win.dilation)
+    else:
+        win = Window(kernel)
+    imp.emit(n, op, [x], PoolAttrs(win), NHWC)
+
+
+@converter("MaxPool")
+def _maxpool(imp, n):
+    if imp.attr(n, "storage_order", 0):
+        raise UnsupportedError(imp._unsupported_msg(n, "storage_order=1"))
+    _pool(imp, n, "max_pool2d")
+
+
+@converter("AveragePool")
+def _avgpool(imp, n):
+    _pool(imp, n, "avg_pool2d")
+
+
+@converter("GlobalAveragePool")
+def _gap(imp, n):
+    s = imp.logical_shape(n.input[0])
+    _require_4d(imp, n, n.input[0])
+    _pool(imp, n, "avg_pool2d", (s[2], s[3]))
+
+
+@converter("GlobalMaxPool")
+def _gmp(imp, n):
+    s = imp.logical_shape(n.input[0])
+    _require_4d(imp, n, n.input[0])
+    _pool(imp, n, "max_pool2d", (s[2], s[3]))
+
+
+@converter("ReduceMean")
+def _reduce_mean(imp, n):
+    x = n.input[0]
+    shape = imp.logical_shape(x)
+    rank = len(shape)
+    if imp.opset >= 18 and imp.optional_input(n, 1):
+        axes = list(imp.const_required(n, 1, "axes"))
+    else:
+        axes = list(imp.attr(n, "axes", list(range(rank))))
+    axes = sorted(a % rank for a in axes)
+    keep = imp.attr(n, "keepdims", 1)
+    if rank != 4:
+        raise UnsupportedError(imp._unsupported_msg(n, "ReduceMean only over the spatial axes of a 4-D tensor"))
+    perm = imp.perm_of(x)
+    phys_axes = sorted(perm.index(a) for a in axes)
+    if phys_axes != [1, 2]:
+        if axes == [2, 3]:
+            perm = NHWC
+        else:
+            raise UnsupportedError(imp._unsupported_msg(n, f"ReduceMean over axes {axes} (only H,W are supported)"))
+    xi = imp.view(x, perm)
+    _, h, w, _ = imp.tensors[xi].shape
+    out_ir = imp.emit(n, "avg_pool2d", [xi], PoolAttrs(Window((h, w))), perm, ir_name=n.output[0] + ("" if keep else "__keep"))
+    if not keep:
+        v = imp.views[n.output[0]]
+        logical = tuple(d for i, d in enumerate(v.logical) if i not in axes)
+        kept = [a for a in range(len(v.logical)) if a not in axes]
+        new_perm = tuple(kept.index(a) for a in v.perm if a not in axes)
+        phys = tuple(logical[p] for p in new_perm)
+        out = n.output[0]
+        imp._add_node("reshape", n.name + "/squeeze", (out_ir,), out, phys, ReshapeAttrs(phys), n.output[0], "ReduceMean")
+        imp.views[n.output[0]] = View(out, new_perm, logical)
+
+
+@converter("Concat")
+def _concat(imp, n):
+    ins = [i for i in n.input if i]
+    first = next((i for i in ins if not imp.is_const(i)), None)
+    if first is None:
+        raise UnsupportedError(imp._unsupported_msg(n, "all inputs constant"))
+    rank = len(imp.logical_shape(first))
+    axis = imp.attr(n, "axis") % rank
+    perm = imp.perm_of(first)
+    names = [imp.view(i, perm) for i in ins]
+    imp.emit(n, "concat", names, ConcatAttrs(perm.index(axis)), perm)
+
+
+@converter("Pad")
+def _pad(imp, n):
+    mode = imp.attr(n, "mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode != "constant":
+        raise UnsupportedError(imp._unsupported_msg(n, f"pad mode '{mode}' (only constant zero padding)"))
+    x = n.input[0]
+    rank = len(imp.logical_shape(x))
+    if imp.opset < 11:
+        pads = list(imp.attr(n, "pads"))
+        value = imp.attr(n, "value", 0.0)
+    else:
+        pads = [int(v) for v in imp.const_required(n, 1, "pads")]
+        value = float(imp.const(n.input[2]).reshape(-1)[0]) if imp.optional_input(n, 2) else 0.0
+    axes = list(range(rank))
+    if imp.optional_input(n, 3):
+        axes = [int(a) % rank for a in imp.const_required(n, 3, "axes")]
+    begin, end = [0] * rank, [0] * rank
+    for i, a in enumerate(axes):
+        begin[a], end[a] = pads[i], pads[i + len(axes)]
+    if value != 0.0:
+        raise UnsupportedError(imp._unsupported_msg(n, f"constant pad value {value} (only 0)"))
+    if any(v < 0 for v in begin + end):
+        raise UnsupportedError(imp._unsupported_msg(n, "negative pads (cropping)"))
+    perm = imp.perm_of(x)
+    xi = imp.view(x, perm)
+    phys = tuple((begin[p], end[p]) for p in perm)
+    imp.emit(n, "pad", [xi], PadAttrs(phys), perm)
+
+
+@converter("Softmax")
+def _softmax(imp, n):
+    x = n.input[0]
+    shape = imp.logical_shape(x)
+    rank = len(shape)
+    axis = imp.attr(n, "axis", -1 if imp.opset >= 13 else 1) % rank
+    if imp.opset < 13 and axis != rank - 1:
+        # opset < 13: softmax over the flattened trailing axes
+        rows = int(np.prod(shape[:axis], dtype=np.int64))
+        flat = (rows, int(np.prod(shape[axis:], dtype=np.int64)))
+        xi = imp.view(x, identity(rank))
+        tmp = imp.fresh(n.output[0])
+        imp._add_node("reshape", n.name + "/flatten", (xi,), tmp, flat, ReshapeAttrs(flat), x, "Softmax")
+        sm = imp.fresh(n.output[0])
+        imp.tensors[sm] = Tensor(sm, flat, "float32", None, None, n.output[0])
+        imp.nodes.append(Node(n.name, "softmax", (tmp,), (sm,), SoftmaxAttrs(), None, "Softmax"))
+        imp._add_node("reshape", n.name + "/unflatten", (sm,), n.output[0], shape, ReshapeAttrs(shape), n.output[0], "Softmax")
+        imp.views[n.output[0]] = View(n.output[0], identity(rank), shape)
+        return
+    perm = imp.perm_of(x)
+    if perm[-1] != axis:
+        perm = channels_last(rank, axis)
+    imp.emit(n, "softmax", [imp.view(x, perm)], SoftmaxAttrs(), perm)
+
+
+def _reshape_to(imp, n, new_shape: tuple[int, ...]):
+    x = n.input[0]
+    src = imp.view(x, identity(len(imp.logical_shape(x))))
+    imp.emit(n, "reshape", [src], ReshapeAttrs(tuple(int(d) for d in new_shape)), identity(len(new_shape)))
+
+
+@converter("Reshape")
+def _reshape(imp, n):
+    target = [int(v) for v in imp.const_required(n, 1, "shape")]
+    in_shape = imp.logical_shape(n.input[0])
+    allowzero = imp.attr(n, "allowzero", 0)
+    out = [in_shape[i] if (d == 0 and not allowzero) else d for i, d in enumerate(target)]
+    if -1 in out:
+        known = int(np.prod([d for d in out if d != -1], dtype=np.int64))
+        out[out.index(-1)] = int(np.prod(in_shape, dtype=np.int64)) // max(known, 1)
+    if int(np.prod(out, dtype=np.int64)) != int(np.prod(in_shape, dtype=np.int64)):
+        raise UserError(f"node '{n.name}' (Reshape): cannot reshape {list(in_shape)} to {target}")
+    _reshape_to(imp, n, tuple(out))
+
+
+@converter("Flatten")
+def _flatten(imp, n):
+    shape = imp.logical_shape(n.input[0])
+    axis = imp.attr(n, "axis", 1) % (len(shape) + 1) if shape else 0
+    _reshape_to(imp, n, (int(np.prod(shape[:axis], dtype=np.int64)), int(np.prod(shape[axis:], dtype=np.int64))))
+
+
+def _axes_of(imp, n) -> list[int] | None:
+    if imp.optional_input(n, 1):
+        return [int(a) for a in imp.const_required(n, 1, "axes")]
+    a = imp.attr(n, "axes")
+    return list(a) if a is not None else None
+
+
+@converter("Squeeze")
+def _squeeze(imp, n):
+    shape = imp.logical_shape(n.input[0])
+    axes = _axes_of(imp, n)
+    axes = [a % len(shape) for a in axes] if axes is not None else [i for i, d in enumerate(shape) if d == 1]
+    _reshape_to(imp, n, tuple(d for i, d in enumerate(shape) if i not in axes))
+
+
+@converter("Unsqueeze")
+def _unsqueeze(imp, n):
+    shape = list(imp.logical_shape(n.input[0]))
+    axes = _axes_of(imp, n)
+    rank = len(shape) + len(axes)
+    for a in sorted(x % rank for x in axes):
+        shape.insert(a, 1)
+    _reshape_to(imp, n, tuple(shape))
+
+
+@converter("Transpose")
+def _transpose(imp, n):
+    x = n.input[0]
+    v = imp.views[x]
+    rank = len(v.logical)
+    p = tuple(imp.attr(n, "perm", list(reversed(range(rank)))))
+    inv = tuple(np.argsort(p))
+    new_perm = tuple(int(inv[a]) for a in v.perm)
+    imp.views[n.output[0]] = View(v.ir, new_perm, tuple(v.logical[a] for a in p))
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def load_onnx(path: str | os.PathLike, input_shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+    """Read an ONNX file into an IR graph (float, NHWC, unfused: run the canonicalize passes next)."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"model file not found: {path}")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give the path of an .onnx file")
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # noqa: BLE001 - protobuf raises several types for a bad file
+        raise UserError(f"{path} is not a valid ONNX model ({type(e).__name__}: {str(e)[:120]}); "
+                        "check the file is complete and re-export it") from None
+    if not model.graph.node and not model.graph.output:
+        raise UserError(f"{path} is not a valid ONNX model (no graph found); check the file is complete and re-export it")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"{path} is not a valid ONNX model: {str(e).splitlines()[0][:200]}; re-export it") from None
+    name = re.sub(r"[^0-9a-zA-Z_]", "_", path.stem) or "model"
+    return OnnxImporter(model, name, input_shapes).run()

@@ -1,0 +1,128 @@
+"""The op registry: one OpDef subclass per IR op type, registered by name.
+
+An OpDef knows everything about one op type that the stages need, so no stage branches on op names:
+shape inference, float evaluation (reference for the front end), quantization, bit-exact integer
+evaluation (the simulator), MAC count, and the kernel call the code generator emits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from ..ir import Graph, Node, QuantParams, Tensor
+
+REGISTRY: dict[str, "OpDef"] = {}
+
+
+def register(cls):
+    """Class decorator: add an OpDef to the registry under ``cls.name``."""
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+def op_def(node_or_op) -> "OpDef":
+    name = node_or_op if isinstance(node_or_op, str) else node_or_op.op
+    return REGISTRY[name]
+
+
+@dataclass(frozen=True)
+class KernelCall:
+    """What the code generator needs for one layer: a kernel template and its values."""
+
+    template: str  # file under codegen/templates/kernels/
+    context: dict = field(default_factory=dict)
+    scratch_bytes: int = 0
+
+
+class QuantContext:
+    """What an op's quantize() may ask: calibrated ranges and the quantization chosen so far."""
+
+    def __init__(self, graph: Graph, ranges: dict[str, tuple[float, float]]):
+        self.graph = graph
+        self.ranges = ranges
+        self.quant: dict[str, QuantParams] = {}
+        self.new_tensors: dict[str, Tensor] = {}
+
+    def tensor(self, name: str) -> Tensor:
+        return self.new_tensors.get(name) or self.graph.tensors[name]
+
+    def range_of(self, name: str) -> tuple[float, float]:
+        t = self.graph.tensors[name]
+        key = t.origin or name
+        if key not in self.ranges:
+            raise KeyError(f"no calibration range for tensor {name} (origin {key})")
+        return self.ranges[key]
+
+    def from_range(self, name: str) -> QuantParams:
+        lo, hi = self.range_of(name)
+        return activation_quant(lo, hi)
+
+
+def activation_quant(lo: float, hi: float, bits: int = 8) -> QuantParams:
+    """Asymmetric per-tensor params covering [lo, hi] and 0, as TFLite's converter chooses them."""
+    qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi - lo < 1e-8:
+        hi = lo + 1e-8
+    scale = (hi - lo) / (qmax - qmin)
+    zp_from_min = qmin - lo / scale
+    zp = int(np.clip(np.floor(zp_from_min + 0.5), qmin, qmax))
+    return QuantParams.per_tensor(scale, zp, bits)
+
+
+def quantize_values(x: np.ndarray, q: QuantParams) -> np.ndarray:
+    """Real -> int8 as TFLite's QUANTIZE op (round half away from zero, clamp)."""
+    from ..quant.fixedpoint import round_half_away
+
+    qmin, qmax = -(1 << (q.bits - 1)), (1 << (q.bits - 1)) - 1
+    v = round_half_away(np.asarray(x, np.float64) / q.s) + q.zp
+    return np.clip(v, qmin, qmax).astype(np.int8 if q.bits == 8 else np.int32)
+
+
+def dequantize_values(x: np.ndarray, q: QuantParams) -> np.ndarray:
+    return (np.asarray(x, np.float64) - q.zp) * q.s
+
+
+def activation_bounds(act, q: QuantParams) -> tuple[int, int]:
+    """A fused real-valued clamp expressed in the output's integer domain."""
+    qmin, qmax = -(1 << (q.bits - 1)), (1 << (q.bits - 1)) - 1
+    lo, hi = qmin, qmax
+    if act is not None and act.min != float("-inf"):
+        lo = max(qmin, int(quantize_values(np.array([act.min]), q)[0]))
+    if act is not None and act.max != float("inf"):
+        hi = min(qmax, int(quantize_values(np.array([act.max]), q)[0]))
+    return lo, hi
+
+
+class OpDef:
+    """Base class; subclasses override what their op needs."""
+
+    name: ClassVar[str] = ""
+    #: output 0 may be written over input 0 (same size, element by element)
+    inplace: ClassVar[bool] = False
+    #: output 0 *is* input 0's buffer (a reshape): no kernel runs
+    alias: ClassVar[bool] = False
+    #: accepts a fused activation in ``attrs.activation``
+    fuses_activation: ClassVar[bool] = False
+
+    def infer_shapes(self, node: Node, in_shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        raise NotImplementedError
+
+    def eval_float(self, node: Node, graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def quantize(self, node: Node, ctx: QuantContext) -> list[Node]:
+        """Return the quantized node(s); record output quant in ``ctx.quant`` and constants in ``ctx.new_tensors``."""
+        raise NotImplementedError
+
+    def eval_int(self, node: Node, graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def macs(self, node: Node, graph: Graph) -> int:
+        return 0
+
+    def kernel(self, node: Node, graph: Graph) -> KernelCall:
+        raise NotImplementedError

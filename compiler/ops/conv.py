@@ -1,0 +1,211 @@
+"""Convolutions: standard / grouped (``conv2d``) and depthwise (``depthwise_conv2d``), NHWC.
+
+Weights: conv2d [Cout, KH, KW, Cin/groups]; depthwise [KH, KW, Cout] with Cout = Cin * multiplier.
+int8: symmetric per-channel weights, int32 bias, per-channel multiplier/shift, TFLite rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..ir import Activation, Graph, Node, QuantParams, Tensor
+from ..quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier_array, round_half_away
+from .base import KernelCall, OpDef, QuantContext, activation_bounds, register
+from .spatial import Window, as_nhwc, im2col
+
+
+@dataclass(frozen=True)
+class ConvAttrs:
+    window: Window
+    groups: int = 1
+    activation: Activation = field(default_factory=Activation)
+
+
+@dataclass(frozen=True, eq=False)
+class ConvParams:
+    """Quantized parameters, named as CMSIS-NN's conv params."""
+
+    input_offset: int
+    output_offset: int
+    act_min: int
+    act_max: int
+    multiplier: np.ndarray
+    shift: np.ndarray
+
+
+def quantize_weights_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 per channel along ``axis``: scale = max|w| / 127."""
+    moved = np.moveaxis(w.astype(np.float64), axis, 0).reshape(w.shape[axis], -1)
+    amax = np.abs(moved).max(axis=1)
+    scale = np.where(amax > 0, amax / 127.0, 1.0)
+    q = np.clip(round_half_away(moved / scale[:, None]), -127, 127).astype(np.int8)
+    q = np.moveaxis(q.reshape((w.shape[axis],) + tuple(np.delete(w.shape, axis))), 0, axis)
+    return q, scale
+
+
+def quantize_bias(b: np.ndarray | None, scale: np.ndarray, cout: int) -> np.ndarray:
+    if b is None:
+        return np.zeros(cout, np.int32)
+    v = round_half_away(b.astype(np.float64) / scale)
+    return np.clip(v, -(2**31), 2**31 - 1).astype(np.int32)
+
+
+def requant_output(acc: np.ndarray, p, zp_axis_last: bool = True) -> np.ndarray:
+    out = multiply_by_quantized_multiplier(acc, p.multiplier, p.shift) + p.output_offset
+    return np.clip(out, p.act_min, p.act_max).astype(np.int8)
+
+
+def quantize_weighted(node: Node, ctx: QuantContext, weight_axis: int) -> list[Node]:
+    """Shared quantization for conv / depthwise / fully connected: weights, bias, multipliers."""
+    x, w_name = node.inputs[0], node.inputs[1]
+    b_name = node.inputs[2] if len(node.inputs) > 2 else ""
+    out = node.outputs[0]
+    in_q = ctx.quant[x]
+    out_q = ctx.from_range(out)
+    ctx.quant[out] = out_q
+    w = ctx.tensor(w_name).data
+    wq, wscale = quantize_weights_per_channel(w, weight_axis)
+    cout = w.shape[weight_axis]
+    bias_scale = in_q.s * wscale
+    b = ctx.tensor(b_name).data if b_name else None
+    bq = quantize_bias(b, bias_scale, cout)
+    mult, shift = quantize_multiplier_array(bias_scale / out_q.s)
+    wt = Tensor(w_name + "_q", wq.shape, "int8", wq, QuantParams(wscale, np.zeros(cout, np.int64), weight_axis))
+    bname = (b_name or (node.name + "_bias")) + "_q"
+    bt = Tensor(bname, (cout,), "int32", bq, QuantParams(bias_scale, np.zeros(cout, np.int64), 0, 32))
+    ctx.new_tensors[wt.name] = wt
+    ctx.new_tensors[bt.name] = bt
+    lo, hi = activation_bounds(node.attrs.activation, out_q)
+    params = ConvParams(-in_q.zp, out_q.zp, lo, hi, mult, shift)
+    return [node.replace(inputs=(x, wt.name, bt.name), params=params)]
+
+
+def kernel_quant_context(node: Node, graph: Graph) -> dict:
+    p = node.params
+    return {
+        "input_offset": p.input_offset,
+        "output_offset": p.output_offset,
+        "act_min": p.act_min,
+        "act_max": p.act_max,
+        "multiplier": p.multiplier,
+        "shift": p.shift,
+    }
+
+
+def _bias(graph: Graph, node: Node, cout: int, dtype) -> np.ndarray:
+    if len(node.inputs) > 2 and node.inputs[2]:
+        return graph.tensors[node.inputs[2]].data.astype(dtype)
+    return np.zeros(cout, dtype)
+
+
+def _act(y: np.ndarray, act: Activation) -> np.ndarray:
+    return np.clip(y, act.min, act.max) if not act.is_identity else y
+
+
+@register
+class Conv2D(OpDef):
+    name = "conv2d"
+    fuses_activation = True
+
+    def infer_shapes(self, node, in_shapes):
+        n, h, w, _ = in_shapes[0]
+        oh, ow = node.attrs.window.out_size(h, w)
+        return [(n, oh, ow, in_shapes[1][0])]
+
+    def _conv(self, node, graph, x, pad_value, acc_dtype):
+        win, g = node.attrs.window, node.attrs.groups
+        w = graph.tensors[node.inputs[1]].data.astype(acc_dtype)
+        cout, kh, kw, cin_g = w.shape
+        n, oh, ow, _ = self.infer_shapes(node, [x.shape, w.shape])[0]
+        cols = im2col(x.astype(acc_dtype), win, oh, ow, pad_value)  # N,OH,OW,KH,KW,C
+        out = np.empty((n, oh, ow, cout), acc_dtype)
+        cout_g = cout // g
+        for gi in range(g):
+            c = cols[..., gi * cin_g : (gi + 1) * cin_g].reshape(n * oh * ow, kh * kw * cin_g)
+            wg = w[gi * cout_g : (gi + 1) * cout_g].reshape(cout_g, -1)
+            out[..., gi * cout_g : (gi + 1) * cout_g] = (c @ wg.T).reshape(n, oh, ow, cout_g)
+        return out
+
+    def eval_float(self, node, graph, inputs):
+        y = self._conv(node, graph, inputs[0], 0.0, np.float32)
+        y = y + _bias(graph, node, y.shape[-1], np.float32)
+        return [_act(y, node.attrs.activation).astype(np.float32)]
+
+    def quantize(self, node, ctx):
+        return quantize_weighted(node, ctx, 0)
+
+    def eval_int(self, node, graph, inputs):
+        p = node.params
+        x = inputs[0].astype(np.float64) + p.input_offset
+        # pad value -input_offset + input_offset = 0: padded taps contribute nothing, as in TFLite
+        acc = self._conv(node, graph, x, 0.0, np.float64)
+        acc = np.rint(acc).astype(np.int64) + _bias(graph, node, acc.shape[-1], np.int64)
+        return [requant_output(acc, p)]
+
+    def macs(self, node, graph):
+        out = graph.tensors[node.outputs[0]].shape
+        w = graph.tensors[node.inputs[1]].shape
+        return int(np.prod(out)) * w[1] * w[2] * w[3]
+
+    def kernel(self, node, graph):
+        ctx = kernel_quant_context(node, graph)
+        ctx.update(window=node.attrs.window, groups=node.attrs.groups)
+        return KernelCall("conv.c.j2", ctx)
+
+
+@register
+class DepthwiseConv2D(OpDef):
+    name = "depthwise_conv2d"
+    fuses_activation = True
+
+    def infer_shapes(self, node, in_shapes):
+        n, h, w, _ = as_nhwc(in_shapes[0])
+        oh, ow = node.attrs.window.out_size(h, w)
+        if len(in_shapes[0]) != 4:
+            return [tuple(in_shapes[0][:-1]) + (in_shapes[1][-1],)]
+        return [(n, oh, ow, in_shapes[1][-1])]
+
+    def _dw(self, node, graph, x, pad_value, acc_dtype):
+        win = node.attrs.window
+        w = graph.tensors[node.inputs[1]].data.astype(acc_dtype)  # KH,KW,Cout
+        kh, kw, cout = w.shape
+        shape4 = as_nhwc(x.shape)
+        x4 = x.reshape(shape4).astype(acc_dtype)
+        mult = cout // shape4[3]
+        oh, ow = win.out_size(shape4[1], shape4[2])
+        cols = im2col(x4, win, oh, ow, pad_value)  # N,OH,OW,KH,KW,C
+        if mult > 1:
+            cols = np.repeat(cols, mult, axis=-1)
+        out = np.einsum("nhwijc,ijc->nhwc", cols, w, optimize=True)
+        return out
+
+    def eval_float(self, node, graph, inputs):
+        y = self._dw(node, graph, inputs[0], 0.0, np.float32)
+        y = y + _bias(graph, node, y.shape[-1], np.float32)
+        y = _act(y, node.attrs.activation).astype(np.float32)
+        return [y.reshape(self.infer_shapes(node, [inputs[0].shape, graph.tensors[node.inputs[1]].shape])[0])]
+
+    def quantize(self, node, ctx):
+        return quantize_weighted(node, ctx, 2)
+
+    def eval_int(self, node, graph, inputs):
+        p = node.params
+        x = inputs[0].astype(np.float64) + p.input_offset
+        acc = self._dw(node, graph, x, 0.0, np.float64)
+        acc = np.rint(acc).astype(np.int64) + _bias(graph, node, acc.shape[-1], np.int64)
+        y = requant_output(acc, p)
+        return [y.reshape(graph.tensors[node.outputs[0]].shape)]
+
+    def macs(self, node, graph):
+        out = graph.tensors[node.outputs[0]].shape
+        w = graph.tensors[node.inputs[1]].shape
+        return int(np.prod(out)) * w[0] * w[1]
+
+    def kernel(self, node, graph):
+        ctx = kernel_quant_context(node, graph)
+        w = graph.tensors[node.inputs[1]].shape
+        cin = as_nhwc(graph.tensors[node.inputs[0]].shape)[3]
+        ctx.update(window=node.attrs.window, ch_mult=w[2] // cin)
+        return KernelCall("depthwise_conv.c.j2", ctx)

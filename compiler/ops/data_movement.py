@@ -1,0 +1,157 @@
+"""Ops that move bytes without arithmetic: reshape (an alias), transpose, concat and pad.
+
+All keep the input's quantization; concat requantizes an input only when its params differ (the
+quantizer inserts a ``requantize`` lookup table in front of it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir import Node
+from .base import KernelCall, OpDef, register
+
+
+def _same_quant(node, ctx):
+    ctx.quant[node.outputs[0]] = ctx.quant[node.inputs[0]]
+    return [node]
+
+
+@dataclass(frozen=True)
+class ReshapeAttrs:
+    shape: tuple[int, ...]
+
+
+@register
+class Reshape(OpDef):
+    name = "reshape"
+    alias = True
+
+    def infer_shapes(self, node, in_shapes):
+        return [node.attrs.shape]
+
+    def eval_float(self, node, graph, inputs):
+        return [inputs[0].reshape(node.attrs.shape)]
+
+    eval_int = eval_float
+    quantize = staticmethod(_same_quant)
+
+
+@dataclass(frozen=True)
+class TransposeAttrs:
+    perm: tuple[int, ...]
+
+
+def _dims4(shape, perm):
+    pad = 4 - len(shape)
+    s = (1,) * pad + tuple(shape)
+    p = tuple(range(pad)) + tuple(a + pad for a in perm)
+    return s, p
+
+
+@register
+class Transpose(OpDef):
+    name = "transpose"
+
+    def infer_shapes(self, node, in_shapes):
+        return [tuple(in_shapes[0][a] for a in node.attrs.perm)]
+
+    def eval_float(self, node, graph, inputs):
+        return [np.ascontiguousarray(inputs[0].transpose(node.attrs.perm))]
+
+    eval_int = eval_float
+    quantize = staticmethod(_same_quant)
+
+    def kernel(self, node, graph):
+        shape, perm = _dims4(graph.tensors[node.inputs[0]].shape, node.attrs.perm)
+        if len(shape) > 4:
+            raise ValueError("transpose of more than 4 dims")
+        return KernelCall("transpose.c.j2", {"in_shape": shape, "perm": perm})
+
+
+@dataclass(frozen=True)
+class ConcatAttrs:
+    axis: int
+
+
+@register
+class Concat(OpDef):
+    name = "concat"
+
+    def infer_shapes(self, node, in_shapes):
+        a = node.attrs.axis
+        out = list(in_shapes[0])
+        out[a] = sum(s[a] for s in in_shapes)
+        return [tuple(out)]
+
+    def eval_float(self, node, graph, inputs):
+        return [np.concatenate(inputs, axis=node.attrs.axis)]
+
+    eval_int = eval_float
+
+    def quantize(self, node, ctx):
+        from .unary import requantize_node
+
+        out = node.outputs[0]
+        lo = min(ctx.range_of(i)[0] for i in node.inputs)
+        hi = max(ctx.range_of(i)[1] for i in node.inputs)
+        from .base import activation_quant
+
+        qo = activation_quant(lo, hi)
+        ctx.quant[out] = qo
+        nodes, inputs = [], []
+        for i, name in enumerate(node.inputs):
+            if ctx.quant[name].same_as(qo):
+                inputs.append(name)
+                continue
+            rq = requantize_node(f"{node.name}_requant{i}", name, qo, ctx)
+            nodes.append(rq)
+            inputs.append(rq.outputs[0])
+        return nodes + [node.replace(inputs=tuple(inputs))]
+
+    def kernel(self, node, graph):
+        a = node.attrs.axis
+        out_shape = graph.tensors[node.outputs[0]].shape
+        outer = int(np.prod(out_shape[:a], dtype=np.int64))
+        inner = int(np.prod(out_shape[a + 1 :], dtype=np.int64))
+        parts = [graph.tensors[i].shape[a] * inner for i in node.inputs]
+        return KernelCall("concat.c.j2", {"outer": outer, "out_row": out_shape[a] * inner, "parts": parts})
+
+
+@dataclass(frozen=True)
+class PadAttrs:
+    pads: tuple[tuple[int, int], ...]  # (before, after) per physical axis
+    value: float = 0.0
+
+
+@register
+class Pad(OpDef):
+    name = "pad"
+
+    def infer_shapes(self, node, in_shapes):
+        return [tuple(d + a + b for d, (a, b) in zip(in_shapes[0], node.attrs.pads))]
+
+    def eval_float(self, node, graph, inputs):
+        return [np.pad(inputs[0], node.attrs.pads, constant_values=node.attrs.value).astype(inputs[0].dtype)]
+
+    def quantize(self, node, ctx):
+        return _same_quant(node, ctx)
+
+    def eval_int(self, node, graph, inputs):
+        zp = graph.tensors[node.inputs[0]].quant.zp
+        return [np.pad(inputs[0], node.attrs.pads, constant_values=zp).astype(np.int8)]
+
+    def kernel(self, node, graph):
+        shape = graph.tensors[node.inputs[0]].shape
+        pad = 4 - len(shape)
+        in4 = (1,) * pad + tuple(shape)
+        pads = ((0, 0),) * pad + tuple(node.attrs.pads)
+        out4 = tuple(d + a + b for d, (a, b) in zip(in4, pads))
+        zp = graph.tensors[node.inputs[0]].quant.zp
+        return KernelCall("pad.c.j2", {"in_shape": in4, "out_shape": out4, "before": [a for a, _ in pads], "value": zp})
+
+
+def is_layout_noop(node: Node) -> bool:
+    return node.op == "reshape"

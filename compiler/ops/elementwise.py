@@ -1,0 +1,164 @@
+"""Binary elementwise ops with numpy broadcasting: ``add`` (residuals) and ``mul`` (squeeze-excite).
+
+int8 semantics are TFLite's reference kernels: Add rescales both inputs to a common 2^20-scaled
+fixed point before summing; Mul requantizes the product of the offset inputs once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..ir import Activation, QuantParams, Tensor
+from ..quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from .base import KernelCall, OpDef, activation_bounds, quantize_values, register
+from .conv import _act
+
+ADD_LEFT_SHIFT = 20
+
+
+@dataclass(frozen=True)
+class ElementwiseAttrs:
+    activation: Activation = field(default_factory=Activation)
+
+
+@dataclass(frozen=True)
+class AddParams:
+    input1_offset: int
+    input2_offset: int
+    output_offset: int
+    input1_mult: int
+    input1_shift: int
+    input2_mult: int
+    input2_shift: int
+    output_mult: int
+    output_shift: int
+    left_shift: int
+    act_min: int
+    act_max: int
+
+
+@dataclass(frozen=True)
+class MulParams:
+    input1_offset: int
+    input2_offset: int
+    output_offset: int
+    output_mult: int
+    output_shift: int
+    act_min: int
+    act_max: int
+
+
+def _quantize_const_operands(node, ctx):
+    """Constant operands become int8 tensors with their own per-tensor params."""
+    names = []
+    for name in node.inputs:
+        t = ctx.tensor(name)
+        if t.is_const and t.dtype == "float32":
+            lo, hi = float(t.data.min()), float(t.data.max())
+            from .base import activation_quant
+
+            q = activation_quant(lo, hi)
+            qt = Tensor(name + "_q", t.shape, "int8", quantize_values(t.data, q), q)
+            ctx.new_tensors[qt.name] = qt
+            ctx.quant[qt.name] = q
+            names.append(qt.name)
+        else:
+            names.append(name)
+    return tuple(names)
+
+
+def broadcast_dims(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The operand's 4-D shape after right-aligning it to the output (1 where broadcast)."""
+    s = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
+    if len(s) > 4:
+        lead = int(np.prod(s[:-3]))
+        s = (lead,) + tuple(s[-3:])
+    return tuple((1,) * (4 - len(s)) + s)  # type: ignore[return-value]
+
+
+class _Binary(OpDef):
+    fuses_activation = True
+    inplace = True
+
+    def infer_shapes(self, node, in_shapes):
+        return [tuple(np.broadcast_shapes(*in_shapes))]
+
+    def macs(self, node, graph):
+        return graph.tensors[node.outputs[0]].size
+
+    def _kernel_dims(self, node, graph):
+        out = graph.tensors[node.outputs[0]].shape
+        return {
+            "in1_dims": broadcast_dims(graph.tensors[node.inputs[0]].shape, out),
+            "in2_dims": broadcast_dims(graph.tensors[node.inputs[1]].shape, out),
+            "out_dims": broadcast_dims(out, out),
+        }
+
+
+@register
+class Add(_Binary):
+    name = "add"
+
+    def eval_float(self, node, graph, inputs):
+        return [_act(inputs[0] + inputs[1], node.attrs.activation).astype(np.float32)]
+
+    def quantize(self, node, ctx):
+        inputs = _quantize_const_operands(node, ctx)
+        q1, q2 = ctx.quant[inputs[0]], ctx.quant[inputs[1]]
+        out = node.outputs[0]
+        qo = ctx.from_range(out)
+        ctx.quant[out] = qo
+        twice_max = 2 * max(q1.s, q2.s)
+        m1, s1 = quantize_multiplier(q1.s / twice_max)
+        m2, s2 = quantize_multiplier(q2.s / twice_max)
+        mo, so = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * qo.s))
+        lo, hi = activation_bounds(node.attrs.activation, qo)
+        p = AddParams(-q1.zp, -q2.zp, qo.zp, m1, s1, m2, s2, mo, so, ADD_LEFT_SHIFT, lo, hi)
+        return [node.replace(inputs=inputs, params=p)]
+
+    def eval_int(self, node, graph, inputs):
+        p = node.params
+        a = (inputs[0].astype(np.int64) + p.input1_offset) << p.left_shift
+        b = (inputs[1].astype(np.int64) + p.input2_offset) << p.left_shift
+        a = multiply_by_quantized_multiplier(a, p.input1_mult, p.input1_shift)
+        b = multiply_by_quantized_multiplier(b, p.input2_mult, p.input2_shift)
+        y = multiply_by_quantized_multiplier(a + b, p.output_mult, p.output_shift) + p.output_offset
+        return [np.clip(y, p.act_min, p.act_max).astype(np.int8)]
+
+    def kernel(self, node, graph):
+        ctx = self._kernel_dims(node, graph)
+        ctx["p"] = node.params
+        return KernelCall("add.c.j2", ctx)
+
+
+@register
+class Mul(_Binary):
+    name = "mul"
+
+    def eval_float(self, node, graph, inputs):
+        return [_act(inputs[0] * inputs[1], node.attrs.activation).astype(np.float32)]
+
+    def quantize(self, node, ctx):
+        inputs = _quantize_const_operands(node, ctx)
+        q1, q2 = ctx.quant[inputs[0]], ctx.quant[inputs[1]]
+        out = node.outputs[0]
+        qo = ctx.from_range(out)
+        ctx.quant[out] = qo
+        mo, so = quantize_multiplier(q1.s * q2.s / qo.s)
+        lo, hi = activation_bounds(node.attrs.activation, qo)
+        p = MulParams(-q1.zp, -q2.zp, qo.zp, mo, so, lo, hi)
+        return [node.replace(inputs=inputs, params=p)]
+
+    def eval_int(self, node, graph, inputs):
+        p = node.params
+        a = inputs[0].astype(np.int64) + p.input1_offset
+        b = inputs[1].astype(np.int64) + p.input2_offset
+        y = multiply_by_quantized_multiplier(a * b, p.output_mult, p.output_shift) + p.output_offset
+        return [np.clip(y, p.act_min, p.act_max).astype(np.int8)]
+
+    def kernel(self, node, graph):
+        ctx = self._kernel_dims(node, graph)
+        ctx["p"] = node.params
+        return KernelCall("mul.c.j2", ctx)

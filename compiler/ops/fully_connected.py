@@ -1,0 +1,51 @@
+"""Fully connected (Gemm / MatMul with constant weights): y[..., Cout] = x[..., K] @ W[Cout, K]^T + b."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..ir import Activation
+from .base import KernelCall, OpDef, register
+from .conv import _act, _bias, kernel_quant_context, quantize_weighted, requant_output
+
+
+@dataclass(frozen=True)
+class FullyConnectedAttrs:
+    activation: Activation = field(default_factory=Activation)
+
+
+@register
+class FullyConnected(OpDef):
+    name = "fully_connected"
+    fuses_activation = True
+
+    def infer_shapes(self, node, in_shapes):
+        return [tuple(in_shapes[0][:-1]) + (in_shapes[1][0],)]
+
+    def eval_float(self, node, graph, inputs):
+        w = graph.tensors[node.inputs[1]].data.astype(np.float32)
+        y = inputs[0].astype(np.float32) @ w.T + _bias(graph, node, w.shape[0], np.float32)
+        return [_act(y, node.attrs.activation).astype(np.float32)]
+
+    def quantize(self, node, ctx):
+        return quantize_weighted(node, ctx, 0)
+
+    def eval_int(self, node, graph, inputs):
+        p = node.params
+        w = graph.tensors[node.inputs[1]].data.astype(np.float64)
+        x = inputs[0].astype(np.float64) + p.input_offset
+        acc = np.rint(x @ w.T).astype(np.int64) + _bias(graph, node, w.shape[0], np.int64)
+        return [requant_output(acc, p)]
+
+    def macs(self, node, graph):
+        out = graph.tensors[node.outputs[0]].shape
+        return int(np.prod(out)) * graph.tensors[node.inputs[1]].shape[1]
+
+    def kernel(self, node, graph):
+        ctx = kernel_quant_context(node, graph)
+        x = graph.tensors[node.inputs[0]].shape
+        w = graph.tensors[node.inputs[1]].shape
+        ctx.update(rows=int(np.prod(x[:-1], dtype=np.int64)), accum_depth=w[1], out_ch=w[0])
+        return KernelCall("fully_connected.c.j2", ctx)

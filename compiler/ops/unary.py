@@ -1,0 +1,162 @@
+"""Elementwise functions of one int8 input (sigmoid, tanh, hard-sigmoid, hard-swish, leaky relu, clamp,
+requantize): in int8 each is a 256-entry lookup table computed at compile time.
+
+A table reproduces any int8 -> int8 function exactly, costs one load per element on the MCU, and
+keeps the simulator and the C code trivially identical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..ir import Activation, Node, QuantParams, Tensor
+from .base import KernelCall, OpDef, activation_quant, dequantize_values, quantize_values, register
+from .conv import _act
+
+FUNCTIONS = {
+    "identity": lambda x, a: x,
+    "sigmoid": lambda x, a: 1.0 / (1.0 + np.exp(-x)),
+    "tanh": lambda x, a: np.tanh(x),
+    "hardsigmoid": lambda x, a: np.clip(a.alpha * x + a.beta, 0.0, 1.0),
+    "hardswish": lambda x, a: x * np.clip(x / 6.0 + 0.5, 0.0, 1.0),
+    "leakyrelu": lambda x, a: np.where(x >= 0, x, a.alpha * x),
+}
+
+# Output params fixed as TFLite fixes them, so the full output range is always used.
+FIXED_OUTPUT_QUANT = {
+    "sigmoid": QuantParams.per_tensor(1.0 / 256, -128),
+    "hardsigmoid": QuantParams.per_tensor(1.0 / 256, -128),
+    "tanh": QuantParams.per_tensor(1.0 / 128, 0),
+}
+
+
+@dataclass(frozen=True)
+class UnaryAttrs:
+    fn: str
+    alpha: float = 0.0
+    beta: float = 0.0
+    activation: Activation = field(default_factory=Activation)
+
+
+@dataclass(frozen=True, eq=False)
+class LutParams:
+    table: np.ndarray  # int8[256], indexed by (uint8)(x + 128)
+
+
+def build_table(fn, in_q: QuantParams, out_q: QuantParams) -> np.ndarray:
+    xs = np.arange(-128, 128, dtype=np.int64)
+    return quantize_values(fn(dequantize_values(xs, in_q)), out_q).astype(np.int8)
+
+
+def requantize_node(name: str, src: str, target: QuantParams, ctx) -> Node:
+    """A lookup node that maps ``src`` into ``target``'s params (used where params must agree)."""
+    out = f"{name}_out"
+    t = ctx.tensor(src)
+    ctx.new_tensors[out] = Tensor(out, t.shape, "int8", None, target, t.origin)
+    ctx.quant[out] = target
+    table = build_table(lambda x: x, ctx.quant[src], target)
+    return Node(name, "unary", (src,), (out,), UnaryAttrs("identity"), LutParams(table), "requantize")
+
+
+@register
+class Unary(OpDef):
+    name = "unary"
+    inplace = True
+    fuses_activation = True
+
+    def infer_shapes(self, node, in_shapes):
+        return [tuple(in_shapes[0])]
+
+    def _f(self, node, x):
+        return _act(FUNCTIONS[node.attrs.fn](x, node.attrs), node.attrs.activation)
+
+    def eval_float(self, node, graph, inputs):
+        return [self._f(node, inputs[0].astype(np.float64)).astype(np.float32)]
+
+    def quantize(self, node, ctx):
+        in_q = ctx.quant[node.inputs[0]]
+        out = node.outputs[0]
+        out_q = FIXED_OUTPUT_QUANT.get(node.attrs.fn)
+        if out_q is None:
+            out_q = ctx.from_range(out)
+        ctx.quant[out] = out_q
+        return [node.replace(params=LutParams(build_table(lambda x: self._f(node, x), in_q, out_q)))]
+
+    def eval_int(self, node, graph, inputs):
+        idx = inputs[0].astype(np.int64) + 128
+        return [node.params.table[idx]]
+
+    def macs(self, node, graph):
+        return 0
+
+    def kernel(self, node, graph):
+        return KernelCall("lut.c.j2", {"table": node.params.table})
+
+
+@dataclass(frozen=True)
+class SoftmaxAttrs:
+    beta: float = 1.0
+
+
+@dataclass(frozen=True)
+class SoftmaxParams:
+    mult: int
+    shift: int
+    diff_min: int
+
+
+@register
+class Softmax(OpDef):
+    """Softmax over the last (physical) axis; int8 as TFLite / CMSIS-NN (gemmlowp fixed point)."""
+
+    name = "softmax"
+
+    def infer_shapes(self, node, in_shapes):
+        return [tuple(in_shapes[0])]
+
+    def eval_float(self, node, graph, inputs):
+        x = inputs[0].astype(np.float64) * node.attrs.beta
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        return [(e / e.sum(axis=-1, keepdims=True)).astype(np.float32)]
+
+    def quantize(self, node, ctx):
+        from ..quant.fixedpoint import softmax_params
+
+        in_q = ctx.quant[node.inputs[0]]
+        ctx.quant[node.outputs[0]] = QuantParams.per_tensor(1.0 / 256, -128)
+        return [node.replace(params=SoftmaxParams(*softmax_params(node.attrs.beta, in_q.s)))]
+
+    def eval_int(self, node, graph, inputs):
+        from ..quant.fixedpoint import (
+            count_leading_zeros_u32,
+            exp_on_negative_values,
+            one_over_one_plus_x_for_x_in_0_1,
+            rounding_divide_by_pot,
+            saturating_rounding_doubling_high_mul,
+            _wrap32,
+        )
+
+        p = node.params
+        x = inputs[0].astype(np.int64)
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])
+        diff = x - x.max(axis=1, keepdims=True)
+        valid = diff >= p.diff_min
+        scaled = saturating_rounding_doubling_high_mul(diff * (1 << p.shift), p.mult)
+        exps = exp_on_negative_values(np.where(valid, scaled, 0))
+        sum_exp = np.where(valid, rounding_divide_by_pot(exps, 12), 0).sum(axis=1, keepdims=True)
+        headroom = count_leading_zeros_u32(sum_exp)
+        shifted = np.where(sum_exp > 0, (sum_exp << headroom) & 0xFFFFFFFF, 0)
+        shifted_scale = one_over_one_plus_x_for_x_in_0_1(_wrap32(shifted - (1 << 31)))
+        bits_over_unit = 12 - headroom + 23
+        res = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted_scale, exps), bits_over_unit) - 128
+        out = np.where(valid, np.clip(res, -128, 127), -128)
+        return [out.astype(np.int8).reshape(shape)]
+
+    def kernel(self, node, graph):
+        shape = graph.tensors[node.inputs[0]].shape
+        return KernelCall(
+            "softmax.c.j2", {"rows": int(np.prod(shape[:-1], dtype=np.int64)), "row_size": shape[-1], "p": node.params}
+        )

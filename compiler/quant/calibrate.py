@@ -1,0 +1,142 @@
+"""Calibration: activation ranges from running the float ONNX model with onnxruntime.
+
+Every IR tensor remembers the ONNX tensor (``origin``) holding the same values, so one onnxruntime
+session with those tensors added as outputs gives every range. Ranges are min/max over the set.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ..errors import UserError
+from ..ir import Graph
+
+DEFAULT_CALIB_SAMPLES = 32
+
+
+class ProgressBar:
+    """A minimal terminal progress bar on stderr (quiet when stderr is not a terminal)."""
+
+    def __init__(self, label: str, total: int, stream=None):
+        self.label, self.total, self.stream = label, max(total, 1), stream or sys.stderr
+        self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        fill = int(width * done / self.total)
+        self.stream.write(f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] {done}/{self.total}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def synthetic_calibration(shape: tuple[int, ...], n: int = DEFAULT_CALIB_SAMPLES, seed: int = 0) -> np.ndarray:
+    """The documented default: ``n`` uniform [0, 1) samples with a fixed seed (logical input layout)."""
+    rng = np.random.default_rng(seed)
+    return rng.random((n,) + tuple(shape[1:]), dtype=np.float32)
+
+
+def load_calibration(path: str | Path, input_shape: tuple[int, ...]) -> np.ndarray:
+    """Read calibration samples: .npy, .npz (key ``x`` or the first array), or a folder of images.
+
+    Returns [N, *input_shape[1:]] float32 in the model's (ONNX, logical) input layout.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"calibration data not found: {path}")
+    if path.is_dir():
+        data = _load_image_folder(path, input_shape)
+    else:
+        try:
+            if path.suffix == ".npz":
+                with np.load(path) as z:
+                    key = "x" if "x" in z.files else z.files[0]
+                    data = z[key]
+            else:
+                data = np.load(path, allow_pickle=False)
+        except Exception as e:  # noqa: BLE001
+            raise UserError(f"cannot read calibration data {path} ({e}); give a .npy/.npz array or a folder of images") from None
+    data = np.asarray(data)
+    want = tuple(input_shape[1:])
+    if data.shape == tuple(input_shape):
+        data = data.reshape((1,) + want)
+    if data.ndim != len(input_shape) or tuple(data.shape[1:]) != want:
+        raise UserError(
+            f"calibration data {path} has shape {list(data.shape)}, but the model input is {list(input_shape)}; "
+            f"give an array of shape [N, {', '.join(map(str, want))}] in the model's input layout"
+        )
+    if data.dtype.kind not in "fiu":
+        raise UserError(f"calibration data {path} has dtype {data.dtype}; it must be numeric")
+    data = data.astype(np.float32)
+    if not np.all(np.isfinite(data)):
+        raise UserError(f"calibration data {path} contains NaN or Inf values")
+    if len(data) == 0:
+        raise UserError(f"calibration data {path} is empty")
+    return data
+
+
+def _load_image_folder(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        from PIL import Image
+    except ImportError:
+        raise UserError("reading a folder of images needs Pillow: pip install 'mcucompile[images]'") from None
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm"))
+    if not files:
+        raise UserError(f"no images (.png/.jpg/.bmp/.ppm) in {path}")
+    if len(input_shape) != 4:
+        raise UserError(f"image calibration needs a 4-D image input; the model input is {list(input_shape)}")
+    nchw = input_shape[1] in (1, 3) and input_shape[3] not in (1, 3)
+    h, w, c = (input_shape[2], input_shape[3], input_shape[1]) if nchw else input_shape[1:4]
+    out = []
+    for f in files:
+        img = Image.open(f).convert("L" if c == 1 else "RGB").resize((w, h))
+        a = np.asarray(img, np.float32).reshape(h, w, c) / 255.0
+        out.append(a.transpose(2, 0, 1) if nchw else a)
+    return np.stack(out)
+
+
+def calibrate(model_path: str | Path, graph: Graph, samples: np.ndarray, progress: bool = True) -> dict[str, tuple[float, float]]:
+    """Run the float model on ``samples`` (logical input layout) and return {onnx tensor: (min, max)}."""
+    import onnxruntime as ort
+
+    model = onnx.load(str(model_path))
+    wanted = sorted({t.origin for t in graph.tensors.values() if t.origin and not t.is_const})
+    existing = {o.name for o in model.graph.output}
+    for name in wanted:
+        if name not in existing:
+            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    batch = 16 if not isinstance(inp.shape[0], int) else 1
+    out_names = [o.name for o in sess.get_outputs()]
+    lo: dict[str, float] = {}
+    hi: dict[str, float] = {}
+    bar = ProgressBar("calibrating", len(samples)) if progress else None
+    for start in range(0, len(samples), batch):
+        chunk = samples[start : start + batch]
+        res = sess.run(out_names, {inp.name: chunk})
+        for name, v in zip(out_names, res):
+            v = np.asarray(v, np.float64)
+            if v.size == 0:
+                continue
+            lo[name] = min(lo.get(name, np.inf), float(v.min()))
+            hi[name] = max(hi.get(name, -np.inf), float(v.max()))
+        if bar:
+            bar.update(min(start + batch, len(samples)))
+    if bar:
+        bar.close()
+    lo[inp.name] = min(lo.get(inp.name, np.inf), float(samples.min()))
+    hi[inp.name] = max(hi.get(inp.name, -np.inf), float(samples.max()))
+    return {k: (lo[k], hi[k]) for k in lo}

@@ -1,0 +1,147 @@
+"""TFLite / gemmlowp fixed-point arithmetic in numpy, vectorised and exact.
+
+These are the integer semantics of TFLite's reference kernels (and of CMSIS-NN, which matches them):
+multipliers are Q31 values with a power-of-two shift, products round with "doubling high multiply"
+and then "rounding divide by power of two" (round half away from zero). Every function takes and
+returns int64 arrays holding int32 values, so intermediate products never overflow.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
+
+
+def round_half_away(x):
+    """std::round: halves away from zero (numpy's round is half-to-even)."""
+    x = np.asarray(x, np.float64)
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite QuantizeMultiplier: real = m * 2^(shift - 31), m in [2^30, 2^31)."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = int(round_half_away(q * (1 << 31)))
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if shift > 30:
+        raise ValueError(f"requantization multiplier {real} is too large for int32 fixed point")
+    return q_fixed, shift
+
+
+def quantize_multiplier_array(reals) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [quantize_multiplier(float(r)) for r in np.ravel(reals)]
+    return (np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64))
+
+
+def _trunc_div_pow2_31(x: np.ndarray) -> np.ndarray:
+    # C's integer division by 2^31 truncates toward zero.
+    return np.where(x >= 0, x >> 31, -((-x) >> 31))
+
+
+def saturating_rounding_doubling_high_mul(a, b):
+    """gemmlowp SaturatingRoundingDoublingHighMul (arm_nn_doubling_high_mult)."""
+    a = np.asarray(a, np.int64)
+    b = np.asarray(b, np.int64)
+    ab = a * b
+    nudge = np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    res = _trunc_div_pow2_31(ab + nudge)
+    overflow = (a == b) & (a == INT32_MIN)
+    return np.where(overflow, INT32_MAX, res).astype(np.int64)
+
+
+def rounding_divide_by_pot(x, exponent):
+    """gemmlowp RoundingDivideByPOT: x / 2^exponent, halves away from zero."""
+    x = np.asarray(x, np.int64)
+    exponent = np.asarray(exponent, np.int64)
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+def multiply_by_quantized_multiplier(x, multiplier, shift):
+    """TFLite MultiplyByQuantizedMultiplier (double rounding), as arm_nn_requantize."""
+    x = np.asarray(x, np.int64)
+    shift = np.asarray(shift, np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    shifted = x * (np.int64(1) << left)
+    # int32 wrap of x * 2^left, as in C (never happens for sane models, but keep C semantics)
+    shifted = ((shifted + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+
+
+def mult_by_pot_saturating(x, exponent: int):
+    """arm_nn_mult_by_power_of_two: x * 2^exponent saturated to int32."""
+    x = np.asarray(x, np.int64)
+    thresh = (1 << (31 - exponent)) - 1
+    res = x << exponent
+    res = ((res + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+    res = np.where(x > thresh, INT32_MAX, res)
+    res = np.where(x < -thresh, INT32_MIN, res)
+    return res
+
+
+def exp_on_negative_values(a):
+    """gemmlowp exp_on_negative_values for a Q5.26 input (5 integer bits), result Q0.31."""
+    a = np.asarray(a, np.int64)
+    mul = saturating_rounding_doubling_high_mul
+    shift = 24
+    val_mod_minus_quarter = (a & ((1 << shift) - 1)) - (1 << shift)
+    remainder = val_mod_minus_quarter - a
+    x = _wrap32((val_mod_minus_quarter << 5) + (1 << 28))
+    x2 = mul(x, x)
+    inner = _wrap32(rounding_divide_by_pot(mul(x2, x2), 2) + mul(x2, x))
+    inner = _wrap32(rounding_divide_by_pot(_wrap32(mul(inner, 715827883) + x2), 1))
+    result = _wrap32(1895147668 + mul(1895147668, _wrap32(x + inner)))
+    for constant in (1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242):
+        result = np.where((remainder & (1 << shift)) != 0, mul(result, constant), result)
+        shift += 1
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def one_over_one_plus_x_for_x_in_0_1(a):
+    """gemmlowp one_over_one_plus_x_for_x_in_0_1 (Newton-Raphson), Q0.31 in, Q2.29 out scaled by 2."""
+    a = np.asarray(a, np.int64)
+    mul = saturating_rounding_doubling_high_mul
+    s = a + INT32_MAX
+    half_denominator = np.where(s >= 0, (s + 1) // 2, -((-(s - 1)) // 2))
+    x = _wrap32(1515870810 + mul(half_denominator, -1010580540))
+    one_q29 = 1 << 29
+    for _ in range(3):
+        x = _wrap32(x + mult_by_pot_saturating(mul(x, _wrap32(one_q29 - mul(half_denominator, x))), 2))
+    return mult_by_pot_saturating(x, 1)
+
+
+def _wrap32(x):
+    x = np.asarray(x, np.int64)
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def count_leading_zeros_u32(x):
+    """CLZ of the low 32 bits (32 for zero)."""
+    x = np.asarray(x, np.int64) & 0xFFFFFFFF
+    bit_length = np.zeros(x.shape, np.int64)
+    for b in range(32):
+        bit_length = np.where((x >> b) != 0, b + 1, bit_length)
+    return 32 - bit_length
+
+
+def softmax_params(beta: float, input_scale: float, integer_bits: int = 5) -> tuple[int, int, int]:
+    """TFLite PreprocessSoftmaxScaling + CalculateInputRadius: (multiplier, left_shift, diff_min)."""
+    real = min(beta * input_scale * (1 << (31 - integer_bits)), (1 << 31) - 1.0)
+    mult, shift = quantize_multiplier(real)
+    if shift < 0:
+        raise ValueError("softmax input scale too small for TFLite's integer softmax")
+    max_input_rescaled = 1.0 * ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << shift)
+    return mult, shift, -int(math.floor(max_input_rescaled))
