@@ -1,0 +1,262 @@
+"""The public Python API: compile_model(), write_library(), verify_host().
+
+The pipeline, in order (each stage a function over plain data, see docs/architecture.md):
+  load_onnx -> canonicalize -> calibrate -> quantize_graph -> plan_memory -> check fit -> generate_c
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import warnings as _warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .boards import Board, get_board
+from .codegen import CSource, generate_c
+from .codegen.generate import _environment
+from .errors import UserError
+from .frontend import load_onnx
+from .ir import Graph
+from .memory import ArenaPlan, plan_memory
+from .ops.base import dequantize_values, quantize_values
+from .passes import canonicalize
+from .paths import runtime_dir
+from .quant.calibrate import DEFAULT_CALIB_SAMPLES, calibrate, load_calibration, synthetic_calibration
+from .quant.quantize import quantize_graph
+from .quant.simulate import run_int, to_logical, to_physical
+from .report import build_report
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    board: str = "nucleo"
+    calib: str | None = None
+    calib_samples: int = DEFAULT_CALIB_SAMPLES
+    name: str = "model"
+    input_shapes: dict[str, tuple[int, ...]] | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True, eq=False)
+class Compiled:
+    model_path: Path
+    options: CompileOptions
+    board: Board
+    float_graph: Graph
+    graph: Graph
+    plan: ArenaPlan
+    sources: CSource
+    report: dict
+    calib: np.ndarray
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def logical_input_shape(graph: Graph) -> tuple[int, ...]:
+    name = graph.inputs[0]
+    phys = graph.tensors[name].shape
+    perm = graph.io_perm.get(name, tuple(range(len(phys))))
+    logical = [0] * len(phys)
+    for i, p in enumerate(perm):
+        logical[p] = phys[i]
+    return tuple(logical)
+
+
+def check_fit(report: dict, board: Board) -> None:
+    sram, flash = report["peak_sram_bytes"], report["flash_bytes"]
+    problems = []
+    if sram > board.sram_bytes:
+        problems.append(f"SRAM: needs {sram:,} B, board has {board.sram_bytes:,} B")
+    if flash > board.flash_bytes:
+        problems.append(f"flash: needs {flash:,} B, board has {board.flash_bytes:,} B")
+    if problems:
+        raise UserError(
+            f"model does not fit board '{board.name}' ({'; '.join(problems)}); "
+            "try a board with more memory (mcucompile boards), a smaller input resolution or width multiplier"
+        )
+
+
+def compile_model(model_path: str | Path, options: CompileOptions = CompileOptions()) -> Compiled:
+    """Run the whole compile pipeline in memory; nothing is written to disk."""
+    model_path = Path(model_path)
+    board = get_board(options.board)
+    notes: list[str] = []
+    float_graph = canonicalize(load_onnx(model_path, options.input_shapes))
+    if len(float_graph.inputs) != 1:
+        raise UserError(f"the model has {len(float_graph.inputs)} inputs; mcucompile supports single-input models")
+    in_shape = logical_input_shape(float_graph)
+    if options.calib:
+        calib = load_calibration(options.calib, in_shape)
+    else:
+        calib = synthetic_calibration(in_shape, options.calib_samples)
+        notes.append(
+            f"no --calib data given: calibrating on {options.calib_samples} synthetic uniform [0,1) samples; "
+            "int8 accuracy will suffer - pass --calib with a few hundred real inputs"
+        )
+    ranges = calibrate(model_path, float_graph, calib, progress=options.progress)
+    graph = quantize_graph(float_graph, ranges)
+    plan = plan_memory(graph)
+    provenance = {
+        "model": model_path.name,
+        "model sha256": _sha256(model_path),
+        "board": board.name,
+        "calibration": str(options.calib) if options.calib else f"synthetic ({options.calib_samples} samples, seed 0)",
+    }
+    sources = generate_c(graph, plan, options.name, provenance)
+    report = build_report(graph, plan, board, str(model_path), {"compiler_version": __version__, "notes": notes})
+    check_fit(report, board)
+    return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes))
+
+
+def library_files(compiled: Compiled) -> dict[str, str]:
+    """Every file of the C library folder: generated sources plus the runtime they call."""
+    files = dict(compiled.sources.files)
+    rt = runtime_dir()
+    for sub in ("include", "src"):
+        for p in sorted((rt / sub).iterdir()):
+            if p.suffix in (".h", ".c"):
+                files[f"{sub}/{p.name}"] = p.read_text()
+    return files
+
+
+def write_library(compiled: Compiled, out_dir: str | Path) -> Path:
+    """Write OUT/<name>/ (the C library) and OUT/report.json; all or nothing."""
+    out_dir = Path(out_dir)
+    parent = out_dir.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+    try:
+        lib = tmp / compiled.options.name
+        for rel, text in library_files(compiled).items():
+            path = lib / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        (tmp / "report.json").write_text(json.dumps(compiled.report, indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def host_runner_source(compiled: Compiled) -> str:
+    from .codegen.generate import c_identifier
+
+    P = c_identifier(compiled.options.name)
+    g = compiled.graph
+    return _environment().get_template("host_runner.c.j2").render(
+        P=P, PU=P.upper(), inputs=list(g.inputs), outputs=list(g.outputs)
+    )
+
+
+def quantize_input(compiled: Compiled, samples: np.ndarray) -> np.ndarray:
+    """Logical-layout float samples [N, ...] -> physical int8 [N, ...] for the model input."""
+    g = compiled.graph
+    name = g.inputs[0]
+    q = g.tensors[name].quant
+    return np.stack([quantize_values(to_physical(g, name, s[None]), q) for s in samples])
+
+
+def simulate(compiled: Compiled, x_q: np.ndarray) -> list[np.ndarray]:
+    """Run the int8 simulator on physical int8 samples; returns [N, size] int8 per output."""
+    g = compiled.graph
+    outs = [[] for _ in g.outputs]
+    for s in x_q:
+        res = run_int(g, {g.inputs[0]: s})
+        for k, o in enumerate(g.outputs):
+            outs[k].append(res[o].reshape(-1))
+    return [np.stack(o) for o in outs]
+
+
+def onnx_reference(model_path: Path, samples: np.ndarray) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    fixed = isinstance(sess.get_inputs()[0].shape[0], int)
+    if fixed:
+        res = [sess.run(None, {name: s[None]}) for s in samples]
+        return [np.concatenate([r[k] for r in res]) for k in range(len(res[0]))]
+    return sess.run(None, {name: samples})
+
+
+@dataclass(frozen=True)
+class OutputComparison:
+    name: str
+    top1_agreement: float
+    sqnr_db: float
+    cosine: float
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    samples: int
+    bit_exact: bool
+    mismatched_bytes: int
+    outputs: tuple[OutputComparison, ...]
+    accuracy_int8: float | None = None
+    accuracy_float: float | None = None
+
+    def format(self) -> str:
+        lines = [f"samples            {self.samples}",
+                 f"C vs simulator     {'bit-exact' if self.bit_exact else f'MISMATCH ({self.mismatched_bytes} bytes differ)'}"]
+        for o in self.outputs:
+            lines.append(f"output '{o.name}' vs onnxruntime float: top-1 agreement {100 * o.top1_agreement:.1f}%, "
+                         f"SQNR {o.sqnr_db:.1f} dB, cosine {o.cosine:.4f}")
+        if self.accuracy_int8 is not None:
+            lines.append(f"accuracy (labels)  int8 C {100 * self.accuracy_int8:.2f}%  float {100 * self.accuracy_float:.2f}%")
+        return "\n".join(lines)
+
+
+def compare_float(compiled: Compiled, c_outs: list[np.ndarray], ref: list[np.ndarray]) -> tuple[OutputComparison, ...]:
+    g = compiled.graph
+    comps = []
+    for k, name in enumerate(g.outputs):
+        q = g.tensors[name].quant
+        deq = np.stack([to_logical(g, name, dequantize_values(c.reshape(g.tensors[name].shape), q)) for c in c_outs[k]])
+        r = np.asarray(ref[k], np.float64).reshape(deq.shape)
+        a, b = deq.reshape(len(deq), -1), r.reshape(len(r), -1)
+        top1 = float(np.mean(a.argmax(1) == b.argmax(1)))
+        noise = np.sum((a - b) ** 2)
+        sqnr = float(10 * np.log10(np.sum(b**2) / noise)) if noise > 0 else float("inf")
+        cos = float(np.sum(a * b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+        comps.append(OutputComparison(name, top1, sqnr, cos))
+    return tuple(comps)
+
+
+def verify_host(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | None = None,
+                build_dir: str | Path | None = None) -> VerifyResult:
+    """Build the library for this PC, run it on ``samples`` (logical float), compare with the simulator
+    (must be bit-exact) and with onnxruntime's float outputs."""
+    from .targets.host import build_host, run_host
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = write_library(compiled, Path(build_dir or tmp) / "out")
+        exe = build_host(out / compiled.options.name, host_runner_source(compiled), Path(build_dir or tmp) / "build")
+        x_q = quantize_input(compiled, samples)
+        sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
+        c_outs = run_host(exe, [x_q], sizes)
+    sim = simulate(compiled, x_q)
+    mismatched = int(sum(np.count_nonzero(a != b) for a, b in zip(c_outs, sim)))
+    ref = onnx_reference(compiled.model_path, samples)
+    comps = compare_float(compiled, c_outs, ref)
+    acc_q = acc_f = None
+    if labels is not None:
+        acc_q = float(np.mean(c_outs[0].argmax(1) == labels))
+        acc_f = float(np.mean(np.asarray(ref[0]).reshape(len(labels), -1).argmax(1) == labels))
+    return VerifyResult(len(samples), mismatched == 0, mismatched, comps, acc_q, acc_f)
+
+
+def suppress_warnings() -> None:
+    _warnings.filterwarnings("ignore", category=DeprecationWarning)

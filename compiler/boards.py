@@ -1,0 +1,50 @@
+"""Board descriptions (boards/*.json): core, memory sizes and addresses, PlatformIO id, QEMU machine."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .errors import UserError
+from .paths import boards_dir
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    core: str
+    fpu: str
+    dsp: bool
+    mve: bool
+    clock_hz: int
+    flash_bytes: int
+    sram_bytes: int
+    flash_base: str
+    sram_base: str
+    platformio_board: str | None
+    qemu_machine: str | None
+    aliases: tuple[str, ...]
+    description: str
+
+
+HOST = Board("host", "host", "none", False, False, 0, 1 << 40, 1 << 40, "0x0", "0x0", None, None, (), "This PC (gcc)")
+
+
+def all_boards() -> dict[str, Board]:
+    out = {}
+    for path in sorted(boards_dir().glob("*.json")):
+        d = json.loads(path.read_text())
+        d["aliases"] = tuple(d.get("aliases", ()))
+        out[d["name"]] = Board(**d)
+    return out
+
+
+def get_board(name: str) -> Board:
+    if name == "host":
+        return HOST
+    boards = all_boards()
+    for b in boards.values():
+        if name == b.name or name in b.aliases:
+            return b
+    known = ", ".join(sorted(list(boards) + [a for b in boards.values() for a in b.aliases]))
+    raise UserError(f"unknown board '{name}'; known boards: {known} (see 'mcucompile boards')")

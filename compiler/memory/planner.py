@@ -1,0 +1,146 @@
+"""Greedy-by-size arena planner, as TFLite Micro's GreedyMemoryPlanner:
+
+- every activation tensor is a buffer alive from the step that writes it to the last step reading it
+  (graph inputs from step 0, graph outputs to the end);
+- a reshape's output is its input's buffer (an alias); an elementwise op may write its output over an
+  input that dies at that step (in place);
+- buffers are placed largest first, each at the lowest offset where it overlaps no already placed
+  buffer whose lifetime intersects its own.
+Peak SRAM = arena (activations) + the largest scratch any kernel asks for (placed after them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ir import Graph
+from ..ops import op_def
+
+ALIGN = 16
+
+
+@dataclass(frozen=True)
+class Buffer:
+    name: str
+    size: int
+    first: int
+    last: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class ArenaPlan:
+    """Where every activation tensor lives: ``offsets[tensor]`` bytes into the arena."""
+
+    buffers: tuple[Buffer, ...]
+    offsets: dict[str, int]
+    roots: dict[str, str]  # tensor -> the buffer it lives in (itself unless aliased / in place)
+    activations_size: int
+    scratch_size: int
+    scratch_offset: int
+    steps: int = 0
+    scratch_per_node: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def arena_size(self) -> int:
+        return self.scratch_offset + self.scratch_size
+
+    def live_bytes(self) -> list[int]:
+        """Bytes of activation buffers alive at each step (the memory profile)."""
+        return [sum(b.size for b in self.buffers if b.first <= s <= b.last) for s in range(self.steps)]
+
+
+def _align(x: int) -> int:
+    return (x + ALIGN - 1) // ALIGN * ALIGN
+
+
+def plan_memory(graph: Graph, scratch_per_node: dict[str, int] | None = None) -> ArenaPlan:
+    scratch_per_node = scratch_per_node or {}
+    roots: dict[str, str] = {}
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    n_steps = len(graph.nodes)
+
+    def root(name: str) -> str:
+        while roots.get(name, name) != name:
+            name = roots[name]
+        return name
+
+    for name in graph.inputs:
+        roots[name] = name
+        first[name] = 0
+        last[name] = 0
+    remaining_uses: dict[str, int] = {}
+    for n in graph.nodes:
+        for i in n.inputs:
+            if i and not graph.tensors[i].is_const:
+                remaining_uses[i] = remaining_uses.get(i, 0) + 1
+    # last step each tensor (not buffer) is read
+    last_read: dict[str, int] = {}
+    for step, n in enumerate(graph.nodes):
+        for i in n.inputs:
+            if i and not graph.tensors[i].is_const:
+                last_read[i] = step
+    for o in graph.outputs:
+        last_read[o] = n_steps
+
+    # which tensors share each root, to know when a root buffer really dies
+    members: dict[str, set[str]] = {}
+    for step, n in enumerate(graph.nodes):
+        d = op_def(n)
+        out = n.outputs[0]
+        target = None
+        if d.alias:
+            target = root(n.inputs[0])
+        elif d.inplace:
+            for i in n.inputs:
+                if not i or graph.tensors[i].is_const:
+                    continue
+                r = root(i)
+                if graph.tensors[i].nbytes != graph.tensors[out].nbytes:
+                    continue
+                # the whole buffer must die here: no other member of it read later, not an output
+                if any(last_read.get(m, -1) > step for m in members.get(r, {r}) | {i}):
+                    continue
+                if any(m in graph.outputs for m in members.get(r, {r})):
+                    continue
+                if r in graph.inputs:
+                    continue
+                target = r
+                break
+        for o in n.outputs:
+            if target is not None and o == out:
+                roots[o] = target
+                members.setdefault(target, {target}).add(o)
+            else:
+                roots[o] = o
+                members.setdefault(o, {o})
+                first[o] = step
+                last[o] = step
+    for t, step in last_read.items():
+        r = root(t)
+        last[r] = max(last.get(r, 0), step)
+    for name in graph.inputs:
+        members.setdefault(name, {name})
+
+    sizes = {r: _align(graph.tensors[r].nbytes) for r in first}
+    order = sorted(first, key=lambda r: (-sizes[r], first[r], r))
+    placed: list[Buffer] = []
+    for r in order:
+        overlapping = sorted(
+            (b for b in placed if not (b.last < first[r] or last[r] < b.first)), key=lambda b: b.offset
+        )
+        offset = 0
+        for b in overlapping:
+            if offset + sizes[r] <= b.offset:
+                break
+            offset = max(offset, _align(b.offset + b.size))
+        placed.append(Buffer(r, sizes[r], first[r], last[r], offset))
+    activations = max((b.offset + b.size for b in placed), default=0)
+    offsets = {b.name: b.offset for b in placed}
+    all_offsets = {t: offsets[root(t)] for t in roots}
+    scratch = max(scratch_per_node.values(), default=0)
+    return ArenaPlan(
+        tuple(sorted(placed, key=lambda b: (b.first, b.name))), all_offsets, {t: root(t) for t in roots},
+        activations, _align(scratch) if scratch else 0, _align(activations), n_steps + 1, dict(scratch_per_node),
+    )

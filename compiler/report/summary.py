@@ -1,0 +1,105 @@
+"""report.json contents and the terminal summary of a compiled model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..boards import Board
+from ..ir import Graph
+from ..memory import ArenaPlan
+from ..ops import op_def
+
+# Code-size estimate (flash) for the portable runtime until a linked ELF gives the real figure.
+RUNTIME_BASE_BYTES = 2048
+KERNEL_BYTES = 1536
+LAYER_CALL_BYTES = 160
+
+
+def estimate_code_bytes(graph: Graph) -> int:
+    ops = {n.op for n in graph.nodes if not op_def(n).alias}
+    layers = sum(1 for n in graph.nodes if not op_def(n).alias)
+    return RUNTIME_BASE_BYTES + KERNEL_BYTES * len(ops) + LAYER_CALL_BYTES * layers
+
+
+def param_bytes(node, graph: Graph) -> int:
+    total = sum(graph.tensors[i].nbytes for i in node.inputs if i and graph.tensors[i].is_const)
+    p = node.params
+    if p is not None:
+        for value in vars(p).values():
+            if isinstance(value, np.ndarray):
+                total += value.nbytes if value.dtype == np.int8 else 4 * value.size
+    return total
+
+
+def build_report(graph: Graph, plan: ArenaPlan, board: Board, model_path: str, extra: dict | None = None) -> dict:
+    layers = []
+    idx = 0
+    for n in graph.nodes:
+        d = op_def(n)
+        if d.alias:
+            continue
+        out = graph.tensors[n.outputs[0]]
+        layers.append({
+            "index": idx,
+            "name": n.name,
+            "op": n.op,
+            "source": n.source,
+            "input_shapes": [list(graph.tensors[i].shape) for i in n.inputs if i and not graph.tensors[i].is_const],
+            "output_shape": list(out.shape),
+            "macs": d.macs(n, graph),
+            "arena_offset": plan.offsets[out.name],
+            "input_offsets": [plan.offsets[i] for i in n.inputs if i and not graph.tensors[i].is_const],
+            "bitwidth": out.quant.bits if out.quant is not None else 8,
+            "weight_bitwidth": 8,
+            "param_bytes": param_bytes(n, graph),
+        })
+        idx += 1
+    weights = sum(t.nbytes for t in graph.tensors.values() if t.is_const)
+    weights += sum(param_bytes(n, graph) - sum(graph.tensors[i].nbytes for i in n.inputs if i and graph.tensors[i].is_const)
+                   for n in graph.nodes)
+    code = estimate_code_bytes(graph)
+    report = {
+        "model": str(model_path),
+        "board": board.name,
+        "peak_sram_bytes": plan.arena_size,
+        "arena_bytes": plan.arena_size,
+        "activation_bytes": plan.activations_size,
+        "scratch_bytes": plan.scratch_size,
+        "flash_bytes": weights + code,
+        "weights_bytes": weights,
+        "code_bytes_estimate": code,
+        "macs": sum(lay["macs"] for lay in layers),
+        "board_sram_bytes": board.sram_bytes,
+        "board_flash_bytes": board.flash_bytes,
+        "inputs": [{"name": n, "shape": list(graph.tensors[n].shape), "scale": graph.tensors[n].quant.s,
+                    "zero_point": graph.tensors[n].quant.zp, "layout_perm": list(graph.io_perm.get(n, ()))}
+                   for n in graph.inputs],
+        "outputs": [{"name": n, "shape": list(graph.tensors[n].shape), "scale": graph.tensors[n].quant.s,
+                     "zero_point": graph.tensors[n].quant.zp, "layout_perm": list(graph.io_perm.get(n, ()))}
+                    for n in graph.outputs],
+        "layers": layers,
+    }
+    report.update(extra or {})
+    return report
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:.1f} KB"
+
+
+def format_summary(report: dict) -> str:
+    lines = []
+    lines.append(f"{'#':>3}  {'op':<18} {'output':<18} {'MACs':>11} {'arena@':>8}  bits")
+    for lay in report["layers"]:
+        shape = "x".join(map(str, lay["output_shape"]))
+        lines.append(f"{lay['index']:>3}  {lay['op']:<18} {shape:<18} {lay['macs']:>11,} {lay['arena_offset']:>8}  {lay['bitwidth']}")
+    sram_pct = 100.0 * report["peak_sram_bytes"] / report["board_sram_bytes"]
+    flash_pct = 100.0 * report["flash_bytes"] / report["board_flash_bytes"]
+    lines.append("")
+    lines.append(f"model     {report['model']}")
+    lines.append(f"board     {report['board']}")
+    lines.append(f"MACs      {report['macs']:,}")
+    lines.append(f"peak SRAM {report['peak_sram_bytes']:,} B ({_kb(report['peak_sram_bytes'])}, {sram_pct:.1f}% of board)")
+    lines.append(f"flash     {report['flash_bytes']:,} B ({_kb(report['flash_bytes'])}, {flash_pct:.1f}% of board; "
+                 f"weights {report['weights_bytes']:,} B + code estimate {report['code_bytes_estimate']:,} B)")
+    return "\n".join(lines)

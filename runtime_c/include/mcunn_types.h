@@ -1,0 +1,124 @@
+/**
+ * @file mcunn_types.h
+ * @brief Types shared by every mcunn kernel. They mirror CMSIS-NN's structs so a generated layer can
+ *        call either library with the same arguments.
+ */
+#ifndef MCUNN_TYPES_H
+#define MCUNN_TYPES_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Status returned by every kernel. */
+typedef enum
+{
+    MCU_OK = 0,         /**< Success. */
+    MCU_ARG_ERROR = -1, /**< An argument is out of its documented range. */
+    MCU_NO_IMPL = -2    /**< The combination of arguments is not implemented. */
+} mcu_status;
+
+/** Tensor dimensions, NHWC. */
+typedef struct
+{
+    int32_t n; /**< Batch (or rows). */
+    int32_t h; /**< Height. */
+    int32_t w; /**< Width. */
+    int32_t c; /**< Channels (innermost). */
+} mcu_dims;
+
+/** A 2-D quantity (stride, padding, dilation). */
+typedef struct
+{
+    int32_t w; /**< Horizontal. */
+    int32_t h; /**< Vertical. */
+} mcu_tile;
+
+/** Output clamp in the output's integer domain. */
+typedef struct
+{
+    int32_t min; /**< Lower bound, in [-128, 127]. */
+    int32_t max; /**< Upper bound, in [min, 127]. */
+} mcu_activation;
+
+/** Caller-provided scratch memory. */
+typedef struct
+{
+    void *buf;    /**< Scratch buffer, may be NULL when the kernel's buffer size is 0. */
+    int32_t size; /**< Size of buf in bytes. */
+} mcu_context;
+
+/** Convolution parameters (standard and grouped). */
+typedef struct
+{
+    int32_t input_offset;  /**< Negated input zero point, in [-127, 128]. */
+    int32_t output_offset; /**< Output zero point, in [-128, 127]. */
+    mcu_tile stride;       /**< Stride, >= 1. */
+    mcu_tile padding;      /**< Padding before the first row / column (top, left), >= 0. */
+    mcu_tile dilation;     /**< Dilation, >= 1. */
+    mcu_activation activation; /**< Fused clamp. */
+    int32_t groups;        /**< Groups, >= 1; input channels = filter channels * groups. */
+} mcu_conv_params;
+
+/** Depthwise convolution parameters. */
+typedef struct
+{
+    int32_t input_offset;  /**< Negated input zero point. */
+    int32_t output_offset; /**< Output zero point. */
+    int32_t ch_mult;       /**< Channel multiplier: output channels = input channels * ch_mult. */
+    mcu_tile stride;       /**< Stride, >= 1. */
+    mcu_tile padding;      /**< Padding before (top, left). */
+    mcu_tile dilation;     /**< Dilation, >= 1. */
+    mcu_activation activation; /**< Fused clamp. */
+} mcu_dw_conv_params;
+
+/** Fully connected parameters. */
+typedef struct
+{
+    int32_t input_offset;  /**< Negated input zero point. */
+    int32_t filter_offset; /**< Negated filter zero point (0 for symmetric weights). */
+    int32_t output_offset; /**< Output zero point. */
+    mcu_activation activation; /**< Fused clamp. */
+} mcu_fc_params;
+
+/** Per-output-channel requantization: real = multiplier * 2^(shift - 31). */
+typedef struct
+{
+    const int32_t *multiplier; /**< Q31 multipliers, one per output channel, in [2^30, 2^31). */
+    const int32_t *shift;      /**< Shifts, one per output channel, in [-31, 30]. */
+} mcu_per_channel_quant_params;
+
+/** Pooling parameters. */
+typedef struct
+{
+    mcu_tile stride;           /**< Stride, >= 1. */
+    mcu_tile padding;          /**< Padding before (top, left). */
+    mcu_activation activation; /**< Fused clamp. */
+} mcu_pool_params;
+
+/** Elementwise add (TFLite semantics). */
+typedef struct
+{
+    int32_t input1_offset, input2_offset, output_offset; /**< Negated input zero points; output zero point. */
+    int32_t input1_mult, input1_shift;                   /**< Input 1 rescale. */
+    int32_t input2_mult, input2_shift;                   /**< Input 2 rescale. */
+    int32_t output_mult, output_shift;                   /**< Output rescale. */
+    int32_t left_shift;                                  /**< Common left shift (20). */
+    mcu_activation activation;                           /**< Fused clamp. */
+} mcu_add_params;
+
+/** Elementwise multiply (TFLite semantics). */
+typedef struct
+{
+    int32_t input1_offset, input2_offset, output_offset; /**< Negated input zero points; output zero point. */
+    int32_t output_mult, output_shift;                   /**< Output rescale. */
+    mcu_activation activation;                           /**< Fused clamp. */
+} mcu_mul_params;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MCUNN_TYPES_H */
