@@ -34,7 +34,13 @@ from ..ops.spatial import Window
 from ..ops.unary import SoftmaxAttrs, UnaryAttrs
 
 NHWC = (0, 2, 3, 1)
-SPATIAL_CONSUMERS = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization"}
+# A 4-D graph input read only by these ops is taken as NCHW and laid out NHWC from the start; an input
+# that feeds a Transpose / Reshape / MatMul... says its own layout and keeps it.
+NCHW_CONSUMERS = {
+    "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "Pad",
+    "Add", "Sub", "Mul", "Div", "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Tanh",
+    "Concat", "Identity", "Cast", "ReduceMean",
+}
 
 
 @dataclass(frozen=True)
@@ -268,7 +274,7 @@ class OnnxImporter:
                     )
             shape = tuple(shape)
         perm = identity(len(shape))
-        if len(shape) == 4 and any(op in SPATIAL_CONSUMERS for op in consumer_ops):
+        if len(shape) == 4 and consumer_ops and all(op in NCHW_CONSUMERS for op in consumer_ops):
             perm = NHWC
         phys = tuple(shape[p] for p in perm)
         self.tensors[vi.name] = Tensor(vi.name, phys, "float32", None, None, vi.name)

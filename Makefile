@@ -1,0 +1,41 @@
+# mcucompile: `make demo` and `make test` set up everything they need on a fresh Debian 12 machine:
+# the apt packages (only those missing) and a .venv with the project and its test dependencies.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm python3-venv
+SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+DEMO_OUT ?= build/demo
+
+.PHONY: all setup apt venv demo test bench clean
+
+all: test
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing apt packages:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+setup: apt venv
+
+demo: setup
+	$(VENV)/bin/mcucompile models/mnist/mnist_cnn.onnx --board nucleo --calib models/mnist/mnist_calib_200.npz -o $(DEMO_OUT)
+	$(VENV)/bin/mcucompile verify models/mnist/mnist_cnn.onnx --board host --calib models/mnist/mnist_calib_200.npz \
+		--data models/mnist/mnist_test_2000.npz --scale 0.00392156862745098 -n 2000
+
+test: setup
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf build $(VENV) .pytest_cache
