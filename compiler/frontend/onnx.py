@@ -542,6 +542,10 @@ def _leakyrelu(imp, n):
 def _identity(imp, n):
     if len(n.output) > 1 and n.output[1]:
         raise UnsupportedError(imp._unsupported_msg(n, "the Dropout mask output"))
+    if n.op_type == "Dropout" and imp.optional_input(n, 2):
+        training = imp.const_required(n, 2, "training_mode")
+        if bool(np.asarray(training).reshape(-1)[0]):
+            raise UnsupportedError(imp._unsupported_msg(n, "Dropout in training mode (export the model in eval mode)"))
     imp.alias(n.output[0], n.input[0])
 
 
@@ -580,9 +584,9 @@ def _gemm(imp, n):
     w = w if imp.attr(n, "transB", 0) else w.T
     w = w * imp.attr(n, "alpha", 1.0)
     c = imp.const_required(n, 2, "C (bias)").astype(np.float64) if imp.optional_input(n, 2) else np.zeros(1)
-    bias = np.broadcast_to(c * imp.attr(n, "beta", 1.0), (1, w.shape[0])).reshape(-1)
     if c.ndim == 2 and c.shape[0] != 1:
         raise UnsupportedError(imp._unsupported_msg(n, "bias C varying along the batch axis"))
+    bias = np.broadcast_to(c * imp.attr(n, "beta", 1.0), (1, w.shape[0])).reshape(-1)
     _fully_connected(imp, n, w, bias)
 
 
