@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from mcucompile.passes import canonicalize
 from mcucompile.quant.simulate import run_float, to_logical, to_physical
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MODELS = REPO.parent / "shared" / "models" / "mlperf_tiny"
+SHARED_MODELS = Path(os.environ.get("MCUCOMPILE_SHARED_MODELS", REPO.parent / "shared" / "models" / "mlperf_tiny"))
 
 
 def make_model(nodes, input_shape, output_names, inits: dict[str, np.ndarray], opset: int = 13,
