@@ -143,3 +143,12 @@ def test_boards_command():
     assert res.returncode == 0
     for b in ("nucleo-f746zg", "nucleo-h743zi", "nucleo-f446re", "nucleo-l4r5zi", "qemu-m4", "qemu-m7", "qemu-m55"):
         assert b in res.stdout
+
+
+def test_model_too_big_for_board_sram(tmp_path):
+    # a 3x256x256 input expanded to 16 channels needs ~1 MB of activations; nucleo-f446re has 128 KB
+    w = np.random.default_rng(0).standard_normal((16, 3, 3, 3)).astype(np.float32)
+    node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    p = save(make_model([node], [1, 3, 256, 256], ["y"], {"w": w}), tmp_path)
+    res = run_cli(p, "--board", "nucleo-f446re", "-o", tmp_path / "out")
+    assert_user_error(res, "does not fit board 'nucleo-f446re'", "SRAM: needs", "131,072 B", out=tmp_path / "out")

@@ -98,7 +98,7 @@ def _load_image_folder(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     h, w, c = (input_shape[2], input_shape[3], input_shape[1]) if nchw else input_shape[1:4]
     out = []
     for f in files:
-        img = Image.open(f).convert("L" if c == 1 else "RGB").resize((w, h))
+        img = Image.open(f).convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
         a = np.asarray(img, np.float32).reshape(h, w, c) / 255.0
         out.append(a.transpose(2, 0, 1) if nchw else a)
     return np.stack(out)
