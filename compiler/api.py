@@ -6,6 +6,7 @@ The pipeline, in order (each stage a function over plain data, see docs/architec
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -128,18 +129,26 @@ def library_files(compiled: Compiled) -> dict[str, str]:
     return files
 
 
-def write_library(compiled: Compiled, out_dir: str | Path) -> Path:
-    """Write OUT/<name>/ (the C library) and OUT/report.json; all or nothing."""
+def write_library(compiled: Compiled, out_dir: str | Path, inputs_q: np.ndarray | None = None) -> Path:
+    """Write OUT/lib/<name>/ (the C library), OUT/report.json and, for a real or emulated board, the
+    firmware project around them (PlatformIO + Make) with ``inputs_q`` compiled in; all or nothing."""
+    from .project import write_project
+
     out_dir = Path(out_dir)
     parent = out_dir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
     try:
-        lib = tmp / compiled.options.name
+        lib = tmp / "lib" / compiled.options.name
         for rel, text in library_files(compiled).items():
             path = lib / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
+        if compiled.board.name != "host":
+            if inputs_q is None:
+                inputs_q = quantize_input(compiled, compiled.calib[:1])
+            sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
+            write_project(tmp, compiled.board, compiled.options.name, inputs_q, sizes)
         (tmp / "report.json").write_text(json.dumps(compiled.report, indent=2) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -148,6 +157,10 @@ def write_library(compiled: Compiled, out_dir: str | Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def library_dir(out_dir: Path, compiled: Compiled) -> Path:
+    return Path(out_dir) / "lib" / compiled.options.name
 
 
 def host_runner_source(compiled: Compiled) -> str:
@@ -207,10 +220,11 @@ class VerifyResult:
     outputs: tuple[OutputComparison, ...]
     accuracy_int8: float | None = None
     accuracy_float: float | None = None
+    target: str = "host"
 
     def format(self) -> str:
         lines = [f"samples            {self.samples}",
-                 f"C vs simulator     {'bit-exact' if self.bit_exact else f'MISMATCH ({self.mismatched_bytes} bytes differ)'}"]
+                 f"C on {self.target:<10} vs simulator: {'bit-exact' if self.bit_exact else f'MISMATCH ({self.mismatched_bytes} bytes differ)'}"]
         for o in self.outputs:
             lines.append(f"output '{o.name}' vs onnxruntime float: top-1 agreement {100 * o.top1_agreement:.1f}%, "
                          f"SQNR {o.sqnr_db:.1f} dB, cosine {o.cosine:.4f}")
@@ -241,12 +255,20 @@ def verify_host(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | No
     (must be bit-exact) and with onnxruntime's float outputs."""
     from .targets.host import build_host, run_host
 
+    if compiled.board.name != "host":
+        compiled = dataclasses.replace(compiled, board=get_board("host"))
     with tempfile.TemporaryDirectory() as tmp:
         out = write_library(compiled, Path(build_dir or tmp) / "out")
-        exe = build_host(out / compiled.options.name, host_runner_source(compiled), Path(build_dir or tmp) / "build")
+        exe = build_host(library_dir(out, compiled), host_runner_source(compiled), Path(build_dir or tmp) / "build")
         x_q = quantize_input(compiled, samples)
         sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
         c_outs = run_host(exe, [x_q], sizes)
+    return compare_outputs(compiled, samples, x_q, c_outs, labels)
+
+
+def compare_outputs(compiled: Compiled, samples: np.ndarray, x_q: np.ndarray, c_outs: list[np.ndarray],
+                    labels: np.ndarray | None, target: str = "host") -> VerifyResult:
+    """C outputs vs the simulator (byte for byte) and vs onnxruntime float."""
     sim = simulate(compiled, x_q)
     mismatched = int(sum(np.count_nonzero(a != b) for a, b in zip(c_outs, sim)))
     ref = onnx_reference(compiled.model_path, samples)
@@ -255,7 +277,77 @@ def verify_host(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | No
     if labels is not None:
         acc_q = float(np.mean(c_outs[0].argmax(1) == labels))
         acc_f = float(np.mean(np.asarray(ref[0]).reshape(len(labels), -1).argmax(1) == labels))
-    return VerifyResult(len(samples), mismatched == 0, mismatched, comps, acc_q, acc_f)
+    return VerifyResult(len(samples), mismatched == 0, mismatched, comps, acc_q, acc_f, target)
+
+
+def build_and_run_board(compiled: Compiled, samples: np.ndarray, out_dir: Path, timeout: float = 600.0):
+    """Write the firmware project with ``samples`` compiled in, build it, run it on the (emulated) board."""
+    from .targets.firmware import build_firmware, elf_size, outputs_as_arrays, run_qemu
+
+    board = compiled.board
+    if board.qemu_machine is None:
+        raise UserError(f"board '{board.name}' is a real board: running it needs it connected (--port); "
+                        "this build runs emulated boards (qemu-m4, qemu-m7, qemu-m55) and host")
+    x_q = quantize_input(compiled, samples)
+    out = write_library(compiled, out_dir, x_q)
+    elf = build_firmware(out)
+    run = run_qemu(elf, board, timeout=timeout)
+    sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
+    return x_q, outputs_as_arrays(run, len(samples), sizes), run, elf_size(elf)
+
+
+def verify_board(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | None = None,
+                 out_dir: str | Path | None = None, timeout: float = 600.0) -> VerifyResult:
+    """Run on the compiled board (QEMU for emulated boards) and compare like verify_host."""
+    with tempfile.TemporaryDirectory() as tmp:
+        x_q, c_outs, run, size = build_and_run_board(compiled, samples, Path(out_dir or Path(tmp) / "fw"), timeout)
+    return compare_outputs(compiled, samples, x_q, c_outs, labels, compiled.board.name)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    board: str
+    unit: str
+    layers: tuple[dict, ...]
+    total: int
+    flash_bytes: int
+    sram_bytes: int
+    arena_bytes: int
+    text_bytes: int
+    data_bytes: int
+    bss_bytes: int
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def format(self) -> str:
+        lines = [f"{'#':>3}  {'op':<18} {'output':<16} {'MACs':>11} {self.unit:>14} {'share':>7}  {'/MAC':>6}"]
+        for lay in self.layers:
+            shape = "x".join(map(str, lay["output_shape"]))
+            per_mac = f"{lay['count'] / lay['macs']:.1f}" if lay["macs"] else "-"
+            lines.append(f"{lay['index']:>3}  {lay['op']:<18} {shape:<16} {lay['macs']:>11,} {lay['count']:>14,} "
+                         f"{100 * lay['share']:>6.1f}%  {per_mac:>6}")
+        macs = sum(lay["macs"] for lay in self.layers)
+        lines.append(f"{'':>3}  {'total':<18} {'':<16} {macs:>11,} {self.total:>14,} {100.0:>6.1f}%")
+        lines.append("")
+        lines.append(f"board        {self.board}  ({'instructions under QEMU -icount, not cycles' if self.unit == 'instructions' else 'DWT cycles'})")
+        lines.append(f"flash (ELF)  {self.flash_bytes:,} B  (text {self.text_bytes:,} + data {self.data_bytes:,})")
+        lines.append(f"SRAM (ELF)   {self.sram_bytes:,} B  (data {self.data_bytes:,} + bss {self.bss_bytes:,}; "
+                     f"model arena {self.arena_bytes:,})")
+        return "\n".join(lines)
+
+
+def bench(compiled: Compiled, out_dir: str | Path | None = None, timeout: float = 600.0) -> BenchResult:
+    """Per-layer instructions (emulated) or cycles on the board for one inference, and the ELF's memory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _, _, run, size = build_and_run_board(compiled, compiled.calib[:1], Path(out_dir or Path(tmp) / "fw"), timeout)
+    layers = []
+    for lay in compiled.report["layers"]:
+        count = run.layers.get(lay["index"], 0)
+        layers.append({**{k: lay[k] for k in ("index", "name", "op", "output_shape", "macs")}, "count": count,
+                       "share": count / run.total if run.total else 0.0})
+    return BenchResult(compiled.board.name, run.unit, tuple(layers), int(run.total or 0), size.flash_bytes,
+                       size.sram_bytes, compiled.plan.arena_size, size.text, size.data, size.bss)
 
 
 def suppress_warnings() -> None:

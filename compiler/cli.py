@@ -2,7 +2,9 @@
 
   mcucompile MODEL --board BOARD -o OUT       compile to a C library + report
   mcucompile boards                           list the known boards
-  mcucompile verify MODEL --board host        build, run, compare with the simulator and onnxruntime
+  mcucompile verify MODEL --board qemu-m7     build, run on the board (QEMU / host), compare with the
+                                              simulator (must be bit-exact) and onnxruntime
+  mcucompile bench MODEL --board qemu-m7      per-layer instructions (emulated) or cycles, ELF flash/SRAM
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from . import __version__
 from .errors import UserError
 
-SUBCOMMANDS = ("compile", "boards", "verify")
+SUBCOMMANDS = ("compile", "boards", "verify", "bench")
 
 
 def _input_shapes(values: list[str] | None) -> dict[str, tuple[int, ...]] | None:
@@ -67,7 +69,8 @@ def cmd_compile(argv: list[str]) -> int:
         print(compiled.graph.to_text())
     if not args.quiet:
         print(format_summary(compiled.report))
-    print(f"wrote {out}/{compiled.options.name}/ (C library) and {out}/report.json")
+    extra = "" if compiled.board.name == "host" else ", the firmware project (platformio.ini, Makefile, src/)"
+    print(f"wrote {out}/lib/{compiled.options.name}/ (C library){extra} and {out}/report.json")
     return 0
 
 
@@ -111,18 +114,21 @@ def cmd_verify(argv: list[str]) -> int:
     p.add_argument("--scale", type=float, default=1.0, help="multiply test inputs by this (e.g. 1/255 for uint8 images)")
     p.add_argument("-n", "--samples", type=int, default=20, help="number of test inputs to run (default 20)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("-o", "--output", help="keep the firmware project here (default: a temporary folder)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds before a run on the board counts as hung")
     args = p.parse_args(argv)
-    from .api import compile_model, verify_host
+    from .api import compile_model, verify_board, verify_host
 
-    if args.board != "host":
-        raise UserError(f"verify on board '{args.board}' is not available yet; use --board host")
     compiled = compile_model(args.model, _options(args))
     x, y = _load_test_data(args.data)
     if x is None:
         x = compiled.calib
     x = (x.astype("float32") * args.scale)[: args.samples]
     y = y[: args.samples] if y is not None else None
-    res = verify_host(compiled, x, y)
+    if compiled.board.name == "host":
+        res = verify_host(compiled, x, y)
+    else:
+        res = verify_board(compiled, x, y, out_dir=args.output, timeout=args.timeout)
     if args.json:
         import dataclasses
 
@@ -130,6 +136,22 @@ def cmd_verify(argv: list[str]) -> int:
     else:
         print(res.format())
     return 0 if res.bit_exact else 1
+
+
+def cmd_bench(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="mcucompile bench", description="Per-layer latency and memory on a board.")
+    _add_compile_args(p)
+    p.set_defaults(board="qemu-m7")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("-o", "--output", help="keep the firmware project here (default: a temporary folder)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds before a run counts as hung")
+    args = p.parse_args(argv)
+    from .api import bench, compile_model
+
+    compiled = compile_model(args.model, _options(args))
+    res = bench(compiled, out_dir=args.output, timeout=args.timeout)
+    print(json.dumps(res.to_json(), indent=2) if args.json else res.format())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command = argv[0] if argv[0] in SUBCOMMANDS else "compile"
     rest = argv[1:] if argv[0] in SUBCOMMANDS else argv
-    handler = {"compile": cmd_compile, "boards": cmd_boards, "verify": cmd_verify}[command]
+    handler = {"compile": cmd_compile, "boards": cmd_boards, "verify": cmd_verify, "bench": cmd_bench}[command]
     try:
         return handler(rest)
     except UserError as e:

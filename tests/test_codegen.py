@@ -38,7 +38,7 @@ def test_cross_compiles_warning_free(cpu, tmp_path):
     gcc = shutil.which("arm-none-eabi-gcc")
     assert gcc, "arm-none-eabi-gcc missing: make test installs gcc-arm-none-eabi"
     compiled = compile_model(SHARED_MODELS / "resnet8_float.onnx", CompileOptions(progress=False))
-    out = write_library(compiled, tmp_path / "out") / "model"
+    out = write_library(compiled, tmp_path / "out") / "lib" / "model"
     for src in sorted((out / "src").glob("*.c")):
         cmd = [gcc, *ARM_FLAGS[cpu], "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic",
                "-I", str(out / "include"), "-I", str(out / "src"), "-c", str(src), "-o", str(tmp_path / (src.stem + ".o"))]

@@ -135,7 +135,8 @@ def test_compile_writes_library_and_report(tmp_path):
         assert key in rep
     for layer in rep["layers"]:
         assert {"op", "input_shapes", "output_shape", "macs", "arena_offset", "bitwidth"} <= set(layer)
-    assert (tmp_path / "r8" / "model" / "include" / "model.h").exists()
+    assert (tmp_path / "r8" / "lib" / "model" / "include" / "model.h").exists()
+    assert (tmp_path / "r8" / "platformio.ini").exists() and (tmp_path / "r8" / "Makefile").exists()
 
 
 def test_boards_command():
