@@ -282,12 +282,16 @@ def compare_outputs(compiled: Compiled, samples: np.ndarray, x_q: np.ndarray, c_
 
 def build_and_run_board(compiled: Compiled, samples: np.ndarray, out_dir: Path, timeout: float = 600.0):
     """Write the firmware project with ``samples`` compiled in, build it, run it on the (emulated) board."""
-    from .targets.firmware import build_firmware, elf_size, outputs_as_arrays, run_qemu
+    from .targets.firmware import APT_HINT, build_firmware, elf_size, outputs_as_arrays, require_tool, run_qemu
 
     board = compiled.board
     if board.qemu_machine is None:
-        raise UserError(f"board '{board.name}' is a real board: running it needs it connected (--port); "
-                        "this build runs emulated boards (qemu-m4, qemu-m7, qemu-m55) and host")
+        raise UserError(
+            f"board '{board.name}' is a real board: mcucompile wrote its PlatformIO project; flash it with "
+            "'pio run -t upload' and read the results with 'pio debug' (semihosting). Automatic runs on real "
+            "boards are not available yet; use an emulated board (qemu-m4, qemu-m7, qemu-m55) or host")
+    require_tool("arm-none-eabi-gcc", APT_HINT)
+    require_tool("qemu-system-arm", "apt-get install qemu-system-arm")
     x_q = quantize_input(compiled, samples)
     out = write_library(compiled, out_dir, x_q)
     elf = build_firmware(out)
