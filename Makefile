@@ -31,8 +31,12 @@ setup: apt venv
 
 demo: setup
 	$(VENV)/bin/mcucompile models/mnist/mnist_cnn.onnx --board nucleo --calib models/mnist/mnist_calib_200.npz -o $(DEMO_OUT)
-	$(VENV)/bin/mcucompile verify models/mnist/mnist_cnn.onnx --board host --calib models/mnist/mnist_calib_200.npz \
-		--data models/mnist/mnist_test_2000.npz --scale 0.00392156862745098 -n 2000
+	$(VENV)/bin/mcucompile verify models/mnist/mnist_cnn.onnx --board qemu-m7 --calib models/mnist/mnist_calib_200.npz \
+		--data models/mnist/mnist_test_2000.npz --scale 0.00392156862745098 -n 200
+	$(VENV)/bin/mcucompile bench models/mnist/mnist_cnn.onnx --board qemu-m7 --calib models/mnist/mnist_calib_200.npz
+
+bench: setup
+	$(PY) bench/run.py
 
 test: setup
 	$(PY) -m pytest -q
