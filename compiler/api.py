@@ -56,6 +56,7 @@ class Compiled:
     report: dict
     calib: np.ndarray
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    source_format: str = "onnx"  # onnx (float, calibrated) | onnx-qdq | tflite (model's own quantization)
 
 
 def _sha256(path: Path) -> str:
@@ -86,36 +87,94 @@ def check_fit(report: dict, board: Board) -> None:
         )
 
 
+def model_format(path: Path) -> str:
+    if path.suffix.lower() == ".tflite":
+        return "tflite"
+    if path.exists() and path.is_file():
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if head[4:8] == b"TFL3":
+            return "tflite"
+    return "onnx"
+
+
 def compile_model(model_path: str | Path, options: CompileOptions = CompileOptions()) -> Compiled:
     """Run the whole compile pipeline in memory; nothing is written to disk."""
     model_path = Path(model_path)
     board = get_board(options.board)
     notes: list[str] = []
-    float_graph = canonicalize(load_onnx(model_path, options.input_shapes))
+    fmt = model_format(model_path)
+    if fmt == "tflite":
+        from .frontend.tflite import load_tflite
+
+        float_graph = load_tflite(model_path)
+        ranges: dict = {}
+    else:
+        float_graph = canonicalize(load_onnx(model_path, options.input_shapes))
+        if any(t.quant is not None for t in float_graph.tensors.values() if not t.is_const):
+            fmt = "onnx-qdq"
     if len(float_graph.inputs) != 1:
         raise UserError(f"the model has {len(float_graph.inputs)} inputs; mcucompile supports single-input models")
     in_shape = logical_input_shape(float_graph)
-    if options.calib:
-        calib = load_calibration(options.calib, in_shape)
+    if fmt != "onnx":
+        calib = pre_quantized_samples(float_graph, options.calib_samples)
+        if options.calib:
+            notes.append("--calib ignored: the model is already quantized and carries its own scales")
     else:
-        calib = synthetic_calibration(in_shape, options.calib_samples)
-        notes.append(
-            f"no --calib data given: calibrating on {options.calib_samples} synthetic uniform [0,1) samples; "
-            "int8 accuracy will suffer - pass --calib with a few hundred real inputs"
-        )
-    ranges = calibrate(model_path, float_graph, calib, progress=options.progress)
+        if options.calib:
+            calib = load_calibration(options.calib, in_shape)
+        else:
+            calib = synthetic_calibration(in_shape, options.calib_samples)
+            notes.append(
+                f"no --calib data given: calibrating on {options.calib_samples} synthetic uniform [0,1) samples; "
+                "int8 accuracy will suffer - pass --calib with a few hundred real inputs"
+            )
+        ranges = calibrate(model_path, float_graph, calib, progress=options.progress)
     graph = quantize_graph(float_graph, ranges)
     plan = plan_memory(graph)
     provenance = {
         "model": model_path.name,
         "model sha256": _sha256(model_path),
         "board": board.name,
+        "quantization": {"onnx": "calibrated", "onnx-qdq": "the model's QDQ scales", "tflite": "the model's own"}[fmt],
         "calibration": str(options.calib) if options.calib else f"synthetic ({options.calib_samples} samples, seed 0)",
     }
+    if fmt != "onnx":
+        provenance.pop("calibration")
     sources = generate_c(graph, plan, options.name, provenance)
-    report = build_report(graph, plan, board, str(model_path), {"compiler_version": __version__, "notes": notes})
+    extra = {"compiler_version": __version__, "notes": notes, "source_format": fmt}
+    if fmt == "tflite":
+        extra["tflm_arena_bytes"] = tflm_arena_bytes(model_path, graph)
+        if extra["tflm_arena_bytes"] is None:
+            notes.append("TFLite Micro's arena size not recorded: pip install 'mcucompile[tflite]'")
+    report = build_report(graph, plan, board, str(model_path), extra)
     check_fit(report, board)
-    return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes))
+    return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes), fmt)
+
+
+def pre_quantized_samples(graph: Graph, n: int, seed: int = 0) -> np.ndarray:
+    """Deterministic random int8 inputs, as real values (dequantized), in the logical input layout."""
+    name = graph.inputs[0]
+    q = graph.tensors[name].quant
+    rng = np.random.default_rng(seed)
+    x_q = rng.integers(-128, 128, (n,) + tuple(graph.tensors[name].shape[1:]), dtype=np.int64)
+    x = ((x_q - q.zp) * q.s).astype(np.float64)
+    return np.stack([to_logical(graph, name, s[None])[0] for s in x])
+
+
+def io_params(graph: Graph) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
+    ins = [(graph.tensors[n].quant.s, graph.tensors[n].quant.zp) for n in graph.inputs]
+    outs = [(graph.tensors[n].quant.s, graph.tensors[n].quant.zp) for n in graph.outputs]
+    return ins, outs
+
+
+def tflm_arena_bytes(path: Path, graph: Graph) -> int | None:
+    try:
+        from .reference.tflite_refs import TflmReference
+
+        return TflmReference(path, *io_params(graph)).arena_bytes()
+    except UserError:
+        return None
 
 
 def library_files(compiled: Compiled) -> dict[str, str]:
@@ -221,6 +280,12 @@ class VerifyResult:
     accuracy_int8: float | None = None
     accuracy_float: float | None = None
     target: str = "host"
+    golden: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """Bit-exact with the simulator, and with TFLite Micro for .tflite models."""
+        return self.bit_exact and self.golden.get("tflite-micro", 0) == 0
 
     def format(self) -> str:
         lines = [f"samples            {self.samples}",
@@ -228,6 +293,8 @@ class VerifyResult:
         for o in self.outputs:
             lines.append(f"output '{o.name}' vs onnxruntime float: top-1 agreement {100 * o.top1_agreement:.1f}%, "
                          f"SQNR {o.sqnr_db:.1f} dB, cosine {o.cosine:.4f}")
+        for label, diff in self.golden.items():
+            lines.append(f"C vs {label:<14} {'bit-exact' if diff == 0 else f'{diff} bytes differ'}")
         if self.accuracy_int8 is not None:
             lines.append(f"accuracy (labels)  int8 C {100 * self.accuracy_int8:.2f}%  float {100 * self.accuracy_float:.2f}%")
         return "\n".join(lines)
@@ -268,16 +335,53 @@ def verify_host(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | No
 
 def compare_outputs(compiled: Compiled, samples: np.ndarray, x_q: np.ndarray, c_outs: list[np.ndarray],
                     labels: np.ndarray | None, target: str = "host") -> VerifyResult:
-    """C outputs vs the simulator (byte for byte) and vs onnxruntime float."""
+    """C outputs vs the simulator (byte for byte) and vs the model's golden reference: onnxruntime float
+    for float ONNX models, TFLite Micro and LiteRT (byte for byte) for .tflite models."""
     sim = simulate(compiled, x_q)
     mismatched = int(sum(np.count_nonzero(a != b) for a, b in zip(c_outs, sim)))
-    ref = onnx_reference(compiled.model_path, samples)
-    comps = compare_float(compiled, c_outs, ref)
+    golden: dict[str, int] = {}
+    comps: tuple[OutputComparison, ...] = ()
+    if compiled.source_format == "tflite":
+        from .reference.tflite_refs import LiteRtReference, TflmReference
+
+        ins, outs = io_params(compiled.graph)
+        for label, ref_cls in (("tflite-micro", TflmReference), ("litert", LiteRtReference)):
+            ref = ref_cls(compiled.model_path, ins, outs).run(x_q)
+            golden[label] = int(sum(np.count_nonzero(a != b.reshape(a.shape)) for a, b in zip(c_outs, ref)))
+    elif compiled.source_format == "onnx-qdq":
+        golden["onnxruntime-qdq"] = qdq_reference_mismatch(compiled, x_q, c_outs)
+    else:
+        ref = onnx_reference(compiled.model_path, samples)
+        comps = compare_float(compiled, c_outs, ref)
     acc_q = acc_f = None
     if labels is not None:
         acc_q = float(np.mean(c_outs[0].argmax(1) == labels))
         acc_f = float(np.mean(np.asarray(ref[0]).reshape(len(labels), -1).argmax(1) == labels))
-    return VerifyResult(len(samples), mismatched == 0, mismatched, comps, acc_q, acc_f, target)
+    return VerifyResult(len(samples), mismatched == 0, mismatched, comps, acc_q, acc_f, target, golden)
+
+
+def qdq_reference_mismatch(compiled: Compiled, x_q: np.ndarray, c_outs: list[np.ndarray]) -> int:
+    """Bytes where onnxruntime's QDQ execution differs from ours (informative: onnxruntime's QDQ kernels
+    are not TFLite's integer kernels, e.g. softmax is computed in float)."""
+    import onnxruntime as ort
+
+    g = compiled.graph
+    sess = ort.InferenceSession(str(compiled.model_path), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    diffs = 0
+    for s, x in enumerate(x_q):
+        feed = to_logical(g, g.inputs[0], x.reshape(g.tensors[g.inputs[0]].shape))
+        if inp.type == "tensor(float)":
+            q = g.tensors[g.inputs[0]].quant
+            feed = dequantize_values(feed, q).astype(np.float32)
+        res = sess.run(None, {inp.name: feed.astype(np.int8) if inp.type == "tensor(int8)" else feed})
+        for k, name in enumerate(g.outputs):
+            r = np.asarray(res[k])
+            if r.dtype != np.int8:
+                r = quantize_values(r, g.tensors[name].quant)
+            ours = to_logical(g, name, c_outs[k][s].reshape(g.tensors[name].shape))
+            diffs += int(np.count_nonzero(ours.reshape(-1) != r.reshape(-1)))
+    return diffs
 
 
 def build_and_run_board(compiled: Compiled, samples: np.ndarray, out_dir: Path, timeout: float = 600.0):

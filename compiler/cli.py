@@ -135,7 +135,7 @@ def cmd_verify(argv: list[str]) -> int:
         print(json.dumps(dataclasses.asdict(res), indent=2))
     else:
         print(res.format())
-    return 0 if res.bit_exact else 1
+    return 0 if res.passed else 1
 
 
 def cmd_bench(argv: list[str]) -> int:

@@ -43,6 +43,13 @@ def _c_array(values, per_line: int = 16) -> str:
     return ",\n    ".join(lines)
 
 
+def _c_float(v: float) -> str:
+    text = f"{float(v):.9g}"
+    if not any(ch in text for ch in ".en"):
+        text += ".0"
+    return text + "f"
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -53,7 +60,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["c_array"] = _c_array
     env.filters["dims"] = lambda s: "{" + ", ".join(str(int(v)) for v in s) + "}"
-    env.filters["cfloat"] = lambda v: f"{float(v):.9g}f"
+    env.filters["cfloat"] = _c_float
     return env
 
 

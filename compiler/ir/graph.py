@@ -81,6 +81,7 @@ class Tensor:
     data: np.ndarray | None = None
     quant: QuantParams | None = None
     origin: str | None = None  # ONNX tensor holding the same values (up to layout), for calibration
+    qdata: np.ndarray | None = None  # exact integers of a pre-quantized constant (int8 weights, int32 bias)
 
     @property
     def is_const(self) -> bool:

@@ -56,7 +56,15 @@ class QuantContext:
             raise KeyError(f"no calibration range for tensor {name} (origin {key})")
         return self.ranges[key]
 
+    def preset(self, name: str) -> QuantParams | None:
+        """Params the model itself fixes (pre-quantized TFLite / QDQ models), else None."""
+        t = self.tensor(name)
+        return t.quant if (t.quant is not None and not t.is_const) else None
+
     def from_range(self, name: str) -> QuantParams:
+        preset = self.preset(name)
+        if preset is not None:
+            return preset
         lo, hi = self.range_of(name)
         return activation_quant(lo, hi)
 
@@ -88,13 +96,19 @@ def dequantize_values(x: np.ndarray, q: QuantParams) -> np.ndarray:
 
 def activation_bounds(act, q: QuantParams) -> tuple[int, int]:
     """A fused real-valued clamp expressed in the output's integer domain."""
+    # as TFLite's CalculateActivationRangeQuantized: zero_point + round(f / scale) in float32
     qmin, qmax = -(1 << (q.bits - 1)), (1 << (q.bits - 1)) - 1
+
+    def quantize(f: float) -> int:
+        v = np.float32(f) / np.float32(q.s)
+        return q.zp + int(np.sign(v) * np.floor(np.abs(v) + np.float32(0.5)))
+
     lo, hi = qmin, qmax
     if act is not None and act.min != float("-inf"):
-        lo = max(qmin, int(quantize_values(np.array([act.min]), q)[0]))
+        lo = max(qmin, min(qmax, quantize(act.min)))
     if act is not None and act.max != float("inf"):
-        hi = min(qmax, int(quantize_values(np.array([act.max]), q)[0]))
-    return lo, hi
+        hi = min(qmax, max(qmin, quantize(act.max)))
+    return lo, max(lo, hi)
 
 
 class OpDef:

@@ -57,6 +57,18 @@ def requant_output(acc: np.ndarray, p, zp_axis_last: bool = True) -> np.ndarray:
     return np.clip(out, p.act_min, p.act_max).astype(np.int8)
 
 
+def weight_quant(t: Tensor, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """int8 weights and per-output-channel scales: the model's own (pre-quantized) or symmetric max/127."""
+    cout = t.shape[axis]
+    if t.qdata is not None and t.quant is not None:
+        scale = np.broadcast_to(np.asarray(t.quant.scale, np.float64), (cout,)).copy()
+        zp = np.asarray(t.quant.zero_point).reshape(-1)
+        if np.any(zp != 0):
+            raise ValueError(f"weights {t.name} have a non-zero zero point; only symmetric int8 weights are supported")
+        return t.qdata.astype(np.int8), scale
+    return quantize_weights_per_channel(t.data, axis)
+
+
 def quantize_weighted(node: Node, ctx: QuantContext, weight_axis: int) -> list[Node]:
     """Shared quantization for conv / depthwise / fully connected: weights, bias, multipliers."""
     x, w_name = node.inputs[0], node.inputs[1]
@@ -65,12 +77,14 @@ def quantize_weighted(node: Node, ctx: QuantContext, weight_axis: int) -> list[N
     in_q = ctx.quant[x]
     out_q = ctx.from_range(out)
     ctx.quant[out] = out_q
-    w = ctx.tensor(w_name).data
-    wq, wscale = quantize_weights_per_channel(w, weight_axis)
-    cout = w.shape[weight_axis]
+    wt_in = ctx.tensor(w_name)
+    wq, wscale = weight_quant(wt_in, weight_axis)
+    cout = wq.shape[weight_axis]
     bias_scale = in_q.s * wscale
-    b = ctx.tensor(b_name).data if b_name else None
-    bq = quantize_bias(b, bias_scale, cout)
+    if b_name and ctx.tensor(b_name).qdata is not None:
+        bq = ctx.tensor(b_name).qdata.astype(np.int32).reshape(-1)
+    else:
+        bq = quantize_bias(ctx.tensor(b_name).data if b_name else None, bias_scale, cout)
     mult, shift = quantize_multiplier_array(bias_scale / out_q.s)
     wt = Tensor(w_name + "_q", wq.shape, "int8", wq, QuantParams(wscale, np.zeros(cout, np.int64), weight_axis))
     bname = (b_name or (node.name + "_bias")) + "_q"

@@ -55,7 +55,12 @@ def _quantize_const_operands(node, ctx):
     names = []
     for name in node.inputs:
         t = ctx.tensor(name)
-        if t.is_const and t.dtype == "float32":
+        if t.is_const and t.qdata is not None and t.quant is not None:
+            qt = Tensor(name + "_q", t.shape, "int8", t.qdata.astype(np.int8), t.quant)
+            ctx.new_tensors[qt.name] = qt
+            ctx.quant[qt.name] = t.quant
+            names.append(qt.name)
+        elif t.is_const and t.dtype == "float32":
             lo, hi = float(t.data.min()), float(t.data.max())
             from .base import activation_quant
 

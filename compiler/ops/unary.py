@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Activation, Node, QuantParams, Tensor
-from .base import KernelCall, OpDef, activation_quant, dequantize_values, quantize_values, register
+from .base import KernelCall, OpDef, activation_bounds, dequantize_values, quantize_values, register
 from .conv import _act
 
 FUNCTIONS = {
@@ -38,6 +38,8 @@ class UnaryAttrs:
     alpha: float = 0.0
     beta: float = 0.0
     activation: Activation = field(default_factory=Activation)
+    #: "float": the table is the real function, rounded; "tflite": TFLite Micro's integer algorithm
+    semantics: str = "float"
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,11 +80,17 @@ class Unary(OpDef):
     def quantize(self, node, ctx):
         in_q = ctx.quant[node.inputs[0]]
         out = node.outputs[0]
-        out_q = FIXED_OUTPUT_QUANT.get(node.attrs.fn)
-        if out_q is None:
-            out_q = ctx.from_range(out)
+        out_q = ctx.preset(out) or FIXED_OUTPUT_QUANT.get(node.attrs.fn) or ctx.from_range(out)
         ctx.quant[out] = out_q
-        return [node.replace(params=LutParams(build_table(lambda x: self._f(node, x), in_q, out_q)))]
+        if node.attrs.semantics == "tflite":
+            from ..quant import tflite_semantics
+
+            table = tflite_semantics.table_for(node.attrs.fn, in_q, out_q)
+            lo, hi = activation_bounds(node.attrs.activation, out_q)
+            table = np.clip(table, lo, hi).astype(np.int8)
+        else:
+            table = build_table(lambda x: self._f(node, x), in_q, out_q)
+        return [node.replace(params=LutParams(table))]
 
     def eval_int(self, node, graph, inputs):
         idx = inputs[0].astype(np.int64) + 128
@@ -125,7 +133,10 @@ class Softmax(OpDef):
         from ..quant.fixedpoint import softmax_params
 
         in_q = ctx.quant[node.inputs[0]]
-        ctx.quant[node.outputs[0]] = QuantParams.per_tensor(1.0 / 256, -128)
+        out_q = ctx.preset(node.outputs[0]) or QuantParams.per_tensor(1.0 / 256, -128)
+        if not out_q.same_as(QuantParams.per_tensor(1.0 / 256, -128)):
+            raise ValueError("int8 softmax output must have scale 1/256 and zero point -128 (as TFLite requires)")
+        ctx.quant[node.outputs[0]] = out_q
         return [node.replace(params=SoftmaxParams(*softmax_params(node.attrs.beta, in_q.s)))]
 
     def eval_int(self, node, graph, inputs):
