@@ -104,11 +104,11 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     board = get_board(options.board)
     notes: list[str] = []
     fmt = model_format(model_path)
+    ranges: dict = {}
     if fmt == "tflite":
         from .frontend.tflite import load_tflite
 
         float_graph = load_tflite(model_path)
-        ranges: dict = {}
     else:
         float_graph = canonicalize(load_onnx(model_path, options.input_shapes))
         if any(t.quant is not None for t in float_graph.tensors.values() if not t.is_const):

@@ -23,7 +23,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import UnsupportedError, UserError
-from ..ir import Activation, Graph, Node, Tensor
+from ..ir import Activation, Graph, Node, QuantParams, Tensor
 from ..ops import op_def
 from ..ops.conv import ConvAttrs
 from ..ops.data_movement import ConcatAttrs, PadAttrs, ReshapeAttrs, TransposeAttrs
@@ -89,6 +89,8 @@ class OnnxImporter:
         self.input_shapes = input_shapes or {}
         self._uid = 0
         self._input_perm: dict[str, tuple[int, ...]] = {}
+        # exact integers behind DequantizeLinear of constants (QDQ models): name -> (ints, scale, zero_point, axis)
+        self.qinfo: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int]] = {}
 
     # ----- helpers used by converters -----
     def fresh(self, base: str) -> str:
@@ -121,9 +123,18 @@ class OnnxImporter:
     def perm_of(self, name: str) -> tuple[int, ...]:
         return self.views[name].perm if name in self.views else identity(len(self.logical_shape(name)))
 
-    def add_const(self, base: str, data: np.ndarray) -> str:
+    def add_const(self, base: str, data: np.ndarray, source: str | None = None, transform=None,
+                  out_axis: int | None = None) -> str:
+        """A constant IR tensor; when ``source`` is a dequantized QDQ constant, its exact integers (through
+        the same ``transform`` as the float data) and scales come along."""
         name = self.fresh(base)
-        self.tensors[name] = Tensor(name, tuple(data.shape), str(data.dtype), data)
+        qdata, quant = None, None
+        if source is not None and source in self.qinfo:
+            ints, scale, zp, _axis = self.qinfo[source]
+            qdata = transform(ints) if transform is not None else ints
+            quant = QuantParams(np.asarray(scale, np.float64).reshape(-1), np.asarray(zp, np.int64).reshape(-1),
+                                out_axis if np.size(scale) > 1 else None, 8 if ints.dtype == np.int8 else 32)
+        self.tensors[name] = Tensor(name, tuple(data.shape), str(data.dtype), data, quant, None, qdata)
         return name
 
     def view(self, name: str, perm: tuple[int, ...] | None = None) -> str:
@@ -218,6 +229,9 @@ class OnnxImporter:
             if n.domain not in ("", "ai.onnx"):
                 raise UnsupportedError(self._unsupported_msg(n, f"custom domain '{n.domain}'"))
             known = [i for i in n.input if i]
+            if n.op_type == "DequantizeLinear" and all(i in self.consts for i in n.input if i):
+                self._dequantize_const(n)
+                continue
             if n.op_type == "Shape" and n.input[0] in self.views:
                 self._shape_of(n)
                 continue
@@ -243,16 +257,18 @@ class OnnxImporter:
             io_perm[v.ir] = v.perm
         for name in inputs:
             io_perm.setdefault(name, self._input_perm[name])
+        self._propagate_quant_through_layout()
         graph = Graph(self.graph_name, tuple(self.nodes), dict(self.tensors), tuple(inputs), tuple(outputs), io_perm)
         return graph.pruned()
 
     def _graph_input(self, vi: onnx.ValueInfoProto, consumer_ops: list[str]) -> str:
         tt = vi.type.tensor_type
-        if tt.elem_type != onnx.TensorProto.FLOAT:
+        if tt.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.INT8) or (
+                tt.elem_type == onnx.TensorProto.INT8 and set(consumer_ops) - {"DequantizeLinear", "Transpose", "Reshape"}):
             dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
             raise UnsupportedError(
                 f"input '{vi.name}' has type {dtype}; only float32 model inputs are supported "
-                "(quantized QDQ / int8 models need the pre-quantized importer)"
+                "(or int8 inputs read by DequantizeLinear, as in QDQ models)"
             )
         if vi.name in self.input_shapes:
             shape = tuple(self.input_shapes[vi.name])
@@ -282,12 +298,51 @@ class OnnxImporter:
         self._input_perm[vi.name] = perm
         return vi.name
 
+    def _propagate_quant_through_layout(self) -> None:
+        """QDQ models quantize a tensor once; its reshaped / transposed views carry the same params."""
+        import dataclasses
+
+        changed = True
+        while changed:
+            changed = False
+            for nd in self.nodes:
+                if nd.op not in ("reshape", "transpose"):
+                    continue
+                a, b = self.tensors[nd.inputs[0]], self.tensors[nd.outputs[0]]
+                if a.quant is None and b.quant is not None:
+                    self.tensors[a.name] = dataclasses.replace(a, quant=b.quant)
+                    changed = True
+                elif b.quant is None and a.quant is not None:
+                    self.tensors[b.name] = dataclasses.replace(b, quant=a.quant)
+                    changed = True
+
     def _unsupported_msg(self, n: onnx.NodeProto, why: str = "") -> str:
         why = why or "operator not supported"
         return (
             f"node '{n.name}' uses op '{n.op_type}' ({why}). Supported ONNX ops: "
             + ", ".join(supported_onnx_ops())
         )
+
+    def _dequantize_const(self, n: onnx.NodeProto) -> None:
+        ints = self.consts[n.input[0]]
+        scale = self.consts[n.input[1]].astype(np.float32)
+        zp = self.consts[n.input[2]] if self.optional_input(n, 2) else np.zeros_like(ints.reshape(-1)[:1])
+        axis = self.attr(n, "axis", 1)
+        if ints.dtype not in (np.int8, np.int32):
+            raise UnsupportedError(self._unsupported_msg(n, f"{ints.dtype} quantized constants (use int8 weights, "
+                                                            "QuantType.QInt8)"))
+        shape = [1] * ints.ndim
+        if scale.size > 1:
+            shape[axis % ints.ndim] = -1
+        real = (ints.astype(np.float32) - zp.astype(np.float32).reshape(shape)) * scale.reshape(shape)
+        self.consts[n.output[0]] = real.astype(np.float32)
+        self.qinfo[n.output[0]] = (ints, scale.reshape(-1), np.asarray(zp).reshape(-1), axis % max(ints.ndim, 1))
+
+    def set_activation_quant(self, ir: str, scale: float, zp: int) -> None:
+        import dataclasses
+
+        t = self.tensors[ir]
+        self.tensors[ir] = dataclasses.replace(t, quant=QuantParams.per_tensor(scale, zp))
 
     def _shape_of(self, n: onnx.NodeProto) -> None:
         shape = np.array(self.views[n.input[0]].logical, np.int64)
@@ -372,18 +427,22 @@ def _conv(imp: OnnxImporter, n):
     cout, cin_g, kh, kw = w.shape
     groups = imp.attr(n, "group", 1)
     win = _window_from(imp, n, (h, wd), (kh, kw))
-    b = imp.add_const(n.input[2] if bias is not None else n.name + "_b", bias if bias is not None else np.zeros(cout, np.float32))
+    b = imp.add_const(n.input[2] if bias is not None else n.name + "_b", bias if bias is not None else np.zeros(cout, np.float32),
+                      n.input[2] if bias is not None else None, None, 0)
     if groups == cin and groups > 1 and cin_g == 1:
-        wt = imp.add_const(n.input[1], np.ascontiguousarray(w[:, 0].transpose(1, 2, 0)))
+        dw = lambda a: np.ascontiguousarray(a[:, 0].transpose(1, 2, 0))  # noqa: E731
+        wt = imp.add_const(n.input[1], dw(w), n.input[1], dw, 2)
         imp.emit(n, "depthwise_conv2d", [x, wt, b], ConvAttrs(win, 1), NHWC)
     else:
         if cin != cin_g * groups:
             raise UnsupportedError(imp._unsupported_msg(n, "weight shape does not match input channels"))
-        wt = imp.add_const(n.input[1], np.ascontiguousarray(w.transpose(0, 2, 3, 1)))
+        ohwi = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1))  # noqa: E731
+        wt = imp.add_const(n.input[1], ohwi(w), n.input[1], ohwi, 0)
         imp.emit(n, "conv2d", [x, wt, b], ConvAttrs(win, groups), NHWC)
 
 
-def _affine(imp: OnnxImporter, n, x_name: str, scale: np.ndarray, shift: np.ndarray, channel_axis: int):
+def _affine(imp: OnnxImporter, n, x_name: str, scale: np.ndarray, shift: np.ndarray, channel_axis: int,
+            shift_source: str | None = None):
     """x * scale + shift per channel: a 1x1 depthwise conv (folded later into the producer if it can be)."""
     rank = len(imp.logical_shape(x_name))
     perm = channels_last(rank, channel_axis)
@@ -392,7 +451,7 @@ def _affine(imp: OnnxImporter, n, x_name: str, scale: np.ndarray, shift: np.ndar
     scale = np.broadcast_to(scale.astype(np.float32), (c,)).copy()
     shift = np.broadcast_to(shift.astype(np.float32), (c,)).copy()
     wt = imp.add_const(n.name + "_scale", scale.reshape(1, 1, c))
-    b = imp.add_const(n.name + "_shift", shift)
+    b = imp.add_const(n.name + "_shift", shift, shift_source, lambda a: np.broadcast_to(a.reshape(-1), (c,)).copy(), 0)
     imp.emit(n, "depthwise_conv2d", [x, wt, b], ConvAttrs(Window((1, 1)), 1), perm)
 
 
@@ -430,7 +489,7 @@ def _binary(imp: OnnxImporter, n, op: str):
             v, axis = vec
             kind = n.op_type
             if kind == "Add":
-                return _affine(imp, n, x, np.ones_like(v), v, axis)
+                return _affine(imp, n, x, np.ones_like(v), v, axis, (a, b)[const_side])
             if kind == "Mul":
                 return _affine(imp, n, x, v, np.zeros_like(v), axis)
             if kind == "Sub":
@@ -498,6 +557,48 @@ def _unary(imp, n, attrs: UnaryAttrs):
     imp.emit(n, "unary", [imp.view(x)], attrs, imp.perm_of(x))
 
 
+@converter("QuantizeLinear")
+def _quantize_linear(imp, n):
+    scale = imp.const_required(n, 1, "y_scale")
+    zp = imp.const(n.input[2]) if imp.optional_input(n, 2) else np.zeros((), np.uint8)
+    if zp.dtype != np.int8:
+        raise UnsupportedError(imp._unsupported_msg(n, f"{zp.dtype} activations (quantize to int8: QuantType.QInt8)"))
+    if scale.size != 1:
+        raise UnsupportedError(imp._unsupported_msg(n, "per-channel activation quantization"))
+    x = n.input[0]
+    v = imp.views[x]
+    t = imp.tensors[v.ir]
+    q = QuantParams.per_tensor(float(np.float32(scale.reshape(-1)[0])), int(zp.reshape(-1)[0]))
+    if t.quant is None or t.quant.same_as(q):
+        imp.set_activation_quant(v.ir, q.s, q.zp)
+        imp.alias(n.output[0], x)
+        return
+    # the tensor is already quantized differently: a requantization
+    out = imp.emit(n, "unary", [v.ir], UnaryAttrs("identity", semantics="requantize"), v.perm)
+    imp.set_activation_quant(out, q.s, q.zp)
+
+
+@converter("DequantizeLinear")
+def _dequantize_linear(imp, n):
+    x = n.input[0]
+    if x not in imp.views:
+        raise UnsupportedError(imp._unsupported_msg(n, "DequantizeLinear with non-constant scale or zero point"))
+    v = imp.views[x]
+    t = imp.tensors[v.ir]
+    scale = imp.const_required(n, 1, "x_scale")
+    zp = imp.const(n.input[2]) if imp.optional_input(n, 2) else np.zeros((), np.uint8)
+    if scale.size != 1:
+        raise UnsupportedError(imp._unsupported_msg(n, "per-channel activation dequantization"))
+    q = QuantParams.per_tensor(float(np.float32(scale.reshape(-1)[0])), int(zp.reshape(-1)[0]))
+    if t.quant is None:
+        if zp.dtype != np.int8:
+            raise UnsupportedError(imp._unsupported_msg(n, f"{zp.dtype} activations (quantize to int8)"))
+        imp.set_activation_quant(v.ir, q.s, q.zp)
+    elif not t.quant.same_as(q):
+        raise UnsupportedError(imp._unsupported_msg(n, "dequantizes with other params than the tensor was quantized with"))
+    imp.alias(n.output[0], x)
+
+
 @converter("Relu")
 def _relu(imp, n):
     _unary(imp, n, UnaryAttrs("identity", activation=Activation(0.0)))
@@ -556,14 +657,15 @@ def _cast(imp, n):
     imp.alias(n.output[0], n.input[0])
 
 
-def _fully_connected(imp, n, w_out_in: np.ndarray, bias: np.ndarray):
+def _fully_connected(imp, n, w_out_in: np.ndarray, bias: np.ndarray, w_source: str | None = None):
     x = n.input[0]
     rank = len(imp.logical_shape(x))
     perm = imp.perm_of(x)
     if perm[-1] != rank - 1:
         perm = identity(rank)
     xi = imp.view(x, perm)
-    wt = imp.add_const(n.name + "_W", np.ascontiguousarray(w_out_in.astype(np.float32)))
+    wt = imp.add_const(n.name + "_W", np.ascontiguousarray(w_out_in.astype(np.float32)), w_source,
+                       lambda a: np.ascontiguousarray(a.T), 0)
     b = imp.add_const(n.name + "_B", bias.astype(np.float32))
     imp.emit(n, "fully_connected", [xi, wt, b], FullyConnectedAttrs(), perm)
 
@@ -573,7 +675,7 @@ def _matmul(imp, n):
     w = imp.const_required(n, 1, "second MatMul operand (weights)")
     if w.ndim != 2 or imp.is_const(n.input[0]):
         raise UnsupportedError(imp._unsupported_msg(n, "MatMul needs an activation times a 2-D constant"))
-    _fully_connected(imp, n, w.T, np.zeros(w.shape[1], np.float32))
+    _fully_connected(imp, n, w.T, np.zeros(w.shape[1], np.float32), n.input[1])
 
 
 @converter("Gemm")

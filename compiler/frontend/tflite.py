@@ -115,9 +115,14 @@ class TfliteImporter:
         tt = self._t[i]
         if tt.data is not None:
             raise UnsupportedError(f"tensor '{tt.name}' is a constant where an activation was expected")
+        if tt.dtype == "float32":
+            raise UnsupportedError(
+                f"tensor '{tt.name}' is float32: this is a float TFLite model; mcucompile compiles int8 .tflite "
+                "models. Convert it with full-integer quantization (TFLiteConverter with a representative dataset), "
+                "or compile the float ONNX model and let mcucompile quantize it")
         if tt.dtype != "int8":
             raise UnsupportedError(f"tensor '{tt.name}' has type {tt.dtype}; only int8 activations are supported "
-                                   "(int16 activation models are not)")
+                                   "(int16-activation models are not)")
         name = self._unique(tt.name)
         self.tensors[name] = Tensor(name, tt.shape or (1,), "float32", None, _per_tensor(tt), tt.name)
         self.ir_name[i] = name
@@ -155,13 +160,17 @@ class TfliteImporter:
 
     def run(self) -> Graph:
         sg = self.sg
+        ops = []
         for k in range(sg.OperatorsLength()):
             op = sg.Operators(k)
             oc = self.model.OperatorCodes(op.OpcodeIndex())
             code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
-            opname = self.names.get(code, f"CUSTOM_{code}")
             ins = [int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else []
-            outs = [int(i) for i in op.OutputsAsNumpy()]
+            ops.append((op, self.names.get(code, f"CUSTOM_{code}"), ins, [int(i) for i in op.OutputsAsNumpy()]))
+        shape_only = _shape_only_ops(ops)
+        for k, (op, opname, ins, outs) in enumerate(ops):
+            if k in shape_only:
+                continue  # computes a reshape target the model's static shapes already give
             conv = CONVERTERS.get(opname)
             if conv is None:
                 what = "custom op" if opname.startswith("CUSTOM") else "operator not supported"
@@ -193,6 +202,29 @@ class TfliteImporter:
                 raise UnsupportedError(f"float output '{tt.name}' is not produced by DEQUANTIZE")
             return name
         return self.act(i)
+
+
+SHAPE_OPS = {"SHAPE", "STRIDED_SLICE", "PACK", "GATHER", "CONCATENATION", "CAST", "SLICE"}
+
+
+def _shape_only_ops(ops) -> set[int]:
+    """Operators whose outputs feed only RESHAPE's shape input (directly or through other such ops)."""
+    consumers: dict[int, list[tuple[int, int]]] = {}
+    for k, (_, _, ins, _) in enumerate(ops):
+        for pos, i in enumerate(ins):
+            consumers.setdefault(i, []).append((k, pos))
+    shape_only: set[int] = set()
+    changed = True
+    while changed:
+        changed = False
+        for k, (_, name, _, outs) in enumerate(ops):
+            if k in shape_only or name not in SHAPE_OPS:
+                continue
+            uses = [c for o in outs for c in consumers.get(o, [])]
+            if uses and all((ops[c][1] == "RESHAPE" and pos == 1) or c in shape_only for c, pos in uses):
+                shape_only.add(k)
+                changed = True
+    return shape_only
 
 
 def _per_tensor(tt: TfliteTensor) -> QuantParams | None:
@@ -335,19 +367,16 @@ def _mean(imp, op, ins, outs):
     axes = sorted(int(a) % len(shape) for a in np.ravel(imp.t(ins[1]).data))
     if len(shape) != 4 or axes != [1, 2]:
         raise UnsupportedError(f"MEAN '{_name(imp, outs)}' over axes {axes}: only the spatial axes (1, 2) of a 4-D tensor")
-    in_q, out_q = imp.tensors[x].quant, _per_tensor(imp.t(outs[0]))
+    out_q = _per_tensor(imp.t(outs[0]))
     out = imp.act(outs[0])
     keep = imp.tensors[out].shape == (shape[0], 1, 1, shape[3])
     target = out if keep else imp._unique(out + "_keep")
     if not keep:
         imp.tensors[target] = Tensor(target, (shape[0], 1, 1, shape[3]), "float32", None, out_q, imp.t(outs[0]).name)
-    if in_q.same_as(out_q):
-        imp.nodes.append(Node(_name(imp, outs), "avg_pool2d", (x,), (target,), PoolAttrs(Window((shape[1], shape[2]))),
-                              None, "MEAN"))
-    else:
-        from ..ops.mean import MeanAttrs
+    from ..ops.mean import MeanAttrs
 
-        imp.nodes.append(Node(_name(imp, outs), "mean", (x,), (target,), MeanAttrs(), None, "MEAN"))
+    # TFLite Micro takes QuantizedMeanOrSum for every int8 MEAN (equal params too): not average-pool rounding
+    imp.nodes.append(Node(_name(imp, outs), "mean", (x,), (target,), MeanAttrs(), None, "MEAN"))
     if not keep:
         imp.nodes.append(Node(out, "reshape", (target,), (out,), ReshapeAttrs(imp.tensors[out].shape), None, "MEAN"))
 

@@ -22,6 +22,7 @@ FUNCTIONS = {
     "hardsigmoid": lambda x, a: np.clip(a.alpha * x + a.beta, 0.0, 1.0),
     "hardswish": lambda x, a: x * np.clip(x / 6.0 + 0.5, 0.0, 1.0),
     "leakyrelu": lambda x, a: np.where(x >= 0, x, a.alpha * x),
+    "requantize": lambda x, a: x,
 }
 
 # Output params fixed as TFLite fixes them, so the full output range is always used.
@@ -62,6 +63,19 @@ def requantize_node(name: str, src: str, target: QuantParams, ctx) -> Node:
     return Node(name, "unary", (src,), (out,), UnaryAttrs("identity"), LutParams(table), "requantize")
 
 
+def _tflite_table(sem, fn: str, in_q: QuantParams, out_q: QuantParams) -> np.ndarray:
+    """The table of TFLite Micro's integer algorithm for ``fn``."""
+    if fn == "sigmoid":
+        return sem.logistic_table(in_q.s, in_q.zp)
+    if fn == "tanh":
+        return sem.tanh_table(in_q.s, in_q.zp, out_q.s, out_q.zp)
+    if fn == "hardswish":
+        return sem.hard_swish_table(in_q.s, in_q.zp, out_q.s, out_q.zp)
+    if fn in ("identity", "requantize"):
+        return sem.requantize_table(in_q.s, in_q.zp, out_q.s, out_q.zp)
+    raise ValueError(f"no TFLite integer algorithm for '{fn}'")
+
+
 @register
 class Unary(OpDef):
     name = "unary"
@@ -82,10 +96,14 @@ class Unary(OpDef):
         out = node.outputs[0]
         out_q = ctx.preset(out) or FIXED_OUTPUT_QUANT.get(node.attrs.fn) or ctx.from_range(out)
         ctx.quant[out] = out_q
-        if node.attrs.semantics == "tflite":
+        if node.attrs.semantics == "requantize":
             from ..quant import tflite_semantics
 
-            table = tflite_semantics.table_for(node.attrs.fn, in_q, out_q)
+            table = tflite_semantics.requantize_table(in_q.s, in_q.zp, out_q.s, out_q.zp)
+        elif node.attrs.semantics == "tflite":
+            from ..quant import tflite_semantics
+
+            table = _tflite_table(tflite_semantics, node.attrs.fn, in_q, out_q)
             lo, hi = activation_bounds(node.attrs.activation, out_q)
             table = np.clip(table, lo, hi).astype(np.int8)
         else:

@@ -65,8 +65,15 @@ def fold_affine(graph: Graph) -> Graph:
                     continue
                 w2 = w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
             b2 = b * scale + shift
-            wt = Tensor(prod.inputs[1] + "_f", w.shape, "float32", w2.astype(np.float32))
-            bt = Tensor(prod.inputs[2] + "_f", b.shape, "float32", b2.astype(np.float32))
+            w_t, b_t, s_t = graph.tensors[prod.inputs[1]], graph.tensors[prod.inputs[2]], graph.tensors[node.inputs[2]]
+            pure_add = bool(np.all(scale == 1.0))
+            # exact integers of a pre-quantized model survive a pure bias add (MatMul + Add(int32 bias))
+            w_keep = (w_t.qdata, w_t.quant) if pure_add else (None, None)
+            b_qdata = None
+            if pure_add and s_t.qdata is not None and (b_t.qdata is not None or not np.any(b)):
+                b_qdata = s_t.qdata.astype(np.int64) + (b_t.qdata.astype(np.int64) if b_t.qdata is not None else 0)
+            wt = Tensor(prod.inputs[1] + "_f", w.shape, "float32", w2.astype(np.float32), w_keep[1], None, w_keep[0])
+            bt = Tensor(prod.inputs[2] + "_f", b.shape, "float32", b2.astype(np.float32), None, None, b_qdata)
             new_prod = prod.replace(
                 inputs=(prod.inputs[0], wt.name, bt.name), outputs=node.outputs,
                 source=prod.source + "+" + node.source,

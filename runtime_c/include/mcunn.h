@@ -163,6 +163,20 @@ mcu_status mcu_avg_pool_s8(const mcu_context *ctx,
                            int8_t *output);
 
 /**
+ * @brief Mean over H and W (TFLite Micro's integer MEAN): y = requantize(sum - input_offset) + output_zp.
+ * @param[in]  input          Input, int8 [N, H, W, C].
+ * @param[in]  input_dims     Input dims.
+ * @param[in]  input_offset   Input zero point times H * W (subtracted from the raw sum).
+ * @param[in]  multiplier     Q31 multiplier including the 1 / (H * W) factor.
+ * @param[in]  shift          Shift, in [-31, 30].
+ * @param[in]  output_zp      Output zero point.
+ * @param[out] output         Output, int8 [N, 1, 1, C].
+ * @return MCU_OK.
+ */
+mcu_status mcu_mean_hw_s8(const int8_t *input, const mcu_dims *input_dims, int32_t input_offset, int32_t multiplier,
+                          int32_t shift, int32_t output_zp, int8_t *output);
+
+/**
  * @brief Softmax over rows, int8 in, int8 out (scale 1/256, zero point -128), TFLite bit-exact.
  * @param[in]  input     Input, int8 [num_rows, row_size].
  * @param[in]  num_rows  Number of rows, >= 1.

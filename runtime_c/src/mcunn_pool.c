@@ -66,3 +66,22 @@ mcu_status mcu_avg_pool_s8(const mcu_context *ctx,
                 }
     return MCU_OK;
 }
+
+mcu_status mcu_mean_hw_s8(const int8_t *input, const mcu_dims *input_dims, int32_t input_offset, int32_t multiplier,
+                          int32_t shift, int32_t output_zp, int8_t *output)
+{
+    const int32_t hw = input_dims->h * input_dims->w, ch = input_dims->c;
+    for (int32_t b = 0; b < input_dims->n; b++)
+        for (int32_t c = 0; c < ch; c++)
+        {
+            uint32_t acc = 0u; /* int32 accumulation that wraps, as TFLite's */
+            for (int32_t i = 0; i < hw; i++)
+            {
+                acc += (uint32_t)(int32_t)input[(b * hw + i) * ch + c];
+            }
+            const int32_t shifted = (int32_t)(acc - (uint32_t)input_offset);
+            const int32_t y = mcu_requantize(shifted, multiplier, shift) + output_zp;
+            output[b * ch + c] = (int8_t)MCU_CLAMP(y, -128, 127);
+        }
+    return MCU_OK;
+}
