@@ -70,8 +70,6 @@ class TfliteImporter:
 
         self.tflite = tflite
         self.model = tflite.Model.GetRootAsModel(buf, 0)
-        if self.model.SubgraphsLength() != 1:
-            raise UnsupportedError(f"the model has {self.model.SubgraphsLength()} subgraphs; only single-subgraph models are supported")
         self.sg = self.model.Subgraphs(0)
         self.name = name
         self.names = _builtin_names()
@@ -168,16 +166,21 @@ class TfliteImporter:
             ins = [int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else []
             ops.append((op, self.names.get(code, f"CUSTOM_{code}"), ins, [int(i) for i in op.OutputsAsNumpy()]))
         shape_only = _shape_only_ops(ops)
-        for k, (op, opname, ins, outs) in enumerate(ops):
+        # an unsupported operator is the first thing to report, before any tensor type problem
+        order = sorted(range(len(ops)), key=lambda k: CONVERTERS.get(ops[k][1]) is not None or k in shape_only)
+        for k in order:
+            op, opname, ins, outs = ops[k]
             if k in shape_only:
                 continue  # computes a reshape target the model's static shapes already give
             conv = CONVERTERS.get(opname)
             if conv is None:
-                what = "custom op" if opname.startswith("CUSTOM") else "operator not supported"
+                what = UNSUPPORTED_HINTS.get(opname, "custom op" if opname.startswith("CUSTOM") else "operator not supported")
                 raise UnsupportedError(
                     f"operator {k} '{self._t[outs[0]].name}' is {opname} ({what}). Supported TFLite ops: "
                     + ", ".join(supported_tflite_ops()))
-            conv(self, op, ins, outs)
+        for k, (op, opname, ins, outs) in enumerate(ops):
+            if k not in shape_only:
+                CONVERTERS[opname](self, op, ins, outs)
         inputs = [self._boundary_in(int(i)) for i in sg.InputsAsNumpy()]
         outputs = [self._boundary_out(int(i)) for i in sg.OutputsAsNumpy()]
         graph = Graph(self.name, tuple(self.nodes), dict(self.tensors), tuple(inputs), tuple(outputs),
@@ -203,6 +206,14 @@ class TfliteImporter:
             return name
         return self.act(i)
 
+
+UNSUPPORTED_HINTS = {
+    "WHILE": "control flow: a recurrent layer (LSTM/GRU/RNN) exported as a loop is not supported",
+    "IF": "control flow is not supported",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "recurrent layer (LSTM) is not supported",
+    "BIDIRECTIONAL_SEQUENCE_LSTM": "recurrent layer (LSTM) is not supported",
+    "LSTM": "recurrent layer (LSTM) is not supported",
+}
 
 SHAPE_OPS = {"SHAPE", "STRIDED_SLICE", "PACK", "GATHER", "CONCATENATION", "CAST", "SLICE"}
 

@@ -13,7 +13,7 @@ Ops and the TFLM code path each follows:
 * TANH int8 (``tanh.cc`` + ``reference_integer_ops::Tanh``): gemmlowp ``tanh`` on Q4.27, output
   written as if scale were 1/128 and zero point 0 (the kernel ignores the output tensor's params).
 * HARD_SWISH int8 (``hard_swish_common.cc`` + ``reference_ops::HardSwish<int8_t>``): 16-bit
-  fixed-point path with two Q15 multipliers derived in float32.
+  fixed-point path with two Q15 multipliers (Prepare divides the scales in double).
 * QUANTIZE int8 -> int8 (``quantize_common.cc`` + ``reference_ops::Requantize``): one
   ``MultiplyByQuantizedMultiplier`` with multiplier ``in_scale / out_scale`` (computed in double).
 * QUANTIZE float -> int8 (``reference_ops::AffineQuantize``): ``round(x / (float)scale) + zp`` with
@@ -280,20 +280,35 @@ def _downscale_int32_to_int16_multiplier(m: int) -> int:
     return (m + (1 << 15)) >> 16
 
 
-def hard_swish_params(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> HardSwishParams:
-    """HardSwishPrepare: all scale arithmetic in float32, then QuantizeMultiplier in double.
+def hard_swish_params(in_scale: float, in_zp: int, out_scale: float, out_zp: int,
+                      float32_division: bool = False) -> HardSwishParams:
+    """HardSwishPrepare (int8).
 
-    hires_input_scale = (1/128f) * in_scale                         (float32)
-    output_multiplier = (double)(float)(hires_input_scale / out_scale)
-    reluish_multiplier = (double)(float)(hires_input_scale / (3f / 32768f))
-    each -> QuantizeMultiplier -> (m32, exponent); m16 = m32 >= INT32_MAX - 2^15 ? 32767 : (m32 + 2^15) >> 16
+    hires_input_scale  = (1.0f / 128.0f) * in_scale                    (float32, exact)
+    output_multiplier  = (double)hires_input_scale / (double)out_scale  (double division)
+    reluish_multiplier = (double)hires_input_scale / (3.0 / 32768.0)    (double division)
+    each -> QuantizeMultiplier -> (m32, exponent);
+    m16 = m32 >= INT32_MAX - 2^15 ? 32767 : (m32 + 2^15) >> 16         (DownScaleInt32ToInt16Multiplier)
     TFLM requires output_multiplier_exponent <= 0.
+
+    The installed TFLM (tflite-micro 0.dev20261023; checked in its machine code and against the
+    interpreter) divides in double. TFLM sources up to at least August 2026 wrote
+    ``static_cast<double>(hires_input_scale / output_scale)``, a float32 division; pass
+    ``float32_division=True`` to model those builds. The two differ by one LSB of the int16 output
+    multiplier for roughly one (in_scale, out_scale) pair in a thousand, which moves about one output
+    byte of the 256 (the reluish multiplier never differs: x / 3 can't sit that close to a
+    rounding midpoint).
     """
     f32 = np.float32
     hires = f32(f32(1.0) / f32(128.0)) * f32(in_scale)
-    reluish_scale = f32(3.0) / f32(32768.0)
-    out_m32, out_e = tflite_quantize_multiplier(float(f32(hires / f32(out_scale))))
-    rel_m32, rel_e = tflite_quantize_multiplier(float(f32(hires / reluish_scale)))
+    if float32_division:
+        out_real = float(f32(hires / f32(out_scale)))
+        rel_real = float(f32(hires / (f32(3.0) / f32(32768.0))))
+    else:
+        out_real = float(hires) / float(f32(out_scale))
+        rel_real = float(hires) / (3.0 / 32768.0)
+    out_m32, out_e = tflite_quantize_multiplier(out_real)
+    rel_m32, rel_e = tflite_quantize_multiplier(rel_real)
     if out_e > 0:
         raise ValueError("TFLM HARD_SWISH requires output_multiplier_exponent <= 0 "
                          f"(in_scale {in_scale} / 128 / out_scale {out_scale} >= 1)")
