@@ -25,6 +25,7 @@ from .errors import UserError
 from .frontend import load_onnx
 from .ir import Graph
 from .memory import ArenaPlan, plan_memory
+from .patch.search import choose_patching
 from .ops.base import dequantize_values, quantize_values
 from .passes import canonicalize
 from .paths import runtime_dir
@@ -42,6 +43,12 @@ class CompileOptions:
     name: str = "model"
     input_shapes: dict[str, tuple[int, ...]] | None = None
     progress: bool = True
+    patch: str = "auto"  # auto: search (split, grid) for the lowest peak SRAM | off: layer by layer | forced
+    split: int | None = None  # forced: number of layers in the per-patch stage
+    patches: int | None = None  # forced: grid size n (n x n patches)
+    sram_limit: int | None = None  # tighter SRAM budget than the board's
+    max_patch_overhead: float | None = None  # cap on extra MACs of the stage (0.2 = 20%)
+    input_by_patch: bool = False  # the application fills each input patch through a callback
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +64,7 @@ class Compiled:
     calib: np.ndarray
     warnings: tuple[str, ...] = field(default_factory=tuple)
     source_format: str = "onnx"  # onnx (float, calibrated) | onnx-qdq | tflite (model's own quantization)
+    patch: object = None  # PatchPlan, or None for layer-by-layer execution
 
 
 def _sha256(path: Path) -> str:
@@ -73,17 +81,27 @@ def logical_input_shape(graph: Graph) -> tuple[int, ...]:
     return tuple(logical)
 
 
-def check_fit(report: dict, board: Board) -> None:
+def check_fit(report: dict, board: Board, sram_limit: int | None = None, choice=None) -> None:
     sram, flash = report["peak_sram_bytes"], report["flash_bytes"]
+    budget = min(board.sram_bytes, sram_limit or board.sram_bytes)
     problems = []
-    if sram > board.sram_bytes:
-        problems.append(f"SRAM: needs {sram:,} B, board has {board.sram_bytes:,} B")
+    if sram > budget:
+        where = f"the --sram-limit of {budget:,} B" if budget < board.sram_bytes else f"board has {board.sram_bytes:,} B"
+        how = ""
+        if choice is not None and choice.plan is not None:
+            how = f" even patched (best: {choice.plan.grid}x{choice.plan.grid} patches over {choice.plan.stage_len} layers)"
+        elif choice is not None and choice.tried:
+            how = " even patched (no patch plan beat layer by layer)"
+        elif report.get("peak_sram_layerwise_bytes") and choice is not None and not choice.tried:
+            how = " layer by layer"
+        problems.append(f"SRAM: needs {sram:,} B{how}, {where}")
     if flash > board.flash_bytes:
         problems.append(f"flash: needs {flash:,} B, board has {board.flash_bytes:,} B")
     if problems:
         raise UserError(
             f"model does not fit board '{board.name}' ({'; '.join(problems)}); "
-            "try a board with more memory (mcucompile boards), a smaller input resolution or width multiplier"
+            "try a board with more memory (mcucompile boards), patch-based inference (drop --no-patch, allow more "
+            "--max-patch-overhead, or --input-by-patch), or a smaller input resolution or width multiplier"
         )
 
 
@@ -131,7 +149,10 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
             )
         ranges = calibrate(model_path, float_graph, calib, progress=options.progress)
     graph = quantize_graph(float_graph, ranges)
-    plan = plan_memory(graph)
+    budget = min(board.sram_bytes, options.sram_limit or board.sram_bytes)
+    choice = choose_patching(graph, budget, options.patch, options.split, options.patches,
+                             options.max_patch_overhead, options.input_by_patch)
+    plan, patch = choice.arena, choice.plan
     provenance = {
         "model": model_path.name,
         "model sha256": _sha256(model_path),
@@ -141,15 +162,45 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     }
     if fmt != "onnx":
         provenance.pop("calibration")
-    sources = generate_c(graph, plan, options.name, provenance)
-    extra = {"compiler_version": __version__, "notes": notes, "source_format": fmt}
+    if patch is not None:
+        provenance["patching"] = (f"first {patch.stage_len} layers in {patch.grid}x{patch.grid} patches, input "
+                                  f"{'filled by patch' if patch.input_by_patch else 'whole'}")
+    sources = generate_c(graph, plan, options.name, provenance, patch)
+    extra = {"compiler_version": __version__, "notes": notes, "source_format": fmt,
+             **patch_report(graph, choice, options)}
     if fmt == "tflite":
         extra["tflm_arena_bytes"] = tflm_arena_bytes(model_path, graph)
         if extra["tflm_arena_bytes"] is None:
             notes.append("TFLite Micro's arena size not recorded: pip install 'mcucompile[tflite]'")
     report = build_report(graph, plan, board, str(model_path), extra)
-    check_fit(report, board)
-    return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes), fmt)
+    check_fit(report, board, options.sram_limit, choice)
+    return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes), fmt,
+                    patch)
+
+
+def patch_report(graph: Graph, choice, options: CompileOptions) -> dict:
+    """The patch plan and the memory profile (bytes live at each step, with and without patching)."""
+    layerwise = plan_memory(graph)
+    out: dict = {
+        "peak_sram_layerwise_bytes": choice.layerwise_peak,
+        "memory_profile": {"layerwise": layerwise.live_bytes()},
+        "patch_candidates": [dataclasses.asdict(c) for c in choice.tried],
+        "input_in_sram": "whole" if choice.plan is None or not choice.plan.input_by_patch else "by patch (callback)",
+    }
+    p = choice.plan
+    if p is None:
+        out["patch_plan"] = None
+        return out
+    out["memory_profile"]["patched"] = choice.arena.live_bytes()
+    out["patch_plan"] = {
+        "split_layer": p.stage_len - 1, "split_tensor": p.split, "stage_layers": p.stage_len, "grid": p.grid,
+        "row_bounds": list(p.row_bounds), "col_bounds": list(p.col_bounds),
+        "macs_stage_layerwise": p.macs_layerwise, "macs_stage_patched": p.macs_patched,
+        "overhead_macs": p.macs_patched - p.macs_layerwise, "overhead": round(p.overhead, 4),
+        "input_by_patch": p.input_by_patch,
+        "regions": [{t: [r.top, r.left, r.bottom, r.right] for t, r in regs.items()} for regs in p.regions],
+    }
+    return out
 
 
 def pre_quantized_samples(graph: Graph, n: int, seed: int = 0) -> np.ndarray:

@@ -41,14 +41,31 @@ def _add_compile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="model", help="C name prefix of the generated library (default: model)")
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="pin a dynamic input shape")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+    g = p.add_argument_group("patch-based inference (MCUNetV2)")
+    g.add_argument("--no-patch", action="store_true", help="run every layer whole (layer by layer)")
+    g.add_argument("--patches", type=int, metavar="N", help="force an N x N patch grid (with --split)")
+    g.add_argument("--split", type=int, metavar="LAYERS", help="force the per-patch stage to the first LAYERS layers")
+    g.add_argument("--sram-limit", type=int, metavar="BYTES", help="SRAM budget below the board's, to leave room for the application")
+    g.add_argument("--max-patch-overhead", type=float, metavar="FRACTION", help="cap on recomputed MACs, as a fraction of the model's MACs (0.2 = 20%%)")
+    g.add_argument("--input-by-patch", action="store_true", help="the application fills each input patch through a callback "
+                   "(model_fill_input_patch); the whole input never sits in SRAM")
 
 
 def _options(args):
     from .api import CompileOptions
 
+    if (args.patches is None) != (args.split is None):
+        raise UserError("--patches and --split go together (force a plan), e.g. --split 4 --patches 3")
+    if args.no_patch and args.patches is not None:
+        raise UserError("--no-patch and --patches/--split contradict each other")
+    if args.patches is not None and not 1 <= args.patches <= 16:
+        raise UserError(f"--patches {args.patches}: give a grid size from 1 to 16")
+    mode = "off" if args.no_patch else ("forced" if args.patches is not None else "auto")
     return CompileOptions(
         board=args.board, calib=args.calib, calib_samples=args.calib_samples, name=args.name,
-        input_shapes=_input_shapes(args.input_shape), progress=not args.quiet,
+        input_shapes=_input_shapes(args.input_shape), progress=not args.quiet, patch=mode, split=args.split,
+        patches=args.patches, sram_limit=args.sram_limit, max_patch_overhead=args.max_patch_overhead,
+        input_by_patch=args.input_by_patch,
     )
 
 
@@ -57,6 +74,7 @@ def cmd_compile(argv: list[str]) -> int:
     _add_compile_args(p)
     p.add_argument("-o", "--output", default="mcucompile_out", help="output folder (default: mcucompile_out)")
     p.add_argument("--dump-ir", action="store_true", help="print the quantized IR")
+    p.add_argument("--plot", metavar="PNG", help="draw the memory profile per layer, patched vs layer by layer")
     args = p.parse_args(argv)
     from .api import compile_model, write_library
     from .report import format_summary
@@ -65,6 +83,10 @@ def cmd_compile(argv: list[str]) -> int:
     for note in compiled.warnings:
         print(f"warning: {note}", file=sys.stderr)
     out = write_library(compiled, args.output)
+    if args.plot:
+        from .report.plot import plot_memory
+
+        plot_memory(compiled.report, args.plot)
     if args.dump_ir:
         print(compiled.graph.to_text())
     if not args.quiet:

@@ -16,7 +16,7 @@ MODELS.append(REPO / "models" / "mnist" / "mnist_cnn.onnx")
 
 @pytest.fixture(scope="module", params=MODELS, ids=lambda p: p.stem)
 def compiled(request):
-    return compile_model(request.param, CompileOptions(progress=False))
+    return compile_model(request.param, CompileOptions(progress=False, patch="off"))
 
 
 def test_no_two_live_buffers_overlap(compiled):

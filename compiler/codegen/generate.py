@@ -8,6 +8,7 @@ so they stay in flash. Output is a pure function of the inputs: same model and o
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,13 +100,73 @@ def layer_comment(node, graph: Graph, plan: ArenaPlan, macs: int) -> list[str]:
     return lines
 
 
-def generate_c(graph: Graph, plan: ArenaPlan, prefix: str = "model", provenance: dict | None = None) -> CSource:
-    """Render the library for ``graph`` (quantized) laid out by ``plan``."""
+def _dims(v) -> str:
+    return "{" + ", ".join(str(x) for x in v) + "}"
+
+
+def layer_shapes(node, graph: Graph) -> dict:
+    """The dims / padding / sizes a kernel template needs, as C literals (layer-by-layer execution)."""
+    acts = [graph.tensors[i] for i in node.inputs if i and not graph.tensors[i].is_const]
+    out = graph.tensors[node.outputs[0]]
+    L = {
+        "in_dims": [_dims(as_nhwc(tuple(t.shape))) for t in acts],
+        "out_dims": _dims(as_nhwc(tuple(out.shape))),
+        "in_size": str(acts[0].size) if acts else "0",
+        "pad_h": "0", "pad_w": "0",
+    }
+    if node.attrs is not None and hasattr(node.attrs, "window"):
+        L["pad_h"], L["pad_w"] = str(node.attrs.window.pads[0]), str(node.attrs.window.pads[1])
+    call = op_def(node).kernel(node, graph)
+    ctx = call.context
+    if "in1_dims" in ctx:
+        L["bcast_dims"] = [_dims(ctx["in1_dims"]), _dims(ctx["in2_dims"])]
+        L["bcast_out"] = _dims(ctx["out_dims"])
+    if "outer" in ctx:
+        L["outer"] = str(ctx["outer"])
+    if node.op == "pad":
+        L["pad_in"], L["pad_before"], L["pad_out"] = _dims(ctx["in_shape"]), _dims(ctx["before"]), _dims(ctx["out_shape"])
+    return L
+
+
+def patch_layer_shapes(node, graph: Graph, j: int) -> dict:
+    """The same, read from the per-patch table entry ``pl[j]`` inside the patch loop."""
+    acts = [graph.tensors[i] for i in node.inputs if i and not graph.tensors[i].is_const]
+    c_in = acts[0].shape[3]
+    c_out = graph.tensors[node.outputs[0]].shape[3]
+    from ..patch.planner import SAME_REGION_OPS
+
+    if node.op in SAME_REGION_OPS:  # operands are (cropped to) the output region
+        ind = [f"{{1, pl[{j}].out_h, pl[{j}].out_w, {t.shape[3]}}}" for t in acts]
+    else:
+        ind = [f"{{1, pl[{j}].in_h, pl[{j}].in_w, {t.shape[3]}}}" for t in acts]
+    outd = f"{{1, pl[{j}].out_h, pl[{j}].out_w, {c_out}}}"
+    in_size = (f"pl[{j}].out_h * pl[{j}].out_w * {c_in}" if node.op in SAME_REGION_OPS
+               else f"pl[{j}].in_h * pl[{j}].in_w * {c_in}")
+    L = {"in_dims": ind, "out_dims": outd, "in_size": in_size,
+         "pad_h": f"pl[{j}].pad_h", "pad_w": f"pl[{j}].pad_w", "bcast_dims": ind + ind, "bcast_out": outd,
+         "outer": f"pl[{j}].out_h * pl[{j}].out_w"}
+    if node.op == "pad":
+        L["pad_in"], L["pad_out"] = ind[0], outd
+        L["pad_before"] = f"{{0, pl[{j}].pad_h, pl[{j}].pad_w, 0}}"
+    return L
+
+
+def generate_c(graph: Graph, plan: ArenaPlan, prefix: str = "model", provenance: dict | None = None,
+               patch=None) -> CSource:
+    """Render the library for ``graph`` (quantized) laid out by ``plan``; ``patch`` (a PatchPlan) runs
+    the first stage patch by patch."""
+    from ..memory.planner import region_buffer
+    from ..patch.planner import crop_buffer, local_window
+
     env = _environment()
     P = c_identifier(prefix)
     arrays: list[ArrayDef] = []
     const_symbols: dict[str, str] = {}
     layers = []
+    stage_len = patch.stage_len if patch is not None else 0
+    stage_tensors = set()
+    if patch is not None:
+        stage_tensors = {graph.inputs[0]} | {n.outputs[0] for n in graph.nodes[:stage_len]}
 
     def ref(name: str, layer: int, k: int) -> TensorRef:
         t = graph.tensors[name]
@@ -115,6 +176,9 @@ def generate_c(graph: Graph, plan: ArenaPlan, prefix: str = "model", provenance:
                 const_symbols[name] = sym
                 arrays.append(ArrayDef(sym, C_TYPES[t.dtype], t.data))
             ptr, off = const_symbols[name], None
+        elif layer < stage_len and name in stage_tensors:
+            off = plan.offsets[region_buffer(name)]
+            ptr = f"{P.upper()}_ACT({off})"
         else:
             off = plan.offsets[name]
             ptr = f"{P.upper()}_ACT({off})"
@@ -138,10 +202,30 @@ def generate_c(graph: Graph, plan: ArenaPlan, prefix: str = "model", provenance:
         inputs = [ref(i, index, k) if i else None for k, i in enumerate(node.inputs)]
         outputs = [ref(o, index, 0) for o in node.outputs]
         macs = d.macs(node, graph)
-        body = env.get_template(f"kernels/{call.template}").render(c=ctx, inp=inputs, out=outputs, P=P)
+        in_stage = index < stage_len
+        L = patch_layer_shapes(node, graph, index) if in_stage else layer_shapes(node, graph)
+        prologue = ""
+        if in_stage:
+            for ci, (j, slot) in enumerate(patch.crops):
+                if j != index:
+                    continue
+                off = plan.offsets[crop_buffer(graph, patch, j, slot)]
+                dst = f"{P.upper()}_ACT({off})"
+                prologue += env.get_template("kernels/crop.c.j2").render(
+                    tensor=node.inputs[slot], index=ci, channels=graph.tensors[node.inputs[slot]].shape[3],
+                    src=inputs[slot].ptr, dst=dst, layer=j)
+                inputs[slot] = dataclasses.replace(inputs[slot], ptr=dst)
+        body = prologue + env.get_template(f"kernels/{call.template}").render(c=ctx, inp=inputs, out=outputs, P=P, L=L)
+        comment = layer_comment(node, graph, plan, macs) if not in_stage else [
+            f"node '{node.name}' ({node.source}), per patch",
+            *[f"in  {graph.tensors[i].dtype}{list(graph.tensors[i].shape)} region buffer @arena+{plan.offsets[region_buffer(i)]}"
+              for i in node.inputs if i and not graph.tensors[i].is_const],
+            f"out {graph.tensors[node.outputs[0]].dtype}{list(graph.tensors[node.outputs[0]].shape)} region buffer "
+            f"@arena+{plan.offsets[region_buffer(node.outputs[0])]}",
+            f"MACs {macs} whole map"]
         layers.append({
-            "index": index, "op": node.op, "name": node.name, "comment": layer_comment(node, graph, plan, macs),
-            "body": body.rstrip("\n"), "macs": macs,
+            "index": index, "op": node.op, "name": node.name, "comment": comment,
+            "body": body.rstrip("\n"), "macs": macs, "in_stage": in_stage,
         })
         index += 1
 
@@ -149,14 +233,41 @@ def generate_c(graph: Graph, plan: ArenaPlan, prefix: str = "model", provenance:
         out = []
         for n in names:
             t = graph.tensors[n]
-            out.append({"name": n, "offset": plan.offsets[n], "size": t.size, "shape": t.shape,
+            out.append({"name": n, "offset": plan.offsets.get(n, -1), "size": t.size, "shape": t.shape,
                         "scale": t.quant.s, "zero_point": t.quant.zp, "perm": graph.io_perm.get(n)})
         return out
 
+    patch_ctx = None
+    if patch is not None:
+        inp, split = graph.inputs[0], patch.split
+        table = []
+        for p, regs in enumerate(patch.regions):
+            lws = [local_window(graph, patch, n, p) if (hasattr(n.attrs, "window") or n.op == "pad") else None
+                   for n in graph.nodes[:stage_len]]
+            entries = []
+            for n, lw in zip(graph.nodes[:stage_len], lws):
+                rin = regs[[i for i in n.inputs if i and not graph.tensors[i].is_const][0]]
+                rout = regs[n.outputs[0]]
+                entries.append((rin.h, rin.w, rout.h, rout.w, lw.pad_top if lw else 0, lw.pad_left if lw else 0))
+            crops = []
+            for j, slot in patch.crops:
+                n = graph.nodes[j]
+                ri, ro = regs[n.inputs[slot]], regs[n.outputs[0]]
+                crops.append((ri.h, ri.w, ro.top - ri.top, ro.left - ri.left))
+            table.append({"in": regs[inp], "out": regs[split], "layers": entries, "crops": crops})
+        patch_ctx = {
+            "grid": patch.grid, "count": patch.patches, "stage_len": stage_len, "table": table,
+            "split": split, "split_shape": graph.tensors[split].shape,
+            "input_shape": graph.tensors[inp].shape, "by_patch": patch.input_by_patch,
+            "input_whole": plan.offsets.get(inp, -1), "input_region": plan.offsets[region_buffer(inp)],
+            "split_region": plan.offsets[region_buffer(split)], "split_whole": plan.offsets[split],
+            "overhead": f"{100 * patch.overhead:.1f}", "num_crops": len(patch.crops),
+        }
     values = {
         "P": P, "PU": P.upper(), "version": __version__, "provenance": provenance or {},
         "layers": layers, "arrays": arrays, "inputs": io(graph.inputs), "outputs": io(graph.outputs),
         "arena_size": plan.arena_size, "scratch_offset": plan.scratch_offset, "scratch_size": plan.scratch_size,
+        "patch": patch_ctx,
     }
     files = {
         f"include/{P}.h": env.get_template("model.h.j2").render(**values),

@@ -210,7 +210,7 @@ class DepthwiseConv2D(OpDef):
         acc = self._dw(node, graph, x, 0.0, np.float64)
         acc = np.rint(acc).astype(np.int64) + _bias(graph, node, acc.shape[-1], np.int64)
         y = requant_output(acc, p)
-        return [y.reshape(graph.tensors[node.outputs[0]].shape)]
+        return [y.reshape(self.infer_shapes(node, [inputs[0].shape, graph.tensors[node.inputs[1]].shape])[0])]
 
     def macs(self, node, graph):
         out = graph.tensors[node.outputs[0]].shape

@@ -47,6 +47,17 @@ def _run(graph: Graph, feeds: dict[str, np.ndarray], integer: bool, keep_all: bo
     return values if keep_all else {o: values[o] for o in graph.outputs}
 
 
+def run_nodes(graph: Graph, nodes, values: dict[str, np.ndarray], integer: bool) -> dict[str, np.ndarray]:
+    """Run ``nodes`` (a tail of the graph) from the given tensor values; returns every value."""
+    values = dict(values)
+    for n in nodes:
+        ins = [None if not i else (graph.tensors[i].data if graph.tensors[i].is_const else values[i]) for i in n.inputs]
+        d = op_def(n)
+        outs = d.eval_int(n, graph, ins) if integer else d.eval_float(n, graph, ins)
+        values.update(zip(n.outputs, outs))
+    return values
+
+
 def run_float(graph: Graph, feeds: dict[str, np.ndarray], keep_all: bool = False) -> dict[str, np.ndarray]:
     """Evaluate the float graph; inputs in physical (IR) layout."""
     return _run(graph, feeds, False, keep_all)

@@ -31,6 +31,11 @@ def param_bytes(node, graph: Graph) -> int:
     return total
 
 
+def _offset(plan: ArenaPlan, tensor: str) -> int:
+    """Arena offset of a tensor (of its per-patch buffer when it only exists patch by patch)."""
+    return plan.offsets.get(tensor, plan.offsets.get(f"{tensor}@patch", -1))
+
+
 def build_report(graph: Graph, plan: ArenaPlan, board: Board, model_path: str, extra: dict | None = None) -> dict:
     layers = []
     idx = 0
@@ -47,8 +52,8 @@ def build_report(graph: Graph, plan: ArenaPlan, board: Board, model_path: str, e
             "input_shapes": [list(graph.tensors[i].shape) for i in n.inputs if i and not graph.tensors[i].is_const],
             "output_shape": list(out.shape),
             "macs": d.macs(n, graph),
-            "arena_offset": plan.offsets[out.name],
-            "input_offsets": [plan.offsets[i] for i in n.inputs if i and not graph.tensors[i].is_const],
+            "arena_offset": _offset(plan, out.name),
+            "input_offsets": [_offset(plan, i) for i in n.inputs if i and not graph.tensors[i].is_const],
             "bitwidth": out.quant.bits if out.quant is not None else 8,
             "weight_bitwidth": 8,
             "param_bytes": param_bytes(n, graph),
@@ -90,9 +95,11 @@ def _kb(n: int) -> str:
 def format_summary(report: dict) -> str:
     lines = []
     lines.append(f"{'#':>3}  {'op':<18} {'output':<18} {'MACs':>11} {'arena@':>8}  bits")
+    stage = (report.get("patch_plan") or {}).get("stage_layers", 0)
     for lay in report["layers"]:
         shape = "x".join(map(str, lay["output_shape"]))
-        lines.append(f"{lay['index']:>3}  {lay['op']:<18} {shape:<18} {lay['macs']:>11,} {lay['arena_offset']:>8}  {lay['bitwidth']}")
+        mark = "  (per patch)" if lay["index"] < stage else ""
+        lines.append(f"{lay['index']:>3}  {lay['op']:<18} {shape:<18} {lay['macs']:>11,} {lay['arena_offset']:>8}  {lay['bitwidth']}{mark}")
     sram_pct = 100.0 * report["peak_sram_bytes"] / report["board_sram_bytes"]
     flash_pct = 100.0 * report["flash_bytes"] / report["board_flash_bytes"]
     lines.append("")
@@ -100,6 +107,14 @@ def format_summary(report: dict) -> str:
     lines.append(f"board     {report['board']}")
     lines.append(f"MACs      {report['macs']:,}")
     lines.append(f"peak SRAM {report['peak_sram_bytes']:,} B ({_kb(report['peak_sram_bytes'])}, {sram_pct:.1f}% of board)")
+    pp = report.get("patch_plan")
+    if "peak_sram_layerwise_bytes" in report:
+        if pp:
+            lines.append(f"          patched: first {pp['stage_layers']} layers in {pp['grid']}x{pp['grid']} patches "
+                         f"(+{100 * pp['overhead']:.1f}% MACs); layer by layer it would be "
+                         f"{report['peak_sram_layerwise_bytes']:,} B; input {report['input_in_sram']}")
+        else:
+            lines.append(f"          layer by layer (patching would not lower it); input {report['input_in_sram']}")
     lines.append(f"flash     {report['flash_bytes']:,} B ({_kb(report['flash_bytes'])}, {flash_pct:.1f}% of board; "
                  f"weights {report['weights_bytes']:,} B + code estimate {report['code_bytes_estimate']:,} B)")
     return "\n".join(lines)

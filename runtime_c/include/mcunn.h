@@ -241,6 +241,22 @@ mcu_status mcu_pad_s8(const int8_t *input, const mcu_dims *input_dims, const mcu
  */
 mcu_status mcu_transpose_s8(const int8_t *input, const mcu_dims *input_dims, const int32_t perm[4], int8_t *output);
 
+/**
+ * @brief Copies rows [top, top+h) x columns [left, left+w) of an NHWC tensor (batch 1) into a
+ *        contiguous [h, w, C] buffer (the input patch of patch-based inference).
+ * @return MCU_OK, or MCU_ARG_ERROR when the region leaves the tensor.
+ */
+mcu_status mcu_copy_region_s8(const int8_t *src, const mcu_dims *src_dims, int32_t top, int32_t left, int32_t h,
+                              int32_t w, int8_t *dst);
+
+/**
+ * @brief Writes a contiguous [h, w, C] patch into rows [top, top+h) x columns [left, left+w) of an
+ *        NHWC tensor (batch 1) (the stage output of patch-based inference).
+ * @return MCU_OK, or MCU_ARG_ERROR when the region leaves the tensor.
+ */
+mcu_status mcu_paste_region_s8(const int8_t *src, int32_t h, int32_t w, const mcu_dims *dst_dims, int32_t top,
+                               int32_t left, int8_t *dst);
+
 #ifdef __cplusplus
 }
 #endif

@@ -58,3 +58,33 @@ mcu_status mcu_transpose_s8(const int8_t *input, const mcu_dims *input_dims, con
                 }
     return MCU_OK;
 }
+
+mcu_status mcu_copy_region_s8(const int8_t *src, const mcu_dims *src_dims, int32_t top, int32_t left, int32_t h,
+                              int32_t w, int8_t *dst)
+{
+    if (top < 0 || left < 0 || top + h > src_dims->h || left + w > src_dims->w)
+    {
+        return MCU_ARG_ERROR;
+    }
+    const int32_t c = src_dims->c;
+    for (int32_t y = 0; y < h; y++)
+    {
+        memcpy(dst + y * w * c, src + ((top + y) * src_dims->w + left) * c, (size_t)(w * c));
+    }
+    return MCU_OK;
+}
+
+mcu_status mcu_paste_region_s8(const int8_t *src, int32_t h, int32_t w, const mcu_dims *dst_dims, int32_t top,
+                               int32_t left, int8_t *dst)
+{
+    if (top < 0 || left < 0 || top + h > dst_dims->h || left + w > dst_dims->w)
+    {
+        return MCU_ARG_ERROR;
+    }
+    const int32_t c = dst_dims->c;
+    for (int32_t y = 0; y < h; y++)
+    {
+        memcpy(dst + ((top + y) * dst_dims->w + left) * c, src + y * w * c, (size_t)(w * c));
+    }
+    return MCU_OK;
+}

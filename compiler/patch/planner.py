@@ -1,0 +1,245 @@
+"""Patch planning: for a split tensor s and an n x n grid over it, the exact region of every tensor of
+the per-patch stage that each output patch needs.
+
+Regions are back-propagated from the stage output through each op (kernel, stride, dilation, padding;
+clipped to the tensor, so padding exists only at the image border). A tensor read by several ops gets
+the bounding box of what they need. A window op whose input buffer is larger than it needs reads it
+with a negative padding (a start offset): no copy, no branch. An elementwise op (add, mul, lookup,
+channel concat) whose operand buffer is larger than its output region reads a cropped copy (``crops``):
+unifying the regions instead would grow them through every residual skip until they cover the map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir import Graph, Node
+from ..ops import op_def
+
+WINDOW_OPS = {"conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d"}
+SAME_REGION_OPS = {"add", "mul", "unary", "concat"}
+
+
+@dataclass(frozen=True, order=True)
+class Region:
+    """Rows [top, bottom) and columns [left, right) of an NHWC tensor."""
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+
+    @property
+    def h(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def w(self) -> int:
+        return self.right - self.left
+
+    def union(self, other: "Region | None") -> "Region":
+        if other is None:
+            return self
+        return Region(min(self.top, other.top), min(self.left, other.left),
+                      max(self.bottom, other.bottom), max(self.right, other.right))
+
+
+@dataclass(frozen=True)
+class PatchPlan:
+    """The per-patch stage: ``stage`` nodes (graph order) computed patch by patch on an n x n grid of
+    ``split`` (the stage output, held whole); ``regions[p][tensor]`` is each tensor's region in patch p."""
+
+    split: str
+    stage_len: int  # the stage is graph.nodes[:stage_len]
+    grid: int
+    row_bounds: tuple[int, ...]
+    col_bounds: tuple[int, ...]
+    regions: tuple[dict[str, Region], ...]
+    input_by_patch: bool
+    macs_layerwise: int  # of the stage, computed whole
+    macs_patched: int  # of the stage, summed over patches
+    macs_model: int  # of the whole model, layer by layer
+    crops: tuple[tuple[int, int], ...] = ()  # (stage layer, input slot) read through a cropped copy
+
+    @property
+    def overhead(self) -> float:
+        """Recomputed MACs as a fraction of the whole model's MACs layer by layer (as MCUNetV2 reports it)."""
+        return (self.macs_patched - self.macs_layerwise) / self.macs_model if self.macs_model else 0.0
+
+    @property
+    def patches(self) -> int:
+        return len(self.regions)
+
+    def local_pads(self, graph: Graph, node: Node, p: int) -> tuple[int, int]:
+        """Padding (top, left) a window op uses in patch p: positive at the border, negative (a start
+        offset into a larger input buffer) inside."""
+        win = node.attrs.window
+        rin, rout = self.regions[p][node.inputs[0]], self.regions[p][node.outputs[0]]
+        return (rin.top - (rout.top * win.stride[0] - win.pads[0]), rin.left - (rout.left * win.stride[1] - win.pads[1]))
+
+
+def _split_bounds(size: int, n: int) -> tuple[int, ...]:
+    # as even as possible; the first patches take the extra row (uneven edges)
+    edges = [0]
+    for k in range(n):
+        edges.append(edges[-1] + size // n + (1 if k < size % n else 0))
+    return tuple(edges)
+
+
+def _input_region(node: Node, graph: Graph, out: Region, tensor: str) -> Region:
+    t = graph.tensors[tensor]
+    h, w = t.shape[1], t.shape[2]
+    if node.op in WINDOW_OPS:
+        win = node.attrs.window
+        (kh, kw), (sh, sw), (dh, dw) = win.kernel, win.stride, win.dilation
+        top = out.top * sh - win.pads[0]
+        bottom = (out.bottom - 1) * sh - win.pads[0] + (kh - 1) * dh + 1
+        left = out.left * sw - win.pads[1]
+        right = (out.right - 1) * sw - win.pads[1] + (kw - 1) * dw + 1
+        return Region(max(0, top), max(0, left), min(h, bottom), min(w, right))
+    if node.op == "pad":
+        p = node.attrs.pads
+        return Region(max(0, out.top - p[1][0]), max(0, out.left - p[2][0]),
+                      min(h, out.bottom - p[1][0]), min(w, out.right - p[2][0]))
+    return Region(out.top, out.left, min(h, out.bottom), min(w, out.right))
+
+
+def patchable(node: Node, graph: Graph) -> bool:
+    """Ops with only local context over H, W (global pooling, FC, softmax, reshape... end the stage)."""
+    out = graph.tensors[node.outputs[0]]
+    if len(out.shape) != 4:
+        return False
+    acts = [graph.tensors[i] for i in node.inputs if i and not graph.tensors[i].is_const]
+    if any(len(t.shape) != 4 for t in acts):
+        return False
+    if node.op in WINDOW_OPS:
+        k = node.attrs.window.kernel
+        x = acts[0].shape
+        return not (k[0] >= x[1] and k[1] >= x[2] and out.shape[1] == 1 and out.shape[2] == 1)
+    if node.op in ("add", "mul"):
+        return all(t.shape == out.shape for t in acts) and not any(graph.tensors[i].is_const for i in node.inputs)
+    if node.op == "unary":
+        return True
+    if node.op == "concat":
+        return node.attrs.axis == 3
+    if node.op == "pad":
+        p = node.attrs.pads
+        return p[0] == (0, 0) and p[3] == (0, 0) and len(graph.consumers(node.inputs[0])) == 1
+    return False
+
+
+def candidate_splits(graph: Graph) -> list[int]:
+    """Stage lengths k such that nodes[:k] are patchable, read only the graph input from outside, and
+    hand exactly one tensor (the output of nodes[k-1]) to the rest of the graph."""
+    out = []
+    nodes = graph.nodes
+    for k in range(1, len(nodes) + 1):
+        if not patchable(nodes[k - 1], graph):
+            break
+        stage = nodes[:k]
+        produced = {o for n in stage for o in n.outputs}
+        if graph.inputs[0] not in {i for n in stage for i in n.inputs}:
+            continue
+        if len(graph.tensors[graph.inputs[0]].shape) != 4:
+            break
+        split = nodes[k - 1].outputs[0]
+        crossing = {i for n in nodes[k:] for i in n.inputs if i in produced} | (produced & set(graph.outputs))
+        if crossing - {split}:
+            continue
+        if split in graph.outputs or not nodes[k:]:
+            continue
+        external = {i for n in stage for i in n.inputs if i and not graph.tensors[i].is_const} - produced
+        if external - {graph.inputs[0]}:
+            continue
+        out.append(k)
+    return out
+
+
+def _regions_for_patch(graph: Graph, stage: tuple[Node, ...], split: str, target: Region) -> dict[str, Region]:
+    need: dict[str, Region] = {split: target}
+    while True:
+        before = dict(need)
+        for node in reversed(stage):
+            r = need.get(node.outputs[0])
+            if r is None:
+                continue
+            for i in node.inputs:
+                if i and not graph.tensors[i].is_const:
+                    need[i] = _input_region(node, graph, r, i).union(need.get(i))
+        if need == before:
+            return need
+
+
+def _node_macs_region(node: Node, graph: Graph, out: Region) -> int:
+    full = op_def(node).macs(node, graph)
+    shape = graph.tensors[node.outputs[0]].shape
+    return int(round(full * (out.h * out.w) / (shape[1] * shape[2])))
+
+
+def plan_patches(graph: Graph, k: int, n: int, input_by_patch: bool = False) -> PatchPlan:
+    """The plan for stage nodes[:k] on an n x n grid of its output."""
+    stage = graph.nodes[:k]
+    split = stage[-1].outputs[0]
+    _, h, w, _ = graph.tensors[split].shape
+    n_rows, n_cols = min(n, h), min(n, w)
+    rows, cols = _split_bounds(h, n_rows), _split_bounds(w, n_cols)
+    regions = []
+    for i in range(n_rows):
+        for j in range(n_cols):
+            regions.append(_regions_for_patch(graph, stage, split, Region(rows[i], cols[j], rows[i + 1], cols[j + 1])))
+    layer = sum(op_def(nd).macs(nd, graph) for nd in stage)
+    patched = sum(_node_macs_region(nd, graph, r[nd.outputs[0]]) for r in regions for nd in stage)
+    total = sum(op_def(nd).macs(nd, graph) for nd in graph.nodes)
+    crops = []
+    for j, nd in enumerate(stage):
+        if nd.op not in SAME_REGION_OPS:
+            continue
+        for slot, i in enumerate(nd.inputs):
+            if i and not graph.tensors[i].is_const and any(r[i] != r[nd.outputs[0]] for r in regions):
+                crops.append((j, slot))
+    return PatchPlan(split, k, n, rows, cols, tuple(regions), input_by_patch, layer, patched, total, tuple(crops))
+
+
+def crop_buffer(graph: Graph, plan: "PatchPlan", j: int, slot: int) -> str:
+    return f"{graph.nodes[j].inputs[slot]}@crop{j}"
+
+
+def stage_nodes(graph: Graph, plan: PatchPlan) -> tuple[Node, ...]:
+    return tuple(graph.nodes[: plan.stage_len])
+
+
+@dataclass(frozen=True)
+class LocalWindow:
+    """How one window op runs in one patch: buffer dims, output dims, and its local padding (negative =
+    start offset into a larger input buffer)."""
+
+    in_h: int
+    in_w: int
+    out_h: int
+    out_w: int
+    pad_top: int
+    pad_left: int
+
+
+def local_window(graph: Graph, plan: PatchPlan, node: Node, p: int) -> LocalWindow:
+    rin, rout = plan.regions[p][node.inputs[0]], plan.regions[p][node.outputs[0]]
+    if node.op == "pad":
+        pads = node.attrs.pads
+        return LocalWindow(rin.h, rin.w, rout.h, rout.w, max(0, pads[1][0] - rout.top), max(0, pads[2][0] - rout.left))
+    pt, pl = plan.local_pads(graph, node, p)
+    return LocalWindow(rin.h, rin.w, rout.h, rout.w, pt, pl)
+
+
+def region_bytes(graph: Graph, tensor: str, r: Region) -> int:
+    c = graph.tensors[tensor].shape[3]
+    return r.h * r.w * c
+
+
+def max_region_bytes(graph: Graph, plan: PatchPlan, tensor: str) -> int:
+    return max(region_bytes(graph, tensor, reg[tensor]) for reg in plan.regions)
+
+
+def np_region(x: np.ndarray, r: Region) -> np.ndarray:
+    return x[:, r.top : r.bottom, r.left : r.right, :]

@@ -1,0 +1,214 @@
+"""Patch-based inference (MCUNetV2): patched execution equals layer-by-layer execution byte for byte,
+the patched memory plan is sound, and the search picks the lowest peak."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from conftest import REPO, SHARED_MODELS, make_model, save
+from mcucompile.api import CompileOptions, compile_model, quantize_input, verify_board
+from mcucompile.memory.planner import plan_memory_patched
+from mcucompile.patch import candidate_splits, plan_patches
+from mcucompile.patch.execute import run_int_patched
+from mcucompile.quant.simulate import run_int
+
+sys.path.insert(0, str(REPO / "models" / "mbv2"))
+from make_mbv2 import build as build_mbv2  # noqa: E402
+
+VWW = SHARED_MODELS / "vww_mbv1_025_float.onnx"
+RESNET8 = SHARED_MODELS / "resnet8_float.onnx"
+
+
+def _layerwise(path, **kw):
+    return compile_model(path, CompileOptions(board="host", patch="off", progress=False, **kw))
+
+
+def _synthetic(tmp_path, kind: str):
+    """Small nets with stride 2, odd sizes, padding, depthwise chains and residual adds."""
+    rng = np.random.default_rng(hash(kind) % 1000)
+
+    def w(*s):
+        return (rng.standard_normal(s) * 0.4).astype(np.float32)
+
+    if kind == "odd_stride2_dw":
+        nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+                 helper.make_node("Relu", ["a"], ["ar"]),
+                 helper.make_node("Conv", ["ar", "w1"], ["b"], kernel_shape=[3, 3], group=6, pads=[1, 1, 1, 1]),
+                 helper.make_node("Conv", ["b", "w2"], ["c"], kernel_shape=[5, 5], group=6, strides=[2, 2], pads=[2, 1, 2, 1]),
+                 helper.make_node("Conv", ["c", "w3"], ["d"], kernel_shape=[1, 1]),
+                 helper.make_node("MaxPool", ["d"], ["e"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+                 helper.make_node("GlobalAveragePool", ["e"], ["y"])]
+        inits = {"w0": w(6, 3, 3, 3), "w1": w(6, 1, 3, 3), "w2": w(6, 1, 5, 5), "w3": w(8, 6, 1, 1)}
+        shape = [1, 3, 37, 29]
+    elif kind == "residual":
+        nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+                 helper.make_node("Relu", ["a"], ["ar"]),
+                 helper.make_node("Conv", ["ar", "w1"], ["b"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+                 helper.make_node("Relu", ["b"], ["br"]),
+                 helper.make_node("Conv", ["br", "w2"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+                 helper.make_node("Add", ["ar", "c"], ["s"]),
+                 helper.make_node("Conv", ["s", "w3"], ["d"], kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1]),
+                 helper.make_node("HardSwish", ["d"], ["e"]),
+                 helper.make_node("Conv", ["e", "w4"], ["f"], kernel_shape=[1, 1]),
+                 helper.make_node("Add", ["e", "f"], ["g"]),
+                 helper.make_node("AveragePool", ["g"], ["h"], kernel_shape=[2, 2], strides=[2, 2]),
+                 helper.make_node("Flatten", ["h"], ["y"])]
+        inits = {"w0": w(8, 3, 3, 3), "w1": w(8, 8, 3, 3), "w2": w(8, 8, 3, 3), "w3": w(12, 8, 3, 3), "w4": w(12, 12, 1, 1)}
+        shape = [1, 3, 23, 31]
+    else:  # concat of two branches after a pad
+        nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+                 helper.make_node("Conv", ["a", "w1"], ["b1"], kernel_shape=[1, 1]),
+                 helper.make_node("Conv", ["a", "w2"], ["b2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+                 helper.make_node("Concat", ["b1", "b2"], ["c"], axis=1),
+                 helper.make_node("Sigmoid", ["c"], ["d"]),
+                 helper.make_node("Conv", ["d", "w3"], ["e"], kernel_shape=[3, 3], strides=[2, 2]),
+                 helper.make_node("GlobalMaxPool", ["e"], ["y"])]
+        inits = {"w0": w(4, 2, 3, 3), "w1": w(3, 4, 1, 1), "w2": w(5, 4, 3, 3), "w3": w(6, 8, 3, 3)}
+        shape = [1, 2, 19, 17]
+    p = save(make_model(nodes, shape, ["y"], inits, opset=14), tmp_path, f"{kind}.onnx")
+    return p
+
+
+@pytest.fixture(scope="module")
+def mbv2_path(tmp_path_factory):
+    p = tmp_path_factory.mktemp("mbv2") / "mbv2.onnx"
+    onnx.save(build_mbv2(128, 0.35), str(p))
+    return p
+
+
+def _sim_equal(compiled, splits=None, grids=range(2, 9), samples=2):
+    g = compiled.graph
+    x_q = quantize_input(compiled, compiled.calib[:samples])
+    refs = [run_int(g, {g.inputs[0]: x}) for x in x_q]
+    ks = splits or candidate_splits(g)
+    checked = 0
+    for k in ks:
+        for n in grids:
+            plan = plan_patches(g, k, n)
+            for x, ref in zip(x_q, refs):
+                out = run_int_patched(g, plan, {g.inputs[0]: x})
+                for o in g.outputs:
+                    assert np.array_equal(out[o], ref[o]), f"split {k} grid {n}: patched differs"
+            checked += 1
+    return checked
+
+
+def test_patched_equals_layerwise_in_simulator_vww():
+    c = _layerwise(VWW)
+    ks = candidate_splits(c.graph)
+    assert _sim_equal(c, [ks[0], ks[1], ks[3], ks[7], ks[11]]) == 35
+
+
+def test_patched_equals_layerwise_in_simulator_resnet8():
+    c = _layerwise(RESNET8)
+    assert candidate_splits(c.graph) == [1, 4, 8, 12]
+    assert _sim_equal(c, [1, 4, 8]) == 21
+
+
+@pytest.mark.parametrize("kind", ["odd_stride2_dw", "residual", "concat"])
+def test_patched_equals_layerwise_synthetic(kind, tmp_path):
+    c = _layerwise(_synthetic(tmp_path, kind))
+    assert len(candidate_splits(c.graph)) >= 3
+    assert _sim_equal(c, samples=3) >= 10
+
+
+def _patched_c_on_qemu(path, tmp_path, board="qemu-m7", **kw):
+    c = compile_model(path, CompileOptions(board=board, progress=False, **kw))
+    assert c.patch is not None
+    res = verify_board(c, c.calib[:2], out_dir=tmp_path / "fw")
+    assert res.bit_exact, res.format()
+    return c
+
+
+@pytest.mark.parametrize("split,grid", [(2, 2), (4, 3), (8, 5), (12, 8)])
+def test_patched_c_on_qemu_vww(split, grid, tmp_path):
+    _patched_c_on_qemu(VWW, tmp_path, patch="forced", split=split, patches=grid)
+
+
+@pytest.mark.parametrize("split,grid,by_patch", [(4, 2, False), (8, 4, True), (8, 7, False)])
+def test_patched_c_on_qemu_resnet8(split, grid, by_patch, tmp_path):
+    c = _patched_c_on_qemu(RESNET8, tmp_path, patch="forced", split=split, patches=grid, input_by_patch=by_patch)
+    assert bool(c.patch.crops), "the residual add reads a cropped copy"
+
+
+@pytest.mark.parametrize("kind", ["odd_stride2_dw", "residual", "concat"])
+def test_patched_c_on_qemu_synthetic(kind, tmp_path):
+    path = _synthetic(tmp_path, kind)
+    g = _layerwise(path).graph
+    for k, n in [(candidate_splits(g)[1], 3), (candidate_splits(g)[-1], 2)]:
+        _patched_c_on_qemu(path, tmp_path / f"{k}_{n}", patch="forced", split=k, patches=n, input_by_patch=(n == 2))
+
+
+def _check_plan_sound(c):
+    plan = c.plan
+    for i, a in enumerate(plan.buffers):
+        for b in plan.buffers[i + 1 :]:
+            if not (a.last < b.first or b.last < a.first):
+                assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset, f"{a} overlaps {b}"
+    header = c.sources.files["include/model.h"]
+    assert f"#define MODEL_ARENA_SIZE {plan.arena_size}\n" in header
+    assert plan.arena_size == c.report["peak_sram_bytes"] == max(plan.live_bytes()) or plan.arena_size >= max(plan.live_bytes())
+
+
+@pytest.mark.parametrize("path_kind", ["vww", "resnet8", "mbv2"])
+def test_patched_memory_plan_is_sound_and_lower(path_kind, mbv2_path):
+    path = {"vww": VWW, "resnet8": RESNET8, "mbv2": mbv2_path}[path_kind]
+    c = compile_model(path, CompileOptions(board="host", progress=False))
+    assert c.patch is not None
+    _check_plan_sound(c)
+    rep = c.report
+    assert rep["peak_sram_bytes"] < rep["peak_sram_layerwise_bytes"]
+    assert len(rep["memory_profile"]["patched"]) > 0 and len(rep["memory_profile"]["layerwise"]) > 0
+    # the search result is at least as good as every (split, grid) it tried, and equals forcing it
+    tried = rep["patch_candidates"]
+    assert rep["peak_sram_bytes"] == min(t["peak"] for t in tried)
+    best = rep["patch_plan"]
+    forced = compile_model(path, CompileOptions(board="host", progress=False, patch="forced",
+                                                split=best["stage_layers"], patches=best["grid"]))
+    assert forced.report["peak_sram_bytes"] == rep["peak_sram_bytes"]
+    for t in tried[:: max(1, len(tried) // 6)]:
+        plan = plan_patches(c.graph, t["stage_len"], t["grid"])
+        assert plan_memory_patched(c.graph, plan).arena_size == t["peak"] >= rep["peak_sram_bytes"]
+
+
+def test_overhead_cap_is_respected():
+    c = compile_model(VWW, CompileOptions(board="host", progress=False, max_patch_overhead=0.05))
+    pp = c.report["patch_plan"]
+    assert pp is None or pp["overhead"] <= 0.05
+    assert all(t["overhead"] <= 0.05 for t in c.report["patch_candidates"])
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "mcucompile", *map(str, args)], capture_output=True, text=True)
+
+
+def test_vww_fits_40k_by_patching_and_verifies_on_qemu_m4(tmp_path):
+    res = _cli(VWW, "--board", "nucleo-f446re", "--sram-limit", "40000", "-o", tmp_path / "out", "--plot", tmp_path / "mem.png")
+    assert res.returncode == 0, res.stderr
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert rep["peak_sram_bytes"] <= 40000 < rep["peak_sram_layerwise_bytes"]
+    assert "layer by layer it would be" in res.stdout
+    assert (tmp_path / "mem.png").stat().st_size > 5000
+    layerwise = _cli(VWW, "--board", "nucleo-f446re", "--sram-limit", "40000", "--no-patch", "-o", tmp_path / "lw")
+    assert layerwise.returncode == 2 and "SRAM: needs 64,512 B layer by layer" in layerwise.stderr
+    res = _cli("verify", VWW, "--board", "qemu-m4", "--sram-limit", "40000", "-n", "2")
+    assert res.returncode == 0 and "bit-exact" in res.stdout, res.stdout + res.stderr
+
+
+def test_cannot_fit_even_patched_says_best_peak(tmp_path):
+    res = _cli(VWW, "--board", "nucleo-f446re", "--sram-limit", "12000", "-o", tmp_path / "out")
+    assert res.returncode == 2
+    assert "even patched" in res.stderr and "the --sram-limit of 12,000 B" in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_split_is_a_clear_error(tmp_path):
+    res = _cli(RESNET8, "--split", "3", "--patches", "2", "-o", tmp_path / "out")
+    assert res.returncode == 2 and "--split 3 is not a valid split point; valid: [1, 4, 8, 12]" in res.stderr
