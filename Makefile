@@ -37,6 +37,7 @@ demo: setup
 
 bench: setup
 	$(PY) bench/run.py
+	$(PY) bench/patching.py
 
 test: setup
 	$(PY) -m pytest -q
