@@ -148,6 +148,8 @@ def candidate_splits(graph: Graph) -> list[int]:
         crossing = {i for n in nodes[k:] for i in n.inputs if i in produced} | (produced & set(graph.outputs))
         if crossing - {split}:
             continue
+        if any(graph.inputs[0] in n.inputs for n in nodes[k:]):
+            continue  # the rest reads the model input too: it would have to stay whole
         if split in graph.outputs or not nodes[k:]:
             continue
         external = {i for n in stage for i in n.inputs if i and not graph.tensors[i].is_const} - produced
