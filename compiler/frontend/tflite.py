@@ -273,6 +273,11 @@ def _name(imp, outs) -> str:
     return imp.t(outs[0]).name
 
 
+def _conv_window(o, in_shape, kh: int, kw: int) -> Window:
+    stride, dil = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
+    return Window((kh, kw), stride, dil, _padding(o.Padding(), in_shape[1:3], (kh, kw), stride, dil))
+
+
 @converter("CONV_2D")
 def _conv(imp, op, ins, outs):
     o = _options(imp, op, "Conv2DOptions")
@@ -280,8 +285,7 @@ def _conv(imp, op, ins, outs):
     cout, kh, kw, cin_g = w.shape
     x = imp.act(ins[0])
     in_shape = imp.tensors[x].shape
-    stride, dil = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
-    win = Window((kh, kw), stride, dil, _padding(o.Padding(), in_shape[1:3], (kh, kw), stride, dil))
+    win = _conv_window(o, in_shape, kh, kw)
     groups = in_shape[3] // cin_g
     b = imp.const(ins[2]) if len(ins) > 2 and ins[2] >= 0 else ""
     attrs = ConvAttrs(win, groups, ACTIVATIONS[o.FusedActivationFunction()])
@@ -294,9 +298,7 @@ def _dwconv(imp, op, ins, outs):
     w = imp.t(ins[1])
     _, kh, kw, cout = w.shape
     x = imp.act(ins[0])
-    in_shape = imp.tensors[x].shape
-    stride, dil = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
-    win = Window((kh, kw), stride, dil, _padding(o.Padding(), in_shape[1:3], (kh, kw), stride, dil))
+    win = _conv_window(o, imp.tensors[x].shape, kh, kw)
     wt = imp.const(ins[1], w.data.reshape(kh, kw, cout), axis=2)
     b = imp.const(ins[2]) if len(ins) > 2 and ins[2] >= 0 else ""
     attrs = ConvAttrs(win, 1, ACTIVATIONS[o.FusedActivationFunction()])

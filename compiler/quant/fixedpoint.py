@@ -22,8 +22,11 @@ def round_half_away(x):
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
-def quantize_multiplier(real: float) -> tuple[int, int]:
-    """TFLite QuantizeMultiplier: real = m * 2^(shift - 31), m in [2^30, 2^31)."""
+def quantize_multiplier(real: float, strict: bool = True) -> tuple[int, int]:
+    """TFLite QuantizeMultiplier: real = m * 2^(shift - 31), m in [2^30, 2^31).
+
+    ``strict`` refuses shifts above 30 (the kernels' left shift would overflow int32); TFLite Micro
+    itself accepts them, so its semantics module passes strict=False."""
     if real == 0.0:
         return 0, 0
     q, shift = math.frexp(real)
@@ -33,7 +36,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         shift += 1
     if shift < -31:
         return 0, 0
-    if shift > 30:
+    if strict and shift > 30:
         raise ValueError(f"requantization multiplier {real} is too large for int32 fixed point")
     return q_fixed, shift
 

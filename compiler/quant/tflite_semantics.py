@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fixedpoint import (
+    quantize_multiplier,
     INT32_MAX,
     INT32_MIN,
     mult_by_pot_saturating,
@@ -87,19 +88,9 @@ def _std_round(x: float) -> float:
 def tflite_quantize_multiplier(real: float) -> tuple[int, int]:
     """tflite::QuantizeMultiplier (double rounding build): real ~= m * 2^(shift-31), m in [2^30, 2^31).
 
-    Unlike ``fixedpoint.quantize_multiplier`` this never raises: TFLM accepts shift > 30.
+    Unlike the compiler's own use of ``fixedpoint.quantize_multiplier`` this never raises: TFLM accepts shift > 30.
     """
-    real = float(real)
-    if real == 0.0:
-        return 0, 0
-    q, shift = math.frexp(real)
-    q_fixed = int(_std_round(q * (1 << 31)))
-    if q_fixed == (1 << 31):
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return q_fixed, shift
+    return quantize_multiplier(float(real), strict=False)
 
 
 def _frexp_multiplier(real: float) -> tuple[int, int]:
