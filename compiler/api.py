@@ -49,6 +49,7 @@ class CompileOptions:
     sram_limit: int | None = None  # tighter SRAM budget than the board's
     max_patch_overhead: float | None = None  # cap on extra MACs of the stage (0.2 = 20%)
     input_by_patch: bool = False  # the application fills each input patch through a callback
+    console: str | None = None  # firmware output: "uart" or "semihosting" (default: uart on real boards)
 
 
 @dataclass(frozen=True, eq=False)
@@ -258,7 +259,7 @@ def write_library(compiled: Compiled, out_dir: str | Path, inputs_q: np.ndarray 
             if inputs_q is None:
                 inputs_q = quantize_input(compiled, compiled.calib[:1])
             sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
-            write_project(tmp, compiled.board, compiled.options.name, inputs_q, sizes)
+            write_project(tmp, compiled.board, compiled.options.name, inputs_q, sizes, compiled.options.console)
         (tmp / "report.json").write_text(json.dumps(compiled.report, indent=2) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -456,11 +457,47 @@ def build_and_run_board(compiled: Compiled, samples: np.ndarray, out_dir: Path, 
 
 
 def verify_board(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | None = None,
-                 out_dir: str | Path | None = None, timeout: float = 600.0) -> VerifyResult:
-    """Run on the compiled board (QEMU for emulated boards) and compare like verify_host."""
+                 out_dir: str | Path | None = None, timeout: float = 600.0, port: str | None = None,
+                 upload: bool = True) -> VerifyResult:
+    """Run on the compiled board (QEMU for emulated boards, or a real board on ``port``) and compare
+    like verify_host."""
     with tempfile.TemporaryDirectory() as tmp:
-        x_q, c_outs, run, size = build_and_run_board(compiled, samples, Path(out_dir or Path(tmp) / "fw"), timeout)
+        out = Path(out_dir or Path(tmp) / "fw")
+        if port is not None:
+            x_q, c_outs, run = run_on_port(compiled, samples, out, port, upload, timeout)
+        else:
+            x_q, c_outs, run, size = build_and_run_board(compiled, samples, out, timeout)
     return compare_outputs(compiled, samples, x_q, c_outs, labels, compiled.board.name)
+
+
+def run_on_port(compiled: Compiled, samples: np.ndarray, out_dir: Path, port: str, upload: bool = True,
+                timeout: float = 120.0):
+    """A real board: write the project, flash it with PlatformIO (unless ``upload`` is False: flashed
+    already, reset it now), read the result lines from the serial ``port``."""
+    import subprocess
+
+    from .targets.firmware import outputs_as_arrays
+    from .targets.serial import open_port, read_run
+
+    x_q = quantize_input(compiled, samples)
+    out = write_library(compiled, out_dir, x_q)
+    serial_port = open_port(port)
+    try:
+        if upload:
+            pio = shutil.which("pio") or shutil.which("platformio")
+            if pio is None:
+                raise UserError("flashing needs PlatformIO: pip install platformio (or flash the project in "
+                                f"{out} yourself and pass --no-upload)")
+            res = subprocess.run([pio, "run", "-t", "upload"], cwd=out, capture_output=True, text=True, timeout=900)
+            if res.returncode != 0:
+                tail = (res.stdout + res.stderr).strip().splitlines()[-3:]
+                raise UserError(f"'pio run -t upload' failed for {compiled.board.name} ({' | '.join(tail)}); "
+                                "check the board is connected and PlatformIO can install platform ststm32")
+        run = read_run(serial_port, timeout, compiled.board.name)
+    finally:
+        serial_port.close()
+    sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
+    return x_q, outputs_as_arrays(run, len(samples), sizes), run
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ class Board:
     qemu_machine: str | None
     aliases: tuple[str, ...]
     description: str
+    console: dict | None = None  # UART the firmware prints on (NUCLEO: the ST-LINK virtual COM port)
 
 
 HOST = Board("host", "host", "none", False, False, 0, 1 << 40, 1 << 40, "0x0", "0x0", None, None, (), "This PC (gcc)")

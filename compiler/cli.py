@@ -41,6 +41,8 @@ def _add_compile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="model", help="C name prefix of the generated library (default: model)")
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="pin a dynamic input shape")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+    p.add_argument("--console", choices=("uart", "semihosting"), help="where the firmware prints (default: the "
+                   "board's UART on real boards, semihosting on emulated ones)")
     g = p.add_argument_group("patch-based inference (MCUNetV2)")
     g.add_argument("--no-patch", action="store_true", help="run every layer whole (layer by layer)")
     g.add_argument("--patches", type=int, metavar="N", help="force an N x N patch grid (with --split)")
@@ -65,7 +67,7 @@ def _options(args):
         board=args.board, calib=args.calib, calib_samples=args.calib_samples, name=args.name,
         input_shapes=_input_shapes(args.input_shape), progress=not args.quiet, patch=mode, split=args.split,
         patches=args.patches, sram_limit=args.sram_limit, max_patch_overhead=args.max_patch_overhead,
-        input_by_patch=args.input_by_patch,
+        input_by_patch=args.input_by_patch, console=args.console,
     )
 
 
@@ -138,6 +140,9 @@ def cmd_verify(argv: list[str]) -> int:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("-o", "--output", help="keep the firmware project here (default: a temporary folder)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before a run on the board counts as hung")
+    p.add_argument("--port", help="a real board's serial port (e.g. /dev/ttyACM0, or a pyserial URL): flash it with "
+                   "PlatformIO, read the results over UART")
+    p.add_argument("--no-upload", action="store_true", help="with --port: the board is flashed already; reset it")
     args = p.parse_args(argv)
     from .api import compile_model, verify_board, verify_host
 
@@ -150,7 +155,8 @@ def cmd_verify(argv: list[str]) -> int:
     if compiled.board.name == "host":
         res = verify_host(compiled, x, y)
     else:
-        res = verify_board(compiled, x, y, out_dir=args.output, timeout=args.timeout)
+        res = verify_board(compiled, x, y, out_dir=args.output, timeout=args.timeout, port=args.port,
+                           upload=not args.no_upload)
     if args.json:
         import dataclasses
 

@@ -162,3 +162,54 @@ def test_real_board_verify_says_what_to_do(tmp_path):
     with pytest.raises(UserError, match="real board"):
         build_and_run_board(compiled, compiled.calib[:1], tmp_path / "fw")
     assert np.isfinite(compiled.report["flash_bytes"])
+
+
+def _qemu_uart_server(elf, board):
+    """Start QEMU with the board's UART on a loopback TCP socket; it waits for the reader to connect."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    proc = subprocess.Popen(["qemu-system-arm", "-M", get_board(board).qemu_machine, "-nographic", "-monitor", "none",
+                             "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on", "-semihosting-config",
+                             "enable=on,target=native", "-icount", "shift=0", "-kernel", str(elf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, f"socket://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("board", ["qemu-m4", "qemu-m7"])
+def test_uart_console_and_port_reader(board, tmp_path):
+    """The real-board path: firmware prints on its UART, the host reads the port (here QEMU's UART on a
+    loopback socket stands in for the NUCLEO's ST-LINK virtual COM port)."""
+    compiled = compile_model(SHARED_MODELS / "kws_dscnn_float.onnx",
+                             CompileOptions(board=board, console="uart", progress=False))
+    samples = compiled.calib[:2]
+    from mcucompile.api import quantize_input
+
+    flashed = write_library(compiled, tmp_path / "flashed", quantize_input(compiled, samples))
+    assert "console_init" in (flashed / "src" / "board_port.c").read_text()
+    proc, url = _qemu_uart_server(build_firmware(flashed), board)
+    try:
+        res = verify_board(compiled, samples, out_dir=tmp_path / "fw", port=url, upload=False, timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert res.bit_exact and res.samples == 2, res.format()
+
+
+def test_nucleo_firmware_prints_on_the_stlink_uart(tmp_path):
+    compiled = compile_model(SHARED_MODELS / "kws_dscnn_float.onnx", CompileOptions(board="nucleo-f746zg", progress=False))
+    out = write_library(compiled, tmp_path / "fw")
+    port_c = (out / "src" / "board_port.c").read_text()
+    assert "0x40004800u" in port_c and "139u" in port_c and "AF7" in port_c  # USART3, 115200 @ 16 MHz, PD8
+    assert "SYS_EXIT_EXTENDED" not in port_c.split("void board_exit")[1].split("}")[0]
+
+
+def test_unreachable_port_is_a_clear_error(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "mcucompile", "verify", str(SHARED_MODELS / "kws_dscnn_float.onnx"),
+                          "--board", "nucleo-f746zg", "--port", "/dev/ttyNOPE0", "--no-upload", "-n", "1"],
+                         capture_output=True, text=True)
+    assert res.returncode == 2, res.stderr
+    assert "cannot open port /dev/ttyNOPE0" in res.stderr and "Traceback" not in res.stderr
