@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks (measure, do not assert): per model and emulated board, instructions per inference,
+"""Benchmarks (measure, do not assert): per model and emulated board, layer by layer, instructions per inference,
 instructions per MAC, peak SRAM (arena) and flash from the linked ELF, next to TFLite Micro's figures
 for the same MLPerf Tiny models (from ../shared/models/mlperf_tiny/README.md, CMSIS-NN kernels, M4).
 
@@ -40,7 +40,7 @@ def main() -> int:
     for name in args.models.split(","):
         path, calib = MODELS[name]
         for board in args.boards.split(","):
-            compiled = compile_model(path, CompileOptions(board=board, calib=calib, progress=False))
+            compiled = compile_model(path, CompileOptions(board=board, calib=calib, progress=False, patch="off"))
             r = bench(compiled)
             macs = sum(x["macs"] for x in r.layers)
             t = TFLM.get(name)
