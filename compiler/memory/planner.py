@@ -6,12 +6,13 @@
   input that dies at that step (in place);
 - buffers are placed largest first, each at the lowest offset where it overlaps no already placed
   buffer whose lifetime intersects its own.
-Peak SRAM = arena (activations) + the largest scratch any kernel asks for (placed after them).
+Peak SRAM = arena (activations) + the largest scratch any kernel asks for (placed after them; the
+depthwise kernel's per-channel accumulators).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..ir import Graph
 from ..ops import op_def
@@ -39,7 +40,6 @@ class ArenaPlan:
     scratch_size: int
     scratch_offset: int
     steps: int = 0
-    scratch_per_node: dict[str, int] = field(default_factory=dict)
 
     @property
     def arena_size(self) -> int:
@@ -71,8 +71,12 @@ def place_buffers(buffers: list[tuple[str, int, int, int]]) -> list[Buffer]:
     return placed
 
 
-def plan_memory(graph: Graph, scratch_per_node: dict[str, int] | None = None) -> ArenaPlan:
-    scratch_per_node = scratch_per_node or {}
+def scratch_bytes(graph: Graph) -> int:
+    """The largest scratch any kernel of the graph asks for (placed after the activations)."""
+    return max((op_def(n).scratch_bytes(n, graph) for n in graph.nodes), default=0)
+
+
+def plan_memory(graph: Graph) -> ArenaPlan:
     roots: dict[str, str] = {}
     first: dict[str, int] = {}
     last: dict[str, int] = {}
@@ -144,10 +148,10 @@ def plan_memory(graph: Graph, scratch_per_node: dict[str, int] | None = None) ->
     activations = max((b.offset + b.size for b in placed), default=0)
     offsets = {b.name: b.offset for b in placed}
     all_offsets = {t: offsets[root(t)] for t in roots}
-    scratch = max(scratch_per_node.values(), default=0)
+    scratch = scratch_bytes(graph)
     return ArenaPlan(
         tuple(sorted(placed, key=lambda b: (b.first, b.name))), all_offsets, {t: root(t) for t in roots},
-        activations, _align(scratch) if scratch else 0, _align(activations), n_steps + 1, dict(scratch_per_node),
+        activations, _align(scratch) if scratch else 0, _align(activations), n_steps + 1,
     )
 
 
@@ -212,5 +216,6 @@ def plan_memory_patched(graph: Graph, plan) -> ArenaPlan:
     roots = {t: (r if r in offsets else split) for t, r in sub_plan.roots.items()}
     roots.update({b: b for b in offsets})
     activations = max(b.offset + b.size for b in placed)
-    return ArenaPlan(tuple(sorted(placed, key=lambda b: (b.first, b.name))), all_offsets, roots, activations, 0,
-                     _align(activations), end + 1)
+    scratch = scratch_bytes(graph)
+    return ArenaPlan(tuple(sorted(placed, key=lambda b: (b.first, b.name))), all_offsets, roots, activations,
+                     _align(scratch) if scratch else 0, _align(activations), end + 1)

@@ -138,5 +138,9 @@ class OpDef:
     def macs(self, node: Node, graph: Graph) -> int:
         return 0
 
+    def scratch_bytes(self, node: Node, graph: Graph) -> int:
+        """Caller-provided scratch the kernel uses (mirrors the C ``_get_buffer_size`` function)."""
+        return 0
+
     def kernel(self, node: Node, graph: Graph) -> KernelCall:
         raise NotImplementedError

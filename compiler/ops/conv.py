@@ -217,6 +217,10 @@ class DepthwiseConv2D(OpDef):
         w = graph.tensors[node.inputs[1]].shape
         return int(np.prod(out)) * w[0] * w[1]
 
+    def scratch_bytes(self, node, graph):
+        # mcu_dwconv_get_buffer_size_s8: one int32 accumulator per output channel
+        return 4 * graph.tensors[node.inputs[1]].shape[-1]
+
     def kernel(self, node, graph):
         ctx = kernel_quant_context(node, graph)
         w = graph.tensors[node.inputs[1]].shape

@@ -48,7 +48,8 @@ int32_t mcu_conv_get_buffer_size_s8(const mcu_dims *input_dims, const mcu_dims *
 
 /**
  * @brief Depthwise 2-D convolution, int8.
- * @param[in]  ctx          Scratch (unused; may be NULL).
+ * @param[in]  ctx          Scratch of mcu_dwconv_get_buffer_size_s8() bytes, 4-byte aligned, for the fast
+ *                          path (channels innermost); NULL or smaller runs the slower loop, same result.
  * @param[in]  dw_params    Offsets, channel multiplier, stride, padding, dilation, clamp.
  * @param[in]  quant_params Per-output-channel multiplier/shift.
  * @param[in]  input_dims   [N, H, W, C_in].
@@ -72,6 +73,9 @@ mcu_status mcu_dwconv_s8(const mcu_context *ctx,
                          const int32_t *bias,
                          const mcu_dims *output_dims,
                          int8_t *output);
+
+/** @brief Scratch bytes that make mcu_dwconv_s8 take its fast path (one int32 per output channel). */
+int32_t mcu_dwconv_get_buffer_size_s8(const mcu_dims *output_dims);
 
 /**
  * @brief Fully connected layer, int8, per-output-channel requantization.

@@ -1,4 +1,6 @@
 /* Convolutions: standard / grouped and depthwise, int8, NHWC. Portable reference loops. */
+#include <stddef.h>
+
 #include "mcunn.h"
 #include "mcunn_support.h"
 
@@ -80,6 +82,86 @@ mcu_status mcu_conv_s8(const mcu_context *ctx,
     return MCU_OK;
 }
 
+int32_t mcu_dwconv_get_buffer_size_s8(const mcu_dims *output_dims)
+{
+    return output_dims->c * (int32_t)sizeof(int32_t);
+}
+
+/* Depthwise with one int32 accumulator per output channel in scratch: taps outer, channels inner, so the
+ * innermost loop walks input and weights contiguously. Same sums as the reference loop (int32 addition
+ * is exact here), so the bytes are identical. */
+static void dwconv_channels_inner(const mcu_dw_conv_params *dw_params,
+                                  const mcu_per_channel_quant_params *quant_params,
+                                  const mcu_dims *input_dims,
+                                  const int8_t *input,
+                                  const mcu_dims *filter_dims,
+                                  const int8_t *filter,
+                                  const int32_t *bias,
+                                  const mcu_dims *output_dims,
+                                  int8_t *output,
+                                  int32_t *acc)
+{
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
+    const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
+    const int32_t out_h = output_dims->h, out_w = output_dims->w, out_c = output_dims->c;
+    const int32_t mult = dw_params->ch_mult, in_offset = dw_params->input_offset;
+    for (int32_t b = 0; b < input_dims->n; b++)
+    {
+        const int8_t *in_b = input + (int32_t)b * in_h * in_w * in_c;
+        for (int32_t oy = 0; oy < out_h; oy++)
+        {
+            const int32_t y0 = oy * dw_params->stride.h - dw_params->padding.h;
+            for (int32_t ox = 0; ox < out_w; ox++)
+            {
+                const int32_t x0 = ox * dw_params->stride.w - dw_params->padding.w;
+                for (int32_t oc = 0; oc < out_c; oc++)
+                {
+                    acc[oc] = bias ? bias[oc] : 0;
+                }
+                for (int32_t ky = 0; ky < k_h; ky++)
+                {
+                    const int32_t iy = y0 + ky * dw_params->dilation.h;
+                    if (iy < 0 || iy >= in_h)
+                    {
+                        continue;
+                    }
+                    for (int32_t kx = 0; kx < k_w; kx++)
+                    {
+                        const int32_t ix = x0 + kx * dw_params->dilation.w;
+                        if (ix < 0 || ix >= in_w)
+                        {
+                            continue;
+                        }
+                        const int8_t *px = in_b + (iy * in_w + ix) * in_c;
+                        const int8_t *pw = filter + (ky * k_w + kx) * out_c;
+                        if (mult == 1)
+                        {
+                            for (int32_t c = 0; c < out_c; c++)
+                            {
+                                acc[c] += (px[c] + in_offset) * pw[c];
+                            }
+                        }
+                        else
+                        {
+                            for (int32_t oc = 0; oc < out_c; oc++)
+                            {
+                                acc[oc] += (px[oc / mult] + in_offset) * pw[oc];
+                            }
+                        }
+                    }
+                }
+                int8_t *out_px = output + ((b * out_h + oy) * out_w + ox) * out_c;
+                for (int32_t oc = 0; oc < out_c; oc++)
+                {
+                    int32_t y = mcu_requantize(acc[oc], quant_params->multiplier[oc], quant_params->shift[oc]);
+                    y += dw_params->output_offset;
+                    out_px[oc] = (int8_t)MCU_CLAMP(y, dw_params->activation.min, dw_params->activation.max);
+                }
+            }
+        }
+    }
+}
+
 mcu_status mcu_dwconv_s8(const mcu_context *ctx,
                          const mcu_dw_conv_params *dw_params,
                          const mcu_per_channel_quant_params *quant_params,
@@ -92,7 +174,6 @@ mcu_status mcu_dwconv_s8(const mcu_context *ctx,
                          const mcu_dims *output_dims,
                          int8_t *output)
 {
-    (void)ctx;
     (void)bias_dims;
     const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
@@ -102,6 +183,13 @@ mcu_status mcu_dwconv_s8(const mcu_context *ctx,
     {
         return MCU_ARG_ERROR;
     }
+    if (ctx != NULL && ctx->buf != NULL && ctx->size >= mcu_dwconv_get_buffer_size_s8(output_dims))
+    {
+        dwconv_channels_inner(dw_params, quant_params, input_dims, input, filter_dims, filter, bias, output_dims,
+                              output, (int32_t *)ctx->buf);
+        return MCU_OK;
+    }
+    /* no scratch: one output channel at a time */
     for (int32_t b = 0; b < input_dims->n; b++)
     {
         const int8_t *in_b = input + (int32_t)b * in_h * in_w * in_c;
