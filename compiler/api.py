@@ -11,7 +11,6 @@ import hashlib
 import json
 import shutil
 import tempfile
-import warnings as _warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,10 +90,8 @@ def check_fit(report: dict, board: Board, sram_limit: int | None = None, choice=
         how = ""
         if choice is not None and choice.plan is not None:
             how = f" even patched (best: {choice.plan.grid}x{choice.plan.grid} patches over {choice.plan.stage_len} layers)"
-        elif choice is not None and choice.tried:
-            how = " even patched (no patch plan beat layer by layer)"
-        elif report.get("peak_sram_layerwise_bytes") and choice is not None and not choice.tried:
-            how = " layer by layer"
+        elif choice is not None:
+            how = " even patched (no patch plan beat layer by layer)" if choice.tried else " layer by layer"
         problems.append(f"SRAM: needs {sram:,} B{how}, {where}")
     if flash > board.flash_bytes:
         problems.append(f"flash: needs {flash:,} B, board has {board.flash_bytes:,} B")
@@ -544,7 +541,3 @@ def bench(compiled: Compiled, out_dir: str | Path | None = None, timeout: float 
                        "share": count / run.total if run.total else 0.0})
     return BenchResult(compiled.board.name, run.unit, tuple(layers), int(run.total or 0), size.flash_bytes,
                        size.sram_bytes, compiled.plan.arena_size, size.text, size.data, size.bss)
-
-
-def suppress_warnings() -> None:
-    _warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -39,7 +39,6 @@ def run_case(case) -> tuple[str, str]:
     model.CopyFrom(case.model)
     node = model.graph.node[0]
     inputs, outputs = case.data_sets[0]
-    names = [i.name for i in model.graph.input]
     feeds = {}
     bake = node.op_type in CONST_OPERANDS
     keep_inputs = []

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import REPO, SHARED_MODELS
@@ -159,9 +158,8 @@ def test_verify_and_bench_cli(tmp_path):
 
 def test_real_board_verify_says_what_to_do(tmp_path):
     compiled = compile_model(SHARED_MODELS / "kws_dscnn_float.onnx", CompileOptions(board="nucleo-f746zg", progress=False))
-    with pytest.raises(UserError, match="real board"):
+    with pytest.raises(UserError, match="real board: mcucompile wrote its PlatformIO project"):
         build_and_run_board(compiled, compiled.calib[:1], tmp_path / "fw")
-    assert np.isfinite(compiled.report["flash_bytes"])
 
 
 def _qemu_uart_server(elf, board):

@@ -155,7 +155,7 @@ def generate_c(graph: Graph, plan: ArenaPlan, prefix: str = "model", provenance:
                patch=None) -> CSource:
     """Render the library for ``graph`` (quantized) laid out by ``plan``; ``patch`` (a PatchPlan) runs
     the first stage patch by patch."""
-    from ..memory.planner import region_buffer
+    from ..memory.planner import region_buffer, scratch_buffer
     from ..patch.planner import crop_buffer, local_window
 
     env = _environment()
@@ -223,9 +223,14 @@ def generate_c(graph: Graph, plan: ArenaPlan, prefix: str = "model", provenance:
             f"out {graph.tensors[node.outputs[0]].dtype}{list(graph.tensors[node.outputs[0]].shape)} region buffer "
             f"@arena+{plan.offsets[region_buffer(node.outputs[0])]}",
             f"MACs {macs} whole map"]
+        scratch = None
+        size = d.scratch_bytes(node, graph)
+        if size:
+            scratch = (plan.offsets[scratch_buffer(node)], size)
+            comment.append(f"scratch {size} B @arena+{scratch[0]}")
         layers.append({
             "index": index, "op": node.op, "name": node.name, "comment": comment,
-            "body": body.rstrip("\n"), "macs": macs, "in_stage": in_stage,
+            "body": body.rstrip("\n"), "macs": macs, "in_stage": in_stage, "scratch": scratch,
         })
         index += 1
 
@@ -266,7 +271,7 @@ def generate_c(graph: Graph, plan: ArenaPlan, prefix: str = "model", provenance:
     values = {
         "P": P, "PU": P.upper(), "version": __version__, "provenance": provenance or {},
         "layers": layers, "arrays": arrays, "inputs": io(graph.inputs), "outputs": io(graph.outputs),
-        "arena_size": plan.arena_size, "scratch_offset": plan.scratch_offset, "scratch_size": plan.scratch_size,
+        "arena_size": plan.arena_size,
         "patch": patch_ctx,
     }
     files = {

@@ -11,7 +11,6 @@ known), so Shape/Gather/Concat chains that compute reshape targets disappear.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass

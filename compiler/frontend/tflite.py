@@ -432,8 +432,6 @@ CONVERTERS["HARD_SWISH"] = _table_op("hardswish", "HARD_SWISH")
 
 @converter("RELU", "RELU6", "RELU_N1_TO_1")
 def _relu(imp, op, ins, outs):
-    code = op.BuiltinOptionsType()
-    del code
     oc = imp.model.OperatorCodes(op.OpcodeIndex())
     name = imp.names[max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())]
     act = {"RELU": Activation(0.0), "RELU6": Activation(0.0, 6.0), "RELU_N1_TO_1": Activation(-1.0, 1.0)}[name]
@@ -482,6 +480,4 @@ def load_tflite(path: str | Path) -> Graph:
     except Exception as e:  # noqa: BLE001 - a corrupt flatbuffer fails in many ways inside the reader
         raise UserError(f"{path} could not be read as a TFLite model ({type(e).__name__}: {str(e)[:100]}); "
                         "the file may be corrupt") from None
-    kinds = {t.dtype for t in imp._t if t.data is None}
-    del kinds
     return graph

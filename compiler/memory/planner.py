@@ -6,8 +6,8 @@
   input that dies at that step (in place);
 - buffers are placed largest first, each at the lowest offset where it overlaps no already placed
   buffer whose lifetime intersects its own.
-Peak SRAM = arena (activations) + the largest scratch any kernel asks for (placed after them; the
-depthwise kernel's per-channel accumulators).
+Kernel scratch (the depthwise kernel's per-channel accumulators) is a buffer alive only during its
+layer, placed like any other. Peak SRAM = the arena size.
 """
 
 from __future__ import annotations
@@ -36,14 +36,12 @@ class ArenaPlan:
     buffers: tuple[Buffer, ...]
     offsets: dict[str, int]
     roots: dict[str, str]  # tensor -> the buffer it lives in (itself unless aliased / in place)
-    activations_size: int
-    scratch_size: int
-    scratch_offset: int
+    activations_size: int  # end of the last buffer (activations and layer scratch)
     steps: int = 0
 
     @property
     def arena_size(self) -> int:
-        return self.scratch_offset + self.scratch_size
+        return _align(self.activations_size)
 
     def live_bytes(self) -> list[int]:
         """Bytes of activation buffers alive at each step (the memory profile)."""
@@ -71,9 +69,18 @@ def place_buffers(buffers: list[tuple[str, int, int, int]]) -> list[Buffer]:
     return placed
 
 
-def scratch_bytes(graph: Graph) -> int:
-    """The largest scratch any kernel of the graph asks for (placed after the activations)."""
-    return max((op_def(n).scratch_bytes(n, graph) for n in graph.nodes), default=0)
+def scratch_buffer(node) -> str:
+    """Name of a layer's scratch buffer: it lives only while that layer runs (as TFLite Micro plans them)."""
+    return f"{node.outputs[0]}@scratch"
+
+
+def _scratch_buffers(graph: Graph, nodes, first_step: int) -> list[tuple[str, int, int, int]]:
+    out = []
+    for step, n in enumerate(nodes, start=first_step):
+        size = op_def(n).scratch_bytes(n, graph)
+        if size:
+            out.append((scratch_buffer(n), size, step, step))
+    return out
 
 
 def plan_memory(graph: Graph) -> ArenaPlan:
@@ -144,14 +151,15 @@ def plan_memory(graph: Graph) -> ArenaPlan:
     for name in graph.inputs:
         members.setdefault(name, {name})
 
-    placed = place_buffers([(r, graph.tensors[r].nbytes, first[r], last[r]) for r in first])
+    placed = place_buffers([(r, graph.tensors[r].nbytes, first[r], last[r]) for r in first]
+                           + _scratch_buffers(graph, graph.nodes, 0))
     activations = max((b.offset + b.size for b in placed), default=0)
     offsets = {b.name: b.offset for b in placed}
     all_offsets = {t: offsets[root(t)] for t in roots}
-    scratch = scratch_bytes(graph)
+    all_offsets.update({b.name: b.offset for b in placed if b.name.endswith("@scratch")})
     return ArenaPlan(
         tuple(sorted(placed, key=lambda b: (b.first, b.name))), all_offsets, {t: root(t) for t in roots},
-        activations, _align(scratch) if scratch else 0, _align(activations), n_steps + 1,
+        activations, n_steps + 1,
     )
 
 
@@ -202,9 +210,10 @@ def plan_memory_patched(graph: Graph, plan) -> ArenaPlan:
     sub = graph.replace(nodes=tuple(rest), inputs=(split,))
     sub_plan = plan_memory(sub)
     for b in sub_plan.buffers:
-        if b.name == split:
+        if b.name == split or b.name.endswith("@scratch"):
             continue
         buffers.append((b.name, graph.tensors[b.name].nbytes, b.first + k + 2, b.last + k + 2))
+    buffers += _scratch_buffers(graph, stage, 1) + _scratch_buffers(graph, rest, k + 2)
     placed = place_buffers(buffers)
     offsets = {b.name: b.offset for b in placed}
     all_offsets = dict(offsets)
@@ -216,6 +225,4 @@ def plan_memory_patched(graph: Graph, plan) -> ArenaPlan:
     roots = {t: (r if r in offsets else split) for t, r in sub_plan.roots.items()}
     roots.update({b: b for b in offsets})
     activations = max(b.offset + b.size for b in placed)
-    scratch = scratch_bytes(graph)
-    return ArenaPlan(tuple(sorted(placed, key=lambda b: (b.first, b.name))), all_offsets, roots, activations,
-                     _align(scratch) if scratch else 0, _align(activations), end + 1)
+    return ArenaPlan(tuple(sorted(placed, key=lambda b: (b.first, b.name))), all_offsets, roots, activations, end + 1)

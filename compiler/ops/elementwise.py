@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..ir import Activation, QuantParams, Tensor
+from ..ir import Activation, Tensor
 from ..quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from .base import KernelCall, OpDef, activation_bounds, quantize_values, register
 from .conv import _act

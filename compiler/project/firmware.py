@@ -71,7 +71,7 @@ def write_project(root: Path, board: Board, prefix: str, inputs_q: np.ndarray, o
     P = c_identifier(prefix)
     unit = "instructions" if board.qemu_machine else "cycles"
     g = math.gcd(10**9, board.clock_hz)
-    note = (f"Emulated: counts are instructions (SysTick under qemu -icount shift=0), not cycles."
+    note = ("Emulated: counts are instructions (SysTick under qemu -icount shift=0), not cycles."
             if board.qemu_machine else "Counts are CPU cycles from DWT->CYCCNT.")
     env_name = board.name.replace("-", "_")
     values = dict(

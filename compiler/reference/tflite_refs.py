@@ -29,9 +29,7 @@ def _require(module: str, package: str):
 def _to_model_input(x_q: np.ndarray, detail: dict) -> np.ndarray:
     if np.dtype(detail["dtype"]) == np.int8:
         return x_q.astype(np.int8).reshape(detail["shape"])
-    q = detail["quantization_parameters"] if "quantization_parameters" in detail else None
     scale, zp = _float_io_params(detail)
-    del q
     return ((x_q.astype(np.float32) - np.float32(zp)) * np.float32(scale)).reshape(detail["shape"])
 
 

@@ -69,7 +69,6 @@ def build_report(graph: Graph, plan: ArenaPlan, board: Board, model_path: str, e
         "peak_sram_bytes": plan.arena_size,
         "arena_bytes": plan.arena_size,
         "activation_bytes": plan.activations_size,
-        "scratch_bytes": plan.scratch_size,
         "flash_bytes": weights + code,
         "weights_bytes": weights,
         "code_bytes_estimate": code,
