@@ -44,6 +44,18 @@ mcu_status mcu_conv_s8(const mcu_context *ctx,
             for (int32_t ox = 0; ox < out_w; ox++)
             {
                 const int32_t x0 = ox * conv_params->stride.w - conv_params->padding.w;
+                /* kernel columns inside the image; with dilation 1 a kernel row is then one contiguous run of
+                 * (kx_end - kx_begin) * k_c bytes in both the input and the weights */
+                int32_t kx_begin = 0, kx_end = k_w;
+                while (kx_begin < k_w && x0 + kx_begin * conv_params->dilation.w < 0)
+                {
+                    kx_begin++;
+                }
+                while (kx_end > kx_begin && x0 + (kx_end - 1) * conv_params->dilation.w >= in_w)
+                {
+                    kx_end--;
+                }
+                const int32_t contiguous = conv_params->dilation.w == 1 && groups == 1;
                 for (int32_t oc = 0; oc < out_c; oc++)
                 {
                     const int32_t ic0 = (oc / out_c_per_group) * k_c;
@@ -56,13 +68,20 @@ mcu_status mcu_conv_s8(const mcu_context *ctx,
                         {
                             continue;
                         }
-                        for (int32_t kx = 0; kx < k_w; kx++)
+                        if (contiguous)
+                        {
+                            const int8_t *px = in_b + (iy * in_w + x0 + kx_begin) * in_c;
+                            const int8_t *pw = w_oc + (ky * k_w + kx_begin) * k_c;
+                            const int32_t n = (kx_end - kx_begin) * k_c;
+                            for (int32_t i = 0; i < n; i++)
+                            {
+                                acc += (px[i] + in_offset) * pw[i];
+                            }
+                            continue;
+                        }
+                        for (int32_t kx = kx_begin; kx < kx_end; kx++)
                         {
                             const int32_t ix = x0 + kx * conv_params->dilation.w;
-                            if (ix < 0 || ix >= in_w)
-                            {
-                                continue;
-                            }
                             const int8_t *px = in_b + (iy * in_w + ix) * in_c + ic0;
                             const int8_t *pw = w_oc + (ky * k_w + kx) * k_c;
                             for (int32_t ic = 0; ic < k_c; ic++)
