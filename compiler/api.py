@@ -151,6 +151,12 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     choice = choose_patching(graph, budget, options.patch, options.split, options.patches,
                              options.max_patch_overhead, options.input_by_patch)
     plan, patch = choice.arena, choice.plan
+    if patch is not None and options.patch == "auto" and patch.overhead > 0.5 and choice.layerwise_peak <= budget:
+        notes.append(
+            f"the lowest-SRAM plan recomputes {100 * patch.overhead:.0f}% more MACs; the model also fits layer by "
+            f"layer ({choice.layerwise_peak:,} B of {budget:,} B): pass --max-patch-overhead 0.2 or --no-patch "
+            "if latency matters more than SRAM"
+        )
     provenance = {
         "model": model_path.name,
         "model sha256": _sha256(model_path),
