@@ -48,8 +48,8 @@ int32_t mcu_conv_get_buffer_size_s8(const mcu_dims *input_dims, const mcu_dims *
 
 /**
  * @brief Depthwise 2-D convolution, int8.
- * @param[in]  ctx          Scratch of mcu_dwconv_get_buffer_size_s8() bytes, 4-byte aligned, for the fast
- *                          path (channels innermost); NULL or smaller runs the slower loop, same result.
+ * @param[in]  ctx          Scratch of at least mcu_dwconv_get_buffer_size_s8() bytes, 4-byte aligned (one int32
+ *                          accumulator per output channel).
  * @param[in]  dw_params    Offsets, channel multiplier, stride, padding, dilation, clamp.
  * @param[in]  quant_params Per-output-channel multiplier/shift.
  * @param[in]  input_dims   [N, H, W, C_in].
@@ -60,7 +60,7 @@ int32_t mcu_conv_get_buffer_size_s8(const mcu_dims *input_dims, const mcu_dims *
  * @param[in]  bias         Bias, int32 [C_out], may be NULL.
  * @param[in]  output_dims  [N, OH, OW, C_out].
  * @param[out] output       Output, int8.
- * @return MCU_OK, or MCU_ARG_ERROR when C_out != C_in * ch_mult.
+ * @return MCU_OK, or MCU_ARG_ERROR when C_out != C_in * ch_mult or the scratch is missing or too small.
  */
 mcu_status mcu_dwconv_s8(const mcu_context *ctx,
                          const mcu_dw_conv_params *dw_params,
@@ -74,7 +74,7 @@ mcu_status mcu_dwconv_s8(const mcu_context *ctx,
                          const mcu_dims *output_dims,
                          int8_t *output);
 
-/** @brief Scratch bytes that make mcu_dwconv_s8 take its fast path (one int32 per output channel). */
+/** @brief Scratch bytes mcu_dwconv_s8 needs (one int32 per output channel). */
 int32_t mcu_dwconv_get_buffer_size_s8(const mcu_dims *output_dims);
 
 /**

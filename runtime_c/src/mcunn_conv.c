@@ -107,8 +107,7 @@ int32_t mcu_dwconv_get_buffer_size_s8(const mcu_dims *output_dims)
 }
 
 /* Depthwise with one int32 accumulator per output channel in scratch: taps outer, channels inner, so the
- * innermost loop walks input and weights contiguously. Same sums as the reference loop (int32 addition
- * is exact here), so the bytes are identical. */
+ * innermost loop walks input and weights contiguously. */
 static void dwconv_channels_inner(const mcu_dw_conv_params *dw_params,
                                   const mcu_per_channel_quant_params *quant_params,
                                   const mcu_dims *input_dims,
@@ -194,59 +193,16 @@ mcu_status mcu_dwconv_s8(const mcu_context *ctx,
                          int8_t *output)
 {
     (void)bias_dims;
-    const int32_t in_h = input_dims->h, in_w = input_dims->w, in_c = input_dims->c;
-    const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
-    const int32_t out_h = output_dims->h, out_w = output_dims->w, out_c = output_dims->c;
-    const int32_t mult = dw_params->ch_mult;
-    if (mult < 1 || in_c * mult != out_c || filter_dims->c != out_c)
+    const int32_t out_c = output_dims->c, mult = dw_params->ch_mult;
+    if (mult < 1 || input_dims->c * mult != out_c || filter_dims->c != out_c)
     {
         return MCU_ARG_ERROR;
     }
-    if (ctx != NULL && ctx->buf != NULL && ctx->size >= mcu_dwconv_get_buffer_size_s8(output_dims))
+    if (ctx == NULL || ctx->buf == NULL || ctx->size < mcu_dwconv_get_buffer_size_s8(output_dims))
     {
-        dwconv_channels_inner(dw_params, quant_params, input_dims, input, filter_dims, filter, bias, output_dims,
-                              output, (int32_t *)ctx->buf);
-        return MCU_OK;
+        return MCU_ARG_ERROR; /* the per-channel accumulators live in the caller's scratch */
     }
-    /* no scratch: one output channel at a time */
-    for (int32_t b = 0; b < input_dims->n; b++)
-    {
-        const int8_t *in_b = input + (int32_t)b * in_h * in_w * in_c;
-        for (int32_t oy = 0; oy < out_h; oy++)
-        {
-            const int32_t y0 = oy * dw_params->stride.h - dw_params->padding.h;
-            for (int32_t ox = 0; ox < out_w; ox++)
-            {
-                const int32_t x0 = ox * dw_params->stride.w - dw_params->padding.w;
-                int8_t *out_px = output + ((b * out_h + oy) * out_w + ox) * out_c;
-                for (int32_t oc = 0; oc < out_c; oc++)
-                {
-                    const int32_t ic = oc / mult;
-                    int32_t acc = bias ? bias[oc] : 0;
-                    for (int32_t ky = 0; ky < k_h; ky++)
-                    {
-                        const int32_t iy = y0 + ky * dw_params->dilation.h;
-                        if (iy < 0 || iy >= in_h)
-                        {
-                            continue;
-                        }
-                        for (int32_t kx = 0; kx < k_w; kx++)
-                        {
-                            const int32_t ix = x0 + kx * dw_params->dilation.w;
-                            if (ix < 0 || ix >= in_w)
-                            {
-                                continue;
-                            }
-                            acc += (in_b[(iy * in_w + ix) * in_c + ic] + dw_params->input_offset) *
-                                filter[(ky * k_w + kx) * out_c + oc];
-                        }
-                    }
-                    acc = mcu_requantize(acc, quant_params->multiplier[oc], quant_params->shift[oc]);
-                    acc += dw_params->output_offset;
-                    out_px[oc] = (int8_t)MCU_CLAMP(acc, dw_params->activation.min, dw_params->activation.max);
-                }
-            }
-        }
-    }
+    dwconv_channels_inner(dw_params, quant_params, input_dims, input, filter_dims, filter, bias, output_dims, output,
+                          (int32_t *)ctx->buf);
     return MCU_OK;
 }
