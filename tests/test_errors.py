@@ -104,8 +104,7 @@ def test_unknown_board_lists_known_ones(tmp_path):
 
 
 def test_model_too_big_for_board(tmp_path):
-    # ad_autoencoder needs ~280 KB of flash for its weights; a board with 128 KB SRAM fits, so shrink flash
-    # via a big dense layer instead: 512 x 600 x 4 = 1.2 MB of int8 weights > 512 KB flash of nucleo-f446re
+    # one dense layer of 600 x 2000 int8 weights (1.2 MB) against the 512 KB flash of nucleo-f446re
     w = np.random.default_rng(0).standard_normal((600, 2000)).astype(np.float32)
     p = save(make_model([helper.make_node("MatMul", ["x", "w"], ["y"])], [1, 600], ["y"], {"w": w}), tmp_path)
     res = run_cli(p, "--board", "nucleo-f446re", "-o", tmp_path / "out")

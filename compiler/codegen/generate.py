@@ -104,7 +104,7 @@ def _dims(v) -> str:
     return "{" + ", ".join(str(x) for x in v) + "}"
 
 
-def layer_shapes(node, graph: Graph) -> dict:
+def layer_shapes(node, graph: Graph, call) -> dict:
     """The dims / padding / sizes a kernel template needs, as C literals (layer-by-layer execution)."""
     acts = [graph.tensors[i] for i in node.inputs if i and not graph.tensors[i].is_const]
     out = graph.tensors[node.outputs[0]]
@@ -116,7 +116,6 @@ def layer_shapes(node, graph: Graph) -> dict:
     }
     if node.attrs is not None and hasattr(node.attrs, "window"):
         L["pad_h"], L["pad_w"] = str(node.attrs.window.pads[0]), str(node.attrs.window.pads[1])
-    call = op_def(node).kernel(node, graph)
     ctx = call.context
     if "in1_dims" in ctx:
         L["bcast_dims"] = [_dims(ctx["in1_dims"]), _dims(ctx["in2_dims"])]
@@ -203,7 +202,7 @@ def generate_c(graph: Graph, plan: ArenaPlan, prefix: str = "model", provenance:
         outputs = [ref(o, index, 0) for o in node.outputs]
         macs = d.macs(node, graph)
         in_stage = index < stage_len
-        L = patch_layer_shapes(node, graph, index) if in_stage else layer_shapes(node, graph)
+        L = patch_layer_shapes(node, graph, index) if in_stage else layer_shapes(node, graph, call)
         prologue = ""
         if in_stage:
             for ci, (j, slot) in enumerate(patch.crops):

@@ -122,7 +122,6 @@ class Graph:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     io_perm: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    quantized: bool = False
 
     def replace(self, **changes) -> "Graph":
         return dataclasses.replace(self, **changes)
@@ -155,9 +154,6 @@ class Graph:
             used.update(n.inputs)
             used.update(n.outputs)
         return self.replace(tensors={k: v for k, v in self.tensors.items() if k in used})
-
-    def activation_tensors(self) -> list[Tensor]:
-        return [t for t in self.tensors.values() if not t.is_const]
 
     def to_text(self) -> str:
         """A readable dump of the graph (used by ``--dump-ir`` and in test failures)."""

@@ -52,7 +52,7 @@ def quantize_bias(b: np.ndarray | None, scale: np.ndarray, cout: int) -> np.ndar
     return np.clip(v, -(2**31), 2**31 - 1).astype(np.int32)
 
 
-def requant_output(acc: np.ndarray, p, zp_axis_last: bool = True) -> np.ndarray:
+def requant_output(acc: np.ndarray, p) -> np.ndarray:
     out = multiply_by_quantized_multiplier(acc, p.multiplier, p.shift) + p.output_offset
     return np.clip(out, p.act_min, p.act_max).astype(np.int8)
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import Node
 from .base import KernelCall, OpDef, register
 
 
@@ -152,6 +151,3 @@ class Pad(OpDef):
         zp = graph.tensors[node.inputs[0]].quant.zp
         return KernelCall("pad.c.j2", {"in_shape": in4, "out_shape": out4, "before": [a for a, _ in pads], "value": zp})
 
-
-def is_layout_noop(node: Node) -> bool:
-    return node.op == "reshape"

@@ -12,10 +12,9 @@ import dataclasses
 import numpy as np
 
 from ..ir import Graph, Node
-from ..ops import op_def
 from ..ops.data_movement import PadAttrs
 from ..ops.spatial import Window
-from ..quant.simulate import run_nodes
+from ..quant.simulate import eval_node, node_inputs, run_nodes
 from .planner import WINDOW_OPS, PatchPlan, local_window, np_region
 
 
@@ -53,7 +52,7 @@ def run_stage(graph: Graph, plan: PatchPlan, x: np.ndarray, integer: bool = True
     for p, regs in enumerate(plan.regions):
         vals = {inp: np_region(x, regs[inp])}
         for j, node in enumerate(graph.nodes[: plan.stage_len]):
-            ins = [None if not i else (graph.tensors[i].data if graph.tensors[i].is_const else vals[i]) for i in node.inputs]
+            ins = node_inputs(graph, node, vals)
             if node.op in WINDOW_OPS or node.op == "pad":
                 node, ins[0] = _local_node(graph, plan, node, p, ins[0])
             else:
@@ -62,8 +61,7 @@ def run_stage(graph: Graph, plan: PatchPlan, x: np.ndarray, integer: bool = True
                     if i and not graph.tensors[i].is_const and regs[i] != ro:  # cropped copy of a larger buffer
                         ri = regs[i]
                         ins[slot] = ins[slot][:, ro.top - ri.top : ro.bottom - ri.top, ro.left - ri.left : ro.right - ri.left]
-            d = op_def(node)
-            out = (d.eval_int if integer else d.eval_float)(node, graph, ins)[0]
+            out = eval_node(graph, node, ins, integer)[0]
             r = regs[node.outputs[0]]
             if out.shape[1:3] != (r.h, r.w):
                 raise AssertionError(f"patch {p}: {node.name} gave {out.shape}, region {r}")

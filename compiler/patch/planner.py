@@ -208,10 +208,6 @@ def crop_buffer(graph: Graph, plan: "PatchPlan", j: int, slot: int) -> str:
     return f"{graph.nodes[j].inputs[slot]}@crop{j}"
 
 
-def stage_nodes(graph: Graph, plan: PatchPlan) -> tuple[Node, ...]:
-    return tuple(graph.nodes[: plan.stage_len])
-
-
 @dataclass(frozen=True)
 class LocalWindow:
     """How one window op runs in one patch: buffer dims, output dims, and its local padding (negative =

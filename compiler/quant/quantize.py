@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..ir import Graph, Tensor
+from ..ir import Graph
 from ..ops import op_def
 from ..ops.base import QuantContext
 
@@ -23,16 +23,5 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> Grap
         t = tensors[name]
         if not t.is_const:
             tensors[name] = dataclasses.replace(t, dtype="int8", quant=q)
-    return graph.replace(nodes=tuple(nodes), tensors=tensors, quantized=True).pruned()
+    return graph.replace(nodes=tuple(nodes), tensors=tensors).pruned()
 
-
-def check_quantized(graph: Graph) -> None:
-    """Every activation is int8 with params; every constant a node uses is already quantized."""
-    for t in graph.tensors.values():
-        if not t.is_const:
-            assert t.dtype == "int8" and t.quant is not None, f"{t.name} is not quantized"
-    for n in graph.nodes:
-        for i in n.inputs:
-            if i:
-                t: Tensor = graph.tensors[i]
-                assert t.dtype != "float32", f"node {n.name} uses float tensor {i}"

@@ -12,37 +12,30 @@ from ..ir import Graph
 from ..ops import op_def
 
 
+def node_inputs(graph: Graph, node, values: dict[str, np.ndarray]) -> list:
+    """The arrays a node reads: constants from the graph, activations from ``values`` (None for '')."""
+    return [None if not i else (graph.tensors[i].data if graph.tensors[i].is_const else values[i]) for i in node.inputs]
+
+
+def eval_node(graph: Graph, node, ins: list, integer: bool) -> list[np.ndarray]:
+    d = op_def(node)
+    return d.eval_int(node, graph, ins) if integer else d.eval_float(node, graph, ins)
+
+
 def _run(graph: Graph, feeds: dict[str, np.ndarray], integer: bool, keep_all: bool = False) -> dict[str, np.ndarray]:
-    values: dict[str, np.ndarray] = {}
-    for name in graph.inputs:
-        t = graph.tensors[name]
-        v = np.asarray(feeds[name])
-        if v.shape != t.shape:
-            v = v.reshape(t.shape)
-        values[name] = v
-    refs = {}
+    values = {name: np.asarray(feeds[name]).reshape(graph.tensors[name].shape) for name in graph.inputs}
+    readers: dict[str, int] = {}
     for n in graph.nodes:
         for i in n.inputs:
             if i:
-                refs[i] = refs.get(i, 0) + 1
+                readers[i] = readers.get(i, 0) + 1
     for n in graph.nodes:
-        ins = []
-        for i in n.inputs:
-            if not i:
-                ins.append(None)
-            elif graph.tensors[i].is_const:
-                ins.append(graph.tensors[i].data)
-            else:
-                ins.append(values[i])
-        d = op_def(n)
-        outs = d.eval_int(n, graph, ins) if integer else d.eval_float(n, graph, ins)
-        for name, v in zip(n.outputs, outs):
-            values[name] = v
-        if not keep_all:
+        values.update(zip(n.outputs, eval_node(graph, n, node_inputs(graph, n, values), integer)))
+        if not keep_all:  # drop each activation after its last reader, as the arena does
             for i in n.inputs:
-                if i and i in refs:
-                    refs[i] -= 1
-                    if refs[i] == 0 and i not in graph.outputs:
+                if i in readers:
+                    readers[i] -= 1
+                    if readers[i] == 0 and i not in graph.outputs:
                         values.pop(i, None)
     return values if keep_all else {o: values[o] for o in graph.outputs}
 
@@ -51,10 +44,7 @@ def run_nodes(graph: Graph, nodes, values: dict[str, np.ndarray], integer: bool)
     """Run ``nodes`` (a tail of the graph) from the given tensor values; returns every value."""
     values = dict(values)
     for n in nodes:
-        ins = [None if not i else (graph.tensors[i].data if graph.tensors[i].is_const else values[i]) for i in n.inputs]
-        d = op_def(n)
-        outs = d.eval_int(n, graph, ins) if integer else d.eval_float(n, graph, ins)
-        values.update(zip(n.outputs, outs))
+        values.update(zip(n.outputs, eval_node(graph, n, node_inputs(graph, n, values), integer)))
     return values
 
 

@@ -26,43 +26,54 @@ def _require(module: str, package: str):
         raise UserError(f"{package} is needed for the TFLite references: pip install 'mcucompile[tflite]'") from None
 
 
-def _to_model_input(x_q: np.ndarray, detail: dict) -> np.ndarray:
-    if np.dtype(detail["dtype"]) == np.int8:
-        return x_q.astype(np.int8).reshape(detail["shape"])
-    scale, zp = _float_io_params(detail)
-    return ((x_q.astype(np.float32) - np.float32(zp)) * np.float32(scale)).reshape(detail["shape"])
+class _Int8Reference:
+    """Runs a .tflite on int8 inputs, returns int8 outputs; subclasses supply the interpreter calls."""
 
-
-def _float_io_params(detail: dict) -> tuple[float, int]:
-    return detail["_mcu_scale"], detail["_mcu_zp"]
-
-
-def _from_model_output(y: np.ndarray, scale: float | None, zp: int | None) -> np.ndarray:
-    y = np.asarray(y)
-    if y.dtype == np.int8:
-        return y.reshape(-1)
-    v = np.asarray(y, np.float32) / np.float32(scale)
-    return np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5) + zp, -128, 127).astype(np.int8).reshape(-1)
-
-
-class TflmReference:
-    """The tflite-micro Python interpreter; also reports TFLite Micro's arena size for the model."""
-
-    def __init__(self, path: str | Path, io_params: list[tuple[float, int]], out_params: list[tuple[float, int]]):
-        runtime = _require("tflite_micro.python.tflite_micro.runtime", "tflite-micro")
-        self.interp = runtime.Interpreter.from_file(str(path), arena_size=DEFAULT_ARENA)
-        self.in_detail = self.interp.get_input_details(0)
-        self.in_detail["_mcu_scale"], self.in_detail["_mcu_zp"] = io_params[0]
+    def __init__(self, in_params: list[tuple[float, int]], out_params: list[tuple[float, int]],
+                 in_dtype, in_shape):
+        self.in_scale, self.in_zp = in_params[0]
         self.out_params = out_params
+        self.in_dtype, self.in_shape = np.dtype(in_dtype), tuple(in_shape)
+
+    def _model_input(self, x_q: np.ndarray) -> np.ndarray:
+        if self.in_dtype == np.int8:
+            return x_q.astype(np.int8).reshape(self.in_shape)
+        # a float input followed by QUANTIZE: the dequantized value maps back to the same int8
+        return ((x_q.astype(np.float32) - np.float32(self.in_zp)) * np.float32(self.in_scale)).reshape(self.in_shape)
+
+    @staticmethod
+    def _int8_output(y: np.ndarray, scale: float, zp: int) -> np.ndarray:
+        y = np.asarray(y)
+        if y.dtype == np.int8:
+            return y.reshape(-1)
+        v = np.asarray(y, np.float32) / np.float32(scale)  # a float output after DEQUANTIZE: back to int8
+        return np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5) + zp, -128, 127).astype(np.int8).reshape(-1)
+
+    def _invoke(self, x: np.ndarray) -> list[np.ndarray]:
+        raise NotImplementedError
 
     def run(self, x_q: np.ndarray) -> list[np.ndarray]:
+        """[N, ...] int8 samples -> per output, [N, size] int8."""
         outs = [[] for _ in self.out_params]
         for s in x_q:
-            self.interp.set_input(_to_model_input(s, self.in_detail), 0)
-            self.interp.invoke()
-            for k, (scale, zp) in enumerate(self.out_params):
-                outs[k].append(_from_model_output(self.interp.get_output(k), scale, zp))
+            for k, (y, (scale, zp)) in enumerate(zip(self._invoke(self._model_input(s)), self.out_params)):
+                outs[k].append(self._int8_output(y, scale, zp))
         return [np.stack(o) for o in outs]
+
+
+class TflmReference(_Int8Reference):
+    """The tflite-micro Python interpreter; also reports TFLite Micro's arena size for the model."""
+
+    def __init__(self, path: str | Path, in_params: list[tuple[float, int]], out_params: list[tuple[float, int]]):
+        runtime = _require("tflite_micro.python.tflite_micro.runtime", "tflite-micro")
+        self.interp = runtime.Interpreter.from_file(str(path), arena_size=DEFAULT_ARENA)
+        detail = self.interp.get_input_details(0)
+        super().__init__(in_params, out_params, detail["dtype"], detail["shape"])
+
+    def _invoke(self, x: np.ndarray) -> list[np.ndarray]:
+        self.interp.set_input(x, 0)
+        self.interp.invoke()
+        return [self.interp.get_output(k) for k in range(len(self.out_params))]
 
     def arena_bytes(self) -> int | None:
         """TFLite Micro's arena use ('Arena allocation total N bytes' from print_allocations on stderr)."""
@@ -80,24 +91,20 @@ class TflmReference:
         return int(m.group(1)) if m else None
 
 
-class LiteRtReference:
+class LiteRtReference(_Int8Reference):
     """LiteRT with the reference op resolver (the default XNNPACK path is not bit-exact)."""
 
-    def __init__(self, path: str | Path, io_params, out_params):
+    def __init__(self, path: str | Path, in_params, out_params):
         mod = _require("ai_edge_litert.interpreter", "ai-edge-litert")
         self.interp = mod.Interpreter(model_path=str(path),
                                       experimental_op_resolver_type=mod.OpResolverType.BUILTIN_REF)
         self.interp.allocate_tensors()
-        self.in_detail = dict(self.interp.get_input_details()[0])
-        self.in_detail["_mcu_scale"], self.in_detail["_mcu_zp"] = io_params[0]
-        self.out_details = self.interp.get_output_details()
-        self.out_params = out_params
+        detail = self.interp.get_input_details()[0]
+        self.in_index = detail["index"]
+        self.out_indices = [d["index"] for d in self.interp.get_output_details()]
+        super().__init__(in_params, out_params, detail["dtype"], detail["shape"])
 
-    def run(self, x_q: np.ndarray) -> list[np.ndarray]:
-        outs = [[] for _ in self.out_params]
-        for s in x_q:
-            self.interp.set_tensor(self.in_detail["index"], _to_model_input(s, self.in_detail))
-            self.interp.invoke()
-            for k, (scale, zp) in enumerate(self.out_params):
-                outs[k].append(_from_model_output(self.interp.get_tensor(self.out_details[k]["index"]), scale, zp))
-        return [np.stack(o) for o in outs]
+    def _invoke(self, x: np.ndarray) -> list[np.ndarray]:
+        self.interp.set_tensor(self.in_index, x)
+        self.interp.invoke()
+        return [self.interp.get_tensor(i) for i in self.out_indices]

@@ -21,14 +21,15 @@ def estimate_code_bytes(graph: Graph) -> int:
     return RUNTIME_BASE_BYTES + KERNEL_BYTES * len(ops) + LAYER_CALL_BYTES * layers
 
 
+def _param_array_bytes(node) -> int:
+    """Flash of a layer's parameter arrays (multipliers, shifts, lookup tables) as the C code stores them."""
+    arrays = [v for v in vars(node.params).values() if isinstance(v, np.ndarray)] if node.params is not None else []
+    return sum(a.size if a.dtype == np.int8 else 4 * a.size for a in arrays)
+
+
 def param_bytes(node, graph: Graph) -> int:
-    total = sum(graph.tensors[i].nbytes for i in node.inputs if i and graph.tensors[i].is_const)
-    p = node.params
-    if p is not None:
-        for value in vars(p).values():
-            if isinstance(value, np.ndarray):
-                total += value.nbytes if value.dtype == np.int8 else 4 * value.size
-    return total
+    """Flash of one layer: the constant tensors it reads and its parameter arrays."""
+    return sum(graph.tensors[i].nbytes for i in node.inputs if i and graph.tensors[i].is_const) + _param_array_bytes(node)
 
 
 def _offset(plan: ArenaPlan, tensor: str) -> int:
@@ -59,9 +60,7 @@ def build_report(graph: Graph, plan: ArenaPlan, board: Board, model_path: str, e
             "param_bytes": param_bytes(n, graph),
         })
         idx += 1
-    weights = sum(t.nbytes for t in graph.tensors.values() if t.is_const)
-    weights += sum(param_bytes(n, graph) - sum(graph.tensors[i].nbytes for i in n.inputs if i and graph.tensors[i].is_const)
-                   for n in graph.nodes)
+    weights = sum(t.nbytes for t in graph.tensors.values() if t.is_const) + sum(_param_array_bytes(n) for n in graph.nodes)
     code = estimate_code_bytes(graph)
     report = {
         "model": str(model_path),

@@ -2,15 +2,15 @@
 #include "mcunn.h"
 #include "mcunn_support.h"
 
-mcu_status mcu_max_pool_s8(const mcu_context *ctx,
-                           const mcu_pool_params *pp,
-                           const mcu_dims *input_dims,
-                           const int8_t *input,
-                           const mcu_dims *filter_dims,
-                           const mcu_dims *output_dims,
-                           int8_t *output)
+/* One window loop for both pools: only what is done with the valid (non-padded) taps differs. */
+static mcu_status pool_s8(const mcu_pool_params *pp,
+                          const mcu_dims *input_dims,
+                          const int8_t *input,
+                          const mcu_dims *filter_dims,
+                          const mcu_dims *output_dims,
+                          int8_t *output,
+                          int is_max)
 {
-    (void)ctx;
     const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
     for (int32_t b = 0; b < input_dims->n; b++)
         for (int32_t oy = 0; oy < output_dims->h; oy++)
@@ -19,21 +19,33 @@ mcu_status mcu_max_pool_s8(const mcu_context *ctx,
                 {
                     const int32_t y0 = oy * pp->stride.h - pp->padding.h;
                     const int32_t x0 = ox * pp->stride.w - pp->padding.w;
-                    int32_t m = -128;
+                    int32_t max = -128, sum = 0, count = 0;
                     for (int32_t ky = MCU_MAX(0, -y0); ky < MCU_MIN(filter_dims->h, in_h - y0); ky++)
                         for (int32_t kx = MCU_MAX(0, -x0); kx < MCU_MIN(filter_dims->w, in_w - x0); kx++)
                         {
                             const int32_t v = input[((b * in_h + y0 + ky) * in_w + x0 + kx) * ch + c];
-                            m = MCU_MAX(m, v);
+                            max = MCU_MAX(max, v);
+                            sum += v;
+                            count++;
                         }
-                    m = MCU_CLAMP(m, pp->activation.min, pp->activation.max);
-                    output[((b * output_dims->h + oy) * output_dims->w + ox) * ch + c] = (int8_t)m;
+                    int32_t y = max;
+                    if (!is_max)
+                    {
+                        if (count == 0)
+                        {
+                            return MCU_ARG_ERROR;
+                        }
+                        /* TFLite rounding: half away from zero */
+                        y = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+                    }
+                    y = MCU_CLAMP(y, pp->activation.min, pp->activation.max);
+                    output[((b * output_dims->h + oy) * output_dims->w + ox) * ch + c] = (int8_t)y;
                 }
     return MCU_OK;
 }
 
-mcu_status mcu_avg_pool_s8(const mcu_context *ctx,
-                           const mcu_pool_params *pp,
+mcu_status mcu_max_pool_s8(const mcu_context *ctx,
+                           const mcu_pool_params *pool_params,
                            const mcu_dims *input_dims,
                            const int8_t *input,
                            const mcu_dims *filter_dims,
@@ -41,30 +53,19 @@ mcu_status mcu_avg_pool_s8(const mcu_context *ctx,
                            int8_t *output)
 {
     (void)ctx;
-    const int32_t in_h = input_dims->h, in_w = input_dims->w, ch = input_dims->c;
-    for (int32_t b = 0; b < input_dims->n; b++)
-        for (int32_t oy = 0; oy < output_dims->h; oy++)
-            for (int32_t ox = 0; ox < output_dims->w; ox++)
-                for (int32_t c = 0; c < ch; c++)
-                {
-                    const int32_t y0 = oy * pp->stride.h - pp->padding.h;
-                    const int32_t x0 = ox * pp->stride.w - pp->padding.w;
-                    int32_t sum = 0, count = 0;
-                    for (int32_t ky = MCU_MAX(0, -y0); ky < MCU_MIN(filter_dims->h, in_h - y0); ky++)
-                        for (int32_t kx = MCU_MAX(0, -x0); kx < MCU_MIN(filter_dims->w, in_w - x0); kx++)
-                        {
-                            sum += input[((b * in_h + y0 + ky) * in_w + x0 + kx) * ch + c];
-                            count++;
-                        }
-                    if (count == 0)
-                    {
-                        return MCU_ARG_ERROR;
-                    }
-                    sum = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
-                    sum = MCU_CLAMP(sum, pp->activation.min, pp->activation.max);
-                    output[((b * output_dims->h + oy) * output_dims->w + ox) * ch + c] = (int8_t)sum;
-                }
-    return MCU_OK;
+    return pool_s8(pool_params, input_dims, input, filter_dims, output_dims, output, 1);
+}
+
+mcu_status mcu_avg_pool_s8(const mcu_context *ctx,
+                           const mcu_pool_params *pool_params,
+                           const mcu_dims *input_dims,
+                           const int8_t *input,
+                           const mcu_dims *filter_dims,
+                           const mcu_dims *output_dims,
+                           int8_t *output)
+{
+    (void)ctx;
+    return pool_s8(pool_params, input_dims, input, filter_dims, output_dims, output, 0);
 }
 
 mcu_status mcu_mean_hw_s8(const int8_t *input, const mcu_dims *input_dims, int32_t input_offset, int32_t multiplier,
