@@ -49,6 +49,32 @@ class CompileOptions:
     max_patch_overhead: float | None = None  # cap on extra MACs of the stage (0.2 = 20%)
     input_by_patch: bool = False  # the application fills each input patch through a callback
     console: str | None = None  # firmware output: "uart" or "semihosting" (default: uart on real boards)
+    optimize: str = "speed"  # speed: the fastest plan that fits the budget | memory: the lowest peak SRAM
+
+    def __post_init__(self):
+        """The Python API refuses what the command line refuses, with the same messages."""
+        import math
+        import re
+
+        if not isinstance(self.calib_samples, int) or self.calib_samples < 1:
+            raise UserError(f"calib_samples (--calib-samples) {self.calib_samples}: give a number of at least 1")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,31}", str(self.name)):
+            raise UserError(f"name (--name) {self.name!r}: give a C identifier, e.g. 'kws'")
+        if self.patch not in ("auto", "off", "forced"):
+            raise UserError(f"patch {self.patch!r}: give 'auto', 'off' or 'forced'")
+        if self.optimize not in ("speed", "memory"):
+            raise UserError(f"optimize (--optimize) {self.optimize!r}: give 'speed' or 'memory'")
+        if self.sram_limit is not None and (not isinstance(self.sram_limit, int) or self.sram_limit < 1):
+            raise UserError(f"sram_limit (--sram-limit) {self.sram_limit}: give a number of bytes of at least 1")
+        if self.max_patch_overhead is not None and not (math.isfinite(self.max_patch_overhead)
+                                                        and self.max_patch_overhead >= 0):
+            raise UserError(f"max_patch_overhead (--max-patch-overhead) {self.max_patch_overhead}: give a finite "
+                            "fraction of at least 0 (0.2 = 20% more MACs)")
+        for flag, v in (("split (--split)", self.split), ("patches (--patches)", self.patches)):
+            if v is not None and (not isinstance(v, int) or v < 1):
+                raise UserError(f"{flag} {v}: give a number of at least 1")
+        if self.console not in (None, "uart", "semihosting"):
+            raise UserError(f"console (--console) {self.console!r}: give 'uart' or 'semihosting'")
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,35 +98,46 @@ def _sha256(path: Path) -> str:
 
 
 def logical_input_shape(graph: Graph) -> tuple[int, ...]:
-    name = graph.inputs[0]
-    phys = graph.tensors[name].shape
-    perm = graph.io_perm.get(name, tuple(range(len(phys))))
-    logical = [0] * len(phys)
-    for i, p in enumerate(perm):
-        logical[p] = phys[i]
-    return tuple(logical)
+    return to_logical_shape(graph, graph.inputs[0])
 
 
-def check_fit(report: dict, board: Board, sram_limit: int | None = None, choice=None) -> None:
+def check_fit(report: dict, board: Board, options: "CompileOptions", choice=None) -> None:
+    """Refuse a model that does not fit the board's (or --sram-limit's) SRAM or the board's flash, with
+    the numbers and the remedies that apply to the options given."""
     sram, flash = report["peak_sram_bytes"], report["flash_bytes"]
-    budget = min(board.sram_bytes, sram_limit or board.sram_bytes)
+    budget = min(board.sram_bytes, options.sram_limit or board.sram_bytes)
     problems = []
     if sram > budget:
         where = f"the --sram-limit of {budget:,} B" if budget < board.sram_bytes else f"board has {board.sram_bytes:,} B"
         how = ""
         if choice is not None and choice.plan is not None:
             how = f" even patched (best: {choice.plan.grid}x{choice.plan.grid} patches over {choice.plan.stage_len} layers)"
-        elif choice is not None:
+        elif choice is not None and options.patch != "off":
             how = " even patched (no patch plan beat layer by layer)" if choice.tried else " layer by layer"
+        else:
+            how = " layer by layer"
         problems.append(f"SRAM: needs {sram:,} B{how}, {where}")
     if flash > board.flash_bytes:
         problems.append(f"flash: needs {flash:,} B, board has {board.flash_bytes:,} B")
-    if problems:
-        raise UserError(
-            f"model does not fit board '{board.name}' ({'; '.join(problems)}); "
-            "try a board with more memory (mcucompile boards), patch-based inference (drop --no-patch, allow more "
-            "--max-patch-overhead, or --input-by-patch), or a smaller input resolution or width multiplier"
-        )
+    if not problems:
+        return
+    fixes = ["a board with more memory (mcucompile boards)"]
+    if sram > budget:
+        if options.sram_limit and options.sram_limit < board.sram_bytes:
+            fixes.append("a larger --sram-limit")
+        if options.patch == "off":
+            fixes.append("patch-based inference (drop --no-patch)")
+        elif options.patch == "forced":
+            fixes.append("another --split/--patches (or drop them to search every plan)")
+        else:
+            if options.max_patch_overhead is not None:
+                fixes.append(f"a larger --max-patch-overhead than {options.max_patch_overhead:g}")
+            if options.optimize == "speed":
+                fixes.append("--optimize memory")
+        if not options.input_by_patch:
+            fixes.append("--input-by-patch")
+    fixes.append("a smaller input resolution or width multiplier")
+    raise UserError(f"model does not fit board '{board.name}' ({'; '.join(problems)}); try {', '.join(fixes)}")
 
 
 def model_format(path: Path) -> str:
@@ -124,6 +161,9 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     if fmt == "tflite":
         from .frontend.tflite import load_tflite
 
+        if options.input_shapes:
+            raise UserError("--input-shape applies to ONNX models; a .tflite model has fixed shapes (re-convert it "
+                            "with the input size you want)")
         float_graph = load_tflite(model_path)
     else:
         float_graph = canonicalize(load_onnx(model_path, options.input_shapes))
@@ -131,6 +171,8 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
             fmt = "onnx-qdq"
     if len(float_graph.inputs) != 1:
         raise UserError(f"the model has {len(float_graph.inputs)} inputs; mcucompile supports single-input models")
+    check_input_shapes(float_graph, options)
+    check_tensor_sizes(float_graph, board)
     in_shape = logical_input_shape(float_graph)
     if fmt != "onnx":
         calib = pre_quantized_samples(float_graph, options.calib_samples)
@@ -173,13 +215,42 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     extra = {"compiler_version": __version__, "notes": notes, "source_format": fmt,
              **patch_report(graph, choice, options)}
     if fmt == "tflite":
-        extra["tflm_arena_bytes"] = tflm_arena_bytes(model_path, graph)
+        from .reference.tflite_refs import probe_tflm_arena
+
+        extra["tflm_arena_bytes"], why = probe_tflm_arena(model_path)
         if extra["tflm_arena_bytes"] is None:
-            notes.append("TFLite Micro's arena size not recorded: pip install 'mcucompile[tflite]'")
+            extra["tflm_arena_note"] = why
+            notes.append(f"TFLite Micro's arena size not recorded: {why}")
     report = build_report(graph, plan, board, str(model_path), extra)
-    check_fit(report, board, options.sram_limit, choice)
+    check_fit(report, board, options, choice)
     return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes), fmt,
                     patch)
+
+
+def check_input_shapes(graph: Graph, options: CompileOptions) -> None:
+    """Every --input-shape must name an input of the model (a typo would otherwise be ignored silently)."""
+    names = {graph.tensors[n].origin or n for n in graph.inputs} | set(graph.inputs)
+    for name in options.input_shapes or {}:
+        if name not in names:
+            raise UserError(f"--input-shape names '{name}', which is not an input of the model; its input is "
+                            f"'{sorted(names)[0]}'")
+
+
+# No microcontroller has 64 MiB of SRAM: a tensor larger than this is a wrong --input-shape or a broken
+# model, refused before calibration allocates float copies of it.
+MAX_TENSOR_BYTES = 64 << 20
+
+
+def check_tensor_sizes(graph: Graph, board: Board) -> None:
+    """Refuse activation tensors no board could hold, before calibration and planning allocate them."""
+    for name, t in graph.tensors.items():
+        if t.is_const:
+            continue
+        elements = int(np.prod(t.shape, dtype=object)) if t.shape else 1
+        if elements > MAX_TENSOR_BYTES:
+            raise UserError(f"tensor '{name}' has shape {list(t.shape)} ({elements:,} elements), more than any "
+                            f"microcontroller's memory (board '{board.name}' has {board.sram_bytes:,} B of SRAM); "
+                            "give the model's real input size (--input-shape) or a smaller model")
 
 
 def patch_report(graph: Graph, choice, options: CompileOptions) -> dict:
@@ -223,13 +294,11 @@ def io_params(graph: Graph) -> tuple[list[tuple[float, int]], list[tuple[float, 
     return ins, outs
 
 
-def tflm_arena_bytes(path: Path, graph: Graph) -> int | None:
-    try:
-        from .reference.tflite_refs import TflmReference
+def tflm_arena_bytes(path: Path, graph: Graph | None = None) -> int | None:
+    """TFLite Micro's arena for the model, or None when TFLite Micro is missing or cannot load it."""
+    from .reference.tflite_refs import probe_tflm_arena
 
-        return TflmReference(path, *io_params(graph)).arena_bytes()
-    except UserError:
-        return None
+    return probe_tflm_arena(path)[0]
 
 
 def library_files(compiled: Compiled) -> dict[str, str]:
@@ -245,32 +314,26 @@ def library_files(compiled: Compiled) -> dict[str, str]:
 
 def write_library(compiled: Compiled, out_dir: str | Path, inputs_q: np.ndarray | None = None) -> Path:
     """Write OUT/lib/<name>/ (the C library), OUT/report.json and, for a real or emulated board, the
-    firmware project around them (PlatformIO + Make) with ``inputs_q`` compiled in; all or nothing."""
-    from .project import write_project
+    firmware project around them (PlatformIO + Make) with ``inputs_q`` compiled in.
 
-    out_dir = Path(out_dir)
-    parent = out_dir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
-    try:
-        lib = tmp / "lib" / compiled.options.name
-        for rel, text in library_files(compiled).items():
-            path = lib / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        if compiled.board.name != "host":
-            if inputs_q is None:
-                inputs_q = quantize_input(compiled, compiled.calib[:1])
-            sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
-            write_project(tmp, compiled.board, compiled.options.name, inputs_q, sizes, compiled.options.console)
-        (tmp / "report.json").write_text(json.dumps(compiled.report, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    All or nothing, and safe for the user's files (see mcucompile.output): OUT must be new, empty or an
+    unchanged earlier output of mcucompile, and must not hold the model or its calibration data."""
+    from .output import write_output
+    from .project import project_files
+
+    files = {f"lib/{compiled.options.name}/{rel}": text for rel, text in library_files(compiled).items()}
+    if compiled.board.name != "host":
+        if inputs_q is None:
+            inputs_q = quantize_input(compiled, compiled.calib[:1])
+        sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
+        files.update(project_files(compiled.board, compiled.options.name, inputs_q, sizes, compiled.options.console))
+    files["report.json"] = json.dumps(compiled.report, indent=2) + "\n"
+    return write_output(out_dir, files, compiled_inputs(compiled))
+
+
+def compiled_inputs(compiled: Compiled) -> tuple[Path, ...]:
+    """The files a compile read (the model, its calibration data): an output folder must not hold them."""
+    return tuple(p for p in (compiled.model_path, compiled.options.calib) if p is not None)
 
 
 def library_dir(out_dir: Path, compiled: Compiled) -> Path:
@@ -326,6 +389,52 @@ class OutputComparison:
     cosine: float
 
 
+REFERENCES = {
+    "onnx": ("onnxruntime",),
+    "onnx-qdq": ("onnxruntime-qdq",),
+    "tflite": ("tflite-micro", "litert"),
+}
+REFERENCE_LABELS = {"onnxruntime": "onnxruntime float", "onnxruntime-qdq": "onnxruntime QDQ",
+                    "tflite-micro": "TFLite Micro", "litert": "LiteRT (reference kernels)"}
+
+
+def choose_references(source_format: str, names: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The references verify runs: all that apply to the model's format (``names`` None), none
+    (``("none",)``), or the ones named; a name that does not apply is refused."""
+    valid = REFERENCES[source_format]
+    if names is None:
+        return valid
+    if tuple(names) == ("none",):
+        return ()
+    bad = [n for n in names if n not in valid]
+    if bad:
+        raise UserError(f"--reference {bad[0]} does not apply to this model ({source_format}); choose from: "
+                        f"{', '.join(valid)}, or none")
+    return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class ReferenceCheck:
+    """One reference's verdict on the C outputs. ``status``: "bit-exact" / "differs" (byte comparison),
+    "compared" (float references: see the output comparisons), "unavailable" (not installed) or
+    "failed" (it refused or could not run the model; ``detail`` says why)."""
+
+    name: str
+    status: str
+    mismatched_bytes: int | None = None
+    detail: str = ""
+
+    def format(self) -> str:
+        label = f"C vs {REFERENCE_LABELS.get(self.name, self.name):<26}"
+        if self.status == "bit-exact":
+            return f"{label} bit-exact"
+        if self.status == "differs":
+            return f"{label} {self.mismatched_bytes} bytes differ{'; ' + self.detail if self.detail else ''}"
+        if self.status == "compared":
+            return f"{label} compared (above)"
+        return f"{label} not run: {self.detail}" if self.status == "unavailable" else f"{label} FAILED to run: {self.detail}"
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     samples: int
@@ -333,13 +442,21 @@ class VerifyResult:
     mismatched_bytes: int
     outputs: tuple[OutputComparison, ...]
     accuracy_int8: float | None = None
-    accuracy_float: float | None = None
+    accuracy_reference: float | None = None  # the labelled accuracy of reference_for_accuracy
     target: str = "host"
-    golden: dict = field(default_factory=dict)
+    golden: dict = field(default_factory=dict)  # {reference: mismatched bytes}, for the references that ran
+    references: tuple[ReferenceCheck, ...] = ()
+    reference_for_accuracy: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def accuracy_float(self) -> float | None:
+        """The float model's labelled accuracy (float ONNX models only)."""
+        return self.accuracy_reference if self.reference_for_accuracy == "onnxruntime" else None
 
     @property
     def passed(self) -> bool:
-        """Bit-exact with the simulator, and with TFLite Micro for .tflite models."""
+        """Bit-exact with the simulator, and with TFLite Micro for .tflite models when it ran."""
         return self.bit_exact and self.golden.get("tflite-micro", 0) == 0
 
     def format(self) -> str:
@@ -348,10 +465,13 @@ class VerifyResult:
         for o in self.outputs:
             lines.append(f"output '{o.name}' vs onnxruntime float: top-1 agreement {100 * o.top1_agreement:.1f}%, "
                          f"SQNR {o.sqnr_db:.1f} dB, cosine {o.cosine:.4f}")
-        for label, diff in self.golden.items():
-            lines.append(f"C vs {label:<14} {'bit-exact' if diff == 0 else f'{diff} bytes differ'}")
+        for r in self.references:
+            lines.append(r.format())
         if self.accuracy_int8 is not None:
-            lines.append(f"accuracy (labels)  int8 C {100 * self.accuracy_int8:.2f}%  float {100 * self.accuracy_float:.2f}%")
+            ref = ""
+            if self.accuracy_reference is not None:
+                ref = f"  {REFERENCE_LABELS[self.reference_for_accuracy]} {100 * self.accuracy_reference:.2f}%"
+            lines.append(f"accuracy (labels)  int8 C {100 * self.accuracy_int8:.2f}%{ref}")
         return "\n".join(lines)
 
 
@@ -372,59 +492,117 @@ def compare_float(compiled: Compiled, c_outs: list[np.ndarray], ref: list[np.nda
 
 
 def verify_host(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | None = None,
-                build_dir: str | Path | None = None) -> VerifyResult:
+                build_dir: str | Path | None = None, sanitize: bool = False,
+                references: tuple[str, ...] | None = None) -> VerifyResult:
     """Build the library for this PC, run it on ``samples`` (logical float), compare with the simulator
-    (must be bit-exact) and with onnxruntime's float outputs."""
+    (must be bit-exact) and with the references. ``build_dir``: keep the library and the host build
+    (``build_dir/build``) there, under the output folder rules of write_library. ``sanitize``: build under ASan + UBSan; a
+    finding fails the run (RuntimeError with the sanitizer's report)."""
     from .targets.host import build_host, run_host
 
     if compiled.board.name != "host":
         compiled = dataclasses.replace(compiled, board=get_board("host"))
     with tempfile.TemporaryDirectory() as tmp:
-        out = write_library(compiled, Path(build_dir or tmp) / "out")
-        exe = build_host(library_dir(out, compiled), host_runner_source(compiled), Path(build_dir or tmp) / "build")
+        out = write_library(compiled, Path(build_dir) if build_dir else Path(tmp) / "out")
+        exe = build_host(library_dir(out, compiled), host_runner_source(compiled), out / "build", sanitize=sanitize)
         x_q = quantize_input(compiled, samples)
         sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
         c_outs = run_host(exe, [x_q], sizes)
-    return compare_outputs(compiled, samples, x_q, c_outs, labels)
+    return compare_outputs(compiled, samples, x_q, c_outs, labels, references=references)
 
 
 def compare_outputs(compiled: Compiled, samples: np.ndarray, x_q: np.ndarray, c_outs: list[np.ndarray],
-                    labels: np.ndarray | None, target: str = "host") -> VerifyResult:
-    """C outputs vs the simulator (byte for byte) and vs the model's golden reference: onnxruntime float
-    for float ONNX models, TFLite Micro and LiteRT (byte for byte) for .tflite models."""
+                    labels: np.ndarray | None, target: str = "host",
+                    references: tuple[str, ...] | None = None) -> VerifyResult:
+    """C outputs vs the simulator (byte for byte) and vs the model's references (``references``: see
+    choose_references): onnxruntime float for float ONNX models, onnxruntime's QDQ execution for QDQ
+    models, TFLite Micro and LiteRT (byte for byte) for .tflite models. A reference is a witness: one
+    that is missing or cannot run the model is reported as such and the others still run."""
     sim = simulate(compiled, x_q)
     mismatched = int(sum(np.count_nonzero(a != b) for a, b in zip(c_outs, sim)))
     golden: dict[str, int] = {}
+    checks: list[ReferenceCheck] = []
     comps: tuple[OutputComparison, ...] = ()
-    if compiled.source_format == "tflite":
-        from .reference.tflite_refs import LiteRtReference, TflmReference
-
-        ins, outs = io_params(compiled.graph)
-        for label, ref_cls in (("tflite-micro", TflmReference), ("litert", LiteRtReference)):
-            ref = ref_cls(compiled.model_path, ins, outs).run(x_q)
-            golden[label] = int(sum(np.count_nonzero(a != b.reshape(a.shape)) for a, b in zip(c_outs, ref)))
-    elif compiled.source_format == "onnx-qdq":
-        golden["onnxruntime-qdq"] = qdq_reference_mismatch(compiled, x_q, c_outs)
-    else:
-        ref = onnx_reference(compiled.model_path, samples)
-        comps = compare_float(compiled, c_outs, ref)
-    acc_q = acc_f = None
+    ref_outputs: dict[str, list[np.ndarray]] = {}
+    for name in choose_references(compiled.source_format, references):
+        try:
+            outs = _run_reference(compiled, name, samples, x_q)
+        except UserError as e:
+            checks.append(ReferenceCheck(name, "unavailable", detail=str(e)))
+            continue
+        except Exception as e:  # noqa: BLE001 - a third-party reference that fails is reported, not fatal
+            checks.append(ReferenceCheck(name, "failed", detail=f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"))
+            continue
+        ref_outputs[name] = outs
+        if name == "onnxruntime":
+            comps = compare_float(compiled, c_outs, outs)
+            checks.append(ReferenceCheck(name, "compared"))
+            continue
+        diff = int(sum(np.count_nonzero(a.reshape(-1) != b.reshape(-1)) for a, b in zip(c_outs, outs)))
+        golden[name] = diff
+        checks.append(ReferenceCheck(name, "bit-exact" if diff == 0 else "differs", diff))
+    checks = _explain_differences(checks)
+    acc_q = acc_ref = None
+    acc_name = next((n for n in ("onnxruntime", "tflite-micro", "onnxruntime-qdq", "litert") if n in ref_outputs), None)
     if labels is not None:
-        acc_q = float(np.mean(c_outs[0].argmax(1) == labels))
-        acc_f = float(np.mean(np.asarray(ref[0]).reshape(len(labels), -1).argmax(1) == labels))
-    return VerifyResult(len(samples), mismatched == 0, mismatched, comps, acc_q, acc_f, target, golden)
+        acc_q = float(np.mean(c_outs[0].reshape(len(labels), -1).argmax(1) == labels))
+        if acc_name is not None:
+            acc_ref = float(np.mean(np.asarray(ref_outputs[acc_name][0]).reshape(len(labels), -1).argmax(1) == labels))
+    return VerifyResult(len(samples), mismatched == 0, mismatched, comps, acc_q, acc_ref, target, golden,
+                        tuple(checks), acc_name if acc_ref is not None else None, input_range_warnings(compiled, samples))
 
 
-def qdq_reference_mismatch(compiled: Compiled, x_q: np.ndarray, c_outs: list[np.ndarray]) -> int:
-    """Bytes where onnxruntime's QDQ execution differs from ours (informative: onnxruntime's QDQ kernels
-    are not TFLite's integer kernels, e.g. softmax is computed in float)."""
+def _run_reference(compiled: Compiled, name: str, samples: np.ndarray, x_q: np.ndarray) -> list[np.ndarray]:
+    """One reference's outputs: [N, ...] per model output (float for onnxruntime, int8 physical order
+    flattened for the byte-exact references)."""
+    if name == "onnxruntime":
+        return onnx_reference(compiled.model_path, samples)
+    if name == "onnxruntime-qdq":
+        return qdq_reference_outputs(compiled, x_q)
+    from .reference.tflite_refs import LiteRtReference, TflmReference
+
+    ins, outs = io_params(compiled.graph)
+    cls = TflmReference if name == "tflite-micro" else LiteRtReference
+    return cls(compiled.model_path, ins, outs).run(x_q)
+
+
+def _explain_differences(checks: list[ReferenceCheck]) -> list[ReferenceCheck]:
+    by = {c.name: c for c in checks}
+    lite, tflm = by.get("litert"), by.get("tflite-micro")
+    if lite is not None and lite.status == "differs" and tflm is not None and tflm.status == "bit-exact":
+        why = ("TFLite Micro agrees byte for byte; LiteRT's reference kernels are not TFLite Micro's and round some "
+               "int8 ops differently, and TFLite Micro is what runs on the microcontroller")
+        checks = [dataclasses.replace(c, detail=why) if c is lite else c for c in checks]
+    return checks
+
+
+def input_range_warnings(compiled: Compiled, samples: np.ndarray) -> tuple[str, ...]:
+    """Warn when test inputs fall far outside the input's quantized range (e.g. 0..255 pixels for a model
+    calibrated on 0..1): the int8 input clips them and agreement collapses for a reason outside the model."""
+    g = compiled.graph
+    q = g.tensors[g.inputs[0]].quant
+    lo, hi = (-128 - q.zp) * q.s, (127 - q.zp) * q.s
+    x = np.asarray(samples, np.float64)
+    span = hi - lo
+    outside = float(np.mean((x < lo - 0.01 * span) | (x > hi + 0.01 * span))) if x.size else 0.0
+    if outside <= 0.01:
+        return ()
+    return (f"{100 * outside:.0f}% of the test input values lie outside the input's int8 range "
+            f"[{lo:.4g}, {hi:.4g}] (test data {x.min():.4g}..{x.max():.4g}) and are clipped; scale the test data like "
+            "the calibration data (e.g. --scale 0.00392156862745098 for 0..255 pixels)",)
+
+
+def qdq_reference_outputs(compiled: Compiled, x_q: np.ndarray) -> list[np.ndarray]:
+    """onnxruntime's execution of the QDQ model on the same int8 inputs, as int8 in our physical output
+    order, [N, size] per output (informative: onnxruntime's QDQ kernels are not TFLite's integer kernels,
+    e.g. softmax is computed in float)."""
     import onnxruntime as ort
 
     g = compiled.graph
     sess = ort.InferenceSession(str(compiled.model_path), providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
-    diffs = 0
-    for s, x in enumerate(x_q):
+    outs: list[list[np.ndarray]] = [[] for _ in g.outputs]
+    for x in x_q:
         feed = to_logical(g, g.inputs[0], x.reshape(g.tensors[g.inputs[0]].shape))
         if inp.type == "tensor(float)":
             q = g.tensors[g.inputs[0]].quant
@@ -434,9 +612,17 @@ def qdq_reference_mismatch(compiled: Compiled, x_q: np.ndarray, c_outs: list[np.
             r = np.asarray(res[k])
             if r.dtype != np.int8:
                 r = quantize_values(r, g.tensors[name].quant)
-            ours = to_logical(g, name, c_outs[k][s].reshape(g.tensors[name].shape))
-            diffs += int(np.count_nonzero(ours.reshape(-1) != r.reshape(-1)))
-    return diffs
+            outs[k].append(to_physical(g, name, r.reshape(to_logical_shape(g, name))).reshape(-1))
+    return [np.stack(o) for o in outs]
+
+
+def to_logical_shape(graph: Graph, name: str) -> tuple[int, ...]:
+    phys = graph.tensors[name].shape
+    perm = graph.io_perm.get(name, tuple(range(len(phys))))
+    logical = [0] * len(phys)
+    for i, p in enumerate(perm):
+        logical[p] = phys[i]
+    return tuple(logical)
 
 
 def build_and_run_board(compiled: Compiled, samples: np.ndarray, out_dir: Path, timeout: float = 600.0):
@@ -444,6 +630,10 @@ def build_and_run_board(compiled: Compiled, samples: np.ndarray, out_dir: Path, 
     from .targets.firmware import APT_HINT, build_firmware, elf_size, outputs_as_arrays, require_tool, run_qemu
 
     board = compiled.board
+    if board.name == "host":
+        raise UserError("bench and verify on a board need an emulated or real board; 'host' (this PC) has no "
+                        "instruction counter: use --board qemu-m4, qemu-m7 or qemu-m55 (verify --board host runs "
+                        "on this PC)")
     if board.qemu_machine is None:
         raise UserError(
             f"board '{board.name}' is a real board: mcucompile wrote its PlatformIO project; flash it with "
@@ -461,7 +651,7 @@ def build_and_run_board(compiled: Compiled, samples: np.ndarray, out_dir: Path, 
 
 def verify_board(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | None = None,
                  out_dir: str | Path | None = None, timeout: float = 600.0, port: str | None = None,
-                 upload: bool = True) -> VerifyResult:
+                 upload: bool = True, references: tuple[str, ...] | None = None) -> VerifyResult:
     """Run on the compiled board (QEMU for emulated boards, or a real board on ``port``) and compare
     like verify_host."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -470,7 +660,7 @@ def verify_board(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | N
             x_q, c_outs, run = run_on_port(compiled, samples, out, port, upload, timeout)
         else:
             x_q, c_outs, run, size = build_and_run_board(compiled, samples, out, timeout)
-    return compare_outputs(compiled, samples, x_q, c_outs, labels, compiled.board.name)
+    return compare_outputs(compiled, samples, x_q, c_outs, labels, compiled.board.name, references)
 
 
 def run_on_port(compiled: Compiled, samples: np.ndarray, out_dir: Path, port: str, upload: bool = True,

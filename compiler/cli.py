@@ -11,13 +11,59 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 
 from . import __version__
 from .errors import UserError
 
 SUBCOMMANDS = ("compile", "boards", "verify", "bench")
+MAX_INPUT_DIM = 1 << 16  # no microcontroller input has a side this long; larger is a typo, not a model
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are ours: one line, exit 2 (argparse prints the usage block first)."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see '{self.prog} --help')")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text} is too small: give a number of at least 1")
+    return v
+
+
+def _finite_float(minimum: float = 0.0, strict: bool = False):
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(v) or v < minimum or (strict and v == minimum):
+            bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
+            raise argparse.ArgumentTypeError(f"{text}: give a finite number {bound}")
+        return v
+    return parse
+
+
+def _c_name(text: str) -> str:
+    import keyword
+    import re
+
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,31}", text) or keyword.iskeyword(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a C identifier (letters, digits, _; not starting "
+                                         "with a digit; at most 32 characters), e.g. --name kws")
+    return text
 
 
 def _input_shapes(values: list[str] | None) -> dict[str, tuple[int, ...]] | None:
@@ -27,9 +73,22 @@ def _input_shapes(values: list[str] | None) -> dict[str, tuple[int, ...]] | None
     for v in values:
         name, _, dims = v.rpartition("=")
         try:
-            out[name] = tuple(int(d) for d in dims.split(","))
+            shape = tuple(int(d) for d in dims.split(","))
         except ValueError:
-            raise UserError(f"--input-shape '{v}' is not NAME=D0,D1,...") from None
+            raise UserError(f"--input-shape '{v}' is not NAME=D0,D1,... (e.g. --input-shape input=1,3,96,96)") from None
+        if not name:
+            raise UserError(f"--input-shape '{v}' names no input; give NAME=D0,D1,... (e.g. input=1,3,96,96)")
+        if name in out:
+            raise UserError(f"--input-shape {name} is given twice; give each input once")
+        if any(d < 1 for d in shape):
+            raise UserError(f"--input-shape {v}: every dimension must be at least 1")
+        if shape[0] != 1:
+            raise UserError(f"--input-shape {v}: the batch dimension must be 1 (the generated code runs one sample "
+                            f"per call), e.g. {name}=1,{','.join(map(str, shape[1:]))}")
+        if any(d > MAX_INPUT_DIM for d in shape):
+            raise UserError(f"--input-shape {v}: a dimension above {MAX_INPUT_DIM:,} cannot fit a microcontroller; "
+                            "give the model's real input size")
+        out[name] = shape
     return out
 
 
@@ -37,18 +96,25 @@ def _add_compile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="the model file (.onnx)")
     p.add_argument("--board", default="nucleo", help="target board (default: nucleo = nucleo-f746zg); see 'mcucompile boards'")
     p.add_argument("--calib", help="calibration inputs: .npy / .npz array [N, ...] in the model's input layout, or a folder of images")
-    p.add_argument("--calib-samples", type=int, default=32, help="synthetic calibration samples when --calib is not given")
-    p.add_argument("--name", default="model", help="C name prefix of the generated library (default: model)")
+    p.add_argument("--calib-samples", type=_positive_int, default=32,
+                   help="synthetic calibration samples when --calib is not given")
+    p.add_argument("--name", type=_c_name, default="model", help="C name prefix of the generated library (default: model)")
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...", help="pin a dynamic input shape")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
     p.add_argument("--console", choices=("uart", "semihosting"), help="where the firmware prints (default: the "
                    "board's UART on real boards, semihosting on emulated ones)")
     g = p.add_argument_group("patch-based inference (MCUNetV2)")
     g.add_argument("--no-patch", action="store_true", help="run every layer whole (layer by layer)")
-    g.add_argument("--patches", type=int, metavar="N", help="force an N x N patch grid (with --split)")
-    g.add_argument("--split", type=int, metavar="LAYERS", help="force the per-patch stage to the first LAYERS layers")
-    g.add_argument("--sram-limit", type=int, metavar="BYTES", help="SRAM budget below the board's, to leave room for the application")
-    g.add_argument("--max-patch-overhead", type=float, metavar="FRACTION", help="cap on recomputed MACs, as a fraction of the model's MACs (0.2 = 20%%)")
+    g.add_argument("--patches", type=_positive_int, metavar="N", help="force an N x N patch grid (with --split)")
+    g.add_argument("--split", type=_positive_int, metavar="LAYERS",
+                   help="force the per-patch stage to the first LAYERS layers")
+    g.add_argument("--sram-limit", type=_positive_int, metavar="BYTES",
+                   help="SRAM budget below the board's, to leave room for the application")
+    g.add_argument("--max-patch-overhead", type=_finite_float(), metavar="FRACTION",
+                   help="cap on recomputed MACs, as a fraction of the model's MACs (0.2 = 20%%)")
+    g.add_argument("--optimize", choices=("speed", "memory"), default="speed",
+                   help="speed (default): the fastest plan that fits the SRAM budget (layer by layer when it fits); "
+                        "memory: the lowest peak SRAM, whatever it costs in recomputation")
     g.add_argument("--input-by-patch", action="store_true", help="the application fills each input patch through a callback "
                    "(model_fill_input_patch); the whole input never sits in SRAM")
 
@@ -67,23 +133,25 @@ def _options(args):
         board=args.board, calib=args.calib, calib_samples=args.calib_samples, name=args.name,
         input_shapes=_input_shapes(args.input_shape), progress=not args.quiet, patch=mode, split=args.split,
         patches=args.patches, sram_limit=args.sram_limit, max_patch_overhead=args.max_patch_overhead,
-        input_by_patch=args.input_by_patch, console=args.console,
+        input_by_patch=args.input_by_patch, console=args.console, optimize=args.optimize,
     )
 
 
 def cmd_compile(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="mcucompile", description="Compile a model into an int8 C library for a microcontroller.")
+    p = ArgumentParser(prog="mcucompile", description="Compile a model into an int8 C library for a microcontroller.")
     _add_compile_args(p)
     p.add_argument("-o", "--output", default="mcucompile_out", help="output folder (default: mcucompile_out)")
     p.add_argument("--dump-ir", action="store_true", help="print the quantized IR")
     p.add_argument("--plot", metavar="PNG", help="draw the memory profile per layer, patched vs layer by layer")
     args = p.parse_args(argv)
     from .api import compile_model, write_library
+    from .output import check_output_folder
     from .report import format_summary
 
-    compiled = compile_model(args.model, _options(args))
-    for note in compiled.warnings:
-        print(f"warning: {note}", file=sys.stderr)
+    options = _options(args)
+    check_output_folder(args.output, _inputs(args))  # before the work, so a refusal costs nothing
+    compiled = compile_model(args.model, options)
+    _print_warnings(compiled.warnings)
     out = write_library(compiled, args.output)
     if args.plot:
         from .report.plot import plot_memory
@@ -99,7 +167,7 @@ def cmd_compile(argv: list[str]) -> int:
 
 
 def cmd_boards(argv: list[str]) -> int:
-    argparse.ArgumentParser(prog="mcucompile boards", description="List the known boards.").parse_args(argv)
+    ArgumentParser(prog="mcucompile boards", description="List the known boards.").parse_args(argv)
     from .boards import all_boards
 
     print(f"{'board':<15} {'core':<11} {'clock':>8} {'flash':>9} {'SRAM':>9}  {'emulated by':<12} aliases")
@@ -110,53 +178,69 @@ def cmd_boards(argv: list[str]) -> int:
     return 0
 
 
-def _load_test_data(path: str | None):
-    import numpy as np
+def _load_test_data(path: str | None, input_shape: tuple[int, ...]):
+    """Test inputs [N, ...] (logical layout) and optional labels from --data."""
+    from .datafile import as_samples, read_arrays
 
     if path is None:
         return None, None
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"test data not found: {p}")
-    try:
-        if p.suffix == ".npz":
-            with np.load(p) as z:
-                x = z["x"] if "x" in z.files else z[z.files[0]]
-                y = z["y"] if "y" in z.files else None
-        else:
-            x, y = np.load(p), None
-    except Exception as e:  # noqa: BLE001
-        raise UserError(f"cannot read test data {p} ({e})") from None
-    return x, y
+    x, y = read_arrays(path, "test data")
+    return as_samples(x, input_shape, "test data", path), y
+
+
+def _print_warnings(notes) -> None:
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+
+
+def _inputs(args) -> tuple[str, ...]:
+    """The files a command reads: an output folder must not hold them."""
+    return tuple(p for p in (args.model, args.calib, getattr(args, "data", None)) if p)
 
 
 def cmd_verify(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="mcucompile verify", description="Compile, build, run and compare with the references.")
+    p = ArgumentParser(prog="mcucompile verify", description="Compile, build, run and compare with the references.")
     _add_compile_args(p)
     p.set_defaults(board="host")
     p.add_argument("--data", help="test inputs: .npz with x (and optional labels y), or .npy; default: the calibration inputs")
-    p.add_argument("--scale", type=float, default=1.0, help="multiply test inputs by this (e.g. 1/255 for uint8 images)")
-    p.add_argument("-n", "--samples", type=int, default=20, help="number of test inputs to run (default 20)")
+    p.add_argument("--scale", type=_finite_float(strict=True), default=1.0, help="multiply test inputs by this (e.g. 1/255 for uint8 images)")
+    p.add_argument("-n", "--samples", type=_positive_int, default=20, help="number of test inputs to run (default 20)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("-o", "--output", help="keep the firmware project here (default: a temporary folder)")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds before a run on the board counts as hung")
+    p.add_argument("--timeout", type=_finite_float(strict=True), default=600.0,
+                   help="seconds before a run on the board counts as hung")
     p.add_argument("--port", help="a real board's serial port (e.g. /dev/ttyACM0, or a pyserial URL): flash it with "
                    "PlatformIO, read the results over UART")
     p.add_argument("--no-upload", action="store_true", help="with --port: the board is flashed already; reset it")
+    p.add_argument("--reference", action="append", metavar="NAME",
+                   help="compare with this reference only (repeat for several): onnxruntime (float ONNX), "
+                        "onnxruntime-qdq (QDQ ONNX), tflite-micro, litert (.tflite); 'none' for none. Default: "
+                        "all that apply; one that cannot run the model is reported and the others still run")
     args = p.parse_args(argv)
-    from .api import compile_model, verify_board, verify_host
+    from .api import compile_model, logical_input_shape, verify_board, verify_host
+    from .output import check_output_folder
 
-    compiled = compile_model(args.model, _options(args))
-    x, y = _load_test_data(args.data)
+    options = _options(args)
+    if args.no_upload and not args.port:
+        raise UserError("--no-upload goes with --port (a real board flashed already)")
+    if args.output:
+        check_output_folder(args.output, _inputs(args))
+    compiled = compile_model(args.model, options)
+    _print_warnings(compiled.warnings)
+    x, y = _load_test_data(args.data, logical_input_shape(compiled.float_graph))
     if x is None:
         x = compiled.calib
     x = (x.astype("float32") * args.scale)[: args.samples]
     y = y[: args.samples] if y is not None else None
+    refs = tuple(args.reference) if args.reference else None
     if compiled.board.name == "host":
-        res = verify_host(compiled, x, y)
+        if args.port:
+            raise UserError("--port is for a real board: give its --board (e.g. --board nucleo-f746zg)")
+        res = verify_host(compiled, x, y, build_dir=args.output, references=refs)
     else:
         res = verify_board(compiled, x, y, out_dir=args.output, timeout=args.timeout, port=args.port,
-                           upload=not args.no_upload)
+                           upload=not args.no_upload, references=refs)
+    _print_warnings(res.warnings)
     if args.json:
         import dataclasses
 
@@ -167,16 +251,25 @@ def cmd_verify(argv: list[str]) -> int:
 
 
 def cmd_bench(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="mcucompile bench", description="Per-layer latency and memory on a board.")
+    p = ArgumentParser(prog="mcucompile bench", description="Per-layer latency and memory on a board.")
     _add_compile_args(p)
     p.set_defaults(board="qemu-m7")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("-o", "--output", help="keep the firmware project here (default: a temporary folder)")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds before a run counts as hung")
+    p.add_argument("--timeout", type=_finite_float(strict=True), default=600.0,
+                   help="seconds before a run counts as hung")
     args = p.parse_args(argv)
     from .api import bench, compile_model
+    from .output import check_output_folder
 
-    compiled = compile_model(args.model, _options(args))
+    options = _options(args)
+    if options.board == "host":
+        raise UserError("bench needs an emulated or real board with an instruction or cycle counter; 'host' (this PC) "
+                        "has none: use --board qemu-m4, qemu-m7 or qemu-m55")
+    if args.output:
+        check_output_folder(args.output, _inputs(args))
+    compiled = compile_model(args.model, options)
+    _print_warnings(compiled.warnings)
     res = bench(compiled, out_dir=args.output, timeout=args.timeout)
     print(json.dumps(res.to_json(), indent=2) if args.json else res.format())
     return 0
@@ -197,11 +290,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(rest)
     except UserError as e:
-        print(f"mcucompile: error: {e}", file=sys.stderr)
+        print(f"mcucompile: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mcucompile: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - not a user error: a bug, reported as one with its traceback kept
+        log = _write_crash_log(argv)
+        print(f"mcucompile: internal error: {type(e).__name__}: {_one_line(str(e))[:300]} (this is a bug in "
+              f"mcucompile {__version__}; please report it with the traceback in {log})", file=sys.stderr)
+        return 3
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _write_crash_log(argv: list[str]) -> str:
+    """The traceback of an internal error, in a log file the one-line message names."""
+    fd, path = tempfile.mkstemp(prefix=f"mcucompile-crash-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log")
+    with os.fdopen(fd, "w") as f:
+        f.write(f"mcucompile {__version__}\nargv: {argv}\n\n{traceback.format_exc()}")
+    return path
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Firmware projects for a board: PlatformIO (platformio.ini) and plain Make, around the C library."""
 
-from .firmware import cpu_flags, write_project
+from .firmware import cpu_flags, project_files
 
-__all__ = ["cpu_flags", "write_project"]
+__all__ = ["cpu_flags", "project_files"]

@@ -60,10 +60,10 @@ def default_console(board: Board) -> str:
     return "uart" if board.console is not None and board.qemu_machine is None else "semihosting"
 
 
-def write_project(root: Path, board: Board, prefix: str, inputs_q: np.ndarray, output_sizes: list[int],
-                  console: str | None = None) -> None:
-    """Write the firmware project files into ``root`` (the library is written by the caller into lib/).
-    ``console``: "uart" or "semihosting" (default: see default_console)."""
+def project_files(board: Board, prefix: str, inputs_q: np.ndarray, output_sizes: list[int],
+                  console: str | None = None) -> dict[str, str]:
+    """The firmware project's files, {path relative to the project: text} (the library itself, in
+    lib/<name>/, comes from the caller). ``console``: "uart" or "semihosting" (default: see default_console)."""
     console = console or default_console(board)
     if console == "uart" and board.console is None:
         raise ValueError(f"board {board.name} has no UART console in its board file")
@@ -94,7 +94,4 @@ def write_project(root: Path, board: Board, prefix: str, inputs_q: np.ndarray, o
         "src/inputs.c": "inputs.c.j2",
         f"lib/{P}/library.json": "library.json.j2",
     }
-    for rel, tpl in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(env.get_template(tpl).render(**values))
+    return {rel: env.get_template(tpl).render(**values) for rel, tpl in files.items()}

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from ..datafile import as_samples, read_arrays
 from ..errors import UserError
 from ..ir import Graph
 
@@ -54,34 +55,9 @@ def load_calibration(path: str | Path, input_shape: tuple[int, ...]) -> np.ndarr
     if not path.exists():
         raise UserError(f"calibration data not found: {path}")
     if path.is_dir():
-        data = _load_image_folder(path, input_shape)
-    else:
-        try:
-            if path.suffix == ".npz":
-                with np.load(path) as z:
-                    key = "x" if "x" in z.files else z.files[0]
-                    data = z[key]
-            else:
-                data = np.load(path, allow_pickle=False)
-        except Exception as e:  # noqa: BLE001
-            raise UserError(f"cannot read calibration data {path} ({e}); give a .npy/.npz array or a folder of images") from None
-    data = np.asarray(data)
-    want = tuple(input_shape[1:])
-    if data.shape == tuple(input_shape):
-        data = data.reshape((1,) + want)
-    if data.ndim != len(input_shape) or tuple(data.shape[1:]) != want:
-        raise UserError(
-            f"calibration data {path} has shape {list(data.shape)}, but the model input is {list(input_shape)}; "
-            f"give an array of shape [N, {', '.join(map(str, want))}] in the model's input layout"
-        )
-    if data.dtype.kind not in "fiu":
-        raise UserError(f"calibration data {path} has dtype {data.dtype}; it must be numeric")
-    data = data.astype(np.float32)
-    if not np.all(np.isfinite(data)):
-        raise UserError(f"calibration data {path} contains NaN or Inf values")
-    if len(data) == 0:
-        raise UserError(f"calibration data {path} is empty")
-    return data
+        return as_samples(_load_image_folder(path, input_shape), input_shape, "calibration data", path)
+    data, _ = read_arrays(path, "calibration data")
+    return as_samples(data, input_shape, "calibration data", path)
 
 
 def _load_image_folder(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
@@ -98,7 +74,10 @@ def _load_image_folder(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     h, w, c = (input_shape[2], input_shape[3], input_shape[1]) if nchw else input_shape[1:4]
     out = []
     for f in files:
-        img = Image.open(f).convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
+        try:
+            img = Image.open(f).convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
+        except OSError as e:  # PIL.UnidentifiedImageError included
+            raise UserError(f"cannot read the image {f} ({e}); remove it from the calibration folder") from None
         a = np.asarray(img, np.float32).reshape(h, w, c) / 255.0
         out.append(a.transpose(2, 0, 1) if nchw else a)
     return np.stack(out)

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import UserError
 
 DEFAULT_ARENA = 4 * 1024 * 1024
+ARENA_PROBE_SIZES = (DEFAULT_ARENA, 64 * 1024 * 1024)
 
 
 def _require(module: str, package: str):
@@ -66,7 +67,13 @@ class TflmReference(_Int8Reference):
 
     def __init__(self, path: str | Path, in_params: list[tuple[float, int]], out_params: list[tuple[float, int]]):
         runtime = _require("tflite_micro.python.tflite_micro.runtime", "tflite-micro")
-        self.interp = runtime.Interpreter.from_file(str(path), arena_size=DEFAULT_ARENA)
+        for size in ARENA_PROBE_SIZES:  # a model needing more than the default arena gets a bigger one
+            try:
+                self.interp = runtime.Interpreter.from_file(str(path), arena_size=size)
+                break
+            except RuntimeError:
+                if size == ARENA_PROBE_SIZES[-1]:
+                    raise
         detail = self.interp.get_input_details(0)
         super().__init__(in_params, out_params, detail["dtype"], detail["shape"])
 
@@ -77,18 +84,7 @@ class TflmReference(_Int8Reference):
 
     def arena_bytes(self) -> int | None:
         """TFLite Micro's arena use ('Arena allocation total N bytes' from print_allocations on stderr)."""
-        with tempfile.TemporaryFile(mode="w+b") as f:
-            saved = os.dup(2)
-            try:
-                os.dup2(f.fileno(), 2)
-                self.interp.print_allocations()
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-            f.seek(0)
-            text = f.read().decode(errors="replace")
-        m = re.search(r"Arena allocation total (\d+) bytes", text)
-        return int(m.group(1)) if m else None
+        return _arena_from_interpreter(self.interp)
 
 
 class LiteRtReference(_Int8Reference):
@@ -108,3 +104,60 @@ class LiteRtReference(_Int8Reference):
         self.interp.set_tensor(self.in_index, x)
         self.interp.invoke()
         return [self.interp.get_tensor(i) for i in self.out_indices]
+
+
+def probe_tflm_arena(path: str | Path, timeout: float = 120.0) -> tuple[int | None, str]:
+    """TFLite Micro's arena size for the model, measured in a separate process (a model the interpreter
+    cannot load may crash it, and a compile must never depend on it). Returns (bytes or None, reason)."""
+    import subprocess
+    import sys
+
+    try:
+        __import__("tflite_micro")
+    except ImportError:
+        return None, "TFLite Micro is not installed (pip install 'mcucompile[tflite]')"
+    code = (
+        "import sys\n"
+        "from mcucompile.reference.tflite_refs import ARENA_PROBE_SIZES\n"
+        "from tflite_micro.python.tflite_micro import runtime\n"
+        "from mcucompile.reference.tflite_refs import _arena_from_interpreter\n"
+        "last = ''\n"
+        "for size in ARENA_PROBE_SIZES:\n"
+        "    try:\n"
+        "        interp = runtime.Interpreter.from_file(sys.argv[1], arena_size=size)\n"
+        "    except Exception as e:\n"
+        "        last = ' '.join(str(e).split())[:200] or type(e).__name__\n"
+        "        continue\n"
+        "    print('ARENA', _arena_from_interpreter(interp)); sys.exit(0)\n"
+        "print('FAILED', last)\n"
+    )
+    try:
+        res = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"TFLite Micro did not load the model within {timeout:.0f} s"
+    for line in res.stdout.splitlines():
+        if line.startswith("ARENA "):
+            value = line.split()[1]
+            return (int(value), "") if value.isdigit() else (None, "TFLite Micro printed no arena size")
+        if line.startswith("FAILED"):
+            why = line[len("FAILED"):].strip()
+            if "allocate" in why.lower():
+                why = f"needs more than a {ARENA_PROBE_SIZES[-1] >> 20} MiB arena ({why})"
+            return None, f"TFLite Micro refused the model: {why}"
+    return None, f"TFLite Micro crashed loading the model (exit code {res.returncode})"
+
+
+def _arena_from_interpreter(interp) -> int | None:
+    """'Arena allocation total N bytes' from print_allocations (written to the C stderr)."""
+    with tempfile.TemporaryFile(mode="w+b") as f:
+        saved = os.dup(2)
+        try:
+            os.dup2(f.fileno(), 2)
+            interp.print_allocations()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        f.seek(0)
+        text = f.read().decode(errors="replace")
+    m = re.search(r"Arena allocation total (\d+) bytes", text)
+    return int(m.group(1)) if m else None

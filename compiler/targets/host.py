@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -12,6 +13,12 @@ import numpy as np
 from ..errors import UserError
 
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
+# AddressSanitizer + UndefinedBehaviorSanitizer, every finding fatal: a generated library that reads outside
+# its buffers or overflows an int32 accumulator fails the run instead of computing a plausible answer.
+SANITIZE_FLAGS = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+                  "-fno-sanitize-recover=all"]
+SANITIZE_ENV = {"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:halt_on_error=1",
+                "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
 
 
 def find_compiler() -> str:
@@ -21,14 +28,16 @@ def find_compiler() -> str:
     raise UserError("no C compiler found for host verification; install one: apt-get install gcc")
 
 
-def build_host(library_dir: Path, runner_c: str, build_dir: Path, prefix: str = "model") -> Path:
-    """Compile the self-contained library folder (generated code + runtime) and ``runner_c``."""
+def build_host(library_dir: Path, runner_c: str, build_dir: Path, prefix: str = "model", sanitize: bool = False) -> Path:
+    """Compile the self-contained library folder (generated code + runtime) and ``runner_c``; with
+    ``sanitize``, under ASan and UBSan (any finding aborts the run, see run_host)."""
     build_dir.mkdir(parents=True, exist_ok=True)
     runner = build_dir / "runner.c"
     runner.write_text(runner_c)
     sources = sorted((library_dir / "src").glob("*.c")) + [runner]
     exe = build_dir / "runner"
-    cmd = [find_compiler(), *CFLAGS, "-I", str(library_dir / "include"), "-I", str(library_dir / "src"), *map(str, sources), "-o", str(exe)]
+    flags = CFLAGS + SANITIZE_FLAGS if sanitize else CFLAGS
+    cmd = [find_compiler(), *flags, "-I", str(library_dir / "include"), "-I", str(library_dir / "src"), *map(str, sources), "-o", str(exe)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"host build failed:\n{' '.join(cmd)}\n{res.stderr[-4000:]}")
@@ -44,7 +53,8 @@ def run_host(exe: Path, inputs: list[np.ndarray], output_sizes: list[int], timeo
             for s in range(n):
                 for arr in inputs:
                     f.write(np.ascontiguousarray(arr[s], np.int8).tobytes())
-        res = subprocess.run([str(exe), str(fin), str(fout)], capture_output=True, text=True, timeout=timeout)
+        env = {**os.environ, **SANITIZE_ENV}
+        res = subprocess.run([str(exe), str(fin), str(fout)], capture_output=True, text=True, timeout=timeout, env=env)
         if res.returncode != 0:
             raise RuntimeError(f"host runner failed ({res.returncode}): {res.stderr[-2000:]}")
         raw = np.frombuffer(fout.read_bytes(), np.int8)
