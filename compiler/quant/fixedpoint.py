@@ -14,6 +14,12 @@ import numpy as np
 
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
+# shift in [-31, 30]: kernels shift the accumulator left by at most 30 bits (TFLite's single-rounding limit)
+MAX_SHIFT = 30
+
+
+class MultiplierRangeError(ValueError):
+    """A real multiplier that no Q31 multiplier with a shift in [-31, 30] represents (too large)."""
 
 
 def round_half_away(x):
@@ -25,8 +31,13 @@ def round_half_away(x):
 def quantize_multiplier(real: float, strict: bool = True) -> tuple[int, int]:
     """TFLite QuantizeMultiplier: real = m * 2^(shift - 31), m in [2^30, 2^31).
 
-    ``strict`` refuses shifts above 30 (the kernels' left shift would overflow int32); TFLite Micro
-    itself accepts them, so its semantics module passes strict=False."""
+    ``strict`` refuses shifts above 30 (the kernels' left shift would overflow int32) with
+    :class:`MultiplierRangeError`; TFLite Micro itself accepts them, so its semantics module passes
+    strict=False. Multipliers below 2^-32 flush to zero, as TFLite's QuantizeMultiplier does (every
+    product rounds to 0 anyway). NaN or infinite values are refused (no scale gives them), and with
+    ``strict`` negative ones too (scales are positive)."""
+    if not math.isfinite(real) or (strict and real < 0.0):
+        raise MultiplierRangeError(f"requantization multiplier {real} is not a finite non-negative number")
     if real == 0.0:
         return 0, 0
     q, shift = math.frexp(real)
@@ -36,14 +47,27 @@ def quantize_multiplier(real: float, strict: bool = True) -> tuple[int, int]:
         shift += 1
     if shift < -31:
         return 0, 0
-    if strict and shift > 30:
-        raise ValueError(f"requantization multiplier {real} is too large for int32 fixed point")
+    if strict and shift > MAX_SHIFT:
+        raise MultiplierRangeError(f"requantization multiplier {real:.6g} is too large for int32 fixed point "
+                                   f"(at most 2^{MAX_SHIFT})")
     return q_fixed, shift
 
 
 def quantize_multiplier_array(reals) -> tuple[np.ndarray, np.ndarray]:
+    """quantize_multiplier (strict) over an array: (multipliers, shifts) as int64 arrays."""
     pairs = [quantize_multiplier(float(r)) for r in np.ravel(reals)]
     return (np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64))
+
+
+def accumulator_bound(weights: np.ndarray, bias: np.ndarray, axis: int, input_zero_point: int) -> np.ndarray:
+    """Per output channel, the largest |bias + sum(w * (x - zp))| over every int8 input x.
+
+    This is what an int32 accumulator of conv / depthwise / fully connected must hold (C's signed
+    overflow is undefined behaviour); partial sums in any order are bounded by the same value.
+    ``weights`` int8 with output channels along ``axis``, ``bias`` int32 per channel."""
+    w = np.abs(np.moveaxis(np.asarray(weights, np.int64), axis, 0).reshape(weights.shape[axis], -1)).sum(axis=1)
+    x_span = max(127 - int(input_zero_point), int(input_zero_point) + 128)  # max |x - zp| for x in [-128, 127]
+    return np.abs(np.asarray(bias, np.int64).reshape(-1)) + x_span * w
 
 
 def _trunc_div_pow2_31(x: np.ndarray) -> np.ndarray:
@@ -145,6 +169,6 @@ def softmax_params(beta: float, input_scale: float, integer_bits: int = 5) -> tu
     real = min(beta * input_scale * (1 << (31 - integer_bits)), (1 << 31) - 1.0)
     mult, shift = quantize_multiplier(real)
     if shift < 0:
-        raise ValueError("softmax input scale too small for TFLite's integer softmax")
+        raise MultiplierRangeError("softmax input scale too small for TFLite's integer softmax")
     max_input_rescaled = 1.0 * ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << shift)
     return mult, shift, -int(math.floor(max_input_rescaled))

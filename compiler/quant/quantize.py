@@ -1,22 +1,55 @@
-"""Float IR -> int8 IR with TFLite's integer scheme (per-channel weights, per-tensor activations)."""
+"""Float IR -> int8 IR with TFLite's integer scheme (per-channel weights, per-tensor activations).
+
+Every op quantizes itself (its module's ``quantize``); this driver adds what holds for all of them:
+
+- **int32 safety of weighted layers.** A layer with per-channel int8 weights and an int32 bias
+  (conv, depthwise, fully connected) accumulates ``bias + sum(w * (x - zp))`` in int32. When a channel's
+  weights are near zero (pruned or dead channels: float VWW has weights below 1e-20), the symmetric
+  scale ``max|w| / 127`` is tiny, the bias ``b / (input scale * weight scale)`` no longer fits int32 and
+  the accumulator overflows (undefined behaviour in C). As TFLite's converter does
+  (``AdjustWeightsForBiasScale``), such a channel's weight scale is raised until its bias is at most
+  2^30, and further if needed until the accumulator bound (:func:`fixedpoint.accumulator_bound`) fits
+  int32 for every int8 input. Channels that fit keep the op's own scale, so other models do not change.
+  The bound is then checked for every weighted layer, the model's own (TFLite / QDQ) parameters
+  included; a layer that cannot be made safe is a UserError naming it.
+- **Representable multipliers.** A requantization multiplier no Q31 value with shift in [-31, 30]
+  holds is a UserError naming the layer and the tensor whose scale causes it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 
-from ..ir import Graph
+import numpy as np
+
+from ..errors import UserError
+from ..ir import Graph, Node, QuantParams, Tensor
 from ..ops import op_def
 from ..ops.base import QuantContext
+from .fixedpoint import INT32_MAX, MultiplierRangeError, accumulator_bound, round_half_away
+
+# TFLite's AdjustWeightsForBiasScale keeps |quantized bias| below INT32_MAX / 2: room for the products
+BIAS_LIMIT = INT32_MAX / 2
 
 
 def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> Graph:
-    """Quantize every node; activation params come from ``ranges`` (see quant.calibrate)."""
+    """Quantize every node; activation params come from ``ranges`` (see quant.calibrate).
+
+    Raises
+    ------
+    UserError
+        A layer whose requantization multiplier is not representable, or whose int32 accumulator could
+        overflow with the model's own quantization parameters (or with any weight scale).
+    """
     ctx = QuantContext(graph, ranges)
     for name in graph.inputs:
         ctx.quant[name] = ctx.from_range(name)
     nodes = []
     for n in graph.nodes:
-        nodes.extend(op_def(n).quantize(n, ctx))
+        quantized = _quantize_node(n, ctx)
+        for q in quantized:
+            check_accumulators(q, ctx, n)
+        nodes.extend(quantized)
     tensors = dict(graph.tensors)
     tensors.update(ctx.new_tensors)
     for name, q in ctx.quant.items():
@@ -25,3 +58,106 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> Grap
             tensors[name] = dataclasses.replace(t, dtype="int8", quant=q)
     return graph.replace(nodes=tuple(nodes), tensors=tensors).pruned()
 
+
+def _quantize_node(n: Node, ctx: QuantContext) -> list[Node]:
+    """The op's own quantization, redone with raised weight scales where its scales would overflow."""
+    try:
+        quantized = op_def(n).quantize(n, ctx)
+        safe = int32_safe_weights(n, quantized, ctx)
+        if safe is not None:
+            # hand the op pre-quantized weights (as a TFLite model would), then take them back so no
+            # other node reading the same float weights sees this layer's scales
+            ctx.new_tensors[safe.name] = safe
+            try:
+                quantized = op_def(n).quantize(n, ctx)
+            finally:
+                del ctx.new_tensors[safe.name]
+        return quantized
+    except MultiplierRangeError as e:
+        raise UserError(_multiplier_message(n, ctx, e)) from None
+
+
+def _weighted(q: Node, ctx: QuantContext) -> tuple[Tensor, Tensor] | None:
+    """(int8 per-channel weights, int32 bias) of a quantized node that has them, else None."""
+    if len(q.inputs) < 3 or not q.inputs[1] or not q.inputs[2]:
+        return None
+    w, b = ctx.tensor(q.inputs[1]), ctx.tensor(q.inputs[2])
+    if not (w.is_const and b.is_const and w.dtype == "int8" and b.dtype == "int32"):
+        return None
+    if w.quant is None or w.quant.axis is None:
+        return None
+    return w, b
+
+
+def int32_safe_weights(n: Node, quantized: list[Node], ctx: QuantContext) -> Tensor | None:
+    """Float weights of ``n`` pre-quantized with scales whose bias and accumulator fit int32, or None
+    when the op's own scales already do (or the weights are the model's own, which are left untouched).
+
+    Per channel: scale = max(op's scale, 2|b| / (INT32_MAX * s_x), (|b| / s_x + R * sum|w|) / (INT32_MAX
+    - 0.5 - R * K / 2)) with s_x the input scale, R = max|x - zp| and K the weights per channel: the first
+    floor is TFLite's bias rule, the second makes ``|round(b / (s_x s))| + R * sum|round(w / s)|`` at
+    most INT32_MAX whatever the rounding."""
+    if len(n.inputs) < 2 or not n.inputs[1]:
+        return None
+    src = ctx.tensor(n.inputs[1])
+    if not src.is_const or src.qdata is not None or src.dtype != "float32":
+        return None
+    found = [(q, wb) for q in quantized if (wb := _weighted(q, ctx)) is not None]
+    if len(found) != 1:
+        return None
+    q, (wq, _) = found[0]
+    axis = int(wq.quant.axis)
+    scale = np.asarray(wq.quant.scale, np.float64).reshape(-1)
+    cout = src.shape[axis]
+    w = np.moveaxis(np.asarray(src.data, np.float64), axis, 0).reshape(cout, -1)
+    b_name = n.inputs[2] if len(n.inputs) > 2 else ""
+    bias = np.zeros(cout) if not b_name else np.abs(np.asarray(ctx.tensor(b_name).data, np.float64).reshape(-1))
+    in_q = ctx.quant[q.inputs[0]]
+    s_x, zp = in_q.s, in_q.zp
+    x_span = max(127 - zp, zp + 128)
+    k = w.shape[1]
+    room = INT32_MAX - 0.5 - x_span * k / 2
+    if room <= 0:
+        raise UserError(
+            f"layer '{n.name}' ({n.op}) sums {k:,} products per output channel: an int32 accumulator can "
+            "overflow for some int8 inputs whatever the weight scale; split the layer into smaller ones")
+    bias_floor = bias / (BIAS_LIMIT * s_x)  # = 2|b| / (INT32_MAX * s_x)
+    acc_floor = (bias / s_x + x_span * np.abs(w).sum(axis=1)) / room
+    safe = np.maximum(scale, np.maximum(bias_floor, acc_floor))
+    if not np.any(safe > scale):
+        return None
+    moved = np.clip(round_half_away(w / safe[:, None]), -127, 127).astype(np.int8)
+    shape = (cout,) + tuple(np.delete(src.shape, axis))
+    qdata = np.moveaxis(moved.reshape(shape), 0, axis)
+    return dataclasses.replace(src, quant=QuantParams(safe, np.zeros(cout, np.int64), axis), qdata=qdata)
+
+
+def check_accumulators(q: Node, ctx: QuantContext, source: Node) -> None:
+    """Raise UserError when some int8 input can overflow the int32 accumulator of ``q`` (a quantized
+    node of ``source``); nodes without per-channel int8 weights and an int32 bias are not checked."""
+    wb = _weighted(q, ctx)
+    if wb is None:
+        return
+    w, b = wb
+    bound = accumulator_bound(w.qdata if w.qdata is not None else w.data, b.data, int(w.quant.axis),
+                              ctx.quant[q.inputs[0]].zp)
+    worst = int(np.argmax(bound))
+    if bound[worst] > INT32_MAX:
+        own = "the model's own quantization parameters" if ctx.tensor(source.inputs[1]).qdata is not None \
+            else "its quantized weights"
+        raise UserError(
+            f"layer '{source.name}' ({source.op}): with {own}, output channel {worst} can overflow its int32 "
+            f"accumulator (|bias| + sum |w * (x - zero point)| up to {int(bound[worst]):,} > {INT32_MAX:,}); "
+            "requantize the model so that biases stay below 2^30 (TFLite's converter does), or give the float "
+            "model and let mcucompile quantize it")
+
+
+def _multiplier_message(n: Node, ctx: QuantContext, e: MultiplierRangeError) -> str:
+    acts = [i for i in n.inputs if i and not ctx.tensor(i).is_const]
+    names = " and ".join(f"'{t}'" for t in acts[:1] + list(n.outputs[:1]))
+    if ctx.preset(n.outputs[0]) is not None:
+        fix = f"the model's own scales of {names} give it; re-export the model with realistic ranges for them"
+    else:
+        fix = (f"the calibrated ranges of {names} give it; calibrate with representative data (--calib) that "
+               "exercises this layer")
+    return f"layer '{n.name}' ({n.op}): {e}; {fix}"
