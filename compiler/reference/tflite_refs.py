@@ -106,9 +106,11 @@ class LiteRtReference(_Int8Reference):
         return [self.interp.get_tensor(i) for i in self.out_indices]
 
 
-def probe_tflm_arena(path: str | Path, timeout: float = 120.0) -> tuple[int | None, str]:
+def probe_tflm_arena(path: str | Path, timeout: float = 120.0,
+                     sizes: tuple[int, ...] = ARENA_PROBE_SIZES) -> tuple[int | None, str]:
     """TFLite Micro's arena size for the model, measured in a separate process (a model the interpreter
-    cannot load may crash it, and a compile must never depend on it). Returns (bytes or None, reason)."""
+    cannot load may crash it, and a compile must never depend on it), trying each arena size of
+    ``sizes`` in turn. Returns (bytes or None, the reason when None)."""
     import subprocess
     import sys
 
@@ -118,11 +120,10 @@ def probe_tflm_arena(path: str | Path, timeout: float = 120.0) -> tuple[int | No
         return None, "TFLite Micro is not installed (pip install 'mcucompile[tflite]')"
     code = (
         "import sys\n"
-        "from mcucompile.reference.tflite_refs import ARENA_PROBE_SIZES\n"
         "from tflite_micro.python.tflite_micro import runtime\n"
         "from mcucompile.reference.tflite_refs import _arena_from_interpreter\n"
         "last = ''\n"
-        "for size in ARENA_PROBE_SIZES:\n"
+        "for size in map(int, sys.argv[2:]):\n"
         "    try:\n"
         "        interp = runtime.Interpreter.from_file(sys.argv[1], arena_size=size)\n"
         "    except Exception as e:\n"
@@ -132,7 +133,8 @@ def probe_tflm_arena(path: str | Path, timeout: float = 120.0) -> tuple[int | No
         "print('FAILED', last)\n"
     )
     try:
-        res = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=timeout)
+        res = subprocess.run([sys.executable, "-c", code, str(path), *map(str, sizes)], capture_output=True, text=True,
+                             timeout=timeout)
     except subprocess.TimeoutExpired:
         return None, f"TFLite Micro did not load the model within {timeout:.0f} s"
     for line in res.stdout.splitlines():
@@ -142,7 +144,7 @@ def probe_tflm_arena(path: str | Path, timeout: float = 120.0) -> tuple[int | No
         if line.startswith("FAILED"):
             why = line[len("FAILED"):].strip()
             if "allocate" in why.lower():
-                why = f"needs more than a {ARENA_PROBE_SIZES[-1] >> 20} MiB arena ({why})"
+                why = f"it needs more than a {max(sizes):,} B arena ({why})"
             return None, f"TFLite Micro refused the model: {why}"
     return None, f"TFLite Micro crashed loading the model (exit code {res.returncode})"
 
