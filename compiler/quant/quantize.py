@@ -134,7 +134,8 @@ def int32_safe_weights(n: Node, quantized: list[Node], ctx: QuantContext) -> Ten
 
 def check_accumulators(q: Node, ctx: QuantContext, source: Node) -> None:
     """Raise UserError when some int8 input can overflow the int32 accumulator of ``q`` (a quantized
-    node of ``source``); nodes without per-channel int8 weights and an int32 bias are not checked."""
+    node of ``source``) with the model's own parameters; with mcucompile's own scales that would be a bug
+    (RuntimeError). Nodes without per-channel int8 weights and an int32 bias are not checked."""
     wb = _weighted(q, ctx)
     if wb is None:
         return
@@ -142,14 +143,17 @@ def check_accumulators(q: Node, ctx: QuantContext, source: Node) -> None:
     bound = accumulator_bound(w.qdata if w.qdata is not None else w.data, b.data, int(w.quant.axis),
                               ctx.quant[q.inputs[0]].zp)
     worst = int(np.argmax(bound))
-    if bound[worst] > INT32_MAX:
-        own = "the model's own quantization parameters" if ctx.tensor(source.inputs[1]).qdata is not None \
-            else "its quantized weights"
-        raise UserError(
-            f"layer '{source.name}' ({source.op}): with {own}, output channel {worst} can overflow its int32 "
-            f"accumulator (|bias| + sum |w * (x - zero point)| up to {int(bound[worst]):,} > {INT32_MAX:,}); "
-            "requantize the model so that biases stay below 2^30 (TFLite's converter does), or give the float "
-            "model and let mcucompile quantize it")
+    if bound[worst] <= INT32_MAX:
+        return
+    what = (f"output channel {worst} can overflow its int32 accumulator (|bias| + sum |w * (x - zero point)| up to "
+            f"{int(bound[worst]):,} > {INT32_MAX:,})")
+    if ctx.tensor(source.inputs[1]).qdata is None:
+        # int32_safe_weights chose these scales to make the bound hold: this is a compiler bug
+        raise RuntimeError(f"layer '{source.name}' ({source.op}): {what} with mcucompile's own weight scales")
+    raise UserError(
+        f"layer '{source.name}' ({source.op}): with the model's own quantization parameters, {what}; requantize "
+        "the model so that biases stay below 2^30 (TFLite's converter does), or give the float model and let "
+        "mcucompile quantize it")
 
 
 def _multiplier_message(n: Node, ctx: QuantContext, e: MultiplierRangeError) -> str:
