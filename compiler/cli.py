@@ -150,6 +150,8 @@ def cmd_compile(argv: list[str]) -> int:
 
     options = _options(args)
     check_output_folder(args.output, _inputs(args))  # before the work, so a refusal costs nothing
+    if args.plot:
+        _check_plot_path(args.plot, _inputs(args))
     compiled = compile_model(args.model, options)
     _print_warnings(compiled.warnings)
     out = write_library(compiled, args.output)
@@ -186,6 +188,21 @@ def _load_test_data(path: str | None, input_shape: tuple[int, ...]):
         return None, None
     x, y = read_arrays(path, "test data")
     return as_samples(x, input_shape, "test data", path), y
+
+
+def _check_plot_path(path: str, inputs: tuple[str, ...]) -> None:
+    """--plot writes one PNG: never over an input, a folder, or a file that is not a PNG."""
+    p = Path(path)
+    if p.suffix.lower() != ".png":
+        raise UserError(f"--plot {path}: give a .png file name, e.g. --plot memory.png")
+    if any(p.exists() and Path(i).exists() and p.samefile(i) for i in inputs):
+        raise UserError(f"--plot {path} is one of the inputs; give a new .png file name")
+    if p.is_dir():
+        raise UserError(f"--plot {path} is a folder; give a .png file name")
+    if p.exists():
+        with open(p, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                raise UserError(f"--plot {path} exists and is not a PNG image; give a new .png file name")
 
 
 def _print_warnings(notes) -> None:

@@ -74,6 +74,8 @@ def _is_within(path: Path, folder: Path) -> bool:
 def check_output_folder(out_dir: str | Path, inputs: tuple[str | Path, ...] = ()) -> Path:
     """Refuse an output folder that mcucompile may not write (see the module docstring); returns its
     absolute path. Raises UserError naming the folder, the reason and the fix."""
+    if not str(out_dir).strip():
+        raise UserError("the output folder (-o) is empty; give a folder path, e.g. -o build/model")
     out = Path(os.path.realpath(out_dir))
     for given in inputs:
         p = Path(os.path.realpath(given))

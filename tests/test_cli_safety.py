@@ -357,3 +357,13 @@ def test_verify_of_a_qdq_model_with_labels(tmp_path):
     res = verify_host(compiled, compiled.calib[:3], np.array([0, 1, 2]))
     assert res.bit_exact and res.accuracy_int8 is not None
     assert res.reference_for_accuracy == "onnxruntime-qdq"
+
+
+def test_plot_never_overwrites_a_file_that_is_not_a_png(user_dir, capsys):
+    notes = user_dir / "notes.png"
+    notes.write_text("not an image")
+    for target, fragment in ((user_dir / "mnist_cnn.onnx", ".png file name"), (notes, "not a PNG image")):
+        before = target.read_bytes()
+        rc, _, err = main(capsys, user_dir / "mnist_cnn.onnx", "-o", user_dir / "out", "--quiet", "--plot", target)
+        assert_one_error(rc, err, fragment)
+        assert target.read_bytes() == before and not (user_dir / "out").exists()
