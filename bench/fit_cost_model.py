@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Fit the instruction-cost model (compiler/patch/cost.py) on measured runs; measures, does not assert.
+
+Runs ``mcucompile bench`` (the API calls it makes) on an emulated board for MNIST, the four MLPerf Tiny
+models (float ONNX and int8 .tflite) and a MobileNetV2-style model, each layer by layer and with
+several patch plans (so per-patch call overhead, halo recomputation and the patch loop are measured),
+then fits every kernel's coefficients by non-negative least squares over all per-layer counts at once
+(a layer that reads a cropped copy holds two kernels), and what runs outside the layers from each
+run's total minus its layers. Prints the coefficient table to paste into cost.py and the fit error
+per run: estimated against measured total instructions.
+
+Counts are guest instructions under QEMU -icount shift=0 (deterministic), not cycles.
+Usage: python bench/fit_cost_model.py [--board qemu-m4] [--check-board qemu-m7] [--measurements FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from scipy.optimize import nnls
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "models" / "mbv2"))
+
+from make_mbv2 import build as build_mbv2  # noqa: E402
+
+from mcucompile.api import CompileOptions, bench, compile_model  # noqa: E402
+from mcucompile.patch import candidate_splits  # noqa: E402
+from mcucompile.patch.cost import COEFFICIENTS, FEATURES, estimate_instructions, plan_features  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "models" / "mlperf_tiny"
+MNIST = REPO / "models" / "mnist"
+
+
+def coverage_net(h: int, w: int, c: int, seed: int = 0) -> onnx.ModelProto:
+    """A small net with the kernels the real models lack or hold once (pad, concat, transpose, mul, lookup
+    tables, both pools, softmax), so that each kernel's per-call and per-element costs can be told apart."""
+    rng = np.random.default_rng(seed)
+
+    def wt(*s):
+        return (rng.standard_normal(s) * 0.3).astype(np.float32)
+
+    n = helper.make_node
+    nodes = [n("Conv", ["x", "w0"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             n("Sigmoid", ["a"], ["s"]),
+             n("Mul", ["a", "s"], ["m"]),
+             n("MaxPool", ["m"], ["p"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+             n("Pad", ["p", "pads"], ["pp"]),
+             n("Conv", ["pp", "w1"], ["b1"], kernel_shape=[3, 3]),
+             n("MaxPool", ["pp"], ["b2"], kernel_shape=[3, 3]),
+             n("Concat", ["b1", "b2"], ["cc"], axis=1),
+             n("HardSwish", ["cc"], ["hs"]),
+             n("AveragePool", ["hs"], ["ap"], kernel_shape=[2, 2], strides=[2, 2]),
+             n("Transpose", ["ap"], ["tr"], perm=[0, 1, 3, 2]),
+             n("MaxPool", ["tr"], ["mp"], kernel_shape=[2, 2], strides=[1, 1]),
+             n("ReduceMean", ["mp"], ["g"], axes=[2, 3], keepdims=1),
+             n("Flatten", ["g"], ["f"]),
+             n("Gemm", ["f", "wf"], ["z"], transB=1),
+             n("Softmax", ["z"], ["y"])]
+    inits = {"w0": wt(c, 3, 3, 3), "w1": wt(c, c, 3, 3), "wf": wt(10, 2 * c),
+             "pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)}
+    g = helper.make_graph(nodes, "coverage", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, h, w])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+def models(tmp: Path) -> list[tuple[str, Path, str | None]]:
+    mbv2 = tmp / "mbv2_144.onnx"
+    onnx.save(build_mbv2(144, 0.35), str(mbv2))
+    out = [("mnist_cnn", MNIST / "mnist_cnn.onnx", str(MNIST / "mnist_calib_200.npz"))]
+    for name in ("kws_dscnn", "resnet8", "vww_mbv1_025", "ad_autoencoder"):
+        out.append((f"{name} float", SHARED / f"{name}_float.onnx", None))
+        out.append((f"{name} int8", SHARED / f"{name}_int8.tflite", None))
+    out.append(("mbv2-0.35 144", mbv2, None))
+    for h, w, c in ((24, 20, 8), (40, 36, 4), (16, 12, 24)):
+        path = tmp / f"coverage_{h}x{w}x{c}.onnx"
+        onnx.save(coverage_net(h, w, c), str(path))
+        out.append((f"coverage {h}x{w}x{c}", path, None))
+    return out
+
+
+def plans(compiled) -> list[tuple[str, dict]]:
+    """Layer by layer, the minimum-peak plan, and forced plans over short, middle and long stages."""
+    out = [("layer by layer", {"patch": "off"})]
+    splits = candidate_splits(compiled.graph)
+    if not splits:
+        return out
+    out.append(("min peak", {"patch": "auto", "optimize": "memory"}))
+    g = compiled.graph
+    picks = [(splits[0], 2), (splits[len(splits) // 2], 4), (splits[-1], 6), (splits[len(splits) // 3], 8)]
+    for k, n in dict.fromkeys(picks):
+        h, w = g.tensors[g.nodes[k - 1].outputs[0]].shape[1:3]
+        n = min(n, h, w)
+        if n >= 2:
+            out.append((f"{n}x{n}@{k}", {"patch": "forced", "split": k, "patches": n}))
+    if len(out) > 2:  # the input filled patch by patch through the application's callback
+        k, n = splits[len(splits) // 2], 3
+        out.append((f"{n}x{n}@{k} by patch", {"patch": "forced", "split": k, "patches": n, "input_by_patch": True}))
+    return out
+
+
+def options(board: str, calib: str | None, kw: dict) -> CompileOptions:
+    if "optimize" in kw and "optimize" not in CompileOptions.__dataclass_fields__:
+        kw = {k: v for k, v in kw.items() if k != "optimize"}  # before --optimize existed: memory was the only way
+    return CompileOptions(board=board, calib=calib, progress=False, **kw)
+
+
+def measure(board: str, cache: dict, tmp: Path, plan_names: set[str] | None = None) -> list[dict]:
+    """One record per (model, plan): the compiled model, its per-layer and total counts (only the plans
+    named in ``plan_names`` when given)."""
+    runs = []
+    for label, path, calib in models(tmp):
+        base = compile_model(path, options(board, calib, {"patch": "off"}))
+        for plan_name, kw in plans(base):
+            key = f"{board} | {label} | {plan_name}"
+            if plan_names is not None and plan_name not in plan_names:
+                continue
+            c = compile_model(path, options(board, calib, kw))
+            if key not in cache:
+                r = bench(c)
+                cache[key] = {"layers": [lay["count"] for lay in r.layers], "total": r.total}
+                print(f"measured {key}: {r.total:,}", file=sys.stderr, flush=True)
+            runs.append({"key": key, "model": label, "compiled": c, **cache[key]})
+    return runs
+
+
+def columns() -> list[tuple[str, str]]:
+    return [(k, f) for k, names in FEATURES.items() for f in names]
+
+
+def design(runs: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cols = {c: i for i, c in enumerate(columns())}
+    rows, target, weight = [], [], []
+
+    def add(feats: dict, count: float) -> None:
+        row = np.zeros(len(cols))
+        for (k, name), v in feats.items():
+            if (k, name) in cols:
+                row[cols[(k, name)]] += v
+        rows.append(row)
+        target.append(count)
+        # relative error matters for small and large layers alike; counts have a 40-instruction tick
+        weight.append(1.0 / max(float(count), 2000.0))
+
+    for run in runs:
+        c = run["compiled"]
+        layers, outside = plan_features(c.graph, c.patch)
+        assert len(layers) == len(run["layers"]), run["key"]
+        for feats, count in zip(layers, run["layers"]):
+            add(feats, count)
+        add(outside, run["total"] - sum(run["layers"]))
+    return np.array(rows), np.array(target, float), np.array(weight)
+
+
+def fit(runs: list[dict]) -> dict[str, dict[str, float]]:
+    a, b, w = design(runs)
+    used = a.any(axis=0)
+    x = np.zeros(a.shape[1])
+    x[used], _ = nnls(a[:, used] * w[:, None], b * w, maxiter=100 * a.shape[1])
+    table: dict[str, dict[str, float]] = {}
+    for (k, name), v, u in zip(columns(), x, used):
+        if not u:  # nothing measured exercises it: keep the table's value (set by hand from the loop)
+            v = COEFFICIENTS.get(k, {}).get(name, 0.0)
+            print(f"note: no measurement exercises {k}.{name}; kept {v}", file=sys.stderr)
+        table.setdefault(k, {})[name] = float(round(v, 3))
+    return table
+
+
+def error_table(runs: list[dict], table: dict) -> list[float]:
+    print(f"{'run':<52} {'measured':>13} {'estimated':>13} {'error':>7}")
+    errs = []
+    for run in runs:
+        c = run["compiled"]
+        est = estimate_instructions(c.graph, c.patch, coefficients=table).total
+        e = (est - run["total"]) / run["total"]
+        errs.append(e)
+        print(f"{run['key']:<52} {run['total']:>13,} {est:>13,} {100 * e:>+6.1f}%")
+    a = np.abs(errs)
+    print(f"{'mean |error|':<52} {'':>13} {'':>13} {100 * a.mean():>6.1f}%")
+    print(f"{'max |error|':<52} {'':>13} {'':>13} {100 * a.max():>6.1f}%")
+    return errs
+
+
+def ranking_check(runs: list[dict], table: dict) -> None:
+    """Per model: does the model order the plans as the measurements do (what the search relies on)?"""
+    by_model: dict[str, list[dict]] = {}
+    for run in runs:
+        by_model.setdefault(run["model"], []).append(run)
+    print(f"\n{'model':<22} {'plans':>5} {'pairs ordered right':>20} {'fastest measured = fastest estimated':>38}")
+    for model, rs in by_model.items():
+        est = [estimate_instructions(r["compiled"].graph, r["compiled"].patch, coefficients=table).total for r in rs]
+        meas = [r["total"] for r in rs]
+        pairs = [(i, j) for i in range(len(rs)) for j in range(i + 1, len(rs)) if abs(meas[i] - meas[j]) > 0.02 * meas[i]]
+        right = sum((meas[i] < meas[j]) == (est[i] < est[j]) for i, j in pairs)
+        same = int(np.argmin(meas)) == int(np.argmin(est))
+        print(f"{model:<22} {len(rs):>5} {f'{right}/{len(pairs)}':>20} {str(same):>38}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--board", default="qemu-m4", help="emulated board the fit is measured on")
+    p.add_argument("--check-board", default="qemu-m7", help="a second board the fitted model is checked on ('' for none)")
+    p.add_argument("--measurements", type=Path, help="JSON cache of counts: reused if present, written after measuring")
+    args = p.parse_args()
+    cache = json.loads(args.measurements.read_text()) if args.measurements and args.measurements.exists() else {}
+    tmp = Path(tempfile.mkdtemp())
+    runs = measure(args.board, cache, tmp)
+    if args.measurements:
+        args.measurements.write_text(json.dumps(cache, indent=1))
+    table = fit(runs)
+    print(f"# fitted on {args.board}: {len(runs)} runs, {sum(len(r['layers']) for r in runs)} layer counts")
+    print("COEFFICIENTS: dict[str, dict[str, float]] = {")
+    for k, coef in table.items():
+        print(f"    {k!r}: {{{', '.join(f'{n!r}: {v}' for n, v in coef.items())}}},")
+    print("}\n")
+    print(f"fit error on {args.board} (the runs fitted):")
+    error_table(runs, table)
+    ranking_check(runs, table)
+    if args.check_board:
+        check = measure(args.check_board, cache, tmp, {"layer by layer", "min peak"})
+        if args.measurements:
+            args.measurements.write_text(json.dumps(cache, indent=1))
+        print(f"\nthe same coefficients on {args.check_board} (not fitted there):")
+        error_table(check, table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
