@@ -1,5 +1,6 @@
 """Patch-based inference (MCUNetV2): patched execution equals layer-by-layer execution byte for byte,
-the patched memory plan is sound, and the search picks the lowest peak."""
+the patched memory plan is sound, and the search picks the fastest plan that fits (--optimize speed,
+the default) or the lowest peak (--optimize memory), and says what the other choice would give."""
 
 from __future__ import annotations
 
@@ -14,9 +15,13 @@ from onnx import helper
 
 from conftest import REPO, SHARED_MODELS, make_model, save
 from mcucompile.api import CompileOptions, compile_model, quantize_input, verify_board
-from mcucompile.memory.planner import plan_memory_patched
+from mcucompile.errors import UserError
+from mcucompile.memory.planner import plan_memory, plan_memory_patched
 from mcucompile.patch import candidate_splits, plan_patches
+from mcucompile.patch.cost import estimate_instructions
 from mcucompile.patch.execute import run_int_patched
+from mcucompile.patch.search import choice_report, choose_patching
+from mcucompile.report.summary import plan_choice_line
 from mcucompile.quant.simulate import run_int
 
 sys.path.insert(0, str(REPO / "models" / "mbv2"))
@@ -161,7 +166,7 @@ def _check_plan_sound(c):
 @pytest.mark.parametrize("path_kind", ["vww", "resnet8", "mbv2"])
 def test_patched_memory_plan_is_sound_and_lower(path_kind, mbv2_path):
     path = {"vww": VWW, "resnet8": RESNET8, "mbv2": mbv2_path}[path_kind]
-    c = compile_model(path, CompileOptions(board="host", progress=False))
+    c = compile_model(path, CompileOptions(board="host", progress=False, optimize="memory"))
     assert c.patch is not None
     _check_plan_sound(c)
     rep = c.report
@@ -171,7 +176,7 @@ def test_patched_memory_plan_is_sound_and_lower(path_kind, mbv2_path):
     tried = rep["patch_candidates"]
     assert rep["peak_sram_bytes"] == min(t["peak"] for t in tried)
     best = rep["patch_plan"]
-    forced = compile_model(path, CompileOptions(board="host", progress=False, patch="forced",
+    forced = compile_model(path, CompileOptions(board="host", progress=False, patch="forced", optimize="memory",
                                                 split=best["stage_layers"], patches=best["grid"]))
     assert forced.report["peak_sram_bytes"] == rep["peak_sram_bytes"]
     for t in tried[:: max(1, len(tried) // 6)]:
@@ -180,7 +185,7 @@ def test_patched_memory_plan_is_sound_and_lower(path_kind, mbv2_path):
 
 
 def test_overhead_cap_is_respected():
-    c = compile_model(VWW, CompileOptions(board="host", progress=False, max_patch_overhead=0.05))
+    c = compile_model(VWW, CompileOptions(board="host", progress=False, max_patch_overhead=0.05, optimize="memory"))
     pp = c.report["patch_plan"]
     assert pp is None or pp["overhead"] <= 0.05
     assert all(t["overhead"] <= 0.05 for t in c.report["patch_candidates"])
@@ -213,3 +218,100 @@ def test_cannot_fit_even_patched_says_best_peak(tmp_path):
 def test_bad_split_is_a_clear_error(tmp_path):
     res = _cli(RESNET8, "--split", "3", "--patches", "2", "-o", tmp_path / "out")
     assert res.returncode == 2 and "--split 3 is not a valid split point; valid: [1, 4, 8, 12]" in res.stderr
+
+
+# --optimize: speed (the default) takes the fastest plan that fits, memory the lowest peak
+
+def test_speed_default_runs_layer_by_layer_when_it_fits():
+    """Person-detect-like: float VWW fits a 320 KB board whole, so the default does not patch it."""
+    c = compile_model(VWW, CompileOptions(board="nucleo-f746zg", progress=False))
+    assert c.patch is None
+    assert c.report["peak_sram_bytes"] == c.report["peak_sram_layerwise_bytes"] == 64_512
+    choice = choose_patching(c.graph, 327_680)
+    assert choice.plan is None and choice.optimize == "speed" and choice.chosen.fits
+    assert choice.chosen.instructions == choice.layerwise_instructions == estimate_instructions(c.graph).total
+    alt = choice.alternative  # what --optimize memory would take
+    assert alt.grid and alt.fits and alt.peak < choice.chosen.peak and alt.instructions > choice.chosen.instructions
+
+
+@pytest.mark.parametrize("path", [VWW, RESNET8])
+def test_speed_below_the_layerwise_peak_picks_the_fastest_plan_that_fits(path):
+    g = _layerwise(path).graph
+    layerwise = plan_memory(g).arena_size
+    lowest = choose_patching(g, layerwise - 1, optimize="memory")
+    budget = (lowest.chosen.peak + layerwise) // 2
+    choice = choose_patching(g, budget)
+    assert choice.plan is not None and choice.arena.arena_size == choice.chosen.peak <= budget < layerwise
+    fitting = [c for c in choice.tried if c.peak <= budget]
+    assert len(fitting) >= 2
+    fastest = min(fitting, key=lambda c: (c.instructions, c.peak, c.overhead))
+    assert (choice.plan.stage_len, choice.plan.grid) == (fastest.stage_len, fastest.grid)
+    assert choice.chosen.instructions == fastest.instructions == estimate_instructions(g, choice.plan).total
+    assert choice.alternative == lowest.chosen  # what --optimize memory takes
+    assert choice.chosen.instructions <= lowest.chosen.instructions
+
+
+def test_speed_is_much_faster_than_the_lowest_peak_when_both_fit():
+    """ResNet-8's lowest-peak plan recomputes most of the model; between that peak and the layer-by-layer
+    peak a cheaper plan fits."""
+    g = _layerwise(RESNET8).graph
+    lowest = choose_patching(g, 1 << 30, optimize="memory").chosen
+    choice = choose_patching(g, lowest.peak + (plan_memory(g).arena_size - lowest.peak) // 2)
+    assert choice.chosen.instructions < 0.6 * lowest.instructions
+
+
+@pytest.mark.parametrize("path_kind", ["vww", "resnet8", "mbv2"])
+def test_memory_reproduces_the_lowest_peak_choice(path_kind, mbv2_path):
+    path = {"vww": VWW, "resnet8": RESNET8, "mbv2": mbv2_path}[path_kind]
+    g = _layerwise(path).graph
+    choice = choose_patching(g, 1 << 30, optimize="memory")
+    best = min(choice.tried, key=lambda c: (c.peak, c.overhead))  # the rule before --optimize existed
+    assert best.peak < choice.layerwise_peak
+    assert (choice.plan.stage_len, choice.plan.grid, choice.arena.arena_size) == (best.stage_len, best.grid, best.peak)
+    assert choice.alternative.layerwise and choice.alternative.fits  # speed: layer by layer fits
+
+
+def test_nothing_fits_reports_the_lowest_peak_in_both_modes():
+    g = _layerwise(VWW).graph
+    for optimize in ("speed", "memory"):
+        choice = choose_patching(g, 12_000, optimize=optimize)
+        best = min(choice.tried, key=lambda c: (c.peak, c.overhead))
+        assert (choice.plan.stage_len, choice.plan.grid) == (best.stage_len, best.grid)
+        assert not choice.chosen.fits and choice.alternative == choice.chosen
+
+
+def test_unknown_objective_is_a_user_error():
+    g = _layerwise(VWW).graph
+    with pytest.raises(UserError, match="use 'speed'.*or 'memory'"):
+        choose_patching(g, 1 << 20, optimize="fast")
+
+
+def test_summary_line_says_what_the_other_choice_gives():
+    g = _layerwise(VWW).graph
+    speed = choice_report(choose_patching(g, 327_680))
+    assert speed["optimize"] == "speed" and speed["estimated_instructions"] == speed["estimated_instructions_layerwise"]
+    assert speed["plan_choice"]["alternative"]["optimize"] == "memory"
+    assert plan_choice_line(speed) == ("optimized for speed: layer by layer, 64,512 B, ~74.6 M instr; --optimize memory: "
+                                       "39,008 B (8x8 patches over 4 layers), ~85.1 M instr (+14%)")
+    memory = choice_report(choose_patching(g, 327_680, optimize="memory"))
+    assert plan_choice_line(memory) == ("optimized for memory: 8x8 patches over 4 layers, 39,008 B, ~85.1 M instr; "
+                                        "--optimize speed: 64,512 B (layer by layer), ~74.6 M instr (-12%)")
+    same = choice_report(choose_patching(g, 40_000))
+    assert plan_choice_line(same).endswith("; --optimize memory would choose the same")
+    forced = choice_report(choose_patching(g, 327_680, "forced", 4, 8))
+    assert forced["plan_choice"]["alternative"] is None and plan_choice_line(forced) == ""
+
+
+def test_cli_default_and_optimize_memory_on_a_board_that_fits(tmp_path):
+    res = _cli(VWW, "--board", "nucleo-f746zg", "-o", tmp_path / "speed")
+    assert res.returncode == 0, res.stderr
+    rep = json.loads((tmp_path / "speed" / "report.json").read_text())
+    assert rep["patch_plan"] is None and rep["optimize"] == "speed"
+    assert rep["plan_choice"]["alternative"]["peak_sram_bytes"] == 39_008
+    assert "optimized for speed: layer by layer, 64,512 B" in res.stdout
+    assert "layer by layer (the fastest plan that fits)" in res.stdout
+    res = _cli(VWW, "--board", "nucleo-f746zg", "--optimize", "memory", "-o", tmp_path / "memory")
+    assert res.returncode == 0, res.stderr
+    rep = json.loads((tmp_path / "memory" / "report.json").read_text())
+    assert rep["patch_plan"]["grid"] == 8 and rep["optimize"] == "memory"
+    assert "--optimize speed: 64,512 B (layer by layer)" in res.stdout

@@ -1,5 +1,16 @@
-"""Choose the split layer and the grid: minimise peak SRAM within the budget, recomputation overhead as
-the tie-breaker, optionally capped. Every candidate tried is kept for the report."""
+"""Choose how the first stage runs: layer by layer, or which split layer and grid.
+
+Two objectives (``optimize``):
+
+- ``"speed"`` (the default): the fastest plan that fits the SRAM budget. Layer by layer when it fits
+  (it recomputes nothing and calls each kernel once); otherwise, among the patch plans that fit, the
+  one with the fewest instructions estimated by the cost model (``cost.py``).
+- ``"memory"``: the lowest peak SRAM, recomputation overhead as the tie-breaker, whatever it costs.
+
+When nothing fits, both report the lowest peak found, so that the fit error can name it. Every
+candidate tried is kept for the report, with its peak and estimated instructions, and so is what the
+other objective would have chosen, so the summary can say what switching would give.
+"""
 
 from __future__ import annotations
 
@@ -8,33 +19,91 @@ from dataclasses import dataclass
 from ..errors import UserError
 from ..ir import Graph
 from ..memory.planner import ArenaPlan, plan_memory, plan_memory_patched
+from .cost import FIT, estimate_instructions, kernel_of
 from .planner import PatchPlan, candidate_splits, plan_patches
 
 GRIDS = (2, 3, 4, 5, 6, 7, 8)
+OBJECTIVES = ("speed", "memory")
 
 
 @dataclass(frozen=True)
 class Candidate:
+    """One (split, grid) the search tried."""
+
     stage_len: int
     grid: int
     peak: int
     overhead: float
+    instructions: int  # estimated by the cost model
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    """A plan as an objective picks it: ``grid`` 0 means layer by layer."""
+
+    stage_len: int
+    grid: int
+    peak: int
+    instructions: int  # estimated by the cost model
+    overhead: float
+    fits: bool  # peak within the budget
+
+    @property
+    def layerwise(self) -> bool:
+        return self.grid == 0
+
+    def describe(self) -> str:
+        """'layer by layer' or '5x5 patches over 12 layers'."""
+        return "layer by layer" if self.layerwise else f"{self.grid}x{self.grid} patches over {self.stage_len} layers"
 
 
 @dataclass(frozen=True)
 class PatchChoice:
-    plan: PatchPlan | None  # None: layer by layer
+    """The plan taken (``plan`` None: layer by layer), its arena, and how it was chosen."""
+
+    plan: PatchPlan | None
     arena: ArenaPlan
     layerwise_peak: int
     tried: tuple[Candidate, ...]
+    optimize: str  # the objective: "speed" or "memory"
+    budget: int  # SRAM bytes the plan had to fit in
+    chosen: PlanOutcome  # the plan taken, as estimated
+    alternative: PlanOutcome | None  # what the other objective would take (None: the plan was forced or off)
+    layerwise_instructions: int  # estimated, layer by layer
+
+
+def _outcome(stage_len: int, grid: int, peak: int, instructions: int, overhead: float, budget: int) -> PlanOutcome:
+    return PlanOutcome(stage_len, grid, peak, instructions, overhead, peak <= budget)
 
 
 def choose_patching(graph: Graph, budget: int, mode: str = "auto", split: int | None = None, grid: int | None = None,
-                    max_overhead: float | None = None, input_by_patch: bool = False) -> PatchChoice:
-    """``mode``: "auto" (search), "off" (layer by layer) or "forced" (``split`` nodes, ``grid``)."""
+                    max_overhead: float | None = None, input_by_patch: bool = False,
+                    optimize: str = "speed") -> PatchChoice:
+    """Pick the execution plan of ``graph`` for an SRAM ``budget`` (bytes).
+
+    Parameters
+    ----------
+    graph : the quantized graph
+    budget : SRAM bytes the arena must fit in (the board's, or a tighter --sram-limit)
+    mode : "auto" (search), "off" (layer by layer) or "forced" (``split`` nodes, ``grid`` x ``grid``)
+    split, grid : the forced plan
+    max_overhead : skip plans recomputing more than this fraction of the model's MACs
+    input_by_patch : the application fills each input patch (the whole input never sits in SRAM)
+    optimize : "speed" (fastest plan that fits) or "memory" (lowest peak)
+
+    Returns
+    -------
+    PatchChoice: the plan, its arena, every candidate tried, and what the other objective would take.
+    """
+    if optimize not in OBJECTIVES:
+        raise UserError(f"optimize={optimize!r} is not an objective; use 'speed' (the fastest plan that fits) or "
+                        "'memory' (the lowest peak SRAM)")
+    kernels = tuple(kernel_of(n, graph) for n in graph.nodes)
     layerwise = plan_memory(graph)
+    lw_instr = estimate_instructions(graph, None, kernels).total
+    lw = _outcome(0, 0, layerwise.arena_size, lw_instr, 0.0, budget)
     if mode == "off":
-        return PatchChoice(None, layerwise, layerwise.arena_size, ())
+        return PatchChoice(None, layerwise, layerwise.arena_size, (), optimize, budget, lw, None, lw_instr)
     splits = candidate_splits(graph)
     if mode == "forced":
         if split not in splits:
@@ -42,10 +111,13 @@ def choose_patching(graph: Graph, budget: int, mode: str = "auto", split: int | 
                             "(the number of layers in the per-patch stage)")
         plan = plan_patches(graph, split, grid, input_by_patch)
         arena = plan_memory_patched(graph, plan)
-        c = Candidate(split, grid, arena.arena_size, plan.overhead)
-        return PatchChoice(plan, arena, layerwise.arena_size, (c,))
+        instr = estimate_instructions(graph, plan, kernels).total
+        c = Candidate(split, grid, arena.arena_size, plan.overhead, instr)
+        forced = _outcome(split, grid, arena.arena_size, instr, plan.overhead, budget)
+        return PatchChoice(plan, arena, layerwise.arena_size, (c,), optimize, budget, forced, None, lw_instr)
     tried: list[Candidate] = []
-    best: tuple[int, float, PatchPlan, ArenaPlan] | None = None
+    lowest: tuple[tuple, PatchPlan, ArenaPlan, Candidate] | None = None  # (peak, overhead)
+    fastest: tuple[tuple, PatchPlan, ArenaPlan, Candidate] | None = None  # (instructions, peak), among those that fit
     for k in splits:
         h, w = graph.tensors[graph.nodes[k - 1].outputs[0]].shape[1:3]
         for n in GRIDS:
@@ -55,10 +127,58 @@ def choose_patching(graph: Graph, budget: int, mode: str = "auto", split: int | 
             if max_overhead is not None and plan.overhead > max_overhead:
                 continue
             arena = plan_memory_patched(graph, plan)
-            tried.append(Candidate(k, n, arena.arena_size, plan.overhead))
-            key = (arena.arena_size, plan.overhead)
-            if best is None or key < best[:2]:
-                best = (arena.arena_size, plan.overhead, plan, arena)
-    if best is None or best[0] >= layerwise.arena_size:
-        return PatchChoice(None, layerwise, layerwise.arena_size, tuple(tried))
-    return PatchChoice(best[2], best[3], layerwise.arena_size, tuple(tried))
+            c = Candidate(k, n, arena.arena_size, plan.overhead, estimate_instructions(graph, plan, kernels).total)
+            tried.append(c)
+            key = (c.peak, c.overhead)
+            if lowest is None or key < lowest[0]:
+                lowest = (key, plan, arena, c)
+            key = (c.instructions, c.peak, c.overhead)
+            if c.peak <= budget and (fastest is None or key < fastest[0]):
+                fastest = (key, plan, arena, c)
+
+    def pick(best) -> tuple[PatchPlan | None, ArenaPlan, PlanOutcome]:
+        if best is None:
+            return None, layerwise, lw
+        _, plan, arena, c = best
+        return plan, arena, _outcome(c.stage_len, c.grid, c.peak, c.instructions, c.overhead, budget)
+
+    # memory: the lowest peak, unless patching does not lower it
+    by_memory = pick(lowest if lowest is not None and lowest[0][0] < layerwise.arena_size else None)
+    # speed: layer by layer when it fits (no recomputation); else the fastest plan that fits; else as memory
+    if lw.fits:
+        by_speed = pick(None)
+    elif fastest is not None:
+        by_speed = pick(fastest)
+    else:
+        by_speed = by_memory
+    taken, other = (by_speed, by_memory) if optimize == "speed" else (by_memory, by_speed)
+    return PatchChoice(taken[0], taken[1], layerwise.arena_size, tuple(tried), optimize, budget, taken[2], other[2],
+                       lw_instr)
+
+
+def choice_report(choice: PatchChoice) -> dict:
+    """The report.json fragment that says how the plan was chosen and what the other objective gives.
+
+    Keys: ``optimize``, ``estimated_instructions`` (the plan taken), ``estimated_instructions_layerwise``,
+    ``plan_choice`` {``optimize``, ``budget_bytes``, ``cost_model``, ``chosen``, ``alternative``}, where
+    ``chosen`` and ``alternative`` are {``plan``, ``stage_layers``, ``grid``, ``peak_sram_bytes``,
+    ``estimated_instructions``, ``overhead``, ``fits``} (``grid`` 0: layer by layer) and
+    ``alternative`` (None when the plan was forced or patching was off) also names its ``optimize``.
+    """
+
+    def outcome(o: PlanOutcome) -> dict:
+        return {"plan": o.describe(), "stage_layers": o.stage_len, "grid": o.grid, "peak_sram_bytes": o.peak,
+                "estimated_instructions": o.instructions, "overhead": round(o.overhead, 4), "fits": o.fits}
+
+    alt = None
+    if choice.alternative is not None:
+        other = OBJECTIVES[1 - OBJECTIVES.index(choice.optimize)]
+        alt = {"optimize": other, **outcome(choice.alternative)}
+    return {
+        "optimize": choice.optimize,
+        "estimated_instructions": choice.chosen.instructions,
+        "estimated_instructions_layerwise": choice.layerwise_instructions,
+        "plan_choice": {"optimize": choice.optimize, "budget_bytes": choice.budget, "cost_model": FIT,
+                        "chosen": outcome(choice.chosen), "alternative": alt},
+    }
+

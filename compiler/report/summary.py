@@ -90,6 +90,45 @@ def _kb(n: int) -> str:
     return f"{n / 1024:.1f} KB"
 
 
+def _instructions(n: int) -> str:
+    """~74.5 M instr, ~583 k instr: an estimate, three significant digits."""
+    if n >= 1_000_000:
+        return f"~{n / 1e6:.3g} M instr"
+    return f"~{n / 1e3:.3g} k instr"
+
+
+def _why_layerwise(report: dict) -> str:
+    pc = report.get("plan_choice")
+    if pc is None:
+        return "patching would not lower it"
+    alt = pc.get("alternative")
+    if alt is None:
+        return "patching off"
+    if pc["optimize"] == "speed" and alt["grid"]:
+        return "the fastest plan that fits"
+    if not report.get("patch_candidates"):
+        return "no patch plan possible within the options"
+    return "no patch plan lowers the peak"
+
+
+def plan_choice_line(report: dict) -> str:
+    """What the plan taken costs and what the other --optimize would give, e.g. "optimized for speed: layer
+    by layer, 64,512 B, ~74.5 M instr; --optimize memory: 39,008 B (5x5 patches over 12 layers), ~81 M instr
+    (+9%)". Empty when the report has no plan choice (patching forced or off: nothing was chosen)."""
+    pc = report.get("plan_choice")
+    if not pc or not pc.get("alternative"):
+        return ""
+    cur, alt = pc["chosen"], pc["alternative"]
+    head = (f"optimized for {pc['optimize']}: {cur['plan']}, {cur['peak_sram_bytes']:,} B, "
+            f"{_instructions(cur['estimated_instructions'])}")
+    if (alt["stage_layers"], alt["grid"]) == (cur["stage_layers"], cur["grid"]):
+        return f"{head}; --optimize {alt['optimize']} would choose the same"
+    change = alt["estimated_instructions"] / cur["estimated_instructions"] - 1 if cur["estimated_instructions"] else 0.0
+    fits = "" if alt["fits"] else f", over the {pc['budget_bytes']:,} B budget"
+    return (f"{head}; --optimize {alt['optimize']}: {alt['peak_sram_bytes']:,} B ({alt['plan']}{fits}), "
+            f"{_instructions(alt['estimated_instructions'])} ({100 * change:+.0f}%)")
+
+
 def format_summary(report: dict) -> str:
     lines = []
     lines.append(f"{'#':>3}  {'op':<18} {'output':<18} {'MACs':>11} {'arena@':>8}  bits")
@@ -112,7 +151,10 @@ def format_summary(report: dict) -> str:
                          f"(+{100 * pp['overhead']:.1f}% MACs); layer by layer it would be "
                          f"{report['peak_sram_layerwise_bytes']:,} B; input {report['input_in_sram']}")
         else:
-            lines.append(f"          layer by layer (patching would not lower it); input {report['input_in_sram']}")
+            lines.append(f"          layer by layer ({_why_layerwise(report)}); input {report['input_in_sram']}")
+    choice = plan_choice_line(report)
+    if choice:
+        lines.append(f"          {choice}")
     lines.append(f"flash     {report['flash_bytes']:,} B ({_kb(report['flash_bytes'])}, {flash_pct:.1f}% of board; "
                  f"weights {report['weights_bytes']:,} B + code estimate {report['code_bytes_estimate']:,} B)")
     return "\n".join(lines)
