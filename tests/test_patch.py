@@ -315,3 +315,24 @@ def test_cli_default_and_optimize_memory_on_a_board_that_fits(tmp_path):
     rep = json.loads((tmp_path / "memory" / "report.json").read_text())
     assert rep["patch_plan"]["grid"] == 8 and rep["optimize"] == "memory"
     assert "--optimize speed: 64,512 B (layer by layer)" in res.stdout
+
+
+def _summary(compiled, choice) -> str:
+    from mcucompile.api import patch_report
+    from mcucompile.report import build_report, format_summary
+
+    extra = {**patch_report(compiled.graph, choice, compiled.options), **choice_report(choice)}
+    return format_summary(build_report(compiled.graph, choice.arena, compiled.board, "m.onnx", extra))
+
+
+def test_summary_says_why_it_runs_layer_by_layer():
+    vww = _layerwise(VWW)
+    g = vww.graph
+    assert "layer by layer (the fastest plan that fits)" in _summary(vww, choose_patching(g, 1 << 20))
+    capped = _summary(vww, choose_patching(g, 1 << 20, max_overhead=0.0, optimize="memory"))
+    assert "layer by layer (no patch plan within --max-patch-overhead 0 lowers the peak)" in capped
+    assert "layer by layer (patching off)" in _summary(vww, choose_patching(g, 1 << 20, "off"))
+    mnist = _layerwise(REPO / "models" / "mnist" / "mnist_cnn.onnx")
+    text = _summary(mnist, choose_patching(mnist.graph, 1 << 20))
+    assert "layer by layer (the model has no split point for patching)" in text
+    assert "optimized for speed: layer by layer" in text and "--optimize memory would choose the same" in text

@@ -70,6 +70,7 @@ class PatchChoice:
     chosen: PlanOutcome  # the plan taken, as estimated
     alternative: PlanOutcome | None  # what the other objective would take (None: the plan was forced or off)
     layerwise_instructions: int  # estimated, layer by layer
+    max_overhead: float | None = None  # the cap on recomputed MACs the search honoured
 
 
 def _outcome(stage_len: int, grid: int, peak: int, instructions: int, overhead: float, budget: int) -> PlanOutcome:
@@ -103,7 +104,7 @@ def choose_patching(graph: Graph, budget: int, mode: str = "auto", split: int | 
     lw_instr = estimate_instructions(graph, None, kernels).total
     lw = _outcome(0, 0, layerwise.arena_size, lw_instr, 0.0, budget)
     if mode == "off":
-        return PatchChoice(None, layerwise, layerwise.arena_size, (), optimize, budget, lw, None, lw_instr)
+        return PatchChoice(None, layerwise, layerwise.arena_size, (), optimize, budget, lw, None, lw_instr, max_overhead)
     splits = candidate_splits(graph)
     if mode == "forced":
         if split not in splits:
@@ -114,7 +115,8 @@ def choose_patching(graph: Graph, budget: int, mode: str = "auto", split: int | 
         instr = estimate_instructions(graph, plan, kernels).total
         c = Candidate(split, grid, arena.arena_size, plan.overhead, instr)
         forced = _outcome(split, grid, arena.arena_size, instr, plan.overhead, budget)
-        return PatchChoice(plan, arena, layerwise.arena_size, (c,), optimize, budget, forced, None, lw_instr)
+        return PatchChoice(plan, arena, layerwise.arena_size, (c,), optimize, budget, forced, None, lw_instr,
+                           max_overhead)
     tried: list[Candidate] = []
     lowest: tuple[tuple, PatchPlan, ArenaPlan, Candidate] | None = None  # (peak, overhead)
     fastest: tuple[tuple, PatchPlan, ArenaPlan, Candidate] | None = None  # (instructions, peak), among those that fit
@@ -153,14 +155,15 @@ def choose_patching(graph: Graph, budget: int, mode: str = "auto", split: int | 
         by_speed = by_memory
     taken, other = (by_speed, by_memory) if optimize == "speed" else (by_memory, by_speed)
     return PatchChoice(taken[0], taken[1], layerwise.arena_size, tuple(tried), optimize, budget, taken[2], other[2],
-                       lw_instr)
+                       lw_instr, max_overhead)
 
 
 def choice_report(choice: PatchChoice) -> dict:
     """The report.json fragment that says how the plan was chosen and what the other objective gives.
 
     Keys: ``optimize``, ``estimated_instructions`` (the plan taken), ``estimated_instructions_layerwise``,
-    ``plan_choice`` {``optimize``, ``budget_bytes``, ``cost_model``, ``chosen``, ``alternative``}, where
+    ``plan_choice`` {``optimize``, ``budget_bytes``, ``max_patch_overhead``, ``candidates_tried``,
+    ``cost_model``, ``chosen``, ``alternative``}, where
     ``chosen`` and ``alternative`` are {``plan``, ``stage_layers``, ``grid``, ``peak_sram_bytes``,
     ``estimated_instructions``, ``overhead``, ``fits``} (``grid`` 0: layer by layer) and
     ``alternative`` (None when the plan was forced or patching was off) also names its ``optimize``.
@@ -178,7 +181,8 @@ def choice_report(choice: PatchChoice) -> dict:
         "optimize": choice.optimize,
         "estimated_instructions": choice.chosen.instructions,
         "estimated_instructions_layerwise": choice.layerwise_instructions,
-        "plan_choice": {"optimize": choice.optimize, "budget_bytes": choice.budget, "cost_model": FIT,
+        "plan_choice": {"optimize": choice.optimize, "budget_bytes": choice.budget,
+                        "max_patch_overhead": choice.max_overhead, "candidates_tried": len(choice.tried), "cost_model": FIT,
                         "chosen": outcome(choice.chosen), "alternative": alt},
     }
 

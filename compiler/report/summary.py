@@ -106,9 +106,11 @@ def _why_layerwise(report: dict) -> str:
         return "patching off"
     if pc["optimize"] == "speed" and alt["grid"]:
         return "the fastest plan that fits"
-    if not report.get("patch_candidates"):
-        return "no patch plan possible within the options"
-    return "no patch plan lowers the peak"
+    cap = pc.get("max_patch_overhead")
+    within = f" within --max-patch-overhead {cap:g}" if cap is not None else ""
+    if pc.get("candidates_tried", len(report.get("patch_candidates", ()))) == 0:
+        return f"no patch plan{within}" if cap is not None else "the model has no split point for patching"
+    return f"no patch plan{within} lowers the peak"
 
 
 def plan_choice_line(report: dict) -> str:
