@@ -215,8 +215,8 @@ def test_wheel_holds_every_package_and_file(built):
                       if "__pycache__" not in p.parts)
     assert "compiler/patch" in packages and "compiler/reference" in packages, packages
     missing = [p for p in packages if _wheel_place(f"{p}/__init__.py") not in names]
-    assert not missing, (f"packages missing from the wheel: {missing}; list them under [tool.setuptools] packages "
-                         "in pyproject.toml")
+    assert not missing, (f"packages missing from the wheel: {missing}; the package configuration in pyproject.toml "
+                         "([tool.setuptools]) does not ship them")
     expected = {place for rel in _source_files() if (place := _wheel_place(rel)) is not None}
     lost = sorted(expected - names)
     assert not lost, f"files missing from the wheel: {lost}; add their pattern to [tool.setuptools.package-data]"
