@@ -24,7 +24,8 @@ from .errors import UserError
 from .frontend import load_onnx
 from .ir import Graph
 from .memory import ArenaPlan, plan_memory
-from .patch.search import choose_patching
+from .memory.safety import check_plan_memory
+from .patch.search import choice_report, choose_patching
 from .ops.base import dequantize_values, quantize_values
 from .passes import canonicalize
 from .paths import runtime_dir
@@ -191,14 +192,15 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     graph = quantize_graph(float_graph, ranges)
     budget = min(board.sram_bytes, options.sram_limit or board.sram_bytes)
     choice = choose_patching(graph, budget, options.patch, options.split, options.patches,
-                             options.max_patch_overhead, options.input_by_patch)
+                             options.max_patch_overhead, options.input_by_patch, optimize=options.optimize)
     plan, patch = choice.arena, choice.plan
     if patch is not None and options.patch == "auto" and patch.overhead > 0.5 and choice.layerwise_peak <= budget:
         notes.append(
             f"the lowest-SRAM plan recomputes {100 * patch.overhead:.0f}% more MACs; the model also fits layer by "
-            f"layer ({choice.layerwise_peak:,} B of {budget:,} B): pass --max-patch-overhead 0.2 or --no-patch "
-            "if latency matters more than SRAM"
+            f"layer ({choice.layerwise_peak:,} B of {budget:,} B): --optimize speed (the default) runs it layer by "
+            "layer, --max-patch-overhead 0.2 caps the recomputation"
         )
+    check_plan_memory(graph, plan, patch)  # a plan that reads or writes outside its buffers is a bug: stop here
     provenance = {
         "model": model_path.name,
         "model sha256": _sha256(model_path),
@@ -213,7 +215,7 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
                                   f"{'filled by patch' if patch.input_by_patch else 'whole'}")
     sources = generate_c(graph, plan, options.name, provenance, patch)
     extra = {"compiler_version": __version__, "notes": notes, "source_format": fmt,
-             **patch_report(graph, choice, options)}
+             **patch_report(graph, choice, options), **choice_report(choice)}
     if fmt == "tflite":
         from .reference.tflite_refs import probe_tflm_arena
 
