@@ -34,6 +34,7 @@ from make_mbv2 import build as build_mbv2  # noqa: E402
 
 from mcucompile.api import CompileOptions, bench, compile_model  # noqa: E402
 from mcucompile.patch import candidate_splits  # noqa: E402
+from mcucompile.patch.search import choose_patching  # noqa: E402
 from mcucompile.patch.cost import COEFFICIENTS, FEATURES, estimate_instructions, plan_features  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "models" / "mlperf_tiny"
@@ -92,14 +93,17 @@ def models(tmp: Path) -> list[tuple[str, Path, str | None]]:
 
 
 def plans(compiled) -> list[tuple[str, dict]]:
-    """Layer by layer, the minimum-peak plan, and forced plans over short, middle and long stages."""
+    """Layer by layer, the minimum-peak plan, and forced plans over short, middle and long stages. Every
+    patched plan is forced by (split, grid), so a name always means the same plan (the cache key)."""
     out = [("layer by layer", {"patch": "off"})]
-    splits = candidate_splits(compiled.graph)
+    g = compiled.graph
+    splits = candidate_splits(g)
     if not splits:
         return out
-    out.append(("min peak", {"patch": "auto", "optimize": "memory"}))
-    g = compiled.graph
+    lowest = choose_patching(g, 1 << 40, optimize="memory").plan
     picks = [(splits[0], 2), (splits[len(splits) // 2], 4), (splits[-1], 6), (splits[len(splits) // 3], 8)]
+    if lowest is not None:
+        picks.insert(0, (lowest.stage_len, lowest.grid))
     for k, n in dict.fromkeys(picks):
         h, w = g.tensors[g.nodes[k - 1].outputs[0]].shape[1:3]
         n = min(n, h, w)
@@ -112,22 +116,19 @@ def plans(compiled) -> list[tuple[str, dict]]:
 
 
 def options(board: str, calib: str | None, kw: dict) -> CompileOptions:
-    if "optimize" in kw and "optimize" not in CompileOptions.__dataclass_fields__:
-        kw = {k: v for k, v in kw.items() if k != "optimize"}  # before --optimize existed: memory was the only way
     return CompileOptions(board=board, calib=calib, progress=False, **kw)
 
 
-def measure(board: str, cache: dict, tmp: Path, plan_names: set[str] | None = None) -> list[dict]:
-    """One record per (model, plan): the compiled model, its per-layer and total counts (only the plans
-    named in ``plan_names`` when given)."""
+def measure(board: str, cache: dict, tmp: Path, subset: str = "all") -> list[dict]:
+    """One record per (model, plan): the compiled model, its per-layer and total counts (``subset``
+    "check": only layer by layer and the first patched plan, the minimum peak where there is one)."""
     runs = []
     for label, path, calib in models(tmp):
         base = compile_model(path, options(board, calib, {"patch": "off"}))
-        for plan_name, kw in plans(base):
+        for plan_name, kw in plans(base)[: 2 if subset == "check" else None]:
             key = f"{board} | {label} | {plan_name}"
-            if plan_names is not None and plan_name not in plan_names:
-                continue
             c = compile_model(path, options(board, calib, kw))
+            assert (c.patch.stage_len, c.patch.grid) == (kw["split"], kw["patches"]) if c.patch else kw["patch"] == "off"
             if key not in cache:
                 r = bench(c)
                 cache[key] = {"layers": [lay["count"] for lay in r.layers], "total": r.total}
@@ -164,7 +165,7 @@ def design(runs: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.array(rows), np.array(target, float), np.array(weight)
 
 
-def fit(runs: list[dict]) -> dict[str, dict[str, float]]:
+def fit(runs: list[dict], quiet: bool = False) -> dict[str, dict[str, float]]:
     a, b, w = design(runs)
     used = a.any(axis=0)
     x = np.zeros(a.shape[1])
@@ -173,7 +174,8 @@ def fit(runs: list[dict]) -> dict[str, dict[str, float]]:
     for (k, name), v, u in zip(columns(), x, used):
         if not u:  # nothing measured exercises it: keep the table's value (set by hand from the loop)
             v = COEFFICIENTS.get(k, {}).get(name, 0.0)
-            print(f"note: no measurement exercises {k}.{name}; kept {v}", file=sys.stderr)
+            if not quiet:
+                print(f"note: no measurement exercises {k}.{name}; kept {v}", file=sys.stderr)
         table.setdefault(k, {})[name] = float(round(v, 3))
     return table
 
@@ -191,6 +193,20 @@ def error_table(runs: list[dict], table: dict) -> list[float]:
     print(f"{'mean |error|':<52} {'':>13} {'':>13} {100 * a.mean():>6.1f}%")
     print(f"{'max |error|':<52} {'':>13} {'':>13} {100 * a.max():>6.1f}%")
     return errs
+
+
+def holdout_check(runs: list[dict]) -> None:
+    """Leave one model family out (float and int8 together), fit on the rest, estimate the one left out:
+    how the model does on a network it has not seen."""
+    families = sorted({r["model"].split()[0] for r in runs})
+    print(f"\n{'held out (fitted without it)':<30} {'runs':>4} {'mean |error|':>12} {'max |error|':>11}")
+    for fam in families:
+        train = [r for r in runs if r["model"].split()[0] != fam]
+        test = [r for r in runs if r["model"].split()[0] == fam]
+        table = fit(train, quiet=True)
+        errs = [abs(estimate_instructions(r["compiled"].graph, r["compiled"].patch, coefficients=table).total
+                    - r["total"]) / r["total"] for r in test]
+        print(f"{fam:<30} {len(test):>4} {100 * np.mean(errs):>11.1f}% {100 * np.max(errs):>10.1f}%")
 
 
 def ranking_check(runs: list[dict], table: dict) -> None:
@@ -228,8 +244,9 @@ def main() -> int:
     print(f"fit error on {args.board} (the runs fitted):")
     error_table(runs, table)
     ranking_check(runs, table)
+    holdout_check(runs)
     if args.check_board:
-        check = measure(args.check_board, cache, tmp, {"layer by layer", "min peak"})
+        check = measure(args.check_board, cache, tmp, "check")
         if args.measurements:
             args.measurements.write_text(json.dumps(cache, indent=1))
         print(f"\nthe same coefficients on {args.check_board} (not fitted there):")

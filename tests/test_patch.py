@@ -291,11 +291,11 @@ def test_summary_line_says_what_the_other_choice_gives():
     speed = choice_report(choose_patching(g, 327_680))
     assert speed["optimize"] == "speed" and speed["estimated_instructions"] == speed["estimated_instructions_layerwise"]
     assert speed["plan_choice"]["alternative"]["optimize"] == "memory"
-    assert plan_choice_line(speed) == ("optimized for speed: layer by layer, 64,512 B, ~74.6 M instr; --optimize memory: "
+    assert plan_choice_line(speed) == ("optimized for speed: layer by layer, 64,512 B, ~74.7 M instr; --optimize memory: "
                                        "39,008 B (8x8 patches over 4 layers), ~85.1 M instr (+14%)")
     memory = choice_report(choose_patching(g, 327_680, optimize="memory"))
     assert plan_choice_line(memory) == ("optimized for memory: 8x8 patches over 4 layers, 39,008 B, ~85.1 M instr; "
-                                        "--optimize speed: 64,512 B (layer by layer), ~74.6 M instr (-12%)")
+                                        "--optimize speed: 64,512 B (layer by layer), ~74.7 M instr (-12%)")
     same = choice_report(choose_patching(g, 40_000))
     assert plan_choice_line(same).endswith("; --optimize memory would choose the same")
     forced = choice_report(choose_patching(g, 327_680, "forced", 4, 8))
