@@ -22,7 +22,8 @@ MNIST = REPO / "models" / "mnist" / "mnist_cnn.onnx"
 VWW = SHARED_MODELS / "vww_mbv1_025_float.onnx"
 RESNET8 = SHARED_MODELS / "resnet8_float.onnx"
 MLPERF = ["resnet8", "vww_mbv1_025", "kws_dscnn", "ad_autoencoder"]
-REAL = [MNIST] + [SHARED_MODELS / f"{m}_float.onnx" for m in MLPERF] + [SHARED_MODELS / f"{m}_int8.tflite" for m in MLPERF]
+REAL = ([MNIST] + [SHARED_MODELS / f"{m}_float.onnx" for m in MLPERF]
+        + [SHARED_MODELS / f"{m}_int8.tflite" for m in MLPERF])
 
 
 def _compile(path, **kw):

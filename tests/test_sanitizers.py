@@ -109,5 +109,6 @@ def test_asan_sees_an_arena_too_small(tmp_path):
     c = compile_model(MNIST / "mnist_cnn.onnx", CompileOptions(board="host", progress=False, patch="off"))
     short = dataclasses.replace(c.plan, activations_size=c.plan.arena_size - 64)
     bad = dataclasses.replace(c, plan=short, sources=generate_c(c.graph, short, c.options.name))
-    with pytest.raises(RuntimeError, match=r"AddressSanitizer: global-buffer-overflow|runtime error: index \d+ out of bounds for type 'uint8_t \[\d+\]'"):
+    found = r"AddressSanitizer: global-buffer-overflow|runtime error: index \d+ out of bounds for type 'uint8_t \[\d+\]'"
+    with pytest.raises(RuntimeError, match=found):
         verify_host(bad, c.calib[:1], build_dir=tmp_path / "out", sanitize=True)

@@ -123,7 +123,8 @@ def _conv(call: Call):
     cout = out_d[3]
     contract = []
     if len(filt) != 4 or groups < 1 or filt[3] * groups != in_d[3] or cout % groups or filt[0] != cout:
-        contract.append(f"filter {list(filt)} with {groups} groups does not fit input {list(in_d)} / output {list(out_d)}")
+        contract.append(f"filter {list(filt)} with {groups} groups does not fit input {list(in_d)} / "
+                        f"output {list(out_d)}")
     acc = [
         _read(call.inputs[0], _window_extent(in_d, out_d, win.kernel, win.stride, win.dilation, call.pads), "input"),
         _read(call.inputs[1], _prod(filt), "weights"),
@@ -403,9 +404,9 @@ def _patch_steps(graph: Graph, plan: ArenaPlan, patch) -> list[Step]:
                 ri = regs[src]
                 c = graph.tensors[src].shape[3]
                 crop = crop_buffer(graph, patch, j, slot)
-                steps.append(copy_region_step(j + 1, f"patch {p}: crop of '{src}' for layer {layer}", region_buffer(src),
-                                              (1, ri.h, ri.w, c), rout.top - ri.top, rout.left - ri.left, rout.h,
-                                              rout.w, crop))
+                steps.append(copy_region_step(j + 1, f"patch {p}: crop of '{src}' for layer {layer}",
+                                              region_buffer(src), (1, ri.h, ri.w, c), rout.top - ri.top,
+                                              rout.left - ri.left, rout.h, rout.w, crop))
                 replaced[slot] = crop
             steps.append(_layer_step(graph, node, j + 1, _layer_label(layer, node, p), True,
                                      _Dims(ins, out_d, stage_tensors), pads, replaced))
@@ -420,7 +421,7 @@ def _buffers(plan: ArenaPlan) -> dict[str, Buffer]:
     return {b.name: b for b in plan.buffers}
 
 
-def _constant_sizes(graph: Graph, plan: ArenaPlan) -> dict[str, int]:
+def _constant_sizes(graph: Graph) -> dict[str, int]:
     """Bytes of every constant the generated code holds: tensors and each layer's context arrays."""
     sizes = {const_pointer(n): t.data.size * C_SIZES[t.dtype] for n, t in graph.tensors.items() if t.is_const}
     for node in graph.nodes:
@@ -462,13 +463,14 @@ def plan_problems(graph: Graph, plan: ArenaPlan, patch=None) -> list[str]:
     for name in graph.outputs:
         b = buffers.get(plan.roots.get(name, name))
         if b is not None and b.last < end:
-            problems.append(f"graph output '{name}' lives in '{b.name}', which dies at step {b.last} before the end ({end})")
+            problems.append(f"graph output '{name}' lives in '{b.name}', which dies at step {b.last} before the "
+                            f"end ({end})")
     if patch is None or not patch.input_by_patch:
         for name in graph.inputs:
             b = buffers.get(plan.roots.get(name, name))
             if b is not None and b.first != 0:
                 problems.append(f"graph input '{name}' lives in '{b.name}', which is born at step {b.first}, not 0")
-    constants = _constant_sizes(graph, plan)
+    constants = _constant_sizes(graph)
     for step in plan_steps(graph, plan, patch):
         problems += [f"{step.label}: {c} (the kernel would return MCU_ARG_ERROR)" for c in step.contract]
         for a in step.accesses:
@@ -500,7 +502,8 @@ def _access_problems(step: Step, a: Access, plan: ArenaPlan, buffers: dict[str, 
         out.append(f"{step.label}: {kind} {a.role} at arena bytes [{lo}, {hi}) outside its buffer '{b.name}' "
                    f"[{b.offset}, {b.offset + b.size})")
     if lo < 0 or hi > plan.arena_size:
-        out.append(f"{step.label}: {kind} {a.role} at arena bytes [{lo}, {hi}) outside the arena of {plan.arena_size} B")
+        out.append(f"{step.label}: {kind} {a.role} at arena bytes [{lo}, {hi}) outside the arena of "
+                   f"{plan.arena_size} B")
     if not b.first <= step.index <= b.last:
         out.append(f"{step.label}: {kind} {a.role} in '{b.name}' at step {step.index}, but it lives in steps "
                    f"{b.first}..{b.last}")
