@@ -16,6 +16,7 @@ Usage: python bench/fit_cost_model.py [--board qemu-m4] [--check-board qemu-m7] 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import tempfile
@@ -128,7 +129,8 @@ def measure(board: str, cache: dict, tmp: Path, subset: str = "all") -> list[dic
         for plan_name, kw in plans(base)[: 2 if subset == "check" else None]:
             key = f"{board} | {label} | {plan_name}"
             c = compile_model(path, options(board, calib, kw))
-            assert (c.patch.stage_len, c.patch.grid) == (kw["split"], kw["patches"]) if c.patch else kw["patch"] == "off"
+            got = (c.patch.stage_len, c.patch.grid) if c.patch else None
+            assert got == ((kw["split"], kw["patches"]) if kw["patch"] == "forced" else None), (key, got)
             if key not in cache:
                 r = bench(c)
                 cache[key] = {"layers": [lay["count"] for lay in r.layers], "total": r.total}
@@ -218,7 +220,7 @@ def ranking_check(runs: list[dict], table: dict) -> None:
     for model, rs in by_model.items():
         est = [estimate_instructions(r["compiled"].graph, r["compiled"].patch, coefficients=table).total for r in rs]
         meas = [r["total"] for r in rs]
-        pairs = [(i, j) for i in range(len(rs)) for j in range(i + 1, len(rs)) if abs(meas[i] - meas[j]) > 0.02 * meas[i]]
+        pairs = [(i, j) for i, j in itertools.combinations(range(len(rs)), 2) if abs(meas[i] - meas[j]) > 0.02 * meas[i]]
         right = sum((meas[i] < meas[j]) == (est[i] < est[j]) for i, j in pairs)
         same = int(np.argmin(meas)) == int(np.argmin(est))
         print(f"{model:<22} {len(rs):>5} {f'{right}/{len(pairs)}':>20} {str(same):>38}")
@@ -227,7 +229,8 @@ def ranking_check(runs: list[dict], table: dict) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--board", default="qemu-m4", help="emulated board the fit is measured on")
-    p.add_argument("--check-board", default="qemu-m7", help="a second board the fitted model is checked on ('' for none)")
+    p.add_argument("--check-board", default="qemu-m7",
+                   help="a second board the fitted model is checked on ('' for none)")
     p.add_argument("--measurements", type=Path, help="JSON cache of counts: reused if present, written after measuring")
     args = p.parse_args()
     cache = json.loads(args.measurements.read_text()) if args.measurements and args.measurements.exists() else {}

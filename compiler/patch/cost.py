@@ -81,6 +81,8 @@ COEFFICIENTS: dict[str, dict[str, float]] = {
 #: a kernel the table does not know yet (a new op): by hand, like the slower kernels per output and per MAC
 FALLBACK = "other"
 
+Features = dict[tuple[str, str], float]  # (kernel, feature) -> count, summed over calls
+
 
 @dataclass(frozen=True)
 class CostEstimate:
@@ -215,13 +217,13 @@ def copy_features(rows: int, row_bytes: int) -> dict[str, float]:
     return {"calls": 1.0, "rows": float(rows), "bytes": float(rows * row_bytes)}
 
 
-def _add(into: dict[tuple[str, str], float], kernel: str, f: dict[str, float]) -> None:
+def _add(into: Features, kernel: str, f: dict[str, float]) -> None:
     for name, v in f.items():
         into[(kernel, name)] = into.get((kernel, name), 0.0) + v
 
 
 def plan_features(graph: Graph, plan: PatchPlan | None = None,
-                  kernels: tuple[str | None, ...] | None = None) -> tuple[list[dict[tuple[str, str], float]], dict[tuple[str, str], float]]:
+                  kernels: tuple[str | None, ...] | None = None) -> tuple[list[Features], Features]:
     """The (kernel, feature) counts of one inference: one dict per report layer (summed over the
     patches for a per-patch layer, its crops included) and one for what runs outside the layers.
 
@@ -234,14 +236,14 @@ def plan_features(graph: Graph, plan: PatchPlan | None = None,
     if kernels is None:
         kernels = tuple(kernel_of(n, graph) for n in graph.nodes)
     stage_len = plan.stage_len if plan is not None else 0
-    layers: list[dict[tuple[str, str], float]] = []
-    outside: dict[tuple[str, str], float] = {}
+    layers: list[Features] = []
+    outside: Features = {}
     layer_calls = 0
     for j, (node, kernel) in enumerate(zip(graph.nodes, kernels)):
         if kernel is None:
             continue
         key = kernel if kernel in FEATURES else FALLBACK
-        feats: dict[tuple[str, str], float] = {}
+        feats: Features = {}
         if j < stage_len:
             for p, regs in enumerate(plan.regions):
                 if node.op in WINDOW_OPS or node.op == "pad":
@@ -253,8 +255,8 @@ def plan_features(graph: Graph, plan: PatchPlan | None = None,
                 _add(feats, key, _kernel_features(key, node, graph, g))
                 for cj, slot in plan.crops:
                     if cj == j and node.op in SAME_REGION_OPS:
-                        ro = regs[node.outputs[0]]
-                        _add(feats, "copy_region", copy_features(ro.h, ro.w * graph.tensors[node.inputs[slot]].shape[3]))
+                        ro, c = regs[node.outputs[0]], graph.tensors[node.inputs[slot]].shape[3]
+                        _add(feats, "copy_region", copy_features(ro.h, ro.w * c))
             layer_calls += plan.patches
         else:
             _add(feats, key, _kernel_features(key, node, graph, _whole_geometry(node, graph)))
@@ -272,7 +274,7 @@ def plan_features(graph: Graph, plan: PatchPlan | None = None,
     return layers, outside
 
 
-def _price(feats: dict[tuple[str, str], float], coefficients: dict[str, dict[str, float]]) -> float:
+def _price(feats: Features, coefficients: dict[str, dict[str, float]]) -> float:
     return sum(v * coefficients[k].get(name, 0.0) for (k, name), v in feats.items())
 
 

@@ -182,7 +182,8 @@ def choice_report(choice: PatchChoice) -> dict:
         "estimated_instructions": choice.chosen.instructions,
         "estimated_instructions_layerwise": choice.layerwise_instructions,
         "plan_choice": {"optimize": choice.optimize, "budget_bytes": choice.budget,
-                        "max_patch_overhead": choice.max_overhead, "candidates_tried": len(choice.tried), "cost_model": FIT,
+                        "max_patch_overhead": choice.max_overhead, "candidates_tried": len(choice.tried),
+                        "cost_model": FIT,
                         "chosen": outcome(choice.chosen), "alternative": alt},
     }
 
