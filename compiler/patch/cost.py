@@ -239,6 +239,7 @@ def plan_features(graph: Graph, plan: PatchPlan | None = None,
     layers: list[Features] = []
     outside: Features = {}
     layer_calls = 0
+    memo: dict[tuple[int, Geometry], dict[str, float]] = {}
     for j, (node, kernel) in enumerate(zip(graph.nodes, kernels)):
         if kernel is None:
             continue
@@ -252,7 +253,9 @@ def plan_features(graph: Graph, plan: PatchPlan | None = None,
                 else:
                     r = regs[node.outputs[0]]
                     g = Geometry(r.h, r.w, r.h, r.w, 0, 0)
-                _add(feats, key, _kernel_features(key, node, graph, g))
+                if (j, g) not in memo:  # patches of one size share their counts
+                    memo[(j, g)] = _kernel_features(key, node, graph, g)
+                _add(feats, key, memo[(j, g)])
                 for cj, slot in plan.crops:
                     if cj == j and node.op in SAME_REGION_OPS:
                         ro, c = regs[node.outputs[0]], graph.tensors[node.inputs[slot]].shape[3]
