@@ -336,3 +336,14 @@ def test_summary_says_why_it_runs_layer_by_layer():
     text = _summary(mnist, choose_patching(mnist.graph, 1 << 20))
     assert "layer by layer (the model has no split point for patching)" in text
     assert "optimized for speed: layer by layer" in text and "--optimize memory would choose the same" in text
+
+
+def test_speed_with_the_input_by_patch_takes_the_fastest_patch_plan():
+    """--input-by-patch means the input is never whole in SRAM: layer by layer does not qualify, even
+    when it fits."""
+    g = _layerwise(VWW).graph
+    choice = choose_patching(g, 1 << 20, input_by_patch=True)
+    assert choice.plan is not None and choice.plan.input_by_patch
+    fastest = min(choice.tried, key=lambda c: (c.instructions, c.peak, c.overhead))
+    assert (choice.plan.stage_len, choice.plan.grid) == (fastest.stage_len, fastest.grid)
+    assert choice.chosen.instructions > choice.layerwise_instructions

@@ -4,7 +4,8 @@ Two objectives (``optimize``):
 
 - ``"speed"`` (the default): the fastest plan that fits the SRAM budget. Layer by layer when it fits
   (it recomputes nothing and calls each kernel once); otherwise, among the patch plans that fit, the
-  one with the fewest instructions estimated by the cost model (``cost.py``).
+  one with the fewest instructions estimated by the cost model (``cost.py``). With the input filled
+  patch by patch (``input_by_patch``) the input must never be whole, so only patch plans qualify.
 - ``"memory"``: the lowest peak SRAM, recomputation overhead as the tie-breaker, whatever it costs.
 
 When nothing fits, both report the lowest peak found, so that the fit error can name it. Every
@@ -146,8 +147,9 @@ def choose_patching(graph: Graph, budget: int, mode: str = "auto", split: int | 
 
     # memory: the lowest peak, unless patching does not lower it
     by_memory = pick(lowest if lowest is not None and lowest[0][0] < layerwise.arena_size else None)
-    # speed: layer by layer when it fits (no recomputation); else the fastest plan that fits; else as memory
-    if lw.fits:
+    # speed: layer by layer when it fits (no recomputation; but it holds the input whole, which
+    # input_by_patch rules out); else the fastest plan that fits; else as memory (the lowest peak)
+    if lw.fits and not input_by_patch:
         by_speed = pick(None)
     elif fastest is not None:
         by_speed = pick(fastest)
