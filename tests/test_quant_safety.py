@@ -4,6 +4,7 @@ input, multipliers are representable or the error names the layer (issue 8, find
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -112,13 +113,38 @@ def test_near_zero_channel_bias_is_not_saturated(tmp_path):
     assert np.all(np.abs((out - q.zp) * q.s - 0.7) <= q.s)
 
 
-def test_unrepresentable_multiplier_names_the_layer(tmp_path):
-    """A dead ReLU after huge weights: its calibrated output range is [0, 0], the multiplier input scale x
-    weight scale / output scale is above 2^30: one clear error naming the layer, no traceback."""
-    w = np.full((2, 1, 3, 3), 2000.0)
-    b = np.full(2, -1e6)
-    with pytest.raises(UserError, match=r"layer '.*' \(conv2d\): requantization multiplier .* too large.*--calib"):
-        compile_model(_conv_model(tmp_path, w, b, relu=True), CompileOptions(board="host", progress=False))
+@pytest.mark.parametrize("weight,bias", [(1.0, -20.0), (1.0, -1e6), (2000.0, -1e6)])
+def test_dead_relu_output_range_is_widened(tmp_path, weight, bias):
+    """A conv + ReLU negative on all calibration data: its output range is [0, 0]. With the calibrated
+    scale the multiplier is >= 1 (the accumulator shifted left wraps int32: outputs of 127 instead of 0)
+    or >= 2^30 (no Q31 form). The widened range makes it safe, and the output is the ReLU's 0."""
+    from mcucompile.api import quantize_input, simulate
+
+    w, b = np.full((2, 1, 3, 3), weight), np.full(2, bias)
+    c = compile_model(_conv_model(tmp_path, w, b, relu=True), CompileOptions(board="host", progress=False))
+    n, wq, bq, zp = next(weighted_layers(c.graph))
+    shift = np.asarray(n.params.shift)
+    assert np.all(accumulator_bound(wq, bq, 0, zp) * 2.0 ** np.maximum(shift, 0) <= INT32_MAX)
+    q = c.graph.tensors[c.graph.outputs[0]].quant
+    rng = np.random.default_rng(1)
+    x = np.concatenate([c.calib[:4], rng.random((4,) + c.calib.shape[1:], dtype=np.float32)])
+    assert np.all(simulate(c, quantize_input(c, x))[0] == q.zp)
+
+
+def test_unrepresentable_multiplier_of_the_model_own_scales_names_the_layer():
+    """A .tflite whose own output scale is far too small for its conv: no Q31 multiplier holds input
+    scale x weight scale / output scale; the model's scales are not ours to change: one clear error."""
+    pytest.importorskip("flatbuffers", reason="the .tflite reader needs flatbuffers (mcucompile[tflite])")
+    from mcucompile.frontend.tflite import load_tflite
+    from mcucompile.ir import QuantParams
+
+    g = load_tflite(SHARED_MODELS / "kws_dscnn_int8.tflite")
+    n = next(n for n in g.nodes if n.op == "conv2d")
+    out = g.tensors[n.outputs[0]]
+    tiny = dataclasses.replace(out, quant=QuantParams.per_tensor(out.quant.s * 1e-12, out.quant.zp))
+    with pytest.raises(UserError, match=rf"layer '{re.escape(n.name)}' \(conv2d\): requantization multiplier .* "
+                                        r"too large.*model's own scales"):
+        quantize_graph(g.replace(tensors={**g.tensors, out.name: tiny}), {})
 
 
 def test_quantize_multiplier_range():
@@ -157,5 +183,5 @@ def test_model_own_parameters_that_overflow_are_refused():
     bad[0] = INT32_MAX - 10
     g_bad = g.replace(tensors={**g.tensors, b.name: dataclasses.replace(b, qdata=bad)})
     quantize_graph(g, {})  # the model as shipped is safe
-    with pytest.raises(UserError, match=rf"layer '{n.name}' \(conv2d\).*model's own quantization.*overflow"):
+    with pytest.raises(UserError, match=rf"layer '{re.escape(n.name)}' \(conv2d\).*model's own quantization.*overflow"):
         quantize_graph(g_bad, {})

@@ -19,7 +19,11 @@ MAX_SHIFT = 30
 
 
 class MultiplierRangeError(ValueError):
-    """A real multiplier that no Q31 multiplier with a shift in [-31, 30] represents (too large)."""
+    """A real multiplier that no Q31 multiplier with a shift in [-31, 30] represents (``real``)."""
+
+    def __init__(self, message: str, real: float):
+        super().__init__(message)
+        self.real = real
 
 
 def round_half_away(x):
@@ -37,7 +41,7 @@ def quantize_multiplier(real: float, strict: bool = True) -> tuple[int, int]:
     product rounds to 0 anyway). NaN or infinite values are refused (no scale gives them), and with
     ``strict`` negative ones too (scales are positive)."""
     if not math.isfinite(real) or (strict and real < 0.0):
-        raise MultiplierRangeError(f"requantization multiplier {real} is not a finite non-negative number")
+        raise MultiplierRangeError(f"requantization multiplier {real} is not a finite non-negative number", real)
     if real == 0.0:
         return 0, 0
     q, shift = math.frexp(real)
@@ -49,13 +53,17 @@ def quantize_multiplier(real: float, strict: bool = True) -> tuple[int, int]:
         return 0, 0
     if strict and shift > MAX_SHIFT:
         raise MultiplierRangeError(f"requantization multiplier {real:.6g} is too large for int32 fixed point "
-                                   f"(at most 2^{MAX_SHIFT})")
+                                   f"(at most 2^{MAX_SHIFT})", real)
     return q_fixed, shift
 
 
 def quantize_multiplier_array(reals) -> tuple[np.ndarray, np.ndarray]:
-    """quantize_multiplier (strict) over an array: (multipliers, shifts) as int64 arrays."""
-    pairs = [quantize_multiplier(float(r)) for r in np.ravel(reals)]
+    """quantize_multiplier (strict) over an array: (multipliers, shifts) as int64 arrays; a refusal names
+    the largest multiplier (the one a wider output range must bring into range)."""
+    reals = np.ravel(np.asarray(reals, np.float64))
+    if reals.size and np.all(np.isfinite(reals)):
+        quantize_multiplier(float(reals.max()))
+    pairs = [quantize_multiplier(float(r)) for r in reals]
     return (np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64))
 
 
@@ -169,6 +177,6 @@ def softmax_params(beta: float, input_scale: float, integer_bits: int = 5) -> tu
     real = min(beta * input_scale * (1 << (31 - integer_bits)), (1 << 31) - 1.0)
     mult, shift = quantize_multiplier(real)
     if shift < 0:
-        raise MultiplierRangeError("softmax input scale too small for TFLite's integer softmax")
+        raise MultiplierRangeError("softmax input scale too small for TFLite's integer softmax", real)
     max_input_rescaled = 1.0 * ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << shift)
     return mult, shift, -int(math.floor(max_input_rescaled))

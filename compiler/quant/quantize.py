@@ -12,13 +12,18 @@ Every op quantizes itself (its module's ``quantize``); this driver adds what hol
   int32 for every int8 input. Channels that fit keep the op's own scale, so other models do not change.
   The bound is then checked for every weighted layer, the model's own (TFLite / QDQ) parameters
   included; a layer that cannot be made safe is a UserError naming it.
-- **Representable multipliers.** A requantization multiplier no Q31 value with shift in [-31, 30]
-  holds is a UserError naming the layer and the tensor whose scale causes it.
+- **Requantization that cannot wrap.** A multiplier >= 1 shifts the accumulator left before the Q31
+  multiply, which wraps int32 for large accumulators; and one >= 2^30 has no Q31 form at all. Both come
+  from an output range too narrow for the layer's inputs (a dead ReLU calibrated to [0, 0]). Where the
+  range is mcucompile's own calibration it is widened upwards from its low end until neither can happen
+  (TFLite's converter likewise widens near-zero ranges); a model's own scales are kept, and a multiplier
+  they make unrepresentable is a UserError naming the layer and the tensors whose scales cause it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -26,7 +31,7 @@ from ..errors import UserError
 from ..ir import Graph, Node, QuantParams, Tensor
 from ..ops import op_def
 from ..ops.base import QuantContext
-from .fixedpoint import INT32_MAX, MultiplierRangeError, accumulator_bound, round_half_away
+from .fixedpoint import INT32_MAX, MAX_SHIFT, MultiplierRangeError, accumulator_bound, round_half_away
 
 # TFLite's AdjustWeightsForBiasScale keeps |quantized bias| below INT32_MAX / 2: room for the products
 BIAS_LIMIT = INT32_MAX / 2
@@ -41,7 +46,7 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> Grap
         A layer whose requantization multiplier is not representable, or whose int32 accumulator could
         overflow with the model's own quantization parameters (or with any weight scale).
     """
-    ctx = QuantContext(graph, ranges)
+    ctx = QuantContext(graph, dict(ranges))  # a copy: ranges too narrow for a layer get widened
     for name in graph.inputs:
         ctx.quant[name] = ctx.from_range(name)
     nodes = []
@@ -60,21 +65,75 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> Grap
 
 
 def _quantize_node(n: Node, ctx: QuantContext) -> list[Node]:
-    """The op's own quantization, redone with raised weight scales where its scales would overflow."""
-    try:
-        quantized = op_def(n).quantize(n, ctx)
-        safe = int32_safe_weights(n, quantized, ctx)
-        if safe is not None:
-            # hand the op pre-quantized weights (as a TFLite model would), then take them back so no
-            # other node reading the same float weights sees this layer's scales
-            ctx.new_tensors[safe.name] = safe
-            try:
-                quantized = op_def(n).quantize(n, ctx)
-            finally:
-                del ctx.new_tensors[safe.name]
+    """The op's own quantization, redone with raised weight scales where its scales would overflow and
+    with a wider output range where the calibrated one is too narrow for a representable multiplier or
+    for the requantization's left shift (only ranges mcucompile calibrated; a model's own stay)."""
+    for attempt in range(3):
+        try:
+            quantized = _quantize_with_safe_weights(n, ctx)
+        except MultiplierRangeError as e:
+            out = ctx.quant.get(n.outputs[0])
+            wider = out is not None and out.is_per_tensor and e.real > 1.0 and math.isfinite(e.real)
+            if attempt == 2 or not (wider and _widen_output(n, ctx, out.s * e.real / 2.0**(MAX_SHIFT - 1))):
+                raise UserError(_multiplier_message(n, ctx, e)) from None
+            continue
+        need = [s for q in quantized if (s := headroom_scale(q, ctx)) is not None]
+        if not need or attempt == 2 or not _widen_output(n, ctx, max(need)):
+            return quantized
+    return quantized
+
+
+def _quantize_with_safe_weights(n: Node, ctx: QuantContext) -> list[Node]:
+    quantized = op_def(n).quantize(n, ctx)
+    safe = int32_safe_weights(n, quantized, ctx)
+    if safe is None:
         return quantized
-    except MultiplierRangeError as e:
-        raise UserError(_multiplier_message(n, ctx, e)) from None
+    # hand the op pre-quantized weights (as a TFLite model would), then take them back so no other node
+    # reading the same float weights sees this layer's scales
+    ctx.new_tensors[safe.name] = safe
+    try:
+        return op_def(n).quantize(n, ctx)
+    finally:
+        del ctx.new_tensors[safe.name]
+
+
+def _widen_output(n: Node, ctx: QuantContext, min_scale: float) -> bool:
+    """Widen the calibrated range of ``n``'s output so its scale is at least ``min_scale`` (upwards from
+    its low end, as TFLite widens near-zero ranges); False when that range is not ours to change or is
+    wide enough already (widening would not help)."""
+    out = n.outputs[0]
+    key = ctx.graph.tensors[out].origin or out
+    if ctx.preset(out) is not None or key not in ctx.ranges or not math.isfinite(min_scale):
+        return False
+    lo, hi = ctx.ranges[key]
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    width = 255.0 * min_scale * (1.0 + 1e-6)
+    if hi - lo >= width:
+        return False
+    ctx.ranges[key] = (lo, lo + width)
+    return True
+
+
+def headroom_scale(q: Node, ctx: QuantContext) -> float | None:
+    """The smallest output scale with which ``q``'s requantization cannot wrap, or None when it cannot.
+
+    A multiplier >= 1 (shift > 0) makes the kernel shift the accumulator left before the Q31 multiply;
+    in int32 that wraps (C and TFLite alike) once |acc| * 2^shift > INT32_MAX, turning a saturated
+    output into garbage. That happens when the output range is narrow for its inputs: a dead ReLU whose
+    calibrated range is [0, 0]. A scale with 2^shift <= INT32_MAX / bound for every channel is safe."""
+    wb = _weighted(q, ctx)
+    shift = getattr(q.params, "shift", None)
+    if wb is None or shift is None:
+        return None
+    w, b = wb
+    bound = accumulator_bound(w.data, b.data, int(w.quant.axis), ctx.quant[q.inputs[0]].zp).astype(np.float64)
+    shift = np.broadcast_to(np.asarray(shift, np.int64), bound.shape)
+    if np.all(bound * 2.0 ** np.maximum(shift, 0) <= INT32_MAX):
+        return None
+    # 2^shift <= 2^L with L = floor(log2(INT32_MAX / bound)) <=> multiplier < 2^L
+    room = np.floor(np.log2(INT32_MAX / np.maximum(bound, 1.0)))
+    in_s = ctx.quant[q.inputs[0]].s
+    return float(np.max(in_s * np.asarray(w.quant.scale, np.float64).reshape(-1) / 2.0**room))
 
 
 def _weighted(q: Node, ctx: QuantContext) -> tuple[Tensor, Tensor] | None:
@@ -134,8 +193,10 @@ def int32_safe_weights(n: Node, quantized: list[Node], ctx: QuantContext) -> Ten
 
 def check_accumulators(q: Node, ctx: QuantContext, source: Node) -> None:
     """Raise UserError when some int8 input can overflow the int32 accumulator of ``q`` (a quantized
-    node of ``source``) with the model's own parameters; with mcucompile's own scales that would be a bug
-    (RuntimeError). Nodes without per-channel int8 weights and an int32 bias are not checked."""
+    node of ``source``) with the model's own parameters; with mcucompile's own scales that, or a
+    requantization that can wrap, would be a bug (RuntimeError). A model's own multipliers >= 1 are
+    kept as they are (TFLite Micro computes them the same way). Nodes without per-channel int8 weights
+    and an int32 bias are not checked."""
     wb = _weighted(q, ctx)
     if wb is None:
         return
@@ -143,11 +204,15 @@ def check_accumulators(q: Node, ctx: QuantContext, source: Node) -> None:
     bound = accumulator_bound(w.qdata if w.qdata is not None else w.data, b.data, int(w.quant.axis),
                               ctx.quant[q.inputs[0]].zp)
     worst = int(np.argmax(bound))
+    own = ctx.tensor(source.inputs[1]).qdata is None
+    if own and ctx.preset(q.outputs[0]) is None and headroom_scale(q, ctx) is not None:
+        raise RuntimeError(f"layer '{source.name}' ({source.op}): its requantization can wrap int32 although "
+                           "mcucompile chose its output range")
     if bound[worst] <= INT32_MAX:
         return
     what = (f"output channel {worst} can overflow its int32 accumulator (|bias| + sum |w * (x - zero point)| up to "
             f"{int(bound[worst]):,} > {INT32_MAX:,})")
-    if ctx.tensor(source.inputs[1]).qdata is None:
+    if own:
         # int32_safe_weights chose these scales to make the bound hold: this is a compiler bug
         raise RuntimeError(f"layer '{source.name}' ({source.op}): {what} with mcucompile's own weight scales")
     raise UserError(
