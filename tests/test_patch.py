@@ -299,7 +299,10 @@ def test_summary_line_says_what_the_other_choice_gives():
     same = choice_report(choose_patching(g, 40_000))
     assert plan_choice_line(same).endswith("; --optimize memory would choose the same")
     forced = choice_report(choose_patching(g, 327_680, "forced", 4, 8))
-    assert forced["plan_choice"]["alternative"] is None and plan_choice_line(forced) == ""
+    assert forced["plan_choice"]["alternative"] is None
+    assert plan_choice_line(forced) == ("forced plan: 8x8 patches over 4 layers, ~85.1 M instr; layer by layer "
+                                        "~74.7 M instr (-12%)")
+    assert plan_choice_line(choice_report(choose_patching(g, 327_680, "off"))) == ""
 
 
 def test_cli_default_and_optimize_memory_on_a_board_that_fits(tmp_path):

@@ -116,11 +116,18 @@ def _why_layerwise(report: dict) -> str:
 def plan_choice_line(report: dict) -> str:
     """What the plan taken costs and what the other --optimize would give, e.g. "optimized for speed: layer
     by layer, 64,512 B, ~74.5 M instr; --optimize memory: 39,008 B (5x5 patches over 12 layers), ~81 M instr
-    (+9%)". Empty when the report has no plan choice (patching forced or off: nothing was chosen)."""
+    (+9%)". A forced plan is compared with layer by layer; empty when patching is off or the report has
+    no plan choice."""
     pc = report.get("plan_choice")
-    if not pc or not pc.get("alternative"):
+    if not pc:
         return ""
-    cur, alt = pc["chosen"], pc["alternative"]
+    cur, alt = pc["chosen"], pc.get("alternative")
+    if alt is None:
+        lw = report.get("estimated_instructions_layerwise")
+        if not cur["grid"] or not lw:
+            return ""
+        return (f"forced plan: {cur['plan']}, {_instructions(cur['estimated_instructions'])}; layer by layer "
+                f"{_instructions(lw)} ({100 * (lw / cur['estimated_instructions'] - 1):+.0f}%)")
     head = (f"optimized for {pc['optimize']}: {cur['plan']}, {cur['peak_sram_bytes']:,} B, "
             f"{_instructions(cur['estimated_instructions'])}")
     if (alt["stage_layers"], alt["grid"]) == (cur["stage_layers"], cur["grid"]):
