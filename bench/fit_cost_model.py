@@ -2,12 +2,15 @@
 """Fit the instruction-cost model (compiler/patch/cost.py) on measured runs; measures, does not assert.
 
 Runs ``mcucompile bench`` (the API calls it makes) on an emulated board for MNIST, the four MLPerf Tiny
-models (float ONNX and int8 .tflite) and a MobileNetV2-style model, each layer by layer and with
-several patch plans (so per-patch call overhead, halo recomputation and the patch loop are measured),
+models (float ONNX and int8 .tflite), a MobileNetV2-style model and three small coverage nets (the
+kernels the real models lack), each layer by layer and with several patch plans (so per-patch call overhead, halo recomputation and the patch loop are measured),
 then fits every kernel's coefficients by non-negative least squares over all per-layer counts at once
 (a layer that reads a cropped copy holds two kernels), and what runs outside the layers from each
-run's total minus its layers. Prints the coefficient table to paste into cost.py and the fit error
-per run: estimated against measured total instructions.
+run's total minus its layers. Prints the coefficient table to paste into cost.py, the fit error per
+run (estimated against measured total instructions), whether the estimate orders each model's plans
+as measured, the error on model families left out of the fit, and the error on a second board.
+After a kernel changes: rerun, paste COEFFICIENTS into cost.py (and update FIT) and the printed
+MEASURED totals into tests/test_cost_model.py.
 
 Counts are guest instructions under QEMU -icount shift=0 (deterministic), not cycles.
 Usage: python bench/fit_cost_model.py [--board qemu-m4] [--check-board qemu-m7] [--measurements FILE]
@@ -39,6 +42,7 @@ from mcucompile.patch.search import choose_patching  # noqa: E402
 from mcucompile.patch.cost import COEFFICIENTS, FEATURES, estimate_instructions, plan_features  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "models" / "mlperf_tiny"
+TEST_MODELS = {"vww_mbv1_025_float.onnx", "resnet8_int8.tflite", "kws_dscnn_int8.tflite", "mnist_cnn.onnx"}
 MNIST = REPO / "models" / "mnist"
 
 
@@ -135,7 +139,7 @@ def measure(board: str, cache: dict, tmp: Path, subset: str = "all") -> list[dic
                 r = bench(c)
                 cache[key] = {"layers": [lay["count"] for lay in r.layers], "total": r.total}
                 print(f"measured {key}: {r.total:,}", file=sys.stderr, flush=True)
-            runs.append({"key": key, "model": label, "compiled": c, **cache[key]})
+            runs.append({"key": key, "model": label, "path": path, "compiled": c, **cache[key]})
     return runs
 
 
@@ -248,6 +252,12 @@ def main() -> int:
     error_table(runs, table)
     ranking_check(runs, table)
     holdout_check(runs)
+    print("\nMEASURED totals for tests/test_cost_model.py ((model file, split, grid) -> instructions):")
+    for r in runs:
+        p = r["compiled"].patch
+        if r["path"].name in TEST_MODELS and (p is None or not p.input_by_patch):
+            key = (r["path"].name, p.stage_len if p else 0, p.grid if p else 0)
+            print(f"    {key!r}: {r['total']:_},")
     if args.check_board:
         check = measure(args.check_board, cache, tmp, "check")
         if args.measurements:
