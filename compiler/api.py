@@ -133,8 +133,6 @@ def check_fit(report: dict, board: Board, options: "CompileOptions", choice=None
         else:
             if options.max_patch_overhead is not None:
                 fixes.append(f"a larger --max-patch-overhead than {options.max_patch_overhead:g}")
-            if options.optimize == "speed":
-                fixes.append("--optimize memory")
         if not options.input_by_patch:
             fixes.append("--input-by-patch")
     fixes.append("a smaller input resolution or width multiplier")
@@ -495,18 +493,23 @@ def compare_float(compiled: Compiled, c_outs: list[np.ndarray], ref: list[np.nda
 
 def verify_host(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | None = None,
                 build_dir: str | Path | None = None, sanitize: bool = False,
-                references: tuple[str, ...] | None = None) -> VerifyResult:
+                references: tuple[str, ...] | None = None, out_dir: str | Path | None = None) -> VerifyResult:
     """Build the library for this PC, run it on ``samples`` (logical float), compare with the simulator
-    (must be bit-exact) and with the references. ``build_dir``: keep the library and the host build
-    (``build_dir/build``) there, under the output folder rules of write_library. ``sanitize``: build under ASan + UBSan; a
-    finding fails the run (RuntimeError with the sanitizer's report)."""
+    (must be bit-exact) and with the references.
+
+    ``out_dir``: keep the library there (under the output folder rules of write_library) with the host
+    build in ``out_dir/build``; else ``build_dir``: a working folder for both (``build_dir/out`` and
+    ``build_dir/build``); else a temporary folder. ``sanitize``: build under ASan + UBSan; a finding fails
+    the run (RuntimeError with the sanitizer's report)."""
     from .targets.host import build_host, run_host
 
     if compiled.board.name != "host":
         compiled = dataclasses.replace(compiled, board=get_board("host"))
     with tempfile.TemporaryDirectory() as tmp:
-        out = write_library(compiled, Path(build_dir) if build_dir else Path(tmp) / "out")
-        exe = build_host(library_dir(out, compiled), host_runner_source(compiled), out / "build", sanitize=sanitize)
+        work = Path(build_dir or tmp)
+        out = write_library(compiled, Path(out_dir) if out_dir else work / "out")
+        exe = build_host(library_dir(out, compiled), host_runner_source(compiled),
+                         out / "build" if out_dir else work / "build", sanitize=sanitize)
         x_q = quantize_input(compiled, samples)
         sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
         c_outs = run_host(exe, [x_q], sizes)

@@ -253,7 +253,7 @@ def cmd_verify(argv: list[str]) -> int:
     if compiled.board.name == "host":
         if args.port:
             raise UserError("--port is for a real board: give its --board (e.g. --board nucleo-f746zg)")
-        res = verify_host(compiled, x, y, build_dir=args.output, references=refs)
+        res = verify_host(compiled, x, y, out_dir=args.output, references=refs)
     else:
         res = verify_board(compiled, x, y, out_dir=args.output, timeout=args.timeout, port=args.port,
                            upload=not args.no_upload, references=refs)

@@ -56,7 +56,7 @@ def test_mnist_converted_to_newer_opsets(opset, tmp_path):
         x = z["x"][:3].astype(np.float32) / 255.0
     check_float(p, x[:1])
     compiled = compile_model(p, CompileOptions(calib=str(REPO / "models" / "mnist" / "mnist_calib_200.npz"), progress=False))
-    assert verify_host(compiled, x, build_dir=tmp_path).bit_exact
+    assert verify_host(compiled, x, build_dir=tmp_path / 'host').bit_exact
 
 
 def test_calibration_from_image_folder(tmp_path):
