@@ -710,6 +710,7 @@ class BenchResult:
     text_bytes: int
     data_bytes: int
     bss_bytes: int
+    estimated_instructions: int | None = None  # the cost model's estimate the plan was chosen with
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -723,6 +724,10 @@ class BenchResult:
                          f"{100 * lay['share']:>6.1f}%  {per_mac:>6}")
         macs = sum(lay["macs"] for lay in self.layers)
         lines.append(f"{'':>3}  {'total':<18} {'':<16} {macs:>11,} {self.total:>14,} {100.0:>6.1f}%")
+        if self.estimated_instructions and self.unit == "instructions":
+            lines.append(f"{'':>3}  {'cost model':<18} {'':<16} {'':>11} {self.estimated_instructions:>14,} "
+                         f"{100.0 * self.estimated_instructions / max(self.total, 1):>6.1f}%  (the estimate the plan "
+                         "was chosen with; fitted on qemu-m4)")
         lines.append("")
         lines.append(f"board        {self.board}  ({'instructions under QEMU -icount, not cycles' if self.unit == 'instructions' else 'DWT cycles'})")
         lines.append(f"flash (ELF)  {self.flash_bytes:,} B  (text {self.text_bytes:,} + data {self.data_bytes:,})")
@@ -741,4 +746,5 @@ def bench(compiled: Compiled, out_dir: str | Path | None = None, timeout: float 
         layers.append({**{k: lay[k] for k in ("index", "name", "op", "output_shape", "macs")}, "count": count,
                        "share": count / run.total if run.total else 0.0})
     return BenchResult(compiled.board.name, run.unit, tuple(layers), int(run.total or 0), size.flash_bytes,
-                       size.sram_bytes, compiled.plan.arena_size, size.text, size.data, size.bss)
+                       size.sram_bytes, compiled.plan.arena_size, size.text, size.data, size.bss,
+                       compiled.report.get("estimated_instructions"))
