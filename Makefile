@@ -8,7 +8,7 @@ APT_PACKAGES := gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-a
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 DEMO_OUT ?= build/demo
 
-.PHONY: all setup apt venv demo test bench clean
+.PHONY: all setup apt venv demo test bench fuzz clean
 
 all: test
 
@@ -38,6 +38,12 @@ demo: setup
 bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/patching.py
+	$(PY) bench/fit_cost_model.py
+
+# More mutants than make test runs (FUZZ_COUNT), each compiled and, when it compiles, run under ASan/UBSan.
+FUZZ_COUNT ?= 2000
+fuzz: setup
+	$(PY) tools/fuzz.py --count $(FUZZ_COUNT)
 
 test: setup
 	$(PY) -m pytest -q
