@@ -33,6 +33,9 @@ from ..ops.spatial import Window
 from ..ops.unary import SoftmaxAttrs, UnaryAttrs
 
 NHWC = (0, 2, 3, 1)
+# no tensor of a model meant for a microcontroller comes near this (elements); bigger means a broken shape
+MAX_ELEMENTS = 1 << 28
+MIN_OPSET = 7
 # A 4-D graph input read only by these ops is taken as NCHW and laid out NHWC from the start; an input
 # that feeds a Transpose / Reshape / MatMul... says its own layout and keeps it.
 NCHW_CONSUMERS = {
@@ -126,6 +129,10 @@ class OnnxImporter:
                   out_axis: int | None = None) -> str:
         """A constant IR tensor; when ``source`` is a dequantized QDQ constant, its exact integers (through
         the same ``transform`` as the float data) and scales come along."""
+        if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
+            # finite initializers can still fold into Inf / NaN (a division by zero, an overflowing product)
+            raise UserError(f"constant '{base}' (computed from the model's constants) contains NaN or Inf values; "
+                            "the model is broken (check training / export) and cannot be quantized")
         name = self.fresh(base)
         qdata, quant = None, None
         if source is not None and source in self.qinfo:
@@ -201,7 +208,7 @@ class OnnxImporter:
     def run(self) -> Graph:
         g = self.model.graph
         for init in g.initializer:
-            arr = numpy_helper.to_array(init)
+            arr = _read_initializer(init)
             if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
                 raise UserError(
                     f"initializer '{init.name}' contains NaN or Inf values; the model is broken "
@@ -256,9 +263,25 @@ class OnnxImporter:
             io_perm[v.ir] = v.perm
         for name in inputs:
             io_perm.setdefault(name, self._input_perm[name])
+        if not self.input_shapes:
+            self._check_declared(list(g.output) + list(g.value_info))
         self._propagate_quant_through_layout()
         graph = Graph(self.graph_name, tuple(self.nodes), dict(self.tensors), tuple(inputs), tuple(outputs), io_perm)
         return graph.pruned()
+
+    def _check_declared(self, infos) -> None:
+        """Declared static shapes equal the shapes the import computed (ONNX's inference may not know a
+        shape that constant folding does, e.g. behind a computed Reshape target)."""
+        for vi in infos:
+            if vi.name not in self.views or not vi.type.tensor_type.HasField("shape"):
+                continue
+            dims = vi.type.tensor_type.shape.dim
+            declared = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in dims)
+            computed = self.views[vi.name].logical
+            if len(declared) != len(computed) or any(d not in (-1, c) for d, c in zip(declared, computed)):
+                shown = [d if d >= 0 else "?" for d in declared]
+                raise UserError(f"tensor '{vi.name}': the model declares shape {shown} but its operators compute "
+                                f"{list(computed)}; fix the model's declared shapes (value_info / outputs) or re-export it")
 
     def _graph_input(self, vi: onnx.ValueInfoProto, consumer_ops: list[str]) -> str:
         tt = vi.type.tensor_type
@@ -277,6 +300,10 @@ class OnnxImporter:
                 raise UserError(f"input '{vi.name}' has no shape; pass --input-shape {vi.name}=1,...")
             shape = []
             for axis, d in enumerate(dims):
+                if d.HasField("dim_value") and d.dim_value <= 0 and axis > 0:
+                    # (a batch axis of 0 or -1 is how some exporters write "dynamic": pinned to 1 below)
+                    raise UserError(f"input '{vi.name}' declares dimension {d.dim_value} at axis {axis}; dimensions "
+                                    f"must be positive: fix the model or pass --input-shape {vi.name}=1,...")
                 if d.HasField("dim_value") and d.dim_value > 0:
                     shape.append(d.dim_value)
                 elif axis == 0:
@@ -288,6 +315,9 @@ class OnnxImporter:
                         f"re-export the model with a fixed input size or pass --input-shape {vi.name}=1,..."
                     )
             shape = tuple(shape)
+        if int(np.prod(shape, dtype=np.float64)) > MAX_ELEMENTS:
+            raise UserError(f"input '{vi.name}' has shape {list(shape)}, far beyond any microcontroller's memory; "
+                            "check the model's input size")
         perm = identity(len(shape))
         if len(shape) == 4 and consumer_ops and all(op in NCHW_CONSUMERS for op in consumer_ops):
             perm = NHWC
@@ -330,6 +360,7 @@ class OnnxImporter:
         if ints.dtype not in (np.int8, np.int32):
             raise UnsupportedError(self._unsupported_msg(n, f"{ints.dtype} quantized constants (use int8 weights, "
                                                             "QuantType.QInt8)"))
+        _check_qparams(n, scale, zp, ints.dtype, ints.shape, axis)
         shape = [1] * ints.ndim
         if scale.size > 1:
             shape[axis % ints.ndim] = -1
@@ -363,6 +394,91 @@ class OnnxImporter:
             raise UnsupportedError(f"node '{n.name}' ({n.op_type}) on constants could not be folded: {e}") from None
         for name, val in zip([o for o in n.output if o], res):
             self.consts[name] = np.asarray(val)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _read_initializer(init: onnx.TensorProto) -> np.ndarray:
+    """An initializer as numpy; one whose dims, data type and stored data disagree is the model's fault."""
+    try:
+        return numpy_helper.to_array(init)
+    except (ValueError, TypeError, KeyError) as e:
+        raise UserError(f"initializer '{init.name}' cannot be read ({type(e).__name__}: {str(e)[:100]}): its dims "
+                        f"{list(init.dims)}, data type and stored data disagree; re-export the model") from None
+
+
+def _check_qparams(n: onnx.NodeProto, scale: np.ndarray, zp: np.ndarray, q_dtype, shape: tuple[int, ...],
+                   axis: int | None) -> None:
+    """QuantizeLinear / DequantizeLinear parameters as ONNX defines them: scales finite and positive, a
+    zero point of the quantized type per scale, per-axis lengths equal to that axis's size."""
+    where = f"node '{n.name}' ({n.op_type})"
+    s = np.asarray(scale, np.float64).reshape(-1)
+    bad = s[~(np.isfinite(s) & (s > 0))]
+    if bad.size:
+        raise UserError(f"{where} has scale {bad[0]:g}; quantization scales must be finite and positive: "
+                        "re-quantize the model")
+    z = np.asarray(zp)
+    if z.size != s.size:
+        raise UserError(f"{where} has {s.size} scales but {z.size} zero points; they must match: re-quantize the model")
+    if np.dtype(z.dtype) != np.dtype(q_dtype):
+        raise UserError(f"{where}: zero point of type {z.dtype} for {np.dtype(q_dtype)} values; ONNX requires the "
+                        "same type: re-quantize the model")
+    if s.size > 1:
+        rank = len(shape)
+        if axis is None or not -rank <= axis < rank or shape[axis % rank] != s.size:
+            raise UserError(f"{where}: {s.size} per-axis scales along axis {axis} of a tensor of shape {list(shape)}; "
+                            "the scale count must equal that axis's size: re-quantize the model")
+
+
+def check_declared_shapes(model: onnx.ModelProto, path: Path,
+                          input_shapes: dict[str, tuple[int, ...]] | None = None) -> None:
+    """The model's declared shapes and types (graph outputs, value_info) must equal what ONNX's own shape
+    inference computes from its operators. Inference runs in strict mode on a copy without the
+    declarations (so an operator whose inputs contradict it is reported as such), then each declared
+    tensor is compared with the inferred one, by name. With --input-shape pins, only types are compared
+    (a pin legitimately changes the declared sizes)."""
+    from onnx import shape_inference
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    del m.graph.value_info[:]
+    for vi in m.graph.output:
+        vi.type.tensor_type.elem_type = onnx.TensorProto.UNDEFINED
+        vi.type.tensor_type.ClearField("shape")
+    for vi in m.graph.input:
+        if input_shapes and vi.name in input_shapes:
+            vi.type.tensor_type.shape.Clear()
+            for d in input_shapes[vi.name]:
+                vi.type.tensor_type.shape.dim.add().dim_value = int(d)
+    try:
+        inferred = shape_inference.infer_shapes(m, check_type=True, strict_mode=True, data_prop=True)
+    except (shape_inference.InferenceError, onnx.checker.ValidationError) as e:
+        msg = re.sub(r"\[ShapeInferenceError\]\s*", "", " ".join(str(e).split()))
+        raise UserError(f"{path}: the model's operators contradict its shapes or types ({msg[:300]}); "
+                        "fix the model or re-export it") from None
+    known = {v.name: v.type.tensor_type for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    for vi in list(model.graph.value_info) + list(model.graph.output):
+        got = known.get(vi.name)
+        if got is None or not vi.type.HasField("tensor_type"):
+            continue
+        want = vi.type.tensor_type
+        if want.elem_type and got.elem_type and want.elem_type != got.elem_type:
+            raise UserError(f"tensor '{vi.name}': the model declares type {_type_name(want.elem_type)} but its "
+                            f"operators compute {_type_name(got.elem_type)}; fix the model's declared types "
+                            "(value_info / outputs) or re-export it")
+        if input_shapes or not want.HasField("shape") or not got.HasField("shape"):
+            continue
+        wd = [d.dim_value if d.HasField("dim_value") else None for d in want.shape.dim]
+        gd = [d.dim_value if d.HasField("dim_value") else None for d in got.shape.dim]
+        if len(wd) != len(gd) or any(a is not None and b is not None and a != b for a, b in zip(wd, gd)):
+            show = lambda ds: [d if d is not None else "?" for d in ds]  # noqa: E731
+            raise UserError(f"tensor '{vi.name}': the model declares shape {show(wd)} but its operators compute "
+                            f"{show(gd)}; fix the model's declared shapes (value_info / outputs) or re-export it")
+
+
+def _type_name(t: int) -> str:
+    return onnx.TensorProto.DataType.Name(t).lower()
 
 
 # ---------------------------------------------------------------- converters
@@ -459,6 +575,14 @@ def _batchnorm(imp: OnnxImporter, n):
     gamma, beta, mean, var = (imp.const_required(n, i, what).astype(np.float64) for i, what in
                               ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var")))
     eps = imp.attr(n, "epsilon", 1e-5)
+    c = imp.logical_shape(n.input[0])[1] if len(imp.logical_shape(n.input[0])) > 1 else None
+    for what, v in (("scale", gamma), ("bias", beta), ("mean", mean), ("var", var)):
+        if v.shape != (c,):
+            raise UserError(f"node '{n.name}' (BatchNormalization): {what} has shape {list(v.shape)}; it must be "
+                            f"[{c}] (one value per channel): fix or re-export the model")
+    if not (np.isfinite(eps) and eps >= 0) or np.any(var + eps <= 0):
+        raise UserError(f"node '{n.name}' (BatchNormalization): var + epsilon must be positive (epsilon {eps:g}, "
+                        f"smallest var {float(var.min()):g}); the model is broken: re-export it")
     scale = gamma / np.sqrt(var + eps)
     _affine(imp, n, n.input[0], scale, beta - mean * scale, 1)
 
@@ -564,6 +688,7 @@ def _quantize_linear(imp, n):
         raise UnsupportedError(imp._unsupported_msg(n, f"{zp.dtype} activations (quantize to int8: QuantType.QInt8)"))
     if scale.size != 1:
         raise UnsupportedError(imp._unsupported_msg(n, "per-channel activation quantization"))
+    _check_qparams(n, scale, zp, np.int8, imp.logical_shape(n.input[0]), None)
     x = n.input[0]
     v = imp.views[x]
     t = imp.tensors[v.ir]
@@ -588,6 +713,7 @@ def _dequantize_linear(imp, n):
     zp = imp.const(n.input[2]) if imp.optional_input(n, 2) else np.zeros((), np.uint8)
     if scale.size != 1:
         raise UnsupportedError(imp._unsupported_msg(n, "per-channel activation dequantization"))
+    _check_qparams(n, scale, zp, zp.dtype, imp.logical_shape(x), None)
     q = QuantParams.per_tensor(float(np.float32(scale.reshape(-1)[0])), int(zp.reshape(-1)[0]))
     if t.quant is None:
         if zp.dtype != np.int8:
@@ -932,5 +1058,13 @@ def load_onnx(path: str | os.PathLike, input_shapes: dict[str, tuple[int, ...]] 
         onnx.checker.check_model(model)
     except Exception as e:  # noqa: BLE001
         raise UserError(f"{path} is not a valid ONNX model: {str(e).splitlines()[0][:200]}; re-export it") from None
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is not None and not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
+        raise UnsupportedError(f"{path} uses ONNX opset {opset}; mcucompile reads opsets {MIN_OPSET} to "
+                               f"{onnx.defs.onnx_opset_version()} (onnxruntime runs none older): convert it with "
+                               "onnx.version_converter.convert_version(model, 13)")
+    check_declared_shapes(model, path, input_shapes)
     name = re.sub(r"[^0-9a-zA-Z_]", "_", path.stem) or "model"
-    return OnnxImporter(model, name, input_shapes).run()
+    from . import check_graph
+
+    return check_graph(OnnxImporter(model, name, input_shapes).run())

@@ -13,6 +13,11 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..errors import UserError
+
+# no tensor of a model meant for a microcontroller comes near this (elements); bigger means a broken shape
+MAX_TENSOR_ELEMENTS = 1 << 28
+
 
 @dataclass(frozen=True, eq=False)
 class QuantParams:
@@ -155,6 +160,35 @@ class Graph:
             used.update(n.outputs)
         return self.replace(tensors={k: v for k, v in self.tensors.items() if k in used})
 
+    def validate(self) -> None:
+        """Check that the graph is consistent before any stage relies on it.
+
+        Values a model can get wrong raise UserError naming the tensor: non-finite constants, invalid
+        quantization parameters (scale not finite and positive, zero point outside its type, per-channel
+        lengths), empty or absurdly large shapes. Broken structure (a node reading a tensor nobody
+        computed earlier, a tensor written twice, constant data whose shape differs from the tensor's)
+        cannot come from a model the front ends accepted, so it raises ValueError: a front-end bug.
+        """
+        for name in self.inputs + self.outputs:
+            if name not in self.tensors:
+                raise ValueError(f"graph input/output '{name}' has no tensor")
+        for t in self.tensors.values():
+            _validate_tensor(t)
+        ready = set(self.inputs) | {n for n, t in self.tensors.items() if t.is_const}
+        for n in self.nodes:
+            for i in n.inputs:
+                if i and i not in ready:
+                    raise ValueError(f"node '{n.name}' ({n.op}) reads '{i}' before anything computes it")
+            for o in n.outputs:
+                if o not in self.tensors:
+                    raise ValueError(f"node '{n.name}' ({n.op}) writes '{o}', which has no tensor")
+                if o in ready:
+                    raise ValueError(f"tensor '{o}' is written twice (last by node '{n.name}')")
+                ready.add(o)
+        for o in self.outputs:
+            if o not in ready:
+                raise ValueError(f"graph output '{o}' is never computed")
+
     def to_text(self) -> str:
         """A readable dump of the graph (used by ``--dump-ir`` and in test failures)."""
         lines = [f"graph {self.name} inputs={list(self.inputs)} outputs={list(self.outputs)}"]
@@ -163,6 +197,40 @@ class Graph:
             outs = ", ".join(_tensor_text(self.tensors[o]) for o in n.outputs)
             lines.append(f"  {n.op:<18} {n.name}: ({ins}) -> ({outs}) {n.attrs if n.attrs is not None else ''}")
         return "\n".join(lines)
+
+
+def _validate_tensor(t: Tensor) -> None:
+    origin = t.origin or t.name
+    if any(int(d) < 1 for d in t.shape):
+        raise UserError(f"tensor '{origin}' has shape {list(t.shape)}; every dimension must be at least 1: fix the model")
+    if t.size > MAX_TENSOR_ELEMENTS:
+        raise UserError(f"tensor '{origin}' has shape {list(t.shape)} ({t.size:,} elements), far beyond any "
+                        "microcontroller's memory; check the model's input size")
+    for what, arr in (("data", t.data), ("exact integers", t.qdata)):
+        if arr is not None and tuple(arr.shape) != tuple(t.shape):
+            raise ValueError(f"constant '{t.name}': {what} of shape {list(arr.shape)} for a tensor of shape {list(t.shape)}")
+    if t.data is not None and t.data.dtype.kind == "f" and not np.all(np.isfinite(t.data)):
+        raise UserError(f"constant '{origin}' contains NaN or Inf values; the model is broken (check training / "
+                        "export) and cannot be quantized")
+    q = t.quant
+    if q is None:
+        return
+    scale = np.asarray(q.scale, np.float64).reshape(-1)
+    zp = np.asarray(q.zero_point).reshape(-1)
+    bad = scale[~(np.isfinite(scale) & (scale > 0))]
+    if bad.size:
+        raise UserError(f"tensor '{origin}' has quantization scale {bad[0]:g}; scales must be finite and positive: "
+                        "re-quantize the model")
+    if zp.size != scale.size:
+        raise UserError(f"tensor '{origin}' has {scale.size} quantization scales but {zp.size} zero points: "
+                        "re-quantize the model")
+    lo, hi = -(1 << (q.bits - 1)), (1 << (q.bits - 1)) - 1
+    if zp.size and (zp.min() < lo or zp.max() > hi):
+        raise UserError(f"tensor '{origin}' has zero point {int(zp[(zp < lo) | (zp > hi)][0])}, outside the "
+                        f"{q.bits}-bit range [{lo}, {hi}]: re-quantize the model")
+    if q.axis is not None and (not 0 <= q.axis < len(t.shape) or t.shape[q.axis] != scale.size):
+        raise UserError(f"tensor '{origin}' of shape {list(t.shape)} has {scale.size} per-channel scales along axis "
+                        f"{q.axis}; the count must equal that axis's size: re-quantize the model")
 
 
 def _tensor_text(t: Tensor) -> str:

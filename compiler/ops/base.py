@@ -12,9 +12,21 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..errors import UserError
 from ..ir import Graph, Node, QuantParams, Tensor
 
 REGISTRY: dict[str, "OpDef"] = {}
+
+
+def shape_error(node: Node, problem: str) -> UserError:
+    """A model whose shapes or attributes contradict this op (raised by ``infer_shapes``): names the node."""
+    return UserError(f"{node.source or node.op} node '{node.name}': {problem}; the model is inconsistent: "
+                     "fix or re-export it")
+
+
+def require_rank(node: Node, shape: tuple[int, ...], rank: int, what: str) -> None:
+    if len(shape) != rank:
+        raise shape_error(node, f"{what} has shape {list(shape)}, expected {rank} dimensions")
 
 
 def register(cls):
@@ -52,6 +64,11 @@ class QuantContext:
     def range_of(self, name: str) -> tuple[float, float]:
         t = self.graph.tensors[name]
         key = t.origin or name
+        if key not in self.ranges and not self.ranges:
+            # no calibration ran: the model is pre-quantized (QDQ / TFLite) and this tensor carries no params
+            raise UserError(f"tensor '{t.origin or name}' has no quantization parameters, though the model is "
+                            "pre-quantized (QDQ or int8 TFLite) and carries them for the others; re-quantize the "
+                            "model so every activation has a scale and zero point (or give the float model)")
         if key not in self.ranges:
             raise KeyError(f"no calibration range for tensor {name} (origin {key})")
         return self.ranges[key]

@@ -12,7 +12,8 @@ import numpy as np
 
 from ..ir import Activation, Graph, Node, QuantParams, Tensor
 from ..quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier_array, round_half_away
-from .base import KernelCall, OpDef, QuantContext, activation_bounds, register
+from ..errors import UnsupportedError
+from .base import KernelCall, OpDef, QuantContext, activation_bounds, register, require_rank, shape_error
 from .spatial import Window, as_nhwc, im2col
 
 
@@ -64,7 +65,9 @@ def weight_quant(t: Tensor, axis: int) -> tuple[np.ndarray, np.ndarray]:
         scale = np.broadcast_to(np.asarray(t.quant.scale, np.float64), (cout,)).copy()
         zp = np.asarray(t.quant.zero_point).reshape(-1)
         if np.any(zp != 0):
-            raise ValueError(f"weights {t.name} have a non-zero zero point; only symmetric int8 weights are supported")
+            raise UnsupportedError(f"weights '{t.name}' have zero point {int(zp[zp != 0][0])}: asymmetric int8 weights; "
+                                   "mcucompile (like TFLite's int8 scheme) needs symmetric weights (zero point 0): "
+                                   "re-quantize the weights symmetrically (e.g. QuantType.QInt8 with symmetric weights)")
         return t.qdata.astype(np.int8), scale
     return quantize_weights_per_channel(t.data, axis)
 
@@ -114,6 +117,11 @@ def _bias(graph: Graph, node: Node, cout: int, dtype) -> np.ndarray:
     return np.zeros(cout, dtype)
 
 
+def _check_bias(node: Node, in_shapes, cout: int) -> None:
+    if len(in_shapes) > 2 and node.inputs[2:3] != ("",) and int(np.prod(in_shapes[2])) != cout:
+        raise shape_error(node, f"bias of shape {list(in_shapes[2])} for {cout} output channels")
+
+
 def _act(y: np.ndarray, act: Activation) -> np.ndarray:
     return np.clip(y, act.min, act.max) if not act.is_identity else y
 
@@ -124,9 +132,21 @@ class Conv2D(OpDef):
     fuses_activation = True
 
     def infer_shapes(self, node, in_shapes):
-        n, h, w, _ = in_shapes[0]
-        oh, ow = node.attrs.window.out_size(h, w)
-        return [(n, oh, ow, in_shapes[1][0])]
+        require_rank(node, in_shapes[0], 4, "input")
+        require_rank(node, in_shapes[1], 4, "weights")
+        n, h, w, cin = in_shapes[0]
+        cout, kh, kw, cin_g = in_shapes[1]
+        win, g = node.attrs.window, node.attrs.groups
+        if tuple(win.kernel) != (kh, kw):
+            raise shape_error(node, f"kernel {list(win.kernel)} differs from the weights' {[kh, kw]}")
+        if g < 1 or cin != cin_g * g or cout % g:
+            raise shape_error(node, f"{cin} input channels, weights {list(in_shapes[1])} and group {g} do not match")
+        _check_bias(node, in_shapes, cout)
+        problem = win.problem(h, w)
+        if problem:
+            raise shape_error(node, problem)
+        oh, ow = win.out_size(h, w)
+        return [(n, oh, ow, cout)]
 
     def _conv(self, node, graph, x, pad_value, acc_dtype):
         win, g = node.attrs.window, node.attrs.groups
@@ -175,8 +195,19 @@ class DepthwiseConv2D(OpDef):
     fuses_activation = True
 
     def infer_shapes(self, node, in_shapes):
-        n, h, w, _ = as_nhwc(in_shapes[0])
-        oh, ow = node.attrs.window.out_size(h, w)
+        require_rank(node, in_shapes[1], 3, "weights")
+        n, h, w, cin = as_nhwc(in_shapes[0])
+        kh, kw, cout = in_shapes[1]
+        win = node.attrs.window
+        if tuple(win.kernel) != (kh, kw):
+            raise shape_error(node, f"kernel {list(win.kernel)} differs from the weights' {[kh, kw]}")
+        if cout % cin:
+            raise shape_error(node, f"{cout} output channels are not a multiple of the {cin} input channels")
+        _check_bias(node, in_shapes, cout)
+        problem = win.problem(h, w)
+        if problem:
+            raise shape_error(node, problem)
+        oh, ow = win.out_size(h, w)
         if len(in_shapes[0]) != 4:
             return [tuple(in_shapes[0][:-1]) + (in_shapes[1][-1],)]
         return [(n, oh, ow, in_shapes[1][-1])]

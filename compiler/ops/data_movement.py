@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import KernelCall, OpDef, register
+from .base import KernelCall, OpDef, register, shape_error
 
 
 def _same_quant(node, ctx):
@@ -29,7 +29,10 @@ class Reshape(OpDef):
     alias = True
 
     def infer_shapes(self, node, in_shapes):
-        return [node.attrs.shape]
+        shape = tuple(node.attrs.shape)
+        if any(d < 1 for d in shape) or int(np.prod(shape, dtype=np.int64)) != int(np.prod(in_shapes[0], dtype=np.int64)):
+            raise shape_error(node, f"cannot reshape {list(in_shapes[0])} to {list(shape)}")
+        return [shape]
 
     def eval_float(self, node, graph, inputs):
         return [inputs[0].reshape(node.attrs.shape)]
@@ -55,6 +58,8 @@ class Transpose(OpDef):
     name = "transpose"
 
     def infer_shapes(self, node, in_shapes):
+        if sorted(node.attrs.perm) != list(range(len(in_shapes[0]))):
+            raise shape_error(node, f"perm {list(node.attrs.perm)} is not a permutation of the {len(in_shapes[0])} axes")
         return [tuple(in_shapes[0][a] for a in node.attrs.perm)]
 
     def eval_float(self, node, graph, inputs):
@@ -81,6 +86,12 @@ class Concat(OpDef):
 
     def infer_shapes(self, node, in_shapes):
         a = node.attrs.axis
+        rank = len(in_shapes[0])
+        if not 0 <= a < rank:
+            raise shape_error(node, f"axis {a} out of range for {rank}-D inputs")
+        for s in in_shapes[1:]:
+            if len(s) != rank or any(d != e for k, (d, e) in enumerate(zip(s, in_shapes[0])) if k != a):
+                raise shape_error(node, f"inputs of shapes {[list(x) for x in in_shapes]} differ outside axis {a}")
         out = list(in_shapes[0])
         out[a] = sum(s[a] for s in in_shapes)
         return [tuple(out)]
@@ -130,7 +141,11 @@ class Pad(OpDef):
     name = "pad"
 
     def infer_shapes(self, node, in_shapes):
-        return [tuple(d + a + b for d, (a, b) in zip(in_shapes[0], node.attrs.pads))]
+        pads = node.attrs.pads
+        if len(pads) != len(in_shapes[0]) or any(a < 0 or b < 0 for a, b in pads):
+            raise shape_error(node, f"pads {[list(p) for p in pads]} for a {len(in_shapes[0])}-D input "
+                                    "(one non-negative pair per axis)")
+        return [tuple(d + a + b for d, (a, b) in zip(in_shapes[0], pads))]
 
     def eval_float(self, node, graph, inputs):
         return [np.pad(inputs[0], node.attrs.pads, constant_values=node.attrs.value).astype(inputs[0].dtype)]

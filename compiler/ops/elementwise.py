@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ir import Activation, Tensor
 from ..quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
-from .base import KernelCall, OpDef, activation_bounds, quantize_values, register
+from .base import KernelCall, OpDef, activation_bounds, quantize_values, register, shape_error
 from .conv import _act
 
 ADD_LEFT_SHIFT = 20
@@ -88,7 +88,10 @@ class _Binary(OpDef):
     inplace = True
 
     def infer_shapes(self, node, in_shapes):
-        return [tuple(np.broadcast_shapes(*in_shapes))]
+        try:
+            return [tuple(np.broadcast_shapes(*in_shapes))]
+        except ValueError:
+            raise shape_error(node, f"operands of shapes {[list(s) for s in in_shapes]} do not broadcast") from None
 
     def macs(self, node, graph):
         return graph.tensors[node.outputs[0]].size

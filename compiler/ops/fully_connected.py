@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Activation
-from .base import KernelCall, OpDef, register
+from .base import KernelCall, OpDef, register, require_rank, shape_error
 from .conv import _act, _bias, kernel_quant_context, quantize_weighted, requant_output
 
 
@@ -22,6 +22,12 @@ class FullyConnected(OpDef):
     fuses_activation = True
 
     def infer_shapes(self, node, in_shapes):
+        require_rank(node, in_shapes[1], 2, "weights")
+        if not in_shapes[0] or in_shapes[0][-1] != in_shapes[1][1]:
+            raise shape_error(node, f"input of shape {list(in_shapes[0])} against weights {list(in_shapes[1])} "
+                                    f"(the last input dimension must be {in_shapes[1][1]})")
+        if len(in_shapes) > 2 and node.inputs[2:3] != ("",) and int(np.prod(in_shapes[2])) != in_shapes[1][0]:
+            raise shape_error(node, f"bias of shape {list(in_shapes[2])} for {in_shapes[1][0]} outputs")
         return [tuple(in_shapes[0][:-1]) + (in_shapes[1][0],)]
 
     def eval_float(self, node, graph, inputs):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import KernelCall, OpDef, register
+from .base import KernelCall, OpDef, register, require_rank
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class Mean(OpDef):
     name = "mean"
 
     def infer_shapes(self, node, in_shapes):
+        require_rank(node, in_shapes[0], 4, "input")
         n, _, _, c = in_shapes[0]
         return [(n, 1, 1, c)]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Activation
-from .base import KernelCall, OpDef, activation_bounds, register
+from .base import KernelCall, OpDef, activation_bounds, register, require_rank, shape_error
 from .conv import _act
 from .spatial import Window, im2col
 
@@ -32,7 +32,11 @@ class _Pool(OpDef):
     fuses_activation = True
 
     def infer_shapes(self, node, in_shapes):
+        require_rank(node, in_shapes[0], 4, "input")
         n, h, w, c = in_shapes[0]
+        problem = node.attrs.window.problem(h, w, pads_within_kernel=True)
+        if problem:
+            raise shape_error(node, problem)
         oh, ow = node.attrs.window.out_size(h, w)
         return [(n, oh, ow, c)]
 

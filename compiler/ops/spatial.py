@@ -16,6 +16,23 @@ class Window:
     dilation: tuple[int, int] = (1, 1)
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)
 
+    def problem(self, h: int, w: int, pads_within_kernel: bool = False) -> str | None:
+        """Why this window cannot slide over an h x w map (None when it can): kernel, stride and dilation
+        at least 1, pads non-negative, at least one output position; with ``pads_within_kernel`` (pooling)
+        pads smaller than the kernel extent, else a window lies wholly in the padding (no taps to average)."""
+        if min(self.kernel) < 1 or min(self.stride) < 1 or min(self.dilation) < 1:
+            return f"kernel {list(self.kernel)}, stride {list(self.stride)}, dilation {list(self.dilation)} must be at least 1"
+        if min(self.pads) < 0:
+            return f"pads {list(self.pads)} must not be negative"
+        for a in range(2 if pads_within_kernel else 0):
+            eff = (self.kernel[a] - 1) * self.dilation[a] + 1
+            if self.pads[a] >= eff or self.pads[a + 2] >= eff:
+                return f"pads {list(self.pads)} must be smaller than the kernel extent {eff}"
+        oh, ow = self.out_size(h, w)
+        if oh < 1 or ow < 1:
+            return f"a {list(self.kernel)} window (stride {list(self.stride)}, pads {list(self.pads)}) does not fit a {h}x{w} input"
+        return None
+
     def out_size(self, h: int, w: int) -> tuple[int, int]:
         kh = (self.kernel[0] - 1) * self.dilation[0] + 1
         kw = (self.kernel[1] - 1) * self.dilation[1] + 1

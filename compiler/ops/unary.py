@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import UserError
 from ..ir import Activation, Node, QuantParams, Tensor
 from .base import KernelCall, OpDef, activation_bounds, dequantize_values, quantize_values, register
 from .conv import _act
@@ -103,6 +104,12 @@ class Unary(OpDef):
         elif node.attrs.semantics == "tflite":
             from ..quant import tflite_semantics
 
+            if node.attrs.fn in ("sigmoid", "tanh") and in_q.s < 2.0 ** -28:
+                # TFLite Micro's LOGISTIC / TANH Prepare turns in_scale * 2^27 into a left shift, which must
+                # not be negative; so tiny input scales have no int8 algorithm
+                raise UserError(f"{node.source or node.op} node '{node.name}': input scale {in_q.s:g} is below 2^-28, "
+                                "where TFLite's int8 LOGISTIC / TANH algorithm has no valid parameters; the "
+                                "model's quantization is broken: re-convert it")
             table = _tflite_table(tflite_semantics, node.attrs.fn, in_q, out_q)
             lo, hi = activation_bounds(node.attrs.activation, out_q)
             table = np.clip(table, lo, hi).astype(np.int8)
@@ -153,7 +160,9 @@ class Softmax(OpDef):
         in_q = ctx.quant[node.inputs[0]]
         out_q = ctx.preset(node.outputs[0]) or QuantParams.per_tensor(1.0 / 256, -128)
         if not out_q.same_as(QuantParams.per_tensor(1.0 / 256, -128)):
-            raise ValueError("int8 softmax output must have scale 1/256 and zero point -128 (as TFLite requires)")
+            raise UserError(f"softmax node '{node.name}': output quantized with scale {out_q.s:g} and zero point "
+                            f"{out_q.zp}; TFLite's int8 softmax (which mcucompile implements) needs scale 1/256 "
+                            "and zero point -128: re-quantize the model with those output parameters")
         ctx.quant[node.outputs[0]] = out_q
         return [node.replace(params=SoftmaxParams(*softmax_params(node.attrs.beta, in_q.s)))]
 

@@ -422,7 +422,7 @@ def t_shape(model, rng) -> str | None:
     return f"tensor {k} '{t.name.decode(errors='replace') if t.name else ''}': {what}"
 
 
-TFLITE_TYPES = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 16, 20]  # float32 ... int8, float64, uint32, resource
+TFLITE_TYPES = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 13, 14, 16, 17]  # float32 ... int8, float64, resource, variant, uint16, int4
 
 
 def t_type(model, rng) -> str | None:
@@ -579,7 +579,7 @@ def t_graph(model, rng) -> str | None:
         if rng.random() < 0.5:
             sg.tensors[k].isVariable = True
             return f"tensor {k}: is_variable"
-        sg.tensors[k].type = 20  # RESOURCE
+        sg.tensors[k].type = 13  # RESOURCE
         return f"tensor {k}: type RESOURCE"
     if r < 0.85:
         oc = _pick(rng, model.operatorCodes)
