@@ -13,7 +13,7 @@ from onnx import helper
 from conftest import REPO, SHARED_MODELS, make_model
 from mcucompile.api import CompileOptions, compile_model
 from mcucompile.errors import UserError
-from mcucompile.quant.fixedpoint import (INT32_MAX, MultiplierRangeError, accumulator_bound, quantize_multiplier,
+from mcucompile.arith.fixedpoint import (INT32_MAX, MultiplierRangeError, accumulator_bound, quantize_multiplier,
                                          softmax_params)
 from mcucompile.quant.quantize import quantize_graph
 

@@ -1,4 +1,4 @@
-"""mcucompile.quant.tflite_semantics equals TFLite Micro bit for bit.
+"""mcucompile.arith.tflite_semantics equals TFLite Micro bit for bit.
 
 Runs the committed single-op models in tests/data/tflite (regenerate with make_op_models.py, which
 needs TensorFlow; these tests do not) under the tflite_micro Python interpreter and compares every
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcucompile.quant import tflite_semantics as ts
-from mcucompile.quant.fixedpoint import multiply_by_quantized_multiplier
+from mcucompile.arith import tflite_semantics as ts
+from mcucompile.arith.fixedpoint import multiply_by_quantized_multiplier
 
 runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 tflite = pytest.importorskip("tflite")

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..arith.fixedpoint import round_half_away
 from ..errors import UserError
 from ..ir import Graph, Node, QuantParams, Tensor
 
@@ -100,8 +101,6 @@ def activation_quant(lo: float, hi: float, bits: int = 8) -> QuantParams:
 
 def quantize_values(x: np.ndarray, q: QuantParams) -> np.ndarray:
     """Real -> int8 as TFLite's QUANTIZE op (round half away from zero, clamp)."""
-    from ..quant.fixedpoint import round_half_away
-
     qmin, qmax = -(1 << (q.bits - 1)), (1 << (q.bits - 1)) - 1
     v = round_half_away(np.asarray(x, np.float64) / q.s) + q.zp
     return np.clip(v, qmin, qmax).astype(np.int8 if q.bits == 8 else np.int32)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Activation, Graph, Node, QuantParams, Tensor
-from ..quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier_array, round_half_away
+from ..arith.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier_array, round_half_away
 from ..errors import UnsupportedError
 from .base import KernelCall, OpDef, QuantContext, activation_bounds, register, require_rank, shape_error
 from .spatial import Window, as_nhwc, im2col

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Activation, Tensor
-from ..quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from ..arith.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from .base import KernelCall, OpDef, activation_bounds, quantize_values, register, shape_error
 from .conv import _act
 

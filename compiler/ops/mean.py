@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arith.tflite_semantics import mean_hw, mean_params
 from .base import KernelCall, OpDef, register, require_rank
 
 
@@ -29,7 +30,6 @@ class Mean(OpDef):
         return [inputs[0].mean(axis=(1, 2), keepdims=True).astype(np.float32)]
 
     def quantize(self, node, ctx):
-        from ..quant.tflite_semantics import mean_params
 
         in_q = ctx.quant[node.inputs[0]]
         out_q = ctx.from_range(node.outputs[0])
@@ -38,7 +38,6 @@ class Mean(OpDef):
         return [node.replace(params=mean_params(in_q.s, in_q.zp, out_q.s, out_q.zp, h * w))]
 
     def eval_int(self, node, graph, inputs):
-        from ..quant.tflite_semantics import mean_hw
 
         return [mean_hw(inputs[0], node.params, keep_dims=True)]
 

@@ -11,6 +11,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..arith import tflite_semantics
+from ..arith.fixedpoint import (
+    count_leading_zeros_u32,
+    exp_on_negative_values,
+    one_over_one_plus_x_for_x_in_0_1,
+    rounding_divide_by_pot,
+    saturating_rounding_doubling_high_mul,
+    softmax_params,
+    wrap32,
+)
 from ..errors import UserError
 from ..ir import Activation, Node, QuantParams, Tensor
 from .base import KernelCall, OpDef, activation_bounds, dequantize_values, quantize_values, register
@@ -98,12 +108,8 @@ class Unary(OpDef):
         out_q = ctx.preset(out) or FIXED_OUTPUT_QUANT.get(node.attrs.fn) or ctx.from_range(out)
         ctx.quant[out] = out_q
         if node.attrs.semantics == "requantize":
-            from ..quant import tflite_semantics
-
             table = tflite_semantics.requantize_table(in_q.s, in_q.zp, out_q.s, out_q.zp)
         elif node.attrs.semantics == "tflite":
-            from ..quant import tflite_semantics
-
             if node.attrs.fn in ("sigmoid", "tanh") and in_q.s < 2.0 ** -28:
                 # TFLite Micro's LOGISTIC / TANH Prepare turns in_scale * 2^27 into a left shift, which must
                 # not be negative; so tiny input scales have no int8 algorithm
@@ -155,7 +161,6 @@ class Softmax(OpDef):
         return [(e / e.sum(axis=-1, keepdims=True)).astype(np.float32)]
 
     def quantize(self, node, ctx):
-        from ..quant.fixedpoint import softmax_params
 
         in_q = ctx.quant[node.inputs[0]]
         out_q = ctx.preset(node.outputs[0]) or QuantParams.per_tensor(1.0 / 256, -128)
@@ -167,15 +172,6 @@ class Softmax(OpDef):
         return [node.replace(params=SoftmaxParams(*softmax_params(node.attrs.beta, in_q.s)))]
 
     def eval_int(self, node, graph, inputs):
-        from ..quant.fixedpoint import (
-            count_leading_zeros_u32,
-            exp_on_negative_values,
-            one_over_one_plus_x_for_x_in_0_1,
-            rounding_divide_by_pot,
-            saturating_rounding_doubling_high_mul,
-            _wrap32,
-        )
-
         p = node.params
         x = inputs[0].astype(np.int64)
         shape = x.shape
@@ -187,7 +183,7 @@ class Softmax(OpDef):
         sum_exp = np.where(valid, rounding_divide_by_pot(exps, 12), 0).sum(axis=1, keepdims=True)
         headroom = count_leading_zeros_u32(sum_exp)
         shifted = np.where(sum_exp > 0, (sum_exp << headroom) & 0xFFFFFFFF, 0)
-        shifted_scale = one_over_one_plus_x_for_x_in_0_1(_wrap32(shifted - (1 << 31)))
+        shifted_scale = one_over_one_plus_x_for_x_in_0_1(wrap32(shifted - (1 << 31)))
         bits_over_unit = 12 - headroom + 23
         res = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted_scale, exps), bits_over_unit) - 128
         out = np.where(valid, np.clip(res, -128, 127), -128)

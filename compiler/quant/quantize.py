@@ -31,7 +31,7 @@ from ..errors import UserError
 from ..ir import Graph, Node, QuantParams, Tensor
 from ..ops import op_def
 from ..ops.base import QuantContext
-from .fixedpoint import INT32_MAX, MAX_SHIFT, MultiplierRangeError, accumulator_bound, round_half_away
+from ..arith.fixedpoint import INT32_MAX, MAX_SHIFT, MultiplierRangeError, accumulator_bound, round_half_away
 
 # TFLite's AdjustWeightsForBiasScale keeps |quantized bias| below INT32_MAX / 2: room for the products
 BIAS_LIMIT = INT32_MAX / 2

@@ -134,11 +134,11 @@ def exp_on_negative_values(a):
     shift = 24
     val_mod_minus_quarter = (a & ((1 << shift) - 1)) - (1 << shift)
     remainder = val_mod_minus_quarter - a
-    x = _wrap32((val_mod_minus_quarter << 5) + (1 << 28))
+    x = wrap32((val_mod_minus_quarter << 5) + (1 << 28))
     x2 = mul(x, x)
-    inner = _wrap32(rounding_divide_by_pot(mul(x2, x2), 2) + mul(x2, x))
-    inner = _wrap32(rounding_divide_by_pot(_wrap32(mul(inner, 715827883) + x2), 1))
-    result = _wrap32(1895147668 + mul(1895147668, _wrap32(x + inner)))
+    inner = wrap32(rounding_divide_by_pot(mul(x2, x2), 2) + mul(x2, x))
+    inner = wrap32(rounding_divide_by_pot(wrap32(mul(inner, 715827883) + x2), 1))
+    result = wrap32(1895147668 + mul(1895147668, wrap32(x + inner)))
     for constant in (1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242):
         result = np.where((remainder & (1 << shift)) != 0, mul(result, constant), result)
         shift += 1
@@ -151,14 +151,14 @@ def one_over_one_plus_x_for_x_in_0_1(a):
     mul = saturating_rounding_doubling_high_mul
     s = a + INT32_MAX
     half_denominator = np.where(s >= 0, (s + 1) // 2, -((-(s - 1)) // 2))
-    x = _wrap32(1515870810 + mul(half_denominator, -1010580540))
+    x = wrap32(1515870810 + mul(half_denominator, -1010580540))
     one_q29 = 1 << 29
     for _ in range(3):
-        x = _wrap32(x + mult_by_pot_saturating(mul(x, _wrap32(one_q29 - mul(half_denominator, x))), 2))
+        x = wrap32(x + mult_by_pot_saturating(mul(x, wrap32(one_q29 - mul(half_denominator, x))), 2))
     return mult_by_pot_saturating(x, 1)
 
 
-def _wrap32(x):
+def wrap32(x):
     x = np.asarray(x, np.int64)
     return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 

@@ -62,7 +62,7 @@ __all__ = [
 # small exact helpers
 # ---------------------------------------------------------------------------------------------
 
-def _wrap32(x):
+def wrap32(x):
     x = np.asarray(x, np.int64)
     return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
@@ -118,13 +118,13 @@ _mul = saturating_rounding_doubling_high_mul
 
 def _exp_on_interval_between_negative_one_quarter_and_0_excl(a):
     """gemmlowp: exp(a) for a Q0.31 in [-1/4, 0)."""
-    x = _wrap32(a + (1 << 28))  # a + 1/8
+    x = wrap32(a + (1 << 28))  # a + 1/8
     x2 = _mul(x, x)
     x3 = _mul(x2, x)
     x4 = _mul(x2, x2)
     x4_over_4 = rounding_divide_by_pot(x4, 2)
-    poly = rounding_divide_by_pot(_wrap32(_mul(_wrap32(x4_over_4 + x3), 715827883) + x2), 1)
-    return _wrap32(1895147668 + _mul(1895147668, _wrap32(x + poly)))
+    poly = rounding_divide_by_pot(wrap32(_mul(wrap32(x4_over_4 + x3), 715827883) + x2), 1)
+    return wrap32(1895147668 + _mul(1895147668, wrap32(x + poly)))
 
 
 _EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
@@ -136,12 +136,12 @@ def _exp_on_negative_values(a, integer_bits: int):
     a = np.asarray(a, np.int64)
     frac_bits = 31 - integer_bits
     one_quarter = 1 << (frac_bits - 2)
-    a_mod_quarter_minus_one_quarter = _wrap32((a & (one_quarter - 1)) - one_quarter)
+    a_mod_quarter_minus_one_quarter = wrap32((a & (one_quarter - 1)) - one_quarter)
     # Rescale<0>: saturating left shift by integer_bits (never saturates for values in [-1/4, 0)).
     result = _exp_on_interval_between_negative_one_quarter_and_0_excl(
         mult_by_pot_saturating(a_mod_quarter_minus_one_quarter, integer_bits) if integer_bits else
         a_mod_quarter_minus_one_quarter)
-    remainder = _wrap32(a_mod_quarter_minus_one_quarter - a)
+    remainder = wrap32(a_mod_quarter_minus_one_quarter - a)
     for exponent, multiplier in _EXP_BARREL:
         if integer_bits > exponent:
             bit = 1 << (frac_bits + exponent)
@@ -157,20 +157,20 @@ def _one_minus_x_over_one_plus_x_for_x_in_0_1(a):
     a = np.asarray(a, np.int64)
     s = a + INT32_MAX
     half_denominator = _c_div(s + np.where(s >= 0, 1, -1), 2)
-    x = _wrap32(1515870810 + _mul(half_denominator, -1010580540))
+    x = wrap32(1515870810 + _mul(half_denominator, -1010580540))
     for _ in range(3):
-        one_minus = _wrap32((1 << 29) - _mul(half_denominator, x))
-        x = _wrap32(x + mult_by_pot_saturating(_mul(x, one_minus), 2))
-    return mult_by_pot_saturating(_wrap32(x - (1 << 29)), 2)
+        one_minus = wrap32((1 << 29) - _mul(half_denominator, x))
+        x = wrap32(x + mult_by_pot_saturating(_mul(x, one_minus), 2))
+    return mult_by_pot_saturating(wrap32(x - (1 << 29)), 2)
 
 
 def _gemmlowp_logistic(a, integer_bits: int):
     """gemmlowp::logistic on a raw Q(integer_bits) int32; raw Q0.31 out."""
     a = np.asarray(a, np.int64)
     positive = a > 0
-    abs_a = np.where(positive, a, _wrap32(-a))
-    pos = one_over_one_plus_x_for_x_in_0_1(_exp_on_negative_values(_wrap32(-abs_a), integer_bits))
-    neg = _wrap32(INT32_MAX - pos)
+    abs_a = np.where(positive, a, wrap32(-a))
+    pos = one_over_one_plus_x_for_x_in_0_1(_exp_on_negative_values(wrap32(-abs_a), integer_bits))
+    neg = wrap32(INT32_MAX - pos)
     return np.where(a == 0, 1 << 30, np.where(positive, pos, neg))
 
 
@@ -178,10 +178,10 @@ def _gemmlowp_tanh(a, integer_bits: int):
     """gemmlowp::tanh on a raw Q(integer_bits) int32; raw Q0.31 out."""
     a = np.asarray(a, np.int64)
     negative = a < 0
-    n = np.where(negative, a, _wrap32(-a))
+    n = np.where(negative, a, wrap32(-a))
     # neg_tanh_on_negative_values: exp_on_negative_values(ExactMulByPot<1>(n)) -> one more integer bit
     t = _one_minus_x_over_one_plus_x_for_x_in_0_1(_exp_on_negative_values(n, integer_bits + 1))
-    return np.where(a == 0, 0, np.where(negative, _wrap32(-t), t))
+    return np.where(a == 0, 0, np.where(negative, wrap32(-t), t))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,7 +402,7 @@ def quantize_float(x, scale: float, zp: int) -> np.ndarray:
         v = (x / np.float32(scale)).astype(np.float64)
     r = np.sign(v) * np.floor(np.abs(v) + 0.5)  # exact: v is a float32 value held in a double
     r = np.where(np.isnan(r), 0.0, np.clip(r, INT32_MIN, INT32_MAX)).astype(np.int64)
-    return np.clip(_wrap32(r + int(zp)), -128, 127).astype(np.int8)
+    return np.clip(wrap32(r + int(zp)), -128, 127).astype(np.int8)
 
 
 def dequantize(q, scale: float, zp: int) -> np.ndarray:
@@ -448,7 +448,7 @@ def mean_params(in_scale: float, in_zp: int, out_scale: float, out_zp: int, num_
         raise ValueError("MEAN needs at least one element per output")
     m0, s0 = tflite_quantize_multiplier(float(np.float32(in_scale)) / float(np.float32(out_scale)))
     k = min(n.bit_length() - 1, 32, 31 + s0)
-    m = int(_wrap32((m0 << k) // n))
+    m = int(wrap32((m0 << k) // n))
     return MeanParams(n, int(in_zp), int(out_zp), m0, s0, m, s0 - k, int(in_zp) * n)
 
 
@@ -473,8 +473,8 @@ def mean_hw(x, params: MeanParams, keep_dims: bool = True) -> np.ndarray:
     if x.shape[1] * x.shape[2] != params.num_elements:
         raise ValueError(f"params were made for {params.num_elements} elements, tensor has H*W = "
                          f"{x.shape[1] * x.shape[2]}")
-    acc = _wrap32(x.astype(np.int64).sum(axis=(1, 2)))
-    shifted = _wrap32(acc - params.input_offset)
+    acc = wrap32(x.astype(np.int64).sum(axis=(1, 2)))
+    shifted = wrap32(acc - params.input_offset)
     out = multiply_by_quantized_multiplier(shifted, params.multiplier, params.shift) + params.output_zero_point
     out = np.clip(out, -128, 127).astype(np.int8)
     return out[:, None, None, :] if keep_dims else out
