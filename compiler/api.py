@@ -24,7 +24,7 @@ from .errors import UserError
 from .frontend import load_onnx
 from .ir import Graph
 from .memory import ArenaPlan, plan_memory
-from .memory.safety import check_plan_memory
+from .schedule.safety import check_plan_memory
 from .patch.search import choice_report, choose_patching
 from .ops.base import dequantize_values, quantize_values
 from .passes import canonicalize

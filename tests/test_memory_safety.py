@@ -14,8 +14,9 @@ from conftest import REPO, SHARED_MODELS
 from mcucompile.api import CompileOptions, compile_model
 from mcucompile.ir import Tensor
 from mcucompile.memory import plan_memory
-from mcucompile.memory.planner import region_buffer, scratch_buffer
-from mcucompile.memory.safety import KERNEL_ACCESS, PlanSafetyError, check_plan_memory, plan_problems, plan_steps
+from mcucompile.memory.planner import scratch_buffer
+from mcucompile.patch.memory import region_buffer
+from mcucompile.schedule.safety import KERNEL_ACCESS, PlanSafetyError, check_plan_memory, plan_problems, plan_steps
 from mcucompile.ops import op_def
 
 MNIST = REPO / "models" / "mnist" / "mnist_cnn.onnx"

@@ -16,7 +16,8 @@ from onnx import helper
 from conftest import REPO, SHARED_MODELS, make_model, save
 from mcucompile.api import CompileOptions, compile_model, quantize_input, verify_board
 from mcucompile.errors import UserError
-from mcucompile.memory.planner import plan_memory, plan_memory_patched
+from mcucompile.memory.planner import plan_memory
+from mcucompile.patch.memory import plan_memory_patched
 from mcucompile.patch import candidate_splits, plan_patches
 from mcucompile.patch.cost import estimate_instructions
 from mcucompile.patch.execute import run_int_patched

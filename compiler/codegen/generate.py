@@ -19,6 +19,9 @@ import numpy as np
 from .. import __version__
 from ..ir import Graph, Tensor
 from ..memory import ArenaPlan
+from ..memory.planner import scratch_buffer
+from ..patch.memory import region_buffer
+from ..patch.planner import SAME_REGION_OPS, crop_buffer, local_window
 from ..ops import op_def
 from ..ops.spatial import as_nhwc
 
@@ -132,8 +135,6 @@ def patch_layer_shapes(node, graph: Graph, j: int) -> dict:
     acts = [graph.tensors[i] for i in node.inputs if i and not graph.tensors[i].is_const]
     c_in = acts[0].shape[3]
     c_out = graph.tensors[node.outputs[0]].shape[3]
-    from ..patch.planner import SAME_REGION_OPS
-
     if node.op in SAME_REGION_OPS:  # operands are (cropped to) the output region
         ind = [f"{{1, pl[{j}].out_h, pl[{j}].out_w, {t.shape[3]}}}" for t in acts]
     else:
@@ -154,9 +155,6 @@ def generate_c(graph: Graph, plan: ArenaPlan, prefix: str = "model", provenance:
                patch=None) -> CSource:
     """Render the library for ``graph`` (quantized) laid out by ``plan``; ``patch`` (a PatchPlan) runs
     the first stage patch by patch."""
-    from ..memory.planner import region_buffer, scratch_buffer
-    from ..patch.planner import crop_buffer, local_window
-
     env = _environment()
     P = c_identifier(prefix)
     arrays: list[ArrayDef] = []

@@ -74,7 +74,8 @@ def scratch_buffer(node) -> str:
     return f"{node.outputs[0]}@scratch"
 
 
-def _scratch_buffers(graph: Graph, nodes, first_step: int) -> list[tuple[str, int, int, int]]:
+def scratch_buffers(graph: Graph, nodes, first_step: int) -> list[tuple[str, int, int, int]]:
+    """(name, bytes, step, step) of each layer's kernel scratch, ``nodes`` running from ``first_step``."""
     out = []
     for step, n in enumerate(nodes, start=first_step):
         size = op_def(n).scratch_bytes(n, graph)
@@ -152,7 +153,7 @@ def plan_memory(graph: Graph) -> ArenaPlan:
         members.setdefault(name, {name})
 
     placed = place_buffers([(r, graph.tensors[r].nbytes, first[r], last[r]) for r in first]
-                           + _scratch_buffers(graph, graph.nodes, 0))
+                           + scratch_buffers(graph, graph.nodes, 0))
     activations = max((b.offset + b.size for b in placed), default=0)
     offsets = {b.name: b.offset for b in placed}
     all_offsets = {t: offsets[root(t)] for t in roots}
@@ -161,68 +162,3 @@ def plan_memory(graph: Graph) -> ArenaPlan:
         tuple(sorted(placed, key=lambda b: (b.first, b.name))), all_offsets, {t: root(t) for t in roots},
         activations, n_steps + 1,
     )
-
-
-def region_buffer(tensor: str) -> str:
-    """Name of the per-patch buffer of a stage tensor in a patched plan."""
-    return f"{tensor}@patch"
-
-
-def plan_memory_patched(graph: Graph, plan) -> ArenaPlan:
-    """Arena for a patched schedule: per-patch region buffers (reused by every patch) for the stage,
-    the stage output whole, then the rest layer by layer. Steps: 0 fills the input patch, 1..k run the
-    stage, k+1 stores the patch into the whole stage output, k+2.. run the rest."""
-    from ..patch.planner import max_region_bytes
-
-    k = plan.stage_len
-    stage, rest = graph.nodes[:k], graph.nodes[k:]
-    inp, split = graph.inputs[0], plan.split
-    end = k + 2 + len(rest)
-    buffers = []
-    if not plan.input_by_patch:
-        buffers.append((inp, graph.tensors[inp].nbytes, 0, k + 1))
-    last_in_stage: dict[str, int] = {}
-    for step, n in enumerate(stage, start=1):
-        for i in n.inputs:
-            if i and not graph.tensors[i].is_const:
-                last_in_stage[i] = step
-    last_in_stage[split] = k + 1
-    produced_at = {inp: 0}
-    for step, n in enumerate(stage, start=1):
-        produced_at[n.outputs[0]] = step
-    for t, f in produced_at.items():
-        buffers.append((region_buffer(t), max_region_bytes(graph, plan, t), f, last_in_stage.get(t, f)))
-    from ..patch.planner import crop_buffer
-
-    for j, slot in plan.crops:
-        node = stage[j]
-        buffers.append((crop_buffer(graph, plan, j, slot), max_region_bytes(graph, plan, node.outputs[0])
-                        // graph.tensors[node.outputs[0]].shape[3] * graph.tensors[node.inputs[slot]].shape[3], j + 1, j + 1))
-    last_read: dict[str, int] = {}
-    for step, n in enumerate(rest, start=k + 2):
-        for i in n.inputs:
-            if i and not graph.tensors[i].is_const:
-                last_read[i] = step
-    for o in graph.outputs:
-        last_read[o] = end
-    buffers.append((split, graph.tensors[split].nbytes, 0, last_read.get(split, k + 1)))
-    # the rest: reuse the layer-by-layer logic on the sub-graph that starts at the stage output
-    sub = graph.replace(nodes=tuple(rest), inputs=(split,))
-    sub_plan = plan_memory(sub)
-    for b in sub_plan.buffers:
-        if b.name == split or b.name.endswith("@scratch"):
-            continue
-        buffers.append((b.name, graph.tensors[b.name].nbytes, b.first + k + 2, b.last + k + 2))
-    buffers += _scratch_buffers(graph, stage, 1) + _scratch_buffers(graph, rest, k + 2)
-    placed = place_buffers(buffers)
-    offsets = {b.name: b.offset for b in placed}
-    all_offsets = dict(offsets)
-    for t, r in sub_plan.roots.items():
-        if t != split and r in offsets:
-            all_offsets[t] = offsets[r]
-        elif r == split:
-            all_offsets[t] = offsets[split]
-    roots = {t: (r if r in offsets else split) for t, r in sub_plan.roots.items()}
-    roots.update({b: b for b in offsets})
-    activations = max(b.offset + b.size for b in placed)
-    return ArenaPlan(tuple(sorted(placed, key=lambda b: (b.first, b.name))), all_offsets, roots, activations, end + 1)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from ..errors import UserError
 from ..ir import Graph
-from ..memory.planner import ArenaPlan, plan_memory, plan_memory_patched
+from ..memory.planner import ArenaPlan, plan_memory
+from .memory import plan_memory_patched
 from .cost import FIT, estimate_instructions, kernel_of
 from .planner import PatchPlan, candidate_splits, plan_patches
 

@@ -28,7 +28,9 @@ import numpy as np
 from ..ir import Graph, Node
 from ..ops import op_def
 from ..ops.spatial import as_nhwc
-from .planner import ArenaPlan, Buffer, region_buffer, scratch_buffer
+from ..memory.planner import ArenaPlan, Buffer, scratch_buffer
+from ..patch.memory import region_buffer
+from ..patch.planner import SAME_REGION_OPS, crop_buffer, local_window
 
 Dims = tuple[int, int, int, int]
 C_SIZES = {"int8": 1, "uint8": 1, "int32": 4, "float32": 4}
@@ -309,7 +311,7 @@ def _layer_step(graph: Graph, node: Node, index: int, label: str, in_stage: bool
     access = KERNEL_ACCESS.get(call_def.template)
     if access is None:
         raise PlanSafetyError(f"{label}: no access pattern known for kernel template '{call_def.template}'; "
-                              "document it in mcucompile.memory.safety.KERNEL_ACCESS")
+                              "document it in mcucompile.schedule.safety.KERNEL_ACCESS")
     pointers = [None if not i else _pointer(graph, i, in_stage and i in dims.stage) for i in node.inputs]
     for slot, p in (replaced or {}).items():
         pointers[slot] = p
@@ -362,8 +364,6 @@ def plan_steps(graph: Graph, plan: ArenaPlan, patch=None) -> list[Step]:
 
 
 def _patch_steps(graph: Graph, plan: ArenaPlan, patch) -> list[Step]:
-    from ..patch.planner import SAME_REGION_OPS, crop_buffer, local_window
-
     k, inp, split = patch.stage_len, graph.inputs[0], patch.split
     stage = graph.nodes[:k]
     stage_tensors = frozenset({inp} | {n.outputs[0] for n in stage})
