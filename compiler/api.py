@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .boards import Board, get_board
 from .codegen import CSource, generate_c
-from .codegen.generate import _environment
+from .codegen.generate import environment
 from .errors import UserError
 from .frontend import load_onnx
 from .ir import Graph
@@ -345,7 +345,7 @@ def host_runner_source(compiled: Compiled) -> str:
 
     P = c_identifier(compiled.options.name)
     g = compiled.graph
-    return _environment().get_template("host_runner.c.j2").render(
+    return environment().get_template("host_runner.c.j2").render(
         P=P, PU=P.upper(), inputs=list(g.inputs), outputs=list(g.outputs)
     )
 

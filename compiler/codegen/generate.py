@@ -41,7 +41,7 @@ def c_identifier(name: str) -> str:
     return s if s and not s[0].isdigit() else "_" + s
 
 
-def _c_array(values, per_line: int = 16) -> str:
+def c_array(values, per_line: int = 16) -> str:
     flat = [str(int(v)) for v in np.asarray(values).reshape(-1)]
     lines = [", ".join(flat[i : i + per_line]) for i in range(0, len(flat), per_line)]
     return ",\n    ".join(lines)
@@ -54,7 +54,7 @@ def _c_float(v: float) -> str:
     return text + "f"
 
 
-def _environment() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         undefined=jinja2.StrictUndefined,
@@ -62,7 +62,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["c_array"] = _c_array
+    env.filters["c_array"] = c_array
     env.filters["dims"] = lambda s: "{" + ", ".join(str(int(v)) for v in s) + "}"
     env.filters["cfloat"] = _c_float
     return env
@@ -155,7 +155,7 @@ def generate_c(graph: Graph, plan: ArenaPlan, prefix: str = "model", provenance:
                patch=None) -> CSource:
     """Render the library for ``graph`` (quantized) laid out by ``plan``; ``patch`` (a PatchPlan) runs
     the first stage patch by patch."""
-    env = _environment()
+    env = environment()
     P = c_identifier(prefix)
     arrays: list[ArrayDef] = []
     const_symbols: dict[str, str] = {}

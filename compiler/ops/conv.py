@@ -90,7 +90,7 @@ def quantize_weighted(node: Node, ctx: QuantContext, weight_axis: int) -> list[N
         bq = quantize_bias(ctx.tensor(b_name).data if b_name else None, bias_scale, cout)
     mult, shift = quantize_multiplier_array(bias_scale / out_q.s)
     wt = Tensor(w_name + "_q", wq.shape, "int8", wq, QuantParams(wscale, np.zeros(cout, np.int64), weight_axis))
-    bname = (b_name or (node.name + "_bias")) + "_q"
+    bname = (b_name or (node.name + "bias_or_zeros")) + "_q"
     bt = Tensor(bname, (cout,), "int32", bq, QuantParams(bias_scale, np.zeros(cout, np.int64), 0, 32))
     ctx.new_tensors[wt.name] = wt
     ctx.new_tensors[bt.name] = bt
@@ -111,7 +111,7 @@ def kernel_quant_context(node: Node, graph: Graph) -> dict:
     }
 
 
-def _bias(graph: Graph, node: Node, cout: int, dtype) -> np.ndarray:
+def bias_or_zeros(graph: Graph, node: Node, cout: int, dtype) -> np.ndarray:
     if len(node.inputs) > 2 and node.inputs[2]:
         return graph.tensors[node.inputs[2]].data.astype(dtype)
     return np.zeros(cout, dtype)
@@ -122,7 +122,7 @@ def _check_bias(node: Node, in_shapes, cout: int) -> None:
         raise shape_error(node, f"bias of shape {list(in_shapes[2])} for {cout} output channels")
 
 
-def _act(y: np.ndarray, act: Activation) -> np.ndarray:
+def apply_activation(y: np.ndarray, act: Activation) -> np.ndarray:
     return np.clip(y, act.min, act.max) if not act.is_identity else y
 
 
@@ -164,8 +164,8 @@ class Conv2D(OpDef):
 
     def eval_float(self, node, graph, inputs):
         y = self._conv(node, graph, inputs[0], 0.0, np.float32)
-        y = y + _bias(graph, node, y.shape[-1], np.float32)
-        return [_act(y, node.attrs.activation).astype(np.float32)]
+        y = y + bias_or_zeros(graph, node, y.shape[-1], np.float32)
+        return [apply_activation(y, node.attrs.activation).astype(np.float32)]
 
     def quantize(self, node, ctx):
         return quantize_weighted(node, ctx, 0)
@@ -175,7 +175,7 @@ class Conv2D(OpDef):
         x = inputs[0].astype(np.float64) + p.input_offset
         # pad value -input_offset + input_offset = 0: padded taps contribute nothing, as in TFLite
         acc = self._conv(node, graph, x, 0.0, np.float64)
-        acc = np.rint(acc).astype(np.int64) + _bias(graph, node, acc.shape[-1], np.int64)
+        acc = np.rint(acc).astype(np.int64) + bias_or_zeros(graph, node, acc.shape[-1], np.int64)
         return [requant_output(acc, p)]
 
     def macs(self, node, graph):
@@ -228,8 +228,8 @@ class DepthwiseConv2D(OpDef):
 
     def eval_float(self, node, graph, inputs):
         y = self._dw(node, graph, inputs[0], 0.0, np.float32)
-        y = y + _bias(graph, node, y.shape[-1], np.float32)
-        y = _act(y, node.attrs.activation).astype(np.float32)
+        y = y + bias_or_zeros(graph, node, y.shape[-1], np.float32)
+        y = apply_activation(y, node.attrs.activation).astype(np.float32)
         return [y.reshape(self.infer_shapes(node, [inputs[0].shape, graph.tensors[node.inputs[1]].shape])[0])]
 
     def quantize(self, node, ctx):
@@ -239,7 +239,7 @@ class DepthwiseConv2D(OpDef):
         p = node.params
         x = inputs[0].astype(np.float64) + p.input_offset
         acc = self._dw(node, graph, x, 0.0, np.float64)
-        acc = np.rint(acc).astype(np.int64) + _bias(graph, node, acc.shape[-1], np.int64)
+        acc = np.rint(acc).astype(np.int64) + bias_or_zeros(graph, node, acc.shape[-1], np.int64)
         y = requant_output(acc, p)
         return [y.reshape(self.infer_shapes(node, [inputs[0].shape, graph.tensors[node.inputs[1]].shape])[0])]
 

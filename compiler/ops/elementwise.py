@@ -13,7 +13,7 @@ import numpy as np
 from ..ir import Activation, Tensor
 from ..arith.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from .base import KernelCall, OpDef, activation_bounds, quantize_values, register, shape_error
-from .conv import _act
+from .conv import apply_activation
 
 ADD_LEFT_SHIFT = 20
 
@@ -110,7 +110,7 @@ class Add(_Binary):
     name = "add"
 
     def eval_float(self, node, graph, inputs):
-        return [_act(inputs[0] + inputs[1], node.attrs.activation).astype(np.float32)]
+        return [apply_activation(inputs[0] + inputs[1], node.attrs.activation).astype(np.float32)]
 
     def quantize(self, node, ctx):
         inputs = _quantize_const_operands(node, ctx)
@@ -146,7 +146,7 @@ class Mul(_Binary):
     name = "mul"
 
     def eval_float(self, node, graph, inputs):
-        return [_act(inputs[0] * inputs[1], node.attrs.activation).astype(np.float32)]
+        return [apply_activation(inputs[0] * inputs[1], node.attrs.activation).astype(np.float32)]
 
     def quantize(self, node, ctx):
         inputs = _quantize_const_operands(node, ctx)

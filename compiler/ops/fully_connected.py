@@ -8,7 +8,7 @@ import numpy as np
 
 from ..ir import Activation
 from .base import KernelCall, OpDef, register, require_rank, shape_error
-from .conv import _act, _bias, kernel_quant_context, quantize_weighted, requant_output
+from .conv import apply_activation, bias_or_zeros, kernel_quant_context, quantize_weighted, requant_output
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,8 @@ class FullyConnected(OpDef):
 
     def eval_float(self, node, graph, inputs):
         w = graph.tensors[node.inputs[1]].data.astype(np.float32)
-        y = inputs[0].astype(np.float32) @ w.T + _bias(graph, node, w.shape[0], np.float32)
-        return [_act(y, node.attrs.activation).astype(np.float32)]
+        y = inputs[0].astype(np.float32) @ w.T + bias_or_zeros(graph, node, w.shape[0], np.float32)
+        return [apply_activation(y, node.attrs.activation).astype(np.float32)]
 
     def quantize(self, node, ctx):
         return quantize_weighted(node, ctx, 0)
@@ -42,7 +42,7 @@ class FullyConnected(OpDef):
         p = node.params
         w = graph.tensors[node.inputs[1]].data.astype(np.float64)
         x = inputs[0].astype(np.float64) + p.input_offset
-        acc = np.rint(x @ w.T).astype(np.int64) + _bias(graph, node, w.shape[0], np.int64)
+        acc = np.rint(x @ w.T).astype(np.int64) + bias_or_zeros(graph, node, w.shape[0], np.int64)
         return [requant_output(acc, p)]
 
     def macs(self, node, graph):

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ir import Activation
 from .base import KernelCall, OpDef, activation_bounds, register, require_rank, shape_error
-from .conv import _act
+from .conv import apply_activation
 from .spatial import Window, im2col
 
 
@@ -66,7 +66,7 @@ class MaxPool2D(_Pool):
 
     def eval_float(self, node, graph, inputs):
         y = self._cols(node, inputs[0].astype(np.float32), -np.inf).max(axis=(3, 4))
-        return [_act(y, node.attrs.activation).astype(np.float32)]
+        return [apply_activation(y, node.attrs.activation).astype(np.float32)]
 
     def eval_int(self, node, graph, inputs):
         p = node.params
@@ -87,7 +87,7 @@ class AvgPool2D(_Pool):
 
     def eval_float(self, node, graph, inputs):
         s, cnt = self._sum_count(node, inputs[0].astype(np.float64))
-        return [_act(s / cnt, node.attrs.activation).astype(np.float32)]
+        return [apply_activation(s / cnt, node.attrs.activation).astype(np.float32)]
 
     def eval_int(self, node, graph, inputs):
         p = node.params

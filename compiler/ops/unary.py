@@ -24,7 +24,7 @@ from ..arith.fixedpoint import (
 from ..errors import UserError
 from ..ir import Activation, Node, QuantParams, Tensor
 from .base import KernelCall, OpDef, activation_bounds, dequantize_values, quantize_values, register
-from .conv import _act
+from .conv import apply_activation
 
 FUNCTIONS = {
     "identity": lambda x, a: x,
@@ -97,7 +97,7 @@ class Unary(OpDef):
         return [tuple(in_shapes[0])]
 
     def _f(self, node, x):
-        return _act(FUNCTIONS[node.attrs.fn](x, node.attrs), node.attrs.activation)
+        return apply_activation(FUNCTIONS[node.attrs.fn](x, node.attrs), node.attrs.activation)
 
     def eval_float(self, node, graph, inputs):
         return [self._f(node, inputs[0].astype(np.float64)).astype(np.float32)]

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import __version__
 from ..boards import Board
-from ..codegen.generate import _c_array, c_identifier
+from ..codegen.generate import c_array, c_identifier
 
 TEMPLATES = Path(__file__).parent / "templates"
 STACK_BYTES = 4096
@@ -46,7 +46,7 @@ def cpu_flags(board: Board) -> list[str]:
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters["c_array"] = _c_array
+    env.filters["c_array"] = c_array
     return env
 
 

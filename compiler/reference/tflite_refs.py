@@ -84,7 +84,7 @@ class TflmReference(_Int8Reference):
 
     def arena_bytes(self) -> int | None:
         """TFLite Micro's arena use ('Arena allocation total N bytes' from print_allocations on stderr)."""
-        return _arena_from_interpreter(self.interp)
+        return arena_from_interpreter(self.interp)
 
 
 class LiteRtReference(_Int8Reference):
@@ -121,7 +121,7 @@ def probe_tflm_arena(path: str | Path, timeout: float = 120.0,
     code = (
         "import sys\n"
         "from tflite_micro.python.tflite_micro import runtime\n"
-        "from mcucompile.reference.tflite_refs import _arena_from_interpreter\n"
+        "from mcucompile.reference.tflite_refs import arena_from_interpreter\n"
         "last = ''\n"
         "for size in map(int, sys.argv[2:]):\n"
         "    try:\n"
@@ -129,7 +129,7 @@ def probe_tflm_arena(path: str | Path, timeout: float = 120.0,
         "    except Exception as e:\n"
         "        last = ' '.join(str(e).split())[:200] or type(e).__name__\n"
         "        continue\n"
-        "    print('ARENA', _arena_from_interpreter(interp)); sys.exit(0)\n"
+        "    print('ARENA', arena_from_interpreter(interp)); sys.exit(0)\n"
         "print('FAILED', last)\n"
     )
     try:
@@ -149,7 +149,7 @@ def probe_tflm_arena(path: str | Path, timeout: float = 120.0,
     return None, f"TFLite Micro crashed loading the model (exit code {res.returncode})"
 
 
-def _arena_from_interpreter(interp) -> int | None:
+def arena_from_interpreter(interp) -> int | None:
     """'Arena allocation total N bytes' from print_allocations (written to the C stderr)."""
     with tempfile.TemporaryFile(mode="w+b") as f:
         saved = os.dup(2)
