@@ -364,7 +364,11 @@ class OnnxImporter:
         shape = [1] * ints.ndim
         if scale.size > 1:
             shape[axis % ints.ndim] = -1
-        real = (ints.astype(np.float32) - zp.astype(np.float32).reshape(shape)) * scale.reshape(shape)
+        with np.errstate(over="ignore", invalid="ignore"):
+            real = (ints.astype(np.float32) - zp.astype(np.float32).reshape(shape)) * scale.reshape(shape)
+        if not np.all(np.isfinite(real)):
+            raise UserError(f"node '{n.name}' (DequantizeLinear): its scale {float(np.max(scale)):g} makes the "
+                            "dequantized constant overflow float32; the model's quantization is broken: re-quantize it")
         self.consts[n.output[0]] = real.astype(np.float32)
         self.qinfo[n.output[0]] = (ints, scale.reshape(-1), np.asarray(zp).reshape(-1), axis % max(ints.ndim, 1))
 
@@ -541,6 +545,10 @@ def _conv(imp: OnnxImporter, n):
     _, h, wd, cin = imp.tensors[x].shape
     cout, cin_g, kh, kw = w.shape
     groups = imp.attr(n, "group", 1)
+    declared = imp.attr(n, "kernel_shape")
+    if declared is not None and tuple(declared) != (kh, kw):
+        raise UserError(f"node '{n.name}' (Conv): kernel_shape {list(declared)} differs from the weights' "
+                        f"{[kh, kw]} (weights {list(w.shape)}); fix or re-export the model")
     win = _window_from(imp, n, (h, wd), (kh, kw))
     b = imp.add_const(n.input[2] if bias is not None else n.name + "_b", bias if bias is not None else np.zeros(cout, np.float32),
                       n.input[2] if bias is not None else None, None, 0)
@@ -734,9 +742,17 @@ def _clip(imp, n):
     if imp.opset < 11:
         lo, hi = imp.attr(n, "min", float("-inf")), imp.attr(n, "max", float("inf"))
     else:
-        lo = float(imp.const_required(n, 1, "min")) if imp.optional_input(n, 1) else float("-inf")
-        hi = float(imp.const_required(n, 2, "max")) if imp.optional_input(n, 2) else float("inf")
+        lo = _scalar(imp, n, 1, "min") if imp.optional_input(n, 1) else float("-inf")
+        hi = _scalar(imp, n, 2, "max") if imp.optional_input(n, 2) else float("inf")
     _unary(imp, n, UnaryAttrs("identity", activation=Activation(lo, hi)))
+
+
+def _scalar(imp, n, index: int, what: str) -> float:
+    v = imp.const_required(n, index, what)
+    if v.size != 1:
+        raise UserError(f"node '{n.name}' ({n.op_type}): {what} has shape {list(v.shape)}; it must be a scalar: "
+                        "fix or re-export the model")
+    return float(v.reshape(-1)[0])
 
 
 @converter("Sigmoid")
@@ -813,6 +829,9 @@ def _gemm(imp, n):
     c = imp.const_required(n, 2, "C (bias)").astype(np.float64) if imp.optional_input(n, 2) else np.zeros(1)
     if c.ndim == 2 and c.shape[0] != 1:
         raise UnsupportedError(imp._unsupported_msg(n, "bias C varying along the batch axis"))
+    if c.ndim > 2 or c.size not in (1, w.shape[0]):
+        raise UserError(f"node '{n.name}' (Gemm): bias C of shape {list(c.shape)} for {w.shape[0]} outputs; "
+                        "fix or re-export the model")
     bias = np.broadcast_to(c * imp.attr(n, "beta", 1.0), (1, w.shape[0])).reshape(-1)
     _fully_connected(imp, n, w, bias)
 
@@ -1032,6 +1051,9 @@ def _transpose(imp, n):
     v = imp.views[x]
     rank = len(v.logical)
     p = tuple(imp.attr(n, "perm", list(reversed(range(rank)))))
+    if sorted(p) != list(range(rank)):
+        raise UserError(f"node '{n.name}' (Transpose): perm {list(p)} is not a permutation of the {rank} axes; "
+                        "fix or re-export the model")
     inv = tuple(np.argsort(p))
     new_perm = tuple(int(inv[a]) for a in v.perm)
     imp.views[n.output[0]] = View(v.ir, new_perm, tuple(v.logical[a] for a in p))

@@ -257,7 +257,8 @@ class TfliteImporter:
             raise UserError(f"tensor '{name}' has {scale.size} quantization scales but {zp.size} zero points; "
                             "they must match: the model is broken, re-convert it")
         lo, hi = ZERO_POINT_RANGE.get(dtype, (0, 0))
-        out = zp[(zp < lo) | (zp > hi)]
+        # (a float tensor's parameters are only informative: nothing is computed from them)
+        out = zp[(zp < lo) | (zp > hi)] if not dtype.startswith(("float", "bfloat")) else zp[:0]
         if out.size:
             raise UserError(f"{dtype} tensor '{name}' has zero point {out[0]}, outside [{lo}, {hi}]; "
                             "the model is broken, re-convert it")
