@@ -442,3 +442,38 @@ def test_check_graph_recomputes_shapes():
     bad = g.replace(tensors={**g.tensors, "y": Tensor("y", (4, 1))})
     with pytest.raises(ValueError, match="stored output shapes"):
         check_graph(bad)
+
+
+def test_onnx_clip_bounds_must_be_scalars(tmp_path):
+    m = _seed("dw_residual")
+    m.graph.node[3].input[1] = "dw"  # the depthwise weights as Clip's min
+    _refused(_save(m, tmp_path), "Clip", "must be a scalar")
+
+
+def test_onnx_conv_kernel_shape_must_match_the_weights(tmp_path):
+    m = _seed("concat_pool")
+    conv = next(n for n in m.graph.node if n.op_type == "Conv")
+    for a in conv.attribute:
+        if a.name == "kernel_shape":
+            a.ints[1] = 4
+    _refused(_save(m, tmp_path), "kernel_shape [3, 4] differs from the weights' [3, 3]")
+
+
+def test_onnx_transpose_perm_must_be_a_permutation(tmp_path):
+    m = _seed("cnn")
+    m.graph.node.insert(1, helper.make_node("Transpose", ["c1"], ["c1t"], perm=[0, 1, 2, 2]))
+    m.graph.node[2].input[0] = "c1t"
+    del m.graph.value_info[:]
+    _refused(_save(m, tmp_path))
+
+
+@needs_shared
+def test_cli_corrupt_tflite_is_one_line_exit_2(tmp_path, capsys):
+    from mcucompile import cli
+
+    p = tmp_path / "cut.tflite"
+    p.write_bytes(KWS.read_bytes()[:20000])
+    assert cli.main([str(p), "--board", "host", "-o", str(tmp_path / "out"), "--quiet"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("mcucompile: error: ") and "not a valid TFLite model" in err[0]
+    assert not (tmp_path / "out").exists()

@@ -16,7 +16,7 @@ from fuzz.mutate import by_id, mutants, tflite_pack, tflite_unpack
 from fuzz.runner import Result, Summary, message_kind, run_jobs, run_mutants
 from fuzz.seeds import SHARED_MODELS, all_seeds, small_onnx_seeds
 
-FUZZ_COUNT = int(os.environ.get("MCUCOMPILE_FUZZ_COUNT", "300"))
+FUZZ_COUNT = int(os.environ.get("MCUCOMPILE_FUZZ_COUNT", "500"))
 
 
 @pytest.fixture(scope="module")

@@ -393,7 +393,10 @@ class OnnxImporter:
         g = onnx.helper.make_graph([n], "fold", vis_in, vis_out)
         m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", self.opset)])
         try:
-            res = ReferenceEvaluator(m).run(None, {i: self.consts[i] for i in ins})
+            # overflow to Inf / NaN is not reported here (as a stray warning line) but where the constant
+            # is used: add_const refuses non-finite data with the tensor's name
+            with np.errstate(all="ignore"):
+                res = ReferenceEvaluator(m).run(None, {i: self.consts[i] for i in ins})
         except Exception as e:  # noqa: BLE001 - any evaluator failure is a model we cannot fold
             raise UnsupportedError(f"node '{n.name}' ({n.op_type}) on constants could not be folded: {e}") from None
         for name, val in zip([o for o in n.output if o], res):
