@@ -1,0 +1,64 @@
+"""bench: per-layer instructions (emulated) or cycles (real boards) and the ELF's memory."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .compile import Compiled
+from .verify import build_and_run_board
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    board: str
+    unit: str
+    layers: tuple[dict, ...]
+    total: int
+    flash_bytes: int
+    sram_bytes: int
+    arena_bytes: int
+    text_bytes: int
+    data_bytes: int
+    bss_bytes: int
+    estimated_instructions: int | None = None  # the cost model's estimate the plan was chosen with
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def format(self) -> str:
+        lines = [f"{'#':>3}  {'op':<18} {'output':<16} {'MACs':>11} {self.unit:>14} {'share':>7}  {'/MAC':>6}"]
+        for lay in self.layers:
+            shape = "x".join(map(str, lay["output_shape"]))
+            per_mac = f"{lay['count'] / lay['macs']:.1f}" if lay["macs"] else "-"
+            lines.append(f"{lay['index']:>3}  {lay['op']:<18} {shape:<16} {lay['macs']:>11,} {lay['count']:>14,} "
+                         f"{100 * lay['share']:>6.1f}%  {per_mac:>6}")
+        macs = sum(lay["macs"] for lay in self.layers)
+        lines.append(f"{'':>3}  {'total':<18} {'':<16} {macs:>11,} {self.total:>14,} {100.0:>6.1f}%")
+        if self.estimated_instructions and self.unit == "instructions":
+            lines.append(f"{'':>3}  {'cost model':<18} {'':<16} {'':>11} {self.estimated_instructions:>14,} "
+                         f"{100.0 * self.estimated_instructions / max(self.total, 1):>6.1f}%  (the estimate the plan "
+                         "was chosen with; fitted on qemu-m4)")
+        lines.append("")
+        lines.append(f"board        {self.board}  ({'instructions under QEMU -icount, not cycles' if self.unit == 'instructions' else 'DWT cycles'})")
+        lines.append(f"flash (ELF)  {self.flash_bytes:,} B  (text {self.text_bytes:,} + data {self.data_bytes:,})")
+        lines.append(f"SRAM (ELF)   {self.sram_bytes:,} B  (data {self.data_bytes:,} + bss {self.bss_bytes:,}; "
+                     f"model arena {self.arena_bytes:,})")
+        return "\n".join(lines)
+
+
+def bench(compiled: Compiled, out_dir: str | Path | None = None, timeout: float = 600.0) -> BenchResult:
+    """Per-layer instructions (emulated) or cycles on the board for one inference, and the ELF's memory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _, _, run, size = build_and_run_board(compiled, compiled.calib[:1], Path(out_dir or Path(tmp) / "fw"), timeout)
+    layers = []
+    for lay in compiled.report["layers"]:
+        count = run.layers.get(lay["index"], 0)
+        layers.append({**{k: lay[k] for k in ("index", "name", "op", "output_shape", "macs")}, "count": count,
+                       "share": count / run.total if run.total else 0.0})
+    return BenchResult(compiled.board.name, run.unit, tuple(layers), int(run.total or 0), size.flash_bytes,
+                       size.sram_bytes, compiled.plan.arena_size, size.text, size.data, size.bss,
+                       compiled.report.get("estimated_instructions"))
+

@@ -1,0 +1,264 @@
+"""compile_model(): the whole pipeline in memory, nothing written.
+
+The pipeline, in order (each stage a function over plain data, see docs/architecture.md):
+  load -> canonicalize -> calibrate -> quantize_graph -> choose_patching (plans the arena) -> check the
+  plan's memory safety -> generate_c -> report -> check fit
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..boards import Board, get_board
+from ..codegen import CSource, generate_c
+from ..errors import UserError
+from ..frontend import load_onnx
+from ..frontend.tflite import load_tflite
+from ..ir import Graph
+from ..memory import ArenaPlan, plan_memory
+from ..passes import canonicalize
+from ..patch.search import choice_report, choose_patching
+from ..quant.calibrate import calibrate, load_calibration, synthetic_calibration
+from ..quant.quantize import quantize_graph
+from ..quant.simulate import to_logical
+from ..reference.tflite_refs import probe_tflm_arena
+from ..report import build_report
+from ..schedule.safety import check_plan_memory
+from .options import CompileOptions
+
+
+@dataclass(frozen=True, eq=False)
+class Compiled:
+    model_path: Path
+    options: CompileOptions
+    board: Board
+    float_graph: Graph
+    graph: Graph
+    plan: ArenaPlan
+    sources: CSource
+    report: dict
+    calib: np.ndarray
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+    source_format: str = "onnx"  # onnx (float, calibrated) | onnx-qdq | tflite (model's own quantization)
+    patch: object = None  # PatchPlan, or None for layer-by-layer execution
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def logical_input_shape(graph: Graph) -> tuple[int, ...]:
+    return to_logical_shape(graph, graph.inputs[0])
+
+
+def check_fit(report: dict, board: Board, options: "CompileOptions", choice=None) -> None:
+    """Refuse a model that does not fit the board's (or --sram-limit's) SRAM or the board's flash, with
+    the numbers and the remedies that apply to the options given."""
+    sram, flash = report["peak_sram_bytes"], report["flash_bytes"]
+    budget = min(board.sram_bytes, options.sram_limit or board.sram_bytes)
+    problems = []
+    if sram > budget:
+        where = f"the --sram-limit of {budget:,} B" if budget < board.sram_bytes else f"board has {board.sram_bytes:,} B"
+        how = ""
+        if choice is not None and choice.plan is not None:
+            how = f" even patched (best: {choice.plan.grid}x{choice.plan.grid} patches over {choice.plan.stage_len} layers)"
+        elif choice is not None and options.patch != "off":
+            how = " even patched (no patch plan beat layer by layer)" if choice.tried else " layer by layer"
+        else:
+            how = " layer by layer"
+        problems.append(f"SRAM: needs {sram:,} B{how}, {where}")
+    if flash > board.flash_bytes:
+        problems.append(f"flash: needs {flash:,} B, board has {board.flash_bytes:,} B")
+    if not problems:
+        return
+    fixes = ["a board with more memory (mcucompile boards)"]
+    if sram > budget:
+        if options.sram_limit and options.sram_limit < board.sram_bytes:
+            fixes.append("a larger --sram-limit")
+        if options.patch == "off":
+            fixes.append("patch-based inference (drop --no-patch)")
+        elif options.patch == "forced":
+            fixes.append("another --split/--patches (or drop them to search every plan)")
+        else:
+            if options.max_patch_overhead is not None:
+                fixes.append(f"a larger --max-patch-overhead than {options.max_patch_overhead:g}")
+        if not options.input_by_patch:
+            fixes.append("--input-by-patch")
+    fixes.append("a smaller input resolution or width multiplier")
+    raise UserError(f"model does not fit board '{board.name}' ({'; '.join(problems)}); try {', '.join(fixes)}")
+
+
+def model_format(path: Path) -> str:
+    if path.suffix.lower() == ".tflite":
+        return "tflite"
+    if path.exists() and path.is_file():
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if head[4:8] == b"TFL3":
+            return "tflite"
+    return "onnx"
+
+
+def compile_model(model_path: str | Path, options: CompileOptions = CompileOptions()) -> Compiled:
+    """Run the whole compile pipeline in memory; nothing is written to disk."""
+    model_path = Path(model_path)
+    board = get_board(options.board)
+    notes: list[str] = []
+    fmt = model_format(model_path)
+    ranges: dict = {}
+    if fmt == "tflite":
+
+        if options.input_shapes:
+            raise UserError("--input-shape applies to ONNX models; a .tflite model has fixed shapes (re-convert it "
+                            "with the input size you want)")
+        float_graph = load_tflite(model_path)
+    else:
+        float_graph = canonicalize(load_onnx(model_path, options.input_shapes))
+        if any(t.quant is not None for t in float_graph.tensors.values() if not t.is_const):
+            fmt = "onnx-qdq"
+    if len(float_graph.inputs) != 1:
+        raise UserError(f"the model has {len(float_graph.inputs)} inputs; mcucompile supports single-input models")
+    check_input_shapes(float_graph, options)
+    check_tensor_sizes(float_graph, board)
+    in_shape = logical_input_shape(float_graph)
+    if fmt != "onnx":
+        calib = pre_quantized_samples(float_graph, options.calib_samples)
+        if options.calib:
+            notes.append("--calib ignored: the model is already quantized and carries its own scales")
+    else:
+        if options.calib:
+            calib = load_calibration(options.calib, in_shape)
+        else:
+            calib = synthetic_calibration(in_shape, options.calib_samples)
+            notes.append(
+                f"no --calib data given: calibrating on {options.calib_samples} synthetic uniform [0,1) samples; "
+                "int8 accuracy will suffer - pass --calib with a few hundred real inputs"
+            )
+        ranges = calibrate(model_path, float_graph, calib, progress=options.progress)
+    graph = quantize_graph(float_graph, ranges)
+    budget = min(board.sram_bytes, options.sram_limit or board.sram_bytes)
+    choice = choose_patching(graph, budget, options.patch, options.split, options.patches,
+                             options.max_patch_overhead, options.input_by_patch, optimize=options.optimize)
+    plan, patch = choice.arena, choice.plan
+    if patch is not None and options.patch == "auto" and patch.overhead > 0.5 and choice.layerwise_peak <= budget:
+        notes.append(
+            f"the lowest-SRAM plan recomputes {100 * patch.overhead:.0f}% more MACs; the model also fits layer by "
+            f"layer ({choice.layerwise_peak:,} B of {budget:,} B): --optimize speed (the default) runs it layer by "
+            "layer, --max-patch-overhead 0.2 caps the recomputation"
+        )
+    check_plan_memory(graph, plan, patch)  # a plan that reads or writes outside its buffers is a bug: stop here
+    provenance = {
+        "model": model_path.name,
+        "model sha256": _sha256(model_path),
+        "board": board.name,
+        "quantization": {"onnx": "calibrated", "onnx-qdq": "the model's QDQ scales", "tflite": "the model's own"}[fmt],
+        "calibration": str(options.calib) if options.calib else f"synthetic ({options.calib_samples} samples, seed 0)",
+    }
+    if fmt != "onnx":
+        provenance.pop("calibration")
+    if patch is not None:
+        provenance["patching"] = (f"first {patch.stage_len} layers in {patch.grid}x{patch.grid} patches, input "
+                                  f"{'filled by patch' if patch.input_by_patch else 'whole'}")
+    sources = generate_c(graph, plan, options.name, provenance, patch)
+    extra = {"compiler_version": __version__, "notes": notes, "source_format": fmt,
+             **patch_report(graph, choice, options), **choice_report(choice)}
+    if fmt == "tflite":
+
+        extra["tflm_arena_bytes"], why = probe_tflm_arena(model_path)
+        if extra["tflm_arena_bytes"] is None:
+            extra["tflm_arena_note"] = why
+            notes.append(f"TFLite Micro's arena size not recorded: {why}")
+    report = build_report(graph, plan, board, str(model_path), extra)
+    check_fit(report, board, options, choice)
+    return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes), fmt,
+                    patch)
+
+
+def check_input_shapes(graph: Graph, options: CompileOptions) -> None:
+    """Every --input-shape must name an input of the model (a typo would otherwise be ignored silently)."""
+    names = {graph.tensors[n].origin or n for n in graph.inputs} | set(graph.inputs)
+    for name in options.input_shapes or {}:
+        if name not in names:
+            raise UserError(f"--input-shape names '{name}', which is not an input of the model; its input is "
+                            f"'{sorted(names)[0]}'")
+
+
+# No microcontroller has 64 MiB of SRAM: a tensor larger than this is a wrong --input-shape or a broken
+# model, refused before calibration allocates float copies of it.
+MAX_TENSOR_BYTES = 64 << 20
+
+
+def check_tensor_sizes(graph: Graph, board: Board) -> None:
+    """Refuse activation tensors no board could hold, before calibration and planning allocate them."""
+    for name, t in graph.tensors.items():
+        if t.is_const:
+            continue
+        elements = int(np.prod(t.shape, dtype=object)) if t.shape else 1
+        if elements > MAX_TENSOR_BYTES:
+            raise UserError(f"tensor '{name}' has shape {list(t.shape)} ({elements:,} elements), more than any "
+                            f"microcontroller's memory (board '{board.name}' has {board.sram_bytes:,} B of SRAM); "
+                            "give the model's real input size (--input-shape) or a smaller model")
+
+
+def patch_report(graph: Graph, choice, options: CompileOptions) -> dict:
+    """The patch plan and the memory profile (bytes live at each step, with and without patching)."""
+    layerwise = plan_memory(graph)
+    out: dict = {
+        "peak_sram_layerwise_bytes": choice.layerwise_peak,
+        "memory_profile": {"layerwise": layerwise.live_bytes()},
+        "patch_candidates": [dataclasses.asdict(c) for c in choice.tried],
+        "input_in_sram": "whole" if choice.plan is None or not choice.plan.input_by_patch else "by patch (callback)",
+    }
+    p = choice.plan
+    if p is None:
+        out["patch_plan"] = None
+        return out
+    out["memory_profile"]["patched"] = choice.arena.live_bytes()
+    out["patch_plan"] = {
+        "split_layer": p.stage_len - 1, "split_tensor": p.split, "stage_layers": p.stage_len, "grid": p.grid,
+        "row_bounds": list(p.row_bounds), "col_bounds": list(p.col_bounds),
+        "macs_stage_layerwise": p.macs_layerwise, "macs_stage_patched": p.macs_patched,
+        "overhead_macs": p.macs_patched - p.macs_layerwise, "overhead": round(p.overhead, 4),
+        "input_by_patch": p.input_by_patch,
+        "regions": [{t: [r.top, r.left, r.bottom, r.right] for t, r in regs.items()} for regs in p.regions],
+    }
+    return out
+
+
+def pre_quantized_samples(graph: Graph, n: int, seed: int = 0) -> np.ndarray:
+    """Deterministic random int8 inputs, as real values (dequantized), in the logical input layout."""
+    name = graph.inputs[0]
+    q = graph.tensors[name].quant
+    rng = np.random.default_rng(seed)
+    x_q = rng.integers(-128, 128, (n,) + tuple(graph.tensors[name].shape[1:]), dtype=np.int64)
+    x = ((x_q - q.zp) * q.s).astype(np.float64)
+    return np.stack([to_logical(graph, name, s[None])[0] for s in x])
+
+
+def io_params(graph: Graph) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
+    ins = [(graph.tensors[n].quant.s, graph.tensors[n].quant.zp) for n in graph.inputs]
+    outs = [(graph.tensors[n].quant.s, graph.tensors[n].quant.zp) for n in graph.outputs]
+    return ins, outs
+
+
+def tflm_arena_bytes(path: Path, graph: Graph | None = None) -> int | None:
+    """TFLite Micro's arena for the model, or None when TFLite Micro is missing or cannot load it."""
+
+    return probe_tflm_arena(path)[0]
+
+
+def to_logical_shape(graph: Graph, name: str) -> tuple[int, ...]:
+    phys = graph.tensors[name].shape
+    perm = graph.io_perm.get(name, tuple(range(len(phys))))
+    logical = [0] * len(phys)
+    for i, p in enumerate(perm):
+        logical[p] = phys[i]
+    return tuple(logical)
+
+

@@ -1,0 +1,72 @@
+"""Writing the compiled C library and firmware project (under the output folder rules)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..codegen.generate import c_identifier, environment
+from ..ops.base import quantize_values
+from ..output import write_output
+from ..paths import runtime_dir
+from ..project import project_files
+from ..quant.simulate import to_physical
+from .compile import Compiled
+
+
+def library_files(compiled: Compiled) -> dict[str, str]:
+    """Every file of the C library folder: generated sources plus the runtime they call."""
+    files = dict(compiled.sources.files)
+    rt = runtime_dir()
+    for sub in ("include", "src"):
+        for p in sorted((rt / sub).iterdir()):
+            if p.suffix in (".h", ".c"):
+                files[f"{sub}/{p.name}"] = p.read_text()
+    return files
+
+
+def write_library(compiled: Compiled, out_dir: str | Path, inputs_q: np.ndarray | None = None) -> Path:
+    """Write OUT/lib/<name>/ (the C library), OUT/report.json and, for a real or emulated board, the
+    firmware project around them (PlatformIO + Make) with ``inputs_q`` compiled in.
+
+    All or nothing, and safe for the user's files (see mcucompile.output): OUT must be new, empty or an
+    unchanged earlier output of mcucompile, and must not hold the model or its calibration data."""
+
+    files = {f"lib/{compiled.options.name}/{rel}": text for rel, text in library_files(compiled).items()}
+    if compiled.board.name != "host":
+        if inputs_q is None:
+            inputs_q = quantize_input(compiled, compiled.calib[:1])
+        sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
+        files.update(project_files(compiled.board, compiled.options.name, inputs_q, sizes, compiled.options.console))
+    files["report.json"] = json.dumps(compiled.report, indent=2) + "\n"
+    return write_output(out_dir, files, compiled_inputs(compiled))
+
+
+def compiled_inputs(compiled: Compiled) -> tuple[Path, ...]:
+    """The files a compile read (the model, its calibration data): an output folder must not hold them."""
+    return tuple(p for p in (compiled.model_path, compiled.options.calib) if p is not None)
+
+
+def library_dir(out_dir: Path, compiled: Compiled) -> Path:
+    return Path(out_dir) / "lib" / compiled.options.name
+
+
+def host_runner_source(compiled: Compiled) -> str:
+
+    P = c_identifier(compiled.options.name)
+    g = compiled.graph
+    return environment().get_template("host_runner.c.j2").render(
+        P=P, PU=P.upper(), inputs=list(g.inputs), outputs=list(g.outputs)
+    )
+
+
+def quantize_input(compiled: Compiled, samples: np.ndarray) -> np.ndarray:
+    """Logical-layout float samples [N, ...] -> physical int8 [N, ...] for the model input."""
+    g = compiled.graph
+    name = g.inputs[0]
+    q = g.tensors[name].quant
+    return np.stack([quantize_values(to_physical(g, name, s[None]), q) for s in samples])
+
+

@@ -1,0 +1,339 @@
+"""verify: run the C on the host or a board and compare it with the simulator and the references."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..boards import get_board
+from ..errors import UserError
+from ..ops.base import dequantize_values, quantize_values
+from ..quant.simulate import run_int, to_logical, to_physical
+from ..reference import tflite_refs
+from ..targets.firmware import APT_HINT, build_firmware, elf_size, outputs_as_arrays, require_tool, run_qemu
+from ..targets.flash import flash_with_platformio
+from ..targets.host import build_host, run_host
+from ..targets.serial import open_port, read_run
+from .compile import Compiled, io_params, to_logical_shape
+from .library import host_runner_source, library_dir, quantize_input, write_library
+
+
+def simulate(compiled: Compiled, x_q: np.ndarray) -> list[np.ndarray]:
+    """Run the int8 simulator on physical int8 samples; returns [N, size] int8 per output."""
+    g = compiled.graph
+    outs = [[] for _ in g.outputs]
+    for s in x_q:
+        res = run_int(g, {g.inputs[0]: s})
+        for k, o in enumerate(g.outputs):
+            outs[k].append(res[o].reshape(-1))
+    return [np.stack(o) for o in outs]
+
+
+def onnx_reference(model_path: Path, samples: np.ndarray) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    fixed = isinstance(sess.get_inputs()[0].shape[0], int)
+    if fixed:
+        res = [sess.run(None, {name: s[None]}) for s in samples]
+        return [np.concatenate([r[k] for r in res]) for k in range(len(res[0]))]
+    return sess.run(None, {name: samples})
+
+
+@dataclass(frozen=True)
+class OutputComparison:
+    name: str
+    top1_agreement: float
+    sqnr_db: float
+    cosine: float
+
+
+REFERENCES = {
+    "onnx": ("onnxruntime",),
+    "onnx-qdq": ("onnxruntime-qdq",),
+    "tflite": ("tflite-micro", "litert"),
+}
+REFERENCE_LABELS = {"onnxruntime": "onnxruntime float", "onnxruntime-qdq": "onnxruntime QDQ",
+                    "tflite-micro": "TFLite Micro", "litert": "LiteRT (reference kernels)"}
+
+
+def choose_references(source_format: str, names: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The references verify runs: all that apply to the model's format (``names`` None), none
+    (``("none",)``), or the ones named; a name that does not apply is refused."""
+    valid = REFERENCES[source_format]
+    if names is None:
+        return valid
+    if tuple(names) == ("none",):
+        return ()
+    bad = [n for n in names if n not in valid]
+    if bad:
+        raise UserError(f"--reference {bad[0]} does not apply to this model ({source_format}); choose from: "
+                        f"{', '.join(valid)}, or none")
+    return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class ReferenceCheck:
+    """One reference's verdict on the C outputs. ``status``: "bit-exact" / "differs" (byte comparison),
+    "compared" (float references: see the output comparisons), "unavailable" (not installed) or
+    "failed" (it refused or could not run the model; ``detail`` says why)."""
+
+    name: str
+    status: str
+    mismatched_bytes: int | None = None
+    detail: str = ""
+
+    def format(self) -> str:
+        label = f"C vs {REFERENCE_LABELS.get(self.name, self.name):<26}"
+        if self.status == "bit-exact":
+            return f"{label} bit-exact"
+        if self.status == "differs":
+            return f"{label} {self.mismatched_bytes} bytes differ{'; ' + self.detail if self.detail else ''}"
+        if self.status == "compared":
+            return f"{label} compared (above)"
+        return f"{label} not run: {self.detail}" if self.status == "unavailable" else f"{label} FAILED to run: {self.detail}"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    samples: int
+    bit_exact: bool
+    mismatched_bytes: int
+    outputs: tuple[OutputComparison, ...]
+    accuracy_int8: float | None = None
+    accuracy_reference: float | None = None  # the labelled accuracy of reference_for_accuracy
+    target: str = "host"
+    golden: dict = field(default_factory=dict)  # {reference: mismatched bytes}, for the references that ran
+    references: tuple[ReferenceCheck, ...] = ()
+    reference_for_accuracy: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def accuracy_float(self) -> float | None:
+        """The float model's labelled accuracy (float ONNX models only)."""
+        return self.accuracy_reference if self.reference_for_accuracy == "onnxruntime" else None
+
+    @property
+    def passed(self) -> bool:
+        """Bit-exact with the simulator, and with TFLite Micro for .tflite models when it ran."""
+        return self.bit_exact and self.golden.get("tflite-micro", 0) == 0
+
+    def format(self) -> str:
+        lines = [f"samples            {self.samples}",
+                 f"C on {self.target:<10} vs simulator: {'bit-exact' if self.bit_exact else f'MISMATCH ({self.mismatched_bytes} bytes differ)'}"]
+        for o in self.outputs:
+            lines.append(f"output '{o.name}' vs onnxruntime float: top-1 agreement {100 * o.top1_agreement:.1f}%, "
+                         f"SQNR {o.sqnr_db:.1f} dB, cosine {o.cosine:.4f}")
+        for r in self.references:
+            lines.append(r.format())
+        if self.accuracy_int8 is not None:
+            ref = ""
+            if self.accuracy_reference is not None:
+                ref = f"  {REFERENCE_LABELS[self.reference_for_accuracy]} {100 * self.accuracy_reference:.2f}%"
+            lines.append(f"accuracy (labels)  int8 C {100 * self.accuracy_int8:.2f}%{ref}")
+        return "\n".join(lines)
+
+
+def compare_float(compiled: Compiled, c_outs: list[np.ndarray], ref: list[np.ndarray]) -> tuple[OutputComparison, ...]:
+    g = compiled.graph
+    comps = []
+    for k, name in enumerate(g.outputs):
+        q = g.tensors[name].quant
+        deq = np.stack([to_logical(g, name, dequantize_values(c.reshape(g.tensors[name].shape), q)) for c in c_outs[k]])
+        r = np.asarray(ref[k], np.float64).reshape(deq.shape)
+        a, b = deq.reshape(len(deq), -1), r.reshape(len(r), -1)
+        top1 = float(np.mean(a.argmax(1) == b.argmax(1)))
+        noise = np.sum((a - b) ** 2)
+        sqnr = float(10 * np.log10(np.sum(b**2) / noise)) if noise > 0 else float("inf")
+        cos = float(np.sum(a * b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+        comps.append(OutputComparison(name, top1, sqnr, cos))
+    return tuple(comps)
+
+
+def verify_host(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | None = None,
+                build_dir: str | Path | None = None, sanitize: bool = False,
+                references: tuple[str, ...] | None = None, out_dir: str | Path | None = None) -> VerifyResult:
+    """Build the library for this PC, run it on ``samples`` (logical float), compare with the simulator
+    (must be bit-exact) and with the references.
+
+    ``out_dir``: keep the library there (under the output folder rules of write_library) with the host
+    build in ``out_dir/build``; else ``build_dir``: a working folder for both (``build_dir/out`` and
+    ``build_dir/build``); else a temporary folder. ``sanitize``: build under ASan + UBSan; a finding fails
+    the run (RuntimeError with the sanitizer's report)."""
+
+    if compiled.board.name != "host":
+        compiled = dataclasses.replace(compiled, board=get_board("host"))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(build_dir or tmp)
+        out = write_library(compiled, Path(out_dir) if out_dir else work / "out")
+        exe = build_host(library_dir(out, compiled), host_runner_source(compiled),
+                         out / "build" if out_dir else work / "build", sanitize=sanitize)
+        x_q = quantize_input(compiled, samples)
+        sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
+        c_outs = run_host(exe, [x_q], sizes)
+    return compare_outputs(compiled, samples, x_q, c_outs, labels, references=references)
+
+
+def compare_outputs(compiled: Compiled, samples: np.ndarray, x_q: np.ndarray, c_outs: list[np.ndarray],
+                    labels: np.ndarray | None, target: str = "host",
+                    references: tuple[str, ...] | None = None) -> VerifyResult:
+    """C outputs vs the simulator (byte for byte) and vs the model's references (``references``: see
+    choose_references): onnxruntime float for float ONNX models, onnxruntime's QDQ execution for QDQ
+    models, TFLite Micro and LiteRT (byte for byte) for .tflite models. A reference is a witness: one
+    that is missing or cannot run the model is reported as such and the others still run."""
+    sim = simulate(compiled, x_q)
+    mismatched = int(sum(np.count_nonzero(a != b) for a, b in zip(c_outs, sim)))
+    golden: dict[str, int] = {}
+    checks: list[ReferenceCheck] = []
+    comps: tuple[OutputComparison, ...] = ()
+    ref_outputs: dict[str, list[np.ndarray]] = {}
+    for name in choose_references(compiled.source_format, references):
+        try:
+            outs = _run_reference(compiled, name, samples, x_q)
+        except UserError as e:
+            checks.append(ReferenceCheck(name, "unavailable", detail=str(e)))
+            continue
+        except Exception as e:  # noqa: BLE001 - a third-party reference that fails is reported, not fatal
+            checks.append(ReferenceCheck(name, "failed", detail=f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"))
+            continue
+        ref_outputs[name] = outs
+        if name == "onnxruntime":
+            comps = compare_float(compiled, c_outs, outs)
+            checks.append(ReferenceCheck(name, "compared"))
+            continue
+        diff = int(sum(np.count_nonzero(a.reshape(-1) != b.reshape(-1)) for a, b in zip(c_outs, outs)))
+        golden[name] = diff
+        checks.append(ReferenceCheck(name, "bit-exact" if diff == 0 else "differs", diff))
+    checks = _explain_differences(checks)
+    acc_q = acc_ref = None
+    acc_name = next((n for n in ("onnxruntime", "tflite-micro", "onnxruntime-qdq", "litert") if n in ref_outputs), None)
+    if labels is not None:
+        acc_q = float(np.mean(c_outs[0].reshape(len(labels), -1).argmax(1) == labels))
+        if acc_name is not None:
+            acc_ref = float(np.mean(np.asarray(ref_outputs[acc_name][0]).reshape(len(labels), -1).argmax(1) == labels))
+    return VerifyResult(len(samples), mismatched == 0, mismatched, comps, acc_q, acc_ref, target, golden,
+                        tuple(checks), acc_name if acc_ref is not None else None, input_range_warnings(compiled, samples))
+
+
+def _run_reference(compiled: Compiled, name: str, samples: np.ndarray, x_q: np.ndarray) -> list[np.ndarray]:
+    """One reference's outputs: [N, ...] per model output (float for onnxruntime, int8 physical order
+    flattened for the byte-exact references)."""
+    if name == "onnxruntime":
+        return onnx_reference(compiled.model_path, samples)
+    if name == "onnxruntime-qdq":
+        return qdq_reference_outputs(compiled, x_q)
+
+    ins, outs = io_params(compiled.graph)
+    cls = tflite_refs.TflmReference if name == "tflite-micro" else tflite_refs.LiteRtReference
+    return cls(compiled.model_path, ins, outs).run(x_q)
+
+
+def _explain_differences(checks: list[ReferenceCheck]) -> list[ReferenceCheck]:
+    by = {c.name: c for c in checks}
+    lite, tflm = by.get("litert"), by.get("tflite-micro")
+    if lite is not None and lite.status == "differs" and tflm is not None and tflm.status == "bit-exact":
+        why = ("TFLite Micro agrees byte for byte; LiteRT's reference kernels are not TFLite Micro's and round some "
+               "int8 ops differently, and TFLite Micro is what runs on the microcontroller")
+        checks = [dataclasses.replace(c, detail=why) if c is lite else c for c in checks]
+    return checks
+
+
+def input_range_warnings(compiled: Compiled, samples: np.ndarray) -> tuple[str, ...]:
+    """Warn when test inputs fall far outside the input's quantized range (e.g. 0..255 pixels for a model
+    calibrated on 0..1): the int8 input clips them and agreement collapses for a reason outside the model."""
+    g = compiled.graph
+    q = g.tensors[g.inputs[0]].quant
+    lo, hi = (-128 - q.zp) * q.s, (127 - q.zp) * q.s
+    x = np.asarray(samples, np.float64)
+    span = hi - lo
+    outside = float(np.mean((x < lo - 0.01 * span) | (x > hi + 0.01 * span))) if x.size else 0.0
+    if outside <= 0.01:
+        return ()
+    return (f"{100 * outside:.0f}% of the test input values lie outside the input's int8 range "
+            f"[{lo:.4g}, {hi:.4g}] (test data {x.min():.4g}..{x.max():.4g}) and are clipped; scale the test data like "
+            "the calibration data (e.g. --scale 0.00392156862745098 for 0..255 pixels)",)
+
+
+def qdq_reference_outputs(compiled: Compiled, x_q: np.ndarray) -> list[np.ndarray]:
+    """onnxruntime's execution of the QDQ model on the same int8 inputs, as int8 in our physical output
+    order, [N, size] per output (informative: onnxruntime's QDQ kernels are not TFLite's integer kernels,
+    e.g. softmax is computed in float)."""
+    import onnxruntime as ort
+
+    g = compiled.graph
+    sess = ort.InferenceSession(str(compiled.model_path), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    outs: list[list[np.ndarray]] = [[] for _ in g.outputs]
+    for x in x_q:
+        feed = to_logical(g, g.inputs[0], x.reshape(g.tensors[g.inputs[0]].shape))
+        if inp.type == "tensor(float)":
+            q = g.tensors[g.inputs[0]].quant
+            feed = dequantize_values(feed, q).astype(np.float32)
+        res = sess.run(None, {inp.name: feed.astype(np.int8) if inp.type == "tensor(int8)" else feed})
+        for k, name in enumerate(g.outputs):
+            r = np.asarray(res[k])
+            if r.dtype != np.int8:
+                r = quantize_values(r, g.tensors[name].quant)
+            outs[k].append(to_physical(g, name, r.reshape(to_logical_shape(g, name))).reshape(-1))
+    return [np.stack(o) for o in outs]
+
+
+def build_and_run_board(compiled: Compiled, samples: np.ndarray, out_dir: Path, timeout: float = 600.0):
+    """Write the firmware project with ``samples`` compiled in, build it, run it on the (emulated) board."""
+
+    board = compiled.board
+    if board.name == "host":
+        raise UserError("bench and verify on a board need an emulated or real board; 'host' (this PC) has no "
+                        "instruction counter: use --board qemu-m4, qemu-m7 or qemu-m55 (verify --board host runs "
+                        "on this PC)")
+    if board.qemu_machine is None:
+        raise UserError(
+            f"board '{board.name}' is a real board: mcucompile wrote its PlatformIO project; flash it with "
+            "'pio run -t upload' and read the results with 'pio debug' (semihosting). Automatic runs on real "
+            "boards are not available yet; use an emulated board (qemu-m4, qemu-m7, qemu-m55) or host")
+    require_tool("arm-none-eabi-gcc", APT_HINT)
+    require_tool("qemu-system-arm", "apt-get install qemu-system-arm")
+    x_q = quantize_input(compiled, samples)
+    out = write_library(compiled, out_dir, x_q)
+    elf = build_firmware(out)
+    run = run_qemu(elf, board, timeout=timeout)
+    sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
+    return x_q, outputs_as_arrays(run, len(samples), sizes), run, elf_size(elf)
+
+
+def verify_board(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | None = None,
+                 out_dir: str | Path | None = None, timeout: float = 600.0, port: str | None = None,
+                 upload: bool = True, references: tuple[str, ...] | None = None) -> VerifyResult:
+    """Run on the compiled board (QEMU for emulated boards, or a real board on ``port``) and compare
+    like verify_host."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(out_dir or Path(tmp) / "fw")
+        if port is not None:
+            x_q, c_outs, run = run_on_port(compiled, samples, out, port, upload, timeout)
+        else:
+            x_q, c_outs, run, size = build_and_run_board(compiled, samples, out, timeout)
+    return compare_outputs(compiled, samples, x_q, c_outs, labels, compiled.board.name, references)
+
+
+def run_on_port(compiled: Compiled, samples: np.ndarray, out_dir: Path, port: str, upload: bool = True,
+                timeout: float = 120.0):
+    """A real board: write the project, flash it with PlatformIO (unless ``upload`` is False: flashed
+    already, reset it now), read the result lines from the serial ``port``."""
+    x_q = quantize_input(compiled, samples)
+    out = write_library(compiled, out_dir, x_q)
+    serial_port = open_port(port)
+    try:
+        if upload:
+            flash_with_platformio(out, compiled.board.name)
+        run = read_run(serial_port, timeout, compiled.board.name)
+    finally:
+        serial_port.close()
+    sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
+    return x_q, outputs_as_arrays(run, len(samples), sizes), run
+
+
