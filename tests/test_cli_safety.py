@@ -367,3 +367,27 @@ def test_plot_never_overwrites_a_file_that_is_not_a_png(user_dir, capsys):
         rc, _, err = main(capsys, user_dir / "mnist_cnn.onnx", "-o", user_dir / "out", "--quiet", "--plot", target)
         assert_one_error(rc, err, fragment)
         assert target.read_bytes() == before and not (user_dir / "out").exists()
+
+
+def test_bias_with_the_filters_quantized_dimension_as_in_person_detect(tmp_path, capsys):
+    """TFLite Micro's own person_detect.tflite gives its 1-D conv biases the filter's quantized_dimension (3):
+    TFLite Micro runs it, LiteRT refuses it. We compile it, agree with TFLite Micro byte for byte and report
+    LiteRT's refusal in one line (reproduced on an MLPerf model, as person_detect is not on this machine)."""
+    from fuzz.mutate import tflite_pack, tflite_unpack
+
+    model = tflite_unpack(KWS_TFLITE.read_bytes())
+    sg = model.subgraphs[0]
+    changed = 0
+    for op in sg.operators:
+        if len(op.inputs) > 2 and op.inputs[2] >= 0:
+            q = sg.tensors[op.inputs[2]].quantization
+            if q is not None and q.scale is not None and len(q.scale) > 1:
+                q.quantizedDimension = 3
+                changed += 1
+    assert changed
+    path = tmp_path / "kws_bias_qdim3.tflite"
+    path.write_bytes(tflite_pack(model))
+    rc, out, err = main(capsys, "verify", path, "-n", "3")
+    assert rc == 0, err
+    assert "C vs TFLite Micro               bit-exact" in out
+    assert "LiteRT (reference kernels) FAILED to run" in out and "quantized_dimension" in out

@@ -265,6 +265,10 @@ class TfliteImporter:
         axis = None
         if scale.size > 1:
             axis = int(q.QuantizedDimension())
+            if len(shape) == 1 and shape[0] == scale.size:
+                # a bias: TFLite Micro reads one scale per element whatever quantized_dimension says (the
+                # converter copies the filter's, e.g. 3 in TFLite Micro's own person_detect.tflite)
+                axis = 0
             if not 0 <= axis < len(shape) or shape[axis] != scale.size:
                 raise UserError(f"tensor '{name}' of shape {list(shape)} has {scale.size} per-channel scales along "
                                 f"quantized_dimension {axis}; they must match that dimension: re-convert the model")
