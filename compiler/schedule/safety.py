@@ -174,14 +174,22 @@ def _fully_connected(call: Call):
     ], []
 
 
-def _pool(call: Call):
-    """mcu_max_pool_s8 / mcu_avg_pool_s8: input within input_dims (no dilation), output [N, OH, OW, C_in]."""
+def _pool(call: Call, average: bool = False):
+    """mcu_max_pool_s8 / mcu_avg_pool_s8: input within input_dims (no dilation), output [N, OH, OW, C_in];
+    mcu_avg_pool_s8 refuses a window with no tap inside the input (its mean is undefined)."""
     win = call.context["window"]
     in_d, out_d = call.in_dims[0], call.out_dims
+    contract = []
+    if average and in_d[0] > 0 and in_d[3] > 0 and out_d[1] > 0 and out_d[2] > 0:
+        for axis, (size, count) in enumerate(((in_d[1], out_d[1]), (in_d[2], out_d[2]))):
+            k, st, pad = win.kernel[axis], win.stride[axis], call.pads[axis]
+            empty = [o for o in range(count) if not max(0, pad - o * st) < min(k, size - (o * st - pad))]
+            if empty:
+                contract.append(f"average-pool windows {empty[:4]} along {'HW'[axis]} cover no input")
     return [
         _read(call.inputs[0], _window_extent(in_d, out_d, win.kernel, win.stride, (1, 1), call.pads), "input"),
         _write(call.output, in_d[0] * out_d[1] * out_d[2] * in_d[3], "output"),
-    ], []
+    ], contract
 
 
 def _binary(call: Call):
@@ -197,26 +205,40 @@ def _binary(call: Call):
 
 
 def _lut(call: Call):
-    """mcu_lut_s8: size elements in and out, a 256-entry table indexed by (uint8)(x + 128)."""
+    """mcu_lut_s8: size elements in and out, a 256-entry table indexed by (uint8)(x + 128); input and
+    output dims must hold the same element count."""
     size = _prod(call.in_dims[0])
+    contract = [] if _prod(call.out_dims) == size else [
+        f"input dims {list(call.in_dims[0])} and output dims {list(call.out_dims)} differ in element count"]
     return [_read(call.inputs[0], size, "input"), _read(_array_pointer(call.node, "table"), 256, "table"),
-            _write(call.output, size, "output")], []
+            _write(call.output, size, "output")], contract
 
 
 def _softmax(call: Call):
-    """mcu_softmax_s8: rows x row_size in and out."""
-    n = call.context["rows"] * call.context["row_size"]
-    return [_read(call.inputs[0], n, "input"), _write(call.output, n, "output")], []
+    """mcu_softmax_s8: rows x row_size in and out; row_size >= 1, input left shift in [0, 30], and
+    diff_min in [-2^31 / 2^shift, 0] (only differences >= diff_min are scaled by 2^shift)."""
+    p = call.context["p"]
+    rows, row_size, shift, diff_min = call.context["rows"], call.context["row_size"], p.shift, p.diff_min
+    contract = []
+    if row_size < 1:
+        contract.append(f"rows of {row_size} elements (the kernel reads each row's first element)")
+    if not 0 <= shift <= 30 or diff_min > 0 or diff_min * (1 << shift) < -(1 << 31):
+        contract.append(f"input left shift {shift} with diff_min {diff_min}: (x - max) * 2^shift could overflow int32")
+    n = rows * row_size
+    return [_read(call.inputs[0], n, "input"), _write(call.output, n, "output")], contract
 
 
 def _mean(call: Call):
-    """mcu_mean_hw_s8: the whole [N, H, W, C] input, output [N, C]."""
+    """mcu_mean_hw_s8: the whole [N, H, W, C] input, output [N, 1, 1, C]."""
     n, h, w, c = call.in_dims[0]
-    return [_read(call.inputs[0], n * h * w * c, "input"), _write(call.output, n * c, "output")], []
+    contract = [] if tuple(call.out_dims) == (n, 1, 1, c) else [
+        f"output dims {list(call.out_dims)} are not [{n}, 1, 1, {c}]"]
+    return [_read(call.inputs[0], n * h * w * c, "input"), _write(call.output, n * c, "output")], contract
 
 
 def _concat(call: Call):
-    """mcu_concat_s8 once per input: outer rows of in_row bytes, written at offset in rows of out_row."""
+    """mcu_concat_s8 once per input: outer rows of in_row bytes, written at offset in rows of out_row (each
+    call checks offset >= 0 and offset + in_row <= out_row; the parts together must fill the row)."""
     outer = call.out_dims[1] * call.out_dims[2] if call.patched else call.context["outer"]
     out_row, acc, offset = call.context["out_row"], [], 0
     for k, part in enumerate(call.context["parts"]):
@@ -253,7 +275,7 @@ KERNEL_ACCESS: dict[str, Callable[[Call], tuple[list[Access], list[str]]]] = {
     "depthwise_conv.c.j2": _depthwise,
     "fully_connected.c.j2": _fully_connected,
     "max_pool.c.j2": _pool,
-    "avg_pool.c.j2": _pool,
+    "avg_pool.c.j2": lambda call: _pool(call, average=True),
     "add.c.j2": _binary,
     "mul.c.j2": _binary,
     "lut.c.j2": _lut,
@@ -274,7 +296,12 @@ def _region_rows(src_dims: Dims, top: int, left: int, h: int, w: int) -> tuple[i
 
 
 def _region_contract(what: str, dims: Dims, top: int, left: int, h: int, w: int) -> list[str]:
-    if top < 0 or left < 0 or top + h > dims[1] or left + w > dims[2]:
+    """mcu_copy_region_s8 / mcu_paste_region_s8 return MCU_ARG_ERROR unless the whole tensor has batch 1
+    and the region [1, h, w, C] (h, w >= 0) at (top, left) lies inside it; the generated C builds the
+    region's dims with the whole tensor's C, so the channel check holds by construction."""
+    if dims[0] != 1:
+        return [f"{what}: whole tensor {list(dims)} has batch {dims[0]}, the region kernels take batch 1"]
+    if h < 0 or w < 0 or top < 0 or left < 0 or top + h > dims[1] or left + w > dims[2]:
         return [f"{what}: region rows {top}+{h}, columns {left}+{w} leaves {list(dims)}"]
     return []
 

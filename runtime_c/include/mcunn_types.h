@@ -56,7 +56,7 @@ typedef struct
     int32_t input_offset;  /**< Negated input zero point, in [-127, 128]. */
     int32_t output_offset; /**< Output zero point, in [-128, 127]. */
     mcu_tile stride;       /**< Stride, >= 1. */
-    mcu_tile padding;      /**< Padding before the first row / column (top, left), >= 0. */
+    mcu_tile padding;      /**< Padding before the first row / column (top, left); may be negative (see mcu_conv_s8). */
     mcu_tile dilation;     /**< Dilation, >= 1. */
     mcu_activation activation; /**< Fused clamp. */
     int32_t groups;        /**< Groups, >= 1; input channels = filter channels * groups. */
@@ -69,7 +69,7 @@ typedef struct
     int32_t output_offset; /**< Output zero point. */
     int32_t ch_mult;       /**< Channel multiplier: output channels = input channels * ch_mult. */
     mcu_tile stride;       /**< Stride, >= 1. */
-    mcu_tile padding;      /**< Padding before (top, left). */
+    mcu_tile padding;      /**< Padding before (top, left); may be negative (see mcu_dwconv_s8). */
     mcu_tile dilation;     /**< Dilation, >= 1. */
     mcu_activation activation; /**< Fused clamp. */
 } mcu_dw_conv_params;
@@ -94,7 +94,7 @@ typedef struct
 typedef struct
 {
     mcu_tile stride;           /**< Stride, >= 1. */
-    mcu_tile padding;          /**< Padding before (top, left). */
+    mcu_tile padding;          /**< Padding before (top, left); may be negative (see mcu_max_pool_s8). */
     mcu_activation activation; /**< Fused clamp. */
 } mcu_pool_params;
 
@@ -116,6 +116,58 @@ typedef struct
     int32_t output_mult, output_shift;                   /**< Output rescale. */
     mcu_activation activation;                           /**< Fused clamp. */
 } mcu_mul_params;
+
+/** Per-tensor requantization: real = multiplier * 2^(shift - 31) (as cmsis_nn_per_tensor_quant_params). */
+typedef struct
+{
+    int32_t multiplier; /**< Q31 multiplier. */
+    int32_t shift;      /**< Shift; its range is stated by each kernel that takes this struct. */
+} mcu_per_tensor_quant_params;
+
+/** Mean over H and W (TFLite Micro's integer MEAN). */
+typedef struct
+{
+    int32_t input_offset;  /**< Input zero point times H * W: subtracted from the raw (wrapping) int32 sum. */
+    int32_t output_offset; /**< Output zero point, in [-128, 127]. */
+} mcu_mean_params;
+
+/** Softmax (TFLite's int8 softmax; the input multiplier and shift are in ::mcu_per_tensor_quant_params). */
+typedef struct
+{
+    int32_t diff_min; /**< Differences (x - row max) below this give probability 0; <= 0. */
+} mcu_softmax_params;
+
+/** Table lookup: an int8 -> int8 function given by its 256 values. */
+typedef struct
+{
+    const int8_t *table; /**< 256 entries, entry (uint8_t)(x + 128) is f(x); must not be NULL. */
+} mcu_lut_params;
+
+/** Concatenation of one input into its place in the output (called once per input). */
+typedef struct
+{
+    int32_t offset; /**< Byte offset of this input inside an output row, >= 0. */
+} mcu_concat_params;
+
+/** Constant padding (as arm_pad_s8's pre_pad and pad_value). */
+typedef struct
+{
+    mcu_dims pre_pad;  /**< Padding before each of n, h, w, c; each >= 0. */
+    int32_t pad_value; /**< Padding value, in [-128, 127] (the input zero point for a zero pad). */
+} mcu_pad_params;
+
+/** 4-D transpose. */
+typedef struct
+{
+    int32_t perm[4]; /**< Output axis i is input axis perm[i]; a permutation of {0, 1, 2, 3} (0 = n, 3 = c). */
+} mcu_transpose_params;
+
+/** Top-left corner of a rectangular region of an NHWC tensor (patch-based inference). */
+typedef struct
+{
+    int32_t top;  /**< First row of the region, >= 0. */
+    int32_t left; /**< First column of the region, >= 0. */
+} mcu_region_params;
 
 #ifdef __cplusplus
 }

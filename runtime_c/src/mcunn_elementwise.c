@@ -1,4 +1,6 @@
 /* Elementwise add and multiply with broadcasting, int8 (TFLite reference semantics). */
+#include <stddef.h>
+
 #include "mcunn.h"
 #include "mcunn_support.h"
 
@@ -18,7 +20,8 @@ static inline int32_t bcast_index(const mcu_dims *d, int32_t n, int32_t h, int32
     return ((n * d->h + h) * d->w + w) * d->c + c;
 }
 
-mcu_status mcu_add_s8(const mcu_add_params *p,
+mcu_status mcu_add_s8(const mcu_context *ctx,
+                      const mcu_add_params *p,
                       const mcu_dims *input1_dims,
                       const int8_t *input1,
                       const mcu_dims *input2_dims,
@@ -26,6 +29,7 @@ mcu_status mcu_add_s8(const mcu_add_params *p,
                       const mcu_dims *output_dims,
                       int8_t *output)
 {
+    (void)ctx;
     if (!dims_ok(input1_dims, output_dims) || !dims_ok(input2_dims, output_dims))
     {
         return MCU_ARG_ERROR;
@@ -46,7 +50,8 @@ mcu_status mcu_add_s8(const mcu_add_params *p,
     return MCU_OK;
 }
 
-mcu_status mcu_mul_s8(const mcu_mul_params *p,
+mcu_status mcu_mul_s8(const mcu_context *ctx,
+                      const mcu_mul_params *p,
                       const mcu_dims *input1_dims,
                       const int8_t *input1,
                       const mcu_dims *input2_dims,
@@ -54,6 +59,7 @@ mcu_status mcu_mul_s8(const mcu_mul_params *p,
                       const mcu_dims *output_dims,
                       int8_t *output)
 {
+    (void)ctx;
     if (!dims_ok(input1_dims, output_dims) || !dims_ok(input2_dims, output_dims))
     {
         return MCU_ARG_ERROR;
@@ -72,8 +78,20 @@ mcu_status mcu_mul_s8(const mcu_mul_params *p,
     return MCU_OK;
 }
 
-mcu_status mcu_lut_s8(const int8_t *input, const int8_t *table, int32_t size, int8_t *output)
+mcu_status mcu_lut_s8(const mcu_context *ctx,
+                      const mcu_lut_params *lut_params,
+                      const mcu_dims *input_dims,
+                      const int8_t *input,
+                      const mcu_dims *output_dims,
+                      int8_t *output)
 {
+    (void)ctx;
+    const int32_t size = input_dims->n * input_dims->h * input_dims->w * input_dims->c;
+    const int8_t *table = lut_params->table;
+    if (table == NULL || output_dims->n * output_dims->h * output_dims->w * output_dims->c != size)
+    {
+        return MCU_ARG_ERROR;
+    }
     for (int32_t i = 0; i < size; i++)
     {
         output[i] = table[(uint8_t)(input[i] + 128)];

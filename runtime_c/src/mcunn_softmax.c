@@ -56,14 +56,28 @@ static int32_t clz32(uint32_t v)
     return n;
 }
 
-mcu_status mcu_softmax_s8(const int8_t *input,
-                          int32_t num_rows,
-                          int32_t row_size,
-                          int32_t mult,
-                          int32_t shift,
-                          int32_t diff_min,
+mcu_status mcu_softmax_s8(const mcu_context *ctx,
+                          const mcu_softmax_params *softmax_params,
+                          const mcu_per_tensor_quant_params *quant_params,
+                          const mcu_dims *input_dims,
+                          const int8_t *input,
+                          const mcu_dims *output_dims,
                           int8_t *output)
 {
+    (void)ctx;
+    const int32_t num_rows = input_dims->n * input_dims->h * input_dims->w, row_size = input_dims->c;
+    const int32_t mult = quant_params->multiplier, shift = quant_params->shift;
+    const int32_t diff_min = softmax_params->diff_min;
+    if (row_size < 1 || output_dims->n != input_dims->n || output_dims->h != input_dims->h ||
+        output_dims->w != input_dims->w || output_dims->c != row_size)
+    {
+        return MCU_ARG_ERROR;
+    }
+    /* only differences >= diff_min are scaled: (x - max) * 2^shift must fit int32 for them */
+    if (shift < 0 || shift > 30 || diff_min > 0 || (int64_t)diff_min * ((int64_t)1 << shift) < (int64_t)MCU_Q31_MIN)
+    {
+        return MCU_ARG_ERROR;
+    }
     const int32_t mask = 1 << shift;
     for (int32_t r = 0; r < num_rows; r++)
     {
