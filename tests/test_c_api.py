@@ -17,7 +17,9 @@ Run as a script on any header to list its problems, e.g. an older one:
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,14 +56,14 @@ def _params(text: str) -> tuple[Param, ...]:
         part = re.sub(r"\[[^\]]*\]\s*$", "", part)
         if not part or part == "void":
             continue
-        m = re.match(r"(.*?)([A-Za-z_]\w*)\s*$", part, re.S)
+        m = re.match(r"(.*?)([A-Za-z_]\w*)\s*$", part, re.DOTALL)
         assert m, part
         out.append(Param(_norm_type(m.group(1) + (" *" if array else "")), m.group(2)))
     return tuple(out)
 
 
-_DECL = re.compile(r"^[ \t]*((?:const\s+)?[A-Za-z_]\w*(?:\s*\*)*)\s+(mcu_\w+)\s*\(([^)]*)\)\s*;", re.M)
-_DOC_BEFORE = re.compile(r"/\*\*((?:(?!\*/).)*)\*/\s*$", re.S)
+_DECL = re.compile(r"^[ \t]*((?:const\s+)?[A-Za-z_]\w*(?:\s*\*)*)\s+(mcu_\w+)\s*\(([^)]*)\)\s*;", re.MULTILINE)
+_DOC_BEFORE = re.compile(r"/\*\*((?:(?!\*/).)*)\*/\s*$", re.DOTALL)
 
 
 def parse_header(text: str) -> list[Decl]:
@@ -76,7 +78,8 @@ def parse_header(text: str) -> list[Decl]:
 def parse_sources(texts: list[str]) -> dict[str, str]:
     """Function name -> body, for every function defined in the sources."""
     bodies: dict[str, str] = {}
-    head = re.compile(r"^(?:static\s+)?(?:inline\s+)?[A-Za-z_][\w \t\*]*?\b([A-Za-z_]\w*)\s*\(([^;{)]*)\)\s*\{", re.M)
+    head = re.compile(r"^(?:static\s+)?(?:inline\s+)?[A-Za-z_][\w \t\*]*?\b([A-Za-z_]\w*)\s*\(([^;{)]*)\)\s*\{",
+                      re.MULTILINE)
     for text in texts:
         for m in head.finditer(text):
             depth, i = 1, m.end()
@@ -108,7 +111,7 @@ def _doc_params(doc: str) -> list[str]:
 
 
 def _doc_return(doc: str) -> str | None:
-    m = re.search(r"@return\b(.*?)(?=@\w|\Z)", doc, re.S)
+    m = re.search(r"@return\b(.*?)(?=@\w|\Z)", doc, re.DOTALL)
     return m.group(1) if m else None
 
 
@@ -203,7 +206,7 @@ def test_every_kernel_is_defined_with_the_declared_arguments():
     header, sources = _current()
     bodies_src = "\n".join(sources)
     for d in parse_header(header):
-        m = re.search(rf"^[\w \t\*]*\b{d.name}\s*\(([^)]*)\)\s*\{{", bodies_src, re.M)
+        m = re.search(rf"^[\w \t\*]*\b{d.name}\s*\(([^)]*)\)\s*\{{", bodies_src, re.MULTILINE)
         assert m, f"{d.name} not defined"
         assert [a.type for a in _params(m.group(1))] == [a.type for a in d.params], d.name
 
@@ -216,13 +219,14 @@ def _mutate(header: str, old: str, new: str) -> str:
 def test_the_check_fails_on_broken_headers():
     """Each mutation must be caught: the check is not vacuous."""
     header, sources = _current()
-    swapped = _mutate(header, "mcu_status mcu_lut_s8(const mcu_context *ctx,\n                      const mcu_lut_params *lut_params,",
-                      "mcu_status mcu_lut_s8(const mcu_lut_params *lut_params,\n                      const mcu_context *ctx,")
+    indent = "\n" + " " * len("mcu_status mcu_lut_s8(")
+    swapped = _mutate(header, f"mcu_lut_s8(const mcu_context *ctx,{indent}const mcu_lut_params *lut_params,",
+                      f"mcu_lut_s8(const mcu_lut_params *lut_params,{indent}const mcu_context *ctx,")
     assert any("mcu_lut_s8: first argument" in p for p in header_problems(swapped, sources))
-    data_first = _mutate(header, "                      const mcu_dims *input_dims,\n                      const int8_t *input,\n"
-                                 "                      const mcu_dims *output_dims,\n                      int8_t *output);",
-                         "                      const int8_t *input,\n                      const mcu_dims *input_dims,\n"
-                         "                      const mcu_dims *output_dims,\n                      int8_t *output);")
+    pad = "\n" + " " * len("mcu_status mcu_lut_s8(")
+    dims_then_data = f"const mcu_dims *input_dims,{pad}const int8_t *input,{pad}const mcu_dims *output_dims,"
+    data_then_dims = f"const int8_t *input,{pad}const mcu_dims *input_dims,{pad}const mcu_dims *output_dims,"
+    data_first = _mutate(header, dims_then_data, data_then_dims)
     assert any("is not ctx, params" in p for p in header_problems(data_first, sources))
     scalar = _mutate(header, "const mcu_softmax_params *softmax_params,", "int32_t diff_min,")
     assert any("mcu_softmax_s8: argument" in p for p in header_problems(scalar, sources))
@@ -237,6 +241,23 @@ def test_the_check_fails_on_broken_headers():
                       "return MCU_NO_IMPL;\n}\n\nmcu_status mcu_paste_region_s8") for s in sources]
     assert more != sources
     assert any("mcu_copy_region_s8: @return" in p for p in header_problems(header, more))
+
+
+def test_kernels_do_what_the_header_says(tmp_path):
+    """tests/c_api/kernel_contracts.c under ASan/UBSan: negative padding reads the region of a larger buffer
+    (window kernels on the whole buffer equal them on the copied region with padding 0), and each documented
+    MCU_ARG_ERROR case is returned with the output untouched."""
+    from mcucompile.targets.host import CFLAGS, SANITIZE_ENV, SANITIZE_FLAGS, find_compiler
+
+    exe = tmp_path / "kernel_contracts"
+    cmd = [find_compiler(), *CFLAGS, *SANITIZE_FLAGS, "-I", str(HEADER.parent),
+           str(Path(__file__).parent / "c_api" / "kernel_contracts.c"), *map(str, SOURCES), "-o", str(exe)]
+    build = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([str(exe)], check=False, capture_output=True, text=True,
+                         env={**os.environ, **SANITIZE_ENV}, timeout=60)
+    assert run.returncode == 0 and run.stdout.strip().endswith("0 failed"), run.stdout + run.stderr
+    assert "runtime error" not in run.stderr, run.stderr
 
 
 if __name__ == "__main__":
