@@ -621,7 +621,10 @@ def mutate(seed: Seed, index: int, fuzz_seed: int = 0, other: Seed | None = None
         for _ in range(40):
             if len(whats) >= rounds:
                 break
-            what = _pick(rng, mutators)(model, rng)
+            try:
+                what = _pick(rng, mutators)(model, rng)
+            except (ValueError, TypeError, IndexError, KeyError):
+                what = None  # an earlier mutation left this part unreadable (e.g. an initializer cut short)
             if what is not None:
                 whats.append(what)
         try:
