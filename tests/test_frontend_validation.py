@@ -477,3 +477,18 @@ def test_cli_corrupt_tflite_is_one_line_exit_2(tmp_path, capsys):
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("mcucompile: error: ") and "not a valid TFLite model" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_check_single_sample_refuses_a_batch(tmp_path):
+    from mcucompile.frontend import check_single_sample
+
+    m = _seed("cnn")
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 3
+    del m.graph.value_info[:]
+    for o in m.graph.output:
+        for d in o.type.tensor_type.shape.dim:
+            d.Clear()
+    g = load_onnx(_save(m, tmp_path))  # the float IR takes any batch
+    with pytest.raises(UserError, match="batch size 3.*batch-1 models"):
+        check_single_sample(g)
+    check_single_sample(load_onnx(_save(_seed("cnn"), tmp_path, "b1.onnx")))

@@ -1,5 +1,6 @@
 """Front ends: model files -> IR graphs, checked (``check_graph``) before any later stage sees them."""
 
+from ..errors import UserError
 from ..ir import Graph
 from ..ops import op_def
 from .onnx import load_onnx
@@ -20,4 +21,21 @@ def check_graph(graph: Graph) -> Graph:
     return graph
 
 
-__all__ = ["check_graph", "load_onnx"]
+def check_single_sample(graph: Graph) -> None:
+    """The compiled library runs one sample per inference: every model input of rank 2 or more must
+    have batch size 1 on its first (logical) axis. The front ends accept other batches (the float IR
+    path and the ONNX node tests evaluate them); compiling needs this check."""
+    for name in graph.inputs:
+        phys = graph.tensors[name].shape
+        perm = graph.io_perm.get(name, tuple(range(len(phys))))
+        logical = [0] * len(phys)
+        for i, p in enumerate(perm):
+            logical[p] = phys[i]
+        if len(logical) > 1 and logical[0] != 1:
+            origin = graph.tensors[name].origin or name
+            raise UserError(f"input '{origin}' has batch size {logical[0]} (shape {logical}); mcucompile compiles "
+                            "batch-1 models (one sample per inference): re-export with batch 1 or pass "
+                            f"--input-shape {origin}=1,{','.join(map(str, logical[1:]))}")
+
+
+__all__ = ["check_graph", "check_single_sample", "load_onnx"]

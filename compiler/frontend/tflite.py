@@ -164,12 +164,19 @@ class _Flatbuffer:
                                       (7, 1, "mutating_variable_inputs"), (8, 4, "intermediates")):
                     self.vector(op, k, size, f"{what} {name}")
                 self.subtable(op, 4, f"{what} options")
+                self.subtable(op, 12, f"{what} options_2")
         self.vector(root, 3, 1, "description")
         for i, b in enumerate(self.tables(root, 4, "buffers")):
             self.vector(b, 0, 1, f"buffers[{i}].data")
         self.vector(root, 5, 4, "metadata_buffer")
         for i, md in enumerate(self.tables(root, 6, "metadata")):
             self.vector(md, 0, 1, f"metadata[{i}].name")
+        # signature definitions: not read here, but by the TFLite references in verify
+        for i, sd in enumerate(self.tables(root, 7, "signature_defs")):
+            for k, name in ((0, "inputs"), (1, "outputs")):
+                for j, tm in enumerate(self.tables(sd, k, f"signature_defs[{i}].{name}")):
+                    self.vector(tm, 0, 1, f"signature_defs[{i}].{name}[{j}].name")
+            self.vector(sd, 2, 1, f"signature_defs[{i}].signature_key")
 
 
 def _builtin_names() -> dict[int, str]:
