@@ -114,7 +114,6 @@ def layer_shapes(node, graph: Graph, call) -> dict:
     L = {
         "in_dims": [_dims(as_nhwc(tuple(t.shape))) for t in acts],
         "out_dims": _dims(as_nhwc(tuple(out.shape))),
-        "in_size": str(acts[0].size) if acts else "0",
         "pad_h": "0", "pad_w": "0",
     }
     if node.attrs is not None and hasattr(node.attrs, "window"):
@@ -133,16 +132,13 @@ def layer_shapes(node, graph: Graph, call) -> dict:
 def patch_layer_shapes(node, graph: Graph, j: int) -> dict:
     """The same, read from the per-patch table entry ``pl[j]`` inside the patch loop."""
     acts = [graph.tensors[i] for i in node.inputs if i and not graph.tensors[i].is_const]
-    c_in = acts[0].shape[3]
     c_out = graph.tensors[node.outputs[0]].shape[3]
     if node.op in SAME_REGION_OPS:  # operands are (cropped to) the output region
         ind = [f"{{1, pl[{j}].out_h, pl[{j}].out_w, {t.shape[3]}}}" for t in acts]
     else:
         ind = [f"{{1, pl[{j}].in_h, pl[{j}].in_w, {t.shape[3]}}}" for t in acts]
     outd = f"{{1, pl[{j}].out_h, pl[{j}].out_w, {c_out}}}"
-    in_size = (f"pl[{j}].out_h * pl[{j}].out_w * {c_in}" if node.op in SAME_REGION_OPS
-               else f"pl[{j}].in_h * pl[{j}].in_w * {c_in}")
-    L = {"in_dims": ind, "out_dims": outd, "in_size": in_size,
+    L = {"in_dims": ind, "out_dims": outd,
          "pad_h": f"pl[{j}].pad_h", "pad_w": f"pl[{j}].pad_w", "bcast_dims": ind + ind, "bcast_out": outd,
          "outer": f"pl[{j}].out_h * pl[{j}].out_w"}
     if node.op == "pad":
