@@ -21,7 +21,7 @@ from ..ir import Graph, Tensor
 from ..memory import ArenaPlan
 from ..memory.planner import scratch_buffer
 from ..patch.memory import region_buffer
-from ..patch.planner import SAME_REGION_OPS, crop_buffer, local_window
+from ..patch.planner import crop_buffer, local_window
 from ..ops import op_def
 from ..ops.spatial import as_nhwc
 
@@ -103,50 +103,6 @@ def layer_comment(node, graph: Graph, plan: ArenaPlan, macs: int) -> list[str]:
     return lines
 
 
-def _dims(v) -> str:
-    return "{" + ", ".join(str(x) for x in v) + "}"
-
-
-def layer_shapes(node, graph: Graph, call) -> dict:
-    """The dims / padding / sizes a kernel template needs, as C literals (layer-by-layer execution)."""
-    acts = [graph.tensors[i] for i in node.inputs if i and not graph.tensors[i].is_const]
-    out = graph.tensors[node.outputs[0]]
-    L = {
-        "in_dims": [_dims(as_nhwc(tuple(t.shape))) for t in acts],
-        "out_dims": _dims(as_nhwc(tuple(out.shape))),
-        "pad_h": "0", "pad_w": "0",
-    }
-    if node.attrs is not None and hasattr(node.attrs, "window"):
-        L["pad_h"], L["pad_w"] = str(node.attrs.window.pads[0]), str(node.attrs.window.pads[1])
-    ctx = call.context
-    if "in1_dims" in ctx:
-        L["bcast_dims"] = [_dims(ctx["in1_dims"]), _dims(ctx["in2_dims"])]
-        L["bcast_out"] = _dims(ctx["out_dims"])
-    if "outer" in ctx:
-        L["outer"] = str(ctx["outer"])
-    if node.op == "pad":
-        L["pad_in"], L["pad_before"], L["pad_out"] = _dims(ctx["in_shape"]), _dims(ctx["before"]), _dims(ctx["out_shape"])
-    return L
-
-
-def patch_layer_shapes(node, graph: Graph, j: int) -> dict:
-    """The same, read from the per-patch table entry ``pl[j]`` inside the patch loop."""
-    acts = [graph.tensors[i] for i in node.inputs if i and not graph.tensors[i].is_const]
-    c_out = graph.tensors[node.outputs[0]].shape[3]
-    if node.op in SAME_REGION_OPS:  # operands are (cropped to) the output region
-        ind = [f"{{1, pl[{j}].out_h, pl[{j}].out_w, {t.shape[3]}}}" for t in acts]
-    else:
-        ind = [f"{{1, pl[{j}].in_h, pl[{j}].in_w, {t.shape[3]}}}" for t in acts]
-    outd = f"{{1, pl[{j}].out_h, pl[{j}].out_w, {c_out}}}"
-    L = {"in_dims": ind, "out_dims": outd,
-         "pad_h": f"pl[{j}].pad_h", "pad_w": f"pl[{j}].pad_w", "bcast_dims": ind + ind, "bcast_out": outd,
-         "outer": f"pl[{j}].out_h * pl[{j}].out_w"}
-    if node.op == "pad":
-        L["pad_in"], L["pad_out"] = ind[0], outd
-        L["pad_before"] = f"{{0, pl[{j}].pad_h, pl[{j}].pad_w, 0}}"
-    return L
-
-
 def generate_c(graph: Graph, plan: ArenaPlan, prefix: str = "model", provenance: dict | None = None,
                patch=None) -> CSource:
     """Render the library for ``graph`` (quantized) laid out by ``plan``; ``patch`` (a PatchPlan) runs
@@ -196,7 +152,7 @@ def generate_c(graph: Graph, plan: ArenaPlan, prefix: str = "model", provenance:
         outputs = [ref(o, index, 0) for o in node.outputs]
         macs = d.macs(node, graph)
         in_stage = index < stage_len
-        L = patch_layer_shapes(node, graph, index) if in_stage else layer_shapes(node, graph, call)
+        L = d.kernel_dims(node, graph, call, f"pl[{index}]" if in_stage else None)
         prologue = ""
         if in_stage:
             for ci, (j, slot) in enumerate(patch.crops):
@@ -240,8 +196,7 @@ def generate_c(graph: Graph, plan: ArenaPlan, prefix: str = "model", provenance:
         inp, split = graph.inputs[0], patch.split
         table = []
         for p, regs in enumerate(patch.regions):
-            lws = [local_window(graph, patch, n, p) if (hasattr(n.attrs, "window") or n.op == "pad") else None
-                   for n in graph.nodes[:stage_len]]
+            lws = [local_window(graph, patch, n, p) for n in graph.nodes[:stage_len]]
             entries = []
             for n, lw in zip(graph.nodes[:stage_len], lws):
                 rin = regs[[i for i in n.inputs if i and not graph.tensors[i].is_const][0]]

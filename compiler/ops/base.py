@@ -14,7 +14,8 @@ import numpy as np
 
 from ..arith.fixedpoint import round_half_away
 from ..errors import UserError
-from ..ir import Graph, Node, QuantParams, Tensor
+from .spatial import as_nhwc
+from ..ir import Graph, LocalWindow, Node, QuantParams, Region, Tensor
 
 REGISTRY: dict[str, "OpDef"] = {}
 
@@ -160,3 +161,58 @@ class OpDef:
 
     def kernel(self, node: Node, graph: Graph) -> KernelCall:
         raise NotImplementedError
+
+    # --- patch-based inference: how the op runs on one spatial region (patch/ asks, never branches) ---
+
+    #: operands whose buffer is larger than the output region are read through a cropped copy (ops that
+    #: combine operands element by element); windowed ops read the larger buffer with a start offset
+    patch_crops_operands: ClassVar[bool] = False
+
+    def patch_problem(self, node: Node, graph: Graph) -> str | None:
+        """Why the op cannot sit in the per-patch stage (None when it can): only ops whose output at a
+        position depends on a bounded neighbourhood over H, W can run region by region."""
+        return f"{self.name} reads its whole input to compute any output position"
+
+    def patch_input_region(self, node: Node, graph: Graph, out: Region, tensor: str) -> Region:
+        """The region of input ``tensor`` that output region ``out`` needs (clipped to the tensor):
+        the same rows and columns for an element-by-element op."""
+        t = graph.tensors[tensor]
+        return out.clipped(t.shape[1], t.shape[2])
+
+    def patch_local_pads(self, node: Node, rin: Region, rout: Region) -> tuple[int, int] | None:
+        """(top, left) padding the op uses when it computes ``rout`` from the buffer holding ``rin``:
+        positive at the image border, negative (a start offset) inside; None for ops without padding."""
+        return None
+
+    def patch_local_node(self, node: Node, lw: LocalWindow, x: np.ndarray) -> tuple[Node, np.ndarray]:
+        """The node as it runs on one patch (local padding) and its first input as the kernel reads it;
+        the simulator's patch loop uses it. Only ops with ``patch_local_pads`` are asked."""
+        return node, x
+
+    def kernel_dims(self, node: Node, graph: Graph, call: KernelCall, patch_entry: str | None = None) -> dict:
+        """The dims, padding and counts a kernel template reads (``L`` in templates/kernels/), as C
+        literals: from the shapes layer by layer, or inside the patch loop from the per-patch table entry
+        ``patch_entry`` (e.g. ``pl[3]``: in_h, in_w, out_h, out_w, pad_h, pad_w)."""
+        acts = [graph.tensors[i] for i in node.inputs if i and not graph.tensors[i].is_const]
+        out = graph.tensors[node.outputs[0]]
+        if patch_entry is not None:
+            e = patch_entry
+            h, w = ("out_h", "out_w") if self.patch_crops_operands else ("in_h", "in_w")
+            ind = [f"{{1, {e}.{h}, {e}.{w}, {t.shape[3]}}}" for t in acts]
+            outd = f"{{1, {e}.out_h, {e}.out_w, {out.shape[3]}}}"
+            return {"in_dims": ind, "out_dims": outd, "pad_h": f"{e}.pad_h", "pad_w": f"{e}.pad_w",
+                    "bcast_dims": ind + ind, "bcast_out": outd, "outer": f"{e}.out_h * {e}.out_w"}
+        L = {"in_dims": [c_dims(as_nhwc(tuple(t.shape))) for t in acts], "out_dims": c_dims(as_nhwc(tuple(out.shape))),
+             "pad_h": "0", "pad_w": "0"}
+        ctx = call.context
+        if "in1_dims" in ctx:
+            L["bcast_dims"] = [c_dims(ctx["in1_dims"]), c_dims(ctx["in2_dims"])]
+            L["bcast_out"] = c_dims(ctx["out_dims"])
+        if "outer" in ctx:
+            L["outer"] = str(ctx["outer"])
+        return L
+
+
+def c_dims(values) -> str:
+    """A C initializer for an mcu_dims, e.g. {1, 28, 28, 8}."""
+    return "{" + ", ".join(str(int(v)) for v in values) + "}"

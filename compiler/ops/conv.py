@@ -14,7 +14,7 @@ from ..ir import Activation, Graph, Node, QuantParams, Tensor
 from ..arith.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier_array, round_half_away
 from ..errors import UnsupportedError
 from .base import KernelCall, OpDef, QuantContext, activation_bounds, register, require_rank, shape_error
-from .spatial import Window, as_nhwc, im2col
+from .spatial import Window, WindowPatchRule, as_nhwc, im2col
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def apply_activation(y: np.ndarray, act: Activation) -> np.ndarray:
 
 
 @register
-class Conv2D(OpDef):
+class Conv2D(WindowPatchRule, OpDef):
     name = "conv2d"
     fuses_activation = True
 
@@ -190,7 +190,7 @@ class Conv2D(OpDef):
 
 
 @register
-class DepthwiseConv2D(OpDef):
+class DepthwiseConv2D(WindowPatchRule, OpDef):
     name = "depthwise_conv2d"
     fuses_activation = True
 

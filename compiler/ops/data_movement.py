@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import KernelCall, OpDef, register, shape_error
+from ..ir import Region
+from .base import KernelCall, OpDef, c_dims, register, shape_error
 
 
 def _same_quant(node, ctx):
@@ -83,6 +84,10 @@ class ConcatAttrs:
 @register
 class Concat(OpDef):
     name = "concat"
+    patch_crops_operands = True
+
+    def patch_problem(self, node, graph):
+        return None if node.attrs.axis == 3 else "it concatenates along H or W, not channels"
 
     def infer_shapes(self, node, in_shapes):
         a = node.attrs.axis
@@ -139,6 +144,41 @@ class PadAttrs:
 @register
 class Pad(OpDef):
     name = "pad"
+
+    def patch_problem(self, node, graph):
+        p = node.attrs.pads
+        if len(p) != 4 or p[0] != (0, 0) or p[3] != (0, 0):
+            return "it pads the batch or channel axis"
+        if len(graph.consumers(node.inputs[0])) != 1:
+            return "its input is read by other layers too"
+        return None
+
+    def patch_input_region(self, node, graph, out, tensor):
+        t, p = graph.tensors[tensor], node.attrs.pads
+        return Region(out.top - p[1][0], out.left - p[2][0], out.bottom - p[1][0],
+                      out.right - p[2][0]).clipped(t.shape[1], t.shape[2])
+
+    def patch_local_pads(self, node, rin, rout):
+        p = node.attrs.pads
+        return max(0, p[1][0] - rout.top), max(0, p[2][0] - rout.left)
+
+    def patch_local_node(self, node, lw, x):
+        pads = node.attrs.pads
+        after_h = lw.out_h - lw.in_h - lw.pad_top
+        after_w = lw.out_w - lw.in_w - lw.pad_left
+        local = PadAttrs((pads[0], (lw.pad_top, after_h), (lw.pad_left, after_w), pads[3]), node.attrs.value)
+        return node.replace(attrs=local), x
+
+    def kernel_dims(self, node, graph, call, patch_entry=None):
+        L = super().kernel_dims(node, graph, call, patch_entry)
+        if patch_entry is None:
+            ctx = call.context
+            L["pad_in"], L["pad_before"], L["pad_out"] = (c_dims(ctx["in_shape"]), c_dims(ctx["before"]),
+                                                          c_dims(ctx["out_shape"]))
+        else:
+            L["pad_in"], L["pad_out"] = L["in_dims"][0], L["out_dims"]
+            L["pad_before"] = f"{{0, {patch_entry}.pad_h, {patch_entry}.pad_w, 0}}"
+        return L
 
     def infer_shapes(self, node, in_shapes):
         pads = node.attrs.pads

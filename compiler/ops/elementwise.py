@@ -86,6 +86,15 @@ def broadcast_dims(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> tuple[
 class _Binary(OpDef):
     fuses_activation = True
     inplace = True
+    patch_crops_operands = True
+
+    def patch_problem(self, node, graph):
+        out = graph.tensors[node.outputs[0]].shape
+        if any(graph.tensors[i].is_const for i in node.inputs if i):
+            return "one operand is a constant (a broadcast over the whole map)"
+        if any(graph.tensors[i].shape != out for i in node.inputs if i):
+            return "it broadcasts an operand over H or W"
+        return None
 
     def infer_shapes(self, node, in_shapes):
         try:

@@ -13,7 +13,7 @@ import numpy as np
 from ..ir import Activation
 from .base import KernelCall, OpDef, activation_bounds, register, require_rank, shape_error
 from .conv import apply_activation
-from .spatial import Window, im2col
+from .spatial import Window, WindowPatchRule, im2col
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class PoolParams:
     act_max: int
 
 
-class _Pool(OpDef):
+class _Pool(WindowPatchRule, OpDef):
     fuses_activation = True
 
     def infer_shapes(self, node, in_shapes):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..ir import LocalWindow, Region
 
 
 @dataclass(frozen=True)
@@ -69,3 +72,53 @@ def as_nhwc(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         return (1, 1, 1, 1)
     inner = int(np.prod(shape[:-1], dtype=np.int64)) if len(shape) > 1 else 1
     return (1, 1, inner, int(shape[-1]))
+
+
+class WindowPatchRule:
+    """The patch rule of ops that slide a :class:`Window` over H, W (convolution, pooling); mix in before
+    OpDef. An output region needs the input rows and columns its windows cover; inside the map the kernel
+    reads that larger buffer from a start offset (negative padding) instead of a copy."""
+
+    def patch_problem(self, node, graph) -> str | None:
+        x, out = graph.tensors[node.inputs[0]].shape, graph.tensors[node.outputs[0]].shape
+        k = node.attrs.window.kernel
+        if k[0] >= x[1] and k[1] >= x[2] and out[1] == 1 and out[2] == 1:
+            return "its window covers the whole map (a global pooling): it needs the whole input"
+        return None
+
+    def patch_input_region(self, node, graph, out: Region, tensor: str) -> Region:
+        t = graph.tensors[tensor]
+        win = node.attrs.window
+        (kh, kw), (sh, sw), (dh, dw) = win.kernel, win.stride, win.dilation
+        return Region(out.top * sh - win.pads[0], out.left * sw - win.pads[1],
+                      (out.bottom - 1) * sh - win.pads[0] + (kh - 1) * dh + 1,
+                      (out.right - 1) * sw - win.pads[1] + (kw - 1) * dw + 1).clipped(t.shape[1], t.shape[2])
+
+    def patch_local_pads(self, node, rin: Region, rout: Region) -> tuple[int, int]:
+        win = node.attrs.window
+        return (rin.top - (rout.top * win.stride[0] - win.pads[0]), rin.left - (rout.left * win.stride[1] - win.pads[1]))
+
+    def patch_local_node(self, node, lw: LocalWindow, x: np.ndarray):
+        """The window with the patch's own padding; a negative (start offset) pad crops the buffer, as the C
+        kernel's start offset does, and the bottom/right pads follow from the output region."""
+        win = node.attrs.window
+        pt, pl = lw.pad_top, lw.pad_left
+        if pt < 0:
+            x, pt = x[:, -pt:], 0
+        if pl < 0:
+            x, pl = x[:, :, -pl:], 0
+        eff = [(win.kernel[a] - 1) * win.dilation[a] + 1 for a in range(2)]
+        pb = (lw.out_h - 1) * win.stride[0] + eff[0] - x.shape[1] - pt
+        pr = (lw.out_w - 1) * win.stride[1] + eff[1] - x.shape[2] - pl
+        if pb < 0:
+            x, pb = x[:, : x.shape[1] + pb], 0
+        if pr < 0:
+            x, pr = x[:, :, : x.shape[2] + pr], 0
+        local = Window(win.kernel, win.stride, win.dilation, (pt, pl, pb, pr))
+        return node.replace(attrs=dataclasses.replace(node.attrs, window=local)), x
+
+    def kernel_dims(self, node, graph, call, patch_entry: str | None = None) -> dict:
+        L = super().kernel_dims(node, graph, call, patch_entry)
+        if patch_entry is None:
+            L["pad_h"], L["pad_w"] = str(node.attrs.window.pads[0]), str(node.attrs.window.pads[1])
+        return L

@@ -92,6 +92,10 @@ class Unary(OpDef):
     name = "unary"
     inplace = True
     fuses_activation = True
+    patch_crops_operands = True
+
+    def patch_problem(self, node, graph):
+        return None  # one element in, one element out: any region
 
     def infer_shapes(self, node, in_shapes):
         return [tuple(in_shapes[0])]

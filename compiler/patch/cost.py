@@ -20,10 +20,10 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from ..ir import Graph, Node
+from ..ir import Graph, Node, Region
 from ..ops import op_def
 from ..ops.spatial import as_nhwc
-from .planner import SAME_REGION_OPS, WINDOW_OPS, PatchPlan, local_window
+from .planner import PatchPlan, local_window
 
 #: what each kernel's cost is linear in (one call; see ``_kernel_features``)
 FEATURES: dict[str, tuple[str, ...]] = {
@@ -133,11 +133,10 @@ def _whole_geometry(node: Node, graph: Graph) -> Geometry:
     acts = [i for i in node.inputs if i and not graph.tensors[i].is_const]
     _, ih, iw, _ = as_nhwc(tuple(graph.tensors[acts[0]].shape)) if acts else (1, 1, 1, 1)
     _, oh, ow, _ = as_nhwc(tuple(graph.tensors[node.outputs[0]].shape))
-    pt = pl = 0
-    if node.op in WINDOW_OPS:
-        pt, pl = node.attrs.window.pads[0], node.attrs.window.pads[1]
-    elif node.op == "pad" and len(node.attrs.pads) == 4:
-        pt, pl = node.attrs.pads[1][0], node.attrs.pads[2][0]
+    whole_in, whole_out = Region(0, 0, ih, iw), Region(0, 0, oh, ow)
+    pads = op_def(node).patch_local_pads(node, whole_in, whole_out) if len(
+        graph.tensors[node.outputs[0]].shape) == 4 else None  # the whole map is one patch: its own padding
+    pt, pl = pads if pads is not None else (0, 0)
     return Geometry(ih, iw, oh, ow, pt, pl)
 
 
@@ -247,8 +246,8 @@ def plan_features(graph: Graph, plan: PatchPlan | None = None,
         feats: Features = {}
         if j < stage_len:
             for p, regs in enumerate(plan.regions):
-                if node.op in WINDOW_OPS or node.op == "pad":
-                    lw = local_window(graph, plan, node, p)
+                lw = local_window(graph, plan, node, p)
+                if lw is not None:
                     g = Geometry(lw.in_h, lw.in_w, lw.out_h, lw.out_w, lw.pad_top, lw.pad_left)
                 else:
                     r = regs[node.outputs[0]]
@@ -257,7 +256,7 @@ def plan_features(graph: Graph, plan: PatchPlan | None = None,
                     memo[(j, g)] = _kernel_features(key, node, graph, g)
                 _add(feats, key, memo[(j, g)])
                 for cj, slot in plan.crops:
-                    if cj == j and node.op in SAME_REGION_OPS:
+                    if cj == j and op_def(node).patch_crops_operands:
                         ro, c = regs[node.outputs[0]], graph.tensors[node.inputs[slot]].shape[3]
                         _add(feats, "copy_region", copy_features(ro.h, ro.w * c))
             layer_calls += plan.patches

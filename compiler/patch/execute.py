@@ -7,41 +7,12 @@ negative padding). Patched output must equal layer-by-layer output byte for byte
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from ..ir import Graph, Node
-from ..ops.data_movement import PadAttrs
-from ..ops.spatial import Window
+from ..ir import Graph
+from ..ops import op_def
 from ..quant.simulate import eval_node, node_inputs, run_nodes
-from .planner import WINDOW_OPS, PatchPlan, local_window, np_region
-
-
-def _local_node(graph: Graph, plan: PatchPlan, node: Node, p: int, x: np.ndarray) -> tuple[Node, np.ndarray]:
-    """The node as it runs in patch p, and its (cropped) first input."""
-    lw = local_window(graph, plan, node, p)
-    if node.op == "pad":
-        pads = node.attrs.pads
-        after_h = lw.out_h - lw.in_h - lw.pad_top
-        after_w = lw.out_w - lw.in_w - lw.pad_left
-        local = PadAttrs((pads[0], (lw.pad_top, after_h), (lw.pad_left, after_w), pads[3]), node.attrs.value)
-        return node.replace(attrs=local), x
-    win = node.attrs.window
-    pt, pl = lw.pad_top, lw.pad_left
-    if pt < 0:
-        x, pt = x[:, -pt:], 0
-    if pl < 0:
-        x, pl = x[:, :, -pl:], 0
-    eff = [(win.kernel[a] - 1) * win.dilation[a] + 1 for a in range(2)]
-    pb = (lw.out_h - 1) * win.stride[0] + eff[0] - x.shape[1] - pt
-    pr = (lw.out_w - 1) * win.stride[1] + eff[1] - x.shape[2] - pl
-    if pb < 0:
-        x, pb = x[:, : x.shape[1] + pb], 0
-    if pr < 0:
-        x, pr = x[:, :, : x.shape[2] + pr], 0
-    local = Window(win.kernel, win.stride, win.dilation, (pt, pl, pb, pr))
-    return node.replace(attrs=dataclasses.replace(node.attrs, window=local)), x
+from .planner import PatchPlan, local_window, np_region
 
 
 def run_stage(graph: Graph, plan: PatchPlan, x: np.ndarray, integer: bool = True) -> np.ndarray:
@@ -53,8 +24,9 @@ def run_stage(graph: Graph, plan: PatchPlan, x: np.ndarray, integer: bool = True
         vals = {inp: np_region(x, regs[inp])}
         for j, node in enumerate(graph.nodes[: plan.stage_len]):
             ins = node_inputs(graph, node, vals)
-            if node.op in WINDOW_OPS or node.op == "pad":
-                node, ins[0] = _local_node(graph, plan, node, p, ins[0])
+            lw = local_window(graph, plan, node, p)
+            if lw is not None:  # the op's own padding in this patch (negative: a start offset)
+                node, ins[0] = op_def(node).patch_local_node(node, lw, ins[0])
             else:
                 ro = regs[node.outputs[0]]
                 for slot, i in enumerate(node.inputs):

@@ -15,35 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import Graph, Node
+from ..ir import Graph, LocalWindow, Node, Region
 from ..ops import op_def
 
-WINDOW_OPS = {"conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d"}
-SAME_REGION_OPS = {"add", "mul", "unary", "concat"}
-
-
-@dataclass(frozen=True, order=True)
-class Region:
-    """Rows [top, bottom) and columns [left, right) of an NHWC tensor."""
-
-    top: int
-    left: int
-    bottom: int
-    right: int
-
-    @property
-    def h(self) -> int:
-        return self.bottom - self.top
-
-    @property
-    def w(self) -> int:
-        return self.right - self.left
-
-    def union(self, other: "Region | None") -> "Region":
-        if other is None:
-            return self
-        return Region(min(self.top, other.top), min(self.left, other.left),
-                      max(self.bottom, other.bottom), max(self.right, other.right))
 
 
 @dataclass(frozen=True)
@@ -72,12 +46,6 @@ class PatchPlan:
     def patches(self) -> int:
         return len(self.regions)
 
-    def local_pads(self, graph: Graph, node: Node, p: int) -> tuple[int, int]:
-        """Padding (top, left) a window op uses in patch p: positive at the border, negative (a start
-        offset into a larger input buffer) inside."""
-        win = node.attrs.window
-        rin, rout = self.regions[p][node.inputs[0]], self.regions[p][node.outputs[0]]
-        return (rin.top - (rout.top * win.stride[0] - win.pads[0]), rin.left - (rout.left * win.stride[1] - win.pads[1]))
 
 
 def _split_bounds(size: int, n: int) -> tuple[int, ...]:
@@ -88,46 +56,18 @@ def _split_bounds(size: int, n: int) -> tuple[int, ...]:
     return tuple(edges)
 
 
-def _input_region(node: Node, graph: Graph, out: Region, tensor: str) -> Region:
-    t = graph.tensors[tensor]
-    h, w = t.shape[1], t.shape[2]
-    if node.op in WINDOW_OPS:
-        win = node.attrs.window
-        (kh, kw), (sh, sw), (dh, dw) = win.kernel, win.stride, win.dilation
-        top = out.top * sh - win.pads[0]
-        bottom = (out.bottom - 1) * sh - win.pads[0] + (kh - 1) * dh + 1
-        left = out.left * sw - win.pads[1]
-        right = (out.right - 1) * sw - win.pads[1] + (kw - 1) * dw + 1
-        return Region(max(0, top), max(0, left), min(h, bottom), min(w, right))
-    if node.op == "pad":
-        p = node.attrs.pads
-        return Region(max(0, out.top - p[1][0]), max(0, out.left - p[2][0]),
-                      min(h, out.bottom - p[1][0]), min(w, out.right - p[2][0]))
-    return Region(out.top, out.left, min(h, out.bottom), min(w, out.right))
+def patch_problem(node: Node, graph: Graph) -> str | None:
+    """Why ``node`` cannot run in the per-patch stage (None when it can): 4-D maps in and out, and the
+    op's own patch rule (global pooling, FC, softmax, reshape... end the stage)."""
+    out = graph.tensors[node.outputs[0]]
+    acts = [graph.tensors[i] for i in node.inputs if i and not graph.tensors[i].is_const]
+    if len(out.shape) != 4 or any(len(t.shape) != 4 for t in acts):
+        return "it does not work on 4-D maps"
+    return op_def(node).patch_problem(node, graph)
 
 
 def patchable(node: Node, graph: Graph) -> bool:
-    """Ops with only local context over H, W (global pooling, FC, softmax, reshape... end the stage)."""
-    out = graph.tensors[node.outputs[0]]
-    if len(out.shape) != 4:
-        return False
-    acts = [graph.tensors[i] for i in node.inputs if i and not graph.tensors[i].is_const]
-    if any(len(t.shape) != 4 for t in acts):
-        return False
-    if node.op in WINDOW_OPS:
-        k = node.attrs.window.kernel
-        x = acts[0].shape
-        return not (k[0] >= x[1] and k[1] >= x[2] and out.shape[1] == 1 and out.shape[2] == 1)
-    if node.op in ("add", "mul"):
-        return all(t.shape == out.shape for t in acts) and not any(graph.tensors[i].is_const for i in node.inputs)
-    if node.op == "unary":
-        return True
-    if node.op == "concat":
-        return node.attrs.axis == 3
-    if node.op == "pad":
-        p = node.attrs.pads
-        return p[0] == (0, 0) and p[3] == (0, 0) and len(graph.consumers(node.inputs[0])) == 1
-    return False
+    return patch_problem(node, graph) is None
 
 
 def candidate_splits(graph: Graph) -> list[int]:
@@ -169,7 +109,7 @@ def _regions_for_patch(graph: Graph, stage: tuple[Node, ...], split: str, target
                 continue
             for i in node.inputs:
                 if i and not graph.tensors[i].is_const:
-                    need[i] = _input_region(node, graph, r, i).union(need.get(i))
+                    need[i] = op_def(node).patch_input_region(node, graph, r, i).union(need.get(i))
         if need == before:
             return need
 
@@ -196,7 +136,7 @@ def plan_patches(graph: Graph, k: int, n: int, input_by_patch: bool = False) -> 
     total = sum(op_def(nd).macs(nd, graph) for nd in graph.nodes)
     crops = []
     for j, nd in enumerate(stage):
-        if nd.op not in SAME_REGION_OPS:
+        if not op_def(nd).patch_crops_operands:
             continue
         for slot, i in enumerate(nd.inputs):
             if i and not graph.tensors[i].is_const and any(r[i] != r[nd.outputs[0]] for r in regions):
@@ -208,26 +148,14 @@ def crop_buffer(graph: Graph, plan: "PatchPlan", j: int, slot: int) -> str:
     return f"{graph.nodes[j].inputs[slot]}@crop{j}"
 
 
-@dataclass(frozen=True)
-class LocalWindow:
-    """How one window op runs in one patch: buffer dims, output dims, and its local padding (negative =
-    start offset into a larger input buffer)."""
-
-    in_h: int
-    in_w: int
-    out_h: int
-    out_w: int
-    pad_top: int
-    pad_left: int
-
-
-def local_window(graph: Graph, plan: PatchPlan, node: Node, p: int) -> LocalWindow:
+def local_window(graph: Graph, plan: PatchPlan, node: Node, p: int) -> LocalWindow | None:
+    """How ``node`` runs in patch p (buffer and region sizes, local padding), or None for an op with no
+    padding (it computes its output region from operands of that region)."""
     rin, rout = plan.regions[p][node.inputs[0]], plan.regions[p][node.outputs[0]]
-    if node.op == "pad":
-        pads = node.attrs.pads
-        return LocalWindow(rin.h, rin.w, rout.h, rout.w, max(0, pads[1][0] - rout.top), max(0, pads[2][0] - rout.left))
-    pt, pl = plan.local_pads(graph, node, p)
-    return LocalWindow(rin.h, rin.w, rout.h, rout.w, pt, pl)
+    pads = op_def(node).patch_local_pads(node, rin, rout)
+    if pads is None:
+        return None
+    return LocalWindow(rin.h, rin.w, rout.h, rout.w, *pads)
 
 
 def region_bytes(graph: Graph, tensor: str, r: Region) -> int:

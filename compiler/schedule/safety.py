@@ -30,7 +30,7 @@ from ..ops import op_def
 from ..ops.spatial import as_nhwc
 from ..memory.planner import ArenaPlan, Buffer, scratch_buffer
 from ..patch.memory import region_buffer
-from ..patch.planner import SAME_REGION_OPS, crop_buffer, local_window
+from ..patch.planner import crop_buffer, local_window
 
 Dims = tuple[int, int, int, int]
 C_SIZES = {"int8": 1, "uint8": 1, "int32": 4, "float32": 4}
@@ -414,15 +414,13 @@ def _patch_steps(graph: Graph, plan: ArenaPlan, patch) -> list[Step]:
             rout = regs[node.outputs[0]]
             cout = graph.tensors[node.outputs[0]].shape[3]
             out_d = (1, rout.h, rout.w, cout)
-            if node.op in SAME_REGION_OPS:  # operands are (cropped to) the output region
+            if op_def(node).patch_crops_operands:  # operands are (cropped to) the output region
                 ins = tuple((1, rout.h, rout.w, graph.tensors[t].shape[3]) for t in acts)
             else:
                 rin = regs[acts[0]]
                 ins = tuple((1, rin.h, rin.w, graph.tensors[t].shape[3]) for t in acts)
-            pads = (0, 0)
-            if hasattr(node.attrs, "window") or node.op == "pad":
-                lw = local_window(graph, patch, node, p)
-                pads = (lw.pad_top, lw.pad_left)
+            lw = local_window(graph, patch, node, p)
+            pads = (lw.pad_top, lw.pad_left) if lw is not None else (0, 0)
             replaced = {}
             for jj, slot in patch.crops:
                 if jj != j:
