@@ -492,3 +492,16 @@ def test_check_single_sample_refuses_a_batch(tmp_path):
     with pytest.raises(UserError, match="batch size 3.*batch-1 models"):
         check_single_sample(g)
     check_single_sample(load_onnx(_save(_seed("cnn"), tmp_path, "b1.onnx")))
+
+
+def test_onnx_conv_bias_must_be_a_constant(tmp_path):
+    m = _seed("cnn")
+    m.graph.node[0].input[2] = "x"
+    _refused(_save(m, tmp_path), "bias", "constant initializer", cls=UnsupportedError)
+
+
+def test_clip_bound_beyond_float32_range_compiles(tmp_path):
+    """A Clip max of 3.4e38 is no clamp at all: it must not overflow the integer bound computation."""
+    m = _seed("dw_residual")
+    _set_init(m, "hi", np.array(3.4e38, np.float32))
+    compile_model(_save(m, tmp_path), CompileOptions(board="host", calib_samples=4, progress=False))

@@ -543,7 +543,7 @@ def _conv(imp: OnnxImporter, n):
     w = imp.const_required(n, 1, "weight").astype(np.float32)
     if w.ndim != 4:
         raise UnsupportedError(imp._unsupported_msg(n, "only 2-D convolution"))
-    bias = imp.const(n.input[2]).astype(np.float32) if imp.optional_input(n, 2) else None
+    bias = imp.const_required(n, 2, "bias").astype(np.float32) if imp.optional_input(n, 2) else None
     x = imp.view(n.input[0], NHWC)
     _, h, wd, cin = imp.tensors[x].shape
     cout, cin_g, kh, kw = w.shape
@@ -694,7 +694,7 @@ def _unary(imp, n, attrs: UnaryAttrs):
 @converter("QuantizeLinear")
 def _quantize_linear(imp, n):
     scale = imp.const_required(n, 1, "y_scale")
-    zp = imp.const(n.input[2]) if imp.optional_input(n, 2) else np.zeros((), np.uint8)
+    zp = imp.const_required(n, 2, "zero point") if imp.optional_input(n, 2) else np.zeros((), np.uint8)
     if zp.dtype != np.int8:
         raise UnsupportedError(imp._unsupported_msg(n, f"{zp.dtype} activations (quantize to int8: QuantType.QInt8)"))
     if scale.size != 1:
@@ -721,7 +721,7 @@ def _dequantize_linear(imp, n):
     v = imp.views[x]
     t = imp.tensors[v.ir]
     scale = imp.const_required(n, 1, "x_scale")
-    zp = imp.const(n.input[2]) if imp.optional_input(n, 2) else np.zeros((), np.uint8)
+    zp = imp.const_required(n, 2, "zero point") if imp.optional_input(n, 2) else np.zeros((), np.uint8)
     if scale.size != 1:
         raise UnsupportedError(imp._unsupported_msg(n, "per-channel activation dequantization"))
     _check_qparams(n, scale, zp, zp.dtype, imp.logical_shape(x), None)
@@ -954,10 +954,13 @@ def _pad(imp, n):
         value = imp.attr(n, "value", 0.0)
     else:
         pads = [int(v) for v in imp.const_required(n, 1, "pads")]
-        value = float(imp.const(n.input[2]).reshape(-1)[0]) if imp.optional_input(n, 2) else 0.0
+        value = _scalar(imp, n, 2, "constant_value") if imp.optional_input(n, 2) else 0.0
     axes = list(range(rank))
     if imp.optional_input(n, 3):
         axes = [int(a) % rank for a in imp.const_required(n, 3, "axes")]
+    if len(pads) != 2 * len(axes):
+        raise UserError(f"node '{n.name}' (Pad): {len(pads)} pads for {len(axes)} axes (two per axis); "
+                        "fix or re-export the model")
     begin, end = [0] * rank, [0] * rank
     for i, a in enumerate(axes):
         begin[a], end[a] = pads[i], pads[i + len(axes)]

@@ -117,7 +117,10 @@ def activation_bounds(act, q: QuantParams) -> tuple[int, int]:
     qmin, qmax = -(1 << (q.bits - 1)), (1 << (q.bits - 1)) - 1
 
     def quantize(f: float) -> int:
-        v = np.float32(f) / np.float32(q.s)
+        with np.errstate(over="ignore"):
+            v = np.float32(f) / np.float32(q.s)
+        if not np.isfinite(v):  # a bound beyond float32 / scale: no clamp on that side (saturates below)
+            return qmax + 1 if v > 0 else qmin - 1
         return q.zp + int(np.sign(v) * np.floor(np.abs(v) + np.float32(0.5)))
 
     lo, hi = qmin, qmax
