@@ -19,6 +19,7 @@ import pytest
 from conftest import REPO, SHARED_MODELS
 from mcucompile.api import CompileOptions, compile_model, verify_host
 from mcucompile.codegen import generate_c
+from mcucompile.schedule.schedule import build_schedule
 
 MNIST = REPO / "models" / "mnist"
 VWW = SHARED_MODELS / "vww_mbv1_025_float.onnx"
@@ -108,7 +109,7 @@ def test_asan_sees_an_arena_too_small(tmp_path):
     bounds check on the arena array fires first, ASan's global-buffer-overflow otherwise)."""
     c = compile_model(MNIST / "mnist_cnn.onnx", CompileOptions(board="host", progress=False, patch="off"))
     short = dataclasses.replace(c.plan, activations_size=c.plan.arena_size - 64)
-    bad = dataclasses.replace(c, plan=short, sources=generate_c(c.graph, short, c.options.name))
+    bad = dataclasses.replace(c, plan=short, sources=generate_c(build_schedule(c.graph), short, c.options.name))
     found = r"AddressSanitizer: global-buffer-overflow|runtime error: index \d+ out of bounds for type 'uint8_t \[\d+\]'"
     with pytest.raises(RuntimeError, match=found):
         verify_host(bad, c.calib[:1], build_dir=tmp_path / "out", sanitize=True)

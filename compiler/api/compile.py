@@ -30,6 +30,7 @@ from ..quant.simulate import to_logical
 from ..reference.tflite_refs import probe_tflm_arena
 from ..report import build_report
 from ..schedule.safety import check_plan_memory
+from ..schedule.schedule import build_schedule
 from .options import CompileOptions
 
 
@@ -165,7 +166,8 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     if patch is not None:
         provenance["patching"] = (f"first {patch.stage_len} layers in {patch.grid}x{patch.grid} patches, input "
                                   f"{'filled by patch' if patch.input_by_patch else 'whole'}")
-    sources = generate_c(graph, plan, options.name, provenance, patch)
+    schedule = build_schedule(graph, patch)
+    sources = generate_c(schedule, plan, options.name, provenance)
     extra = {"compiler_version": __version__, "notes": notes, "source_format": fmt,
              **patch_report(graph, choice, options), **choice_report(choice)}
     if fmt == "tflite":

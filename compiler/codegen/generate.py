@@ -22,6 +22,7 @@ from ..memory import ArenaPlan
 from ..memory.planner import scratch_buffer
 from ..patch.memory import region_buffer
 from ..patch.planner import crop_buffer, local_window
+from ..schedule.schedule import Schedule, Step
 from ..ops import op_def
 from ..ops.spatial import as_nhwc
 
@@ -103,85 +104,77 @@ def layer_comment(node, graph: Graph, plan: ArenaPlan, macs: int) -> list[str]:
     return lines
 
 
-def generate_c(graph: Graph, plan: ArenaPlan, prefix: str = "model", provenance: dict | None = None,
-               patch=None) -> CSource:
-    """Render the library for ``graph`` (quantized) laid out by ``plan``; ``patch`` (a PatchPlan) runs
-    the first stage patch by patch."""
+def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", provenance: dict | None = None) -> CSource:
+    """Render the library for ``schedule`` (its graph quantized) laid out by ``plan``: one block per step,
+    the patch loop's chains (dispatched per patch when there are several) first."""
+    graph = schedule.graph
+    loop = schedule.loop
+    patch = loop.plan if loop is not None else None
     env = environment()
     P = c_identifier(prefix)
     arrays: list[ArrayDef] = []
     const_symbols: dict[str, str] = {}
-    layers = []
-    stage_len = patch.stage_len if patch is not None else 0
-    stage_tensors = set()
-    if patch is not None:
-        stage_tensors = {graph.inputs[0]} | {n.outputs[0] for n in graph.nodes[:stage_len]}
 
-    def ref(name: str, layer: int, k: int) -> TensorRef:
+    def ref(name: str, step: Step, k: int) -> TensorRef:
         t = graph.tensors[name]
         if t.is_const:
             if name not in const_symbols:
-                sym = f"{P}_l{layer}_c{k}"
+                sym = f"{P}_l{step.index}_c{k}"
                 const_symbols[name] = sym
                 arrays.append(ArrayDef(sym, C_TYPES[t.dtype], t.data))
             ptr, off = const_symbols[name], None
-        elif layer < stage_len and name in stage_tensors:
-            off = plan.offsets[region_buffer(name)]
-            ptr = f"{P.upper()}_ACT({off})"
         else:
-            off = plan.offsets[name]
+            off = plan.offsets[step.buffer(name)]
             ptr = f"{P.upper()}_ACT({off})"
         return TensorRef(name, ptr, tuple(t.shape), as_nhwc(tuple(t.shape)), t.dtype, off, t.size)
 
-    index = 0
-    for node in graph.nodes:
+    def layer(step: Step) -> dict:
+        node, call, index = step.node, step.kernel, step.index
         d = op_def(node)
-        if d.alias:
-            continue
-        call = d.kernel(node, graph)
+        tag = f"c{step.chain}" if step.chain > 0 else ""  # an alternative chain's own per-layer arrays
         ctx = {}
         for key, value in call.context.items():
             if isinstance(value, np.ndarray):
-                sym = f"{P}_l{index}_{key}"
+                sym = f"{P}_l{index}{tag}_{key}"
                 ctype = "int8_t" if value.dtype == np.int8 else "int32_t"
                 arrays.append(ArrayDef(sym, ctype, value))
                 ctx[key] = sym
             else:
                 ctx[key] = value
-        inputs = [ref(i, index, k) if i else None for k, i in enumerate(node.inputs)]
-        outputs = [ref(o, index, 0) for o in node.outputs]
+        inputs = [ref(i, step, k) if i else None for k, i in enumerate(node.inputs)]
+        outputs = [ref(o, step, 0) for o in node.outputs]
         macs = d.macs(node, graph)
-        in_stage = index < stage_len
-        L = d.kernel_dims(node, graph, call, f"pl[{index}]" if in_stage else None)
+        L = d.kernel_dims(node, graph, call, f"pl[{index}]" if step.in_loop else None)
         prologue = ""
-        if in_stage:
+        if step.in_loop:
             for ci, (j, slot) in enumerate(patch.crops):
                 if j != index:
                     continue
-                off = plan.offsets[crop_buffer(graph, patch, j, slot)]
+                off = plan.offsets[crop_buffer(graph, patch, j, slot, step.chain)]
                 dst = f"{P.upper()}_ACT({off})"
                 prologue += env.get_template("kernels/crop.c.j2").render(
                     tensor=node.inputs[slot], index=ci, channels=graph.tensors[node.inputs[slot]].shape[3],
                     src=inputs[slot].ptr, dst=dst, layer=j)
                 inputs[slot] = dataclasses.replace(inputs[slot], ptr=dst)
         body = prologue + env.get_template(f"kernels/{call.template}").render(c=ctx, inp=inputs, out=outputs, P=P, L=L)
-        comment = layer_comment(node, graph, plan, macs) if not in_stage else [
-            f"node '{node.name}' ({node.source}), per patch",
-            *[f"in  {graph.tensors[i].dtype}{list(graph.tensors[i].shape)} region buffer @arena+{plan.offsets[region_buffer(i)]}"
-              for i in node.inputs if i and not graph.tensors[i].is_const],
+        comment = layer_comment(node, graph, plan, macs) if not step.in_loop else [
+            f"node '{node.name}' ({node.source}), per patch" + (f", chain {step.chain}" if len(loop.chains) > 1 else ""),
+            *[f"in  {graph.tensors[i].dtype}{list(graph.tensors[i].shape)} region buffer @arena+{plan.offsets[step.buffer(i)]}"
+              for i in step.reads],
             f"out {graph.tensors[node.outputs[0]].dtype}{list(graph.tensors[node.outputs[0]].shape)} region buffer "
-            f"@arena+{plan.offsets[region_buffer(node.outputs[0])]}",
+            f"@arena+{plan.offsets[step.buffer(node.outputs[0])]}",
             f"MACs {macs} whole map"]
         scratch = None
         size = d.scratch_bytes(node, graph)
         if size:
-            scratch = (plan.offsets[scratch_buffer(node)], size)
+            scratch = (plan.offsets[scratch_buffer(node, max(step.chain, 0))], size)
             comment.append(f"scratch {size} B @arena+{scratch[0]}")
-        layers.append({
-            "index": index, "op": node.op, "name": node.name, "comment": comment,
-            "body": body.rstrip("\n"), "macs": macs, "in_stage": in_stage, "scratch": scratch,
-        })
-        index += 1
+        return {"index": index, "op": node.op, "name": node.name, "comment": comment, "body": body.rstrip("\n"),
+                "macs": macs, "in_stage": step.in_loop, "scratch": scratch}
+
+    chains = [[layer(st) for st in chain.steps] for chain in loop.chains] if loop is not None else []
+    rest = [layer(st) for st in schedule.rest.steps]
+    layers = (chains[0] if chains else []) + rest  # one entry per layer: names and counts
 
     def io(names):
         out = []
@@ -193,6 +186,7 @@ def generate_c(graph: Graph, plan: ArenaPlan, prefix: str = "model", provenance:
 
     patch_ctx = None
     if patch is not None:
+        stage_len = patch.stage_len
         inp, split = graph.inputs[0], patch.split
         table = []
         for p, regs in enumerate(patch.regions):
@@ -212,9 +206,11 @@ def generate_c(graph: Graph, plan: ArenaPlan, prefix: str = "model", provenance:
             "grid": patch.grid, "count": patch.patches, "stage_len": stage_len, "table": table,
             "split": split, "split_shape": graph.tensors[split].shape,
             "input_shape": graph.tensors[inp].shape, "by_patch": patch.input_by_patch,
-            "input_whole": plan.offsets.get(inp, -1), "input_region": plan.offsets[region_buffer(inp)],
-            "split_region": plan.offsets[region_buffer(split)], "split_whole": plan.offsets[split],
+            "input_whole": plan.offsets.get(inp, -1), "split_whole": plan.offsets[split],
             "overhead": f"{100 * patch.overhead:.1f}", "num_crops": len(patch.crops),
+            "chains": [{"layers": ls, "input_region": plan.offsets[region_buffer(inp, c)],
+                        "split_region": plan.offsets[region_buffer(split, c)]} for c, ls in enumerate(chains)],
+            "dispatch": list(loop.dispatch.chain_of_patch) if loop.dispatch is not None else None,
         }
     values = {
         "P": P, "PU": P.upper(), "version": __version__, "provenance": provenance or {},

@@ -27,6 +27,9 @@ class Buffer:
     first: int
     last: int
     offset: int
+    #: buffers of different groups never live at the same time although their steps overlap (the
+    #: mutually exclusive chains of a patch loop: one patch runs one chain), so they may share bytes
+    group: int | None = None
 
 
 @dataclass(frozen=True)
@@ -52,35 +55,43 @@ def _align(x: int) -> int:
     return (x + ALIGN - 1) // ALIGN * ALIGN
 
 
-def place_buffers(buffers: list[tuple[str, int, int, int]]) -> list[Buffer]:
-    """Greedy by size: (name, bytes, first step, last step) -> placed buffers."""
-    sizes = {name: _align(size) for name, size, _, _ in buffers}
-    first = {name: f for name, _, f, _ in buffers}
-    last = {name: la for name, _, _, la in buffers}
+def place_buffers(buffers: list[tuple]) -> list[Buffer]:
+    """Greedy by size: (name, bytes, first step, last step[, exclusive group]) -> placed buffers."""
+    sizes = {b[0]: _align(b[1]) for b in buffers}
+    first = {b[0]: b[2] for b in buffers}
+    last = {b[0]: b[3] for b in buffers}
+    group = {b[0]: (b[4] if len(b) > 4 else None) for b in buffers}
+
+    def conflict(b: Buffer, r: str) -> bool:
+        exclusive = b.group is not None and group[r] is not None and b.group != group[r]
+        return not (b.last < first[r] or last[r] < b.first or exclusive)
+
     placed: list[Buffer] = []
     for r in sorted(sizes, key=lambda r: (-sizes[r], first[r], r)):
-        overlapping = sorted((b for b in placed if not (b.last < first[r] or last[r] < b.first)), key=lambda b: b.offset)
+        overlapping = sorted((b for b in placed if conflict(b, r)), key=lambda b: b.offset)
         offset = 0
         for b in overlapping:
             if offset + sizes[r] <= b.offset:
                 break
             offset = max(offset, _align(b.offset + b.size))
-        placed.append(Buffer(r, sizes[r], first[r], last[r], offset))
+        placed.append(Buffer(r, sizes[r], first[r], last[r], offset, group[r]))
     return placed
 
 
-def scratch_buffer(node) -> str:
-    """Name of a layer's scratch buffer: it lives only while that layer runs (as TFLite Micro plans them)."""
-    return f"{node.outputs[0]}@scratch"
+def scratch_buffer(node, chain: int = 0) -> str:
+    """Name of a layer's scratch buffer: it lives only while that layer runs (as TFLite Micro plans them);
+    ``chain`` > 0: the copy of an alternative chain of a patch loop."""
+    return f"{node.outputs[0]}@scratch" + (f"{chain}" if chain > 0 else "")
 
 
-def scratch_buffers(graph: Graph, nodes, first_step: int) -> list[tuple[str, int, int, int]]:
-    """(name, bytes, step, step) of each layer's kernel scratch, ``nodes`` running from ``first_step``."""
+def scratch_buffers(graph: Graph, nodes, first_step: int, chain: int | None = None) -> list[tuple]:
+    """(name, bytes, step, step, group) of each layer's kernel scratch, ``nodes`` running from
+    ``first_step``; ``chain``: they belong to that chain of a patch loop (its exclusive group)."""
     out = []
     for step, n in enumerate(nodes, start=first_step):
         size = op_def(n).scratch_bytes(n, graph)
         if size:
-            out.append((scratch_buffer(n), size, step, step))
+            out.append((scratch_buffer(n, chain or 0), size, step, step, chain))
     return out
 
 

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Graph
+from ..ir import Graph, Node
 from ..ops import op_def
 from ..quant.simulate import eval_node, node_inputs, run_nodes
 from .planner import PatchPlan, local_window, np_region
 
 
-def run_stage(graph: Graph, plan: PatchPlan, x: np.ndarray, integer: bool = True) -> np.ndarray:
-    """The stage output, assembled patch by patch."""
+def run_stage(graph: Graph, plan: PatchPlan, x: np.ndarray, integer: bool = True,
+              chains: tuple[tuple[Node, ...], ...] | None = None,
+              chain_of_patch: tuple[int, ...] | None = None) -> np.ndarray:
+    """The stage output, assembled patch by patch. ``chains``: the alternative node chains of the patch
+    loop (default: the stage's nodes), ``chain_of_patch[p]`` the one patch p runs (default: chain 0)."""
     split = plan.split
     whole = np.zeros(graph.tensors[split].shape, np.int8 if integer else np.float32)
     inp = graph.inputs[0]
+    chains = chains or (tuple(graph.nodes[: plan.stage_len]),)
     for p, regs in enumerate(plan.regions):
         vals = {inp: np_region(x, regs[inp])}
-        for j, node in enumerate(graph.nodes[: plan.stage_len]):
+        for node in chains[chain_of_patch[p] if chain_of_patch is not None else 0]:
             ins = node_inputs(graph, node, vals)
             lw = local_window(graph, plan, node, p)
             if lw is not None:  # the op's own padding in this patch (negative: a start offset)
@@ -43,9 +47,12 @@ def run_stage(graph: Graph, plan: PatchPlan, x: np.ndarray, integer: bool = True
     return whole
 
 
-def run_int_patched(graph: Graph, plan: PatchPlan, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Whole model: the stage patch by patch, then the rest layer by layer (int8, bit-exact)."""
+def run_int_patched(graph: Graph, plan: PatchPlan, feeds: dict[str, np.ndarray],
+                    chains: tuple[tuple[Node, ...], ...] | None = None,
+                    chain_of_patch: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
+    """Whole model: the stage patch by patch (``chains``/``chain_of_patch`` as in run_stage), then the rest
+    layer by layer (int8, bit-exact)."""
     x = np.asarray(feeds[graph.inputs[0]]).reshape(graph.tensors[graph.inputs[0]].shape)
-    split_value = run_stage(graph, plan, x)
+    split_value = run_stage(graph, plan, x, True, chains, chain_of_patch)
     values = run_nodes(graph, graph.nodes[plan.stage_len :], {plan.split: split_value}, integer=True)
     return {o: values[o] for o in graph.outputs}

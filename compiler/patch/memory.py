@@ -9,15 +9,18 @@ from ..memory.planner import ArenaPlan, place_buffers, plan_memory, scratch_buff
 from .planner import PatchPlan, crop_buffer, max_region_bytes
 
 
-def region_buffer(tensor: str) -> str:
-    """Name of the per-patch buffer of a stage tensor in a patched plan."""
-    return f"{tensor}@patch"
+def region_buffer(tensor: str, chain: int = 0) -> str:
+    """Name of the per-patch buffer of a stage tensor in a patched plan (in chain ``chain`` of the loop)."""
+    return f"{tensor}@patch" + (f"{chain}" if chain > 0 else "")
 
 
-def plan_memory_patched(graph: Graph, plan: PatchPlan) -> ArenaPlan:
+def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int = 1) -> ArenaPlan:
     """Arena for a patched schedule: per-patch region buffers (reused by every patch) for the stage,
     the stage output whole, then the rest layer by layer. Steps: 0 fills the input patch, 1..k run the
-    stage, k+1 stores the patch into the whole stage output, k+2.. run the rest."""
+    stage, k+1 stores the patch into the whole stage output, k+2.. run the rest.
+
+    With ``chains`` > 1 the loop holds that many alternative chains (a patch runs one of them): each has
+    its own region, crop and scratch buffers, in its own exclusive group, so the chains share bytes."""
     k = plan.stage_len
     stage, rest = graph.nodes[:k], graph.nodes[k:]
     inp, split = graph.inputs[0], plan.split
@@ -34,12 +37,16 @@ def plan_memory_patched(graph: Graph, plan: PatchPlan) -> ArenaPlan:
     produced_at = {inp: 0}
     for step, n in enumerate(stage, start=1):
         produced_at[n.outputs[0]] = step
-    for t, f in produced_at.items():
-        buffers.append((region_buffer(t), max_region_bytes(graph, plan, t), f, last_in_stage.get(t, f)))
-    for j, slot in plan.crops:
-        node = stage[j]
-        buffers.append((crop_buffer(graph, plan, j, slot), max_region_bytes(graph, plan, node.outputs[0])
-                        // graph.tensors[node.outputs[0]].shape[3] * graph.tensors[node.inputs[slot]].shape[3], j + 1, j + 1))
+    group = (lambda c: None) if chains == 1 else (lambda c: c)
+    for c in range(chains):
+        for t, f in produced_at.items():
+            buffers.append((region_buffer(t, c), max_region_bytes(graph, plan, t), f, last_in_stage.get(t, f), group(c)))
+        for j, slot in plan.crops:
+            node = stage[j]
+            size = (max_region_bytes(graph, plan, node.outputs[0]) // graph.tensors[node.outputs[0]].shape[3]
+                    * graph.tensors[node.inputs[slot]].shape[3])
+            buffers.append((crop_buffer(graph, plan, j, slot, c), size, j + 1, j + 1, group(c)))
+        buffers += scratch_buffers(graph, stage, 1, group(c))
     last_read: dict[str, int] = {}
     for step, n in enumerate(rest, start=k + 2):
         for i in n.inputs:
@@ -55,7 +62,7 @@ def plan_memory_patched(graph: Graph, plan: PatchPlan) -> ArenaPlan:
         if b.name == split or b.name.endswith("@scratch"):
             continue
         buffers.append((b.name, graph.tensors[b.name].nbytes, b.first + k + 2, b.last + k + 2))
-    buffers += scratch_buffers(graph, stage, 1) + scratch_buffers(graph, rest, k + 2)
+    buffers += scratch_buffers(graph, rest, k + 2)
     placed = place_buffers(buffers)
     offsets = {b.name: b.offset for b in placed}
     all_offsets = dict(offsets)

@@ -144,8 +144,9 @@ def plan_patches(graph: Graph, k: int, n: int, input_by_patch: bool = False) -> 
     return PatchPlan(split, k, n, rows, cols, tuple(regions), input_by_patch, layer, patched, total, tuple(crops))
 
 
-def crop_buffer(graph: Graph, plan: "PatchPlan", j: int, slot: int) -> str:
-    return f"{graph.nodes[j].inputs[slot]}@crop{j}"
+def crop_buffer(graph: Graph, plan: "PatchPlan", j: int, slot: int, chain: int = 0) -> str:
+    """Name of the cropped copy of stage layer j's operand ``slot`` (per chain of the patch loop)."""
+    return f"{graph.nodes[j].inputs[slot]}@crop{j}" + (f".{chain}" if chain > 0 else "")
 
 
 def local_window(graph: Graph, plan: PatchPlan, node: Node, p: int) -> LocalWindow | None:
