@@ -29,6 +29,8 @@ from ..ops.data_movement import ConcatAttrs, PadAttrs, ReshapeAttrs, TransposeAt
 from ..ops.elementwise import ElementwiseAttrs
 from ..ops.fully_connected import FullyConnectedAttrs
 from ..ops.pooling import PoolAttrs
+from ..ops.prelu import PreluAttrs
+from ..ops.resize import ONNX_COORDINATE_MODES, ONNX_NEAREST_MODES, ResizeAttrs, onnx_replication_problem
 from ..ops.spatial import Window
 from ..ops.unary import SoftmaxAttrs, UnaryAttrs
 
@@ -41,7 +43,7 @@ MIN_OPSET = 7
 NCHW_CONSUMERS = {
     "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "Pad",
     "Add", "Sub", "Mul", "Div", "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Tanh",
-    "Concat", "Identity", "Cast", "ReduceMean",
+    "Concat", "Identity", "Cast", "ReduceMean", "Resize", "Upsample", "PRelu",
 }
 
 
@@ -781,6 +783,94 @@ def _hardswish(imp, n):
 @converter("LeakyRelu")
 def _leakyrelu(imp, n):
     _unary(imp, n, UnaryAttrs("leakyrelu", imp.attr(n, "alpha", 0.01)))
+
+
+def _str_attr(imp, n, name: str, default: str) -> str:
+    v = imp.attr(n, name, default)
+    return v.decode() if isinstance(v, bytes) else v
+
+
+@converter("Resize", "Upsample")
+def _resize(imp, n):
+    """Nearest resize by integer factors over H, W only; any attribute combination whose source index is
+    not y // s somewhere is refused with the position where it differs."""
+    x = n.input[0]
+    _require_4d(imp, n, x)
+    mode = _str_attr(imp, n, "mode", "nearest")
+    if mode != "nearest":
+        raise UnsupportedError(imp._unsupported_msg(n, f"mode '{mode}' (only 'nearest' with integer scale factors)"))
+    shape = imp.logical_shape(x)  # N, C, H, W
+    scales = sizes = None
+    if n.op_type == "Upsample" and imp.opset < 9:
+        scales = [float(v) for v in imp.attr(n, "scales", [])]
+    elif n.op_type == "Upsample" or imp.opset < 11:
+        scales = [float(v) for v in imp.const_required(n, 1, "scales").reshape(-1)]
+    else:
+        if _str_attr(imp, n, "coordinate_transformation_mode", "half_pixel") == "tf_crop_and_resize":
+            raise UnsupportedError(imp._unsupported_msg(n, "coordinate_transformation_mode 'tf_crop_and_resize'"))
+        if imp.optional_input(n, 3):
+            sizes = [int(v) for v in imp.const_required(n, 3, "sizes").reshape(-1)]
+        elif imp.optional_input(n, 2) and imp.const_required(n, 2, "scales").size:
+            scales = [float(v) for v in imp.const_required(n, 2, "scales").reshape(-1)]
+        else:
+            raise UserError(f"node '{n.name}' (Resize) has neither scales nor sizes; fix or re-export the model")
+    axes = [int(a) % 4 for a in imp.attr(n, "axes", [0, 1, 2, 3])]
+    given = sizes if sizes is not None else scales
+    if len(given) != len(axes):
+        raise UserError(f"node '{n.name}' ({n.op_type}): {len(given)} {'sizes' if sizes is not None else 'scales'} "
+                        f"for {len(axes)} axes of a 4-D input; fix or re-export the model")
+    if sizes is not None and _str_attr(imp, n, "keep_aspect_ratio_policy", "stretch") != "stretch":
+        raise UnsupportedError(imp._unsupported_msg(n, "keep_aspect_ratio_policy other than 'stretch'"))
+    out, scale = list(shape), [1.0] * 4
+    for a, v in zip(axes, given):
+        if sizes is not None:
+            out[a], scale[a] = int(v), v / shape[a]
+        else:
+            out[a], scale[a] = int(np.floor(shape[a] * v)), float(v)
+    if out[0] != shape[0] or out[1] != shape[1]:
+        raise UnsupportedError(imp._unsupported_msg(n, "resizing the batch or channel axis (only H, W)"))
+    if imp.opset >= 11 and n.op_type == "Resize":
+        cmode = _str_attr(imp, n, "coordinate_transformation_mode", "half_pixel")
+        nmode = _str_attr(imp, n, "nearest_mode", "round_prefer_floor")
+    else:  # Upsample and Resize-10: asymmetric coordinates, floor (onnxruntime's "simple" nearest when upsampling)
+        cmode, nmode = "asymmetric", "floor"
+    if cmode not in ONNX_COORDINATE_MODES or nmode not in ONNX_NEAREST_MODES:
+        raise UnsupportedError(imp._unsupported_msg(n, f"coordinate_transformation_mode '{cmode}' / nearest_mode '{nmode}'"))
+    problem = onnx_replication_problem((shape[2], shape[3]), (out[2], out[3]), (scale[2], scale[3]), cmode, nmode)
+    if problem is not None:
+        raise UnsupportedError(imp._unsupported_msg(
+            n, f"nearest resize with coordinate_transformation_mode '{cmode}', nearest_mode '{nmode}': {problem} "
+               "(only replication by integer factors is supported)"))
+    attrs = ResizeAttrs((out[2] // shape[2], out[3] // shape[3]))
+    imp.emit(n, "resize_nearest", [imp.view(x, NHWC)], attrs, NHWC)
+
+
+@converter("PRelu")
+def _prelu(imp, n):
+    """One slope per channel (axis 1, e.g. PyTorch's [C, 1, 1]) or a single one, by ONNX broadcasting."""
+    x = n.input[0]
+    slope = imp.const_required(n, 1, "slope").astype(np.float64)
+    shape = imp.logical_shape(x)
+    rank = len(shape)
+    try:
+        if slope.ndim > rank:
+            raise ValueError
+        full = np.broadcast_to(slope.reshape((1,) * (rank - slope.ndim) + slope.shape), shape)
+    except ValueError:
+        raise UserError(f"node '{n.name}' (PRelu): slope of shape {list(slope.shape)} does not broadcast to the input "
+                        f"{list(shape)}; fix or re-export the model") from None
+    varying = [a for a in range(rank) if shape[a] > 1 and np.ptp(full, axis=a).max() > 0]
+    channel = 1 if rank >= 2 else 0
+    if not varying:
+        perm, alpha = imp.perm_of(x), full.reshape(-1)[:1]
+    elif varying == [channel]:
+        perm = channels_last(rank, channel)
+        alpha = np.moveaxis(full, channel, -1).reshape(-1, shape[channel])[0]
+    else:
+        raise UnsupportedError(imp._unsupported_msg(n, f"a slope varying along axes {varying} of the input "
+                                                       "(only one slope per channel, axis 1, or a single slope)"))
+    a = imp.add_const(n.name + "_slope", np.ascontiguousarray(alpha, np.float32))
+    imp.emit(n, "prelu", [imp.view(x, perm), a], PreluAttrs(), perm)
 
 
 @converter("Identity", "Dropout")

@@ -40,6 +40,8 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "concat": ("calls", "rows", "bytes"),
     "pad": ("calls", "bytes", "rows", "in_bytes"),
     "transpose": ("calls", "elements"),
+    "resize_nearest": ("calls", "outputs"),
+    "prelu": ("calls", "outputs"),
     "copy_region": ("calls", "rows", "bytes"),  # crops, the input copy and the paste of each patch
     "invoke": ("calls", "layer_calls", "patches"),
     "other": ("calls", "outputs", "macs"),  # a kernel not in this table yet (a new op)
@@ -73,6 +75,8 @@ COEFFICIENTS: dict[str, dict[str, float]] = {
     "concat": {"calls": 48.856, "rows": 35.961, "bytes": 1.237},
     "pad": {"calls": 144.831, "bytes": 0.204, "rows": 41.78, "in_bytes": 1.095},
     "transpose": {"calls": 0.0, "elements": 5.98},
+    "resize_nearest": {"calls": 60.0, "outputs": 6.0},
+    "prelu": {"calls": 60.0, "outputs": 30.0},
     "copy_region": {"calls": 38.702, "rows": 35.553, "bytes": 0.537},
     "invoke": {"calls": 0.0, "layer_calls": 46.068, "patches": 0.0},
     "other": {"calls": 200.0, "outputs": 100.0, "macs": 7.0},

@@ -26,9 +26,9 @@ from typing import Callable
 import numpy as np
 
 from ..ir import Graph, Node
+from ..memory.planner import ArenaPlan, Buffer, scratch_buffer
 from ..ops import op_def
 from ..ops.spatial import as_nhwc
-from ..memory.planner import ArenaPlan, Buffer, scratch_buffer
 from ..patch.memory import region_buffer
 from ..patch.planner import crop_buffer, local_window
 
@@ -269,6 +269,44 @@ def _transpose(call: Call):
     return [_read(call.inputs[0], n, "input"), _write(call.output, n, "output")], contract
 
 
+def _resize_nearest(call: Call):
+    """mcu_resize_nearest_s8: output pixel (oy, ox) reads input pixel ((oy + offset.h) / scale.h,
+    (ox + offset.w) / scale.w); offset = -padding (a patch starting inside a replicated block); N and C
+    equal; the last output row / column must read inside the input dims."""
+    (sh, sw), (off_h, off_w) = call.context["scale"], (-call.pads[0], -call.pads[1])
+    in_d, out_d = call.in_dims[0], call.out_dims
+    n, h, w, c = in_d
+    _, oh, ow, _ = out_d
+    contract = []
+    if sh < 1 or sw < 1 or off_h < 0 or off_w < 0:
+        contract.append(f"scale {[sh, sw]} (>= 1) and offset {[off_h, off_w]} (>= 0)")
+    if out_d[0] != n or out_d[3] != c or oh < 0 or ow < 0:
+        contract.append(f"output dims {list(out_d)} do not match input {list(in_d)} in N, C")
+    empty = min(n, c, oh, ow) <= 0
+    if not contract and not empty:
+        last_y, last_x = (oh - 1 + off_h) // sh, (ow - 1 + off_w) // sw
+        if last_y >= h or last_x >= w:
+            contract.append(f"output {oh}x{ow} at offset {[off_h, off_w]} x{[sh, sw]} reads input row {last_y}, "
+                            f"column {last_x} of {h}x{w}")
+    extent = 0
+    if not contract and not empty:
+        extent = (((n - 1) * h + (oh - 1 + off_h) // sh) * w + (ow - 1 + off_w) // sw + 1) * c
+    return [_read(call.inputs[0], extent, "input"),
+            _write(call.output, max(0, n * oh * ow * c) if not contract else 0, "output")], contract
+
+
+def _prelu(call: Call):
+    """mcu_prelu_s8: input and output dims equal (size elements each), alpha_len slopes (C or 1)."""
+    in_d, out_d, alpha_len = call.in_dims[0], call.out_dims, call.context["alpha_len"]
+    contract = []
+    if tuple(in_d) != tuple(out_d):
+        contract.append(f"input dims {list(in_d)} and output dims {list(out_d)} differ")
+    if alpha_len not in (1, in_d[3]):
+        contract.append(f"{alpha_len} slopes for {in_d[3]} channels")
+    return [_read(call.inputs[0], _prod(in_d), "input"), _read(call.inputs[1], alpha_len, "slopes"),
+            _write(call.output, _prod(out_d), "output")], contract
+
+
 #: kernel template -> its access pattern (one entry per C kernel the templates call)
 KERNEL_ACCESS: dict[str, Callable[[Call], tuple[list[Access], list[str]]]] = {
     "conv.c.j2": _conv,
@@ -284,6 +322,8 @@ KERNEL_ACCESS: dict[str, Callable[[Call], tuple[list[Access], list[str]]]] = {
     "concat.c.j2": _concat,
     "pad.c.j2": _pad,
     "transpose.c.j2": _transpose,
+    "resize_nearest.c.j2": _resize_nearest,
+    "prelu.c.j2": _prelu,
 }
 
 

@@ -401,6 +401,58 @@ mcu_status mcu_paste_region_s8(const mcu_context *ctx,
                                const mcu_dims *output_dims,
                                int8_t *output);
 
+/**
+ * @brief Nearest-neighbour upsampling by integer factors, int8: each output pixel is a copy of one input
+ *        pixel (bytes copied, so input and output share their quantization).
+ *
+ * Output pixel (oy, ox) of batch b is input pixel ((oy + offset.h) / scale.h, (ox + offset.w) / scale.w) of
+ * batch b. With offset 0 and output dims scale times the input's this is TFLite's RESIZE_NEAREST_NEIGHBOR
+ * without align_corners / half_pixel_centers; the patched stage passes an offset when a patch starts inside
+ * a replicated block.
+ * @param[in]  ctx            Scratch, unused; may be NULL.
+ * @param[in]  resize_params  scale (h, w) >= 1, offset (h, w) >= 0.
+ * @param[in]  input_dims     [N, H, W, C], each >= 0.
+ * @param[in]  input          Input, int8 [N, H, W, C].
+ * @param[in]  output_dims    [N, OH, OW, C], OH, OW >= 0, with (OH - 1 + offset.h) / scale.h < H and
+ *                            (OW - 1 + offset.w) / scale.w < W when OH, OW > 0.
+ * @param[out] output         Output, int8 [N, OH, OW, C]; must not overlap the input.
+ * @return MCU_OK, or MCU_ARG_ERROR (nothing written) when a scale is below 1, an offset is negative, N or C
+ *         differ between input and output, an output dimension is negative, or an output pixel would read
+ *         outside the input.
+ */
+mcu_status mcu_resize_nearest_s8(const mcu_context *ctx,
+                                 const mcu_resize_nearest_params *resize_params,
+                                 const mcu_dims *input_dims,
+                                 const int8_t *input,
+                                 const mcu_dims *output_dims,
+                                 int8_t *output);
+
+/**
+ * @brief Parametric ReLU with one slope per channel, int8, TFLite Micro's PRELU semantics.
+ *
+ * v = input + input_offset; output = clamp(v >= 0 ? requantize(v, identity_mult, identity_shift)
+ * : requantize(v * (alpha[c] + alpha_offset), alpha_mult, alpha_shift) + output_offset) to [-128, 127],
+ * c the channel (innermost index); a single slope (alpha_dims->c == 1) applies to every channel.
+ * @param[in]  ctx           Scratch, unused; may be NULL.
+ * @param[in]  prelu_params  Offsets and the two requantizations (see ::mcu_prelu_params).
+ * @param[in]  input_dims    [N, H, W, C], each >= 0.
+ * @param[in]  input         Input, int8 [N, H, W, C].
+ * @param[in]  alpha_dims    [1, 1, 1, C_alpha] (n, h, w not read), C_alpha = C or 1.
+ * @param[in]  alpha         Slopes, int8 [C_alpha].
+ * @param[in]  output_dims   Equal to input_dims.
+ * @param[out] output        Output, int8 [N, H, W, C]; may alias input.
+ * @return MCU_OK, or MCU_ARG_ERROR (nothing written) when output_dims differ from input_dims or C_alpha is
+ *         neither C nor 1.
+ */
+mcu_status mcu_prelu_s8(const mcu_context *ctx,
+                        const mcu_prelu_params *prelu_params,
+                        const mcu_dims *input_dims,
+                        const int8_t *input,
+                        const mcu_dims *alpha_dims,
+                        const int8_t *alpha,
+                        const mcu_dims *output_dims,
+                        int8_t *output);
+
 #ifdef __cplusplus
 }
 #endif

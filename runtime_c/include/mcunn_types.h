@@ -169,6 +169,27 @@ typedef struct
     int32_t left; /**< First column of the region, >= 0. */
 } mcu_region_params;
 
+/** Nearest-neighbour upsampling by integer factors (pure replication). */
+typedef struct
+{
+    mcu_tile scale;  /**< Replication factors, >= 1: output row oy reads input row (oy + offset.h) / scale.h. */
+    mcu_tile offset; /**< Output rows / columns the output starts into the first input row's / column's block,
+                          >= 0 (0 for a whole tensor; a patch may start inside a block). */
+} mcu_resize_nearest_params;
+
+/** Parametric ReLU (TFLite Micro's PRELU): an identity path and an alpha path, each requantized. */
+typedef struct
+{
+    int32_t input_offset;   /**< Negated input zero point, in [-127, 128]. */
+    int32_t alpha_offset;   /**< Negated slope zero point, in [-127, 128]. */
+    int32_t output_offset;  /**< Output zero point, in [-128, 127]. */
+    int32_t identity_mult;  /**< Q31 multiplier of (x + input_offset) >= 0: input scale / output scale. */
+    int32_t identity_shift; /**< Its shift, in [-31, 30]. */
+    int32_t alpha_mult;     /**< Q31 multiplier of (x + input_offset) * (alpha + alpha_offset) for negative inputs:
+                                 input scale * slope scale / output scale. */
+    int32_t alpha_shift;    /**< Its shift, in [-31, 30]. */
+} mcu_prelu_params;
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,104 @@
+"""Parametric ReLU with one slope per channel (ONNX ``PRelu``, TFLite ``PRELU``): y = x for x >= 0, else
+alpha[c] * x, the channel being the innermost (physical) axis; a single slope is broadcast.
+
+int8 semantics are TFLite Micro's PRELU reference: the slope is an int8 tensor with its own per-tensor
+scale and zero point, and there are two requantizations, an identity path for (x - zp_in) >= 0 with
+multiplier s_in / s_out and an alpha path for the negative side, multiplying (x - zp_in) by
+(alpha - zp_alpha) with multiplier s_in * s_alpha / s_out; the result is offset by the output zero
+point and clamped to int8.
+
+Patch rule: elementwise, so any region; an input buffer larger than the output region is read through
+a cropped copy, as for the other elementwise ops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..arith.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from ..errors import UserError
+from ..ir import Tensor
+from .base import KernelCall, OpDef, activation_quant, quantize_values, register, shape_error
+
+
+@dataclass(frozen=True)
+class PreluAttrs:
+    """No attributes: the slope is input 1, a constant of shape [C] (or [1], one slope for all)."""
+
+
+@dataclass(frozen=True)
+class PreluParams:
+    input_offset: int  # -zp_in
+    alpha_offset: int  # -zp_alpha
+    output_offset: int  # zp_out
+    identity_mult: int  # s_in / s_out
+    identity_shift: int
+    alpha_mult: int  # s_in * s_alpha / s_out
+    alpha_shift: int
+
+
+@register
+class Prelu(OpDef):
+    name = "prelu"
+    inplace = True
+    patch_crops_operands = True
+
+    def patch_problem(self, node, graph):
+        return None  # one element in, one element out: any region
+
+    def infer_shapes(self, node, in_shapes):
+        x, alpha = in_shapes[0], in_shapes[1]
+        n_alpha = int(np.prod(alpha, dtype=np.int64))
+        if len(alpha) > 1 or not x or n_alpha not in (1, x[-1]):
+            raise shape_error(node, f"slope of shape {list(alpha)} for input {list(x)}: expected [C] = "
+                                    f"[{x[-1] if x else '?'}] or [1]")
+        return [tuple(x)]
+
+    def eval_float(self, node, graph, inputs):
+        x = inputs[0].astype(np.float64)
+        a = np.ravel(inputs[1]).astype(np.float64)
+        return [np.where(x >= 0, x, x * a).astype(np.float32)]
+
+    def quantize(self, node, ctx):
+        x, alpha = node.inputs
+        in_q = ctx.quant[x]
+        out = node.outputs[0]
+        out_q = ctx.from_range(out)
+        ctx.quant[out] = out_q
+        t = ctx.tensor(alpha)
+        if t.qdata is not None and t.quant is not None:  # a pre-quantized model's own int8 slope
+            if not t.quant.is_per_tensor or t.quant.bits != 8:
+                raise UserError(f"{node.source or node.op} node '{node.name}': slope '{t.origin or alpha}' is quantized "
+                                "per channel or not to int8; TFLite's int8 PRELU takes one int8 scale and zero point "
+                                "for the slope: re-quantize the model with a per-tensor slope")
+            a_q, a_int = t.quant, t.qdata.astype(np.int8)
+        else:
+            a = np.ravel(t.data).astype(np.float64)
+            a_q = activation_quant(float(a.min()), float(a.max()))
+            a_int = quantize_values(a, a_q)
+        qt = Tensor(alpha + "_q", (int(a_int.size),), "int8", np.ravel(a_int).astype(np.int8), a_q)
+        ctx.new_tensors[qt.name] = qt
+        ctx.quant[qt.name] = a_q
+        # as TFLite Micro's CalculatePreluParams, in double from the (float32) scales
+        m1, s1 = quantize_multiplier(in_q.s / out_q.s)
+        m2, s2 = quantize_multiplier(in_q.s * a_q.s / out_q.s)
+        p = PreluParams(-in_q.zp, -a_q.zp, out_q.zp, m1, s1, m2, s2)
+        return [node.replace(inputs=(x, qt.name), params=p)]
+
+    def eval_int(self, node, graph, inputs):
+        p = node.params
+        x = inputs[0].astype(np.int64) + p.input_offset
+        a = np.ravel(inputs[1]).astype(np.int64) + p.alpha_offset
+        pos = multiply_by_quantized_multiplier(x, p.identity_mult, p.identity_shift)
+        neg = multiply_by_quantized_multiplier(x * a, p.alpha_mult, p.alpha_shift)
+        y = np.where(x >= 0, pos, neg) + p.output_offset
+        return [np.clip(y, -128, 127).astype(np.int8)]
+
+    def macs(self, node, graph):
+        return graph.tensors[node.outputs[0]].size
+
+    def kernel(self, node, graph):
+        return KernelCall("prelu.c.j2", {"p": node.params,
+                                         "alpha_len": int(graph.tensors[node.inputs[1]].size)})

@@ -1,0 +1,214 @@
+"""Nearest-neighbour upsampling by integer factors (ONNX ``Resize`` / ``Upsample`` with mode nearest,
+TFLite ``RESIZE_NEAREST_NEIGHBOR``): every input pixel is replicated into an ``s_h x s_w`` block.
+
+The IR op ``resize_nearest`` is only that pure replication; the front ends map their attributes to it
+and refuse (with the reason) any combination whose source index differs from ``y // s`` at some output
+position. They decide it by evaluating each format's own coordinate formula (:func:`onnx_source_index`,
+:func:`tflite_source_index`) over every output row and column and comparing with replication
+(:func:`replication_problem`), so e.g. ONNX's default ``half_pixel`` + ``round_prefer_floor`` and
+TFLite's ``half_pixel_centers`` at an integer scale are accepted (they replicate) while ``align_corners``
+at a scale and size where it does not replicate is refused.
+
+int8: bytes are copied, so input and output share one scale and zero point (TFLite requires that of
+RESIZE_NEAREST_NEIGHBOR; TFLite Micro copies the bytes whatever the params say).
+
+Patch rule: output rows [t, b) read input rows [t // s, ceil(b / s)). In a patch the output region may
+start inside a replicated block; the op then runs with a start offset (negative padding): output row
+``oy`` of the patch reads row ``(oy + offset) // s`` of the input region buffer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..errors import UserError
+from ..ir import Region
+from .base import KernelCall, OpDef, register, require_rank, shape_error
+
+
+@dataclass(frozen=True)
+class ResizeAttrs:
+    """Replication factors (h, w); ``offset`` and ``out_hw`` are set only for one patch (patch_local_node):
+    the output region starts ``offset`` output rows / columns into the first input row / column's block
+    and has ``out_hw`` rows and columns."""
+
+    scale: tuple[int, int]
+    offset: tuple[int, int] = (0, 0)
+    out_hw: tuple[int, int] | None = None
+
+
+def _replicate(x: np.ndarray, attrs: ResizeAttrs) -> np.ndarray:
+    sh, sw = attrs.scale
+    y = np.repeat(np.repeat(x, sh, axis=1), sw, axis=2)
+    if attrs.out_hw is None and attrs.offset == (0, 0):
+        return y
+    oh, ow = attrs.out_hw if attrs.out_hw is not None else (y.shape[1] - attrs.offset[0], y.shape[2] - attrs.offset[1])
+    t, left = attrs.offset
+    return np.ascontiguousarray(y[:, t : t + oh, left : left + ow, :])
+
+
+@register
+class ResizeNearest(OpDef):
+    name = "resize_nearest"
+
+    def infer_shapes(self, node, in_shapes):
+        x = in_shapes[0]
+        require_rank(node, x, 4, "the input")
+        sh, sw = node.attrs.scale
+        if sh < 1 or sw < 1:
+            raise shape_error(node, f"scale factors {[sh, sw]} must be integers >= 1")
+        return [(x[0], x[1] * sh, x[2] * sw, x[3])]
+
+    def eval_float(self, node, graph, inputs):
+        return [_replicate(inputs[0], node.attrs)]
+
+    eval_int = eval_float
+
+    def quantize(self, node, ctx):
+        in_q = ctx.quant[node.inputs[0]]
+        out = node.outputs[0]
+        preset = ctx.preset(out)
+        if preset is not None and not preset.same_as(in_q):
+            raise UserError(f"{node.source or node.op} node '{node.name}': output quantized with scale {preset.s:g} / "
+                            f"zero point {preset.zp}, input with {in_q.s:g} / {in_q.zp}; a nearest resize copies bytes, "
+                            "so both must be equal (as TFLite requires): re-quantize the model with equal parameters")
+        ctx.quant[out] = in_q
+        return [node]
+
+    def kernel(self, node, graph):
+        return KernelCall("resize_nearest.c.j2", {"scale": tuple(int(s) for s in node.attrs.scale)})
+
+    # --- patch rule ---
+
+    def patch_problem(self, node, graph):
+        return None  # each output pixel reads one input pixel: any region
+
+    def patch_input_region(self, node, graph, out: Region, tensor: str) -> Region:
+        t = graph.tensors[tensor]
+        sh, sw = node.attrs.scale
+        return Region(out.top // sh, out.left // sw, -(-out.bottom // sh), -(-out.right // sw)).clipped(
+            t.shape[1], t.shape[2])
+
+    def patch_local_pads(self, node, rin: Region, rout: Region) -> tuple[int, int]:
+        # how far into the first input row's block the output region starts, as a start offset (<= 0)
+        sh, sw = node.attrs.scale
+        return -(rout.top - sh * rin.top), -(rout.left - sw * rin.left)
+
+    def patch_local_node(self, node, lw, x):
+        local = dataclasses.replace(node.attrs, offset=(-lw.pad_top, -lw.pad_left), out_hw=(lw.out_h, lw.out_w))
+        return node.replace(attrs=local), x
+
+
+# --------------------------------------------------------------------------------------------------
+# the front ends' coordinate formulas, to decide whether an attribute combination is pure replication
+# --------------------------------------------------------------------------------------------------
+
+def replication_problem(in_size: int, out_size: int, source: Callable[[np.ndarray], np.ndarray],
+                        axis: str) -> str | None:
+    """Why the format's nearest mapping along ``axis`` is not replication by an integer factor (None when
+    it is): ``source`` maps output coordinates to the source indices the format's reference computes."""
+    if out_size % in_size or out_size < in_size:
+        return f"it resizes {axis} from {in_size} to {out_size}, not by an integer factor >= 1"
+    s = out_size // in_size
+    ys = np.arange(out_size)
+    got = np.asarray(source(ys)).astype(np.int64)
+    bad = np.nonzero(got != ys // s)[0]
+    if bad.size:
+        y = int(bad[0])
+        return (f"along {axis} (x{s}) output {y} reads input {int(got[y])}, not {y // s}: "
+                "it is not a plain replication")
+    return None
+
+
+def tflite_source_index(in_size: int, out_size: int, align_corners: bool, half_pixel_centers: bool):
+    """TFLite (Micro) reference ResizeNearestNeighbor's source index, in float32 as it computes it."""
+    f32 = np.float32
+
+    def source(ys: np.ndarray) -> np.ndarray:
+        if align_corners and out_size > 1:
+            scale = f32(in_size - 1) / f32(out_size - 1)
+        else:
+            scale = f32(in_size) / f32(out_size)
+        v = (ys.astype(f32) + f32(0.5 if half_pixel_centers else 0.0)) * scale
+        fl = np.floor(v)
+        # TfLiteRound rounds half away from zero (the values are >= 0); v - floor(v) is exact
+        idx = fl + ((v - fl) >= f32(0.5)) if align_corners else fl
+        idx = np.minimum(idx.astype(np.int64), in_size - 1)
+        return np.maximum(idx, 0) if half_pixel_centers else idx
+
+    return source
+
+
+ONNX_COORDINATE_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
+                         "tf_half_pixel_for_nn")
+ONNX_NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+
+
+def onnx_source_index(in_size: int, out_size: int, scale: float, mode: str, nearest_mode: str, dtype=np.float64,
+                      reciprocal: bool = False):
+    """The ONNX Resize specification's source index (coordinate_transformation_mode ``mode``, then
+    ``nearest_mode``, clamped to the input), computed in ``dtype`` (float32 as onnxruntime, float64 as
+    the reference), dividing by the scale or (``reciprocal``) multiplying by its inverse as a runtime
+    may; the caller compares every variant with replication, so a tie decided differently by rounding
+    error is refused, never guessed."""
+    t = dtype
+
+    def source(ys: np.ndarray) -> np.ndarray:
+        x = ys.astype(t)
+        s = t(scale)
+        inv = t(1) / s
+
+        def div(v):  # v / scale
+            return v * inv if reciprocal else v / s
+
+        if mode == "half_pixel":
+            v = div(x + t(0.5)) - t(0.5)
+        elif mode == "half_pixel_symmetric":
+            adj = t(out_size) / (s * t(in_size))
+            off = t(in_size) / t(2) * (t(1) - adj)
+            v = off + div(x + t(0.5)) - t(0.5)
+        elif mode == "pytorch_half_pixel":
+            v = div(x + t(0.5)) - t(0.5) if out_size > 1 else np.full_like(x, t(-0.5))
+        elif mode == "align_corners":
+            v = x * t(in_size - 1) / t(out_size - 1) if out_size > 1 else np.zeros_like(x)
+        elif mode == "asymmetric":
+            v = div(x)
+        elif mode == "tf_half_pixel_for_nn":
+            v = div(x + t(0.5))
+        else:
+            raise ValueError(mode)
+        fl = np.floor(v)
+        half = (v - fl) == t(0.5)
+        if nearest_mode == "round_prefer_floor":
+            idx = np.where(half, fl, np.round(v))
+        elif nearest_mode == "round_prefer_ceil":
+            idx = np.where(half, fl + 1, np.round(v))
+        elif nearest_mode == "floor":
+            idx = fl
+        elif nearest_mode == "ceil":
+            idx = np.ceil(v)
+        else:
+            raise ValueError(nearest_mode)
+        return np.clip(idx.astype(np.int64), 0, in_size - 1)
+
+    return source
+
+
+def onnx_replication_problem(in_hw: tuple[int, int], out_hw: tuple[int, int], scales: tuple[float, float], mode: str,
+                             nearest_mode: str) -> str | None:
+    """Why an ONNX nearest Resize is not replication by integer factors (None when it is), in float64
+    and in float32 (dividing, and multiplying by the inverse) alike."""
+    for a, axis in enumerate(("H", "W")):
+        if not math.isfinite(scales[a]) or scales[a] <= 0:
+            return f"scale {scales[a]} along {axis} is not a positive number"
+        for dt, recip in ((np.float64, False), (np.float32, False), (np.float32, True)):
+            p = replication_problem(in_hw[a], out_hw[a], onnx_source_index(
+                in_hw[a], out_hw[a], scales[a], mode, nearest_mode, dt, recip), axis)
+            if p is not None:
+                return p
+    return None
