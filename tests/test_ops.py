@@ -235,3 +235,40 @@ def test_input_normalisation_sub_div(tmp_path, rng):
     x = rng.random((1, 3, 8, 8)).astype(np.float32)
     check_float(p, x)
     check_int8(p, [1, 3, 8, 8], tmp_path, calib=rng.random((16, 3, 8, 8)).astype(np.float32))
+
+
+@pytest.mark.parametrize("variant", ["scales_2x2", "scales_3x1", "sizes_1x4", "upsample_opset9", "opset10"])
+def test_resize_nearest(variant, tmp_path, rng):
+    stem, inits = _stem(3)
+    opset = {"upsample_opset9": 9, "opset10": 10}.get(variant, 13)
+    if variant == "sizes_1x4":
+        inits["sizes"] = np.array([1, 3, 5, 24], np.int64)
+        node = helper.make_node("Resize", ["s", "", "", "sizes"], ["y"], mode="nearest")
+    else:
+        inits["scales"] = np.array({"scales_3x1": [1, 1, 3, 1]}.get(variant, [1, 1, 2, 2]), np.float32)
+        ins = {"upsample_opset9": ["s", "scales"], "opset10": ["s", "scales"]}.get(variant, ["s", "", "scales"])
+        node = helper.make_node("Upsample" if variant == "upsample_opset9" else "Resize", ins, ["y"], mode="nearest")
+    p = save(make_model([stem, node], [1, 3, 5, 6], ["y"], inits, opset=opset), tmp_path)
+    check_float(p, rng.standard_normal((1, 3, 5, 6)).astype(np.float32))
+    compiled, _ = check_int8(p, [1, 3, 5, 6], tmp_path)
+    assert [n.op for n in compiled.graph.nodes] == ["conv2d", "resize_nearest"]
+
+
+@pytest.mark.parametrize("slope_shape", [(4, 1, 1), (1, 4, 1, 1), (1,), ()])
+def test_prelu(slope_shape, tmp_path, rng):
+    stem, inits = _stem(4)
+    inits["slope"] = (rng.standard_normal(slope_shape) * 0.6).astype(np.float32).reshape(slope_shape)
+    nodes = [stem, helper.make_node("PRelu", ["s", "slope"], ["y"])]
+    p = save(make_model(nodes, [1, 4, 5, 3], ["y"], inits), tmp_path)
+    check_float(p, rng.standard_normal((1, 4, 5, 3)).astype(np.float32) * 3)
+    compiled, _ = check_int8(p, [1, 4, 5, 3], tmp_path)
+    assert [n.op for n in compiled.graph.nodes] == ["conv2d", "prelu"]
+
+
+def test_prelu_after_gemm(tmp_path, rng):
+    """A 2-D [N, C] input: the slope [C] broadcasts over the last (channel) axis."""
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["f"], transB=1), helper.make_node("PRelu", ["f", "slope"], ["y"])]
+    inits = {"w": _rand(rng, 6, 10), "b": _rand(rng, 6), "slope": np.array([0.1, -0.5, 2.0, 0.0, 0.3, 1.0], np.float32)}
+    p = save(make_model(nodes, [1, 10], ["y"], inits), tmp_path)
+    check_float(p, rng.standard_normal((1, 10)).astype(np.float32))
+    check_int8(p, [1, 10], tmp_path)

@@ -25,6 +25,8 @@ from ..ops.data_movement import ConcatAttrs, PadAttrs, ReshapeAttrs
 from ..ops.elementwise import ElementwiseAttrs
 from ..ops.fully_connected import FullyConnectedAttrs
 from ..ops.pooling import PoolAttrs
+from ..ops.prelu import PreluAttrs
+from ..ops.resize import ResizeAttrs, replication_problem, tflite_source_index
 from ..ops.spatial import Window
 from ..ops.unary import SoftmaxAttrs, UnaryAttrs
 
@@ -821,6 +823,58 @@ def _relu(imp, op, ins, outs):
     _inputs(imp, ins, outs, name, 1)
     act = {"RELU": Activation(0.0), "RELU6": Activation(0.0, 6.0), "RELU_N1_TO_1": Activation(-1.0, 1.0)}[name]
     imp.node(_name(imp, outs), "unary", [imp.act(ins[0])], outs[0], UnaryAttrs("requantize", activation=act, semantics="tflite"), name)
+
+
+@converter("RESIZE_NEAREST_NEIGHBOR")
+def _resize_nearest(imp, op, ins, outs):
+    """Replication by integer factors; align_corners / half_pixel_centers only where TFLite's own index
+    formula still replicates (else refused with the position where it differs)."""
+    _inputs(imp, ins, outs, "RESIZE_NEAREST_NEIGHBOR", 2)
+    _rank(imp, ins[0], 4, "RESIZE_NEAREST_NEIGHBOR", outs, "input")
+    x = imp.act(ins[0])
+    size = _const_ints(imp, ins[1], "RESIZE_NEAREST_NEIGHBOR", outs, "size")
+    if size.size != 2 or np.any(size < 1):
+        raise UserError(f"RESIZE_NEAREST_NEIGHBOR '{_name(imp, outs)}': size {size.tolist()} must be two positive "
+                        "integers (height, width); the model is broken, re-convert it")
+    o = _options(imp, op, "ResizeNearestNeighborOptions")
+    align, half = (bool(o.AlignCorners()), bool(o.HalfPixelCenters())) if o is not None else (False, False)
+    _, h, w, _ = imp.tensors[x].shape
+    for in_size, out_size, axis in ((h, int(size[0]), "H"), (w, int(size[1]), "W")):
+        problem = replication_problem(in_size, out_size, tflite_source_index(in_size, out_size, align, half), axis)
+        if problem is not None:
+            raise UnsupportedError(f"RESIZE_NEAREST_NEIGHBOR '{_name(imp, outs)}' (align_corners={align}, "
+                                   f"half_pixel_centers={half}): {problem}; only replication by integer factors "
+                                   "is supported")
+    attrs = ResizeAttrs((int(size[0]) // h, int(size[1]) // w))
+    imp.node(_name(imp, outs), "resize_nearest", [x], outs[0], attrs, "RESIZE_NEAREST_NEIGHBOR")
+
+
+@converter("PRELU")
+def _prelu(imp, op, ins, outs):
+    """One int8 alpha per channel (innermost axis) or a single one, by TFLite broadcasting."""
+    _inputs(imp, ins, outs, "PRELU", 2)
+    x = imp.act(ins[0])
+    shape = imp.tensors[x].shape
+    at = imp.t(ins[1])
+    if at.data is None or at.dtype != "int8" or at.quant is None or at.quant.scale.size != 1:
+        raise UnsupportedError(f"PRELU '{_name(imp, outs)}': alpha '{at.name}' must be a constant int8 tensor with "
+                               "per-tensor quantization (as TFLite Micro's int8 PRELU reads it)")
+    ints = at.data
+    try:
+        if ints.ndim > len(shape):
+            raise ValueError
+        full = np.broadcast_to(ints.reshape((1,) * (len(shape) - ints.ndim) + ints.shape), shape)
+    except ValueError:
+        raise UserError(f"PRELU '{_name(imp, outs)}': alpha of shape {list(ints.shape)} does not broadcast to the "
+                        f"input {list(shape)}; the model is inconsistent, re-convert it") from None
+    varying = [a for a in range(len(shape)) if shape[a] > 1 and np.ptp(full.astype(np.int64), axis=a).max() > 0]
+    if varying and varying != [len(shape) - 1]:
+        raise UnsupportedError(f"PRELU '{_name(imp, outs)}': alpha varies along axes {varying} of the input (e.g. a "
+                               "Keras PReLU without shared_axes=[1, 2]); only one alpha per channel or a single one "
+                               "is supported: share the alpha over H, W")
+    alpha = full.reshape(-1, shape[-1])[0] if varying else full.reshape(-1)[:1]
+    a = imp.const(ins[1], data=np.ascontiguousarray(alpha))
+    imp.node(_name(imp, outs), "prelu", [x, a], outs[0], PreluAttrs(), "PRELU")
 
 
 @converter("CONCATENATION")
