@@ -73,6 +73,9 @@ def test_runner_survives_a_worker_that_dies(tmp_path):
             {"n": 1, "id": "good#0", "path": str(good), "what": "seed", "work": str(tmp_path / "w1")}]
     summary = run_jobs(jobs, tmp_path / "run", verify=False)
     assert [(r.id, r.cls) for r in summary.results] == [("abort#0", "crash"), ("good#0", "ok")]
+    jobs[0] = {**jobs[0], "id": "hang#0", "path": "::hang::"}
+    summary = run_jobs(jobs, tmp_path / "run2", verify=False, timeout=5)
+    assert [(r.id, r.cls) for r in summary.results] == [("hang#0", "timeout"), ("good#0", "ok")]
 
 
 def test_summary_groups_messages_by_first_words():

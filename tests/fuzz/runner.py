@@ -191,6 +191,8 @@ def run_one(job: dict, work: Path, verify: bool = True) -> Result:
     t0 = time.time()
     if job["path"] == "::abort::":  # lets the tests check that a dying worker is survived
         os.abort()
+    if job["path"] == "::hang::":  # ... and a hanging one
+        time.sleep(3600)
     out_dir = work / f"out_{job['n']}"
     err, out = io.StringIO(), io.StringIO()
     _set_memory_limit(MEMORY_LIMIT)
