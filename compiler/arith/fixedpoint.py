@@ -67,15 +67,21 @@ def quantize_multiplier_array(reals) -> tuple[np.ndarray, np.ndarray]:
     return (np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64))
 
 
-def accumulator_bound(weights: np.ndarray, bias: np.ndarray, axis: int, input_zero_point: int) -> np.ndarray:
-    """Per output channel, the largest |bias + sum(w * (x - zp))| over every int8 input x.
+def input_span(input_zero_point: int, input_bits: int = 8) -> int:
+    """max |x - zp| over every ``input_bits``-bit input x (127 - zp or zp + 128 at 8 bits)."""
+    qmin, qmax = -(1 << (input_bits - 1)), (1 << (input_bits - 1)) - 1
+    return max(qmax - int(input_zero_point), int(input_zero_point) - qmin)
+
+
+def accumulator_bound(weights: np.ndarray, bias: np.ndarray, axis: int, input_zero_point: int,
+                      input_bits: int = 8) -> np.ndarray:
+    """Per output channel, the largest |bias + sum(w * (x - zp))| over every ``input_bits``-bit input x.
 
     This is what an int32 accumulator of conv / depthwise / fully connected must hold (C's signed
     overflow is undefined behaviour); partial sums in any order are bounded by the same value.
     ``weights`` int8 with output channels along ``axis``, ``bias`` int32 per channel."""
     w = np.abs(np.moveaxis(np.asarray(weights, np.int64), axis, 0).reshape(weights.shape[axis], -1)).sum(axis=1)
-    x_span = max(127 - int(input_zero_point), int(input_zero_point) + 128)  # max |x - zp| for x in [-128, 127]
-    return np.abs(np.asarray(bias, np.int64).reshape(-1)) + x_span * w
+    return np.abs(np.asarray(bias, np.int64).reshape(-1)) + input_span(input_zero_point, input_bits) * w
 
 
 def _trunc_div_pow2_31(x: np.ndarray) -> np.ndarray:

@@ -3,6 +3,13 @@
 Layout is NHWC for every 4-D activation. Shapes are physical shapes (what the C code indexes).
 Graph inputs and outputs also record ``io_perm``: the axis permutation that turns the ONNX (logical)
 layout into the physical one, so callers can feed ONNX-layout data.
+
+A tensor's ``dtype`` is its storage type, and an integer dtype has a bitwidth (``DTYPE_BITS``); a quantized
+activation's dtype follows its ``QuantParams.bits`` (:func:`int_dtype`). ``int4`` and ``int2`` are packed
+feature maps: two or four values per byte along the innermost axis (the channels), each pixel padded to a
+whole byte, so a pixel takes ``ceil(C * bits / 8)`` bytes and rows and patch regions stay byte-addressable
+(the layout is specified, with its numpy reference, in ``arith/bitwidth.py``). ``Tensor.nbytes`` and
+:func:`storage_bytes` give sizes in that layout; every buffer size (arena, patch regions) comes from them.
 """
 
 from __future__ import annotations
@@ -17,6 +24,40 @@ from ..errors import UserError
 
 # no tensor of a model meant for a microcontroller comes near this (elements); bigger means a broken shape
 MAX_TENSOR_ELEMENTS = 1 << 28
+
+#: bits of one element of each storage type; below 8 the type is packed along the innermost axis
+DTYPE_BITS = {"float32": 32, "int32": 32, "int16": 16, "int8": 8, "uint8": 8, "int4": 4, "int2": 2}
+#: the signed integer storage type of each quantization bitwidth
+INT_DTYPES = {32: "int32", 16: "int16", 8: "int8", 4: "int4", 2: "int2"}
+
+
+def int_dtype(bits: int) -> str:
+    """The storage type of a signed ``bits``-bit quantized tensor ("int8", "int4", ...)."""
+    if bits not in INT_DTYPES:
+        raise ValueError(f"no storage type for {bits}-bit integers (supported: {sorted(INT_DTYPES)})")
+    return INT_DTYPES[bits]
+
+
+def dtype_bits(dtype: str) -> int:
+    """Bits of one element of storage type ``dtype`` (other numpy types, e.g. float64: their item size)."""
+    if dtype in DTYPE_BITS:
+        return DTYPE_BITS[dtype]
+    try:
+        return np.dtype(dtype).itemsize * 8
+    except TypeError:
+        raise ValueError(f"unknown tensor dtype '{dtype}'") from None
+
+
+def storage_bytes(shape: tuple[int, ...], dtype: str) -> int:
+    """Bytes a tensor of ``shape`` and ``dtype`` takes in memory: whole bytes per element from 8 bits up;
+    packed types pack the innermost axis and pad each of its vectors (a pixel) to a whole byte."""
+    bits = dtype_bits(dtype)
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if bits >= 8:
+        return count * (bits // 8)
+    inner = int(shape[-1]) if shape else 1
+    outer = count // inner if inner else 0
+    return outer * ((inner * bits + 7) // 8)
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,7 +123,7 @@ class Tensor:
 
     name: str
     shape: tuple[int, ...]
-    dtype: str = "float32"  # float32 | int8 | int32
+    dtype: str = "float32"  # float32 | int32 | int16 | int8 | uint8 | int4 | int2 (packed), see DTYPE_BITS
     data: np.ndarray | None = None
     quant: QuantParams | None = None
     origin: str | None = None  # ONNX tensor holding the same values (up to layout), for calibration
@@ -97,8 +138,24 @@ class Tensor:
         return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
 
     @property
+    def bits(self) -> int:
+        """Bits of one element as stored (the dtype's; equal to ``quant.bits`` for quantized activations)."""
+        return dtype_bits(self.dtype)
+
+    @property
+    def packed(self) -> bool:
+        """Several elements share a byte (int4, int2): addressing is by pixel, not by element."""
+        return self.bits < 8
+
+    @property
+    def pixel_bytes(self) -> int:
+        """Bytes of one vector of the innermost axis (a pixel of an NHWC map), padded to a whole byte."""
+        return storage_bytes(self.shape[-1:], self.dtype)
+
+    @property
     def nbytes(self) -> int:
-        return self.size * {"float32": 4, "int8": 1, "int32": 4, "uint8": 1}[self.dtype]
+        """Bytes in memory, packed types included (see :func:`storage_bytes`)."""
+        return storage_bytes(self.shape, self.dtype)
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,6 +270,10 @@ def _validate_tensor(t: Tensor) -> None:
         raise UserError(f"constant '{origin}' contains NaN or Inf values; the model is broken (check training / "
                         "export) and cannot be quantized")
     q = t.quant
+    if t.dtype in ("int4", "int2") and (q is None or q.bits != DTYPE_BITS[t.dtype]):
+        # only the quantizer makes packed tensors, from their params' bits
+        raise ValueError(f"tensor '{t.name}' is {t.dtype} but quantized with "
+                         f"{'no params' if q is None else f'{q.bits} bits'}")
     if q is None:
         return
     scale = np.asarray(q.scale, np.float64).reshape(-1)
