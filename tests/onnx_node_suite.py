@@ -19,7 +19,7 @@ from mcucompile.quant.simulate import run_float, to_logical, to_physical
 
 # inputs after the first that are compile-time constants for these ops
 CONST_OPERANDS = {"Conv", "Gemm", "MatMul", "BatchNormalization", "Clip", "Pad", "Reshape", "Squeeze", "Unsqueeze",
-                  "ReduceMean"}
+                  "ReduceMean", "Resize", "Upsample", "PRelu"}
 
 
 def node_cases():

@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import re
 
 import numpy as np
 import pytest
@@ -22,10 +24,12 @@ from conftest import REPO, check_float, make_model, save
 from mcucompile.api import CompileOptions, compile_model, simulate, verify_host
 from mcucompile.errors import UnsupportedError
 from mcucompile.frontend import load_onnx
-from mcucompile.ir import Region
+from mcucompile.ir import Region, Tensor
 from mcucompile.ops import op_def
 from mcucompile.patch.execute import run_int_patched
+from mcucompile.patch.memory import region_buffer
 from mcucompile.quant.simulate import run_int
+from mcucompile.schedule.safety import plan_problems
 
 runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 
@@ -283,3 +287,24 @@ def test_prelu_and_resize_in_the_patched_stage(split, grid, tmp_path):
             np.testing.assert_array_equal(out[o], ref[o])
     res = verify_host(c, c.calib[:3], build_dir=tmp_path / "host")
     assert res.bit_exact, res.format()
+
+
+def test_plan_safety_models_resize_and_prelu(tmp_path):
+    """The plan memory-safety check knows both kernels' access patterns: the forced patch plan is safe, and
+    a resize input region buffer too short for the rows it reads, or a slope constant shorter than the
+    channels, is caught."""
+    c = compile_model(_patch_model(tmp_path), CompileOptions(board="host", calib_samples=4, progress=False,
+                                                             patch="forced", split=6, patches=3))
+    g, plan, patch = c.graph, c.plan, c.patch
+    assert plan_problems(g, plan, patch) == []
+    rz = next(n for n in g.nodes[:6] if n.op == "resize_nearest")
+    src = region_buffer(rz.inputs[0])
+    buffers = tuple(dataclasses.replace(b, size=b.size - 8) if b.name == src else b for b in plan.buffers)
+    problems = plan_problems(g, dataclasses.replace(plan, buffers=buffers), patch)
+    assert any(re.search(rf"\(resize_nearest\): reads input .*outside its buffer '{re.escape(src)}'", p)
+               for p in problems), "\n".join(problems)
+    pr = next(n for n in g.nodes if n.op == "prelu" and g.tensors[n.inputs[1]].size > 1)
+    s = g.tensors[pr.inputs[1]]
+    short = Tensor(s.name, (s.size - 1,), s.dtype, s.data[:-1].copy(), s.quant)
+    problems = plan_problems(g.replace(tensors={**g.tensors, s.name: short}), plan, patch)
+    assert any("reads slopes bytes" in p or "slopes for" in p for p in problems), "\n".join(problems)
