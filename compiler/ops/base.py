@@ -12,12 +12,16 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..arith.bitwidth import qrange, saturate
 from ..arith.fixedpoint import round_half_away
-from ..errors import UserError
+from ..errors import UnsupportedError, UserError
 from .spatial import as_nhwc
 from ..ir import Graph, LocalWindow, Node, QuantParams, Region, Tensor
 
 REGISTRY: dict[str, "OpDef"] = {}
+
+#: bits of an activation when nothing asks for others (the model's own params, or QuantContext.bits)
+DEFAULT_ACTIVATION_BITS = 8
 
 
 def shape_error(node: Node, problem: str) -> UserError:
@@ -52,13 +56,20 @@ class KernelCall:
 
 
 class QuantContext:
-    """What an op's quantize() may ask: calibrated ranges and the quantization chosen so far."""
+    """What an op's quantize() may ask: calibrated ranges, the bitwidth wanted for each activation
+    (``bits``: IR tensor name -> bits, :data:`DEFAULT_ACTIVATION_BITS` for the others) and the
+    quantization chosen so far."""
 
-    def __init__(self, graph: Graph, ranges: dict[str, tuple[float, float]]):
+    def __init__(self, graph: Graph, ranges: dict[str, tuple[float, float]], bits: dict[str, int] | None = None):
         self.graph = graph
         self.ranges = ranges
+        self.bits = dict(bits or {})
         self.quant: dict[str, QuantParams] = {}
         self.new_tensors: dict[str, Tensor] = {}
+
+    def activation_bits(self, name: str) -> int:
+        """The bitwidth asked for activation ``name`` (the default unless ``bits`` names it)."""
+        return self.bits.get(name, DEFAULT_ACTIVATION_BITS)
 
     def tensor(self, name: str) -> Tensor:
         return self.new_tensors.get(name) or self.graph.tensors[name]
@@ -81,16 +92,21 @@ class QuantContext:
         return t.quant if (t.quant is not None and not t.is_const) else None
 
     def from_range(self, name: str) -> QuantParams:
+        """The model's own params of ``name``, or asymmetric params of its calibrated range at the
+        bitwidth asked for it."""
         preset = self.preset(name)
         if preset is not None:
+            if name in self.bits and self.bits[name] != preset.bits:
+                raise ValueError(f"tensor '{name}' carries the model's own {preset.bits}-bit params; "
+                                 f"{self.bits[name]} bits can be asked only for calibrated tensors")
             return preset
         lo, hi = self.range_of(name)
-        return activation_quant(lo, hi)
+        return activation_quant(lo, hi, self.activation_bits(name))
 
 
-def activation_quant(lo: float, hi: float, bits: int = 8) -> QuantParams:
+def activation_quant(lo: float, hi: float, bits: int = DEFAULT_ACTIVATION_BITS) -> QuantParams:
     """Asymmetric per-tensor params covering [lo, hi] and 0, as TFLite's converter chooses them."""
-    qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    qmin, qmax = qrange(bits)
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
     if hi - lo < 1e-8:
         hi = lo + 1e-8
@@ -101,20 +117,40 @@ def activation_quant(lo: float, hi: float, bits: int = 8) -> QuantParams:
 
 
 def quantize_values(x: np.ndarray, q: QuantParams) -> np.ndarray:
-    """Real -> int8 as TFLite's QUANTIZE op (round half away from zero, clamp)."""
-    qmin, qmax = -(1 << (q.bits - 1)), (1 << (q.bits - 1)) - 1
+    """Real -> integer as TFLite's QUANTIZE op (round half away from zero, clamp to ``q.bits``), one
+    value per element in the bits' storage type (int8 up to 8 bits)."""
     v = round_half_away(np.asarray(x, np.float64) / q.s) + q.zp
-    return np.clip(v, qmin, qmax).astype(np.int8 if q.bits == 8 else np.int32)
+    return saturate(v, q.bits)
 
 
 def dequantize_values(x: np.ndarray, q: QuantParams) -> np.ndarray:
     return (np.asarray(x, np.float64) - q.zp) * q.s
 
 
+def tensor_bits(graph: Graph, name: str) -> int:
+    """Bitwidth of activation ``name`` as quantized (its params' bits): what ``eval_int`` saturates
+    an output to and what a lookup table is indexed by."""
+    t = graph.tensors[name]
+    if t.quant is None:
+        raise ValueError(f"tensor '{name}' is not quantized: the integer simulator runs quantized graphs only")
+    return t.quant.bits
+
+
+def require_bits(node: Node, ctx: QuantContext, bits: int, why: str) -> None:
+    """Refuse (UnsupportedError) to quantize ``node`` when an activation it reads or writes does not have
+    ``bits`` bits: for integer algorithms defined at one bitwidth only (TFLite's int8 kernels)."""
+    for name in [i for i in node.inputs if i and not ctx.tensor(i).is_const] + list(node.outputs):
+        q = ctx.quant.get(name)
+        got = q.bits if q is not None else ctx.activation_bits(name)
+        if got != bits:
+            raise UnsupportedError(f"{node.source or node.op} node '{node.name}': tensor '{name}' is {got}-bit; "
+                                   f"{why} is defined for {bits}-bit tensors only: keep it at {bits} bits")
+
+
 def activation_bounds(act, q: QuantParams) -> tuple[int, int]:
     """A fused real-valued clamp expressed in the output's integer domain."""
     # as TFLite's CalculateActivationRangeQuantized: zero_point + round(f / scale) in float32
-    qmin, qmax = -(1 << (q.bits - 1)), (1 << (q.bits - 1)) - 1
+    qmin, qmax = qrange(q.bits)
 
     def quantize(f: float) -> int:
         with np.errstate(over="ignore"):

@@ -1,7 +1,8 @@
 """Convolutions: standard / grouped (``conv2d``) and depthwise (``depthwise_conv2d``), NHWC.
 
 Weights: conv2d [Cout, KH, KW, Cin/groups]; depthwise [KH, KW, Cout] with Cout = Cin * multiplier.
-int8: symmetric per-channel weights, int32 bias, per-channel multiplier/shift, TFLite rounding.
+Quantized: symmetric per-channel int8 weights, int32 bias, per-channel multiplier/shift, TFLite rounding;
+activations at their own bitwidth (the output saturates to its params' bits).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Activation, Graph, Node, QuantParams, Tensor
-from ..arith.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier_array, round_half_away
+from ..arith.bitwidth import requantize
+from ..arith.fixedpoint import quantize_multiplier_array, round_half_away
 from ..errors import UnsupportedError
-from .base import KernelCall, OpDef, QuantContext, activation_bounds, register, require_rank, shape_error
+from .base import (KernelCall, OpDef, QuantContext, activation_bounds, register, require_rank, shape_error,
+                   tensor_bits)
 from .spatial import Window, WindowPatchRule, as_nhwc, im2col
 
 
@@ -53,9 +56,9 @@ def quantize_bias(b: np.ndarray | None, scale: np.ndarray, cout: int) -> np.ndar
     return np.clip(v, -(2**31), 2**31 - 1).astype(np.int32)
 
 
-def requant_output(acc: np.ndarray, p) -> np.ndarray:
-    out = multiply_by_quantized_multiplier(acc, p.multiplier, p.shift) + p.output_offset
-    return np.clip(out, p.act_min, p.act_max).astype(np.int8)
+def requant_output(acc: np.ndarray, p, bits: int) -> np.ndarray:
+    """The int32 accumulators of a weighted layer to its ``bits``-bit output (per-channel multipliers)."""
+    return requantize(acc, p.multiplier, p.shift, p.output_offset, bits, p.act_min, p.act_max)
 
 
 def weight_quant(t: Tensor, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +179,7 @@ class Conv2D(WindowPatchRule, OpDef):
         # pad value -input_offset + input_offset = 0: padded taps contribute nothing, as in TFLite
         acc = self._conv(node, graph, x, 0.0, np.float64)
         acc = np.rint(acc).astype(np.int64) + bias_or_zeros(graph, node, acc.shape[-1], np.int64)
-        return [requant_output(acc, p)]
+        return [requant_output(acc, p, tensor_bits(graph, node.outputs[0]))]
 
     def macs(self, node, graph):
         out = graph.tensors[node.outputs[0]].shape
@@ -240,7 +243,7 @@ class DepthwiseConv2D(WindowPatchRule, OpDef):
         x = inputs[0].astype(np.float64) + p.input_offset
         acc = self._dw(node, graph, x, 0.0, np.float64)
         acc = np.rint(acc).astype(np.int64) + bias_or_zeros(graph, node, acc.shape[-1], np.int64)
-        y = requant_output(acc, p)
+        y = requant_output(acc, p, tensor_bits(graph, node.outputs[0]))
         return [y.reshape(self.infer_shapes(node, [inputs[0].shape, graph.tensors[node.inputs[1]].shape])[0])]
 
     def macs(self, node, graph):

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arith.bitwidth import saturate
 from ..ir import Region
-from .base import KernelCall, OpDef, c_dims, register, shape_error
+from .base import KernelCall, OpDef, c_dims, register, shape_error, tensor_bits
 
 
 def _same_quant(node, ctx):
@@ -114,7 +115,7 @@ class Concat(OpDef):
         hi = max(ctx.range_of(i)[1] for i in node.inputs)
         from .base import activation_quant
 
-        qo = activation_quant(lo, hi)
+        qo = activation_quant(lo, hi, ctx.activation_bits(out))
         ctx.quant[out] = qo
         nodes, inputs = [], []
         for i, name in enumerate(node.inputs):
@@ -195,7 +196,8 @@ class Pad(OpDef):
 
     def eval_int(self, node, graph, inputs):
         zp = graph.tensors[node.inputs[0]].quant.zp
-        return [np.pad(inputs[0], node.attrs.pads, constant_values=zp).astype(np.int8)]
+        # the output keeps the input's params (and bits); the zero point fills the border
+        return [saturate(np.pad(inputs[0], node.attrs.pads, constant_values=zp), tensor_bits(graph, node.inputs[0]))]
 
     def kernel(self, node, graph):
         shape = graph.tensors[node.inputs[0]].shape

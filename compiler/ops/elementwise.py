@@ -1,7 +1,8 @@
 """Binary elementwise ops with numpy broadcasting: ``add`` (residuals) and ``mul`` (squeeze-excite).
 
-int8 semantics are TFLite's reference kernels: Add rescales both inputs to a common 2^20-scaled
-fixed point before summing; Mul requantizes the product of the offset inputs once.
+Integer semantics are TFLite's reference kernels: Add rescales both inputs to a common 2^20-scaled
+fixed point before summing; Mul requantizes the product of the offset inputs once; the result saturates
+to the output's bits. Constant operands are 8-bit.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import UnsupportedError
 from ..ir import Activation, Tensor
+from ..ir.graph import int_dtype
+from ..arith.bitwidth import requantize
 from ..arith.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
-from .base import KernelCall, OpDef, activation_bounds, quantize_values, register, shape_error
+from .base import KernelCall, OpDef, activation_bounds, quantize_values, register, shape_error, tensor_bits
 from .conv import apply_activation
 
 ADD_LEFT_SHIFT = 20
@@ -56,7 +60,12 @@ def _quantize_const_operands(node, ctx):
     for name in node.inputs:
         t = ctx.tensor(name)
         if t.is_const and t.qdata is not None and t.quant is not None:
-            qt = Tensor(name + "_q", t.shape, "int8", t.qdata.astype(np.int8), t.quant)
+            if t.quant.bits != 8:
+                # the kernels read 8-bit operands; a wider constant would be truncated
+                raise UnsupportedError(f"{node.source or node.op} node '{node.name}': constant operand '{name}' is "
+                                       f"{t.quant.bits}-bit; only 8-bit constant operands are supported: "
+                                       "re-quantize the model with int8 constants")
+            qt = Tensor(name + "_q", t.shape, int_dtype(t.quant.bits), t.qdata.astype(np.int8), t.quant)
             ctx.new_tensors[qt.name] = qt
             ctx.quant[qt.name] = t.quant
             names.append(qt.name)
@@ -65,7 +74,7 @@ def _quantize_const_operands(node, ctx):
             from .base import activation_quant
 
             q = activation_quant(lo, hi)
-            qt = Tensor(name + "_q", t.shape, "int8", quantize_values(t.data, q), q)
+            qt = Tensor(name + "_q", t.shape, int_dtype(q.bits), quantize_values(t.data, q), q)
             ctx.new_tensors[qt.name] = qt
             ctx.quant[qt.name] = q
             names.append(qt.name)
@@ -141,8 +150,9 @@ class Add(_Binary):
         b = (inputs[1].astype(np.int64) + p.input2_offset) << p.left_shift
         a = multiply_by_quantized_multiplier(a, p.input1_mult, p.input1_shift)
         b = multiply_by_quantized_multiplier(b, p.input2_mult, p.input2_shift)
-        y = multiply_by_quantized_multiplier(a + b, p.output_mult, p.output_shift) + p.output_offset
-        return [np.clip(y, p.act_min, p.act_max).astype(np.int8)]
+        y = requantize(a + b, p.output_mult, p.output_shift, p.output_offset, tensor_bits(graph, node.outputs[0]),
+                       p.act_min, p.act_max)
+        return [y]
 
     def kernel(self, node, graph):
         ctx = self._kernel_dims(node, graph)
@@ -172,8 +182,9 @@ class Mul(_Binary):
         p = node.params
         a = inputs[0].astype(np.int64) + p.input1_offset
         b = inputs[1].astype(np.int64) + p.input2_offset
-        y = multiply_by_quantized_multiplier(a * b, p.output_mult, p.output_shift) + p.output_offset
-        return [np.clip(y, p.act_min, p.act_max).astype(np.int8)]
+        y = requantize(a * b, p.output_mult, p.output_shift, p.output_offset, tensor_bits(graph, node.outputs[0]),
+                       p.act_min, p.act_max)
+        return [y]
 
     def kernel(self, node, graph):
         ctx = self._kernel_dims(node, graph)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Activation
-from .base import KernelCall, OpDef, register, require_rank, shape_error
+from .base import KernelCall, OpDef, register, require_rank, shape_error, tensor_bits
 from .conv import apply_activation, bias_or_zeros, kernel_quant_context, quantize_weighted, requant_output
 
 
@@ -43,7 +43,7 @@ class FullyConnected(OpDef):
         w = graph.tensors[node.inputs[1]].data.astype(np.float64)
         x = inputs[0].astype(np.float64) + p.input_offset
         acc = np.rint(x @ w.T).astype(np.int64) + bias_or_zeros(graph, node, w.shape[0], np.int64)
-        return [requant_output(acc, p)]
+        return [requant_output(acc, p, tensor_bits(graph, node.outputs[0]))]
 
     def macs(self, node, graph):
         out = graph.tensors[node.outputs[0]].shape

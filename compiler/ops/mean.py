@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..arith.tflite_semantics import mean_hw, mean_params
-from .base import KernelCall, OpDef, register, require_rank
+from .base import KernelCall, OpDef, register, require_bits, require_rank
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Mean(OpDef):
         return [inputs[0].mean(axis=(1, 2), keepdims=True).astype(np.float32)]
 
     def quantize(self, node, ctx):
-
+        require_bits(node, ctx, 8, "TFLite Micro's integer MEAN")
         in_q = ctx.quant[node.inputs[0]]
         out_q = ctx.from_range(node.outputs[0])
         ctx.quant[node.outputs[0]] = out_q

@@ -1,7 +1,7 @@
 """Max and average pooling over H, W (NHWC); global pooling is a window the size of the map.
 
-int8 follows TFLite: output keeps the input's scale and zero point; average pooling divides the sum
-of the valid (non-padded) taps by their count, rounding half away from zero.
+Quantized, as TFLite: the output keeps the input's scale, zero point and bits; average pooling divides
+the sum of the valid (non-padded) taps by their count, rounding half away from zero.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..arith.bitwidth import saturate
 from ..ir import Activation
-from .base import KernelCall, OpDef, activation_bounds, register, require_rank, shape_error
+from .base import KernelCall, OpDef, activation_bounds, register, require_rank, shape_error, tensor_bits
 from .conv import apply_activation
 from .spatial import Window, WindowPatchRule, im2col
 
@@ -71,7 +72,7 @@ class MaxPool2D(_Pool):
     def eval_int(self, node, graph, inputs):
         p = node.params
         y = self._cols(node, inputs[0].astype(np.int32), -(1 << 20)).max(axis=(3, 4))
-        return [np.clip(y, p.act_min, p.act_max).astype(np.int8)]
+        return [saturate(y, tensor_bits(graph, node.outputs[0]), p.act_min, p.act_max)]
 
 
 @register
@@ -96,4 +97,4 @@ class AvgPool2D(_Pool):
         half = cnt // 2
         # C division truncates toward zero
         avg = np.where(s > 0, (s + half) // cnt, -((-(s - half)) // cnt))
-        return [np.clip(avg, p.act_min, p.act_max).astype(np.int8)]
+        return [saturate(avg, tensor_bits(graph, node.outputs[0]), p.act_min, p.act_max)]

@@ -1,8 +1,10 @@
-"""Elementwise functions of one int8 input (sigmoid, tanh, hard-sigmoid, hard-swish, leaky relu, clamp,
-requantize): in int8 each is a 256-entry lookup table computed at compile time.
+"""Elementwise functions of one integer input (sigmoid, tanh, hard-sigmoid, hard-swish, leaky relu, clamp,
+requantize): each is a lookup table computed at compile time, one entry per input value (256 for an
+int8 input, 16 for int4, 4 for int2), entry i holding f(qmin + i) with qmin the input's lowest value.
 
-A table reproduces any int8 -> int8 function exactly, costs one load per element on the MCU, and
-keeps the simulator and the C code trivially identical.
+A table reproduces any integer -> integer function exactly, costs one load per element on the MCU, and
+keeps the simulator and the C code trivially identical. The TFLite-semantics tables (TFLite Micro's
+integer LOGISTIC / TANH / HARD_SWISH / QUANTIZE) exist for int8 only.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..arith import tflite_semantics
+from ..arith.bitwidth import qrange, saturate
 from ..arith.fixedpoint import (
     count_leading_zeros_u32,
     exp_on_negative_values,
@@ -23,7 +26,9 @@ from ..arith.fixedpoint import (
 )
 from ..errors import UserError
 from ..ir import Activation, Node, QuantParams, Tensor
-from .base import KernelCall, OpDef, activation_bounds, dequantize_values, quantize_values, register
+from ..ir.graph import int_dtype
+from .base import (KernelCall, OpDef, activation_bounds, dequantize_values, quantize_values, register, require_bits,
+                   tensor_bits)
 from .conv import apply_activation
 
 FUNCTIONS = {
@@ -36,12 +41,15 @@ FUNCTIONS = {
     "requantize": lambda x, a: x,
 }
 
-# Output params fixed as TFLite fixes them, so the full output range is always used.
-FIXED_OUTPUT_QUANT = {
-    "sigmoid": QuantParams.per_tensor(1.0 / 256, -128),
-    "hardsigmoid": QuantParams.per_tensor(1.0 / 256, -128),
-    "tanh": QuantParams.per_tensor(1.0 / 128, 0),
-}
+def fixed_output_quant(fn: str, bits: int) -> QuantParams | None:
+    """Output params fixed as TFLite fixes them (at 8 bits: 1/256, -128 for [0, 1); 1/128, 0 for
+    [-1, 1)), so the full output range is always used; None for functions whose range is not fixed."""
+    qmin, _ = qrange(bits)
+    if fn in ("sigmoid", "hardsigmoid"):
+        return QuantParams.per_tensor(1.0 / (1 << bits), qmin, bits)
+    if fn == "tanh":
+        return QuantParams.per_tensor(1.0 / (1 << (bits - 1)), 0, bits)
+    return None
 
 
 @dataclass(frozen=True)
@@ -56,19 +64,21 @@ class UnaryAttrs:
 
 @dataclass(frozen=True, eq=False)
 class LutParams:
-    table: np.ndarray  # int8[256], indexed by (uint8)(x + 128)
+    table: np.ndarray  # [2^in_bits] output values, entry i for input qmin + i (int8: (uint8)(x + 128))
 
 
 def build_table(fn, in_q: QuantParams, out_q: QuantParams) -> np.ndarray:
-    xs = np.arange(-128, 128, dtype=np.int64)
-    return quantize_values(fn(dequantize_values(xs, in_q)), out_q).astype(np.int8)
+    """f on every input value of ``in_q``'s bitwidth (ascending from qmin), quantized into ``out_q``."""
+    qmin, qmax = qrange(in_q.bits)
+    xs = np.arange(qmin, qmax + 1, dtype=np.int64)
+    return quantize_values(fn(dequantize_values(xs, in_q)), out_q)
 
 
 def requantize_node(name: str, src: str, target: QuantParams, ctx) -> Node:
     """A lookup node that maps ``src`` into ``target``'s params (used where params must agree)."""
     out = f"{name}_out"
     t = ctx.tensor(src)
-    ctx.new_tensors[out] = Tensor(out, t.shape, "int8", None, target, t.origin)
+    ctx.new_tensors[out] = Tensor(out, t.shape, int_dtype(target.bits), None, target, t.origin)
     ctx.quant[out] = target
     table = build_table(lambda x: x, ctx.quant[src], target)
     return Node(name, "unary", (src,), (out,), UnaryAttrs("identity"), LutParams(table), "requantize")
@@ -109,8 +119,10 @@ class Unary(OpDef):
     def quantize(self, node, ctx):
         in_q = ctx.quant[node.inputs[0]]
         out = node.outputs[0]
-        out_q = ctx.preset(out) or FIXED_OUTPUT_QUANT.get(node.attrs.fn) or ctx.from_range(out)
+        out_q = ctx.preset(out) or fixed_output_quant(node.attrs.fn, ctx.activation_bits(out)) or ctx.from_range(out)
         ctx.quant[out] = out_q
+        if node.attrs.semantics in ("requantize", "tflite"):
+            require_bits(node, ctx, 8, "TFLite's integer algorithm")
         if node.attrs.semantics == "requantize":
             table = tflite_semantics.requantize_table(in_q.s, in_q.zp, out_q.s, out_q.zp)
         elif node.attrs.semantics == "tflite":
@@ -122,20 +134,28 @@ class Unary(OpDef):
                                 "model's quantization is broken: re-convert it")
             table = _tflite_table(tflite_semantics, node.attrs.fn, in_q, out_q)
             lo, hi = activation_bounds(node.attrs.activation, out_q)
-            table = np.clip(table, lo, hi).astype(np.int8)
+            table = saturate(table, out_q.bits, lo, hi)
         else:
             table = build_table(lambda x: self._f(node, x), in_q, out_q)
         return [node.replace(params=LutParams(table))]
 
     def eval_int(self, node, graph, inputs):
-        idx = inputs[0].astype(np.int64) + 128
-        return [node.params.table[idx]]
+        bits = tensor_bits(graph, node.inputs[0])
+        table = node.params.table
+        if len(table) != 1 << bits:
+            raise ValueError(f"lookup node '{node.name}': {len(table)} entries for a {bits}-bit input")
+        idx = inputs[0].astype(np.int64) - qrange(bits)[0]  # entry i holds f(qmin + i)
+        return [table[idx]]
 
     def macs(self, node, graph):
         return 0
 
     def kernel(self, node, graph):
         return KernelCall("lut.c.j2", {"table": node.params.table})
+
+
+#: TFLite's int8 softmax writes probabilities at scale 1/256, zero point -128 (the 8-bit range is [0, 1))
+SOFTMAX_OUTPUT_QUANT = QuantParams.per_tensor(1.0 / 256, -128)
 
 
 @dataclass(frozen=True)
@@ -165,10 +185,10 @@ class Softmax(OpDef):
         return [(e / e.sum(axis=-1, keepdims=True)).astype(np.float32)]
 
     def quantize(self, node, ctx):
-
+        require_bits(node, ctx, 8, "TFLite's integer softmax")
         in_q = ctx.quant[node.inputs[0]]
-        out_q = ctx.preset(node.outputs[0]) or QuantParams.per_tensor(1.0 / 256, -128)
-        if not out_q.same_as(QuantParams.per_tensor(1.0 / 256, -128)):
+        out_q = ctx.preset(node.outputs[0]) or SOFTMAX_OUTPUT_QUANT
+        if not out_q.same_as(SOFTMAX_OUTPUT_QUANT):
             raise UserError(f"softmax node '{node.name}': output quantized with scale {out_q.s:g} and zero point "
                             f"{out_q.zp}; TFLite's int8 softmax (which mcucompile implements) needs scale 1/256 "
                             "and zero point -128: re-quantize the model with those output parameters")
@@ -189,9 +209,10 @@ class Softmax(OpDef):
         shifted = np.where(sum_exp > 0, (sum_exp << headroom) & 0xFFFFFFFF, 0)
         shifted_scale = one_over_one_plus_x_for_x_in_0_1(wrap32(shifted - (1 << 31)))
         bits_over_unit = 12 - headroom + 23
-        res = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted_scale, exps), bits_over_unit) - 128
-        out = np.where(valid, np.clip(res, -128, 127), -128)
-        return [out.astype(np.int8).reshape(shape)]
+        zp = SOFTMAX_OUTPUT_QUANT.zp  # also the output's qmin: an underflowed exponential is probability 0
+        res = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted_scale, exps), bits_over_unit) + zp
+        out = saturate(np.where(valid, res, zp), tensor_bits(graph, node.outputs[0]))
+        return [out.reshape(shape)]
 
     def kernel(self, node, graph):
         shape = graph.tensors[node.inputs[0]].shape

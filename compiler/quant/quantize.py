@@ -1,4 +1,7 @@
-"""Float IR -> int8 IR with TFLite's integer scheme (per-channel weights, per-tensor activations).
+"""Float IR -> integer IR with TFLite's integer scheme (per-channel int8 weights, per-tensor activations).
+
+Activations are 8-bit unless ``bits`` asks another width for a tensor (4 and 2 bits are packed feature
+maps); each quantized activation's dtype follows its params' bits (``int8``, ``int4``, ``int2``).
 
 Every op quantizes itself (its module's ``quantize``); this driver adds what holds for all of them:
 
@@ -9,7 +12,7 @@ Every op quantizes itself (its module's ``quantize``); this driver adds what hol
   the accumulator overflows (undefined behaviour in C). As TFLite's converter does
   (``AdjustWeightsForBiasScale``), such a channel's weight scale is raised until its bias is at most
   2^30, and further if needed until the accumulator bound (:func:`fixedpoint.accumulator_bound`) fits
-  int32 for every int8 input. Channels that fit keep the op's own scale, so other models do not change.
+  int32 for every input value (at the input's bits). Channels that fit keep the op's own scale, so other models do not change.
   The bound is then checked for every weighted layer, the model's own (TFLite / QDQ) parameters
   included; a layer that cannot be made safe is a UserError naming it.
 - **Requantization that cannot wrap.** A multiplier >= 1 shifts the accumulator left before the Q31
@@ -29,16 +32,20 @@ import numpy as np
 
 from ..errors import UserError
 from ..ir import Graph, Node, QuantParams, Tensor
+from ..ir.graph import int_dtype
 from ..ops import op_def
 from ..ops.base import QuantContext
-from ..arith.fixedpoint import INT32_MAX, MAX_SHIFT, MultiplierRangeError, accumulator_bound, round_half_away
+from ..arith.bitwidth import qrange
+from ..arith.fixedpoint import (INT32_MAX, MAX_SHIFT, MultiplierRangeError, accumulator_bound, input_span,
+                                round_half_away)
 
 # TFLite's AdjustWeightsForBiasScale keeps |quantized bias| below INT32_MAX / 2: room for the products
 BIAS_LIMIT = INT32_MAX / 2
 
 
-def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> Graph:
-    """Quantize every node; activation params come from ``ranges`` (see quant.calibrate).
+def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]], bits: dict[str, int] | None = None) -> Graph:
+    """Quantize every node; activation params come from ``ranges`` (see quant.calibrate), at the
+    bitwidth ``bits`` gives for an activation (IR tensor name -> 8, 4 or 2; 8 for the others).
 
     Raises
     ------
@@ -46,7 +53,7 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> Grap
         A layer whose requantization multiplier is not representable, or whose int32 accumulator could
         overflow with the model's own quantization parameters (or with any weight scale).
     """
-    ctx = QuantContext(graph, dict(ranges))  # a copy: ranges too narrow for a layer get widened
+    ctx = QuantContext(graph, dict(ranges), bits)  # a copy: ranges too narrow for a layer get widened
     for name in graph.inputs:
         ctx.quant[name] = ctx.from_range(name)
     nodes = []
@@ -60,7 +67,7 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]]) -> Grap
     for name, q in ctx.quant.items():
         t = tensors[name]
         if not t.is_const:
-            tensors[name] = dataclasses.replace(t, dtype="int8", quant=q)
+            tensors[name] = dataclasses.replace(t, dtype=int_dtype(q.bits), quant=q)
     return graph.replace(nodes=tuple(nodes), tensors=tensors).pruned()
 
 
@@ -107,7 +114,8 @@ def _widen_output(n: Node, ctx: QuantContext, min_scale: float) -> bool:
         return False
     lo, hi = ctx.ranges[key]
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
-    width = 255.0 * min_scale * (1.0 + 1e-6)
+    qmin, qmax = qrange(ctx.activation_bits(out))
+    width = float(qmax - qmin) * min_scale * (1.0 + 1e-6)
     if hi - lo >= width:
         return False
     ctx.ranges[key] = (lo, lo + width)
@@ -126,7 +134,8 @@ def headroom_scale(q: Node, ctx: QuantContext) -> float | None:
     if wb is None or shift is None:
         return None
     w, b = wb
-    bound = accumulator_bound(w.data, b.data, int(w.quant.axis), ctx.quant[q.inputs[0]].zp).astype(np.float64)
+    in_q = ctx.quant[q.inputs[0]]
+    bound = accumulator_bound(w.data, b.data, int(w.quant.axis), in_q.zp, in_q.bits).astype(np.float64)
     shift = np.broadcast_to(np.asarray(shift, np.int64), bound.shape)
     if np.all(bound * 2.0 ** np.maximum(shift, 0) <= INT32_MAX):
         return None
@@ -173,13 +182,13 @@ def int32_safe_weights(n: Node, quantized: list[Node], ctx: QuantContext) -> Ten
     bias = np.zeros(cout) if not b_name else np.abs(np.asarray(ctx.tensor(b_name).data, np.float64).reshape(-1))
     in_q = ctx.quant[q.inputs[0]]
     s_x, zp = in_q.s, in_q.zp
-    x_span = max(127 - zp, zp + 128)
+    x_span = input_span(zp, in_q.bits)
     k = w.shape[1]
     room = INT32_MAX - 0.5 - x_span * k / 2
     if room <= 0:
         raise UserError(
             f"layer '{n.name}' ({n.op}) sums {k:,} products per output channel: an int32 accumulator can "
-            "overflow for some int8 inputs whatever the weight scale; split the layer into smaller ones")
+            "overflow for some inputs whatever the weight scale; split the layer into smaller ones")
     bias_floor = bias / (BIAS_LIMIT * s_x)  # = 2|b| / (INT32_MAX * s_x)
     acc_floor = (bias / s_x + x_span * np.abs(w).sum(axis=1)) / room
     safe = np.maximum(scale, np.maximum(bias_floor, acc_floor))
@@ -192,7 +201,7 @@ def int32_safe_weights(n: Node, quantized: list[Node], ctx: QuantContext) -> Ten
 
 
 def check_accumulators(q: Node, ctx: QuantContext, source: Node) -> None:
-    """Raise UserError when some int8 input can overflow the int32 accumulator of ``q`` (a quantized
+    """Raise UserError when some input value can overflow the int32 accumulator of ``q`` (a quantized
     node of ``source``) with the model's own parameters; with mcucompile's own scales that, or a
     requantization that can wrap, would be a bug (RuntimeError). A model's own multipliers >= 1 are
     kept as they are (TFLite Micro computes them the same way). Nodes without per-channel int8 weights
@@ -201,8 +210,9 @@ def check_accumulators(q: Node, ctx: QuantContext, source: Node) -> None:
     if wb is None:
         return
     w, b = wb
-    bound = accumulator_bound(w.qdata if w.qdata is not None else w.data, b.data, int(w.quant.axis),
-                              ctx.quant[q.inputs[0]].zp)
+    in_q = ctx.quant[q.inputs[0]]
+    bound = accumulator_bound(w.qdata if w.qdata is not None else w.data, b.data, int(w.quant.axis), in_q.zp,
+                              in_q.bits)
     worst = int(np.argmax(bound))
     own = ctx.tensor(source.inputs[1]).qdata is None
     if own and ctx.preset(q.outputs[0]) is None and headroom_scale(q, ctx) is not None:

@@ -1,13 +1,17 @@
-"""Execute an IR graph in numpy: in float (the front end's reference) or in int8 (the bit-exact simulator).
+"""Execute an IR graph in numpy: in float (the front end's reference) or in integers (the bit-exact simulator).
 
-The int8 simulator *is* the specification of the generated C code: every op's ``eval_int`` uses the
-integer arithmetic its C kernel uses, so C output must equal simulator output byte for byte.
+The integer simulator *is* the specification of the generated C code: every op's ``eval_int`` uses the
+integer arithmetic its C kernel uses and saturates to its output's bits, so C output must equal simulator
+output byte for byte. Values are held unpacked, one integer per element (int8 arrays for 8-, 4- and 2-bit
+tensors); :func:`storage_of` / :func:`from_storage` turn a value into the bytes the C arena holds for its
+tensor (packed for int4 / int2, see ``arith/bitwidth.py``) and back.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..arith.bitwidth import pack, unpack
 from ..ir import Graph
 from ..ops import op_def
 
@@ -54,7 +58,7 @@ def run_float(graph: Graph, feeds: dict[str, np.ndarray], keep_all: bool = False
 
 
 def run_int(graph: Graph, feeds: dict[str, np.ndarray], keep_all: bool = False) -> dict[str, np.ndarray]:
-    """Evaluate the quantized graph exactly as the C code does; int8 inputs in physical layout."""
+    """Evaluate the quantized graph exactly as the C code does; integer inputs (unpacked) in physical layout."""
     return _run(graph, feeds, True, keep_all)
 
 
@@ -72,3 +76,25 @@ def to_logical(graph: Graph, name: str, physical: np.ndarray) -> np.ndarray:
     if perm is not None and arr.ndim == len(perm):
         arr = arr.transpose(np.argsort(perm))
     return arr
+
+
+def storage_of(graph: Graph, name: str, values: np.ndarray) -> np.ndarray:
+    """The bytes (uint8, flat) tensor ``name`` takes in memory holding ``values`` (one integer per
+    element, physical layout): packed for int4 / int2, ``graph.tensors[name].nbytes`` of them."""
+    t = graph.tensors[name]
+    if t.quant is None:
+        raise ValueError(f"tensor '{name}' is not quantized: it has no integer storage")
+    arr = np.asarray(values).reshape(t.shape)
+    raw = pack(arr, t.bits).reshape(-1)
+    if raw.size != t.nbytes:
+        raise ValueError(f"tensor '{name}': {raw.size} bytes packed, {t.nbytes} planned")
+    return raw
+
+
+def from_storage(graph: Graph, name: str, raw: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`storage_of`: the values of tensor ``name`` from its bytes in memory."""
+    t = graph.tensors[name]
+    raw = np.asarray(raw, np.uint8).reshape(-1)
+    if raw.size != t.nbytes:
+        raise ValueError(f"tensor '{name}' takes {t.nbytes} bytes, got {raw.size}")
+    return unpack(raw.reshape(tuple(t.shape[:-1]) + (t.pixel_bytes,)), t.bits, t.shape[-1])
