@@ -8,6 +8,11 @@
   buffer whose lifetime intersects its own.
 Kernel scratch (the depthwise kernel's per-channel accumulators) is a buffer alive only during its
 layer, placed like any other. Peak SRAM = the arena size.
+
+Sizes are storage bytes (``Tensor.nbytes``): a packed int4 / int2 feature map takes ceil(C * bits / 8)
+bytes per pixel. In place also needs the same dtype: the in-place kernels write each output element over
+its own input element, which equal sizes alone do not promise (a one-channel int4 map and a one-channel
+int8 map both take a byte per pixel, with different layouts inside it).
 """
 
 from __future__ import annotations
@@ -137,7 +142,8 @@ def plan_memory(graph: Graph) -> ArenaPlan:
                 if not i or graph.tensors[i].is_const:
                     continue
                 r = root(i)
-                if graph.tensors[i].nbytes != graph.tensors[out].nbytes:
+                t_in, t_out = graph.tensors[i], graph.tensors[out]
+                if t_in.nbytes != t_out.nbytes or t_in.dtype != t_out.dtype:
                     continue
                 # the whole buffer must die here: no other member of it read later, not an output
                 if any(last_read.get(m, -1) > step for m in members.get(r, {r}) | {i}):

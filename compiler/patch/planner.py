@@ -160,12 +160,15 @@ def local_window(graph: Graph, plan: PatchPlan, node: Node, p: int) -> LocalWind
 
 
 def region_bytes(graph: Graph, tensor: str, r: Region) -> int:
-    c = graph.tensors[tensor].shape[3]
-    return r.h * r.w * c
+    """Bytes of region ``r`` of NHWC map ``tensor`` in its storage layout: r.h * r.w pixels of
+    ``pixel_bytes`` each (channels innermost, packed int4 / int2 pixels padded to a whole byte)."""
+    return r.h * r.w * graph.tensors[tensor].pixel_bytes
 
 
-def max_region_bytes(graph: Graph, plan: PatchPlan, tensor: str) -> int:
-    return max(region_bytes(graph, tensor, reg[tensor]) for reg in plan.regions)
+def max_region_bytes(graph: Graph, plan: PatchPlan, tensor: str, layout_of: str | None = None) -> int:
+    """The largest region of ``tensor`` over the patches, in bytes of ``layout_of``'s pixels when given
+    (a cropped copy of an operand has the output's region and the operand's channels and bits)."""
+    return max(region_bytes(graph, layout_of or tensor, reg[tensor]) for reg in plan.regions)
 
 
 def np_region(x: np.ndarray, r: Region) -> np.ndarray:
