@@ -21,6 +21,7 @@ from mcucompile.ir import Graph, QuantParams, Region, Tensor
 from mcucompile.ir.graph import int_dtype, storage_bytes
 from mcucompile.memory.planner import ALIGN, plan_memory
 from mcucompile.passes import canonicalize
+from mcucompile.patch.execute import run_int_patched
 from mcucompile.patch.planner import max_region_bytes, plan_patches, region_bytes
 from mcucompile.quant.calibrate import calibrate
 from mcucompile.quant.quantize import quantize_graph
@@ -254,3 +255,16 @@ def test_int8_only_algorithms_refuse_other_bits(tmp_path):
     quantize_graph(g, ranges)  # 8-bit: fine
     with pytest.raises(UnsupportedError, match="4-bit.*softmax"):
         quantize_graph(g, ranges, bits={g.nodes[0].outputs[0]: 4})
+
+
+def test_patched_stage_equals_layer_by_layer_at_low_bits(low_bit):
+    """The stage (conv with padding, lookup) run patch by patch on 4- and 2-bit maps gives the same
+    values as layer by layer: local padding and regions do not depend on the bits."""
+    g, q = low_bit.g, low_bit.q
+    for k in range(3):
+        x = quantize_values(to_physical(g, g.inputs[0], low_bit.samples[k:k + 1]), q.tensors[q.inputs[0]].quant)
+        want = run_int(q, {q.inputs[0]: x})
+        for grid in (2, 3):
+            got = run_int_patched(q, plan_patches(q, 2, grid), {q.inputs[0]: x})
+            for o in q.outputs:
+                assert np.array_equal(got[o], want[o]), (k, grid, o)

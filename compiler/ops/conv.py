@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Activation, Graph, Node, QuantParams, Tensor
-from ..arith.bitwidth import requantize
+from ..ir.graph import int_dtype
+from ..arith.bitwidth import qrange, requantize, saturate
 from ..arith.fixedpoint import quantize_multiplier_array, round_half_away
 from ..errors import UnsupportedError
 from .base import (KernelCall, OpDef, QuantContext, activation_bounds, register, require_rank, shape_error,
@@ -39,12 +40,18 @@ class ConvParams:
     shift: np.ndarray
 
 
+#: weights stay int8 per channel whatever the activations' bits (CMSIS-NN's kernels; QuantMCU lowers the
+#: feature maps only); symmetric, so they use [-127, 127]
+WEIGHT_BITS = 8
+WEIGHT_MAX = qrange(WEIGHT_BITS)[1]
+
+
 def quantize_weights_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 per channel along ``axis``: scale = max|w| / 127."""
     moved = np.moveaxis(w.astype(np.float64), axis, 0).reshape(w.shape[axis], -1)
     amax = np.abs(moved).max(axis=1)
-    scale = np.where(amax > 0, amax / 127.0, 1.0)
-    q = np.clip(round_half_away(moved / scale[:, None]), -127, 127).astype(np.int8)
+    scale = np.where(amax > 0, amax / float(WEIGHT_MAX), 1.0)
+    q = saturate(round_half_away(moved / scale[:, None]), WEIGHT_BITS, -WEIGHT_MAX, WEIGHT_MAX)
     q = np.moveaxis(q.reshape((w.shape[axis],) + tuple(np.delete(w.shape, axis))), 0, axis)
     return q, scale
 
@@ -92,7 +99,8 @@ def quantize_weighted(node: Node, ctx: QuantContext, weight_axis: int) -> list[N
     else:
         bq = quantize_bias(ctx.tensor(b_name).data if b_name else None, bias_scale, cout)
     mult, shift = quantize_multiplier_array(bias_scale / out_q.s)
-    wt = Tensor(w_name + "_q", wq.shape, "int8", wq, QuantParams(wscale, np.zeros(cout, np.int64), weight_axis))
+    wt = Tensor(w_name + "_q", wq.shape, int_dtype(WEIGHT_BITS), wq,
+                QuantParams(wscale, np.zeros(cout, np.int64), weight_axis, WEIGHT_BITS))
     bname = (b_name or (node.name + "bias_or_zeros")) + "_q"
     bt = Tensor(bname, (cout,), "int32", bq, QuantParams(bias_scale, np.zeros(cout, np.int64), 0, 32))
     ctx.new_tensors[wt.name] = wt

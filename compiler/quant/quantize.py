@@ -35,7 +35,8 @@ from ..ir import Graph, Node, QuantParams, Tensor
 from ..ir.graph import int_dtype
 from ..ops import op_def
 from ..ops.base import QuantContext
-from ..arith.bitwidth import qrange
+from ..ops.conv import WEIGHT_BITS, WEIGHT_MAX
+from ..arith.bitwidth import qrange, saturate
 from ..arith.fixedpoint import (INT32_MAX, MAX_SHIFT, MultiplierRangeError, accumulator_bound, input_span,
                                 round_half_away)
 
@@ -150,7 +151,7 @@ def _weighted(q: Node, ctx: QuantContext) -> tuple[Tensor, Tensor] | None:
     if len(q.inputs) < 3 or not q.inputs[1] or not q.inputs[2]:
         return None
     w, b = ctx.tensor(q.inputs[1]), ctx.tensor(q.inputs[2])
-    if not (w.is_const and b.is_const and w.dtype == "int8" and b.dtype == "int32"):
+    if not (w.is_const and b.is_const and w.dtype == int_dtype(WEIGHT_BITS) and b.dtype == "int32"):
         return None
     if w.quant is None or w.quant.axis is None:
         return None
@@ -194,7 +195,7 @@ def int32_safe_weights(n: Node, quantized: list[Node], ctx: QuantContext) -> Ten
     safe = np.maximum(scale, np.maximum(bias_floor, acc_floor))
     if not np.any(safe > scale):
         return None
-    moved = np.clip(round_half_away(w / safe[:, None]), -127, 127).astype(np.int8)
+    moved = saturate(round_half_away(w / safe[:, None]), WEIGHT_BITS, -WEIGHT_MAX, WEIGHT_MAX)
     shape = (cout,) + tuple(np.delete(src.shape, axis))
     qdata = np.moveaxis(moved.reshape(shape), 0, axis)
     return dataclasses.replace(src, quant=QuantParams(safe, np.zeros(cout, np.int64), axis), qdata=qdata)
