@@ -210,6 +210,36 @@ static void documented_errors(void)
     EXPECT_ARG_ERROR(out, mcu_transpose_s8(NULL, &tp, &tin, in, &tin, out));
     CHECK(mcu_transpose_s8(NULL, &tp, &tin, in, &tout, out) == MCU_OK);
 
+    /* resize nearest: scale < 1, negative offset, N or C differ, an output pixel reading past the input */
+    for (int32_t i = 0; i < (int32_t)sizeof(in); i++)
+    {
+        in[i] = (int8_t)i;
+    }
+    const mcu_resize_nearest_params rs = {{2, 2}, {0, 0}}, rs_zero = {{2, 0}, {0, 0}}, rs_neg = {{2, 2}, {0, -1}},
+                                    rs_off = {{2, 2}, {1, 0}};
+    const mcu_dims up = {1, 4, 4, 4}, up_c = {1, 4, 4, 3}, up_n = {2, 4, 4, 4}, up_far = {1, 5, 4, 4},
+                   up_patch = {1, 4, 3, 4};
+    EXPECT_ARG_ERROR(out, mcu_resize_nearest_s8(NULL, &rs_zero, &d4, in, &up, out));
+    EXPECT_ARG_ERROR(out, mcu_resize_nearest_s8(NULL, &rs_neg, &d4, in, &up, out));
+    EXPECT_ARG_ERROR(out, mcu_resize_nearest_s8(NULL, &rs, &d4, in, &up_c, out));
+    EXPECT_ARG_ERROR(out, mcu_resize_nearest_s8(NULL, &rs, &d4, in, &up_n, out));
+    EXPECT_ARG_ERROR(out, mcu_resize_nearest_s8(NULL, &rs, &d4, in, &up_far, out));
+    EXPECT_ARG_ERROR(out, mcu_resize_nearest_s8(NULL, &rs_off, &d4, in, &up, out)); /* column (3 + 1) / 2 = 2 */
+    CHECK(mcu_resize_nearest_s8(NULL, &rs, &d4, in, &up, out) == MCU_OK);
+    CHECK(out[(3 * 4 + 2) * 4 + 1] == in[(1 * 2 + 1) * 4 + 1]); /* output (3, 2) is input (1, 1) */
+    /* a patch starting one column into a block: output column ox reads input column (ox + 1) / 2 */
+    CHECK(mcu_resize_nearest_s8(NULL, &rs_off, &d4, in, &up_patch, out) == MCU_OK);
+    CHECK(out[(0 * 3 + 0) * 4] == in[0] && out[(0 * 3 + 1) * 4] == in[4] && out[(2 * 3 + 2) * 4] == in[(1 * 2 + 1) * 4]);
+
+    /* prelu: output dims differ from the input's, slope count neither C nor 1 */
+    const mcu_prelu_params pr = {0, 0, 0, 1 << 30, 1, 1 << 30, 0};
+    const mcu_dims a4 = {1, 1, 1, 4}, a1 = {1, 1, 1, 1}, a3 = {1, 1, 1, 3};
+    const int8_t alpha[4] = {1, 2, 3, 4};
+    EXPECT_ARG_ERROR(out, mcu_prelu_s8(NULL, &pr, &d4, in, &a3, alpha, &d4, out));
+    EXPECT_ARG_ERROR(out, mcu_prelu_s8(NULL, &pr, &d4, in, &a4, alpha, &d_bad, out));
+    CHECK(mcu_prelu_s8(NULL, &pr, &d4, in, &a4, alpha, &d4, out) == MCU_OK);
+    CHECK(mcu_prelu_s8(NULL, &pr, &d4, in, &a1, alpha, &d4, out) == MCU_OK);
+
     /* copy / paste region: leaves the tensor, batch not 1, channels differ, negative size */
     const mcu_dims big = {1, 4, 4, 4}, big2 = {2, 4, 4, 4}, r = {1, 2, 2, 4}, r_c = {1, 2, 2, 3}, r_neg = {1, -1, 2, 4};
     const mcu_region_params corner = {2, 2}, outside = {3, 2}, neg_at = {-1, 0};
