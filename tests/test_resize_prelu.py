@@ -245,14 +245,17 @@ def test_resize_patch_rule():
 
 
 def _patch_model(tmp_path):
-    """conv -> prelu -> resize x2 -> conv (3x3) -> prelu (one slope) -> resize x(1, 2) -> conv (stride 2) -> pool."""
+    """conv -> prelu (+ conv 3x3 of the same input, added: the prelu reads a cropped copy in a patch) ->
+    resize x2 -> conv 3x3 -> prelu (one slope) -> resize x(1, 2) -> conv (stride 2) -> global pool."""
     rng = np.random.default_rng(5)
     r = lambda *s: (rng.standard_normal(s) * 0.4).astype(np.float32)  # noqa: E731
     nodes = [
         helper.make_node("Conv", ["x", "w1"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
         helper.make_node("PRelu", ["a", "s1"], ["b"]),
-        helper.make_node("Resize", ["b", "", "sc1"], ["c"], mode="nearest"),
-        helper.make_node("Conv", ["c", "w2"], ["d"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1]),
+        helper.make_node("Conv", ["a", "wb"], ["a2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["b", "a2"], ["m"]),
+        helper.make_node("Resize", ["m", "", "sc1"], ["c"], mode="nearest"),
+        helper.make_node("Conv", ["c", "w2"], ["d"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
         helper.make_node("PRelu", ["d", "s2"], ["e"]),
         helper.make_node("Resize", ["e", "", "sc2"], ["f"], mode="nearest", coordinate_transformation_mode="asymmetric",
                          nearest_mode="floor"),
@@ -260,13 +263,13 @@ def _patch_model(tmp_path):
         helper.make_node("GlobalAveragePool", ["g"], ["y"]),
     ]
     inits = {"w1": r(6, 3, 3, 3), "s1": np.array([0.1, -0.2, 0.5, 1.3, 0.0, 0.25], np.float32).reshape(6, 1, 1),
-             "sc1": np.array([1, 1, 2, 2], np.float32), "w2": r(5, 6, 3, 3), "s2": np.array([0.3], np.float32),
-             "sc2": np.array([1, 1, 1, 2], np.float32), "w3": r(4, 5, 3, 3)}
+             "wb": r(6, 6, 3, 3), "sc1": np.array([1, 1, 2, 2], np.float32), "w2": r(5, 6, 3, 3),
+             "s2": np.array([0.3], np.float32), "sc2": np.array([1, 1, 1, 2], np.float32), "w3": r(4, 5, 3, 3)}
     model = make_model(nodes, [1, 3, 7, 6], ["y"], inits)
     return save(model, tmp_path)
 
 
-@pytest.mark.parametrize("split,grid", [(3, 2), (6, 3), (5, 4)])
+@pytest.mark.parametrize("split,grid", [(5, 2), (8, 3), (7, 4)])
 def test_prelu_and_resize_in_the_patched_stage(split, grid, tmp_path):
     p = _patch_model(tmp_path)
     check_float(p, np.random.default_rng(0).standard_normal((1, 3, 7, 6)).astype(np.float32))
@@ -278,6 +281,8 @@ def test_prelu_and_resize_in_the_patched_stage(split, grid, tmp_path):
     # the stage really reads inside a block: some patch starts at an odd row or column of a resize output
     resized = [n.outputs[0] for n in c.graph.nodes[:split] if n.op == "resize_nearest"]
     assert any(reg[t].top % 2 or reg[t].left % 2 for reg in c.patch.regions for t in resized)
+    # the first prelu's input is also read by a 3x3 conv (a halo): the prelu reads a cropped copy
+    assert any(c.graph.nodes[j].op == "prelu" for j, _ in c.patch.crops)
     g = c.graph
     x_q = np.random.default_rng(1).integers(-128, 128, (3,) + tuple(g.tensors[g.inputs[0]].shape)).astype(np.int8)
     for x in x_q:
@@ -294,10 +299,10 @@ def test_plan_safety_models_resize_and_prelu(tmp_path):
     a resize input region buffer too short for the rows it reads, or a slope constant shorter than the
     channels, is caught."""
     c = compile_model(_patch_model(tmp_path), CompileOptions(board="host", calib_samples=4, progress=False,
-                                                             patch="forced", split=6, patches=3))
+                                                             patch="forced", split=8, patches=3))
     g, plan, patch = c.graph, c.plan, c.patch
     assert plan_problems(g, plan, patch) == []
-    rz = next(n for n in g.nodes[:6] if n.op == "resize_nearest")
+    rz = next(n for n in g.nodes[:8] if n.op == "resize_nearest")
     src = region_buffer(rz.inputs[0])
     buffers = tuple(dataclasses.replace(b, size=b.size - 8) if b.name == src else b for b in plan.buffers)
     problems = plan_problems(g, dataclasses.replace(plan, buffers=buffers), patch)
