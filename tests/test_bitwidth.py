@@ -20,12 +20,12 @@ from mcucompile.frontend import load_onnx
 from mcucompile.ir import Graph, QuantParams, Region, Tensor
 from mcucompile.ir.graph import int_dtype, storage_bytes
 from mcucompile.memory.planner import ALIGN, plan_memory
+from mcucompile.ops.base import quantize_values
 from mcucompile.passes import canonicalize
 from mcucompile.patch.execute import run_int_patched
 from mcucompile.patch.planner import max_region_bytes, plan_patches, region_bytes
 from mcucompile.quant.calibrate import calibrate
 from mcucompile.quant.quantize import quantize_graph
-from mcucompile.ops.base import quantize_values
 from mcucompile.quant.simulate import from_storage, run_float, run_int, storage_of, to_physical
 
 
@@ -225,13 +225,16 @@ def test_simulator_saturates_to_each_maps_bits(low_bit):
     assert np.array_equal(from_storage(q, four, raw), m4)
 
 
+def _aligned(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
 def test_arena_gives_a_4_bit_map_its_packed_size(low_bit):
     q, four, two = low_bit.q, low_bit.four, low_bit.two
     plan = plan_memory(q)
     sizes = {b.name: b.size for b in plan.buffers}
-    align = lambda n: (n + ALIGN - 1) // ALIGN * ALIGN  # noqa: E731
-    assert sizes[plan.roots[four]] == align(8 * 8 * 2) == 128  # not 8 * 8 * 3 = 192 as int8
-    assert sizes[plan.roots[two]] == align(8 * 8 * 1)
+    assert sizes[plan.roots[four]] == _aligned(8 * 8 * 2) == 128  # not 8 * 8 * 3 = 192 as int8
+    assert sizes[plan.roots[two]] == _aligned(8 * 8 * 1)
     # an int2 map is never written over an int4 one (element layouts differ), even where sizes agree
     assert plan.roots[two] != plan.roots[four]
 
