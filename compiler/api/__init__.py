@@ -2,12 +2,32 @@
 (verify_host, verify_board), bench (bench). Errors a user can cause raise mcucompile.errors.UserError."""
 
 from .bench import BenchResult, bench
-from .compile import (Compiled, check_fit, compile_model, io_params, logical_input_shape, model_format, patch_report,
-                      pre_quantized_samples, tflm_arena_bytes, to_logical_shape)
+from .compile import (
+                      Compiled,
+                      check_fit,
+                      compile_model,
+                      io_params,
+                      logical_input_shape,
+                      model_format,
+                      patch_report,
+                      pre_quantized_samples,
+                      tflm_arena_bytes,
+                      to_logical_shape,
+)
 from .library import compiled_inputs, host_runner_source, library_dir, library_files, quantize_input, write_library
 from .options import CompileOptions
-from .verify import (REFERENCES, OutputComparison, ReferenceCheck, VerifyResult, build_and_run_board, choose_references,
-                     compare_outputs, simulate, verify_board, verify_host)
+from .verify import (
+                      REFERENCES,
+                      OutputComparison,
+                      ReferenceCheck,
+                      VerifyResult,
+                      build_and_run_board,
+                      choose_references,
+                      compare_outputs,
+                      simulate,
+                      verify_board,
+                      verify_host,
+)
 
 __all__ = [
     "BenchResult", "CompileOptions", "Compiled", "OutputComparison", "REFERENCES", "ReferenceCheck", "VerifyResult",

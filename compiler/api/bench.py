@@ -7,6 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..ops import op_def
 from .compile import Compiled
 from .verify import build_and_run_board
 
@@ -54,9 +55,12 @@ def bench(compiled: Compiled, out_dir: str | Path | None = None, timeout: float 
     with tempfile.TemporaryDirectory() as tmp:
         _, _, run, size = build_and_run_board(compiled, compiled.calib[:1], Path(out_dir or Path(tmp) / "fw"), timeout)
     layers = []
-    for lay in compiled.report["layers"]:
-        count = run.layers.get(lay["index"], 0)
-        layers.append({**{k: lay[k] for k in ("index", "name", "op", "output_shape", "macs")}, "count": count,
+    g = compiled.graph
+    for step in compiled.schedule.layers:
+        count = run.layers.get(step.index, 0)
+        layers.append({"index": step.index, "name": step.node.name, "op": step.node.op,
+                       "output_shape": list(g.tensors[step.node.outputs[0]].shape),
+                       "macs": op_def(step.node).macs(step.node, g), "count": count,
                        "share": count / run.total if run.total else 0.0})
     return BenchResult(compiled.board.name, run.unit, tuple(layers), int(run.total or 0), size.flash_bytes,
                        size.sram_bytes, compiled.plan.arena_size, size.text, size.data, size.bss,

@@ -28,9 +28,9 @@ from ..quant.calibrate import calibrate, load_calibration, synthetic_calibration
 from ..quant.quantize import quantize_graph
 from ..quant.simulate import to_logical
 from ..reference.tflite_refs import probe_tflm_arena
-from ..report import build_report
+from ..report import build_report, flash_estimate
 from ..schedule.safety import check_plan_memory
-from ..schedule.schedule import build_schedule
+from ..schedule.schedule import Schedule, build_schedule
 from .options import CompileOptions
 
 
@@ -48,6 +48,7 @@ class Compiled:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     source_format: str = "onnx"  # onnx (float, calibrated) | onnx-qdq | tflite (model's own quantization)
     patch: object = None  # PatchPlan, or None for layer-by-layer execution
+    schedule: Schedule | None = None  # what the generated code runs, step by step
 
 
 def _sha256(path: Path) -> str:
@@ -58,10 +59,9 @@ def logical_input_shape(graph: Graph) -> tuple[int, ...]:
     return to_logical_shape(graph, graph.inputs[0])
 
 
-def check_fit(report: dict, board: Board, options: "CompileOptions", choice=None) -> None:
-    """Refuse a model that does not fit the board's (or --sram-limit's) SRAM or the board's flash, with
-    the numbers and the remedies that apply to the options given."""
-    sram, flash = report["peak_sram_bytes"], report["flash_bytes"]
+def check_fit(sram: int, flash: int, board: Board, options: "CompileOptions", choice=None) -> None:
+    """Refuse a model whose peak SRAM (``sram``) does not fit the board's (or --sram-limit's) SRAM or whose
+    ``flash`` does not fit its flash, with the numbers and the remedies that apply to the options given."""
     budget = min(board.sram_bytes, options.sram_limit or board.sram_bytes)
     problems = []
     if sram > budget:
@@ -154,6 +154,7 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
             "layer, --max-patch-overhead 0.2 caps the recomputation"
         )
     check_plan_memory(graph, plan, patch)  # a plan that reads or writes outside its buffers is a bug: stop here
+    check_fit(plan.arena_size, sum(flash_estimate(graph)), board, options, choice)
     provenance = {
         "model": model_path.name,
         "model sha256": _sha256(model_path),
@@ -171,15 +172,13 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     extra = {"compiler_version": __version__, "notes": notes, "source_format": fmt,
              **patch_report(graph, choice, options), **choice_report(choice)}
     if fmt == "tflite":
-
         extra["tflm_arena_bytes"], why = probe_tflm_arena(model_path)
         if extra["tflm_arena_bytes"] is None:
             extra["tflm_arena_note"] = why
             notes.append(f"TFLite Micro's arena size not recorded: {why}")
     report = build_report(graph, plan, board, str(model_path), extra)
-    check_fit(report, board, options, choice)
     return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes), fmt,
-                    patch)
+                    patch, schedule)
 
 
 def check_input_shapes(graph: Graph, options: CompileOptions) -> None:

@@ -32,6 +32,12 @@ def param_bytes(node, graph: Graph) -> int:
     return sum(graph.tensors[i].nbytes for i in node.inputs if i and graph.tensors[i].is_const) + _param_array_bytes(node)
 
 
+def flash_estimate(graph: Graph) -> tuple[int, int]:
+    """(weights and parameter arrays, code estimate) in bytes of flash, before a linked ELF says better."""
+    weights = sum(t.nbytes for t in graph.tensors.values() if t.is_const) + sum(_param_array_bytes(n) for n in graph.nodes)
+    return weights, estimate_code_bytes(graph)
+
+
 def _offset(plan: ArenaPlan, tensor: str) -> int:
     """Arena offset of a tensor (of its per-patch buffer when it only exists patch by patch)."""
     return plan.offsets.get(tensor, plan.offsets.get(f"{tensor}@patch", -1))
@@ -60,8 +66,7 @@ def build_report(graph: Graph, plan: ArenaPlan, board: Board, model_path: str, e
             "param_bytes": param_bytes(n, graph),
         })
         idx += 1
-    weights = sum(t.nbytes for t in graph.tensors.values() if t.is_const) + sum(_param_array_bytes(n) for n in graph.nodes)
-    code = estimate_code_bytes(graph)
+    weights, code = flash_estimate(graph)
     report = {
         "model": str(model_path),
         "board": board.name,
