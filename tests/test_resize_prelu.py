@@ -313,3 +313,23 @@ def test_plan_safety_models_resize_and_prelu(tmp_path):
     short = Tensor(s.name, (s.size - 1,), s.dtype, s.data[:-1].copy(), s.quant)
     problems = plan_problems(g.replace(tensors={**g.tensors, s.name: short}), plan, patch)
     assert any("reads slopes bytes" in p or "slopes for" in p for p in problems), "\n".join(problems)
+
+
+def test_other_bitwidths_refused_with_the_reason(tmp_path):
+    """Both kernels are int8 (TFLite Micro's PRELU algorithm; resize copies int8 pixels): a 4-bit
+    activation around them is refused, naming the op, not miscompiled."""
+    from mcucompile.passes import canonicalize
+    from mcucompile.quant.calibrate import calibrate
+    from mcucompile.quant.quantize import quantize_graph
+
+    p = _patch_model(tmp_path)
+    g = canonicalize(load_onnx(p))
+    ranges = calibrate(p, g, np.random.default_rng(0).standard_normal((4, 3, 7, 6)).astype(np.float32),
+                       progress=False)
+    quantize_graph(g, ranges)  # 8-bit: fine
+    prelu = next(n for n in g.nodes if n.op == "prelu")
+    with pytest.raises(UnsupportedError, match="4-bit.*PRELU"):
+        quantize_graph(g, ranges, bits={prelu.outputs[0]: 4})
+    resize = next(n for n in g.nodes if n.op == "resize_nearest")
+    with pytest.raises(UnsupportedError, match="4-bit.*mcu_resize_nearest_s8"):
+        quantize_graph(g, ranges, bits={resize.inputs[0]: 4})

@@ -1,7 +1,7 @@
 """Parametric ReLU with one slope per channel (ONNX ``PRelu``, TFLite ``PRELU``): y = x for x >= 0, else
 alpha[c] * x, the channel being the innermost (physical) axis; a single slope is broadcast.
 
-int8 semantics are TFLite Micro's PRELU reference: the slope is an int8 tensor with its own per-tensor
+Integer semantics are TFLite Micro's int8 PRELU reference (other bitwidths are refused with the reason): the slope is an int8 tensor with its own per-tensor
 scale and zero point, and there are two requantizations, an identity path for (x - zp_in) >= 0 with
 multiplier s_in / s_out and an alpha path for the negative side, multiplying (x - zp_in) by
 (alpha - zp_alpha) with multiplier s_in * s_alpha / s_out; the result is offset by the output zero
@@ -17,10 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arith.bitwidth import saturate
 from ..arith.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from ..errors import UserError
 from ..ir import Tensor
-from .base import KernelCall, OpDef, activation_quant, quantize_values, register, shape_error
+from ..ir.graph import int_dtype
+from .base import (KernelCall, OpDef, activation_quant, quantize_values, register, require_bits, shape_error,
+                   tensor_bits)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Prelu(OpDef):
         out = node.outputs[0]
         out_q = ctx.from_range(out)
         ctx.quant[out] = out_q
+        require_bits(node, ctx, 8, "TFLite Micro's PRELU algorithm (mcu_prelu_s8)")
         t = ctx.tensor(alpha)
         if t.qdata is not None and t.quant is not None:  # a pre-quantized model's own int8 slope
             if not t.quant.is_per_tensor or t.quant.bits != 8:
@@ -78,7 +82,7 @@ class Prelu(OpDef):
             a = np.ravel(t.data).astype(np.float64)
             a_q = activation_quant(float(a.min()), float(a.max()))
             a_int = quantize_values(a, a_q)
-        qt = Tensor(alpha + "_q", (int(a_int.size),), "int8", np.ravel(a_int).astype(np.int8), a_q)
+        qt = Tensor(alpha + "_q", (int(a_int.size),), int_dtype(a_q.bits), np.ravel(a_int).astype(np.int8), a_q)
         ctx.new_tensors[qt.name] = qt
         ctx.quant[qt.name] = a_q
         # as TFLite Micro's CalculatePreluParams, in double from the (float32) scales
@@ -93,8 +97,7 @@ class Prelu(OpDef):
         a = np.ravel(inputs[1]).astype(np.int64) + p.alpha_offset
         pos = multiply_by_quantized_multiplier(x, p.identity_mult, p.identity_shift)
         neg = multiply_by_quantized_multiplier(x * a, p.alpha_mult, p.alpha_shift)
-        y = np.where(x >= 0, pos, neg) + p.output_offset
-        return [np.clip(y, -128, 127).astype(np.int8)]
+        return [saturate(np.where(x >= 0, pos, neg) + p.output_offset, tensor_bits(graph, node.outputs[0]))]
 
     def macs(self, node, graph):
         return graph.tensors[node.outputs[0]].size

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..ir import Region
-from .base import KernelCall, OpDef, register, require_rank, shape_error
+from .base import KernelCall, OpDef, register, require_bits, require_rank, shape_error
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class ResizeNearest(OpDef):
                             f"zero point {preset.zp}, input with {in_q.s:g} / {in_q.zp}; a nearest resize copies bytes, "
                             "so both must be equal (as TFLite requires): re-quantize the model with equal parameters")
         ctx.quant[out] = in_q
+        require_bits(node, ctx, 8, "mcu_resize_nearest_s8 (it copies int8 pixels)")
         return [node]
 
     def kernel(self, node, graph):
