@@ -29,13 +29,13 @@ mcu_status mcu_resize_nearest_s8(const mcu_context *ctx,
     }
     for (int32_t b = 0; b < n; b++)
     {
-        const int8_t *in_b = input + (size_t)b * in_h * in_w * c;
+        const int8_t *in_b = input + b * in_h * in_w * c;
         for (int32_t oy = 0; oy < out_h; oy++)
         {
-            const int8_t *in_row = in_b + (size_t)((oy + oh0) / sh) * in_w * c;
+            const int8_t *in_row = in_b + (oy + oh0) / sh * in_w * c;
             for (int32_t ox = 0; ox < out_w; ox++)
             {
-                memcpy(output, in_row + (size_t)((ox + ow0) / sw) * c, (size_t)c);
+                memcpy(output, in_row + (ox + ow0) / sw * c, (size_t)c);
                 output += c;
             }
         }
