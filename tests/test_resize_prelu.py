@@ -333,3 +333,11 @@ def test_other_bitwidths_refused_with_the_reason(tmp_path):
     resize = next(n for n in g.nodes if n.op == "resize_nearest")
     with pytest.raises(UnsupportedError, match="4-bit.*mcu_resize_nearest_s8"):
         quantize_graph(g, ranges, bits={resize.inputs[0]: 4})
+
+
+def test_patched_prelu_and_resize_clean_under_sanitizers(tmp_path):
+    """The generated patch loop calling both kernels (start offsets, cropped copies) under ASan + UBSan."""
+    c = compile_model(_patch_model(tmp_path), CompileOptions(board="host", calib_samples=4, progress=False,
+                                                             patch="forced", split=8, patches=3))
+    res = verify_host(c, c.calib[:2], build_dir=tmp_path / "asan", sanitize=True)
+    assert res.bit_exact, res.format()
