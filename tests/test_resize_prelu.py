@@ -18,8 +18,6 @@ import re
 
 import numpy as np
 import pytest
-from onnx import helper
-
 from conftest import REPO, check_float, make_model, save
 from mcucompile.api import CompileOptions, compile_model, simulate, verify_host
 from mcucompile.errors import UnsupportedError
@@ -30,6 +28,7 @@ from mcucompile.patch.execute import run_int_patched
 from mcucompile.patch.memory import region_buffer
 from mcucompile.quant.simulate import run_int
 from mcucompile.schedule.safety import plan_problems
+from onnx import helper
 
 runtime = pytest.importorskip("tflite_micro.python.tflite_micro.runtime")
 
@@ -248,7 +247,7 @@ def _patch_model(tmp_path):
     """conv -> prelu (+ conv 3x3 of the same input, added: the prelu reads a cropped copy in a patch) ->
     resize x2 -> conv 3x3 -> prelu (one slope) -> resize x(1, 2) -> conv (stride 2) -> global pool."""
     rng = np.random.default_rng(5)
-    r = lambda *s: (rng.standard_normal(s) * 0.4).astype(np.float32)  # noqa: E731
+    r = lambda *s: (rng.standard_normal(s) * 0.4).astype(np.float32)
     nodes = [
         helper.make_node("Conv", ["x", "w1"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
         helper.make_node("PRelu", ["a", "s1"], ["b"]),
