@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..arith.bitwidth import qrange
 from ..boards import get_board
 from ..errors import UserError
 from ..ops.base import dequantize_values, quantize_values
@@ -248,7 +249,8 @@ def input_range_warnings(compiled: Compiled, samples: np.ndarray) -> tuple[str, 
     calibrated on 0..1): the int8 input clips them and agreement collapses for a reason outside the model."""
     g = compiled.graph
     q = g.tensors[g.inputs[0]].quant
-    lo, hi = (-128 - q.zp) * q.s, (127 - q.zp) * q.s
+    qmin, qmax = qrange(q.bits)
+    lo, hi = (qmin - q.zp) * q.s, (qmax - q.zp) * q.s
     x = np.asarray(samples, np.float64)
     span = hi - lo
     outside = float(np.mean((x < lo - 0.01 * span) | (x > hi + 0.01 * span))) if x.size else 0.0

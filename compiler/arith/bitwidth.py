@@ -120,3 +120,22 @@ def requantize(acc, multiplier, shift, output_offset: int, bits: int, lo: int | 
     """An int32 accumulator to a ``bits``-bit output: TFLite's MultiplyByQuantizedMultiplier, plus the
     output zero point, saturated to the range (and to a fused activation's [lo, hi])."""
     return saturate(multiply_by_quantized_multiplier(acc, multiplier, shift) + output_offset, bits, lo, hi)
+
+
+# The C element type a parameter array (multipliers, shifts, tables, biases) is emitted as, and its size;
+# int64 arrays hold int32 values (multipliers, biases computed in wider numpy types).
+_C_ARRAY_TYPES = {np.dtype(np.int8): ("int8_t", 1), np.dtype(np.uint8): ("uint8_t", 1),
+                  np.dtype(np.int16): ("int16_t", 2), np.dtype(np.int32): ("int32_t", 4),
+                  np.dtype(np.int64): ("int32_t", 4)}
+
+
+def c_array_type(value: np.ndarray) -> tuple[str, int]:
+    """(C element type, bytes per element) of a parameter array as the generated code stores it."""
+    kind = _C_ARRAY_TYPES.get(np.asarray(value).dtype)
+    if kind is None:
+        raise TypeError(f"no C array type for numpy dtype {np.asarray(value).dtype}")
+    if kind[0] == "int32_t" and np.asarray(value).size:
+        v = np.asarray(value)
+        if v.min() < -(1 << 31) or v.max() >= 1 << 31:
+            raise ValueError("a parameter array holds values outside int32")
+    return kind

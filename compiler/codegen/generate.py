@@ -17,17 +17,20 @@ import jinja2
 import numpy as np
 
 from .. import __version__
+from ..arith.bitwidth import c_array_type, pack
 from ..ir import Graph, Tensor
 from ..memory import ArenaPlan
 from ..memory.planner import scratch_buffer
+from ..ops import op_def
+from ..ops.spatial import as_nhwc
 from ..patch.memory import region_buffer
 from ..patch.planner import crop_buffer, local_window
 from ..schedule.schedule import Schedule, Step
-from ..ops import op_def
-from ..ops.spatial import as_nhwc
 
 TEMPLATES = Path(__file__).parent / "templates"
-C_TYPES = {"int8": "int8_t", "int32": "int32_t", "uint8": "uint8_t"}
+# C type of a tensor's storage; packed 4- and 2-bit maps are raw bytes (arith/bitwidth.py: the layout)
+C_TYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "uint8": "uint8_t", "int4": "uint8_t",
+           "int2": "uint8_t"}
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,8 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
             if name not in const_symbols:
                 sym = f"{P}_l{step.index}_c{k}"
                 const_symbols[name] = sym
-                arrays.append(ArrayDef(sym, C_TYPES[t.dtype], t.data))
+                data = pack(t.data, t.bits) if t.packed else t.data
+                arrays.append(ArrayDef(sym, C_TYPES[t.dtype], data))
             ptr, off = const_symbols[name], None
         else:
             off = plan.offsets[step.buffer(name)]
@@ -136,7 +140,7 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
         for key, value in call.context.items():
             if isinstance(value, np.ndarray):
                 sym = f"{P}_l{index}{tag}_{key}"
-                ctype = "int8_t" if value.dtype == np.int8 else "int32_t"
+                ctype = c_array_type(value)[0]
                 arrays.append(ArrayDef(sym, ctype, value))
                 ctx[key] = sym
             else:
@@ -180,7 +184,7 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
         out = []
         for n in names:
             t = graph.tensors[n]
-            out.append({"name": n, "offset": plan.offsets.get(n, -1), "size": t.size, "shape": t.shape,
+            out.append({"name": n, "offset": plan.offsets.get(n, -1), "size": t.nbytes, "shape": t.shape,
                         "scale": t.quant.s, "zero_point": t.quant.zp, "perm": graph.io_perm.get(n)})
         return out
 

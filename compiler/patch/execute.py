@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arith.bitwidth import storage_dtype
 from ..ir import Graph, Node
 from ..ops import op_def
 from ..quant.simulate import eval_node, node_inputs, run_nodes
@@ -21,7 +22,7 @@ def run_stage(graph: Graph, plan: PatchPlan, x: np.ndarray, integer: bool = True
     """The stage output, assembled patch by patch. ``chains``: the alternative node chains of the patch
     loop (default: the stage's nodes), ``chain_of_patch[p]`` the one patch p runs (default: chain 0)."""
     split = plan.split
-    whole = np.zeros(graph.tensors[split].shape, np.int8 if integer else np.float32)
+    whole = np.zeros(graph.tensors[split].shape, storage_dtype(graph.tensors[split].bits) if integer else np.float32)
     inp = graph.inputs[0]
     chains = chains or (tuple(graph.nodes[: plan.stage_len]),)
     for p, regs in enumerate(plan.regions):

@@ -43,8 +43,7 @@ def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int = 1) -> Arena
             buffers.append((region_buffer(t, c), max_region_bytes(graph, plan, t), f, last_in_stage.get(t, f), group(c)))
         for j, slot in plan.crops:
             node = stage[j]
-            size = (max_region_bytes(graph, plan, node.outputs[0]) // graph.tensors[node.outputs[0]].shape[3]
-                    * graph.tensors[node.inputs[slot]].shape[3])
+            size = max_region_bytes(graph, plan, node.outputs[0], layout_of=node.inputs[slot])
             buffers.append((crop_buffer(graph, plan, j, slot, c), size, j + 1, j + 1, group(c)))
         buffers += scratch_buffers(graph, stage, 1, group(c))
     last_read: dict[str, int] = {}

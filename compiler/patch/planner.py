@@ -19,7 +19,6 @@ from ..ir import Graph, LocalWindow, Node, Region
 from ..ops import op_def
 
 
-
 @dataclass(frozen=True)
 class PatchPlan:
     """The per-patch stage: ``stage`` nodes (graph order) computed patch by patch on an n x n grid of

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arith.bitwidth import c_array_type
 from ..boards import Board
 from ..ir import Graph
 from ..memory import ArenaPlan
@@ -24,7 +25,7 @@ def estimate_code_bytes(graph: Graph) -> int:
 def _param_array_bytes(node) -> int:
     """Flash of a layer's parameter arrays (multipliers, shifts, lookup tables) as the C code stores them."""
     arrays = [v for v in vars(node.params).values() if isinstance(v, np.ndarray)] if node.params is not None else []
-    return sum(a.size if a.dtype == np.int8 else 4 * a.size for a in arrays)
+    return sum(a.size * c_array_type(a)[1] for a in arrays)
 
 
 def param_bytes(node, graph: Graph) -> int:

@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..arith.bitwidth import c_array_type, pack
 from ..ir import Graph, Node
 from ..memory.planner import ArenaPlan, Buffer, scratch_buffer
 from ..ops import op_def
@@ -33,7 +34,7 @@ from ..patch.memory import region_buffer
 from ..patch.planner import crop_buffer, local_window
 
 Dims = tuple[int, int, int, int]
-C_SIZES = {"int8": 1, "uint8": 1, "int32": 4, "float32": 4}
+C_SIZES = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "float32": 4, "int4": 1, "int2": 1}
 
 
 class PlanSafetyError(RuntimeError):
@@ -488,13 +489,15 @@ def _buffers(plan: ArenaPlan) -> dict[str, Buffer]:
 
 def _constant_sizes(graph: Graph) -> dict[str, int]:
     """Bytes of every constant the generated code holds: tensors and each layer's context arrays."""
-    sizes = {const_pointer(n): t.data.size * C_SIZES[t.dtype] for n, t in graph.tensors.items() if t.is_const}
+    # what the generated array holds (its data, packed for 4/2-bit tensors), not what the shape promises
+    sizes = {const_pointer(n): (pack(t.data, t.bits) if t.packed else t.data).size * C_SIZES[t.dtype]
+             for n, t in graph.tensors.items() if t.is_const}
     for node in graph.nodes:
         if op_def(node).alias:
             continue
         for key, value in op_def(node).kernel(node, graph).context.items():
             if isinstance(value, np.ndarray):
-                sizes[_array_pointer(node, key)] = value.size * (1 if value.dtype == np.int8 else 4)
+                sizes[_array_pointer(node, key)] = value.size * c_array_type(value)[1]
     return sizes
 
 
