@@ -42,6 +42,8 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "transpose": ("calls", "elements"),
     "resize_nearest": ("calls", "pixels", "outputs"),
     "prelu": ("calls", "outputs"),
+    "pack": ("calls", "outputs"),
+    "unpack": ("calls", "outputs"),
     "copy_region": ("calls", "rows", "bytes"),  # crops, the input copy and the paste of each patch
     "invoke": ("calls", "layer_calls", "patches"),
     "other": ("calls", "outputs", "macs"),  # a kernel not in this table yet (a new op)
@@ -64,6 +66,8 @@ FIT = ("fitted on qemu-m4 (Cortex-M4, QEMU -icount, arm-none-eabi-gcc -O2), port
 #: ``resize_nearest`` and ``prelu`` (added after the fit) are set by hand from two layers each of a
 #: conv -> prelu -> resize x2 -> conv -> prelu -> resize x(3, 2) net on qemu-m4 (per-layer counts of
 #: ``mcucompile bench``, layer by layer): within 1.5% on those layers; not in the fitted runs.
+#: ``pack`` / ``unpack`` (test-only so far: no front end makes them) are set by hand, not measured: one
+#: requantization and a shift / mask per element, as ``lut`` plus ``mcu_requantize``.
 COEFFICIENTS: dict[str, dict[str, float]] = {
     "conv": {"calls": 286.143, "pixels": 81.36, "outputs": 97.764, "row_runs": 29.666, "macs": 6.004},
     "depthwise_conv": {"calls": 202.183, "pixels": 88.343, "outputs": 69.186, "taps": 40.987, "macs": 9.472},
@@ -80,6 +84,8 @@ COEFFICIENTS: dict[str, dict[str, float]] = {
     "transpose": {"calls": 0.0, "elements": 5.98},
     "resize_nearest": {"calls": 60.0, "pixels": 23.85, "outputs": 1.17},
     "prelu": {"calls": 60.0, "outputs": 52.0},
+    "pack": {"calls": 60.0, "outputs": 30.0},
+    "unpack": {"calls": 60.0, "outputs": 30.0},
     "copy_region": {"calls": 38.702, "rows": 35.553, "bytes": 0.537},
     "invoke": {"calls": 0.0, "layer_calls": 46.068, "patches": 0.0},
     "other": {"calls": 200.0, "outputs": 100.0, "macs": 7.0},

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..arith.bitwidth import c_array_type, pack
+from ..arith.bitwidth import PACKED_BITS, c_array_type, pack, pixel_bytes
 from ..ir import Graph, Node
 from ..memory.planner import ArenaPlan, Buffer, scratch_buffer
 from ..ops import op_def
@@ -308,6 +308,22 @@ def _prelu(call: Call):
             _write(call.output, _prod(out_d), "output")], contract
 
 
+def _pack(call: Call, packed_output: bool):
+    """mcu_pack_s8 / mcu_unpack_s8: input and output dims equal (element dims), bits 4 or 2; the int8 side
+    is C bytes per pixel, the packed side pixel_bytes(C, bits) (padded to a whole byte)."""
+    in_d, out_d, bits = call.in_dims[0], call.out_dims, call.context["p"].bits
+    contract = []
+    if tuple(in_d) != tuple(out_d):
+        contract.append(f"input dims {list(in_d)} and output dims {list(out_d)} differ")
+    if bits not in PACKED_BITS:
+        contract.append(f"{bits} bits (the kernels pack 4 or 2)")
+        return [], contract
+    pixels = _prod(in_d[:3])
+    wide, packed = pixels * in_d[3], pixels * pixel_bytes(in_d[3], bits)
+    read, written = (wide, packed) if packed_output else (packed, wide)
+    return [_read(call.inputs[0], read, "input"), _write(call.output, written, "output")], contract
+
+
 #: kernel template -> its access pattern (one entry per C kernel the templates call)
 KERNEL_ACCESS: dict[str, Callable[[Call], tuple[list[Access], list[str]]]] = {
     "conv.c.j2": _conv,
@@ -325,6 +341,8 @@ KERNEL_ACCESS: dict[str, Callable[[Call], tuple[list[Access], list[str]]]] = {
     "transpose.c.j2": _transpose,
     "resize_nearest.c.j2": _resize_nearest,
     "prelu.c.j2": _prelu,
+    "pack.c.j2": lambda call: _pack(call, packed_output=True),
+    "unpack.c.j2": lambda call: _pack(call, packed_output=False),
 }
 
 

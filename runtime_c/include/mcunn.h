@@ -453,6 +453,50 @@ mcu_status mcu_prelu_s8(const mcu_context *ctx,
                         const mcu_dims *output_dims,
                         int8_t *output);
 
+/**
+ * @brief Int8 to a packed 4- or 2-bit map (mixed precision: int8 in, b = pack_params->bits out).
+ *
+ * y = clamp(requantize(x + input_offset, multiplier, shift) + output_offset, -2^(b-1), 2^(b-1) - 1).
+ * Packed layout: channels innermost, k = 8 / b values per byte; channel c of a pixel is the two's
+ * complement b-bit field at bits (c % k) * b of byte c / k of that pixel, lowest bits first; each pixel
+ * takes ceil(C * b / 8) bytes (padding bits written 0) and pixels follow each other as in int8.
+ * @param[in]  ctx          Scratch, unused; may be NULL.
+ * @param[in]  pack_params  Offsets and requantization (see ::mcu_pack_params), bits 4 or 2.
+ * @param[in]  input_dims   [N, H, W, C], each >= 0.
+ * @param[in]  input        Input, int8 [N, H, W, C].
+ * @param[in]  output_dims  Equal to input_dims (element dims; the bytes are N * H * W * ceil(C * b / 8)).
+ * @param[out] output       Output, packed b-bit [N, H, W, ceil(C * b / 8) bytes]; must not alias input.
+ * @return MCU_OK, or MCU_ARG_ERROR (nothing written) when output_dims differ from input_dims or bits is not
+ *         4 or 2.
+ */
+mcu_status mcu_pack_s8(const mcu_context *ctx,
+                       const mcu_pack_params *pack_params,
+                       const mcu_dims *input_dims,
+                       const int8_t *input,
+                       const mcu_dims *output_dims,
+                       uint8_t *output);
+
+/**
+ * @brief A packed 4- or 2-bit map to int8 (mixed precision: b = pack_params->bits in, int8 out).
+ *
+ * Each field is sign-extended, then y = clamp(requantize(x + input_offset, multiplier, shift) +
+ * output_offset, -128, 127). Packed layout as mcu_pack_s8() (padding bits are not read as values).
+ * @param[in]  ctx          Scratch, unused; may be NULL.
+ * @param[in]  pack_params  Offsets and requantization (see ::mcu_pack_params), bits 4 or 2.
+ * @param[in]  input_dims   [N, H, W, C] (element dims), each >= 0.
+ * @param[in]  input        Input, packed b-bit [N, H, W, ceil(C * b / 8) bytes].
+ * @param[in]  output_dims  Equal to input_dims.
+ * @param[out] output       Output, int8 [N, H, W, C]; must not alias input.
+ * @return MCU_OK, or MCU_ARG_ERROR (nothing written) when output_dims differ from input_dims or bits is not
+ *         4 or 2.
+ */
+mcu_status mcu_unpack_s8(const mcu_context *ctx,
+                         const mcu_pack_params *pack_params,
+                         const mcu_dims *input_dims,
+                         const uint8_t *input,
+                         const mcu_dims *output_dims,
+                         int8_t *output);
+
 #ifdef __cplusplus
 }
 #endif

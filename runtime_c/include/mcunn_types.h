@@ -190,6 +190,16 @@ typedef struct
     int32_t alpha_shift;    /**< Its shift, in [-31, 30]. */
 } mcu_prelu_params;
 
+/** Pack / unpack between int8 and a packed 4- or 2-bit map: one requantization of every element. */
+typedef struct
+{
+    int32_t input_offset;  /**< Negated input zero point (in the input's bitwidth's range, negated). */
+    int32_t output_offset; /**< Output zero point, in the output's bitwidth's range. */
+    int32_t multiplier;    /**< Q31 multiplier of input scale / output scale. */
+    int32_t shift;         /**< Its shift, in [-31, 30]. */
+    int32_t bits;          /**< Bits of the packed side: 4 or 2. */
+} mcu_pack_params;
+
 #ifdef __cplusplus
 }
 #endif
