@@ -18,7 +18,7 @@ from .. import __version__
 from ..boards import Board, get_board
 from ..codegen import CSource, generate_c
 from ..errors import UserError
-from ..frontend import load_onnx
+from ..frontend import check_single_sample, load_onnx
 from ..frontend.tflite import load_tflite
 from ..ir import Graph
 from ..memory import ArenaPlan, plan_memory
@@ -125,6 +125,7 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
             fmt = "onnx-qdq"
     if len(float_graph.inputs) != 1:
         raise UserError(f"the model has {len(float_graph.inputs)} inputs; mcucompile supports single-input models")
+    check_single_sample(float_graph)
     check_input_shapes(float_graph, options)
     check_tensor_sizes(float_graph, board)
     in_shape = logical_input_shape(float_graph)

@@ -38,12 +38,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fixedpoint import (
-    quantize_multiplier,
     INT32_MAX,
     INT32_MIN,
+    MultiplierRangeError,
     mult_by_pot_saturating,
     multiply_by_quantized_multiplier,
     one_over_one_plus_x_for_x_in_0_1,
+    quantize_multiplier,
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
 )
@@ -301,8 +302,8 @@ def hard_swish_params(in_scale: float, in_zp: int, out_scale: float, out_zp: int
     out_m32, out_e = tflite_quantize_multiplier(out_real)
     rel_m32, rel_e = tflite_quantize_multiplier(rel_real)
     if out_e > 0:
-        raise ValueError("TFLM HARD_SWISH requires output_multiplier_exponent <= 0 "
-                         f"(in_scale {in_scale} / 128 / out_scale {out_scale} >= 1)")
+        raise MultiplierRangeError("TFLite Micro's HARD_SWISH needs output_multiplier_exponent <= 0, but "
+                                   f"in_scale {in_scale:g} / 128 / out_scale {out_scale:g} >= 1", out_real)
     return HardSwishParams(int(in_zp), int(out_zp), _downscale_int32_to_int16_multiplier(rel_m32), rel_e,
                            _downscale_int32_to_int16_multiplier(out_m32), out_e)
 
@@ -449,6 +450,10 @@ def mean_params(in_scale: float, in_zp: int, out_scale: float, out_zp: int, num_
     m0, s0 = tflite_quantize_multiplier(float(np.float32(in_scale)) / float(np.float32(out_scale)))
     k = min(n.bit_length() - 1, 32, 31 + s0)
     m = int(wrap32((m0 << k) // n))
+    if not -31 <= s0 - k <= 30:  # the C requantization shifts by it: outside this range it is undefined
+        raise MultiplierRangeError(f"the MEAN rescale in_scale {in_scale:g} / out_scale {out_scale:g} over {n} "
+                                   f"elements needs a shift of {s0 - k}, outside [-31, 30]",
+                                   float(in_scale) / float(out_scale))
     return MeanParams(n, int(in_zp), int(out_zp), m0, s0, m, s0 - k, int(in_zp) * n)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import UserError
 from ..ir import Graph, Node, Tensor
 from ..ops import op_def
 from ..ops.spatial import Window
@@ -182,6 +183,11 @@ PIPELINE = (eliminate_dead_nodes, merge_reshapes, fold_pad, fold_affine, fuse_ac
 
 def canonicalize(graph: Graph) -> Graph:
     """Run the float clean-up passes in order."""
-    for p in PIPELINE:
-        graph = p(graph)
+    with np.errstate(over="ignore", invalid="ignore"):  # a fold that overflows float32 is caught below
+        for p in PIPELINE:
+            graph = p(graph)
+    for name, t in graph.tensors.items():
+        if t.is_const and t.data.dtype.kind == "f" and not np.all(np.isfinite(t.data)):
+            raise UserError(f"constant '{name}' becomes infinite or NaN when folded into its layer (its weights or "
+                            "BatchNormalization parameters are too large for float32); fix the model's parameters")
     return graph

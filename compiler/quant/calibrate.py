@@ -105,7 +105,7 @@ def calibrate(model_path: str | Path, graph: Graph, samples: np.ndarray, progres
     bar = ProgressBar("calibrating", len(samples)) if progress else None
     for start in range(0, len(samples), batch):
         chunk = samples[start : start + batch]
-        res = sess.run(out_names, {inp.name: chunk})
+        res = _run_calibration(sess, out_names, inp.name, chunk)
         for name, v in zip(out_names, res):
             v = np.asarray(v, np.float64)
             if v.size == 0:
@@ -118,4 +118,28 @@ def calibrate(model_path: str | Path, graph: Graph, samples: np.ndarray, progres
         bar.close()
     lo[inp.name] = min(lo.get(inp.name, np.inf), float(samples.min()))
     hi[inp.name] = max(hi.get(inp.name, -np.inf), float(samples.max()))
+    for k in lo:
+        if not (np.isfinite(lo[k]) and np.isfinite(hi[k])):
+            raise UserError(f"tensor '{k}' takes infinite or NaN values on the calibration data (range {lo[k]:g} .. "
+                            f"{hi[k]:g}); the model's weights overflow float32 there: fix the model, or calibrate with "
+                            "inputs in the range it was trained on")
     return {k: (lo[k], hi[k]) for k in lo}
+
+
+def _run_calibration(sess, out_names: list[str], input_name: str, chunk: np.ndarray) -> list[np.ndarray]:
+    """One onnxruntime run of the instrumented model; a batch onnxruntime refuses is retried one sample at a
+    time, and a model it cannot run at all is the user's to fix (one line naming onnxruntime's reason)."""
+    import onnxruntime as ort
+
+    failures = (ort.capi.onnxruntime_pybind11_state.Fail, ort.capi.onnxruntime_pybind11_state.InvalidArgument,
+                ort.capi.onnxruntime_pybind11_state.RuntimeException)
+    try:
+        with np.errstate(all="ignore"):
+            return sess.run(out_names, {input_name: chunk})
+    except failures as e:
+        if len(chunk) > 1:
+            singles = [_run_calibration(sess, out_names, input_name, chunk[i : i + 1]) for i in range(len(chunk))]
+            return [np.concatenate([np.ravel(r[k]) for r in singles]) for k in range(len(out_names))]
+        why = " ".join(str(e).split())[:200]
+        raise UserError(f"onnxruntime cannot run the model on the calibration data ({why}); check the model with "
+                        "onnx.checker and onnxruntime, and that --calib matches its input") from None
