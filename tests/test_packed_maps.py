@@ -12,10 +12,14 @@ import subprocess
 
 import numpy as np
 import pytest
-from onnx import helper
-
-from conftest import make_model, save
-from mcucompile.api import CompileOptions, compile_model, host_runner_source, library_dir, write_library
+from conftest import REPO, make_model, save
+from mcucompile.api import (
+    CompileOptions,
+    compile_model,
+    host_runner_source,
+    library_dir,
+    write_library,
+)
 from mcucompile.arith.bitwidth import pack, pixel_bytes, qrange, unpack
 from mcucompile.codegen import generate_c
 from mcucompile.ir import Node, Tensor
@@ -31,6 +35,7 @@ from mcucompile.quant.simulate import run_int
 from mcucompile.schedule.safety import PlanSafetyError, check_plan_memory, plan_problems
 from mcucompile.schedule.schedule import build_schedule
 from mcucompile.targets.host import CFLAGS, build_host, find_compiler, run_host
+from onnx import helper
 
 C0 = 5  # channels of the packed map: 4 bits -> 3 bytes per pixel (a padding nibble), 2 bits -> 2 bytes
 
@@ -65,7 +70,8 @@ def with_packed_map(graph, bits: int):
     back = Tensor(a.name + "_u8", a.shape, "int8", quant=a.quant)
     nodes = [conv,
              Node("pack", "pack", (a.name,), (packed.name,), PackAttrs(), pack_params(a.quant, q_packed), "test"),
-             Node("unpack", "unpack", (packed.name,), (back.name,), PackAttrs(), pack_params(q_packed, a.quant), "test")]
+             Node("unpack", "unpack", (packed.name,), (back.name,), PackAttrs(), pack_params(q_packed, a.quant),
+                  "test")]
     for n in graph.nodes[1:]:
         nodes.append(n.replace(inputs=tuple(back.name if i == a.name else i for i in n.inputs)))
     g = graph.replace(nodes=tuple(nodes)).with_tensors([packed, back])
@@ -197,8 +203,6 @@ int main(void)
 def test_c_kernels_follow_the_numpy_layout(bits, channels, tmp_path):
     """mcu_pack_s8 writes exactly arith.bitwidth.pack's bytes (padding bits zero) and mcu_unpack_s8 reads
     them back; a layout both kernels got wrong the same way would pass the model tests, not this one."""
-    from conftest import REPO
-
     lo, hi = qrange(bits)
     h, w = 2, 3
     v = np.random.default_rng(bits * 10 + channels).integers(lo, hi + 1, (h, w, channels))
@@ -216,3 +220,54 @@ def test_c_kernels_follow_the_numpy_layout(bits, channels, tmp_path):
     assert np.array_equal(packed, expected)
     assert np.array_equal(unpack(packed, bits, channels), v)
     assert np.array_equal(np.array(lines[1].split(), np.int64), v.ravel())
+
+
+@pytest.fixture(scope="module")
+def residual(tmp_path_factory):
+    """conv(3->5) relu, conv(5->5), add(first conv, second conv), conv stride 2, global average pool."""
+    rng = np.random.default_rng(1)
+
+    def w(*s):
+        return (rng.standard_normal(s) * 0.4).astype(np.float32)
+
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["ar"]),
+             helper.make_node("Conv", ["ar", "w1"], ["b"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["ar", "b"], ["s"]),
+             helper.make_node("Conv", ["s", "w2"], ["c"], kernel_shape=[3, 3], strides=[2, 2]),
+             helper.make_node("GlobalAveragePool", ["c"], ["y"])]
+    inits = {"w0": w(C0, 3, 3, 3), "w1": w(C0, C0, 3, 3), "w2": w(6, C0, 3, 3)}
+    path = save(make_model(nodes, [1, 3, 13, 11], ["y"], inits), tmp_path_factory.mktemp("residual"), "res.onnx")
+    return compile_model(path, CompileOptions(board="host", progress=False, patch="off", calib_samples=16))
+
+
+@pytest.mark.xfail(strict=True, raises=PlanSafetyError,
+                   reason="a crop of a packed operand copies C bytes per pixel, not pixel_bytes: codegen's crop.c.j2 "
+                          "call (generate.py) and safety._patch_steps' crop dims need Tensor.pixel_bytes; the safety "
+                          "check catches it (PlanSafetyError) until both are fixed")
+def test_packed_operand_read_through_a_crop(residual, tmp_path):
+    """One packed map, two unpacks: one feeds a 3x3 conv (needs a halo), one the residual add (needs only the
+    output region), so the add's unpack reads a cropped copy of the packed region buffer."""
+    g = residual.graph
+    conv0, conv1, add = g.nodes[0], g.nodes[1], g.nodes[2]
+    a = g.tensors[conv0.outputs[0]]
+    q4 = packed_quant(a.quant, 4)
+    packed = Tensor(a.name + "_s4", a.shape, "int4", quant=q4)
+    u1, u2 = (Tensor(a.name + f"_u{k}", a.shape, "int8", quant=a.quant) for k in (1, 2))
+    nodes = (conv0, Node("pack", "pack", (a.name,), (packed.name,), PackAttrs(), pack_params(a.quant, q4), "test"),
+             Node("unpack1", "unpack", (packed.name,), (u1.name,), PackAttrs(), pack_params(q4, a.quant), "test"),
+             Node("unpack2", "unpack", (packed.name,), (u2.name,), PackAttrs(), pack_params(q4, a.quant), "test"),
+             conv1.replace(inputs=(u1.name,) + conv1.inputs[1:]),
+             add.replace(inputs=tuple(u2.name if i == a.name else i for i in add.inputs))) + g.nodes[3:]
+    g = g.replace(nodes=nodes).with_tensors([packed, u1, u2])
+    g.validate()
+    patch = plan_patches(g, 6, 3)
+    assert patch.crops == ((3, 0),)  # unpack2 reads the packed map through a crop
+    plan = plan_memory_patched(g, patch)
+    check_plan_memory(g, plan, patch)
+    x_q = _samples(g)
+    ref = [run_int(g, {g.inputs[0]: x})[g.outputs[0]].reshape(-1) for x in x_q]
+    for x, r in zip(x_q, ref):
+        assert np.array_equal(run_int_patched(g, patch, {g.inputs[0]: x})[g.outputs[0]].reshape(-1), r)
+    _, c_outs = _host_outputs(residual, g, plan, build_schedule(g, patch), x_q, tmp_path)
+    assert np.array_equal(c_outs, np.stack(ref))

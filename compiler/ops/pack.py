@@ -28,7 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..arith.bitwidth import PACKED_BITS, qrange, saturate
-from ..arith.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, round_half_away
+from ..arith.fixedpoint import (
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    round_half_away,
+)
 from ..ir import QuantParams
 from .base import KernelCall, OpDef, register, tensor_bits
 
