@@ -38,13 +38,10 @@ NHWC = (0, 2, 3, 1)
 # no tensor of a model meant for a microcontroller comes near this (elements); bigger means a broken shape
 MAX_ELEMENTS = 1 << 28
 MIN_OPSET = 7
-# A 4-D graph input read only by these ops is taken as NCHW and laid out NHWC from the start; an input
-# that feeds a Transpose / Reshape / MatMul... says its own layout and keeps it.
-NCHW_CONSUMERS = {
-    "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "Pad",
-    "Add", "Sub", "Mul", "Div", "Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Tanh",
-    "Concat", "Identity", "Cast", "ReduceMean", "Resize", "Upsample", "PRelu",
-}
+# ONNX op types that read a 4-D input as an NCHW feature map (their converters say so): a 4-D graph input
+# read only by them is laid out NHWC from the start; an input that feeds a Transpose / Reshape / MatMul...
+# says its own layout and keeps it.
+NCHW_READERS: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -58,10 +55,13 @@ Converter = Callable[["OnnxImporter", onnx.NodeProto], None]
 CONVERTERS: dict[str, Converter] = {}
 
 
-def converter(*op_types: str):
+def converter(*op_types: str, reads_nchw: bool = False):
+    """Register ``fn`` as the converter of ``op_types``; ``reads_nchw``: they read a 4-D input as NCHW."""
     def deco(fn: Converter) -> Converter:
         for t in op_types:
             CONVERTERS[t] = fn
+            if reads_nchw:
+                NCHW_READERS.add(t)
         return fn
 
     return deco
@@ -321,7 +321,7 @@ class OnnxImporter:
             raise UserError(f"input '{vi.name}' has shape {list(shape)}, far beyond any microcontroller's memory; "
                             "check the model's input size")
         perm = identity(len(shape))
-        if len(shape) == 4 and consumer_ops and all(op in NCHW_CONSUMERS for op in consumer_ops):
+        if len(shape) == 4 and consumer_ops and all(op in NCHW_READERS for op in consumer_ops):
             perm = NHWC
         phys = tuple(shape[p] for p in perm)
         self.tensors[vi.name] = Tensor(vi.name, phys, "float32", None, None, vi.name)
@@ -539,7 +539,7 @@ def _require_4d(imp: OnnxImporter, n: onnx.NodeProto, name: str) -> None:
         raise UnsupportedError(imp._unsupported_msg(n, f"only 4-D (N,C,H,W) inputs; got rank {len(imp.logical_shape(name))}"))
 
 
-@converter("Conv")
+@converter("Conv", reads_nchw=True)
 def _conv(imp: OnnxImporter, n):
     _require_4d(imp, n, n.input[0])
     w = imp.const_required(n, 1, "weight").astype(np.float32)
@@ -583,7 +583,7 @@ def _affine(imp: OnnxImporter, n, x_name: str, scale: np.ndarray, shift: np.ndar
     imp.emit(n, "depthwise_conv2d", [x, wt, b], ConvAttrs(Window((1, 1)), 1), perm)
 
 
-@converter("BatchNormalization")
+@converter("BatchNormalization", reads_nchw=True)
 def _batchnorm(imp: OnnxImporter, n):
     gamma, beta, mean, var = (imp.const_required(n, i, what).astype(np.float64) for i, what in
                               ((1, "scale"), (2, "bias"), (3, "mean"), (4, "var")))
@@ -668,22 +668,22 @@ def _binary(imp: OnnxImporter, n, op: str):
     imp.emit(n, op, names, ElementwiseAttrs(), perm)
 
 
-@converter("Add")
+@converter("Add", reads_nchw=True)
 def _add(imp, n):
     _binary(imp, n, "add")
 
 
-@converter("Sub")
+@converter("Sub", reads_nchw=True)
 def _sub(imp, n):
     _binary(imp, n, "add")
 
 
-@converter("Mul")
+@converter("Mul", reads_nchw=True)
 def _mul(imp, n):
     _binary(imp, n, "mul")
 
 
-@converter("Div")
+@converter("Div", reads_nchw=True)
 def _div(imp, n):
     _binary(imp, n, "mul")
 
@@ -737,12 +737,12 @@ def _dequantize_linear(imp, n):
     imp.alias(n.output[0], x)
 
 
-@converter("Relu")
+@converter("Relu", reads_nchw=True)
 def _relu(imp, n):
     _unary(imp, n, UnaryAttrs("identity", activation=Activation(0.0)))
 
 
-@converter("Clip")
+@converter("Clip", reads_nchw=True)
 def _clip(imp, n):
     if imp.opset < 11:
         lo, hi = imp.attr(n, "min", float("-inf")), imp.attr(n, "max", float("inf"))
@@ -760,27 +760,27 @@ def _scalar(imp, n, index: int, what: str) -> float:
     return float(v.reshape(-1)[0])
 
 
-@converter("Sigmoid")
+@converter("Sigmoid", reads_nchw=True)
 def _sigmoid(imp, n):
     _unary(imp, n, UnaryAttrs("sigmoid"))
 
 
-@converter("Tanh")
+@converter("Tanh", reads_nchw=True)
 def _tanh(imp, n):
     _unary(imp, n, UnaryAttrs("tanh"))
 
 
-@converter("HardSigmoid")
+@converter("HardSigmoid", reads_nchw=True)
 def _hardsigmoid(imp, n):
     _unary(imp, n, UnaryAttrs("hardsigmoid", imp.attr(n, "alpha", 0.2), imp.attr(n, "beta", 0.5)))
 
 
-@converter("HardSwish")
+@converter("HardSwish", reads_nchw=True)
 def _hardswish(imp, n):
     _unary(imp, n, UnaryAttrs("hardswish"))
 
 
-@converter("LeakyRelu")
+@converter("LeakyRelu", reads_nchw=True)
 def _leakyrelu(imp, n):
     _unary(imp, n, UnaryAttrs("leakyrelu", imp.attr(n, "alpha", 0.01)))
 
@@ -790,7 +790,7 @@ def _str_attr(imp, n, name: str, default: str) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
 
-@converter("Resize", "Upsample")
+@converter("Resize", "Upsample", reads_nchw=True)
 def _resize(imp, n):
     """Nearest resize by integer factors over H, W only; any attribute combination whose source index is
     not y // s somewhere is refused with the position where it differs."""
@@ -845,7 +845,7 @@ def _resize(imp, n):
     imp.emit(n, "resize_nearest", [imp.view(x, NHWC)], attrs, NHWC)
 
 
-@converter("PRelu")
+@converter("PRelu", reads_nchw=True)
 def _prelu(imp, n):
     """One slope per channel (axis 1, e.g. PyTorch's [C, 1, 1]) or a single one, by ONNX broadcasting."""
     x = n.input[0]
@@ -873,7 +873,7 @@ def _prelu(imp, n):
     imp.emit(n, "prelu", [imp.view(x, perm), a], PreluAttrs(), perm)
 
 
-@converter("Identity", "Dropout")
+@converter("Identity", "Dropout", reads_nchw=True)
 def _identity(imp, n):
     if len(n.output) > 1 and n.output[1]:
         raise UnsupportedError(imp._unsupported_msg(n, "the Dropout mask output"))
@@ -884,7 +884,7 @@ def _identity(imp, n):
     imp.alias(n.output[0], n.input[0])
 
 
-@converter("Cast")
+@converter("Cast", reads_nchw=True)
 def _cast(imp, n):
     if imp.attr(n, "to") != onnx.TensorProto.FLOAT:
         raise UnsupportedError(imp._unsupported_msg(n, "Cast of an activation to a non-float type"))
@@ -958,33 +958,33 @@ def _pool(imp, n, op: str, kernel=None):
     imp.emit(n, op, [x], PoolAttrs(win), NHWC)
 
 
-@converter("MaxPool")
+@converter("MaxPool", reads_nchw=True)
 def _maxpool(imp, n):
     if imp.attr(n, "storage_order", 0):
         raise UnsupportedError(imp._unsupported_msg(n, "storage_order=1"))
     _pool(imp, n, "max_pool2d")
 
 
-@converter("AveragePool")
+@converter("AveragePool", reads_nchw=True)
 def _avgpool(imp, n):
     _pool(imp, n, "avg_pool2d")
 
 
-@converter("GlobalAveragePool")
+@converter("GlobalAveragePool", reads_nchw=True)
 def _gap(imp, n):
     s = imp.logical_shape(n.input[0])
     _require_4d(imp, n, n.input[0])
     _pool(imp, n, "avg_pool2d", (s[2], s[3]))
 
 
-@converter("GlobalMaxPool")
+@converter("GlobalMaxPool", reads_nchw=True)
 def _gmp(imp, n):
     s = imp.logical_shape(n.input[0])
     _require_4d(imp, n, n.input[0])
     _pool(imp, n, "max_pool2d", (s[2], s[3]))
 
 
-@converter("ReduceMean")
+@converter("ReduceMean", reads_nchw=True)
 def _reduce_mean(imp, n):
     x = n.input[0]
     shape = imp.logical_shape(x)
@@ -1018,7 +1018,7 @@ def _reduce_mean(imp, n):
         imp.views[n.output[0]] = View(out, new_perm, logical)
 
 
-@converter("Concat")
+@converter("Concat", reads_nchw=True)
 def _concat(imp, n):
     ins = [i for i in n.input if i]
     first = next((i for i in ins if not imp.is_const(i)), None)
@@ -1031,7 +1031,7 @@ def _concat(imp, n):
     imp.emit(n, "concat", names, ConcatAttrs(perm.index(axis)), perm)
 
 
-@converter("Pad")
+@converter("Pad", reads_nchw=True)
 def _pad(imp, n):
     mode = imp.attr(n, "mode", b"constant")
     mode = mode.decode() if isinstance(mode, bytes) else mode
