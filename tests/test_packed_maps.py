@@ -241,10 +241,6 @@ def residual(tmp_path_factory):
     return compile_model(path, CompileOptions(board="host", progress=False, patch="off", calib_samples=16))
 
 
-@pytest.mark.xfail(strict=True, raises=PlanSafetyError,
-                   reason="a crop of a packed operand copies C bytes per pixel, not pixel_bytes: codegen's crop.c.j2 "
-                          "call (generate.py) and safety._patch_steps' crop dims need Tensor.pixel_bytes; the safety "
-                          "check catches it (PlanSafetyError) until both are fixed")
 def test_packed_operand_read_through_a_crop(residual, tmp_path):
     """One packed map, two unpacks: one feeds a 3x3 conv (needs a halo), one the residual add (needs only the
     output region), so the add's unpack reads a cropped copy of the packed region buffer."""

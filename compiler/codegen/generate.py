@@ -157,7 +157,7 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
                 off = plan.offsets[crop_buffer(graph, patch, j, slot, step.chain)]
                 dst = f"{P.upper()}_ACT({off})"
                 prologue += env.get_template("kernels/crop.c.j2").render(
-                    tensor=node.inputs[slot], index=ci, channels=graph.tensors[node.inputs[slot]].shape[3],
+                    tensor=node.inputs[slot], index=ci, channels=graph.tensors[node.inputs[slot]].pixel_bytes,
                     src=inputs[slot].ptr, dst=dst, layer=j)
                 inputs[slot] = dataclasses.replace(inputs[slot], ptr=dst)
         body = prologue + env.get_template(f"kernels/{call.template}").render(c=ctx, inp=inputs, out=outputs, P=P, L=L)

@@ -486,7 +486,7 @@ def _patch_steps(graph: Graph, plan: ArenaPlan, patch) -> list[Step]:
                     continue
                 src = node.inputs[slot]
                 ri = regs[src]
-                c = graph.tensors[src].shape[3]
+                c = graph.tensors[src].pixel_bytes  # bytes per pixel (packed maps: whole bytes)
                 crop = crop_buffer(graph, patch, j, slot)
                 steps.append(copy_region_step(j + 1, f"patch {p}: crop of '{src}' for layer {layer}",
                                               region_buffer(src), (1, ri.h, ri.w, c), rout.top - ri.top,
