@@ -168,7 +168,7 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     if patch is not None:
         provenance["patching"] = (f"first {patch.stage_len} layers in {patch.grid}x{patch.grid} patches, input "
                                   f"{'filled by patch' if patch.input_by_patch else 'whole'}")
-    schedule = build_schedule(graph, patch)
+    schedule = build_schedule(graph, patch, board=board)
     sources = generate_c(schedule, plan, options.name, provenance)
     extra = {"compiler_version": __version__, "notes": notes, "source_format": fmt,
              **patch_report(graph, choice, options), **choice_report(choice)}
@@ -177,7 +177,7 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
         if extra["tflm_arena_bytes"] is None:
             extra["tflm_arena_note"] = why
             notes.append(f"TFLite Micro's arena size not recorded: {why}")
-    report = build_report(graph, plan, board, str(model_path), extra)
+    report = build_report(graph, plan, board, str(model_path), extra, schedule)
     return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes), fmt,
                     patch, schedule)
 

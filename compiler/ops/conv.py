@@ -194,7 +194,7 @@ class Conv2D(WindowPatchRule, OpDef):
         w = graph.tensors[node.inputs[1]].shape
         return int(np.prod(out)) * w[1] * w[2] * w[3]
 
-    def kernel(self, node, graph):
+    def kernel(self, node, graph, board=None):
         ctx = kernel_quant_context(node, graph)
         ctx.update(window=node.attrs.window, groups=node.attrs.groups)
         return KernelCall("conv.c.j2", ctx)
@@ -263,7 +263,7 @@ class DepthwiseConv2D(WindowPatchRule, OpDef):
         # mcu_dwconv_get_buffer_size_s8: one int32 accumulator per output channel
         return 4 * graph.tensors[node.inputs[1]].shape[-1]
 
-    def kernel(self, node, graph):
+    def kernel(self, node, graph, board=None):
         ctx = kernel_quant_context(node, graph)
         w = graph.tensors[node.inputs[1]].shape
         cin = as_nhwc(graph.tensors[node.inputs[0]].shape)[3]

@@ -70,7 +70,7 @@ class Transpose(OpDef):
     eval_int = eval_float
     quantize = staticmethod(_same_quant)
 
-    def kernel(self, node, graph):
+    def kernel(self, node, graph, board=None):
         shape, perm = _dims4(graph.tensors[node.inputs[0]].shape, node.attrs.perm)
         if len(shape) > 4:
             raise ValueError("transpose of more than 4 dims")
@@ -127,7 +127,7 @@ class Concat(OpDef):
             inputs.append(rq.outputs[0])
         return nodes + [node.replace(inputs=tuple(inputs))]
 
-    def kernel(self, node, graph):
+    def kernel(self, node, graph, board=None):
         a = node.attrs.axis
         out_shape = graph.tensors[node.outputs[0]].shape
         outer = int(np.prod(out_shape[:a], dtype=np.int64))
@@ -199,7 +199,7 @@ class Pad(OpDef):
         # the output keeps the input's params (and bits); the zero point fills the border
         return [saturate(np.pad(inputs[0], node.attrs.pads, constant_values=zp), tensor_bits(graph, node.inputs[0]))]
 
-    def kernel(self, node, graph):
+    def kernel(self, node, graph, board=None):
         shape = graph.tensors[node.inputs[0]].shape
         pad = 4 - len(shape)
         in4 = (1,) * pad + tuple(shape)

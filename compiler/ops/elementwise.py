@@ -154,7 +154,7 @@ class Add(_Binary):
                        p.act_min, p.act_max)
         return [y]
 
-    def kernel(self, node, graph):
+    def kernel(self, node, graph, board=None):
         ctx = self._kernel_dims(node, graph)
         ctx["p"] = node.params
         return KernelCall("add.c.j2", ctx)
@@ -186,7 +186,7 @@ class Mul(_Binary):
                        p.act_min, p.act_max)
         return [y]
 
-    def kernel(self, node, graph):
+    def kernel(self, node, graph, board=None):
         ctx = self._kernel_dims(node, graph)
         ctx["p"] = node.params
         return KernelCall("mul.c.j2", ctx)

@@ -49,7 +49,7 @@ class FullyConnected(OpDef):
         out = graph.tensors[node.outputs[0]].shape
         return int(np.prod(out)) * graph.tensors[node.inputs[1]].shape[1]
 
-    def kernel(self, node, graph):
+    def kernel(self, node, graph, board=None):
         ctx = kernel_quant_context(node, graph)
         x = graph.tensors[node.inputs[0]].shape
         w = graph.tensors[node.inputs[1]].shape

@@ -44,5 +44,5 @@ class Mean(OpDef):
     def macs(self, node, graph):
         return graph.tensors[node.inputs[0]].size
 
-    def kernel(self, node, graph):
+    def kernel(self, node, graph, board=None):
         return KernelCall("mean.c.j2", {"p": node.params})

@@ -104,7 +104,7 @@ class _Requantize(OpDef):
     def eval_int(self, node, graph, inputs):
         return [_requantize(node, graph, inputs[0])]
 
-    def kernel(self, node, graph):
+    def kernel(self, node, graph, board=None):
         return KernelCall(self.template, {"p": node.params, "channels": int(graph.tensors[node.outputs[0]].shape[-1])})
 
 

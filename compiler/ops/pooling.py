@@ -56,7 +56,7 @@ class _Pool(WindowPatchRule, OpDef):
         k = node.attrs.window.kernel
         return graph.tensors[node.outputs[0]].size * k[0] * k[1]
 
-    def kernel(self, node, graph):
+    def kernel(self, node, graph, board=None):
         return KernelCall(self.template, {"window": node.attrs.window, "p": node.params})
 
 

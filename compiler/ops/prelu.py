@@ -102,6 +102,6 @@ class Prelu(OpDef):
     def macs(self, node, graph):
         return graph.tensors[node.outputs[0]].size
 
-    def kernel(self, node, graph):
+    def kernel(self, node, graph, board=None):
         return KernelCall("prelu.c.j2", {"p": node.params,
                                          "alpha_len": int(graph.tensors[node.inputs[1]].size)})

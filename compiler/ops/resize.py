@@ -81,7 +81,7 @@ class ResizeNearest(OpDef):
         require_bits(node, ctx, 8, "mcu_resize_nearest_s8 (it copies int8 pixels)")
         return [node]
 
-    def kernel(self, node, graph):
+    def kernel(self, node, graph, board=None):
         return KernelCall("resize_nearest.c.j2", {"scale": tuple(int(s) for s in node.attrs.scale)})
 
     # --- patch rule ---

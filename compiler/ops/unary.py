@@ -150,7 +150,7 @@ class Unary(OpDef):
     def macs(self, node, graph):
         return 0
 
-    def kernel(self, node, graph):
+    def kernel(self, node, graph, board=None):
         return KernelCall("lut.c.j2", {"table": node.params.table})
 
 
@@ -214,7 +214,7 @@ class Softmax(OpDef):
         out = saturate(np.where(valid, res, zp), tensor_bits(graph, node.outputs[0]))
         return [out.reshape(shape)]
 
-    def kernel(self, node, graph):
+    def kernel(self, node, graph, board=None):
         shape = graph.tensors[node.inputs[0]].shape
         return KernelCall(
             "softmax.c.j2", {"rows": int(np.prod(shape[:-1], dtype=np.int64)), "row_size": shape[-1], "p": node.params}

@@ -44,7 +44,11 @@ def _offset(plan: ArenaPlan, tensor: str) -> int:
     return plan.offsets.get(tensor, plan.offsets.get(f"{tensor}@patch", -1))
 
 
-def build_report(graph: Graph, plan: ArenaPlan, board: Board, model_path: str, extra: dict | None = None) -> dict:
+def build_report(graph: Graph, plan: ArenaPlan, board: Board, model_path: str, extra: dict | None = None,
+                 schedule=None) -> dict:
+    """report.json: per layer its op, shapes, MACs, arena offsets, bits and (from the ``schedule``) the kernel
+    implementation chosen; the model's SRAM and flash; ``extra`` merged in."""
+    kernels = {st.index: st.kernel.template.split(".")[0] for st in schedule.layers} if schedule is not None else {}
     layers = []
     idx = 0
     for n in graph.nodes:
@@ -65,6 +69,7 @@ def build_report(graph: Graph, plan: ArenaPlan, board: Board, model_path: str, e
             "bitwidth": out.quant.bits if out.quant is not None else 8,
             "weight_bitwidth": 8,
             "param_bytes": param_bytes(n, graph),
+            "kernel": kernels.get(idx),
         })
         idx += 1
     weights, code = flash_estimate(graph)

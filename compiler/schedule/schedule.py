@@ -98,15 +98,16 @@ class Schedule:
         return tuple(first) + self.rest.steps
 
 
-def _step(graph: Graph, node: Node, index: int, chain: int) -> Step:
+def _step(graph: Graph, node: Node, index: int, chain: int, board) -> Step:
     acts = tuple(i for i in node.inputs if i and not graph.tensors[i].is_const)
-    return Step(index, node, op_def(node).kernel(node, graph), acts, tuple(node.outputs), chain)
+    return Step(index, node, op_def(node).kernel(node, graph, board), acts, tuple(node.outputs), chain)
 
 
 def build_schedule(graph: Graph, patch: PatchPlan | None = None, chains: int = 1,
-                   dispatch: Dispatch | None = None) -> Schedule:
+                   dispatch: Dispatch | None = None, board=None) -> Schedule:
     """The schedule for ``graph``: layer by layer, or the stage of ``patch`` in a loop of ``chains``
-    chains (the same nodes; alias nodes run no kernel and are left out) with ``dispatch``."""
+    chains (the same nodes; alias nodes run no kernel and are left out) with ``dispatch``; each step's
+    kernel is the implementation its op chooses for ``board`` (a ``boards.Board``; None: portable)."""
     if dispatch is not None:
         if patch is None or len(dispatch.chain_of_patch) != patch.patches:
             raise ValueError("a dispatch names one chain per patch of the loop")
@@ -120,11 +121,11 @@ def build_schedule(graph: Graph, patch: PatchPlan | None = None, chains: int = 1
         if j < k:
             loop_steps.append((node, index))
         else:
-            rest.append(_step(graph, node, index, -1))
+            rest.append(_step(graph, node, index, -1, board))
         index += 1
     loop = None
     if patch is not None:
-        loop = PatchLoop(patch, tuple(Chain(tuple(_step(graph, n, i, c) for n, i in loop_steps)) for c in range(chains)),
+        loop = PatchLoop(patch, tuple(Chain(tuple(_step(graph, n, i, c, board) for n, i in loop_steps)) for c in range(chains)),
                          dispatch)
     return Schedule(graph, loop, Chain(tuple(rest)))
 
