@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from ..ir import Graph, Node, Region
+from ..ir import Graph, LocalWindow, Node, Region
 from ..ops import op_def
 from ..ops.spatial import as_nhwc
 from .planner import PatchPlan, local_window
@@ -109,17 +109,9 @@ class CostEstimate:
         return int(round(sum(self.layers) + self.outside))
 
 
-@dataclass(frozen=True)
-class Geometry:
-    """Spatial extent of one kernel call: its input buffer, output, and top/left padding (negative: a
-    start offset into a larger input buffer, as in a patch)."""
-
-    in_h: int
-    in_w: int
-    out_h: int
-    out_w: int
-    pad_top: int
-    pad_left: int
+# Spatial extent of one kernel call: input buffer, output, top/left padding (negative: a start offset into a
+# larger input buffer, as in a patch): exactly how a windowed op runs in a patch.
+Geometry = LocalWindow
 
 
 @functools.lru_cache(maxsize=65536)
