@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO / "models" / "mbv2"))
 
 from make_mbv2 import build as build_mbv2  # noqa: E402
 
-from mcucompile.api import CompileOptions, bench, compile_model  # noqa: E402
+from mcucompile.api import CompileOptions, PatchOptions, bench, compile_model  # noqa: E402
 from mcucompile.patch import candidate_splits  # noqa: E402
 from mcucompile.patch.search import choose_patching  # noqa: E402
 from mcucompile.patch.cost import COEFFICIENTS, FEATURES, estimate_instructions, plan_features  # noqa: E402
@@ -100,7 +100,7 @@ def models(tmp: Path) -> list[tuple[str, Path, str | None]]:
 def plans(compiled) -> list[tuple[str, dict]]:
     """Layer by layer, the minimum-peak plan, and forced plans over short, middle and long stages. Every
     patched plan is forced by (split, grid), so a name always means the same plan (the cache key)."""
-    out = [("layer by layer", {"patch": "off"})]
+    out = [("layer by layer", {"mode": "off"})]
     g = compiled.graph
     splits = candidate_splits(g)
     if not splits:
@@ -113,15 +113,15 @@ def plans(compiled) -> list[tuple[str, dict]]:
         h, w = g.tensors[g.nodes[k - 1].outputs[0]].shape[1:3]
         n = min(n, h, w)
         if n >= 2:
-            out.append((f"{n}x{n}@{k}", {"patch": "forced", "split": k, "patches": n}))
+            out.append((f"{n}x{n}@{k}", {"mode": "forced", "split": k, "patches": n}))
     if len(out) > 2:  # the input filled patch by patch through the application's callback
         k, n = splits[len(splits) // 2], 3
-        out.append((f"{n}x{n}@{k} by patch", {"patch": "forced", "split": k, "patches": n, "input_by_patch": True}))
+        out.append((f"{n}x{n}@{k} by patch", {"mode": "forced", "split": k, "patches": n, "input_by_patch": True}))
     return out
 
 
 def options(board: str, calib: str | None, kw: dict) -> CompileOptions:
-    return CompileOptions(board=board, calib=calib, progress=False, **kw)
+    return CompileOptions(board=board, calib=calib, progress=False, patch=PatchOptions(**kw))
 
 
 def measure(board: str, cache: dict, tmp: Path, subset: str = "all") -> list[dict]:
@@ -129,7 +129,7 @@ def measure(board: str, cache: dict, tmp: Path, subset: str = "all") -> list[dic
     "check": only layer by layer and the first patched plan, the minimum peak where there is one)."""
     runs = []
     for label, path, calib in models(tmp):
-        base = compile_model(path, options(board, calib, {"patch": "off"}))
+        base = compile_model(path, options(board, calib, {"mode": "off"}))
         for plan_name, kw in plans(base)[: 2 if subset == "check" else None]:
             key = f"{board} | {label} | {plan_name}"
             c = compile_model(path, options(board, calib, kw))

@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO / "models" / "mbv2"))
 import onnx  # noqa: E402
 from make_mbv2 import build as build_mbv2  # noqa: E402
 
-from mcucompile.api import CompileOptions, bench, compile_model, tflm_arena_bytes  # noqa: E402
+from mcucompile.api import CompileOptions, PatchOptions, bench, compile_model, tflm_arena_bytes  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "models" / "mlperf_tiny"
 
@@ -44,14 +44,15 @@ def main() -> int:
         tflm = None
         if tfl is not None:
             tflm = tflm_arena_bytes(tfl)
-        base = compile_model(path, CompileOptions(board="qemu-m7", calib=calib, progress=False, patch="off"))
+        base = compile_model(path, CompileOptions(board="qemu-m7", calib=calib, progress=False, patch=PatchOptions(mode="off")))
         base_instr = bench(base).total
         rows = [("layer by layer", base)]
         lowest = {"optimize": "memory"}  # the minimum-peak plans, whatever they cost
-        for name, kw in [("patched (min peak)", lowest), ("patched, <=20% MACs", {**lowest, "max_patch_overhead": 0.2}),
+        for name, kw in [("patched (min peak)", lowest), ("patched, <=20% MACs", {**lowest, "max_overhead": 0.2}),
                          ("by-patch input (min)", {**lowest, "input_by_patch": True}),
-                         ("by-patch, <=20% MACs", {**lowest, "input_by_patch": True, "max_patch_overhead": 0.2})]:
-            rows.append((name, compile_model(path, CompileOptions(board="qemu-m7", calib=calib, progress=False, **kw))))
+                         ("by-patch, <=20% MACs", {**lowest, "input_by_patch": True, "max_overhead": 0.2})]:
+            rows.append((name, compile_model(path, CompileOptions(board="qemu-m7", calib=calib, progress=False,
+                                                                  patch=PatchOptions(**kw)))))
         for name, c in rows:
             pp = c.report.get("patch_plan")
             plan = name if not pp else f"{name} {pp['grid']}x{pp['grid']}@{pp['stage_layers']}"

@@ -15,7 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mcucompile.api import CompileOptions, bench, compile_model  # noqa: E402
+from mcucompile.api import CompileOptions, PatchOptions, bench, compile_model  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "models" / "mlperf_tiny"
 MODELS = {
@@ -40,7 +40,7 @@ def main() -> int:
     for name in args.models.split(","):
         path, calib = MODELS[name]
         for board in args.boards.split(","):
-            compiled = compile_model(path, CompileOptions(board=board, calib=calib, progress=False, patch="off"))
+            compiled = compile_model(path, CompileOptions(board=board, calib=calib, progress=False, patch=PatchOptions(mode="off")))
             r = bench(compiled)
             macs = sum(x["macs"] for x in r.layers)
             t = TFLM.get(name)

@@ -120,7 +120,7 @@ def _add_compile_args(p: argparse.ArgumentParser) -> None:
 
 
 def _options(args):
-    from .api import CompileOptions
+    from .api import CompileOptions, PatchOptions
 
     if (args.patches is None) != (args.split is None):
         raise UserError("--patches and --split go together (force a plan), e.g. --split 4 --patches 3")
@@ -129,11 +129,11 @@ def _options(args):
     if args.patches is not None and not 1 <= args.patches <= 16:
         raise UserError(f"--patches {args.patches}: give a grid size from 1 to 16")
     mode = "off" if args.no_patch else ("forced" if args.patches is not None else "auto")
+    patch = PatchOptions(mode, args.split, args.patches, args.max_patch_overhead, args.input_by_patch, args.optimize)
     return CompileOptions(
         board=args.board, calib=args.calib, calib_samples=args.calib_samples, name=args.name,
-        input_shapes=_input_shapes(args.input_shape), progress=not args.quiet, patch=mode, split=args.split,
-        patches=args.patches, sram_limit=args.sram_limit, max_patch_overhead=args.max_patch_overhead,
-        input_by_patch=args.input_by_patch, console=args.console, optimize=args.optimize,
+        input_shapes=_input_shapes(args.input_shape), progress=not args.quiet, patch=patch,
+        sram_limit=args.sram_limit, console=args.console,
     )
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from conftest import REPO, SHARED_MODELS
 
-from mcucompile.api import CompileOptions, compile_model, simulate
+from mcucompile.api import CompileOptions, PatchOptions, compile_model, simulate
 
 GOLDEN_FILE = REPO / "tests" / "data" / "golden" / "outputs.npz"
 SAMPLES = 16
@@ -31,9 +31,9 @@ def golden_cases() -> list[GoldenCase]:
         cases.append(GoldenCase(f"{m}_float", SHARED_MODELS / f"{m}_float.onnx", {"calib_samples": 16}))
         cases.append(GoldenCase(f"{m}_int8", SHARED_MODELS / f"{m}_int8.tflite"))
     cases.append(GoldenCase("vww_patched_4x4", SHARED_MODELS / "vww_mbv1_025_int8.tflite",
-                            {"patch": "forced", "split": 4, "patches": 4}))
+                            {"patch": PatchOptions("forced", 4, 4)}))
     cases.append(GoldenCase("resnet8_patched_2x2_by_patch", SHARED_MODELS / "resnet8_float.onnx",
-                            {"calib_samples": 16, "patch": "forced", "split": 4, "patches": 2, "input_by_patch": True}))
+                            {"calib_samples": 16, "patch": PatchOptions("forced", 4, 2, input_by_patch=True)}))
     return cases
 
 

@@ -280,12 +280,14 @@ def test_no_fit_hint_names_only_what_applies(capsys, tmp_path):
 
 
 def test_python_api_refuses_what_the_cli_refuses():
-    from mcucompile.api import CompileOptions
+    from mcucompile.api import CompileOptions, PatchOptions
 
-    for bad in (dict(sram_limit=0), dict(max_patch_overhead=float("nan")), dict(name=""), dict(calib_samples=0),
-                dict(optimize="fast")):
+    for bad in (dict(sram_limit=0), dict(name=""), dict(calib_samples=0), dict(patch="off")):
         with pytest.raises(UserError):
             CompileOptions(**bad)
+    for bad in (dict(max_overhead=float("nan")), dict(optimize="fast"), dict(mode="forced", split=3), dict(split=0)):
+        with pytest.raises(UserError):
+            PatchOptions(**bad)
 
 
 # --- verify: warnings users need -----------------------------------------------------------------------

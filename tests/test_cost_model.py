@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SHARED_MODELS
-from mcucompile.api import CompileOptions, compile_model
+from mcucompile.api import CompileOptions, PatchOptions, compile_model
 from mcucompile.ops.spatial import im2col
 from mcucompile.patch import candidate_splits, plan_patches
 from mcucompile.patch.cost import (COEFFICIENTS, FEATURES, FIT, _valid_taps, estimate_instructions, kernel_of,
@@ -48,7 +48,7 @@ def compiled():
         if name not in cache:
             path = MNIST / name if name.startswith("mnist") else SHARED_MODELS / name
             calib = str(MNIST / "mnist_calib_200.npz") if name.startswith("mnist") else None
-            cache[name] = compile_model(path, CompileOptions(board="host", calib=calib, patch="off", progress=False))
+            cache[name] = compile_model(path, CompileOptions(board="host", calib=calib, progress=False, patch=PatchOptions(mode="off")))
         return cache[name]
 
     return get

@@ -5,7 +5,6 @@ module imports another package's private names. Read from the source with ast, a
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 from conftest import REPO
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from conftest import REPO, SHARED_MODELS
-from mcucompile.api import CompileOptions, compile_model
+from mcucompile.api import CompileOptions, PatchOptions, compile_model
 from mcucompile.memory.planner import plan_memory
 
 MODELS = [SHARED_MODELS / f"{n}.onnx" for n in ("resnet8_float", "vww_mbv1_025_float", "kws_dscnn_float", "ad_autoencoder_float")]
@@ -16,7 +16,7 @@ MODELS.append(REPO / "models" / "mnist" / "mnist_cnn.onnx")
 
 @pytest.fixture(scope="module", params=MODELS, ids=lambda p: p.stem)
 def compiled(request):
-    return compile_model(request.param, CompileOptions(progress=False, patch="off"))
+    return compile_model(request.param, CompileOptions(progress=False, patch=PatchOptions(mode="off")))
 
 
 def test_no_two_live_buffers_overlap(compiled):

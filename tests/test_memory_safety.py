@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SHARED_MODELS
-from mcucompile.api import CompileOptions, compile_model
+from mcucompile.api import CompileOptions, PatchOptions, compile_model
 from mcucompile.ir import Tensor
 from mcucompile.memory import plan_memory
 from mcucompile.memory.planner import scratch_buffer
@@ -27,13 +27,13 @@ REAL = ([MNIST] + [SHARED_MODELS / f"{m}_float.onnx" for m in MLPERF]
         + [SHARED_MODELS / f"{m}_int8.tflite" for m in MLPERF])
 
 
-def _compile(path, **kw):
-    return compile_model(path, CompileOptions(board="host", progress=False, **kw))
+def _compile(path, **patch):
+    return compile_model(path, CompileOptions(board="host", progress=False, patch=PatchOptions(**patch)))
 
 
 @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
 def test_real_models_layer_by_layer_are_safe(path):
-    c = _compile(path, patch="off")
+    c = _compile(path, mode="off")
     check_plan_memory(c.graph, c.plan)
     steps = plan_steps(c.graph, c.plan)
     assert len(steps) == sum(1 for n in c.graph.nodes if not op_def(n).alias) == len(c.report["layers"])
@@ -45,7 +45,7 @@ PATCHED = [(VWW, 4, 3, False), (VWW, 12, 8, False), (VWW, 8, 5, True), (RESNET8,
 
 @pytest.fixture(scope="module")
 def patched():
-    return {(p.name, k, n, b): _compile(p, patch="forced", split=k, patches=n, input_by_patch=b)
+    return {(p.name, k, n, b): _compile(p, mode="forced", split=k, patches=n, input_by_patch=b)
             for p, k, n, b in PATCHED}
 
 
@@ -78,7 +78,7 @@ def _replace_buffer(plan, name, **changes):
 
 @pytest.fixture(scope="module")
 def mnist():
-    return _compile(MNIST, patch="off")
+    return _compile(MNIST, mode="off")
 
 
 def test_shrunk_buffer_is_caught(mnist):
@@ -126,7 +126,7 @@ def test_dead_buffer_is_caught(mnist):
 
 
 def test_short_scratch_is_caught():
-    c = _compile(SHARED_MODELS / "kws_dscnn_int8.tflite", patch="off")
+    c = _compile(SHARED_MODELS / "kws_dscnn_int8.tflite", mode="off")
     dw = next(n for n in c.graph.nodes if n.op == "depthwise_conv2d")
     name = scratch_buffer(dw)
     bad = _replace_buffer(c.plan, name, size=16)
@@ -137,7 +137,7 @@ def test_declared_shape_contradicting_the_op_is_caught():
     """Finding 4 in miniature: the tensor a fully connected layer reads is declared smaller than its
     weights' depth. The planner sizes the buffer from the declared shape; the kernel reads what the
     weights say. The planner cannot see it; the check does."""
-    c = _compile(SHARED_MODELS / "kws_dscnn_int8.tflite", patch="off")
+    c = _compile(SHARED_MODELS / "kws_dscnn_int8.tflite", mode="off")
     g = c.graph
     fc = next(n for n in g.nodes if n.op == "fully_connected")
     depth = g.tensors[fc.inputs[1]].shape[1]

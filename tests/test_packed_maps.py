@@ -15,6 +15,7 @@ import pytest
 from conftest import REPO, make_model, save
 from mcucompile.api import (
     CompileOptions,
+    PatchOptions,
     compile_model,
     host_runner_source,
     library_dir,
@@ -56,7 +57,7 @@ def net(tmp_path_factory):
              helper.make_node("GlobalAveragePool", ["c"], ["y"])]
     inits = {"w0": w(C0, 3, 3, 3), "w1": w(8, C0, 3, 3), "w2": w(6, 8, 3, 3)}
     path = save(make_model(nodes, [1, 3, 13, 11], ["y"], inits), tmp_path_factory.mktemp("packed"), "net.onnx")
-    return compile_model(path, CompileOptions(board="host", progress=False, patch="off", calib_samples=16))
+    return compile_model(path, CompileOptions(board="host", progress=False, calib_samples=16, patch=PatchOptions(mode="off")))
 
 
 def with_packed_map(graph, bits: int):
@@ -238,7 +239,7 @@ def residual(tmp_path_factory):
              helper.make_node("GlobalAveragePool", ["c"], ["y"])]
     inits = {"w0": w(C0, 3, 3, 3), "w1": w(C0, C0, 3, 3), "w2": w(6, C0, 3, 3)}
     path = save(make_model(nodes, [1, 3, 13, 11], ["y"], inits), tmp_path_factory.mktemp("residual"), "res.onnx")
-    return compile_model(path, CompileOptions(board="host", progress=False, patch="off", calib_samples=16))
+    return compile_model(path, CompileOptions(board="host", progress=False, calib_samples=16, patch=PatchOptions(mode="off")))
 
 
 def test_packed_operand_read_through_a_crop(residual, tmp_path):

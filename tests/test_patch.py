@@ -14,7 +14,7 @@ import pytest
 from onnx import helper
 
 from conftest import REPO, SHARED_MODELS, make_model, save
-from mcucompile.api import CompileOptions, compile_model, quantize_input, verify_board
+from mcucompile.api import CompileOptions, PatchOptions, compile_model, quantize_input, verify_board
 from mcucompile.errors import UserError
 from mcucompile.memory.planner import plan_memory
 from mcucompile.patch.memory import plan_memory_patched
@@ -33,7 +33,7 @@ RESNET8 = SHARED_MODELS / "resnet8_float.onnx"
 
 
 def _layerwise(path, **kw):
-    return compile_model(path, CompileOptions(board="host", patch="off", progress=False, **kw))
+    return compile_model(path, CompileOptions(board="host", progress=False, **kw, patch=PatchOptions(mode="off")))
 
 
 def _synthetic(tmp_path, kind: str):
@@ -125,8 +125,8 @@ def test_patched_equals_layerwise_synthetic(kind, tmp_path):
     assert _sim_equal(c, samples=3) >= 10
 
 
-def _patched_c_on_qemu(path, tmp_path, board="qemu-m7", **kw):
-    c = compile_model(path, CompileOptions(board=board, progress=False, **kw))
+def _patched_c_on_qemu(path, tmp_path, board="qemu-m7", **patch):
+    c = compile_model(path, CompileOptions(board=board, progress=False, patch=PatchOptions(**patch)))
     assert c.patch is not None
     res = verify_board(c, c.calib[:2], out_dir=tmp_path / "fw")
     assert res.bit_exact, res.format()
@@ -135,12 +135,12 @@ def _patched_c_on_qemu(path, tmp_path, board="qemu-m7", **kw):
 
 @pytest.mark.parametrize("split,grid", [(2, 2), (4, 3), (8, 5), (12, 8)])
 def test_patched_c_on_qemu_vww(split, grid, tmp_path):
-    _patched_c_on_qemu(VWW, tmp_path, patch="forced", split=split, patches=grid)
+    _patched_c_on_qemu(VWW, tmp_path, mode="forced", split=split, patches=grid)
 
 
 @pytest.mark.parametrize("split,grid,by_patch", [(4, 2, False), (8, 4, True), (8, 7, False)])
 def test_patched_c_on_qemu_resnet8(split, grid, by_patch, tmp_path):
-    c = _patched_c_on_qemu(RESNET8, tmp_path, patch="forced", split=split, patches=grid, input_by_patch=by_patch)
+    c = _patched_c_on_qemu(RESNET8, tmp_path, mode="forced", split=split, patches=grid, input_by_patch=by_patch)
     assert bool(c.patch.crops), "the residual add reads a cropped copy"
 
 
@@ -149,7 +149,7 @@ def test_patched_c_on_qemu_synthetic(kind, tmp_path):
     path = _synthetic(tmp_path, kind)
     g = _layerwise(path).graph
     for k, n in [(candidate_splits(g)[1], 3), (candidate_splits(g)[-1], 2)]:
-        _patched_c_on_qemu(path, tmp_path / f"{k}_{n}", patch="forced", split=k, patches=n, input_by_patch=(n == 2))
+        _patched_c_on_qemu(path, tmp_path / f"{k}_{n}", mode="forced", split=k, patches=n, input_by_patch=(n == 2))
 
 
 def _check_plan_sound(c):
@@ -167,7 +167,7 @@ def _check_plan_sound(c):
 @pytest.mark.parametrize("path_kind", ["vww", "resnet8", "mbv2"])
 def test_patched_memory_plan_is_sound_and_lower(path_kind, mbv2_path):
     path = {"vww": VWW, "resnet8": RESNET8, "mbv2": mbv2_path}[path_kind]
-    c = compile_model(path, CompileOptions(board="host", progress=False, optimize="memory"))
+    c = compile_model(path, CompileOptions(board="host", progress=False, patch=PatchOptions(optimize="memory")))
     assert c.patch is not None
     _check_plan_sound(c)
     rep = c.report
@@ -177,8 +177,7 @@ def test_patched_memory_plan_is_sound_and_lower(path_kind, mbv2_path):
     tried = rep["patch_candidates"]
     assert rep["peak_sram_bytes"] == min(t["peak"] for t in tried)
     best = rep["patch_plan"]
-    forced = compile_model(path, CompileOptions(board="host", progress=False, patch="forced", optimize="memory",
-                                                split=best["stage_layers"], patches=best["grid"]))
+    forced = compile_model(path, CompileOptions(board="host", progress=False, patch=PatchOptions(mode="forced", optimize="memory", split=best["stage_layers"], patches=best["grid"])))
     assert forced.report["peak_sram_bytes"] == rep["peak_sram_bytes"]
     for t in tried[:: max(1, len(tried) // 6)]:
         plan = plan_patches(c.graph, t["stage_len"], t["grid"])
@@ -186,7 +185,7 @@ def test_patched_memory_plan_is_sound_and_lower(path_kind, mbv2_path):
 
 
 def test_overhead_cap_is_respected():
-    c = compile_model(VWW, CompileOptions(board="host", progress=False, max_patch_overhead=0.05, optimize="memory"))
+    c = compile_model(VWW, CompileOptions(board="host", progress=False, patch=PatchOptions(max_overhead=0.05, optimize="memory")))
     pp = c.report["patch_plan"]
     assert pp is None or pp["overhead"] <= 0.05
     assert all(t["overhead"] <= 0.05 for t in c.report["patch_candidates"])

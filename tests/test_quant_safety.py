@@ -11,7 +11,7 @@ import pytest
 from onnx import helper
 
 from conftest import REPO, SHARED_MODELS, make_model
-from mcucompile.api import CompileOptions, compile_model
+from mcucompile.api import CompileOptions, PatchOptions, compile_model
 from mcucompile.errors import UserError
 from mcucompile.arith.fixedpoint import (INT32_MAX, MultiplierRangeError, accumulator_bound, quantize_multiplier,
                                          softmax_params)
@@ -34,7 +34,7 @@ def weighted_layers(graph):
 @pytest.fixture(scope="module")
 def float_vww():
     return compile_model(SHARED_MODELS / "vww_mbv1_025_float.onnx",
-                         CompileOptions(board="host", progress=False, patch="off"))
+                         CompileOptions(board="host", progress=False, patch=PatchOptions(mode="off")))
 
 
 def test_float_vww_biases_fit_and_accumulators_cannot_overflow(float_vww):
@@ -70,7 +70,7 @@ def test_float_vww_near_zero_channels_output_their_bias(float_vww):
 @pytest.mark.parametrize("path", [REPO / "models" / "mnist" / "mnist_cnn.onnx", SHARED_MODELS / "resnet8_float.onnx"])
 def test_channels_that_fit_keep_the_symmetric_scale(path):
     """No needless change: where nothing overflows, the weight scale stays max|w| / 127."""
-    c = compile_model(path, CompileOptions(board="host", progress=False, patch="off"))
+    c = compile_model(path, CompileOptions(board="host", progress=False, patch=PatchOptions(mode="off")))
     for n in c.graph.nodes:
         if n.op not in WEIGHTED:
             continue

@@ -19,7 +19,7 @@ import re
 import numpy as np
 import pytest
 from conftest import REPO, check_float, make_model, save
-from mcucompile.api import CompileOptions, compile_model, simulate, verify_host
+from mcucompile.api import CompileOptions, PatchOptions, compile_model, simulate, verify_host
 from mcucompile.errors import UnsupportedError
 from mcucompile.frontend import load_onnx
 from mcucompile.ir import Region, Tensor
@@ -272,8 +272,7 @@ def _patch_model(tmp_path):
 def test_prelu_and_resize_in_the_patched_stage(split, grid, tmp_path):
     p = _patch_model(tmp_path)
     check_float(p, np.random.default_rng(0).standard_normal((1, 3, 7, 6)).astype(np.float32))
-    c = compile_model(p, CompileOptions(board="host", calib_samples=8, progress=False, patch="forced", split=split,
-                                        patches=grid))
+    c = compile_model(p, CompileOptions(board="host", calib_samples=8, progress=False, patch=PatchOptions(mode="forced", split=split, patches=grid)))
     assert c.patch is not None and c.patch.stage_len == split
     stage_ops = [n.op for n in c.graph.nodes[:split]]
     assert "prelu" in stage_ops and "resize_nearest" in stage_ops
@@ -297,8 +296,7 @@ def test_plan_safety_models_resize_and_prelu(tmp_path):
     """The plan memory-safety check knows both kernels' access patterns: the forced patch plan is safe, and
     a resize input region buffer too short for the rows it reads, or a slope constant shorter than the
     channels, is caught."""
-    c = compile_model(_patch_model(tmp_path), CompileOptions(board="host", calib_samples=4, progress=False,
-                                                             patch="forced", split=8, patches=3))
+    c = compile_model(_patch_model(tmp_path), CompileOptions(board="host", calib_samples=4, progress=False, patch=PatchOptions(mode="forced", split=8, patches=3)))
     g, plan, patch = c.graph, c.plan, c.patch
     assert plan_problems(g, plan, patch) == []
     rz = next(n for n in g.nodes[:8] if n.op == "resize_nearest")
@@ -336,7 +334,6 @@ def test_other_bitwidths_refused_with_the_reason(tmp_path):
 
 def test_patched_prelu_and_resize_clean_under_sanitizers(tmp_path):
     """The generated patch loop calling both kernels (start offsets, cropped copies) under ASan + UBSan."""
-    c = compile_model(_patch_model(tmp_path), CompileOptions(board="host", calib_samples=4, progress=False,
-                                                             patch="forced", split=8, patches=3))
+    c = compile_model(_patch_model(tmp_path), CompileOptions(board="host", calib_samples=4, progress=False, patch=PatchOptions(mode="forced", split=8, patches=3)))
     res = verify_host(c, c.calib[:2], build_dir=tmp_path / "asan", sanitize=True)
     assert res.bit_exact, res.format()

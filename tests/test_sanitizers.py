@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SHARED_MODELS
-from mcucompile.api import CompileOptions, compile_model, verify_host
+from mcucompile.api import CompileOptions, PatchOptions, compile_model, verify_host
 from mcucompile.codegen import generate_c
 from mcucompile.schedule.schedule import build_schedule
 
@@ -66,28 +66,27 @@ def test_mnist_under_sanitizers(tmp_path):
 
 def test_float_vww_under_sanitizers(tmp_path):
     """Finding 3: this run died in mcu_conv_s8 with 'signed integer overflow' before the scale floor."""
-    c = compile_model(VWW, CompileOptions(board="host", progress=False, patch="off"))
+    c = compile_model(VWW, CompileOptions(board="host", progress=False, patch=PatchOptions(mode="off")))
     res = _check(c, c.calib[:2], tmp_path)
     assert res.outputs[0].cosine > 0.95
 
 
 @pytest.mark.parametrize("name", ["kws_dscnn_int8", "resnet8_int8"])
 def test_int8_tflite_under_sanitizers(name, tmp_path):
-    c = compile_model(SHARED_MODELS / f"{name}.tflite", CompileOptions(board="host", progress=False, patch="off"))
+    c = compile_model(SHARED_MODELS / f"{name}.tflite", CompileOptions(board="host", progress=False, patch=PatchOptions(mode="off")))
     _check(c, c.calib[:3], tmp_path, references=("none",))
 
 
 def test_patched_plan_under_sanitizers(tmp_path):
     """ResNet-8 in 2x2 patches over 4 layers: region buffers, negative padding, the residual crop."""
-    c = compile_model(RESNET8, CompileOptions(board="host", progress=False, patch="forced", split=4, patches=2))
+    c = compile_model(RESNET8, CompileOptions(board="host", progress=False, patch=PatchOptions(mode="forced", split=4, patches=2)))
     assert c.patch is not None and c.patch.crops
     _check(c, c.calib[:2], tmp_path)
 
 
 def test_input_by_patch_plan_under_sanitizers(tmp_path):
     """VWW with the input filled patch by patch through the host runner's model_fill_input_patch."""
-    c = compile_model(VWW, CompileOptions(board="host", progress=False, patch="forced", split=8, patches=5,
-                                          input_by_patch=True))
+    c = compile_model(VWW, CompileOptions(board="host", progress=False, patch=PatchOptions(mode="forced", split=8, patches=5, input_by_patch=True)))
     assert c.patch is not None and c.patch.input_by_patch
     _check(c, c.calib[:2], tmp_path)
 
@@ -99,7 +98,7 @@ def test_ubsan_sees_the_accumulator_overflow_of_unsafe_scales(tmp_path, monkeypa
 
     monkeypatch.setattr(quantize, "int32_safe_weights", lambda node, quantized, ctx: None)
     monkeypatch.setattr(quantize, "check_accumulators", lambda q, ctx, source: None)
-    c = compile_model(VWW, CompileOptions(board="host", progress=False, patch="off"))
+    c = compile_model(VWW, CompileOptions(board="host", progress=False, patch=PatchOptions(mode="off")))
     with pytest.raises(RuntimeError, match=r"mcunn_conv\.c:\d+:\d+: runtime error: signed integer overflow"):
         verify_host(c, c.calib[:1], build_dir=tmp_path / "out", sanitize=True)
 
@@ -107,7 +106,7 @@ def test_ubsan_sees_the_accumulator_overflow_of_unsafe_scales(tmp_path, monkeypa
 def test_asan_sees_an_arena_too_small(tmp_path):
     """Generated code for a plan whose arena is 64 bytes short: the sanitizers must report it (UBSan's
     bounds check on the arena array fires first, ASan's global-buffer-overflow otherwise)."""
-    c = compile_model(MNIST / "mnist_cnn.onnx", CompileOptions(board="host", progress=False, patch="off"))
+    c = compile_model(MNIST / "mnist_cnn.onnx", CompileOptions(board="host", progress=False, patch=PatchOptions(mode="off")))
     short = dataclasses.replace(c.plan, activations_size=c.plan.arena_size - 64)
     bad = dataclasses.replace(c, plan=short, sources=generate_c(build_schedule(c.graph), short, c.options.name))
     found = r"AddressSanitizer: global-buffer-overflow|runtime error: index \d+ out of bounds for type 'uint8_t \[\d+\]'"

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import SHARED_MODELS
 
-from mcucompile.api import CompileOptions, compile_model, host_runner_source, library_dir, write_library
+from mcucompile.api import CompileOptions, PatchOptions, compile_model, host_runner_source, library_dir, write_library
 from mcucompile.codegen import generate_c
 from mcucompile.patch.memory import plan_memory_patched, region_buffer
 from mcucompile.quant.simulate import run_int
@@ -25,7 +25,7 @@ RESNET8 = SHARED_MODELS / "resnet8_int8.tflite"
 @pytest.fixture(scope="module")
 def patched():
     # 4 stage layers (conv, conv, conv, add: the add reads a cropped copy) on a 3x3 grid (9 patches)
-    return compile_model(RESNET8, CompileOptions(board="host", progress=False, patch="forced", split=4, patches=3))
+    return compile_model(RESNET8, CompileOptions(board="host", progress=False, patch=PatchOptions(mode="forced", split=4, patches=3)))
 
 
 def test_one_chain_schedule_is_the_compile(patched):

@@ -15,7 +15,7 @@ from .compile import (
                       to_logical_shape,
 )
 from .library import compiled_inputs, host_runner_source, library_dir, library_files, quantize_input, write_library
-from .options import CompileOptions
+from .options import CompileOptions, PatchOptions
 from .verify import (
                       REFERENCES,
                       OutputComparison,
@@ -30,7 +30,7 @@ from .verify import (
 )
 
 __all__ = [
-    "BenchResult", "CompileOptions", "Compiled", "OutputComparison", "REFERENCES", "ReferenceCheck", "VerifyResult",
+    "BenchResult", "CompileOptions", "PatchOptions", "Compiled", "OutputComparison", "REFERENCES", "ReferenceCheck", "VerifyResult",
     "bench", "build_and_run_board", "check_fit", "choose_references", "compare_outputs", "compile_model",
     "compiled_inputs", "host_runner_source", "io_params", "library_dir", "library_files", "logical_input_shape",
     "model_format", "patch_report", "pre_quantized_samples", "quantize_input", "simulate", "tflm_arena_bytes",

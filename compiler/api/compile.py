@@ -69,7 +69,7 @@ def check_fit(sram: int, flash: int, board: Board, options: "CompileOptions", ch
         how = ""
         if choice is not None and choice.plan is not None:
             how = f" even patched (best: {choice.plan.grid}x{choice.plan.grid} patches over {choice.plan.stage_len} layers)"
-        elif choice is not None and options.patch != "off":
+        elif choice is not None and options.patch.mode != "off":
             how = " even patched (no patch plan beat layer by layer)" if choice.tried else " layer by layer"
         else:
             how = " layer by layer"
@@ -82,14 +82,14 @@ def check_fit(sram: int, flash: int, board: Board, options: "CompileOptions", ch
     if sram > budget:
         if options.sram_limit and options.sram_limit < board.sram_bytes:
             fixes.append("a larger --sram-limit")
-        if options.patch == "off":
+        if options.patch.mode == "off":
             fixes.append("patch-based inference (drop --no-patch)")
-        elif options.patch == "forced":
+        elif options.patch.mode == "forced":
             fixes.append("another --split/--patches (or drop them to search every plan)")
         else:
-            if options.max_patch_overhead is not None:
-                fixes.append(f"a larger --max-patch-overhead than {options.max_patch_overhead:g}")
-        if not options.input_by_patch:
+            if options.patch.max_overhead is not None:
+                fixes.append(f"a larger --max-patch-overhead than {options.patch.max_overhead:g}")
+        if not options.patch.input_by_patch:
             fixes.append("--input-by-patch")
     fixes.append("a smaller input resolution or width multiplier")
     raise UserError(f"model does not fit board '{board.name}' ({'; '.join(problems)}); try {', '.join(fixes)}")
@@ -145,10 +145,11 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
         ranges = calibrate(model_path, float_graph, calib, progress=options.progress)
     graph = quantize_graph(float_graph, ranges)
     budget = min(board.sram_bytes, options.sram_limit or board.sram_bytes)
-    choice = choose_patching(graph, budget, options.patch, options.split, options.patches,
-                             options.max_patch_overhead, options.input_by_patch, optimize=options.optimize)
+    po = options.patch
+    choice = choose_patching(graph, budget, po.mode, po.split, po.patches, po.max_overhead, po.input_by_patch,
+                             optimize=po.optimize)
     plan, patch = choice.arena, choice.plan
-    if patch is not None and options.patch == "auto" and patch.overhead > 0.5 and choice.layerwise_peak <= budget:
+    if patch is not None and po.mode == "auto" and patch.overhead > 0.5 and choice.layerwise_peak <= budget:
         notes.append(
             f"the lowest-SRAM plan recomputes {100 * patch.overhead:.0f}% more MACs; the model also fits layer by "
             f"layer ({choice.layerwise_peak:,} B of {budget:,} B): --optimize speed (the default) runs it layer by "
