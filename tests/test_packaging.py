@@ -49,7 +49,7 @@ EXTRA = "tflite"
 # layers run in 2x2 patches (+3.4% MACs), and the model is small enough that each command takes seconds.
 PATCHED_MODEL = SHARED_MODELS / "resnet8_float.onnx"
 PATCH_PLAN = ("--split", "4", "--patches", "2")
-TFLITE_MODEL = SHARED_MODELS / "kws_dscnn_int8.tflite"
+TFLITE_MODEL = SHARED_MODELS / "resnet8_int8.tflite"
 WHEELHOUSES = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mcucompile" / "test-wheelhouse"
 # Left in a copied source tree by earlier builds or runs; never part of a clean checkout.
 NOT_SOURCE = {".git", ".venv", "build", "dist", "__pycache__", ".pytest_cache"}
@@ -274,7 +274,17 @@ def test_tflite_extra_runs_tflite_micro_from_its_venv(built):
     for f in res.stdout.split():
         assert Path(f).resolve().is_relative_to(purelib), f"{f} is not in the venv's site-packages {purelib}"
 
-    res = _mcucompile(built, "verify", TFLITE_MODEL, "--board", "qemu-m7", "-n", "2", cwd=_empty_dir(built, "tflite"))
+    # the same as the base install, on an int8 .tflite, patched: compile (TFLite Micro's arena measured by the
+    # venv's own tflite-micro), verify against TFLite Micro on qemu-m7, bench
+    work = _empty_dir(built, "tflite-compile")
+    _mcucompile(built, TFLITE_MODEL, "--board", "qemu-m7", *PATCH_PLAN, "-o", "out", cwd=work)
+    report = json.loads((work / "out" / "report.json").read_text())
+    assert report["tflm_arena_bytes"] and report["patch_plan"]["grid"] == 2, report.get("tflm_arena_note")
+    res = _mcucompile(built, "verify", TFLITE_MODEL, "--board", "qemu-m7", *PATCH_PLAN, "-n", "2",
+                      cwd=_empty_dir(built, "tflite"))
     assert re.search(r"C on qemu-m7\s+vs simulator: bit-exact", res.stdout), res.stdout
     # The reference ran (a reference that refuses a model is reported, not bit-exact) and agreed.
     assert re.search(r"^C vs tflite[- ]micro\b.*\bbit-exact\s*$", res.stdout, re.M | re.I), res.stdout
+    res = _mcucompile(built, "bench", TFLITE_MODEL, "--board", "qemu-m7", *PATCH_PLAN,
+                      cwd=_empty_dir(built, "tflite-bench"))
+    assert re.search(r"^\s+total\s+[\d,]+\s+[\d,]+", res.stdout, re.M), res.stdout
