@@ -20,7 +20,6 @@ from mcucompile.ir import Graph, Node, QuantParams, Tensor
 from mcucompile.ops.data_movement import ReshapeAttrs
 
 KWS = SHARED_MODELS / "kws_dscnn_int8.tflite"
-needs_shared = pytest.mark.skipif(not KWS.exists(), reason=f"shared MLPerf models not present ({SHARED_MODELS})")
 
 
 def _seed(name: str) -> onnx.ModelProto:
@@ -216,7 +215,6 @@ def _write(model, tmp_path, name="m.tflite"):
     return p
 
 
-@needs_shared
 def test_tflite_corrupt_files_are_one_clear_error(tmp_path):
     """Truncated or damaged flatbuffers: a UserError from the structure check, never a reader crash
     (struct.error / IndexError) nor 'could not be read'."""
@@ -237,14 +235,12 @@ def test_tflite_corrupt_files_are_one_clear_error(tmp_path):
             assert "\n" not in str(e) and "could not be read" not in str(e)
 
 
-@needs_shared
 def test_tflite_truncated_file_names_what_is_outside(tmp_path):
     p = tmp_path / "cut.tflite"
     p.write_bytes(KWS.read_bytes()[:4000])
     _refused(p, "is not a valid TFLite model", "truncated or damaged")
 
 
-@needs_shared
 def test_tflite_declared_shapes_must_equal_what_the_operators_compute(tmp_path):
     """Finding 4: contradicting shapes compiled to C reading past the arena. Every activation tensor
     with one dimension changed must be refused."""
@@ -263,7 +259,6 @@ def test_tflite_declared_shapes_must_equal_what_the_operators_compute(tmp_path):
             load_tflite(_write(m, tmp_path, f"s{k}.tflite"))
 
 
-@needs_shared
 def test_tflite_fully_connected_input_shape_contradiction(tmp_path):
     m = _kws()
     sg = m.subgraphs[0]
@@ -283,7 +278,6 @@ def _code(m, op) -> int:
     return max(oc.builtinCode, oc.deprecatedBuiltinCode)
 
 
-@needs_shared
 def test_tflite_asymmetric_int8_weights_refused_with_the_reason(tmp_path):
     m = _kws()
     q = _weight_tensor(m).quantization
@@ -293,7 +287,6 @@ def test_tflite_asymmetric_int8_weights_refused_with_the_reason(tmp_path):
     _refused(_write(m, tmp_path), "asymmetric", "zero point 4", "symmetric weights", cls=UnsupportedError)
 
 
-@needs_shared
 @pytest.mark.parametrize("scale", [0.0, -0.5, np.nan, np.inf])
 def test_tflite_scales_must_be_finite_and_positive(tmp_path, scale):
     m = _kws()
@@ -302,7 +295,6 @@ def test_tflite_scales_must_be_finite_and_positive(tmp_path, scale):
     _refused(_write(m, tmp_path), "quantization scale", "finite and positive")
 
 
-@needs_shared
 def test_tflite_zero_point_range_and_lengths(tmp_path):
     m = _kws()
     m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]].quantization.zeroPoint = np.array([200], np.int64)
@@ -316,7 +308,6 @@ def test_tflite_zero_point_range_and_lengths(tmp_path):
     _refused(_write(m, tmp_path), "quantized_dimension 5")
 
 
-@needs_shared
 def test_tflite_activation_without_quantization(tmp_path):
     """The corrupt quantization table that gave 'KeyError: no calibration range'."""
     from ai_edge_litert import schema_py_generated as fb
@@ -327,7 +318,6 @@ def test_tflite_activation_without_quantization(tmp_path):
     _refused(_write(m, tmp_path), "no quantization parameters")
 
 
-@needs_shared
 def test_tflite_more_than_one_subgraph_is_not_called_corrupt(tmp_path):
     import copy
 
@@ -337,7 +327,6 @@ def test_tflite_more_than_one_subgraph_is_not_called_corrupt(tmp_path):
     assert "corrupt" not in msg and "damaged" not in msg
 
 
-@needs_shared
 def test_tflite_resource_variables_are_named(tmp_path):
     m = _kws()
     m.subgraphs[0].tensors[5].isVariable = True
@@ -348,7 +337,6 @@ def test_tflite_resource_variables_are_named(tmp_path):
     _refused(_write(m, tmp_path), "resource variables", cls=UnsupportedError)
 
 
-@needs_shared
 def test_tflite_indices_out_of_range(tmp_path):
     m = _kws()
     m.subgraphs[0].operators[1].opcodeIndex = 40
@@ -365,7 +353,6 @@ def test_tflite_indices_out_of_range(tmp_path):
     _refused(_write(m, tmp_path), "model output refers to tensor 77777")
 
 
-@needs_shared
 def test_tflite_operator_options_are_validated(tmp_path):
     m = _kws()
     conv = next(op for op in m.subgraphs[0].operators if _code(m, op) == 3)
@@ -381,7 +368,6 @@ def test_tflite_operator_options_are_validated(tmp_path):
     _refused(_write(m, tmp_path), "padding code 7")
 
 
-@needs_shared
 def test_tflite_constant_data_must_fill_its_shape(tmp_path):
     m = _kws()
     w = _weight_tensor(m)
@@ -389,14 +375,12 @@ def test_tflite_constant_data_must_fill_its_shape(tmp_path):
     _refused(_write(m, tmp_path), "holds", "bytes but its shape")
 
 
-@needs_shared
 def test_tflite_schema_version(tmp_path):
     m = _kws()
     m.version = 2
     _refused(_write(m, tmp_path), "schema version 2")
 
 
-@needs_shared
 def test_tflite_unmutated_round_trip_still_compiles(tmp_path):
     """The object-API rewrite itself is not what these tests refuse."""
     load_tflite(_write(_kws(), tmp_path))
@@ -467,7 +451,6 @@ def test_onnx_transpose_perm_must_be_a_permutation(tmp_path):
     _refused(_save(m, tmp_path))
 
 
-@needs_shared
 def test_cli_corrupt_tflite_is_one_line_exit_2(tmp_path, capsys):
     from mcucompile import cli
 

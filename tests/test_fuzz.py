@@ -41,8 +41,6 @@ def test_tflite_object_api_round_trip_keeps_the_model():
     """The TFLite structural mutator re-serializes with the flatbuffer object API: unmutated, the model
     must read back the same (else every TFLite mutant would test the serializer, not the front end)."""
     path = SHARED_MODELS / "kws_dscnn_int8.tflite"
-    if not path.exists():
-        pytest.skip(f"shared models not present ({SHARED_MODELS})")
     data = path.read_bytes()
     again = tflite_pack(tflite_unpack(data))
     a, b = tflite_unpack(data), tflite_unpack(again)

@@ -140,7 +140,6 @@ def test_declared_shape_contradicting_the_op_is_caught():
     c = _compile(SHARED_MODELS / "kws_dscnn_int8.tflite", mode="off")
     g = c.graph
     fc = next(n for n in g.nodes if n.op == "fully_connected")
-    depth = g.tensors[fc.inputs[1]].shape[1]
     tensors, name = dict(g.tensors), fc.inputs[0]
     while True:  # the FC's input and, through reshapes (aliases), the buffer it lives in
         t = tensors[name]

@@ -250,18 +250,12 @@ def io_params(graph: Graph) -> tuple[list[tuple[float, int]], list[tuple[float, 
     return ins, outs
 
 
-def tflm_arena_bytes(path: Path, graph: Graph | None = None) -> int | None:
+def tflm_arena_bytes(path: Path) -> int | None:
     """TFLite Micro's arena for the model, or None when TFLite Micro is missing or cannot load it."""
-
     return probe_tflm_arena(path)[0]
 
 
 def to_logical_shape(graph: Graph, name: str) -> tuple[int, ...]:
-    phys = graph.tensors[name].shape
-    perm = graph.io_perm.get(name, tuple(range(len(phys))))
-    logical = [0] * len(phys)
-    for i, p in enumerate(perm):
-        logical[p] = phys[i]
-    return tuple(logical)
+    return graph.logical_shape(name)
 
 

@@ -26,11 +26,7 @@ def check_single_sample(graph: Graph) -> None:
     have batch size 1 on its first (logical) axis. The front ends accept other batches (the float IR
     path and the ONNX node tests evaluate them); compiling needs this check."""
     for name in graph.inputs:
-        phys = graph.tensors[name].shape
-        perm = graph.io_perm.get(name, tuple(range(len(phys))))
-        logical = [0] * len(phys)
-        for i, p in enumerate(perm):
-            logical[p] = phys[i]
+        logical = list(graph.logical_shape(name))
         if len(logical) > 1 and logical[0] != 1:
             origin = graph.tensors[name].origin or name
             raise UserError(f"input '{origin}' has batch size {logical[0]} (shape {logical}); mcucompile compiles "

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import UnsupportedError, UserError
 from ..ir import Activation, Graph, Node, QuantParams, Tensor
+from ..ir.graph import scale_problem
 from ..ops import op_def
 from ..ops.conv import ConvAttrs
 from ..ops.data_movement import ConcatAttrs, PadAttrs, ReshapeAttrs
@@ -258,13 +259,9 @@ class TfliteImporter:
             raise UnsupportedError(f"tensor '{name}' uses custom quantization details; only affine int8 is supported")
         scale = q.ScaleAsNumpy().astype(np.float64)
         zp = q.ZeroPointAsNumpy().astype(np.int64) if q.ZeroPointLength() else np.zeros_like(scale, np.int64)
-        bad = scale[~(np.isfinite(scale) & (scale > 0))]
-        if bad.size:
-            raise UserError(f"tensor '{name}' has quantization scale {bad[0]:g}; scales must be finite and positive: "
-                            "the model is broken, re-convert it")
-        if zp.size != scale.size:
-            raise UserError(f"tensor '{name}' has {scale.size} quantization scales but {zp.size} zero points; "
-                            "they must match: the model is broken, re-convert it")
+        why = scale_problem(scale, zp)
+        if why:
+            raise UserError(f"tensor '{name}' {why}: the model is broken, re-convert it")
         lo, hi = ZERO_POINT_RANGE.get(dtype, (0, 0))
         # (a float tensor's parameters are only informative: nothing is computed from them)
         out = zp[(zp < lo) | (zp > hi)] if not dtype.startswith(("float", "bfloat")) else zp[:0]

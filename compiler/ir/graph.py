@@ -191,6 +191,15 @@ class Graph:
     def tensor(self, name: str) -> Tensor:
         return self.tensors[name]
 
+    def logical_shape(self, name: str) -> tuple[int, ...]:
+        """A graph input's or output's shape in the model's own (ONNX, logical) layout (see ``io_perm``)."""
+        phys = self.tensors[name].shape
+        perm = self.io_perm.get(name, tuple(range(len(phys))))
+        logical = [0] * len(phys)
+        for i, p in enumerate(perm):
+            logical[p] = phys[i]
+        return tuple(logical)
+
     def producer(self, name: str) -> Node | None:
         for n in self.nodes:
             if name in n.outputs:
@@ -278,13 +287,9 @@ def _validate_tensor(t: Tensor) -> None:
         return
     scale = np.asarray(q.scale, np.float64).reshape(-1)
     zp = np.asarray(q.zero_point).reshape(-1)
-    bad = scale[~(np.isfinite(scale) & (scale > 0))]
-    if bad.size:
-        raise UserError(f"tensor '{origin}' has quantization scale {bad[0]:g}; scales must be finite and positive: "
-                        "re-quantize the model")
-    if zp.size != scale.size:
-        raise UserError(f"tensor '{origin}' has {scale.size} quantization scales but {zp.size} zero points: "
-                        "re-quantize the model")
+    why = scale_problem(scale, zp)
+    if why:
+        raise UserError(f"tensor '{origin}' {why}: re-quantize the model")
     lo, hi = -(1 << (q.bits - 1)), (1 << (q.bits - 1)) - 1
     if zp.size and (zp.min() < lo or zp.max() > hi):
         raise UserError(f"tensor '{origin}' has zero point {int(zp[(zp < lo) | (zp > hi)][0])}, outside the "
@@ -292,6 +297,18 @@ def _validate_tensor(t: Tensor) -> None:
     if q.axis is not None and (not 0 <= q.axis < len(t.shape) or t.shape[q.axis] != scale.size):
         raise UserError(f"tensor '{origin}' of shape {list(t.shape)} has {scale.size} per-channel scales along axis "
                         f"{q.axis}; the count must equal that axis's size: re-quantize the model")
+
+
+def scale_problem(scale: np.ndarray, zero_point: np.ndarray) -> str | None:
+    """What is wrong with a quantization's scales and zero points (None when nothing): every scale finite
+    and positive, one zero point per scale. The front ends and Graph.validate share it."""
+    scale, zero_point = np.asarray(scale, np.float64).reshape(-1), np.asarray(zero_point).reshape(-1)
+    bad = scale[~(np.isfinite(scale) & (scale > 0))]
+    if bad.size:
+        return f"has quantization scale {bad[0]:g}; scales must be finite and positive"
+    if zero_point.size != scale.size:
+        return f"has {scale.size} quantization scales but {zero_point.size} zero points; they must match"
+    return None
 
 
 def _tensor_text(t: Tensor) -> str:

@@ -55,7 +55,6 @@ class KernelCall:
 
     template: str  # file under codegen/templates/kernels/
     context: dict = field(default_factory=dict)
-    scratch_bytes: int = 0
 
     @property
     def constants(self) -> dict[str, np.ndarray]:

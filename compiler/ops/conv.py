@@ -137,6 +137,19 @@ def apply_activation(y: np.ndarray, act: Activation) -> np.ndarray:
     return np.clip(y, act.min, act.max) if not act.is_identity else y
 
 
+def _window_output(node: Node, in_shapes, kernel: tuple[int, int], cout: int, h: int, w: int) -> tuple[int, int]:
+    """A convolution's output size over an h x w input, its window, weights and bias checked against each
+    other (UserError naming the node when the model contradicts itself)."""
+    win = node.attrs.window
+    if tuple(win.kernel) != tuple(kernel):
+        raise shape_error(node, f"kernel {list(win.kernel)} differs from the weights' {list(kernel)}")
+    _check_bias(node, in_shapes, cout)
+    problem = win.problem(h, w)
+    if problem:
+        raise shape_error(node, problem)
+    return win.out_size(h, w)
+
+
 @register
 class Conv2D(WindowPatchRule, OpDef):
     name = "conv2d"
@@ -147,16 +160,10 @@ class Conv2D(WindowPatchRule, OpDef):
         require_rank(node, in_shapes[1], 4, "weights")
         n, h, w, cin = in_shapes[0]
         cout, kh, kw, cin_g = in_shapes[1]
-        win, g = node.attrs.window, node.attrs.groups
-        if tuple(win.kernel) != (kh, kw):
-            raise shape_error(node, f"kernel {list(win.kernel)} differs from the weights' {[kh, kw]}")
+        g = node.attrs.groups
         if g < 1 or cin != cin_g * g or cout % g:
             raise shape_error(node, f"{cin} input channels, weights {list(in_shapes[1])} and group {g} do not match")
-        _check_bias(node, in_shapes, cout)
-        problem = win.problem(h, w)
-        if problem:
-            raise shape_error(node, problem)
-        oh, ow = win.out_size(h, w)
+        oh, ow = _window_output(node, in_shapes, (kh, kw), cout, h, w)
         return [(n, oh, ow, cout)]
 
     def _conv(self, node, graph, x, pad_value, acc_dtype):
@@ -209,16 +216,9 @@ class DepthwiseConv2D(WindowPatchRule, OpDef):
         require_rank(node, in_shapes[1], 3, "weights")
         n, h, w, cin = as_nhwc(in_shapes[0])
         kh, kw, cout = in_shapes[1]
-        win = node.attrs.window
-        if tuple(win.kernel) != (kh, kw):
-            raise shape_error(node, f"kernel {list(win.kernel)} differs from the weights' {[kh, kw]}")
         if cout % cin:
             raise shape_error(node, f"{cout} output channels are not a multiple of the {cin} input channels")
-        _check_bias(node, in_shapes, cout)
-        problem = win.problem(h, w)
-        if problem:
-            raise shape_error(node, problem)
-        oh, ow = win.out_size(h, w)
+        oh, ow = _window_output(node, in_shapes, (kh, kw), cout, h, w)
         if len(in_shapes[0]) != 4:
             return [tuple(in_shapes[0][:-1]) + (in_shapes[1][-1],)]
         return [(n, oh, ow, in_shapes[1][-1])]
