@@ -191,16 +191,45 @@ def test_onnx_qdq_tensor_without_quantization_says_so(tmp_path):
         compile_model(_save(m, tmp_path), CompileOptions(board="host", progress=False))
 
 
-def test_onnx_qdq_softmax_output_parameters(tmp_path):
+def test_onnx_qdq_softmax_at_the_models_own_output_scale(tmp_path):
+    """onnxruntime's quantizer writes softmax at 1/255 (its calibrated [0, 1]), not TFLite's 1/256: the softmax
+    is computed at 1/256 and requantized into the model's params, bit-exact in C, within 1 LSB of the
+    float softmax quantized at those params."""
+    from mcucompile.api import verify_host
+    from mcucompile.ops.base import quantize_values
+
     m = _seed("qdq_conv")
     dq = next(n for n in m.graph.node if n.output[0] == "y")
     dq.output[0] = "yd"
+    m.graph.initializer.extend([numpy_helper.from_array(np.array(1 / 255, np.float32), "ss"),
+                                numpy_helper.from_array(np.array(-128, np.int8), "sz")])
     m.graph.node.extend([helper.make_node("Softmax", ["yd"], ["s"], axis=1),
-                         helper.make_node("QuantizeLinear", ["s", "ys", "yz"], ["sq"]),
-                         helper.make_node("DequantizeLinear", ["sq", "ys", "yz"], ["y"])])
+                         helper.make_node("QuantizeLinear", ["s", "ss", "sz"], ["sq"]),
+                         helper.make_node("DequantizeLinear", ["sq", "ss", "sz"], ["y"])])
     del m.graph.value_info[:]
-    with pytest.raises(UserError, match="softmax.*1/256"):
-        compile_model(_save(m, tmp_path), CompileOptions(board="host", progress=False))
+    path = _save(m, tmp_path)
+    compiled = compile_model(path, CompileOptions(board="host", progress=False))
+    out = compiled.graph.tensors[compiled.graph.outputs[0]].quant
+    assert (out.s, out.zp) == (pytest.approx(1 / 255), -128)
+    assert [n.op for n in compiled.graph.nodes][-2:] == ["softmax", "unary"]
+    shape = compiled.float_graph.logical_shape(compiled.float_graph.inputs[0])
+    x = np.random.default_rng(0).uniform(0, 1, (8, *shape[1:])).astype(np.float32)
+    res = verify_host(compiled, x, references=("none",), build_dir=tmp_path / "b")
+    assert res.bit_exact
+    from mcucompile.api.verify import simulate
+    from mcucompile.api.library import quantize_input
+    got = simulate(compiled, quantize_input(compiled, x))[0].astype(np.int64)
+    # the float softmax of the dequantized int8 logits, quantized at the model's output params
+    g = compiled.graph
+    logits_t = g.tensors[g.nodes[-2].inputs[0]]
+    from mcucompile.quant.simulate import run_int
+    from mcucompile.ops.base import dequantize_values
+    want = []
+    for s in quantize_input(compiled, x):
+        z = dequantize_values(run_int(g, {g.inputs[0]: s}, keep_all=True)[logits_t.name], logits_t.quant)
+        e = np.exp(z - z.max(axis=-1, keepdims=True))  # over the last physical axis (ONNX axis 1: channels)
+        want.append(quantize_values(e / e.sum(axis=-1, keepdims=True), out).reshape(-1))
+    assert np.max(np.abs(got - np.stack(want))) <= 1
 
 
 # ------------------------------------------------------------------------------------------ TFLite

@@ -185,15 +185,30 @@ class Softmax(OpDef):
         return [(e / e.sum(axis=-1, keepdims=True)).astype(np.float32)]
 
     def quantize(self, node, ctx):
+        """TFLite's int8 softmax writes scale 1/256, zero point -128. A model that fixes other output params
+        (onnxruntime's quantizer picks e.g. 1/255 from the calibrated [0, 1] range) gets that softmax into
+        an intermediate tensor and one requantizing lookup table to its own params: at most one rounding
+        more than a softmax that wrote those params directly (docs/onnx-qdq.md)."""
         require_bits(node, ctx, 8, "TFLite's integer softmax")
         in_q = ctx.quant[node.inputs[0]]
-        out_q = ctx.preset(node.outputs[0]) or SOFTMAX_OUTPUT_QUANT
-        if not out_q.same_as(SOFTMAX_OUTPUT_QUANT):
-            raise UserError(f"softmax node '{node.name}': output quantized with scale {out_q.s:g} and zero point "
-                            f"{out_q.zp}; TFLite's int8 softmax (which mcucompile implements) needs scale 1/256 "
-                            "and zero point -128: re-quantize the model with those output parameters")
-        ctx.quant[node.outputs[0]] = out_q
-        return [node.replace(params=SoftmaxParams(*softmax_params(node.attrs.beta, in_q.s)))]
+        out = node.outputs[0]
+        params = SoftmaxParams(*softmax_params(node.attrs.beta, in_q.s))
+        out_q = ctx.preset(out) or SOFTMAX_OUTPUT_QUANT
+        if out_q.same_as(SOFTMAX_OUTPUT_QUANT):
+            ctx.quant[out] = out_q
+            return [node.replace(params=params)]
+        if not out_q.is_per_tensor or out_q.bits != 8:
+            raise UserError(f"softmax node '{node.name}': output quantized {'per channel' if not out_q.is_per_tensor else f'at {out_q.bits} bits'}; "
+                            "mcucompile's softmax writes one per-tensor int8 scale: re-quantize the model per tensor at 8 bits")
+        t = ctx.tensor(out)
+        mid = f"{out}_softmax"
+        ctx.new_tensors[mid] = Tensor(mid, t.shape, int_dtype(8), None, SOFTMAX_OUTPUT_QUANT, t.origin)
+        ctx.quant[mid] = SOFTMAX_OUTPUT_QUANT
+        ctx.quant[out] = out_q
+        table = build_table(lambda x: x, SOFTMAX_OUTPUT_QUANT, out_q)
+        requant = Node(f"{node.name}_requant", "unary", (mid,), (out,), UnaryAttrs("identity"), LutParams(table),
+                       node.source)
+        return [node.replace(outputs=(mid,), params=params), requant]
 
     def eval_int(self, node, graph, inputs):
         p = node.params
