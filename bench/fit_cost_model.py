@@ -6,11 +6,12 @@ models (float ONNX and int8 .tflite), a MobileNetV2-style model and three small 
 kernels the real models lack), each layer by layer and with several patch plans (so per-patch call overhead, halo recomputation and the patch loop are measured),
 then fits every kernel's coefficients by non-negative least squares over all per-layer counts at once
 (a layer that reads a cropped copy holds two kernels), and what runs outside the layers from each
-run's total minus its layers. Prints the coefficient table to paste into cost.py, the fit error per
+run's total minus its layers. Prints each kernel's coefficients and where to paste them, the fit error per
 run (estimated against measured total instructions), whether the estimate orders each model's plans
 as measured, the error on model families left out of the fit, and the error on a second board.
-After a kernel changes: rerun, paste COEFFICIENTS into cost.py (and update FIT) and the printed
-MEASURED totals into tests/test_cost_model.py.
+After a kernel changes: rerun, paste each kernel's printed coefficients into its declaration (the
+``KernelCost`` of its ``ops.kernel.Kernel`` in the op's module; the runtime's into cost.py's
+RUNTIME_COEFFICIENTS), update FIT in cost.py and the printed MEASURED totals in tests/test_cost_model.py.
 
 Counts are guest instructions under QEMU -icount shift=0 (deterministic), not cycles.
 Usage: python bench/fit_cost_model.py [--board qemu-m4] [--check-board qemu-m7] [--measurements FILE]
@@ -39,7 +40,19 @@ from make_mbv2 import build as build_mbv2  # noqa: E402
 from mcucompile.api import CompileOptions, PatchOptions, bench, compile_model  # noqa: E402
 from mcucompile.patch import candidate_splits  # noqa: E402
 from mcucompile.patch.search import choose_patching  # noqa: E402
-from mcucompile.patch.cost import COEFFICIENTS, FEATURES, estimate_instructions, plan_features  # noqa: E402
+from mcucompile.ops import KERNELS  # noqa: E402
+from mcucompile.patch.cost import (RUNTIME_COEFFICIENTS, RUNTIME_FEATURES, estimate_instructions,  # noqa: E402
+                                   plan_features)
+
+#: every cost key and its features: each op kernel's (its ops.kernel.Kernel) and the runtime's
+FEATURES: dict[str, tuple[str, ...]] = {**{k.name: tuple(k.cost.features) for k in KERNELS.values()},
+                                        **RUNTIME_FEATURES}
+#: today's coefficients, where the fit has nothing to go on
+COEFFICIENTS: dict[str, dict[str, float]] = {**{k.name: dict(k.cost.coefficients) for k in KERNELS.values()},
+                                             **RUNTIME_COEFFICIENTS}
+#: where each cost key's coefficients are declared (to paste the fitted ones into)
+DECLARED_IN = {**{k.name: f"{k.template}: KernelCost.coefficients in {k.access.__module__}" for k in KERNELS.values()},
+               **{k: "RUNTIME_COEFFICIENTS in mcucompile.patch.cost" for k in RUNTIME_FEATURES}}
 
 SHARED = REPO.parent / "shared" / "models" / "mlperf_tiny"
 TEST_MODELS = {"vww_mbv1_025_float.onnx", "resnet8_int8.tflite", "kws_dscnn_int8.tflite", "mnist_cnn.onnx"}
@@ -244,10 +257,10 @@ def main() -> int:
         args.measurements.write_text(json.dumps(cache, indent=1))
     table = fit(runs)
     print(f"# fitted on {args.board}: {len(runs)} runs, {sum(len(r['layers']) for r in runs)} layer counts")
-    print("COEFFICIENTS: dict[str, dict[str, float]] = {")
+    print("# each kernel's coefficients, to paste where they are declared:")
     for k, coef in table.items():
-        print(f"    {k!r}: {{{', '.join(f'{n!r}: {v}' for n, v in coef.items())}}},")
-    print("}\n")
+        print(f"{k!r}: {{{', '.join(f'{n!r}: {v}' for n, v in coef.items())}}},  # {DECLARED_IN[k]}")
+    print()
     print(f"fit error on {args.board} (the runs fitted):")
     error_table(runs, table)
     ranking_check(runs, table)

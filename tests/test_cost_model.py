@@ -17,7 +17,9 @@ from conftest import REPO, SHARED_MODELS
 from mcucompile.api import CompileOptions, PatchOptions, compile_model
 from mcucompile.ops.spatial import im2col
 from mcucompile.patch import candidate_splits, plan_patches
-from mcucompile.patch.cost import (COEFFICIENTS, FEATURES, FIT, _valid_taps, estimate_instructions, kernel_of,
+from mcucompile.ops import KERNELS, KernelCall
+from mcucompile.ops.kernel import valid_taps
+from mcucompile.patch.cost import (FIT, RUNTIME_COEFFICIENTS, RUNTIME_FEATURES, estimate_instructions, kernel_of,
                                    plan_features)
 
 MNIST = REPO / "models" / "mnist"
@@ -61,7 +63,7 @@ def test_valid_taps_equals_enumeration():
         s, d, pad = int(rng.integers(1, 4)), int(rng.integers(1, 3)), int(rng.integers(-4, 4))
         n_out = int(rng.integers(1, 12))
         brute = sum(1 for o in range(n_out) for t in range(k) if 0 <= o * s - pad + t * d < n_in)
-        assert _valid_taps(n_in, n_out, k, s, d, pad) == brute, (n_in, n_out, k, s, d, pad)
+        assert valid_taps(n_in, n_out, k, s, d, pad) == brute, (n_in, n_out, k, s, d, pad)
 
 
 def test_conv_macs_count_only_taps_inside_the_image(compiled):
@@ -69,7 +71,7 @@ def test_conv_macs_count_only_taps_inside_the_image(compiled):
     c = compiled("vww_mbv1_025_float.onnx")
     g = c.graph
     layers, _ = plan_features(g)
-    kernels = [k for k in (kernel_of(n, g) for n in g.nodes) if k is not None]
+    kernels = [k.name for k in (kernel_of(n, g) for n in g.nodes) if k is not None]
     nodes = [n for n in g.nodes if kernel_of(n, g) is not None]
     checked = 0
     for node, kernel, feats in zip(nodes, kernels, layers):
@@ -99,7 +101,7 @@ def test_patched_counts_cover_every_patch_region(compiled):
     layers, outside = plan_features(g, plan)
     halo = 0
     for j, node in enumerate(g.nodes[: plan.stage_len]):
-        kernel = kernel_of(node, g)
+        kernel = kernel_of(node, g).name
         c = g.tensors[node.outputs[0]].shape[3]
         regions = sum(r[node.outputs[0]].h * r[node.outputs[0]].w * c for r in plan.regions)
         assert layers[j][(kernel, "outputs")] == regions >= g.tensors[node.outputs[0]].size
@@ -112,15 +114,19 @@ def test_patched_counts_cover_every_patch_region(compiled):
     assert len(whole) == len(layers)
 
 
-def test_table_covers_every_kernel_with_nonnegative_coefficients():
-    templates = {p.name.split(".")[0] for p in (REPO / "compiler" / "codegen" / "templates" / "kernels").glob("*.c.j2")}
-    templates.discard("crop")  # the cropped copy of an operand: mcu_copy_region_s8, costed as copy_region
-    assert templates <= set(FEATURES), f"kernels without a cost entry: {sorted(templates - set(FEATURES))}"
-    assert set(COEFFICIENTS) == set(FEATURES)
-    for kernel, names in FEATURES.items():
-        assert set(COEFFICIENTS[kernel]) == set(names), kernel
-        assert all(v >= 0 for v in COEFFICIENTS[kernel].values()), kernel
+def test_every_kernel_states_its_cost_with_nonnegative_coefficients():
+    """Each template's kernel implementation (ops.kernel.Kernel) states its cost terms; the cost model keeps
+    only the runtime's (region copies, the patch loop, the fallback) and names no kernel."""
+    templates = {p.name for p in (REPO / "compiler" / "codegen" / "templates" / "kernels").glob("*.c.j2")}
+    templates.discard("crop.c.j2")  # the cropped copy of an operand: mcu_copy_region_s8, costed as copy_region
+    assert templates == set(KERNELS)
+    tables = {k.name: (k.cost.features, k.cost.coefficients) for k in KERNELS.values()}
+    tables.update({k: (RUNTIME_FEATURES[k], RUNTIME_COEFFICIENTS[k]) for k in RUNTIME_FEATURES})
+    for kernel, (names, coefficients) in tables.items():
+        assert set(coefficients) == set(names), kernel
+        assert all(v >= 0 for v in coefficients.values()), kernel
     assert "qemu-m4" in FIT
+    assert ".c.j2" not in (REPO / "compiler" / "patch" / "cost.py").read_text()
 
 
 @pytest.mark.parametrize("model,split,grid", sorted(MEASURED))
@@ -167,10 +173,11 @@ def test_a_kernel_missing_from_the_table_is_costed_not_dropped(compiled):
     """A new op's kernel gets the fallback entry (per call, output and MAC) until it is fitted."""
     g = compiled("resnet8_int8.tflite").graph
     kernels = tuple(kernel_of(n, g) for n in g.nodes)
-    renamed = tuple("new_kernel" if k == "add" else k for k in kernels)
+    renamed = tuple(KernelCall("new_kernel.c.j2", k.context) if k is not None and k.name == "add" else k
+                    for k in kernels)
     assert renamed != kernels
     base, other = estimate_instructions(g, kernels=kernels), estimate_instructions(g, kernels=renamed)
     for b, o, k in zip(base.layers, other.layers, [k for k in kernels if k is not None]):
-        assert (o == b) if k != "add" else (o > 0)
+        assert (o == b) if k.name != "add" else (o > 0)
     plan = plan_patches(g, 8, 4)
     assert estimate_instructions(g, plan, renamed).total > estimate_instructions(g, kernels=renamed).total

@@ -16,7 +16,7 @@ from mcucompile.ir import Tensor
 from mcucompile.memory import plan_memory
 from mcucompile.memory.planner import scratch_buffer
 from mcucompile.patch.memory import region_buffer
-from mcucompile.schedule.safety import KERNEL_ACCESS, PlanSafetyError, check_plan_memory, plan_problems, plan_steps
+from mcucompile.schedule.safety import PlanSafetyError, check_plan_memory, plan_problems, plan_steps
 from mcucompile.ops import op_def
 
 MNIST = REPO / "models" / "mnist" / "mnist_cnn.onnx"
@@ -36,7 +36,7 @@ def test_real_models_layer_by_layer_are_safe(path):
     c = _compile(path, mode="off")
     check_plan_memory(c.graph, c.plan)
     steps = plan_steps(c.graph, c.plan)
-    assert len(steps) == sum(1 for n in c.graph.nodes if not op_def(n).alias) == len(c.report["layers"])
+    assert len(steps) == sum(1 for n in c.graph.nodes if not op_def(n).alias) == len(c.report.layers)
     assert all(s.accesses for s in steps)
 
 
@@ -191,7 +191,23 @@ def test_kernel_argument_contract_is_checked(mnist):
 
 
 def test_every_kernel_template_has_an_access_pattern():
+    """Each template is called by one declared kernel implementation (ops.kernel.Kernel), which states its
+    access pattern; the check itself keeps no table of kernels."""
     from mcucompile.codegen.generate import TEMPLATES
+    from mcucompile.ops import KERNELS
 
     templates = {p.name for p in (TEMPLATES / "kernels").glob("*.c.j2")} - {"crop.c.j2"}  # crop: patch steps
-    assert templates == set(KERNEL_ACCESS)
+    assert templates == set(KERNELS)
+    assert all(callable(k.access) for k in KERNELS.values())
+    safety = (REPO / "compiler" / "schedule" / "safety.py").read_text()
+    assert ".c.j2" not in safety
+
+
+def test_a_kernel_without_an_implementation_is_refused(mnist, monkeypatch):
+    """A KernelCall naming a template no Kernel declares has no known access pattern: a bug, reported."""
+    from mcucompile.ops import KernelCall
+
+    conv = next(n for n in mnist.graph.nodes if n.op == "conv2d")
+    monkeypatch.setattr(type(op_def(conv)), "kernel", lambda self, node, graph, board=None: KernelCall("new_kernel.c.j2"))
+    with pytest.raises(PlanSafetyError, match="new_kernel.c.j2.*no declared implementation"):
+        check_plan_memory(mnist.graph, mnist.plan)

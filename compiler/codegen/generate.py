@@ -169,7 +169,7 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
             f"@arena+{plan.offsets[step.buffer(node.outputs[0])]}",
             f"MACs {macs} whole map"]
         scratch = None
-        size = d.scratch_bytes(node, graph)
+        size = call.scratch_bytes
         if size:
             scratch = (plan.offsets[scratch_buffer(node, max(step.chain, 0))], size)
             comment.append(f"scratch {size} B @arena+{scratch[0]}")

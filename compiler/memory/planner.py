@@ -6,8 +6,8 @@
   input that dies at that step (in place);
 - buffers are placed largest first, each at the lowest offset where it overlaps no already placed
   buffer whose lifetime intersects its own.
-Kernel scratch (the depthwise kernel's per-channel accumulators) is a buffer alive only during its
-layer, placed like any other. Peak SRAM = the arena size.
+Kernel scratch (what the layer's kernel call declares, ``KernelCall.scratch_bytes``: e.g. the depthwise
+kernel's per-channel accumulators) is a buffer alive only during its layer, placed like any other. Peak SRAM = the arena size.
 
 Sizes are storage bytes (``Tensor.nbytes``): a packed int4 / int2 feature map takes ceil(C * bits / 8)
 bytes per pixel. In place also needs the same dtype: the in-place kernels write each output element over
@@ -89,18 +89,23 @@ def scratch_buffer(node, chain: int = 0) -> str:
     return f"{node.outputs[0]}@scratch" + (f"{chain}" if chain > 0 else "")
 
 
-def scratch_buffers(graph: Graph, nodes, first_step: int, chain: int | None = None) -> list[tuple]:
-    """(name, bytes, step, step, group) of each layer's kernel scratch, ``nodes`` running from
-    ``first_step``; ``chain``: they belong to that chain of a patch loop (its exclusive group)."""
+def scratch_buffers(graph: Graph, nodes, first_step: int, chain: int | None = None, board=None) -> list[tuple]:
+    """(name, bytes, step, step, group) of each layer's kernel scratch (``KernelCall.scratch_bytes`` of the
+    implementation its op chooses for ``board``; None: portable), ``nodes`` running from ``first_step``;
+    ``chain``: they belong to that chain of a patch loop (its exclusive group)."""
     out = []
     for step, n in enumerate(nodes, start=first_step):
-        size = op_def(n).scratch_bytes(n, graph)
+        if op_def(n).alias:  # no kernel runs
+            continue
+        size = op_def(n).kernel(n, graph, board).scratch_bytes
         if size:
             out.append((scratch_buffer(n, chain or 0), size, step, step, chain))
     return out
 
 
-def plan_memory(graph: Graph) -> ArenaPlan:
+def plan_memory(graph: Graph, board=None) -> ArenaPlan:
+    """The layer-by-layer arena plan of ``graph`` (kernel scratch as the implementations chosen for
+    ``board`` declare it; None: the portable ones)."""
     roots: dict[str, str] = {}
     first: dict[str, int] = {}
     last: dict[str, int] = {}
@@ -170,7 +175,7 @@ def plan_memory(graph: Graph) -> ArenaPlan:
         members.setdefault(name, {name})
 
     placed = place_buffers([(r, graph.tensors[r].nbytes, first[r], last[r]) for r in first]
-                           + scratch_buffers(graph, graph.nodes, 0))
+                           + scratch_buffers(graph, graph.nodes, 0, board=board))
     activations = max((b.offset + b.size for b in placed), default=0)
     offsets = {b.name: b.offset for b in placed}
     all_offsets = {t: offsets[root(t)] for t in roots}

@@ -1,6 +1,8 @@
-"""One module per op family; importing this package fills the registry."""
+"""One module per op family; importing this package fills the registries (ops, and the kernels they call)."""
 
 from . import conv, data_movement, elementwise, fully_connected, mean, pack, pooling, prelu, resize, unary  # noqa: F401
-from .base import REGISTRY, KernelCall, OpDef, op_def
+from . import unary_kernels  # noqa: F401  (unary.py's kernels, until they move into it)
+from .base import REGISTRY, OpDef, op_def
+from .kernel import KERNELS, Access, Kernel, KernelArgs, KernelCall, KernelCost
 
-__all__ = ["REGISTRY", "KernelCall", "OpDef", "op_def"]
+__all__ = ["KERNELS", "REGISTRY", "Access", "Kernel", "KernelArgs", "KernelCall", "KernelCost", "OpDef", "op_def"]

@@ -7,17 +7,16 @@ evaluation (the simulator), MAC count, and the kernel call the code generator em
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
 from ..arith.bitwidth import qrange, saturate
-from ..arith.bitwidth import c_array_type
 from ..arith.fixedpoint import round_half_away
 from ..errors import UnsupportedError, UserError
-from .spatial import as_nhwc
 from ..ir import Graph, LocalWindow, Node, QuantParams, Region, Tensor
+from .kernel import KernelCall
+from .spatial import as_nhwc
 
 REGISTRY: dict[str, "OpDef"] = {}
 
@@ -45,25 +44,6 @@ def register(cls):
 def op_def(node_or_op) -> "OpDef":
     name = node_or_op if isinstance(node_or_op, str) else node_or_op.op
     return REGISTRY[name]
-
-
-@dataclass(frozen=True)
-class KernelCall:
-    """What the code generator needs for one layer: a kernel template and its values. Numpy arrays among
-    the values are constants the implementation owns (multipliers, shifts, tables; later weights in the
-    kernel's own layout or a folded bias): codegen emits them ``const`` in flash."""
-
-    template: str  # file under codegen/templates/kernels/
-    context: dict = field(default_factory=dict)
-
-    @property
-    def constants(self) -> dict[str, np.ndarray]:
-        return {k: v for k, v in self.context.items() if isinstance(v, np.ndarray)}
-
-    @property
-    def constants_bytes(self) -> int:
-        """Flash the owned constants take, as the generated arrays store them."""
-        return sum(v.size * c_array_type(v)[1] for v in self.constants.values())
 
 
 class QuantContext:
@@ -205,14 +185,12 @@ class OpDef:
     def macs(self, node: Node, graph: Graph) -> int:
         return 0
 
-    def scratch_bytes(self, node: Node, graph: Graph) -> int:
-        """Caller-provided scratch the kernel uses (mirrors the C ``_get_buffer_size`` function)."""
-        return 0
-
     def kernel(self, node: Node, graph: Graph, board=None) -> KernelCall:
         """The kernel implementation chosen for ``node`` on ``board`` (a ``boards.Board``; None: portable)
-        at compile time: its template, its values and the constant arrays it owns. A board-dependent
-        backend (DSP, MVE, CMSIS-NN) is one more implementation returned here, not a branch elsewhere."""
+        at compile time: a :class:`~.kernel.KernelCall` of one :class:`~.kernel.Kernel` (template, access
+        pattern, cost terms) with its values, the constant arrays it owns and its scratch bytes. A
+        board-dependent backend (DSP, MVE, CMSIS-NN) is one more ``Kernel`` returned here, not a branch
+        or a table entry elsewhere."""
         raise NotImplementedError
 
     # --- patch-based inference: how the op runs on one spatial region (patch/ asks, never branches) ---

@@ -16,8 +16,9 @@ from ..ir.graph import int_dtype
 from ..arith.bitwidth import qrange, requantize, saturate
 from ..arith.fixedpoint import quantize_multiplier_array, round_half_away
 from ..errors import UnsupportedError
-from .base import (KernelCall, OpDef, QuantContext, activation_bounds, register, require_rank, shape_error,
-                   tensor_bits)
+from .base import OpDef, QuantContext, activation_bounds, register, require_rank, shape_error, tensor_bits
+from .kernel import (Kernel, KernelArgs, KernelCost, base_counts, prod, quant_arrays, read, window_extent,
+                     window_taps, write)
 from .spatial import Window, WindowPatchRule, as_nhwc, im2col
 
 
@@ -150,6 +151,85 @@ def _window_output(node: Node, in_shapes, kernel: tuple[int, int], cout: int, h:
     return win.out_size(h, w)
 
 
+# --- the kernels: what they read and write, what they cost -------------------------------------------------
+
+def _conv_access(args: KernelArgs):
+    """mcu_conv_s8: input within input_dims, filter [C_out, KH, KW, C_in / groups], bias and
+    multiplier / shift C_out entries, output [N_in, OH, OW, C_out]."""
+    win, groups = args.context["window"], args.context["groups"]
+    filt = args.graph.tensors[args.node.inputs[1]].shape
+    in_d, out_d = args.in_dims[0], args.out_dims
+    cout = out_d[3]
+    contract = []
+    if len(filt) != 4 or groups < 1 or filt[3] * groups != in_d[3] or cout % groups or filt[0] != cout:
+        contract.append(f"filter {list(filt)} with {groups} groups does not fit input {list(in_d)} / "
+                        f"output {list(out_d)}")
+    acc = [
+        read(args.inputs[0], window_extent(in_d, out_d, win.kernel, win.stride, win.dilation, args.pads), "input"),
+        read(args.inputs[1], prod(filt), "weights"),
+        read(args.inputs[2], 4 * cout, "bias"),
+        write(args.output, in_d[0] * out_d[1] * out_d[2] * cout, "output"),
+        *quant_arrays(args, cout),
+    ]
+    return acc, contract
+
+
+def _conv_counts(node, graph, g):
+    f = base_counts(node, graph, g)
+    rows_v, cols_v = window_taps(node, g)
+    groups, dw = node.attrs.groups, node.attrs.window.dilation[1]
+    k_c = graph.tensors[node.inputs[0]].shape[-1] // groups
+    c_out = as_nhwc(tuple(graph.tensors[node.outputs[0]].shape))[3]
+    f["pixels"] = float(g.out_h * g.out_w)
+    f["macs"] = float(rows_v * cols_v * k_c * c_out)
+    # a kernel row inside the image is one contiguous run (groups 1, dilation 1), else one per tap
+    contiguous = groups == 1 and dw == 1
+    f["row_runs"] = float(rows_v * (g.out_w if contiguous else cols_v) * c_out)
+    return f
+
+
+def _depthwise_access(args: KernelArgs):
+    """mcu_dwconv_s8: input within input_dims, filter [KH, KW, C_out], C_out int32 accumulators in the
+    scratch, output [N_in, OH, OW, C_out]."""
+    win, mult = args.context["window"], args.context["ch_mult"]
+    filt = args.graph.tensors[args.node.inputs[1]].shape
+    in_d, out_d = args.in_dims[0], args.out_dims
+    cout = out_d[3]
+    contract = []
+    if mult < 1 or in_d[3] * mult != cout or filt[-1] != cout:
+        contract.append(f"channels: input {in_d[3]} x multiplier {mult} != output {cout} (filter {list(filt)})")
+    if args.scratch is None or args.scratch_bytes < 4 * cout:
+        contract.append(f"scratch of {args.scratch_bytes} B passed, the kernel needs {4 * cout} B (one int32 per channel)")
+    acc = [
+        read(args.inputs[0], window_extent(in_d, out_d, win.kernel, win.stride, win.dilation, args.pads), "input"),
+        read(args.inputs[1], prod(filt), "weights"),
+        read(args.inputs[2], 4 * cout, "bias"),
+        write(args.output, in_d[0] * out_d[1] * out_d[2] * cout, "output"),
+        *quant_arrays(args, cout),
+    ]
+    if args.scratch is not None:
+        acc.append(write(args.scratch, 4 * cout, "scratch"))
+    return acc, contract
+
+
+def _depthwise_counts(node, graph, g):
+    f = base_counts(node, graph, g)
+    rows_v, cols_v = window_taps(node, g)
+    c_out = as_nhwc(tuple(graph.tensors[node.outputs[0]].shape))[3]
+    f["pixels"] = float(g.out_h * g.out_w)
+    f["taps"] = float(rows_v * cols_v)
+    f["macs"] = float(rows_v * cols_v * c_out)
+    return f
+
+
+CONV = Kernel("conv.c.j2", _conv_access, KernelCost(
+    ("calls", "pixels", "outputs", "row_runs", "macs"),
+    {"calls": 286.143, "pixels": 81.36, "outputs": 97.764, "row_runs": 29.666, "macs": 6.004}, _conv_counts))
+DEPTHWISE_CONV = Kernel("depthwise_conv.c.j2", _depthwise_access, KernelCost(
+    ("calls", "pixels", "outputs", "taps", "macs"),
+    {"calls": 202.183, "pixels": 88.343, "outputs": 69.186, "taps": 40.987, "macs": 9.472}, _depthwise_counts))
+
+
 @register
 class Conv2D(WindowPatchRule, OpDef):
     name = "conv2d"
@@ -204,7 +284,7 @@ class Conv2D(WindowPatchRule, OpDef):
     def kernel(self, node, graph, board=None):
         ctx = kernel_quant_context(node, graph)
         ctx.update(window=node.attrs.window, groups=node.attrs.groups)
-        return KernelCall("conv.c.j2", ctx)
+        return CONV.call(ctx)
 
 
 @register
@@ -259,13 +339,10 @@ class DepthwiseConv2D(WindowPatchRule, OpDef):
         w = graph.tensors[node.inputs[1]].shape
         return int(np.prod(out)) * w[0] * w[1]
 
-    def scratch_bytes(self, node, graph):
-        # mcu_dwconv_get_buffer_size_s8: one int32 accumulator per output channel
-        return 4 * graph.tensors[node.inputs[1]].shape[-1]
-
     def kernel(self, node, graph, board=None):
         ctx = kernel_quant_context(node, graph)
         w = graph.tensors[node.inputs[1]].shape
         cin = as_nhwc(graph.tensors[node.inputs[0]].shape)[3]
         ctx.update(window=node.attrs.window, ch_mult=w[2] // cin)
-        return KernelCall("depthwise_conv.c.j2", ctx)
+        # mcu_dwconv_get_buffer_size_s8: one int32 accumulator per output channel
+        return DEPTHWISE_CONV.call(ctx, scratch_bytes=4 * w[-1])

@@ -12,7 +12,9 @@ import numpy as np
 
 from ..arith.bitwidth import saturate
 from ..ir import Region
-from .base import KernelCall, OpDef, c_dims, register, shape_error, tensor_bits
+from .spatial import as_nhwc
+from .base import OpDef, c_dims, register, shape_error, tensor_bits
+from .kernel import Access, Kernel, KernelArgs, KernelCost, base_counts, prod, read, write
 
 
 def _same_quant(node, ctx):
@@ -55,6 +57,24 @@ def _dims4(shape, perm):
     return s, p
 
 
+def _transpose_access(args: KernelArgs):
+    """mcu_transpose_s8: every element of input_dims in, the same count out."""
+    n = prod(args.context["in_shape"])
+    perm = tuple(args.context["perm"])
+    contract = [] if sorted(perm) == [0, 1, 2, 3] else [f"perm {list(perm)} is not a permutation of 4 axes"]
+    return [read(args.inputs[0], n, "input"), write(args.output, n, "output")], contract
+
+
+def _transpose_counts(node, graph, g):
+    f = base_counts(node, graph, g)
+    f["elements"] = float(graph.tensors[node.inputs[0]].size)
+    return f
+
+
+TRANSPOSE = Kernel("transpose.c.j2", _transpose_access, KernelCost(
+    ("calls", "elements"), {"calls": 0.0, "elements": 5.98}, _transpose_counts))
+
+
 @register
 class Transpose(OpDef):
     name = "transpose"
@@ -74,12 +94,43 @@ class Transpose(OpDef):
         shape, perm = _dims4(graph.tensors[node.inputs[0]].shape, node.attrs.perm)
         if len(shape) > 4:
             raise ValueError("transpose of more than 4 dims")
-        return KernelCall("transpose.c.j2", {"in_shape": shape, "perm": perm})
+        return TRANSPOSE.call({"in_shape": shape, "perm": perm})
 
 
 @dataclass(frozen=True)
 class ConcatAttrs:
     axis: int
+
+
+def _concat_access(args: KernelArgs):
+    """mcu_concat_s8 once per input: outer rows of in_row bytes, written at offset in rows of out_row (each
+    call checks offset >= 0 and offset + in_row <= out_row; the parts together must fill the row)."""
+    outer = args.out_dims[1] * args.out_dims[2] if args.patched else args.context["outer"]
+    out_row, acc, offset = args.context["out_row"], [], 0
+    for k, part in enumerate(args.context["parts"]):
+        acc.append(read(args.inputs[k], outer * part, f"input {k}"))
+        if outer > 0 and part > 0:
+            acc.append(Access(args.output, offset, (outer - 1) * out_row + offset + part, True, f"output part {k}"))
+        offset += part
+    contract = [] if offset == out_row else [f"parts sum to {offset} bytes per row, output rows have {out_row}"]
+    return acc, contract
+
+
+def _concat_counts(node, graph, g):
+    f = base_counts(node, graph, g)
+    parts = [i for i in node.inputs if i]
+    a = node.attrs.axis
+    whole = graph.tensors[node.outputs[0]].shape
+    # one memcpy per input and outer row: a channel concat of a 4-D map has one row per pixel
+    outer = g.out_h * g.out_w if a == len(whole) - 1 and len(whole) == 4 else prod(whole[:a])
+    f["calls"] = float(len(parts))
+    f["rows"] = float(outer * len(parts))
+    f["bytes"] = float(f["outputs"] if len(whole) == 4 else graph.tensors[node.outputs[0]].size)
+    return f
+
+
+CONCAT = Kernel("concat.c.j2", _concat_access, KernelCost(
+    ("calls", "rows", "bytes"), {"calls": 48.856, "rows": 35.961, "bytes": 1.237}, _concat_counts))
 
 
 @register
@@ -133,13 +184,38 @@ class Concat(OpDef):
         outer = int(np.prod(out_shape[:a], dtype=np.int64))
         inner = int(np.prod(out_shape[a + 1 :], dtype=np.int64))
         parts = [graph.tensors[i].shape[a] * inner for i in node.inputs]
-        return KernelCall("concat.c.j2", {"outer": outer, "out_row": out_shape[a] * inner, "parts": parts})
+        return CONCAT.call({"outer": outer, "out_row": out_shape[a] * inner, "parts": parts})
 
 
 @dataclass(frozen=True)
 class PadAttrs:
     pads: tuple[tuple[int, int], ...]  # (before, after) per physical axis
     value: float = 0.0
+
+
+def _pad_access(args: KernelArgs):
+    """mcu_pad_s8: fills the whole output, copies the input at ``before``; before + input <= output."""
+    if args.patched:
+        in_d, out_d, before = args.in_dims[0], args.out_dims, (0, args.pads[0], args.pads[1], 0)
+    else:
+        in_d, out_d, before = args.context["in_shape"], args.context["out_shape"], args.context["before"]
+    contract = [] if all(b >= 0 and b + i <= o for b, i, o in zip(before, in_d, out_d)) else [
+        f"input {list(in_d)} at {list(before)} leaves the output {list(out_d)}"]
+    return [read(args.inputs[0], prod(in_d), "input"), write(args.output, prod(out_d), "output")], contract
+
+
+def _pad_counts(node, graph, g):
+    f = base_counts(node, graph, g)
+    c_in = as_nhwc(tuple(graph.tensors[node.inputs[0]].shape))[3]
+    f["bytes"] = f["outputs"]
+    f["rows"] = float(g.in_h * g.in_w)  # one memcpy per input pixel
+    f["in_bytes"] = float(g.in_h * g.in_w * c_in)
+    return f
+
+
+PAD = Kernel("pad.c.j2", _pad_access, KernelCost(
+    ("calls", "bytes", "rows", "in_bytes"), {"calls": 144.831, "bytes": 0.204, "rows": 41.78, "in_bytes": 1.095},
+    _pad_counts))
 
 
 @register
@@ -206,5 +282,5 @@ class Pad(OpDef):
         pads = ((0, 0),) * pad + tuple(node.attrs.pads)
         out4 = tuple(d + a + b for d, (a, b) in zip(in4, pads))
         zp = graph.tensors[node.inputs[0]].quant.zp
-        return KernelCall("pad.c.j2", {"in_shape": in4, "out_shape": out4, "before": [a for a, _ in pads], "value": zp})
+        return PAD.call({"in_shape": in4, "out_shape": out4, "before": [a for a, _ in pads], "value": zp})
 

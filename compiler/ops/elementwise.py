@@ -16,8 +16,9 @@ from ..ir import Activation, Tensor
 from ..ir.graph import int_dtype
 from ..arith.bitwidth import requantize
 from ..arith.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
-from .base import KernelCall, OpDef, activation_bounds, quantize_values, register, shape_error, tensor_bits
+from .base import OpDef, activation_bounds, quantize_values, register, shape_error, tensor_bits
 from .conv import apply_activation
+from .kernel import Kernel, KernelArgs, KernelCost, prod, read, whole_outputs_counts, write
 
 ADD_LEFT_SHIFT = 20
 
@@ -92,6 +93,24 @@ def broadcast_dims(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> tuple[
     return tuple((1,) * (4 - len(s)) + s)  # type: ignore[return-value]
 
 
+def _binary_access(args: KernelArgs):
+    """mcu_add_s8 / mcu_mul_s8: each input within its dims (broadcast dims of 1), output dims whole."""
+    if args.patched:
+        d1, d2, out_d = args.in_dims[0], args.in_dims[1], args.out_dims
+    else:
+        d1, d2, out_d = args.context["in1_dims"], args.context["in2_dims"], args.context["out_dims"]
+    contract = [f"input dims {list(d)} do not broadcast to {list(out_d)}" for d in (d1, d2)
+                if any(a not in (b, 1) for a, b in zip(d, out_d))]
+    return [read(args.inputs[0], prod(d1), "input 1"), read(args.inputs[1], prod(d2), "input 2"),
+            write(args.output, prod(out_d), "output")], contract
+
+
+ADD = Kernel("add.c.j2", _binary_access, KernelCost(
+    ("calls", "outputs"), {"calls": 229.532, "outputs": 179.397}, whole_outputs_counts))
+MUL = Kernel("mul.c.j2", _binary_access, KernelCost(
+    ("calls", "outputs"), {"calls": 271.846, "outputs": 110.405}, whole_outputs_counts))
+
+
 class _Binary(OpDef):
     fuses_activation = True
     inplace = True
@@ -157,7 +176,7 @@ class Add(_Binary):
     def kernel(self, node, graph, board=None):
         ctx = self._kernel_dims(node, graph)
         ctx["p"] = node.params
-        return KernelCall("add.c.j2", ctx)
+        return ADD.call(ctx)
 
 
 @register
@@ -189,4 +208,4 @@ class Mul(_Binary):
     def kernel(self, node, graph, board=None):
         ctx = self._kernel_dims(node, graph)
         ctx["p"] = node.params
-        return KernelCall("mul.c.j2", ctx)
+        return MUL.call(ctx)

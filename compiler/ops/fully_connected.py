@@ -7,13 +7,38 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir import Activation
-from .base import KernelCall, OpDef, register, require_rank, shape_error, tensor_bits
+from .base import OpDef, register, require_rank, shape_error, tensor_bits
 from .conv import apply_activation, bias_or_zeros, kernel_quant_context, quantize_weighted, requant_output
+from .kernel import Kernel, KernelArgs, KernelCost, base_counts, quant_arrays, read, write
 
 
 @dataclass(frozen=True)
 class FullyConnectedAttrs:
     activation: Activation = field(default_factory=Activation)
+
+
+def _fc_access(args: KernelArgs):
+    """mcu_fully_connected_s8: input [rows, depth], filter [out_ch, depth], output [rows, out_ch]."""
+    rows, depth, out_ch = args.context["rows"], args.context["accum_depth"], args.context["out_ch"]
+    return [
+        read(args.inputs[0], rows * depth, "input"),
+        read(args.inputs[1], out_ch * depth, "weights"),
+        read(args.inputs[2], 4 * out_ch, "bias"),
+        write(args.output, rows * out_ch, "output"),
+        *quant_arrays(args, out_ch),
+    ], []
+
+
+def _fc_counts(node, graph, g):
+    f = base_counts(node, graph, g)
+    out = graph.tensors[node.outputs[0]].size
+    f["outputs"] = float(out)
+    f["macs"] = float(out * graph.tensors[node.inputs[1]].shape[1])
+    return f
+
+
+FULLY_CONNECTED = Kernel("fully_connected.c.j2", _fc_access, KernelCost(
+    ("calls", "outputs", "macs"), {"calls": 111.537, "outputs": 67.085, "macs": 6.987}, _fc_counts))
 
 
 @register
@@ -54,4 +79,4 @@ class FullyConnected(OpDef):
         x = graph.tensors[node.inputs[0]].shape
         w = graph.tensors[node.inputs[1]].shape
         ctx.update(rows=int(np.prod(x[:-1], dtype=np.int64)), accum_depth=w[1], out_ch=w[0])
-        return KernelCall("fully_connected.c.j2", ctx)
+        return FULLY_CONNECTED.call(ctx)

@@ -9,12 +9,34 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..arith.tflite_semantics import mean_hw, mean_params
-from .base import KernelCall, OpDef, register, require_bits, require_rank
+from .base import OpDef, register, require_bits, require_rank
+from .kernel import Kernel, KernelArgs, KernelCost, base_counts, read, write
 
 
 @dataclass(frozen=True)
 class MeanAttrs:
     pass
+
+
+def _mean_access(args: KernelArgs):
+    """mcu_mean_hw_s8: the whole [N, H, W, C] input, output [N, 1, 1, C]."""
+    n, h, w, c = args.in_dims[0]
+    contract = [] if tuple(args.out_dims) == (n, 1, 1, c) else [
+        f"output dims {list(args.out_dims)} are not [{n}, 1, 1, {c}]"]
+    return [read(args.inputs[0], n * h * w * c, "input"), write(args.output, n * c, "output")], contract
+
+
+def _mean_counts(node, graph, g):
+    f = base_counts(node, graph, g)
+    f["outputs"] = float(graph.tensors[node.outputs[0]].size)
+    f["elements"] = float(graph.tensors[node.inputs[0]].size)
+    return f
+
+
+MEAN = Kernel("mean.c.j2", _mean_access, KernelCost(
+    ("calls", "outputs", "elements"), {"calls": 136.0, "outputs": 84.0, "elements": 6.0}, _mean_counts,
+    note="not in the measured models (only TFLite's MEAN makes it): set by hand from avg_pool, whose loop it "
+         "shares"))
 
 
 @register
@@ -45,4 +67,4 @@ class Mean(OpDef):
         return graph.tensors[node.inputs[0]].size
 
     def kernel(self, node, graph, board=None):
-        return KernelCall("mean.c.j2", {"p": node.params})
+        return MEAN.call({"p": node.params})

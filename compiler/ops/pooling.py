@@ -12,8 +12,9 @@ import numpy as np
 
 from ..arith.bitwidth import saturate
 from ..ir import Activation
-from .base import KernelCall, OpDef, activation_bounds, register, require_rank, shape_error, tensor_bits
+from .base import OpDef, activation_bounds, register, require_rank, shape_error, tensor_bits
 from .conv import apply_activation
+from .kernel import Kernel, KernelArgs, KernelCost, base_counts, read, window_extent, window_taps, write
 from .spatial import Window, WindowPatchRule, im2col
 
 
@@ -27,6 +28,41 @@ class PoolAttrs:
 class PoolParams:
     act_min: int
     act_max: int
+
+
+def _pool_access(args: KernelArgs, average: bool = False):
+    """mcu_max_pool_s8 / mcu_avg_pool_s8: input within input_dims (no dilation), output [N, OH, OW, C_in];
+    mcu_avg_pool_s8 refuses a window with no tap inside the input (its mean is undefined)."""
+    win = args.context["window"]
+    in_d, out_d = args.in_dims[0], args.out_dims
+    contract = []
+    if average and in_d[0] > 0 and in_d[3] > 0 and out_d[1] > 0 and out_d[2] > 0:
+        for axis, (size, count) in enumerate(((in_d[1], out_d[1]), (in_d[2], out_d[2]))):
+            k, st, pad = win.kernel[axis], win.stride[axis], args.pads[axis]
+            empty = [o for o in range(count) if not max(0, pad - o * st) < min(k, size - (o * st - pad))]
+            if empty:
+                contract.append(f"average-pool windows {empty[:4]} along {'HW'[axis]} cover no input")
+    return [
+        read(args.inputs[0], window_extent(in_d, out_d, win.kernel, win.stride, (1, 1), args.pads), "input"),
+        write(args.output, in_d[0] * out_d[1] * out_d[2] * in_d[3], "output"),
+    ], contract
+
+
+def _pool_counts(node, graph, g):
+    f = base_counts(node, graph, g)
+    rows_v, cols_v = window_taps(node, g)
+    c_out = graph.tensors[node.outputs[0]].shape[-1]
+    f["pixels"] = float(g.out_h * g.out_w)
+    f["taps"] = float(rows_v * cols_v * c_out)
+    f["row_runs"] = float(rows_v * g.out_w * c_out)
+    return f
+
+
+_POOL_FEATURES = ("calls", "outputs", "row_runs", "taps")
+MAX_POOL = Kernel("max_pool.c.j2", _pool_access, KernelCost(
+    _POOL_FEATURES, {"calls": 155.367, "outputs": 86.742, "row_runs": 0.0, "taps": 10.976}, _pool_counts))
+AVG_POOL = Kernel("avg_pool.c.j2", lambda args: _pool_access(args, average=True), KernelCost(
+    _POOL_FEATURES, {"calls": 135.976, "outputs": 84.245, "row_runs": 9.096, "taps": 8.977}, _pool_counts))
 
 
 class _Pool(WindowPatchRule, OpDef):
@@ -57,13 +93,13 @@ class _Pool(WindowPatchRule, OpDef):
         return graph.tensors[node.outputs[0]].size * k[0] * k[1]
 
     def kernel(self, node, graph, board=None):
-        return KernelCall(self.template, {"window": node.attrs.window, "p": node.params})
+        return self.implementation.call({"window": node.attrs.window, "p": node.params})
 
 
 @register
 class MaxPool2D(_Pool):
     name = "max_pool2d"
-    template = "max_pool.c.j2"
+    implementation = MAX_POOL
 
     def eval_float(self, node, graph, inputs):
         y = self._cols(node, inputs[0].astype(np.float32), -np.inf).max(axis=(3, 4))
@@ -78,7 +114,7 @@ class MaxPool2D(_Pool):
 @register
 class AvgPool2D(_Pool):
     name = "avg_pool2d"
-    template = "avg_pool.c.j2"
+    implementation = AVG_POOL
 
     def _sum_count(self, node, x):
         s = self._cols(node, x, 0).sum(axis=(3, 4))
