@@ -32,6 +32,7 @@
 #define MCUNN_H
 
 #include "mcunn_types.h"
+#include "mcunn_dsp.h" /* SIMD32 kernels: declared on every target, fast with the DSP extension */
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,0 +1,151 @@
+"""Compile-time data of the SIMD32 (DSP) kernels of ``runtime_c/include/mcunn_dsp.h``.
+
+Pure numpy, no IR: each function takes a layer's int8 weights (and bias) as the model stores them and
+returns the array the kernel reads, in the order it loads it, so the kernel does no re-ordering and no
+zero-point arithmetic at run time. One function per layout the header documents, plus the bias fold and the
+scratch sizes (mirrors of the C ``*_get_buffer_size_s8`` formulas). Which kernel a layer takes is decided
+by its op module; this module only knows the layouts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: window size limit of mcu_dwconv_dsp_s8 (MCU_DWCONV_DSP_MAX_TAPS in mcunn_dsp.h)
+DWCONV_MAX_TAPS = 64
+
+
+def k4(n: int) -> int:
+    """``n`` rounded up to a multiple of 4 (the kernels' block of 4 int8 in one word)."""
+    return (n + 3) // 4 * 4
+
+
+def _rows_padded(rows: np.ndarray, swap: bool) -> np.ndarray:
+    """[C, K] int8 -> [C, K4(K)]: zero-padded; with ``swap``, elements 1 and 2 of each 4-block exchanged
+    (so SXTB16 of a weight word gives the pairs (w0, w1), (w2, w3) of an input widened in natural order)."""
+    c, k = rows.shape
+    out = np.zeros((c, k4(k)), np.int8)
+    out[:, :k] = rows
+    if swap:
+        out = out.reshape(c, -1, 4)[:, :, [0, 2, 1, 3]].reshape(c, -1)
+    return out
+
+
+def interleave_channels(rows: np.ndarray, group: int, swap: bool) -> np.ndarray:
+    """Weights [C_out, K] int8 in the blocked order of a kernel computing ``group`` output channels at once.
+
+    Parameters
+    ----------
+    rows : np.ndarray
+        int8 [C_out, K], one row per output channel.
+    group : int
+        Output channels per block (2 for the convolutions, 4 for fully connected).
+    swap : bool
+        Swap elements 1 and 2 of each 4-block (kernels that widen the input to int16 in natural order).
+
+    Returns
+    -------
+    np.ndarray
+        int8, flat, C_out * K4(K) values: for each full group of channels and each 4-block b, block b of each
+        channel of the group in order; then each remaining channel (C_out % group) as its whole row. Rows are
+        zero-padded to K4(K).
+    """
+    rows = np.asarray(rows)
+    if rows.dtype != np.int8 or rows.ndim != 2:
+        raise ValueError(f"weights must be int8 [C_out, K], got {rows.dtype} {list(rows.shape)}")
+    padded = _rows_padded(rows, swap)
+    c, kp = padded.shape
+    full = c // group * group
+    blocked = padded[:full].reshape(c // group, group, kp // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
+    return np.concatenate([blocked, padded[full:].reshape(-1)])
+
+
+def conv_1x1_weights(weights: np.ndarray) -> np.ndarray:
+    """Weights of ``mcu_conv_1x1_dsp_s8`` ("pairs", natural order) from OHWI [C_out, 1, 1, C_in], C_in % 4 == 0."""
+    cout, kh, kw, cin = weights.shape
+    if (kh, kw) != (1, 1) or cin % 4:
+        raise ValueError(f"mcu_conv_1x1_dsp_s8 needs a 1x1 kernel and C_in % 4 == 0, got {list(weights.shape)}")
+    return interleave_channels(weights.reshape(cout, cin), 2, swap=False)
+
+
+def conv_weights(weights: np.ndarray) -> np.ndarray:
+    """Weights of ``mcu_conv_dsp_s8`` ("pairs, swapped", rows padded to K4) from OHWI [C_out, KH, KW, C_in]."""
+    return interleave_channels(weights.reshape(weights.shape[0], -1), 2, swap=True)
+
+
+def fully_connected_weights(weights: np.ndarray) -> np.ndarray:
+    """Weights of ``mcu_fully_connected_dsp_s8`` ("quads, swapped", rows padded to K4) from [C_out, K]."""
+    return interleave_channels(weights, 4, swap=True)
+
+
+def dwconv_weights(weights: np.ndarray) -> np.ndarray:
+    """Weights of ``mcu_dwconv_dsp_s8`` ("tap pairs") from [KH, KW, C] int8 (channel multiplier 1).
+
+    Returns
+    -------
+    np.ndarray
+        int8, flat, KH * KW * C values (no padding): for each group of 4 channels c..c+3, for each pair of taps
+        (t, t+1) in row-major order {w[t,c], w[t,c+1], w[t+1,c], w[t+1,c+1], w[t,c+2], w[t,c+3], w[t+1,c+2],
+        w[t+1,c+3]}, for an odd tap count the last tap as {w[t,c], .., w[t,c+3]}; then the last C % 4 channels,
+        each with its taps in order.
+    """
+    weights = np.asarray(weights)
+    if weights.dtype != np.int8 or weights.ndim != 3:
+        raise ValueError(f"depthwise weights must be int8 [KH, KW, C], got {weights.dtype} {list(weights.shape)}")
+    kh, kw, c = weights.shape
+    taps = kh * kw
+    if taps > DWCONV_MAX_TAPS:
+        raise ValueError(f"mcu_dwconv_dsp_s8 takes at most {DWCONV_MAX_TAPS} taps, got {kh}x{kw}")
+    w = weights.reshape(taps, c)
+    c4 = c // 4 * 4
+    parts = []
+    for g in range(0, c4, 4):
+        blk = w[:, g : g + 4]  # [T, 4]
+        for t in range(0, taps - 1, 2):
+            pair = blk[t : t + 2]  # [2 taps, 4 channels]
+            # word (c, c+1): tap t of c, c+1 then tap t+1 of c, c+1; likewise (c+2, c+3)
+            parts.append(pair[:, 0:2].reshape(-1))
+            parts.append(pair[:, 2:4].reshape(-1))
+        if taps % 2:
+            parts.append(blk[taps - 1])
+    parts.append(w[:, c4:].T.reshape(-1))
+    return np.concatenate(parts).astype(np.int8)
+
+
+def fold_input_offset(bias: np.ndarray | None, weights: np.ndarray, input_offset: int) -> np.ndarray:
+    """The bias of a kernel that multiplies the raw input: ``bias + input_offset * sum(w)`` per output channel.
+
+    Parameters
+    ----------
+    bias : np.ndarray or None
+        int32 [C_out], or None (no bias).
+    weights : np.ndarray
+        int8 [C_out, ...], the layer's weights (output channel first).
+    input_offset : int
+        The negated input zero point, in [-127, 128].
+
+    Returns
+    -------
+    np.ndarray
+        int32 [C_out], wrapped to 32 bits: the kernels add in int32 with the hardware's wrap-around, so the
+        result is exact whenever the reference accumulator itself fits int32.
+    """
+    w = np.asarray(weights).astype(np.int64).reshape(weights.shape[0], -1)
+    b = np.zeros(w.shape[0], np.int64) if bias is None else np.asarray(bias).astype(np.int64).reshape(-1)
+    folded = b + int(input_offset) * w.sum(axis=1)
+    return ((folded + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+
+
+def conv_scratch_bytes(kh: int, kw: int, cin: int) -> int:
+    """``mcu_conv_dsp_get_buffer_size_s8``: two windows of K4(KH * KW * C_in) int16."""
+    return 4 * k4(kh * kw * cin)
+
+
+def dwconv_scratch_bytes(channels: int) -> int:
+    """``mcu_dwconv_dsp_get_buffer_size_s8``: a row of zero points, K4(C) bytes."""
+    return k4(channels)
+
+
+def fully_connected_scratch_bytes(accum_depth: int) -> int:
+    """``mcu_fully_connected_dsp_get_buffer_size_s8``: one widened row, 2 * K4(depth) bytes."""
+    return 2 * k4(accum_depth)

@@ -1,0 +1,225 @@
+"""Random layers for the DSP kernel tests, and the host / emulated-board builds that run them.
+
+Cases are drawn in Python with numpy (shapes, strides, paddings and start offsets, zero points, requantization,
+clamps), the fast kernels' weights and biases come from ``mcucompile.ops.fast_layout`` exactly as the compiler
+will emit them, and ``cases.c.j2`` writes them as C arrays. ``kernel_main.c`` runs each case through the
+portable kernel (the reference) and the fast kernel on the same target and compares the bytes.
+
+The firmware build reuses the project templates (startup, board port, linker script) of
+``mcucompile.project`` so the tests run on the same startup code as users' firmware; bench/kernels.py builds
+its firmware with the same function.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from mcucompile.boards import Board
+from mcucompile.codegen.generate import c_array
+from mcucompile.ops import fast_layout
+from mcucompile.project.firmware import cpu_flags, project_files
+from mcucompile.targets.host import CFLAGS, SANITIZE_FLAGS, find_compiler
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+RUNTIME = ROOT / "runtime_c"
+RUNTIME_SOURCES = sorted((RUNTIME / "src").glob("*.c"))
+
+KIND = {"conv_1x1": 0, "conv": 1, "dwconv": 2, "fc": 3}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One layer: what both kernels are called with (the C struct kt_case)."""
+
+    kind: int
+    describe: str
+    in_dims: tuple[int, int, int, int]
+    filter_dims: tuple[int, int, int, int]
+    out_dims: tuple[int, int, int, int]
+    stride: tuple[int, int]  # (h, w)
+    pad: tuple[int, int]
+    dilation: tuple[int, int]
+    in_off: int
+    out_off: int
+    act: tuple[int, int]
+    input: np.ndarray
+    filter: np.ndarray
+    fast_filter: np.ndarray
+    bias: np.ndarray
+    has_bias: bool
+    fast_bias: np.ndarray
+    mult: np.ndarray
+    shift: np.ndarray
+    scratch_ref: int
+    scratch_fast: int
+
+    @property
+    def fast_bias_given(self) -> bool:
+        """The fast kernel gets a bias array (the folded one always; the model's only when it has one)."""
+        return self.has_bias or self.kind == KIND["conv_1x1"]
+
+    @property
+    def output_size(self) -> int:
+        n, h, w, c = self.out_dims
+        return self.in_dims[0] * h * w * c
+
+
+def _quant(rng: np.random.Generator, cout: int, depth: int):
+    """Multipliers in [2^30, 2^31) and shifts that bring a depth-term accumulator back to about int8, a
+    zero point pair and a clamp (full range or a fused ReLU-like bound)."""
+    mult = rng.integers(1 << 30, (1 << 31) - 1, size=cout, dtype=np.int64).astype(np.int32)
+    base = -int(np.log2(max(depth, 1) * 128 * 16)) + 4
+    shift = (base + rng.integers(-2, 3, size=cout)).astype(np.int32)
+    shift = np.clip(shift, -31, 30)
+    in_off = int(rng.integers(-127, 129))
+    out_off = int(rng.integers(-128, 128))
+    act = (-128, 127) if rng.random() < 0.6 else (int(rng.integers(-128, 0)), int(rng.integers(0, 128)))
+    return mult, shift, in_off, out_off, act
+
+
+def _bias(rng, cout):
+    has = rng.random() < 0.85
+    b = rng.integers(-(1 << 14), 1 << 14, size=cout).astype(np.int32) if has else np.zeros(cout, np.int32)
+    return b, has
+
+
+def _window_out(size: int, k: int, stride: int, pad: int, dil: int, rng) -> int:
+    eff = (k - 1) * dil + 1
+    full = (size + 2 * max(pad, 0) + min(pad, 0) - eff) // stride + 1
+    return int(max(1, full if rng.random() < 0.7 else rng.integers(1, max(full, 1) + 1)))
+
+
+def _int8(rng, shape):
+    return rng.integers(-128, 128, size=shape).astype(np.int8)
+
+
+def conv_case(rng, one_by_one: bool) -> Case:
+    n = int(rng.integers(1, 3))
+    if one_by_one:
+        kh = kw = 1
+        cin = int(rng.choice([4, 8, 12, 16, 20, 32]))
+        stride = (int(rng.choice([1, 1, 2])), int(rng.choice([1, 1, 2])))
+        dil = (1, 1)
+        # a start offset (negative padding) or none; every tap inside the input
+        pad = (-int(rng.integers(0, 3)), -int(rng.integers(0, 3)))
+        oh, ow = int(rng.integers(1, 8)), int(rng.integers(1, 8))
+        h = -pad[0] + (oh - 1) * stride[0] + 1 + int(rng.integers(0, 3))
+        w = -pad[1] + (ow - 1) * stride[1] + 1 + int(rng.integers(0, 3))
+    else:
+        kh, kw = [(1, 1), (2, 2), (3, 3), (3, 3), (5, 5), (10, 4), (1, 3), (3, 1)][int(rng.integers(0, 8))]
+        cin = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 16]))
+        stride = (int(rng.choice([1, 2])), int(rng.choice([1, 2])))
+        dil = (1, 1) if rng.random() < 0.8 else (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        pad = (int(rng.integers(-2, 3)), int(rng.integers(-2, 3)))
+        h, w = int(rng.integers(kh, kh + 8)), int(rng.integers(kw, kw + 8))
+        oh = _window_out(h, kh, stride[0], pad[0], dil[0], rng)
+        ow = _window_out(w, kw, stride[1], pad[1], dil[1], rng)
+    cout = int(rng.integers(1, 10))
+    x = _int8(rng, (n, h, w, cin))
+    wts = _int8(rng, (cout, kh, kw, cin))
+    bias, has = _bias(rng, cout)
+    mult, shift, in_off, out_off, act = _quant(rng, cout, kh * kw * cin)
+    if one_by_one:
+        fast_w, fast_b = fast_layout.conv_1x1_weights(wts), fast_layout.fold_input_offset(bias, wts, in_off)
+        scratch = 0
+    else:
+        fast_w, fast_b = fast_layout.conv_weights(wts), bias
+        scratch = fast_layout.conv_scratch_bytes(kh, kw, cin)
+    what = "conv_1x1" if one_by_one else "conv"
+    return Case(KIND[what], f"{what} {n}x{h}x{w}x{cin} k{kh}x{kw} s{stride} p{pad} d{dil} -> {oh}x{ow}x{cout}",
+                (n, h, w, cin), (cout, kh, kw, cin), (n, oh, ow, cout), stride, pad, dil, in_off, out_off, act,
+                x, wts, fast_w, bias, has, fast_b, mult, shift, 0, scratch)
+
+
+def dwconv_case(rng) -> Case:
+    n = int(rng.integers(1, 3))
+    kh, kw = [(3, 3), (3, 3), (1, 1), (2, 2), (5, 5), (3, 1), (1, 3), (7, 7)][int(rng.integers(0, 8))]
+    c = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 12, 13, 16]))
+    stride = (int(rng.choice([1, 2])), int(rng.choice([1, 2])))
+    dil = (1, 1) if rng.random() < 0.8 else (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    pad = (int(rng.integers(-2, 3)), int(rng.integers(-2, 3)))
+    h, w = int(rng.integers(kh, kh + 8)), int(rng.integers(kw, kw + 8))
+    oh = _window_out(h, kh, stride[0], pad[0], dil[0], rng)
+    ow = _window_out(w, kw, stride[1], pad[1], dil[1], rng)
+    x = _int8(rng, (n, h, w, c))
+    wts = _int8(rng, (kh, kw, c))
+    bias, has = _bias(rng, c)
+    mult, shift, in_off, out_off, act = _quant(rng, c, kh * kw)
+    return Case(KIND["dwconv"], f"dwconv {n}x{h}x{w}x{c} k{kh}x{kw} s{stride} p{pad} d{dil} -> {oh}x{ow}",
+                (n, h, w, c), (1, kh, kw, c), (n, oh, ow, c), stride, pad, dil, in_off, out_off, act,
+                x, wts, fast_layout.dwconv_weights(wts), bias, has, bias, mult, shift, 4 * c,
+                fast_layout.dwconv_scratch_bytes(c))
+
+
+def fc_case(rng) -> Case:
+    rows, depth, cout = int(rng.integers(1, 4)), int(rng.integers(1, 80)), int(rng.integers(1, 14))
+    x = _int8(rng, (rows, depth))
+    wts = _int8(rng, (cout, depth))
+    bias, has = _bias(rng, cout)
+    mult, shift, in_off, out_off, act = _quant(rng, cout, depth)
+    return Case(KIND["fc"], f"fc {rows}x{depth} -> {cout}", (rows, 1, 1, depth), (depth, 1, 1, cout),
+                (rows, 1, 1, cout), (1, 1), (0, 0), (1, 1), in_off, out_off, act, x, wts,
+                fast_layout.fully_connected_weights(wts), bias, has, bias, mult, shift, 0,
+                fast_layout.fully_connected_scratch_bytes(depth))
+
+
+def random_cases(seed: int, per_kind: int) -> list[Case]:
+    """``per_kind`` random layers of each of the four fast kernels."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _ in range(per_kind):
+        cases += [conv_case(rng, True), conv_case(rng, False), dwconv_case(rng), fc_case(rng)]
+    return cases
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE)), undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["c_array"] = c_array
+    return env
+
+
+def write_cases(cases: list[Case], seed: int, out: Path) -> Path:
+    out.write_text(_env().get_template("cases.c.j2").render(cases=cases, seed=seed))
+    return out
+
+
+def build_host(sources: list[Path], exe: Path, sanitize: bool = True, defines: tuple[str, ...] = ()) -> Path:
+    """Host gcc, the project's warning flags (-Werror) and, with ``sanitize``, ASan + UBSan."""
+    cmd = [find_compiler(), *CFLAGS, *(SANITIZE_FLAGS if sanitize else []), *defines, "-DKT_HOST",
+           "-I", str(RUNTIME / "include"), "-I", str(HERE), *map(str, sources), *map(str, RUNTIME_SOURCES),
+           "-o", str(exe)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"host build failed:\n{' '.join(cmd)}\n{res.stderr[-4000:]}")
+    return exe
+
+
+def build_firmware(board: Board, sources: list[Path], build_dir: Path, extra_flags: tuple[str, ...] = (),
+                   extra_sources: tuple[Path, ...] = (), opt: str = "-O2") -> Path:
+    """An ELF for an emulated board: ``sources`` + the runtime + the project's startup, board port and linker
+    script (rendered from mcucompile's project templates), with the Makefile's flags."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    files = project_files(board, "kt", np.zeros((1, 1), np.int8), [1])
+    keep = {"src/startup.c", "src/board_port.c", "src/board_port.h", f"{board.name}.ld"}
+    for rel in keep:
+        (build_dir / Path(rel).name).write_text(files[rel])
+    port = [build_dir / "startup.c", build_dir / "board_port.c"]
+    flags = [*cpu_flags(board), "-std=c99", opt, "-g", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",
+             "-fdata-sections"]
+    elf = build_dir / "firmware.elf"
+    cmd = ["arm-none-eabi-gcc", *flags, *extra_flags, "-I", str(RUNTIME / "include"), "-I", str(HERE),
+           "-I", str(build_dir), *map(str, [*sources, *RUNTIME_SOURCES, *port]),
+           *map(str, extra_sources),
+           "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-T", str(build_dir / f"{board.name}.ld"),
+           "-Wl,--gc-sections", "-o", str(elf)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"firmware build failed:\n{' '.join(cmd)[:2000]}\n{res.stderr[-4000:]}")
+    return elf

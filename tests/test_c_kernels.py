@@ -1,0 +1,162 @@
+"""The SIMD32 (DSP) kernels of runtime_c/include/mcunn_dsp.h are bit-exact with the portable kernels.
+
+Random layers (tests/c_kernels/harness.py: odd sizes, strides 1/2, dilation, paddings and start offsets,
+zero points, clamps, channel counts that are and are not multiples of 2 and 4, batches) run through the
+portable kernel (the reference, itself bit-exact with the simulator) and the fast kernel on the same target,
+with the fast kernel's weights and bias from ``mcucompile.ops.fast_layout`` as the compiler emits them:
+
+- on the host under AddressSanitizer + UBSan, where the ACLE intrinsics are the portable emulation of
+  mcunn_dsp_support.h (same kernel source);
+- on qemu-m4 (mps2-an386), qemu-m7 (mps2-an500) and qemu-m55 (mps3-an547), where they are the real
+  SXTB16 / SMLAD instructions (each needs arm-none-eabi-gcc and qemu-system-arm; skipped, with the reason,
+  when one is missing).
+
+Also: the layouts and the bias fold in Python against their definitions, the header's calling convention
+(the checker of tests/test_c_api.py), and that the harness fails on a wrong layout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "c_kernels"))
+
+import harness  # noqa: E402
+from mcucompile.ops import fast_layout  # noqa: E402
+from mcucompile.targets.host import SANITIZE_ENV  # noqa: E402
+
+SEED = 11
+PER_KIND = 40  # 160 layers per target
+MAIN = harness.HERE / "kernel_main.c"
+
+
+@pytest.fixture(scope="module")
+def cases_c(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("c_kernels")
+    return harness.write_cases(harness.random_cases(SEED, PER_KIND), SEED, d / "cases.c")
+
+
+def _summary(text: str) -> str:
+    lines = [ln for ln in text.splitlines() if ln.startswith("MCU ")]
+    return "\n".join(lines[-40:])
+
+
+def test_fast_kernels_equal_portable_on_host_under_sanitizers(cases_c, tmp_path):
+    exe = harness.build_host([cases_c, MAIN], tmp_path / "kt", sanitize=True)
+    run = subprocess.run([str(exe)], capture_output=True, text=True, env={**os.environ, **SANITIZE_ENV}, timeout=120)
+    assert f"MCU CASES {4 * PER_KIND} failed 0" in run.stdout, _summary(run.stdout) + run.stderr[-3000:]
+    assert run.returncode == 0 and "runtime error" not in run.stderr, run.stderr[-3000:]
+
+
+@pytest.mark.parametrize("board_name", ["qemu-m4", "qemu-m7", "qemu-m55"])
+def test_fast_kernels_equal_portable_on_emulated_core(board_name, cases_c, tmp_path):
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                        "qemu-system-arm)")
+    from mcucompile.boards import get_board
+    from mcucompile.targets.firmware import run_qemu
+
+    board = get_board(board_name)
+    elf = harness.build_firmware(board, [cases_c, MAIN], tmp_path / board_name)
+    if board.dsp:
+        # the real instructions ran, not the emulation
+        dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True, text=True).stdout
+        assert "smlad" in dis and "sxtb16" in dis
+    run = run_qemu(elf, board, timeout=120)
+    assert run.status == 0, _summary(run.log)
+    assert f"MCU CASES {4 * PER_KIND} failed 0" in run.log
+
+
+def test_the_harness_catches_a_wrong_layout(tmp_path):
+    """The original (not re-laid) weights given to the fast kernels must fail: the comparison is not vacuous."""
+    from dataclasses import replace
+
+    cases = [replace(c, fast_filter=c.filter.reshape(-1)) for c in harness.random_cases(SEED + 1, 6)
+             if c.filter.size >= 16 and c.filter_dims[-1] >= 4]
+    src = harness.write_cases(cases, SEED + 1, tmp_path / "cases.c")
+    exe = harness.build_host([src, MAIN], tmp_path / "kt", sanitize=False)
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "FAIL bytes" in run.stdout, run.stdout
+
+
+def test_interleave_channels_by_definition():
+    rng = np.random.default_rng(0)
+    for cout, k, group, swap in [(5, 7, 2, True), (8, 16, 4, True), (3, 4, 2, False), (1, 9, 4, True),
+                                 (9, 12, 4, False)]:
+        w = rng.integers(-128, 128, size=(cout, k)).astype(np.int8)
+        out = fast_layout.interleave_channels(w, group, swap)
+        kp = fast_layout.k4(k)
+        assert out.dtype == np.int8 and out.size == cout * kp
+        order = [0, 2, 1, 3] if swap else [0, 1, 2, 3]
+        pos = 0
+        full = cout // group * group
+        for g0 in range(0, full, group):
+            for b in range(kp // 4):
+                for c in range(g0, g0 + group):
+                    for e in order:
+                        kk = 4 * b + e
+                        assert out[pos] == (w[c, kk] if kk < k else 0)
+                        pos += 1
+        for c in range(full, cout):
+            for b in range(kp // 4):
+                for e in order:
+                    kk = 4 * b + e
+                    assert out[pos] == (w[c, kk] if kk < k else 0)
+                    pos += 1
+        assert pos == out.size
+
+
+def test_dwconv_weights_by_definition():
+    rng = np.random.default_rng(1)
+    for kh, kw, c in [(3, 3, 8), (3, 3, 7), (2, 2, 4), (1, 1, 5), (5, 5, 13)]:
+        w = rng.integers(-128, 128, size=(kh, kw, c)).astype(np.int8)
+        out = fast_layout.dwconv_weights(w)
+        assert out.size == w.size
+        flat, taps, pos = w.reshape(-1, c), kh * kw, 0
+        for g in range(0, c // 4 * 4, 4):
+            for t in range(0, taps - 1, 2):
+                for pair in ((g, g + 1), (g + 2, g + 3)):
+                    assert list(out[pos:pos + 4]) == [flat[t, pair[0]], flat[t, pair[1]], flat[t + 1, pair[0]],
+                                                      flat[t + 1, pair[1]]]
+                    pos += 4
+            if taps % 2:
+                assert list(out[pos:pos + 4]) == list(flat[taps - 1, g:g + 4])
+                pos += 4
+        for ch in range(c // 4 * 4, c):
+            assert list(out[pos:pos + taps]) == list(flat[:, ch])
+            pos += taps
+        assert pos == out.size
+    with pytest.raises(ValueError, match="at most 64 taps"):
+        fast_layout.dwconv_weights(np.zeros((9, 9, 4), np.int8))
+
+
+def test_fold_input_offset_wraps_like_int32():
+    w = np.full((2, 1, 1, 4), 127, np.int8)
+    bias = np.array([5, (1 << 31) - 10], np.int64).astype(np.int32)
+    out = fast_layout.fold_input_offset(bias, w, 128)
+    assert out.dtype == np.int32
+    assert out[0] == 5 + 128 * 508
+    assert int(out[1]) == ((1 << 31) - 10 + 128 * 508) - (1 << 32)  # wrapped, as the kernel's adds
+    assert list(fast_layout.fold_input_offset(None, w, -3)) == [-3 * 508, -3 * 508]
+
+
+def test_conv_1x1_layout_refuses_what_the_kernel_refuses():
+    with pytest.raises(ValueError, match="C_in % 4"):
+        fast_layout.conv_1x1_weights(np.zeros((4, 1, 1, 6), np.int8))
+    with pytest.raises(ValueError, match="1x1"):
+        fast_layout.conv_1x1_weights(np.zeros((4, 3, 3, 8), np.int8))
+
+
+def test_dsp_header_follows_the_convention():
+    from test_c_api import SOURCES, header_problems
+
+    header = (harness.RUNTIME / "include" / "mcunn_dsp.h").read_text()
+    assert header_problems(header, [s.read_text() for s in SOURCES]) == []
