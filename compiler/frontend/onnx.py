@@ -38,6 +38,7 @@ NHWC = (0, 2, 3, 1)
 # no tensor of a model meant for a microcontroller comes near this (elements); bigger means a broken shape
 MAX_ELEMENTS = 1 << 28
 MIN_OPSET = 7
+_INT8, _UINT8, _INT32 = onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT32
 # ONNX op types that read a 4-D input as an NCHW feature map (their converters say so): a 4-D graph input
 # read only by them is laid out NHWC from the start; an input that feeds a Transpose / Reshape / MatMul...
 # says its own layout and keeps it.
@@ -95,6 +96,11 @@ class OnnxImporter:
         self._input_perm: dict[str, tuple[int, ...]] = {}
         # exact integers behind DequantizeLinear of constants (QDQ models): name -> (ints, scale, zero_point, axis)
         self.qinfo: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int]] = {}
+        # the DequantizeLinear node behind each entry of qinfo and its zero point as the model writes it
+        self.qnode: dict[str, tuple[str, str]] = {}
+        # ONNX element type of initializers, Constant outputs, graph inputs and QuantizeLinear outputs: what
+        # the Q/DQ checks read (numpy has no int4 / float8 types to tell them apart)
+        self.elem_types: dict[str, int] = {}
 
     # ----- helpers used by converters -----
     def fresh(self, base: str) -> str:
@@ -217,8 +223,14 @@ class OnnxImporter:
                     "(check training / export) and cannot be quantized"
                 )
             self.consts[init.name] = arr
+            self.elem_types[init.name] = init.data_type
+        for vi in g.input:
+            self.elem_types.setdefault(vi.name, vi.type.tensor_type.elem_type)
         for n in g.node:
             if n.op_type == "Constant":
+                value = next((a.t for a in n.attribute if a.name == "value" and a.HasField("t")), None)
+                if value is not None:
+                    self.elem_types[n.output[0]] = value.data_type
                 self._fold(n)
         inputs = []
         consumers: dict[str, list[str]] = {}
@@ -237,6 +249,8 @@ class OnnxImporter:
             if n.domain not in ("", "ai.onnx"):
                 raise UnsupportedError(self._unsupported_msg(n, f"custom domain '{n.domain}'"))
             known = [i for i in n.input if i]
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+                self._check_qdq_node(n)
             if n.op_type == "DequantizeLinear" and all(i in self.consts for i in n.input if i):
                 self._dequantize_const(n)
                 continue
@@ -287,12 +301,12 @@ class OnnxImporter:
 
     def _graph_input(self, vi: onnx.ValueInfoProto, consumer_ops: list[str]) -> str:
         tt = vi.type.tensor_type
-        if tt.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.INT8) or (
-                tt.elem_type == onnx.TensorProto.INT8 and set(consumer_ops) - {"DequantizeLinear", "Transpose", "Reshape"}):
+        if tt.elem_type not in (onnx.TensorProto.FLOAT, _INT8, _UINT8) or (
+                tt.elem_type in (_INT8, _UINT8) and set(consumer_ops) - {"DequantizeLinear", "Transpose", "Reshape"}):
             dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
             raise UnsupportedError(
                 f"input '{vi.name}' has type {dtype}; only float32 model inputs are supported "
-                "(or int8 inputs read by DequantizeLinear, as in QDQ models)"
+                "(or int8 / uint8 inputs read by DequantizeLinear, as in QDQ models)"
             )
         if vi.name in self.input_shapes:
             shape = tuple(self.input_shapes[vi.name])
@@ -354,15 +368,52 @@ class OnnxImporter:
             + ", ".join(supported_onnx_ops())
         )
 
+    def _check_qdq_node(self, n: onnx.NodeProto) -> None:
+        """Refuse the QuantizeLinear / DequantizeLinear forms mcucompile cannot honour, naming the node and
+        the reason: block-wise quantization (opset 21's ``block_size``) and integer types other than
+        int8 / uint8 (and int32 for constant biases): int4 / uint4 / int16 / uint16 / float8."""
+        block = self.attr(n, "block_size", 0)
+        if block:
+            raise UnsupportedError(f"node '{n.name}' ({n.op_type}): block-wise quantization (block_size={block}) is "
+                                   "not supported; quantize per tensor or per channel (onnxruntime's quantize_static "
+                                   "does by default)")
+        q_type = self._qdq_type(n)
+        allowed = (_INT8, _UINT8) + ((_INT32,) if n.op_type == "DequantizeLinear" and n.input[0] in self.consts else ())
+        if q_type not in allowed:
+            what = _type_name(q_type) if q_type else "an unknown type"
+            raise UnsupportedError(f"node '{n.name}' ({n.op_type}): {what} quantization is not supported; mcucompile "
+                                   "compiles int8 / uint8 tensors (and int32 biases): re-quantize with "
+                                   "QuantType.QInt8 or QuantType.QUInt8")
+        if n.op_type == "QuantizeLinear":
+            self.elem_types[n.output[0]] = q_type
+
+    def _qdq_type(self, n: onnx.NodeProto) -> int:
+        """The integer type a Q node writes or a DQ node reads (ONNX rules: the zero point's type; else
+        QuantizeLinear's ``output_dtype`` (opset 21), else uint8; DequantizeLinear: its input's type)."""
+        zp = self.optional_input(n, 2)
+        if zp:
+            return self.elem_types.get(zp, onnx.helper.np_dtype_to_tensor_dtype(self.consts[zp].dtype)
+                                       if zp in self.consts else 0)
+        if n.op_type == "QuantizeLinear":
+            return self.attr(n, "output_dtype", 0) or _UINT8
+        x = n.input[0]
+        if x in self.elem_types:
+            return self.elem_types[x]
+        return onnx.helper.np_dtype_to_tensor_dtype(self.consts[x].dtype) if x in self.consts else _INT8
+
     def _dequantize_const(self, n: onnx.NodeProto) -> None:
+        """A dequantized constant: its real values, and its exact integers when mcucompile can keep them
+        (int8 weights, int32 biases; uint8 values move to int8 by -128 with the zero point, exactly)."""
         ints = self.consts[n.input[0]]
         scale = self.consts[n.input[1]].astype(np.float32)
         zp = self.consts[n.input[2]] if self.optional_input(n, 2) else np.zeros_like(ints.reshape(-1)[:1])
         axis = self.attr(n, "axis", 1)
-        if ints.dtype not in (np.int8, np.int32):
-            raise UnsupportedError(self._unsupported_msg(n, f"{ints.dtype} quantized constants (use int8 weights, "
-                                                            "QuantType.QInt8)"))
-        _check_qparams(n, scale, zp, ints.dtype, ints.shape, axis)
+        _check_qparams(n, scale, zp, ints.dtype, ints.shape, axis if scale.size > 1 else None)
+        nonzero = np.asarray(zp).reshape(-1)[np.asarray(zp).reshape(-1) != (128 if ints.dtype == np.uint8 else 0)]
+        written = f"{ints.dtype} zero point {int(nonzero[0])}" if nonzero.size else ""
+        if ints.dtype == np.uint8:
+            ints = (ints.astype(np.int16) - 128).astype(np.int8)
+            zp = (np.asarray(zp).astype(np.int16) - 128).astype(np.int8)
         shape = [1] * ints.ndim
         if scale.size > 1:
             shape[axis % ints.ndim] = -1
@@ -373,6 +424,36 @@ class OnnxImporter:
                             "dequantized constant overflow float32; the model's quantization is broken: re-quantize it")
         self.consts[n.output[0]] = real.astype(np.float32)
         self.qinfo[n.output[0]] = (ints, scale.reshape(-1), np.asarray(zp).reshape(-1), axis % max(ints.ndim, 1))
+        self.qnode[n.output[0]] = (n.name, written)
+
+    def weight_source(self, node: onnx.NodeProto, name: str, out_axis: int) -> str | None:
+        """``name`` when its exact integers can be the int8 weights of ``node`` (per tensor, or per channel
+        along ONNX axis ``out_axis``, the output channels), else None (the real values are quantized by
+        mcucompile, as a float model's). Asymmetric weights (a zero point other than 0 after the uint8
+        shift) are refused, naming the DequantizeLinear node: the int8 kernels need symmetric weights."""
+        if name not in self.qinfo:
+            return None
+        ints, scale, zp, axis = self.qinfo[name]
+        if ints.dtype != np.int8:
+            return None  # int32 values as weights: not a weight quantization mcucompile knows; requantized
+        if np.any(zp != 0):
+            dq, written = self.qnode[name]
+            raise UnsupportedError(
+                f"node '{dq}' (DequantizeLinear): the weights of '{node.name}' ({node.op_type}) are asymmetric int8 "
+                f"weights ({written}); mcucompile's int8 kernels need symmetric weights, zero point 0 (128 for "
+                "uint8): re-quantize with QuantType.QInt8 weights (symmetric, onnxruntime's default)")
+        if scale.size > 1 and axis != out_axis % ints.ndim:
+            return None  # per-channel along the input channels: requantized per output channel
+        return name
+
+    def bias_source(self, name: str) -> str | None:
+        """``name`` when its exact integers are an int32 bias (zero point 0) to keep as they are, else None:
+        an int8-quantized constant added to a layer's output (onnxruntime quantizes a MatMul's Add operand
+        like an activation) has its own scale and zero point, so its real values are requantized."""
+        if name not in self.qinfo:
+            return None
+        ints, _scale, zp, _axis = self.qinfo[name]
+        return name if ints.dtype == np.int32 and not np.any(zp != 0) else None
 
     def set_activation_quant(self, ir: str, scale: float, zp: int) -> None:
         import dataclasses
@@ -556,16 +637,17 @@ def _conv(imp: OnnxImporter, n):
                         f"{[kh, kw]} (weights {list(w.shape)}); fix or re-export the model")
     win = _window_from(imp, n, (h, wd), (kh, kw))
     b = imp.add_const(n.input[2] if bias is not None else n.name + "_b", bias if bias is not None else np.zeros(cout, np.float32),
-                      n.input[2] if bias is not None else None, None, 0)
+                      imp.bias_source(n.input[2]) if bias is not None else None, None, 0)
+    w_src = imp.weight_source(n, n.input[1], 0)
     if groups == cin and groups > 1 and cin_g == 1:
         dw = lambda a: np.ascontiguousarray(a[:, 0].transpose(1, 2, 0))  # noqa: E731
-        wt = imp.add_const(n.input[1], dw(w), n.input[1], dw, 2)
+        wt = imp.add_const(n.input[1], dw(w), w_src, dw, 2)
         imp.emit(n, "depthwise_conv2d", [x, wt, b], ConvAttrs(win, 1), NHWC)
     else:
         if cin != cin_g * groups:
             raise UnsupportedError(imp._unsupported_msg(n, "weight shape does not match input channels"))
         ohwi = lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1))  # noqa: E731
-        wt = imp.add_const(n.input[1], ohwi(w), n.input[1], ohwi, 0)
+        wt = imp.add_const(n.input[1], ohwi(w), w_src, ohwi, 0)
         imp.emit(n, "conv2d", [x, wt, b], ConvAttrs(win, groups), NHWC)
 
 
@@ -625,7 +707,7 @@ def _binary(imp: OnnxImporter, n, op: str):
             v, axis = vec
             kind = n.op_type
             if kind == "Add":
-                return _affine(imp, n, x, np.ones_like(v), v, axis, (a, b)[const_side])
+                return _affine(imp, n, x, np.ones_like(v), v, axis, imp.bias_source((a, b)[const_side]))
             if kind == "Mul":
                 return _affine(imp, n, x, v, np.zeros_like(v), axis)
             if kind == "Sub":
@@ -693,24 +775,35 @@ def _unary(imp, n, attrs: UnaryAttrs):
     imp.emit(n, "unary", [imp.view(x)], attrs, imp.perm_of(x))
 
 
+def _activation_params(imp, n, what: str) -> QuantParams:
+    """The per-tensor params of activation Q/DQ node ``n`` in mcucompile's int8 form: a uint8 tensor is
+    the int8 tensor holding ``value - 128`` with zero point ``zp - 128`` (the same real values, exactly),
+    so the IR, the kernels and the library's inputs and outputs are int8 only."""
+    scale = imp.const_required(n, 1, f"{what} scale")
+    if imp.optional_input(n, 2):
+        zp = imp.const_required(n, 2, "zero point")
+    else:
+        zp = np.zeros((), onnx.helper.tensor_dtype_to_np_dtype(imp._qdq_type(n)))
+    if scale.size != 1:
+        raise UnsupportedError(f"node '{n.name}' ({n.op_type}): per-channel (axis) quantization of an activation "
+                               f"('{n.input[0]}'); mcucompile quantizes activations per tensor: re-quantize the model "
+                               "with per-tensor activations (per_channel applies to weights only)")
+    _check_qparams(n, scale, zp, zp.dtype, imp.logical_shape(n.input[0]), None)
+    shift = 128 if zp.dtype == np.uint8 else 0
+    return QuantParams.per_tensor(float(np.float32(scale.reshape(-1)[0])), int(zp.reshape(-1)[0]) - shift)
+
+
 @converter("QuantizeLinear")
 def _quantize_linear(imp, n):
-    scale = imp.const_required(n, 1, "y_scale")
-    zp = imp.const_required(n, 2, "zero point") if imp.optional_input(n, 2) else np.zeros((), np.uint8)
-    if zp.dtype != np.int8:
-        raise UnsupportedError(imp._unsupported_msg(n, f"{zp.dtype} activations (quantize to int8: QuantType.QInt8)"))
-    if scale.size != 1:
-        raise UnsupportedError(imp._unsupported_msg(n, "per-channel activation quantization"))
-    _check_qparams(n, scale, zp, np.int8, imp.logical_shape(n.input[0]), None)
+    q = _activation_params(imp, n, "y")
     x = n.input[0]
     v = imp.views[x]
     t = imp.tensors[v.ir]
-    q = QuantParams.per_tensor(float(np.float32(scale.reshape(-1)[0])), int(zp.reshape(-1)[0]))
     if t.quant is None or t.quant.same_as(q):
         imp.set_activation_quant(v.ir, q.s, q.zp)
         imp.alias(n.output[0], x)
         return
-    # the tensor is already quantized differently: a requantization
+    # the tensor is already quantized differently (a DQ -> Q pair with other params): a requantization
     out = imp.emit(n, "unary", [v.ir], UnaryAttrs("identity", semantics="requantize"), v.perm)
     imp.set_activation_quant(out, q.s, q.zp)
 
@@ -719,21 +812,17 @@ def _quantize_linear(imp, n):
 def _dequantize_linear(imp, n):
     x = n.input[0]
     if x not in imp.views:
-        raise UnsupportedError(imp._unsupported_msg(n, "DequantizeLinear with non-constant scale or zero point"))
+        raise UnsupportedError(f"node '{n.name}' (DequantizeLinear): its scale or zero point is computed, not a "
+                               "constant initializer; mcucompile needs constant quantization parameters")
+    q = _activation_params(imp, n, "x")
     v = imp.views[x]
     t = imp.tensors[v.ir]
-    scale = imp.const_required(n, 1, "x_scale")
-    zp = imp.const_required(n, 2, "zero point") if imp.optional_input(n, 2) else np.zeros((), np.uint8)
-    if scale.size != 1:
-        raise UnsupportedError(imp._unsupported_msg(n, "per-channel activation dequantization"))
-    _check_qparams(n, scale, zp, zp.dtype, imp.logical_shape(x), None)
-    q = QuantParams.per_tensor(float(np.float32(scale.reshape(-1)[0])), int(zp.reshape(-1)[0]))
     if t.quant is None:
-        if zp.dtype != np.int8:
-            raise UnsupportedError(imp._unsupported_msg(n, f"{zp.dtype} activations (quantize to int8)"))
-        imp.set_activation_quant(v.ir, q.s, q.zp)
+        imp.set_activation_quant(v.ir, q.s, q.zp)  # an int8 / uint8 graph input
     elif not t.quant.same_as(q):
-        raise UnsupportedError(imp._unsupported_msg(n, "dequantizes with other params than the tensor was quantized with"))
+        raise UnsupportedError(f"node '{n.name}' (DequantizeLinear): dequantizes '{x}' with scale {q.s:g} / zero "
+                               f"point {q.zp} but it was quantized with {t.quant.s:g} / {t.quant.zp} (int8 form); "
+                               "a model must dequantize a tensor with the parameters that quantized it")
     imp.alias(n.output[0], x)
 
 
@@ -891,16 +980,16 @@ def _cast(imp, n):
     imp.alias(n.output[0], n.input[0])
 
 
-def _fully_connected(imp, n, w_out_in: np.ndarray, bias: np.ndarray, w_source: str | None = None):
+def _fully_connected(imp, n, w_out_in: np.ndarray, bias: np.ndarray, w_source: str | None = None,
+                     w_transform=lambda a: np.ascontiguousarray(a.T), b_source: str | None = None):
     x = n.input[0]
     rank = len(imp.logical_shape(x))
     perm = imp.perm_of(x)
     if perm[-1] != rank - 1:
         perm = identity(rank)
     xi = imp.view(x, perm)
-    wt = imp.add_const(n.name + "_W", np.ascontiguousarray(w_out_in.astype(np.float32)), w_source,
-                       lambda a: np.ascontiguousarray(a.T), 0)
-    b = imp.add_const(n.name + "_B", bias.astype(np.float32))
+    wt = imp.add_const(n.name + "_W", np.ascontiguousarray(w_out_in.astype(np.float32)), w_source, w_transform, 0)
+    b = imp.add_const(n.name + "_B", bias.astype(np.float32), b_source, lambda a: a.reshape(-1), 0)
     imp.emit(n, "fully_connected", [xi, wt, b], FullyConnectedAttrs(), perm)
 
 
@@ -909,7 +998,7 @@ def _matmul(imp, n):
     w = imp.const_required(n, 1, "second MatMul operand (weights)")
     if w.ndim != 2 or imp.is_const(n.input[0]):
         raise UnsupportedError(imp._unsupported_msg(n, "MatMul needs an activation times a 2-D constant"))
-    _fully_connected(imp, n, w.T, np.zeros(w.shape[1], np.float32), n.input[1])
+    _fully_connected(imp, n, w.T, np.zeros(w.shape[1], np.float32), imp.weight_source(n, n.input[1], 1))
 
 
 @converter("Gemm")
@@ -926,7 +1015,13 @@ def _gemm(imp, n):
         raise UserError(f"node '{n.name}' (Gemm): bias C of shape {list(c.shape)} for {w.shape[0]} outputs; "
                         "fix or re-export the model")
     bias = np.broadcast_to(c * imp.attr(n, "beta", 1.0), (1, w.shape[0])).reshape(-1)
-    _fully_connected(imp, n, w, bias)
+    # a QDQ Gemm's exact integers are kept when alpha / beta do not scale them
+    trans_b = imp.attr(n, "transB", 0)
+    exact = imp.attr(n, "alpha", 1.0) == 1.0 and imp.attr(n, "beta", 1.0) == 1.0
+    w_src = imp.weight_source(n, n.input[1], 0 if trans_b else 1) if exact else None
+    b_src = imp.bias_source(n.input[2]) if exact and imp.optional_input(n, 2) and c.size == w.shape[0] else None
+    _fully_connected(imp, n, w, bias, w_src, (lambda a: np.ascontiguousarray(a)) if trans_b else
+                     (lambda a: np.ascontiguousarray(a.T)), b_src)
 
 
 def _pool(imp, n, op: str, kernel=None):
