@@ -21,6 +21,13 @@ Every op quantizes itself (its module's ``quantize``); this driver adds what hol
   range is mcucompile's own calibration it is widened upwards from its low end until neither can happen
   (TFLite's converter likewise widens near-zero ranges); a model's own scales are kept, and a multiplier
   they make unrepresentable is a UserError naming the layer and the tensors whose scales cause it.
+- **The model's own params are the output's.** Where a pre-quantized model (QDQ) fixes an output's
+  params and the op writes others (a max pool whose Q/DQ pair differs from its input's, an op with a
+  fixed output format), one requantizing node maps the op's output to the model's params
+  (:func:`requantize_to_presets`); a QDQ bias written at another scale than input scale x weight scale
+  is requantized from its real values (:func:`bias_at_product_scale`).
+- **What calibration must supply.** :func:`calibration_needs` names the activations of a partly
+  quantized graph whose params no Q/DQ pair and no op fixes: only those are calibrated.
 """
 
 from __future__ import annotations
@@ -36,7 +43,9 @@ from ..ir.graph import int_dtype
 from ..ops import op_def
 from ..ops.base import QuantContext
 from ..ops.conv import WEIGHT_BITS, WEIGHT_MAX
+from ..arith import tflite_semantics
 from ..arith.bitwidth import qrange, saturate
+from ..ops.unary import LutParams, UnaryAttrs
 from ..arith.fixedpoint import (INT32_MAX, MAX_SHIFT, MultiplierRangeError, accumulator_bound, input_span,
                                 round_half_away)
 
@@ -54,12 +63,15 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]], bits: d
         A layer whose requantization multiplier is not representable, or whose int32 accumulator could
         overflow with the model's own quantization parameters (or with any weight scale).
     """
-    ctx = QuantContext(graph, dict(ranges), bits)  # a copy: ranges too narrow for a layer get widened
+    # a copy (ranges too narrow for a layer get widened); the model's own params' ranges only next to a
+    # calibration: a pre-quantized model without calibration that misses params is reported as such
+    ctx = QuantContext(graph, {**ranges, **preset_ranges(graph)} if ranges else {}, bits)
     for name in graph.inputs:
         ctx.quant[name] = ctx.from_range(name)
     nodes = []
     for n in graph.nodes:
-        quantized = _quantize_node(n, ctx)
+        bias_at_product_scale(n, ctx)
+        quantized = requantize_to_presets(_quantize_node(n, ctx), ctx)
         for q in quantized:
             check_accumulators(q, ctx, n)
         nodes.extend(quantized)
@@ -70,6 +82,107 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]], bits: d
         if not t.is_const:
             tensors[name] = dataclasses.replace(t, dtype=int_dtype(q.bits), quant=q)
     return graph.replace(nodes=tuple(nodes), tensors=tensors).pruned()
+
+
+def preset_ranges(graph: Graph) -> dict[str, tuple[float, float]]:
+    """The real range each activation's own (QDQ) params represent, by ONNX tensor: an op that derives
+    its output from its inputs' ranges (concat) then sees the model's params, not a calibration of them."""
+    out = {}
+    for t in graph.tensors.values():
+        if t.quant is not None and not t.is_const and t.quant.is_per_tensor:
+            qmin, qmax = qrange(t.quant.bits)
+            out[t.origin or t.name] = (float((qmin - t.quant.zp) * t.quant.s), float((qmax - t.quant.zp) * t.quant.s))
+    return out
+
+
+class _RangeProbe(dict):
+    """Ranges that answer every tensor (a placeholder [-1, 1] for the unknown ones) and record which
+    unknown tensors an op asked for: what a real calibration must supply."""
+
+    def __init__(self, known: dict[str, tuple[float, float]]):
+        super().__init__(known)
+        self.asked: set[str] = set()
+
+    def __contains__(self, key) -> bool:
+        return True
+
+    def __getitem__(self, key):
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        self.asked.add(key)
+        return (-1.0, 1.0)
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def calibration_needs(graph: Graph) -> set[str]:
+    """The ONNX tensors (origins) of a pre-quantized graph whose params must come from calibration: the
+    activations without Q/DQ params whose op does not fix them (a softmax or sigmoid output, a max pool
+    or reshape that keeps its input's) and asks for a calibrated range. Found by quantizing the graph
+    once with placeholder ranges (the ops' own quantize decides, no op list here). Empty for a fully
+    quantized model."""
+    if all(t.quant is not None for t in graph.tensors.values() if not t.is_const):
+        return set()
+    probe = _RangeProbe(preset_ranges(graph))
+    ctx = QuantContext(graph, probe)
+    for name in graph.inputs:
+        ctx.quant[name] = ctx.from_range(name)
+    for n in graph.nodes:
+        bias_at_product_scale(n, ctx)
+        requantize_to_presets(_quantize_node(n, ctx), ctx)
+    return probe.asked
+
+
+def requantize_to_presets(quantized: list[Node], ctx: QuantContext) -> list[Node]:
+    """Where a node's output carries the model's own params (QDQ) but the op wrote others, the op writes
+    an intermediate tensor and one requantizing node (TFLite's QUANTIZE table) maps it to the model's."""
+    out: list[Node] = []
+    for q in quantized:
+        fixed = []
+        for name in q.outputs:
+            preset = ctx.preset(name)
+            got = ctx.quant.get(name)
+            if preset is None or got is None or got.same_as(preset):
+                continue
+            if not (preset.is_per_tensor and got.is_per_tensor and preset.bits == got.bits == 8):
+                raise UserError(f"{q.source or q.op} node '{q.name}': output '{name}' carries the model's params but "
+                                "the op writes other ones, and only per-tensor int8 tensors can be requantized; "
+                                "re-quantize the model per tensor at 8 bits")
+            mid = f"{name}__op"
+            t = ctx.tensor(name)
+            ctx.new_tensors[mid] = Tensor(mid, t.shape, int_dtype(8), None, got, t.origin)
+            ctx.quant[mid] = got
+            ctx.quant[name] = preset
+            table = tflite_semantics.requantize_table(got.s, got.zp, preset.s, preset.zp)
+            fixed.append(Node(f"{q.name}_requant", "unary", (mid,), (name,), UnaryAttrs("identity", semantics="requantize"),
+                              LutParams(table), "requantize"))
+            q = q.replace(outputs=tuple(mid if o == name else o for o in q.outputs))
+        out.append(q)
+        out.extend(fixed)
+    return out
+
+
+#: relative difference of a QDQ bias's scale from input scale x weight scale taken as float32 rounding
+BIAS_SCALE_RTOL = 1e-4
+
+
+def bias_at_product_scale(n: Node, ctx: QuantContext) -> None:
+    """A pre-quantized int32 bias is kept only at scale input scale x weight scale (what onnxruntime and
+    TFLite write, up to float32 rounding); at any other scale its real values are requantized to that
+    scale (one rounding, as for a float bias), so the accumulator adds the bias the model means."""
+    if len(n.inputs) < 3 or not n.inputs[2] or not n.inputs[1] or n.inputs[0] not in ctx.quant:
+        return
+    b, w = ctx.tensor(n.inputs[2]), ctx.tensor(n.inputs[1])
+    if not (b.is_const and w.is_const and b.qdata is not None and b.quant is not None):
+        return
+    want = ctx.quant[n.inputs[0]].s * (np.asarray(w.quant.scale, np.float64).reshape(-1)
+                                        if w.qdata is not None and w.quant is not None else np.nan)
+    have = np.asarray(b.quant.scale, np.float64).reshape(-1)
+    if np.all(np.isfinite(want)) and np.allclose(have, want, rtol=BIAS_SCALE_RTOL, atol=0):
+        return
+    # the tensor's float data are already the bias's real values (the dequantized constant)
+    ctx.new_tensors[b.name] = dataclasses.replace(b, qdata=None, quant=None)
 
 
 def _quantize_node(n: Node, ctx: QuantContext) -> list[Node]:
