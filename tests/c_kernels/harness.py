@@ -223,3 +223,42 @@ def build_firmware(board: Board, sources: list[Path], build_dir: Path, extra_fla
     if res.returncode != 0:
         raise RuntimeError(f"firmware build failed:\n{' '.join(cmd)[:2000]}\n{res.stderr[-4000:]}")
     return elf
+
+
+def layer_case(what: str, in_hwc: tuple[int, int, int], kernel: tuple[int, int], cout: int,
+               stride: tuple[int, int] = (1, 1), pad: tuple[int, int] = (0, 0), seed: int = 0,
+               out_hw: tuple[int, int] | None = None) -> Case:
+    """One given layer with random data (the benchmark's shapes). ``what``: conv_1x1, conv, dwconv or fc
+    (fc: ``in_hwc`` = (1, 1, depth)); the output size is ``out_hw`` or, by default, that of a symmetric padding
+    ``pad`` (TFLite's SAME padding may pad one more after: give ``out_hw`` then)."""
+    rng = np.random.default_rng(seed)
+    h, w, cin = in_hwc
+    kh, kw = kernel
+    oh, ow = out_hw or ((h + 2 * pad[0] - kh) // stride[0] + 1, (w + 2 * pad[1] - kw) // stride[1] + 1)
+    x = _int8(rng, (1, h, w, cin))
+    if what == "fc":
+        wts = _int8(rng, (cout, cin))
+    elif what == "dwconv":
+        wts = _int8(rng, (kh, kw, cin))
+        cout = cin
+    else:
+        wts = _int8(rng, (cout, kh, kw, cin))
+    bias, _ = _bias(np.random.default_rng(seed + 1), cout)
+    bias = bias if bias.any() else rng.integers(-(1 << 14), 1 << 14, size=cout).astype(np.int32)
+    mult, shift, in_off, out_off, _ = _quant(rng, cout, kh * kw * (1 if what == "dwconv" else cin))
+    act = (-128, 127)
+    desc = f"{what} {h}x{w}x{cin} k{kh}x{kw} s{stride[0]} p{pad[0]} -> {oh}x{ow}x{cout}"
+    if what == "fc":
+        return Case(KIND["fc"], desc, (1, 1, 1, cin), (cin, 1, 1, cout), (1, 1, 1, cout), (1, 1), (0, 0), (1, 1),
+                    in_off, out_off, act, x.reshape(1, cin), wts, fast_layout.fully_connected_weights(wts), bias,
+                    True, bias, mult, shift, 0, fast_layout.fully_connected_scratch_bytes(cin))
+    if what == "dwconv":
+        return Case(KIND["dwconv"], desc, (1, h, w, cin), (1, kh, kw, cin), (1, oh, ow, cin), stride, pad, (1, 1),
+                    in_off, out_off, act, x, wts, fast_layout.dwconv_weights(wts), bias, True, bias, mult, shift,
+                    4 * cin, fast_layout.dwconv_scratch_bytes(cin))
+    if what == "conv_1x1":
+        fast_w, fast_b, scratch = fast_layout.conv_1x1_weights(wts), fast_layout.fold_input_offset(bias, wts, in_off), 0
+    else:
+        fast_w, fast_b, scratch = fast_layout.conv_weights(wts), bias, fast_layout.conv_scratch_bytes(kh, kw, cin)
+    return Case(KIND[what], desc, (1, h, w, cin), (cout, kh, kw, cin), (1, oh, ow, cout), stride, pad, (1, 1),
+                in_off, out_off, act, x, wts, fast_w, bias, True, fast_b, mult, shift, 0, scratch)
