@@ -37,17 +37,23 @@ import math
 
 import numpy as np
 
+from ..arith import tflite_semantics
+from ..arith.bitwidth import qrange, saturate
+from ..arith.fixedpoint import (
+    INT32_MAX,
+    MAX_SHIFT,
+    MultiplierRangeError,
+    accumulator_bound,
+    input_span,
+    round_half_away,
+)
 from ..errors import UserError
 from ..ir import Graph, Node, QuantParams, Tensor
 from ..ir.graph import int_dtype
 from ..ops import op_def
 from ..ops.base import QuantContext
 from ..ops.conv import WEIGHT_BITS, WEIGHT_MAX
-from ..arith import tflite_semantics
-from ..arith.bitwidth import qrange, saturate
 from ..ops.unary import LutParams, UnaryAttrs
-from ..arith.fixedpoint import (INT32_MAX, MAX_SHIFT, MultiplierRangeError, accumulator_bound, input_span,
-                                round_half_away)
 
 # TFLite's AdjustWeightsForBiasScale keeps |quantized bias| below INT32_MAX / 2: room for the products
 BIAS_LIMIT = INT32_MAX / 2
@@ -63,9 +69,9 @@ def quantize_graph(graph: Graph, ranges: dict[str, tuple[float, float]], bits: d
         A layer whose requantization multiplier is not representable, or whose int32 accumulator could
         overflow with the model's own quantization parameters (or with any weight scale).
     """
-    # a copy (ranges too narrow for a layer get widened); the model's own params' ranges only next to a
-    # calibration: a pre-quantized model without calibration that misses params is reported as such
-    ctx = QuantContext(graph, {**ranges, **preset_ranges(graph)} if ranges else {}, bits)
+    # a copy (ranges too narrow for a layer get widened), with the ranges the model's own params represent
+    ctx = QuantContext(graph, {**ranges, **preset_ranges(graph)} if ranges else PresetRanges(preset_ranges(graph)),
+                       bits)
     for name in graph.inputs:
         ctx.quant[name] = ctx.from_range(name)
     nodes = []
@@ -93,6 +99,16 @@ def preset_ranges(graph: Graph) -> dict[str, tuple[float, float]]:
             qmin, qmax = qrange(t.quant.bits)
             out[t.origin or t.name] = (float((qmin - t.quant.zp) * t.quant.s), float((qmax - t.quant.zp) * t.quant.s))
     return out
+
+
+class PresetRanges(dict):
+    """The ranges a pre-quantized model's own params represent, when no calibration ran: false in a
+    boolean test (QuantContext.range_of then reports a tensor without params as the model's fault, not
+    as a missing calibration), while an op that derives its output from its inputs' ranges (concat)
+    still finds its inputs'."""
+
+    def __bool__(self) -> bool:
+        return False
 
 
 class _RangeProbe(dict):
