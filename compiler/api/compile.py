@@ -25,10 +25,10 @@ from ..memory import ArenaPlan, plan_memory
 from ..passes import canonicalize
 from ..patch.search import choice_report, choose_patching
 from ..quant.calibrate import calibrate, load_calibration, synthetic_calibration
-from ..quant.quantize import quantize_graph
+from ..quant.quantize import calibration_needs, quantize_graph
 from ..quant.simulate import to_logical
 from ..reference.tflite_refs import probe_tflm_arena
-from ..report import build_report, flash_estimate
+from ..report import Report, build_report, flash_estimate
 from ..schedule.safety import check_plan_memory
 from ..schedule.schedule import Schedule, build_schedule
 from .options import CompileOptions
@@ -43,7 +43,7 @@ class Compiled:
     graph: Graph
     plan: ArenaPlan
     sources: CSource
-    report: dict
+    report: Report
     calib: np.ndarray
     warnings: tuple[str, ...] = field(default_factory=tuple)
     source_format: str = "onnx"  # onnx (float, calibrated) | onnx-qdq | tflite (model's own quantization)
@@ -129,21 +129,31 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     check_input_shapes(float_graph, options)
     check_tensor_sizes(float_graph, board)
     in_shape = logical_input_shape(float_graph)
-    if fmt != "onnx":
+    # a partly quantized QDQ graph (onnxruntime leaves ops it cannot quantize in float) calibrates the
+    # activations no Q/DQ pair and no op fixes, on the QDQ model itself, so its float island sees the
+    # quantized values of the rest; a fully quantized model needs no calibration
+    needs = calibration_needs(float_graph) if fmt != "onnx" else set()
+    if fmt != "onnx" and not needs:
         calib = pre_quantized_samples(float_graph, options.calib_samples)
         if options.calib:
             notes.append("--calib ignored: the model is already quantized and carries its own scales")
     else:
+        if fmt == "tflite":
+            raise UserError(f"{model_path}: the int8 .tflite model has activations without quantization parameters "
+                            f"(e.g. '{min(needs)}'); re-convert it with full integer quantization")
         if options.calib:
             calib = load_calibration(options.calib, in_shape)
         else:
             calib = synthetic_calibration(in_shape, options.calib_samples)
+            what = (f"{len(needs)} activation tensor(s) without Q/DQ parameters (e.g. '{min(needs)}')"
+                    if needs else "the model")
             notes.append(
-                f"no --calib data given: calibrating on {options.calib_samples} synthetic uniform [0,1) samples; "
-                "int8 accuracy will suffer - pass --calib with a few hundred real inputs"
+                f"no --calib data given: calibrating {what} on {options.calib_samples} synthetic uniform [0,1) "
+                "samples; int8 accuracy will suffer - pass --calib with a few hundred real inputs"
             )
         ranges = calibrate(model_path, float_graph, calib, progress=options.progress)
     graph = quantize_graph(float_graph, ranges)
+    tensor_sources = quant_sources(float_graph, graph, needs if fmt != "onnx" else None)
     budget = min(board.sram_bytes, options.sram_limit or board.sram_bytes)
     po = options.patch
     choice = choose_patching(graph, budget, po.mode, po.split, po.patches, po.max_overhead, po.input_by_patch,
@@ -164,23 +174,41 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
         "quantization": {"onnx": "calibrated", "onnx-qdq": "the model's QDQ scales", "tflite": "the model's own"}[fmt],
         "calibration": str(options.calib) if options.calib else f"synthetic ({options.calib_samples} samples, seed 0)",
     }
-    if fmt != "onnx":
+    if fmt != "onnx" and not needs:
         provenance.pop("calibration")
+    elif fmt == "onnx-qdq":
+        provenance["quantization"] = f"the model's QDQ scales; {len(needs)} activation tensor(s) calibrated"
     if patch is not None:
         provenance["patching"] = (f"first {patch.stage_len} layers in {patch.grid}x{patch.grid} patches, input "
                                   f"{'filled by patch' if patch.input_by_patch else 'whole'}")
     schedule = build_schedule(graph, patch, board=board)
     sources = generate_c(schedule, plan, options.name, provenance)
-    extra = {"compiler_version": __version__, "notes": notes, "source_format": fmt,
-             **patch_report(graph, choice, options), **choice_report(choice)}
-    if fmt == "tflite":
-        extra["tflm_arena_bytes"], why = probe_tflm_arena(model_path)
-        if extra["tflm_arena_bytes"] is None:
-            extra["tflm_arena_note"] = why
-            notes.append(f"TFLite Micro's arena size not recorded: {why}")
-    report = build_report(graph, plan, board, str(model_path), extra, schedule)
+    tflm_arena, why = probe_tflm_arena(model_path) if fmt == "tflite" else (None, None)
+    if fmt == "tflite" and tflm_arena is None:
+        notes.append(f"TFLite Micro's arena size not recorded: {why}")
+    report = build_report(graph, plan, board, str(model_path), choice=choice, schedule=schedule, source_format=fmt,
+                          notes=notes, tflm_arena_bytes=tflm_arena, tflm_arena_note=why, compiler_version=__version__)
     return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes), fmt,
                     patch, schedule)
+
+
+def quant_sources(float_graph: Graph, graph: Graph, calibrated: set[str] | None) -> dict[str, str]:
+    """Where each activation's quantization parameters come from, by IR tensor name: "model" (the
+    model's own Q/DQ or TFLite params), "calibrated" (from calibration ranges; every activation of a float
+    model, whose ``calibrated`` is None) or "fixed" (set by its op: a softmax or sigmoid output, a max pool
+    or reshape keeping its input's, a requantization's target)."""
+    out = {}
+    for name, t in graph.tensors.items():
+        if t.is_const:
+            continue
+        before = float_graph.tensors.get(name)
+        if before is not None and before.quant is not None:
+            out[name] = "model"
+        elif calibrated is None or (t.origin or name) in calibrated:
+            out[name] = "calibrated"
+        else:
+            out[name] = "fixed"
+    return out
 
 
 def check_input_shapes(graph: Graph, options: CompileOptions) -> None:
