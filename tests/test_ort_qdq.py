@@ -114,6 +114,8 @@ VARIANTS = {
     "kws_u8": (lambda: SHARED_MODELS / "kws_dscnn_float.onnx", {"activations": "uint8", "per_channel": False}),
     "hardswish_s8": (None, {}),
     "hardswish_u8": (None, {"activations": "uint8", "per_channel": False}),
+    # the squeeze-excite Mul and Sigmoid and the HardSwish left to onnxruntime's float: 'se' is calibrated
+    "hardswish_partial": (None, {"op_types_to_quantize": ["Conv", "Gemm", "MaxPool", "GlobalAveragePool"]}),
 }
 
 
@@ -364,3 +366,46 @@ def test_qdq_before_opset_13_reads_as_13(opset, tmp_path):
     b = compile_model(old, CompileOptions(board="host", progress=False))
     x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
     assert np.array_equal(simulate(a, quantize_input(a, x))[0], simulate(b, quantize_input(b, x))[0])
+
+
+def test_int8_quantized_bias_add_is_used_by_its_real_values(ort_models):
+    """onnxruntime quantizes the Add after a MatMul like an activation (int8, its own scale and zero
+    point): mcucompile folds it into the layer's int32 bias by its real values, not its integers."""
+    path, calib = ort_models["resnet8_s8"]
+    model = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    dq = next(n for n in model.graph.node if n.op_type == "DequantizeLinear" and "dense/BiasAdd" in n.name)
+    ints, scale, zp = (inits[i] for i in dq.input)
+    assert ints.dtype == np.int8  # the case this test is about
+    real = (ints.astype(np.float64) - int(zp)) * float(scale)
+    g = _compile(path, calib).graph
+    fc = next(n for n in g.nodes if n.op == "fully_connected")
+    bias = g.tensors[fc.inputs[2]]
+    got = bias.data.astype(np.float64) * np.asarray(bias.quant.scale, np.float64)
+    assert np.allclose(got, real, atol=np.max(bias.quant.scale))
+
+
+def test_bias_at_another_scale_is_requantized(tmp_path):
+    """An int32 bias written at twice input scale x weight scale keeps its real value: its integers are
+    requantized to the product scale (doubled), not taken as they are."""
+    s_in, s_w = 0.02, 0.1
+    inits = [numpy_helper.from_array(np.array(s_in, np.float32), "s"), numpy_helper.from_array(np.array(0, np.int8), "z"),
+             numpy_helper.from_array(np.ones((2, 2, 1, 1), np.int8), "w"),
+             numpy_helper.from_array(np.array(s_w, np.float32), "ws"), numpy_helper.from_array(np.array(0, np.int8), "wz"),
+             numpy_helper.from_array(np.array([100, -7], np.int32), "b"),
+             numpy_helper.from_array(np.array(2 * s_in * s_w, np.float32), "bs"),
+             numpy_helper.from_array(np.array(0, np.int32), "bz"),
+             numpy_helper.from_array(np.array(0.05, np.float32), "ys"), numpy_helper.from_array(np.array(0, np.int8), "yz")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]), helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"]),
+             helper.make_node("DequantizeLinear", ["b", "bs", "bz"], ["bd"]),
+             helper.make_node("Conv", ["xd", "wd", "bd"], ["y"], name="conv"),
+             helper.make_node("QuantizeLinear", ["y", "ys", "yz"], ["yq"]), helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["out"])]
+    g = helper.make_graph(nodes, "bias", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2, 3, 3])],
+                          [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, [1, 2, 3, 3])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "bias.onnx"))
+    c = compile_model(tmp_path / "bias.onnx", CompileOptions(board="host", progress=False))
+    conv = next(n for n in c.graph.nodes if n.op == "conv2d")
+    assert c.graph.tensors[conv.inputs[2]].data.tolist() == [200, -14]
