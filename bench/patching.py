@@ -54,13 +54,13 @@ def main() -> int:
             rows.append((name, compile_model(path, CompileOptions(board="qemu-m7", calib=calib, progress=False,
                                                                   patch=PatchOptions(**kw)))))
         for name, c in rows:
-            pp = c.report.get("patch_plan")
-            plan = name if not pp else f"{name} {pp['grid']}x{pp['grid']}@{pp['stage_layers']}"
+            pp = c.report.patch_plan
+            plan = name if not pp else f"{name} {pp.grid}x{pp.grid}@{pp.stage_layers}"
             instr = base_instr if c is base else bench(c).total
-            peak = c.report["peak_sram_bytes"]
+            peak = c.report.peak_sram_bytes
             tflm_text = f"{tflm:,}" if tflm else "-"
-            extra = f"{100 * pp['overhead']:.1f}%" if pp else "0.0%"
-            print(f"{label:<19} {plan:<26} {peak:>9,} {peak / base.report['peak_sram_bytes']:>8.2f} {tflm_text:>10} "
+            extra = f"{100 * pp.overhead:.1f}%" if pp else "0.0%"
+            print(f"{label:<19} {plan:<26} {peak:>9,} {peak / base.report.peak_sram_bytes:>8.2f} {tflm_text:>10} "
                   f"{extra:>10} {instr:>14,} {instr / base_instr:>8.2f}", flush=True)
     return 0
 

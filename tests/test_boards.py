@@ -105,7 +105,7 @@ def test_bench_is_repeatable_and_adds_up():
     layer_sum = sum(x["count"] for x in a.layers)
     assert layer_sum <= a.total <= layer_sum * 1.01 + 2000, (layer_sum, a.total)
     assert all(x["count"] > 0 for x in a.layers if x["macs"] > 0)
-    assert a.flash_bytes > compiled.report["weights_bytes"] and a.sram_bytes >= compiled.plan.arena_size
+    assert a.flash_bytes > compiled.report.weights_bytes and a.sram_bytes >= compiled.plan.arena_size
     text = a.format()
     assert "instructions under QEMU" in text and "total" in text
 

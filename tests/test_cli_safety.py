@@ -315,8 +315,8 @@ def test_compile_of_a_tflite_never_needs_tflite_micro(capsys, tmp_path, monkeypa
     from mcucompile.api import CompileOptions, compile_model
 
     compiled = compile_model(KWS_TFLITE, CompileOptions(board="host", progress=False))
-    assert compiled.report["tflm_arena_bytes"] is None
-    assert "more than a 1,024 B arena" in compiled.report["tflm_arena_note"]
+    assert compiled.report.tflm.arena_bytes is None
+    assert "more than a 1,024 B arena" in compiled.report.tflm.note
     assert any("TFLite Micro's arena size not recorded" in n for n in compiled.warnings)
 
 

@@ -72,7 +72,7 @@ def test_calibration_from_image_folder(tmp_path):
     assert data.shape == (8, 28, 28, 1) and 0.0 <= data.min() and data.max() <= 1.0
     assert np.mean(np.abs(data[0, :, :, 0] - imgs[0] / 255.0)) < 0.03  # bilinear resize of 2x2 blocks
     compiled = compile_model(MNIST, CompileOptions(calib=str(folder), progress=False))
-    assert compiled.report["peak_sram_bytes"] > 0
+    assert compiled.report.peak_sram_bytes > 0
 
 
 def test_nhwc_exported_model_has_no_transposes():

@@ -46,7 +46,7 @@ def test_every_tensor_read_lives_in_its_buffer(compiled):
 def test_c_arena_size_equals_plan(compiled):
     header = compiled.sources.files["include/model.h"]
     m = re.search(r"#define MODEL_ARENA_SIZE (\d+)", header)
-    assert int(m.group(1)) == compiled.plan.arena_size == compiled.report["peak_sram_bytes"]
+    assert int(m.group(1)) == compiled.plan.arena_size == compiled.report.peak_sram_bytes
 
 
 def test_plan_beats_one_buffer_per_tensor(compiled):

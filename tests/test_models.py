@@ -20,8 +20,8 @@ def test_mlperf_float_models_bit_exact(name, tmp_path):
     assert res.bit_exact
     assert res.outputs[0].cosine > 0.95
     rep = compiled.report
-    assert rep["peak_sram_bytes"] == compiled.plan.arena_size > 0
-    assert rep["macs"] == sum(layer["macs"] for layer in rep["layers"]) > 0
+    assert rep.peak_sram_bytes == compiled.plan.arena_size > 0
+    assert rep.macs == sum(layer.macs for layer in rep.layers) > 0
 
 
 def test_mnist_int8_accuracy_within_one_point(tmp_path):

