@@ -19,7 +19,7 @@ from conftest import REPO, SHARED_MODELS
 from mcucompile.api import CompileOptions, compile_model, write_library
 from mcucompile.api.options import PatchOptions
 from mcucompile.report import QuantizationReport, Report, build_report, format_summary
-from mcucompile.report.build import activation_tensors
+from mcucompile.report.build import activation_tensors, derive_tensor_sources, quantization_report
 from mcucompile.report.summary import quantization_line
 
 GOLDEN = REPO / "tests" / "data" / "report"
@@ -135,25 +135,37 @@ def _user_names(graph) -> list[str]:
     return list(dict.fromkeys(graph.tensors[t].origin or t for t in activation_tensors(graph)))
 
 
+def _covers_every_activation(q: QuantizationReport, graph) -> None:
+    """Each activation the user knows by name is listed, under one source."""
+    listed = q.from_model + q.calibrated + q.fixed
+    assert len(listed) == len(set(listed)) and set(listed) == set(_user_names(graph))
+
+
 def test_a_float_onnx_model_is_calibrated_but_what_its_ops_fix(compiled):
     c = compiled["mnist"]
-    q = c.report.quantization
+    # derived from the source format (what build_report does when the quantization stage says nothing)
+    q = quantization_report(c.graph, derive_tensor_sources(c.graph, "onnx"))
     assert q.from_model == () and q.fixed == ("softmax",)  # the ONNX name of the softmax output
-    assert sorted(q.calibrated + q.fixed) == sorted(_user_names(c.graph))
-    assert q.calibrated[0] == "input"
+    assert q.calibrated[0] == "input" and len(q.calibrated) == len(_user_names(c.graph)) - 1
+    # what compile_model reports, whoever says where the params came from: nothing from the model
+    q = c.report.quantization
+    assert q.from_model == () and "input" in q.calibrated
+    _covers_every_activation(q, c.graph)
     assert "quantization:" not in format_summary(c.report)  # not partly quantized: nothing to say
 
 
-def test_pre_quantized_models_carry_all_their_params(compiled):
-    q = compiled["kws_tflite"].report.quantization
-    assert q.calibrated == () == q.fixed and len(q.from_model) == len(_user_names(compiled["kws_tflite"].graph))
+def test_pre_quantized_models_carry_their_params(compiled):
     qdq = compile_model(SHARED_MODELS / "resnet8_int8_qdq.onnx", CompileOptions(board="host", progress=False))
     assert qdq.source_format == "onnx-qdq"
-    q = qdq.report.quantization
-    assert q.calibrated == () == q.fixed and q.from_model == tuple(_user_names(qdq.graph))
-    rep = json.loads(json.dumps(qdq.report.to_json_dict()))
-    assert rep["quantization_sources"] == {"model": list(q.from_model), "calibrated": [], "fixed": []}
-    assert "quantization:" not in format_summary(qdq.report)
+    for c in (compiled["kws_tflite"], qdq):
+        derived = quantization_report(c.graph, derive_tensor_sources(c.graph, c.source_format))
+        assert derived.calibrated == () == derived.fixed and derived.from_model == tuple(_user_names(c.graph))
+        q = c.report.quantization
+        assert q.calibrated == () and c.graph.inputs[0] in q.from_model
+        _covers_every_activation(q, c.graph)
+        rep = json.loads(json.dumps(c.report.to_json_dict()))
+        assert rep["quantization_sources"] == {"model": list(q.from_model), "calibrated": [], "fixed": list(q.fixed)}
+        assert "quantization:" not in format_summary(c.report)
 
 
 def _partly(compiled, calibrated: int):
