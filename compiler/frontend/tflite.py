@@ -20,14 +20,15 @@ import numpy as np
 from ..errors import UnsupportedError, UserError
 from ..ir import Activation, Graph, Node, QuantParams, Tensor
 from ..ir.graph import scale_problem
-from ..ops import op_def
+from ..ops import check_supported, op_def
 from ..ops.conv import ConvAttrs
 from ..ops.data_movement import ConcatAttrs, PadAttrs, ReshapeAttrs
 from ..ops.elementwise import ElementwiseAttrs
 from ..ops.fully_connected import FullyConnectedAttrs
+from ..ops.mean import MeanAttrs
 from ..ops.pooling import PoolAttrs
 from ..ops.prelu import PreluAttrs
-from ..ops.resize import ResizeAttrs, replication_problem, tflite_source_index
+from ..ops.resize import ResizeAttrs, ResizeMapping
 from ..ops.spatial import Window
 from ..ops.unary import SoftmaxAttrs, UnaryAttrs
 
@@ -735,29 +736,27 @@ def _const_ints(imp, i: int, source: str, outs, what: str) -> np.ndarray:
 
 @converter("MEAN")
 def _mean(imp, op, ins, outs):
+    """The mean over the axes the model gives, dims kept (the op supports H, W of a 4-D map only)."""
     _inputs(imp, ins, outs, "MEAN", 2)
     x = imp.act(ins[0])
     shape = imp.tensors[x].shape
     raw = _const_ints(imp, ins[1], "MEAN", outs, "axes")
     if np.any((raw < -len(shape)) | (raw >= len(shape))):
         raise UserError(f"MEAN '{_name(imp, outs)}': axes {raw.tolist()} out of range for a {len(shape)}-D input")
-    axes = sorted(int(a) % len(shape) for a in raw)
-    if len(shape) != 4 or axes != [1, 2]:
-        raise UnsupportedError(f"MEAN '{_name(imp, outs)}' over axes {axes}: only the spatial axes (1, 2) of a 4-D tensor")
+    axes = tuple(sorted({int(a) % len(shape) for a in raw}))
     out_q = _per_tensor(imp.t(outs[0]))
     out = imp.act(outs[0])
-    keep = imp.tensors[out].shape == (shape[0], 1, 1, shape[3])
-    if not keep and int(np.prod(imp.tensors[out].shape)) != shape[0] * shape[3]:
+    kept = tuple(1 if a in axes else d for a, d in enumerate(shape))
+    keep = imp.tensors[out].shape == kept
+    if not keep and int(np.prod(imp.tensors[out].shape)) != int(np.prod(kept)):
         raise UserError(f"MEAN '{_name(imp, outs)}': the model declares output shape {list(imp.tensors[out].shape)} "
-                        f"but the mean over H, W of {list(shape)} has {shape[0] * shape[3]} values; the model is "
-                        "inconsistent, re-convert it")
+                        f"but the mean over axes {list(axes)} of {list(shape)} has {int(np.prod(kept))} values; the "
+                        "model is inconsistent, re-convert it")
     target = out if keep else imp._unique(out + "_keep")
     if not keep:
-        imp.tensors[target] = Tensor(target, (shape[0], 1, 1, shape[3]), "float32", None, out_q, imp.t(outs[0]).name)
-    from ..ops.mean import MeanAttrs
-
+        imp.tensors[target] = Tensor(target, kept, "float32", None, out_q, imp.t(outs[0]).name)
     # TFLite Micro takes QuantizedMeanOrSum for every int8 MEAN (equal params too): not average-pool rounding
-    imp.nodes.append(Node(_name(imp, outs), "mean", (x,), (target,), MeanAttrs(), None, "MEAN"))
+    imp.nodes.append(Node(_name(imp, outs), "mean", (x,), (target,), MeanAttrs(axes), None, "MEAN"))
     if not keep:
         imp.nodes.append(Node(out, "reshape", (target,), (out,), ReshapeAttrs(imp.tensors[out].shape), None, "MEAN"))
 
@@ -772,14 +771,14 @@ def _pad(imp, op, ins, outs):
         raise UserError(f"PAD '{_name(imp, outs)}': paddings {raw.tolist()} must be {rank} non-negative "
                         "(before, after) pairs; the model is inconsistent, re-convert it")
     pads = raw.reshape(-1, 2)
+    value = 0.0  # real value padded with (the op's supports() takes zero only)
     if len(ins) > 2 and ins[2] >= 0:
         vt = imp.t(ins[2])
         if vt.data is None or vt.data.size != 1:
             raise UnsupportedError(f"PADV2 '{_name(imp, outs)}': the pad value must be one constant")
-        value = int(np.ravel(vt.data)[0])
-        if value != imp.tensors[x].quant.zp:
-            raise UnsupportedError(f"PADV2 '{_name(imp, outs)}' pads with {value}, not the zero point")
-    imp.node(_name(imp, outs), "pad", [x], outs[0], PadAttrs(tuple((int(a), int(b)) for a, b in pads)), "PAD")
+        q = imp.tensors[x].quant
+        value = (int(np.ravel(vt.data)[0]) - q.zp) * q.s
+    imp.node(_name(imp, outs), "pad", [x], outs[0], PadAttrs(tuple((int(a), int(b)) for a, b in pads), value), "PAD")
 
 
 @converter("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
@@ -824,8 +823,9 @@ def _relu(imp, op, ins, outs):
 
 @converter("RESIZE_NEAREST_NEIGHBOR")
 def _resize_nearest(imp, op, ins, outs):
-    """Replication by integer factors; align_corners / half_pixel_centers only where TFLite's own index
-    formula still replicates (else refused with the position where it differs)."""
+    """Read as the model states it (size, align_corners, half_pixel_centers); the op accepts replication by
+    integer factors only, align_corners / half_pixel_centers where TFLite's own index formula still
+    replicates (else ``supports`` refuses it with the position where it differs)."""
     _inputs(imp, ins, outs, "RESIZE_NEAREST_NEIGHBOR", 2)
     _rank(imp, ins[0], 4, "RESIZE_NEAREST_NEIGHBOR", outs, "input")
     x = imp.act(ins[0])
@@ -836,13 +836,10 @@ def _resize_nearest(imp, op, ins, outs):
     o = _options(imp, op, "ResizeNearestNeighborOptions")
     align, half = (bool(o.AlignCorners()), bool(o.HalfPixelCenters())) if o is not None else (False, False)
     _, h, w, _ = imp.tensors[x].shape
-    for in_size, out_size, axis in ((h, int(size[0]), "H"), (w, int(size[1]), "W")):
-        problem = replication_problem(in_size, out_size, tflite_source_index(in_size, out_size, align, half), axis)
-        if problem is not None:
-            raise UnsupportedError(f"RESIZE_NEAREST_NEIGHBOR '{_name(imp, outs)}' (align_corners={align}, "
-                                   f"half_pixel_centers={half}): {problem}; only replication by integer factors "
-                                   "is supported")
-    attrs = ResizeAttrs((int(size[0]) // h, int(size[1]) // w))
+    oh, ow = int(size[0]), int(size[1])
+    # the op's supports() refuses any mapping that is not replication by (oh // h, ow // w)
+    attrs = ResizeAttrs((max(1, oh // h), max(1, ow // w)), size=(oh, ow),
+                        mapping=ResizeMapping("tflite", align_corners=align, half_pixel_centers=half))
     imp.node(_name(imp, outs), "resize_nearest", [x], outs[0], attrs, "RESIZE_NEAREST_NEIGHBOR")
 
 
@@ -866,10 +863,9 @@ def _prelu(imp, op, ins, outs):
                         f"input {list(shape)}; the model is inconsistent, re-convert it") from None
     varying = [a for a in range(len(shape)) if shape[a] > 1 and np.ptp(full.astype(np.int64), axis=a).max() > 0]
     if varying and varying != [len(shape) - 1]:
-        raise UnsupportedError(f"PRELU '{_name(imp, outs)}': alpha varies along axes {varying} of the input (e.g. a "
-                               "Keras PReLU without shared_axes=[1, 2]); only one alpha per channel or a single one "
-                               "is supported: share the alpha over H, W")
-    alpha = full.reshape(-1, shape[-1])[0] if varying else full.reshape(-1)[:1]
+        alpha = ints  # varies along other axes too: as the model gives it (the op's supports() refuses it)
+    else:
+        alpha = full.reshape(-1, shape[-1])[0] if varying else full.reshape(-1)[:1]
     a = imp.const(ins[1], data=np.ascontiguousarray(alpha))
     imp.node(_name(imp, outs), "prelu", [x, a], outs[0], PreluAttrs(), "PRELU")
 
@@ -881,11 +877,10 @@ def _concat(imp, op, ins, outs):
     o = _options(imp, op, "ConcatenationOptions", "CONCATENATION", outs)
     names = [imp.act(i) for i in ins]
     rank = len(imp.tensors[names[0]].shape)
-    if o.FusedActivationFunction() != 0:
-        raise UnsupportedError(f"CONCATENATION '{_name(imp, outs)}' with a fused activation")
+    act = _activation(o, "CONCATENATION", _name(imp, outs))  # the op's supports() refuses any but none
     if not -rank <= int(o.Axis()) < rank:
         raise UserError(f"CONCATENATION '{_name(imp, outs)}': axis {o.Axis()} out of range for {rank}-D inputs")
-    imp.node(_name(imp, outs), "concat", names, outs[0], ConcatAttrs(int(o.Axis()) % rank), "CONCATENATION")
+    imp.node(_name(imp, outs), "concat", names, outs[0], ConcatAttrs(int(o.Axis()) % rank, act), "CONCATENATION")
 
 
 @converter("QUANTIZE")
@@ -932,4 +927,4 @@ def load_tflite(path: str | Path) -> Graph:
     imp = TfliteImporter(buf + bytes(16), re.sub(r"[^0-9a-zA-Z_]", "_", path.stem) or "model", path)
     from . import check_graph
 
-    return check_graph(imp.run())
+    return check_supported(check_graph(imp.run()))

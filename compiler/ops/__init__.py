@@ -2,7 +2,7 @@
 
 from . import conv, data_movement, elementwise, fully_connected, mean, pack, pooling, prelu, resize, unary  # noqa: F401
 from . import unary_kernels  # noqa: F401  (unary.py's kernels, until they move into it)
-from .base import REGISTRY, OpDef, op_def
+from .base import REGISTRY, OpDef, check_supported, op_def
 from .kernel import KERNELS, Access, Kernel, KernelArgs, KernelCall, KernelCost
 
-__all__ = ["KERNELS", "REGISTRY", "Access", "Kernel", "KernelArgs", "KernelCall", "KernelCost", "OpDef", "op_def"]
+__all__ = ["KERNELS", "REGISTRY", "Access", "Kernel", "KernelArgs", "KernelCall", "KernelCost", "OpDef", "check_supported", "op_def"]

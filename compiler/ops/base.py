@@ -172,6 +172,14 @@ class OpDef:
     def infer_shapes(self, node: Node, in_shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         raise NotImplementedError
 
+    def supports(self, node: Node, graph: Graph) -> str | None:
+        """Why mcucompile cannot compile ``node`` as the model defines it (None when it can): one phrase
+        naming what is not supported and, where there is one, the fix. Asked for every node after import
+        (:func:`check_supported`), before anything is quantized; the front ends express what the model
+        says in the op's attrs and leave the refusing to this. The shapes are consistent by then
+        (``infer_shapes`` raised for a model that contradicts itself)."""
+        return None
+
     def eval_float(self, node: Node, graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
         raise NotImplementedError
 
@@ -242,6 +250,18 @@ class OpDef:
         if "outer" in ctx:
             L["outer"] = str(ctx["outer"])
         return L
+
+
+def check_supported(graph: Graph) -> Graph:
+    """Ask every node's op whether it supports the node as the model defines it (``OpDef.supports``);
+    the first refusal raises :class:`~mcucompile.errors.UnsupportedError` naming the node, its source op
+    and the reason. Run once on each front end's graph after import (the ONNX graph at the start of
+    ``passes.canonicalize``, the TFLite graph at the end of ``load_tflite``). Returns the graph."""
+    for node in graph.nodes:
+        reason = op_def(node).supports(node, graph)
+        if reason is not None:
+            raise UnsupportedError(f"{node.source or node.op} node '{node.name}': {reason}")
+    return graph
 
 
 def c_dims(values) -> str:

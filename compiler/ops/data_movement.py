@@ -6,12 +6,13 @@ quantizer inserts a ``requantize`` lookup table in front of it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..arith.bitwidth import saturate
-from ..ir import Region
+from ..ir import Activation, Region
 from .spatial import as_nhwc
 from .base import OpDef, c_dims, register, shape_error, tensor_bits
 from .kernel import Access, Kernel, KernelArgs, KernelCost, base_counts, prod, read, write
@@ -99,7 +100,11 @@ class Transpose(OpDef):
 
 @dataclass(frozen=True)
 class ConcatAttrs:
+    """The (physical) axis joined along, and a clamp the model fuses into the concatenation (the kernel
+    copies bytes and applies none: ``supports``)."""
+
     axis: int
+    activation: Activation = field(default_factory=Activation)
 
 
 def _concat_access(args: KernelArgs):
@@ -140,6 +145,12 @@ class Concat(OpDef):
 
     def patch_problem(self, node, graph):
         return None if node.attrs.axis == 3 else "it concatenates along H or W, not channels"
+
+    def supports(self, node, graph):
+        if not node.attrs.activation.is_identity:
+            return ("a fused activation: the concatenation kernel copies bytes and applies none; "
+                    "apply the activation as a layer of its own")
+        return None
 
     def infer_shapes(self, node, in_shapes):
         a = node.attrs.axis
@@ -189,8 +200,12 @@ class Concat(OpDef):
 
 @dataclass(frozen=True)
 class PadAttrs:
-    pads: tuple[tuple[int, int], ...]  # (before, after) per physical axis
+    """(before, after) per physical axis (negative: the model crops), the real value padded with and the
+    model's padding mode; the kernel pads with zeros (the zero point) only (``supports``)."""
+
+    pads: tuple[tuple[int, int], ...]
     value: float = 0.0
+    mode: str = "constant"
 
 
 def _pad_access(args: KernelArgs):
@@ -243,7 +258,7 @@ class Pad(OpDef):
         pads = node.attrs.pads
         after_h = lw.out_h - lw.in_h - lw.pad_top
         after_w = lw.out_w - lw.in_w - lw.pad_left
-        local = PadAttrs((pads[0], (lw.pad_top, after_h), (lw.pad_left, after_w), pads[3]), node.attrs.value)
+        local = dataclasses.replace(node.attrs, pads=(pads[0], (lw.pad_top, after_h), (lw.pad_left, after_w), pads[3]))
         return node.replace(attrs=local), x
 
     def kernel_dims(self, node, graph, call, patch_entry=None):
@@ -259,10 +274,22 @@ class Pad(OpDef):
 
     def infer_shapes(self, node, in_shapes):
         pads = node.attrs.pads
-        if len(pads) != len(in_shapes[0]) or any(a < 0 or b < 0 for a, b in pads):
+        out = tuple(d + a + b for d, (a, b) in zip(in_shapes[0], pads))
+        if len(pads) != len(in_shapes[0]) or any(d < 1 for d in out):
             raise shape_error(node, f"pads {[list(p) for p in pads]} for a {len(in_shapes[0])}-D input "
-                                    "(one non-negative pair per axis)")
-        return [tuple(d + a + b for d, (a, b) in zip(in_shapes[0], pads))]
+                                    f"{list(in_shapes[0])} (one pair per axis, every output dimension at least 1)")
+        return [out]
+
+    def supports(self, node, graph):
+        a = node.attrs
+        if a.mode != "constant":
+            return f"pad mode '{a.mode}': only constant padding with zeros is supported"
+        if a.value != 0.0:
+            return (f"it pads with the value {a.value:g}, not 0: the pad kernel fills with the zero point (the real "
+                    "value 0) only; pad with zeros")
+        if any(b < 0 or e < 0 for b, e in a.pads):
+            return "negative pads (cropping): only padding (pads >= 0) is supported"
+        return None
 
     def eval_float(self, node, graph, inputs):
         return [np.pad(inputs[0], node.attrs.pads, constant_values=node.attrs.value).astype(inputs[0].dtype)]

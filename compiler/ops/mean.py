@@ -9,13 +9,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..arith.tflite_semantics import mean_hw, mean_params
-from .base import OpDef, register, require_bits, require_rank
+from .base import OpDef, register, require_bits, shape_error
 from .kernel import Kernel, KernelArgs, KernelCost, base_counts, read, write
 
 
 @dataclass(frozen=True)
 class MeanAttrs:
-    pass
+    """The (physical) axes averaged over, as the model states them; the output keeps them as size 1. The
+    kernel averages over H, W of a 4-D map only (``supports``)."""
+
+    axes: tuple[int, ...] = (1, 2)
 
 
 def _mean_access(args: KernelArgs):
@@ -44,12 +47,20 @@ class Mean(OpDef):
     name = "mean"
 
     def infer_shapes(self, node, in_shapes):
-        require_rank(node, in_shapes[0], 4, "input")
-        n, _, _, c = in_shapes[0]
-        return [(n, 1, 1, c)]
+        x, axes = in_shapes[0], node.attrs.axes
+        if any(not 0 <= a < len(x) for a in axes) or len(set(axes)) != len(axes):
+            raise shape_error(node, f"axes {list(axes)} for a {len(x)}-D input")
+        return [tuple(1 if a in axes else d for a, d in enumerate(x))]
+
+    def supports(self, node, graph):
+        rank = len(graph.tensors[node.inputs[0]].shape)
+        if rank != 4 or tuple(sorted(node.attrs.axes)) != (1, 2):
+            return (f"a mean over axes {sorted(node.attrs.axes)} of a {rank}-D tensor: only the spatial axes (1, 2) of a "
+                    "4-D tensor are supported")
+        return None
 
     def eval_float(self, node, graph, inputs):
-        return [inputs[0].mean(axis=(1, 2), keepdims=True).astype(np.float32)]
+        return [inputs[0].mean(axis=tuple(node.attrs.axes), keepdims=True).astype(np.float32)]
 
     def quantize(self, node, ctx):
         require_bits(node, ctx, 8, "TFLite Micro's integer MEAN")

@@ -68,6 +68,11 @@ AVG_POOL = Kernel("avg_pool.c.j2", lambda args: _pool_access(args, average=True)
 class _Pool(WindowPatchRule, OpDef):
     fuses_activation = True
 
+    def supports(self, node, graph):
+        if tuple(node.attrs.window.dilation) != (1, 1):
+            return f"dilated pooling (dilation {list(node.attrs.window.dilation)}): the pooling kernels take none"
+        return None
+
     def infer_shapes(self, node, in_shapes):
         require_rank(node, in_shapes[0], 4, "input")
         n, h, w, c = in_shapes[0]

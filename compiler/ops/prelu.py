@@ -28,7 +28,8 @@ from .kernel import Kernel, KernelArgs, KernelCost, base_counts, prod, read, wri
 
 @dataclass(frozen=True)
 class PreluAttrs:
-    """No attributes: the slope is input 1, a constant of shape [C] (or [1], one slope for all)."""
+    """No attributes: the slope is input 1, a constant of shape [C] (or [1], one slope for all); a front end
+    gives a slope varying along other axes as it is (broadcasting to the input), and ``supports`` refuses it."""
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,24 @@ class Prelu(OpDef):
 
     def infer_shapes(self, node, in_shapes):
         x, alpha = in_shapes[0], in_shapes[1]
-        n_alpha = int(np.prod(alpha, dtype=np.int64))
-        if len(alpha) > 1 or not x or n_alpha not in (1, x[-1]):
-            raise shape_error(node, f"slope of shape {list(alpha)} for input {list(x)}: expected [C] = "
-                                    f"[{x[-1] if x else '?'}] or [1]")
+        # the slope broadcasts to the input (right-aligned, numpy rules, one way); supports() takes [C] or [1]
+        if not x or len(alpha) > len(x) or any(a not in (1, d) for a, d in zip(alpha[::-1], x[::-1])):
+            raise shape_error(node, f"slope of shape {list(alpha)} does not broadcast to the input {list(x)} "
+                                    f"(one slope per channel: [{x[-1] if x else '?'}], or [1])")
         return [tuple(x)]
+
+    def supports(self, node, graph):
+        x, alpha = graph.tensors[node.inputs[0]], graph.tensors[node.inputs[1]]
+        if len(alpha.shape) == 1 and alpha.shape[0] in (1, x.shape[-1]):
+            return None
+        shape = tuple(x.shape)
+        full = np.broadcast_to(np.asarray(alpha.data, np.float64).reshape((1,) * (len(shape) - len(alpha.shape))
+                                                                           + tuple(alpha.shape)), shape)
+        varying = [a for a in range(len(shape)) if shape[a] > 1 and np.ptp(full, axis=a).max() > 0]
+        names = f" ({', '.join('NHWC'[a] for a in varying)})" if len(shape) == 4 and varying else ""
+        return (f"the slope alpha varies along axes {varying}{names} of the input: only one slope per channel "
+                "or a single slope is supported (a Keras PReLU needs shared_axes=[1, 2]); share the slope over "
+                "the other axes")
 
     def eval_float(self, node, graph, inputs):
         x = inputs[0].astype(np.float64)

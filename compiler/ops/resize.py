@@ -1,13 +1,14 @@
 """Nearest-neighbour upsampling by integer factors (ONNX ``Resize`` / ``Upsample`` with mode nearest,
 TFLite ``RESIZE_NEAREST_NEIGHBOR``): every input pixel is replicated into an ``s_h x s_w`` block.
 
-The IR op ``resize_nearest`` is only that pure replication; the front ends map their attributes to it
-and refuse (with the reason) any combination whose source index differs from ``y // s`` at some output
-position. They decide it by evaluating each format's own coordinate formula (:func:`onnx_source_index`,
-:func:`tflite_source_index`) over every output row and column and comparing with replication
-(:func:`replication_problem`), so e.g. ONNX's default ``half_pixel`` + ``round_prefer_floor`` and
-TFLite's ``half_pixel_centers`` at an integer scale are accepted (they replicate) while ``align_corners``
-at a scale and size where it does not replicate is refused.
+The IR op ``resize_nearest`` runs only that pure replication; the front ends map their attributes to it
+as the model states them (:class:`ResizeMapping`) and ``supports`` refuses (with the reason) any
+combination whose source index differs from ``y // s`` at some output position. It decides it by
+evaluating each format's own coordinate formula (:func:`onnx_source_index`, :func:`tflite_source_index`)
+over every output row and column and comparing with replication (:func:`replication_problem`), so e.g.
+ONNX's default ``half_pixel`` + ``round_prefer_floor`` and TFLite's ``half_pixel_centers`` at an integer
+scale are accepted (they replicate) while ``align_corners`` at a scale and size where it does not
+replicate is refused.
 
 int8: bytes are copied, so input and output share one scale and zero point (TFLite requires that of
 RESIZE_NEAREST_NEIGHBOR; TFLite Micro copies the bytes whatever the params say).
@@ -33,14 +34,63 @@ from .kernel import Kernel, KernelArgs, KernelCost, base_counts, read, write
 
 
 @dataclass(frozen=True)
+class ResizeMapping:
+    """How the model maps output to input coordinates, in its own format's terms (what ``supports``
+    checks is pure replication): ``format`` "tflite" (RESIZE_NEAREST_NEIGHBOR's ``align_corners`` /
+    ``half_pixel_centers``) or "onnx" (Resize / Upsample: ``coordinate_transformation_mode``,
+    ``nearest_mode``, the real ``scales`` (H, W), ``keep_aspect_ratio_policy``); ``mode`` is the
+    interpolation (ONNX's ``mode``; TFLite's op is nearest). The default is plain replication."""
+
+    format: str = "tflite"
+    mode: str = "nearest"
+    align_corners: bool = False
+    half_pixel_centers: bool = False
+    coordinate_transformation_mode: str = "asymmetric"
+    nearest_mode: str = "floor"
+    scales: tuple[float, float] | None = None
+    keep_aspect_ratio_policy: str = "stretch"
+
+    def problem(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> str | None:
+        """Why this mapping from ``in_hw`` to ``out_hw`` is not replication by integer factors (None
+        when it is), evaluated with the format's own index formula at every output row and column."""
+        if self.mode != "nearest":
+            return f"mode '{self.mode}' (only 'nearest' with integer scale factors)"
+        if self.format == "tflite":
+            for in_size, out_size, axis in ((in_hw[0], out_hw[0], "H"), (in_hw[1], out_hw[1], "W")):
+                source = tflite_source_index(in_size, out_size, self.align_corners, self.half_pixel_centers)
+                problem = replication_problem(in_size, out_size, source, axis)
+                if problem is not None:
+                    return (f"nearest resize with align_corners={self.align_corners}, half_pixel_centers="
+                            f"{self.half_pixel_centers}: {problem}; only replication by integer factors is supported")
+            return None
+        cmode, nmode = self.coordinate_transformation_mode, self.nearest_mode
+        if cmode == "tf_crop_and_resize":
+            return "coordinate_transformation_mode 'tf_crop_and_resize'"
+        if self.keep_aspect_ratio_policy != "stretch":
+            return "keep_aspect_ratio_policy other than 'stretch'"
+        if cmode not in ONNX_COORDINATE_MODES or nmode not in ONNX_NEAREST_MODES:
+            return f"coordinate_transformation_mode '{cmode}' / nearest_mode '{nmode}'"
+        scales = self.scales if self.scales is not None else (out_hw[0] / in_hw[0], out_hw[1] / in_hw[1])
+        problem = onnx_replication_problem(in_hw, out_hw, scales, cmode, nmode)
+        if problem is not None:
+            return (f"nearest resize with coordinate_transformation_mode '{cmode}', nearest_mode '{nmode}': {problem} "
+                    "(only replication by integer factors is supported)")
+        return None
+
+
+@dataclass(frozen=True)
 class ResizeAttrs:
-    """Replication factors (h, w); ``offset`` and ``out_hw`` are set only for one patch (patch_local_node):
+    """Replication factors (h, w); ``size``: the model's output (H, W) when the front end gives it (else
+    input x scale), ``mapping``: how the model defines the resize (``supports`` refuses it unless it is
+    replication by ``scale``). ``offset`` and ``out_hw`` are set only for one patch (patch_local_node):
     the output region starts ``offset`` output rows / columns into the first input row / column's block
     and has ``out_hw`` rows and columns."""
 
     scale: tuple[int, int]
     offset: tuple[int, int] = (0, 0)
     out_hw: tuple[int, int] | None = None
+    size: tuple[int, int] | None = None
+    mapping: ResizeMapping = ResizeMapping()
 
 
 def _replicate(x: np.ndarray, attrs: ResizeAttrs) -> np.ndarray:
@@ -101,7 +151,19 @@ class ResizeNearest(OpDef):
         sh, sw = node.attrs.scale
         if sh < 1 or sw < 1:
             raise shape_error(node, f"scale factors {[sh, sw]} must be integers >= 1")
+        if node.attrs.size is not None:
+            if min(node.attrs.size) < 1:
+                raise shape_error(node, f"output size {list(node.attrs.size)} must be positive")
+            return [(x[0], *node.attrs.size, x[3])]
         return [(x[0], x[1] * sh, x[2] * sw, x[3])]
+
+    def supports(self, node, graph):
+        _, h, w, _ = graph.tensors[node.inputs[0]].shape
+        _, oh, ow, _ = graph.tensors[node.outputs[0]].shape
+        problem = node.attrs.mapping.problem((h, w), (oh, ow))
+        if problem is None and (oh, ow) != (h * node.attrs.scale[0], w * node.attrs.scale[1]):
+            problem = f"output {oh}x{ow} is not the input {h}x{w} replicated x{list(node.attrs.scale)}"
+        return problem
 
     def eval_float(self, node, graph, inputs):
         return [_replicate(inputs[0], node.attrs)]

@@ -1,4 +1,5 @@
-"""Float-graph clean-ups, each a pure Graph -> Graph function, run by ``canonicalize`` in one list.
+"""Float-graph clean-ups, each a pure Graph -> Graph function, run by ``canonicalize`` in one list, after
+``ops.check_supported`` has asked every imported node's op whether it supports it.
 
 - fold_affine: per-channel scale/shift (BatchNorm, Mul/Add by a channel vector; imported as 1x1
   depthwise convs) folded into the preceding conv / depthwise / fully connected weights and bias.
@@ -13,7 +14,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..ir import Graph, Node, Tensor
-from ..ops import op_def
+from ..ops import check_supported, op_def
 from ..ops.spatial import Window
 
 
@@ -182,7 +183,9 @@ PIPELINE = (eliminate_dead_nodes, merge_reshapes, fold_pad, fold_affine, fuse_ac
 
 
 def canonicalize(graph: Graph) -> Graph:
-    """Run the float clean-up passes in order."""
+    """Refuse what the ops do not support (``ops.check_supported``: every node as imported, before any
+    pass folds it into another), then run the float clean-up passes in order."""
+    check_supported(graph)
     with np.errstate(over="ignore", invalid="ignore"):  # a fold that overflows float32 is caught below
         for p in PIPELINE:
             graph = p(graph)
