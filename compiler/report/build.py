@@ -57,7 +57,8 @@ def _offset(plan: ArenaPlan, tensor: str) -> int:
 
 def _io(graph: Graph, name: str) -> IOTensor:
     t = graph.tensors[name]
-    return IOTensor(name, tuple(t.shape), t.quant.s, t.quant.zp, tuple(graph.io_perm.get(name, ())))
+    # plain Python numbers: the report holds no numpy values (json.dumps refuses some of them)
+    return IOTensor(name, tuple(t.shape), float(t.quant.s), int(t.quant.zp), tuple(graph.io_perm.get(name, ())))
 
 
 def _layers(graph: Graph, plan: ArenaPlan, schedule) -> tuple[LayerReport, ...]:
@@ -70,7 +71,7 @@ def _layers(graph: Graph, plan: ArenaPlan, schedule) -> tuple[LayerReport, ...]:
         layers.append(LayerReport(
             index=idx, name=n.name, op=n.op, source=n.source,
             input_shapes=tuple(tuple(graph.tensors[i].shape) for i in acts), output_shape=tuple(out.shape),
-            macs=op_def(n).macs(n, graph), arena_offset=_offset(plan, out.name),
+            macs=int(op_def(n).macs(n, graph)), arena_offset=_offset(plan, out.name),
             input_offsets=tuple(_offset(plan, i) for i in acts),
             bitwidth=out.quant.bits if out.quant is not None else 8, weight_bitwidth=8,
             param_bytes=param_bytes(n, graph), kernel=kernels.get(idx)))
