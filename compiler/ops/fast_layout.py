@@ -137,8 +137,10 @@ def fold_input_offset(bias: np.ndarray | None, weights: np.ndarray, input_offset
 
 
 def conv_scratch_bytes(kh: int, kw: int, cin: int) -> int:
-    """``mcu_conv_dsp_get_buffer_size_s8``: two windows of K4(KH * KW * C_in) int16."""
-    return 4 * k4(kh * kw * cin)
+    """``mcu_conv_dsp_get_buffer_size_s8``: two windows of K4(KH * KW * C_in) int16, plus K4 bytes to gather a
+    window when C_in is not a multiple of 4."""
+    k = k4(kh * kw * cin)
+    return 4 * k + (k if cin % 4 else 0)
 
 
 def dwconv_scratch_bytes(channels: int) -> int:

@@ -106,10 +106,11 @@ mcu_status mcu_conv_dsp_s8(const mcu_context *ctx,
                            int8_t *output);
 
 /**
- * @brief Scratch bytes mcu_conv_dsp_s8() needs: two windows of K4(KH * KW * C_in) int16.
+ * @brief Scratch bytes mcu_conv_dsp_s8() needs: two windows of K4(KH * KW * C_in) int16, and K4 bytes to
+ *        gather a window when C_in is not a multiple of 4.
  * @param[in] input_dims  [N, H, W, C_in].
  * @param[in] filter_dims [C_out, KH, KW, C_in].
- * @return 4 * K4(KH * KW * C_in).
+ * @return 4 * K4(KH * KW * C_in), plus K4(KH * KW * C_in) when C_in % 4 != 0.
  */
 int32_t mcu_conv_dsp_get_buffer_size_s8(const mcu_dims *input_dims, const mcu_dims *filter_dims);
 

@@ -57,6 +57,20 @@ static inline int32_t mcu_sxtab16_ror8(int32_t a, int32_t x)
     return r;
 }
 static inline int32_t mcu_smlad(int32_t a, int32_t b, int32_t acc) { return __smlad(a, b, acc); }
+static inline int32_t mcu_ssat8(int32_t x) { return __ssat(x, 8); }
+/* gcc 12 builds these two with UXTH + ORR (two instructions) from the C below; PKHBT / PKHTB are one */
+static inline int32_t mcu_pkhbt16(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+static inline int32_t mcu_pkhtb16(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
 static inline int32_t mcu_smlabb(int32_t a, int32_t b, int32_t acc) { return __smlabb(a, b, acc); }
 static inline int32_t mcu_smlatt(int32_t a, int32_t b, int32_t acc) { return __smlatt(a, b, acc); }
 
@@ -87,14 +101,13 @@ static inline int32_t mcu_smlabb(int32_t a, int32_t b, int32_t acc)
 {
     return (int32_t)((uint32_t)acc + (uint32_t)(mcu_lo16(a) * mcu_lo16(b)));
 }
+static inline int32_t mcu_ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
 static inline int32_t mcu_smlatt(int32_t a, int32_t b, int32_t acc)
 {
     return (int32_t)((uint32_t)acc + (uint32_t)(mcu_hi16(a) * mcu_hi16(b)));
 }
 
-#endif
-
-/** Low halfword of a, low halfword of b in the top (PKHBT a, b, LSL #16); gcc emits PKHBT for this. */
+/** Low halfword of a, low halfword of b in the top (PKHBT a, b, LSL #16). */
 static inline int32_t mcu_pkhbt16(int32_t a, int32_t b)
 {
     return (int32_t)(((uint32_t)a & 0xFFFFu) | ((uint32_t)b << 16));
@@ -105,6 +118,8 @@ static inline int32_t mcu_pkhtb16(int32_t a, int32_t b)
 {
     return (int32_t)(((uint32_t)a & 0xFFFF0000u) | ((uint32_t)b >> 16));
 }
+
+#endif
 
 /** Two int16 lanes that both hold v (the input offset for SXTAB16). */
 static inline int32_t mcu_dup16(int32_t v)
@@ -118,22 +133,118 @@ static inline int32_t mcu_add_wrap(int32_t a, int32_t b)
     return (int32_t)((uint32_t)a + (uint32_t)b);
 }
 
-/**
- * Requantized, offset and clamped output: TFLite's double rounding, bit-exact with mcu_requantize()
- * (the doubling high multiply as (x * m + 2^30) >> 31, equal to gemmlowp's nudge-and-truncate for every
- * x and every multiplier in [2^30, 2^31)), then the clamp to [act_min, act_max].
- */
-static inline int8_t mcu_dsp_requantize_s8(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_offset,
-                                           int32_t act_min, int32_t act_max)
+/** Per-channel requantization constants, derived once per channel and used for every pixel. */
+typedef struct
 {
-    const int32_t left = shift > 0 ? shift : 0;
-    const int32_t right = shift > 0 ? 0 : -shift;
-    const int32_t x = (int32_t)((uint32_t)acc << left);
-    const int32_t high = (int32_t)(((int64_t)x * multiplier + (1LL << 30)) >> 31);
-    int32_t y = mcu_divide_by_pow2(high, right) + out_offset;
-    y = y < act_min ? act_min : y;
-    y = y > act_max ? act_max : y;
+    int32_t multiplier; /**< Q31 multiplier, in [2^30, 2^31). */
+    int32_t left;       /**< max(shift, 0). */
+    int32_t right;      /**< max(-shift, 0), in [0, 31]. */
+    uint32_t round_lo;  /**< Low word of 2^30 + 2^(30 + right) (both roundings as one addend; right >= 1). */
+    uint32_t round_hi;  /**< Its high word. */
+    uint32_t borrow;    /**< All ones when taking 2^31 from round_lo borrows from the high word (right >= 2). */
+} mcu_dsp_requant;
+
+static inline mcu_dsp_requant mcu_dsp_requant_of(int32_t multiplier, int32_t shift)
+{
+    mcu_dsp_requant r;
+    r.multiplier = multiplier;
+    r.left = shift > 0 ? shift : 0;
+    r.right = shift > 0 ? 0 : -shift;
+    /* 2^(30 + right) = 2^(right - 1) * 2^31 split into words without a 64-bit variable shift; right = 0 does
+     * not use them */
+    const uint32_t half = r.right > 0 ? 1u << (r.right - 1) : 0u;
+    r.round_lo = 0x40000000u | (half << 31);
+    r.round_hi = half >> 1;
+    r.borrow = r.right >= 2 ? 0xFFFFFFFFu : 0u;
+    return r;
+}
+
+/**
+ * acc * multiplier * 2^(shift - 31) with TFLite's double rounding, bit-exact with mcu_requantize().
+ *
+ * TFLite: high = SRDHM(x, m) = floor((x * m + 2^30) / 2^31) (gemmlowp's nudge-and-truncate equals this for
+ * every multiplier in [2^30, 2^31), where it cannot saturate), then a divide by 2^r rounding halves away from
+ * zero, which is floor((high + 2^(r-1) - [high < 0]) / 2^r). Nested floors of integer divisions compose, so
+ * for r >= 1 the result is floor((x * m + 2^30 + 2^(30+r) - [x < 0] * 2^31) / 2^(31+r)): one 64-bit
+ * multiply-accumulate and the high word shifted by r - 1. ([high < 0] may differ from [x < 0] only when
+ * high = 0, where both give 0.) r = 0 is high itself.
+ */
+static inline int32_t mcu_dsp_requantize(int32_t acc, mcu_dsp_requant r)
+{
+    const int32_t x = (int32_t)((uint32_t)acc << r.left);
+    if (r.right == 0)
+    {
+        return (int32_t)(((int64_t)x * r.multiplier + (1LL << 30)) >> 31);
+    }
+    /* the addend with - [x < 0] * 2^31 folded in: bit 31 of the low word flips (0x4.. <-> 0xC..) and, when it
+     * was clear, a negative x borrows 1 from the high word; the whole sum is then one SMLAL */
+    const uint32_t lo = r.round_lo ^ ((uint32_t)x & 0x80000000u);
+    const uint32_t hi = r.round_hi + ((uint32_t)(x >> 31) & r.borrow);
+    const int64_t t = (int64_t)(((uint64_t)hi << 32) | lo) + (int64_t)x * r.multiplier;
+    return (int32_t)(t >> 32) >> (r.right - 1);
+}
+
+/** Requantized, offset and clamped to [lo, hi]. */
+static inline int8_t mcu_dsp_output_s8(int32_t acc, mcu_dsp_requant r, int32_t out_offset, int32_t lo, int32_t hi)
+{
+    int32_t y = mcu_dsp_requantize(acc, r) + out_offset;
+    y = y < lo ? lo : y;
+    y = y > hi ? hi : y;
     return (int8_t)y;
+}
+
+/** Requantized and offset, saturated to [-128, 127] (one SSAT): the clamp when it is the full int8 range. */
+static inline int8_t mcu_dsp_output_full_s8(int32_t acc, mcu_dsp_requant r, int32_t out_offset)
+{
+    return (int8_t)mcu_ssat8(mcu_dsp_requantize(acc, r) + out_offset);
+}
+
+/**
+ * Output stage of a block of pixels: n channels of `rows` (1 or 2) pixels whose accumulators are acc[0][j],
+ * acc[1][j], requantized with channel j's constants (derived once for both pixels) and stored at out[0][j],
+ * out[1][j]. Kept apart from the MAC loops so that neither fights the other for registers. `full` (constant at
+ * each instantiation): the clamp is the int8 range, one SSAT.
+ */
+static inline __attribute__((always_inline)) void mcu_dsp_store_rows(const int32_t *acc0, const int32_t *acc1,
+                                                                     int32_t n, const int32_t *mult,
+                                                                     const int32_t *shift, int32_t out_offset,
+                                                                     int32_t lo, int32_t hi, int8_t *out0,
+                                                                     int8_t *out1, int full)
+{
+    for (int32_t j = 0; j < n; j++)
+    {
+        const mcu_dsp_requant r = mcu_dsp_requant_of(mult[j], shift[j]);
+        int32_t y0 = mcu_dsp_requantize(acc0[j], r) + out_offset;
+        if (full)
+        {
+            out0[j] = (int8_t)mcu_ssat8(y0);
+        }
+        else
+        {
+            y0 = y0 < lo ? lo : y0;
+            out0[j] = (int8_t)(y0 > hi ? hi : y0);
+        }
+        if (acc1)
+        {
+            int32_t y1 = mcu_dsp_requantize(acc1[j], r) + out_offset;
+            if (full)
+            {
+                out1[j] = (int8_t)mcu_ssat8(y1);
+            }
+            else
+            {
+                y1 = y1 < lo ? lo : y1;
+                out1[j] = (int8_t)(y1 > hi ? hi : y1);
+            }
+        }
+    }
+}
+
+/** As mcu_dsp_output_s8() with the constants derived from (multiplier, shift) on the spot. */
+static inline int8_t mcu_dsp_requantize_s8(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_offset,
+                                           int32_t lo, int32_t hi)
+{
+    return mcu_dsp_output_s8(acc, mcu_dsp_requant_of(multiplier, shift), out_offset, lo, hi);
 }
 
 #endif /* MCUNN_DSP_SUPPORT_H */

@@ -1,8 +1,9 @@
 /* Convolutions with SIMD32 (DSP extension): 1x1 without im2col, and the general im2col kernel. Both block
- * 2 output pixels x 2 output channels so that each weight word and each input word feeds two SMLADs, with
- * four accumulators and a handful of pointers, which fits Cortex-M4's 13 free registers without spilling
- * (checked in the disassembly). Weights come in the layout compiler/ops/fast_layout.py writes at compile
- * time; see mcunn_dsp.h for each layout. */
+ * 2 output pixels x 2 output channels so that each weight word and each input word feeds two SMLADs. The
+ * work for one pixel pair (every output channel, requantization and stores included) is one non-inlined
+ * function with few live values, so gcc keeps the 4 accumulators, the 4 input pairs and the 3 pointers of the
+ * inner loop in Cortex-M4's registers (checked in the disassembly: no stack traffic in the loop). Weights
+ * come in the layouts compiler/ops/fast_layout.py writes at compile time; see mcunn_dsp.h. */
 #include <stddef.h>
 
 #include "mcunn_dsp.h"
@@ -10,62 +11,117 @@
 
 #define MCU_ROUND4(x) (((x) + 3) & ~3)
 
+/* What the output stage of a pixel pair needs, gathered once per call. */
+typedef struct
+{
+    const int32_t *bias;
+    const int32_t *multiplier;
+    const int32_t *shift;
+    int32_t cout, blocks, out_offset, act_min, act_max;
+} conv_out;
+
+static inline conv_out conv_out_of(const mcu_conv_params *cp, const mcu_per_channel_quant_params *q,
+                                   const int32_t *bias, int32_t cout, int32_t blocks)
+{
+    conv_out o;
+    o.bias = bias;
+    o.multiplier = q->multiplier;
+    o.shift = q->shift;
+    o.cout = cout;
+    o.blocks = blocks;
+    o.out_offset = cp->output_offset;
+    o.act_min = cp->activation.min;
+    o.act_max = cp->activation.max;
+    return o;
+}
+
+/* Output channels per chunk: the MAC loop leaves the chunk's accumulators of both pixels on the stack
+ * (2 x 32 int32) and the output stage requantizes them; a multiple of 2 so channel pairs stay whole. */
+#define CONV_CHUNK 32
+
+/* The kernels instantiate their pixel-pair function twice, full-range clamp or not: the choice is made once
+ * per call, not per output. */
+#define CONV_FULL_RANGE(o) ((o)->act_min == -128 && (o)->act_max == 127)
+
 /* ---------------------------------------------------------------------------------------------------------
  * 1x1, raw int8 input: the input offset is folded into the bias at compile time, so the input is used as it
  * is (SXTB16 gives bytes 0, 2 and, rotated, 1, 3; the weights are in natural order and split the same way).
  * ------------------------------------------------------------------------------------------------------ */
 
-/* One channel pair of two pixels over cin bytes (cin a multiple of 4). */
-static inline void conv1x1_block_2x2(const int8_t *pa, const int8_t *pb, const int8_t *w, int32_t blocks,
-                                     int32_t *acc)
+/* Every output channel of the pixel pair (pa, pb); pb == pa and out_b == out_a for a single last pixel. */
+static inline __attribute__((always_inline)) void conv1x1_pair_body(const conv_out *o, const int8_t *pa,
+                                                                    const int8_t *pb, const int8_t *w, int8_t *out_a,
+                                                                    int8_t *out_b, int full)
 {
-    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
-    for (int32_t k = 0; k < blocks; k++)
+    const int32_t blocks = o->blocks, cin = 4 * blocks;
+    int32_t acc_a[CONV_CHUNK], acc_b[CONV_CHUNK];
+    for (int32_t c0 = 0; c0 < o->cout; c0 += CONV_CHUNK)
     {
-        const int32_t xa = mcu_read_s8x4(pa), xb = mcu_read_s8x4(pb);
-        pa += 4;
-        pb += 4;
-        const int32_t ae = mcu_sxtb16(xa), ao = mcu_sxtb16_ror8(xa);
-        const int32_t be = mcu_sxtb16(xb), bo = mcu_sxtb16_ror8(xb);
-        const int32_t w0 = mcu_read_s8x4(w), w1 = mcu_read_s8x4(w + 4);
-        w += 8;
-        int32_t we = mcu_sxtb16(w0), wo = mcu_sxtb16_ror8(w0);
-        a00 = mcu_smlad(ae, we, a00);
-        a00 = mcu_smlad(ao, wo, a00);
-        a10 = mcu_smlad(be, we, a10);
-        a10 = mcu_smlad(bo, wo, a10);
-        we = mcu_sxtb16(w1);
-        wo = mcu_sxtb16_ror8(w1);
-        a01 = mcu_smlad(ae, we, a01);
-        a01 = mcu_smlad(ao, wo, a01);
-        a11 = mcu_smlad(be, we, a11);
-        a11 = mcu_smlad(bo, wo, a11);
+        const int32_t n = o->cout - c0 < CONV_CHUNK ? o->cout - c0 : CONV_CHUNK;
+        const int32_t *bias = o->bias ? o->bias + c0 : NULL;
+        int32_t j = 0;
+        for (; j + 1 < n; j += 2)
+        {
+            int32_t a00 = bias ? bias[j] : 0, a01 = bias ? bias[j + 1] : 0;
+            int32_t a10 = a00, a11 = a01;
+            const int8_t *xa = pa, *xb = pb;
+            for (int32_t k = blocks; k > 0; k--)
+            {
+                const int32_t va = mcu_read_s8x4(xa), vb = mcu_read_s8x4(xb);
+                xa += 4;
+                xb += 4;
+                const int32_t ae = mcu_sxtb16(va), ao = mcu_sxtb16_ror8(va);
+                const int32_t be = mcu_sxtb16(vb), bo = mcu_sxtb16_ror8(vb);
+                int32_t wv = mcu_read_s8x4(w);
+                int32_t we = mcu_sxtb16(wv), wo = mcu_sxtb16_ror8(wv);
+                a00 = mcu_smlad(ae, we, a00);
+                a00 = mcu_smlad(ao, wo, a00);
+                a10 = mcu_smlad(be, we, a10);
+                a10 = mcu_smlad(bo, wo, a10);
+                wv = mcu_read_s8x4(w + 4);
+                w += 8;
+                we = mcu_sxtb16(wv);
+                wo = mcu_sxtb16_ror8(wv);
+                a01 = mcu_smlad(ae, we, a01);
+                a01 = mcu_smlad(ao, wo, a01);
+                a11 = mcu_smlad(be, we, a11);
+                a11 = mcu_smlad(bo, wo, a11);
+            }
+            acc_a[j] = a00;
+            acc_a[j + 1] = a01;
+            acc_b[j] = a10;
+            acc_b[j + 1] = a11;
+        }
+        if (j < n)
+        {
+            int32_t a0 = bias ? bias[j] : 0, a1 = a0;
+            for (int32_t k = 0; k < cin; k += 4)
+            {
+                const int32_t va = mcu_read_s8x4(pa + k), vb = mcu_read_s8x4(pb + k), wv = mcu_read_s8x4(w + k);
+                const int32_t we = mcu_sxtb16(wv), wo = mcu_sxtb16_ror8(wv);
+                a0 = mcu_smlad(mcu_sxtb16(va), we, a0);
+                a0 = mcu_smlad(mcu_sxtb16_ror8(va), wo, a0);
+                a1 = mcu_smlad(mcu_sxtb16(vb), we, a1);
+                a1 = mcu_smlad(mcu_sxtb16_ror8(vb), wo, a1);
+            }
+            acc_a[j] = a0;
+            acc_b[j] = a1;
+        }
+        mcu_dsp_store_rows(acc_a, acc_b, n, o->multiplier + c0, o->shift + c0, o->out_offset, o->act_min,
+                           o->act_max, out_a + c0, out_b + c0, full);
     }
-    acc[0] = a00;
-    acc[1] = a01;
-    acc[2] = a10;
-    acc[3] = a11;
 }
 
-/* One channel of two pixels. */
-static inline void conv1x1_block_2x1(const int8_t *pa, const int8_t *pb, const int8_t *w, int32_t blocks,
-                                     int32_t *acc)
+static void __attribute__((noinline)) conv1x1_pair_full(const conv_out *o, const int8_t *pa, const int8_t *pb,
+                                                        const int8_t *w, int8_t *out_a, int8_t *out_b)
 {
-    int32_t a0 = acc[0], a1 = acc[1];
-    for (int32_t k = 0; k < blocks; k++)
-    {
-        const int32_t xa = mcu_read_s8x4(pa), xb = mcu_read_s8x4(pb), w0 = mcu_read_s8x4(w);
-        pa += 4;
-        pb += 4;
-        w += 4;
-        const int32_t we = mcu_sxtb16(w0), wo = mcu_sxtb16_ror8(w0);
-        a0 = mcu_smlad(mcu_sxtb16(xa), we, a0);
-        a0 = mcu_smlad(mcu_sxtb16_ror8(xa), wo, a0);
-        a1 = mcu_smlad(mcu_sxtb16(xb), we, a1);
-        a1 = mcu_smlad(mcu_sxtb16_ror8(xb), wo, a1);
-    }
-    acc[0] = a0;
-    acc[1] = a1;
+    conv1x1_pair_body(o, pa, pb, w, out_a, out_b, 1);
+}
+
+static void __attribute__((noinline)) conv1x1_pair_clamp(const conv_out *o, const int8_t *pa, const int8_t *pb,
+                                                         const int8_t *w, int8_t *out_a, int8_t *out_b)
+{
+    conv1x1_pair_body(o, pa, pb, w, out_a, out_b, 0);
 }
 
 /* Input of output pixel p (batch, row, column in output order). */
@@ -76,28 +132,6 @@ static inline const int8_t *conv1x1_pixel(const int8_t *input, const mcu_conv_pa
     const int32_t oy = rest % out->h, b = rest / out->h;
     const int32_t iy = oy * cp->stride.h - cp->padding.h, ix = ox * cp->stride.w - cp->padding.w;
     return input + ((b * in->h + iy) * in->w + ix) * in->c;
-}
-
-/* Requantizes and stores the 2 x 2 block (pixel a: acc[0], acc[1]; pixel b: acc[2], acc[3]). */
-static inline void store_2x2(const int32_t *acc, const mcu_per_channel_quant_params *q, int32_t oc, int32_t oo,
-                             int32_t lo, int32_t hi, int8_t *out_a, int8_t *out_b, int32_t pair_channels,
-                             int32_t store_b)
-{
-    const int32_t m0 = q->multiplier[oc], s0 = q->shift[oc];
-    out_a[oc] = mcu_dsp_requantize_s8(acc[0], m0, s0, oo, lo, hi);
-    if (store_b)
-    {
-        out_b[oc] = mcu_dsp_requantize_s8(acc[2], m0, s0, oo, lo, hi);
-    }
-    if (pair_channels)
-    {
-        const int32_t m1 = q->multiplier[oc + 1], s1 = q->shift[oc + 1];
-        out_a[oc + 1] = mcu_dsp_requantize_s8(acc[1], m1, s1, oo, lo, hi);
-        if (store_b)
-        {
-            out_b[oc + 1] = mcu_dsp_requantize_s8(acc[3], m1, s1, oo, lo, hi);
-        }
-    }
 }
 
 int32_t mcu_conv_1x1_dsp_get_buffer_size_s8(const mcu_dims *input_dims, const mcu_dims *filter_dims)
@@ -139,173 +173,219 @@ mcu_status mcu_conv_1x1_dsp_s8(const mcu_context *ctx,
             return MCU_ARG_ERROR;
         }
     }
-    const int32_t pixels = input_dims->n * oh * ow, blocks = cin / 4;
-    const int32_t oo = cp->output_offset, lo = cp->activation.min, hi = cp->activation.max;
+    const conv_out o = conv_out_of(cp, quant_params, bias, cout, cin / 4);
+    const int full = CONV_FULL_RANGE(&o);
+    const int32_t pixels = input_dims->n * oh * ow;
     for (int32_t p = 0; p < pixels; p += 2)
     {
         const int32_t has_b = p + 1 < pixels;
         const int8_t *pa = conv1x1_pixel(input, cp, input_dims, output_dims, p);
         const int8_t *pb = has_b ? conv1x1_pixel(input, cp, input_dims, output_dims, p + 1) : pa;
-        int8_t *out_a = output + p * cout, *out_b = out_a + cout;
-        const int8_t *w = filter;
-        int32_t oc = 0;
-        for (; oc + 1 < cout; oc += 2)
-        {
-            int32_t acc[4];
-            acc[0] = acc[2] = bias ? bias[oc] : 0;
-            acc[1] = acc[3] = bias ? bias[oc + 1] : 0;
-            conv1x1_block_2x2(pa, pb, w, blocks, acc);
-            w += 2 * cin;
-            store_2x2(acc, quant_params, oc, oo, lo, hi, out_a, out_b, 1, has_b);
-        }
-        if (oc < cout)
-        {
-            int32_t acc[4];
-            acc[0] = acc[1] = bias ? bias[oc] : 0;
-            conv1x1_block_2x1(pa, pb, w, blocks, acc);
-            acc[2] = acc[1];
-            store_2x2(acc, quant_params, oc, oo, lo, hi, out_a, out_b, 0, has_b);
-        }
+        int8_t *out_a = output + p * cout, *out_b = has_b ? out_a + cout : out_a;
+        (full ? conv1x1_pair_full : conv1x1_pair_clamp)(&o, pa, pb, filter, out_a, out_b);
     }
     return MCU_OK;
 }
 
 /* ---------------------------------------------------------------------------------------------------------
  * General convolution: the two pixels' windows are widened to int16 with the input offset added (SXTAB16,
- * as cheap as SXTB16) into scratch, in natural order, K padded with zeros to a multiple of 4. The weights
- * are stored with bytes 1 and 2 of each 4-block swapped, so SXTB16 on a weight word gives elements (0, 1)
- * and the rotated one (2, 3): exactly the int16 pairs of the widened window. Taps outside the input are
- * 0 after the offset, as TFLite's padding.
+ * as cheap as SXTB16) into scratch, in natural order, K zero-padded to a multiple of 4, and interleaved per
+ * 4-block: words {a01, a23, b01, b23} (aN = element N of pixel a's block), so one pointer walks both windows.
+ * The weights are stored with elements 1 and 2 of each 4-block swapped, so SXTB16 on a weight word gives
+ * elements (0, 1) and the rotated one (2, 3): exactly the int16 pairs of the window. Taps outside the input
+ * are 0 after the offset, as TFLite's padding.
  * ------------------------------------------------------------------------------------------------------ */
 
-/* n int8 -> int16 with the offset added, natural order. */
-static void widen_run(int16_t *dst, const int8_t *src, int32_t n, int32_t offset)
+/* Widens the 4-blocks [i, i + n) (i and n multiples of 4) of pixel q's window from src (NULL: zeros) into the
+ * interleaved windows: block b of pixel q is words 4b + 2q, 4b + 2q + 1. */
+static inline void widen_blocks(int32_t *cols, int32_t q, int32_t i, const int8_t *src, int32_t n, int32_t off2)
 {
-    const int32_t off2 = mcu_dup16(offset);
-    int32_t i = 0;
-    for (; i + 4 <= n; i += 4)
+    int32_t *dst = cols + i + 2 * q; /* block i / 4 starts at word 4 * (i / 4) = i */
+    if (src == NULL)
     {
-        const int32_t x = mcu_read_s8x4(src + i);
-        const int32_t e = mcu_sxtab16(off2, x), o = mcu_sxtab16_ror8(off2, x);
-        const int32_t w01 = mcu_pkhbt16(e, o), w23 = mcu_pkhtb16(o, e);
-        memcpy(dst + i, &w01, 4);
-        memcpy(dst + i + 2, &w23, 4);
+        for (int32_t k = 0; k < n; k += 4, dst += 4)
+        {
+            dst[0] = 0;
+            dst[1] = 0;
+        }
+        return;
     }
-    for (; i < n; i++)
+    for (int32_t k = 0; k < n; k += 4, dst += 4)
     {
-        dst[i] = (int16_t)(src[i] + offset);
+        const int32_t x = mcu_read_s8x4(src + k);
+        const int32_t e = mcu_sxtab16(off2, x), o = mcu_sxtab16_ror8(off2, x);
+        dst[0] = mcu_pkhbt16(e, o);
+        dst[1] = mcu_pkhtb16(o, e);
     }
 }
 
-/* The window of output pixel p as K4 int16. */
-static void im2col_widen(int16_t *col, const int8_t *input, const mcu_conv_params *cp, const mcu_dims *in,
-                         const mcu_dims *filter, const mcu_dims *out, int32_t p, int32_t k4)
+/* The window of output pixel p as pixel q of the interleaved windows (k4 elements). With C_in a multiple of
+ * 4 every run of the window starts on a block and is widened straight from the input; otherwise the window
+ * is first gathered as int8 into `stage` (k4 bytes), skipped taps and the padding to k4 holding the zero
+ * point (so they widen to 0), and widened in one pass. */
+static void im2col_widen(int32_t *cols, int8_t *stage, int32_t q, const int8_t *input, const mcu_conv_params *cp,
+                         const mcu_dims *in, const mcu_dims *filter, const mcu_dims *out, int32_t p, int32_t k4)
 {
     const int32_t cin = in->c, kh = filter->h, kw = filter->w;
     const int32_t ox = p % out->w, rest = p / out->w;
     const int32_t oy = rest % out->h, b = rest / out->h;
     const int32_t y0 = oy * cp->stride.h - cp->padding.h, x0 = ox * cp->stride.w - cp->padding.w;
     const int32_t dh = cp->dilation.h, dw = cp->dilation.w;
+    const int32_t off2 = mcu_dup16(cp->input_offset);
     const int8_t *in_b = input + b * in->h * in->w * cin;
-    int16_t *dst = col;
-    for (int32_t ky = 0; ky < kh; ky++)
+    const int direct = (cin & 3) == 0;
+    const int8_t zp = (int8_t)(-cp->input_offset);
+    if (!direct)
+    {
+        memset(stage, zp, (size_t)k4);
+    }
+    int32_t i = 0;
+    for (int32_t ky = 0; ky < kh; ky++, i += kw * cin)
     {
         const int32_t iy = y0 + ky * dh;
         if (iy < 0 || iy >= in->h)
         {
-            memset(dst, 0, (size_t)(kw * cin) * sizeof(int16_t));
-            dst += kw * cin;
+            if (direct)
+            {
+                widen_blocks(cols, q, i, NULL, kw * cin, off2);
+            }
             continue;
         }
+        const int8_t *row = in_b + iy * in->w * cin;
+        int32_t kx_b = 0, kx_e = kw;
         if (dw == 1)
         {
-            int32_t kx_b = x0 < 0 ? -x0 : 0, kx_e = in->w - x0 < kw ? in->w - x0 : kw;
+            /* the kernel row's columns inside the image are one contiguous run */
+            kx_b = x0 < 0 ? -x0 : 0;
+            kx_e = in->w - x0 < kw ? in->w - x0 : kw;
             kx_b = kx_b > kw ? kw : kx_b;
             kx_e = kx_e < kx_b ? kx_b : kx_e;
-            memset(dst, 0, (size_t)(kx_b * cin) * sizeof(int16_t));
-            widen_run(dst + kx_b * cin, in_b + (iy * in->w + x0 + kx_b) * cin, (kx_e - kx_b) * cin,
-                      cp->input_offset);
-            memset(dst + kx_e * cin, 0, (size_t)((kw - kx_e) * cin) * sizeof(int16_t));
-            dst += kw * cin;
-            continue;
-        }
-        for (int32_t kx = 0; kx < kw; kx++, dst += cin)
-        {
-            const int32_t ix = x0 + kx * dw;
-            if (ix < 0 || ix >= in->w)
+            if (direct)
             {
-                memset(dst, 0, (size_t)cin * sizeof(int16_t));
+                widen_blocks(cols, q, i, NULL, kx_b * cin, off2);
+                widen_blocks(cols, q, i + kx_b * cin, row + (x0 + kx_b) * cin, (kx_e - kx_b) * cin, off2);
+                widen_blocks(cols, q, i + kx_e * cin, NULL, (kw - kx_e) * cin, off2);
             }
             else
             {
-                widen_run(dst, in_b + (iy * in->w + ix) * cin, cin, cp->input_offset);
+                const int8_t *src = row + (x0 + kx_b) * cin;
+                int8_t *dst = stage + i + kx_b * cin;
+                for (int32_t k = 0; k < (kx_e - kx_b) * cin; k++)
+                {
+                    dst[k] = src[k];
+                }
+            }
+            continue;
+        }
+        for (int32_t kx = 0; kx < kw; kx++)
+        {
+            const int32_t ix = x0 + kx * dw;
+            const int8_t *src = ix < 0 || ix >= in->w ? NULL : row + ix * cin;
+            if (direct)
+            {
+                widen_blocks(cols, q, i + kx * cin, src, cin, off2);
+            }
+            else if (src)
+            {
+                for (int32_t k = 0; k < cin; k++)
+                {
+                    stage[i + kx * cin + k] = src[k];
+                }
             }
         }
     }
-    memset(dst, 0, (size_t)(k4 - (int32_t)(dst - col)) * sizeof(int16_t));
-}
-
-static inline int32_t read_pair(const int16_t *p)
-{
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-static inline void conv_block_2x2(const int16_t *ca, const int16_t *cb, const int8_t *w, int32_t blocks,
-                                  int32_t *acc)
-{
-    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
-    for (int32_t k = 0; k < blocks; k++)
+    if (direct)
     {
-        const int32_t x01 = read_pair(ca), x23 = read_pair(ca + 2);
-        const int32_t y01 = read_pair(cb), y23 = read_pair(cb + 2);
-        ca += 4;
-        cb += 4;
-        const int32_t w0 = mcu_read_s8x4(w), w1 = mcu_read_s8x4(w + 4);
-        w += 8;
-        int32_t wl = mcu_sxtb16(w0), wh = mcu_sxtb16_ror8(w0);
-        a00 = mcu_smlad(x01, wl, a00);
-        a00 = mcu_smlad(x23, wh, a00);
-        a10 = mcu_smlad(y01, wl, a10);
-        a10 = mcu_smlad(y23, wh, a10);
-        wl = mcu_sxtb16(w1);
-        wh = mcu_sxtb16_ror8(w1);
-        a01 = mcu_smlad(x01, wl, a01);
-        a01 = mcu_smlad(x23, wh, a01);
-        a11 = mcu_smlad(y01, wl, a11);
-        a11 = mcu_smlad(y23, wh, a11);
+        widen_blocks(cols, q, i, NULL, k4 - i, off2);
     }
-    acc[0] = a00;
-    acc[1] = a01;
-    acc[2] = a10;
-    acc[3] = a11;
+    else
+    {
+        widen_blocks(cols, q, 0, stage, k4, off2);
+    }
 }
 
-static inline void conv_block_2x1(const int16_t *ca, const int16_t *cb, const int8_t *w, int32_t blocks,
-                                  int32_t *acc)
+/* Every output channel of the pixel pair whose windows are in cols (out_b == out_a for a single last pixel,
+ * whose window is then in both halves). */
+static inline __attribute__((always_inline)) void conv_pair_body(const conv_out *o, const int32_t *cols,
+                                                                 const int8_t *w, int8_t *out_a, int8_t *out_b,
+                                                                 int full)
 {
-    int32_t a0 = acc[0], a1 = acc[1];
-    for (int32_t k = 0; k < blocks; k++)
+    const int32_t blocks = o->blocks;
+    int32_t acc_a[CONV_CHUNK], acc_b[CONV_CHUNK];
+    for (int32_t c0 = 0; c0 < o->cout; c0 += CONV_CHUNK)
     {
-        const int32_t w0 = mcu_read_s8x4(w);
-        w += 4;
-        const int32_t wl = mcu_sxtb16(w0), wh = mcu_sxtb16_ror8(w0);
-        a0 = mcu_smlad(read_pair(ca), wl, a0);
-        a0 = mcu_smlad(read_pair(ca + 2), wh, a0);
-        a1 = mcu_smlad(read_pair(cb), wl, a1);
-        a1 = mcu_smlad(read_pair(cb + 2), wh, a1);
-        ca += 4;
-        cb += 4;
+        const int32_t n = o->cout - c0 < CONV_CHUNK ? o->cout - c0 : CONV_CHUNK;
+        const int32_t *bias = o->bias ? o->bias + c0 : NULL;
+        int32_t j = 0;
+        for (; j + 1 < n; j += 2)
+        {
+            int32_t a00 = bias ? bias[j] : 0, a01 = bias ? bias[j + 1] : 0;
+            int32_t a10 = a00, a11 = a01;
+            const int32_t *c = cols;
+            for (int32_t k = blocks; k > 0; k--)
+            {
+                const int32_t x01 = c[0], x23 = c[1], y01 = c[2], y23 = c[3];
+                c += 4;
+                int32_t wv = mcu_read_s8x4(w);
+                int32_t wl = mcu_sxtb16(wv), wh = mcu_sxtb16_ror8(wv);
+                a00 = mcu_smlad(x01, wl, a00);
+                a00 = mcu_smlad(x23, wh, a00);
+                a10 = mcu_smlad(y01, wl, a10);
+                a10 = mcu_smlad(y23, wh, a10);
+                wv = mcu_read_s8x4(w + 4);
+                w += 8;
+                wl = mcu_sxtb16(wv);
+                wh = mcu_sxtb16_ror8(wv);
+                a01 = mcu_smlad(x01, wl, a01);
+                a01 = mcu_smlad(x23, wh, a01);
+                a11 = mcu_smlad(y01, wl, a11);
+                a11 = mcu_smlad(y23, wh, a11);
+            }
+            acc_a[j] = a00;
+            acc_a[j + 1] = a01;
+            acc_b[j] = a10;
+            acc_b[j + 1] = a11;
+        }
+        if (j < n)
+        {
+            int32_t a0 = bias ? bias[j] : 0, a1 = a0;
+            const int32_t *c = cols;
+            for (int32_t k = blocks; k > 0; k--)
+            {
+                const int32_t wv = mcu_read_s8x4(w);
+                w += 4;
+                const int32_t wl = mcu_sxtb16(wv), wh = mcu_sxtb16_ror8(wv);
+                a0 = mcu_smlad(c[0], wl, a0);
+                a0 = mcu_smlad(c[1], wh, a0);
+                a1 = mcu_smlad(c[2], wl, a1);
+                a1 = mcu_smlad(c[3], wh, a1);
+                c += 4;
+            }
+            acc_a[j] = a0;
+            acc_b[j] = a1;
+        }
+        mcu_dsp_store_rows(acc_a, acc_b, n, o->multiplier + c0, o->shift + c0, o->out_offset, o->act_min,
+                           o->act_max, out_a + c0, out_b + c0, full);
     }
-    acc[0] = a0;
-    acc[1] = a1;
+}
+
+static void __attribute__((noinline)) conv_pair_full(const conv_out *o, const int32_t *cols, const int8_t *w,
+                                                     int8_t *out_a, int8_t *out_b)
+{
+    conv_pair_body(o, cols, w, out_a, out_b, 1);
+}
+
+static void __attribute__((noinline)) conv_pair_clamp(const conv_out *o, const int32_t *cols, const int8_t *w,
+                                                      int8_t *out_a, int8_t *out_b)
+{
+    conv_pair_body(o, cols, w, out_a, out_b, 0);
 }
 
 int32_t mcu_conv_dsp_get_buffer_size_s8(const mcu_dims *input_dims, const mcu_dims *filter_dims)
 {
-    /* two widened windows of K4 int16 */
-    return 2 * MCU_ROUND4(filter_dims->h * filter_dims->w * input_dims->c) * (int32_t)sizeof(int16_t);
+    /* two widened windows of K4 int16, and K4 bytes to gather a window when C_in is not a multiple of 4 */
+    const int32_t k4 = MCU_ROUND4(filter_dims->h * filter_dims->w * input_dims->c);
+    return 2 * k4 * (int32_t)sizeof(int16_t) + (input_dims->c % 4 ? k4 : 0);
 }
 
 mcu_status mcu_conv_dsp_s8(const mcu_context *ctx,
@@ -331,40 +411,20 @@ mcu_status mcu_conv_dsp_s8(const mcu_context *ctx,
     {
         return MCU_ARG_ERROR;
     }
-    const int32_t k4 = MCU_ROUND4(filter_dims->h * filter_dims->w * cin), blocks = k4 / 4;
-    int16_t *col_a = (int16_t *)ctx->buf, *col_b = col_a + k4;
+    const int32_t k4 = MCU_ROUND4(filter_dims->h * filter_dims->w * cin);
+    int32_t *cols = (int32_t *)ctx->buf;
+    int8_t *stage = (int8_t *)(cols + k4);
+    const conv_out o = conv_out_of(cp, quant_params, bias, cout, k4 / 4);
+    const int full = CONV_FULL_RANGE(&o);
     const int32_t pixels = input_dims->n * output_dims->h * output_dims->w;
-    const int32_t oo = cp->output_offset, lo = cp->activation.min, hi = cp->activation.max;
     for (int32_t p = 0; p < pixels; p += 2)
     {
         const int32_t has_b = p + 1 < pixels;
-        im2col_widen(col_a, input, cp, input_dims, filter_dims, output_dims, p, k4);
-        const int16_t *cb = col_a;
-        if (has_b)
-        {
-            im2col_widen(col_b, input, cp, input_dims, filter_dims, output_dims, p + 1, k4);
-            cb = col_b;
-        }
-        int8_t *out_a = output + p * cout, *out_b = out_a + cout;
-        const int8_t *w = filter;
-        int32_t oc = 0;
-        for (; oc + 1 < cout; oc += 2)
-        {
-            int32_t acc[4];
-            acc[0] = acc[2] = bias ? bias[oc] : 0;
-            acc[1] = acc[3] = bias ? bias[oc + 1] : 0;
-            conv_block_2x2(col_a, cb, w, blocks, acc);
-            w += 2 * k4;
-            store_2x2(acc, quant_params, oc, oo, lo, hi, out_a, out_b, 1, has_b);
-        }
-        if (oc < cout)
-        {
-            int32_t acc[4];
-            acc[0] = acc[1] = bias ? bias[oc] : 0;
-            conv_block_2x1(col_a, cb, w, blocks, acc);
-            acc[2] = acc[1];
-            store_2x2(acc, quant_params, oc, oo, lo, hi, out_a, out_b, 0, has_b);
-        }
+        im2col_widen(cols, stage, 0, input, cp, input_dims, filter_dims, output_dims, p, k4);
+        /* a last single pixel is computed twice and stored twice at the same place */
+        im2col_widen(cols, stage, 1, input, cp, input_dims, filter_dims, output_dims, has_b ? p + 1 : p, k4);
+        int8_t *out_a = output + p * cout, *out_b = has_b ? out_a + cout : out_a;
+        (full ? conv_pair_full : conv_pair_clamp)(&o, cols, filter, out_a, out_b);
     }
     return MCU_OK;
 }
