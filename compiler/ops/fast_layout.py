@@ -136,6 +136,27 @@ def fold_input_offset(bias: np.ndarray | None, weights: np.ndarray, input_offset
     return ((folded + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
 
 
+def dwconv_bias(bias: np.ndarray | None, weights: np.ndarray, input_offset: int) -> np.ndarray:
+    """The bias of ``mcu_dwconv_dsp_s8``: the input offset folded in per channel over its KH * KW taps.
+
+    Parameters
+    ----------
+    bias : np.ndarray or None
+        int32 [C], or None (no bias).
+    weights : np.ndarray
+        int8 [KH, KW, C], the depthwise weights (channel multiplier 1).
+    input_offset : int
+        The negated input zero point, in [-127, 128].
+
+    Returns
+    -------
+    np.ndarray
+        int32 [C], wrapped to 32 bits (see :func:`fold_input_offset`).
+    """
+    w = np.asarray(weights)
+    return fold_input_offset(bias, np.moveaxis(w.reshape(-1, w.shape[-1]), -1, 0), input_offset)
+
+
 def conv_scratch_bytes(kh: int, kw: int, cin: int) -> int:
     """``mcu_conv_dsp_get_buffer_size_s8``: two windows of K4(KH * KW * C_in) int16, plus K4 bytes to gather a
     window when C_in is not a multiple of 4."""

@@ -6,8 +6,8 @@
  * Same calling convention, parameter structs and padding rule (negative padding = start offset) as
  * mcunn.h. What differs is compile-time data: each kernel takes its weights in the order it loads them, as
  * compiler/ops/fast_layout.py writes them into flash (same size as the model's weights except where a
- * layout states a zero padding), and, for mcu_conv_1x1_dsp_s8(), a bias with the input zero-point term
- * folded in. Every kernel is declared and defined on every target: without `__ARM_FEATURE_DSP` (host,
+ * layout states a zero padding), and, for mcu_conv_1x1_dsp_s8() and mcu_dwconv_dsp_s8(), a bias with the
+ * input zero-point term folded in. Every kernel is declared and defined on every target: without `__ARM_FEATURE_DSP` (host,
  * Cortex-M0+) the intrinsics are portable C with the same results (mcunn_dsp_support.h), so the same source
  * is tested on the host; they are only fast with the extension.
  *
@@ -116,7 +116,11 @@ int32_t mcu_conv_dsp_get_buffer_size_s8(const mcu_dims *input_dims, const mcu_di
 
 /**
  * @brief Depthwise 2-D convolution, channel multiplier 1, any window up to ::MCU_DWCONV_DSP_MAX_TAPS taps,
- *        int8, SIMD32 (one SMLAD per channel per pair of taps). Same result as mcu_dwconv_s8().
+ *        int8, SIMD32 (one SMLAD per channel per pair of taps), input bytes used as they are.
+ *
+ * Equals mcu_dwconv_s8() when bias_folded[c] = bias[c] + input_offset * sum_t w[t, c] (int32, wrapping;
+ * compiler/ops/fast_layout.py dwconv_bias): taps outside the input read the zero point, whose products cancel
+ * their share of the folded term.
  * @param[in]  ctx          Scratch: buf of at least mcu_dwconv_dsp_get_buffer_size_s8() bytes (a row of zero
  *                          points); must not be NULL.
  * @param[in]  dw_params    As mcu_dwconv_s8(), with ch_mult = 1.
@@ -130,7 +134,7 @@ int32_t mcu_conv_dsp_get_buffer_size_s8(const mcu_dims *input_dims, const mcu_di
  *                          w[t+1,c+1]} then the same for c+2, c+3; for an odd T the last tap follows as
  *                          {w[t,c], .., w[t,c+3]}; then the last C % 4 channels, each with its T taps in order.
  * @param[in]  bias_dims    [1, 1, 1, C] (not read).
- * @param[in]  bias         Bias, int32 [C] (the model's, not folded); may be NULL.
+ * @param[in]  bias         Folded bias, int32 [C] (see above); may be NULL (all 0).
  * @param[in]  output_dims  [N', OH, OW, C], OH, OW >= 0; N = input_dims->n batches are written.
  * @param[out] output       Output, int8 [N, OH, OW, C].
  * @return MCU_OK, or MCU_ARG_ERROR (nothing written) when ch_mult != 1, the output or filter channels differ

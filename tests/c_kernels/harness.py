@@ -62,7 +62,7 @@ class Case:
     @property
     def fast_bias_given(self) -> bool:
         """The fast kernel gets a bias array (the folded one always; the model's only when it has one)."""
-        return self.has_bias or self.kind == KIND["conv_1x1"]
+        return self.has_bias or self.kind in (KIND["conv_1x1"], KIND["dwconv"])
 
     @property
     def output_size(self) -> int:
@@ -153,8 +153,8 @@ def dwconv_case(rng) -> Case:
     mult, shift, in_off, out_off, act = _quant(rng, c, kh * kw)
     return Case(KIND["dwconv"], f"dwconv {n}x{h}x{w}x{c} k{kh}x{kw} s{stride} p{pad} d{dil} -> {oh}x{ow}",
                 (n, h, w, c), (1, kh, kw, c), (n, oh, ow, c), stride, pad, dil, in_off, out_off, act,
-                x, wts, fast_layout.dwconv_weights(wts), bias, has, bias, mult, shift, 4 * c,
-                fast_layout.dwconv_scratch_bytes(c))
+                x, wts, fast_layout.dwconv_weights(wts), bias, has, fast_layout.dwconv_bias(bias, wts, in_off), mult,
+                shift, 4 * c, fast_layout.dwconv_scratch_bytes(c))
 
 
 def fc_case(rng) -> Case:
@@ -254,8 +254,8 @@ def layer_case(what: str, in_hwc: tuple[int, int, int], kernel: tuple[int, int],
                     True, bias, mult, shift, 0, fast_layout.fully_connected_scratch_bytes(cin))
     if what == "dwconv":
         return Case(KIND["dwconv"], desc, (1, h, w, cin), (1, kh, kw, cin), (1, oh, ow, cin), stride, pad, (1, 1),
-                    in_off, out_off, act, x, wts, fast_layout.dwconv_weights(wts), bias, True, bias, mult, shift,
-                    4 * cin, fast_layout.dwconv_scratch_bytes(cin))
+                    in_off, out_off, act, x, wts, fast_layout.dwconv_weights(wts), bias, True,
+                    fast_layout.dwconv_bias(bias, wts, in_off), mult, shift, 4 * cin, fast_layout.dwconv_scratch_bytes(cin))
     if what == "conv_1x1":
         fast_w, fast_b, scratch = fast_layout.conv_1x1_weights(wts), fast_layout.fold_input_offset(bias, wts, in_off), 0
     else:
