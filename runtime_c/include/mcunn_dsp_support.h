@@ -205,6 +205,26 @@ static inline int8_t mcu_dsp_output_full_s8(int32_t acc, mcu_dsp_requant r, int3
  * out[1][j]. Kept apart from the MAC loops so that neither fights the other for registers. `full` (constant at
  * each instantiation): the clamp is the int8 range, one SSAT.
  */
+static inline __attribute__((always_inline)) int8_t mcu_dsp_clamp_s8(int32_t y, int32_t lo, int32_t hi, int full)
+{
+    if (full)
+    {
+        return (int8_t)mcu_ssat8(y);
+    }
+    y = y < lo ? lo : y;
+    return (int8_t)(y > hi ? hi : y);
+}
+
+/* mcu_dsp_requantize() for shift <= -2 (right >= 2, left = 0: every layer whose scale is below 1/2, nearly
+ * all of them): round_lo is 2^30, the borrow always applies, round_hi = 2^(right - 2). */
+static inline int32_t mcu_dsp_requantize_r2(int32_t x, int32_t multiplier, uint32_t round_hi, int32_t right_m1)
+{
+    const uint32_t lo = 0x40000000u ^ ((uint32_t)x & 0x80000000u);
+    const uint32_t hi = round_hi + (uint32_t)(x >> 31);
+    const int64_t t = (int64_t)(((uint64_t)hi << 32) | lo) + (int64_t)x * multiplier;
+    return (int32_t)(t >> 32) >> right_m1;
+}
+
 static inline __attribute__((always_inline)) void mcu_dsp_store_rows(const int32_t *acc0, const int32_t *acc1,
                                                                      int32_t n, const int32_t *mult,
                                                                      const int32_t *shift, int32_t out_offset,
@@ -213,29 +233,25 @@ static inline __attribute__((always_inline)) void mcu_dsp_store_rows(const int32
 {
     for (int32_t j = 0; j < n; j++)
     {
-        const mcu_dsp_requant r = mcu_dsp_requant_of(mult[j], shift[j]);
-        int32_t y0 = mcu_dsp_requantize(acc0[j], r) + out_offset;
-        if (full)
+        const int32_t m = mult[j], s = shift[j];
+        if (s <= -2)
         {
-            out0[j] = (int8_t)mcu_ssat8(y0);
+            const uint32_t round_hi = 1u << (-s - 2);
+            const int32_t right_m1 = -s - 1;
+            out0[j] = mcu_dsp_clamp_s8(mcu_dsp_requantize_r2(acc0[j], m, round_hi, right_m1) + out_offset, lo, hi,
+                                       full);
+            if (acc1)
+            {
+                out1[j] = mcu_dsp_clamp_s8(mcu_dsp_requantize_r2(acc1[j], m, round_hi, right_m1) + out_offset, lo,
+                                           hi, full);
+            }
+            continue;
         }
-        else
-        {
-            y0 = y0 < lo ? lo : y0;
-            out0[j] = (int8_t)(y0 > hi ? hi : y0);
-        }
+        const mcu_dsp_requant r = mcu_dsp_requant_of(m, s);
+        out0[j] = mcu_dsp_clamp_s8(mcu_dsp_requantize(acc0[j], r) + out_offset, lo, hi, full);
         if (acc1)
         {
-            int32_t y1 = mcu_dsp_requantize(acc1[j], r) + out_offset;
-            if (full)
-            {
-                out1[j] = (int8_t)mcu_ssat8(y1);
-            }
-            else
-            {
-                y1 = y1 < lo ? lo : y1;
-                out1[j] = (int8_t)(y1 > hi ? hi : y1);
-            }
+            out1[j] = mcu_dsp_clamp_s8(mcu_dsp_requantize(acc1[j], r) + out_offset, lo, hi, full);
         }
     }
 }

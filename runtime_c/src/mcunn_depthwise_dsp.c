@@ -23,16 +23,18 @@ int32_t mcu_dwconv_dsp_get_buffer_size_s8(const mcu_dims *input_dims)
 }
 
 /* Four channels of one output pixel: taps[t] + c is channel c of tap t; acc[0..3] in and out. */
-static inline void dw_group4(const int8_t *const *taps, int32_t n_taps, int32_t c, const int8_t *w, int32_t *acc)
+static inline __attribute__((always_inline)) void dw_group4(const int8_t *const *taps, int32_t n_taps, int32_t c,
+                                                            const int8_t *w, int32_t *acc)
 {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     int32_t pairs = n_taps >> 1;
     const int8_t *const *tp = taps;
 #if MCU_DSP_NATIVE
+    /* gcc's schedule of the C below takes 28 instructions per pair of taps and 19 for the last tap; these take
+     * 20 (8 MACs, 13 registers) and 11 */
+    int32_t p0, p1, lo, t, u;
     if (pairs)
     {
-        /* 20 instructions per pair of taps (8 MACs) in 13 registers; gcc's schedule of the C below needs 28 */
-        int32_t p0, p1, lo, t, u;
         __asm__ volatile(
             "1:\n\t"
             "ldr %[p0], [%[tp]], #4\n\t"
@@ -62,6 +64,26 @@ static inline void dw_group4(const int8_t *const *taps, int32_t n_taps, int32_t 
             : [c] "r"(c)
             : "cc", "memory");
     }
+    if (n_taps & 1)
+    {
+        /* the last tap alone: one SMLABB / SMLATT per channel */
+        __asm__ volatile(
+            "ldr %[p0], [%[tp]]\n\t"
+            "ldr %[p1], [%[w]]\n\t"
+            "ldr %[p0], [%[p0], %[c]]\n\t"
+            "sxtb16 %[t], %[p0]\n\t"
+            "sxtb16 %[u], %[p1]\n\t"
+            "smlabb %[a0], %[t], %[u], %[a0]\n\t"
+            "smlatt %[a2], %[t], %[u], %[a2]\n\t"
+            "sxtb16 %[t], %[p0], ror #8\n\t"
+            "sxtb16 %[u], %[p1], ror #8\n\t"
+            "smlabb %[a1], %[t], %[u], %[a1]\n\t"
+            "smlatt %[a3], %[t], %[u], %[a3]\n\t"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [p0] "=&r"(p0), [p1] "=&r"(p1),
+              [t] "=&r"(t), [u] "=&r"(u)
+            : [tp] "r"(tp), [w] "r"(w), [c] "r"(c)
+            : "memory");
+    }
 #else
     for (; pairs > 0; pairs--, tp += 2)
     {
@@ -75,7 +97,6 @@ static inline void dw_group4(const int8_t *const *taps, int32_t n_taps, int32_t 
         a2 = mcu_smlad(mcu_sxtb16(hi), mcu_sxtb16(w23), a2);
         a3 = mcu_smlad(mcu_sxtb16_ror8(hi), mcu_sxtb16_ror8(w23), a3);
     }
-#endif
     if (n_taps & 1)
     {
         const int32_t x = mcu_read_s8x4(tp[0] + c), wl = mcu_read_s8x4(w);
@@ -86,6 +107,7 @@ static inline void dw_group4(const int8_t *const *taps, int32_t n_taps, int32_t 
         a1 = mcu_smlabb(xo, wo, a1);
         a3 = mcu_smlatt(xo, wo, a3);
     }
+#endif
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
@@ -93,17 +115,23 @@ static inline void dw_group4(const int8_t *const *taps, int32_t n_taps, int32_t 
 }
 
 /* The n channels [c0, c0 + n) of one output pixel into acc[0 .. n). */
-static inline void dw_pixel_chunk(const int8_t *const *taps, int32_t n_taps, int32_t c0, int32_t n, int32_t c4,
+static inline __attribute__((always_inline)) void dw_pixel_chunk(const int8_t *const *taps, int32_t n_taps, int32_t c0, int32_t n, int32_t c4,
                                   const int8_t *filter, const int8_t *tail_w, const int32_t *bias, int32_t *acc)
 {
     int32_t j = 0;
-    for (; j < n && c0 + j < c4; j += 4)
+    const int32_t groups_end = c4 - c0 < n ? c4 - c0 : n;
+    const int8_t *w = filter + c0 * n_taps;
+    for (; j < groups_end; j += 4, w += 4 * n_taps)
     {
-        for (int32_t i = 0; i < 4; i++)
+        if (bias)
         {
-            acc[j + i] = bias ? bias[c0 + j + i] : 0;
+            memcpy(acc + j, bias + c0 + j, 4 * sizeof(int32_t));
         }
-        dw_group4(taps, n_taps, c0 + j, filter + (c0 + j) * n_taps, acc + j);
+        else
+        {
+            memset(acc + j, 0, 4 * sizeof(int32_t));
+        }
+        dw_group4(taps, n_taps, c0 + j, w, acc + j);
     }
     for (; j < n; j++)
     {
