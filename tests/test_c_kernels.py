@@ -75,6 +75,20 @@ def test_fast_kernels_equal_portable_on_emulated_core(board_name, cases_c, tmp_p
     assert f"MCU CASES {4 * PER_KIND} failed 0" in run.log
 
 
+def test_requantization_is_tflite_double_rounding(tmp_path):
+    """The one-SMLAL requantization of the DSP kernels equals mcu_requantize() on 4 M random and edge cases
+    (every shift in [-31, 30], multipliers at both ends of [2^30, 2^31)), UBSan watching."""
+    from mcucompile.targets.host import CFLAGS, find_compiler
+
+    exe = tmp_path / "requant_check"
+    cmd = [find_compiler(), *CFLAGS, "-O1", "-fsanitize=undefined", "-fno-sanitize-recover=all",
+           "-I", str(harness.RUNTIME / "include"), str(harness.HERE / "requant_check.c"), "-o", str(exe)]
+    build = subprocess.run(cmd, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "bad=0", run.stdout + run.stderr
+
+
 def test_the_harness_catches_a_wrong_layout(tmp_path):
     """The original (not re-laid) weights given to the fast kernels must fail: the comparison is not vacuous."""
     from dataclasses import replace

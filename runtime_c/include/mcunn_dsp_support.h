@@ -256,6 +256,91 @@ static inline __attribute__((always_inline)) void mcu_dsp_store_rows(const int32
     }
 }
 
+/** 1 when every shift[j], j < n, is in [-23, -2]: the range where mcu_dsp_store_pairs() may fold the output
+ * offset into the rounding addend (|offset * 2^(right-1)| <= 2^29 cannot overflow the high word). */
+static inline int mcu_dsp_shifts_foldable(const int32_t *shift, int32_t n)
+{
+    for (int32_t j = 0; j < n; j++)
+    {
+        if (shift[j] > -2 || shift[j] < -23)
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/**
+ * Output stage of two pixels whose accumulators are interleaved, acc[2j] (pixel 0) and acc[2j + 1] (pixel 1)
+ * for channel j < n: requantized with channel j's constants (derived once for both) and stored at out0[j],
+ * out1[j]. `foldable` (mcu_dsp_shifts_foldable()) with `full` takes the assembly path on DSP cores: the
+ * offset folded into the rounding addend (floor((h + o * 2^s) / 2^s) = floor(h / 2^s) + o exactly), 7
+ * instructions per output and 11 per channel.
+ */
+static inline __attribute__((always_inline)) void mcu_dsp_store_pairs(const int32_t *acc, int32_t n,
+                                                                      const int32_t *mult, const int32_t *shift,
+                                                                      int32_t out_offset, int32_t lo, int32_t hi,
+                                                                      int8_t *out0, int8_t *out1, int full,
+                                                                      int foldable)
+{
+#if MCU_DSP_NATIVE
+    if (full && foldable && n > 0)
+    {
+        int32_t m, rm1, rh, x, l, h;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr %[m], [%[pm]], #4\n\t"
+            "ldr %[rm1], [%[ps]], #4\n\t"
+            "mvn %[rm1], %[rm1]\n\t"            /* right - 1 = -shift - 1 */
+            "sub %[x], %[rm1], #1\n\t"
+            "mov %[l], #1\n\t"
+            "lsl %[rh], %[l], %[x]\n\t"          /* 2^(right - 2) */
+            "lsl %[x], %[oo], %[rm1]\n\t"
+            "add %[rh], %[rh], %[x]\n\t"         /* + offset * 2^(right - 1) */
+            "ldr %[x], [%[acc]], #4\n\t"
+            "and %[l], %[x], #0x80000000\n\t"
+            "eor %[l], %[l], #0x40000000\n\t"
+            "add %[h], %[rh], %[x], asr #31\n\t"
+            "smlal %[l], %[h], %[x], %[m]\n\t"
+            "asr %[h], %[h], %[rm1]\n\t"
+            "ssat %[h], #8, %[h]\n\t"
+            "strb %[h], [%[o0]], #1\n\t"
+            "ldr %[x], [%[acc]], #4\n\t"
+            "and %[l], %[x], #0x80000000\n\t"
+            "eor %[l], %[l], #0x40000000\n\t"
+            "add %[h], %[rh], %[x], asr #31\n\t"
+            "smlal %[l], %[h], %[x], %[m]\n\t"
+            "asr %[h], %[h], %[rm1]\n\t"
+            "ssat %[h], #8, %[h]\n\t"
+            "strb %[h], [%[o1]], #1\n\t"
+            "subs %[n], %[n], #1\n\t"
+            "bne 1b\n\t"
+            : [acc] "+r"(acc), [pm] "+r"(mult), [ps] "+r"(shift), [o0] "+r"(out0), [o1] "+r"(out1), [n] "+r"(n),
+              [m] "=&r"(m), [rm1] "=&r"(rm1), [rh] "=&r"(rh), [x] "=&r"(x), [l] "=&r"(l), [h] "=&r"(h)
+            : [oo] "r"(out_offset)
+            : "cc", "memory");
+        return;
+    }
+#endif
+    (void)foldable;
+    for (int32_t j = 0; j < n; j++)
+    {
+        const int32_t m = mult[j], s = shift[j];
+        const int32_t x0 = acc[2 * j], x1 = acc[2 * j + 1];
+        if (s <= -2)
+        {
+            const uint32_t round_hi = 1u << (-s - 2);
+            const int32_t right_m1 = -s - 1;
+            out0[j] = mcu_dsp_clamp_s8(mcu_dsp_requantize_r2(x0, m, round_hi, right_m1) + out_offset, lo, hi, full);
+            out1[j] = mcu_dsp_clamp_s8(mcu_dsp_requantize_r2(x1, m, round_hi, right_m1) + out_offset, lo, hi, full);
+            continue;
+        }
+        const mcu_dsp_requant r = mcu_dsp_requant_of(m, s);
+        out0[j] = mcu_dsp_clamp_s8(mcu_dsp_requantize(x0, r) + out_offset, lo, hi, full);
+        out1[j] = mcu_dsp_clamp_s8(mcu_dsp_requantize(x1, r) + out_offset, lo, hi, full);
+    }
+}
+
 /** As mcu_dsp_output_s8() with the constants derived from (multiplier, shift) on the spot. */
 static inline int8_t mcu_dsp_requantize_s8(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_offset,
                                            int32_t lo, int32_t hi)

@@ -18,6 +18,7 @@ typedef struct
     const int32_t *multiplier;
     const int32_t *shift;
     int32_t cout, blocks, out_offset, act_min, act_max;
+    int foldable; /* mcu_dsp_shifts_foldable() over every channel */
 } conv_out;
 
 static inline conv_out conv_out_of(const mcu_conv_params *cp, const mcu_per_channel_quant_params *q,
@@ -32,6 +33,7 @@ static inline conv_out conv_out_of(const mcu_conv_params *cp, const mcu_per_chan
     o.out_offset = cp->output_offset;
     o.act_min = cp->activation.min;
     o.act_max = cp->activation.max;
+    o.foldable = mcu_dsp_shifts_foldable(q->shift, cout);
     return o;
 }
 
@@ -54,7 +56,7 @@ static inline __attribute__((always_inline)) void conv1x1_pair_body(const conv_o
                                                                     int8_t *out_b, int full)
 {
     const int32_t blocks = o->blocks, cin = 4 * blocks;
-    int32_t acc_a[CONV_CHUNK], acc_b[CONV_CHUNK];
+    int32_t acc[2 * CONV_CHUNK]; /* pixel a, pixel b of channel j at 2j, 2j + 1 */
     for (int32_t c0 = 0; c0 < o->cout; c0 += CONV_CHUNK)
     {
         const int32_t n = o->cout - c0 < CONV_CHUNK ? o->cout - c0 : CONV_CHUNK;
@@ -87,10 +89,10 @@ static inline __attribute__((always_inline)) void conv1x1_pair_body(const conv_o
                 a11 = mcu_smlad(be, we, a11);
                 a11 = mcu_smlad(bo, wo, a11);
             }
-            acc_a[j] = a00;
-            acc_a[j + 1] = a01;
-            acc_b[j] = a10;
-            acc_b[j + 1] = a11;
+            acc[2 * j] = a00;
+            acc[2 * j + 1] = a10;
+            acc[2 * j + 2] = a01;
+            acc[2 * j + 3] = a11;
         }
         if (j < n)
         {
@@ -104,11 +106,11 @@ static inline __attribute__((always_inline)) void conv1x1_pair_body(const conv_o
                 a1 = mcu_smlad(mcu_sxtb16(vb), we, a1);
                 a1 = mcu_smlad(mcu_sxtb16_ror8(vb), wo, a1);
             }
-            acc_a[j] = a0;
-            acc_b[j] = a1;
+            acc[2 * j] = a0;
+            acc[2 * j + 1] = a1;
         }
-        mcu_dsp_store_rows(acc_a, acc_b, n, o->multiplier + c0, o->shift + c0, o->out_offset, o->act_min,
-                           o->act_max, out_a + c0, out_b + c0, full);
+        mcu_dsp_store_pairs(acc, n, o->multiplier + c0, o->shift + c0, o->out_offset, o->act_min, o->act_max,
+                            out_a + c0, out_b + c0, full, o->foldable);
     }
 }
 
@@ -334,7 +336,7 @@ static inline __attribute__((always_inline)) void conv_pair_body(const conv_out 
                                                                  int full)
 {
     const int32_t blocks = o->blocks;
-    int32_t acc_a[CONV_CHUNK], acc_b[CONV_CHUNK];
+    int32_t acc[2 * CONV_CHUNK]; /* pixel a, pixel b of channel j at 2j, 2j + 1 */
     for (int32_t c0 = 0; c0 < o->cout; c0 += CONV_CHUNK)
     {
         const int32_t n = o->cout - c0 < CONV_CHUNK ? o->cout - c0 : CONV_CHUNK;
@@ -382,10 +384,10 @@ static inline __attribute__((always_inline)) void conv_pair_body(const conv_out 
                 CONV_BLOCK_2X2(c, w);
             }
 #endif
-            acc_a[j] = a00;
-            acc_a[j + 1] = a01;
-            acc_b[j] = a10;
-            acc_b[j + 1] = a11;
+            acc[2 * j] = a00;
+            acc[2 * j + 1] = a10;
+            acc[2 * j + 2] = a01;
+            acc[2 * j + 3] = a11;
         }
         if (j < n)
         {
@@ -402,11 +404,11 @@ static inline __attribute__((always_inline)) void conv_pair_body(const conv_out 
                 a1 = mcu_smlad(c[3], wh, a1);
                 c += 4;
             }
-            acc_a[j] = a0;
-            acc_b[j] = a1;
+            acc[2 * j] = a0;
+            acc[2 * j + 1] = a1;
         }
-        mcu_dsp_store_rows(acc_a, acc_b, n, o->multiplier + c0, o->shift + c0, o->out_offset, o->act_min,
-                           o->act_max, out_a + c0, out_b + c0, full);
+        mcu_dsp_store_pairs(acc, n, o->multiplier + c0, o->shift + c0, o->out_offset, o->act_min, o->act_max,
+                            out_a + c0, out_b + c0, full, o->foldable);
     }
 }
 

@@ -173,6 +173,7 @@ typedef struct
     const int8_t *input, *filter_data, *zero_points;
     const int32_t *bias;
     int8_t *out_data;
+    int foldable; /* mcu_dsp_shifts_foldable() over every channel */
 } dw_args;
 
 static inline __attribute__((always_inline)) void dw_run(const dw_args *a, int full)
@@ -181,7 +182,7 @@ static inline __attribute__((always_inline)) void dw_run(const dw_args *a, int f
     const int32_t oh = a->out->h, ow = a->out->w, pixels = oh * ow;
     const int8_t *tail_w = a->filter_data + c4 * n_taps;
     const int8_t *taps_a[MCU_DWCONV_DSP_MAX_TAPS], *taps_b[MCU_DWCONV_DSP_MAX_TAPS];
-    int32_t acc_a[DW_CHUNK], acc_b[DW_CHUNK];
+    int32_t acc_a[DW_CHUNK], acc_b[DW_CHUNK], acc[2 * DW_CHUNK];
     for (int32_t b = 0; b < a->in->n; b++)
     {
         const int8_t *in_b = a->input + b * a->in->h * a->in->w * c;
@@ -197,8 +198,14 @@ static inline __attribute__((always_inline)) void dw_run(const dw_args *a, int f
                 const int32_t n = c - c0 < DW_CHUNK ? c - c0 : DW_CHUNK;
                 dw_pixel_chunk(taps_a, n_taps, c0, n, c4, a->filter_data, tail_w, a->bias, acc_a);
                 dw_pixel_chunk(taps_b, n_taps, c0, n, c4, a->filter_data, tail_w, a->bias, acc_b);
-                mcu_dsp_store_rows(acc_a, acc_b, n, a->q->multiplier + c0, a->q->shift + c0, a->dp->output_offset,
-                                   a->dp->activation.min, a->dp->activation.max, o_a + c0, o_b + c0, full);
+                for (int32_t j = 0; j < n; j++)
+                {
+                    acc[2 * j] = acc_a[j];
+                    acc[2 * j + 1] = acc_b[j];
+                }
+                mcu_dsp_store_pairs(acc, n, a->q->multiplier + c0, a->q->shift + c0, a->dp->output_offset,
+                                    a->dp->activation.min, a->dp->activation.max, o_a + c0, o_b + c0, full,
+                                    a->foldable);
             }
         }
     }
@@ -240,7 +247,7 @@ mcu_status mcu_dwconv_dsp_s8(const mcu_context *ctx,
     int8_t *zero_points = (int8_t *)ctx->buf;
     memset(zero_points, (int8_t)(-dp->input_offset), (size_t)c);
     const dw_args a = {dp, quant_params, input_dims, filter_dims, output_dims, input, filter, zero_points, bias,
-                       output};
+                       output, mcu_dsp_shifts_foldable(quant_params->shift, c)};
     if (dp->activation.min == -128 && dp->activation.max == 127)
     {
         dw_run_full(&a);

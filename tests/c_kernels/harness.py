@@ -76,6 +76,11 @@ def _quant(rng: np.random.Generator, cout: int, depth: int):
     mult = rng.integers(1 << 30, (1 << 31) - 1, size=cout, dtype=np.int64).astype(np.int32)
     base = -int(np.log2(max(depth, 1) * 128 * 16)) + 4
     shift = (base + rng.integers(-2, 3, size=cout)).astype(np.int32)
+    if rng.random() < 0.3:
+        # every requantization path: shifts above -2 (left shifts included) and below -23, mixed in one layer
+        shift = rng.integers(-31, 4, size=cout).astype(np.int32)
+    if rng.random() < 0.2:
+        mult[rng.integers(0, cout)] = (1 << 31) - 1 if rng.random() < 0.5 else 1 << 30
     shift = np.clip(shift, -31, 30)
     in_off = int(rng.integers(-127, 129))
     out_off = int(rng.integers(-128, 128))
