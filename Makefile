@@ -39,6 +39,7 @@ bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/patching.py
 	$(PY) bench/fit_cost_model.py
+	$(PY) bench/ort_qdq.py
 
 # More mutants than make test runs (FUZZ_COUNT), each compiled and, when it compiles, run under ASan/UBSan.
 FUZZ_COUNT ?= 2000

@@ -48,10 +48,21 @@ def onnx_reference(model_path: Path, samples: np.ndarray) -> list[np.ndarray]:
 
 @dataclass(frozen=True)
 class OutputComparison:
+    """One model output of the C against one reference: top-1 agreement, SQNR (the reference as the
+    signal) and cosine of the dequantized outputs; for integer references also the share of output
+    bytes within 1 LSB."""
+
     name: str
     top1_agreement: float
     sqnr_db: float
     cosine: float
+    reference: str = "onnxruntime"
+    within_1lsb: float | None = None
+
+    def format(self) -> str:
+        lsb = f", {100 * self.within_1lsb:.2f}% of bytes within 1 LSB" if self.within_1lsb is not None else ""
+        return (f"output '{self.name}' vs {REFERENCE_LABELS.get(self.reference, self.reference)}: top-1 agreement "
+                f"{100 * self.top1_agreement:.1f}%, SQNR {self.sqnr_db:.1f} dB, cosine {self.cosine:.4f}{lsb}")
 
 
 REFERENCES = {
@@ -96,6 +107,9 @@ class ReferenceCheck:
         if self.status == "differs":
             return f"{label} {self.mismatched_bytes} bytes differ{'; ' + self.detail if self.detail else ''}"
         if self.status == "compared":
+            if self.mismatched_bytes:
+                return (f"{label} compared (above); {self.mismatched_bytes} bytes differ byte for byte (expected: its "
+                        "kernels round differently from TFLite's)")
             return f"{label} compared (above)"
         return f"{label} not run: {self.detail}" if self.status == "unavailable" else f"{label} FAILED to run: {self.detail}"
 
@@ -128,8 +142,7 @@ class VerifyResult:
         lines = [f"samples            {self.samples}",
                  f"C on {self.target:<10} vs simulator: {'bit-exact' if self.bit_exact else f'MISMATCH ({self.mismatched_bytes} bytes differ)'}"]
         for o in self.outputs:
-            lines.append(f"output '{o.name}' vs onnxruntime float: top-1 agreement {100 * o.top1_agreement:.1f}%, "
-                         f"SQNR {o.sqnr_db:.1f} dB, cosine {o.cosine:.4f}")
+            lines.append(o.format())
         for r in self.references:
             lines.append(r.format())
         if self.accuracy_int8 is not None:
@@ -140,19 +153,44 @@ class VerifyResult:
         return "\n".join(lines)
 
 
+def agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """Top-1 agreement, SQNR in dB (``b`` the signal, ``a - b`` the noise) and cosine of two [N, ...]
+    float arrays."""
+    a, b = np.asarray(a, np.float64).reshape(len(a), -1), np.asarray(b, np.float64).reshape(len(b), -1)
+    top1 = float(np.mean(a.argmax(1) == b.argmax(1)))
+    noise = np.sum((a - b) ** 2)
+    sqnr = float(10 * np.log10(np.sum(b**2) / noise)) if noise > 0 else float("inf")
+    cos = float(np.sum(a * b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+    return top1, sqnr, cos
+
+
 def compare_float(compiled: Compiled, c_outs: list[np.ndarray], ref: list[np.ndarray]) -> tuple[OutputComparison, ...]:
+    """The C outputs, dequantized, against the float model's (logical layout)."""
     g = compiled.graph
     comps = []
     for k, name in enumerate(g.outputs):
         q = g.tensors[name].quant
         deq = np.stack([to_logical(g, name, dequantize_values(c.reshape(g.tensors[name].shape), q)) for c in c_outs[k]])
         r = np.asarray(ref[k], np.float64).reshape(deq.shape)
-        a, b = deq.reshape(len(deq), -1), r.reshape(len(r), -1)
-        top1 = float(np.mean(a.argmax(1) == b.argmax(1)))
-        noise = np.sum((a - b) ** 2)
-        sqnr = float(10 * np.log10(np.sum(b**2) / noise)) if noise > 0 else float("inf")
-        cos = float(np.sum(a * b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
-        comps.append(OutputComparison(name, top1, sqnr, cos))
+        comps.append(OutputComparison(name, *agreement(deq, r)))
+    return tuple(comps)
+
+
+def compare_quantized(compiled: Compiled, c_outs: list[np.ndarray], ref: list[np.ndarray],
+                      reference: str) -> tuple[OutputComparison, ...]:
+    """The C outputs against an integer reference's on the same int8 inputs (both in our physical order,
+    at the output's params): top-1, SQNR and cosine of the dequantized values, and the share of bytes
+    within 1 LSB (onnxruntime's QDQ kernels round differently from TFLite's, so bit-exactness with it is
+    not expected)."""
+    g = compiled.graph
+    comps = []
+    for k, name in enumerate(g.outputs):
+        q = g.tensors[name].quant
+        shape = g.tensors[name].shape
+        a = np.stack([to_logical(g, name, dequantize_values(c.reshape(shape), q)) for c in c_outs[k]])
+        b = np.stack([to_logical(g, name, dequantize_values(np.asarray(r).reshape(shape), q)) for r in ref[k]])
+        close = np.abs(np.asarray(c_outs[k], np.int64).reshape(-1) - np.asarray(ref[k], np.int64).reshape(-1)) <= 1
+        comps.append(OutputComparison(name, *agreement(a, b), reference=reference, within_1lsb=float(np.mean(close))))
     return tuple(comps)
 
 
@@ -204,11 +242,15 @@ def compare_outputs(compiled: Compiled, samples: np.ndarray, x_q: np.ndarray, c_
             continue
         ref_outputs[name] = outs
         if name == "onnxruntime":
-            comps = compare_float(compiled, c_outs, outs)
+            comps += compare_float(compiled, c_outs, outs)
             checks.append(ReferenceCheck(name, "compared"))
             continue
         diff = int(sum(np.count_nonzero(a.reshape(-1) != b.reshape(-1)) for a, b in zip(c_outs, outs)))
         golden[name] = diff
+        if name == "onnxruntime-qdq":
+            comps += compare_quantized(compiled, c_outs, outs, name)
+            checks.append(ReferenceCheck(name, "compared", diff))
+            continue
         checks.append(ReferenceCheck(name, "bit-exact" if diff == 0 else "differs", diff))
     checks = _explain_differences(checks)
     acc_q = acc_ref = None
@@ -276,10 +318,16 @@ def qdq_reference_outputs(compiled: Compiled, x_q: np.ndarray) -> list[np.ndarra
         if inp.type == "tensor(float)":
             q = g.tensors[g.inputs[0]].quant
             feed = dequantize_values(feed, q).astype(np.float32)
-        res = sess.run(None, {inp.name: feed.astype(np.int8) if inp.type == "tensor(int8)" else feed})
+        elif inp.type == "tensor(uint8)":
+            feed = (feed.astype(np.int16) + 128).astype(np.uint8)  # the import moved uint8 zero points by -128
+        else:
+            feed = feed.astype(np.int8)
+        res = sess.run(None, {inp.name: feed})
         for k, name in enumerate(g.outputs):
             r = np.asarray(res[k])
-            if r.dtype != np.int8:
+            if r.dtype == np.uint8:
+                r = (r.astype(np.int16) - 128).astype(np.int8)
+            elif r.dtype != np.int8:
                 r = quantize_values(r, g.tensors[name].quant)
             outs[k].append(to_physical(g, name, r.reshape(to_logical_shape(g, name))).reshape(-1))
     return [np.stack(o) for o in outs]
