@@ -88,8 +88,7 @@ class Prelu(OpDef):
         varying = [a for a in range(len(shape)) if shape[a] > 1 and np.ptp(full, axis=a).max() > 0]
         names = f" ({', '.join('NHWC'[a] for a in varying)})" if len(shape) == 4 and varying else ""
         return (f"the slope alpha varies along axes {varying}{names} of the input: only one slope per channel "
-                "or a single slope is supported (a Keras PReLU needs shared_axes=[1, 2]); share the slope over "
-                "the other axes")
+                "or a single slope is supported; share it over the other axes (a Keras PReLU: shared_axes=[1, 2])")
 
     def eval_float(self, node, graph, inputs):
         x = inputs[0].astype(np.float64)
