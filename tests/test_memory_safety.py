@@ -211,3 +211,14 @@ def test_a_kernel_without_an_implementation_is_refused(mnist, monkeypatch):
     monkeypatch.setattr(type(op_def(conv)), "kernel", lambda self, node, graph, board=None: KernelCall("new_kernel.c.j2"))
     with pytest.raises(PlanSafetyError, match="new_kernel.c.j2.*no declared implementation"):
         check_plan_memory(mnist.graph, mnist.plan)
+
+
+def test_one_template_one_kernel_implementation():
+    """A second implementation behind a template another module declares is refused: each would state
+    its own access pattern for the same C call."""
+    from mcucompile.ops import KERNELS, Kernel, KernelCost
+
+    before = dict(KERNELS)
+    with pytest.raises(ValueError, match="conv.c.j2.*declared by mcucompile.ops.conv"):
+        Kernel("conv.c.j2", lambda args: ([], []), KernelCost((), {}, lambda node, graph, g: {}))
+    assert KERNELS == before

@@ -103,6 +103,11 @@ class Kernel:
     cost: KernelCost = field(compare=False)
 
     def __post_init__(self):
+        known = KERNELS.get(self.template)
+        if known is not None and known.access.__module__ != self.access.__module__:
+            # two implementations behind one template would share its C call but not their facts
+            raise ValueError(f"kernel template '{self.template}' is declared by {known.access.__module__} and by "
+                             f"{self.access.__module__}: give each implementation its own template")
         KERNELS[self.template] = self
 
     @property
