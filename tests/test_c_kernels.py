@@ -55,8 +55,10 @@ def test_fast_kernels_equal_portable_on_host_under_sanitizers(cases_c, tmp_path)
     assert run.returncode == 0 and "runtime error" not in run.stderr, run.stderr[-3000:]
 
 
-@pytest.mark.parametrize("board_name", ["qemu-m4", "qemu-m7", "qemu-m55"])
-def test_fast_kernels_equal_portable_on_emulated_core(board_name, cases_c, tmp_path):
+@pytest.mark.parametrize("board_name,opt", [("qemu-m4", "-O2"), ("qemu-m7", "-O2"), ("qemu-m55", "-O2"),
+                                             ("qemu-m4", "-O0")])
+def test_fast_kernels_equal_portable_on_emulated_core(board_name, opt, cases_c, tmp_path):
+    """-O2: the inline-assembly loops; -O0: the C loops with the same intrinsics (what a debug build runs)."""
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
@@ -65,7 +67,7 @@ def test_fast_kernels_equal_portable_on_emulated_core(board_name, cases_c, tmp_p
     from mcucompile.targets.firmware import run_qemu
 
     board = get_board(board_name)
-    elf = harness.build_firmware(board, [cases_c, MAIN], tmp_path / board_name)
+    elf = harness.build_firmware(board, [cases_c, MAIN], tmp_path / board_name, opt=opt)
     if board.dsp:
         # the real instructions ran, not the emulation
         dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True, text=True).stdout

@@ -23,6 +23,15 @@
 #define MCU_DSP_NATIVE 0
 #endif
 
+/* The hand-scheduled inner loops (inline assembly) need 12-14 registers: only with optimisation, where gcc
+ * does not pin a frame pointer (at -O0 it cannot allocate them); elsewhere the C loops with the same
+ * intrinsics run. -DMCU_DSP_NO_ASM selects the C loops everywhere. */
+#if MCU_DSP_NATIVE && defined(__OPTIMIZE__) && !defined(MCU_DSP_NO_ASM)
+#define MCU_DSP_ASM 1
+#else
+#define MCU_DSP_ASM 0
+#endif
+
 /** 4 int8 from any address (unaligned word load: LDR on M4/M7, which allow it; never LDRD/LDM). */
 static inline int32_t mcu_read_s8x4(const int8_t *p)
 {
@@ -283,7 +292,7 @@ static inline __attribute__((always_inline)) void mcu_dsp_store_pairs(const int3
                                                                       int8_t *out0, int8_t *out1, int full,
                                                                       int foldable)
 {
-#if MCU_DSP_NATIVE
+#if MCU_DSP_ASM
     if (full && foldable && n > 0)
     {
         int32_t m, rm1, rh, x, l, h;

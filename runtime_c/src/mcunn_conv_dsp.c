@@ -346,7 +346,7 @@ static inline __attribute__((always_inline)) void conv_pair_body(const conv_out 
         {
             int32_t a00 = bias ? bias[j] : 0, a01 = bias ? bias[j + 1] : 0;
             int32_t a10 = a00, a11 = a01;
-#if MCU_DSP_NATIVE
+#if MCU_DSP_ASM
             /* gcc 12 schedules the C loop below into 21 instructions per block, re-loading window words it ran
              * out of registers for; this one is 18 (2 LDR, 2 LDRD, 4 SXTB16, 8 SMLAD, SUBS, BNE) in 13
              * registers */

@@ -29,7 +29,7 @@ static inline __attribute__((always_inline)) void dw_group4(const int8_t *const 
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     int32_t pairs = n_taps >> 1;
     const int8_t *const *tp = taps;
-#if MCU_DSP_NATIVE
+#if MCU_DSP_ASM
     /* gcc's schedule of the C below takes 28 instructions per pair of taps and 19 for the last tap; these take
      * 20 (8 MACs, 13 registers) and 11 */
     int32_t p0, p1, lo, t, u;

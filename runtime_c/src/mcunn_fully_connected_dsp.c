@@ -46,7 +46,7 @@ static void fc_widen(int16_t *dst, const int8_t *src, int32_t n, int32_t n4, int
 static inline void fc_block_1x4(const int16_t *x, const int8_t *w, int32_t blocks, int32_t *acc)
 {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-#if MCU_DSP_NATIVE
+#if MCU_DSP_ASM
     /* 22 instructions per block (16 MACs) in 12 registers; gcc's schedule of the C below takes 27 */
     int32_t x01, x23, t, l, h;
     __asm__ volatile(
