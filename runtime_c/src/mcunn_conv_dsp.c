@@ -41,8 +41,7 @@ static inline conv_out conv_out_of(const mcu_conv_params *cp, const mcu_per_chan
  * (2 x 32 int32) and the output stage requantizes them; a multiple of 2 so channel pairs stay whole. */
 #define CONV_CHUNK 32
 
-/* The kernels instantiate their pixel-pair function twice, full-range clamp or not: the choice is made once
- * per call, not per output. */
+/* The clamp is the full int8 range (one SSAT in the output stage). */
 #define CONV_FULL_RANGE(o) ((o)->act_min == -128 && (o)->act_max == 127)
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -51,7 +50,7 @@ static inline conv_out conv_out_of(const mcu_conv_params *cp, const mcu_per_chan
  * ------------------------------------------------------------------------------------------------------ */
 
 /* Every output channel of the pixel pair (pa, pb); pb == pa and out_b == out_a for a single last pixel. */
-static inline __attribute__((always_inline)) void conv1x1_pair_body(const conv_out *o, const int8_t *pa,
+static void __attribute__((noinline)) conv1x1_pair(const conv_out *o, const int8_t *pa,
                                                                     const int8_t *pb, const int8_t *w, int8_t *out_a,
                                                                     int8_t *out_b, int full)
 {
@@ -114,17 +113,6 @@ static inline __attribute__((always_inline)) void conv1x1_pair_body(const conv_o
     }
 }
 
-static void __attribute__((noinline)) conv1x1_pair_full(const conv_out *o, const int8_t *pa, const int8_t *pb,
-                                                        const int8_t *w, int8_t *out_a, int8_t *out_b)
-{
-    conv1x1_pair_body(o, pa, pb, w, out_a, out_b, 1);
-}
-
-static void __attribute__((noinline)) conv1x1_pair_clamp(const conv_out *o, const int8_t *pa, const int8_t *pb,
-                                                         const int8_t *w, int8_t *out_a, int8_t *out_b)
-{
-    conv1x1_pair_body(o, pa, pb, w, out_a, out_b, 0);
-}
 
 /* Input of output pixel p (batch, row, column in output order). */
 static inline const int8_t *conv1x1_pixel(const int8_t *input, const mcu_conv_params *cp, const mcu_dims *in,
@@ -184,7 +172,7 @@ mcu_status mcu_conv_1x1_dsp_s8(const mcu_context *ctx,
         const int8_t *pa = conv1x1_pixel(input, cp, input_dims, output_dims, p);
         const int8_t *pb = has_b ? conv1x1_pixel(input, cp, input_dims, output_dims, p + 1) : pa;
         int8_t *out_a = output + p * cout, *out_b = has_b ? out_a + cout : out_a;
-        (full ? conv1x1_pair_full : conv1x1_pair_clamp)(&o, pa, pb, filter, out_a, out_b);
+        conv1x1_pair(&o, pa, pb, filter, out_a, out_b, full);
     }
     return MCU_OK;
 }
@@ -331,7 +319,7 @@ static void im2col_widen(int32_t *cols, int8_t *stage, int32_t q, const int8_t *
 
 /* Every output channel of the pixel pair whose windows are in cols (out_b == out_a for a single last pixel,
  * whose window is then in both halves). */
-static inline __attribute__((always_inline)) void conv_pair_body(const conv_out *o, const int32_t *cols,
+static void __attribute__((noinline)) conv_pair(const conv_out *o, const int32_t *cols,
                                                                  const int8_t *w, int8_t *out_a, int8_t *out_b,
                                                                  int full)
 {
@@ -412,17 +400,6 @@ static inline __attribute__((always_inline)) void conv_pair_body(const conv_out 
     }
 }
 
-static void __attribute__((noinline)) conv_pair_full(const conv_out *o, const int32_t *cols, const int8_t *w,
-                                                     int8_t *out_a, int8_t *out_b)
-{
-    conv_pair_body(o, cols, w, out_a, out_b, 1);
-}
-
-static void __attribute__((noinline)) conv_pair_clamp(const conv_out *o, const int32_t *cols, const int8_t *w,
-                                                      int8_t *out_a, int8_t *out_b)
-{
-    conv_pair_body(o, cols, w, out_a, out_b, 0);
-}
 
 int32_t mcu_conv_dsp_get_buffer_size_s8(const mcu_dims *input_dims, const mcu_dims *filter_dims)
 {
@@ -467,7 +444,7 @@ mcu_status mcu_conv_dsp_s8(const mcu_context *ctx,
         /* a last single pixel is computed twice and stored twice at the same place */
         im2col_widen(cols, stage, 1, input, cp, input_dims, filter_dims, output_dims, has_b ? p + 1 : p, k4);
         int8_t *out_a = output + p * cout, *out_b = has_b ? out_a + cout : out_a;
-        (full ? conv_pair_full : conv_pair_clamp)(&o, cols, filter, out_a, out_b);
+        conv_pair(&o, cols, filter, out_a, out_b, full);
     }
     return MCU_OK;
 }

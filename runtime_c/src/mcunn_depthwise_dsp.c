@@ -115,7 +115,7 @@ static inline __attribute__((always_inline)) void dw_group4(const int8_t *const 
 }
 
 /* The n channels [c0, c0 + n) of one output pixel into acc[0 .. n). */
-static inline __attribute__((always_inline)) void dw_pixel_chunk(const int8_t *const *taps, int32_t n_taps, int32_t c0, int32_t n, int32_t c4,
+static void __attribute__((noinline)) dw_pixel_chunk(const int8_t *const *taps, int32_t n_taps, int32_t c0, int32_t n, int32_t c4,
                                   const int8_t *filter, const int8_t *tail_w, const int32_t *bias, int32_t *acc)
 {
     int32_t j = 0;
@@ -176,7 +176,7 @@ typedef struct
     int foldable; /* mcu_dsp_shifts_foldable() over every channel */
 } dw_args;
 
-static inline __attribute__((always_inline)) void dw_run(const dw_args *a, int full)
+static void dw_run(const dw_args *a, int full)
 {
     const int32_t c = a->in->c, n_taps = a->filter->h * a->filter->w, c4 = c & ~3;
     const int32_t oh = a->out->h, ow = a->out->w, pixels = oh * ow;
@@ -211,16 +211,6 @@ static inline __attribute__((always_inline)) void dw_run(const dw_args *a, int f
     }
 }
 
-static void __attribute__((noinline)) dw_run_full(const dw_args *a)
-{
-    dw_run(a, 1);
-}
-
-static void __attribute__((noinline)) dw_run_clamp(const dw_args *a)
-{
-    dw_run(a, 0);
-}
-
 mcu_status mcu_dwconv_dsp_s8(const mcu_context *ctx,
                              const mcu_dw_conv_params *dw_params,
                              const mcu_per_channel_quant_params *quant_params,
@@ -248,13 +238,6 @@ mcu_status mcu_dwconv_dsp_s8(const mcu_context *ctx,
     memset(zero_points, (int8_t)(-dp->input_offset), (size_t)c);
     const dw_args a = {dp, quant_params, input_dims, filter_dims, output_dims, input, filter, zero_points, bias,
                        output, mcu_dsp_shifts_foldable(quant_params->shift, c)};
-    if (dp->activation.min == -128 && dp->activation.max == 127)
-    {
-        dw_run_full(&a);
-    }
-    else
-    {
-        dw_run_clamp(&a);
-    }
+    dw_run(&a, dp->activation.min == -128 && dp->activation.max == 127);
     return MCU_OK;
 }

@@ -118,7 +118,7 @@ static inline int32_t fc_block_1x1(const int16_t *x, const int8_t *w, int32_t bl
 }
 
 /* Every output channel of one widened input row; `full`: the clamp is the int8 range. */
-static inline __attribute__((always_inline)) void fc_row(const mcu_fc_params *fc_params,
+static void fc_row(const mcu_fc_params *fc_params,
                                                          const mcu_per_channel_quant_params *q, const int16_t *x,
                                                          int32_t depth, const int8_t *w, const int32_t *bias,
                                                          int32_t out_ch, int8_t *out, int full)
@@ -141,20 +141,6 @@ static inline __attribute__((always_inline)) void fc_row(const mcu_fc_params *fc
         const int32_t acc = fc_block_1x1(x, w, blocks, bias ? bias[o] : 0);
         mcu_dsp_store_rows(&acc, NULL, 1, q->multiplier + o, q->shift + o, oo, lo, hi, out + o, NULL, full);
     }
-}
-
-static void __attribute__((noinline)) fc_row_full(const mcu_fc_params *p, const mcu_per_channel_quant_params *q,
-                                                  const int16_t *x, int32_t depth, const int8_t *w,
-                                                  const int32_t *bias, int32_t out_ch, int8_t *out)
-{
-    fc_row(p, q, x, depth, w, bias, out_ch, out, 1);
-}
-
-static void __attribute__((noinline)) fc_row_clamp(const mcu_fc_params *p, const mcu_per_channel_quant_params *q,
-                                                   const int16_t *x, int32_t depth, const int8_t *w,
-                                                   const int32_t *bias, int32_t out_ch, int8_t *out)
-{
-    fc_row(p, q, x, depth, w, bias, out_ch, out, 0);
 }
 
 mcu_status mcu_fully_connected_dsp_s8(const mcu_context *ctx,
@@ -184,8 +170,7 @@ mcu_status mcu_fully_connected_dsp_s8(const mcu_context *ctx,
     for (int32_t r = 0; r < input_dims->n; r++)
     {
         fc_widen(x, input + r * depth, depth, MCU_ROUND4(depth), fc_params->input_offset);
-        (full ? fc_row_full : fc_row_clamp)(fc_params, quant_params, x, depth, filter, bias, out_ch,
-                                            output + r * out_ch);
+        fc_row(fc_params, quant_params, x, depth, filter, bias, out_ch, output + r * out_ch, full);
     }
     return MCU_OK;
 }
