@@ -336,12 +336,49 @@ static void __attribute__((noinline)) conv_pair(const conv_out *o, const int32_t
             int32_t a10 = a00, a11 = a01;
 #if MCU_DSP_ASM
             /* gcc 12 schedules the C loop below into 21 instructions per block, re-loading window words it ran
-             * out of registers for; this one is 18 (2 LDR, 2 LDRD, 4 SXTB16, 8 SMLAD, SUBS, BNE) in 13
-             * registers */
+             * out of registers for; this one is 16 per block (2 LDR, 2 LDRD, 4 SXTB16, 8 SMLAD) in 13
+             * registers, two blocks per iteration (an odd block first) */
             const int32_t *c = cols;
             int32_t k = blocks, t0, t1, t2, t3, v0, v1;
             __asm__ volatile(
+                "lsrs %[k], %[k], #1\n\t"
+                "bcc 2f\n\t"
+                "ldr %[t0], [%[w]], #4\n\t"
+                "ldr %[t2], [%[w]], #4\n\t"
+                "sxtb16 %[t1], %[t0], ror #8\n\t"
+                "sxtb16 %[t0], %[t0]\n\t"
+                "sxtb16 %[t3], %[t2], ror #8\n\t"
+                "sxtb16 %[t2], %[t2]\n\t"
+                "ldrd %[v0], %[v1], [%[c]], #8\n\t"
+                "smlad %[a00], %[v0], %[t0], %[a00]\n\t"
+                "smlad %[a01], %[v0], %[t2], %[a01]\n\t"
+                "smlad %[a00], %[v1], %[t1], %[a00]\n\t"
+                "smlad %[a01], %[v1], %[t3], %[a01]\n\t"
+                "ldrd %[v0], %[v1], [%[c]], #8\n\t"
+                "smlad %[a10], %[v0], %[t0], %[a10]\n\t"
+                "smlad %[a11], %[v0], %[t2], %[a11]\n\t"
+                "smlad %[a10], %[v1], %[t1], %[a10]\n\t"
+                "smlad %[a11], %[v1], %[t3], %[a11]\n\t"
+                "2:\n\t"
+                "cmp %[k], #0\n\t"
+                "beq 3f\n\t"
                 "1:\n\t"
+                "ldr %[t0], [%[w]], #4\n\t"
+                "ldr %[t2], [%[w]], #4\n\t"
+                "sxtb16 %[t1], %[t0], ror #8\n\t"
+                "sxtb16 %[t0], %[t0]\n\t"
+                "sxtb16 %[t3], %[t2], ror #8\n\t"
+                "sxtb16 %[t2], %[t2]\n\t"
+                "ldrd %[v0], %[v1], [%[c]], #8\n\t"
+                "smlad %[a00], %[v0], %[t0], %[a00]\n\t"
+                "smlad %[a01], %[v0], %[t2], %[a01]\n\t"
+                "smlad %[a00], %[v1], %[t1], %[a00]\n\t"
+                "smlad %[a01], %[v1], %[t3], %[a01]\n\t"
+                "ldrd %[v0], %[v1], [%[c]], #8\n\t"
+                "smlad %[a10], %[v0], %[t0], %[a10]\n\t"
+                "smlad %[a11], %[v0], %[t2], %[a11]\n\t"
+                "smlad %[a10], %[v1], %[t1], %[a10]\n\t"
+                "smlad %[a11], %[v1], %[t3], %[a11]\n\t"
                 "ldr %[t0], [%[w]], #4\n\t"
                 "ldr %[t2], [%[w]], #4\n\t"
                 "sxtb16 %[t1], %[t0], ror #8\n\t"
@@ -360,6 +397,7 @@ static void __attribute__((noinline)) conv_pair(const conv_out *o, const int32_t
                 "smlad %[a11], %[v1], %[t3], %[a11]\n\t"
                 "subs %[k], %[k], #1\n\t"
                 "bne 1b\n\t"
+                "3:\n\t"
                 : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [c] "+r"(c), [w] "+r"(w),
                   [k] "+r"(k), [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), [v0] "=&r"(v0),
                   [v1] "=&r"(v1)
