@@ -28,9 +28,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "c_kernels"))
 
-import harness  # noqa: E402
-from mcucompile.ops import fast_layout  # noqa: E402
-from mcucompile.targets.host import SANITIZE_ENV  # noqa: E402
+import harness
+from mcucompile.ops import fast_layout
+from mcucompile.targets.host import SANITIZE_ENV
 
 SEED = 11
 PER_KIND = 40  # 160 layers per target
@@ -50,7 +50,8 @@ def _summary(text: str) -> str:
 
 def test_fast_kernels_equal_portable_on_host_under_sanitizers(cases_c, tmp_path):
     exe = harness.build_host([cases_c, MAIN], tmp_path / "kt", sanitize=True)
-    run = subprocess.run([str(exe)], capture_output=True, text=True, env={**os.environ, **SANITIZE_ENV}, timeout=120)
+    run = subprocess.run([str(exe)], capture_output=True, text=True, env={**os.environ, **SANITIZE_ENV}, timeout=120,
+                         check=False)
     assert f"MCU CASES {4 * PER_KIND} failed 0" in run.stdout, _summary(run.stdout) + run.stderr[-3000:]
     assert run.returncode == 0 and "runtime error" not in run.stderr, run.stderr[-3000:]
 
@@ -70,7 +71,8 @@ def test_fast_kernels_equal_portable_on_emulated_core(board_name, opt, cases_c, 
     elf = harness.build_firmware(board, [cases_c, MAIN], tmp_path / board_name, opt=opt)
     if board.dsp:
         # the real instructions ran, not the emulation
-        dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True, text=True).stdout
+        dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True, text=True,
+                             check=False).stdout
         assert "smlad" in dis and "sxtb16" in dis
     run = run_qemu(elf, board, timeout=120)
     assert run.status == 0, _summary(run.log)
@@ -85,9 +87,9 @@ def test_requantization_is_tflite_double_rounding(tmp_path):
     exe = tmp_path / "requant_check"
     cmd = [find_compiler(), *CFLAGS, "-O1", "-fsanitize=undefined", "-fno-sanitize-recover=all",
            "-I", str(harness.RUNTIME / "include"), str(harness.HERE / "requant_check.c"), "-o", str(exe)]
-    build = subprocess.run(cmd, capture_output=True, text=True)
+    build = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert build.returncode == 0, build.stderr
-    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0 and run.stdout.strip() == "bad=0", run.stdout + run.stderr
 
 
@@ -99,7 +101,7 @@ def test_the_harness_catches_a_wrong_layout(tmp_path):
              if c.filter.size >= 16 and c.filter_dims[-1] >= 4]
     src = harness.write_cases(cases, SEED + 1, tmp_path / "cases.c")
     exe = harness.build_host([src, MAIN], tmp_path / "kt", sanitize=False)
-    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60, check=False)
     assert run.returncode == 1 and "FAIL bytes" in run.stdout, run.stdout
 
 
@@ -176,3 +178,33 @@ def test_dsp_header_follows_the_convention():
 
     header = (harness.RUNTIME / "include" / "mcunn_dsp.h").read_text()
     assert header_problems(header, [s.read_text() for s in SOURCES]) == []
+
+
+def test_constants_per_variant():
+    rng = np.random.default_rng(3)
+    w = rng.integers(-128, 128, size=(6, 3, 3, 5)).astype(np.int8)
+    b = rng.integers(-1000, 1000, size=6).astype(np.int32)
+    c = fast_layout.conv_constants(w, b, 7)
+    assert c.kernel == "mcu_conv_dsp_s8" and c.bias is b and c.scratch_bytes == 4 * 48 + 48
+    assert c.weights.size == 6 * 48
+    w1 = rng.integers(-128, 128, size=(5, 1, 1, 8)).astype(np.int8)
+    c1 = fast_layout.conv_1x1_constants(w1, None, -3)
+    assert c1.scratch_bytes == 0 and list(c1.bias) == list(-3 * w1.reshape(5, -1).astype(np.int64).sum(1))
+    wd = rng.integers(-128, 128, size=(3, 3, 7)).astype(np.int8)
+    cd = fast_layout.dwconv_constants(wd, b[:1].repeat(7), 2)
+    assert cd.scratch_bytes == 8 and list(cd.bias) == list(b[0] + 2 * wd.reshape(9, 7).astype(np.int64).sum(0))
+    wf = rng.integers(-128, 128, size=(5, 10)).astype(np.int8)
+    cf = fast_layout.fully_connected_constants(wf, None, 1)
+    assert cf.bias is None and cf.scratch_bytes == 24 and cf.weights.size == 5 * 12
+
+
+def test_problems_name_the_reason():
+    assert fast_layout.conv_1x1_problem((1, 1), 32, 1, (1, 1), (0, 0), (24, 24), (24, 24)) is None
+    assert fast_layout.conv_1x1_problem((1, 1), 32, 1, (1, 1), (-2, -1), (30, 30), (24, 24)) is None  # start offset
+    assert "outside" in fast_layout.conv_1x1_problem((1, 1), 32, 1, (1, 1), (1, 1), (24, 24), (26, 26))
+    assert "multiple of 4" in fast_layout.conv_1x1_problem((1, 1), 6, 1, (1, 1), (0, 0), (8, 8), (8, 8))
+    assert "not 1x1" in fast_layout.conv_1x1_problem((3, 3), 8, 1, (1, 1), (0, 0), (8, 8), (6, 6))
+    assert fast_layout.conv_problem(1) is None and "groups" in fast_layout.conv_problem(2)
+    assert fast_layout.dwconv_problem((3, 3), 1) is None
+    assert "multiplier" in fast_layout.dwconv_problem((3, 3), 2)
+    assert "taps" in fast_layout.dwconv_problem((9, 9), 1)

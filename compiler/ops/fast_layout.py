@@ -9,6 +9,8 @@ by its op module; this module only knows the layouts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 #: window size limit of mcu_dwconv_dsp_s8 (MCU_DWCONV_DSP_MAX_TAPS in mcunn_dsp.h)
@@ -172,3 +174,70 @@ def dwconv_scratch_bytes(channels: int) -> int:
 def fully_connected_scratch_bytes(accum_depth: int) -> int:
     """``mcu_fully_connected_dsp_get_buffer_size_s8``: one widened row, 2 * K4(depth) bytes."""
     return 2 * k4(accum_depth)
+
+
+@dataclass(frozen=True)
+class FastConstants:
+    """What one layer's DSP kernel call needs beyond the portable call's arguments: its weights in the
+    kernel's layout, the bias it takes (folded or the model's) and its scratch bytes (``ctx.size``)."""
+
+    kernel: str               # the C function, e.g. "mcu_conv_dsp_s8"
+    weights: np.ndarray       # int8, flat, in the kernel's layout
+    bias: np.ndarray | None   # int32 [C_out]; None when the model has no bias and nothing is folded
+    scratch_bytes: int
+
+
+def conv_constants(weights: np.ndarray, bias: np.ndarray | None, input_offset: int) -> FastConstants:
+    """``mcu_conv_dsp_s8`` (any window, groups 1): OHWI weights [C_out, KH, KW, C_in], the model's bias."""
+    _, kh, kw, cin = weights.shape
+    return FastConstants("mcu_conv_dsp_s8", conv_weights(weights), bias, conv_scratch_bytes(kh, kw, cin))
+
+
+def conv_1x1_constants(weights: np.ndarray, bias: np.ndarray | None, input_offset: int) -> FastConstants:
+    """``mcu_conv_1x1_dsp_s8`` (1x1, C_in % 4 == 0, every tap inside the input, no scratch): folded bias."""
+    return FastConstants("mcu_conv_1x1_dsp_s8", conv_1x1_weights(weights),
+                         fold_input_offset(bias, weights, input_offset), 0)
+
+
+def dwconv_constants(weights: np.ndarray, bias: np.ndarray | None, input_offset: int) -> FastConstants:
+    """``mcu_dwconv_dsp_s8`` (channel multiplier 1): weights [KH, KW, C], folded bias."""
+    return FastConstants("mcu_dwconv_dsp_s8", dwconv_weights(weights), dwconv_bias(bias, weights, input_offset),
+                         dwconv_scratch_bytes(weights.shape[-1]))
+
+
+def fully_connected_constants(weights: np.ndarray, bias: np.ndarray | None, input_offset: int) -> FastConstants:
+    """``mcu_fully_connected_dsp_s8`` (filter offset 0): weights [C_out, K], the model's bias."""
+    return FastConstants("mcu_fully_connected_dsp_s8", fully_connected_weights(weights), bias,
+                         fully_connected_scratch_bytes(weights.shape[1]))
+
+
+def conv_1x1_problem(kernel: tuple[int, int], cin: int, groups: int, stride: tuple[int, int],
+                     padding: tuple[int, int], in_hw: tuple[int, int], out_hw: tuple[int, int]) -> str | None:
+    """Why ``mcu_conv_1x1_dsp_s8`` cannot run this layer (None: it can). ``padding`` as the kernels take it
+    (top, left; negative = start offset), ``in_hw`` the dims of the buffer the kernel reads."""
+    if tuple(kernel) != (1, 1):
+        return f"kernel {kernel[0]}x{kernel[1]} is not 1x1"
+    if groups != 1:
+        return f"{groups} groups"
+    if cin % 4:
+        return f"{cin} input channels are not a multiple of 4"
+    oh, ow = out_hw
+    if oh and ow:
+        y0, x0 = -padding[0], -padding[1]
+        if y0 < 0 or x0 < 0 or (oh - 1) * stride[0] + y0 >= in_hw[0] or (ow - 1) * stride[1] + x0 >= in_hw[1]:
+            return "a tap falls outside the input (the folded bias counts every tap)"
+    return None
+
+
+def conv_problem(groups: int) -> str | None:
+    """Why ``mcu_conv_dsp_s8`` cannot run this layer (None: it can: any window, stride, dilation, padding)."""
+    return None if groups == 1 else f"{groups} groups (grouped convolution runs the portable kernel)"
+
+
+def dwconv_problem(kernel: tuple[int, int], ch_mult: int) -> str | None:
+    """Why ``mcu_dwconv_dsp_s8`` cannot run this layer (None: it can)."""
+    if ch_mult != 1:
+        return f"channel multiplier {ch_mult}"
+    if kernel[0] * kernel[1] > DWCONV_MAX_TAPS:
+        return f"{kernel[0]}x{kernel[1]} window has more than {DWCONV_MAX_TAPS} taps"
+    return None

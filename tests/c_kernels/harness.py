@@ -18,7 +18,6 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
-
 from mcucompile.boards import Board
 from mcucompile.codegen.generate import c_array
 from mcucompile.ops import fast_layout
@@ -66,7 +65,7 @@ class Case:
 
     @property
     def output_size(self) -> int:
-        n, h, w, c = self.out_dims
+        _, h, w, c = self.out_dims
         return self.in_dims[0] * h * w * c
 
 
@@ -131,12 +130,10 @@ def conv_case(rng, one_by_one: bool) -> Case:
     wts = _int8(rng, (cout, kh, kw, cin))
     bias, has = _bias(rng, cout)
     mult, shift, in_off, out_off, act = _quant(rng, cout, kh * kw * cin)
-    if one_by_one:
-        fast_w, fast_b = fast_layout.conv_1x1_weights(wts), fast_layout.fold_input_offset(bias, wts, in_off)
-        scratch = 0
-    else:
-        fast_w, fast_b = fast_layout.conv_weights(wts), bias
-        scratch = fast_layout.conv_scratch_bytes(kh, kw, cin)
+    consts = (fast_layout.conv_1x1_constants if one_by_one else fast_layout.conv_constants)(
+        wts, bias if has else None, in_off)
+    fast_w, scratch = consts.weights, consts.scratch_bytes
+    fast_b = consts.bias if consts.bias is not None else bias
     what = "conv_1x1" if one_by_one else "conv"
     return Case(KIND[what], f"{what} {n}x{h}x{w}x{cin} k{kh}x{kw} s{stride} p{pad} d{dil} -> {oh}x{ow}x{cout}",
                 (n, h, w, cin), (cout, kh, kw, cin), (n, oh, ow, cout), stride, pad, dil, in_off, out_off, act,
@@ -157,10 +154,10 @@ def dwconv_case(rng) -> Case:
     wts = _int8(rng, (kh, kw, c))
     bias, has = _bias(rng, c)
     mult, shift, in_off, out_off, act = _quant(rng, c, kh * kw)
+    consts = fast_layout.dwconv_constants(wts, bias if has else None, in_off)
     return Case(KIND["dwconv"], f"dwconv {n}x{h}x{w}x{c} k{kh}x{kw} s{stride} p{pad} d{dil} -> {oh}x{ow}",
                 (n, h, w, c), (1, kh, kw, c), (n, oh, ow, c), stride, pad, dil, in_off, out_off, act,
-                x, wts, fast_layout.dwconv_weights(wts), bias, has, fast_layout.dwconv_bias(bias, wts, in_off), mult,
-                shift, 4 * c, fast_layout.dwconv_scratch_bytes(c))
+                x, wts, consts.weights, bias, has, consts.bias, mult, shift, 4 * c, consts.scratch_bytes)
 
 
 def fc_case(rng) -> Case:
@@ -169,10 +166,10 @@ def fc_case(rng) -> Case:
     wts = _int8(rng, (cout, depth))
     bias, has = _bias(rng, cout)
     mult, shift, in_off, out_off, act = _quant(rng, cout, depth)
+    consts = fast_layout.fully_connected_constants(wts, bias if has else None, in_off)
     return Case(KIND["fc"], f"fc {rows}x{depth} -> {cout}", (rows, 1, 1, depth), (depth, 1, 1, cout),
                 (rows, 1, 1, cout), (1, 1), (0, 0), (1, 1), in_off, out_off, act, x, wts,
-                fast_layout.fully_connected_weights(wts), bias, has, bias, mult, shift, 0,
-                fast_layout.fully_connected_scratch_bytes(depth))
+                consts.weights, bias, has, bias, mult, shift, 0, consts.scratch_bytes)
 
 
 def random_cases(seed: int, per_kind: int) -> list[Case]:
@@ -201,7 +198,7 @@ def build_host(sources: list[Path], exe: Path, sanitize: bool = True, defines: t
     cmd = [find_compiler(), *CFLAGS, *(SANITIZE_FLAGS if sanitize else []), *defines, "-DKT_HOST",
            "-I", str(RUNTIME / "include"), "-I", str(HERE), *map(str, sources), *map(str, RUNTIME_SOURCES),
            "-o", str(exe)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
         raise RuntimeError(f"host build failed:\n{' '.join(cmd)}\n{res.stderr[-4000:]}")
     return exe
@@ -225,7 +222,7 @@ def build_firmware(board: Board, sources: list[Path], build_dir: Path, extra_fla
            *map(str, extra_sources),
            "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-T", str(build_dir / f"{board.name}.ld"),
            "-Wl,--gc-sections", "-o", str(elf)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
         raise RuntimeError(f"firmware build failed:\n{' '.join(cmd)[:2000]}\n{res.stderr[-4000:]}")
     return elf
