@@ -153,7 +153,8 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
             )
         ranges = calibrate(model_path, float_graph, calib, progress=options.progress)
     graph = quantize_graph(float_graph, ranges)
-    tensor_sources = quant_sources(float_graph, graph, needs if fmt != "onnx" else None)
+    # a float model's sources the report derives itself (calibrated, or fixed by the op)
+    tensor_sources = quant_sources(float_graph, graph, needs) if fmt != "onnx" else None
     budget = min(board.sram_bytes, options.sram_limit or board.sram_bytes)
     po = options.patch
     choice = choose_patching(graph, budget, po.mode, po.split, po.patches, po.max_overhead, po.input_by_patch,
@@ -187,7 +188,8 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     if fmt == "tflite" and tflm_arena is None:
         notes.append(f"TFLite Micro's arena size not recorded: {why}")
     report = build_report(graph, plan, board, str(model_path), choice=choice, schedule=schedule, source_format=fmt,
-                          notes=notes, tflm_arena_bytes=tflm_arena, tflm_arena_note=why, compiler_version=__version__)
+                          notes=notes, tflm_arena_bytes=tflm_arena, tflm_arena_note=why, tensor_sources=tensor_sources,
+                          compiler_version=__version__)
     return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes), fmt,
                     patch, schedule)
 
