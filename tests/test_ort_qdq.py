@@ -164,6 +164,8 @@ def test_partly_quantized_graph_is_calibrated(ort_models):
     sources = quant_sources(with_data.float_graph, with_data.graph, needs)
     assert set(sources.values()) >= {"model", "calibrated"}
     assert sum(v == "calibrated" for v in sources.values()) >= len(needs)
+    report = with_data.report.quantization  # the report lists which tensors came from where
+    assert "model/activation_6/Relu:0" in report.calibrated and report.from_model
     synthetic = _compile(path)
     assert any("no --calib data given" in n and "without Q/DQ parameters" in n for n in synthetic.warnings)
     # fully quantized: nothing to calibrate, and a --calib is reported as ignored
@@ -172,6 +174,7 @@ def test_partly_quantized_graph_is_calibrated(ort_models):
     assert calibration_needs(full_c.float_graph) == set()
     assert any("--calib ignored" in n for n in full_c.warnings)
     assert "calibrated" not in quant_sources(full_c.float_graph, full_c.graph, set()).values()
+    assert full_c.report.quantization.calibrated == ()
 
 
 def test_uint8_model_equals_its_int8_twin(ort_models):
