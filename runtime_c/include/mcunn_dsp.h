@@ -7,9 +7,9 @@
  * mcunn.h. What differs is compile-time data: each kernel takes its weights in the order it loads them, as
  * compiler/ops/fast_layout.py writes them into flash (same size as the model's weights except where a
  * layout states a zero padding), and, for mcu_conv_1x1_dsp_s8() and mcu_dwconv_dsp_s8(), a bias with the
- * input zero-point term folded in. Every kernel is declared and defined on every target: without `__ARM_FEATURE_DSP` (host,
- * Cortex-M0+) the intrinsics are portable C with the same results (mcunn_dsp_support.h), so the same source
- * is tested on the host; they are only fast with the extension.
+ * input zero-point term folded in. Every kernel is declared and defined on every target: without
+ * `__ARM_FEATURE_DSP` (host, Cortex-M0+) the intrinsics are portable C with the same results
+ * (mcunn_dsp_support.h), so the same source is tested on the host; they are only fast with the extension.
  *
  * Notation: K4(n) = n rounded up to a multiple of 4. "Swapped 4-blocks": within each 4 consecutive weights
  * of one output channel, elements 1 and 2 trade places ({w0, w2, w1, w3}), which makes SXTB16 of a weight

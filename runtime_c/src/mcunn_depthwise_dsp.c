@@ -115,8 +115,9 @@ static inline __attribute__((always_inline)) void dw_group4(const int8_t *const 
 }
 
 /* The n channels [c0, c0 + n) of one output pixel into acc[0 .. n). */
-static void __attribute__((noinline)) dw_pixel_chunk(const int8_t *const *taps, int32_t n_taps, int32_t c0, int32_t n, int32_t c4,
-                                  const int8_t *filter, const int8_t *tail_w, const int32_t *bias, int32_t *acc)
+static void __attribute__((noinline)) dw_pixel_chunk(const int8_t *const *taps, int32_t n_taps, int32_t c0,
+                                                     int32_t n, int32_t c4, const int8_t *filter,
+                                                     const int8_t *tail_w, const int32_t *bias, int32_t *acc)
 {
     int32_t j = 0;
     const int32_t groups_end = c4 - c0 < n ? c4 - c0 : n;

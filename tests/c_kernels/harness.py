@@ -248,7 +248,8 @@ def layer_case(what: str, in_hwc: tuple[int, int, int], kernel: tuple[int, int],
         wts = _int8(rng, (cout, kh, kw, cin))
     bias, _ = _bias(np.random.default_rng(seed + 1), cout)
     bias = bias if bias.any() else rng.integers(-(1 << 14), 1 << 14, size=cout).astype(np.int32)
-    mult, shift, in_off, out_off, _ = _quant(rng, cout, kh * kw * (1 if what == "dwconv" else cin), edge_cases=False)
+    depth = kh * kw * (1 if what == "dwconv" else cin)
+    mult, shift, in_off, out_off, _ = _quant(rng, cout, depth, edge_cases=False)
     act = (-128, 127)
     desc = f"{what} {h}x{w}x{cin} k{kh}x{kw} s{stride[0]} p{pad[0]} -> {oh}x{ow}x{cout}"
     if what == "fc":
