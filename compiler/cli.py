@@ -103,6 +103,10 @@ def _add_compile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
     p.add_argument("--console", choices=("uart", "semihosting"), help="where the firmware prints (default: the "
                    "board's UART on real boards, semihosting on emulated ones)")
+    p.add_argument("--rounding", choices=("auto", "double", "single"), default="auto",
+                   help="requantization rounding: double (TFLite's default, bit-exact with TFLite Micro), single "
+                        "(one rounding, as ONNX QDQ semantics and onnxruntime; TFLITE_SINGLE_ROUNDING). Default auto: "
+                        "single for ONNX QDQ models not converted from TFLite, double otherwise")
     g = p.add_argument_group("patch-based inference (MCUNetV2)")
     g.add_argument("--no-patch", action="store_true", help="run every layer whole (layer by layer)")
     g.add_argument("--patches", type=_positive_int, metavar="N", help="force an N x N patch grid (with --split)")
@@ -133,7 +137,7 @@ def _options(args):
     return CompileOptions(
         board=args.board, calib=args.calib, calib_samples=args.calib_samples, name=args.name,
         input_shapes=_input_shapes(args.input_shape), progress=not args.quiet, patch=patch,
-        sram_limit=args.sram_limit, console=args.console,
+        sram_limit=args.sram_limit, console=args.console, rounding=args.rounding,
     )
 
 

@@ -65,8 +65,9 @@ def compiled():
 @pytest.mark.parametrize("name", list(CASES))
 def test_report_json_is_what_the_dict_report_wrote(name, compiled, tmp_path):
     rep = _report_json(compiled[name], tmp_path)
-    sources = rep.pop("quantization_sources")  # the one key added since the goldens were recorded
+    sources = rep.pop("quantization_sources")  # the keys added since the goldens were recorded
     assert set(sources) == {"model", "calibrated", "fixed"}
+    assert rep.pop("rounding") == "double"  # float ONNX and .tflite: TFLite's rounding
     rep, golden = _comparable(rep), _comparable(json.loads((GOLDEN / f"{name}.json").read_text()))
     assert list(rep) == list(golden), "report.json's keys (or their order) changed"
     for key in golden:
@@ -223,6 +224,7 @@ def _record() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             rep = _report_json(c, Path(tmp))
         rep.pop("quantization_sources")
+        rep.pop("rounding")
         (GOLDEN / f"{name}.json").write_text(json.dumps(rep, indent=1) + "\n")
         (GOLDEN / f"{name}_summary.txt").write_text(_summary(c))
         print(f"wrote {GOLDEN / name}.json, {name}_summary.txt")

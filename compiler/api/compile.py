@@ -129,6 +129,7 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     check_input_shapes(float_graph, options)
     check_tensor_sizes(float_graph, board)
     in_shape = logical_input_shape(float_graph)
+    float_graph = float_graph.replace(rounding=choose_rounding(fmt, model_path, options.rounding))
     # a partly quantized QDQ graph (onnxruntime leaves ops it cannot quantize in float) calibrates the
     # activations no Q/DQ pair and no op fixes, on the QDQ model itself, so its float island sees the
     # quantized values of the rest; a fully quantized model needs no calibration
@@ -192,6 +193,23 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
                           compiler_version=__version__)
     return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes), fmt,
                     patch, schedule)
+
+
+def choose_rounding(fmt: str, model_path: Path, rounding: str) -> str:
+    """The requantization rounding (arith.fixedpoint.ROUNDINGS) for ``--rounding`` ``rounding``. "auto":
+    TFLite's double rounding for .tflite models (bit-exact with TFLite Micro), for float ONNX models
+    (mcucompile's own quantization, TFLite's arithmetic) and for QDQ models tf2onnx converted from TFLite
+    or TensorFlow; single rounding for other QDQ models (onnxruntime's quantize_static and the like),
+    whose meaning is ONNX's: a float op on dequantized inputs, then QuantizeLinear's one rounding, which is
+    what onnxruntime computes."""
+    if rounding != "auto":
+        return rounding
+    if fmt != "onnx-qdq":
+        return "double"
+    import onnx
+
+    producer = onnx.load(str(model_path), load_external_data=False).producer_name
+    return "double" if producer == "tf2onnx" else "single"
 
 
 def quant_sources(float_graph: Graph, graph: Graph, calibrated: set[str] | None) -> dict[str, str]:

@@ -17,14 +17,27 @@ from .compile import Compiled
 
 
 def library_files(compiled: Compiled) -> dict[str, str]:
-    """Every file of the C library folder: generated sources plus the runtime they call."""
-    files = dict(compiled.sources.files)
+    """Every file of the C library folder: generated sources plus the runtime they call, with the
+    runtime's build-wide choices (mcunn_config.h) set for this model."""
+    files = {}
     rt = runtime_dir()
     for sub in ("include", "src"):
         for p in sorted((rt / sub).iterdir()):
             if p.suffix in (".h", ".c"):
                 files[f"{sub}/{p.name}"] = p.read_text()
+    files.update(compiled.sources.files)
+    files["include/mcunn_config.h"] = runtime_config(compiled)
     return files
+
+
+def runtime_config(compiled: Compiled) -> str:
+    """mcunn_config.h for this model: the requantization rounding its integer graph was simulated with."""
+    single = compiled.graph.rounding == "single"
+    why = ("one rounding, as ONNX QDQ semantics and onnxruntime (TFLITE_SINGLE_ROUNDING)" if single
+           else "TFLite's default double rounding, as TFLite Micro and CMSIS-NN")
+    return (f"/**\n * @file mcunn_config.h\n * @brief Written by mcucompile for this model: the kernels' build-wide "
+            f"choices.\n */\n#ifndef MCUNN_CONFIG_H\n#define MCUNN_CONFIG_H\n\n/** Requantization: {why}. */\n"
+            f"#define MCU_SINGLE_ROUNDING {1 if single else 0}\n\n#endif /* MCUNN_CONFIG_H */\n")
 
 
 def write_library(compiled: Compiled, out_dir: str | Path, inputs_q: np.ndarray | None = None) -> Path:

@@ -51,6 +51,10 @@ class CompileOptions:
     patch: PatchOptions = field(default_factory=PatchOptions)
     sram_limit: int | None = None  # tighter SRAM budget than the board's
     console: str | None = None  # firmware output: "uart" or "semihosting" (default: uart on real boards)
+    #: requantization rounding (arith.fixedpoint): "auto" (TFLite's double rounding, except single
+    #: rounding for ONNX QDQ models not converted from TFLite: ONNX QDQ semantics, as onnxruntime runs
+    #: them), "double" or "single"
+    rounding: str = "auto"
 
     def __post_init__(self):
         """The Python API refuses what the command line refuses, with the same messages."""
@@ -64,3 +68,5 @@ class CompileOptions:
             raise UserError(f"sram_limit (--sram-limit) {self.sram_limit}: give a number of bytes of at least 1")
         if self.console not in (None, "uart", "semihosting"):
             raise UserError(f"console (--console) {self.console!r}: give 'uart' or 'semihosting'")
+        if self.rounding not in ("auto", "double", "single"):
+            raise UserError(f"rounding (--rounding) {self.rounding!r}: give 'auto', 'double' or 'single'")

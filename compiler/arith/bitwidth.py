@@ -116,10 +116,11 @@ def unpack(packed, bits: int, channels: int) -> np.ndarray:
 
 
 def requantize(acc, multiplier, shift, output_offset: int, bits: int, lo: int | None = None,
-               hi: int | None = None) -> np.ndarray:
-    """An int32 accumulator to a ``bits``-bit output: TFLite's MultiplyByQuantizedMultiplier, plus the
-    output zero point, saturated to the range (and to a fused activation's [lo, hi])."""
-    return saturate(multiply_by_quantized_multiplier(acc, multiplier, shift) + output_offset, bits, lo, hi)
+               hi: int | None = None, rounding: str = "double") -> np.ndarray:
+    """An int32 accumulator to a ``bits``-bit output: TFLite's MultiplyByQuantizedMultiplier (with the
+    graph's ``rounding``, see arith.fixedpoint), plus the output zero point, saturated to the range (and
+    to a fused activation's [lo, hi])."""
+    return saturate(multiply_by_quantized_multiplier(acc, multiplier, shift, rounding) + output_offset, bits, lo, hi)
 
 
 # The C element type a parameter array (multipliers, shifts, tables, biases) is emitted as, and its size;

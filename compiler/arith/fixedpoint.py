@@ -4,6 +4,13 @@ These are the integer semantics of TFLite's reference kernels (and of CMSIS-NN, 
 multipliers are Q31 values with a power-of-two shift, products round with "doubling high multiply"
 and then "rounding divide by power of two" (round half away from zero). Every function takes and
 returns int64 arrays holding int32 values, so intermediate products never overflow.
+
+Requantization has two roundings (:data:`ROUNDINGS`), as TFLite has: ``"double"``, its default (and
+TFLite Micro's and CMSIS-NN's), and ``"single"``, its ``TFLITE_SINGLE_ROUNDING`` build (CMSIS-NN's
+``CMSIS_NN_USE_SINGLE_ROUNDING``): one 64-bit product rounded once, half up. Single rounding is the
+exact real product ``x * real_multiplier`` rounded to nearest (up to the Q31 multiplier's precision and
+the direction of exact halves), which is what ONNX's QDQ semantics (a float op, then QuantizeLinear)
+and onnxruntime compute.
 """
 
 from __future__ import annotations
@@ -110,8 +117,20 @@ def rounding_divide_by_pot(x, exponent):
     return (x >> exponent) + (remainder > threshold)
 
 
-def multiply_by_quantized_multiplier(x, multiplier, shift):
-    """TFLite MultiplyByQuantizedMultiplier (double rounding), as arm_nn_requantize."""
+#: requantization roundings: TFLite's default (two roundings) and its single-rounding build
+ROUNDINGS = ("double", "single")
+
+
+def multiply_by_quantized_multiplier(x, multiplier, shift, rounding: str = "double"):
+    """TFLite MultiplyByQuantizedMultiplier, as arm_nn_requantize: ``x * multiplier * 2^(shift - 31)``
+    with TFLite's double rounding, or (``rounding="single"``) rounded once, half up, as TFLite's
+    TFLITE_SINGLE_ROUNDING build: ``(x * multiplier + 2^(30 - shift)) >> (31 - shift)`` in 64 bits."""
+    if rounding == "single":
+        total = 31 - np.asarray(shift, np.int64)
+        prod = np.asarray(x, np.int64) * np.asarray(multiplier, np.int64)
+        return (prod + (np.int64(1) << (total - 1))) >> total
+    if rounding != "double":
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, not {rounding!r}")
     x = np.asarray(x, np.int64)
     shift = np.asarray(shift, np.int64)
     left = np.maximum(shift, 0)

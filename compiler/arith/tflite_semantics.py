@@ -378,15 +378,17 @@ def hard_swish_apply(q, p: HardSwishParams) -> np.ndarray:
 # QUANTIZE / DEQUANTIZE
 # ---------------------------------------------------------------------------------------------
 
-def requantize_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> np.ndarray:
+def requantize_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int,
+                     rounding: str = "double") -> np.ndarray:
     """TFLM QUANTIZE int8 -> int8 for every input q = -128..127 (index q + 128).
 
     (m, s) = QuantizeMultiplier((double)in_scale / (double)out_scale)
     out = clamp(MultiplyByQuantizedMultiplier(q - in_zp, m, s) + out_zp, -128, 127)
     (the int8->int8 case has no same-scale shortcut; with equal scales m = 2^30, s = 1, an identity.)
+    ``rounding``: TFLite's default ("double") or its single-rounding build (see arith.fixedpoint).
     """
     m, s = tflite_quantize_multiplier(float(np.float32(in_scale)) / float(np.float32(out_scale)))
-    out = multiply_by_quantized_multiplier(INT8_ALL - int(in_zp), m, s) + int(out_zp)
+    out = multiply_by_quantized_multiplier(INT8_ALL - int(in_zp), m, s, rounding) + int(out_zp)
     return np.clip(out, -128, 127).astype(np.int8)
 
 
@@ -457,7 +459,7 @@ def mean_params(in_scale: float, in_zp: int, out_scale: float, out_zp: int, num_
     return MeanParams(n, int(in_zp), int(out_zp), m0, s0, m, s0 - k, int(in_zp) * n)
 
 
-def mean_hw(x, params: MeanParams, keep_dims: bool = True) -> np.ndarray:
+def mean_hw(x, params: MeanParams, keep_dims: bool = True, rounding: str = "double") -> np.ndarray:
     """TFLM int8 MEAN over axes (1, 2) of an NHWC tensor; returns [N,1,1,C] (or [N,C] without keep_dims).
 
     TFLM code path: EvalMeanHelper -> EvalIntegerMean -> QuantizedMeanOrSum, the only int8 path
@@ -480,7 +482,7 @@ def mean_hw(x, params: MeanParams, keep_dims: bool = True) -> np.ndarray:
                          f"{x.shape[1] * x.shape[2]}")
     acc = wrap32(x.astype(np.int64).sum(axis=(1, 2)))
     shifted = wrap32(acc - params.input_offset)
-    out = multiply_by_quantized_multiplier(shifted, params.multiplier, params.shift) + params.output_zero_point
+    out = multiply_by_quantized_multiplier(shifted, params.multiplier, params.shift, rounding) + params.output_zero_point
     out = np.clip(out, -128, 127).astype(np.int8)
     return out[:, None, None, :] if keep_dims else out
 

@@ -184,6 +184,10 @@ class Graph:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     io_perm: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    #: how the integer graph requantizes (arith.fixedpoint.ROUNDINGS): TFLite's default "double", or
+    #: "single" (TFLITE_SINGLE_ROUNDING, the rounding of ONNX QDQ semantics); the simulator and the C
+    #: follow it
+    rounding: str = "double"
 
     def replace(self, **changes) -> "Graph":
         return dataclasses.replace(self, **changes)

@@ -64,9 +64,10 @@ def quantize_bias(b: np.ndarray | None, scale: np.ndarray, cout: int) -> np.ndar
     return np.clip(v, -(2**31), 2**31 - 1).astype(np.int32)
 
 
-def requant_output(acc: np.ndarray, p, bits: int) -> np.ndarray:
-    """The int32 accumulators of a weighted layer to its ``bits``-bit output (per-channel multipliers)."""
-    return requantize(acc, p.multiplier, p.shift, p.output_offset, bits, p.act_min, p.act_max)
+def requant_output(acc: np.ndarray, p, bits: int, rounding: str = "double") -> np.ndarray:
+    """The int32 accumulators of a weighted layer to its ``bits``-bit output (per-channel multipliers,
+    the graph's ``rounding``)."""
+    return requantize(acc, p.multiplier, p.shift, p.output_offset, bits, p.act_min, p.act_max, rounding)
 
 
 def weight_quant(t: Tensor, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -274,7 +275,7 @@ class Conv2D(WindowPatchRule, OpDef):
         # pad value -input_offset + input_offset = 0: padded taps contribute nothing, as in TFLite
         acc = self._conv(node, graph, x, 0.0, np.float64)
         acc = np.rint(acc).astype(np.int64) + bias_or_zeros(graph, node, acc.shape[-1], np.int64)
-        return [requant_output(acc, p, tensor_bits(graph, node.outputs[0]))]
+        return [requant_output(acc, p, tensor_bits(graph, node.outputs[0]), graph.rounding)]
 
     def macs(self, node, graph):
         out = graph.tensors[node.outputs[0]].shape
@@ -331,7 +332,7 @@ class DepthwiseConv2D(WindowPatchRule, OpDef):
         x = inputs[0].astype(np.float64) + p.input_offset
         acc = self._dw(node, graph, x, 0.0, np.float64)
         acc = np.rint(acc).astype(np.int64) + bias_or_zeros(graph, node, acc.shape[-1], np.int64)
-        y = requant_output(acc, p, tensor_bits(graph, node.outputs[0]))
+        y = requant_output(acc, p, tensor_bits(graph, node.outputs[0]), graph.rounding)
         return [y.reshape(self.infer_shapes(node, [inputs[0].shape, graph.tensors[node.inputs[1]].shape])[0])]
 
     def macs(self, node, graph):

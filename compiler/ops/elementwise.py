@@ -167,10 +167,10 @@ class Add(_Binary):
         p = node.params
         a = (inputs[0].astype(np.int64) + p.input1_offset) << p.left_shift
         b = (inputs[1].astype(np.int64) + p.input2_offset) << p.left_shift
-        a = multiply_by_quantized_multiplier(a, p.input1_mult, p.input1_shift)
-        b = multiply_by_quantized_multiplier(b, p.input2_mult, p.input2_shift)
+        a = multiply_by_quantized_multiplier(a, p.input1_mult, p.input1_shift, graph.rounding)
+        b = multiply_by_quantized_multiplier(b, p.input2_mult, p.input2_shift, graph.rounding)
         y = requantize(a + b, p.output_mult, p.output_shift, p.output_offset, tensor_bits(graph, node.outputs[0]),
-                       p.act_min, p.act_max)
+                       p.act_min, p.act_max, graph.rounding)
         return [y]
 
     def kernel(self, node, graph, board=None):
@@ -202,7 +202,7 @@ class Mul(_Binary):
         a = inputs[0].astype(np.int64) + p.input1_offset
         b = inputs[1].astype(np.int64) + p.input2_offset
         y = requantize(a * b, p.output_mult, p.output_shift, p.output_offset, tensor_bits(graph, node.outputs[0]),
-                       p.act_min, p.act_max)
+                       p.act_min, p.act_max, graph.rounding)
         return [y]
 
     def kernel(self, node, graph, board=None):

@@ -68,7 +68,7 @@ class FullyConnected(OpDef):
         w = graph.tensors[node.inputs[1]].data.astype(np.float64)
         x = inputs[0].astype(np.float64) + p.input_offset
         acc = np.rint(x @ w.T).astype(np.int64) + bias_or_zeros(graph, node, w.shape[0], np.int64)
-        return [requant_output(acc, p, tensor_bits(graph, node.outputs[0]))]
+        return [requant_output(acc, p, tensor_bits(graph, node.outputs[0]), graph.rounding)]
 
     def macs(self, node, graph):
         out = graph.tensors[node.outputs[0]].shape

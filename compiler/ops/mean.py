@@ -72,7 +72,7 @@ class Mean(OpDef):
 
     def eval_int(self, node, graph, inputs):
 
-        return [mean_hw(inputs[0], node.params, keep_dims=True)]
+        return [mean_hw(inputs[0], node.params, keep_dims=True, rounding=graph.rounding)]
 
     def macs(self, node, graph):
         return graph.tensors[node.inputs[0]].size

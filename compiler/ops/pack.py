@@ -76,7 +76,7 @@ def packed_quant(q: QuantParams, bits: int) -> QuantParams:
 
 def _requantize(node, graph, x: np.ndarray) -> np.ndarray:
     p: PackParams = node.params
-    v = multiply_by_quantized_multiplier(np.asarray(x, np.int64) + p.input_offset, p.multiplier, p.shift)
+    v = multiply_by_quantized_multiplier(np.asarray(x, np.int64) + p.input_offset, p.multiplier, p.shift, graph.rounding)
     return saturate(v + p.output_offset, tensor_bits(graph, node.outputs[0]))
 
 

@@ -126,8 +126,8 @@ class Prelu(OpDef):
         p = node.params
         x = inputs[0].astype(np.int64) + p.input_offset
         a = np.ravel(inputs[1]).astype(np.int64) + p.alpha_offset
-        pos = multiply_by_quantized_multiplier(x, p.identity_mult, p.identity_shift)
-        neg = multiply_by_quantized_multiplier(x * a, p.alpha_mult, p.alpha_shift)
+        pos = multiply_by_quantized_multiplier(x, p.identity_mult, p.identity_shift, graph.rounding)
+        neg = multiply_by_quantized_multiplier(x * a, p.alpha_mult, p.alpha_shift, graph.rounding)
         return [saturate(np.where(x >= 0, pos, neg) + p.output_offset, tensor_bits(graph, node.outputs[0]))]
 
     def macs(self, node, graph):

@@ -84,7 +84,7 @@ def requantize_node(name: str, src: str, target: QuantParams, ctx) -> Node:
     return Node(name, "unary", (src,), (out,), UnaryAttrs("identity"), LutParams(table), "requantize")
 
 
-def _tflite_table(sem, fn: str, in_q: QuantParams, out_q: QuantParams) -> np.ndarray:
+def _tflite_table(sem, fn: str, in_q: QuantParams, out_q: QuantParams, rounding: str = "double") -> np.ndarray:
     """The table of TFLite Micro's integer algorithm for ``fn``."""
     if fn == "sigmoid":
         return sem.logistic_table(in_q.s, in_q.zp)
@@ -93,7 +93,7 @@ def _tflite_table(sem, fn: str, in_q: QuantParams, out_q: QuantParams) -> np.nda
     if fn == "hardswish":
         return sem.hard_swish_table(in_q.s, in_q.zp, out_q.s, out_q.zp)
     if fn in ("identity", "requantize"):
-        return sem.requantize_table(in_q.s, in_q.zp, out_q.s, out_q.zp)
+        return sem.requantize_table(in_q.s, in_q.zp, out_q.s, out_q.zp, rounding)
     raise ValueError(f"no TFLite integer algorithm for '{fn}'")
 
 
@@ -124,7 +124,7 @@ class Unary(OpDef):
         if node.attrs.semantics in ("requantize", "tflite"):
             require_bits(node, ctx, 8, "TFLite's integer algorithm")
         if node.attrs.semantics == "requantize":
-            table = tflite_semantics.requantize_table(in_q.s, in_q.zp, out_q.s, out_q.zp)
+            table = tflite_semantics.requantize_table(in_q.s, in_q.zp, out_q.s, out_q.zp, ctx.graph.rounding)
         elif node.attrs.semantics == "tflite":
             if node.attrs.fn in ("sigmoid", "tanh") and in_q.s < 2.0 ** -28:
                 # TFLite Micro's LOGISTIC / TANH Prepare turns in_scale * 2^27 into a left shift, which must
@@ -132,7 +132,7 @@ class Unary(OpDef):
                 raise UserError(f"{node.source or node.op} node '{node.name}': input scale {in_q.s:g} is below 2^-28, "
                                 "where TFLite's int8 LOGISTIC / TANH algorithm has no valid parameters; the "
                                 "model's quantization is broken: re-convert it")
-            table = _tflite_table(tflite_semantics, node.attrs.fn, in_q, out_q)
+            table = _tflite_table(tflite_semantics, node.attrs.fn, in_q, out_q, ctx.graph.rounding)
             lo, hi = activation_bounds(node.attrs.activation, out_q)
             table = saturate(table, out_q.bits, lo, hi)
         else:

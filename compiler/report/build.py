@@ -197,4 +197,4 @@ def build_report(graph: Graph, plan: ArenaPlan, board: Board, model_path: str, *
                                for c in choice.tried),
         input_in_sram="by patch (callback)" if patched and choice.plan.input_by_patch else "whole",
         patch_plan=_patch_plan(choice), plan_choice=plan_choice_report(choice),
-        quantization=quantization_report(graph, tensor_sources), tflm=tflm)
+        quantization=quantization_report(graph, tensor_sources), tflm=tflm, rounding=graph.rounding)

@@ -220,6 +220,7 @@ class Report:
     plan_choice: PlanChoiceReport
     quantization: QuantizationReport
     tflm: TflmArena | None = None  # only for .tflite models
+    rounding: str = "double"  # requantization rounding of the integer graph (arith.fixedpoint.ROUNDINGS)
 
     @property
     def optimize(self) -> str:
@@ -264,4 +265,5 @@ class Report:
             if self.tflm.note is not None:
                 out["tflm_arena_note"] = self.tflm.note
         out["quantization_sources"] = self.quantization.to_json_dict()
+        out["rounding"] = self.rounding
         return out

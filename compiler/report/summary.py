@@ -98,4 +98,7 @@ def format_summary(report: Report) -> str:
     quant = quantization_line(report.quantization)
     if quant:
         lines.append(quant)
+    if report.rounding == "single":
+        lines.append("rounding  single (one rounding per requantization, as ONNX QDQ semantics and onnxruntime; "
+                     "--rounding double for TFLite's)")
     return "\n".join(lines)

@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "mcunn_config.h"
+
 #define MCU_Q31_MAX ((int32_t)0x7FFFFFFF)
 #define MCU_Q31_MIN ((int32_t)(-0x7FFFFFFF - 1))
 #define MCU_MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -34,13 +36,24 @@ static inline int32_t mcu_divide_by_pow2(int32_t x, int32_t exponent)
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
-/** x * multiplier * 2^(shift - 31) with TFLite's double rounding. */
+/**
+ * x * multiplier * 2^(shift - 31): with TFLite's double rounding (its default, TFLite Micro's and
+ * CMSIS-NN's), or, when the library is generated with MCU_SINGLE_ROUNDING 1 (mcunn_config.h), rounded
+ * once, half up, as TFLite's TFLITE_SINGLE_ROUNDING build and CMSIS-NN's CMSIS_NN_USE_SINGLE_ROUNDING:
+ * the exact product rounded to nearest, as ONNX QDQ semantics and onnxruntime compute it.
+ */
 static inline int32_t mcu_requantize(int32_t x, int32_t multiplier, int32_t shift)
 {
+#if MCU_SINGLE_ROUNDING
+    const int32_t total = 31 - shift; /* shift in [-31, 30]: total in [1, 62] */
+    const int64_t product = (int64_t)x * (int64_t)multiplier + ((int64_t)1 << (total - 1));
+    return (int32_t)(product >> total);
+#else
     const int32_t left = shift > 0 ? shift : 0;
     const int32_t right = shift > 0 ? 0 : -shift;
     const int32_t shifted = (int32_t)((uint32_t)x << left);
     return mcu_divide_by_pow2(mcu_doubling_high_mult(shifted, multiplier), right);
+#endif
 }
 
 /** x * 2^exponent saturated to int32. */
