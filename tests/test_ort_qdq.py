@@ -412,3 +412,20 @@ def test_bias_at_another_scale_is_requantized(tmp_path):
     c = compile_model(tmp_path / "bias.onnx", CompileOptions(board="host", progress=False))
     conv = next(n for n in c.graph.nodes if n.op == "conv2d")
     assert c.graph.tensors[conv.inputs[2]].data.tolist() == [200, -14]
+
+
+def test_qdq_weights_feeding_an_activation_slot_are_refused(tmp_path):
+    """Dequantized weights as MatMul's first operand (the activation's place): one line naming the node."""
+    inits = [numpy_helper.from_array(np.ones((3, 4), np.int8), "w"), numpy_helper.from_array(np.array(0.1, np.float32), "ws"),
+             numpy_helper.from_array(np.array(0, np.int8), "wz"), numpy_helper.from_array(np.array(0.02, np.float32), "s"),
+             numpy_helper.from_array(np.array(0, np.int8), "z")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="x_q"),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"], name="x_dq"),
+             helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], name="w_dq"),
+             helper.make_node("MatMul", ["wd", "xd"], ["out"], name="weights_first")]
+    g = helper.make_graph(nodes, "mm", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4, 5])],
+                          [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, [3, 5])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "mm.onnx"))
+    assert_one_line_error(run_cli(tmp_path / "mm.onnx", "-o", tmp_path / "out"), "weights_first")
