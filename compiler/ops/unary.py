@@ -27,9 +27,48 @@ from ..arith.fixedpoint import (
 from ..errors import UserError
 from ..ir import Activation, Node, QuantParams, Tensor
 from ..ir.graph import int_dtype
-from .base import (KernelCall, OpDef, activation_bounds, dequantize_values, quantize_values, register, require_bits,
+from .base import (OpDef, activation_bounds, dequantize_values, quantize_values, register, require_bits,
                    tensor_bits)
 from .conv import apply_activation
+from .kernel import Kernel, KernelArgs, KernelCost, base_counts, prod, read, whole_outputs_counts, write
+
+def _lut_access(args: KernelArgs):
+    """mcu_lut_s8: size elements in and out, a 256-entry table indexed by (uint8)(x + 128); input and
+    output dims must hold the same element count."""
+    size = prod(args.in_dims[0])
+    contract = [] if prod(args.out_dims) == size else [
+        f"input dims {list(args.in_dims[0])} and output dims {list(args.out_dims)} differ in element count"]
+    return [read(args.inputs[0], size, "input"), read(args.array("table"), 256, "table"),
+            write(args.output, size, "output")], contract
+
+
+def _softmax_access(args: KernelArgs):
+    """mcu_softmax_s8: rows x row_size in and out; row_size >= 1, input left shift in [0, 30], and
+    diff_min in [-2^31 / 2^shift, 0] (only differences >= diff_min are scaled by 2^shift)."""
+    p = args.context["p"]
+    rows, row_size, shift, diff_min = args.context["rows"], args.context["row_size"], p.shift, p.diff_min
+    contract = []
+    if row_size < 1:
+        contract.append(f"rows of {row_size} elements (the kernel reads each row's first element)")
+    if not 0 <= shift <= 30 or diff_min > 0 or diff_min * (1 << shift) < -(1 << 31):
+        contract.append(f"input left shift {shift} with diff_min {diff_min}: (x - max) * 2^shift could overflow int32")
+    n = rows * row_size
+    return [read(args.inputs[0], n, "input"), write(args.output, n, "output")], contract
+
+
+def _softmax_counts(node, graph, g):
+    f = base_counts(node, graph, g)
+    shape = graph.tensors[node.inputs[0]].shape
+    f["elements"] = float(graph.tensors[node.inputs[0]].size)
+    f["rows"] = float(graph.tensors[node.inputs[0]].size // max(1, shape[-1]))
+    return f
+
+
+LUT = Kernel("lut.c.j2", _lut_access, KernelCost(
+    ("calls", "outputs"), {"calls": 47.785, "outputs": 5.997}, whole_outputs_counts))
+SOFTMAX = Kernel("softmax.c.j2", _softmax_access, KernelCost(
+    ("calls", "rows", "elements"), {"calls": 778.437, "rows": 0.0, "elements": 295.952}, _softmax_counts))
+
 
 FUNCTIONS = {
     "identity": lambda x, a: x,
@@ -151,7 +190,7 @@ class Unary(OpDef):
         return 0
 
     def kernel(self, node, graph, board=None):
-        return KernelCall("lut.c.j2", {"table": node.params.table})
+        return LUT.call({"table": node.params.table})
 
 
 #: TFLite's int8 softmax writes probabilities at scale 1/256, zero point -128 (the 8-bit range is [0, 1))
@@ -231,6 +270,4 @@ class Softmax(OpDef):
 
     def kernel(self, node, graph, board=None):
         shape = graph.tensors[node.inputs[0]].shape
-        return KernelCall(
-            "softmax.c.j2", {"rows": int(np.prod(shape[:-1], dtype=np.int64)), "row_size": shape[-1], "p": node.params}
-        )
+        return SOFTMAX.call({"rows": int(np.prod(shape[:-1], dtype=np.int64)), "row_size": shape[-1], "p": node.params})
