@@ -283,8 +283,8 @@ static inline int mcu_dsp_shifts_foldable(const int32_t *shift, int32_t n)
  * Output stage of two pixels whose accumulators are interleaved, acc[2j] (pixel 0) and acc[2j + 1] (pixel 1)
  * for channel j < n: requantized with channel j's constants (derived once for both) and stored at out0[j],
  * out1[j]. `foldable` (mcu_dsp_shifts_foldable()) takes the assembly path on DSP cores: the offset folded
- * into the rounding addend (floor((h + o * 2^s) / 2^s) = floor(h / 2^s) + o exactly), 7 instructions per
- * output with `full` (one SSAT), 14 with a clamp to [lo, hi], and 11 per channel.
+ * into the rounding addend (floor((h + o * 2^s) / 2^s) = floor(h / 2^s) + o exactly): per channel (two
+ * outputs) 23 instructions with `full` (one SSAT each), 32 with a clamp to [lo, hi].
  */
 static inline __attribute__((always_inline)) void mcu_dsp_store_pairs(const int32_t *acc, int32_t n,
                                                                       const int32_t *mult, const int32_t *shift,
@@ -293,6 +293,8 @@ static inline __attribute__((always_inline)) void mcu_dsp_store_pairs(const int3
                                                                       int foldable)
 {
 #if MCU_DSP_ASM
+    /* (1 + 2 * offset) << (right - 2) is the rounding addend with the offset folded in (see above) */
+    const int32_t oo2 = 1 + 2 * out_offset;
     if (full && foldable && n > 0)
     {
         int32_t m, rm1, rh, x, l, h;
@@ -302,10 +304,7 @@ static inline __attribute__((always_inline)) void mcu_dsp_store_pairs(const int3
             "ldr %[rm1], [%[ps]], #4\n\t"
             "mvn %[rm1], %[rm1]\n\t"            /* right - 1 = -shift - 1 */
             "sub %[x], %[rm1], #1\n\t"
-            "mov %[l], #1\n\t"
-            "lsl %[rh], %[l], %[x]\n\t"          /* 2^(right - 2) */
-            "lsl %[x], %[oo], %[rm1]\n\t"
-            "add %[rh], %[rh], %[x]\n\t"         /* + offset * 2^(right - 1) */
+            "lsl %[rh], %[oo2], %[x]\n\t"       /* (1 + 2 offset) 2^(right - 2) = 2^(right - 2) + offset 2^(right - 1) */
             "ldr %[x], [%[acc]], #4\n\t"
             "and %[l], %[x], #0x80000000\n\t"
             "eor %[l], %[l], #0x40000000\n\t"
@@ -326,15 +325,17 @@ static inline __attribute__((always_inline)) void mcu_dsp_store_pairs(const int3
             "bne 1b\n\t"
             : [acc] "+r"(acc), [pm] "+r"(mult), [ps] "+r"(shift), [o0] "+r"(out0), [o1] "+r"(out1), [n] "+r"(n),
               [m] "=&r"(m), [rm1] "=&r"(rm1), [rh] "=&r"(rh), [x] "=&r"(x), [l] "=&r"(l), [h] "=&r"(h)
-            : [oo] "r"(out_offset)
+            : [oo2] "r"(oo2)
             : "cc", "memory");
         return;
     }
     if (foldable && n > 0)
     {
-        /* the same with the clamp to [lo, hi] (ReLU6 and other fused bounds): no register is left for the
-         * bounds, so they are read from memory, two loads per output */
-        const int32_t bounds[3] = {out_offset, lo, hi};
+        /* the same with the clamp to [lo, hi] (ReLU6 and other fused bounds), for both pixels at once in the
+         * two halfwords of one register: SSUB16 sets the GE flags per halfword and SEL picks, so max and min
+         * are two instructions each; the bounds come from memory (no register is left) */
+        const int32_t bounds[3] = {oo2, (int32_t)((uint32_t)(lo & 0xFFFF) * 0x10001u),
+                                   (int32_t)((uint32_t)(hi & 0xFFFF) * 0x10001u)};
         int32_t m, rm1, rh, x, l, h;
         __asm__ volatile(
             "1:\n\t"
@@ -342,40 +343,31 @@ static inline __attribute__((always_inline)) void mcu_dsp_store_pairs(const int3
             "ldr %[rm1], [%[ps]], #4\n\t"
             "mvn %[rm1], %[rm1]\n\t"
             "sub %[x], %[rm1], #1\n\t"
-            "mov %[l], #1\n\t"
-            "lsl %[rh], %[l], %[x]\n\t"
             "ldr %[l], [%[b]]\n\t"
-            "lsl %[x], %[l], %[rm1]\n\t"
-            "add %[rh], %[rh], %[x]\n\t"
+            "lsl %[rh], %[l], %[x]\n\t"
             "ldr %[x], [%[acc]], #4\n\t"
             "and %[l], %[x], #0x80000000\n\t"
             "eor %[l], %[l], #0x40000000\n\t"
             "add %[h], %[rh], %[x], asr #31\n\t"
             "smlal %[l], %[h], %[x], %[m]\n\t"
             "asr %[h], %[h], %[rm1]\n\t"
+            "ssat %[h], #8, %[h]\n\t"
+            "ldr %[x], [%[acc]], #4\n\t"
+            "and %[l], %[x], #0x80000000\n\t"
+            "eor %[l], %[l], #0x40000000\n\t"
+            "add %[rh], %[rh], %[x], asr #31\n\t"
+            "smlal %[l], %[rh], %[x], %[m]\n\t"
+            "asr %[rh], %[rh], %[rm1]\n\t"
+            "ssat %[rh], #8, %[rh]\n\t"
+            "pkhbt %[h], %[h], %[rh], lsl #16\n\t" /* pixel 0 | pixel 1 */
             "ldr %[l], [%[b], #4]\n\t"
-            "cmp %[h], %[l]\n\t"
-            "it lt\n\t"
-            "movlt %[h], %[l]\n\t"
+            "ssub16 %[x], %[h], %[l]\n\t"
+            "sel %[h], %[h], %[l]\n\t"             /* max(y, lo) */
             "ldr %[l], [%[b], #8]\n\t"
-            "cmp %[h], %[l]\n\t"
-            "it gt\n\t"
-            "movgt %[h], %[l]\n\t"
+            "ssub16 %[x], %[l], %[h]\n\t"
+            "sel %[h], %[h], %[l]\n\t"             /* min(y, hi) */
             "strb %[h], [%[o0]], #1\n\t"
-            "ldr %[x], [%[acc]], #4\n\t"
-            "and %[l], %[x], #0x80000000\n\t"
-            "eor %[l], %[l], #0x40000000\n\t"
-            "add %[h], %[rh], %[x], asr #31\n\t"
-            "smlal %[l], %[h], %[x], %[m]\n\t"
-            "asr %[h], %[h], %[rm1]\n\t"
-            "ldr %[l], [%[b], #4]\n\t"
-            "cmp %[h], %[l]\n\t"
-            "it lt\n\t"
-            "movlt %[h], %[l]\n\t"
-            "ldr %[l], [%[b], #8]\n\t"
-            "cmp %[h], %[l]\n\t"
-            "it gt\n\t"
-            "movgt %[h], %[l]\n\t"
+            "lsr %[h], %[h], #16\n\t"
             "strb %[h], [%[o1]], #1\n\t"
             "subs %[n], %[n], #1\n\t"
             "bne 1b\n\t"
