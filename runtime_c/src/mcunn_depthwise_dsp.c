@@ -31,14 +31,13 @@ static inline __attribute__((always_inline)) void dw_group4(const int8_t *const 
     const int8_t *const *tp = taps;
 #if MCU_DSP_ASM
     /* gcc's schedule of the C below takes 28 instructions per pair of taps and 19 for the last tap; these take
-     * 20 (8 MACs, 13 registers) and 11 */
+     * 19 (8 MACs, 13 registers) and 11 */
     int32_t p0, p1, lo, t, u;
     if (pairs)
     {
         __asm__ volatile(
             "1:\n\t"
-            "ldr %[p0], [%[tp]], #4\n\t"
-            "ldr %[p1], [%[tp]], #4\n\t"
+            "ldrd %[p0], %[p1], [%[tp]], #8\n\t"
             "ldr %[p0], [%[p0], %[c]]\n\t"
             "ldr %[p1], [%[p1], %[c]]\n\t"
             "pkhbt %[lo], %[p0], %[p1], lsl #16\n\t" /* x0 x1 y0 y1 */
