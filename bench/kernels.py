@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,17 +87,22 @@ def cmsis_version(cmsis: Path) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--board", default="qemu-m4")
+    p.add_argument("--clamp", action="store_true",
+                   help="also run each shape with a fused two-sided clamp (a ReLU6-like bound), rows '<n>c'")
     args = p.parse_args()
     board = get_board(args.board)
     cmsis = Path(os.environ["CMSIS_NN_DIR"]) if os.environ.get("CMSIS_NN_DIR") else None
     cases, rows = [], []
     for number, desc, variants in SHAPES:
-        first = len(cases)
-        for v in variants:
-            what, hwc, k, cout, stride, pad, *out_hw = v
-            cases.append(harness.layer_case(what, hwc, k, cout, stride, pad, seed=number,
-                                            out_hw=out_hw[0] if out_hw else None))
-        rows.append((number, desc, list(range(first, len(cases)))))
+        for clamp in (False, True) if args.clamp else (False,):
+            first = len(cases)
+            for v in variants:
+                what, hwc, k, cout, stride, pad, *out_hw = v
+                case = harness.layer_case(what, hwc, k, cout, stride, pad, seed=number,
+                                          out_hw=out_hw[0] if out_hw else None)
+                cases.append(replace(case, act=(case.out_off, min(127, case.out_off + 90))) if clamp else case)
+            rows.append((f"{number}c" if clamp else str(number), desc + (" +clamp" if clamp else ""),
+                         list(range(first, len(cases)))))
     with tempfile.TemporaryDirectory(prefix="mcu_bench_kernels_") as tmp:
         build = Path(tmp)
         src = harness.write_cases(cases, 0, build / "cases.c")
