@@ -48,18 +48,23 @@ def _summary(text: str) -> str:
     return "\n".join(lines[-40:])
 
 
-def test_fast_kernels_equal_portable_on_host_under_sanitizers(cases_c, tmp_path):
-    exe = harness.build_host([cases_c, MAIN], tmp_path / "kt", sanitize=True)
+@pytest.mark.parametrize("single", [0, 1])
+def test_fast_kernels_equal_portable_on_host_under_sanitizers(single, cases_c, tmp_path):
+    """Both requantization modes of mcunn_config.h: TFLite's double rounding and single rounding."""
+    exe = harness.build_host([cases_c, MAIN], tmp_path / "kt", sanitize=True,
+                             defines=(f"-DMCU_SINGLE_ROUNDING={single}",))
     run = subprocess.run([str(exe)], capture_output=True, text=True, env={**os.environ, **SANITIZE_ENV}, timeout=120,
                          check=False)
     assert f"MCU CASES {4 * PER_KIND} failed 0" in run.stdout, _summary(run.stdout) + run.stderr[-3000:]
     assert run.returncode == 0 and "runtime error" not in run.stderr, run.stderr[-3000:]
 
 
-@pytest.mark.parametrize("board_name,opt", [("qemu-m4", "-O2"), ("qemu-m7", "-O2"), ("qemu-m55", "-O2"),
-                                             ("qemu-m4", "-O0")])
-def test_fast_kernels_equal_portable_on_emulated_core(board_name, opt, cases_c, tmp_path):
-    """-O2: the inline-assembly loops; -O0: the C loops with the same intrinsics (what a debug build runs)."""
+@pytest.mark.parametrize("board_name,opt,single", [("qemu-m4", "-O2", 0), ("qemu-m7", "-O2", 0),
+                                                    ("qemu-m55", "-O2", 0), ("qemu-m4", "-O0", 0),
+                                                    ("qemu-m4", "-O2", 1)])
+def test_fast_kernels_equal_portable_on_emulated_core(board_name, opt, single, cases_c, tmp_path):
+    """-O2: the inline-assembly loops; -O0: the C loops with the same intrinsics (what a debug build runs);
+    single: mcunn_config.h's single-rounding mode."""
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
@@ -68,7 +73,8 @@ def test_fast_kernels_equal_portable_on_emulated_core(board_name, opt, cases_c, 
     from mcucompile.targets.firmware import run_qemu
 
     board = get_board(board_name)
-    elf = harness.build_firmware(board, [cases_c, MAIN], tmp_path / board_name, opt=opt)
+    elf = harness.build_firmware(board, [cases_c, MAIN], tmp_path / board_name,
+                                 extra_flags=(f"-DMCU_SINGLE_ROUNDING={single}",), opt=opt)
     if board.dsp:
         # the real instructions ran, not the emulation
         dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True, text=True,
@@ -79,13 +85,16 @@ def test_fast_kernels_equal_portable_on_emulated_core(board_name, opt, cases_c, 
     assert f"MCU CASES {4 * PER_KIND} failed 0" in run.log
 
 
-def test_requantization_is_tflite_double_rounding(tmp_path):
+@pytest.mark.parametrize("single", [0, 1])
+def test_requantization_equals_the_portable_one(single, tmp_path):
     """The one-SMLAL requantization of the DSP kernels equals mcu_requantize() on 4 M random and edge cases
-    (every shift in [-31, 30], multipliers at both ends of [2^30, 2^31)), UBSan watching."""
+    (every shift in [-31, 30], multipliers at both ends of [2^30, 2^31)), in both rounding modes, UBSan
+    watching."""
     from mcucompile.targets.host import CFLAGS, find_compiler
 
     exe = tmp_path / "requant_check"
     cmd = [find_compiler(), *CFLAGS, "-O1", "-fsanitize=undefined", "-fno-sanitize-recover=all",
+           f"-DMCU_SINGLE_ROUNDING={single}",
            "-I", str(harness.RUNTIME / "include"), str(harness.HERE / "requant_check.c"), "-o", str(exe)]
     build = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert build.returncode == 0, build.stderr

@@ -180,6 +180,11 @@ static inline mcu_dsp_requant mcu_dsp_requant_of(int32_t multiplier, int32_t shi
  */
 static inline int32_t mcu_dsp_requantize(int32_t acc, mcu_dsp_requant r)
 {
+#if MCU_SINGLE_ROUNDING
+    /* one rounding, half up (mcunn_config.h): the exact product rounded at bit 31 - shift */
+    const int32_t total = 31 - (r.left - r.right);
+    return (int32_t)(((int64_t)acc * r.multiplier + ((int64_t)1 << (total - 1))) >> total);
+#else
     const int32_t x = (int32_t)((uint32_t)acc << r.left);
     if (r.right == 0)
     {
@@ -191,7 +196,17 @@ static inline int32_t mcu_dsp_requantize(int32_t acc, mcu_dsp_requant r)
     const uint32_t hi = r.round_hi + ((uint32_t)(x >> 31) & r.borrow);
     const int64_t t = (int64_t)(((uint64_t)hi << 32) | lo) + (int64_t)x * r.multiplier;
     return (int32_t)(t >> 32) >> (r.right - 1);
+#endif
 }
+
+#if MCU_SINGLE_ROUNDING
+#define MCU_DSP_ROUND_WORDS(lo, hi, rh, x) "mov %[" lo "], #0\n\t" "mov %[" hi "], %[" rh "]\n\t"
+#else
+#define MCU_DSP_ROUND_WORDS(lo, hi, rh, x)                                                                      \
+    "and %[" lo "], %[" x "], #0x80000000\n\t"                                                                 \
+    "eor %[" lo "], %[" lo "], #0x40000000\n\t"                                                                \
+    "add %[" hi "], %[" rh "], %[" x "], asr #31\n\t"
+#endif
 
 /** Requantized, offset and clamped to [lo, hi]. */
 static inline int8_t mcu_dsp_output_s8(int32_t acc, mcu_dsp_requant r, int32_t out_offset, int32_t lo, int32_t hi)
@@ -228,8 +243,13 @@ static inline __attribute__((always_inline)) int8_t mcu_dsp_clamp_s8(int32_t y, 
  * all of them): round_lo is 2^30, the borrow always applies, round_hi = 2^(right - 2). */
 static inline int32_t mcu_dsp_requantize_r2(int32_t x, int32_t multiplier, uint32_t round_hi, int32_t right_m1)
 {
+#if MCU_SINGLE_ROUNDING
+    /* one rounding: + 2^(30 + right) = round_hi * 2^32, nothing in the low word, no sign term */
+    const uint32_t lo = 0u, hi = round_hi;
+#else
     const uint32_t lo = 0x40000000u ^ ((uint32_t)x & 0x80000000u);
     const uint32_t hi = round_hi + (uint32_t)(x >> 31);
+#endif
     const int64_t t = (int64_t)(((uint64_t)hi << 32) | lo) + (int64_t)x * multiplier;
     return (int32_t)(t >> 32) >> right_m1;
 }
@@ -293,7 +313,10 @@ static inline __attribute__((always_inline)) void mcu_dsp_store_pairs(const int3
                                                                       int foldable)
 {
 #if MCU_DSP_ASM
-    /* (1 + 2 * offset) << (right - 2) is the rounding addend with the offset folded in (see above) */
+    /* (1 + 2 * offset) << (right - 2) is the rounding addend's high word with the offset folded in (see
+     * above); MCU_DSP_ROUND_WORDS(lo, hi, rh, x) sets the words SMLAL adds x * m to: double rounding's low word
+     * 2^30 with bit 31 flipped for a negative x, which also borrows from the high word; single rounding's
+     * (mcunn_config.h) 0 and rh */
     const int32_t oo2 = 1 + 2 * out_offset;
     if (full && foldable && n > 0)
     {
@@ -306,17 +329,13 @@ static inline __attribute__((always_inline)) void mcu_dsp_store_pairs(const int3
             "sub %[x], %[rm1], #1\n\t"
             "lsl %[rh], %[oo2], %[x]\n\t"       /* (1 + 2 offset) 2^(right - 2) = 2^(right - 2) + offset 2^(right - 1) */
             "ldr %[x], [%[acc]], #4\n\t"
-            "and %[l], %[x], #0x80000000\n\t"
-            "eor %[l], %[l], #0x40000000\n\t"
-            "add %[h], %[rh], %[x], asr #31\n\t"
+            MCU_DSP_ROUND_WORDS("l", "h", "rh", "x")
             "smlal %[l], %[h], %[x], %[m]\n\t"
             "asr %[h], %[h], %[rm1]\n\t"
             "ssat %[h], #8, %[h]\n\t"
             "strb %[h], [%[o0]], #1\n\t"
             "ldr %[x], [%[acc]], #4\n\t"
-            "and %[l], %[x], #0x80000000\n\t"
-            "eor %[l], %[l], #0x40000000\n\t"
-            "add %[h], %[rh], %[x], asr #31\n\t"
+            MCU_DSP_ROUND_WORDS("l", "h", "rh", "x")
             "smlal %[l], %[h], %[x], %[m]\n\t"
             "asr %[h], %[h], %[rm1]\n\t"
             "ssat %[h], #8, %[h]\n\t"
@@ -346,16 +365,12 @@ static inline __attribute__((always_inline)) void mcu_dsp_store_pairs(const int3
             "ldr %[l], [%[b]]\n\t"
             "lsl %[rh], %[l], %[x]\n\t"
             "ldr %[x], [%[acc]], #4\n\t"
-            "and %[l], %[x], #0x80000000\n\t"
-            "eor %[l], %[l], #0x40000000\n\t"
-            "add %[h], %[rh], %[x], asr #31\n\t"
+            MCU_DSP_ROUND_WORDS("l", "h", "rh", "x")
             "smlal %[l], %[h], %[x], %[m]\n\t"
             "asr %[h], %[h], %[rm1]\n\t"
             "ssat %[h], #8, %[h]\n\t"
             "ldr %[x], [%[acc]], #4\n\t"
-            "and %[l], %[x], #0x80000000\n\t"
-            "eor %[l], %[l], #0x40000000\n\t"
-            "add %[rh], %[rh], %[x], asr #31\n\t"
+            MCU_DSP_ROUND_WORDS("l", "rh", "rh", "x")
             "smlal %[l], %[rh], %[x], %[m]\n\t"
             "asr %[rh], %[rh], %[rm1]\n\t"
             "ssat %[rh], #8, %[rh]\n\t"

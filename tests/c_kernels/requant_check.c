@@ -1,5 +1,5 @@
 /* mcu_dsp_requantize() (one SMLAL) and its shift <= -2 form are bit-exact with the portable mcu_requantize()
- * (TFLite's double rounding) over random and edge accumulators, multipliers in [2^30, 2^31) and every shift in
+ * (TFLite's double rounding, or single rounding with -DMCU_SINGLE_ROUNDING=1) over random and edge accumulators, multipliers in [2^30, 2^31) and every shift in
  * [-31, 30]; the offset fold of mcu_dsp_store_pairs() is checked on its range [-23, -2]. Prints "bad=<n>". */
 #include <stdio.h>
 
