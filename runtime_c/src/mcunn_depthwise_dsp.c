@@ -141,7 +141,7 @@ static void __attribute__((noinline)) dw_pixel_chunk(const int8_t *const *taps, 
         int32_t a = bias ? bias[ch] : 0;
         for (int32_t t = 0; t < n_taps; t++)
         {
-            a += taps[t][ch] * wt[t];
+            a = mcu_add_wrap(a, taps[t][ch] * wt[t]); /* wrapping, as SMLAD's */
         }
         acc[j] = a;
     }
