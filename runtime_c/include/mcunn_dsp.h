@@ -10,6 +10,12 @@
  * input zero-point term folded in. Every kernel is declared and defined on every target: without
  * `__ARM_FEATURE_DSP` (host, Cortex-M0+) the intrinsics are portable C with the same results
  * (mcunn_dsp_support.h), so the same source is tested on the host; they are only fast with the extension.
+ * With optimisation the inner loops are hand-scheduled inline assembly (-DMCU_DSP_NO_ASM: the C loops);
+ * requantization follows mcunn_config.h (double or single rounding) as the portable kernels do.
+ *
+ * Which kernel (instructions per MAC on Cortex-M4, bench/kernels.py): mcu_conv_dsp_s8() for every groups-1
+ * convolution, 1x1 included (1.78 on 24x24x32 -> 64, where mcu_conv_1x1_dsp_s8() takes 2.19 but no scratch);
+ * mcu_dwconv_dsp_s8() for channel multiplier 1; mcu_fully_connected_dsp_s8() for filter offset 0.
  *
  * Notation: K4(n) = n rounded up to a multiple of 4. "Swapped 4-blocks": within each 4 consecutive weights
  * of one output channel, elements 1 and 2 trade places ({w0, w2, w1, w3}), which makes SXTB16 of a weight
