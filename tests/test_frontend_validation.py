@@ -178,8 +178,9 @@ def test_onnx_qdq_asymmetric_weights_refused_with_the_reason(tmp_path):
         compile_model(_save(m, tmp_path), CompileOptions(board="host", progress=False))
 
 
-def test_onnx_qdq_tensor_without_quantization_says_so(tmp_path):
-    """The 'KeyError: no calibration range' of a QDQ model missing one QuantizeLinear/DequantizeLinear."""
+def test_onnx_qdq_tensor_without_quantization_is_calibrated(tmp_path):
+    """A QDQ model missing one QuantizeLinear/DequantizeLinear (the 'KeyError: no calibration range' of
+    old): that tensor is calibrated, the note names it, the report lists it as calibrated."""
     m = _seed("qdq_conv")
     nodes = [n for n in m.graph.node if not (n.output[0] in ("yq", "y"))]
     relu = next(n for n in nodes if n.op_type == "Relu")
@@ -187,8 +188,26 @@ def test_onnx_qdq_tensor_without_quantization_says_so(tmp_path):
     del m.graph.node[:]
     m.graph.node.extend(nodes)
     del m.graph.value_info[:]
+    compiled = compile_model(_save(m, tmp_path), CompileOptions(board="host", progress=False))
+    assert any("'y'" in note and "synthetic" in note for note in compiled.warnings), compiled.warnings
+    assert "y" in compiled.report.quantization.calibrated
+
+
+def test_quantize_without_ranges_names_the_tensor_without_parameters(tmp_path):
+    """Asked to quantize with neither the model's params nor calibration ranges for a tensor, quantize
+    says which tensor has none (compile_model calibrates such tensors first)."""
+    from mcucompile.passes import canonicalize
+    from mcucompile.quant.quantize import quantize_graph
+
+    m = _seed("qdq_conv")
+    nodes = [n for n in m.graph.node if not (n.output[0] in ("yq", "y"))]
+    next(n for n in nodes if n.op_type == "Relu").output[0] = "y"
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    del m.graph.value_info[:]
+    graph = canonicalize(load_onnx(_save(m, tmp_path)))
     with pytest.raises(UserError, match="no quantization parameters"):
-        compile_model(_save(m, tmp_path), CompileOptions(board="host", progress=False))
+        quantize_graph(graph, {})
 
 
 def test_onnx_qdq_softmax_at_the_models_own_output_scale(tmp_path):

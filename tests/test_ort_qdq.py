@@ -350,11 +350,38 @@ def test_qdq_around_ops_with_their_own_params(dtype, tmp_path):
     assert res.bit_exact, res.mismatched_bytes
 
 
-@pytest.mark.xfail(strict=True, reason="ops/resize.py refuses a Resize whose QDQ output params differ from its "
-                                       "input's; the quantize driver would requantize it (change asked of the lead)")
 def test_resize_with_other_output_params_is_requantized(tmp_path):
     c = compile_model(ops_model(tmp_path / "ops.onnx", resize=True), CompileOptions(board="host", progress=False))
-    assert c.graph.tensors[c.graph.outputs[0]].quant.s == pytest.approx(0.04)
+    g = c.graph
+    assert g.tensors[g.outputs[0]].quant.s == pytest.approx(0.04)
+    resize = next(n for n in g.nodes if n.op == "resize_nearest")
+    assert next(n for n in g.nodes if n.inputs and n.inputs[0] == resize.outputs[0]).op == "unary"
+    x = (np.random.default_rng(1).standard_normal((2, 3, 6, 6)) * 1.5).astype(np.float32)
+    assert verify_host(c, x, build_dir=tmp_path / "host", references=("none",)).bit_exact
+
+
+@pytest.mark.parametrize("op", ["GlobalAveragePool", "AveragePool"])
+def test_global_average_pool_at_the_models_params_is_one_rounding(op, tmp_path):
+    """A QDQ global average pool whose output params differ from its input's (onnxruntime quantizes the
+    pooled range when the pool's input has no Q/DQ of the pool's own): TFLite's MEAN, one rescale, instead
+    of an average at the input's scale and a requantization (two roundings); bit-exact in C."""
+    nodes: list = []
+    inits: list = []
+    x = _qdq("x", "in", 0.05, -20, nodes, inits, np.int8)
+    attrs = {"kernel_shape": [6, 6]} if op == "AveragePool" else {}
+    nodes.append(helper.make_node(op, [x], ["gp"], name="pool", **attrs))
+    y = _qdq("gp", "gp", 0.011, -90, nodes, inits, np.int8)
+    nodes.append(helper.make_node("Identity", [y], ["out"], name="out_id"))
+    g = helper.make_graph(nodes, "gap", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4, 6, 6])],
+                          [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, [1, 4, 1, 1])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "gap.onnx"))
+    c = compile_model(tmp_path / "gap.onnx", CompileOptions(board="host", progress=False))
+    assert [n.op for n in c.graph.nodes if n.op != "transpose"] == ["mean"]  # (the transpose: NCHW in)
+    x = np.random.default_rng(2).uniform(-1, 4, (8, 4, 6, 6)).astype(np.float32)
+    res = verify_host(c, x, build_dir=tmp_path / "host", references=("onnxruntime-qdq",))
+    assert res.bit_exact and res.outputs[0].within_1lsb == 1.0, res.format()
 
 
 @pytest.mark.parametrize("opset", [10, 11])

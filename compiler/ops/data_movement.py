@@ -172,12 +172,16 @@ class Concat(OpDef):
     def quantize(self, node, ctx):
         from .unary import requantize_node
 
-        out = node.outputs[0]
-        lo = min(ctx.range_of(i)[0] for i in node.inputs)
-        hi = max(ctx.range_of(i)[1] for i in node.inputs)
         from .base import activation_quant
 
-        qo = activation_quant(lo, hi, ctx.activation_bits(out))
+        out = node.outputs[0]
+        # the model's own output params (QDQ, TFLite) when it has them: each input is requantized once,
+        # straight into them; else params covering every input's range
+        qo = ctx.preset(out)
+        if qo is None:
+            lo = min(ctx.range_of(i)[0] for i in node.inputs)
+            hi = max(ctx.range_of(i)[1] for i in node.inputs)
+            qo = activation_quant(lo, hi, ctx.activation_bits(out))
         ctx.quant[out] = qo
         nodes, inputs = [], []
         for i, name in enumerate(node.inputs):

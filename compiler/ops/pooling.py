@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..arith.bitwidth import saturate
+from ..arith.tflite_semantics import mean_params
 from ..ir import Activation
 from .base import OpDef, activation_bounds, register, require_rank, shape_error, tensor_bits
 from .conv import apply_activation
 from .kernel import Kernel, KernelArgs, KernelCost, base_counts, read, window_extent, window_taps, write
+from .mean import MeanAttrs
 from .spatial import Window, WindowPatchRule, im2col
 
 
@@ -120,6 +122,23 @@ class MaxPool2D(_Pool):
 class AvgPool2D(_Pool):
     name = "avg_pool2d"
     implementation = AVG_POOL
+
+    def quantize(self, node, ctx):
+        """As TFLite, the output keeps the input's params; except a global average (the window is the whole
+        map, no padding, no fused clamp) whose output the model quantizes otherwise (onnxruntime's QDQ
+        picks the pooled range): that is TFLite's MEAN, which rescales to any output params with one
+        rounding, instead of an average at the input's scale and a second rounding into the model's."""
+        x, out = node.inputs[0], node.outputs[0]
+        in_q, want = ctx.quant[x], ctx.preset(out)
+        _, h, w, _ = ctx.tensor(x).shape
+        win = node.attrs.window
+        is_global = tuple(win.kernel) == (h, w) and not any(win.pads) and node.attrs.activation == Activation()
+        if (want is None or want.same_as(in_q) or not is_global or not want.is_per_tensor
+                or in_q.bits != 8 or want.bits != 8):
+            return super().quantize(node, ctx)
+        ctx.quant[out] = want
+        return [node.replace(op="mean", attrs=MeanAttrs((1, 2)),
+                             params=mean_params(in_q.s, in_q.zp, want.s, want.zp, h * w))]
 
     def _sum_count(self, node, x):
         s = self._cols(node, x, 0).sum(axis=(3, 4))

@@ -171,14 +171,9 @@ class ResizeNearest(OpDef):
     eval_int = eval_float
 
     def quantize(self, node, ctx):
-        in_q = ctx.quant[node.inputs[0]]
-        out = node.outputs[0]
-        preset = ctx.preset(out)
-        if preset is not None and not preset.same_as(in_q):
-            raise UserError(f"{node.source or node.op} node '{node.name}': output quantized with scale {preset.s:g} / "
-                            f"zero point {preset.zp}, input with {in_q.s:g} / {in_q.zp}; a nearest resize copies bytes, "
-                            "so both must be equal (as TFLite requires): re-quantize the model with equal parameters")
-        ctx.quant[out] = in_q
+        # a nearest resize copies bytes: the output keeps the input's params; where the model quantizes its
+        # output otherwise (onnxruntime's QDQ), the quantize driver adds one requantization to those
+        ctx.quant[node.outputs[0]] = ctx.quant[node.inputs[0]]
         require_bits(node, ctx, 8, "mcu_resize_nearest_s8 (it copies int8 pixels)")
         return [node]
 
