@@ -9,7 +9,6 @@ from .compile import (
                       io_params,
                       logical_input_shape,
                       model_format,
-                      patch_report,
                       pre_quantized_samples,
                       tflm_arena_bytes,
                       to_logical_shape,
@@ -33,6 +32,6 @@ __all__ = [
     "BenchResult", "CompileOptions", "PatchOptions", "Compiled", "OutputComparison", "REFERENCES", "ReferenceCheck", "VerifyResult",
     "bench", "build_and_run_board", "check_fit", "choose_references", "compare_outputs", "compile_model",
     "compiled_inputs", "host_runner_source", "io_params", "library_dir", "library_files", "logical_input_shape",
-    "model_format", "patch_report", "pre_quantized_samples", "quantize_input", "simulate", "tflm_arena_bytes",
+    "model_format", "pre_quantized_samples", "quantize_input", "simulate", "tflm_arena_bytes",
     "to_logical_shape", "verify_board", "verify_host", "write_library",
 ]

@@ -7,7 +7,6 @@ The pipeline, in order (each stage a function over plain data, see docs/architec
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +20,9 @@ from ..errors import UserError
 from ..frontend import check_single_sample, load_onnx
 from ..frontend.tflite import load_tflite
 from ..ir import Graph
-from ..memory import ArenaPlan, plan_memory
+from ..memory import ArenaPlan
 from ..passes import canonicalize
-from ..patch.search import choice_report, choose_patching
+from ..patch.search import choose_patching
 from ..quant.calibrate import calibrate, load_calibration, synthetic_calibration
 from ..quant.quantize import calibration_needs, quantize_graph
 from ..quant.simulate import to_logical
@@ -159,7 +158,7 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     budget = min(board.sram_bytes, options.sram_limit or board.sram_bytes)
     po = options.patch
     choice = choose_patching(graph, budget, po.mode, po.split, po.patches, po.max_overhead, po.input_by_patch,
-                             optimize=po.optimize)
+                             optimize=po.optimize, board=board)
     plan, patch = choice.arena, choice.plan
     if patch is not None and po.mode == "auto" and patch.overhead > 0.5 and choice.layerwise_peak <= budget:
         notes.append(
@@ -167,7 +166,7 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
             f"layer ({choice.layerwise_peak:,} B of {budget:,} B): --optimize speed (the default) runs it layer by "
             "layer, --max-patch-overhead 0.2 caps the recomputation"
         )
-    check_plan_memory(graph, plan, patch)  # a plan that reads or writes outside its buffers is a bug: stop here
+    check_plan_memory(graph, plan, patch, board)  # a plan that reads or writes outside its buffers is a bug: stop here
     check_fit(plan.arena_size, sum(flash_estimate(graph)), board, options, choice)
     provenance = {
         "model": model_path.name,
@@ -255,31 +254,6 @@ def check_tensor_sizes(graph: Graph, board: Board) -> None:
             raise UserError(f"tensor '{name}' has shape {list(t.shape)} ({elements:,} elements), more than any "
                             f"microcontroller's memory (board '{board.name}' has {board.sram_bytes:,} B of SRAM); "
                             "give the model's real input size (--input-shape) or a smaller model")
-
-
-def patch_report(graph: Graph, choice, options: CompileOptions) -> dict:
-    """The patch plan and the memory profile (bytes live at each step, with and without patching)."""
-    layerwise = plan_memory(graph)
-    out: dict = {
-        "peak_sram_layerwise_bytes": choice.layerwise_peak,
-        "memory_profile": {"layerwise": layerwise.live_bytes()},
-        "patch_candidates": [dataclasses.asdict(c) for c in choice.tried],
-        "input_in_sram": "whole" if choice.plan is None or not choice.plan.input_by_patch else "by patch (callback)",
-    }
-    p = choice.plan
-    if p is None:
-        out["patch_plan"] = None
-        return out
-    out["memory_profile"]["patched"] = choice.arena.live_bytes()
-    out["patch_plan"] = {
-        "split_layer": p.stage_len - 1, "split_tensor": p.split, "stage_layers": p.stage_len, "grid": p.grid,
-        "row_bounds": list(p.row_bounds), "col_bounds": list(p.col_bounds),
-        "macs_stage_layerwise": p.macs_layerwise, "macs_stage_patched": p.macs_patched,
-        "overhead_macs": p.macs_patched - p.macs_layerwise, "overhead": round(p.overhead, 4),
-        "input_by_patch": p.input_by_patch,
-        "regions": [{t: [r.top, r.left, r.bottom, r.right] for t, r in regs.items()} for regs in p.regions],
-    }
-    return out
 
 
 def pre_quantized_samples(graph: Graph, n: int, seed: int = 0) -> np.ndarray:

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UserError
 from ..ir import Region
 from .base import OpDef, register, require_bits, require_rank, shape_error
 from .kernel import Kernel, KernelArgs, KernelCost, base_counts, read, write

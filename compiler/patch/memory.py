@@ -14,7 +14,7 @@ def region_buffer(tensor: str, chain: int = 0) -> str:
     return f"{tensor}@patch" + (f"{chain}" if chain > 0 else "")
 
 
-def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int = 1) -> ArenaPlan:
+def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int = 1, board=None) -> ArenaPlan:
     """Arena for a patched schedule: per-patch region buffers (reused by every patch) for the stage,
     the stage output whole, then the rest layer by layer. Steps: 0 fills the input patch, 1..k run the
     stage, k+1 stores the patch into the whole stage output, k+2.. run the rest.
@@ -45,7 +45,7 @@ def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int = 1) -> Arena
             node = stage[j]
             size = max_region_bytes(graph, plan, node.outputs[0], layout_of=node.inputs[slot])
             buffers.append((crop_buffer(graph, plan, j, slot, c), size, j + 1, j + 1, group(c)))
-        buffers += scratch_buffers(graph, stage, 1, group(c))
+        buffers += scratch_buffers(graph, stage, 1, group(c), board)
     last_read: dict[str, int] = {}
     for step, n in enumerate(rest, start=k + 2):
         for i in n.inputs:
@@ -56,12 +56,12 @@ def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int = 1) -> Arena
     buffers.append((split, graph.tensors[split].nbytes, 0, last_read.get(split, k + 1)))
     # the rest: reuse the layer-by-layer logic on the sub-graph that starts at the stage output
     sub = graph.replace(nodes=tuple(rest), inputs=(split,))
-    sub_plan = plan_memory(sub)
+    sub_plan = plan_memory(sub, board)
     for b in sub_plan.buffers:
         if b.name == split or b.name.endswith("@scratch"):
             continue
         buffers.append((b.name, graph.tensors[b.name].nbytes, b.first + k + 2, b.last + k + 2))
-    buffers += scratch_buffers(graph, rest, k + 2)
+    buffers += scratch_buffers(graph, rest, k + 2, board=board)
     placed = place_buffers(buffers)
     offsets = {b.name: b.offset for b in placed}
     all_offsets = dict(offsets)

@@ -21,7 +21,7 @@ from ..errors import UserError
 from ..ir import Graph
 from ..memory.planner import ArenaPlan, plan_memory
 from .memory import plan_memory_patched
-from .cost import FIT, estimate_instructions, kernel_of
+from .cost import estimate_instructions, kernel_of
 from .planner import PatchPlan, candidate_splits, plan_patches
 
 GRIDS = (2, 3, 4, 5, 6, 7, 8)
@@ -81,7 +81,7 @@ def _outcome(stage_len: int, grid: int, peak: int, instructions: int, overhead: 
 
 def choose_patching(graph: Graph, budget: int, mode: str = "auto", split: int | None = None, grid: int | None = None,
                     max_overhead: float | None = None, input_by_patch: bool = False,
-                    optimize: str = "speed") -> PatchChoice:
+                    optimize: str = "speed", board=None) -> PatchChoice:
     """Pick the execution plan of ``graph`` for an SRAM ``budget`` (bytes).
 
     Parameters
@@ -93,6 +93,7 @@ def choose_patching(graph: Graph, budget: int, mode: str = "auto", split: int | 
     max_overhead : skip plans recomputing more than this fraction of the model's MACs
     input_by_patch : the application fills each input patch (the whole input never sits in SRAM)
     optimize : "speed" (fastest plan that fits) or "memory" (lowest peak)
+    board : the target (None: the portable kernels); its kernels' scratch and costs are planned for
 
     Returns
     -------
@@ -101,8 +102,8 @@ def choose_patching(graph: Graph, budget: int, mode: str = "auto", split: int | 
     if optimize not in OBJECTIVES:
         raise UserError(f"optimize={optimize!r} is not an objective; use 'speed' (the fastest plan that fits) or "
                         "'memory' (the lowest peak SRAM)")
-    kernels = tuple(kernel_of(n, graph) for n in graph.nodes)
-    layerwise = plan_memory(graph)
+    kernels = tuple(kernel_of(n, graph, board) for n in graph.nodes)
+    layerwise = plan_memory(graph, board)
     lw_instr = estimate_instructions(graph, None, kernels).total
     lw = _outcome(0, 0, layerwise.arena_size, lw_instr, 0.0, budget)
     if mode == "off":
@@ -113,7 +114,7 @@ def choose_patching(graph: Graph, budget: int, mode: str = "auto", split: int | 
             raise UserError(f"--split {split} is not a valid split point; valid: {splits or 'none (the first op is not patchable)'} "
                             "(the number of layers in the per-patch stage)")
         plan = plan_patches(graph, split, grid, input_by_patch)
-        arena = plan_memory_patched(graph, plan)
+        arena = plan_memory_patched(graph, plan, board=board)
         instr = estimate_instructions(graph, plan, kernels).total
         c = Candidate(split, grid, arena.arena_size, plan.overhead, instr)
         forced = _outcome(split, grid, arena.arena_size, instr, plan.overhead, budget)
@@ -130,7 +131,7 @@ def choose_patching(graph: Graph, budget: int, mode: str = "auto", split: int | 
             plan = plan_patches(graph, k, n, input_by_patch)
             if max_overhead is not None and plan.overhead > max_overhead:
                 continue
-            arena = plan_memory_patched(graph, plan)
+            arena = plan_memory_patched(graph, plan, board=board)
             c = Candidate(k, n, arena.arena_size, plan.overhead, estimate_instructions(graph, plan, kernels).total)
             tried.append(c)
             key = (c.peak, c.overhead)
@@ -159,34 +160,3 @@ def choose_patching(graph: Graph, budget: int, mode: str = "auto", split: int | 
     taken, other = (by_speed, by_memory) if optimize == "speed" else (by_memory, by_speed)
     return PatchChoice(taken[0], taken[1], layerwise.arena_size, tuple(tried), optimize, budget, taken[2], other[2],
                        lw_instr, max_overhead)
-
-
-def choice_report(choice: PatchChoice) -> dict:
-    """The report.json fragment that says how the plan was chosen and what the other objective gives.
-
-    Keys: ``optimize``, ``estimated_instructions`` (the plan taken), ``estimated_instructions_layerwise``,
-    ``plan_choice`` {``optimize``, ``budget_bytes``, ``max_patch_overhead``, ``candidates_tried``,
-    ``cost_model``, ``chosen``, ``alternative``}, where
-    ``chosen`` and ``alternative`` are {``plan``, ``stage_layers``, ``grid``, ``peak_sram_bytes``,
-    ``estimated_instructions``, ``overhead``, ``fits``} (``grid`` 0: layer by layer) and
-    ``alternative`` (None when the plan was forced or patching was off) also names its ``optimize``.
-    """
-
-    def outcome(o: PlanOutcome) -> dict:
-        return {"plan": o.describe(), "stage_layers": o.stage_len, "grid": o.grid, "peak_sram_bytes": o.peak,
-                "estimated_instructions": o.instructions, "overhead": round(o.overhead, 4), "fits": o.fits}
-
-    alt = None
-    if choice.alternative is not None:
-        other = OBJECTIVES[1 - OBJECTIVES.index(choice.optimize)]
-        alt = {"optimize": other, **outcome(choice.alternative)}
-    return {
-        "optimize": choice.optimize,
-        "estimated_instructions": choice.chosen.instructions,
-        "estimated_instructions_layerwise": choice.layerwise_instructions,
-        "plan_choice": {"optimize": choice.optimize, "budget_bytes": choice.budget,
-                        "max_patch_overhead": choice.max_overhead, "candidates_tried": len(choice.tried),
-                        "cost_model": FIT,
-                        "chosen": outcome(choice.chosen), "alternative": alt},
-    }
-

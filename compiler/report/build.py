@@ -191,7 +191,7 @@ def build_report(graph: Graph, plan: ArenaPlan, board: Board, model_path: str, *
         inputs=tuple(_io(graph, n) for n in graph.inputs), outputs=tuple(_io(graph, n) for n in graph.outputs),
         layers=layers, compiler_version=compiler_version, notes=tuple(notes), source_format=source_format,
         peak_sram_layerwise_bytes=choice.layerwise_peak,
-        memory_profile=MemoryProfile(tuple(plan_memory(graph).live_bytes()),
+        memory_profile=MemoryProfile(tuple(plan_memory(graph, board).live_bytes()),
                                      tuple(choice.arena.live_bytes()) if patched else None),
         patch_candidates=tuple(PatchCandidate(c.stage_len, c.grid, c.peak, c.overhead, c.instructions)
                                for c in choice.tried),
