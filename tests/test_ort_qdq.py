@@ -208,8 +208,11 @@ def test_opsets_import_alike(ort_models, opset, tmp_path):
 
 @pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
                     reason="needs arm-none-eabi-gcc and qemu-system-arm (make installs them)")
-def test_uint8_model_on_qemu_m4(ort_models, tmp_path):
-    path, calib = ort_models["kws_u8"]
+@pytest.mark.parametrize("name", ["mnist_s8", "resnet8_s8", "resnet8_partial", "kws_u8"])
+def test_on_qemu_m4(ort_models, name, tmp_path):
+    """int8 per-channel, partly quantized and uint8 models on the Cortex-M4 (single rounding, as their
+    QDQ semantics asks), bit-exact with the simulator."""
+    path, calib = ort_models[name]
     compiled = _compile(path, calib, board="qemu-m4")
     res = verify_board(compiled, np.load(calib)[:2], out_dir=tmp_path / "fw", references=("none",))
     assert res.target == "qemu-m4" and res.samples == 2
