@@ -107,6 +107,10 @@ def _add_compile_args(p: argparse.ArgumentParser) -> None:
                    help="requantization rounding: double (TFLite's default, bit-exact with TFLite Micro), single "
                         "(one rounding, as ONNX QDQ semantics and onnxruntime; TFLITE_SINGLE_ROUNDING). Default auto: "
                         "single for ONNX QDQ models not converted from TFLite, double otherwise")
+    p.add_argument("--kernels", choices=("auto", "portable"), default="auto",
+                   help="kernel implementations: auto (default: the fastest for the board's core, e.g. the DSP "
+                        "extension's SIMD32 kernels on Cortex-M4/M7; the report names each layer's) or portable "
+                        "(the reference C kernels everywhere)")
     g = p.add_argument_group("patch-based inference (MCUNetV2)")
     g.add_argument("--no-patch", action="store_true", help="run every layer whole (layer by layer)")
     g.add_argument("--patches", type=_positive_int, metavar="N", help="force an N x N patch grid (with --split)")
@@ -137,7 +141,7 @@ def _options(args):
     return CompileOptions(
         board=args.board, calib=args.calib, calib_samples=args.calib_samples, name=args.name,
         input_shapes=_input_shapes(args.input_shape), progress=not args.quiet, patch=patch,
-        sram_limit=args.sram_limit, console=args.console, rounding=args.rounding,
+        sram_limit=args.sram_limit, console=args.console, rounding=args.rounding, kernels=args.kernels,
     )
 
 

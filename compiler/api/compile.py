@@ -21,6 +21,7 @@ from ..frontend import check_single_sample, load_onnx
 from ..frontend.tflite import load_tflite
 from ..ir import Graph
 from ..memory import ArenaPlan
+from ..ops.kernel import KernelTarget
 from ..passes import canonicalize
 from ..patch.search import choose_patching
 from ..quant.calibrate import calibrate, load_calibration, synthetic_calibration
@@ -157,8 +158,11 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     tensor_sources = quant_sources(float_graph, graph, needs) if fmt != "onnx" else None
     budget = min(board.sram_bytes, options.sram_limit or board.sram_bytes)
     po = options.patch
+    # the planners, the safety check and the schedule choose each layer's kernel for the board's core and
+    # --kernels: they all take this target where they take a board
+    target = KernelTarget(board, options.kernels)
     choice = choose_patching(graph, budget, po.mode, po.split, po.patches, po.max_overhead, po.input_by_patch,
-                             optimize=po.optimize, board=board)
+                             optimize=po.optimize, board=target)
     plan, patch = choice.arena, choice.plan
     if patch is not None and po.mode == "auto" and patch.overhead > 0.5 and choice.layerwise_peak <= budget:
         notes.append(
@@ -166,7 +170,7 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
             f"layer ({choice.layerwise_peak:,} B of {budget:,} B): --optimize speed (the default) runs it layer by "
             "layer, --max-patch-overhead 0.2 caps the recomputation"
         )
-    check_plan_memory(graph, plan, patch, board)  # a plan that reads or writes outside its buffers is a bug: stop here
+    check_plan_memory(graph, plan, patch, target)  # a plan that reads or writes outside its buffers is a bug: stop here
     check_fit(plan.arena_size, sum(flash_estimate(graph)), board, options, choice)
     provenance = {
         "model": model_path.name,
@@ -182,12 +186,12 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     if patch is not None:
         provenance["patching"] = (f"first {patch.stage_len} layers in {patch.grid}x{patch.grid} patches, input "
                                   f"{'filled by patch' if patch.input_by_patch else 'whole'}")
-    schedule = build_schedule(graph, patch, board=board)
+    schedule = build_schedule(graph, patch, board=target)
     sources = generate_c(schedule, plan, options.name, provenance)
     tflm_arena, why = probe_tflm_arena(model_path) if fmt == "tflite" else (None, None)
     if fmt == "tflite" and tflm_arena is None:
         notes.append(f"TFLite Micro's arena size not recorded: {why}")
-    report = build_report(graph, plan, board, str(model_path), choice=choice, schedule=schedule, source_format=fmt,
+    report = build_report(graph, plan, target, str(model_path), choice=choice, schedule=schedule, source_format=fmt,
                           notes=notes, tflm_arena_bytes=tflm_arena, tflm_arena_note=why, tensor_sources=tensor_sources,
                           compiler_version=__version__)
     return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes), fmt,

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import UserError
+from ..ops.kernel import KERNEL_POLICIES
 from ..quant.calibrate import DEFAULT_CALIB_SAMPLES
 
 
@@ -55,6 +56,9 @@ class CompileOptions:
     #: rounding for ONNX QDQ models not converted from TFLite: ONNX QDQ semantics, as onnxruntime runs
     #: them), "double" or "single"
     rounding: str = "auto"
+    #: kernel implementations (ops.kernel.KERNEL_POLICIES): "auto", the fastest mcucompile has for the board's
+    #: core (the DSP extension's SIMD32 kernels on Cortex-M4/M7/M55), or "portable", the reference C kernels
+    kernels: str = "auto"
 
     def __post_init__(self):
         """The Python API refuses what the command line refuses, with the same messages."""
@@ -70,3 +74,5 @@ class CompileOptions:
             raise UserError(f"console (--console) {self.console!r}: give 'uart' or 'semihosting'")
         if self.rounding not in ("auto", "double", "single"):
             raise UserError(f"rounding (--rounding) {self.rounding!r}: give 'auto', 'double' or 'single'")
+        if self.kernels not in KERNEL_POLICIES:
+            raise UserError(f"kernels (--kernels) {self.kernels!r}: give " + " or ".join(f"'{k}'" for k in KERNEL_POLICIES))

@@ -132,6 +132,11 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
             ptr = f"{P.upper()}_ACT({off})"
         return TensorRef(name, ptr, tuple(t.shape), as_nhwc(tuple(t.shape)), t.dtype, off, t.size)
 
+    def ref_shape(name: str) -> TensorRef:
+        """A tensor's shapes without emitting it (a replaced constant: its template reads only its shape)."""
+        t = graph.tensors[name]
+        return TensorRef(name, "NULL", tuple(t.shape), as_nhwc(tuple(t.shape)), t.dtype, None, t.size)
+
     def layer(step: Step) -> dict:
         node, call, index = step.node, step.kernel, step.index
         d = op_def(node)
@@ -145,7 +150,11 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
                 ctx[key] = sym
             else:
                 ctx[key] = value
-        inputs = [ref(i, step, k) if i else None for k, i in enumerate(node.inputs)]
+        # a constant the implementation replaces by its own array (laid-out weights, folded bias) is not
+        # emitted: it would sit in flash unread
+        replaced = set(call.kernel.replaces) if call.kernel is not None else set()
+        inputs = [(ref(i, step, k) if k not in replaced or not graph.tensors[i].is_const else
+                   dataclasses.replace(ref_shape(i), ptr="NULL")) if i else None for k, i in enumerate(node.inputs)]
         outputs = [ref(o, step, 0) for o in node.outputs]
         macs = d.macs(node, graph)
         L = d.kernel_dims(node, graph, call, f"pl[{index}]" if step.in_loop else None)
@@ -179,6 +188,9 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
     chains = [[layer(st) for st in chain.steps] for chain in loop.chains] if loop is not None else []
     rest = [layer(st) for st in schedule.rest.steps]
     layers = (chains[0] if chains else []) + rest  # one entry per layer: names and counts
+    steps = [st for chain in loop.chains for st in chain.steps] if loop is not None else []
+    headers = sorted({st.kernel.kernel.header for st in steps + list(schedule.rest.steps)
+                      if st.kernel.kernel is not None} - {"mcunn.h"})
 
     def io(names):
         out = []
@@ -218,7 +230,7 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
         }
     values = {
         "P": P, "PU": P.upper(), "version": __version__, "provenance": provenance or {},
-        "layers": layers, "arrays": arrays, "inputs": io(graph.inputs), "outputs": io(graph.outputs),
+        "layers": layers, "arrays": arrays, "headers": headers, "inputs": io(graph.inputs), "outputs": io(graph.outputs),
         "arena_size": plan.arena_size,
         "patch": patch_ctx,
     }

@@ -3,11 +3,19 @@
 Weights: conv2d [Cout, KH, KW, Cin/groups]; depthwise [KH, KW, Cout] with Cout = Cin * multiplier.
 Quantized: symmetric per-channel int8 weights, int32 bias, per-channel multiplier/shift, TFLite rounding;
 activations at their own bitwidth (the output saturates to its params' bits).
+
+Kernels: the portable ``mcu_conv_s8`` / ``mcu_dwconv_s8`` everywhere, and on cores with the DSP extension
+(unless ``--kernels portable``) the SIMD32 ``mcu_conv_dsp_s8`` (groups 1, any window: 1x1 included, which
+runs it faster than ``mcu_conv_1x1_dsp_s8``) and ``mcu_dwconv_dsp_s8`` (channel multiplier 1, <= 64 taps),
+with their weights laid out at compile time (``fast_layout``); a layer they cannot run falls back to the
+portable kernel with the reason.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import weakref
 
 import numpy as np
 
@@ -16,9 +24,10 @@ from ..ir.graph import int_dtype
 from ..arith.bitwidth import qrange, requantize, saturate
 from ..arith.fixedpoint import quantize_multiplier_array, round_half_away
 from ..errors import UnsupportedError
+from . import fast_layout
 from .base import OpDef, QuantContext, activation_bounds, register, require_rank, shape_error, tensor_bits
-from .kernel import (Kernel, KernelArgs, KernelCost, base_counts, prod, quant_arrays, read, window_extent,
-                     window_taps, write)
+from .kernel import (Kernel, KernelArgs, KernelCost, base_counts, kernel_target, prod, quant_arrays, read,
+                     window_extent, window_taps, write)
 from .spatial import Window, WindowPatchRule, as_nhwc, im2col
 
 
@@ -231,6 +240,125 @@ DEPTHWISE_CONV = Kernel("depthwise_conv.c.j2", _depthwise_access, KernelCost(
     {"calls": 202.183, "pixels": 88.343, "outputs": 69.186, "taps": 40.987, "macs": 9.472}, _depthwise_counts))
 
 
+# --- the SIMD32 (DSP extension) kernels of mcunn_dsp.h ----------------------------------------------------
+
+_LAYOUTS: dict[tuple, tuple] = {}
+
+
+def fast_constants(fn, weights: np.ndarray, bias: np.ndarray | None, input_offset: int) -> fast_layout.FastConstants:
+    """``fn(weights, bias, input_offset)`` (a ``fast_layout.*_constants``), computed once per weights array:
+    every stage asks the layer's kernel call (the planners, the safety check once per patch, codegen)."""
+    key = (fn.__name__, id(weights), id(bias), int(input_offset))
+    hit = _LAYOUTS.get(key)
+    if hit is not None and hit[0]() is weights and hit[1]() is bias:
+        return hit[2]
+    out = fn(weights.astype(np.int8), bias, input_offset)
+    # weakrefs: an entry dies with its arrays, so a recycled id() never returns another layer's layout
+    _LAYOUTS[key] = (weakref.ref(weights), (lambda: None) if bias is None else weakref.ref(bias), out)
+    weakref.finalize(weights, _LAYOUTS.pop, key, None)
+    return out
+
+
+def _layer_bias(graph: Graph, node: Node) -> np.ndarray | None:
+    return graph.tensors[node.inputs[2]].data if len(node.inputs) > 2 and node.inputs[2] else None
+
+
+def _conv_dsp_access(args: KernelArgs):
+    """mcu_conv_dsp_s8: input within input_dims (taps outside are the zero point in its im2col), weights
+    C_out * K4(KH * KW * C_in) in the "pairs, swapped" layout, the model's bias and multiplier / shift C_out
+    entries, scratch mcu_conv_dsp_get_buffer_size_s8, output [N_in, OH, OW, C_out]."""
+    win, groups = args.context["window"], args.context["groups"]
+    filt = args.graph.tensors[args.node.inputs[1]].shape
+    in_d, out_d = args.in_dims[0], args.out_dims
+    cout = out_d[3]
+    need = fast_layout.conv_scratch_bytes(filt[1], filt[2], in_d[3])
+    contract = []
+    if groups != 1 or len(filt) != 4 or filt[3] != in_d[3] or filt[0] != cout:
+        contract.append(f"filter {list(filt)} with {groups} groups does not fit input {list(in_d)} / output "
+                        f"{list(out_d)} (groups must be 1)")
+    if args.scratch is None or args.scratch_bytes < need:
+        contract.append(f"scratch of {args.scratch_bytes} B passed, the kernel needs {need} B")
+    acc = [
+        read(args.inputs[0], window_extent(in_d, out_d, win.kernel, win.stride, win.dilation, args.pads), "input"),
+        read(args.array("weights"), cout * fast_layout.k4(prod(filt[1:])), "weights"),
+        read(args.inputs[2], 4 * cout, "bias"),
+        write(args.output, in_d[0] * out_d[1] * out_d[2] * cout, "output"),
+        *quant_arrays(args, cout),
+    ]
+    if args.scratch is not None:
+        acc.append(write(args.scratch, need, "scratch"))
+    return acc, contract
+
+
+def _conv_dsp_counts(node, graph, g):
+    """Two pixels x two channels per block of 4 K-elements (K4 = K rounded up), each pixel's window widened
+    once into the im2col scratch."""
+    f = base_counts(node, graph, g)
+    w = graph.tensors[node.inputs[1]].shape
+    k4, c_out = fast_layout.k4(w[1] * w[2] * w[3]), w[0]
+    pixels = float(g.out_h * g.out_w)
+    f["pixels"] = pixels
+    f["widened"] = pixels * k4 / 4
+    f["blocks"] = pixels / 2 * c_out / 2 * k4 / 4
+    f["macs"] = pixels * c_out * w[1] * w[2] * w[3]
+    return f
+
+
+def _dwconv_dsp_access(args: KernelArgs):
+    """mcu_dwconv_dsp_s8: input within input_dims (taps outside read the zero-point row in the scratch),
+    weights KH * KW * C ("tap pairs"), folded bias and multiplier / shift C entries, scratch K4(C) (C bytes
+    written), output [N_in, OH, OW, C]."""
+    win, mult = args.context["window"], args.context["ch_mult"]
+    filt = args.graph.tensors[args.node.inputs[1]].shape
+    in_d, out_d = args.in_dims[0], args.out_dims
+    c = out_d[3]
+    need = fast_layout.dwconv_scratch_bytes(in_d[3])
+    contract = []
+    if mult != 1 or in_d[3] != c or filt[-1] != c:
+        contract.append(f"channels: input {in_d[3]}, multiplier {mult}, output {c}, filter {list(filt)} (the kernel "
+                        "takes multiplier 1)")
+    if filt[0] * filt[1] > fast_layout.DWCONV_MAX_TAPS:
+        contract.append(f"{filt[0]}x{filt[1]} window: more than {fast_layout.DWCONV_MAX_TAPS} taps")
+    if args.scratch is None or args.scratch_bytes < need:
+        contract.append(f"scratch of {args.scratch_bytes} B passed, the kernel needs {need} B")
+    acc = [
+        read(args.inputs[0], window_extent(in_d, out_d, win.kernel, win.stride, win.dilation, args.pads), "input"),
+        read(args.array("weights"), prod(filt), "weights"),
+        read(args.array("bias"), 4 * c, "bias"),
+        write(args.output, in_d[0] * out_d[1] * out_d[2] * c, "output"),
+        *quant_arrays(args, c),
+    ]
+    if args.scratch is not None:
+        acc.append(write(args.scratch, in_d[3], "scratch"))
+    return acc, contract
+
+
+def _dwconv_dsp_counts(node, graph, g):
+    """Every tap of every output pixel (taps outside the input read the zero-point row), one SMLAD per
+    channel pair and tap pair."""
+    f = base_counts(node, graph, g)
+    kh, kw, c = graph.tensors[node.inputs[1]].shape
+    taps, pixels = kh * kw, float(g.out_h * g.out_w)
+    f["pixels"] = pixels
+    f["pixel_taps"] = pixels * taps
+    f["simd"] = pixels * (c / 4) * (taps / 2)
+    f["macs"] = pixels * taps * c
+    return f
+
+
+CONV_DSP = Kernel("conv_dsp.c.j2", _conv_dsp_access, KernelCost(
+    ("calls", "outputs", "widened", "blocks"),
+    {"calls": 300.0, "outputs": 18.0, "widened": 12.0, "blocks": 17.0}, _conv_dsp_counts,
+    note="set by hand from the kernel author's qemu-m4 measurements (17 per block, 18 per output; calls and "
+         "im2col rough); refit with bench/fit_cost_model.py"),
+    fast=True, header="mcunn_dsp.h", replaces=(1,))
+DEPTHWISE_CONV_DSP = Kernel("depthwise_conv_dsp.c.j2", _dwconv_dsp_access, KernelCost(
+    ("calls", "pixels", "pixel_taps", "outputs", "simd"),
+    {"calls": 1455.0, "pixels": 139.0, "pixel_taps": 18.0, "outputs": 26.4, "simd": 21.0}, _dwconv_dsp_counts,
+    note="fitted on qemu-m4 by the kernel's author (bench/kernels.py shapes)"),
+    fast=True, header="mcunn_dsp.h", replaces=(1, 2))
+
+
 @register
 class Conv2D(WindowPatchRule, OpDef):
     name = "conv2d"
@@ -285,7 +413,13 @@ class Conv2D(WindowPatchRule, OpDef):
     def kernel(self, node, graph, board=None):
         ctx = kernel_quant_context(node, graph)
         ctx.update(window=node.attrs.window, groups=node.attrs.groups)
-        return CONV.call(ctx)
+        why = kernel_target(board).dsp_problem() or fast_layout.conv_problem(node.attrs.groups)
+        if why is not None:
+            return CONV.call(ctx, reason=why)
+        fc = fast_constants(fast_layout.conv_constants, graph.tensors[node.inputs[1]].data, _layer_bias(graph, node),
+                            node.params.input_offset)
+        ctx.update(weights=fc.weights)
+        return CONV_DSP.call(ctx, scratch_bytes=fc.scratch_bytes)
 
 
 @register
@@ -345,5 +479,11 @@ class DepthwiseConv2D(WindowPatchRule, OpDef):
         w = graph.tensors[node.inputs[1]].shape
         cin = as_nhwc(graph.tensors[node.inputs[0]].shape)[3]
         ctx.update(window=node.attrs.window, ch_mult=w[2] // cin)
-        # mcu_dwconv_get_buffer_size_s8: one int32 accumulator per output channel
-        return DEPTHWISE_CONV.call(ctx, scratch_bytes=4 * w[-1])
+        why = kernel_target(board).dsp_problem() or fast_layout.dwconv_problem(node.attrs.window.kernel, w[2] // cin)
+        if why is not None:
+            # mcu_dwconv_get_buffer_size_s8: one int32 accumulator per output channel
+            return DEPTHWISE_CONV.call(ctx, scratch_bytes=4 * w[-1], reason=why)
+        fc = fast_constants(fast_layout.dwconv_constants, graph.tensors[node.inputs[1]].data,
+                            _layer_bias(graph, node), node.params.input_offset)
+        ctx.update(weights=fc.weights, bias=fc.bias if fc.bias is not None else np.zeros(w[-1], np.int32))
+        return DEPTHWISE_CONV_DSP.call(ctx, scratch_bytes=fc.scratch_bytes)

@@ -1,4 +1,9 @@
-"""Fully connected (Gemm / MatMul with constant weights): y[..., Cout] = x[..., K] @ W[Cout, K]^T + b."""
+"""Fully connected (Gemm / MatMul with constant weights): y[..., Cout] = x[..., K] @ W[Cout, K]^T + b.
+
+Kernels: the portable ``mcu_fully_connected_s8``, and on cores with the DSP extension (unless ``--kernels
+portable``) the SIMD32 ``mcu_fully_connected_dsp_s8`` with its weights laid out at compile time
+(``fast_layout.fully_connected_constants``; the filter offset is always 0: weights are symmetric).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,10 @@ import numpy as np
 
 from ..ir import Activation
 from .base import OpDef, register, require_rank, shape_error, tensor_bits
-from .conv import apply_activation, bias_or_zeros, kernel_quant_context, quantize_weighted, requant_output
-from .kernel import Kernel, KernelArgs, KernelCost, base_counts, quant_arrays, read, write
+from . import fast_layout
+from .conv import (apply_activation, bias_or_zeros, fast_constants, kernel_quant_context, quantize_weighted,
+                   requant_output)
+from .kernel import Kernel, KernelArgs, KernelCost, base_counts, kernel_target, quant_arrays, read, write
 
 
 @dataclass(frozen=True)
@@ -37,8 +44,42 @@ def _fc_counts(node, graph, g):
     return f
 
 
+def _fc_dsp_access(args: KernelArgs):
+    """mcu_fully_connected_dsp_s8: input [rows, depth], weights out_ch * K4(depth) ("quads, swapped"), the
+    model's bias, output [rows, out_ch], scratch one widened row (2 * K4(depth) B)."""
+    rows, depth, out_ch = args.context["rows"], args.context["accum_depth"], args.context["out_ch"]
+    need = fast_layout.fully_connected_scratch_bytes(depth)
+    contract = []
+    if args.scratch is None or args.scratch_bytes < need:
+        contract.append(f"scratch of {args.scratch_bytes} B passed, the kernel needs {need} B")
+    acc = [
+        read(args.inputs[0], rows * depth, "input"),
+        read(args.array("weights"), out_ch * fast_layout.k4(depth), "weights"),
+        read(args.inputs[2], 4 * out_ch, "bias"),
+        write(args.output, rows * out_ch, "output"),
+        *quant_arrays(args, out_ch),
+    ]
+    if args.scratch is not None and rows:
+        acc.append(write(args.scratch, need, "scratch"))
+    return acc, contract
+
+
+def _fc_dsp_counts(node, graph, g):
+    """Each input row widened once, then 1 row x 4 channels per block of 4 K-elements."""
+    f = _fc_counts(node, graph, g)
+    out_ch, depth = graph.tensors[node.inputs[1]].shape
+    rows = graph.tensors[node.outputs[0]].size // out_ch
+    f["inputs"] = float(rows * depth)
+    f["blocks"] = rows * out_ch / 4 * fast_layout.k4(depth) / 4
+    return f
+
+
 FULLY_CONNECTED = Kernel("fully_connected.c.j2", _fc_access, KernelCost(
     ("calls", "outputs", "macs"), {"calls": 111.537, "outputs": 67.085, "macs": 6.987}, _fc_counts))
+FULLY_CONNECTED_DSP = Kernel("fully_connected_dsp.c.j2", _fc_dsp_access, KernelCost(
+    ("calls", "outputs", "inputs", "blocks"), {"calls": 176.0, "outputs": 39.0, "inputs": 2.5, "blocks": 22.0},
+    _fc_dsp_counts, note="fitted on qemu-m4 by the kernel's author (bench/kernels.py shapes)"),
+    fast=True, header="mcunn_dsp.h", replaces=(1,))
 
 
 @register
@@ -79,4 +120,12 @@ class FullyConnected(OpDef):
         x = graph.tensors[node.inputs[0]].shape
         w = graph.tensors[node.inputs[1]].shape
         ctx.update(rows=int(np.prod(x[:-1], dtype=np.int64)), accum_depth=w[1], out_ch=w[0])
-        return FULLY_CONNECTED.call(ctx)
+        # the filter offset is 0 by construction (symmetric weights), the one thing the DSP kernel refuses
+        why = kernel_target(board).dsp_problem()
+        if why is not None:
+            return FULLY_CONNECTED.call(ctx, reason=why)
+        bias = graph.tensors[node.inputs[2]].data if len(node.inputs) > 2 and node.inputs[2] else None
+        fc = fast_constants(fast_layout.fully_connected_constants, graph.tensors[node.inputs[1]].data, bias,
+                            node.params.input_offset)
+        ctx.update(weights=fc.weights)
+        return FULLY_CONNECTED_DSP.call(ctx, scratch_bytes=fc.scratch_bytes)

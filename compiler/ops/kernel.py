@@ -13,7 +13,9 @@ among them are constants the implementation owns) and the caller scratch it need
 
 A new implementation of an op (a DSP, MVE or CMSIS-NN kernel for some board) is one more
 :class:`Kernel` declared in the op's module and returned by its ``kernel()``: nothing outside ``ops/``
-changes. Every :class:`Kernel` is recorded in :data:`KERNELS` (by template) as it is declared, so the
+changes. What ``kernel()`` chooses from is a :class:`KernelTarget` (the board and the ``--kernels``
+policy; :func:`kernel_target` also takes a bare ``boards.Board`` or None), and a call that falls back to the
+portable kernel where the op has a fast one says why (``KernelCall.reason``). Every :class:`Kernel` is recorded in :data:`KERNELS` (by template) as it is declared, so the
 fitting script and the tests can list them, as :data:`~.base.REGISTRY` lists the ops.
 """
 
@@ -26,6 +28,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from ..arith.bitwidth import c_array_type
+from ..boards import Board
 from ..ir import Graph, LocalWindow, Node
 from .spatial import as_nhwc
 
@@ -92,15 +95,64 @@ class KernelCost:
     note: str = ""
 
 
+#: values of ``--kernels`` (``CompileOptions.kernels``): "auto" takes the fastest kernel mcucompile has for
+#: the core, "portable" the reference C kernels of mcunn.h everywhere
+KERNEL_POLICIES = ("auto", "portable")
+
+
+@dataclass(frozen=True)
+class KernelTarget:
+    """What kernel selection looks at: the board (its core's extensions) and the ``--kernels`` policy.
+
+    Passed where the stages pass a board (``board=`` of the planners, the safety check, the schedule), so
+    the policy reaches every ``kernel(node, graph, board)`` call without a mutated :class:`~..boards.Board`.
+    """
+
+    board: Board | None  # None: no board known (the portable kernels)
+    kernels: str = "auto"
+
+    def __post_init__(self):
+        if self.kernels not in KERNEL_POLICIES:
+            raise ValueError(f"kernel policy '{self.kernels}' is not one of {KERNEL_POLICIES}")
+
+    def dsp_problem(self) -> str | None:
+        """Why the SIMD32 (DSP extension) kernels may not run here (None: they may)."""
+        if self.kernels == "portable":
+            return "--kernels portable"
+        if self.board is None:
+            return "no board given (portable kernels)"
+        if not self.board.dsp:
+            return f"no DSP extension on {self.board.core}"
+        return None
+
+
+def kernel_target(board) -> KernelTarget:
+    """The :class:`KernelTarget` of what a stage passes as ``board``: a target as it is, a
+    ``boards.Board`` with the ``auto`` policy (its fastest kernels), None: the portable kernels."""
+    if isinstance(board, KernelTarget):
+        return board
+    if board is None:
+        return KernelTarget(None, "portable")
+    return KernelTarget(board, "auto")
+
+
 @dataclass(frozen=True)
 class Kernel:
     """One C kernel implementation: the template under ``codegen/templates/kernels/`` that calls it, its
     access pattern (``access(args) -> (accesses, contract violations)``, from the kernel's documented
-    loops in ``runtime_c/include/mcunn.h``, never from the planner's size formulas) and its cost."""
+    loops in ``runtime_c/include/mcunn.h``, never from the planner's size formulas) and its cost.
+
+    ``fast``: an optimised implementation (the report's ``fast_mac_share`` counts the MACs it runs);
+    ``header``: the runtime header declaring its C function; ``replaces``: the input slots whose constant
+    tensor the kernel does not read because it takes its own array instead (weights laid out for it, a bias
+    with the input offset folded in), so code generation does not emit that tensor."""
 
     template: str
     access: AccessFn = field(compare=False)
     cost: KernelCost = field(compare=False)
+    fast: bool = False
+    header: str = "mcunn.h"
+    replaces: tuple[int, ...] = ()
 
     def __post_init__(self):
         known = KERNELS.get(self.template)
@@ -115,8 +167,10 @@ class Kernel:
         """The cost model's name for it: the template's stem (``conv`` for ``conv.c.j2``)."""
         return self.template.split(".")[0]
 
-    def call(self, context: dict, scratch_bytes: int = 0) -> KernelCall:
-        return KernelCall(self.template, context, scratch_bytes, self)
+    def call(self, context: dict, scratch_bytes: int = 0, reason: str | None = None) -> KernelCall:
+        """A call of this implementation with the template's ``context`` and ``scratch_bytes`` of caller
+        scratch; ``reason``: why the op's fast implementation was not taken (a portable fallback)."""
+        return KernelCall(self.template, context, scratch_bytes, self, reason)
 
 
 #: every declared kernel implementation, by template (filled as the op modules are imported)
@@ -135,6 +189,7 @@ class KernelCall:
     context: dict = field(default_factory=dict)
     scratch_bytes: int = 0
     impl: Kernel | None = None  # None: the implementation declared for ``template``, if any
+    reason: str | None = None  # why the op's fast kernel was not taken (None: it was, or the op has none)
 
     @property
     def kernel(self) -> Kernel | None:

@@ -11,6 +11,7 @@ from ..boards import Board
 from ..ir import Graph, Node
 from ..memory import ArenaPlan, plan_memory
 from ..ops import op_def
+from ..ops.kernel import KernelTarget, kernel_target
 from ..ops.unary import SOFTMAX_OUTPUT_QUANT, Softmax, Unary, fixed_output_quant
 from ..patch.cost import FIT
 from ..patch.search import OBJECTIVES, PatchChoice, PlanOutcome
@@ -61,8 +62,17 @@ def _io(graph: Graph, name: str) -> IOTensor:
     return IOTensor(name, tuple(t.shape), float(t.quant.s), int(t.quant.zp), tuple(graph.io_perm.get(name, ())))
 
 
-def _layers(graph: Graph, plan: ArenaPlan, schedule) -> tuple[LayerReport, ...]:
-    kernels = {st.index: st.kernel.template.split(".")[0] for st in schedule.layers} if schedule is not None else {}
+def kernel_reason(call, op: str, target: KernelTarget) -> str | None:
+    """Why a layer's kernel call is not a fast kernel: the op's own reason for falling back, else the
+    target's (no DSP extension, --kernels portable), else that the op has none yet (None: it is fast)."""
+    impl = call.kernel
+    if impl is not None and impl.fast:
+        return None
+    return call.reason or target.dsp_problem() or f"no fast kernel for {op} yet"
+
+
+def _layers(graph: Graph, plan: ArenaPlan, schedule, target: KernelTarget) -> tuple[LayerReport, ...]:
+    calls = {st.index: st.kernel for st in schedule.layers} if schedule is not None else {}
     layers = []
     for n in (n for n in graph.nodes if not op_def(n).alias):
         idx = len(layers)
@@ -74,7 +84,9 @@ def _layers(graph: Graph, plan: ArenaPlan, schedule) -> tuple[LayerReport, ...]:
             macs=int(op_def(n).macs(n, graph)), arena_offset=_offset(plan, out.name),
             input_offsets=tuple(_offset(plan, i) for i in acts),
             bitwidth=out.quant.bits if out.quant is not None else 8, weight_bitwidth=8,
-            param_bytes=param_bytes(n, graph), kernel=kernels.get(idx)))
+            param_bytes=param_bytes(n, graph), kernel=calls[idx].name if idx in calls else None,
+            kernel_reason=kernel_reason(calls[idx], n.op, target) if idx in calls else None,
+            fast_kernel=idx in calls and calls[idx].kernel is not None and calls[idx].kernel.fast))
     return tuple(layers)
 
 
@@ -150,7 +162,7 @@ def quantization_report(graph: Graph, tensor_sources: dict[str, str]) -> Quantiz
     return QuantizationReport(tuple(by["model"]), tuple(by["calibrated"]), tuple(by["fixed"]))
 
 
-def build_report(graph: Graph, plan: ArenaPlan, board: Board, model_path: str, *, choice: PatchChoice,
+def build_report(graph: Graph, plan: ArenaPlan, board: Board | KernelTarget, model_path: str, *, choice: PatchChoice,
                  schedule=None, source_format: str = "onnx", notes: tuple[str, ...] | list[str] = (),
                  tflm_arena_bytes: int | None = None, tflm_arena_note: str | None = None,
                  tensor_sources: dict[str, str] | None = None, compiler_version: str = __version__) -> Report:
@@ -160,7 +172,8 @@ def build_report(graph: Graph, plan: ArenaPlan, board: Board, model_path: str, *
     ----------
     graph : the quantized graph
     plan : the arena plan the generated code runs with (``choice.arena``)
-    board : the board compiled for
+    board : the board compiled for, or the ``ops.kernel.KernelTarget`` (board and ``--kernels`` policy) the
+        schedule's kernels were chosen for (a bare board: its fastest kernels)
     model_path : the model as the user gave it
     choice : the patch search's result: the plan taken, the candidates tried, the other objective's plan
     schedule : the schedule generated; names each layer's kernel implementation (None: ``kernel`` None)
@@ -176,7 +189,9 @@ def build_report(graph: Graph, plan: ArenaPlan, board: Board, model_path: str, *
     -------
     Report
     """
-    layers = _layers(graph, plan, schedule)
+    target = kernel_target(board)
+    board = target.board
+    layers = _layers(graph, plan, schedule, target)
     weights, code = flash_estimate(graph)
     patched = choice.plan is not None
     if tensor_sources is None:
@@ -191,10 +206,11 @@ def build_report(graph: Graph, plan: ArenaPlan, board: Board, model_path: str, *
         inputs=tuple(_io(graph, n) for n in graph.inputs), outputs=tuple(_io(graph, n) for n in graph.outputs),
         layers=layers, compiler_version=compiler_version, notes=tuple(notes), source_format=source_format,
         peak_sram_layerwise_bytes=choice.layerwise_peak,
-        memory_profile=MemoryProfile(tuple(plan_memory(graph, board).live_bytes()),
+        memory_profile=MemoryProfile(tuple(plan_memory(graph, target).live_bytes()),
                                      tuple(choice.arena.live_bytes()) if patched else None),
         patch_candidates=tuple(PatchCandidate(c.stage_len, c.grid, c.peak, c.overhead, c.instructions)
                                for c in choice.tried),
         input_in_sram="by patch (callback)" if patched and choice.plan.input_by_patch else "whole",
         patch_plan=_patch_plan(choice), plan_choice=plan_choice_report(choice),
-        quantization=quantization_report(graph, tensor_sources), tflm=tflm, rounding=graph.rounding)
+        quantization=quantization_report(graph, tensor_sources), tflm=tflm, rounding=graph.rounding,
+        kernels=target.kernels)

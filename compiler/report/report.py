@@ -48,13 +48,15 @@ class LayerReport:
     weight_bitwidth: int
     param_bytes: int  # flash of its constants and parameter arrays
     kernel: str | None  # the kernel implementation the schedule chose (None without a schedule)
+    kernel_reason: str | None = None  # why it is not a fast kernel (None: it is, or no schedule)
+    fast_kernel: bool = False  # an optimised implementation (ops.kernel.Kernel.fast), not the portable one
 
     def to_json_dict(self) -> dict:
         return {"index": self.index, "name": self.name, "op": self.op, "source": self.source,
                 "input_shapes": [list(s) for s in self.input_shapes], "output_shape": list(self.output_shape),
                 "macs": self.macs, "arena_offset": self.arena_offset, "input_offsets": list(self.input_offsets),
                 "bitwidth": self.bitwidth, "weight_bitwidth": self.weight_bitwidth, "param_bytes": self.param_bytes,
-                "kernel": self.kernel}
+                "kernel": self.kernel, "kernel_reason": self.kernel_reason, "fast_kernel": self.fast_kernel}
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,12 @@ class Report:
     quantization: QuantizationReport
     tflm: TflmArena | None = None  # only for .tflite models
     rounding: str = "double"  # requantization rounding of the integer graph (arith.fixedpoint.ROUNDINGS)
+    kernels: str = "auto"  # the --kernels policy (ops.kernel.KERNEL_POLICIES)
+
+    @property
+    def fast_mac_share(self) -> float:
+        """Share of the model's MACs that run on fast kernels (0 to 1; 0 for a model without MACs)."""
+        return sum(lay.macs for lay in self.layers if lay.fast_kernel) / self.macs if self.macs else 0.0
 
     @property
     def optimize(self) -> str:
@@ -266,4 +274,6 @@ class Report:
                 out["tflm_arena_note"] = self.tflm.note
         out["quantization_sources"] = self.quantization.to_json_dict()
         out["rounding"] = self.rounding
+        out["kernels"] = self.kernels
+        out["fast_mac_share"] = round(self.fast_mac_share, 6)
         return out

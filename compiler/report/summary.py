@@ -66,16 +66,30 @@ def quantization_line(q: QuantizationReport) -> str:
             f"({names}){fixed}")
 
 
+def kernels_line(report: Report) -> str:
+    """E.g. "kernels   auto: 99.2% of MACs on fast kernels; portable: 2 layers (no fast kernel for avg_pool
+    yet)": the share and each distinct reason a layer with MACs fell back (report.json has every layer's)."""
+    reasons: dict[str, int] = {}
+    for lay in report.layers:
+        if lay.macs and not lay.fast_kernel and lay.kernel_reason:
+            reasons[lay.kernel_reason] = reasons.get(lay.kernel_reason, 0) + 1
+    line = f"kernels   {report.kernels}: {100 * report.fast_mac_share:.1f}% of MACs on fast kernels"
+    if reasons:
+        n = sum(reasons.values())
+        line += f"; portable: {n} layer{'s' if n > 1 else ''} with MACs (" + "; ".join(reasons) + ")"
+    return line
+
+
 def format_summary(report: Report) -> str:
     """The per-layer table and the model's SRAM, flash and plan, as the CLI prints them."""
     lines = []
-    lines.append(f"{'#':>3}  {'op':<18} {'output':<18} {'MACs':>11} {'arena@':>8}  bits")
+    lines.append(f"{'#':>3}  {'op':<18} {'output':<18} {'MACs':>11} {'arena@':>8}  bits  kernel")
     stage = report.stage_layers
     for lay in report.layers:
         shape = "x".join(map(str, lay.output_shape))
         mark = "  (per patch)" if lay.index < stage else ""
         lines.append(f"{lay.index:>3}  {lay.op:<18} {shape:<18} {lay.macs:>11,} {lay.arena_offset:>8}  "
-                     f"{lay.bitwidth}{mark}")
+                     f"{lay.bitwidth:>4}  {lay.kernel or '-'}{mark}")
     sram_pct = 100.0 * report.peak_sram_bytes / report.board_sram_bytes
     flash_pct = 100.0 * report.flash_bytes / report.board_flash_bytes
     lines.append("")
@@ -95,6 +109,7 @@ def format_summary(report: Report) -> str:
         lines.append(f"          {choice}")
     lines.append(f"flash     {report.flash_bytes:,} B ({_kb(report.flash_bytes)}, {flash_pct:.1f}% of board; "
                  f"weights {report.weights_bytes:,} B + code estimate {report.code_bytes_estimate:,} B)")
+    lines.append(kernels_line(report))
     quant = quantization_line(report.quantization)
     if quant:
         lines.append(quant)
