@@ -4,7 +4,8 @@
   tests/data/tflite/make_op_models.py, run under the TFLite Micro interpreter: our simulator equals it
   on every int8 input value (PRELU) / every byte (resize), and the host C equals the simulator;
 - attribute combinations that are not replication by an integer factor are refused with the reason
-  (TFLite align_corners where it does not replicate; ONNX modes and coordinate transforms);
+  (TFLite align_corners where it does not replicate; ONNX modes, coordinate transforms and aspect policies)
+  by the op (``supports``), one line naming the node through the CLI;
 - both ops inside a forced patch plan (conv -> prelu -> resize -> conv ...): the patched simulator equals
   layer by layer, and the host C equals the simulator;
 - the patch rule of resize: output rows [t, b) need input rows [t // s, ceil(b / s)).
@@ -15,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -24,6 +27,7 @@ from mcucompile.errors import UnsupportedError
 from mcucompile.frontend import load_onnx
 from mcucompile.ir import Region, Tensor
 from mcucompile.ops import op_def
+from mcucompile.passes import canonicalize
 from mcucompile.patch.execute import run_int_patched
 from mcucompile.patch.memory import region_buffer
 from mcucompile.quant.simulate import run_int
@@ -196,13 +200,16 @@ def _resize_onnx(tmp_path, opset=13, scales=(1, 1, 2, 2), sizes=None, op="Resize
      r"output 0 reads input 1, not 0"),
     ({"mode": "nearest", "scales": (1, 1, 1.5, 2)}, r"resizes H from 4 to 6, not by an integer factor"),
     ({"mode": "nearest", "scales": (1, 2, 2, 2)}, r"batch or channel axis"),
+    # the policy's own output size (8 x 10: one scale, the smaller ratio), as ONNX declares it; then refused
+    ({"mode": "nearest", "sizes": (8, 12), "axes": [2, 3], "opset": 18, "keep_aspect_ratio_policy": "not_larger"},
+     r"^Resize node 'Resize_1': keep_aspect_ratio_policy other than 'stretch'"),
 ])
 def test_onnx_resize_not_replication_refused(attrs, why, tmp_path):
     attrs = dict(attrs)
     scales = attrs.pop("scales", (1, 1, 2, 2))
-    p = _resize_onnx(tmp_path, scales=scales, **attrs)
+    p = _resize_onnx(tmp_path, scales=scales, sizes=attrs.pop("sizes", None), opset=attrs.pop("opset", 13), **attrs)
     with pytest.raises(UnsupportedError, match=why):
-        load_onnx(p)
+        canonicalize(load_onnx(p))
 
 
 @pytest.mark.parametrize("kw", [
@@ -221,8 +228,23 @@ def test_onnx_resize_replicating_modes_match_onnxruntime(kw, tmp_path):
 def test_onnx_prelu_slope_along_w_refused(tmp_path):
     nodes = [helper.make_node("PRelu", ["x", "slope"], ["y"])]
     p = save(make_model(nodes, [1, 3, 4, 5], ["y"], {"slope": np.linspace(0, 1, 5).astype(np.float32)}), tmp_path)
-    with pytest.raises(UnsupportedError, match=r"slope varying along axes \[3\]"):
-        load_onnx(p)
+    with pytest.raises(UnsupportedError, match=r"slope alpha varies along axes \[2\] \(W\)"):
+        canonicalize(load_onnx(p))
+
+
+def test_onnx_refusals_through_the_cli(tmp_path):
+    """What a user sees of the ops' refusals (``supports``): one line naming the node, its ONNX op and the
+    reason, exit status 2."""
+    resize = _resize_onnx(tmp_path, mode="linear")
+    prelu = save(make_model([helper.make_node("PRelu", ["x", "slope"], ["y"])], [1, 3, 4, 5], ["y"],
+                            {"slope": np.linspace(0, 1, 5).astype(np.float32)}), tmp_path, "prelu.onnx")
+    for model, want in ((resize, "mcucompile: error: Resize node 'Resize_1': mode 'linear'"),
+                        (prelu, "mcucompile: error: PRelu node 'PRelu_0': the slope alpha varies along axes [2] (W)")):
+        res = subprocess.run([sys.executable, "-m", "mcucompile", str(model), "--board", "host", "-o",
+                              str(tmp_path / "out")], capture_output=True, text=True)
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("warning:")]
+        assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith(want), res.stderr
+        assert not (tmp_path / "out").exists()
 
 
 # ------------------------------------------------------------------------------------------------

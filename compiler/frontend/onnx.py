@@ -28,9 +28,10 @@ from ..ops.conv import ConvAttrs
 from ..ops.data_movement import ConcatAttrs, PadAttrs, ReshapeAttrs, TransposeAttrs
 from ..ops.elementwise import ElementwiseAttrs
 from ..ops.fully_connected import FullyConnectedAttrs
+from ..ops.mean import MeanAttrs
 from ..ops.pooling import PoolAttrs
 from ..ops.prelu import PreluAttrs
-from ..ops.resize import ONNX_COORDINATE_MODES, ONNX_NEAREST_MODES, ResizeAttrs, onnx_replication_problem
+from ..ops.resize import ResizeAttrs, ResizeMapping
 from ..ops.spatial import Window
 from ..ops.unary import SoftmaxAttrs, UnaryAttrs
 
@@ -881,13 +882,11 @@ def _str_attr(imp, n, name: str, default: str) -> str:
 
 @converter("Resize", "Upsample", reads_nchw=True)
 def _resize(imp, n):
-    """Nearest resize by integer factors over H, W only; any attribute combination whose source index is
-    not y // s somewhere is refused with the position where it differs."""
+    """Resize over H, W only, its attributes as the model states them (``ResizeMapping``); the op refuses
+    (``supports``) any combination whose source index is not y // s somewhere, naming the position."""
     x = n.input[0]
     _require_4d(imp, n, x)
     mode = _str_attr(imp, n, "mode", "nearest")
-    if mode != "nearest":
-        raise UnsupportedError(imp._unsupported_msg(n, f"mode '{mode}' (only 'nearest' with integer scale factors)"))
     shape = imp.logical_shape(x)  # N, C, H, W
     scales = sizes = None
     if n.op_type == "Upsample" and imp.opset < 9:
@@ -895,8 +894,6 @@ def _resize(imp, n):
     elif n.op_type == "Upsample" or imp.opset < 11:
         scales = [float(v) for v in imp.const_required(n, 1, "scales").reshape(-1)]
     else:
-        if _str_attr(imp, n, "coordinate_transformation_mode", "half_pixel") == "tf_crop_and_resize":
-            raise UnsupportedError(imp._unsupported_msg(n, "coordinate_transformation_mode 'tf_crop_and_resize'"))
         if imp.optional_input(n, 3):
             sizes = [int(v) for v in imp.const_required(n, 3, "sizes").reshape(-1)]
         elif imp.optional_input(n, 2) and imp.const_required(n, 2, "scales").size:
@@ -908,14 +905,20 @@ def _resize(imp, n):
     if len(given) != len(axes):
         raise UserError(f"node '{n.name}' ({n.op_type}): {len(given)} {'sizes' if sizes is not None else 'scales'} "
                         f"for {len(axes)} axes of a 4-D input; fix or re-export the model")
-    if sizes is not None and _str_attr(imp, n, "keep_aspect_ratio_policy", "stretch") != "stretch":
-        raise UnsupportedError(imp._unsupported_msg(n, "keep_aspect_ratio_policy other than 'stretch'"))
+    policy = _str_attr(imp, n, "keep_aspect_ratio_policy", "stretch") if sizes is not None else "stretch"
     out, scale = list(shape), [1.0] * 4
-    for a, v in zip(axes, given):
-        if sizes is not None:
-            out[a], scale[a] = int(v), v / shape[a]
-        else:
-            out[a], scale[a] = int(np.floor(shape[a] * v)), float(v)
+    if policy in ("not_larger", "not_smaller"):
+        # one scale for all the given axes (the smallest / largest ratio), sizes rounded half up: the output
+        # the model computes (and the shape it declares), which the op then refuses naming the policy
+        ratio = (min if policy == "not_larger" else max)(v / shape[a] for a, v in zip(axes, given))
+        for a in axes:
+            out[a], scale[a] = int(ratio * shape[a] + 0.5), ratio
+    else:
+        for a, v in zip(axes, given):
+            if sizes is not None:
+                out[a], scale[a] = int(v), v / shape[a]
+            else:
+                out[a], scale[a] = int(np.floor(shape[a] * v)), float(v)
     if out[0] != shape[0] or out[1] != shape[1]:
         raise UnsupportedError(imp._unsupported_msg(n, "resizing the batch or channel axis (only H, W)"))
     if imp.opset >= 11 and n.op_type == "Resize":
@@ -923,20 +926,17 @@ def _resize(imp, n):
         nmode = _str_attr(imp, n, "nearest_mode", "round_prefer_floor")
     else:  # Upsample and Resize-10: asymmetric coordinates, floor (onnxruntime's "simple" nearest when upsampling)
         cmode, nmode = "asymmetric", "floor"
-    if cmode not in ONNX_COORDINATE_MODES or nmode not in ONNX_NEAREST_MODES:
-        raise UnsupportedError(imp._unsupported_msg(n, f"coordinate_transformation_mode '{cmode}' / nearest_mode '{nmode}'"))
-    problem = onnx_replication_problem((shape[2], shape[3]), (out[2], out[3]), (scale[2], scale[3]), cmode, nmode)
-    if problem is not None:
-        raise UnsupportedError(imp._unsupported_msg(
-            n, f"nearest resize with coordinate_transformation_mode '{cmode}', nearest_mode '{nmode}': {problem} "
-               "(only replication by integer factors is supported)"))
-    attrs = ResizeAttrs((out[2] // shape[2], out[3] // shape[3]))
+    mapping = ResizeMapping("onnx", mode, coordinate_transformation_mode=cmode, nearest_mode=nmode,
+                            scales=(scale[2], scale[3]), keep_aspect_ratio_policy=policy)
+    attrs = ResizeAttrs((max(1, out[2] // shape[2]), max(1, out[3] // shape[3])), size=(out[2], out[3]),
+                        mapping=mapping)
     imp.emit(n, "resize_nearest", [imp.view(x, NHWC)], attrs, NHWC)
 
 
 @converter("PRelu", reads_nchw=True)
 def _prelu(imp, n):
-    """One slope per channel (axis 1, e.g. PyTorch's [C, 1, 1]) or a single one, by ONNX broadcasting."""
+    """One slope per channel (axis 1, e.g. PyTorch's [C, 1, 1]) or a single one, by ONNX broadcasting; any
+    other slope is given to the op as it broadcasts (which refuses it)."""
     x = n.input[0]
     slope = imp.const_required(n, 1, "slope").astype(np.float64)
     shape = imp.logical_shape(x)
@@ -955,9 +955,10 @@ def _prelu(imp, n):
     elif varying == [channel]:
         perm = channels_last(rank, channel)
         alpha = np.moveaxis(full, channel, -1).reshape(-1, shape[channel])[0]
-    else:
-        raise UnsupportedError(imp._unsupported_msg(n, f"a slope varying along axes {varying} of the input "
-                                                       "(only one slope per channel, axis 1, or a single slope)"))
+    else:  # varies along other axes too: as the model gives it (the op refuses it, naming the axes: NHWC for
+        # a 4-D map, else the model's own numbering)
+        perm = NHWC if rank == 4 else identity(rank)
+        alpha = full.transpose(perm)
     a = imp.add_const(n.name + "_slope", np.ascontiguousarray(alpha, np.float32))
     imp.emit(n, "prelu", [imp.view(x, perm), a], PreluAttrs(), perm)
 
@@ -1035,8 +1036,6 @@ def _pool(imp, n, op: str, kernel=None):
         if len(kernel) != 2:
             raise UnsupportedError(imp._unsupported_msg(n, "only 2-D pooling"))
         win = _window_from(imp, n, (h, w), kernel, allow_ceil=True)
-        if win.dilation != (1, 1):
-            raise UnsupportedError(imp._unsupported_msg(n, "dilated pooling"))
         if op == "avg_pool2d" and imp.attr(n, "count_include_pad", 0) and any(win.pads):
             # count_include_pad=1 is an explicit zero pad followed by an unpadded average
             if imp.attr(n, "ceil_mode", 0):
@@ -1089,19 +1088,26 @@ def _reduce_mean(imp, n):
     else:
         axes = list(imp.attr(n, "axes", list(range(rank))))
     axes = sorted(a % rank for a in axes)
+    if not axes:  # an empty axes input (opset 18): all axes, or with noop_with_empty_axes none (the input)
+        if imp.attr(n, "noop_with_empty_axes", 0):
+            imp.alias(n.output[0], x)
+            return
+        axes = list(range(rank))
     keep = imp.attr(n, "keepdims", 1)
-    if rank != 4:
-        raise UnsupportedError(imp._unsupported_msg(n, "ReduceMean only over the spatial axes of a 4-D tensor"))
     perm = imp.perm_of(x)
     phys_axes = sorted(perm.index(a) for a in axes)
-    if phys_axes != [1, 2]:
-        if axes == [2, 3]:
-            perm = NHWC
-        else:
-            raise UnsupportedError(imp._unsupported_msg(n, f"ReduceMean over axes {axes} (only H,W are supported)"))
-    xi = imp.view(x, perm)
-    _, h, w, _ = imp.tensors[xi].shape
-    out_ir = imp.emit(n, "avg_pool2d", [xi], PoolAttrs(Window((h, w))), perm, ir_name=n.output[0] + ("" if keep else "__keep"))
+    if rank == 4 and phys_axes != [1, 2] and axes == [2, 3]:
+        perm, phys_axes = NHWC, [1, 2]
+    if rank == 4 and phys_axes == [1, 2]:
+        xi = imp.view(x, perm)
+        _, h, w, _ = imp.tensors[xi].shape
+        op, attrs = "avg_pool2d", PoolAttrs(Window((h, w)))
+    else:  # the mean op refuses (supports) any axes but H, W of a 4-D map, naming them: in NHWC for a 4-D
+        # map (N, H, W, C as the message says), else as the model numbers them
+        perm = NHWC if rank == 4 else identity(rank)
+        xi = imp.view(x, perm)
+        op, attrs = "mean", MeanAttrs(tuple(sorted(perm.index(a) for a in axes)))
+    out_ir = imp.emit(n, op, [xi], attrs, perm, ir_name=n.output[0] + ("" if keep else "__keep"))
     if not keep:
         v = imp.views[n.output[0]]
         logical = tuple(d for i, d in enumerate(v.logical) if i not in axes)
@@ -1130,8 +1136,6 @@ def _concat(imp, n):
 def _pad(imp, n):
     mode = imp.attr(n, "mode", b"constant")
     mode = mode.decode() if isinstance(mode, bytes) else mode
-    if mode != "constant":
-        raise UnsupportedError(imp._unsupported_msg(n, f"pad mode '{mode}' (only constant zero padding)"))
     x = n.input[0]
     rank = len(imp.logical_shape(x))
     if imp.opset < 11:
@@ -1149,14 +1153,10 @@ def _pad(imp, n):
     begin, end = [0] * rank, [0] * rank
     for i, a in enumerate(axes):
         begin[a], end[a] = pads[i], pads[i + len(axes)]
-    if value != 0.0:
-        raise UnsupportedError(imp._unsupported_msg(n, f"constant pad value {value} (only 0)"))
-    if any(v < 0 for v in begin + end):
-        raise UnsupportedError(imp._unsupported_msg(n, "negative pads (cropping)"))
     perm = imp.perm_of(x)
     xi = imp.view(x, perm)
     phys = tuple((begin[p], end[p]) for p in perm)
-    imp.emit(n, "pad", [xi], PadAttrs(phys), perm)
+    imp.emit(n, "pad", [xi], PadAttrs(phys, float(value), mode), perm)
 
 
 @converter("Softmax")

@@ -55,8 +55,12 @@ class Mean(OpDef):
     def supports(self, node, graph):
         rank = len(graph.tensors[node.inputs[0]].shape)
         if rank != 4 or tuple(sorted(node.attrs.axes)) != (1, 2):
-            return (f"a mean over axes {sorted(node.attrs.axes)} of a {rank}-D tensor: only the spatial axes (1, 2) of a "
-                    "4-D tensor are supported")
+            # a 4-D map is N, H, W, C here whatever the model's layout: name the axes so an NCHW model's
+            # author recognizes their own (their axis 1 is C, axis 3 here)
+            letters = ", ".join("NHWC"[a] for a in sorted(node.attrs.axes))
+            names = f" ({letters}; its axes are N, H, W, C)" if rank == 4 else ""
+            return (f"a mean over axes {sorted(node.attrs.axes)} of a {rank}-D tensor{names}: only the spatial axes "
+                    "(1, 2) of a 4-D tensor are supported (H and W)")
         return None
 
     def eval_float(self, node, graph, inputs):
