@@ -37,6 +37,7 @@ demo: setup
 
 bench: setup
 	$(PY) bench/run.py
+	$(PY) bench/kernels.py
 	$(PY) bench/patching.py
 	$(PY) bench/fit_cost_model.py
 	$(PY) bench/ort_qdq.py

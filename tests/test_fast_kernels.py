@@ -1,0 +1,124 @@
+"""The DSP (SIMD32) kernels in compiled models: chosen per layer on boards with the DSP extension, bit-exact
+with the simulator on qemu-m4, qemu-m7 and qemu-m55, the same bytes as ``--kernels portable``, every layer that
+is not on a fast kernel with its reason, and host builds portable.
+
+The kernels themselves are tested against the portable ones shape by shape in tests/test_c_kernels.py; this
+module tests what the compiler makes of them: the selection, the laid-out constants, scratch in the plan,
+the patched stage's start offsets and partial regions, and the report.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import REPO, SHARED_MODELS
+from mcucompile.api import CompileOptions, PatchOptions, build_and_run_board, compile_model
+from mcucompile.api.verify import simulate
+from mcucompile.cli import _add_compile_args, _options
+from mcucompile.errors import UserError
+
+MNIST = REPO / "models" / "mnist" / "mnist_cnn.onnx"
+MNIST_CALIB = str(REPO / "models" / "mnist" / "mnist_calib_200.npz")
+OFF = PatchOptions(mode="off")
+#: (model, calibration, patch options): MNIST, the four MLPerf Tiny int8 models layer by layer, and VWW
+#: patched (a forced plan: start offsets and partial regions in every stage layer)
+CASES = {
+    "mnist": (MNIST, MNIST_CALIB, OFF),
+    "kws": (SHARED_MODELS / "kws_dscnn_int8.tflite", None, OFF),
+    "resnet8": (SHARED_MODELS / "resnet8_int8.tflite", None, OFF),
+    "vww": (SHARED_MODELS / "vww_mbv1_025_int8.tflite", None, OFF),
+    "ad": (SHARED_MODELS / "ad_autoencoder_int8.tflite", None, OFF),
+    "vww_patched": (SHARED_MODELS / "vww_mbv1_025_int8.tflite", None, PatchOptions(mode="forced", split=8, patches=5)),
+}
+#: C functions of the fast kernels, as the generated model.c calls them
+DSP_CALLS = ("mcu_conv_dsp_s8(", "mcu_dwconv_dsp_s8(", "mcu_fully_connected_dsp_s8(")
+
+
+def _compile(name: str, board: str, kernels: str = "auto"):
+    path, calib, patch = CASES[name]
+    return compile_model(path, CompileOptions(board=board, calib=calib, progress=False, patch=patch, kernels=kernels))
+
+
+def _run(compiled, tmp_path, samples: int = 2):
+    """The C outputs on the compiled board for the first calibration samples, and the simulator's."""
+    x_q, outs, _, _ = build_and_run_board(compiled, compiled.calib[:samples], tmp_path)
+    return outs, simulate(compiled, x_q)
+
+
+def _check_report(compiled, min_share: float) -> None:
+    rep = compiled.report
+    assert rep.kernels == "auto"
+    assert rep.fast_mac_share >= min_share, [(lay.name, lay.kernel, lay.kernel_reason) for lay in rep.layers]
+    for lay in rep.layers:
+        # every layer not on a fast kernel says why; a fast one has no reason
+        assert bool(lay.kernel_reason) != lay.fast_kernel, (lay.name, lay.kernel, lay.kernel_reason)
+        if lay.op in ("conv2d", "depthwise_conv2d", "fully_connected"):
+            assert lay.fast_kernel, (lay.name, lay.kernel_reason)
+            assert lay.kernel.endswith("_dsp")
+    js = rep.to_json_dict()
+    assert js["fast_mac_share"] == pytest.approx(rep.fast_mac_share)
+    assert all("kernel_reason" in lay for lay in js["layers"])
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_dsp_kernels_bit_exact_on_qemu_m4_and_same_bytes_as_portable(name, tmp_path):
+    fast = _compile(name, "qemu-m4")
+    _check_report(fast, 0.99)
+    src = fast.sources.files["src/model.c"]
+    assert any(f in src for f in DSP_CALLS) and '#include "mcunn_dsp.h"' in src
+    if name == "vww_patched":
+        assert fast.patch is not None and fast.patch.stage_len == 8
+        stage = [lay for lay in fast.report.layers if lay.index < fast.report.stage_layers]
+        assert stage and all(lay.fast_kernel for lay in stage if lay.macs)
+    outs, sim = _run(fast, tmp_path / "auto")
+    for a, b in zip(outs, sim):
+        assert np.array_equal(a.reshape(-1), b.reshape(-1)), f"{name}: the DSP build differs from the simulator"
+    portable = _compile(name, "qemu-m4", "portable")
+    assert portable.report.fast_mac_share == 0.0
+    assert {lay.kernel_reason for lay in portable.report.layers} == {"--kernels portable"}
+    assert not any(f in portable.sources.files["src/model.c"] for f in DSP_CALLS)
+    p_outs, _ = _run(portable, tmp_path / "portable")
+    for a, b in zip(outs, p_outs):
+        assert a.tobytes() == b.tobytes(), f"{name}: auto and portable kernels give different bytes"
+
+
+@pytest.mark.parametrize("name,board", [("kws", "qemu-m7"), ("resnet8", "qemu-m55")])
+def test_dsp_kernels_bit_exact_on_m7_and_m55(name, board, tmp_path):
+    c = _compile(name, board)
+    _check_report(c, 0.99)
+    outs, sim = _run(c, tmp_path)
+    for a, b in zip(outs, sim):
+        assert np.array_equal(a.reshape(-1), b.reshape(-1)), f"{name} on {board} differs from the simulator"
+
+
+def test_host_builds_stay_portable():
+    c = _compile("mnist", "host")
+    assert c.report.fast_mac_share == 0.0
+    assert {lay.kernel_reason for lay in c.report.layers} == {"no DSP extension on host"}
+    src = c.sources.files["src/model.c"]
+    assert "mcunn_dsp.h" not in src and not any(f in src for f in DSP_CALLS)
+
+
+def test_dsp_layouts_replace_the_model_weights_in_flash():
+    """The laid-out weights replace the model's (not both in flash); the folded depthwise bias replaces its bias."""
+    c = _compile("mnist", "qemu-m4")
+    weights = c.sources.files["src/model_weights.c"]
+    portable = _compile("mnist", "qemu-m4", "portable").sources.files["src/model_weights.c"]
+    n_fast = sum(1 for line in weights.splitlines() if line.startswith("const int8_t"))
+    n_port = sum(1 for line in portable.splitlines() if line.startswith("const int8_t"))
+    assert n_fast == n_port  # one int8 weights array per weighted layer in both
+    assert "_weights[" in weights and "_weights[" not in portable
+
+
+def test_kernels_option_is_validated_and_reaches_the_cli():
+    with pytest.raises(UserError, match="--kernels"):
+        CompileOptions(kernels="cmsis-nn")
+    import argparse
+
+    p = argparse.ArgumentParser()
+    _add_compile_args(p)
+    assert _options(p.parse_args(["m.onnx", "--kernels", "portable"])).kernels == "portable"
+    assert _options(p.parse_args(["m.onnx"])).kernels == "auto"
+    with pytest.raises(SystemExit):
+        p.parse_args(["m.onnx", "--kernels", "cmsis-nn"])
