@@ -1,0 +1,385 @@
+/* Convolutions and their matrix core for MVE (Helium, Cortex-M55): VMLADAVA.S8 dot products of 16 int8,
+ * 1 or 2 input rows x 4 output channels per block, the input zero-point term folded into the bias at compile
+ * time (compiler/ops/mve_layout.py), requantization on vectors of 4 channels (mcunn_mve_support.h).
+ * Compiled only with integer MVE; empty elsewhere. */
+#include "mcunn_mve.h"
+
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+
+#include <stddef.h>
+
+#include "mcunn_mve_support.h"
+#include "mcunn_mve_internal.h"
+
+/* Dot products of `rows` (1 or 2, constant at each instantiation) input rows x0, x1 of k int8 with the 4
+ * weight rows of one quad (layout in mcunn_mve.h) at w: acc[r][j] for row r, channel j. */
+static inline __attribute__((always_inline)) void dot_quad(const int8_t *x0, const int8_t *x1, const int8_t *w,
+                                                           int32_t k, int rows, int32x4_t *out0, int32x4_t *out1)
+{
+    int32_t a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
+    for (int32_t b = k >> 4; b > 0; b--)
+    {
+        const int8x16_t v0 = vldrbq_s8(x0);
+        const int8x16_t w0 = vldrbq_s8(w), w1 = vldrbq_s8(w + 16), w2 = vldrbq_s8(w + 32), w3 = vldrbq_s8(w + 48);
+        x0 += 16;
+        w += 64;
+        a00 = vmladavaq_s8(a00, v0, w0);
+        a01 = vmladavaq_s8(a01, v0, w1);
+        a02 = vmladavaq_s8(a02, v0, w2);
+        a03 = vmladavaq_s8(a03, v0, w3);
+        if (rows == 2)
+        {
+            const int8x16_t v1 = vldrbq_s8(x1);
+            x1 += 16;
+            a10 = vmladavaq_s8(a10, v1, w0);
+            a11 = vmladavaq_s8(a11, v1, w1);
+            a12 = vmladavaq_s8(a12, v1, w2);
+            a13 = vmladavaq_s8(a13, v1, w3);
+        }
+    }
+    const int32_t t = k & 15;
+    if (t)
+    {
+        /* the tail: the 4 rows' last t weights follow each other; lanes past t load 0 */
+        const mve_pred16_t p = vctp8q((uint32_t)t);
+        const int8x16_t v0 = vldrbq_z_s8(x0, p);
+        const int8x16_t w0 = vldrbq_z_s8(w, p), w1 = vldrbq_z_s8(w + t, p), w2 = vldrbq_z_s8(w + 2 * t, p),
+                        w3 = vldrbq_z_s8(w + 3 * t, p);
+        a00 = vmladavaq_s8(a00, v0, w0);
+        a01 = vmladavaq_s8(a01, v0, w1);
+        a02 = vmladavaq_s8(a02, v0, w2);
+        a03 = vmladavaq_s8(a03, v0, w3);
+        if (rows == 2)
+        {
+            const int8x16_t v1 = vldrbq_z_s8(x1, p);
+            a10 = vmladavaq_s8(a10, v1, w0);
+            a11 = vmladavaq_s8(a11, v1, w1);
+            a12 = vmladavaq_s8(a12, v1, w2);
+            a13 = vmladavaq_s8(a13, v1, w3);
+        }
+    }
+    int32x4_t r0 = vdupq_n_s32(a00);
+    r0 = vsetq_lane_s32(a01, r0, 1);
+    r0 = vsetq_lane_s32(a02, r0, 2);
+    r0 = vsetq_lane_s32(a03, r0, 3);
+    *out0 = r0;
+    if (rows == 2)
+    {
+        int32x4_t r1 = vdupq_n_s32(a10);
+        r1 = vsetq_lane_s32(a11, r1, 1);
+        r1 = vsetq_lane_s32(a12, r1, 2);
+        r1 = vsetq_lane_s32(a13, r1, 3);
+        *out1 = r1;
+    }
+}
+
+/* One weight row (natural order) against 1 or 2 input rows. */
+static inline __attribute__((always_inline)) void dot_row(const int8_t *x0, const int8_t *x1, const int8_t *w,
+                                                          int32_t k, int rows, int32_t *a0, int32_t *a1)
+{
+    int32_t s0 = 0, s1 = 0;
+    for (int32_t i = 0; i < k; i += 16)
+    {
+        const mve_pred16_t p = vctp8q((uint32_t)(k - i));
+        const int8x16_t wv = vldrbq_z_s8(w + i, p);
+        s0 = vmladavaq_s8(s0, vldrbq_z_s8(x0 + i, p), wv);
+        if (rows == 2)
+        {
+            s1 = vmladavaq_s8(s1, vldrbq_z_s8(x1 + i, p), wv);
+        }
+    }
+    *a0 = s0;
+    *a1 = s1;
+}
+
+/* Output stage of n <= 4 channels c.. of 1 or 2 rows: folded bias added, requantized, offset, clamped and
+ * stored at o0 + c, o1 + c (n lanes). */
+static inline __attribute__((always_inline)) void store_quad(int32x4_t acc0, int32x4_t acc1, int rows,
+                                                             const mcu_mve_mat *m, int32_t c, int32_t n,
+                                                             int8_t *o0, int8_t *o1)
+{
+    const mve_pred16_t p = vctp32q((uint32_t)n);
+    const int32x4_t mult = vldrwq_z_s32(m->mult + c, p), shift = vldrwq_z_s32(m->shift + c, p);
+    if (m->bias)
+    {
+        const int32x4_t b = vldrwq_z_s32(m->bias + c, p);
+        acc0 = vaddq_s32(acc0, b);
+        acc1 = vaddq_s32(acc1, b);
+    }
+    if (!m->vector_ok)
+    {
+        acc0 = mcu_mve_requantize_scalar(acc0, m->mult + c, m->shift + c, n);
+        acc1 = mcu_mve_requantize_scalar(acc1, m->mult + c, m->shift + c, n);
+        acc0 = vminq_s32(vmaxq_s32(vaddq_n_s32(acc0, m->out_offset), vdupq_n_s32(m->lo)), vdupq_n_s32(m->hi));
+        acc1 = vminq_s32(vmaxq_s32(vaddq_n_s32(acc1, m->out_offset), vdupq_n_s32(m->lo)), vdupq_n_s32(m->hi));
+    }
+    else
+    {
+        acc0 = mcu_mve_output(acc0, mult, shift, m->out_offset, m->lo, m->hi);
+        if (rows == 2)
+        {
+            acc1 = mcu_mve_output(acc1, mult, shift, m->out_offset, m->lo, m->hi);
+        }
+    }
+    if (n == 4)
+    {
+        vstrbq_s32(o0 + c, acc0);
+        if (rows == 2)
+        {
+            vstrbq_s32(o1 + c, acc1);
+        }
+    }
+    else
+    {
+        vstrbq_p_s32(o0 + c, acc0, p);
+        if (rows == 2)
+        {
+            vstrbq_p_s32(o1 + c, acc1, p);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void mat_rows(const mcu_mve_mat *m, const int8_t *x0, const int8_t *x1,
+                                                           int8_t *o0, int8_t *o1, int rows)
+{
+    const int32_t k = m->k, quads = m->cout >> 2;
+    const int8_t *w = m->weights;
+    int32x4_t acc0, acc1 = vdupq_n_s32(0);
+    for (int32_t q = 0; q < quads; q++)
+    {
+        dot_quad(x0, x1, w, k, rows, &acc0, &acc1);
+        store_quad(acc0, acc1, rows, m, 4 * q, 4, o0, o1);
+        w += 4 * k;
+    }
+    const int32_t rem = m->cout & 3;
+    if (rem)
+    {
+        /* the last 1-3 channels: natural rows, gathered into one vector for the output stage */
+        int32_t s0[4] = {0, 0, 0, 0}, s1[4] = {0, 0, 0, 0};
+        for (int32_t j = 0; j < rem; j++)
+        {
+            dot_row(x0, x1, w + j * k, k, rows, &s0[j], &s1[j]);
+        }
+        store_quad(vld1q_s32(s0), vld1q_s32(s1), rows, m, 4 * quads, rem, o0, o1);
+    }
+}
+
+void mcu_mve_mat_mult(const mcu_mve_mat *m, const int8_t *x0, const int8_t *x1, int8_t *o0, int8_t *o1)
+{
+    if (x1)
+    {
+        mat_rows(m, x0, x1, o0, o1, 2);
+    }
+    else
+    {
+        mat_rows(m, x0, x0, o0, o0, 1);
+    }
+}
+
+static int32_t clamp_lo(int32_t v, int32_t lo)
+{
+    return v < lo ? lo : v;
+}
+
+/* The window of output pixel (oy, ox) as K contiguous bytes in dst: taps outside the input hold the zero
+ * point (whose products cancel their share of the folded bias). */
+static void im2col_pixel(const mcu_conv_params *cp, const mcu_dims *in_dims, const int8_t *in_b,
+                         const mcu_dims *f_dims, int32_t oy, int32_t ox, int8_t *dst)
+{
+    const int32_t in_h = in_dims->h, in_w = in_dims->w, cin = in_dims->c;
+    const int32_t kh = f_dims->h, kw = f_dims->w;
+    const int32_t y0 = oy * cp->stride.h - cp->padding.h, x0 = ox * cp->stride.w - cp->padding.w;
+    const int8x16_t zp = vdupq_n_s8((int8_t)(-cp->input_offset));
+    const int32_t row = kw * cin;
+    for (int32_t ky = 0; ky < kh; ky++)
+    {
+        const int32_t iy = y0 + ky * cp->dilation.h;
+        int8_t *d = dst + ky * row;
+        if (iy < 0 || iy >= in_h)
+        {
+            for (int32_t i = 0; i < row; i += 16)
+            {
+                vstrbq_p_s8(d + i, zp, vctp8q((uint32_t)(row - i)));
+            }
+            continue;
+        }
+        const int8_t *src_row = in_b + iy * in_w * cin;
+        if (cp->dilation.w == 1 && x0 >= 0 && x0 + kw <= in_w)
+        {
+            const int8_t *s = src_row + x0 * cin;
+            for (int32_t i = 0; i < row; i += 16)
+            {
+                const mve_pred16_t p = vctp8q((uint32_t)(row - i));
+                vstrbq_p_s8(d + i, vldrbq_z_s8(s + i, p), p);
+            }
+            continue;
+        }
+        for (int32_t kx = 0; kx < kw; kx++)
+        {
+            const int32_t ix = x0 + kx * cp->dilation.w;
+            int8_t *dd = d + kx * cin;
+            const int inside = ix >= 0 && ix < in_w;
+            const int8_t *s = src_row + clamp_lo(ix, 0) * cin;
+            for (int32_t i = 0; i < cin; i += 16)
+            {
+                const mve_pred16_t p = vctp8q((uint32_t)(cin - i));
+                vstrbq_p_s8(dd + i, inside ? vldrbq_z_s8(s + i, p) : zp, p);
+            }
+        }
+    }
+}
+
+static mcu_mve_mat mat_of(const int8_t *filter, const int32_t *bias, int32_t k, int32_t cout,
+                          const mcu_per_channel_quant_params *q, int32_t out_offset, mcu_activation act)
+{
+    mcu_mve_mat m;
+    m.weights = filter;
+    m.bias = bias;
+    m.mult = q->multiplier;
+    m.shift = q->shift;
+    m.k = k;
+    m.cout = cout;
+    m.out_offset = out_offset;
+    m.lo = act.min;
+    m.hi = act.max;
+    m.vector_ok = mcu_mve_requant_vector_ok(q->shift, cout);
+    return m;
+}
+
+int32_t mcu_conv_1x1_mve_get_buffer_size_s8(const mcu_dims *input_dims, const mcu_dims *filter_dims)
+{
+    (void)input_dims;
+    (void)filter_dims;
+    return 0;
+}
+
+mcu_status mcu_conv_1x1_mve_s8(const mcu_context *ctx,
+                               const mcu_conv_params *conv_params,
+                               const mcu_per_channel_quant_params *quant_params,
+                               const mcu_dims *input_dims,
+                               const int8_t *input,
+                               const mcu_dims *filter_dims,
+                               const int8_t *filter,
+                               const mcu_dims *bias_dims,
+                               const int32_t *bias,
+                               const mcu_dims *output_dims,
+                               int8_t *output)
+{
+    (void)ctx;
+    (void)bias_dims;
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, cin = input_dims->c;
+    const int32_t out_h = output_dims->h, out_w = output_dims->w, cout = output_dims->c;
+    const int32_t sy = conv_params->stride.h, sx = conv_params->stride.w;
+    const int32_t py = conv_params->padding.h, px = conv_params->padding.w;
+    if (filter_dims->h != 1 || filter_dims->w != 1 || filter_dims->c != cin || filter_dims->n != cout ||
+        conv_params->groups != 1 || py > 0 || px > 0 || out_h < 0 || out_w < 0 || sy < 1 || sx < 1)
+    {
+        return MCU_ARG_ERROR;
+    }
+    if (out_h > 0 && out_w > 0 && ((out_h - 1) * sy - py >= in_h || (out_w - 1) * sx - px >= in_w))
+    {
+        return MCU_ARG_ERROR;
+    }
+    const mcu_mve_mat m = mat_of(filter, bias, cin, cout, quant_params, conv_params->output_offset,
+                                 conv_params->activation);
+    const int32_t pixels = out_h * out_w;
+    for (int32_t b = 0; b < input_dims->n; b++)
+    {
+        const int8_t *in_b = input + (int32_t)b * in_h * in_w * cin;
+        int8_t *out_b = output + (int32_t)b * pixels * cout;
+        /* pixels in pairs along the output, row by row (a pair may span two output rows) */
+        int32_t oy = 0, ox = 0;
+        const int8_t *row = in_b + (-py) * in_w * cin;
+        for (int32_t i = 0; i < pixels; i += 2)
+        {
+            const int8_t *x0 = row + (ox * sx - px) * cin;
+            int8_t *o0 = out_b + i * cout;
+            if (++ox == out_w)
+            {
+                ox = 0;
+                oy++;
+                row = in_b + (oy * sy - py) * in_w * cin;
+            }
+            if (i + 1 == pixels)
+            {
+                mcu_mve_mat_mult(&m, x0, NULL, o0, NULL);
+                break;
+            }
+            const int8_t *x1 = row + (ox * sx - px) * cin;
+            if (++ox == out_w)
+            {
+                ox = 0;
+                oy++;
+                row = in_b + (oy * sy - py) * in_w * cin;
+            }
+            mcu_mve_mat_mult(&m, x0, x1, o0, o0 + cout);
+        }
+    }
+    return MCU_OK;
+}
+
+int32_t mcu_conv_mve_get_buffer_size_s8(const mcu_dims *input_dims, const mcu_dims *filter_dims)
+{
+    (void)input_dims;
+    return 2 * filter_dims->h * filter_dims->w * filter_dims->c;
+}
+
+mcu_status mcu_conv_mve_s8(const mcu_context *ctx,
+                           const mcu_conv_params *conv_params,
+                           const mcu_per_channel_quant_params *quant_params,
+                           const mcu_dims *input_dims,
+                           const int8_t *input,
+                           const mcu_dims *filter_dims,
+                           const int8_t *filter,
+                           const mcu_dims *bias_dims,
+                           const int32_t *bias,
+                           const mcu_dims *output_dims,
+                           int8_t *output)
+{
+    (void)bias_dims;
+    const int32_t in_h = input_dims->h, in_w = input_dims->w, cin = input_dims->c;
+    const int32_t out_h = output_dims->h, out_w = output_dims->w, cout = output_dims->c;
+    const int32_t k = filter_dims->h * filter_dims->w * cin;
+    if (filter_dims->c != cin || filter_dims->n != cout || conv_params->groups != 1 || out_h < 0 || out_w < 0 ||
+        ctx == NULL || ctx->buf == NULL || ctx->size < mcu_conv_mve_get_buffer_size_s8(input_dims, filter_dims))
+    {
+        return MCU_ARG_ERROR;
+    }
+    int8_t *col0 = (int8_t *)ctx->buf, *col1 = col0 + k;
+    const mcu_mve_mat m = mat_of(filter, bias, k, cout, quant_params, conv_params->output_offset,
+                                 conv_params->activation);
+    const int32_t pixels = out_h * out_w;
+    for (int32_t b = 0; b < input_dims->n; b++)
+    {
+        const int8_t *in_b = input + (int32_t)b * in_h * in_w * cin;
+        int8_t *out_b = output + (int32_t)b * pixels * cout;
+        int32_t oy = 0, ox = 0;
+        for (int32_t i = 0; i < pixels; i += 2)
+        {
+            im2col_pixel(conv_params, input_dims, in_b, filter_dims, oy, ox, col0);
+            if (++ox == out_w)
+            {
+                ox = 0;
+                oy++;
+            }
+            int8_t *o0 = out_b + i * cout;
+            if (i + 1 == pixels)
+            {
+                mcu_mve_mat_mult(&m, col0, NULL, o0, NULL);
+                break;
+            }
+            im2col_pixel(conv_params, input_dims, in_b, filter_dims, oy, ox, col1);
+            if (++ox == out_w)
+            {
+                ox = 0;
+                oy++;
+            }
+            mcu_mve_mat_mult(&m, col0, col1, o0, o0 + cout);
+        }
+    }
+    return MCU_OK;
+}
+
+#else
+typedef int mcu_conv_mve_unused; /* ISO C: no empty translation unit */
+#endif
