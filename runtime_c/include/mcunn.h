@@ -33,6 +33,7 @@
 
 #include "mcunn_types.h"
 #include "mcunn_dsp.h" /* SIMD32 kernels: declared on every target, fast with the DSP extension */
+#include "mcunn_mve.h" /* MVE (Helium) kernels: declared only for integer-MVE targets (Cortex-M55) */
 
 #ifdef __cplusplus
 extern "C" {
