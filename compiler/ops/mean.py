@@ -1,6 +1,8 @@
 """MEAN over H, W with TFLite Micro's integer semantics (QuantizedMeanOrSum): the raw int8 sum minus
 in_zp * count, requantized once by a multiplier that folds in 1/count. Output params may differ from
-the input's (unlike average pooling). Used for TFLite MEAN; ONNX ReduceMean maps to average pooling."""
+the input's (unlike average pooling). Used for TFLite MEAN and for a global average pool at output params
+of its own (QDQ models); ONNX ReduceMean over H, W maps to average pooling, over other axes to this op,
+which refuses them (supports)."""
 
 from __future__ import annotations
 

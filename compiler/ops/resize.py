@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import Region
+from ..errors import UserError
 from .base import OpDef, register, require_bits, require_rank, shape_error
 from .kernel import Kernel, KernelArgs, KernelCost, base_counts, read, write
 
@@ -170,9 +171,17 @@ class ResizeNearest(OpDef):
     eval_int = eval_float
 
     def quantize(self, node, ctx):
-        # a nearest resize copies bytes: the output keeps the input's params; where the model quantizes its
-        # output otherwise (onnxruntime's QDQ), the quantize driver adds one requantization to those
-        ctx.quant[node.outputs[0]] = ctx.quant[node.inputs[0]]
+        # a nearest resize copies bytes: the output keeps the input's params; where an ONNX QDQ model
+        # quantizes its output otherwise (onnxruntime's quantizer), the quantize driver adds one
+        # requantization to those. TFLite Micro copies the bytes whatever the params say, so a .tflite
+        # model with unequal params has no faithful meaning: refused, as before
+        in_q, out = ctx.quant[node.inputs[0]], node.outputs[0]
+        preset = ctx.preset(out)
+        if node.attrs.mapping.format == "tflite" and preset is not None and not preset.same_as(in_q):
+            raise UserError(f"{node.source or node.op} node '{node.name}': output quantized with scale {preset.s:g} / "
+                            f"zero point {preset.zp}, input with {in_q.s:g} / {in_q.zp}; a nearest resize copies bytes, "
+                            "so both must be equal (as TFLite requires): re-quantize the model with equal parameters")
+        ctx.quant[out] = in_q
         require_bits(node, ctx, 8, "mcu_resize_nearest_s8 (it copies int8 pixels)")
         return [node]
 
