@@ -21,7 +21,8 @@ typedef struct
     int32_t out_offset;
     int32_t lo;
     int32_t hi;
-    int32_t vector_ok; /**< mcu_mve_requant_vector_ok() of the layer's shifts. */
+    int32_t vector_ok;  /**< mcu_mve_requant_vector_ok() of the layer's shifts. */
+    int32_t right_only; /**< mcu_mve_shifts_right_only() of the layer's shifts. */
 } mcu_mve_mat;
 
 /**

@@ -60,6 +60,31 @@ static inline __attribute__((always_inline)) int32x4_t mcu_mve_requantize(int32x
 #endif
 }
 
+/** 1 when every shift[j], j < n, is <= 0 (no left shift: nearly every layer) and the vector path is exact. */
+static inline int mcu_mve_shifts_right_only(const int32_t *shift, int32_t n)
+{
+    for (int32_t j = 0; j < n; j++)
+    {
+        if (shift[j] > 0)
+        {
+            return 0;
+        }
+    }
+    return mcu_mve_requant_vector_ok(shift, n);
+}
+
+/** mcu_mve_requantize() for lanes whose shift is <= 0 (mcu_mve_shifts_right_only()): no left shift. */
+static inline __attribute__((always_inline)) int32x4_t mcu_mve_requantize_right(int32x4_t x, int32x4_t mult,
+                                                                                int32x4_t shift)
+{
+#if MCU_SINGLE_ROUNDING
+    return vrshlq_s32(vqdmulhq_s32(x, mult), shift);
+#else
+    const int32x4_t h = vqrdmulhq_s32(x, mult);
+    return vrshlq_s32(vqaddq_s32(h, vshrq_n_s32(vandq_s32(h, shift), 31)), shift);
+#endif
+}
+
 /** The same with one channel's constants for every lane (4 pixels of one channel). */
 static inline __attribute__((always_inline)) int32x4_t mcu_mve_requantize_n(int32x4_t x, int32_t mult,
                                                                             int32_t shift)

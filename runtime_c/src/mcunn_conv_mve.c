@@ -11,13 +11,96 @@
 #include "mcunn_mve_support.h"
 #include "mcunn_mve_internal.h"
 
+/* The full 16-blocks of the quad loop in assembly (only with optimisation: it needs 12 core registers, and gcc
+ * at -O0 pins a frame pointer): gcc 12 keeps the 8 accumulators of the intrinsics loop in too few registers
+ * and moves them around (22 instructions per block instead of 16). VMLADAVA accumulates into an even register
+ * only: the accumulators take constraint "Te" (r0, r2, .., r12, lr), so the 2-row loop counts with SUBS/BNE,
+ * not LE (which needs lr). */
+#if defined(__OPTIMIZE__) && !defined(MCU_MVE_NO_ASM)
+#define MCU_MVE_ASM 1
+#else
+#define MCU_MVE_ASM 0
+#endif
+
+/* Two lanes of a vector from two core registers in one instruction: VMOV Qd[2], Qd[0], Rt, Rt2 as GNU as takes
+ * it puts Rt in lane 0 and Rt2 in lane 2 (the kernel tests check the order). */
+static inline __attribute__((always_inline)) int32x4_t lanes4(int32_t a0, int32_t a1, int32_t a2, int32_t a3)
+{
+#if MCU_MVE_ASM
+    int32x4_t r;
+    __asm__("vmov %q[r][2], %q[r][0], %[a0], %[a2]\n\t"
+            "vmov %q[r][3], %q[r][1], %[a1], %[a3]"
+            : [r] "=&w"(r)
+            : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3));
+    return r;
+#else
+    int32x4_t r = vdupq_n_s32(a0);
+    r = vsetq_lane_s32(a1, r, 1);
+    r = vsetq_lane_s32(a2, r, 2);
+    return vsetq_lane_s32(a3, r, 3);
+#endif
+}
+
 /* Dot products of `rows` (1 or 2, constant at each instantiation) input rows x0, x1 of k int8 with the 4
- * weight rows of one quad (layout in mcunn_mve.h) at w: acc[r][j] for row r, channel j. */
+ * weight rows of one quad (layout in mcunn_mve.h) at w: lanes j of *out0, *out1 for channel j. */
 static inline __attribute__((always_inline)) void dot_quad(const int8_t *x0, const int8_t *x1, const int8_t *w,
                                                            int32_t k, int rows, int32x4_t *out0, int32x4_t *out1)
 {
     int32_t a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
-    for (int32_t b = k >> 4; b > 0; b--)
+    const int32_t nb = k >> 4;
+#if MCU_MVE_ASM
+    if (nb > 0)
+    {
+        int8x16_t v0, v1, k0, k1;
+        if (rows == 2)
+        {
+            int32_t n = nb;
+            __asm__ volatile("1:\n\t"
+                             "vldrb.8 %q[v0], [%[x0]], #16\n\t"
+                             "vldrb.8 %q[k0], [%[w]], #16\n\t"
+                             "vldrb.8 %q[v1], [%[x1]], #16\n\t"
+                             "vmladava.s8 %[a00], %q[v0], %q[k0]\n\t"
+                             "vldrb.8 %q[k1], [%[w]], #16\n\t"
+                             "vmladava.s8 %[a10], %q[v1], %q[k0]\n\t"
+                             "vmladava.s8 %[a01], %q[v0], %q[k1]\n\t"
+                             "vldrb.8 %q[k0], [%[w]], #16\n\t"
+                             "vmladava.s8 %[a11], %q[v1], %q[k1]\n\t"
+                             "vmladava.s8 %[a02], %q[v0], %q[k0]\n\t"
+                             "vldrb.8 %q[k1], [%[w]], #16\n\t"
+                             "vmladava.s8 %[a12], %q[v1], %q[k0]\n\t"
+                             "vmladava.s8 %[a03], %q[v0], %q[k1]\n\t"
+                             "vmladava.s8 %[a13], %q[v1], %q[k1]\n\t"
+                             "subs %[n], %[n], #1\n\t"
+                             "bne 1b\n"
+                             : [a00] "+Te"(a00), [a01] "+Te"(a01), [a02] "+Te"(a02), [a03] "+Te"(a03), [a10] "+Te"(a10),
+                               [a11] "+Te"(a11), [a12] "+Te"(a12), [a13] "+Te"(a13), [x0] "+r"(x0), [x1] "+r"(x1),
+                               [w] "+r"(w), [n] "+r"(n), [v0] "=&w"(v0), [v1] "=&w"(v1), [k0] "=&w"(k0),
+                               [k1] "=&w"(k1)
+                             :
+                             : "cc", "memory");
+        }
+        else
+        {
+            __asm__ volatile("dls lr, %[nb]\n"
+                             "1:\n\t"
+                             "vldrb.8 %q[v0], [%[x0]], #16\n\t"
+                             "vldrb.8 %q[k0], [%[w]], #16\n\t"
+                             "vldrb.8 %q[k1], [%[w]], #16\n\t"
+                             "vmladava.s8 %[a00], %q[v0], %q[k0]\n\t"
+                             "vldrb.8 %q[k0], [%[w]], #16\n\t"
+                             "vmladava.s8 %[a01], %q[v0], %q[k1]\n\t"
+                             "vldrb.8 %q[k1], [%[w]], #16\n\t"
+                             "vmladava.s8 %[a02], %q[v0], %q[k0]\n\t"
+                             "vmladava.s8 %[a03], %q[v0], %q[k1]\n\t"
+                             "le lr, 1b\n"
+                             : [a00] "+Te"(a00), [a01] "+Te"(a01), [a02] "+Te"(a02), [a03] "+Te"(a03), [x0] "+r"(x0),
+                               [w] "+r"(w), [v0] "=&w"(v0), [v1] "=&w"(v1), [k0] "=&w"(k0), [k1] "=&w"(k1)
+                             : [nb] "r"(nb)
+                             : "lr", "memory");
+        }
+    }
+#else
+    for (int32_t b = nb; b > 0; b--)
     {
         const int8x16_t v0 = vldrbq_s8(x0);
         const int8x16_t w0 = vldrbq_s8(w), w1 = vldrbq_s8(w + 16), w2 = vldrbq_s8(w + 32), w3 = vldrbq_s8(w + 48);
@@ -37,6 +120,7 @@ static inline __attribute__((always_inline)) void dot_quad(const int8_t *x0, con
             a13 = vmladavaq_s8(a13, v1, w3);
         }
     }
+#endif
     const int32_t t = k & 15;
     if (t)
     {
@@ -58,18 +142,10 @@ static inline __attribute__((always_inline)) void dot_quad(const int8_t *x0, con
             a13 = vmladavaq_s8(a13, v1, w3);
         }
     }
-    int32x4_t r0 = vdupq_n_s32(a00);
-    r0 = vsetq_lane_s32(a01, r0, 1);
-    r0 = vsetq_lane_s32(a02, r0, 2);
-    r0 = vsetq_lane_s32(a03, r0, 3);
-    *out0 = r0;
+    *out0 = lanes4(a00, a01, a02, a03);
     if (rows == 2)
     {
-        int32x4_t r1 = vdupq_n_s32(a10);
-        r1 = vsetq_lane_s32(a11, r1, 1);
-        r1 = vsetq_lane_s32(a12, r1, 2);
-        r1 = vsetq_lane_s32(a13, r1, 3);
-        *out1 = r1;
+        *out1 = lanes4(a10, a11, a12, a13);
     }
 }
 
@@ -112,6 +188,16 @@ static inline __attribute__((always_inline)) void store_quad(int32x4_t acc0, int
         acc1 = mcu_mve_requantize_scalar(acc1, m->mult + c, m->shift + c, n);
         acc0 = vminq_s32(vmaxq_s32(vaddq_n_s32(acc0, m->out_offset), vdupq_n_s32(m->lo)), vdupq_n_s32(m->hi));
         acc1 = vminq_s32(vmaxq_s32(vaddq_n_s32(acc1, m->out_offset), vdupq_n_s32(m->lo)), vdupq_n_s32(m->hi));
+    }
+    else if (m->right_only)
+    {
+        const int32x4_t lo = vdupq_n_s32(m->lo), hi = vdupq_n_s32(m->hi);
+        acc0 = vminq_s32(vmaxq_s32(vaddq_n_s32(mcu_mve_requantize_right(acc0, mult, shift), m->out_offset), lo), hi);
+        if (rows == 2)
+        {
+            acc1 = vminq_s32(vmaxq_s32(vaddq_n_s32(mcu_mve_requantize_right(acc1, mult, shift), m->out_offset), lo),
+                             hi);
+        }
     }
     else
     {
@@ -243,6 +329,7 @@ static mcu_mve_mat mat_of(const int8_t *filter, const int32_t *bias, int32_t k, 
     m.lo = act.min;
     m.hi = act.max;
     m.vector_ok = mcu_mve_requant_vector_ok(q->shift, cout);
+    m.right_only = mcu_mve_shifts_right_only(q->shift, cout);
     return m;
 }
 

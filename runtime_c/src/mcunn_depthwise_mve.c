@@ -16,24 +16,23 @@ int32_t mcu_dwconv_mve_get_buffer_size_s8(const mcu_dims *input_dims)
     return input_dims->c;
 }
 
-/* Requantize the even (e) and odd (o) channel lanes of an 8-channel half-block at c, store n <= 8 lanes. */
-static inline __attribute__((always_inline)) void store_half(int32x4_t e, int32x4_t o, int32_t c, int32_t n,
-                                                             const int32_t *mult, const int32_t *shift,
-                                                             int32_t out_offset, int32_t lo, int32_t hi,
-                                                             int vector_ok, int8_t *out)
+/* Output stage of a half-block: the even (e) and odd (o) channel lanes of channels c..c+n-1 (n <= 8, `full`:
+ * n == 8, constant at each instantiation) requantized with their channels' constants, offset, clamped,
+ * interleaved back into channel order and stored at out + c. */
+typedef struct
+{
+    const int32_t *mult, *shift;
+    int32_t out_offset;
+    int32x4_t lo, hi;
+    int vector_ok;
+    int right_only; /* mcu_mve_shifts_right_only() */
+} dw_out;
+
+static inline __attribute__((always_inline)) void store_half(int32x4_t e, int32x4_t o, int32_t c, int32_t n, int full,
+                                                             int right_only, const dw_out *q, int8_t *out)
 {
     const uint32x4_t even = vidupq_n_u32(0, 2); /* {0, 2, 4, 6}: word offsets of the even channels */
-    const mve_pred16_t pe = vctp32q((uint32_t)((n + 1) >> 1)), po = vctp32q((uint32_t)(n >> 1));
-    if (vector_ok)
-    {
-        const int32x4_t me = vldrwq_gather_shifted_offset_z_s32(mult + c, even, pe);
-        const int32x4_t mo = vldrwq_gather_shifted_offset_z_s32(mult + c + 1, even, po);
-        const int32x4_t se = vldrwq_gather_shifted_offset_z_s32(shift + c, even, pe);
-        const int32x4_t so = vldrwq_gather_shifted_offset_z_s32(shift + c + 1, even, po);
-        e = mcu_mve_output(e, me, se, out_offset, lo, hi);
-        o = mcu_mve_output(o, mo, so, out_offset, lo, hi);
-    }
-    else
+    if (!q->vector_ok)
     {
         int32_t ve[4], vo[4];
         vst1q_s32(ve, e);
@@ -42,81 +41,136 @@ static inline __attribute__((always_inline)) void store_half(int32x4_t e, int32x
         {
             if (2 * j < n)
             {
-                ve[j] = MCU_CLAMP(mcu_requantize(ve[j], mult[c + 2 * j], shift[c + 2 * j]) + out_offset, lo, hi);
+                ve[j] = mcu_requantize(ve[j], q->mult[c + 2 * j], q->shift[c + 2 * j]) + q->out_offset;
             }
             if (2 * j + 1 < n)
             {
-                vo[j] = MCU_CLAMP(mcu_requantize(vo[j], mult[c + 2 * j + 1], shift[c + 2 * j + 1]) + out_offset, lo,
-                                  hi);
+                vo[j] = mcu_requantize(vo[j], q->mult[c + 2 * j + 1], q->shift[c + 2 * j + 1]) + q->out_offset;
             }
         }
-        e = vld1q_s32(ve);
-        o = vld1q_s32(vo);
+        e = vminq_s32(vmaxq_s32(vld1q_s32(ve), q->lo), q->hi);
+        o = vminq_s32(vmaxq_s32(vld1q_s32(vo), q->lo), q->hi);
     }
-    int16x8_t y = vdupq_n_s16(0);
-    y = vmovnbq_s32(y, e);
-    y = vmovntq_s32(y, o);
-    vstrbq_p_s16(out + c, y, vctp16q((uint32_t)n));
+    else if (full && right_only)
+    {
+        const int32x4_t me = vldrwq_gather_shifted_offset_s32(q->mult + c, even);
+        const int32x4_t mo = vldrwq_gather_shifted_offset_s32(q->mult + c + 1, even);
+        const int32x4_t se = vldrwq_gather_shifted_offset_s32(q->shift + c, even);
+        const int32x4_t so = vldrwq_gather_shifted_offset_s32(q->shift + c + 1, even);
+        e = vminq_s32(vmaxq_s32(vaddq_n_s32(mcu_mve_requantize_right(e, me, se), q->out_offset), q->lo), q->hi);
+        o = vminq_s32(vmaxq_s32(vaddq_n_s32(mcu_mve_requantize_right(o, mo, so), q->out_offset), q->lo), q->hi);
+    }
+    else if (full)
+    {
+        const int32x4_t me = vldrwq_gather_shifted_offset_s32(q->mult + c, even);
+        const int32x4_t mo = vldrwq_gather_shifted_offset_s32(q->mult + c + 1, even);
+        const int32x4_t se = vldrwq_gather_shifted_offset_s32(q->shift + c, even);
+        const int32x4_t so = vldrwq_gather_shifted_offset_s32(q->shift + c + 1, even);
+        e = vminq_s32(vmaxq_s32(vaddq_n_s32(mcu_mve_requantize(e, me, se), q->out_offset), q->lo), q->hi);
+        o = vminq_s32(vmaxq_s32(vaddq_n_s32(mcu_mve_requantize(o, mo, so), q->out_offset), q->lo), q->hi);
+    }
+    else
+    {
+        const mve_pred16_t pe = vctp32q((uint32_t)((n + 1) >> 1)), po = vctp32q((uint32_t)(n >> 1));
+        const int32x4_t me = vldrwq_gather_shifted_offset_z_s32(q->mult + c, even, pe);
+        const int32x4_t mo = vldrwq_gather_shifted_offset_z_s32(q->mult + c + 1, even, po);
+        const int32x4_t se = vldrwq_gather_shifted_offset_z_s32(q->shift + c, even, pe);
+        const int32x4_t so = vldrwq_gather_shifted_offset_z_s32(q->shift + c + 1, even, po);
+        e = vminq_s32(vmaxq_s32(vaddq_n_s32(mcu_mve_requantize(e, me, se), q->out_offset), q->lo), q->hi);
+        o = vminq_s32(vmaxq_s32(vaddq_n_s32(mcu_mve_requantize(o, mo, so), q->out_offset), q->lo), q->hi);
+    }
+    int16x8_t y = vreinterpretq_s16_s32(e);
+    y = vmovntq_s32(y, o); /* even lanes keep e's low halves; odd lanes take o's */
+    if (full)
+    {
+        vstrbq_s16(out + c, y);
+    }
+    else
+    {
+        vstrbq_p_s16(out + c, y, vctp16q((uint32_t)n));
+    }
 }
 
-/* One output pixel: all channels, from its T tap pointers. */
+/* Half-block (8 channels c..c+n-1, n <= 8) of one pixel over its `taps` tap pointers, accumulated from the folded
+ * bias (even/odd layout); weights of tap t at w + t * stride. `full` (n == 8) and `taps` are constant at each
+ * instantiation (the 3x3 one is unrolled). */
+static inline __attribute__((always_inline)) void dw_half(const int8_t *const *tap, int32_t taps, int32_t c,
+                                                          const int8_t *w, int32_t stride, const int32_t *bias,
+                                                          int32_t n, int full, int right_only, const dw_out *q,
+                                                          int8_t *out)
+{
+    int32x4_t e = vdupq_n_s32(0), o = vdupq_n_s32(0);
+    if (bias)
+    {
+        e = vldrwq_s32(bias + c);
+        o = vldrwq_s32(bias + c + 4);
+    }
+    const mve_pred16_t p = vctp16q((uint32_t)n);
+#pragma GCC unroll 9
+    for (int32_t t = 0; t < taps; t++)
+    {
+        const int16x8_t x = full ? vldrbq_s16(tap[t] + c) : vldrbq_z_s16(tap[t] + c, p);
+        const int16x8_t k = full ? vldrbq_s16(w) : vldrbq_z_s16(w, p);
+        w += stride; /* a post-indexed load */
+        e = vaddq_s32(e, vmullbq_int_s16(x, k));
+        o = vaddq_s32(o, vmulltq_int_s16(x, k));
+        /* the sums as they go: without this gcc re-associates the adds, keeps all 18 products live and spills
+         * them (8 Q registers); the memory clobber keeps the next taps' loads from being hoisted above */
+        __asm__ volatile("" : "+w"(e), "+w"(o) : : "memory");
+    }
+    store_half(e, o, c, n, full, right_only, q, out);
+}
+
+/* One output pixel: all channels, from its T tap pointers; 16-channel weight blocks (mcunn_mve.h), each as
+ * two halves of 8. */
 static inline __attribute__((always_inline)) void dw_pixel(const int8_t *const *tap, int32_t taps, int32_t ch,
                                                            const int8_t *filter, const int32_t *bias,
-                                                           const int32_t *mult, const int32_t *shift,
-                                                           int32_t out_offset, int32_t lo, int32_t hi,
-                                                           int vector_ok, int8_t *out)
+                                                           int right_only, const dw_out *q, int8_t *out)
 {
-    for (int32_t c = 0; c < ch; c += 16)
+    int32_t c = 0;
+    for (; c + 16 <= ch; c += 16)
     {
-        const int32_t r = ch - c < 16 ? ch - c : 16;
-        const mve_pred16_t p0 = vctp16q((uint32_t)r), p1 = vctp16q((uint32_t)(r > 8 ? r - 8 : 0));
         const int8_t *w = filter + c * taps;
-        int32x4_t e0, o0, e1, o1;
-        if (bias)
+        dw_half(tap, taps, c, w, 16, bias, 8, 1, right_only, q, out);
+        dw_half(tap, taps, c + 8, w + 8, 16, bias, 8, 1, right_only, q, out);
+    }
+    if (c < ch)
+    {
+        const int32_t r = ch - c;
+        const int8_t *w = filter + c * taps;
+        if (r >= 8)
         {
-            e0 = vldrwq_s32(bias + c);
-            o0 = vldrwq_s32(bias + c + 4);
-            e1 = vldrwq_s32(bias + c + 8);
-            o1 = vldrwq_s32(bias + c + 12);
-        }
-        else
-        {
-            e0 = o0 = e1 = o1 = vdupq_n_s32(0);
-        }
-        if (r == 16)
-        {
-            for (int32_t t = 0; t < taps; t++)
+            dw_half(tap, taps, c, w, r, bias, 8, 1, right_only, q, out);
+            if (r > 8)
             {
-                const int8_t *x = tap[t] + c;
-                const int16x8_t x0 = vldrbq_s16(x), x1 = vldrbq_s16(x + 8);
-                const int16x8_t w0 = vldrbq_s16(w), w1 = vldrbq_s16(w + 8);
-                w += 16;
-                e0 = vaddq_s32(e0, vmullbq_int_s16(x0, w0));
-                o0 = vaddq_s32(o0, vmulltq_int_s16(x0, w0));
-                e1 = vaddq_s32(e1, vmullbq_int_s16(x1, w1));
-                o1 = vaddq_s32(o1, vmulltq_int_s16(x1, w1));
+                dw_half(tap, taps, c + 8, w + 8, r, bias, r - 8, 0, right_only, q, out);
             }
         }
         else
         {
-            for (int32_t t = 0; t < taps; t++)
-            {
-                const int8_t *x = tap[t] + c;
-                const int16x8_t x0 = vldrbq_z_s16(x, p0), x1 = vldrbq_z_s16(x + 8, p1);
-                const int16x8_t w0 = vldrbq_z_s16(w, p0), w1 = vldrbq_z_s16(w + 8, p1);
-                w += r;
-                e0 = vaddq_s32(e0, vmullbq_int_s16(x0, w0));
-                o0 = vaddq_s32(o0, vmulltq_int_s16(x0, w0));
-                e1 = vaddq_s32(e1, vmullbq_int_s16(x1, w1));
-                o1 = vaddq_s32(o1, vmulltq_int_s16(x1, w1));
-            }
-        }
-        store_half(e0, o0, c, r < 8 ? r : 8, mult, shift, out_offset, lo, hi, vector_ok, out);
-        if (r > 8)
-        {
-            store_half(e1, o1, c + 8, r - 8, mult, shift, out_offset, lo, hi, vector_ok, out);
+            dw_half(tap, taps, c, w, r, bias, r, 0, right_only, q, out);
         }
     }
+}
+
+/* Separate functions so the 3x3 instantiation keeps its constant tap count. */
+__attribute__((noinline)) static void dw_pixel_3x3(const int8_t *const *tap, int32_t ch, const int8_t *filter,
+                                                   const int32_t *bias, const dw_out *q, int8_t *out)
+{
+    if (q->right_only)
+    {
+        dw_pixel(tap, 9, ch, filter, bias, 1, q, out);
+    }
+    else
+    {
+        dw_pixel(tap, 9, ch, filter, bias, 0, q, out);
+    }
+}
+
+__attribute__((noinline)) static void dw_pixel_any(const int8_t *const *tap, int32_t taps, int32_t ch, const int8_t *filter,
+                         const int32_t *bias, const dw_out *q, int8_t *out)
+{
+    dw_pixel(tap, taps, ch, filter, bias, q->right_only, q, out);
 }
 
 mcu_status mcu_dwconv_mve_s8(const mcu_context *ctx,
@@ -147,11 +201,24 @@ mcu_status mcu_dwconv_mve_s8(const mcu_context *ctx,
     {
         vstrbq_p_s8(zp_row + i, zp, vctp8q((uint32_t)(ch - i)));
     }
-    const int32_t *mult = quant_params->multiplier, *shift = quant_params->shift;
-    const int vector_ok = mcu_mve_requant_vector_ok(shift, ch);
-    const int32_t out_offset = dw_params->output_offset, lo = dw_params->activation.min,
-                  hi = dw_params->activation.max;
+    dw_out q;
+    q.mult = quant_params->multiplier;
+    q.shift = quant_params->shift;
+    q.out_offset = dw_params->output_offset;
+    q.lo = vdupq_n_s32(dw_params->activation.min);
+    q.hi = vdupq_n_s32(dw_params->activation.max);
+    q.vector_ok = mcu_mve_requant_vector_ok(q.shift, ch);
+    q.right_only = mcu_mve_shifts_right_only(q.shift, ch);
     const int8_t *tap[MCU_DWCONV_MVE_MAX_TAPS];
+    int32_t tap_off[MCU_DWCONV_MVE_MAX_TAPS]; /* a tap's offset from its window's first tap */
+    for (int32_t ky = 0, t = 0; ky < kh; ky++)
+    {
+        for (int32_t kx = 0; kx < kw; kx++, t++)
+        {
+            tap_off[t] = (ky * dw_params->dilation.h * in_w + kx * dw_params->dilation.w) * ch;
+        }
+    }
+    const int32_t span_h = (kh - 1) * dw_params->dilation.h, span_w = (kw - 1) * dw_params->dilation.w;
     for (int32_t b = 0; b < input_dims->n; b++)
     {
         const int8_t *in_b = input + (int32_t)b * in_h * in_w * ch;
@@ -161,6 +228,16 @@ mcu_status mcu_dwconv_mve_s8(const mcu_context *ctx,
             for (int32_t ox = 0; ox < out_w; ox++)
             {
                 const int32_t x0 = ox * dw_params->stride.w - dw_params->padding.w;
+                if (y0 >= 0 && x0 >= 0 && y0 + span_h < in_h && x0 + span_w < in_w)
+                {
+                    const int8_t *base = in_b + (y0 * in_w + x0) * ch;
+                    for (int32_t t = 0; t < taps; t++)
+                    {
+                        tap[t] = base + tap_off[t];
+                    }
+                }
+                else
+                {
                 int32_t t = 0;
                 for (int32_t ky = 0; ky < kh; ky++)
                 {
@@ -172,15 +249,15 @@ mcu_status mcu_dwconv_mve_s8(const mcu_context *ctx,
                         tap[t] = row_in && ix >= 0 && ix < in_w ? in_b + (iy * in_w + ix) * ch : zp_row;
                     }
                 }
+                }
                 int8_t *out = output + ((b * out_h + oy) * out_w + ox) * ch;
                 if (taps == 9)
                 {
-                    /* 3x3 (and every other 9-tap window): the tap loop with a constant count, unrolled */
-                    dw_pixel(tap, 9, ch, filter, bias, mult, shift, out_offset, lo, hi, vector_ok, out);
+                    dw_pixel_3x3(tap, ch, filter, bias, &q, out); /* 3x3 (every 9-tap window): unrolled */
                 }
                 else
                 {
-                    dw_pixel(tap, taps, ch, filter, bias, mult, shift, out_offset, lo, hi, vector_ok, out);
+                    dw_pixel_any(tap, taps, ch, filter, bias, &q, out);
                 }
             }
         }

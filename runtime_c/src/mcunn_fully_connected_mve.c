@@ -47,6 +47,7 @@ mcu_status mcu_fully_connected_mve_s8(const mcu_context *ctx,
     m.lo = fc_params->activation.min;
     m.hi = fc_params->activation.max;
     m.vector_ok = mcu_mve_requant_vector_ok(quant_params->shift, cout);
+    m.right_only = mcu_mve_shifts_right_only(quant_params->shift, cout);
     int32_t r = 0;
     for (; r + 1 < rows; r += 2)
     {
