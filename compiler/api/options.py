@@ -75,4 +75,5 @@ class CompileOptions:
         if self.rounding not in ("auto", "double", "single"):
             raise UserError(f"rounding (--rounding) {self.rounding!r}: give 'auto', 'double' or 'single'")
         if self.kernels not in KERNEL_POLICIES:
-            raise UserError(f"kernels (--kernels) {self.kernels!r}: give " + " or ".join(f"'{k}'" for k in KERNEL_POLICIES))
+            choices = " or ".join(f"'{k}'" for k in KERNEL_POLICIES)
+            raise UserError(f"kernels (--kernels) {self.kernels!r}: give {choices}")

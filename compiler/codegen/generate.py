@@ -153,8 +153,8 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
         # a constant the implementation replaces by its own array (laid-out weights, folded bias) is not
         # emitted: it would sit in flash unread
         replaced = set(call.kernel.replaces) if call.kernel is not None else set()
-        inputs = [(ref(i, step, k) if k not in replaced or not graph.tensors[i].is_const else
-                   dataclasses.replace(ref_shape(i), ptr="NULL")) if i else None for k, i in enumerate(node.inputs)]
+        inputs = [(ref(i, step, k) if k not in replaced or not graph.tensors[i].is_const else ref_shape(i)) if i
+                  else None for k, i in enumerate(node.inputs)]
         outputs = [ref(o, step, 0) for o in node.outputs]
         macs = d.macs(node, graph)
         L = d.kernel_dims(node, graph, call, f"pl[{index}]" if step.in_loop else None)

@@ -15,8 +15,10 @@ A new implementation of an op (a DSP, MVE or CMSIS-NN kernel for some board) is 
 :class:`Kernel` declared in the op's module and returned by its ``kernel()``: nothing outside ``ops/``
 changes. What ``kernel()`` chooses from is a :class:`KernelTarget` (the board and the ``--kernels``
 policy; :func:`kernel_target` also takes a bare ``boards.Board`` or None), and a call that falls back to the
-portable kernel where the op has a fast one says why (``KernelCall.reason``). Every :class:`Kernel` is recorded in :data:`KERNELS` (by template) as it is declared, so the
-fitting script and the tests can list them, as :data:`~.base.REGISTRY` lists the ops.
+portable kernel where the op has a fast one says why (``KernelCall.reason``).
+
+Every :class:`Kernel` is recorded in :data:`KERNELS` (by template) as it is declared, so the fitting script
+and the tests can list them, as :data:`~.base.REGISTRY` lists the ops.
 """
 
 from __future__ import annotations
