@@ -49,55 +49,108 @@ static inline __attribute__((always_inline)) void dot_quad(const int8_t *x0, con
     int32_t a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
     const int32_t nb = k >> 4;
 #if MCU_MVE_ASM
-    if (nb > 0)
+    /* full 16-blocks, then the tail of t = k % 16 (inputs and weights loaded under VCTP: lanes past t are 0; no
+     * scalar instruction may sit inside a VPST block, hence one VPST per weight row) */
+    int32_t n = nb, t = k & 15;
+    int8x16_t v0, v1, k0, k1;
+    if (rows == 2)
     {
-        int8x16_t v0, v1, k0, k1;
-        if (rows == 2)
-        {
-            int32_t n = nb;
-            __asm__ volatile("1:\n\t"
-                             "vldrb.8 %q[v0], [%[x0]], #16\n\t"
-                             "vldrb.8 %q[k0], [%[w]], #16\n\t"
-                             "vldrb.8 %q[v1], [%[x1]], #16\n\t"
-                             "vmladava.s8 %[a00], %q[v0], %q[k0]\n\t"
-                             "vldrb.8 %q[k1], [%[w]], #16\n\t"
-                             "vmladava.s8 %[a10], %q[v1], %q[k0]\n\t"
-                             "vmladava.s8 %[a01], %q[v0], %q[k1]\n\t"
-                             "vldrb.8 %q[k0], [%[w]], #16\n\t"
-                             "vmladava.s8 %[a11], %q[v1], %q[k1]\n\t"
-                             "vmladava.s8 %[a02], %q[v0], %q[k0]\n\t"
-                             "vldrb.8 %q[k1], [%[w]], #16\n\t"
-                             "vmladava.s8 %[a12], %q[v1], %q[k0]\n\t"
-                             "vmladava.s8 %[a03], %q[v0], %q[k1]\n\t"
-                             "vmladava.s8 %[a13], %q[v1], %q[k1]\n\t"
-                             "subs %[n], %[n], #1\n\t"
-                             "bne 1b\n"
-                             : [a00] "+Te"(a00), [a01] "+Te"(a01), [a02] "+Te"(a02), [a03] "+Te"(a03), [a10] "+Te"(a10),
-                               [a11] "+Te"(a11), [a12] "+Te"(a12), [a13] "+Te"(a13), [x0] "+r"(x0), [x1] "+r"(x1),
-                               [w] "+r"(w), [n] "+r"(n), [v0] "=&w"(v0), [v1] "=&w"(v1), [k0] "=&w"(k0),
-                               [k1] "=&w"(k1)
-                             :
-                             : "cc", "memory");
-        }
-        else
-        {
-            __asm__ volatile("dls lr, %[nb]\n"
-                             "1:\n\t"
-                             "vldrb.8 %q[v0], [%[x0]], #16\n\t"
-                             "vldrb.8 %q[k0], [%[w]], #16\n\t"
-                             "vldrb.8 %q[k1], [%[w]], #16\n\t"
-                             "vmladava.s8 %[a00], %q[v0], %q[k0]\n\t"
-                             "vldrb.8 %q[k0], [%[w]], #16\n\t"
-                             "vmladava.s8 %[a01], %q[v0], %q[k1]\n\t"
-                             "vldrb.8 %q[k1], [%[w]], #16\n\t"
-                             "vmladava.s8 %[a02], %q[v0], %q[k0]\n\t"
-                             "vmladava.s8 %[a03], %q[v0], %q[k1]\n\t"
-                             "le lr, 1b\n"
-                             : [a00] "+Te"(a00), [a01] "+Te"(a01), [a02] "+Te"(a02), [a03] "+Te"(a03), [x0] "+r"(x0),
-                               [w] "+r"(w), [v0] "=&w"(v0), [v1] "=&w"(v1), [k0] "=&w"(k0), [k1] "=&w"(k1)
-                             : [nb] "r"(nb)
-                             : "lr", "memory");
-        }
+        __asm__ volatile("cmp %[n], #0\n\t"
+                         "beq 2f\n"
+                         "1:\n\t"
+                         "vldrb.8 %q[v0], [%[x0]], #16\n\t"
+                         "vldrb.8 %q[k0], [%[w]], #16\n\t"
+                         "vldrb.8 %q[v1], [%[x1]], #16\n\t"
+                         "vmladava.s8 %[a00], %q[v0], %q[k0]\n\t"
+                         "vldrb.8 %q[k1], [%[w]], #16\n\t"
+                         "vmladava.s8 %[a10], %q[v1], %q[k0]\n\t"
+                         "vmladava.s8 %[a01], %q[v0], %q[k1]\n\t"
+                         "vldrb.8 %q[k0], [%[w]], #16\n\t"
+                         "vmladava.s8 %[a11], %q[v1], %q[k1]\n\t"
+                         "vmladava.s8 %[a02], %q[v0], %q[k0]\n\t"
+                         "vldrb.8 %q[k1], [%[w]], #16\n\t"
+                         "vmladava.s8 %[a12], %q[v1], %q[k0]\n\t"
+                         "vmladava.s8 %[a03], %q[v0], %q[k1]\n\t"
+                         "vmladava.s8 %[a13], %q[v1], %q[k1]\n\t"
+                         "subs %[n], %[n], #1\n\t"
+                         "bne 1b\n"
+                         "2:\n\t"
+                         "cmp %[t], #0\n\t"
+                         "beq 3f\n\t"
+                         "vctp.8 %[t]\n\t"
+                         "vpstt\n\t"
+                         "vldrbt.8 %q[v0], [%[x0]]\n\t"
+                         "vldrbt.8 %q[v1], [%[x1]]\n\t"
+                         "vpst\n\t"
+                         "vldrbt.8 %q[k0], [%[w]]\n\t"
+                         "add %[w], %[w], %[t]\n\t"
+                         "vpst\n\t"
+                         "vldrbt.8 %q[k1], [%[w]]\n\t"
+                         "add %[w], %[w], %[t]\n\t"
+                         "vmladava.s8 %[a00], %q[v0], %q[k0]\n\t"
+                         "vmladava.s8 %[a10], %q[v1], %q[k0]\n\t"
+                         "vmladava.s8 %[a01], %q[v0], %q[k1]\n\t"
+                         "vmladava.s8 %[a11], %q[v1], %q[k1]\n\t"
+                         "vpst\n\t"
+                         "vldrbt.8 %q[k0], [%[w]]\n\t"
+                         "add %[w], %[w], %[t]\n\t"
+                         "vpst\n\t"
+                         "vldrbt.8 %q[k1], [%[w]]\n\t"
+                         "vmladava.s8 %[a02], %q[v0], %q[k0]\n\t"
+                         "vmladava.s8 %[a12], %q[v1], %q[k0]\n\t"
+                         "vmladava.s8 %[a03], %q[v0], %q[k1]\n\t"
+                         "vmladava.s8 %[a13], %q[v1], %q[k1]\n"
+                         "3:\n"
+                         : [a00] "+Te"(a00), [a01] "+Te"(a01), [a02] "+Te"(a02), [a03] "+Te"(a03),
+                           [a10] "+Te"(a10), [a11] "+Te"(a11), [a12] "+Te"(a12), [a13] "+Te"(a13), [x0] "+r"(x0),
+                           [x1] "+r"(x1), [w] "+r"(w), [n] "+r"(n), [v0] "=&w"(v0), [v1] "=&w"(v1), [k0] "=&w"(k0),
+                           [k1] "=&w"(k1)
+                         : [t] "r"(t)
+                         : "cc", "memory");
+    }
+    else
+    {
+        __asm__ volatile("cmp %[n], #0\n\t"
+                         "beq 2f\n"
+                         "1:\n\t"
+                         "vldrb.8 %q[v0], [%[x0]], #16\n\t"
+                         "vldrb.8 %q[k0], [%[w]], #16\n\t"
+                         "vldrb.8 %q[k1], [%[w]], #16\n\t"
+                         "vmladava.s8 %[a00], %q[v0], %q[k0]\n\t"
+                         "vldrb.8 %q[k0], [%[w]], #16\n\t"
+                         "vmladava.s8 %[a01], %q[v0], %q[k1]\n\t"
+                         "vldrb.8 %q[k1], [%[w]], #16\n\t"
+                         "vmladava.s8 %[a02], %q[v0], %q[k0]\n\t"
+                         "vmladava.s8 %[a03], %q[v0], %q[k1]\n\t"
+                         "subs %[n], %[n], #1\n\t"
+                         "bne 1b\n"
+                         "2:\n\t"
+                         "cmp %[t], #0\n\t"
+                         "beq 3f\n\t"
+                         "vctp.8 %[t]\n\t"
+                         "vpst\n\t"
+                         "vldrbt.8 %q[v0], [%[x0]]\n\t"
+                         "vpst\n\t"
+                         "vldrbt.8 %q[k0], [%[w]]\n\t"
+                         "add %[w], %[w], %[t]\n\t"
+                         "vpst\n\t"
+                         "vldrbt.8 %q[k1], [%[w]]\n\t"
+                         "add %[w], %[w], %[t]\n\t"
+                         "vmladava.s8 %[a00], %q[v0], %q[k0]\n\t"
+                         "vmladava.s8 %[a01], %q[v0], %q[k1]\n\t"
+                         "vpst\n\t"
+                         "vldrbt.8 %q[k0], [%[w]]\n\t"
+                         "add %[w], %[w], %[t]\n\t"
+                         "vpst\n\t"
+                         "vldrbt.8 %q[k1], [%[w]]\n\t"
+                         "vmladava.s8 %[a02], %q[v0], %q[k0]\n\t"
+                         "vmladava.s8 %[a03], %q[v0], %q[k1]\n"
+                         "3:\n"
+                         : [a00] "+Te"(a00), [a01] "+Te"(a01), [a02] "+Te"(a02), [a03] "+Te"(a03), [x0] "+r"(x0),
+                           [w] "+r"(w), [n] "+r"(n), [v0] "=&w"(v0), [k0] "=&w"(k0), [k1] "=&w"(k1)
+                         : [t] "r"(t)
+                         : "cc", "memory");
+        (void)v1;
     }
 #else
     for (int32_t b = nb; b > 0; b--)
@@ -120,7 +173,6 @@ static inline __attribute__((always_inline)) void dot_quad(const int8_t *x0, con
             a13 = vmladavaq_s8(a13, v1, w3);
         }
     }
-#endif
     const int32_t t = k & 15;
     if (t)
     {
@@ -142,6 +194,7 @@ static inline __attribute__((always_inline)) void dot_quad(const int8_t *x0, con
             a13 = vmladavaq_s8(a13, v1, w3);
         }
     }
+#endif
     *out0 = lanes4(a00, a01, a02, a03);
     if (rows == 2)
     {
@@ -175,10 +228,11 @@ static inline __attribute__((always_inline)) void store_quad(int32x4_t acc0, int
                                                              int8_t *o0, int8_t *o1)
 {
     const mve_pred16_t p = vctp32q((uint32_t)n);
-    const int32x4_t mult = vldrwq_z_s32(m->mult + c, p), shift = vldrwq_z_s32(m->shift + c, p);
+    const int32x4_t mult = n == 4 ? vldrwq_s32(m->mult + c) : vldrwq_z_s32(m->mult + c, p);
+    const int32x4_t shift = n == 4 ? vldrwq_s32(m->shift + c) : vldrwq_z_s32(m->shift + c, p);
     if (m->bias)
     {
-        const int32x4_t b = vldrwq_z_s32(m->bias + c, p);
+        const int32x4_t b = n == 4 ? vldrwq_s32(m->bias + c) : vldrwq_z_s32(m->bias + c, p);
         acc0 = vaddq_s32(acc0, b);
         acc1 = vaddq_s32(acc1, b);
     }
@@ -262,9 +316,22 @@ void mcu_mve_mat_mult(const mcu_mve_mat *m, const int8_t *x0, const int8_t *x1, 
     }
 }
 
-static int32_t clamp_lo(int32_t v, int32_t lo)
+/* n bytes from src to dst (n <= 16 in one predicated pair). */
+static inline __attribute__((always_inline)) void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
 {
-    return v < lo ? lo : v;
+    for (int32_t i = 0; i < n; i += 16)
+    {
+        const mve_pred16_t p = vctp8q((uint32_t)(n - i));
+        vstrbq_p_s8(dst + i, vldrbq_z_s8(src + i, p), p);
+    }
+}
+
+static inline __attribute__((always_inline)) void fill_bytes(int8_t *dst, int8x16_t v, int32_t n)
+{
+    for (int32_t i = 0; i < n; i += 16)
+    {
+        vstrbq_p_s8(dst + i, v, vctp8q((uint32_t)(n - i)));
+    }
 }
 
 /* The window of output pixel (oy, ox) as K contiguous bytes in dst: taps outside the input hold the zero
@@ -275,41 +342,46 @@ static void im2col_pixel(const mcu_conv_params *cp, const mcu_dims *in_dims, con
     const int32_t in_h = in_dims->h, in_w = in_dims->w, cin = in_dims->c;
     const int32_t kh = f_dims->h, kw = f_dims->w;
     const int32_t y0 = oy * cp->stride.h - cp->padding.h, x0 = ox * cp->stride.w - cp->padding.w;
+    const int32_t row = kw * cin, dil_w = cp->dilation.w;
     const int8x16_t zp = vdupq_n_s8((int8_t)(-cp->input_offset));
-    const int32_t row = kw * cin;
-    for (int32_t ky = 0; ky < kh; ky++)
+    /* the columns inside the input: kx in [kx_b, kx_e) */
+    int32_t kx_b = 0, kx_e = kw;
+    while (kx_b < kw && x0 + kx_b * dil_w < 0)
+    {
+        kx_b++;
+    }
+    while (kx_e > kx_b && x0 + (kx_e - 1) * dil_w >= in_w)
+    {
+        kx_e--;
+    }
+    for (int32_t ky = 0; ky < kh; ky++, dst += row)
     {
         const int32_t iy = y0 + ky * cp->dilation.h;
-        int8_t *d = dst + ky * row;
-        if (iy < 0 || iy >= in_h)
+        if (iy < 0 || iy >= in_h || kx_b == kx_e)
         {
-            for (int32_t i = 0; i < row; i += 16)
-            {
-                vstrbq_p_s8(d + i, zp, vctp8q((uint32_t)(row - i)));
-            }
+            fill_bytes(dst, zp, row);
             continue;
         }
-        const int8_t *src_row = in_b + iy * in_w * cin;
-        if (cp->dilation.w == 1 && x0 >= 0 && x0 + kw <= in_w)
+        const int8_t *src = in_b + (iy * in_w + x0) * cin;
+        if (dil_w == 1)
         {
-            const int8_t *s = src_row + x0 * cin;
-            for (int32_t i = 0; i < row; i += 16)
+            /* one run of (kx_e - kx_b) * cin bytes, zero points on either side */
+            if (kx_b > 0 || kx_e < kw)
             {
-                const mve_pred16_t p = vctp8q((uint32_t)(row - i));
-                vstrbq_p_s8(d + i, vldrbq_z_s8(s + i, p), p);
+                fill_bytes(dst, zp, row);
             }
+            copy_bytes(dst + kx_b * cin, src + kx_b * cin, (kx_e - kx_b) * cin);
             continue;
         }
         for (int32_t kx = 0; kx < kw; kx++)
         {
-            const int32_t ix = x0 + kx * cp->dilation.w;
-            int8_t *dd = d + kx * cin;
-            const int inside = ix >= 0 && ix < in_w;
-            const int8_t *s = src_row + clamp_lo(ix, 0) * cin;
-            for (int32_t i = 0; i < cin; i += 16)
+            if (kx < kx_b || kx >= kx_e)
             {
-                const mve_pred16_t p = vctp8q((uint32_t)(cin - i));
-                vstrbq_p_s8(dd + i, inside ? vldrbq_z_s8(s + i, p) : zp, p);
+                fill_bytes(dst + kx * cin, zp, cin);
+            }
+            else
+            {
+                copy_bytes(dst + kx * cin, src + kx * dil_w * cin, cin);
             }
         }
     }
