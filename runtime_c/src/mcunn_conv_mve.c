@@ -343,6 +343,26 @@ static void im2col_pixel(const mcu_conv_params *cp, const mcu_dims *in_dims, con
     const int32_t kh = f_dims->h, kw = f_dims->w;
     const int32_t y0 = oy * cp->stride.h - cp->padding.h, x0 = ox * cp->stride.w - cp->padding.w;
     const int32_t row = kw * cin, dil_w = cp->dilation.w;
+    if (dil_w == 1 && cp->dilation.h == 1 && y0 >= 0 && x0 >= 0 && y0 + kh <= in_h && x0 + kw <= in_w)
+    {
+        /* inside the input (most windows): KH runs of KW * C_in bytes */
+        const int8_t *src = in_b + (y0 * in_w + x0) * cin;
+        const int32_t step = in_w * cin;
+        if (row <= 16)
+        {
+            const mve_pred16_t p = vctp8q((uint32_t)row);
+            for (int32_t ky = 0; ky < kh; ky++, dst += row, src += step)
+            {
+                vstrbq_p_s8(dst, vldrbq_z_s8(src, p), p);
+            }
+            return;
+        }
+        for (int32_t ky = 0; ky < kh; ky++, dst += row, src += step)
+        {
+            copy_bytes(dst, src, row);
+        }
+        return;
+    }
     const int8x16_t zp = vdupq_n_s8((int8_t)(-cp->input_offset));
     /* the columns inside the input: kx in [kx_b, kx_e) */
     int32_t kx_b = 0, kx_e = kw;
