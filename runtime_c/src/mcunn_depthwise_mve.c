@@ -167,6 +167,110 @@ __attribute__((noinline)) static void dw_pixel_3x3(const int8_t *const *tap, int
     }
 }
 
+/* Two pixels (tap arrays ta, tb; outputs oa, ob) of one full half-block of 8 channels at c, 3x3, every shift
+ * <= 0: each weight vector and each channel's constants loaded once for both. */
+static inline __attribute__((always_inline)) void dw_half_pair_3x3(const int8_t *const *ta, const int8_t *const *tb,
+                                                                   int32_t c, const int8_t *w, int32_t stride,
+                                                                   const int32_t *bias, const dw_out *q, int8_t *oa,
+                                                                   int8_t *ob)
+{
+    int32x4_t ea = vdupq_n_s32(0), oda = ea;
+    if (bias)
+    {
+        ea = vldrwq_s32(bias + c);
+        oda = vldrwq_s32(bias + c + 4);
+    }
+    int32x4_t eb = ea, odb = oda;
+#pragma GCC unroll 9
+    for (int32_t t = 0; t < 9; t++)
+    {
+        const int16x8_t k = vldrbq_s16(w);
+        w += stride;
+        const int16x8_t xa = vldrbq_s16(ta[t] + c);
+        ea = vaddq_s32(ea, vmullbq_int_s16(xa, k));
+        oda = vaddq_s32(oda, vmulltq_int_s16(xa, k));
+        const int16x8_t xb = vldrbq_s16(tb[t] + c);
+        eb = vaddq_s32(eb, vmullbq_int_s16(xb, k));
+        odb = vaddq_s32(odb, vmulltq_int_s16(xb, k));
+        /* as in dw_half(): the sums in order, no loads hoisted (8 Q registers) */
+        __asm__ volatile("" : "+w"(ea), "+w"(oda), "+w"(eb), "+w"(odb) : : "memory");
+    }
+    const uint32x4_t even = vidupq_n_u32(0, 2);
+    const int32x4_t me = vldrwq_gather_shifted_offset_s32(q->mult + c, even);
+    const int32x4_t se = vldrwq_gather_shifted_offset_s32(q->shift + c, even);
+    ea = vminq_s32(vmaxq_s32(vaddq_n_s32(mcu_mve_requantize_right(ea, me, se), q->out_offset), q->lo), q->hi);
+    eb = vminq_s32(vmaxq_s32(vaddq_n_s32(mcu_mve_requantize_right(eb, me, se), q->out_offset), q->lo), q->hi);
+    const int32x4_t mo = vldrwq_gather_shifted_offset_s32(q->mult + c + 1, even);
+    const int32x4_t so = vldrwq_gather_shifted_offset_s32(q->shift + c + 1, even);
+    oda = vminq_s32(vmaxq_s32(vaddq_n_s32(mcu_mve_requantize_right(oda, mo, so), q->out_offset), q->lo), q->hi);
+    odb = vminq_s32(vmaxq_s32(vaddq_n_s32(mcu_mve_requantize_right(odb, mo, so), q->out_offset), q->lo), q->hi);
+    vstrbq_s16(oa + c, vmovntq_s32(vreinterpretq_s16_s32(ea), oda));
+    vstrbq_s16(ob + c, vmovntq_s32(vreinterpretq_s16_s32(eb), odb));
+}
+
+/* Two pixels of a 3x3 layer whose shifts are all <= 0: full half-blocks in pairs, a channel tail per pixel. */
+__attribute__((noinline)) static void dw_pair_3x3(const int8_t *const *ta, const int8_t *const *tb, int32_t ch,
+                                                  const int8_t *filter, const int32_t *bias, const dw_out *q,
+                                                  int8_t *oa, int8_t *ob)
+{
+    int32_t c = 0;
+    for (; c + 16 <= ch; c += 16)
+    {
+        const int8_t *w = filter + c * 9;
+        dw_half_pair_3x3(ta, tb, c, w, 16, bias, q, oa, ob);
+        dw_half_pair_3x3(ta, tb, c + 8, w + 8, 16, bias, q, oa, ob);
+    }
+    if (c < ch)
+    {
+        const int32_t r = ch - c;
+        const int8_t *w = filter + c * 9;
+        if (r >= 8)
+        {
+            dw_half_pair_3x3(ta, tb, c, w, r, bias, q, oa, ob);
+            if (r > 8)
+            {
+                dw_half(ta, 9, c + 8, w + 8, r, bias, r - 8, 0, 1, q, oa);
+                dw_half(tb, 9, c + 8, w + 8, r, bias, r - 8, 0, 1, q, ob);
+            }
+        }
+        else
+        {
+            dw_half(ta, 9, c, w, r, bias, r, 0, 1, q, oa);
+            dw_half(tb, 9, c, w, r, bias, r, 0, 1, q, ob);
+        }
+    }
+}
+
+/* The tap pointers of the window at (y0, x0): into the input, or the zero-point row outside it. */
+static inline __attribute__((always_inline)) void window_taps(const int8_t **tap, const int8_t *in_b,
+                                                              const int8_t *zp_row, const int32_t *tap_off,
+                                                              int32_t y0, int32_t x0, int32_t kh, int32_t kw,
+                                                              int32_t in_h, int32_t in_w, int32_t ch,
+                                                              const mcu_dw_conv_params *p)
+{
+    const int32_t span_h = (kh - 1) * p->dilation.h, span_w = (kw - 1) * p->dilation.w;
+    if (y0 >= 0 && x0 >= 0 && y0 + span_h < in_h && x0 + span_w < in_w)
+    {
+        const int8_t *base = in_b + (y0 * in_w + x0) * ch;
+        for (int32_t t = 0; t < kh * kw; t++)
+        {
+            tap[t] = base + tap_off[t];
+        }
+        return;
+    }
+    int32_t t = 0;
+    for (int32_t ky = 0; ky < kh; ky++)
+    {
+        const int32_t iy = y0 + ky * p->dilation.h;
+        const int row_in = iy >= 0 && iy < in_h;
+        for (int32_t kx = 0; kx < kw; kx++, t++)
+        {
+            const int32_t ix = x0 + kx * p->dilation.w;
+            tap[t] = row_in && ix >= 0 && ix < in_w ? in_b + (iy * in_w + ix) * ch : zp_row;
+        }
+    }
+}
+
 __attribute__((noinline)) static void dw_pixel_any(const int8_t *const *tap, int32_t taps, int32_t ch, const int8_t *filter,
                          const int32_t *bias, const dw_out *q, int8_t *out)
 {
@@ -218,7 +322,8 @@ mcu_status mcu_dwconv_mve_s8(const mcu_context *ctx,
             tap_off[t] = (ky * dw_params->dilation.h * in_w + kx * dw_params->dilation.w) * ch;
         }
     }
-    const int32_t span_h = (kh - 1) * dw_params->dilation.h, span_w = (kw - 1) * dw_params->dilation.w;
+    const int8_t *tap_b[MCU_DWCONV_MVE_MAX_TAPS];
+    const int pairs = taps == 9 && q.vector_ok && q.right_only && ch >= 8;
     for (int32_t b = 0; b < input_dims->n; b++)
     {
         const int8_t *in_b = input + (int32_t)b * in_h * in_w * ch;
@@ -228,30 +333,17 @@ mcu_status mcu_dwconv_mve_s8(const mcu_context *ctx,
             for (int32_t ox = 0; ox < out_w; ox++)
             {
                 const int32_t x0 = ox * dw_params->stride.w - dw_params->padding.w;
-                if (y0 >= 0 && x0 >= 0 && y0 + span_h < in_h && x0 + span_w < in_w)
-                {
-                    const int8_t *base = in_b + (y0 * in_w + x0) * ch;
-                    for (int32_t t = 0; t < taps; t++)
-                    {
-                        tap[t] = base + tap_off[t];
-                    }
-                }
-                else
-                {
-                int32_t t = 0;
-                for (int32_t ky = 0; ky < kh; ky++)
-                {
-                    const int32_t iy = y0 + ky * dw_params->dilation.h;
-                    const int row_in = iy >= 0 && iy < in_h;
-                    for (int32_t kx = 0; kx < kw; kx++, t++)
-                    {
-                        const int32_t ix = x0 + kx * dw_params->dilation.w;
-                        tap[t] = row_in && ix >= 0 && ix < in_w ? in_b + (iy * in_w + ix) * ch : zp_row;
-                    }
-                }
-                }
+                window_taps(tap, in_b, zp_row, tap_off, y0, x0, kh, kw, in_h, in_w, ch, dw_params);
                 int8_t *out = output + ((b * out_h + oy) * out_w + ox) * ch;
-                if (taps == 9)
+                if (pairs && ox + 1 < out_w)
+                {
+                    /* 3x3, every shift <= 0 (nearly every layer): two pixels per weight load */
+                    window_taps(tap_b, in_b, zp_row, tap_off, y0, x0 + dw_params->stride.w, kh, kw, in_h, in_w, ch,
+                                dw_params);
+                    dw_pair_3x3(tap, tap_b, ch, filter, bias, &q, out, out + ch);
+                    ox++;
+                }
+                else if (taps == 9)
                 {
                     dw_pixel_3x3(tap, ch, filter, bias, &q, out); /* 3x3 (every 9-tap window): unrolled */
                 }
