@@ -28,30 +28,40 @@ typedef struct
     int right_only; /* mcu_mve_shifts_right_only() */
 } dw_out;
 
+/* The output stage with mcu_requantize() per lane (single rounding with a shift >= 0): out of line, rare. */
+__attribute__((noinline)) static void store_half_scalar(int32x4_t e, int32x4_t o, int32_t c, int32_t n,
+                                                        const dw_out *q, int8_t *out)
+{
+    int32_t ve[4], vo[4];
+    vst1q_s32(ve, e);
+    vst1q_s32(vo, o);
+    for (int32_t j = 0; j < 4; j++)
+    {
+        if (2 * j < n)
+        {
+            out[c + 2 * j] = (int8_t)MCU_CLAMP(mcu_requantize(ve[j], q->mult[c + 2 * j], q->shift[c + 2 * j]) +
+                                                   q->out_offset,
+                                               vgetq_lane_s32(q->lo, 0), vgetq_lane_s32(q->hi, 0));
+        }
+        if (2 * j + 1 < n)
+        {
+            out[c + 2 * j + 1] = (int8_t)MCU_CLAMP(mcu_requantize(vo[j], q->mult[c + 2 * j + 1],
+                                                                  q->shift[c + 2 * j + 1]) + q->out_offset,
+                                                   vgetq_lane_s32(q->lo, 0), vgetq_lane_s32(q->hi, 0));
+        }
+    }
+}
+
 static inline __attribute__((always_inline)) void store_half(int32x4_t e, int32x4_t o, int32_t c, int32_t n, int full,
                                                              int right_only, const dw_out *q, int8_t *out)
 {
     const uint32x4_t even = vidupq_n_u32(0, 2); /* {0, 2, 4, 6}: word offsets of the even channels */
     if (!q->vector_ok)
     {
-        int32_t ve[4], vo[4];
-        vst1q_s32(ve, e);
-        vst1q_s32(vo, o);
-        for (int32_t j = 0; j < 4; j++)
-        {
-            if (2 * j < n)
-            {
-                ve[j] = mcu_requantize(ve[j], q->mult[c + 2 * j], q->shift[c + 2 * j]) + q->out_offset;
-            }
-            if (2 * j + 1 < n)
-            {
-                vo[j] = mcu_requantize(vo[j], q->mult[c + 2 * j + 1], q->shift[c + 2 * j + 1]) + q->out_offset;
-            }
-        }
-        e = vminq_s32(vmaxq_s32(vld1q_s32(ve), q->lo), q->hi);
-        o = vminq_s32(vmaxq_s32(vld1q_s32(vo), q->lo), q->hi);
+        store_half_scalar(e, o, c, n, q, out);
+        return;
     }
-    else if (full && right_only)
+    if (full && right_only)
     {
         const int32x4_t me = vldrwq_gather_shifted_offset_s32(q->mult + c, even);
         const int32x4_t mo = vldrwq_gather_shifted_offset_s32(q->mult + c + 1, even);
@@ -121,6 +131,22 @@ static inline __attribute__((always_inline)) void dw_half(const int8_t *const *t
     store_half(e, o, c, n, full, right_only, q, out);
 }
 
+/* dw_half() for any half (n <= 8 channels, any tap count, predicated loads): out of line, for channel tails
+ * and windows other than 3x3. */
+__attribute__((noinline)) static void dw_half_any(const int8_t *const *tap, int32_t taps, int32_t c, const int8_t *w,
+                                                  int32_t stride, const int32_t *bias, int32_t n, const dw_out *q,
+                                                  int8_t *out)
+{
+    if (q->right_only)
+    {
+        dw_half(tap, taps, c, w, stride, bias, n, 0, 1, q, out);
+    }
+    else
+    {
+        dw_half(tap, taps, c, w, stride, bias, n, 0, 0, q, out);
+    }
+}
+
 /* One output pixel: all channels, from its T tap pointers; 16-channel weight blocks (mcunn_mve.h), each as
  * two halves of 8. */
 static inline __attribute__((always_inline)) void dw_pixel(const int8_t *const *tap, int32_t taps, int32_t ch,
@@ -131,8 +157,16 @@ static inline __attribute__((always_inline)) void dw_pixel(const int8_t *const *
     for (; c + 16 <= ch; c += 16)
     {
         const int8_t *w = filter + c * taps;
-        dw_half(tap, taps, c, w, 16, bias, 8, 1, right_only, q, out);
-        dw_half(tap, taps, c + 8, w + 8, 16, bias, 8, 1, right_only, q, out);
+        if (right_only)
+        {
+            dw_half(tap, taps, c, w, 16, bias, 8, 1, 1, q, out);
+            dw_half(tap, taps, c + 8, w + 8, 16, bias, 8, 1, 1, q, out);
+        }
+        else
+        {
+            dw_half_any(tap, taps, c, w, 16, bias, 8, q, out);
+            dw_half_any(tap, taps, c + 8, w + 8, 16, bias, 8, q, out);
+        }
     }
     if (c < ch)
     {
@@ -140,15 +174,15 @@ static inline __attribute__((always_inline)) void dw_pixel(const int8_t *const *
         const int8_t *w = filter + c * taps;
         if (r >= 8)
         {
-            dw_half(tap, taps, c, w, r, bias, 8, 1, right_only, q, out);
+            dw_half_any(tap, taps, c, w, r, bias, 8, q, out);
             if (r > 8)
             {
-                dw_half(tap, taps, c + 8, w + 8, r, bias, r - 8, 0, right_only, q, out);
+                dw_half_any(tap, taps, c + 8, w + 8, r, bias, r - 8, q, out);
             }
         }
         else
         {
-            dw_half(tap, taps, c, w, r, bias, r, 0, right_only, q, out);
+            dw_half_any(tap, taps, c, w, r, bias, r, q, out);
         }
     }
 }
@@ -157,14 +191,7 @@ static inline __attribute__((always_inline)) void dw_pixel(const int8_t *const *
 __attribute__((noinline)) static void dw_pixel_3x3(const int8_t *const *tap, int32_t ch, const int8_t *filter,
                                                    const int32_t *bias, const dw_out *q, int8_t *out)
 {
-    if (q->right_only)
-    {
-        dw_pixel(tap, 9, ch, filter, bias, 1, q, out);
-    }
-    else
-    {
-        dw_pixel(tap, 9, ch, filter, bias, 0, q, out);
-    }
+    dw_pixel(tap, 9, ch, filter, bias, q->right_only, q, out);
 }
 
 /* Two pixels (tap arrays ta, tb; outputs oa, ob) of one full half-block of 8 channels at c, 3x3, every shift
@@ -229,14 +256,14 @@ __attribute__((noinline)) static void dw_pair_3x3(const int8_t *const *ta, const
             dw_half_pair_3x3(ta, tb, c, w, r, bias, q, oa, ob);
             if (r > 8)
             {
-                dw_half(ta, 9, c + 8, w + 8, r, bias, r - 8, 0, 1, q, oa);
-                dw_half(tb, 9, c + 8, w + 8, r, bias, r - 8, 0, 1, q, ob);
+                dw_half_any(ta, 9, c + 8, w + 8, r, bias, r - 8, q, oa);
+                dw_half_any(tb, 9, c + 8, w + 8, r, bias, r - 8, q, ob);
             }
         }
         else
         {
-            dw_half(ta, 9, c, w, r, bias, r, 0, 1, q, oa);
-            dw_half(tb, 9, c, w, r, bias, r, 0, 1, q, ob);
+            dw_half_any(ta, 9, c, w, r, bias, r, q, oa);
+            dw_half_any(tb, 9, c, w, r, bias, r, q, ob);
         }
     }
 }
