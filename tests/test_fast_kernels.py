@@ -12,7 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import REPO, SHARED_MODELS
+from onnx import helper
+
+from conftest import REPO, SHARED_MODELS, make_model, save
 from mcucompile.api import CompileOptions, PatchOptions, build_and_run_board, compile_model
 from mcucompile.api.verify import simulate
 from mcucompile.cli import _add_compile_args, _options
@@ -122,3 +124,58 @@ def test_kernels_option_is_validated_and_reaches_the_cli():
     assert _options(p.parse_args(["m.onnx"])).kernels == "auto"
     with pytest.raises(SystemExit):
         p.parse_args(["m.onnx", "--kernels", "cmsis-nn"])
+
+
+def test_the_safety_check_reads_the_dsp_kernels_contracts():
+    """The plan safety check sees the DSP calls' own facts: laid-out weights read from the call's array, scratch
+    written, and a call passed too little scratch (or a grouped conv) is a contract violation."""
+    from mcucompile.ops import op_def
+    from mcucompile.ops.kernel import KernelArgs, KernelTarget
+    from mcucompile.ops.spatial import as_nhwc
+    from mcucompile.schedule.safety import plan_problems, plan_steps
+
+    c = _compile("vww_patched", "qemu-m4")
+    target = KernelTarget(c.board, "auto")
+    assert plan_problems(c.graph, c.plan, c.patch, target) == []
+    roles = {(a.role, a.pointer.split(":")[0]) for st in plan_steps(c.graph, c.plan, c.patch, target)
+             for a in st.accesses}
+    assert ("weights", "array") in roles and any(r == "scratch" for r, _ in roles)
+    node = next(n for n in c.graph.nodes if n.op == "conv2d")
+    call = op_def(node).kernel(node, c.graph, target)
+    assert call.kernel.fast and call.scratch_bytes > 0
+    dims = as_nhwc(tuple(c.graph.tensors[node.inputs[0]].shape))
+    out = as_nhwc(tuple(c.graph.tensors[node.outputs[0]].shape))
+    args = KernelArgs(node, c.graph, call.context, tuple(node.inputs), node.outputs[0], (dims,), out,
+                      node.attrs.window.pads[:2], False, "s", call.scratch_bytes - 4)
+    _, contract = call.kernel.access(args)
+    assert any("scratch" in v for v in contract)
+    grouped = KernelArgs(node, c.graph, {**call.context, "groups": 2}, tuple(node.inputs), node.outputs[0],
+                         (dims,), out, node.attrs.window.pads[:2], False, "s", call.scratch_bytes)
+    assert any("groups" in v for v in call.kernel.access(grouped)[1])
+
+
+def test_layers_the_dsp_kernels_refuse_fall_back_with_the_reason(tmp_path):
+    """A grouped convolution and a depthwise convolution with channel multiplier 2 run the portable kernels,
+    each with its reason, next to DSP layers (3 input channels, an odd 5 outputs), all bit-exact on qemu-m4."""
+    rng = np.random.default_rng(0)
+
+    def w(*shape):
+        return rng.normal(0, 0.3, shape).astype(np.float32)
+
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["ar"]),
+             helper.make_node("Conv", ["ar", "w1"], ["b"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=2),
+             helper.make_node("Conv", ["b", "w2"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=6),
+             helper.make_node("Conv", ["c", "w3"], ["y"], kernel_shape=[1, 1])]
+    inits = {"w0": w(6, 3, 3, 3), "w1": w(6, 3, 3, 3), "w2": w(12, 1, 3, 3), "w3": w(5, 12, 1, 1)}
+    path = save(make_model(nodes, [1, 3, 9, 11], ["y"], inits), tmp_path, "fallback.onnx")
+    c = compile_model(path, CompileOptions(board="qemu-m4", calib_samples=4, progress=False, patch=OFF))
+    got = [(lay.op, lay.kernel, lay.kernel_reason) for lay in c.report.layers]
+    assert got == [("conv2d", "conv_dsp", None),
+                   ("conv2d", "conv", "2 groups (grouped convolution runs the portable kernel)"),
+                   ("depthwise_conv2d", "depthwise_conv", "channel multiplier 2"),
+                   ("conv2d", "conv_dsp", None)], got
+    assert 0 < c.report.fast_mac_share < 1
+    outs, sim = _run(c, tmp_path / "fw")
+    for a, b in zip(outs, sim):
+        assert np.array_equal(a.reshape(-1), b.reshape(-1))
