@@ -51,12 +51,15 @@ static inline __attribute__((always_inline)) void dot_quad(const int8_t *x0, con
 #if MCU_MVE_ASM
     /* full 16-blocks, then the tail of t = k % 16 (inputs and weights loaded under VCTP: lanes past t are 0; no
      * scalar instruction may sit inside a VPST block, hence one VPST per weight row) */
-    int32_t n = nb, t = k & 15;
+    /* one counter for blocks and tail (12 core registers, so that -O1 / -Og can allocate them): kk = bytes left
+     * - 16, the loop runs while kk >= 0, the tail is kk + 16 */
+    int32_t kk = k - 16;
+    (void)nb;
     int8x16_t v0, v1, k0, k1;
     if (rows == 2)
     {
-        __asm__ volatile("cmp %[n], #0\n\t"
-                         "beq 2f\n"
+        __asm__ volatile("cmp %[kk], #0\n\t"
+                         "blt 2f\n"
                          "1:\n\t"
                          "vldrb.8 %q[v0], [%[x0]], #16\n\t"
                          "vldrb.8 %q[k0], [%[w]], #16\n\t"
@@ -72,28 +75,28 @@ static inline __attribute__((always_inline)) void dot_quad(const int8_t *x0, con
                          "vmladava.s8 %[a12], %q[v1], %q[k0]\n\t"
                          "vmladava.s8 %[a03], %q[v0], %q[k1]\n\t"
                          "vmladava.s8 %[a13], %q[v1], %q[k1]\n\t"
-                         "subs %[n], %[n], #1\n\t"
-                         "bne 1b\n"
+                         "subs %[kk], %[kk], #16\n\t"
+                         "bge 1b\n"
                          "2:\n\t"
-                         "cmp %[t], #0\n\t"
+                         "adds %[kk], %[kk], #16\n\t"
                          "beq 3f\n\t"
-                         "vctp.8 %[t]\n\t"
+                         "vctp.8 %[kk]\n\t"
                          "vpstt\n\t"
                          "vldrbt.8 %q[v0], [%[x0]]\n\t"
                          "vldrbt.8 %q[v1], [%[x1]]\n\t"
                          "vpst\n\t"
                          "vldrbt.8 %q[k0], [%[w]]\n\t"
-                         "add %[w], %[w], %[t]\n\t"
+                         "add %[w], %[w], %[kk]\n\t"
                          "vpst\n\t"
                          "vldrbt.8 %q[k1], [%[w]]\n\t"
-                         "add %[w], %[w], %[t]\n\t"
+                         "add %[w], %[w], %[kk]\n\t"
                          "vmladava.s8 %[a00], %q[v0], %q[k0]\n\t"
                          "vmladava.s8 %[a10], %q[v1], %q[k0]\n\t"
                          "vmladava.s8 %[a01], %q[v0], %q[k1]\n\t"
                          "vmladava.s8 %[a11], %q[v1], %q[k1]\n\t"
                          "vpst\n\t"
                          "vldrbt.8 %q[k0], [%[w]]\n\t"
-                         "add %[w], %[w], %[t]\n\t"
+                         "add %[w], %[w], %[kk]\n\t"
                          "vpst\n\t"
                          "vldrbt.8 %q[k1], [%[w]]\n\t"
                          "vmladava.s8 %[a02], %q[v0], %q[k0]\n\t"
@@ -103,15 +106,15 @@ static inline __attribute__((always_inline)) void dot_quad(const int8_t *x0, con
                          "3:\n"
                          : [a00] "+Te"(a00), [a01] "+Te"(a01), [a02] "+Te"(a02), [a03] "+Te"(a03),
                            [a10] "+Te"(a10), [a11] "+Te"(a11), [a12] "+Te"(a12), [a13] "+Te"(a13), [x0] "+r"(x0),
-                           [x1] "+r"(x1), [w] "+r"(w), [n] "+r"(n), [v0] "=&w"(v0), [v1] "=&w"(v1), [k0] "=&w"(k0),
+                           [x1] "+r"(x1), [w] "+r"(w), [kk] "+r"(kk), [v0] "=&w"(v0), [v1] "=&w"(v1), [k0] "=&w"(k0),
                            [k1] "=&w"(k1)
-                         : [t] "r"(t)
+                         :
                          : "cc", "memory");
     }
     else
     {
-        __asm__ volatile("cmp %[n], #0\n\t"
-                         "beq 2f\n"
+        __asm__ volatile("cmp %[kk], #0\n\t"
+                         "blt 2f\n"
                          "1:\n\t"
                          "vldrb.8 %q[v0], [%[x0]], #16\n\t"
                          "vldrb.8 %q[k0], [%[w]], #16\n\t"
@@ -122,33 +125,33 @@ static inline __attribute__((always_inline)) void dot_quad(const int8_t *x0, con
                          "vldrb.8 %q[k1], [%[w]], #16\n\t"
                          "vmladava.s8 %[a02], %q[v0], %q[k0]\n\t"
                          "vmladava.s8 %[a03], %q[v0], %q[k1]\n\t"
-                         "subs %[n], %[n], #1\n\t"
-                         "bne 1b\n"
+                         "subs %[kk], %[kk], #16\n\t"
+                         "bge 1b\n"
                          "2:\n\t"
-                         "cmp %[t], #0\n\t"
+                         "adds %[kk], %[kk], #16\n\t"
                          "beq 3f\n\t"
-                         "vctp.8 %[t]\n\t"
+                         "vctp.8 %[kk]\n\t"
                          "vpst\n\t"
                          "vldrbt.8 %q[v0], [%[x0]]\n\t"
                          "vpst\n\t"
                          "vldrbt.8 %q[k0], [%[w]]\n\t"
-                         "add %[w], %[w], %[t]\n\t"
+                         "add %[w], %[w], %[kk]\n\t"
                          "vpst\n\t"
                          "vldrbt.8 %q[k1], [%[w]]\n\t"
-                         "add %[w], %[w], %[t]\n\t"
+                         "add %[w], %[w], %[kk]\n\t"
                          "vmladava.s8 %[a00], %q[v0], %q[k0]\n\t"
                          "vmladava.s8 %[a01], %q[v0], %q[k1]\n\t"
                          "vpst\n\t"
                          "vldrbt.8 %q[k0], [%[w]]\n\t"
-                         "add %[w], %[w], %[t]\n\t"
+                         "add %[w], %[w], %[kk]\n\t"
                          "vpst\n\t"
                          "vldrbt.8 %q[k1], [%[w]]\n\t"
                          "vmladava.s8 %[a02], %q[v0], %q[k0]\n\t"
                          "vmladava.s8 %[a03], %q[v0], %q[k1]\n"
                          "3:\n"
                          : [a00] "+Te"(a00), [a01] "+Te"(a01), [a02] "+Te"(a02), [a03] "+Te"(a03), [x0] "+r"(x0),
-                           [w] "+r"(w), [n] "+r"(n), [v0] "=&w"(v0), [k0] "=&w"(k0), [k1] "=&w"(k1)
-                         : [t] "r"(t)
+                           [w] "+r"(w), [kk] "+r"(kk), [v0] "=&w"(v0), [k0] "=&w"(k0), [k1] "=&w"(k1)
+                         :
                          : "cc", "memory");
         (void)v1;
     }
