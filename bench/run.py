@@ -97,7 +97,9 @@ def main() -> int:
                 macs = sum(x["macs"] for x in ra.layers)
                 ref = TFLM_CMSIS.get(board, {}).get(net)
                 ratio = f"{ra.total / ref:>5.2f}x" if ref else f"{'-':>6}"
-                verdict = f"{'ok' if ra.total <= TARGET * ref else 'miss':>6}" if ref else f"{'-':>6}"
+                # the targets are layer by layer; a patched row shows what the patch stage costs on top
+                verdict = (f"{'ok' if ra.total <= TARGET * ref else 'miss':>6}" if ref and patch.mode == "off"
+                           else f"{'-':>6}")
                 ref_s = f"{ref:>11,}" if ref else f"{'-':>11}"
                 flash = f"{rp.flash_bytes:,}/{ra.flash_bytes:,}"
                 sram = f"{rp.arena_bytes:,}/{ra.arena_bytes:,}"
@@ -106,7 +108,8 @@ def main() -> int:
                       f"{rp.total / max(ra.total, 1):>6.2f}x {ra.total / max(macs, 1):>9.2f} {ref_s} {ratio} {verdict} "
                       f"{100 * ca.report.fast_mac_share:>8.1f}% {flash:>19} {code:>17} {sram:>17}", flush=True)
     print("\nratio: auto vs TFLite Micro + CMSIS-NN on the same core (int8 .tflite rows compare the same model; "
-          f"float ONNX rows the same network, our quantization); target: <= {TARGET}x. flash: ELF text + data; "
+          f"float ONNX rows the same network, our quantization); target: <= {TARGET}x, layer by layer (a patched row "
+          "trades instructions for SRAM). flash: ELF text + data; "
           "code: flash without the constant arrays (weights, biases, multipliers); SRAM: the model arena "
           "(activations and kernel scratch).")
     return 0
