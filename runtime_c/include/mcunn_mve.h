@@ -14,6 +14,15 @@
  *
  * Requantization runs on vectors of 4 lanes (VQRDMULH / VRSHL, mcunn_mve_support.h, exact in both modes);
  * with single rounding and a layer with a shift >= 0 the kernels take the scalar mcu_requantize() instead.
+ * With optimisation (any -O but -O0) the matrix core's inner block is inline assembly (12 core registers);
+ * -DMCU_MVE_NO_ASM selects the intrinsics loop everywhere.
+ *
+ * Which kernel, and what it costs (guest instructions on qemu-m55, bench/kernels_mve.py; least-squares fits
+ * over 6-8 shapes each, within 4-11%): mcu_conv_1x1_mve_s8() for 1x1 layers whose taps all lie inside the
+ * input (~0.125 MAC + 8.8 per output + 61 per pixel; 0.43 instr/MAC on 24x24x32 -> 64), mcu_conv_mve_s8() for
+ * every other groups-1 convolution (~0.151 MAC + 11.5 per output + 158 per pixel), mcu_dwconv_mve_s8() for
+ * channel multiplier 1 (~1.48 MAC + 124 per pixel; 3x3 layers whose shifts are all <= 0 take two pixels at
+ * once), mcu_fully_connected_mve_s8() for filter offset 0 (~0.172 MAC + 17 per output + 148 per row).
  *
  * "Quads" layout (convolutions, fully connected): the weights as rows of K int8 (conv: [KH, KW, C_in] order;
  * FC: accum_depth). For each group of 4 output channels: for each full 16-block b of K, 16 weights of each
