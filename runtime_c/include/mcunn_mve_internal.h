@@ -30,6 +30,9 @@ typedef struct
  */
 void mcu_mve_mat_mult(const mcu_mve_mat *m, const int8_t *x0, const int8_t *x1, int8_t *o0, int8_t *o1);
 
+/** The same for n rows rows[i] -> out + i * C_out (consecutive output pixels). */
+void mcu_mve_mat_mult_rows(const mcu_mve_mat *m, const int8_t *const *rows, int32_t n, int8_t *out);
+
 #endif
 
 #endif /* MCUNN_MVE_INTERNAL_H */

@@ -307,6 +307,19 @@ static inline __attribute__((always_inline)) void mat_rows(const mcu_mve_mat *m,
     }
 }
 
+void mcu_mve_mat_mult_rows(const mcu_mve_mat *m, const int8_t *const *rows, int32_t n, int8_t *out)
+{
+    int32_t i = 0;
+    for (; i + 1 < n; i += 2)
+    {
+        mat_rows(m, rows[i], rows[i + 1], out + i * m->cout, out + (i + 1) * m->cout, 2);
+    }
+    if (i < n)
+    {
+        mat_rows(m, rows[i], rows[i], out + i * m->cout, out + i * m->cout, 1);
+    }
+}
+
 void mcu_mve_mat_mult(const mcu_mve_mat *m, const int8_t *x0, const int8_t *x1, int8_t *o0, int8_t *o1)
 {
     if (x1)
@@ -469,32 +482,26 @@ mcu_status mcu_conv_1x1_mve_s8(const mcu_context *ctx,
     {
         const int8_t *in_b = input + (int32_t)b * in_h * in_w * cin;
         int8_t *out_b = output + (int32_t)b * pixels * cout;
-        /* pixels in pairs along the output, row by row (a pair may span two output rows) */
-        int32_t oy = 0, ox = 0;
-        const int8_t *row = in_b + (-py) * in_w * cin;
-        for (int32_t i = 0; i < pixels; i += 2)
+        /* the input rows of up to 32 output pixels, then one call: the matrix core's set-up once per chunk */
+        const int8_t *rows[32];
+        int32_t n = 0, first = 0;
+        for (int32_t oy = 0; oy < out_h; oy++)
         {
-            const int8_t *x0 = row + (ox * sx - px) * cin;
-            int8_t *o0 = out_b + i * cout;
-            if (++ox == out_w)
+            const int8_t *row = in_b + (oy * sy - py) * in_w * cin - px * cin;
+            for (int32_t ox = 0; ox < out_w; ox++)
             {
-                ox = 0;
-                oy++;
-                row = in_b + (oy * sy - py) * in_w * cin;
+                rows[n++] = row + ox * sx * cin;
+                if (n == 32)
+                {
+                    mcu_mve_mat_mult_rows(&m, rows, n, out_b + first * cout);
+                    first += n;
+                    n = 0;
+                }
             }
-            if (i + 1 == pixels)
-            {
-                mcu_mve_mat_mult(&m, x0, NULL, o0, NULL);
-                break;
-            }
-            const int8_t *x1 = row + (ox * sx - px) * cin;
-            if (++ox == out_w)
-            {
-                ox = 0;
-                oy++;
-                row = in_b + (oy * sy - py) * in_w * cin;
-            }
-            mcu_mve_mat_mult(&m, x0, x1, o0, o0 + cout);
+        }
+        if (n)
+        {
+            mcu_mve_mat_mult_rows(&m, rows, n, out_b + first * cout);
         }
     }
     return MCU_OK;
