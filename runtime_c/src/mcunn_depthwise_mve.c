@@ -354,30 +354,39 @@ mcu_status mcu_dwconv_mve_s8(const mcu_context *ctx,
     for (int32_t b = 0; b < input_dims->n; b++)
     {
         const int8_t *in_b = input + (int32_t)b * in_h * in_w * ch;
-        for (int32_t oy = 0; oy < out_h; oy++)
+        /* pixels in output order; a pair may span two output rows */
+        const int32_t pixels = out_h * out_w;
+        int32_t oy = 0, ox = 0;
+        for (int32_t i = 0; i < pixels; i++)
         {
-            const int32_t y0 = oy * dw_params->stride.h - dw_params->padding.h;
-            for (int32_t ox = 0; ox < out_w; ox++)
+            window_taps(tap, in_b, zp_row, tap_off, oy * dw_params->stride.h - dw_params->padding.h,
+                        ox * dw_params->stride.w - dw_params->padding.w, kh, kw, in_h, in_w, ch, dw_params);
+            int8_t *out = output + (b * pixels + i) * ch;
+            if (++ox == out_w)
             {
-                const int32_t x0 = ox * dw_params->stride.w - dw_params->padding.w;
-                window_taps(tap, in_b, zp_row, tap_off, y0, x0, kh, kw, in_h, in_w, ch, dw_params);
-                int8_t *out = output + ((b * out_h + oy) * out_w + ox) * ch;
-                if (pairs && ox + 1 < out_w)
+                ox = 0;
+                oy++;
+            }
+            if (pairs && i + 1 < pixels)
+            {
+                /* 3x3, every shift <= 0 (nearly every layer): two pixels per weight load */
+                window_taps(tap_b, in_b, zp_row, tap_off, oy * dw_params->stride.h - dw_params->padding.h,
+                            ox * dw_params->stride.w - dw_params->padding.w, kh, kw, in_h, in_w, ch, dw_params);
+                dw_pair_3x3(tap, tap_b, ch, filter, bias, &q, out, out + ch);
+                if (++ox == out_w)
                 {
-                    /* 3x3, every shift <= 0 (nearly every layer): two pixels per weight load */
-                    window_taps(tap_b, in_b, zp_row, tap_off, y0, x0 + dw_params->stride.w, kh, kw, in_h, in_w, ch,
-                                dw_params);
-                    dw_pair_3x3(tap, tap_b, ch, filter, bias, &q, out, out + ch);
-                    ox++;
+                    ox = 0;
+                    oy++;
                 }
-                else if (taps == 9)
-                {
-                    dw_pixel_3x3(tap, ch, filter, bias, &q, out); /* 3x3 (every 9-tap window): unrolled */
-                }
-                else
-                {
-                    dw_pixel_any(tap, taps, ch, filter, bias, &q, out);
-                }
+                i++;
+            }
+            else if (taps == 9)
+            {
+                dw_pixel_3x3(tap, ch, filter, bias, &q, out); /* 3x3 (every 9-tap window): unrolled */
+            }
+            else
+            {
+                dw_pixel_any(tap, taps, ch, filter, bias, &q, out);
             }
         }
     }
