@@ -188,3 +188,30 @@ def test_dsp_sources_under_sanitizers_on_the_host(tmp_path):
     assert c.report.fast_mac_share > 0.99
     res = verify_host(c, c.calib[:1], build_dir=tmp_path, sanitize=True, references=())
     assert res.bit_exact, res.format()
+
+
+@pytest.mark.parametrize("case", ["budget", "memory"])
+def test_lean_kernels_when_scratch_binds_or_memory_is_the_objective(case, tmp_path):
+    """A model that fits with the portable kernels still fits when the DSP kernels' scratch would break the
+    budget (AD under a 1,000 B --sram-limit: its first FC needs 1,280 B to widen its input), and --optimize
+    memory takes the scratch-free kernels (VWW: 1x1 convolutions on mcu_conv_1x1_dsp_s8, also per patch);
+    bit-exact on qemu-m4 and each scratch-free fallback says why."""
+    if case == "budget":
+        path, opts = SHARED_MODELS / "ad_autoencoder_int8.tflite", dict(patch=OFF, sram_limit=1000)
+    else:
+        path, opts = SHARED_MODELS / "vww_mbv1_025_int8.tflite", dict(patch=PatchOptions(optimize="memory"))
+    c = compile_model(path, CompileOptions(board="qemu-m4", progress=False, **opts))
+    portable = compile_model(path, CompileOptions(board="qemu-m4", progress=False, kernels="portable", **opts))
+    assert c.report.peak_sram_bytes <= portable.report.peak_sram_bytes
+    reasons = {lay.kernel_reason for lay in c.report.layers if lay.op in ("conv2d", "fully_connected")
+               and not lay.fast_kernel}
+    assert reasons and all("scratch-free kernels" in r for r in reasons), reasons
+    if case == "memory":
+        assert c.patch is not None
+        assert any(lay.kernel == "conv_1x1_dsp" for lay in c.report.layers if lay.index < c.report.stage_layers)
+        assert c.report.fast_mac_share > 0.9
+    else:
+        assert any("scratch" in w for w in c.warnings)
+    outs, sim = _run(c, tmp_path / "fw", samples=1)
+    for a, b in zip(outs, sim):
+        assert np.array_equal(a.reshape(-1), b.reshape(-1))

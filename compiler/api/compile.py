@@ -159,10 +159,22 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     budget = min(board.sram_bytes, options.sram_limit or board.sram_bytes)
     po = options.patch
     # the planners, the safety check and the schedule choose each layer's kernel for the board's core and
-    # --kernels: they all take this target where they take a board
-    target = KernelTarget(board, options.kernels)
+    # --kernels: they all take this target where they take a board; --optimize memory takes the kernels
+    # without scratch where the fastest need some (a lower peak)
+    target = KernelTarget(board, options.kernels, lean=po.optimize == "memory")
     choice = choose_patching(graph, budget, po.mode, po.split, po.patches, po.max_overhead, po.input_by_patch,
                              optimize=po.optimize, board=target)
+    if choice.arena.arena_size > budget and not target.lean and target.dsp_problem() is None:
+        # the fast kernels' scratch may be the binding constraint: a model that fits with the portable
+        # kernels must still fit, so plan again with the kernels that need none
+        lean = KernelTarget(board, options.kernels, lean=True)
+        retry = choose_patching(graph, budget, po.mode, po.split, po.patches, po.max_overhead, po.input_by_patch,
+                                optimize=po.optimize, board=lean)
+        if retry.arena.arena_size <= budget:
+            notes.append(f"the DSP kernels' scratch would take peak SRAM to {choice.arena.arena_size:,} B, over the "
+                         f"{budget:,} B budget: layers whose fast kernel needs scratch run a scratch-free kernel "
+                         "(the report names each)")
+            choice, target = retry, lean
     plan, patch = choice.arena, choice.plan
     if patch is not None and po.mode == "auto" and patch.overhead > 0.5 and choice.layerwise_peak <= budget:
         notes.append(

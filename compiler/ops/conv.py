@@ -348,6 +348,46 @@ def _dwconv_dsp_counts(node, graph, g):
     return f
 
 
+def _conv_1x1_geometry(args: KernelArgs) -> str | None:
+    win, in_d, out_d = args.context["window"], args.in_dims[0], args.out_dims
+    filt = args.graph.tensors[args.node.inputs[1]].shape
+    return fast_layout.conv_1x1_problem((filt[1], filt[2]), in_d[3], args.context["groups"], tuple(win.stride),
+                                        args.pads, (in_d[1], in_d[2]), (out_d[1], out_d[2]))
+
+
+def _conv_1x1_dsp_access(args: KernelArgs):
+    """mcu_conv_1x1_dsp_s8: every tap inside the input (no padding, start offsets only), weights C_out * C_in
+    ("pairs"), folded bias and multiplier / shift C_out entries, no scratch, output [N_in, OH, OW, C_out]."""
+    win = args.context["window"]
+    filt = args.graph.tensors[args.node.inputs[1]].shape
+    in_d, out_d = args.in_dims[0], args.out_dims
+    cout = out_d[3]
+    contract = []
+    if filt[0] != cout or filt[3] != in_d[3]:
+        contract.append(f"filter {list(filt)} does not fit input {list(in_d)} / output {list(out_d)}")
+    problem = _conv_1x1_geometry(args)
+    if problem:
+        contract.append(problem)
+    return [
+        read(args.inputs[0], window_extent(in_d, out_d, win.kernel, win.stride, win.dilation, args.pads), "input"),
+        read(args.array("weights"), cout * prod(filt[1:]), "weights"),
+        read(args.array("bias"), 4 * cout, "bias"),
+        write(args.output, in_d[0] * out_d[1] * out_d[2] * cout, "output"),
+        *quant_arrays(args, cout),
+    ], contract
+
+
+def _conv_1x1_dsp_counts(node, graph, g):
+    """Two pixels x two channels per block of 4 input channels, the input read as it is."""
+    f = base_counts(node, graph, g)
+    c_out, _, _, c_in = graph.tensors[node.inputs[1]].shape
+    pixels = float(g.out_h * g.out_w)
+    f["pixels"] = pixels
+    f["blocks"] = pixels / 2 * c_out / 2 * c_in / 4
+    f["macs"] = pixels * c_out * c_in
+    return f
+
+
 #: fitted on qemu-m4 (NNLS, relative error) on every layer of 9 models layer by layer (the MLPerf Tiny int8
 #: .tflite and float ONNX, MNIST, MobileNetV2-0.35): conv 78 layers, total within 0.1%, each within 11%;
 #: depthwise 44 layers, total within 0.1%, each within 10%. Per call set by hand: whole layers cannot
@@ -359,6 +399,11 @@ CONV_DSP = Kernel("conv_dsp.c.j2", _conv_dsp_access, KernelCost(
     {"calls": 600.0, "pixels": 271.566, "outputs": 16.38, "widened": 3.788, "blocks": 18.572, "gathered": 9.632},
     _conv_dsp_counts, note=_FIT_NOTE),
     fast=True, header="mcunn_dsp.h", replaces=(1,))
+CONV_1X1_DSP = Kernel("conv_1x1_dsp.c.j2", _conv_1x1_dsp_access, KernelCost(
+    ("calls", "pixels", "outputs", "blocks"), {"calls": 600.0, "pixels": 0.0, "outputs": 18.0, "blocks": 26.0},
+    _conv_1x1_dsp_counts, note="set by hand from bench/kernels.py shape 1 (2.19 instr/MAC; 18 per output as the "
+                               "general kernel's output stage)"),
+    fast=True, header="mcunn_dsp.h", replaces=(1, 2))
 DEPTHWISE_CONV_DSP = Kernel("depthwise_conv_dsp.c.j2", _dwconv_dsp_access, KernelCost(
     ("calls", "pixel_taps", "simd"), {"calls": 1455.0, "pixel_taps": 33.724, "simd": 42.695}, _dwconv_dsp_counts,
     note=_FIT_NOTE),
@@ -419,13 +464,26 @@ class Conv2D(WindowPatchRule, OpDef):
     def kernel(self, node, graph, board=None):
         ctx = kernel_quant_context(node, graph)
         ctx.update(window=node.attrs.window, groups=node.attrs.groups)
-        why = kernel_target(board).dsp_problem() or fast_layout.conv_problem(node.attrs.groups)
+        target = kernel_target(board)
+        why = target.dsp_problem() or fast_layout.conv_problem(node.attrs.groups)
         if why is not None:
             return CONV.call(ctx, reason=why)
-        fc = fast_constants(fast_layout.conv_constants, graph.tensors[node.inputs[1]].data, _layer_bias(graph, node),
-                            node.params.input_offset)
-        ctx.update(weights=fc.weights)
-        return CONV_DSP.call(ctx, scratch_bytes=fc.scratch_bytes)
+        w, bias = graph.tensors[node.inputs[1]].data, _layer_bias(graph, node)
+        # the general kernel is the faster one, 1x1 included; the raw 1x1 kernel needs no scratch
+        why = target.scratch_problem(fast_layout.conv_scratch_bytes(*w.shape[1:]))
+        if why is None:
+            fc = fast_constants(fast_layout.conv_constants, w, bias, node.params.input_offset)
+            ctx.update(weights=fc.weights)
+            return CONV_DSP.call(ctx, scratch_bytes=fc.scratch_bytes)
+        x, y = as_nhwc(graph.tensors[node.inputs[0]].shape), as_nhwc(graph.tensors[node.outputs[0]].shape)
+        win = node.attrs.window
+        raw = fast_layout.conv_1x1_problem(win.kernel, x[3], node.attrs.groups, tuple(win.stride),
+                                           (win.pads[0], win.pads[1]), (x[1], x[2]), (y[1], y[2]))
+        if raw is not None:
+            return CONV.call(ctx, reason=f"{why} (mcu_conv_1x1_dsp_s8: {raw})")
+        fc = fast_constants(fast_layout.conv_1x1_constants, w, bias, node.params.input_offset)
+        ctx.update(weights=fc.weights, bias=fc.bias)
+        return CONV_1X1_DSP.call(ctx)
 
 
 @register

@@ -122,7 +122,8 @@ class FullyConnected(OpDef):
         w = graph.tensors[node.inputs[1]].shape
         ctx.update(rows=int(np.prod(x[:-1], dtype=np.int64)), accum_depth=w[1], out_ch=w[0])
         # the filter offset is 0 by construction (symmetric weights), the one thing the DSP kernel refuses
-        why = kernel_target(board).dsp_problem()
+        target = kernel_target(board)
+        why = target.dsp_problem() or target.scratch_problem(fast_layout.fully_connected_scratch_bytes(w[1]))
         if why is not None:
             return FULLY_CONNECTED.call(ctx, reason=why)
         bias = graph.tensors[node.inputs[2]].data if len(node.inputs) > 2 and node.inputs[2] else None

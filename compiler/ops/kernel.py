@@ -112,6 +112,10 @@ class KernelTarget:
 
     board: Board | None  # None: no board known (the portable kernels)
     kernels: str = "auto"
+    #: prefer kernels without caller scratch where the fastest needs some (mcu_conv_1x1_dsp_s8 for 1x1
+    #: convolutions, the portable kernels elsewhere): the plan has to fit an SRAM budget the scratch breaks,
+    #: or --optimize memory asks for the lowest peak
+    lean: bool = False
 
     def __post_init__(self):
         if self.kernels not in KERNEL_POLICIES:
@@ -125,6 +129,12 @@ class KernelTarget:
             return "no board given (portable kernels)"
         if not self.board.dsp:
             return f"no DSP extension on {self.board.core}"
+        return None
+
+    def scratch_problem(self, scratch_bytes: int) -> str | None:
+        """Why a fast kernel needing ``scratch_bytes`` of caller scratch is not taken (None: it is)."""
+        if self.lean and scratch_bytes > 0:
+            return f"its DSP kernel needs {scratch_bytes} B of scratch (scratch-free kernels for a lower peak SRAM)"
         return None
 
 
