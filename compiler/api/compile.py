@@ -49,6 +49,7 @@ class Compiled:
     source_format: str = "onnx"  # onnx (float, calibrated) | onnx-qdq | tflite (model's own quantization)
     patch: object = None  # PatchPlan, or None for layer-by-layer execution
     schedule: Schedule | None = None  # what the generated code runs, step by step
+    target: KernelTarget | None = None  # the board and kernel policy every layer's kernel was chosen for
 
 
 def _sha256(path: Path) -> str:
@@ -207,7 +208,7 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
                           notes=notes, tflm_arena_bytes=tflm_arena, tflm_arena_note=why, tensor_sources=tensor_sources,
                           compiler_version=__version__)
     return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes), fmt,
-                    patch, schedule)
+                    patch, schedule, target)
 
 
 def choose_rounding(fmt: str, model_path: Path, rounding: str) -> str:
