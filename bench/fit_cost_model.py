@@ -133,8 +133,12 @@ def plans(compiled) -> list[tuple[str, dict]]:
     return out
 
 
+#: which kernels the fit measures: "portable" (the reference C kernels) or "auto" (the board's fast ones)
+KERNELS = {"kernels": "portable"}
+
+
 def options(board: str, calib: str | None, kw: dict) -> CompileOptions:
-    return CompileOptions(board=board, calib=calib, progress=False, patch=PatchOptions(**kw))
+    return CompileOptions(board=board, calib=calib, progress=False, patch=PatchOptions(**kw), **KERNELS)
 
 
 def measure(board: str, cache: dict, tmp: Path, subset: str = "all") -> list[dict]:
@@ -144,7 +148,7 @@ def measure(board: str, cache: dict, tmp: Path, subset: str = "all") -> list[dic
     for label, path, calib in models(tmp):
         base = compile_model(path, options(board, calib, {"mode": "off"}))
         for plan_name, kw in plans(base)[: 2 if subset == "check" else None]:
-            key = f"{board} | {label} | {plan_name}"
+            key = f"{board} | {KERNELS['kernels']} | {label} | {plan_name}"
             c = compile_model(path, options(board, calib, kw))
             got = (c.patch.stage_len, c.patch.grid) if c.patch else None
             assert got == ((kw["split"], kw["patches"]) if kw["patch"] == "forced" else None), (key, got)
@@ -249,7 +253,10 @@ def main() -> int:
     p.add_argument("--check-board", default="qemu-m7",
                    help="a second board the fitted model is checked on ('' for none)")
     p.add_argument("--measurements", type=Path, help="JSON cache of counts: reused if present, written after measuring")
+    p.add_argument("--kernels", choices=("portable", "auto"), default="portable",
+                   help="fit the portable kernels (default) or the board's fast ones (DSP on qemu-m4)")
     args = p.parse_args()
+    KERNELS["kernels"] = args.kernels
     cache = json.loads(args.measurements.read_text()) if args.measurements and args.measurements.exists() else {}
     tmp = Path(tempfile.mkdtemp())
     runs = measure(args.board, cache, tmp)

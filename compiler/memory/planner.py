@@ -91,7 +91,8 @@ def scratch_buffer(node, chain: int = 0) -> str:
 
 def scratch_buffers(graph: Graph, nodes, first_step: int, chain: int | None = None, board=None) -> list[tuple]:
     """(name, bytes, step, step, group) of each layer's kernel scratch (``KernelCall.scratch_bytes`` of the
-    implementation its op chooses for ``board``; None: portable), ``nodes`` running from ``first_step``;
+    implementation its op chooses for ``board``, a Board or an ``ops.kernel.KernelTarget`` (board and kernel
+policy); None: portable), ``nodes`` running from ``first_step``;
     ``chain``: they belong to that chain of a patch loop (its exclusive group)."""
     out = []
     for step, n in enumerate(nodes, start=first_step):
@@ -105,7 +106,7 @@ def scratch_buffers(graph: Graph, nodes, first_step: int, chain: int | None = No
 
 def plan_memory(graph: Graph, board=None) -> ArenaPlan:
     """The layer-by-layer arena plan of ``graph`` (kernel scratch as the implementations chosen for
-    ``board`` declare it; None: the portable ones)."""
+    ``board`` (a Board or a KernelTarget) declare it; None: the portable ones)."""
     roots: dict[str, str] = {}
     first: dict[str, int] = {}
     last: dict[str, int] = {}

@@ -13,8 +13,10 @@ The coefficients are plain data: instructions per unit of each feature, fitted b
 squares on per-layer guest-instruction counts of ``mcucompile bench`` (QEMU ``-icount``) by
 ``bench/fit_cost_model.py``; each op kernel's sit in its ``KernelCost.coefficients``, the runtime's
 (``copy_region``, ``invoke``, and ``other`` for a kernel that states no cost) in
-:data:`RUNTIME_COEFFICIENTS` here. They describe today's portable kernels: when a kernel gets faster,
-rerun that script and paste what it prints for that kernel into its declaration; nothing else changes.
+:data:`RUNTIME_COEFFICIENTS` here. Every implementation (portable, DSP, MVE) declares its own, so the
+estimate follows the kernels the board's schedule runs: when a kernel gets faster, rerun that script
+(``--kernels portable`` or ``auto``) and paste what it prints for that kernel into its declaration;
+nothing else changes.
 ``FIT`` records the measurement they came from. This module names no op and no template.
 """
 

@@ -20,7 +20,8 @@ def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int = 1, board=No
     stage, k+1 stores the patch into the whole stage output, k+2.. run the rest.
 
     With ``chains`` > 1 the loop holds that many alternative chains (a patch runs one of them): each has
-    its own region, crop and scratch buffers, in its own exclusive group, so the chains share bytes."""
+    its own region, crop and scratch buffers, in its own exclusive group, so the chains share bytes.
+    ``board``: a Board or an ``ops.kernel.KernelTarget`` whose kernels' scratch is planned (None: portable)."""
     k = plan.stage_len
     stage, rest = graph.nodes[:k], graph.nodes[k:]
     inp, split = graph.inputs[0], plan.split

@@ -93,7 +93,8 @@ def choose_patching(graph: Graph, budget: int, mode: str = "auto", split: int | 
     max_overhead : skip plans recomputing more than this fraction of the model's MACs
     input_by_patch : the application fills each input patch (the whole input never sits in SRAM)
     optimize : "speed" (fastest plan that fits) or "memory" (lowest peak)
-    board : the target (None: the portable kernels); its kernels' scratch and costs are planned for
+    board : the target, a Board or an ``ops.kernel.KernelTarget`` (board and kernel policy; None: the portable
+        kernels); its kernels' scratch and costs are planned for
 
     Returns
     -------
