@@ -8,7 +8,10 @@ Kernels: the portable ``mcu_conv_s8`` / ``mcu_dwconv_s8`` everywhere, and on cor
 (unless ``--kernels portable``) the SIMD32 ``mcu_conv_dsp_s8`` (groups 1, any window: 1x1 included, which
 runs it faster than ``mcu_conv_1x1_dsp_s8``) and ``mcu_dwconv_dsp_s8`` (channel multiplier 1, <= 64 taps),
 with their weights laid out at compile time (``fast_layout``); a layer they cannot run falls back to the
-portable kernel with the reason.
+portable kernel with the reason. On cores with MVE (Helium, Cortex-M55) the MVE kernels of ``mcunn_mve.h``
+come first: ``mcu_conv_1x1_mve_s8`` for 1x1 layers whose taps all lie inside the input, ``mcu_conv_mve_s8`` for
+every other groups-1 convolution and ``mcu_dwconv_mve_s8`` (channel multiplier 1, <= 64 taps), with weights and
+folded bias from ``mve_layout``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from ..ir.graph import int_dtype
 from ..arith.bitwidth import qrange, requantize, saturate
 from ..arith.fixedpoint import quantize_multiplier_array, round_half_away
 from ..errors import UnsupportedError
-from . import fast_layout
+from . import fast_layout, mve_layout
 from .base import OpDef, QuantContext, activation_bounds, register, require_rank, shape_error, tensor_bits
 from .kernel import (Kernel, KernelArgs, KernelCost, base_counts, kernel_target, prod, quant_arrays, read,
                      window_extent, window_taps, write)
@@ -248,7 +251,8 @@ _LAYOUTS: dict[tuple, tuple] = {}
 def fast_constants(fn, weights: np.ndarray, bias: np.ndarray | None, input_offset: int) -> fast_layout.FastConstants:
     """``fn(weights, bias, input_offset)`` (a ``fast_layout.*_constants``), computed once per weights array:
     every stage asks the layer's kernel call (the planners, the safety check once per patch, codegen)."""
-    key = (fn.__name__, id(weights), id(bias), int(input_offset))
+    # module and name: fast_layout and mve_layout both have a conv_constants
+    key = (fn.__module__, fn.__name__, id(weights), id(bias), int(input_offset))
     hit = _LAYOUTS.get(key)
     if hit is not None and hit[0]() is weights and hit[1]() is bias:
         return hit[2]
@@ -410,6 +414,149 @@ DEPTHWISE_CONV_DSP = Kernel("depthwise_conv_dsp.c.j2", _dwconv_dsp_access, Kerne
     fast=True, header="mcunn_dsp.h", replaces=(1, 2))
 
 
+# --- the MVE (Helium) kernels of mcunn_mve.h -------------------------------------------------------------
+
+def _conv_mve_access(args: KernelArgs):
+    """mcu_conv_mve_s8: input within input_dims (taps outside are the zero point in its im2col), weights
+    C_out * KH * KW * C_in ("quads"), folded bias and multiplier / shift C_out entries, scratch two int8 windows
+    (2 * KH * KW * C_in), output [N_in, OH, OW, C_out]."""
+    win, groups = args.context["window"], args.context["groups"]
+    filt = args.graph.tensors[args.node.inputs[1]].shape
+    in_d, out_d = args.in_dims[0], args.out_dims
+    cout = out_d[3]
+    need = mve_layout.conv_scratch_bytes(filt[1], filt[2], in_d[3])
+    contract = []
+    if groups != 1 or len(filt) != 4 or filt[3] != in_d[3] or filt[0] != cout:
+        contract.append(f"filter {list(filt)} with {groups} groups does not fit input {list(in_d)} / output "
+                        f"{list(out_d)} (groups must be 1)")
+    if args.scratch is None or args.scratch_bytes < need:
+        contract.append(f"scratch of {args.scratch_bytes} B passed, the kernel needs {need} B")
+    acc = [
+        read(args.inputs[0], window_extent(in_d, out_d, win.kernel, win.stride, win.dilation, args.pads), "input"),
+        read(args.array("weights"), cout * prod(filt[1:]), "weights"),
+        read(args.array("bias"), 4 * cout, "bias"),
+        write(args.output, in_d[0] * out_d[1] * out_d[2] * cout, "output"),
+        *quant_arrays(args, cout),
+    ]
+    if args.scratch is not None and in_d[0] * out_d[1] * out_d[2]:
+        acc.append(write(args.scratch, need, "scratch"))
+    return acc, contract
+
+
+def _conv_mve_counts(node, graph, g):
+    """Every tap of every output pixel (im2col holds the zero point for taps outside), 2 pixels x 4 channels
+    per block of the matrix core."""
+    f = base_counts(node, graph, g)
+    c_out, kh, kw, c_in = graph.tensors[node.inputs[1]].shape
+    pixels = float(g.out_h * g.out_w)
+    f["pixels"] = pixels
+    f["macs"] = pixels * c_out * kh * kw * c_in
+    return f
+
+
+def _conv_1x1_mve_access(args: KernelArgs):
+    """mcu_conv_1x1_mve_s8: every tap inside the input (no padding, start offsets only), weights C_out * C_in
+    ("quads"), folded bias and multiplier / shift C_out entries, no scratch, output [N_in, OH, OW, C_out]."""
+    win, groups = args.context["window"], args.context["groups"]
+    filt = args.graph.tensors[args.node.inputs[1]].shape
+    in_d, out_d = args.in_dims[0], args.out_dims
+    cout = out_d[3]
+    contract = []
+    if filt[0] != cout or filt[3] != in_d[3]:
+        contract.append(f"filter {list(filt)} does not fit input {list(in_d)} / output {list(out_d)}")
+    problem = mve_layout.conv_1x1_problem((filt[1], filt[2]), groups, tuple(win.stride), args.pads,
+                                          (in_d[1], in_d[2]), (out_d[1], out_d[2]))
+    if problem:
+        contract.append(problem)
+    return [
+        read(args.inputs[0], window_extent(in_d, out_d, win.kernel, win.stride, win.dilation, args.pads), "input"),
+        read(args.array("weights"), cout * prod(filt[1:]), "weights"),
+        read(args.array("bias"), 4 * cout, "bias"),
+        write(args.output, in_d[0] * out_d[1] * out_d[2] * cout, "output"),
+        *quant_arrays(args, cout),
+    ], contract
+
+
+def _dwconv_mve_access(args: KernelArgs):
+    """mcu_dwconv_mve_s8: input within input_dims (taps outside read the zero-point row in the scratch),
+    weights KH * KW * C ("16-blocks"), folded bias K16(C) entries ("even/odd"), multiplier / shift C entries,
+    scratch C bytes, output [N_in, OH, OW, C]."""
+    win, mult = args.context["window"], args.context["ch_mult"]
+    filt = args.graph.tensors[args.node.inputs[1]].shape
+    in_d, out_d = args.in_dims[0], args.out_dims
+    c = out_d[3]
+    need = mve_layout.dwconv_scratch_bytes(in_d[3])
+    contract = []
+    if mult != 1 or in_d[3] != c or filt[-1] != c:
+        contract.append(f"channels: input {in_d[3]}, multiplier {mult}, output {c}, filter {list(filt)} (the kernel "
+                        "takes multiplier 1)")
+    if filt[0] * filt[1] > mve_layout.DWCONV_MAX_TAPS:
+        contract.append(f"{filt[0]}x{filt[1]} window: more than {mve_layout.DWCONV_MAX_TAPS} taps")
+    if args.scratch is None or args.scratch_bytes < need:
+        contract.append(f"scratch of {args.scratch_bytes} B passed, the kernel needs {need} B")
+    acc = [
+        read(args.inputs[0], window_extent(in_d, out_d, win.kernel, win.stride, win.dilation, args.pads), "input"),
+        read(args.array("weights"), prod(filt), "weights"),
+        read(args.array("bias"), 4 * mve_layout.k16(c), "bias"),
+        write(args.output, in_d[0] * out_d[1] * out_d[2] * c, "output"),
+        *quant_arrays(args, c),
+    ]
+    if args.scratch is not None:
+        acc.append(write(args.scratch, need, "scratch"))
+    return acc, contract
+
+
+def _dwconv_mve_counts(node, graph, g):
+    """Every tap of every output pixel (taps outside read the zero-point row), 16 channels per block."""
+    f = base_counts(node, graph, g)
+    kh, kw, c = graph.tensors[node.inputs[1]].shape
+    pixels = float(g.out_h * g.out_w)
+    f["pixels"] = pixels
+    f["macs"] = pixels * kh * kw * c
+    return f
+
+
+#: fitted on qemu-m55 by bench/kernels_mve.py (least squares over 6-8 shapes per kernel, within 4-11%; see
+#: mcunn_mve.h); 'calls' by hand (the fits have no per-call term; the patch search needs one)
+_MVE_NOTE = ("fitted on qemu-m55 by bench/kernels_mve.py (6-8 shapes per kernel, within 4-11%); 'calls' by hand "
+             "(struct set-up and the call)")
+CONV_MVE = Kernel("conv_mve.c.j2", _conv_mve_access, KernelCost(
+    ("calls", "pixels", "outputs", "macs"), {"calls": 150.0, "pixels": 158.0, "outputs": 11.45, "macs": 0.151},
+    _conv_mve_counts, note=_MVE_NOTE),
+    fast=True, header="mcunn_mve.h", replaces=(1, 2))
+CONV_1X1_MVE = Kernel("conv_1x1_mve.c.j2", _conv_1x1_mve_access, KernelCost(
+    ("calls", "pixels", "outputs", "macs"), {"calls": 150.0, "pixels": 63.0, "outputs": 8.65, "macs": 0.125},
+    _conv_mve_counts, note=_MVE_NOTE),
+    fast=True, header="mcunn_mve.h", replaces=(1, 2))
+DEPTHWISE_CONV_MVE = Kernel("depthwise_conv_mve.c.j2", _dwconv_mve_access, KernelCost(
+    ("calls", "pixels", "macs"), {"calls": 150.0, "pixels": 124.0, "macs": 1.48}, _dwconv_mve_counts,
+    note=_MVE_NOTE),
+    fast=True, header="mcunn_mve.h", replaces=(1, 2))
+
+
+def _conv_mve_call(node: Node, graph: Graph, target, ctx: dict):
+    """The MVE kernel call of a conv2d layer (under ``lean``, the portable one with the reason for a layer only
+    the im2col kernel runs), or None for a grouped layer (no fast kernel takes it): a 1x1 layer with every tap inside the input runs mcu_conv_1x1_mve_s8, any
+    other mcu_conv_mve_s8."""
+    if mve_layout.conv_problem(node.attrs.groups) is not None:
+        return None
+    w, bias = graph.tensors[node.inputs[1]].data, _layer_bias(graph, node)
+    x, y = as_nhwc(graph.tensors[node.inputs[0]].shape), as_nhwc(graph.tensors[node.outputs[0]].shape)
+    win = node.attrs.window
+    raw = mve_layout.conv_1x1_problem(win.kernel, node.attrs.groups, tuple(win.stride), (win.pads[0], win.pads[1]),
+                                      (x[1], x[2]), (y[1], y[2]))
+    if raw is None:
+        fc = fast_constants(mve_layout.conv_1x1_constants, w, bias, node.params.input_offset)
+        ctx.update(weights=fc.weights, bias=fc.bias)
+        return CONV_1X1_MVE.call(ctx)
+    why = target.scratch_problem(mve_layout.conv_scratch_bytes(*w.shape[1:]), "MVE")
+    if why is not None:
+        return CONV.call(ctx, reason=f"{why} (mcu_conv_1x1_mve_s8: {raw})")
+    fc = fast_constants(mve_layout.conv_constants, w, bias, node.params.input_offset)
+    ctx.update(weights=fc.weights, bias=fc.bias)
+    return CONV_MVE.call(ctx, scratch_bytes=fc.scratch_bytes)
+
+
 @register
 class Conv2D(WindowPatchRule, OpDef):
     name = "conv2d"
@@ -465,6 +612,10 @@ class Conv2D(WindowPatchRule, OpDef):
         ctx = kernel_quant_context(node, graph)
         ctx.update(window=node.attrs.window, groups=node.attrs.groups)
         target = kernel_target(board)
+        if target.mve_problem() is None:
+            call = _conv_mve_call(node, graph, target, ctx)
+            if call is not None:
+                return call
         why = target.dsp_problem() or fast_layout.conv_problem(node.attrs.groups)
         if why is not None:
             return CONV.call(ctx, reason=why)
@@ -543,7 +694,13 @@ class DepthwiseConv2D(WindowPatchRule, OpDef):
         w = graph.tensors[node.inputs[1]].shape
         cin = as_nhwc(graph.tensors[node.inputs[0]].shape)[3]
         ctx.update(window=node.attrs.window, ch_mult=w[2] // cin)
-        why = kernel_target(board).dsp_problem() or fast_layout.dwconv_problem(node.attrs.window.kernel, w[2] // cin)
+        target = kernel_target(board)
+        if target.mve_problem() is None and mve_layout.dwconv_problem(node.attrs.window.kernel, w[2] // cin) is None:
+            fc = fast_constants(mve_layout.dwconv_constants, graph.tensors[node.inputs[1]].data,
+                                _layer_bias(graph, node), node.params.input_offset)
+            ctx.update(weights=fc.weights, bias=fc.bias)
+            return DEPTHWISE_CONV_MVE.call(ctx, scratch_bytes=fc.scratch_bytes)
+        why = target.dsp_problem() or fast_layout.dwconv_problem(node.attrs.window.kernel, w[2] // cin)
         if why is not None:
             # mcu_dwconv_get_buffer_size_s8: one int32 accumulator per output channel
             return DEPTHWISE_CONV.call(ctx, scratch_bytes=4 * w[-1], reason=why)

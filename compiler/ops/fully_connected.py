@@ -2,7 +2,9 @@
 
 Kernels: the portable ``mcu_fully_connected_s8``, and on cores with the DSP extension (unless ``--kernels
 portable``) the SIMD32 ``mcu_fully_connected_dsp_s8`` with its weights laid out at compile time
-(``fast_layout.fully_connected_constants``; the filter offset is always 0: weights are symmetric).
+(``fast_layout.fully_connected_constants``; the filter offset is always 0: weights are symmetric). On cores
+with MVE (Cortex-M55) ``mcu_fully_connected_mve_s8`` comes first ("quads" weights and folded bias from
+``mve_layout.fully_connected_constants``, no scratch).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 
 from ..ir import Activation
 from .base import OpDef, register, require_rank, shape_error, tensor_bits
-from . import fast_layout
+from . import fast_layout, mve_layout
 from .conv import (apply_activation, bias_or_zeros, fast_constants, kernel_quant_context, quantize_weighted,
                    requant_output)
 from .kernel import Kernel, KernelArgs, KernelCost, base_counts, kernel_target, quant_arrays, read, write
@@ -83,6 +85,33 @@ FULLY_CONNECTED_DSP = Kernel("fully_connected_dsp.c.j2", _fc_dsp_access, KernelC
     fast=True, header="mcunn_dsp.h", replaces=(1,))
 
 
+def _fc_mve_access(args: KernelArgs):
+    """mcu_fully_connected_mve_s8: input [rows, depth], weights out_ch * depth ("quads"), folded bias and
+    multiplier / shift out_ch entries, no scratch, output [rows, out_ch]."""
+    rows, depth, out_ch = args.context["rows"], args.context["accum_depth"], args.context["out_ch"]
+    return [
+        read(args.inputs[0], rows * depth, "input"),
+        read(args.array("weights"), out_ch * depth, "weights"),
+        read(args.array("bias"), 4 * out_ch, "bias"),
+        write(args.output, rows * out_ch, "output"),
+        *quant_arrays(args, out_ch),
+    ], []
+
+
+def _fc_mve_counts(node, graph, g):
+    """2 input rows x 4 channels per block of the matrix core: per MAC, per output and per input row."""
+    f = _fc_counts(node, graph, g)
+    out_ch = graph.tensors[node.inputs[1]].shape[0]
+    f["rows"] = float(graph.tensors[node.outputs[0]].size // out_ch)
+    return f
+
+
+FULLY_CONNECTED_MVE = Kernel("fully_connected_mve.c.j2", _fc_mve_access, KernelCost(
+    ("calls", "rows", "outputs", "macs"), {"calls": 150.0, "rows": 148.0, "outputs": 17.1, "macs": 0.172},
+    _fc_mve_counts, note="fitted on qemu-m55 by bench/kernels_mve.py (within 4-11%); 'calls' by hand"),
+    fast=True, header="mcunn_mve.h", replaces=(1, 2))
+
+
 @register
 class FullyConnected(OpDef):
     name = "fully_connected"
@@ -123,10 +152,15 @@ class FullyConnected(OpDef):
         ctx.update(rows=int(np.prod(x[:-1], dtype=np.int64)), accum_depth=w[1], out_ch=w[0])
         # the filter offset is 0 by construction (symmetric weights), the one thing the DSP kernel refuses
         target = kernel_target(board)
+        bias = graph.tensors[node.inputs[2]].data if len(node.inputs) > 2 and node.inputs[2] else None
+        if target.mve_problem() is None and mve_layout.fully_connected_problem(0) is None:
+            fc = fast_constants(mve_layout.fully_connected_constants, graph.tensors[node.inputs[1]].data, bias,
+                                node.params.input_offset)
+            ctx.update(weights=fc.weights, bias=fc.bias)
+            return FULLY_CONNECTED_MVE.call(ctx)
         why = target.dsp_problem() or target.scratch_problem(fast_layout.fully_connected_scratch_bytes(w[1]))
         if why is not None:
             return FULLY_CONNECTED.call(ctx, reason=why)
-        bias = graph.tensors[node.inputs[2]].data if len(node.inputs) > 2 and node.inputs[2] else None
         fc = fast_constants(fast_layout.fully_connected_constants, graph.tensors[node.inputs[1]].data, bias,
                             node.params.input_offset)
         ctx.update(weights=fc.weights)

@@ -131,10 +131,21 @@ class KernelTarget:
             return f"no DSP extension on {self.board.core}"
         return None
 
-    def scratch_problem(self, scratch_bytes: int) -> str | None:
-        """Why a fast kernel needing ``scratch_bytes`` of caller scratch is not taken (None: it is)."""
+    def mve_problem(self) -> str | None:
+        """Why the MVE (Helium) kernels may not run here (None: they may; they come before the DSP ones)."""
+        if self.kernels == "portable":
+            return "--kernels portable"
+        if self.board is None:
+            return "no board given (portable kernels)"
+        if not self.board.mve:
+            return f"no MVE on {self.board.core}"
+        return None
+
+    def scratch_problem(self, scratch_bytes: int, kind: str = "DSP") -> str | None:
+        """Why a fast kernel (of ``kind``: "DSP", "MVE") needing ``scratch_bytes`` of caller scratch is not taken
+        (None: it is)."""
         if self.lean and scratch_bytes > 0:
-            return f"its DSP kernel needs {scratch_bytes} B of scratch (scratch-free kernels for a lower peak SRAM)"
+            return f"its {kind} kernel needs {scratch_bytes} B of scratch (scratch-free kernels for a lower peak SRAM)"
         return None
 
 

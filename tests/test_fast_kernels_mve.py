@@ -1,0 +1,181 @@
+"""The MVE (Helium) kernels in compiled models: chosen per layer on boards with MVE (qemu-m55) ahead of the DSP
+ones, bit-exact with the simulator on qemu-m55 in both roundings, the same bytes as ``--kernels portable``,
+every layer that is not on a fast kernel with its reason.
+
+The kernels themselves are tested against the portable ones shape by shape in tests/test_c_kernels_mve.py;
+this module tests what the compiler makes of them: the selection (1x1 without im2col where every tap lies
+inside the input, the im2col kernel elsewhere), the laid-out weights and folded biases, scratch in the plan,
+the patched stage's start offsets and partial regions, and the report.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from onnx import helper
+
+from conftest import SHARED_MODELS, make_model, save
+from mcucompile.api import CompileOptions, build_and_run_board, compile_model
+from mcucompile.api.verify import simulate
+from test_fast_kernels import CASES, DSP_CALLS, OFF
+
+BOARD = "qemu-m55"
+#: C functions of the MVE kernels, as the generated model.c calls them
+MVE_CALLS = ("mcu_conv_1x1_mve_s8(", "mcu_conv_mve_s8(", "mcu_dwconv_mve_s8(", "mcu_fully_connected_mve_s8(")
+WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
+
+
+def _compile(name: str, kernels: str = "auto", **opts):
+    path, calib, patch = CASES[name]
+    return compile_model(path, CompileOptions(board=BOARD, calib=calib, progress=False, patch=patch, kernels=kernels,
+                                              **opts))
+
+
+def _run(compiled, tmp_path, samples: int = 2):
+    """The C outputs on qemu-m55 for the first calibration samples, and the simulator's."""
+    x_q, outs, _, _ = build_and_run_board(compiled, compiled.calib[:samples], tmp_path)
+    return outs, simulate(compiled, x_q)
+
+
+def _assert_bit_exact(outs, sim, what: str) -> None:
+    assert len(outs) == len(sim)
+    for a, b in zip(outs, sim):
+        assert np.array_equal(a.reshape(-1), b.reshape(-1)), f"{what}: the qemu-m55 build differs from the simulator"
+
+
+def _check_report(compiled, min_share: float) -> None:
+    rep = compiled.report
+    assert rep.kernels == "auto"
+    assert rep.fast_mac_share >= min_share, [(lay.name, lay.kernel, lay.kernel_reason) for lay in rep.layers]
+    for lay in rep.layers:
+        # every layer not on a fast kernel says why; a fast one has no reason
+        assert bool(lay.kernel_reason) != lay.fast_kernel, (lay.name, lay.kernel, lay.kernel_reason)
+        if lay.op in WEIGHTED:
+            assert lay.fast_kernel and lay.kernel.endswith("_mve"), (lay.name, lay.kernel, lay.kernel_reason)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_mve_kernels_bit_exact_on_qemu_m55_and_same_bytes_as_portable(name, tmp_path):
+    fast = _compile(name)
+    _check_report(fast, 0.99)
+    src = fast.sources.files["src/model.c"]
+    assert any(f in src for f in MVE_CALLS) and '#include "mcunn_mve.h"' in src
+    # the MVE kernels come first: no DSP call is left where an MVE one runs every weighted layer
+    assert not any(f in src for f in DSP_CALLS)
+    if name == "vww_patched":
+        assert fast.patch is not None and fast.patch.stage_len == 8
+        stage = [lay for lay in fast.report.layers if lay.index < fast.report.stage_layers]
+        assert stage and all(lay.fast_kernel for lay in stage if lay.macs)
+    if name in ("vww", "resnet8"):
+        kinds = {lay.kernel for lay in fast.report.layers if lay.op == "conv2d"}
+        assert "conv_1x1_mve" in kinds and "conv_mve" in kinds, kinds
+    outs, sim = _run(fast, tmp_path / "auto")
+    _assert_bit_exact(outs, sim, name)
+    portable = _compile(name, "portable")
+    assert portable.report.fast_mac_share == 0.0
+    assert {lay.kernel_reason for lay in portable.report.layers} == {"--kernels portable"}
+    assert not any(f in portable.sources.files["src/model.c"] for f in MVE_CALLS)
+    p_outs, _ = _run(portable, tmp_path / "portable")
+    for a, b in zip(outs, p_outs):
+        assert a.tobytes() == b.tobytes(), f"{name}: auto and portable kernels give different bytes"
+
+
+def test_mve_kernels_bit_exact_with_single_rounding(tmp_path):
+    """Single rounding (ONNX QDQ semantics; here forced on the KWS .tflite: all four MVE kernels, with
+    shifts on both sides of 0): the MVE kernels' vector and scalar requantization paths equal the simulator."""
+    c = compile_model(SHARED_MODELS / "kws_dscnn_int8.tflite",
+                      CompileOptions(board=BOARD, progress=False, patch=OFF, rounding="single"))
+    assert c.graph.rounding == "single"
+    _check_report(c, 0.99)
+    outs, sim = _run(c, tmp_path)
+    _assert_bit_exact(outs, sim, "kws single rounding")
+
+
+def test_layers_the_mve_kernels_refuse_fall_back_with_the_reason(tmp_path):
+    """A grouped convolution and a depthwise convolution with channel multiplier 2 run the portable kernels, each
+    with its reason; a padded 1x1 convolution (taps outside the input) runs the im2col kernel, an unpadded one the
+    1x1 kernel, a 3-channel first layer and an odd 5-output layer the MVE kernels; all bit-exact on qemu-m55."""
+    rng = np.random.default_rng(0)
+
+    def w(*shape):
+        return rng.normal(0, 0.3, shape).astype(np.float32)
+
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["ar"]),
+             helper.make_node("Conv", ["ar", "w1"], ["b"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=2),
+             helper.make_node("Conv", ["b", "w2"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=6),
+             helper.make_node("Conv", ["c", "w3"], ["d"], kernel_shape=[1, 1], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["d", "w4"], ["y"], kernel_shape=[1, 1], strides=[2, 2])]
+    inits = {"w0": w(6, 3, 3, 3), "w1": w(6, 3, 3, 3), "w2": w(12, 1, 3, 3), "w3": w(20, 12, 1, 1),
+             "w4": w(5, 20, 1, 1)}
+    path = save(make_model(nodes, [1, 3, 9, 11], ["y"], inits), tmp_path, "fallback.onnx")
+    c = compile_model(path, CompileOptions(board=BOARD, calib_samples=4, progress=False, patch=OFF))
+    got = [(lay.op, lay.kernel, lay.kernel_reason) for lay in c.report.layers]
+    assert got == [("conv2d", "conv_mve", None),
+                   ("conv2d", "conv", "2 groups (grouped convolution runs the portable kernel)"),
+                   ("depthwise_conv2d", "depthwise_conv", "channel multiplier 2"),
+                   ("conv2d", "conv_mve", None),
+                   ("conv2d", "conv_1x1_mve", None)], got
+    assert 0 < c.report.fast_mac_share < 1
+    outs, sim = _run(c, tmp_path / "fw")
+    _assert_bit_exact(outs, sim, "fallback model")
+
+
+def test_the_safety_check_reads_the_mve_kernels_contracts():
+    """The plan safety check sees the MVE calls' own facts: laid-out weights and folded biases read from the call's
+    arrays, scratch written; too little scratch, a grouped conv or a 1x1 call with a tap outside its input is a
+    contract violation."""
+    from mcucompile.ops import op_def
+    from mcucompile.ops.kernel import KernelArgs, KernelTarget
+    from mcucompile.ops.spatial import as_nhwc
+    from mcucompile.schedule.safety import plan_problems, plan_steps
+
+    c = _compile("vww_patched")
+    target = KernelTarget(c.board, "auto")
+    assert plan_problems(c.graph, c.plan, c.patch, target) == []
+    roles = {(a.role, a.pointer.split(":")[0]) for st in plan_steps(c.graph, c.plan, c.patch, target)
+             for a in st.accesses}
+    assert {("weights", "array"), ("bias", "array")} <= roles and any(r == "scratch" for r, _ in roles)
+
+    def args_of(node, call, pads, scratch_bytes, **ctx):
+        dims = as_nhwc(tuple(c.graph.tensors[node.inputs[0]].shape))
+        out = as_nhwc(tuple(c.graph.tensors[node.outputs[0]].shape))
+        return KernelArgs(node, c.graph, {**call.context, **ctx}, tuple(node.inputs), node.outputs[0], (dims,), out,
+                          pads, False, "s", scratch_bytes)
+
+    calls = [(n, op_def(n).kernel(n, c.graph, target)) for n in c.graph.nodes if n.op in WEIGHTED]
+    general = next((n, k) for n, k in calls if k.name == "conv_mve")
+    node, call = general
+    assert call.kernel.fast and call.scratch_bytes > 0
+    pads = node.attrs.window.pads[:2]
+    assert call.kernel.access(args_of(node, call, pads, call.scratch_bytes))[1] == []
+    assert any("scratch" in v for v in call.kernel.access(args_of(node, call, pads, call.scratch_bytes - 1))[1])
+    assert any("groups" in v for v in call.kernel.access(args_of(node, call, pads, call.scratch_bytes, groups=2))[1])
+    node, call = next((n, k) for n, k in calls if k.name == "conv_1x1_mve")
+    assert call.scratch_bytes == 0
+    assert any("outside" in v for v in call.kernel.access(args_of(node, call, (1, 0), 0))[1])
+    node, call = next((n, k) for n, k in calls if k.name == "depthwise_conv_mve")
+    pads = node.attrs.window.pads[:2]
+    assert any("scratch" in v for v in call.kernel.access(args_of(node, call, pads, call.scratch_bytes - 1))[1])
+    assert any(k.name == "fully_connected_mve" for _, k in calls)
+
+
+def test_portable_policy_and_lean_plans_on_m55():
+    """``--kernels portable`` forces the reference on qemu-m55 too; a lean target (an SRAM budget the scratch
+    breaks, --optimize memory) keeps the scratch-free MVE kernels (1x1, FC) and drops the im2col one, saying why."""
+    from mcucompile.ops import op_def
+    from mcucompile.ops.kernel import KernelTarget
+
+    c = _compile("vww")
+    lean = KernelTarget(c.board, "auto", lean=True)
+    portable = KernelTarget(c.board, "portable")
+    names = {}
+    for n in c.graph.nodes:
+        if n.op in WEIGHTED:
+            call = op_def(n).kernel(n, c.graph, lean)
+            names.setdefault(call.name, set()).add(call.reason)
+            assert op_def(n).kernel(n, c.graph, portable).reason == "--kernels portable"
+    assert names["conv_1x1_mve"] == {None} and names["fully_connected_mve"] == {None}
+    assert names["depthwise_conv_mve"] == {None}
+    assert all("scratch-free kernels" in r for r in names["conv"]), names
