@@ -51,7 +51,7 @@ def _check_report(compiled, min_share: float) -> None:
     for lay in rep.layers:
         # every layer not on a fast kernel says why; a fast one has no reason
         assert bool(lay.kernel_reason) != lay.fast_kernel, (lay.name, lay.kernel, lay.kernel_reason)
-        if lay.op in WEIGHTED:
+        if lay.op in WEIGHTED or lay.op == "add":
             assert lay.fast_kernel and lay.kernel.endswith("_mve"), (lay.name, lay.kernel, lay.kernel_reason)
 
 
@@ -67,6 +67,9 @@ def test_mve_kernels_bit_exact_on_qemu_m55_and_same_bytes_as_portable(name, tmp_
         assert fast.patch is not None and fast.patch.stage_len == 8
         stage = [lay for lay in fast.report.layers if lay.index < fast.report.stage_layers]
         assert stage and all(lay.fast_kernel for lay in stage if lay.macs)
+    if name == "resnet8":
+        assert [lay.kernel for lay in fast.report.layers if lay.op == "add"] == ["add_mve"] * 3
+        assert fast.report.fast_mac_share > 0.999
     if name in ("vww", "resnet8"):
         kinds = {lay.kernel for lay in fast.report.layers if lay.op == "conv2d"}
         assert "conv_1x1_mve" in kinds and "conv_mve" in kinds, kinds
@@ -81,15 +84,15 @@ def test_mve_kernels_bit_exact_on_qemu_m55_and_same_bytes_as_portable(name, tmp_
         assert a.tobytes() == b.tobytes(), f"{name}: auto and portable kernels give different bytes"
 
 
-def test_mve_kernels_bit_exact_with_single_rounding(tmp_path):
-    """Single rounding (ONNX QDQ semantics; here forced on the KWS .tflite: all four MVE kernels, with
-    shifts on both sides of 0): the MVE kernels' vector and scalar requantization paths equal the simulator."""
-    c = compile_model(SHARED_MODELS / "kws_dscnn_int8.tflite",
-                      CompileOptions(board=BOARD, progress=False, patch=OFF, rounding="single"))
+@pytest.mark.parametrize("model", ["kws_dscnn_int8.tflite", "resnet8_int8.tflite"])
+def test_mve_kernels_bit_exact_with_single_rounding(model, tmp_path):
+    """Single rounding (ONNX QDQ semantics; here forced on the .tflite: KWS runs all four weighted MVE kernels,
+    resnet8 the im2col, 1x1 and add ones): the MVE kernels' requantization paths equal the simulator."""
+    c = compile_model(SHARED_MODELS / model, CompileOptions(board=BOARD, progress=False, patch=OFF, rounding="single"))
     assert c.graph.rounding == "single"
     _check_report(c, 0.99)
     outs, sim = _run(c, tmp_path)
-    _assert_bit_exact(outs, sim, "kws single rounding")
+    _assert_bit_exact(outs, sim, f"{model} single rounding")
 
 
 def test_layers_the_mve_kernels_refuse_fall_back_with_the_reason(tmp_path):
@@ -179,3 +182,24 @@ def test_portable_policy_and_lean_plans_on_m55():
     assert names["conv_1x1_mve"] == {None} and names["fully_connected_mve"] == {None}
     assert names["depthwise_conv_mve"] == {None}
     assert all("scratch-free kernels" in r for r in names["conv"]), names
+
+
+@pytest.mark.parametrize("rounding", ["double", "single"])
+def test_adds_on_mve_and_a_broadcast_add_falls_back(rounding, tmp_path):
+    """A residual add (same shapes, a 5 x 7 x 3 map: 105 elements, a 1-lane tail) runs mcu_add_mve_s8; an add
+    broadcasting a pooled map over H and W runs mcu_add_s8 with its reason; bit-exact on qemu-m55 in both
+    roundings."""
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], kernel_shape=[1, 1]),
+             helper.make_node("Add", ["a", "x"], ["b"]),
+             helper.make_node("Relu", ["b"], ["br"]),
+             helper.make_node("GlobalAveragePool", ["br"], ["g"]),
+             helper.make_node("Add", ["br", "g"], ["y"])]
+    inits = {"w0": rng.normal(0, 0.5, (3, 3, 1, 1)).astype(np.float32)}
+    path = save(make_model(nodes, [1, 3, 5, 7], ["y"], inits), tmp_path, "adds.onnx")
+    c = compile_model(path, CompileOptions(board=BOARD, calib_samples=4, progress=False, patch=OFF, rounding=rounding))
+    got = [(lay.op, lay.kernel, lay.kernel_reason) for lay in c.report.layers]
+    assert got[:2] == [("conv2d", "conv_1x1_mve", None), ("add", "add_mve", None)], got
+    assert got[-1:] == [("add", "add", "an operand is broadcast (mcu_add_mve_s8 takes equal shapes)")], got
+    outs, sim = _run(c, tmp_path / "fw", samples=4)
+    _assert_bit_exact(outs, sim, f"adds, {rounding} rounding")

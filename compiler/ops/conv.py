@@ -536,8 +536,8 @@ DEPTHWISE_CONV_MVE = Kernel("depthwise_conv_mve.c.j2", _dwconv_mve_access, Kerne
 
 def _conv_mve_call(node: Node, graph: Graph, target, ctx: dict):
     """The MVE kernel call of a conv2d layer (under ``lean``, the portable one with the reason for a layer only
-    the im2col kernel runs), or None for a grouped layer (no fast kernel takes it): a 1x1 layer with every tap inside the input runs mcu_conv_1x1_mve_s8, any
-    other mcu_conv_mve_s8."""
+    the im2col kernel runs), or None for a grouped layer (no fast kernel takes it): a 1x1 layer with every tap
+    inside the input runs mcu_conv_1x1_mve_s8, any other mcu_conv_mve_s8."""
     if mve_layout.conv_problem(node.attrs.groups) is not None:
         return None
     w, bias = graph.tensors[node.inputs[1]].data, _layer_bias(graph, node)

@@ -22,7 +22,8 @@
  * input (~0.125 MAC + 8.8 per output + 61 per pixel; 0.43 instr/MAC on 24x24x32 -> 64), mcu_conv_mve_s8() for
  * every other groups-1 convolution (~0.151 MAC + 11.5 per output + 158 per pixel), mcu_dwconv_mve_s8() for
  * channel multiplier 1 (~1.48 MAC + 124 per pixel; 3x3 layers whose shifts are all <= 0 take two pixels at
- * once), mcu_fully_connected_mve_s8() for filter offset 0 (~0.172 MAC + 17 per output + 148 per row).
+ * once), mcu_fully_connected_mve_s8() for filter offset 0 (~0.172 MAC + 17 per output + 148 per row),
+ * mcu_add_mve_s8() for adds without broadcasting (4 elements per step).
  *
  * "Quads" layout (convolutions, fully connected): the weights as rows of K int8 (conv: [KH, KW, C_in] order;
  * FC: accum_depth). For each group of 4 output channels: for each full 16-block b of K, 16 weights of each
@@ -195,6 +196,28 @@ mcu_status mcu_fully_connected_mve_s8(const mcu_context *ctx,
  * @return 0.
  */
 int32_t mcu_fully_connected_mve_get_buffer_size_s8(const mcu_dims *filter_dims);
+
+/**
+ * @brief Elementwise add, int8, MVE (TFLite's Add: both inputs rescaled to 2^left_shift fixed point, summed,
+ *        requantized, clamped), 4 elements per step; same result as mcu_add_s8() without broadcasting.
+ * @param[in]  ctx          Scratch, unused (none needed); may be NULL.
+ * @param[in]  add_params   As mcu_add_s8(); with single rounding a shift >= 0 runs mcu_add_s8() itself.
+ * @param[in]  input1_dims  [N, H, W, C], equal to output_dims (no broadcast).
+ * @param[in]  input1       First input, int8.
+ * @param[in]  input2_dims  Equal to output_dims.
+ * @param[in]  input2       Second input, int8.
+ * @param[in]  output_dims  [N, H, W, C], each >= 0.
+ * @param[out] output       Output, int8; may alias an input (each element is read before it is written).
+ * @return MCU_OK, or MCU_ARG_ERROR (nothing written) when an input's dims differ from output_dims.
+ */
+mcu_status mcu_add_mve_s8(const mcu_context *ctx,
+                          const mcu_add_params *add_params,
+                          const mcu_dims *input1_dims,
+                          const int8_t *input1,
+                          const mcu_dims *input2_dims,
+                          const int8_t *input2,
+                          const mcu_dims *output_dims,
+                          int8_t *output);
 
 #ifdef __cplusplus
 }
