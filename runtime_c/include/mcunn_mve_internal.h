@@ -27,6 +27,7 @@ typedef struct
 
 /**
  * Output rows o0 (and o1) = requantized m x (input row x0, and x1): C_out int8 each. x1 = NULL: one row.
+ * o1 must be o0 + C_out (the output rows are consecutive: it runs mcu_mve_mat_mult_rows()).
  */
 void mcu_mve_mat_mult(const mcu_mve_mat *m, const int8_t *x0, const int8_t *x1, int8_t *o0, int8_t *o1);
 
