@@ -1,11 +1,25 @@
-/* Runs every case of kt_cases through the portable kernel (the reference) and the DSP kernel and compares the
+/* Runs every case of kt_cases through the portable kernel (the reference) and the fast kernel and compares the
  * outputs byte for byte; prints one line per failing case and ends with "MCU END <failures>".
+ * The fast kernels are the DSP ones, or the MVE ones when mve_main.c includes this file with KT_MVE (and its
+ * extra check, KT_EXTRA_CHECK(): failures, run after the cases).
  * Host (KT_HOST): outputs and scratch are malloc'd at their exact sizes so AddressSanitizer sees any
  * overrun. Firmware: static buffers, printing through the board port (semihosting). */
 #include <stdint.h>
 #include <string.h>
 
 #include "kernel_cases.h"
+
+#ifdef KT_MVE
+#define KT_CONV_FAST mcu_conv_mve_s8
+#define KT_CONV_1X1_FAST mcu_conv_1x1_mve_s8
+#define KT_DWCONV_FAST mcu_dwconv_mve_s8
+#define KT_FC_FAST mcu_fully_connected_mve_s8
+#else
+#define KT_CONV_FAST mcu_conv_dsp_s8
+#define KT_CONV_1X1_FAST mcu_conv_1x1_dsp_s8
+#define KT_DWCONV_FAST mcu_dwconv_dsp_s8
+#define KT_FC_FAST mcu_fully_connected_dsp_s8
+#endif
 
 #ifdef KT_HOST
 #include <stdio.h>
@@ -103,21 +117,21 @@ static int32_t run_case(int32_t i)
     case KT_CONV:
         st_ref = mcu_conv_s8(&ctx_ref, &c->conv, &q, &c->input_dims, c->input, &c->filter_dims, c->filter, &bias_dims,
                              c->bias, &c->output_dims, ref);
-        st_fast = (c->kind == KT_CONV ? mcu_conv_dsp_s8 : mcu_conv_1x1_dsp_s8)(
+        st_fast = (c->kind == KT_CONV ? KT_CONV_FAST : KT_CONV_1X1_FAST)(
             &ctx_fast, &c->conv, &q, &c->input_dims, c->input, &c->filter_dims, c->fast_filter, &bias_dims,
             c->fast_bias, &c->output_dims, fast);
         break;
     case KT_DWCONV:
         st_ref = mcu_dwconv_s8(&ctx_ref, &c->dw, &q, &c->input_dims, c->input, &c->filter_dims, c->filter,
                                &bias_dims, c->bias, &c->output_dims, ref);
-        st_fast = mcu_dwconv_dsp_s8(&ctx_fast, &c->dw, &q, &c->input_dims, c->input, &c->filter_dims, c->fast_filter,
-                                    &bias_dims, c->fast_bias, &c->output_dims, fast);
+        st_fast = KT_DWCONV_FAST(&ctx_fast, &c->dw, &q, &c->input_dims, c->input, &c->filter_dims, c->fast_filter,
+                                 &bias_dims, c->fast_bias, &c->output_dims, fast);
         break;
     default:
         st_ref = mcu_fully_connected_s8(&ctx_ref, &c->fc, &q, &c->input_dims, c->input, &c->filter_dims, c->filter,
                                         &bias_dims, c->bias, &c->output_dims, ref);
-        st_fast = mcu_fully_connected_dsp_s8(&ctx_fast, &c->fc, &q, &c->input_dims, c->input, &c->filter_dims,
-                                             c->fast_filter, &bias_dims, c->fast_bias, &c->output_dims, fast);
+        st_fast = KT_FC_FAST(&ctx_fast, &c->fc, &q, &c->input_dims, c->input, &c->filter_dims, c->fast_filter,
+                             &bias_dims, c->fast_bias, &c->output_dims, fast);
         break;
     }
     int32_t bad = 0;
@@ -161,6 +175,9 @@ int main(void)
     {
         failed += run_case(i) != 0;
     }
+#ifdef KT_EXTRA_CHECK
+    failed += KT_EXTRA_CHECK() != 0;
+#endif
     char line[80];
     char *p = put_str(line, "MCU CASES ");
     p = put_int(p, kt_num_cases);
