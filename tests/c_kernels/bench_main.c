@@ -1,7 +1,9 @@
-/* Per-kernel benchmark firmware (bench/kernels.py): each layer of kt_cases runs through the portable kernel,
- * the DSP kernel and, with KT_CMSIS, CMSIS-NN's wrapper for the same layer; prints the instructions each
- * took (board_counter(): SysTick under QEMU -icount shift=0, 40 instructions per tick on mps2, minus the
- * cost of an empty timed region) and whether its output equals the portable kernel's:
+/* Per-kernel benchmark firmware (bench/kernels.py; bench/kernels_mve.py through mve_bench_main.c, which sets
+ * KT_MVE): each layer of kt_cases runs through the portable kernel, the fast kernel (DSP, or MVE with KT_MVE)
+ * and, with KT_CMSIS, CMSIS-NN's wrapper for the same layer (on MVE its FC kernel sums computed before the
+ * timed call, as TFLite Micro's Prepare does); prints the instructions each took (board_counter(): SysTick
+ * under QEMU -icount shift=0, minus the cost of an empty timed region) and whether its output equals the
+ * portable kernel's:
  *   MCU K <case> <variant> <instructions> <equal>
  *   MCU END 0 */
 #include <stdint.h>
@@ -19,6 +21,21 @@
 static int8_t out_ref[KT_MAX_OUT], out_var[KT_MAX_OUT];
 static int32_t scratch[KT_SCRATCH / 4];
 static uint64_t overhead;
+#if defined(KT_CMSIS) && defined(KT_MVE)
+static int32_t kernel_sums[1024];
+#endif
+
+#ifdef KT_MVE
+#define KT_CONV_FAST mcu_conv_mve_s8
+#define KT_CONV_1X1_FAST mcu_conv_1x1_mve_s8
+#define KT_DWCONV_FAST mcu_dwconv_mve_s8
+#define KT_FC_FAST mcu_fully_connected_mve_s8
+#else
+#define KT_CONV_FAST mcu_conv_dsp_s8
+#define KT_CONV_1X1_FAST mcu_conv_1x1_dsp_s8
+#define KT_DWCONV_FAST mcu_dwconv_dsp_s8
+#define KT_FC_FAST mcu_fully_connected_dsp_s8
+#endif
 
 static char *put_str(char *p, const char *s)
 {
@@ -89,17 +106,17 @@ static int run_fast(const kt_case *c, int8_t *out)
     switch (c->kind)
     {
     case KT_CONV_1X1:
-        return mcu_conv_1x1_dsp_s8(&ctx, &c->conv, &q, &c->input_dims, c->input, &c->filter_dims, c->fast_filter,
-                                   &bias_dims, c->fast_bias, &c->output_dims, out);
+        return KT_CONV_1X1_FAST(&ctx, &c->conv, &q, &c->input_dims, c->input, &c->filter_dims, c->fast_filter,
+                                &bias_dims, c->fast_bias, &c->output_dims, out);
     case KT_CONV:
-        return mcu_conv_dsp_s8(&ctx, &c->conv, &q, &c->input_dims, c->input, &c->filter_dims, c->fast_filter,
-                               &bias_dims, c->fast_bias, &c->output_dims, out);
+        return KT_CONV_FAST(&ctx, &c->conv, &q, &c->input_dims, c->input, &c->filter_dims, c->fast_filter,
+                            &bias_dims, c->fast_bias, &c->output_dims, out);
     case KT_DWCONV:
-        return mcu_dwconv_dsp_s8(&ctx, &c->dw, &q, &c->input_dims, c->input, &c->filter_dims, c->fast_filter,
-                                 &bias_dims, c->fast_bias, &c->output_dims, out);
+        return KT_DWCONV_FAST(&ctx, &c->dw, &q, &c->input_dims, c->input, &c->filter_dims, c->fast_filter,
+                              &bias_dims, c->fast_bias, &c->output_dims, out);
     default:
-        return mcu_fully_connected_dsp_s8(&ctx, &c->fc, &q, &c->input_dims, c->input, &c->filter_dims,
-                                          c->fast_filter, &bias_dims, c->fast_bias, &c->output_dims, out);
+        return KT_FC_FAST(&ctx, &c->fc, &q, &c->input_dims, c->input, &c->filter_dims, c->fast_filter,
+                          &bias_dims, c->fast_bias, &c->output_dims, out);
     }
 }
 
@@ -146,6 +163,10 @@ static int run_cmsis(const kt_case *c, int8_t *out)
     {
         const cmsis_nn_fc_params p = {c->fc.input_offset, 0, c->fc.output_offset,
                                       {c->fc.activation.min, c->fc.activation.max}};
+#ifdef KT_MVE
+        /* on MVE the buffer holds the kernel sums (bias + input_offset * sum(w)), filled before the timed call */
+        ctx.buf = kernel_sums;
+#endif
         ctx.size = arm_fully_connected_s8_get_buffer_size(&f);
         return arm_fully_connected_per_channel_s8(&ctx, &p, &q, &in, c->input, &f, c->filter, &b, c->bias, &o, out);
     }
@@ -193,6 +214,18 @@ int main(void)
         bench(i, "portable", run_portable);
         bench(i, "fast", run_fast);
 #ifdef KT_CMSIS
+#ifdef KT_MVE
+        if (c->kind == KT_FC)
+        {
+            if (c->output_dims.c > 1024)
+            {
+                board_print("MCU FAULT too many FC channels\n");
+                return 2;
+            }
+            (void)arm_vector_sum_s8(kernel_sums, c->filter_dims.n, c->output_dims.c, c->filter, c->fc.input_offset, 0,
+                                    c->bias);
+        }
+#endif
         bench(i, "cmsis", run_cmsis);
 #endif
     }
