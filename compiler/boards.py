@@ -26,6 +26,28 @@ class Board:
     aliases: tuple[str, ...]
     description: str
     console: dict | None = None  # UART the firmware prints on (NUCLEO: the ST-LINK virtual COM port)
+    #: stack the linker script reserves after .data/.bss; a 16 KB core (qemu-m0) cannot spare the default 4 KB
+    stack_bytes: int = 4096
+    #: PlatformIO platform of a real board (its `platform =`), e.g. ststm32, nordicnrf52
+    platformio_platform: str = "ststm32"
+
+    @property
+    def arch(self) -> str:
+        """The core's Arm architecture (gcc's -march spelling): "armv6-m" gets no Thumb-2 / Armv7-M code
+        (no IT blocks, no CBZ, no unaligned word loads, no DWT cycle counter), "host" for this PC."""
+        return CORE_ARCH[self.core]
+
+
+#: Arm architecture per core (the cores boards/ uses)
+CORE_ARCH = {
+    "host": "host",
+    "cortex-m0": "armv6-m",
+    "cortex-m0plus": "armv6-m",
+    "cortex-m4": "armv7e-m",
+    "cortex-m7": "armv7e-m",
+    "cortex-m33": "armv8-m.main",
+    "cortex-m55": "armv8.1-m.main",
+}
 
 
 HOST = Board("host", "host", "none", False, False, 0, 1 << 40, 1 << 40, "0x0", "0x0", None, None, (), "This PC (gcc)")
