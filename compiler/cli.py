@@ -107,10 +107,11 @@ def _add_compile_args(p: argparse.ArgumentParser) -> None:
                    help="requantization rounding: double (TFLite's default, bit-exact with TFLite Micro), single "
                         "(one rounding, as ONNX QDQ semantics and onnxruntime; TFLITE_SINGLE_ROUNDING). Default auto: "
                         "single for ONNX QDQ models not converted from TFLite, double otherwise")
-    p.add_argument("--kernels", choices=("auto", "portable"), default="auto",
+    p.add_argument("--kernels", choices=("auto", "portable", "cmsis-nn"), default="auto",
                    help="kernel implementations: auto (default: the fastest for the board's core, e.g. the DSP "
-                        "extension's SIMD32 kernels on Cortex-M4/M7; the report names each layer's) or portable "
-                        "(the reference C kernels everywhere)")
+                        "extension's SIMD32 kernels on Cortex-M4/M7; the report names each layer's), portable "
+                        "(the reference C kernels everywhere) or cmsis-nn (Arm's CMSIS-NN wherever it is bit-exact, "
+                        "auto for the rest; building needs CMSIS_NN_DIR, see docs/cmsis-nn.md)")
     g = p.add_argument_group("patch-based inference (MCUNetV2)")
     g.add_argument("--no-patch", action="store_true", help="run every layer whole (layer by layer)")
     g.add_argument("--patches", type=_positive_int, metavar="N", help="force an N x N patch grid (with --split)")

@@ -98,8 +98,9 @@ class KernelCost:
 
 
 #: values of ``--kernels`` (``CompileOptions.kernels``): "auto" takes the fastest kernel mcucompile has for
-#: the core, "portable" the reference C kernels of mcunn.h everywhere
-KERNEL_POLICIES = ("auto", "portable")
+#: the core, "portable" the reference C kernels of mcunn.h everywhere, "cmsis-nn" Arm's CMSIS-NN for every
+#: layer it runs bit-exactly (``ops/cmsis_nn.py``) and the "auto" kernels for the rest
+KERNEL_POLICIES = ("auto", "portable", "cmsis-nn")
 
 
 @dataclass(frozen=True)
