@@ -5,6 +5,9 @@
   mcucompile verify MODEL --board qemu-m7     build, run on the board (QEMU / host), compare with the
                                               simulator (must be bit-exact) and onnxruntime
   mcucompile bench MODEL --board qemu-m7      per-layer instructions (emulated) or cycles, ELF flash/SRAM
+  mcucompile cmake-dir                        the folder of the CMake module (mcucompile_add_model);
+                                              also: mcucompile --cmake-dir
+  mcucompile platformio-script                the PlatformIO extra script (custom_mcucompile_model = ...)
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 from . import __version__
 from .errors import UserError
 
-SUBCOMMANDS = ("compile", "boards", "verify", "bench")
+SUBCOMMANDS = ("compile", "boards", "verify", "bench", "cmake-dir", "platformio-script")
 MAX_INPUT_DIM = 1 << 16  # no microcontroller input has a side this long; larger is a typo, not a model
 
 
@@ -189,6 +192,33 @@ def cmd_boards(argv: list[str]) -> int:
     return 0
 
 
+def cmd_cmake_dir(argv: list[str]) -> int:
+    p = ArgumentParser(prog="mcucompile cmake-dir", description="Print the folder of mcucompile's CMake module: "
+                       "find_package(mcucompile) with -Dmcucompile_DIR=<it>, then mcucompile_add_model(...).")
+    p.add_argument("--sources", metavar="NAME", type=_c_name,
+                   help="instead, print the library's C files for --name NAME (';'-separated, for the CMake module)")
+    args = p.parse_args(argv)
+    from .paths import integration_dir
+
+    if args.sources:
+        from .api.library import library_source_names
+
+        print(";".join(library_source_names(args.sources)))
+    else:
+        print(integration_dir())
+    return 0
+
+
+def cmd_platformio_script(argv: list[str]) -> int:
+    ArgumentParser(prog="mcucompile platformio-script", description="Print the path of mcucompile's PlatformIO "
+                   "extra script: extra_scripts = pre:<it> with custom_mcucompile_model = model.onnx in "
+                   "platformio.ini compiles the model in every 'pio run' where it changed.").parse_args(argv)
+    from .paths import integration_dir
+
+    print(integration_dir() / "mcucompile_platformio.py")
+    return 0
+
+
 def _load_test_data(path: str | None, input_shape: tuple[int, ...]):
     """Test inputs [N, ...] (logical layout) and optional labels from --data."""
     from .datafile import as_samples, read_arrays
@@ -306,13 +336,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("--version", "-V"):
         print(f"mcucompile {__version__}")
         return 0
+    if argv and argv[0] == "--cmake-dir":
+        argv[0] = "cmake-dir"
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         print("\nRun 'mcucompile MODEL --help' or 'mcucompile verify --help' for options.")
         return 0
     command = argv[0] if argv[0] in SUBCOMMANDS else "compile"
     rest = argv[1:] if argv[0] in SUBCOMMANDS else argv
-    handler = {"compile": cmd_compile, "boards": cmd_boards, "verify": cmd_verify, "bench": cmd_bench}[command]
+    handler = {"compile": cmd_compile, "boards": cmd_boards, "verify": cmd_verify, "bench": cmd_bench,
+               "cmake-dir": cmd_cmake_dir, "platformio-script": cmd_platformio_script}[command]
     try:
         return handler(rest)
     except UserError as e:

@@ -20,3 +20,9 @@ def runtime_dir() -> Path:
 def boards_dir() -> Path:
     """Folder holding one JSON file per board."""
     return _data_dir("_boards", "boards")
+
+
+def integration_dir() -> Path:
+    """Folder holding the build-system integrations: the CMake module (``mcucompile.cmake``,
+    ``mcucompileConfig.cmake``) and the PlatformIO extra script (``mcucompile_platformio.py``)."""
+    return _PKG / "project" / "integration"

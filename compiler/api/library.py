@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import __version__
 from ..codegen.generate import c_identifier, environment
 from ..ops.base import quantize_values
 from ..output import write_output
@@ -16,17 +17,34 @@ from ..quant.simulate import to_physical
 from .compile import Compiled
 
 
+def _runtime_files() -> list[str]:
+    rt = runtime_dir()
+    return [f"{sub}/{p.name}" for sub in ("include", "src") for p in sorted((rt / sub).iterdir())
+            if p.suffix in (".h", ".c")]
+
+
+def library_source_names(name: str) -> list[str]:
+    """The C files (sources and headers) of the library a compile with ``--name name`` writes, relative to
+    lib/<name>/. They depend on the name and the mcucompile version only, not on the model, so a build
+    system can declare them before the model is compiled (the CMake module's build-time command does)."""
+    P = c_identifier(name)
+    generated = [f"include/{P}.h", f"src/{P}.c", f"src/{P}_weights.c", f"src/{P}_weights.h", "include/mcunn_config.h"]
+    return sorted(set(_runtime_files()) | set(generated))
+
+
 def library_files(compiled: Compiled) -> dict[str, str]:
     """Every file of the C library folder: generated sources plus the runtime they call, with the
-    runtime's build-wide choices (mcunn_config.h) set for this model."""
-    files = {}
+    runtime's build-wide choices (mcunn_config.h) set for this model, and its CMakeLists.txt."""
     rt = runtime_dir()
-    for sub in ("include", "src"):
-        for p in sorted((rt / sub).iterdir()):
-            if p.suffix in (".h", ".c"):
-                files[f"{sub}/{p.name}"] = p.read_text()
+    files = {rel: (rt / rel).read_text() for rel in _runtime_files()}
     files.update(compiled.sources.files)
     files["include/mcunn_config.h"] = runtime_config(compiled)
+    names = library_source_names(compiled.options.name)
+    if sorted(files) != names:  # the CMake module declares these names before compiling: they must agree
+        raise AssertionError(f"library files {sorted(set(files) ^ set(names))} differ from library_source_names()")
+    files["CMakeLists.txt"] = environment().get_template("library_CMakeLists.txt.j2").render(
+        P=c_identifier(compiled.options.name), version=__version__, board=compiled.board.name,
+        sources=[n for n in names if n.endswith(".c")], definitions=[])
     return files
 
 
