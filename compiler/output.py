@@ -136,6 +136,7 @@ def write_output(out_dir: str | Path, files: dict[str, str | bytes], inputs: tup
             data = content.encode() if isinstance(content, str) else content
             path.write_bytes(data)
             manifest[rel] = hashlib.sha256(data).hexdigest()
+            _keep_mtime_if_same(out / rel, path, data)
         (tmp / MANIFEST).write_text(json.dumps({"tool": "mcucompile", "version": __version__, "files": manifest},
                                                indent=1, sort_keys=True) + "\n")
         _swap_in(tmp, out)
@@ -147,6 +148,17 @@ def write_output(out_dir: str | Path, files: dict[str, str | bytes], inputs: tup
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _keep_mtime_if_same(previous: Path, path: Path, data: bytes) -> None:
+    """A file rewritten with the content it had keeps its modification time, so a build system (make, CMake,
+    PlatformIO) that compiles the output again after a recompile rebuilds only the files that changed."""
+    try:
+        st = previous.stat()
+        if st.st_size == len(data) and previous.is_file() and previous.read_bytes() == data:
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    except OSError:
+        pass  # no earlier file (or unreadable): the new one keeps its new time
 
 
 def _umask() -> int:
