@@ -4,9 +4,12 @@ OUT/
   platformio.ini          PlatformIO: real NUCLEO boards via `platform = ststm32` (bare metal, our
                           startup and linker script); emulated boards via the local QEMU dev-platform
   Makefile                the same sources with arm-none-eabi-gcc, for users' own builds
+  CMakeLists.txt          the same with CMake (cmake -B build && cmake --build build), with
+  cmake/<board>.cmake     its toolchain file (arm-none-eabi-gcc and the core's flags)
   <board>.ld              linker script from boards/<board>.json
   src/                    main.c, startup.c, board_port.[ch], inputs.[ch] (compiled-in test inputs)
-  lib/<name>/             the model library (library.json: drops into any PlatformIO project's lib/)
+  lib/<name>/             the model library (library.json: drops into any PlatformIO project's lib/;
+                          CMakeLists.txt: add_subdirectory() into any CMake project)
   report.json
 """
 
@@ -94,6 +97,8 @@ def project_files(board: Board, prefix: str, inputs_q: np.ndarray, output_sizes:
     files = {
         "platformio.ini": "platformio.ini.j2",
         "Makefile": "Makefile.j2",
+        "CMakeLists.txt": "CMakeLists.txt.j2",
+        f"cmake/{board.name}.cmake": "toolchain.cmake.j2",
         f"{board.name}.ld": "linker.ld.j2",
         "src/main.c": "main.c.j2",
         "src/startup.c": "startup.c.j2",
