@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from ..errors import UserError
 from ..ops.kernel import KERNEL_POLICIES
 from ..quant.calibrate import DEFAULT_CALIB_SAMPLES
+from ..quant.methods import CalibrationOptions
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class CompileOptions:
     #: kernel implementations (ops.kernel.KERNEL_POLICIES): "auto", the fastest mcucompile has for the board's
     #: core (the DSP extension's SIMD32 kernels on Cortex-M4/M7/M55), or "portable", the reference C kernels
     kernels: str = "auto"
+    #: how calibrated activation ranges are chosen (quant.methods: --calibration, per-tensor overrides,
+    #: --bias-correction); a model's own (QDQ / TFLite) params are never recalibrated
+    calibration: CalibrationOptions = field(default_factory=CalibrationOptions)
 
     def __post_init__(self):
         """The Python API refuses what the command line refuses, with the same messages."""
@@ -74,6 +78,8 @@ class CompileOptions:
             raise UserError(f"console (--console) {self.console!r}: give 'uart' or 'semihosting'")
         if self.rounding not in ("auto", "double", "single"):
             raise UserError(f"rounding (--rounding) {self.rounding!r}: give 'auto', 'double' or 'single'")
+        if not isinstance(self.calibration, CalibrationOptions):
+            raise UserError(f"calibration: give a CalibrationOptions, not {type(self.calibration).__name__}")
         if self.kernels not in KERNEL_POLICIES:
             choices = " or ".join(f"'{k}'" for k in KERNEL_POLICIES)
             raise UserError(f"kernels (--kernels) {self.kernels!r}: give {choices}")

@@ -1,12 +1,17 @@
 """Calibration: activation ranges from running the float ONNX model with onnxruntime.
 
 Every IR tensor remembers the ONNX tensor (``origin``) holding the same values, so one onnxruntime
-session with those tensors added as outputs gives every range. Ranges are min/max over the set.
+session with those tensors added as outputs gives every range. A first pass over the calibration set
+records each tensor's min/max; when a rule needs the distribution (percentile, MSE, KL: see
+quant.methods) a second pass fills a histogram over that span, and the rule picks the range from it.
+The model input keeps the min/max of the data (its domain, e.g. [0, 1] pixels) unless an override
+names it.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +20,7 @@ import onnx
 from ..datafile import as_samples, read_arrays
 from ..errors import UserError
 from ..ir import Graph
+from .methods import CalibrationOptions, CalibrationRule, Histogram, choose_range
 
 DEFAULT_CALIB_SAMPLES = 32
 
@@ -83,8 +89,33 @@ def _load_image_folder(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     return np.stack(out)
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What calibration found, by ONNX tensor name: the ranges quantization uses (``ranges``), the raw
+    min/max of the data (``minmax``) and the rule that chose each range (``rules``: e.g. "mse:2048",
+    "minmax", or "range" for an explicit override)."""
+
+    ranges: dict[str, tuple[float, float]]
+    minmax: dict[str, tuple[float, float]]
+    rules: dict[str, str]
+
+
 def calibrate(model_path: str | Path, graph: Graph, samples: np.ndarray, progress: bool = True) -> dict[str, tuple[float, float]]:
     """Run the float model on ``samples`` (logical input layout) and return {onnx tensor: (min, max)}."""
+    return calibrate_tensors(model_path, graph, samples, CalibrationOptions(), progress).ranges
+
+
+def calibrate_tensors(model_path: str | Path, graph: Graph, samples: np.ndarray, options: CalibrationOptions,
+                      progress: bool = True, check_names: bool = True) -> Calibration:
+    """Run the float model on ``samples`` (logical input layout) and choose every activation's range
+    with ``options`` (the rule, per-tensor overrides; see quant.methods).
+
+    Raises
+    ------
+    UserError
+        An override names a tensor that is not calibrated (the message names the closest), a tensor takes
+        infinite values, or onnxruntime cannot run the model on the data.
+    """
     import onnxruntime as ort
 
     model = onnx.load(str(model_path))
@@ -100,30 +131,54 @@ def calibrate(model_path: str | Path, graph: Graph, samples: np.ndarray, progres
     inp = sess.get_inputs()[0]
     batch = 16 if not isinstance(inp.shape[0], int) else 1
     out_names = [o.name for o in sess.get_outputs()]
+
+    def passes(label: str):
+        bar = ProgressBar(label, len(samples)) if progress else None
+        for start in range(0, len(samples), batch):
+            chunk = samples[start : start + batch]
+            yield from zip(out_names, _run_calibration(sess, out_names, inp.name, chunk))
+            yield inp.name, chunk
+            if bar:
+                bar.update(min(start + batch, len(samples)))
+        if bar:
+            bar.close()
+
     lo: dict[str, float] = {}
     hi: dict[str, float] = {}
-    bar = ProgressBar("calibrating", len(samples)) if progress else None
-    for start in range(0, len(samples), batch):
-        chunk = samples[start : start + batch]
-        res = _run_calibration(sess, out_names, inp.name, chunk)
-        for name, v in zip(out_names, res):
-            v = np.asarray(v, np.float64)
-            if v.size == 0:
-                continue
-            lo[name] = min(lo.get(name, np.inf), float(v.min()))
-            hi[name] = max(hi.get(name, -np.inf), float(v.max()))
-        if bar:
-            bar.update(min(start + batch, len(samples)))
-    if bar:
-        bar.close()
-    lo[inp.name] = min(lo.get(inp.name, np.inf), float(samples.min()))
-    hi[inp.name] = max(hi.get(inp.name, -np.inf), float(samples.max()))
+    for name, v in passes("calibrating"):
+        v = np.asarray(v, np.float64)
+        if v.size == 0:
+            continue
+        lo[name] = min(lo.get(name, np.inf), float(v.min()))
+        hi[name] = max(hi.get(name, -np.inf), float(v.max()))
     for k in lo:
         if not (np.isfinite(lo[k]) and np.isfinite(hi[k])):
             raise UserError(f"tensor '{k}' takes infinite or NaN values on the calibration data (range {lo[k]:g} .. "
                             f"{hi[k]:g}); the model's weights overflow float32 there: fix the model, or calibrate with "
                             "inputs in the range it was trained on")
-    return {k: (lo[k], hi[k]) for k in lo}
+    minmax = {k: (lo[k], hi[k]) for k in lo}
+    if check_names:
+        from .methods import check_override_names
+
+        check_override_names(options, set(minmax))
+    rules: dict[str, CalibrationRule] = {}
+    for k in minmax:
+        rule = options.rule_for(k) or (options.rule if k != inp.name else CalibrationRule("minmax"))
+        rules[k] = rule
+    hists = {k: Histogram(*minmax[k], int(r.value)) if r.method in ("mse", "kl") else Histogram(*minmax[k], 8192)
+             for k, r in rules.items() if r.needs_histogram and options.range_for(k) is None}
+    if hists:
+        for name, v in passes("calibrating (histograms)"):
+            if name in hists:
+                hists[name].add(v)
+    ranges, chosen = {}, {}
+    for k, (a, b) in minmax.items():
+        explicit = options.range_for(k)
+        if explicit is not None:
+            ranges[k], chosen[k] = (float(explicit[0]), float(explicit[1])), "range"
+        else:
+            ranges[k], chosen[k] = choose_range(rules[k], a, b, hists.get(k)), str(rules[k])
+    return Calibration(ranges, minmax, chosen)
 
 
 def _run_calibration(sess, out_names: list[str], input_name: str, chunk: np.ndarray) -> list[np.ndarray]:
