@@ -27,7 +27,7 @@ from ..ir.graph import int_dtype
 from ..arith.bitwidth import qrange, requantize, saturate
 from ..arith.fixedpoint import quantize_multiplier_array, round_half_away
 from ..errors import UnsupportedError
-from . import fast_layout, mve_layout
+from . import cmsis_nn, fast_layout, mve_layout
 from .base import OpDef, QuantContext, activation_bounds, register, require_rank, shape_error, tensor_bits
 from .kernel import (Kernel, KernelArgs, KernelCost, base_counts, kernel_target, prod, quant_arrays, read,
                      window_extent, window_taps, write)
@@ -612,6 +612,8 @@ class Conv2D(WindowPatchRule, OpDef):
         ctx = kernel_quant_context(node, graph)
         ctx.update(window=node.attrs.window, groups=node.attrs.groups)
         target = kernel_target(board)
+        if target.kernels == "cmsis-nn":
+            return cmsis_nn.conv_call(node, graph, target, ctx, lambda: self.kernel(node, graph, target.auto()))
         if target.mve_problem() is None:
             call = _conv_mve_call(node, graph, target, ctx)
             if call is not None:
@@ -695,6 +697,8 @@ class DepthwiseConv2D(WindowPatchRule, OpDef):
         cin = as_nhwc(graph.tensors[node.inputs[0]].shape)[3]
         ctx.update(window=node.attrs.window, ch_mult=w[2] // cin)
         target = kernel_target(board)
+        if target.kernels == "cmsis-nn":
+            return cmsis_nn.depthwise_call(node, graph, target, ctx, lambda: self.kernel(node, graph, target.auto()))
         if target.mve_problem() is None and mve_layout.dwconv_problem(node.attrs.window.kernel, w[2] // cin) is None:
             fc = fast_constants(mve_layout.dwconv_constants, graph.tensors[node.inputs[1]].data,
                                 _layer_bias(graph, node), node.params.input_offset)

@@ -21,6 +21,7 @@ from ..arith.bitwidth import requantize
 from ..arith.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from .base import OpDef, activation_bounds, quantize_values, register, shape_error, tensor_bits
 from .conv import apply_activation
+from . import cmsis_nn
 from .kernel import Kernel, KernelArgs, KernelCost, kernel_target, prod, read, whole_outputs_counts, write
 
 ADD_LEFT_SHIFT = 20
@@ -197,6 +198,9 @@ class Add(_Binary):
     def kernel(self, node, graph, board=None):
         ctx = self._kernel_dims(node, graph)
         ctx["p"] = node.params
+        if kernel_target(board).kernels == "cmsis-nn":
+            target = kernel_target(board)
+            return cmsis_nn.add_call(node, graph, target, ctx, lambda: self.kernel(node, graph, target.auto()))
         why = kernel_target(board).mve_problem()
         if why is None and not ctx["in1_dims"] == ctx["in2_dims"] == ctx["out_dims"]:
             why = "an operand is broadcast (mcu_add_mve_s8 takes equal shapes)"
@@ -235,4 +239,7 @@ class Mul(_Binary):
     def kernel(self, node, graph, board=None):
         ctx = self._kernel_dims(node, graph)
         ctx["p"] = node.params
+        if kernel_target(board).kernels == "cmsis-nn":
+            target = kernel_target(board)
+            return cmsis_nn.mul_call(node, graph, target, ctx, lambda: self.kernel(node, graph, target.auto()))
         return MUL.call(ctx)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..ir import Activation
 from .base import OpDef, register, require_rank, shape_error, tensor_bits
-from . import fast_layout, mve_layout
+from . import cmsis_nn, fast_layout, mve_layout
 from .conv import (apply_activation, bias_or_zeros, fast_constants, kernel_quant_context, quantize_weighted,
                    requant_output)
 from .kernel import Kernel, KernelArgs, KernelCost, base_counts, kernel_target, quant_arrays, read, write
@@ -152,6 +152,9 @@ class FullyConnected(OpDef):
         ctx.update(rows=int(np.prod(x[:-1], dtype=np.int64)), accum_depth=w[1], out_ch=w[0])
         # the filter offset is 0 by construction (symmetric weights), the one thing the DSP kernel refuses
         target = kernel_target(board)
+        if target.kernels == "cmsis-nn":
+            return cmsis_nn.fully_connected_call(node, graph, target, ctx,
+                                                 lambda: self.kernel(node, graph, target.auto()))
         bias = graph.tensors[node.inputs[2]].data if len(node.inputs) > 2 and node.inputs[2] else None
         if target.mve_problem() is None and mve_layout.fully_connected_problem(0) is None:
             fc = fast_constants(mve_layout.fully_connected_constants, graph.tensors[node.inputs[1]].data, bias,

@@ -122,6 +122,10 @@ class KernelTarget:
         if self.kernels not in KERNEL_POLICIES:
             raise ValueError(f"kernel policy '{self.kernels}' is not one of {KERNEL_POLICIES}")
 
+    def auto(self) -> KernelTarget:
+        """This target under the ``auto`` policy: what a layer CMSIS-NN does not run takes (``ops/cmsis_nn.py``)."""
+        return KernelTarget(self.board, "auto", self.lean)
+
     def dsp_problem(self) -> str | None:
         """Why the SIMD32 (DSP extension) kernels may not run here (None: they may)."""
         if self.kernels == "portable":

@@ -15,7 +15,9 @@ from ..arith.tflite_semantics import mean_params
 from ..ir import Activation
 from .base import OpDef, activation_bounds, register, require_rank, shape_error, tensor_bits
 from .conv import apply_activation
-from .kernel import Kernel, KernelArgs, KernelCost, base_counts, read, window_extent, window_taps, write
+from . import cmsis_nn
+from .kernel import (Kernel, KernelArgs, KernelCost, base_counts, kernel_target, read, window_extent, window_taps,
+                     write)
 from .mean import MeanAttrs
 from .spatial import Window, WindowPatchRule, im2col
 
@@ -100,7 +102,12 @@ class _Pool(WindowPatchRule, OpDef):
         return graph.tensors[node.outputs[0]].size * k[0] * k[1]
 
     def kernel(self, node, graph, board=None):
-        return self.implementation.call({"window": node.attrs.window, "p": node.params})
+        ctx = {"window": node.attrs.window, "p": node.params}
+        target = kernel_target(board)
+        if target.kernels == "cmsis-nn":
+            return cmsis_nn.pool_call(node, graph, target, ctx, self.implementation is AVG_POOL,
+                                      lambda: self.kernel(node, graph, target.auto()))
+        return self.implementation.call(ctx)
 
 
 @register

@@ -30,7 +30,9 @@ from ..ir.graph import int_dtype
 from .base import (OpDef, activation_bounds, dequantize_values, quantize_values, register, require_bits,
                    tensor_bits)
 from .conv import apply_activation
-from .kernel import Kernel, KernelArgs, KernelCost, base_counts, prod, read, whole_outputs_counts, write
+from . import cmsis_nn
+from .kernel import (Kernel, KernelArgs, KernelCost, base_counts, kernel_target, prod, read, whole_outputs_counts,
+                     write)
 
 def _lut_access(args: KernelArgs):
     """mcu_lut_s8: size elements in and out, a 256-entry table indexed by (uint8)(x + 128); input and
@@ -270,4 +272,8 @@ class Softmax(OpDef):
 
     def kernel(self, node, graph, board=None):
         shape = graph.tensors[node.inputs[0]].shape
-        return SOFTMAX.call({"rows": int(np.prod(shape[:-1], dtype=np.int64)), "row_size": shape[-1], "p": node.params})
+        ctx = {"rows": int(np.prod(shape[:-1], dtype=np.int64)), "row_size": shape[-1], "p": node.params}
+        if kernel_target(board).kernels == "cmsis-nn":
+            target = kernel_target(board)
+            return cmsis_nn.softmax_call(node, graph, target, ctx, lambda: self.kernel(node, graph, target.auto()))
+        return SOFTMAX.call(ctx)
