@@ -115,6 +115,17 @@ def _add_compile_args(p: argparse.ArgumentParser) -> None:
                         "extension's SIMD32 kernels on Cortex-M4/M7; the report names each layer's), portable "
                         "(the reference C kernels everywhere) or cmsis-nn (Arm's CMSIS-NN wherever it is bit-exact, "
                         "auto for the rest; building needs CMSIS_NN_DIR, see docs/cmsis-nn.md)")
+    c = p.add_argument_group("calibration (float ONNX models; see docs/calibration.md)")
+    c.add_argument("--calibration", metavar="METHOD[:P]",
+                   help="how activation ranges are chosen: minmax (default), percentile[:99.99], mse, kl")
+    c.add_argument("--tensor-calibration", action="append", metavar="NAME=METHOD[:P]",
+                   help="one tensor's own method (its ONNX name, as report.json lists it); repeatable")
+    c.add_argument("--tensor-range", action="append", metavar="NAME=LO,HI",
+                   help="one tensor's explicit real range; repeatable")
+    c.add_argument("--quant-config", metavar="FILE", help="a .toml or .json file with calibration, bias_correction "
+                   "and per-tensor [tensors.NAME] range or calibration")
+    c.add_argument("--bias-correction", action="store_true",
+                   help="fold each weighted layer's mean per-channel error on the calibration data into its bias")
     g = p.add_argument_group("patch-based inference (MCUNetV2)")
     g.add_argument("--no-patch", action="store_true", help="run every layer whole (layer by layer)")
     g.add_argument("--patches", type=_positive_int, metavar="N", help="force an N x N patch grid (with --split)")
@@ -133,6 +144,7 @@ def _add_compile_args(p: argparse.ArgumentParser) -> None:
 
 def _options(args):
     from .api import CompileOptions, PatchOptions
+    from .quant.methods import calibration_options
 
     if (args.patches is None) != (args.split is None):
         raise UserError("--patches and --split go together (force a plan), e.g. --split 4 --patches 3")
@@ -146,6 +158,8 @@ def _options(args):
         board=args.board, calib=args.calib, calib_samples=args.calib_samples, name=args.name,
         input_shapes=_input_shapes(args.input_shape), progress=not args.quiet, patch=patch,
         sram_limit=args.sram_limit, console=args.console, rounding=args.rounding, kernels=args.kernels,
+        calibration=calibration_options(args.calibration, args.tensor_range, args.tensor_calibration,
+                                        args.quant_config, args.bias_correction),
     )
 
 
@@ -251,7 +265,8 @@ def _print_warnings(notes) -> None:
 
 def _inputs(args) -> tuple[str, ...]:
     """The files a command reads: an output folder must not hold them."""
-    return tuple(p for p in (args.model, args.calib, getattr(args, "data", None)) if p)
+    return tuple(p for p in (args.model, args.calib, getattr(args, "data", None), getattr(args, "quant_config", None))
+                 if p)
 
 
 def cmd_verify(argv: list[str]) -> int:

@@ -24,11 +24,14 @@ from ..memory import ArenaPlan
 from ..ops.kernel import KernelTarget
 from ..passes import canonicalize
 from ..patch.search import choose_patching
-from ..quant.calibrate import calibrate, load_calibration, synthetic_calibration
+from ..quant.bias_correction import correct_biases
+from ..quant.calibrate import Calibration, calibrate_tensors, load_calibration, synthetic_calibration
+from ..quant.methods import check_override_names
 from ..quant.quantize import calibration_needs, quantize_graph
 from ..quant.simulate import to_logical
 from ..reference.tflite_refs import probe_tflm_arena
 from ..report import Report, build_report, flash_estimate
+from ..report.report import CalibrationReport, TensorCalibration
 from ..schedule.safety import check_plan_memory
 from ..schedule.schedule import Schedule, build_schedule
 from .options import CompileOptions
@@ -135,10 +138,17 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     # activations no Q/DQ pair and no op fixes, on the QDQ model itself, so its float island sees the
     # quantized values of the rest; a fully quantized model needs no calibration
     needs = calibration_needs(float_graph) if fmt != "onnx" else set()
+    cal_opts = options.calibration
+    cal: Calibration | None = None
     if fmt != "onnx" and not needs:
         calib = pre_quantized_samples(float_graph, options.calib_samples)
         if options.calib:
             notes.append("--calib ignored: the model is already quantized and carries its own scales")
+        if cal_opts.overrides:
+            raise UserError(f"tensor '{cal_opts.overrides[0].name}': the model is already quantized and carries its "
+                            "own scales for every tensor; per-tensor calibration overrides apply to float ONNX models")
+        if cal_opts.rule.method != "minmax" or cal_opts.bias_correction:
+            notes.append("--calibration / --bias-correction ignored: the model carries its own scales")
     else:
         if fmt == "tflite":
             raise UserError(f"{model_path}: the int8 .tflite model has activations without quantization parameters "
@@ -153,8 +163,16 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
                 f"no --calib data given: calibrating {what} on {options.calib_samples} synthetic uniform [0,1) "
                 "samples; int8 accuracy will suffer - pass --calib with a few hundred real inputs"
             )
-        ranges = calibrate(model_path, float_graph, calib, progress=options.progress)
+        cal = calibrate_tensors(model_path, float_graph, calib, cal_opts, progress=options.progress, check_names=False)
+        calibrated = set(cal.minmax) if fmt == "onnx" else set(needs)
+        check_override_names(cal_opts, calibrated, set(cal.minmax) - calibrated)
+        ranges = cal.ranges
     graph = quantize_graph(float_graph, ranges)
+    corrected: dict[str, float] = {}
+    if cal_opts.bias_correction and fmt == "onnx":
+        graph, corrected = correct_biases(float_graph, graph, calib)
+    elif cal_opts.bias_correction and cal is not None:
+        notes.append("--bias-correction ignored: the model's weights and biases carry their own quantization")
     # a float model's sources the report derives itself (calibrated, or fixed by the op)
     tensor_sources = quant_sources(float_graph, graph, needs) if fmt != "onnx" else None
     budget = min(board.sram_bytes, options.sram_limit or board.sram_bytes)
@@ -206,9 +224,26 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
         notes.append(f"TFLite Micro's arena size not recorded: {why}")
     report = build_report(graph, plan, target, str(model_path), choice=choice, schedule=schedule, source_format=fmt,
                           notes=notes, tflm_arena_bytes=tflm_arena, tflm_arena_note=why, tensor_sources=tensor_sources,
-                          compiler_version=__version__)
+                          compiler_version=__version__,
+                          calibration=calibration_report(cal, graph, needs if fmt != "onnx" else None, str(cal_opts.rule),
+                                                         cal_opts.bias_correction and fmt == "onnx", len(corrected)))
     return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes), fmt,
                     patch, schedule, target)
+
+
+def calibration_report(cal: Calibration | None, graph: Graph, calibrated: set[str] | None, method: str,
+                       bias_correction: bool, corrected: int) -> CalibrationReport | None:
+    """The rule and range of every tensor calibrated (``calibrated``: their ONNX names; None: the float
+    model's activations whose params no op fixes), in graph order; None when nothing was calibrated."""
+    if cal is None:
+        return None
+    from ..report.build import derive_tensor_sources
+
+    sources = derive_tensor_sources(graph, "onnx")
+    order = [graph.tensors[t].origin or t for t in sources if calibrated is not None or sources[t] == "calibrated"]
+    names = [k for k in dict.fromkeys(order) if k in cal.ranges and (calibrated is None or k in calibrated)]
+    tensors = tuple(TensorCalibration(k, cal.rules[k], cal.ranges[k], cal.minmax[k]) for k in names)
+    return CalibrationReport(method, bias_correction, tensors, corrected)
 
 
 def choose_rounding(fmt: str, model_path: Path, rounding: str) -> str:

@@ -346,3 +346,20 @@ def _kl_range(hist: Histogram, lo: float, hi: float, levels: int) -> tuple[float
             best, best_i = kl, i
     t = best_i / nb * amax
     return float(max(lo, -t)), float(min(hi, t))
+
+
+def calibration_options(rule: str | None = None, tensor_ranges: list[str] | None = None,
+                        tensor_rules: list[str] | None = None, config: str | Path | None = None,
+                        bias_correction: bool = False) -> CalibrationOptions:
+    """The command line's calibration flags as options: ``--quant-config`` first, then ``--calibration``
+    and ``--bias-correction`` (which win over the file's), then ``--tensor-range`` /
+    ``--tensor-calibration`` (which replace the file's entry for the same tensor)."""
+    file_rule, file_overrides, file_bc = load_quant_config(config) if config else (None, [], None)
+    cli = overrides_from_cli(tensor_ranges, tensor_rules)
+    names = [o.name for o in cli]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup is not None:
+        raise UserError(f"tensor '{dup}' is given twice (--tensor-range / --tensor-calibration); give each tensor once")
+    merged = [o for o in file_overrides if o.name not in set(names)] + cli
+    chosen = CalibrationRule.parse(rule) if rule else (file_rule or CalibrationRule())
+    return CalibrationOptions(chosen, tuple(merged), bool(bias_correction or file_bc))

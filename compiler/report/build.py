@@ -15,7 +15,7 @@ from ..ops.kernel import KernelTarget, kernel_target
 from ..ops.unary import SOFTMAX_OUTPUT_QUANT, Softmax, Unary, fixed_output_quant
 from ..patch.cost import FIT
 from ..patch.search import OBJECTIVES, PatchChoice, PlanOutcome
-from .report import (IOTensor, LayerReport, MemoryProfile, PatchCandidate, PatchPlanReport, PatchRegion,
+from .report import (CalibrationReport, IOTensor, LayerReport, MemoryProfile, PatchCandidate, PatchPlanReport, PatchRegion,
                      PlanChoiceReport, PlanEstimate, QuantizationReport, Report, TflmArena)
 
 # Code-size estimate (flash) for the portable runtime until a linked ELF gives the real figure.
@@ -165,7 +165,8 @@ def quantization_report(graph: Graph, tensor_sources: dict[str, str]) -> Quantiz
 def build_report(graph: Graph, plan: ArenaPlan, board: Board | KernelTarget, model_path: str, *, choice: PatchChoice,
                  schedule=None, source_format: str = "onnx", notes: tuple[str, ...] | list[str] = (),
                  tflm_arena_bytes: int | None = None, tflm_arena_note: str | None = None,
-                 tensor_sources: dict[str, str] | None = None, compiler_version: str = __version__) -> Report:
+                 tensor_sources: dict[str, str] | None = None, compiler_version: str = __version__,
+                 calibration: CalibrationReport | None = None) -> Report:
     """The report of one compiled model, typed (``Report.to_json_dict()`` is report.json).
 
     Parameters
@@ -184,6 +185,7 @@ def build_report(graph: Graph, plan: ArenaPlan, board: Board | KernelTarget, mod
     tensor_sources : activation tensor (IR name) -> "model" | "calibrated" | "fixed", where its quantization
         params came from; None derives it from ``source_format`` (see :func:`derive_tensor_sources`)
     compiler_version : the compiler that made the code
+    calibration : how the calibrated tensors' ranges were chosen (None: none were calibrated)
 
     Returns
     -------
@@ -213,4 +215,4 @@ def build_report(graph: Graph, plan: ArenaPlan, board: Board | KernelTarget, mod
         input_in_sram="by patch (callback)" if patched and choice.plan.input_by_patch else "whole",
         patch_plan=_patch_plan(choice), plan_choice=plan_choice_report(choice),
         quantization=quantization_report(graph, tensor_sources), tflm=tflm, rounding=graph.rounding,
-        kernels=target.kernels)
+        kernels=target.kernels, calibration=calibration)

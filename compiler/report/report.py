@@ -194,6 +194,42 @@ class QuantizationReport:
 
 
 @dataclass(frozen=True)
+class TensorCalibration:
+    """How one calibrated tensor's range was chosen: the rule (e.g. "mse:2048", "minmax", "range" for an
+    explicit override), the range chosen and the min/max of the calibration data."""
+
+    name: str
+    rule: str
+    range: tuple[float, float]
+    data_range: tuple[float, float]
+
+    def to_json_dict(self) -> dict:
+        return {"rule": self.rule, "range": [_sig(v) for v in self.range],
+                "data_range": [_sig(v) for v in self.data_range]}
+
+
+def _sig(v: float) -> float:
+    """Six significant digits: report.json stays readable and stable across float summation orders."""
+    return float(f"{float(v):.6g}")
+
+
+@dataclass(frozen=True)
+class CalibrationReport:
+    """The calibration of the tensors mcucompile calibrated (quant.methods): the rule for all, whether
+    bias correction ran (and on how many layers), and each tensor's rule and range."""
+
+    method: str
+    bias_correction: bool
+    tensors: tuple[TensorCalibration, ...]
+    corrected_layers: int = 0
+
+    def to_json_dict(self) -> dict:
+        return {"method": self.method, "bias_correction": self.bias_correction,
+                "bias_corrected_layers": self.corrected_layers,
+                "tensors": {t.name: t.to_json_dict() for t in self.tensors}}
+
+
+@dataclass(frozen=True)
 class Report:
     """Everything report.json says about one compiled model (see :func:`mcucompile.report.build_report`)."""
 
@@ -224,6 +260,7 @@ class Report:
     tflm: TflmArena | None = None  # only for .tflite models
     rounding: str = "double"  # requantization rounding of the integer graph (arith.fixedpoint.ROUNDINGS)
     kernels: str = "auto"  # the --kernels policy (ops.kernel.KERNEL_POLICIES)
+    calibration: CalibrationReport | None = None  # None: nothing calibrated (the model's own params)
 
     @property
     def fast_mac_share(self) -> float:
@@ -276,4 +313,6 @@ class Report:
         out["rounding"] = self.rounding
         out["kernels"] = self.kernels
         out["fast_mac_share"] = round(self.fast_mac_share, 6)
+        if self.calibration is not None:
+            out["calibration"] = self.calibration.to_json_dict()
         return out
