@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
 from ..codegen.generate import c_identifier, environment
+from ..errors import UserError
+from ..ops import cmsis_nn
 from ..ops.base import quantize_values
 from ..output import write_output
 from ..paths import runtime_dir
@@ -58,9 +61,28 @@ def runtime_config(compiled: Compiled) -> str:
             f"#define MCU_SINGLE_ROUNDING {1 if single else 0}\n\n#endif /* MCUNN_CONFIG_H */\n")
 
 
-def write_library(compiled: Compiled, out_dir: str | Path, inputs_q: np.ndarray | None = None) -> Path:
+def uses_cmsis_nn(compiled: Compiled) -> bool:
+    """Whether the generated library calls CMSIS-NN (``--kernels cmsis-nn`` and a layer it runs)."""
+    return compiled.schedule is not None and cmsis_nn.uses_cmsis_nn(st.kernel for st in compiled.schedule.steps())
+
+
+def cmsis_nn_dir() -> Path:
+    """The CMSIS-NN checkout a build of a ``--kernels cmsis-nn`` library uses: ``$CMSIS_NN_DIR`` (UserError when
+    it is unset or holds no Include/arm_nnfunctions.h)."""
+    value = os.environ.get("CMSIS_NN_DIR", "")
+    where = f"CMSIS_NN_DIR={value} has no Include/arm_nnfunctions.h" if value else "CMSIS_NN_DIR is not set"
+    if not value or not (Path(value) / "Include" / "arm_nnfunctions.h").is_file():
+        raise UserError(f"--kernels cmsis-nn needs CMSIS-NN ({where}): set CMSIS_NN_DIR to a CMSIS-NN checkout "
+                        f"(git clone {cmsis_nn.CMSIS_NN_URL} -b {cmsis_nn.CMSIS_NN_VERSION})")
+    return Path(value).resolve()
+
+
+def write_library(compiled: Compiled, out_dir: str | Path, inputs_q: np.ndarray | None = None,
+                  cmsis_nn_source: str | None = None) -> Path:
     """Write OUT/lib/<name>/ (the C library), OUT/report.json and, for a real or emulated board, the
-    firmware project around them (PlatformIO + Make) with ``inputs_q`` compiled in.
+    firmware project around them (PlatformIO + Make) with ``inputs_q`` compiled in. A library that calls
+    CMSIS-NN gets projects that take CMSIS_NN_DIR (Make) and pin CMSIS-NN in lib_deps (PlatformIO;
+    ``cmsis_nn_source`` overrides the pin, e.g. ``symlink:///path/to/CMSIS-NN`` offline).
 
     All or nothing, and safe for the user's files (see mcucompile.output): OUT must be new, empty or an
     unchanged earlier output of mcucompile, and must not hold the model or its calibration data."""
@@ -70,7 +92,8 @@ def write_library(compiled: Compiled, out_dir: str | Path, inputs_q: np.ndarray 
         if inputs_q is None:
             inputs_q = quantize_input(compiled, compiled.calib[:1])
         sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
-        files.update(project_files(compiled.board, compiled.options.name, inputs_q, sizes, compiled.options.console))
+        files.update(project_files(compiled.board, compiled.options.name, inputs_q, sizes, compiled.options.console,
+                                   cmsis_nn=uses_cmsis_nn(compiled), cmsis_nn_source=cmsis_nn_source))
     files["report.json"] = json.dumps(compiled.report.to_json_dict(), indent=2) + "\n"
     return write_output(out_dir, files, compiled_inputs(compiled))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +18,10 @@ from ..quant.simulate import run_int, to_logical, to_physical
 from ..reference import tflite_refs
 from ..targets.firmware import APT_HINT, build_firmware, elf_size, outputs_as_arrays, require_tool, run_qemu
 from ..targets.flash import flash_with_platformio
-from ..targets.host import build_host, run_host
+from ..targets.host import CFLAGS, SANITIZE_FLAGS, build_host, find_compiler, run_host
 from ..targets.serial import open_port, read_run
 from .compile import Compiled, io_params, to_logical_shape
-from .library import host_runner_source, library_dir, quantize_input, write_library
+from .library import cmsis_nn_dir, host_runner_source, library_dir, quantize_input, uses_cmsis_nn, write_library
 
 
 def simulate(compiled: Compiled, x_q: np.ndarray) -> list[np.ndarray]:
@@ -209,13 +210,42 @@ def verify_host(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | No
         compiled = dataclasses.replace(compiled, board=get_board("host"))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(build_dir or tmp)
+        cmsis = cmsis_nn_dir() if uses_cmsis_nn(compiled) else None
         out = write_library(compiled, Path(out_dir) if out_dir else work / "out")
-        exe = build_host(library_dir(out, compiled), host_runner_source(compiled),
-                         out / "build" if out_dir else work / "build", sanitize=sanitize)
+        build = out / "build" if out_dir else work / "build"
+        if cmsis is None:
+            exe = build_host(library_dir(out, compiled), host_runner_source(compiled), build, sanitize=sanitize)
+        else:
+            exe = build_host_cmsis_nn(library_dir(out, compiled), host_runner_source(compiled), build, cmsis, sanitize)
         x_q = quantize_input(compiled, samples)
         sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
         c_outs = run_host(exe, [x_q], sizes)
     return compare_outputs(compiled, samples, x_q, c_outs, labels, references=references)
+
+
+def build_host_cmsis_nn(library: Path, runner_c: str, build_dir: Path, cmsis: Path, sanitize: bool = False) -> Path:
+    """targets.host.build_host for a library that calls CMSIS-NN: CMSIS-NN's integer sources (no _f16 / _f32 /
+    _flt) compile first with their own flags (its code is not held to our -Werror, nor sanitized), then ours
+    as build_host does, with CMSIS-NN's Include as a system include directory."""
+    cc = find_compiler()
+    objects = build_dir / "cmsis-nn"
+    objects.mkdir(parents=True, exist_ok=True)
+    sources = [p for p in sorted((cmsis / "Source").glob("*/*.c")) if not p.name.endswith(("_f16.c", "_f32.c", "_flt.c"))]
+    res = subprocess.run([cc, "-std=c99", "-O2", "-I", str(cmsis / "Include"), "-c", *map(str, sources)],
+                         cwd=objects, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"CMSIS-NN host build failed in {cmsis}:\n{res.stderr[-4000:]}")
+    runner = build_dir / "runner.c"
+    runner.write_text(runner_c)
+    exe = build_dir / "runner"
+    cmd = [cc, *(CFLAGS + SANITIZE_FLAGS if sanitize else CFLAGS), "-isystem", str(cmsis / "Include"),
+           "-I", str(library / "include"), "-I", str(library / "src"),
+           *map(str, sorted((library / "src").glob("*.c"))), str(runner),
+           *map(str, sorted(objects.glob("*.o"))), "-o", str(exe)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"host build failed:\n{' '.join(cmd)}\n{res.stderr[-4000:]}")
+    return exe
 
 
 def compare_outputs(compiled: Compiled, samples: np.ndarray, x_q: np.ndarray, c_outs: list[np.ndarray],
@@ -348,6 +378,9 @@ def build_and_run_board(compiled: Compiled, samples: np.ndarray, out_dir: Path, 
             "boards are not available yet; use an emulated board (qemu-m4, qemu-m7, qemu-m55) or host")
     require_tool("arm-none-eabi-gcc", APT_HINT)
     require_tool("qemu-system-arm", "apt-get install qemu-system-arm")
+    if uses_cmsis_nn(compiled):
+        # the generated Makefile reads CMSIS_NN_DIR from the environment; say what to set before make fails
+        cmsis_nn_dir()
     x_q = quantize_input(compiled, samples)
     out = write_library(compiled, out_dir, x_q)
     elf = build_firmware(out)
