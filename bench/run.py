@@ -4,7 +4,9 @@ portable kernels and with ``--kernels auto`` (the fastest our kernels offer for 
 SIMD32 kernels on Cortex-M4/M7, the MVE (Helium) kernels on Cortex-M55), instr/MAC, the ratio to TFLite Micro + CMSIS-NN on the same core (from
 ../shared/models/mlperf_tiny/README.md), the share of MACs on fast kernels, flash (ELF text + data) and peak
 SRAM (the model arena, scratch included) of both builds, and the issue's other two targets: code (flash without
-the constant arrays) at most 1.5x the portable build's, peak SRAM within +5% of it.
+the constant arrays) at most 1.5x the portable build's, peak SRAM within +5% of it. With ``CMSIS_NN_DIR`` set
+(a CMSIS-NN checkout, see docs/cmsis-nn.md) also ``--kernels cmsis-nn`` (and the CMSIS-NN commit measured, and
+auto/cmsis-nn); else that column reads "n/a (CMSIS_NN_DIR not set)".
 
 Models: the four MLPerf Tiny int8 ``.tflite`` (the comparison with TFLite Micro: same model, same integer
 semantics) and their float ONNX (our quantization), MNIST, MobileNetV2-0.35 (models/mbv2) and VWW patched
@@ -17,7 +19,9 @@ Usage: python bench/run.py [--boards qemu-m4,qemu-m55] [--models kws_int8,...]
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -78,12 +82,24 @@ def constants_bytes(compiled) -> int:
     return sum(sizes[t] * int(n) for t, n in re.findall(r"^const (\w+) \w+\[(\d+)\]", text, re.M))
 
 
+def cmsis_nn_commit() -> str | None:
+    """``git describe`` of $CMSIS_NN_DIR (the CMSIS-NN the cmsis-nn column measured), None when it is not set."""
+    where = os.environ.get("CMSIS_NN_DIR")
+    if not where or not (Path(where) / "Include" / "arm_nnfunctions.h").is_file():
+        return None
+    res = subprocess.run(["git", "-C", where, "describe", "--tags", "--always"], capture_output=True, text=True)
+    return res.stdout.strip() if res.returncode == 0 else f"{where} (not a git checkout)"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--boards", default="qemu-m4,qemu-m55")
     p.add_argument("--models", default=",".join(MODELS))
     args = p.parse_args()
-    print(f"{'model':<17} {'board':<9} {'MACs':>11} {'portable':>12} {'auto':>12} {'speedup':>7} {'instr/MAC':>9} "
+    cmsis = cmsis_nn_commit()
+    print(f"cmsis-nn column: {'CMSIS-NN ' + cmsis + ' (--kernels cmsis-nn)' if cmsis else 'n/a (CMSIS_NN_DIR not set)'}")
+    print(f"{'model':<17} {'board':<9} {'MACs':>11} {'portable':>12} {'auto':>12} {'cmsis-nn':>12} {'auto/cmsis':>10} "
+          f"{'speedup':>7} {'instr/MAC':>9} "
           f"{'TFLM+CMSIS':>11} {'ratio':>6} {'target':>6} {'fast MACs':>9} {'flash B port/auto':>19} "
           f"{'code B port/auto':>17} {'code':>10} {'SRAM B port/auto':>17} {'SRAM':>11}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,6 +113,13 @@ def main() -> int:
                                                            kernels=kernels))
                     res[kernels] = (c, bench(c))
                 (cp, rp), (ca, ra) = res["portable"], res["auto"]
+                if cmsis:
+                    cc = compile_model(path, CompileOptions(board=board, calib=calib, progress=False, patch=patch,
+                                                            kernels="cmsis-nn"))
+                    rc = bench(cc)
+                    cm_s, cm_r = f"{rc.total:>12,}", f"{ra.total / max(rc.total, 1):>9.2f}x"
+                else:
+                    cm_s, cm_r = f"{'n/a':>12}", f"{'n/a':>10}"
                 macs = sum(x["macs"] for x in ra.layers)
                 ref = TFLM_CMSIS.get(board, {}).get(net)
                 ratio = f"{ra.total / ref:>5.2f}x" if ref else f"{'-':>6}"
@@ -112,11 +135,14 @@ def main() -> int:
                 code_v = f"{code_x:.2f}x {'ok' if code_x <= CODE_TARGET else 'miss'}"
                 sram_d = ra.arena_bytes / max(rp.arena_bytes, 1) - 1
                 sram_v = f"{100 * sram_d:+.1f}% {'ok' if sram_d <= SRAM_TARGET else 'miss'}"
-                print(f"{name:<17} {board:<9} {macs:>11,} {rp.total:>12,} {ra.total:>12,} "
+                print(f"{name:<17} {board:<9} {macs:>11,} {rp.total:>12,} {ra.total:>12,} {cm_s} {cm_r} "
                       f"{rp.total / max(ra.total, 1):>6.2f}x {ra.total / max(macs, 1):>9.2f} {ref_s} {ratio} {verdict} "
                       f"{100 * ca.report.fast_mac_share:>8.1f}% {flash:>19} {code:>17} {code_v:>10} {sram:>17} {sram_v:>11}",
                       flush=True)
-    print("\nratio: auto vs TFLite Micro + CMSIS-NN on the same core (int8 .tflite rows compare the same model; "
+    print("\ncmsis-nn: our generated code calling CMSIS-NN for every layer it runs bit-exactly (--kernels cmsis-nn; the "
+          "in-harness stand-in for TFLite Micro + CMSIS-NN: same model, arena and emulator), auto/cmsis: the issue's M55 "
+          "target wants < 1.")
+    print("ratio: auto vs TFLite Micro + CMSIS-NN on the same core (int8 .tflite rows compare the same model; "
           f"float ONNX rows the same network, our quantization); target: <= {TARGET}x, layer by layer (a patched row "
           "trades instructions for SRAM). flash: ELF text + data; "
           "code: flash without the constant arrays (weights, biases, multipliers); SRAM: the model arena "
