@@ -86,6 +86,8 @@ def check_output_folder(out_dir: str | Path, inputs: tuple[str | Path, ...] = ()
         raise UserError(f"output {out_dir} is a file, not a folder: give a folder path with -o")
     if out.is_dir():
         names = os.listdir(out)
+        if names and not any(files for _, _, files in os.walk(out)):
+            names = []  # only empty folders (a build tool makes its outputs' folders first): nothing to lose
         if names:
             manifest = _read_manifest(out)
             if manifest is None:

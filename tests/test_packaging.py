@@ -288,3 +288,61 @@ def test_tflite_extra_runs_tflite_micro_from_its_venv(built):
     res = _mcucompile(built, "bench", TFLITE_MODEL, "--board", "qemu-m7", *PATCH_PLAN,
                       cwd=_empty_dir(built, "tflite-bench"))
     assert re.search(r"^\s+total\s+[\d,]+\s+[\d,]+", res.stdout, re.M), res.stdout
+
+
+HOST_MAIN_C = r"""
+#include <stdint.h>
+#include <stdio.h>
+
+#include "model.h"
+
+int main(void)
+{
+    int8_t *in = model_input(0);
+    for (int32_t i = 0; i < MODEL_INPUT_0_SIZE; i++)
+    {
+        in[i] = (int8_t)(i * 7);
+    }
+    if (model_invoke(0) != MCU_OK)
+    {
+        return 1;
+    }
+    for (int32_t i = 0; i < MODEL_OUTPUT_0_SIZE; i++)
+    {
+        printf("%02x", (unsigned)(uint8_t)model_output(0)[i]);
+    }
+    printf("\n");
+    return 0;
+}
+"""
+
+
+def test_installed_wheel_cmake_module_builds_a_model_with_its_own_mcucompile(built):
+    """The CMake module in the wheel (mcucompile --cmake-dir) finds the mcucompile installed next to it, not one on
+    PATH, and compiles the model during a native (host) CMake build; the output matches the simulator."""
+    import numpy as np
+
+    from mcucompile.api import CompileOptions, PatchOptions, compile_model
+    from mcucompile.api.verify import simulate
+
+    work = _empty_dir(built, "cmake")
+    cmake_dir = Path(_mcucompile(built, "--cmake-dir", cwd=work).stdout.strip())
+    assert cmake_dir.resolve().is_relative_to(built.venv.purelib) and (cmake_dir / "mcucompileConfig.cmake").is_file()
+    assert Path(_mcucompile(built, "platformio-script", cwd=work).stdout.strip()).is_file()
+    model = REPO / "models" / "mnist" / "mnist_cnn.onnx"
+    (work / "main.c").write_text(HOST_MAIN_C)
+    (work / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.16)\nproject(app C)\nfind_package(mcucompile REQUIRED)\n"
+        "add_executable(app main.c)\n"
+        f"mcucompile_add_model(app MODEL {model} BOARD host OPTIONS --no-patch)\n")
+    env = dict(built.venv.env)  # the venv's bin is not on PATH: the module must find its mcucompile itself
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if Path(p) != built.venv.root / "bin")
+    venvless = Venv(built.venv.root, env)
+    _check(["cmake", "-S", work, "-B", work / "b", f"-Dmcucompile_DIR={cmake_dir}"], venvless, cwd=work)
+    res = _check(["cmake", "--build", work / "b"], venvless, cwd=work)
+    assert "mcucompile: compiling" in res.stdout, res.stdout[-2000:]
+    out = _check([work / "b" / "app"], venvless, cwd=work).stdout.strip()
+    compiled = compile_model(model, CompileOptions(board="host", progress=False, patch=PatchOptions(mode="off")))
+    g = compiled.graph
+    x = (np.arange(g.tensors[g.inputs[0]].size) * 7).astype(np.uint8).view(np.int8).reshape(g.tensors[g.inputs[0]].shape)
+    assert bytes.fromhex(out) == simulate(compiled, x[None])[0][0].astype(np.int8).tobytes()

@@ -79,7 +79,7 @@ function(mcucompile_add_model target)
   endif()
   # the library's file names depend only on NAME and the mcucompile version, so they are known before the
   # model is compiled: the build-time command declares them as its outputs
-  execute_process(COMMAND "${exe}" cmake-dir --sources "${ARG_NAME}" ${ARG_OPTIONS}
+  execute_process(COMMAND "${exe}" cmake-dir --sources "${ARG_NAME}"
                   OUTPUT_VARIABLE sources RESULT_VARIABLE rc OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_VARIABLE err)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "${err}")
@@ -106,17 +106,20 @@ function(mcucompile_add_model target)
   if(calib)
     set(calib_args --calib "${calib}")
   endif()
+  # the library's files are byproducts: a recompile rewrites only the files whose content changed (the others
+  # keep their time stamps), so only those are compiled again; the done stamp is the command's output
+  set(done "${CMAKE_CURRENT_BINARY_DIR}/mcucompile/${ARG_NAME}.compiled")
   add_custom_command(
-    OUTPUT ${outputs}
+    OUTPUT "${done}"
+    BYPRODUCTS ${outputs}
     COMMAND "${exe}" "${model}" --board "${ARG_BOARD}" --name "${ARG_NAME}" ${calib_args} ${ARG_OPTIONS}
             -o "${out}" --quiet
+    COMMAND "${CMAKE_COMMAND}" -E touch "${done}"
     DEPENDS "${stamp}"
     COMMENT "mcucompile: compiling ${ARG_MODEL} for ${ARG_BOARD}"
     VERBATIM)
 
-  set(c_sources "${outputs}")
-  list(FILTER c_sources INCLUDE REGEX "\\.c$")
-  add_library(mcucompile_${ARG_NAME} STATIC ${outputs})
+  add_library(mcucompile_${ARG_NAME} STATIC ${outputs} "${done}")
   add_dependencies(mcucompile_${ARG_NAME} mcucompile_${ARG_NAME}_inputs)
   target_include_directories(mcucompile_${ARG_NAME} PUBLIC "${lib}/include" PRIVATE "${lib}/src")
   set_target_properties(mcucompile_${ARG_NAME} PROPERTIES C_STANDARD 99 C_STANDARD_REQUIRED ON C_EXTENSIONS OFF)
