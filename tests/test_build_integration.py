@@ -309,6 +309,12 @@ def test_platformio_bad_inputs_fail_with_one_line(pio_env, board_support, tmp_pa
     rc, log = pio_run(pio_env, app)
     assert rc != 0 and "mcucompile: error: model file not found" in log and "Traceback" not in log, log[-3000:]
 
+    shutil.copy(MNIST / "mnist_cnn.onnx", app / "model.onnx")
+    ini = app / "platformio.ini"
+    ini.write_text(ini.read_text().replace(f"custom_mcucompile_board = {BOARD}", "custom_mcucompile_board = qemu-m99"))
+    rc, log = pio_run(pio_env, app)
+    assert rc != 0 and "mcucompile: error: unknown board 'qemu-m99'" in log, log[-3000:]
+
     app2 = pio_app(tmp_path / "b", board_support, extra="custom_mcucompile_executable = /nonexistent/mcucompile\n")
     rc, log = pio_run(pio_env, app2)
     assert rc != 0 and "mcucompile: error: '/nonexistent/mcucompile'" in log, log[-3000:]
