@@ -189,7 +189,7 @@ def cmd_compile(argv: list[str]) -> int:
         print(compiled.graph.to_text())
     if not args.quiet:
         print(format_summary(compiled.report))
-    extra = "" if compiled.board.name == "host" else ", the firmware project (platformio.ini, Makefile, src/)"
+    extra = "" if compiled.board.name == "host" else ", the firmware project (platformio.ini, Makefile, CMakeLists.txt, src/)"
     print(f"wrote {out}/lib/{compiled.options.name}/ (C library){extra} and {out}/report.json")
     return 0
 
