@@ -10,6 +10,8 @@ the patched stage's start offsets and partial regions, and the report.
 
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -22,7 +24,8 @@ from test_fast_kernels import CASES, DSP_CALLS, OFF
 
 BOARD = "qemu-m55"
 #: C functions of the MVE kernels, as the generated model.c calls them
-MVE_CALLS = ("mcu_conv_1x1_mve_s8(", "mcu_conv_mve_s8(", "mcu_dwconv_mve_s8(", "mcu_fully_connected_mve_s8(")
+MVE_CALLS = ("mcu_conv_1x1_mve_s8(", "mcu_conv_mve_s8(", "mcu_dwconv_mve_s8(", "mcu_dwconv_3x3_mve_s8(",
+             "mcu_fully_connected_mve_s8(")
 WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
 
 
@@ -73,8 +76,19 @@ def test_mve_kernels_bit_exact_on_qemu_m55_and_same_bytes_as_portable(name, tmp_
     if name in ("vww", "resnet8"):
         kinds = {lay.kernel for lay in fast.report.layers if lay.op == "conv2d"}
         assert "conv_1x1_mve" in kinds and "conv_mve" in kinds, kinds
+    if name in ("kws", "vww", "vww_patched"):
+        # every depthwise layer is 3x3 without left shifts: the two-pixel kernel, called directly
+        assert {lay.kernel for lay in fast.report.layers if lay.op == "depthwise_conv2d"} == {"depthwise_conv_3x3_mve"}
     outs, sim = _run(fast, tmp_path / "auto")
     _assert_bit_exact(outs, sim, name)
+    if name == "kws":
+        # the firmware links only the kernels its layers call: not the general depthwise kernel (other windows,
+        # per-pixel paths) nor, with double rounding, any scalar output stage
+        nm = subprocess.run(["arm-none-eabi-nm", str(next((tmp_path / "auto").rglob("firmware.elf")))],
+                            capture_output=True, text=True, check=True).stdout
+        assert "mcu_dwconv_3x3_mve_s8" in nm
+        for absent in ("mcu_dwconv_mve_s8", "dw_pixel_any", "dw_half_any", "store_half_scalar", "store_quad_scalar"):
+            assert absent not in nm, absent
     portable = _compile(name, "portable")
     assert portable.report.fast_mac_share == 0.0
     assert {lay.kernel_reason for lay in portable.report.layers} == {"--kernels portable"}
@@ -158,9 +172,14 @@ def test_the_safety_check_reads_the_mve_kernels_contracts():
     node, call = next((n, k) for n, k in calls if k.name == "conv_1x1_mve")
     assert call.scratch_bytes == 0
     assert any("outside" in v for v in call.kernel.access(args_of(node, call, (1, 0), 0))[1])
-    node, call = next((n, k) for n, k in calls if k.name == "depthwise_conv_mve")
+    node, call = next((n, k) for n, k in calls if k.name == "depthwise_conv_3x3_mve")
     pads = node.attrs.window.pads[:2]
+    assert call.kernel.access(args_of(node, call, pads, call.scratch_bytes))[1] == []
     assert any("scratch" in v for v in call.kernel.access(args_of(node, call, pads, call.scratch_bytes - 1))[1])
+    left = np.array(call.context["shift"]).copy()
+    left[0] = 1
+    assert any("left shift" in v for v in call.kernel.access(args_of(node, call, pads, call.scratch_bytes,
+                                                                     shift=left))[1])
     assert any(k.name == "fully_connected_mve" for _, k in calls)
 
 
@@ -180,7 +199,7 @@ def test_portable_policy_and_lean_plans_on_m55():
             names.setdefault(call.name, set()).add(call.reason)
             assert op_def(n).kernel(n, c.graph, portable).reason == "--kernels portable"
     assert names["conv_1x1_mve"] == {None} and names["fully_connected_mve"] == {None}
-    assert names["depthwise_conv_mve"] == {None}
+    assert names["depthwise_conv_3x3_mve"] == {None}
     assert all("scratch-free kernels" in r for r in names["conv"]), names
 
 
@@ -203,3 +222,31 @@ def test_adds_on_mve_and_a_broadcast_add_falls_back(rounding, tmp_path):
     assert got[-1:] == [("add", "add", "an operand is broadcast (mcu_add_mve_s8 takes equal shapes)")], got
     outs, sim = _run(c, tmp_path / "fw", samples=4)
     _assert_bit_exact(outs, sim, f"adds, {rounding} rounding")
+
+
+def test_depthwise_layers_take_the_3x3_kernel_or_the_general_one(tmp_path):
+    """A 3x3 depthwise layer without left shifts calls mcu_dwconv_3x3_mve_s8 (13 channels: a predicated tail), a
+    5x5 one mcu_dwconv_mve_s8, and so does a 3x3 layer with a left shift; bit-exact on qemu-m55."""
+    import dataclasses
+
+    from mcucompile.ops import op_def
+    from mcucompile.ops.kernel import KernelTarget
+
+    rng = np.random.default_rng(5)
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=13),
+             helper.make_node("Relu", ["a"], ["ar"]),
+             helper.make_node("Conv", ["ar", "w1"], ["y"], kernel_shape=[5, 5], pads=[2, 2, 2, 2], group=13)]
+    inits = {"w0": rng.normal(0, 0.5, (13, 1, 3, 3)).astype(np.float32),
+             "w1": rng.normal(0, 0.5, (13, 1, 5, 5)).astype(np.float32)}
+    path = save(make_model(nodes, [1, 13, 7, 9], ["y"], inits), tmp_path, "dw.onnx")
+    c = compile_model(path, CompileOptions(board=BOARD, calib_samples=4, progress=False, patch=OFF))
+    got = [(lay.op, lay.kernel, lay.kernel_reason) for lay in c.report.layers]
+    assert got == [("depthwise_conv2d", "depthwise_conv_3x3_mve", None),
+                   ("depthwise_conv2d", "depthwise_conv_mve", None)], got
+    outs, sim = _run(c, tmp_path / "fw", samples=3)
+    _assert_bit_exact(outs, sim, "depthwise 3x3 and 5x5")
+    node = next(n for n in c.graph.nodes if n.op == "depthwise_conv2d")
+    shift = np.array(node.params.shift).copy()
+    shift[3] = 2
+    left = node.replace(params=dataclasses.replace(node.params, shift=shift))
+    assert op_def(left).kernel(left, c.graph, KernelTarget(c.board, "auto")).name == "depthwise_conv_mve"

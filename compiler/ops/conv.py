@@ -516,6 +516,16 @@ def _dwconv_mve_counts(node, graph, g):
     return f
 
 
+def _dwconv_3x3_mve_access(args: KernelArgs):
+    """mcu_dwconv_3x3_mve_s8: mcu_dwconv_mve_s8's arguments, with a 3x3 window and every shift <= 0 (< 0 with
+    single rounding)."""
+    acc, contract = _dwconv_mve_access(args)
+    filt = args.graph.tensors[args.node.inputs[1]].shape
+    why = mve_layout.dwconv_3x3_problem((filt[0], filt[1]), args.context["ch_mult"], args.context["shift"],
+                                        args.graph.rounding)
+    return acc, contract + ([why] if why and why not in contract else [])
+
+
 #: fitted on qemu-m55 by bench/kernels_mve.py (least squares over 6-8 shapes per kernel, within 4-11%; see
 #: mcunn_mve.h); 'calls' by hand (the fits have no per-call term; the patch search needs one)
 _MVE_NOTE = ("fitted on qemu-m55 by bench/kernels_mve.py (6-8 shapes per kernel, within 4-11%); 'calls' by hand "
@@ -529,6 +539,12 @@ CONV_1X1_MVE = Kernel("conv_1x1_mve.c.j2", _conv_1x1_mve_access, KernelCost(
     _conv_mve_counts, note=_MVE_NOTE),
     fast=True, header="mcunn_mve.h", replaces=(1, 2))
 DEPTHWISE_CONV_MVE = Kernel("depthwise_conv_mve.c.j2", _dwconv_mve_access, KernelCost(
+    ("calls", "pixels", "macs"), {"calls": 150.0, "pixels": 124.0, "macs": 1.48}, _dwconv_mve_counts,
+    note=_MVE_NOTE),
+    fast=True, header="mcunn_mve.h", replaces=(1, 2))
+#: the two-pixel path of mcu_dwconv_mve_s8 as its own function: called directly, the other windows' code is not
+#: linked; the general kernel's fit (its shapes are mostly this path's)
+DEPTHWISE_CONV_3X3_MVE = Kernel("depthwise_conv_3x3_mve.c.j2", _dwconv_3x3_mve_access, KernelCost(
     ("calls", "pixels", "macs"), {"calls": 150.0, "pixels": 124.0, "macs": 1.48}, _dwconv_mve_counts,
     note=_MVE_NOTE),
     fast=True, header="mcunn_mve.h", replaces=(1, 2))
@@ -703,7 +719,10 @@ class DepthwiseConv2D(WindowPatchRule, OpDef):
             fc = fast_constants(mve_layout.dwconv_constants, graph.tensors[node.inputs[1]].data,
                                 _layer_bias(graph, node), node.params.input_offset)
             ctx.update(weights=fc.weights, bias=fc.bias)
-            return DEPTHWISE_CONV_MVE.call(ctx, scratch_bytes=fc.scratch_bytes)
+            # the shifts are known here: 3x3 layers without left shifts call the two-pixel kernel itself
+            pair = mve_layout.dwconv_3x3_problem(node.attrs.window.kernel, w[2] // cin, node.params.shift,
+                                                 graph.rounding) is None
+            return (DEPTHWISE_CONV_3X3_MVE if pair else DEPTHWISE_CONV_MVE).call(ctx, scratch_bytes=fc.scratch_bytes)
         why = target.dsp_problem() or fast_layout.dwconv_problem(node.attrs.window.kernel, w[2] // cin)
         if why is not None:
             # mcu_dwconv_get_buffer_size_s8: one int32 accumulator per output channel

@@ -191,6 +191,26 @@ def dwconv_problem(kernel: tuple[int, int], ch_mult: int) -> str | None:
     return None
 
 
+def shifts_right_only(shift: np.ndarray, rounding: str) -> bool:
+    """``mcu_mve_shifts_right_only()`` at compile time: every shift <= 0 (< 0 with single rounding, where a shift of
+    0 needs the 64-bit product), so the vector output stage needs no left shift."""
+    limit = -1 if rounding == "single" else 0
+    return bool(np.all(np.asarray(shift) <= limit))
+
+
+def dwconv_3x3_problem(kernel: tuple[int, int], ch_mult: int, shift: np.ndarray, rounding: str) -> str | None:
+    """Why ``mcu_dwconv_3x3_mve_s8`` (two pixels per weight load) cannot run this layer (None: it can); such a
+    layer runs ``mcu_dwconv_mve_s8``. ``shift``: the per-channel shifts, ``rounding``: the graph's."""
+    general = dwconv_problem(kernel, ch_mult)
+    if general is not None:
+        return general
+    if tuple(kernel) != (3, 3):
+        return f"{kernel[0]}x{kernel[1]} window (not 3x3)"
+    if not shifts_right_only(shift, rounding):
+        return "a channel's shift is a left shift" if rounding != "single" else "a channel's shift is >= 0 (single rounding)"
+    return None
+
+
 def fully_connected_problem(filter_offset: int) -> str | None:
     """Why ``mcu_fully_connected_mve_s8`` cannot run this layer (None: it can)."""
     return None if filter_offset == 0 else f"filter offset {filter_offset} (asymmetric weights)"

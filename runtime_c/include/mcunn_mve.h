@@ -22,8 +22,10 @@
  * input (~0.125 MAC + 8.8 per output + 61 per pixel; 0.43 instr/MAC on 24x24x32 -> 64), mcu_conv_mve_s8() for
  * every other groups-1 convolution (~0.151 MAC + 11.5 per output + 158 per pixel), mcu_dwconv_mve_s8() for
  * channel multiplier 1 (~1.48 MAC + 124 per pixel; 3x3 layers whose shifts are all <= 0 take two pixels at
- * once), mcu_fully_connected_mve_s8() for filter offset 0 (~0.172 MAC + 17 per output + 148 per row),
- * mcu_add_mve_s8() for adds without broadcasting (4 elements per step).
+ * once: mcu_dwconv_3x3_mve_s8(), which the compiler calls directly for them), mcu_fully_connected_mve_s8()
+ * for filter offset 0 (~0.172 MAC + 17 per output + 148 per row), mcu_add_mve_s8() for adds without
+ * broadcasting (4 elements per step). Each is its own function, so a firmware links only what its layers call.
+ * With double rounding (TFLite's) the scalar output stage for single rounding's shifts >= 0 is not built.
  *
  * "Quads" layout (convolutions, fully connected): the weights as rows of K int8 (conv: [KH, KW, C_in] order;
  * FC: accum_depth). For each group of 4 output channels: for each full 16-block b of K, 16 weights of each
@@ -153,6 +155,46 @@ mcu_status mcu_dwconv_mve_s8(const mcu_context *ctx,
                              const int32_t *bias,
                              const mcu_dims *output_dims,
                              int8_t *output);
+
+/**
+ * @brief Depthwise 3x3 convolution, channel multiplier 1, for layers whose shifts are all <= 0 (< 0 with single
+ *        rounding: mcu_mve_shifts_right_only()), int8, MVE: mcu_dwconv_mve_s8()'s arithmetic two pixels at a time
+ *        (each weight vector and each channel's constants loaded once for both). What mcu_dwconv_mve_s8() runs
+ *        for such layers; called directly (the compiler knows the shifts), it links none of the other windows'
+ *        code.
+ * @param[in]  ctx          Scratch: buf of at least mcu_dwconv_3x3_mve_get_buffer_size_s8() bytes (a row of zero
+ *                          points); must not be NULL.
+ * @param[in]  dw_params    As mcu_dwconv_mve_s8() (any stride, dilation, padding or start offset).
+ * @param[in]  quant_params As mcu_dwconv_mve_s8(); every shift <= 0 (< 0 with single rounding).
+ * @param[in]  input_dims   As mcu_dwconv_mve_s8().
+ * @param[in]  input        As mcu_dwconv_mve_s8().
+ * @param[in]  filter_dims  [1, 3, 3, C].
+ * @param[in]  filter       As mcu_dwconv_mve_s8() ("16-blocks", T = 9).
+ * @param[in]  bias_dims    [1, 1, 1, C] (not read).
+ * @param[in]  bias         As mcu_dwconv_mve_s8() (folded, "even/odd", K16(C) entries); may be NULL.
+ * @param[in]  output_dims  As mcu_dwconv_mve_s8().
+ * @param[out] output       As mcu_dwconv_mve_s8().
+ * @return MCU_OK, or MCU_ARG_ERROR (nothing written) when mcu_dwconv_mve_s8() would refuse the arguments, the
+ *         window is not 3x3 or a shift is out of the range above.
+ */
+mcu_status mcu_dwconv_3x3_mve_s8(const mcu_context *ctx,
+                                 const mcu_dw_conv_params *dw_params,
+                                 const mcu_per_channel_quant_params *quant_params,
+                                 const mcu_dims *input_dims,
+                                 const int8_t *input,
+                                 const mcu_dims *filter_dims,
+                                 const int8_t *filter,
+                                 const mcu_dims *bias_dims,
+                                 const int32_t *bias,
+                                 const mcu_dims *output_dims,
+                                 int8_t *output);
+
+/**
+ * @brief Scratch bytes mcu_dwconv_3x3_mve_s8() needs: one zero point per channel.
+ * @param[in] input_dims [N, H, W, C].
+ * @return C.
+ */
+int32_t mcu_dwconv_3x3_mve_get_buffer_size_s8(const mcu_dims *input_dims);
 
 /**
  * @brief Scratch bytes mcu_dwconv_mve_s8() needs: one zero point per channel.

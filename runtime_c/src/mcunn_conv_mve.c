@@ -224,6 +224,24 @@ static inline __attribute__((always_inline)) void dot_row(const int8_t *x0, cons
     *a1 = s1;
 }
 
+#if MCU_SINGLE_ROUNDING
+/* The output stage with mcu_requantize() per lane (single rounding with a shift >= 0: rare), out of line so that
+ * its scalar code is in flash once; with double rounding the vector path is always exact and this is not built. */
+__attribute__((noinline)) static void store_quad_scalar(int32x4_t acc0, int32x4_t acc1, int rows, const mcu_mve_mat *m,
+                                                        int32_t c, int32_t n, int8_t *o0, int8_t *o1)
+{
+    const mve_pred16_t p = vctp32q((uint32_t)n);
+    const int32x4_t lo = vdupq_n_s32(m->lo), hi = vdupq_n_s32(m->hi);
+    acc0 = mcu_mve_requantize_scalar(acc0, m->mult + c, m->shift + c, n);
+    vstrbq_p_s32(o0 + c, vminq_s32(vmaxq_s32(vaddq_n_s32(acc0, m->out_offset), lo), hi), p);
+    if (rows == 2)
+    {
+        acc1 = mcu_mve_requantize_scalar(acc1, m->mult + c, m->shift + c, n);
+        vstrbq_p_s32(o1 + c, vminq_s32(vmaxq_s32(vaddq_n_s32(acc1, m->out_offset), lo), hi), p);
+    }
+}
+#endif
+
 /* Output stage of n <= 4 channels c.. of 1 or 2 rows: folded bias added, requantized, offset, clamped and
  * stored at o0 + c, o1 + c (n lanes). */
 static inline __attribute__((always_inline)) void store_quad(int32x4_t acc0, int32x4_t acc1, int rows,
@@ -239,14 +257,14 @@ static inline __attribute__((always_inline)) void store_quad(int32x4_t acc0, int
         acc0 = vaddq_s32(acc0, b);
         acc1 = vaddq_s32(acc1, b);
     }
+#if MCU_SINGLE_ROUNDING
     if (!m->vector_ok)
     {
-        acc0 = mcu_mve_requantize_scalar(acc0, m->mult + c, m->shift + c, n);
-        acc1 = mcu_mve_requantize_scalar(acc1, m->mult + c, m->shift + c, n);
-        acc0 = vminq_s32(vmaxq_s32(vaddq_n_s32(acc0, m->out_offset), vdupq_n_s32(m->lo)), vdupq_n_s32(m->hi));
-        acc1 = vminq_s32(vmaxq_s32(vaddq_n_s32(acc1, m->out_offset), vdupq_n_s32(m->lo)), vdupq_n_s32(m->hi));
+        store_quad_scalar(acc0, acc1, rows, m, c, n, o0, o1);
+        return;
     }
-    else if (m->right_only)
+#endif
+    if (m->right_only)
     {
         const int32x4_t lo = vdupq_n_s32(m->lo), hi = vdupq_n_s32(m->hi);
         acc0 = vminq_s32(vmaxq_s32(vaddq_n_s32(mcu_mve_requantize_right(acc0, mult, shift), m->out_offset), lo), hi);

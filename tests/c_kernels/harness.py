@@ -29,7 +29,7 @@ ROOT = HERE.parents[1]
 RUNTIME = ROOT / "runtime_c"
 RUNTIME_SOURCES = sorted((RUNTIME / "src").glob("*.c"))
 
-KIND = {"conv_1x1": 0, "conv": 1, "dwconv": 2, "fc": 3}
+KIND = {"conv_1x1": 0, "conv": 1, "dwconv": 2, "fc": 3, "dwconv_3x3": 4}
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Case:
     @property
     def fast_bias_given(self) -> bool:
         """The fast kernel gets a bias array (the folded one always; the model's only when it has one)."""
-        return self.has_bias or self.kind in (KIND["conv_1x1"], KIND["dwconv"])
+        return self.has_bias or self.kind in (KIND["conv_1x1"], KIND["dwconv"], KIND["dwconv_3x3"])
 
     @property
     def output_size(self) -> int:

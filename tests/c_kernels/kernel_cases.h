@@ -14,7 +14,8 @@ enum
     KT_CONV_1X1 = 0, /* mcu_conv_s8 vs mcu_conv_1x1_dsp_s8 */
     KT_CONV = 1,     /* mcu_conv_s8 vs mcu_conv_dsp_s8 */
     KT_DWCONV = 2,   /* mcu_dwconv_s8 vs mcu_dwconv_dsp_s8 */
-    KT_FC = 3        /* mcu_fully_connected_s8 vs mcu_fully_connected_dsp_s8 */
+    KT_FC = 3,       /* mcu_fully_connected_s8 vs mcu_fully_connected_dsp_s8 */
+    KT_DWCONV_3X3 = 4 /* mcu_dwconv_s8 vs mcu_dwconv_3x3_mve_s8 (MVE builds only) */
 };
 
 typedef struct

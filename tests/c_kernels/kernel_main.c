@@ -13,11 +13,13 @@
 #define KT_CONV_FAST mcu_conv_mve_s8
 #define KT_CONV_1X1_FAST mcu_conv_1x1_mve_s8
 #define KT_DWCONV_FAST mcu_dwconv_mve_s8
+#define KT_DWCONV_3X3_FAST mcu_dwconv_3x3_mve_s8
 #define KT_FC_FAST mcu_fully_connected_mve_s8
 #else
 #define KT_CONV_FAST mcu_conv_dsp_s8
 #define KT_CONV_1X1_FAST mcu_conv_1x1_dsp_s8
 #define KT_DWCONV_FAST mcu_dwconv_dsp_s8
+#define KT_DWCONV_3X3_FAST mcu_dwconv_dsp_s8 /* no separate 3x3 DSP kernel */
 #define KT_FC_FAST mcu_fully_connected_dsp_s8
 #endif
 
@@ -122,10 +124,12 @@ static int32_t run_case(int32_t i)
             c->fast_bias, &c->output_dims, fast);
         break;
     case KT_DWCONV:
+    case KT_DWCONV_3X3:
         st_ref = mcu_dwconv_s8(&ctx_ref, &c->dw, &q, &c->input_dims, c->input, &c->filter_dims, c->filter,
                                &bias_dims, c->bias, &c->output_dims, ref);
-        st_fast = KT_DWCONV_FAST(&ctx_fast, &c->dw, &q, &c->input_dims, c->input, &c->filter_dims, c->fast_filter,
-                                 &bias_dims, c->fast_bias, &c->output_dims, fast);
+        st_fast = (c->kind == KT_DWCONV ? KT_DWCONV_FAST : KT_DWCONV_3X3_FAST)(
+            &ctx_fast, &c->dw, &q, &c->input_dims, c->input, &c->filter_dims, c->fast_filter, &bias_dims,
+            c->fast_bias, &c->output_dims, fast);
         break;
     default:
         st_ref = mcu_fully_connected_s8(&ctx_ref, &c->fc, &q, &c->input_dims, c->input, &c->filter_dims, c->filter,

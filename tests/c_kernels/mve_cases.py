@@ -66,9 +66,13 @@ def conv_case(rng, one_by_one: bool) -> MveCase:
                    x, wts, consts.weights, bias, has, consts.bias, mult, shift, 0, consts.scratch_bytes)
 
 
-def dwconv_case(rng) -> MveCase:
+def dwconv_case(rng, three_by_three: bool = False, rounding: str = "double") -> MveCase:
+    """A depthwise layer for mcu_dwconv_mve_s8 or, with ``three_by_three``, for mcu_dwconv_3x3_mve_s8: a 3x3 window
+    and shifts it takes (<= 0 with double rounding, 0 included; < 0 with single)."""
     n = int(rng.integers(1, 3))
     kh, kw = [(3, 3), (3, 3), (3, 3), (1, 1), (2, 2), (5, 5), (3, 1), (1, 3), (7, 7)][int(rng.integers(0, 9))]
+    if three_by_three:
+        kh = kw = 3
     c = _channels(rng)
     stride = (int(rng.choice([1, 2])), int(rng.choice([1, 2])))
     dil = (1, 1) if rng.random() < 0.8 else (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
@@ -80,8 +84,15 @@ def dwconv_case(rng) -> MveCase:
     wts = _int8(rng, (kh, kw, c))
     bias, has = _bias(rng, c)
     mult, shift, in_off, out_off, act = _quant(rng, c, kh * kw)
+    what = "dwconv"
+    if three_by_three:
+        what = "dwconv_3x3"
+        shift = np.minimum(shift, -1 if rounding == "single" else 0).astype(np.int32)
+        if rounding != "single" and rng.random() < 0.3:
+            shift[rng.integers(0, c)] = 0  # the edge of the range
+        assert mve_layout.dwconv_3x3_problem((kh, kw), 1, shift, rounding) is None
     consts = mve_layout.dwconv_constants(wts, bias if has else None, in_off)
-    return MveCase(KIND["dwconv"], f"dwconv {n}x{h}x{w}x{c} k{kh}x{kw} s{stride} p{pad} d{dil} -> {oh}x{ow}",
+    return MveCase(KIND[what], f"{what} {n}x{h}x{w}x{c} k{kh}x{kw} s{stride} p{pad} d{dil} -> {oh}x{ow}",
                    (n, h, w, c), (1, kh, kw, c), (n, oh, ow, c), stride, pad, dil, in_off, out_off, act,
                    x, wts, consts.weights, bias, has, consts.bias, mult, shift, 4 * c, consts.scratch_bytes)
 
@@ -98,12 +109,14 @@ def fc_case(rng) -> MveCase:
                    consts.weights, bias, has, consts.bias, mult, shift, 0, consts.scratch_bytes)
 
 
-def random_cases(seed: int, per_kind: int) -> list[MveCase]:
-    """``per_kind`` random layers of each of the four MVE kernels."""
+def random_cases(seed: int, per_kind: int, rounding: str = "double") -> list[MveCase]:
+    """``per_kind`` random layers of each of the five MVE kernels (the 3x3 depthwise one with shifts it takes under
+    ``rounding``, the build's mcunn_config.h mode)."""
     rng = np.random.default_rng(seed)
     cases: list[MveCase] = []
     for _ in range(per_kind):
-        cases += [conv_case(rng, True), conv_case(rng, False), dwconv_case(rng), fc_case(rng)]
+        cases += [conv_case(rng, True), conv_case(rng, False), dwconv_case(rng), fc_case(rng),
+                  dwconv_case(rng, True, rounding)]
     return cases
 
 

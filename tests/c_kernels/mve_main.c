@@ -11,8 +11,8 @@
 #endif
 
 #define KT_MVE 1
-#define KT_EXTRA_CHECK requant_check_line
-static int32_t requant_check_line(void);
+#define KT_EXTRA_CHECK extra_checks
+static int32_t extra_checks(void);
 
 #include "kernel_main.c"
 
@@ -89,4 +89,41 @@ static int32_t requant_check_line(void)
     *p = '\0';
     kt_print(line);
     return bad;
+}
+
+/* mcu_dwconv_3x3_mve_s8() refuses what it cannot run (a left shift, a 5x5 window), writing nothing */
+static int32_t refusal_check(void)
+{
+    static int8_t in[3 * 3 * 8], w[5 * 5 * 8], out[8], zp[8];
+    static int32_t mult[8], shift[8];
+    for (int32_t j = 0; j < 8; j++)
+    {
+        mult[j] = 0x40000000;
+        shift[j] = -3;
+    }
+    const mcu_context ctx = {zp, 8};
+    const mcu_dw_conv_params p = {0, 0, 1, {1, 1}, {0, 0}, {1, 1}, {-128, 127}};
+    const mcu_per_channel_quant_params q = {mult, shift};
+    const mcu_dims in_d = {1, 3, 3, 8}, f3 = {1, 3, 3, 8}, f5 = {1, 5, 5, 8}, b_d = {1, 1, 1, 8};
+    const mcu_dims out_d = {1, 1, 1, 8}, in5 = {1, 5, 5, 8};
+    int32_t bad = 0;
+    memset(out, 0x55, sizeof out);
+    bad += mcu_dwconv_3x3_mve_s8(&ctx, &p, &q, &in_d, in, &f3, w, &b_d, NULL, &out_d, out) != MCU_OK;
+    memset(out, 0x55, sizeof out);
+    bad += mcu_dwconv_3x3_mve_s8(&ctx, &p, &q, &in5, w, &f5, w, &b_d, NULL, &out_d, out) != MCU_ARG_ERROR;
+    shift[5] = 1;
+    bad += mcu_dwconv_3x3_mve_s8(&ctx, &p, &q, &in_d, in, &f3, w, &b_d, NULL, &out_d, out) != MCU_ARG_ERROR;
+    bad += out[0] != 0x55 || out[7] != 0x55;
+    char line[48];
+    char *e = put_str(line, "MCU REFUSALS bad ");
+    e = put_int(e, bad);
+    e = put_str(e, "\n");
+    *e = '\0';
+    kt_print(line);
+    return bad;
+}
+
+static int32_t extra_checks(void)
+{
+    return requant_check_line() + refusal_check();
 }
