@@ -198,11 +198,11 @@ def cmd_boards(argv: list[str]) -> int:
     ArgumentParser(prog="mcucompile boards", description="List the known boards.").parse_args(argv)
     from .boards import all_boards
 
-    print(f"{'board':<15} {'core':<11} {'clock':>8} {'flash':>9} {'SRAM':>9}  {'emulated by':<12} aliases")
+    print(f"{'board':<15} {'core':<13} {'clock':>8} {'flash':>9} {'SRAM':>9}  {'emulated by':<12} aliases")
     for b in all_boards().values():
-        print(f"{b.name:<15} {b.core:<11} {b.clock_hz // 1_000_000:>5}MHz {b.flash_bytes // 1024:>6} KB {b.sram_bytes // 1024:>6} KB  "
+        print(f"{b.name:<15} {b.core:<13} {b.clock_hz // 1_000_000:>5}MHz {b.flash_bytes // 1024:>6} KB {b.sram_bytes // 1024:>6} KB  "
               f"{(b.qemu_machine or '-'):<12} {', '.join(b.aliases)}")
-    print(f"{'host':<15} {'(this PC)':<11} {'':>8} {'':>9} {'':>9}  {'-':<12} gcc build for verification")
+    print(f"{'host':<15} {'(this PC)':<13} {'':>8} {'':>9} {'':>9}  {'-':<12} gcc build for verification")
     return 0
 
 
