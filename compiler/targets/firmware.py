@@ -47,8 +47,16 @@ def build_firmware(project: Path, jobs: int = 2) -> Path:
         tail = (res.stderr or res.stdout)[-3000:]
         if "will not fit in region" in tail or "overflowed by" in tail:
             m = re.search(r"region `(\w+)' overflowed by (\d+) bytes", tail)
-            what = f"{m.group(1)} overflowed by {m.group(2)} bytes" if m else "memory region overflow"
-            raise UserError(f"firmware does not fit the board ({what}); try a larger board or fewer test inputs (-n)")
+            if m and m.group(1) == "RAM":
+                # the fit check compares the arena alone with the board's SRAM; the linker adds the stack
+                # (boards/<board>.json stack_bytes) and the firmware's own variables
+                over = int(m.group(2))
+                raise UserError(f"firmware does not fit the board's SRAM (RAM overflowed by {over:,} B: the model's "
+                                "arena, the stack and the firmware's variables together); try an --sram-limit at "
+                                f"least {over:,} B below the model's peak SRAM, or a board with more SRAM")
+            what = f"{m.group(1)} overflowed by {int(m.group(2)):,} B" if m else "memory region overflow"
+            raise UserError(f"firmware does not fit the board ({what}); try fewer test inputs (-n) or a board "
+                            "with more flash")
         raise RuntimeError(f"firmware build failed in {project}:\n{tail}")
     return project / "build" / "firmware.elf"
 
