@@ -31,6 +31,8 @@ import numpy as np
 from ..errors import UserError
 
 METHODS = ("minmax", "percentile", "mse", "kl")
+#: other names users know the methods by (TensorRT: entropy; onnxruntime: MinMax, Percentile, Entropy)
+ALIASES = {"entropy": "kl", "min-max": "minmax", "min_max": "minmax"}
 #: the parameter each method takes and its default (None: the method takes none)
 METHOD_DEFAULTS: dict[str, float | None] = {"minmax": None, "percentile": 99.99, "mse": 2048, "kl": 2048}
 #: the default rule, chosen by measurement (bench/calibration.py, docs/calibration.md)
@@ -79,8 +81,9 @@ class CalibrationRule:
         """``"mse"``, ``"percentile:99.9"``, ... -> a rule (UserError for anything else)."""
         method, sep, param = str(text).strip().partition(":")
         method = method.strip().lower()
+        method = ALIASES.get(method, method)
         if method not in METHODS:
-            close = difflib.get_close_matches(method, METHODS, 1)
+            close = difflib.get_close_matches(method, METHODS + tuple(ALIASES), 1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise UserError(f"calibration method {text!r}{hint}: give one of {', '.join(METHODS)}, optionally with "
                             "a parameter, e.g. percentile:99.99 or mse")
@@ -303,26 +306,35 @@ def quantization_mse(hist: Histogram, lo: float, hi: float, qmin: int, qmax: int
 
 
 def _mse_range(hist: Histogram, lo: float, hi: float, qmin: int, qmax: int) -> tuple[float, float]:
-    """Shrink [lo, hi] by a common factor (both ends: 0 stays where it is) to the MSE minimum, on a grid of
-    200 factors from 1/200 to 1."""
+    """Shrink [lo, hi] towards 0 by a common factor to the MSE minimum, on a grid of 200 factors from
+    1/200 to 1."""
+    def shrunk(f: float) -> tuple[float, float]:
+        # an end on the same side of 0 as the other (a one-sided tensor's low end) is kept as it is
+        return (lo * f if lo < 0 else lo), (hi * f if hi > 0 else hi)
+
     best, best_f = math.inf, 1.0
     for f in np.linspace(1.0, 1.0 / 200, 200):
-        e = quantization_mse(hist, lo * f, hi * f, qmin, qmax)
+        e = quantization_mse(hist, *shrunk(f), qmin, qmax)
         if e < best * (1 - 1e-9):
             best, best_f = e, float(f)
-    return float(lo * best_f), float(hi * best_f)
+    a, b = shrunk(best_f)
+    return float(a), float(b)
 
 
 def _kl_range(hist: Histogram, lo: float, hi: float, levels: int) -> tuple[float, float]:
     """TensorRT's entropy calibration on |x|: among thresholds T (bin edges of the |x| histogram), the one
     whose ``levels``-level quantization (half of them for a signed tensor) of the clipped distribution
-    is closest in KL divergence to it. Returns [max(lo, -T), min(hi, T)]."""
+    is closest in KL divergence to it, the zero bin flattened to its neighbour's count. Returns
+    [max(lo, -T), min(hi, T)]."""
     centers = hist.centers
     amax = max(abs(lo), abs(hi))
     nb = len(hist.counts)
     a = np.zeros(nb)
     idx = np.clip((np.abs(centers) / amax * nb).astype(np.int64), 0, nb - 1)
     np.add.at(a, idx, hist.counts)
+    # the spike of exact zeros (ReLU outputs, padding) would otherwise dominate the divergence and pull
+    # the threshold far in; NVIDIA's pytorch-quantization flattens it the same way (bins[0] = bins[1])
+    a[0] = a[1]
     signed = lo < 0 and hi > 0
     nq = levels // 2 if signed else levels - 1
     if nb <= nq:
