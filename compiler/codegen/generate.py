@@ -182,8 +182,13 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
         if size:
             scratch = (plan.offsets[scratch_buffer(node, max(step.chain, 0))], size)
             comment.append(f"scratch {size} B @arena+{scratch[0]}")
+        out_t = graph.tensors[node.outputs[0]]
+        # the output the layer_output hook receives: the whole tensor, or this patch's region of it
+        out_bytes = (f"(int32_t)pl[{index}].out_h * pl[{index}].out_w * {out_t.pixel_bytes}" if step.in_loop
+                     else str(out_t.nbytes))
         return {"index": index, "op": node.op, "name": node.name, "comment": comment, "body": body.rstrip("\n"),
-                "macs": macs, "in_stage": step.in_loop, "scratch": scratch}
+                "macs": macs, "in_stage": step.in_loop, "scratch": scratch, "out_ptr": outputs[0].ptr,
+                "out_bytes": out_bytes}
 
     chains = [[layer(st) for st in chain.steps] for chain in loop.chains] if loop is not None else []
     rest = [layer(st) for st in schedule.rest.steps]
