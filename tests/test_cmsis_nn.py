@@ -15,12 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, SHARED_MODELS
+from onnx import helper
+
+from conftest import REPO, SHARED_MODELS, make_model, save
 from mcucompile.api import CompileOptions, PatchOptions, build_and_run_board, compile_model, write_library
 from mcucompile.api.verify import simulate, verify_host
 from mcucompile.ops import cmsis_nn
 from mcucompile.ops.kernel import KernelTarget
 from mcucompile.boards import get_board
+from mcucompile.patch.planner import local_window
 
 MNIST = REPO / "models" / "mnist"
 OFF = PatchOptions(mode="off")
@@ -236,6 +239,59 @@ def test_platformio_project_builds_offline_with_a_local_cmsis_nn(tmp_path):
     text = res.stdout + res.stderr
     assert res.returncode == 0, text[-3000:]
     assert "MCU END 0" in text
+
+
+def _branch_model(tmp_path: Path) -> Path:
+    """Two branches over one map (3x3 and 5x5 convolutions into an add): patched, the 3x3 branch reads the
+    5x5's larger region with start offsets, and at the right edge also needs padding past the region."""
+    rng = np.random.default_rng(7)
+    inits = {"wa": rng.standard_normal((8, 3, 3, 3)) * 0.3, "ba": rng.standard_normal(8) * 0.1,
+             "wb": rng.standard_normal((8, 8, 3, 3)) * 0.2, "bb": rng.standard_normal(8) * 0.1,
+             "wc": rng.standard_normal((8, 8, 5, 5)) * 0.1, "bc": rng.standard_normal(8) * 0.1,
+             "wd": rng.standard_normal((4, 8, 1, 1)) * 0.3, "bd": rng.standard_normal(4) * 0.1}
+    nodes = [helper.make_node("Conv", ["x", "wa", "ba"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["ar"]),
+             helper.make_node("Conv", ["ar", "wb", "bb"], ["b"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["ar", "wc", "bc"], ["c"], pads=[2, 2, 2, 2]),
+             helper.make_node("Add", ["b", "c"], ["s"]),
+             helper.make_node("Conv", ["s", "wd", "bd"], ["y"], strides=[2, 2])]
+    return save(make_model(nodes, [1, 3, 16, 16], ["y"], inits), tmp_path, "branch.onnx")
+
+
+def _branch_compiled(tmp_path: Path, board: str):
+    c = compile_model(_branch_model(tmp_path), CompileOptions(board=board, kernels="cmsis-nn", progress=False,
+                                                              calib_samples=4, patch=PatchOptions("forced", 4, 2)))
+    g, plan = c.graph, c.patch
+    offsets = {(p, n.name): local_window(g, plan, n, p) for p in range(plan.patches) for n in g.nodes[:plan.stage_len]}
+    starts = {k: lw for k, lw in offsets.items() if lw is not None and (lw.pad_left < 0 or lw.pad_top < 0)}
+    # the plan has what the test is for: start offsets in H alone (a pointer offset) and in W next to the
+    # row's end (that patch runs mcu_conv_s8)
+    assert any(lw.pad_top < 0 <= lw.pad_left for lw in starts.values()), starts
+    assert any(lw.pad_left < 0 and (lw.out_w - 1) + 3 > lw.in_w + lw.pad_left for lw in starts.values()), starts
+    _check_report(c)
+    return c
+
+
+def test_patch_start_offsets_compile():
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        c = _branch_compiled(Path(tmp), "qemu-m4")
+    src = c.sources.files["src/model.c"]
+    assert "use_cmsis = 0" in src and "mcu_conv_s8(" in src
+
+
+@pytest.mark.parametrize("board", ["host", "qemu-m4"])
+def test_patch_start_offsets_bit_exact(board, tmp_path):
+    """Per patch: CMSIS-NN with the H offset as a pointer offset, the portable kernel where W cannot be."""
+    _cmsis_dir()
+    c = _branch_compiled(tmp_path, board)
+    if board == "host":
+        assert verify_host(c, c.calib[:2], build_dir=tmp_path / "b", references=()).bit_exact
+        return
+    x_q, outs, run, _ = build_and_run_board(c, c.calib[:2], tmp_path / "fw")
+    for a, b in zip(outs, simulate(c, x_q)):
+        assert np.array_equal(a.reshape(-1), b.reshape(-1))
 
 
 def test_kernel_target_auto_keeps_board_and_lean():

@@ -99,6 +99,15 @@ def _conv_1_x_n_mve(pad_w: int, stride_w: int, kw: int, c_in: int, in_w: int, ou
     return max(left_elems + pad_left, left_elems - c_in + pad_right)
 
 
+def conv_wrapper_path(pads: tuple[int, int], stride, dilation, in_d, filt) -> str:
+    """The function arm_convolve_wrapper_s8 dispatches to for these parameters (whole layer)."""
+    if _is_conv_1x1(pads, filt[1:3], dilation):
+        return "arm_convolve_1x1_s8_fast" if tuple(stride) == (1, 1) else "arm_convolve_1x1_s8"
+    if _is_conv_1_x_n(in_d[1], in_d[3], filt[1:3], stride, dilation):
+        return "arm_convolve_1_x_n_s8"
+    return "arm_convolve_s8"
+
+
 def conv_wrapper_buffer_size(core: str, pads: tuple[int, int], stride, dilation, in_d, filt, out_d) -> int:
     """arm_convolve_wrapper_s8_get_buffer_size for ``pads`` (top, left), input / output dims NHWC and filter
     [C_out, KH, KW, C_in]. gcc: the DSP 1x1 fast path needs no buffer (only Arm Compiler 6 uses one)."""
@@ -349,13 +358,8 @@ def conv_call(node: Node, graph: Graph, target, ctx: dict, auto: Callable[[], Ke
     if not _is_conv_1x1(_window_pads(node), win.kernel, win.dilation):
         # a patch may take another path of the wrapper (pads shrink, 1xN at a height-1 region): the largest
         scratch = max(scratch, conv_s8_buffer_size(core, filt[1], filt[2], filt[3]))
-    path = ("arm_convolve_1x1_s8_fast" if _is_conv_1x1(_window_pads(node), win.kernel, win.dilation)
-            and tuple(win.stride) == (1, 1) else "arm_convolve_1x1_s8" if _is_conv_1x1(_window_pads(node), win.kernel,
-                                                                                        win.dilation)
-            else "arm_convolve_1_x_n_s8" if _is_conv_1_x_n(x[1], x[3], win.kernel, win.stride, win.dilation)
-            else "arm_convolve_s8")
-    ctx = dict(ctx, scratch=scratch, path=path, filter=filt, eff=tuple((k - 1) * d + 1 for k, d in
-                                                                          zip(win.kernel, win.dilation)))
+    ctx = dict(ctx, scratch=scratch, path=conv_wrapper_path(_window_pads(node), win.stride, win.dilation, x, filt),
+               filter=filt, eff=tuple((k - 1) * d + 1 for k, d in zip(win.kernel, win.dilation)))
     return CONV.call(ctx, scratch_bytes=scratch)
 
 
