@@ -152,6 +152,44 @@ def write_output(out_dir: str | Path, files: dict[str, str | bytes], inputs: tup
     return out
 
 
+def update_output_files(out_dir: str | Path, files: dict[str, str | bytes], inputs: tuple[str | Path, ...] = ()) -> Path:
+    """Replace (or add) ``files`` in an output folder mcucompile wrote, e.g. report.html once bench or verify
+    has results, and record them in its manifest, so the next compile into the folder sees it unchanged.
+
+    The folder must be an unchanged output of mcucompile (``check_output_folder``) holding a manifest; its
+    other files and its build folders (a firmware just built there) stay. Each file, then the manifest, is
+    written beside its place and renamed over it, so a reader sees the old file or the new one, never a part.
+    """
+    out = check_output_folder(out_dir, inputs)
+    manifest = _read_manifest(out)
+    if manifest is None:
+        raise UserError(f"output folder {out_dir} holds no mcucompile output to add results to; write it first "
+                        "(mcucompile MODEL -o OUT), or choose the -o folder a command wrote")
+    try:
+        for rel, content in sorted(files.items()):
+            data = content.encode() if isinstance(content, str) else content
+            _replace_file(out / rel, data)
+            manifest["files"][rel] = hashlib.sha256(data).hexdigest()
+        _replace_file(out / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    except OSError as e:
+        raise UserError(f"cannot write into the output folder {out_dir} ({e.strerror or e}); check the disk space "
+                        "and permissions") from None
+    return out
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.new-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; an output file gets the user's usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _keep_mtime_if_same(previous: Path, path: Path, data: bytes) -> None:
     """A file rewritten with the content it had keeps its modification time, so a build system (make, CMake,
     PlatformIO) that compiles the output again after a recompile rebuilds only the files that changed."""
