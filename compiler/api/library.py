@@ -13,10 +13,11 @@ from ..codegen.generate import c_identifier, environment
 from ..errors import UserError
 from ..ops import cmsis_nn
 from ..ops.base import quantize_values
-from ..output import write_output
+from ..output import update_output_files, write_output
 from ..paths import runtime_dir
 from ..project import project_files
 from ..quant.simulate import to_physical
+from ..report.html import BenchFigures, HtmlSection, carried_page, render_html
 from .compile import Compiled
 
 
@@ -79,13 +80,14 @@ def cmsis_nn_dir() -> Path:
 
 def write_library(compiled: Compiled, out_dir: str | Path, inputs_q: np.ndarray | None = None,
                   cmsis_nn_source: str | None = None) -> Path:
-    """Write OUT/lib/<name>/ (the C library), OUT/report.json and, for a real or emulated board, the
-    firmware project around them (PlatformIO + Make) with ``inputs_q`` compiled in. A library that calls
+    """Write OUT/lib/<name>/ (the C library), OUT/report.json, OUT/report.html and, for a real or emulated
+    board, the firmware project around them (PlatformIO + Make) with ``inputs_q`` compiled in. A library that calls
     CMSIS-NN gets projects that take CMSIS_NN_DIR (Make) and pin CMSIS-NN in lib_deps (PlatformIO;
     ``cmsis_nn_source`` overrides the pin, e.g. ``symlink:///path/to/CMSIS-NN`` offline).
 
     All or nothing, and safe for the user's files (see mcucompile.output): OUT must be new, empty or an
-    unchanged earlier output of mcucompile, and must not hold the model or its calibration data."""
+    unchanged earlier output of mcucompile, and must not hold the model or its calibration data.
+    report.html keeps the results (bench, verify, debug) an earlier command added for the same compile."""
 
     files = {f"lib/{compiled.options.name}/{rel}": text for rel, text in library_files(compiled).items()}
     if compiled.board.name != "host":
@@ -95,7 +97,28 @@ def write_library(compiled: Compiled, out_dir: str | Path, inputs_q: np.ndarray 
         files.update(project_files(compiled.board, compiled.options.name, inputs_q, sizes, compiled.options.console,
                                    cmsis_nn=uses_cmsis_nn(compiled), cmsis_nn_source=cmsis_nn_source))
     files["report.json"] = json.dumps(compiled.report.to_json_dict(), indent=2) + "\n"
+    files["report.html"] = render_html(carried_page(compiled.report, _previous_page(Path(out_dir))))
     return write_output(out_dir, files, compiled_inputs(compiled))
+
+
+def _previous_page(out_dir: Path) -> str | None:
+    try:
+        return (out_dir / "report.html").read_text(errors="replace")
+    except OSError:  # none yet (or unreadable: then nothing is carried over)
+        return None
+
+
+def add_html_results(out_dir: str | Path, compiled: Compiled, bench: BenchFigures | None = None,
+                     section: HtmlSection | None = None) -> Path:
+    """Add ``bench`` figures or a result ``section`` (verify, debug, ...; it replaces one of its kind) to
+    OUT/report.html, which write_library wrote for ``compiled``, keeping the results already there for the
+    same compile; the folder's manifest records the new page (see mcucompile.output.update_output_files)."""
+    page = carried_page(compiled.report, _previous_page(Path(out_dir)))
+    if bench is not None:
+        page = page.with_bench(bench)
+    if section is not None:
+        page = page.with_section(section)
+    return update_output_files(out_dir, {"report.html": render_html(page)}, compiled_inputs(compiled))
 
 
 def compiled_inputs(compiled: Compiled) -> tuple[Path, ...]:
