@@ -170,7 +170,7 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     graph = quantize_graph(float_graph, ranges)
     corrected: dict[str, float] = {}
     if cal_opts.bias_correction and fmt == "onnx":
-        graph, corrected = correct_biases(float_graph, graph, calib)
+        graph, corrected = correct_biases(float_graph, graph, calib, progress=options.progress)
     elif cal_opts.bias_correction and cal is not None:
         notes.append("--bias-correction ignored: the model's weights and biases carry their own quantization")
     # a float model's sources the report derives itself (calibrated, or fixed by the op)

@@ -24,6 +24,7 @@ from ..arith.fixedpoint import INT32_MAX, accumulator_bound, round_half_away
 from ..ir import Activation, Graph, Node, Tensor
 from ..ops import op_def
 from ..ops.base import dequantize_values
+from .calibrate import ProgressBar
 from .simulate import eval_node, node_inputs, to_physical
 
 #: ops whose node is (input, int8 weights, int32 bias) with the bias added per output channel (last axis)
@@ -32,7 +33,8 @@ WEIGHTED_OPS = ("conv2d", "depthwise_conv2d", "fully_connected")
 MAX_SAMPLES = 64
 
 
-def correct_biases(float_graph: Graph, graph: Graph, samples: np.ndarray) -> tuple[Graph, dict[str, float]]:
+def correct_biases(float_graph: Graph, graph: Graph, samples: np.ndarray,
+                   progress: bool = False) -> tuple[Graph, dict[str, float]]:
     """``graph`` (quantized from ``float_graph``) with bias-corrected weighted layers.
 
     Parameters
@@ -40,6 +42,7 @@ def correct_biases(float_graph: Graph, graph: Graph, samples: np.ndarray) -> tup
     float_graph : the float IR the quantized graph was made from (same node and tensor names)
     graph : the quantized graph
     samples : calibration inputs, logical layout, [N, ...] (the first :data:`MAX_SAMPLES` are used)
+    progress : a progress bar on a terminal (one step per layer)
 
     Returns
     -------
@@ -58,7 +61,8 @@ def correct_biases(float_graph: Graph, graph: Graph, samples: np.ndarray) -> tup
     done_float = 0
     tensors = dict(graph.tensors)
     corrected: dict[str, float] = {}
-    for node in graph.nodes:
+    bar = ProgressBar("bias correction", len(graph.nodes)) if progress else None
+    for k, node in enumerate(graph.nodes):
         fnode = float_nodes.get(node.name)
         if node.op in WEIGHTED_OPS and fnode is not None and node.outputs[0] in float_graph.tensors:
             # the float values up to and including this node's float twin
@@ -81,6 +85,10 @@ def correct_biases(float_graph: Graph, graph: Graph, samples: np.ndarray) -> tup
         g = graph.replace(tensors=tensors)
         for iv in ints:
             iv.update(zip(node.outputs, eval_node(g, node, node_inputs(g, node, iv), True)))
+        if bar:
+            bar.update(k + 1)
+    if bar:
+        bar.close()
     return graph.replace(tensors=tensors), corrected
 
 
