@@ -41,6 +41,7 @@ bench: setup
 	$(PY) bench/patching.py
 	$(PY) bench/fit_cost_model.py
 	$(PY) bench/ort_qdq.py
+	$(PY) bench/calibration.py
 
 # More mutants than make test runs (FUZZ_COUNT), each compiled and, when it compiles, run under ASan/UBSan.
 FUZZ_COUNT ?= 2000
