@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..ops import op_def
+from ..report.html import bench_figures
 from .compile import Compiled
+from .library import add_html_results
 from .verify import build_and_run_board
 
 
@@ -51,7 +53,8 @@ class BenchResult:
 
 
 def bench(compiled: Compiled, out_dir: str | Path | None = None, timeout: float = 600.0) -> BenchResult:
-    """Per-layer instructions (emulated) or cycles on the board for one inference, and the ELF's memory."""
+    """Per-layer instructions (emulated) or cycles on the board for one inference, and the ELF's memory.
+    With ``out_dir`` the firmware project stays there and OUT/report.html shows the figures."""
     with tempfile.TemporaryDirectory() as tmp:
         _, _, run, size = build_and_run_board(compiled, compiled.calib[:1], Path(out_dir or Path(tmp) / "fw"), timeout)
     layers = []
@@ -62,7 +65,10 @@ def bench(compiled: Compiled, out_dir: str | Path | None = None, timeout: float 
                        "output_shape": list(g.tensors[step.node.outputs[0]].shape),
                        "macs": op_def(step.node).macs(step.node, g), "count": count,
                        "share": count / run.total if run.total else 0.0})
-    return BenchResult(compiled.board.name, run.unit, tuple(layers), int(run.total or 0), size.flash_bytes,
-                       size.sram_bytes, compiled.plan.arena_size, size.text, size.data, size.bss,
-                       compiled.report.estimated_instructions)
+    result = BenchResult(compiled.board.name, run.unit, tuple(layers), int(run.total or 0), size.flash_bytes,
+                         size.sram_bytes, compiled.plan.arena_size, size.text, size.data, size.bss,
+                         compiled.report.estimated_instructions)
+    if out_dir is not None:
+        add_html_results(out_dir, compiled, bench=bench_figures(result))
+    return result
 

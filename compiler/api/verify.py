@@ -14,24 +14,29 @@ from ..arith.bitwidth import qrange
 from ..boards import get_board
 from ..errors import UserError
 from ..ops.base import dequantize_values, quantize_values
+from ..progress import QUIET, Progress
 from ..quant.simulate import run_int, to_logical, to_physical
 from ..reference import tflite_refs
+from ..report.html import verify_section
 from ..targets.firmware import APT_HINT, build_firmware, elf_size, outputs_as_arrays, require_tool, run_qemu
 from ..targets.flash import flash_with_platformio
 from ..targets.host import CFLAGS, SANITIZE_FLAGS, build_host, find_compiler, run_host
 from ..targets.serial import open_port, read_run
 from .compile import Compiled, io_params, to_logical_shape
-from .library import cmsis_nn_dir, host_runner_source, library_dir, quantize_input, uses_cmsis_nn, write_library
+from .library import (add_html_results, cmsis_nn_dir, host_runner_source, library_dir, quantize_input, uses_cmsis_nn,
+                      write_library)
 
 
-def simulate(compiled: Compiled, x_q: np.ndarray) -> list[np.ndarray]:
+def simulate(compiled: Compiled, x_q: np.ndarray, progress: Progress = QUIET) -> list[np.ndarray]:
     """Run the int8 simulator on physical int8 samples; returns [N, size] int8 per output."""
     g = compiled.graph
     outs = [[] for _ in g.outputs]
-    for s in x_q:
-        res = run_int(g, {g.inputs[0]: s})
-        for k, o in enumerate(g.outputs):
-            outs[k].append(res[o].reshape(-1))
+    with progress.step("simulating (integer simulator)", total=len(x_q)) as step:
+        for s in x_q:
+            res = run_int(g, {g.inputs[0]: s})
+            for k, o in enumerate(g.outputs):
+                outs[k].append(res[o].reshape(-1))
+            step.advance()
     return [np.stack(o) for o in outs]
 
 
@@ -208,19 +213,26 @@ def verify_host(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | No
 
     if compiled.board.name != "host":
         compiled = dataclasses.replace(compiled, board=get_board("host"))
+    progress = Progress(compiled.options.progress)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(build_dir or tmp)
         cmsis = cmsis_nn_dir() if uses_cmsis_nn(compiled) else None
         out = write_library(compiled, Path(out_dir) if out_dir else work / "out")
         build = out / "build" if out_dir else work / "build"
-        if cmsis is None:
-            exe = build_host(library_dir(out, compiled), host_runner_source(compiled), build, sanitize=sanitize)
-        else:
-            exe = build_host_cmsis_nn(library_dir(out, compiled), host_runner_source(compiled), build, cmsis, sanitize)
+        with progress.step("building the library for this PC" + (" (ASan + UBSan)" if sanitize else "")):
+            if cmsis is None:
+                exe = build_host(library_dir(out, compiled), host_runner_source(compiled), build, sanitize=sanitize)
+            else:
+                exe = build_host_cmsis_nn(library_dir(out, compiled), host_runner_source(compiled), build, cmsis,
+                                          sanitize)
         x_q = quantize_input(compiled, samples)
         sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
-        c_outs = run_host(exe, [x_q], sizes)
-    return compare_outputs(compiled, samples, x_q, c_outs, labels, references=references)
+        with progress.step(f"running {len(x_q)} samples on this PC"):
+            c_outs = run_host(exe, [x_q], sizes)
+    result = compare_outputs(compiled, samples, x_q, c_outs, labels, references=references)
+    if out_dir:
+        add_html_results(out_dir, compiled, section=verify_section(result))
+    return result
 
 
 def build_host_cmsis_nn(library: Path, runner_c: str, build_dir: Path, cmsis: Path, sanitize: bool = False) -> Path:
@@ -255,7 +267,8 @@ def compare_outputs(compiled: Compiled, samples: np.ndarray, x_q: np.ndarray, c_
     choose_references): onnxruntime float for float ONNX models, onnxruntime's QDQ execution for QDQ
     models, TFLite Micro and LiteRT (byte for byte) for .tflite models. A reference is a witness: one
     that is missing or cannot run the model is reported as such and the others still run."""
-    sim = simulate(compiled, x_q)
+    progress = Progress(compiled.options.progress)
+    sim = simulate(compiled, x_q, progress)
     mismatched = int(sum(np.count_nonzero(a != b) for a, b in zip(c_outs, sim)))
     golden: dict[str, int] = {}
     checks: list[ReferenceCheck] = []
@@ -263,7 +276,8 @@ def compare_outputs(compiled: Compiled, samples: np.ndarray, x_q: np.ndarray, c_
     ref_outputs: dict[str, list[np.ndarray]] = {}
     for name in choose_references(compiled.source_format, references):
         try:
-            outs = _run_reference(compiled, name, samples, x_q)
+            with progress.step(f"running the reference {REFERENCE_LABELS.get(name, name)} on {len(samples)} samples"):
+                outs = _run_reference(compiled, name, samples, x_q)
         except UserError as e:
             checks.append(ReferenceCheck(name, "unavailable", detail=str(e)))
             continue
@@ -383,8 +397,11 @@ def build_and_run_board(compiled: Compiled, samples: np.ndarray, out_dir: Path, 
         cmsis_nn_dir()
     x_q = quantize_input(compiled, samples)
     out = write_library(compiled, out_dir, x_q)
-    elf = build_firmware(out)
-    run = run_qemu(elf, board, timeout=timeout)
+    progress = Progress(compiled.options.progress)
+    with progress.step(f"building the firmware for {board.name}"):
+        elf = build_firmware(out)
+    with progress.step(f"running {len(samples)} sample{'s' if len(samples) != 1 else ''} on {board.name} (QEMU)"):
+        run = run_qemu(elf, board, timeout=timeout)
     sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
     return x_q, outputs_as_arrays(run, len(samples), sizes), run, elf_size(elf)
 
@@ -400,7 +417,10 @@ def verify_board(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | N
             x_q, c_outs, run = run_on_port(compiled, samples, out, port, upload, timeout)
         else:
             x_q, c_outs, run, size = build_and_run_board(compiled, samples, out, timeout)
-    return compare_outputs(compiled, samples, x_q, c_outs, labels, compiled.board.name, references)
+        result = compare_outputs(compiled, samples, x_q, c_outs, labels, compiled.board.name, references)
+        if out_dir is not None:
+            add_html_results(out, compiled, section=verify_section(result))
+    return result
 
 
 def run_on_port(compiled: Compiled, samples: np.ndarray, out_dir: Path, port: str, upload: bool = True,
@@ -410,10 +430,13 @@ def run_on_port(compiled: Compiled, samples: np.ndarray, out_dir: Path, port: st
     x_q = quantize_input(compiled, samples)
     out = write_library(compiled, out_dir, x_q)
     serial_port = open_port(port)
+    progress = Progress(compiled.options.progress)
     try:
         if upload:
-            flash_with_platformio(out, compiled.board.name)
-        run = read_run(serial_port, timeout, compiled.board.name)
+            with progress.step(f"building and flashing {compiled.board.name} (PlatformIO)"):
+                flash_with_platformio(out, compiled.board.name)
+        with progress.step(f"reading the results from {port}"):
+            run = read_run(serial_port, timeout, compiled.board.name)
     finally:
         serial_port.close()
     sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
