@@ -24,6 +24,7 @@ from ..memory import ArenaPlan
 from ..ops.kernel import KernelTarget
 from ..passes import canonicalize
 from ..patch.search import choose_patching
+from ..progress import Progress
 from ..quant.bias_correction import correct_biases
 from ..quant.calibrate import Calibration, calibrate_tensors, load_calibration, synthetic_calibration
 from ..quant.methods import check_override_names
@@ -114,6 +115,7 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     """Run the whole compile pipeline in memory; nothing is written to disk."""
     model_path = Path(model_path)
     board = get_board(options.board)
+    progress = Progress(options.progress)
     notes: list[str] = []
     fmt = model_format(model_path)
     ranges: dict = {}
@@ -181,14 +183,16 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     # --kernels: they all take this target where they take a board; --optimize memory takes the kernels
     # without scratch where the fastest need some (a lower peak)
     target = KernelTarget(board, options.kernels, lean=po.optimize == "memory")
-    choice = choose_patching(graph, budget, po.mode, po.split, po.patches, po.max_overhead, po.input_by_patch,
-                             optimize=po.optimize, board=target)
+    with progress.step("planning memory and patches" if po.mode == "auto" else "planning memory"):
+        choice = choose_patching(graph, budget, po.mode, po.split, po.patches, po.max_overhead, po.input_by_patch,
+                                 optimize=po.optimize, board=target)
     if choice.arena.arena_size > budget and not target.lean and target.dsp_problem() is None:
         # the fast kernels' scratch may be the binding constraint: a model that fits with the portable
         # kernels must still fit, so plan again with the kernels that need none
         lean = KernelTarget(board, options.kernels, lean=True)
-        retry = choose_patching(graph, budget, po.mode, po.split, po.patches, po.max_overhead, po.input_by_patch,
-                                optimize=po.optimize, board=lean)
+        with progress.step("planning memory and patches (scratch-free kernels)"):
+            retry = choose_patching(graph, budget, po.mode, po.split, po.patches, po.max_overhead, po.input_by_patch,
+                                    optimize=po.optimize, board=lean)
         if retry.arena.arena_size <= budget:
             notes.append(f"the DSP kernels' scratch would take peak SRAM to {choice.arena.arena_size:,} B, over the "
                          f"{budget:,} B budget: layers whose fast kernel needs scratch run a scratch-free kernel "
@@ -219,7 +223,8 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
                                   f"{'filled by patch' if patch.input_by_patch else 'whole'}")
     schedule = build_schedule(graph, patch, board=target)
     sources = generate_c(schedule, plan, options.name, provenance)
-    tflm_arena, why = probe_tflm_arena(model_path) if fmt == "tflite" else (None, None)
+    with progress.step("measuring TFLite Micro's arena"):
+        tflm_arena, why = probe_tflm_arena(model_path) if fmt == "tflite" else (None, None)
     if fmt == "tflite" and tflm_arena is None:
         notes.append(f"TFLite Micro's arena size not recorded: {why}")
     report = build_report(graph, plan, target, str(model_path), choice=choice, schedule=schedule, source_format=fmt,
