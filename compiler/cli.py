@@ -190,7 +190,7 @@ def cmd_compile(argv: list[str]) -> int:
     if not args.quiet:
         print(format_summary(compiled.report))
     extra = "" if compiled.board.name == "host" else ", the firmware project (platformio.ini, Makefile, CMakeLists.txt, src/)"
-    print(f"wrote {out}/lib/{compiled.options.name}/ (C library){extra} and {out}/report.json")
+    print(f"wrote {out}/lib/{compiled.options.name}/ (C library){extra}, {out}/report.json and {out}/report.html")
     return 0
 
 
