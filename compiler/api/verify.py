@@ -13,6 +13,7 @@ import numpy as np
 from ..arith.bitwidth import qrange
 from ..boards import get_board
 from ..errors import UserError
+from ..ops import cmsis_nn
 from ..ops.base import dequantize_values, quantize_values
 from ..progress import QUIET, Progress
 from ..quant.simulate import run_int, to_logical, to_physical
@@ -236,13 +237,13 @@ def verify_host(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | No
 
 
 def build_host_cmsis_nn(library: Path, runner_c: str, build_dir: Path, cmsis: Path, sanitize: bool = False) -> Path:
-    """targets.host.build_host for a library that calls CMSIS-NN: CMSIS-NN's integer sources (no _f16 / _f32 /
-    _flt) compile first with their own flags (its code is not held to our -Werror, nor sanitized), then ours
+    """targets.host.build_host for a library that calls CMSIS-NN: CMSIS-NN's int8 sources
+    (ops.cmsis_nn.library_sources) compile first with their own flags (its code is not held to our -Werror, nor sanitized), then ours
     as build_host does, with CMSIS-NN's Include as a system include directory."""
     cc = find_compiler()
     objects = build_dir / "cmsis-nn"
     objects.mkdir(parents=True, exist_ok=True)
-    sources = [p for p in sorted((cmsis / "Source").glob("*/*.c")) if not p.name.endswith(("_f16.c", "_f32.c", "_flt.c"))]
+    sources = cmsis_nn.library_sources(cmsis)
     res = subprocess.run([cc, "-std=c99", "-O2", "-I", str(cmsis / "Include"), "-c", *map(str, sources)],
                          cwd=objects, capture_output=True, text=True)
     if res.returncode != 0:

@@ -48,6 +48,18 @@ CMSIS_NN_VERSION = "v7.0.0"
 CMSIS_NN_URL = "https://github.com/ARM-software/CMSIS-NN"
 HEADER = "arm_nnfunctions.h"
 
+#: what a build compiles of CMSIS-NN (relative to its Source/): the int8 functions and the support functions
+#: they call, without the float ones; the Makefile, the host build and the PlatformIO script use these
+SOURCE_GLOBS = ("*/*_s8*.c", "NNSupportFunctions/*.c")
+EXCLUDED_SUFFIXES = ("_f16.c", "_f32.c", "_flt.c")
+
+
+def library_sources(root) -> list:
+    """The CMSIS-NN sources a build of the generated library needs, under checkout ``root`` (a Path)."""
+    found = {p for pattern in SOURCE_GLOBS for p in (root / "Source").glob(pattern)}
+    return sorted(p for p in found if not p.name.endswith(EXCLUDED_SUFFIXES))
+
+
 # Include/arm_nnsupportfunctions.h (gcc): depthwise channel block on MVE, depthwise-as-conv threshold
 CH_IN_BLOCK_MVE = 124
 CONVERT_DW_CONV_WITH_ONE_INPUT_CH_AND_OUTPUT_CH_ABOVE_THRESHOLD = 1

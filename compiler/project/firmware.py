@@ -24,7 +24,7 @@ import numpy as np
 from .. import __version__
 from ..boards import Board
 from ..codegen.generate import c_array, c_identifier
-from ..ops.cmsis_nn import CMSIS_NN_URL, CMSIS_NN_VERSION
+from ..ops.cmsis_nn import CMSIS_NN_URL, CMSIS_NN_VERSION, EXCLUDED_SUFFIXES, SOURCE_GLOBS
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -101,7 +101,8 @@ def project_files(board: Board, prefix: str, inputs_q: np.ndarray, output_sizes:
         inputs=[x.reshape(-1) for x in inputs_q], output_sizes=output_sizes, console=console,
         debug_dump=debug_dump,
         cmsis_nn=cmsis_nn, cmsis_nn_source=cmsis_nn_source or f"{CMSIS_NN_URL}.git#{CMSIS_NN_VERSION}",
-        cmsis_nn_version=CMSIS_NN_VERSION, cmsis_nn_url=CMSIS_NN_URL,
+        cmsis_nn_version=CMSIS_NN_VERSION, cmsis_nn_url=CMSIS_NN_URL, cmsis_nn_globs=SOURCE_GLOBS,
+        cmsis_nn_excluded=EXCLUDED_SUFFIXES,
     )
     files = {
         "platformio.ini": "platformio.ini.j2",
