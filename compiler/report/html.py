@@ -100,7 +100,8 @@ def _cell(v: CellLike) -> Cell:
 
 @dataclass(frozen=True)
 class Table:
-    """A table block: ``columns`` headers and ``rows`` of cells (numbers are right-aligned and sortable)."""
+    """A table block: ``columns`` headers and ``rows`` of cells (numbers are right-aligned and sortable).
+    Plain values (str, int, float, None) become :class:`Cell` s, so ``rows`` always holds cells."""
 
     columns: tuple[str, ...]
     rows: tuple[tuple[CellLike, ...], ...]
@@ -110,10 +111,12 @@ class Table:
         for r in self.rows:
             if len(r) != len(self.columns):
                 raise ValueError(f"table row {r!r} has {len(r)} cells for {len(self.columns)} columns")
+        object.__setattr__(self, "columns", tuple(self.columns))
+        object.__setattr__(self, "rows", tuple(tuple(_cell(c) for c in r) for r in self.rows))
 
     def to_json_dict(self) -> dict:
         return {"type": "table", "columns": list(self.columns), "caption": self.caption,
-                "rows": [[dataclasses.asdict(_cell(c)) for c in r] for r in self.rows]}
+                "rows": [[dataclasses.asdict(c) for c in r] for r in self.rows]}
 
 
 @dataclass(frozen=True)
@@ -706,7 +709,10 @@ def flash_table_html(report: Report, bench: BenchFigures | None) -> str:
 def bench_html(report: Report, bench: BenchFigures) -> str:
     how = ("instructions under QEMU -icount (not cycles)" if bench.unit == "instructions"
            else "DWT cycle counter on the board")
-    items = [("board", f"{bench.board}: {how}"), (f"total {bench.unit}", f"{bench.total:,} for one inference")]
+    in_layers = sum(c for _, c in bench.counts)
+    items = [("board", f"{bench.board}: {how}"),
+             (f"total {bench.unit}", f"{bench.total:,} for one inference: {in_layers:,} in the layers, "
+                                     f"{bench.total - in_layers:,} around them (the model call's own work)")]
     if bench.estimated_instructions and bench.unit == "instructions":
         items.append(("cost model", f"{bench.estimated_instructions:,} estimated "
                                     f"({100.0 * bench.estimated_instructions / max(bench.total, 1):.1f}% of the measured; "
