@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := gcc make cmake ninja-build gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm python3-venv
+APT_PACKAGES := gcc make cmake ninja-build gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm python3-venv chromium
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 DEMO_OUT ?= build/demo
 
