@@ -79,11 +79,12 @@ def cmsis_nn_dir() -> Path:
 
 
 def write_library(compiled: Compiled, out_dir: str | Path, inputs_q: np.ndarray | None = None,
-                  cmsis_nn_source: str | None = None) -> Path:
+                  cmsis_nn_source: str | None = None, debug_dump: bool = False) -> Path:
     """Write OUT/lib/<name>/ (the C library), OUT/report.json, OUT/report.html and, for a real or emulated
     board, the firmware project around them (PlatformIO + Make) with ``inputs_q`` compiled in. A library that calls
     CMSIS-NN gets projects that take CMSIS_NN_DIR (Make) and pin CMSIS-NN in lib_deps (PlatformIO;
-    ``cmsis_nn_source`` overrides the pin, e.g. ``symlink:///path/to/CMSIS-NN`` offline).
+    ``cmsis_nn_source`` overrides the pin, e.g. ``symlink:///path/to/CMSIS-NN`` offline). ``debug_dump``: the
+    firmware prints every layer's output (``mcucompile debug``).
 
     All or nothing, and safe for the user's files (see mcucompile.output): OUT must be new, empty or an
     unchanged earlier output of mcucompile, and must not hold the model or its calibration data.
@@ -95,7 +96,8 @@ def write_library(compiled: Compiled, out_dir: str | Path, inputs_q: np.ndarray 
             inputs_q = quantize_input(compiled, compiled.calib[:1])
         sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
         files.update(project_files(compiled.board, compiled.options.name, inputs_q, sizes, compiled.options.console,
-                                   cmsis_nn=uses_cmsis_nn(compiled), cmsis_nn_source=cmsis_nn_source))
+                                   cmsis_nn=uses_cmsis_nn(compiled), cmsis_nn_source=cmsis_nn_source,
+                                   debug_dump=debug_dump))
     files["report.json"] = json.dumps(compiled.report.to_json_dict(), indent=2) + "\n"
     files["report.html"] = render_html(carried_page(compiled.report, _previous_page(Path(out_dir))))
     return write_output(out_dir, files, compiled_inputs(compiled))
