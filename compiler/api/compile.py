@@ -223,8 +223,10 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
                                   f"{'filled by patch' if patch.input_by_patch else 'whole'}")
     schedule = build_schedule(graph, patch, board=target)
     sources = generate_c(schedule, plan, options.name, provenance)
-    with progress.step("measuring TFLite Micro's arena"):
-        tflm_arena, why = probe_tflm_arena(model_path) if fmt == "tflite" else (None, None)
+    tflm_arena, why = None, None
+    if fmt == "tflite":
+        with progress.step("measuring TFLite Micro's arena"):
+            tflm_arena, why = probe_tflm_arena(model_path)
     if fmt == "tflite" and tflm_arena is None:
         notes.append(f"TFLite Micro's arena size not recorded: {why}")
     report = build_report(graph, plan, target, str(model_path), choice=choice, schedule=schedule, source_format=fmt,
