@@ -149,3 +149,11 @@ def test_verify_shows_its_build_run_and_references(tmp_path):
     assert rc == 0 and stdout_pipe == stdout_tty and "\r" not in err and "simulating" not in err
     rc, _, term = run_on_pty([*args, "--quiet"], tmp_path)
     assert rc == 0 and "\r" not in term and "building" not in term
+
+
+def test_bench_shows_the_firmware_build_and_the_emulator_run(tmp_path):
+    rc, stdout, term = run_on_pty(["bench", str(MNIST), "--calib", str(MNIST_CALIB), "--board", "qemu-m4"], tmp_path)
+    assert rc == 0, term
+    assert "building the firmware for qemu-m4" in term and "running 1 sample on qemu-m4 (QEMU)" in term, term
+    assert "\x1b[" not in stdout and "\r" not in stdout, "progress never goes to stdout"
+    assert "flash (ELF)" in stdout
