@@ -841,7 +841,9 @@ def render_html(page: HtmlReport) -> str:
         "</figcaption></figure></section>",
         '<section id="flash"><h2>Flash</h2><figure>' + flash_svg(r, bench) +
         "<figcaption>Weights are exact (the constant arrays); code is mcucompile's estimate until <code>bench</code> "
-        "links the firmware and reads its ELF.</figcaption></figure>" + flash_table_html(r, bench) + "</section>",
+        "links the firmware and reads its ELF" + (": the ELF is the whole firmware (startup, printing, the test "
+                                                  "inputs compiled in), not the model alone" if bench else "") +
+        ".</figcaption></figure>" + flash_table_html(r, bench) + "</section>",
         '<section id="layers"><h2>Layers</h2><div class="table-wrap">' + layers_html(r, bench) + "</div><figure>"
         + bar_chart_svg(layer_cost_chart(r, bench), "plot-layers") +
         "<figcaption>Each layer's share of the MACs" + (f" and of the {bench.unit} measured" if bench else "") +
