@@ -85,6 +85,37 @@ def test_fast_kernels_equal_portable_on_emulated_core(board_name, opt, single, c
     assert f"MCU CASES {4 * PER_KIND} failed 0" in run.log
 
 
+ADD_MAIN = harness.HERE / "add_main.c"
+
+
+@pytest.mark.parametrize("single", [0, 1])
+def test_dsp_add_equals_portable_add_on_host_under_sanitizers(single, tmp_path):
+    """mcu_add_dsp_s8 against mcu_add_s8 (add_main.c: 3000 random sizes with every tail, zero points, clamps,
+    shifts on both sides of 0, outputs aliasing an input, a broadcast refused), both roundings."""
+    exe = harness.build_host([ADD_MAIN], tmp_path / "add", sanitize=True,
+                             defines=(f"-DMCU_SINGLE_ROUNDING={single}", "-DADD_FAST=mcu_add_dsp_s8"))
+    run = subprocess.run([str(exe)], capture_output=True, text=True, env={**os.environ, **SANITIZE_ENV}, timeout=120,
+                         check=False)
+    assert "MCU ADD 3001 failed 0" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
+    assert run.returncode == 0 and "runtime error" not in run.stderr, run.stderr[-3000:]
+
+
+@pytest.mark.parametrize("board_name,single", [("qemu-m4", 0), ("qemu-m4", 1), ("qemu-m7", 0), ("qemu-m55", 0)])
+def test_dsp_add_equals_portable_add_on_emulated_core(board_name, single, tmp_path):
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                        "qemu-system-arm)")
+    from mcucompile.boards import get_board
+    from mcucompile.targets.firmware import run_qemu
+
+    board = get_board(board_name)
+    elf = harness.build_firmware(board, [ADD_MAIN], tmp_path / board_name,
+                                 extra_flags=(f"-DMCU_SINGLE_ROUNDING={single}", "-DADD_FAST=mcu_add_dsp_s8"))
+    run = run_qemu(elf, board, timeout=120)
+    assert run.status == 0 and "MCU ADD 3001 failed 0" in run.log, _summary(run.log) + run.log[-1500:]
+
+
 @pytest.mark.parametrize("single", [0, 1])
 def test_requantization_equals_the_portable_one(single, tmp_path):
     """The one-SMLAL requantization of the DSP kernels equals mcu_requantize() on 4 M random and edge cases
@@ -185,7 +216,7 @@ def test_conv_1x1_layout_refuses_what_the_kernel_refuses():
 def test_dsp_header_follows_the_convention():
     from test_c_api import SOURCES, header_problems
 
-    header = (harness.RUNTIME / "include" / "mcunn_dsp.h").read_text()
+    header = (harness.RUNTIME / "include" / "mcunn_dsp.h").read_text()  # mcu_add_dsp_s8 included
     assert header_problems(header, [s.read_text() for s in SOURCES]) == []
 
 
@@ -202,9 +233,16 @@ def test_constants_per_variant():
     wd = rng.integers(-128, 128, size=(3, 3, 7)).astype(np.int8)
     cd = fast_layout.dwconv_constants(wd, b[:1].repeat(7), 2)
     assert cd.scratch_bytes == 8 and list(cd.bias) == list(b[0] + 2 * wd.reshape(9, 7).astype(np.int64).sum(0))
-    wf = rng.integers(-128, 128, size=(5, 10)).astype(np.int8)
+    wf = rng.integers(-128, 128, size=(13, 10)).astype(np.int8)
     cf = fast_layout.fully_connected_constants(wf, None, 1)
-    assert cf.bias is None and cf.scratch_bytes == 24 and cf.weights.size == 5 * 12
+    assert cf.scratch_bytes == 0 and cf.weights.size == 13 * 12
+    assert list(cf.bias) == list(wf.astype(np.int64).sum(1))
+    # 8 channels blocked by 8, then a quad, then a plain row (natural order, padded to K4)
+    padded = np.zeros((13, 12), np.int8)
+    padded[:, :10] = wf
+    assert list(cf.weights[:32]) == list(padded[0:8, 0:4].reshape(-1))
+    assert list(cf.weights[96:112]) == list(padded[8:12, 0:4].reshape(-1))
+    assert list(cf.weights[-12:]) == list(padded[12])
 
 
 def test_problems_name_the_reason():

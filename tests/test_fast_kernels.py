@@ -73,6 +73,8 @@ def test_dsp_kernels_bit_exact_on_qemu_m4_and_same_bytes_as_portable(name, tmp_p
         assert fast.patch is not None and fast.patch.stage_len == 8
         stage = [lay for lay in fast.report.layers if lay.index < fast.report.stage_layers]
         assert stage and all(lay.fast_kernel for lay in stage if lay.macs)
+    if name == "resnet8":
+        assert [lay.kernel for lay in fast.report.layers if lay.op == "add"] == ["add_dsp"] * 3
     outs, sim = _run(fast, tmp_path / "auto")
     for a, b in zip(outs, sim):
         assert np.array_equal(a.reshape(-1), b.reshape(-1)), f"{name}: the DSP build differs from the simulator"
@@ -116,15 +118,16 @@ def test_dsp_layouts_replace_the_model_weights_in_flash():
 
 def test_kernels_option_is_validated_and_reaches_the_cli():
     with pytest.raises(UserError, match="--kernels"):
-        CompileOptions(kernels="cmsis-nn")
+        CompileOptions(kernels="fastest")
     import argparse
 
     p = argparse.ArgumentParser()
     _add_compile_args(p)
     assert _options(p.parse_args(["m.onnx", "--kernels", "portable"])).kernels == "portable"
     assert _options(p.parse_args(["m.onnx"])).kernels == "auto"
+    assert _options(p.parse_args(["m.onnx", "--kernels", "cmsis-nn"])).kernels == "cmsis-nn"
     with pytest.raises(SystemExit):
-        p.parse_args(["m.onnx", "--kernels", "cmsis-nn"])
+        p.parse_args(["m.onnx", "--kernels", "fastest"])
 
 
 def test_the_safety_check_reads_the_dsp_kernels_contracts():
@@ -194,11 +197,11 @@ def test_dsp_sources_under_sanitizers_on_the_host(tmp_path):
 @pytest.mark.parametrize("case", ["budget", "memory"])
 def test_lean_kernels_when_scratch_binds_or_memory_is_the_objective(case, tmp_path):
     """A model that fits with the portable kernels still fits when the DSP kernels' scratch would break the
-    budget (AD under a 1,000 B --sram-limit: its first FC needs 1,280 B to widen its input), and --optimize
-    memory takes the scratch-free kernels (VWW: 1x1 convolutions on mcu_conv_1x1_dsp_s8, also per patch);
-    bit-exact on qemu-m4 and each scratch-free fallback says why."""
+    budget (resnet8 under a 49,400 B --sram-limit: the portable plan's peak is 49,152 B, the im2col scratch of
+    the fast one adds 576 B), and --optimize memory takes the scratch-free kernels (VWW: 1x1 convolutions on
+    mcu_conv_1x1_dsp_s8, also per patch); bit-exact on qemu-m4 and each scratch-free fallback says why."""
     if case == "budget":
-        path, opts = SHARED_MODELS / "ad_autoencoder_int8.tflite", dict(patch=OFF, sram_limit=1000)
+        path, opts = SHARED_MODELS / "resnet8_int8.tflite", dict(patch=OFF, sram_limit=49_400)
     else:
         path, opts = SHARED_MODELS / "vww_mbv1_025_int8.tflite", dict(patch=PatchOptions(optimize="memory"))
     c = compile_model(path, CompileOptions(board="qemu-m4", progress=False, **opts))
@@ -216,3 +219,40 @@ def test_lean_kernels_when_scratch_binds_or_memory_is_the_objective(case, tmp_pa
     outs, sim = _run(c, tmp_path / "fw", samples=1)
     for a, b in zip(outs, sim):
         assert np.array_equal(a.reshape(-1), b.reshape(-1))
+
+
+def test_fully_connected_needs_no_scratch(tmp_path):
+    """The DSP FC kernel widens its input in registers: AD (ten FC layers, the first 640 deep) keeps the portable
+    plan's peak SRAM with every layer on the fast kernel (no scratch, no lean retry), bit-exact on qemu-m4."""
+    c = _compile("ad", "qemu-m4")
+    portable = _compile("ad", "qemu-m4", "portable")
+    assert all(lay.kernel == "fully_connected_dsp" and lay.fast_kernel for lay in c.report.layers)
+    assert c.report.peak_sram_bytes == portable.report.peak_sram_bytes
+    assert not any("scratch" in w for w in c.warnings)
+    src = c.sources.files["src/model.c"]
+    assert "mcu_fully_connected_dsp_s8(" in src
+    outs, sim = _run(c, tmp_path / "fw", samples=2)
+    for a, b in zip(outs, sim):
+        assert np.array_equal(a.reshape(-1), b.reshape(-1))
+
+
+@pytest.mark.parametrize("rounding", ["double", "single"])
+def test_adds_on_dsp_and_a_broadcast_add_falls_back(rounding, tmp_path):
+    """A residual add (same shapes, 5 x 7 x 3: an odd element count) runs mcu_add_dsp_s8; an add broadcasting a
+    pooled map over H and W runs mcu_add_s8 with its reason; bit-exact on qemu-m4 in both roundings."""
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], kernel_shape=[1, 1]),
+             helper.make_node("Add", ["a", "x"], ["b"]),
+             helper.make_node("Relu", ["b"], ["br"]),
+             helper.make_node("GlobalAveragePool", ["br"], ["g"]),
+             helper.make_node("Add", ["br", "g"], ["y"])]
+    inits = {"w0": rng.normal(0, 0.5, (3, 3, 1, 1)).astype(np.float32)}
+    path = save(make_model(nodes, [1, 3, 5, 7], ["y"], inits), tmp_path, "adds.onnx")
+    c = compile_model(path, CompileOptions(board="qemu-m4", calib_samples=4, progress=False, patch=OFF,
+                                           rounding=rounding))
+    got = [(lay.op, lay.kernel, lay.kernel_reason) for lay in c.report.layers]
+    assert got[1] == ("add", "add_dsp", None), got
+    assert got[-1] == ("add", "add", "an operand is broadcast (mcu_add_dsp_s8 takes equal shapes)"), got
+    outs, sim = _run(c, tmp_path / "fw", samples=4)
+    for a, b in zip(outs, sim):
+        assert np.array_equal(a.reshape(-1), b.reshape(-1)), f"adds, {rounding} rounding"

@@ -4,8 +4,9 @@ Integer semantics are TFLite's reference kernels: Add rescales both inputs to a 
 fixed point before summing; Mul requantizes the product of the offset inputs once; the result saturates
 to the output's bits. Constant operands are 8-bit.
 
-Kernels: the portable ``mcu_add_s8`` / ``mcu_mul_s8`` (with broadcasting), and on cores with MVE (Cortex-M55)
-``mcu_add_mve_s8`` for an add whose operands have the output's shape (residual adds).
+Kernels: the portable ``mcu_add_s8`` / ``mcu_mul_s8`` (with broadcasting), and for an add whose operands have the
+output's shape (residual adds) ``mcu_add_mve_s8`` on cores with MVE (Cortex-M55), ``mcu_add_dsp_s8`` (a flat loop,
+one SMLAL per requantization) on cores with the DSP extension.
 """
 
 from __future__ import annotations
@@ -129,6 +130,15 @@ ADD_MVE = Kernel("add_mve.c.j2", _add_mve_access, KernelCost(
     ("calls", "outputs"), {"calls": 124.0, "outputs": 13.75}, whole_outputs_counts,
     note="from resnet8's three adds on qemu-m55 (16384, 8192, 4096 elements: exact to 0.1%)"),
     fast=True, header="mcunn_mve.h")
+def _add_dsp_access(args: KernelArgs):
+    """mcu_add_dsp_s8: as mcu_add_mve_s8, both inputs and the output with the same dims (no broadcast)."""
+    return _add_mve_access(args)
+
+
+ADD_DSP = Kernel("add_dsp.c.j2", _add_dsp_access, KernelCost(
+    ("calls", "outputs"), {"calls": 110.0, "outputs": 57.0}, whole_outputs_counts,
+    note="from resnet8's three adds on qemu-m4 (16384, 8192, 4096 elements: exact to 0.1%)"),
+    fast=True, header="mcunn_dsp.h")
 MUL = Kernel("mul.c.j2", _binary_access, KernelCost(
     ("calls", "outputs"), {"calls": 271.846, "outputs": 110.405}, whole_outputs_counts))
 
@@ -201,13 +211,17 @@ class Add(_Binary):
         if kernel_target(board).kernels == "cmsis-nn":
             target = kernel_target(board)
             return cmsis_nn.add_call(node, graph, target, ctx, lambda: self.kernel(node, graph, target.auto()))
-        why = kernel_target(board).mve_problem()
-        if why is None and not ctx["in1_dims"] == ctx["in2_dims"] == ctx["out_dims"]:
-            why = "an operand is broadcast (mcu_add_mve_s8 takes equal shapes)"
-        if why is None:
-            return ADD_MVE.call(ctx)
-        # on a core without MVE the report gives the target's reason (or that add has no fast kernel there)
-        return ADD.call(ctx, reason=why if kernel_target(board).mve_problem() is None else None)
+        target = kernel_target(board)
+        same = ctx["in1_dims"] == ctx["in2_dims"] == ctx["out_dims"]
+        if target.mve_problem() is None:
+            return ADD_MVE.call(ctx) if same else ADD.call(
+                ctx, reason="an operand is broadcast (mcu_add_mve_s8 takes equal shapes)")
+        why = target.dsp_problem()
+        if why is None and not same:
+            why = "an operand is broadcast (mcu_add_dsp_s8 takes equal shapes)"
+        if why is None and not 0 <= node.params.left_shift <= 23:
+            why = f"left shift {node.params.left_shift} (mcu_add_dsp_s8 takes 0..23)"
+        return ADD_DSP.call(ctx) if why is None else ADD.call(ctx, reason=why)
 
 
 @register

@@ -41,7 +41,7 @@ def interleave_channels(rows: np.ndarray, group: int, swap: bool) -> np.ndarray:
     rows : np.ndarray
         int8 [C_out, K], one row per output channel.
     group : int
-        Output channels per block (2 for the convolutions, 4 for fully connected).
+        Output channels per block (2 for the convolutions, 8 or 4 for fully connected).
     swap : bool
         Swap elements 1 and 2 of each 4-block (kernels that widen the input to int16 in natural order).
 
@@ -76,8 +76,13 @@ def conv_weights(weights: np.ndarray) -> np.ndarray:
 
 
 def fully_connected_weights(weights: np.ndarray) -> np.ndarray:
-    """Weights of ``mcu_fully_connected_dsp_s8`` ("quads, swapped", rows padded to K4) from [C_out, K]."""
-    return interleave_channels(weights, 4, swap=True)
+    """Weights of ``mcu_fully_connected_dsp_s8`` ("octets", natural order, rows padded to K4) from [C_out, K]: the
+    first C_out // 8 * 8 channels blocked by 8 (:func:`interleave_channels`), the rest blocked by 4 (one quad when
+    at least 4 remain, then plain rows)."""
+    weights = np.asarray(weights)
+    c8 = weights.shape[0] // 8 * 8
+    return np.concatenate([interleave_channels(weights[:c8], 8, swap=False),
+                           interleave_channels(weights[c8:], 4, swap=False)])
 
 
 def dwconv_weights(weights: np.ndarray) -> np.ndarray:
@@ -171,11 +176,6 @@ def dwconv_scratch_bytes(channels: int) -> int:
     return k4(channels)
 
 
-def fully_connected_scratch_bytes(accum_depth: int) -> int:
-    """``mcu_fully_connected_dsp_get_buffer_size_s8``: one widened row, 2 * K4(depth) bytes."""
-    return 2 * k4(accum_depth)
-
-
 @dataclass(frozen=True)
 class FastConstants:
     """What one layer's DSP kernel call needs beyond the portable call's arguments: its weights in the
@@ -206,9 +206,9 @@ def dwconv_constants(weights: np.ndarray, bias: np.ndarray | None, input_offset:
 
 
 def fully_connected_constants(weights: np.ndarray, bias: np.ndarray | None, input_offset: int) -> FastConstants:
-    """``mcu_fully_connected_dsp_s8`` (filter offset 0): weights [C_out, K], the model's bias."""
-    return FastConstants("mcu_fully_connected_dsp_s8", fully_connected_weights(weights), bias,
-                         fully_connected_scratch_bytes(weights.shape[1]))
+    """``mcu_fully_connected_dsp_s8`` (filter offset 0, no scratch): weights [C_out, K], folded bias."""
+    return FastConstants("mcu_fully_connected_dsp_s8", fully_connected_weights(weights),
+                         fold_input_offset(bias, weights, input_offset), 0)
 
 
 def conv_1x1_problem(kernel: tuple[int, int], cin: int, groups: int, stride: tuple[int, int],

@@ -6,16 +6,18 @@
  * Same calling convention, parameter structs and padding rule (negative padding = start offset) as
  * mcunn.h. What differs is compile-time data: each kernel takes its weights in the order it loads them, as
  * compiler/ops/fast_layout.py writes them into flash (same size as the model's weights except where a
- * layout states a zero padding), and, for mcu_conv_1x1_dsp_s8() and mcu_dwconv_dsp_s8(), a bias with the
- * input zero-point term folded in. Every kernel is declared and defined on every target: without
- * `__ARM_FEATURE_DSP` (host, Cortex-M0+) the intrinsics are portable C with the same results
- * (mcunn_dsp_support.h), so the same source is tested on the host; they are only fast with the extension.
+ * layout states a zero padding), and, for mcu_conv_1x1_dsp_s8(), mcu_dwconv_dsp_s8() and
+ * mcu_fully_connected_dsp_s8(), a bias with the input zero-point term folded in. Every kernel is declared
+ * and defined on every target: without `__ARM_FEATURE_DSP` (host, Cortex-M0+) the intrinsics are portable C
+ * with the same results (mcunn_dsp_support.h), so the same source is tested on the host; they are only fast
+ * with the extension.
  * With optimisation the inner loops are hand-scheduled inline assembly (-DMCU_DSP_NO_ASM: the C loops);
  * requantization follows mcunn_config.h (double or single rounding) as the portable kernels do.
  *
  * Which kernel (instructions per MAC on Cortex-M4, bench/kernels.py): mcu_conv_dsp_s8() for every groups-1
  * convolution, 1x1 included (1.78 on 24x24x32 -> 64, where mcu_conv_1x1_dsp_s8() takes 2.19 but no scratch);
- * mcu_dwconv_dsp_s8() for channel multiplier 1; mcu_fully_connected_dsp_s8() for filter offset 0.
+ * mcu_dwconv_dsp_s8() for channel multiplier 1; mcu_fully_connected_dsp_s8() for filter offset 0 (1.41 on
+ * 640 -> 128, no scratch).
  *
  * Notation: K4(n) = n rounded up to a multiple of 4. "Swapped 4-blocks": within each 4 consecutive weights
  * of one output channel, elements 1 and 2 trade places ({w0, w2, w1, w3}), which makes SXTB16 of a weight
@@ -167,26 +169,28 @@ mcu_status mcu_dwconv_dsp_s8(const mcu_context *ctx,
 int32_t mcu_dwconv_dsp_get_buffer_size_s8(const mcu_dims *input_dims);
 
 /**
- * @brief Fully connected layer, int8, SIMD32: each input row widened once to int16 with the input offset
- *        added, then 1 row x 4 channels per block. Same result as mcu_fully_connected_s8() with
- *        filter_offset 0.
- * @param[in]  ctx          Scratch: buf of at least mcu_fully_connected_dsp_get_buffer_size_s8() bytes, 4-byte
- *                          aligned; must not be NULL.
- * @param[in]  fc_params    As mcu_fully_connected_s8(), with filter_offset = 0.
+ * @brief Fully connected layer, int8, SIMD32, without scratch: the input bytes widened in registers as they are
+ *        read, 1 row x 8 channels per block (4 for a remaining quad), the input offset folded into the bias.
+ *
+ * output = clamp(requantize(bias_folded[oc] + sum_k input * w[oc, k], multiplier[oc], shift[oc]) + output_offset),
+ * which equals mcu_fully_connected_s8() with filter_offset 0 when bias_folded = bias + input_offset * sum_k w[oc, k]
+ * (int32, wrapping; compiler/ops/fast_layout.py fold_input_offset).
+ * @param[in]  ctx          Scratch, unused (mcu_fully_connected_dsp_get_buffer_size_s8() is 0); may be NULL.
+ * @param[in]  fc_params    As mcu_fully_connected_s8(), with filter_offset = 0 (input_offset is in the bias).
  * @param[in]  quant_params Per-output-channel multiplier / shift, out_ch entries each.
  * @param[in]  input_dims   [rows, 1, 1, accum_depth] (h, w not read), rows >= 0, accum_depth >= 1.
- * @param[in]  input        Input, int8 [rows, accum_depth].
+ * @param[in]  input        Input, int8 [rows, accum_depth] (exactly these bytes are read).
  * @param[in]  filter_dims  [accum_depth, 1, 1, out_ch] (n = accumulation depth, as mcu_fully_connected_s8()).
- * @param[in]  filter       Weights, int8, out_ch * K4(accum_depth) bytes, "quads, swapped" layout: each row
- *                          zero-padded to K4 with swapped 4-blocks; for each group of 4 channels and block b,
- *                          block b of the 4 rows in order; then the last out_ch % 4 rows, each whole.
+ * @param[in]  filter       Weights, int8, out_ch * K4(accum_depth) bytes, "octets" layout: each row zero-padded to
+ *                          K4 in natural order; for each group of 8 channels (of the first out_ch / 8 * 8) and
+ *                          4-block b, block b of the 8 rows in order; then, when 4 or more channels remain, the
+ *                          same for a group of 4; then the last out_ch % 4 rows, each whole.
  * @param[in]  bias_dims    [1, 1, 1, out_ch] (not read).
- * @param[in]  bias         Bias, int32 [out_ch] (the model's, not folded); may be NULL.
+ * @param[in]  bias         Folded bias, int32 [out_ch] (see above); may be NULL (all 0).
  * @param[in]  output_dims  [rows', 1, 1, out_ch] (n, h, w not read), out_ch >= 1.
  * @param[out] output       Output, int8 [rows, out_ch].
  * @return MCU_OK, or MCU_ARG_ERROR (nothing written) when input_dims->c != filter_dims->n, filter_dims->c !=
- *         output_dims->c, filter_offset != 0, or ctx, ctx->buf is NULL or ctx->size is below
- *         mcu_fully_connected_dsp_get_buffer_size_s8().
+ *         output_dims->c, filter_offset != 0 or a size is out of range.
  */
 mcu_status mcu_fully_connected_dsp_s8(const mcu_context *ctx,
                                       const mcu_fc_params *fc_params,
@@ -201,11 +205,35 @@ mcu_status mcu_fully_connected_dsp_s8(const mcu_context *ctx,
                                       int8_t *output);
 
 /**
- * @brief Scratch bytes mcu_fully_connected_dsp_s8() needs: one widened input row.
- * @param[in] filter_dims [accum_depth, 1, 1, out_ch].
- * @return 2 * K4(accum_depth).
+ * @brief Scratch bytes mcu_fully_connected_dsp_s8() needs: none.
+ * @param[in] filter_dims [accum_depth, 1, 1, out_ch] (not read).
+ * @return 0.
  */
 int32_t mcu_fully_connected_dsp_get_buffer_size_s8(const mcu_dims *filter_dims);
+
+/**
+ * @brief Elementwise add, int8, without broadcasting (TFLite's Add: both inputs rescaled to 2^left_shift fixed
+ *        point, summed, requantized, clamped); same result as mcu_add_s8() on equal shapes, in a flat loop with
+ *        one SMLAL per requantization.
+ * @param[in]  ctx          Scratch, unused (none needed); may be NULL.
+ * @param[in]  add_params   As mcu_add_s8(), with left_shift in [0, 23].
+ * @param[in]  input1_dims  [N, H, W, C], equal to output_dims (no broadcast).
+ * @param[in]  input1       First input, int8.
+ * @param[in]  input2_dims  Equal to output_dims.
+ * @param[in]  input2       Second input, int8.
+ * @param[in]  output_dims  [N, H, W, C], each >= 0.
+ * @param[out] output       Output, int8; may alias an input (each element is read before it is written).
+ * @return MCU_OK, or MCU_ARG_ERROR (nothing written) when an input's dims differ from output_dims or left_shift is
+ *         out of range.
+ */
+mcu_status mcu_add_dsp_s8(const mcu_context *ctx,
+                          const mcu_add_params *add_params,
+                          const mcu_dims *input1_dims,
+                          const int8_t *input1,
+                          const mcu_dims *input2_dims,
+                          const int8_t *input2,
+                          const mcu_dims *output_dims,
+                          int8_t *output);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,11 @@
-/* Fully connected with SIMD32 (DSP extension). Each input row is widened once to int16 with the input
- * offset added (natural order, zero-padded to a multiple of 4) into scratch; four output channels then share
- * every pair of input words, and each weight word costs one LDR and two SXTB16 (the weights' bytes 1 and 2 of
- * each 4-block are swapped at compile time so SXTB16 yields elements (0, 1) and (2, 3)). */
+/* Fully connected with SIMD32 (DSP extension), without scratch: the input bytes are widened in registers as they
+ * are read (SXTB16 of an input word gives elements (0, 2), its ROR 8 (1, 3), matching the weights' SXTB16 in
+ * natural order) and each input word serves 8 output channels (4 for a remaining quad), so the widening costs
+ * 3 instructions per 32 MACs; each weight word costs one LDR and two SXTB16. The input offset is in the bias
+ * (folded at compile time). Four or eight channels at a time are requantized in an assembly loop (16
+ * instructions per output with double rounding) when the clamp is the int8 range and the shifts allow the offset
+ * fold (mcu_dsp_shifts_foldable()). An earlier version widened each row into scratch (2 * K4(depth) bytes),
+ * which raised the peak SRAM of FC-only models by more than the layer's input; this one runs as fast. */
 #include <stddef.h>
 
 #include "mcunn_dsp.h"
@@ -11,185 +15,181 @@
 
 int32_t mcu_fully_connected_dsp_get_buffer_size_s8(const mcu_dims *filter_dims)
 {
-    return MCU_ROUND4(filter_dims->n) * (int32_t)sizeof(int16_t);
+    (void)filter_dims;
+    return 0;
 }
 
-static inline int32_t fc_read_pair(const int16_t *p)
+/* Output stage of n channels of one row: acc[j] requantized with channel j's constants, offset, clamped and stored
+ * at out[j]. `fast` (full int8 clamp and mcu_dsp_shifts_foldable() shifts): one assembly loop with the offset
+ * folded into the rounding addend (as mcu_dsp_store_pairs()); otherwise mcu_dsp_store_rows(). */
+static inline __attribute__((always_inline)) void fc_store(const int32_t *acc, int32_t n, const int32_t *mult,
+                                                           const int32_t *shift, int32_t out_offset, int32_t lo,
+                                                           int32_t hi, int8_t *out, int full, int fast)
 {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-static void fc_widen(int16_t *dst, const int8_t *src, int32_t n, int32_t n4, int32_t offset)
-{
-    const int32_t off2 = mcu_dup16(offset);
-    int32_t i = 0;
-    for (; i + 4 <= n; i += 4)
-    {
-        const int32_t x = mcu_read_s8x4(src + i);
-        const int32_t e = mcu_sxtab16(off2, x), o = mcu_sxtab16_ror8(off2, x);
-        const int32_t w01 = mcu_pkhbt16(e, o), w23 = mcu_pkhtb16(o, e);
-        memcpy(dst + i, &w01, 4);
-        memcpy(dst + i + 2, &w23, 4);
-    }
-    for (; i < n; i++)
-    {
-        dst[i] = (int16_t)(src[i] + offset);
-    }
-    for (; i < n4; i++)
-    {
-        dst[i] = 0;
-    }
-}
-
-static inline void fc_block_1x4(const int16_t *x, const int8_t *w, int32_t blocks, int32_t *acc)
-{
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
 #if MCU_DSP_ASM
-    /* 21 instructions per block (16 MACs) in 12 registers, two blocks per iteration (an odd block first);
-     * gcc's schedule of the C below takes 27 */
-    int32_t x01, x23, t, l, h;
-    __asm__ volatile(
-        "lsrs %[n], %[n], #1\n\t"
-        "bcc 2f\n\t"
-        "ldrd %[x01], %[x23], [%[x]], #8\n\t"
-        "ldr %[t], [%[w]], #4\n\t"
-        "sxtb16 %[l], %[t]\n\t"
-        "sxtb16 %[h], %[t], ror #8\n\t"
-        "ldr %[t], [%[w]], #4\n\t"
-        "smlad %[a0], %[x01], %[l], %[a0]\n\t"
-        "smlad %[a0], %[x23], %[h], %[a0]\n\t"
-        "sxtb16 %[l], %[t]\n\t"
-        "sxtb16 %[h], %[t], ror #8\n\t"
-        "ldr %[t], [%[w]], #4\n\t"
-        "smlad %[a1], %[x01], %[l], %[a1]\n\t"
-        "smlad %[a1], %[x23], %[h], %[a1]\n\t"
-        "sxtb16 %[l], %[t]\n\t"
-        "sxtb16 %[h], %[t], ror #8\n\t"
-        "ldr %[t], [%[w]], #4\n\t"
-        "smlad %[a2], %[x01], %[l], %[a2]\n\t"
-        "smlad %[a2], %[x23], %[h], %[a2]\n\t"
-        "sxtb16 %[l], %[t]\n\t"
-        "sxtb16 %[h], %[t], ror #8\n\t"
-        "smlad %[a3], %[x01], %[l], %[a3]\n\t"
-        "smlad %[a3], %[x23], %[h], %[a3]\n\t"
-        "2:\n\t"
-        "cmp %[n], #0\n\t"
-        "beq 3f\n\t"
-        "1:\n\t"
-        "ldrd %[x01], %[x23], [%[x]], #8\n\t"
-        "ldr %[t], [%[w]], #4\n\t"
-        "sxtb16 %[l], %[t]\n\t"
-        "sxtb16 %[h], %[t], ror #8\n\t"
-        "ldr %[t], [%[w]], #4\n\t"
-        "smlad %[a0], %[x01], %[l], %[a0]\n\t"
-        "smlad %[a0], %[x23], %[h], %[a0]\n\t"
-        "sxtb16 %[l], %[t]\n\t"
-        "sxtb16 %[h], %[t], ror #8\n\t"
-        "ldr %[t], [%[w]], #4\n\t"
-        "smlad %[a1], %[x01], %[l], %[a1]\n\t"
-        "smlad %[a1], %[x23], %[h], %[a1]\n\t"
-        "sxtb16 %[l], %[t]\n\t"
-        "sxtb16 %[h], %[t], ror #8\n\t"
-        "ldr %[t], [%[w]], #4\n\t"
-        "smlad %[a2], %[x01], %[l], %[a2]\n\t"
-        "smlad %[a2], %[x23], %[h], %[a2]\n\t"
-        "sxtb16 %[l], %[t]\n\t"
-        "sxtb16 %[h], %[t], ror #8\n\t"
-        "smlad %[a3], %[x01], %[l], %[a3]\n\t"
-        "smlad %[a3], %[x23], %[h], %[a3]\n\t"
-        "ldrd %[x01], %[x23], [%[x]], #8\n\t"
-        "ldr %[t], [%[w]], #4\n\t"
-        "sxtb16 %[l], %[t]\n\t"
-        "sxtb16 %[h], %[t], ror #8\n\t"
-        "ldr %[t], [%[w]], #4\n\t"
-        "smlad %[a0], %[x01], %[l], %[a0]\n\t"
-        "smlad %[a0], %[x23], %[h], %[a0]\n\t"
-        "sxtb16 %[l], %[t]\n\t"
-        "sxtb16 %[h], %[t], ror #8\n\t"
-        "ldr %[t], [%[w]], #4\n\t"
-        "smlad %[a1], %[x01], %[l], %[a1]\n\t"
-        "smlad %[a1], %[x23], %[h], %[a1]\n\t"
-        "sxtb16 %[l], %[t]\n\t"
-        "sxtb16 %[h], %[t], ror #8\n\t"
-        "ldr %[t], [%[w]], #4\n\t"
-        "smlad %[a2], %[x01], %[l], %[a2]\n\t"
-        "smlad %[a2], %[x23], %[h], %[a2]\n\t"
-        "sxtb16 %[l], %[t]\n\t"
-        "sxtb16 %[h], %[t], ror #8\n\t"
-        "smlad %[a3], %[x01], %[l], %[a3]\n\t"
-        "smlad %[a3], %[x23], %[h], %[a3]\n\t"
-        "subs %[n], %[n], #1\n\t"
-        "bne 1b\n\t"
-        "3:\n\t"
-        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w), [n] "+r"(blocks),
-          [x01] "=&r"(x01), [x23] "=&r"(x23), [t] "=&r"(t), [l] "=&r"(l), [h] "=&r"(h)
-        :
-        : "cc", "memory");
-#else
-    for (int32_t k = 0; k < blocks; k++)
+    if (fast)
     {
-        const int32_t x01 = fc_read_pair(x), x23 = fc_read_pair(x + 2);
-        x += 4;
-        int32_t wv = mcu_read_s8x4(w);
-        a0 = mcu_smlad(x01, mcu_sxtb16(wv), a0);
-        a0 = mcu_smlad(x23, mcu_sxtb16_ror8(wv), a0);
-        wv = mcu_read_s8x4(w + 4);
-        a1 = mcu_smlad(x01, mcu_sxtb16(wv), a1);
-        a1 = mcu_smlad(x23, mcu_sxtb16_ror8(wv), a1);
-        wv = mcu_read_s8x4(w + 8);
-        a2 = mcu_smlad(x01, mcu_sxtb16(wv), a2);
-        a2 = mcu_smlad(x23, mcu_sxtb16_ror8(wv), a2);
-        wv = mcu_read_s8x4(w + 12);
-        a3 = mcu_smlad(x01, mcu_sxtb16(wv), a3);
-        a3 = mcu_smlad(x23, mcu_sxtb16_ror8(wv), a3);
-        w += 16;
+        const int32_t oo2 = 1 + 2 * out_offset;
+        int32_t m, rm1, rh, x, l, h;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr %[m], [%[pm]], #4\n\t"
+            "ldr %[rm1], [%[ps]], #4\n\t"
+            "mvn %[rm1], %[rm1]\n\t"            /* right - 1 = -shift - 1 */
+            "sub %[x], %[rm1], #1\n\t"
+            "lsl %[rh], %[oo2], %[x]\n\t"       /* (1 + 2 offset) 2^(right - 2) */
+            "ldr %[x], [%[acc]], #4\n\t"
+            MCU_DSP_ROUND_WORDS("l", "h", "rh", "x")
+            "smlal %[l], %[h], %[x], %[m]\n\t"
+            "asr %[h], %[h], %[rm1]\n\t"
+            "ssat %[h], #8, %[h]\n\t"
+            "strb %[h], [%[o]], #1\n\t"
+            "subs %[n], %[n], #1\n\t"
+            "bne 1b\n\t"
+            : [acc] "+r"(acc), [pm] "+r"(mult), [ps] "+r"(shift), [o] "+r"(out), [n] "+r"(n), [m] "=&r"(m),
+              [rm1] "=&r"(rm1), [rh] "=&r"(rh), [x] "=&r"(x), [l] "=&r"(l), [h] "=&r"(h)
+            : [oo2] "r"(oo2)
+            : "cc", "memory");
+        return;
     }
 #endif
+    (void)fast;
+    mcu_dsp_store_rows(acc, NULL, n, mult, shift, out_offset, lo, hi, out, NULL, full);
+}
+
+/* One block of 4 input bytes (word xv) against the 4 weight words of a quad: SXTB16 pairs (0, 2) and (1, 3) of
+ * both sides, two SMLAD per channel. */
+static inline __attribute__((always_inline)) void fc_block(int32_t xv, const int8_t *w, int32_t *a)
+{
+    const int32_t xe = mcu_sxtb16(xv), xo = mcu_sxtb16_ror8(xv);
+    for (int32_t j = 0; j < 4; j++)
+    {
+        const int32_t wv = mcu_read_s8x4(w + 4 * j);
+        a[j] = mcu_smlad(xo, mcu_sxtb16_ror8(wv), mcu_smlad(xe, mcu_sxtb16(wv), a[j]));
+    }
+}
+
+/* acc[0..3] += the quad's full blocks (`blocks` input words at x, 16 weight bytes each at w). */
+static inline void fc_block_1x4(const int8_t *x, const int8_t *w, int32_t blocks, int32_t *acc)
+{
+#if MCU_DSP_ASM
+    /* 23 instructions per block (16 MACs) in 11 registers, two blocks per iteration (an odd block first) */
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int32_t xv, xe, t, l;
+#define MCU_FC_BLOCK4                                                                              \
+    "ldr %[xv], [%[x]], #4\n\t"                                                                         \
+    "sxtb16 %[xe], %[xv]\n\t"                                                                           \
+    "sxtb16 %[xv], %[xv], ror #8\n\t"                                                                   \
+    "ldr %[t], [%[w]], #4\n\t"                                                                          \
+    "sxtb16 %[l], %[t]\n\t"                                                                             \
+    "sxtb16 %[t], %[t], ror #8\n\t"                                                                     \
+    "smlad %[a0], %[xe], %[l], %[a0]\n\t"                                                               \
+    "smlad %[a0], %[xv], %[t], %[a0]\n\t"                                                               \
+    "ldr %[t], [%[w]], #4\n\t"                                                                          \
+    "sxtb16 %[l], %[t]\n\t"                                                                             \
+    "sxtb16 %[t], %[t], ror #8\n\t"                                                                     \
+    "smlad %[a1], %[xe], %[l], %[a1]\n\t"                                                               \
+    "smlad %[a1], %[xv], %[t], %[a1]\n\t"                                                               \
+    "ldr %[t], [%[w]], #4\n\t"                                                                          \
+    "sxtb16 %[l], %[t]\n\t"                                                                             \
+    "sxtb16 %[t], %[t], ror #8\n\t"                                                                     \
+    "smlad %[a2], %[xe], %[l], %[a2]\n\t"                                                               \
+    "smlad %[a2], %[xv], %[t], %[a2]\n\t"                                                               \
+    "ldr %[t], [%[w]], #4\n\t"                                                                          \
+    "sxtb16 %[l], %[t]\n\t"                                                                             \
+    "sxtb16 %[t], %[t], ror #8\n\t"                                                                     \
+    "smlad %[a3], %[xe], %[l], %[a3]\n\t"                                                               \
+    "smlad %[a3], %[xv], %[t], %[a3]\n\t"
+    __asm__ volatile("lsrs %[n], %[n], #1\n\t"
+                     "bcc 2f\n\t"
+                     MCU_FC_BLOCK4
+                     "2:\n\t"
+                     "cmp %[n], #0\n\t"
+                     "beq 3f\n\t"
+                     "1:\n\t"
+                     MCU_FC_BLOCK4
+                     MCU_FC_BLOCK4
+                     "subs %[n], %[n], #1\n\t"
+                     "bne 1b\n\t"
+                     "3:\n\t"
+                     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w),
+                       [n] "+r"(blocks), [xv] "=&r"(xv), [xe] "=&r"(xe), [t] "=&r"(t), [l] "=&r"(l)
+                     :
+                     : "cc", "memory");
+#undef MCU_FC_BLOCK4
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
+#else
+    for (int32_t b = 0; b < blocks; b++, x += 4, w += 16)
+    {
+        fc_block(mcu_read_s8x4(x), w, acc);
+    }
+#endif
 }
 
-static inline int32_t fc_block_1x1(const int16_t *x, const int8_t *w, int32_t blocks, int32_t acc)
+/* acc[0..7] += the octet's full blocks (`blocks` input words at x, 32 weight bytes each at w). */
+__attribute__((noinline)) static void fc_block_1x8(const int8_t *x, const int8_t *w, int32_t blocks, int32_t *acc)
 {
-    for (int32_t k = 0; k < blocks; k++)
+#if MCU_DSP_ASM
+    /* 43 instructions per block (32 MACs): the input word widened once for 8 channels, in all 14 core registers;
+     * the block counter lives on the stack (4 instructions per two blocks) */
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], a4 = acc[4], a5 = acc[5], a6 = acc[6], a7 = acc[7];
+    int32_t xv, xe, t, l;
+    int32_t cnt = blocks;
+#define MCU_FC_CH(a)                                                                              \
+    "ldr %[t], [%[w]], #4\n\t"                                                                          \
+    "sxtb16 %[l], %[t]\n\t"                                                                             \
+    "sxtb16 %[t], %[t], ror #8\n\t"                                                                     \
+    "smlad %[" a "], %[xe], %[l], %[" a "]\n\t"                                                         \
+    "smlad %[" a "], %[xv], %[t], %[" a "]\n\t"
+#define MCU_FC_BLOCK8                                                                             \
+    "ldr %[xv], [%[x]], #4\n\t"                                                                         \
+    "sxtb16 %[xe], %[xv]\n\t"                                                                           \
+    "sxtb16 %[xv], %[xv], ror #8\n\t"                                                                   \
+    MCU_FC_CH("a0") MCU_FC_CH("a1") MCU_FC_CH("a2") MCU_FC_CH("a3")                                            \
+    MCU_FC_CH("a4") MCU_FC_CH("a5") MCU_FC_CH("a6") MCU_FC_CH("a7")
+    __asm__ volatile("ldr %[t], %[cnt]\n\t"
+                     "lsrs %[t], %[t], #1\n\t"
+                     "str %[t], %[cnt]\n\t"
+                     "bcc 2f\n\t"
+                     MCU_FC_BLOCK8
+                     "2:\n\t"
+                     "ldr %[t], %[cnt]\n\t"
+                     "cmp %[t], #0\n\t"
+                     "beq 3f\n\t"
+                     "1:\n\t"
+                     MCU_FC_BLOCK8
+                     MCU_FC_BLOCK8
+                     "ldr %[t], %[cnt]\n\t"
+                     "subs %[t], %[t], #1\n\t"
+                     "str %[t], %[cnt]\n\t"
+                     "bne 1b\n\t"
+                     "3:\n\t"
+                     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [a4] "+r"(a4), [a5] "+r"(a5),
+                       [a6] "+r"(a6), [a7] "+r"(a7), [x] "+r"(x), [w] "+r"(w), [xv] "=&r"(xv), [xe] "=&r"(xe),
+                       [t] "=&r"(t), [l] "=&r"(l), [cnt] "+m"(cnt)
+                     :
+                     : "cc", "memory");
+#undef MCU_FC_BLOCK8
+#undef MCU_FC_CH
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+    acc[4] = a4;
+    acc[5] = a5;
+    acc[6] = a6;
+    acc[7] = a7;
+#else
+    for (int32_t b = 0; b < blocks; b++, x += 4, w += 32)
     {
-        const int32_t wv = mcu_read_s8x4(w);
-        acc = mcu_smlad(fc_read_pair(x), mcu_sxtb16(wv), acc);
-        acc = mcu_smlad(fc_read_pair(x + 2), mcu_sxtb16_ror8(wv), acc);
-        x += 4;
-        w += 4;
+        const int32_t xv = mcu_read_s8x4(x);
+        fc_block(xv, w, acc);
+        fc_block(xv, w + 16, acc + 4);
     }
-    return acc;
-}
-
-/* Every output channel of one widened input row; `full`: the clamp is the int8 range. */
-static void fc_row(const mcu_fc_params *fc_params,
-                                                         const mcu_per_channel_quant_params *q, const int16_t *x,
-                                                         int32_t depth, const int8_t *w, const int32_t *bias,
-                                                         int32_t out_ch, int8_t *out, int full)
-{
-    const int32_t k4 = MCU_ROUND4(depth), blocks = k4 / 4, groups = out_ch / 4;
-    const int32_t oo = fc_params->output_offset, lo = fc_params->activation.min, hi = fc_params->activation.max;
-    for (int32_t g = 0; g < groups; g++, w += 4 * k4)
-    {
-        const int32_t o = 4 * g;
-        int32_t acc[4] = {0, 0, 0, 0};
-        if (bias)
-        {
-            memcpy(acc, bias + o, sizeof(acc));
-        }
-        fc_block_1x4(x, w, blocks, acc);
-        mcu_dsp_store_rows(acc, NULL, 4, q->multiplier + o, q->shift + o, oo, lo, hi, out + o, NULL, full);
-    }
-    for (int32_t o = 4 * groups; o < out_ch; o++, w += k4)
-    {
-        const int32_t acc = fc_block_1x1(x, w, blocks, bias ? bias[o] : 0);
-        mcu_dsp_store_rows(&acc, NULL, 1, q->multiplier + o, q->shift + o, oo, lo, hi, out + o, NULL, full);
-    }
+#endif
 }
 
 mcu_status mcu_fully_connected_dsp_s8(const mcu_context *ctx,
@@ -204,22 +204,75 @@ mcu_status mcu_fully_connected_dsp_s8(const mcu_context *ctx,
                                       const mcu_dims *output_dims,
                                       int8_t *output)
 {
+    (void)ctx;
     (void)bias_dims;
     const int32_t depth = filter_dims->n, out_ch = output_dims->c;
-    if (input_dims->c != depth || filter_dims->c != out_ch || fc_params->filter_offset != 0)
+    if (input_dims->c != depth || filter_dims->c != out_ch || fc_params->filter_offset != 0 || depth < 1 ||
+        out_ch < 1 || input_dims->n < 0)
     {
         return MCU_ARG_ERROR;
     }
-    if (ctx == NULL || ctx->buf == NULL || ctx->size < mcu_fully_connected_dsp_get_buffer_size_s8(filter_dims))
-    {
-        return MCU_ARG_ERROR;
-    }
-    int16_t *x = (int16_t *)ctx->buf;
-    const int full = fc_params->activation.min == -128 && fc_params->activation.max == 127;
+    const int32_t full_blocks = depth / 4, tail = depth % 4, k4 = MCU_ROUND4(depth), octets = out_ch / 8;
+    const int32_t quad = out_ch % 8 >= 4;
+    const int32_t oo = fc_params->output_offset, lo = fc_params->activation.min, hi = fc_params->activation.max;
+    const int full = lo == -128 && hi == 127;
+    const int fast = full && mcu_dsp_shifts_foldable(quant_params->shift, out_ch);
+    const int32_t *mult = quant_params->multiplier, *shift = quant_params->shift;
     for (int32_t r = 0; r < input_dims->n; r++)
     {
-        fc_widen(x, input + r * depth, depth, MCU_ROUND4(depth), fc_params->input_offset);
-        fc_row(fc_params, quant_params, x, depth, filter, bias, out_ch, output + r * out_ch, full);
+        const int8_t *x = input + r * depth;
+        int8_t *out = output + r * out_ch;
+        /* the last depth % 4 input bytes as one zero-filled word (the weights are zero-padded to K4): no read
+         * past the row */
+        int32_t xt = 0;
+        memcpy(&xt, x + 4 * full_blocks, (size_t)tail);
+        const int8_t *w = filter;
+        for (int32_t g = 0; g < octets; g++)
+        {
+            const int32_t o = 8 * g;
+            int32_t acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            if (bias)
+            {
+                memcpy(acc, bias + o, sizeof(acc));
+            }
+            fc_block_1x8(x, w, full_blocks, acc);
+            w += 32 * full_blocks;
+            if (tail)
+            {
+                fc_block(xt, w, acc);
+                fc_block(xt, w + 16, acc + 4);
+                w += 32;
+            }
+            fc_store(acc, 8, mult + o, shift + o, oo, lo, hi, out + o, full, fast);
+        }
+        if (quad)
+        {
+            const int32_t o = 8 * octets;
+            int32_t acc[4] = {0, 0, 0, 0};
+            if (bias)
+            {
+                memcpy(acc, bias + o, sizeof(acc));
+            }
+            fc_block_1x4(x, w, full_blocks, acc);
+            w += 16 * full_blocks;
+            if (tail)
+            {
+                fc_block(xt, w, acc);
+                w += 16;
+            }
+            fc_store(acc, 4, mult + o, shift + o, oo, lo, hi, out + o, full, fast);
+        }
+        for (int32_t o = 8 * octets + 4 * quad; o < out_ch; o++, w += k4)
+        {
+            int32_t acc = bias ? bias[o] : 0;
+            for (int32_t b = 0; b < k4 / 4; b++)
+            {
+                const int32_t xv = b < full_blocks ? mcu_read_s8x4(x + 4 * b) : xt, wv = mcu_read_s8x4(w + 4 * b);
+                acc = mcu_smlad(mcu_sxtb16(xv), mcu_sxtb16(wv), acc);
+                acc = mcu_smlad(mcu_sxtb16_ror8(xv), mcu_sxtb16_ror8(wv), acc);
+            }
+            mcu_dsp_store_rows(&acc, NULL, 1, mult + o, shift + o, oo, lo, hi, out + o, NULL, full);
+        }
     }
     return MCU_OK;
 }

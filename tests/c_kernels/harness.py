@@ -60,8 +60,9 @@ class Case:
 
     @property
     def fast_bias_given(self) -> bool:
-        """The fast kernel gets a bias array (the folded one always; the model's only when it has one)."""
-        return self.has_bias or self.kind in (KIND["conv_1x1"], KIND["dwconv"], KIND["dwconv_3x3"])
+        """The fast kernel gets a bias array (the folded one always; the general conv's, the model's, only when it
+        has one)."""
+        return self.has_bias or self.kind != KIND["conv"]
 
     @property
     def output_size(self) -> int:
@@ -162,6 +163,8 @@ def dwconv_case(rng) -> Case:
 
 def fc_case(rng) -> Case:
     rows, depth, cout = int(rng.integers(1, 4)), int(rng.integers(1, 80)), int(rng.integers(1, 14))
+    if rng.random() < 0.3:
+        cout = int(rng.choice([16, 17, 20, 23, 24, 31]))  # several groups of 8, with and without a quad after
     x = _int8(rng, (rows, depth))
     wts = _int8(rng, (cout, depth))
     bias, has = _bias(rng, cout)
@@ -169,7 +172,7 @@ def fc_case(rng) -> Case:
     consts = fast_layout.fully_connected_constants(wts, bias if has else None, in_off)
     return Case(KIND["fc"], f"fc {rows}x{depth} -> {cout}", (rows, 1, 1, depth), (depth, 1, 1, cout),
                 (rows, 1, 1, cout), (1, 1), (0, 0), (1, 1), in_off, out_off, act, x, wts,
-                consts.weights, bias, has, bias, mult, shift, 0, consts.scratch_bytes)
+                consts.weights, bias, has, consts.bias, mult, shift, 0, consts.scratch_bytes)
 
 
 def random_cases(seed: int, per_kind: int) -> list[Case]:
@@ -253,9 +256,10 @@ def layer_case(what: str, in_hwc: tuple[int, int, int], kernel: tuple[int, int],
     act = (-128, 127)
     desc = f"{what} {h}x{w}x{cin} k{kh}x{kw} s{stride[0]} p{pad[0]} -> {oh}x{ow}x{cout}"
     if what == "fc":
+        consts = fast_layout.fully_connected_constants(wts, bias, in_off)
         return Case(KIND["fc"], desc, (1, 1, 1, cin), (cin, 1, 1, cout), (1, 1, 1, cout), (1, 1), (0, 0), (1, 1),
-                    in_off, out_off, act, x.reshape(1, cin), wts, fast_layout.fully_connected_weights(wts), bias,
-                    True, bias, mult, shift, 0, fast_layout.fully_connected_scratch_bytes(cin))
+                    in_off, out_off, act, x.reshape(1, cin), wts, consts.weights, bias, True, consts.bias, mult,
+                    shift, 0, 0)
     if what == "dwconv":
         return Case(KIND["dwconv"], desc, (1, h, w, cin), (1, kh, kw, cin), (1, oh, ow, cin), stride, pad, (1, 1),
                     in_off, out_off, act, x, wts, fast_layout.dwconv_weights(wts), bias, True,
