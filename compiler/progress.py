@@ -45,9 +45,10 @@ def _is_terminal(stream: TextIO) -> bool:
 def _columns(stream: TextIO) -> int:
     """The terminal's width: a line longer than it would wrap, and "\\r" would no longer redraw it in place."""
     try:
-        return os.get_terminal_size(stream.fileno()).columns
+        columns = os.get_terminal_size(stream.fileno()).columns
     except (AttributeError, ValueError, OSError):
         return 80
+    return columns if columns > 0 else 80  # a terminal that never set its size (a fresh pty) says 0
 
 
 class Progress:

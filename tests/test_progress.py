@@ -157,3 +157,16 @@ def test_bench_shows_the_firmware_build_and_the_emulator_run(tmp_path):
     assert "building the firmware for qemu-m4" in term and "running 1 sample on qemu-m4 (QEMU)" in term, term
     assert "\x1b[" not in stdout and "\r" not in stdout, "progress never goes to stdout"
     assert "flash (ELF)" in stdout
+
+
+def test_a_terminal_that_never_set_its_size_gets_80_columns():
+    """A fresh pty reports 0 columns; the line must still show its label, not 10 characters of it."""
+    from mcucompile.progress import _columns
+
+    master, slave = os.openpty()
+    try:
+        with os.fdopen(slave, "w") as stream:
+            assert os.get_terminal_size(stream.fileno()).columns == 0
+            assert _columns(stream) == 80
+    finally:
+        os.close(master)
