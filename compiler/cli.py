@@ -5,6 +5,8 @@
   mcucompile verify MODEL --board qemu-m7     build, run on the board (QEMU / host), compare with the
                                               simulator (must be bit-exact) and onnxruntime
   mcucompile bench MODEL --board qemu-m7      per-layer instructions (emulated) or cycles, ELF flash/SRAM
+  mcucompile debug MODEL [--board qemu-m4]    per layer: SQNR of the int8 tensors against float (worst first),
+                                              and every layer's device output against the simulator
   mcucompile cmake-dir                        the folder of the CMake module (mcucompile_add_model);
                                               also: mcucompile --cmake-dir
   mcucompile platformio-script                the PlatformIO extra script (custom_mcucompile_model = ...)
@@ -25,7 +27,7 @@ from pathlib import Path
 from . import __version__
 from .errors import UserError
 
-SUBCOMMANDS = ("compile", "boards", "verify", "bench", "cmake-dir", "platformio-script")
+SUBCOMMANDS = ("compile", "boards", "verify", "bench", "debug", "cmake-dir", "platformio-script")
 MAX_INPUT_DIM = 1 << 16  # no microcontroller input has a side this long; larger is a typo, not a model
 
 
@@ -206,6 +208,43 @@ def cmd_boards(argv: list[str]) -> int:
     return 0
 
 
+def cmd_debug(argv: list[str]) -> int:
+    p = ArgumentParser(prog="mcucompile debug", description="Layer by layer: the int8 model against its float reference "
+                       "over the test inputs (worst layer first), and with an emulated --board every layer's output on "
+                       "the device against the simulator.")
+    _add_compile_args(p)
+    p.set_defaults(board="host")
+    p.add_argument("--data", help="test inputs: .npz with x (and optional labels y), or .npy; default: the calibration inputs")
+    p.add_argument("--scale", type=_finite_float(strict=True), default=1.0, help="multiply test inputs by this (e.g. 1/255 for uint8 images)")
+    p.add_argument("-n", "--samples", type=_positive_int, default=20, help="number of test inputs (default 20)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("-o", "--output", help="keep the (debug) project here and add the results to its report.html")
+    p.add_argument("--timeout", type=_finite_float(strict=True), default=600.0,
+                   help="seconds before a run on the board counts as hung")
+    args = p.parse_args(argv)
+    from .api import compile_model, logical_input_shape, write_library
+    from .api.debug import debug_model, debug_section
+    from .api.library import add_html_results
+    from .output import check_output_folder
+
+    options = _options(args)
+    if args.output:
+        check_output_folder(args.output, _inputs(args))
+    compiled = compile_model(args.model, options)
+    _print_warnings(compiled.warnings)
+    x, _ = _load_test_data(args.data, logical_input_shape(compiled.float_graph))
+    if x is None:
+        x = compiled.calib
+    x = (x.astype("float32") * args.scale)[: args.samples]
+    res = debug_model(compiled, x, out_dir=args.output, timeout=args.timeout)
+    if args.output:
+        if compiled.board.name == "host":
+            write_library(compiled, args.output)
+        add_html_results(args.output, compiled, section=debug_section(res))
+    print(json.dumps(res.to_json(), indent=2) if args.json else res.format())
+    return 0
+
+
 def cmd_cmake_dir(argv: list[str]) -> int:
     p = ArgumentParser(prog="mcucompile cmake-dir", description="Print the folder of mcucompile's CMake module: "
                        "find_package(mcucompile) with -Dmcucompile_DIR=<it>, then mcucompile_add_model(...).")
@@ -360,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     command = argv[0] if argv[0] in SUBCOMMANDS else "compile"
     rest = argv[1:] if argv[0] in SUBCOMMANDS else argv
     handler = {"compile": cmd_compile, "boards": cmd_boards, "verify": cmd_verify, "bench": cmd_bench,
-               "cmake-dir": cmd_cmake_dir, "platformio-script": cmd_platformio_script}[command]
+               "debug": cmd_debug, "cmake-dir": cmd_cmake_dir, "platformio-script": cmd_platformio_script}[command]
     try:
         return handler(rest)
     except UserError as e:
@@ -369,6 +408,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mcucompile: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly, as other command-line tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except Exception as e:  # noqa: BLE001 - not a user error: a bug, reported as one with its traceback kept
         log = _write_crash_log(argv)
         print(f"mcucompile: internal error: {type(e).__name__}: {_one_line(str(e))[:300]} (this is a bug in "
