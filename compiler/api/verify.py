@@ -248,13 +248,19 @@ def build_host_cmsis_nn(library: Path, runner_c: str, build_dir: Path, cmsis: Pa
                          cwd=objects, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"CMSIS-NN host build failed in {cmsis}:\n{res.stderr[-4000:]}")
+    # an archive: the link takes only the objects the model calls (the rest may reference functions not built)
+    archive = objects / "libcmsis-nn.a"
+    res = subprocess.run(["ar", "rcs", str(archive), *map(str, sorted(objects.glob("*.o")))], capture_output=True,
+                         text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"ar failed for CMSIS-NN's objects: {res.stderr[-2000:]}")
     runner = build_dir / "runner.c"
     runner.write_text(runner_c)
     exe = build_dir / "runner"
     cmd = [cc, *(CFLAGS + SANITIZE_FLAGS if sanitize else CFLAGS), "-isystem", str(cmsis / "Include"),
            "-I", str(library / "include"), "-I", str(library / "src"),
            *map(str, sorted((library / "src").glob("*.c"))), str(runner),
-           *map(str, sorted(objects.glob("*.o"))), "-o", str(exe)]
+           str(archive), "-o", str(exe)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"host build failed:\n{' '.join(cmd)}\n{res.stderr[-4000:]}")

@@ -48,8 +48,10 @@ CMSIS_NN_VERSION = "v7.0.0"
 CMSIS_NN_URL = "https://github.com/ARM-software/CMSIS-NN"
 HEADER = "arm_nnfunctions.h"
 
-#: what a build compiles of CMSIS-NN (relative to its Source/): the int8 functions and the support functions
-#: they call, without the float ones; the Makefile, the host build and the PlatformIO script use these
+#: what a build compiles of CMSIS-NN (relative to its Source/): every int8 function (the wrappers call across
+#: families: depthwise-as-conv on MVE transposes) and the support functions, without the float ones; the
+#: Makefile, the host build and the PlatformIO script use these and link them as an archive (some objects,
+#: e.g. the int8 LSTM's, call int16 functions not built: the link takes only what the model calls)
 SOURCE_GLOBS = ("*/*_s8*.c", "NNSupportFunctions/*.c")
 EXCLUDED_SUFFIXES = ("_f16.c", "_f32.c", "_flt.c")
 
