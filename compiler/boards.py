@@ -32,6 +32,11 @@ class Board:
     platformio_platform: str = "ststm32"
 
     @property
+    def arena_budget_bytes(self) -> int:
+        """SRAM the model's arena may take: the board's SRAM less the stack its firmware reserves."""
+        return self.sram_bytes - self.stack_bytes
+
+    @property
     def arch(self) -> str:
         """The core's Arm architecture (gcc's -march spelling): "armv6-m" gets no Thumb-2 / Armv7-M code
         (no IT blocks, no CBZ, no unaligned word loads, no DWT cycle counter), "host" for this PC."""

@@ -67,10 +67,12 @@ def logical_input_shape(graph: Graph) -> tuple[int, ...]:
 def check_fit(sram: int, flash: int, board: Board, options: "CompileOptions", choice=None) -> None:
     """Refuse a model whose peak SRAM (``sram``) does not fit the board's (or --sram-limit's) SRAM or whose
     ``flash`` does not fit its flash, with the numbers and the remedies that apply to the options given."""
-    budget = min(board.sram_bytes, options.sram_limit or board.sram_bytes)
+    usable = board.arena_budget_bytes
+    budget = min(usable, options.sram_limit or usable)
     problems = []
     if sram > budget:
-        where = f"the --sram-limit of {budget:,} B" if budget < board.sram_bytes else f"board has {board.sram_bytes:,} B"
+        where = (f"the --sram-limit of {budget:,} B" if budget < usable else
+                 f"board has {board.sram_bytes:,} B, {usable:,} B beside its {board.stack_bytes:,} B stack")
         how = ""
         if choice is not None and choice.plan is not None:
             how = f" even patched (best: {choice.plan.grid}x{choice.plan.grid} patches over {choice.plan.stage_len} layers)"
@@ -85,7 +87,7 @@ def check_fit(sram: int, flash: int, board: Board, options: "CompileOptions", ch
         return
     fixes = ["a board with more memory (mcucompile boards)"]
     if sram > budget:
-        if options.sram_limit and options.sram_limit < board.sram_bytes:
+        if options.sram_limit and options.sram_limit < usable:
             fixes.append("a larger --sram-limit")
         if options.patch.mode == "off":
             fixes.append("patch-based inference (drop --no-patch)")
@@ -177,7 +179,7 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
         notes.append("--bias-correction ignored: the model's weights and biases carry their own quantization")
     # a float model's sources the report derives itself (calibrated, or fixed by the op)
     tensor_sources = quant_sources(float_graph, graph, needs) if fmt != "onnx" else None
-    budget = min(board.sram_bytes, options.sram_limit or board.sram_bytes)
+    budget = min(board.arena_budget_bytes, options.sram_limit or board.arena_budget_bytes)  # the stack is not the arena's
     po = options.patch
     # the planners, the safety check and the schedule choose each layer's kernel for the board's core and
     # --kernels: they all take this target where they take a board; --optimize memory takes the kernels
