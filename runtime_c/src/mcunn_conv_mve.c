@@ -300,6 +300,21 @@ static inline __attribute__((always_inline)) void store_quad(int32x4_t acc0, int
     }
 }
 
+/* The last 1-3 channels (natural rows from w) of input rows x0, x1 into o0, o1: out of line, once in flash; a
+ * single row passes x1 = x0 and o1 = o0 (the same bytes computed twice, stored twice). */
+__attribute__((noinline)) static void mat_rem(const mcu_mve_mat *m, const int8_t *x0, const int8_t *x1, int8_t *o0,
+                                              int8_t *o1, const int8_t *w)
+{
+    const int32_t k = m->k, rem = m->cout & 3;
+    /* gathered into one vector for the output stage */
+    int32_t s0[4] = {0, 0, 0, 0}, s1[4] = {0, 0, 0, 0};
+    for (int32_t j = 0; j < rem; j++)
+    {
+        dot_row(x0, x1, w + j * k, k, 2, &s0[j], &s1[j]);
+    }
+    store_quad(vld1q_s32(s0), vld1q_s32(s1), 2, m, m->cout & ~3, rem, o0, o1);
+}
+
 static inline __attribute__((always_inline)) void mat_rows(const mcu_mve_mat *m, const int8_t *x0, const int8_t *x1,
                                                            int8_t *o0, int8_t *o1, int rows)
 {
@@ -312,16 +327,9 @@ static inline __attribute__((always_inline)) void mat_rows(const mcu_mve_mat *m,
         store_quad(acc0, acc1, rows, m, 4 * q, 4, o0, o1);
         w += 4 * k;
     }
-    const int32_t rem = m->cout & 3;
-    if (rem)
+    if (m->cout & 3)
     {
-        /* the last 1-3 channels: natural rows, gathered into one vector for the output stage */
-        int32_t s0[4] = {0, 0, 0, 0}, s1[4] = {0, 0, 0, 0};
-        for (int32_t j = 0; j < rem; j++)
-        {
-            dot_row(x0, x1, w + j * k, k, rows, &s0[j], &s1[j]);
-        }
-        store_quad(vld1q_s32(s0), vld1q_s32(s1), rows, m, 4 * quads, rem, o0, o1);
+        mat_rem(m, x0, rows == 2 ? x1 : x0, o0, rows == 2 ? o1 : o0, w);
     }
 }
 

@@ -262,7 +262,16 @@ static inline __attribute__((always_inline)) void dw_half_pair_3x3(const int8_t 
     }
 }
 
-/* The predicated half-block pair (the last C % 16 channels): out of line. */
+/* A full half-block pair of the last C % 16 channels (weights at stride C % 16 >= 8): out of line. */
+__attribute__((noinline)) static void dw_half_pair_3x3_rest(const int8_t *const *ta, const int8_t *const *tb,
+                                                            int32_t c, const int8_t *w, int32_t stride,
+                                                            const int32_t *bias, const dw_out *q, int8_t *oa,
+                                                            int8_t *ob)
+{
+    dw_half_pair_3x3(ta, tb, c, w, stride, bias, 8, 1, q, oa, ob);
+}
+
+/* The predicated half-block pair (the last C % 8 channels): out of line. */
 __attribute__((noinline)) static void dw_half_pair_3x3_tail(const int8_t *const *ta, const int8_t *const *tb,
                                                             int32_t c, const int8_t *w, int32_t stride,
                                                             const int32_t *bias, int32_t n, const dw_out *q,
@@ -273,7 +282,7 @@ __attribute__((noinline)) static void dw_half_pair_3x3_tail(const int8_t *const 
 
 /* Two pixels of a 3x3 layer whose shifts are all <= 0 (ta == tb, oa == ob for a last single pixel): the halves of
  * the full 16-blocks (one copy of the unrolled code, in a loop), then the last C % 16 channels (weights at stride
- * C % 16) in predicated halves. */
+ * C % 16): 8 of them as a full half, the rest predicated. */
 __attribute__((noinline)) static void dw_pair_3x3(const int8_t *const *ta, const int8_t *const *tb, int32_t ch,
                                                   const int8_t *filter, const int32_t *bias, const dw_out *q,
                                                   int8_t *oa, int8_t *ob)
@@ -289,10 +298,18 @@ __attribute__((noinline)) static void dw_pair_3x3(const int8_t *const *ta, const
     {
         const int32_t r = ch - c16;
         const int8_t *w = filter + c16 * 9;
-        dw_half_pair_3x3_tail(ta, tb, c16, w, r, bias, r < 8 ? r : 8, q, oa, ob);
-        if (r > 8)
+        if (r >= 8)
         {
-            dw_half_pair_3x3_tail(ta, tb, c16 + 8, w + 8, r, bias, r - 8, q, oa, ob);
+            /* 8 channels without predicates (layers of 8 or 24 channels) */
+            dw_half_pair_3x3_rest(ta, tb, c16, w, r, bias, q, oa, ob);
+            if (r > 8)
+            {
+                dw_half_pair_3x3_tail(ta, tb, c16 + 8, w + 8, r, bias, r - 8, q, oa, ob);
+            }
+        }
+        else
+        {
+            dw_half_pair_3x3_tail(ta, tb, c16, w, r, bias, r, q, oa, ob);
         }
     }
 }

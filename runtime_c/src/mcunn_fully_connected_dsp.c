@@ -19,9 +19,24 @@ int32_t mcu_fully_connected_dsp_get_buffer_size_s8(const mcu_dims *filter_dims)
     return 0;
 }
 
+/* The output stage in C (a clamp narrower than int8, shifts outside the fold's range): out of line, once in flash. */
+__attribute__((noinline)) static void fc_store_c(const int32_t *acc, int32_t n, const int32_t *mult,
+                                                 const int32_t *shift, int32_t out_offset, int32_t lo, int32_t hi,
+                                                 int8_t *out, int full)
+{
+    if (full)
+    {
+        mcu_dsp_store_rows(acc, NULL, n, mult, shift, out_offset, lo, hi, out, NULL, 1);
+    }
+    else
+    {
+        mcu_dsp_store_rows(acc, NULL, n, mult, shift, out_offset, lo, hi, out, NULL, 0);
+    }
+}
+
 /* Output stage of n channels of one row: acc[j] requantized with channel j's constants, offset, clamped and stored
  * at out[j]. `fast` (full int8 clamp and mcu_dsp_shifts_foldable() shifts): one assembly loop with the offset
- * folded into the rounding addend (as mcu_dsp_store_pairs()); otherwise mcu_dsp_store_rows(). */
+ * folded into the rounding addend (as mcu_dsp_store_pairs()); otherwise fc_store_c(). */
 static inline __attribute__((always_inline)) void fc_store(const int32_t *acc, int32_t n, const int32_t *mult,
                                                            const int32_t *shift, int32_t out_offset, int32_t lo,
                                                            int32_t hi, int8_t *out, int full, int fast)
@@ -54,7 +69,7 @@ static inline __attribute__((always_inline)) void fc_store(const int32_t *acc, i
     }
 #endif
     (void)fast;
-    mcu_dsp_store_rows(acc, NULL, n, mult, shift, out_offset, lo, hi, out, NULL, full);
+    fc_store_c(acc, n, mult, shift, out_offset, lo, hi, out, full);
 }
 
 /* One block of 4 input bytes (word xv) against the 4 weight words of a quad: SXTB16 pairs (0, 2) and (1, 3) of
@@ -69,64 +84,14 @@ static inline __attribute__((always_inline)) void fc_block(int32_t xv, const int
     }
 }
 
-/* acc[0..3] += the quad's full blocks (`blocks` input words at x, 16 weight bytes each at w). */
+/* acc[0..3] += the quad's full blocks (`blocks` input words at x, 16 weight bytes each at w): the C loop (a quad
+ * follows the octets only in layers with C_out % 8 >= 4, once per row). */
 static inline void fc_block_1x4(const int8_t *x, const int8_t *w, int32_t blocks, int32_t *acc)
 {
-#if MCU_DSP_ASM
-    /* 23 instructions per block (16 MACs) in 11 registers, two blocks per iteration (an odd block first) */
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    int32_t xv, xe, t, l;
-#define MCU_FC_BLOCK4                                                                              \
-    "ldr %[xv], [%[x]], #4\n\t"                                                                         \
-    "sxtb16 %[xe], %[xv]\n\t"                                                                           \
-    "sxtb16 %[xv], %[xv], ror #8\n\t"                                                                   \
-    "ldr %[t], [%[w]], #4\n\t"                                                                          \
-    "sxtb16 %[l], %[t]\n\t"                                                                             \
-    "sxtb16 %[t], %[t], ror #8\n\t"                                                                     \
-    "smlad %[a0], %[xe], %[l], %[a0]\n\t"                                                               \
-    "smlad %[a0], %[xv], %[t], %[a0]\n\t"                                                               \
-    "ldr %[t], [%[w]], #4\n\t"                                                                          \
-    "sxtb16 %[l], %[t]\n\t"                                                                             \
-    "sxtb16 %[t], %[t], ror #8\n\t"                                                                     \
-    "smlad %[a1], %[xe], %[l], %[a1]\n\t"                                                               \
-    "smlad %[a1], %[xv], %[t], %[a1]\n\t"                                                               \
-    "ldr %[t], [%[w]], #4\n\t"                                                                          \
-    "sxtb16 %[l], %[t]\n\t"                                                                             \
-    "sxtb16 %[t], %[t], ror #8\n\t"                                                                     \
-    "smlad %[a2], %[xe], %[l], %[a2]\n\t"                                                               \
-    "smlad %[a2], %[xv], %[t], %[a2]\n\t"                                                               \
-    "ldr %[t], [%[w]], #4\n\t"                                                                          \
-    "sxtb16 %[l], %[t]\n\t"                                                                             \
-    "sxtb16 %[t], %[t], ror #8\n\t"                                                                     \
-    "smlad %[a3], %[xe], %[l], %[a3]\n\t"                                                               \
-    "smlad %[a3], %[xv], %[t], %[a3]\n\t"
-    __asm__ volatile("lsrs %[n], %[n], #1\n\t"
-                     "bcc 2f\n\t"
-                     MCU_FC_BLOCK4
-                     "2:\n\t"
-                     "cmp %[n], #0\n\t"
-                     "beq 3f\n\t"
-                     "1:\n\t"
-                     MCU_FC_BLOCK4
-                     MCU_FC_BLOCK4
-                     "subs %[n], %[n], #1\n\t"
-                     "bne 1b\n\t"
-                     "3:\n\t"
-                     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w),
-                       [n] "+r"(blocks), [xv] "=&r"(xv), [xe] "=&r"(xe), [t] "=&r"(t), [l] "=&r"(l)
-                     :
-                     : "cc", "memory");
-#undef MCU_FC_BLOCK4
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-#else
     for (int32_t b = 0; b < blocks; b++, x += 4, w += 16)
     {
         fc_block(mcu_read_s8x4(x), w, acc);
     }
-#endif
 }
 
 /* acc[0..7] += the octet's full blocks (`blocks` input words at x, 32 weight bytes each at w). */
@@ -271,7 +236,7 @@ mcu_status mcu_fully_connected_dsp_s8(const mcu_context *ctx,
                 acc = mcu_smlad(mcu_sxtb16(xv), mcu_sxtb16(wv), acc);
                 acc = mcu_smlad(mcu_sxtb16_ror8(xv), mcu_sxtb16_ror8(wv), acc);
             }
-            mcu_dsp_store_rows(&acc, NULL, 1, mult + o, shift + o, oo, lo, hi, out + o, NULL, full);
+            fc_store_c(&acc, 1, mult + o, shift + o, oo, lo, hi, out + o, full);
         }
     }
     return MCU_OK;
