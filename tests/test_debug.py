@@ -58,13 +58,18 @@ def test_debug_prints_a_table_and_adds_its_section_to_report_html(capsys, tmp_pa
                  str(out), "--quiet"]) == 0  # the folder stays a valid mcucompile output
 
 
-def test_debug_int8_tflite_uses_the_float_simulator(capsys):
+def test_debug_int8_tflite_compares_with_litert_tensor_by_tensor(capsys):
     rc = main(["debug", str(SHARED_MODELS / "kws_dscnn_int8.tflite"), "--quiet", "-n", "3", "--json"])
     out, err = capsys.readouterr()
     assert rc == 0, err
     res = json.loads(out)
     assert {x["reference"] for x in res["layers"]} == {"float simulator"}
     assert len(res["layers"]) >= 10 and res["outputs"][0]["sqnr"] != "inf"
+    # tensor by tensor equal to LiteRT's reference kernels (the bit-exact pipeline, seen per layer)
+    assert all(x["litert_match"] == 1.0 for x in res["layers"]), [(x["index"], x["litert_match"]) for x in res["layers"]]
+    # the float reference of an int8 model is its own graph with dequantized weights: each layer's own error is
+    # its output rounding and clipping, never the wild values raw integer weights would give
+    assert all(x["own_sqnr"] == "inf" or x["own_sqnr"] > 5 for x in res["layers"]), res["layers"]
 
 
 def _break_layer(layer: int):

@@ -12,6 +12,8 @@ Two questions users of int8 deployment ask, answered layer by layer over the tes
   zero point, bits, the share of float values outside the representable range (``clipped``) and the share of
   the integer range the values use (``range_use``), and an option to try where one of them points at the
   calibration rule (e.g. ``--tensor-calibration NAME=mse``).
+- *TFLite*: for an int8 .tflite model, each tensor against the same tensor of LiteRT's reference kernels
+  (``litert_match``: the share of equal elements; 100% is the bit-exact pipeline).
 - *Device*: with a board other than host, a debug build of the firmware prints every layer's output (the
   ``layer_output`` hook; each patch's region for the per-patch stage) for the first test input, and each is
   compared byte for byte with the simulator; the first layer, patch and element that differ are named.
@@ -59,6 +61,8 @@ class LayerDebug:
     clipped: float
     range_use: float
     suggestion: str | None = None
+    #: an int8 .tflite model: the share of this tensor's elements equal to LiteRT's (reference kernels) same tensor
+    litert_match: float | None = None
 
 
 @dataclass(frozen=True)
@@ -126,13 +130,17 @@ class DebugResult:
                      "inputs; SQNR: against the float model, with the error of the layers before it)")
         head = (f"{'#':>3}  {'layer':<34} {'op':<17} {'bits':>4} {'scale':>10} {'zp':>5} {'own SQNR':>9} {'SQNR':>9} "
                 f"{'cosine':>7} {'clipped':>8} {'range':>6}")
+        with_litert = any(layer.litert_match is not None for layer in self.layers)
+        if with_litert:
+            head += f" {'=LiteRT':>8}"
         lines.append(head)
         for layer in self.layers:
             cos = f"{layer.cosine:.4f}" if layer.cosine is not None else "-"
             own = _db(layer.own_sqnr) if layer.own_sqnr is not None else "-"
             lines.append(f"{layer.index:>3}  {_short(layer.name, 34):<34} {layer.op:<17} {layer.bits:>4} "
                          f"{layer.scale:>10.4g} {layer.zero_point:>5} {own:>9} {_db(layer.sqnr):>9} {cos:>7} "
-                         f"{100 * layer.clipped:>7.2f}% {100 * layer.range_use:>5.0f}%")
+                         f"{100 * layer.clipped:>7.2f}% {100 * layer.range_use:>5.0f}%"
+                         + (f" {_pct(layer.litert_match):>8}" if with_litert else ""))
         tips = [f"  {layer.suggestion}" for layer in self.layers if layer.suggestion]
         if tips:
             lines.append("to try (then run debug again to see the effect):")
@@ -146,6 +154,10 @@ def _db(v: float) -> str:
     if v == math.inf:
         return "exact"
     return f"{v:.1f} dB"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
 
 
 def _short(s: str, n: int) -> str:
@@ -218,9 +230,28 @@ def _onnxruntime_tensors(compiled: Compiled, samples: np.ndarray) -> dict[str, l
     return {k: v for k, v in out.items() if len(v) == len(samples)}
 
 
+def _dequantized_constants(graph):
+    """``graph`` with every quantized constant dequantized (weights per channel along their axis), for a float
+    evaluation of an integer graph."""
+    import dataclasses
+
+    updates = []
+    for t in graph.tensors.values():
+        if not t.is_const or t.data is None or t.quant is None:
+            continue
+        s, zp = np.asarray(t.quant.scale, np.float64), np.asarray(t.quant.zero_point, np.float64)
+        if t.quant.axis is not None:
+            shape = [1] * t.data.ndim
+            shape[t.quant.axis] = -1
+            s, zp = s.reshape(shape), zp.reshape(shape)
+        data = ((np.asarray(t.data, np.float64) - zp) * s).astype(np.float32)
+        updates.append(dataclasses.replace(t, data=data, dtype="float32", quant=None))
+    return graph.with_tensors(updates)
+
+
 def _references(compiled: Compiled, samples: np.ndarray, progress: Progress):
     """Per tensor: float values over the samples [N, ...IR shape] and where they came from."""
-    fg = compiled.float_graph
+    fg = _float_graph(compiled)
     inp = fg.inputs[0]
     sim: dict[str, list[np.ndarray]] = {}
     with progress.step("float simulator", total=len(samples)) as step:
@@ -238,6 +269,38 @@ def _references(compiled: Compiled, samples: np.ndarray, progress: Progress):
         else:
             refs[k], source[k] = np.stack(v), "float simulator"
     return refs, source
+
+
+def _litert_tensors(compiled: Compiled, samples_q: np.ndarray) -> dict[str, np.ndarray]:
+    """{IR tensor: [N, ...IR shape] int values} of an int8 .tflite model's intermediate tensors as LiteRT's
+    reference kernels compute them (the integer ground truth, tensor by tensor); {} for other models."""
+    if compiled.source_format != "tflite":
+        return {}
+    try:
+        from ai_edge_litert import interpreter as litert
+    except ImportError:
+        return {}
+    interp = litert.Interpreter(model_path=str(compiled.model_path), experimental_preserve_all_tensors=True,
+                                experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF)
+    interp.allocate_tensors()
+    detail = interp.get_input_details()[0]
+    if np.dtype(detail["dtype"]) != np.int8:
+        return {}
+    by_name = {d["name"]: d for d in interp.get_tensor_details()}
+    g = compiled.graph
+    wanted = {}
+    for node in g.nodes:
+        name = node.outputs[0]
+        d = by_name.get(g.tensors[name].origin or name)
+        if d is not None and int(np.prod(d["shape"])) == g.tensors[name].size and np.dtype(d["dtype"]) == np.int8:
+            wanted[name] = d["index"]
+    out: dict[str, list[np.ndarray]] = {}
+    for s in samples_q:
+        interp.set_tensor(detail["index"], s.astype(np.int8).reshape(detail["shape"]))
+        interp.invoke()
+        for name, index in wanted.items():
+            out.setdefault(name, []).append(np.asarray(interp.get_tensor(index)).reshape(g.tensors[name].shape))
+    return {k: np.stack(v) for k, v in out.items()}
 
 
 # --- statistics ----------------------------------------------------------------------------------------------
@@ -268,7 +331,8 @@ def _suggest(tensor: str, clipped: float, range_use: float) -> str | None:
     return None
 
 
-def _layer_stats(compiled: Compiled, ints: dict[str, np.ndarray], refs: dict, source: dict) -> list[LayerDebug]:
+def _layer_stats(compiled: Compiled, ints: dict[str, np.ndarray], refs: dict, source: dict,
+                 litert: dict[str, np.ndarray]) -> list[LayerDebug]:
     g = compiled.graph
     # only a calibrated range can be changed by a calibration option (an op fixes a softmax's, the model a QDQ's)
     calibrated = set(compiled.report.quantization.calibrated)
@@ -292,16 +356,25 @@ def _layer_stats(compiled: Compiled, ints: dict[str, np.ndarray], refs: dict, so
             scale=float(np.max(s)), zero_point=int(np.max(np.asarray(q.zp))), reference=source[name],
             sqnr=sqnr_db(ref, deq), own_sqnr=sqnr_db(*own) if own is not None else None,
             cosine=cosine(ref, deq), clipped=clipped, range_use=range_use,
-            suggestion=_suggest(src, clipped, range_use) if src in calibrated else None))
+            suggestion=_suggest(src, clipped, range_use) if src in calibrated else None,
+            litert_match=float(np.mean(litert[name] == got)) if name in litert else None))
     rows.sort(key=lambda r: (r.own_sqnr if r.own_sqnr is not None else math.inf, r.sqnr))
     return rows
+
+
+def _float_graph(compiled: Compiled):
+    """The graph the float reference runs: the float model's; for an int8 .tflite model (no float model exists)
+    the integer graph itself with its constants dequantized, evaluated in float."""
+    if compiled.source_format == "tflite":
+        return _dequantized_constants(compiled.graph)
+    return compiled.float_graph
 
 
 def _own_output(compiled: Compiled, node, ints: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
     """The layer's own error, as TFLite's quantization debugger measures it: its integer output and the float
     op run on the same inputs dequantized (so the error of the layers before it is not counted); None when the
     float graph has no such node. Returns (float op output, dequantized integer output)."""
-    g, fg = compiled.graph, compiled.float_graph
+    g, fg = compiled.graph, _float_graph(compiled)
     fnode = next((n for n in fg.nodes if n.name == node.name and n.op == node.op), None)
     if fnode is None or len(fnode.inputs) != len(node.inputs):
         return None
@@ -446,8 +519,10 @@ def debug_model(compiled: Compiled, samples: np.ndarray, out_dir: Path | None = 
             step.advance()
     ints_n = {k: np.stack(v) for k, v in ints.items()}
     refs, source = _references(compiled, samples, progress)
+    with progress.step("LiteRT's intermediate tensors"):
+        litert = _litert_tensors(compiled, samples_q)
     with progress.step("per-layer statistics"):
-        layers = _layer_stats(compiled, ints_n, refs, source)
+        layers = _layer_stats(compiled, ints_n, refs, source, litert)
         outputs = _output_stats(compiled, ints_n, refs)
     device = None
     if compiled.board.name != "host":
