@@ -16,8 +16,9 @@
  *
  * Which kernel (instructions per MAC on Cortex-M4, bench/kernels.py): mcu_conv_dsp_s8() for every groups-1
  * convolution, 1x1 included (1.78 on 24x24x32 -> 64, where mcu_conv_1x1_dsp_s8() takes 2.19 but no scratch);
- * mcu_dwconv_dsp_s8() for channel multiplier 1; mcu_fully_connected_dsp_s8() for filter offset 0 (1.41 on
- * 640 -> 128, no scratch).
+ * mcu_dwconv_dsp_s8() for channel multiplier 1; mcu_fully_connected_dsp_s8() for filter offset 0 (1.46 on
+ * 640 -> 128, 1.56 on 256 -> 64; no scratch); mcu_add_dsp_s8() for adds without broadcasting (49 instructions
+ * per element).
  *
  * Notation: K4(n) = n rounded up to a multiple of 4. "Swapped 4-blocks": within each 4 consecutive weights
  * of one output channel, elements 1 and 2 trade places ({w0, w2, w1, w3}), which makes SXTB16 of a weight
