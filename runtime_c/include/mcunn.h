@@ -499,6 +499,75 @@ mcu_status mcu_unpack_s8(const mcu_context *ctx,
                          const mcu_dims *output_dims,
                          int8_t *output);
 
+/** Outlier check of value-driven patch classification (QuantMCU's VDPC): the patch is an outlier patch when
+ *  any value of the checked region lies more than threshold steps from the zero point. */
+typedef struct
+{
+    int32_t zero_point; /**< Zero point of the checked map, in [-128, 127]. */
+    int32_t threshold;  /**< Largest |x - zero_point| that is not an outlier, in [0, 255] (255: never). */
+} mcu_outlier_check_params;
+
+/**
+ * @brief Whether any int8 value of a buffer is an outlier: output = 1 when some |input[i] - zero_point| >
+ *        threshold (exact integers, no rounding), else 0 (VDPC: the patch loop then runs the 8-bit chain or
+ *        the low-bit chain). The portable kernel stops at the first outlier.
+ * @param[in]  ctx           Scratch, unused; may be NULL.
+ * @param[in]  check_params  zero_point in [-128, 127], threshold in [0, 255] (see ::mcu_outlier_check_params).
+ * @param[in]  input_dims    [N, H, W, C], each >= 0: the region buffer (contiguous; N * H * W * C values).
+ * @param[in]  input         Input, int8 [N, H, W, C].
+ * @param[in]  output_dims   [1, 1, 1, 1] (not read).
+ * @param[out] output        One int32: 1 (an outlier) or 0.
+ * @return MCU_OK, or MCU_ARG_ERROR (nothing written) when zero_point or threshold is out of range or a
+ *         dimension is negative.
+ */
+mcu_status mcu_outlier_check_s8(const mcu_context *ctx,
+                                const mcu_outlier_check_params *check_params,
+                                const mcu_dims *input_dims,
+                                const int8_t *input,
+                                const mcu_dims *output_dims,
+                                int32_t *output);
+
+/**
+ * @brief mcu_outlier_check_s8() with SIMD32 (DSP extension: Cortex-M4, M7, M33): 4 values per step as
+ *        UQSUB8 of the values' unsigned offsets against the bounds [zero_point - threshold, zero_point +
+ *        threshold], OR-accumulated; stops at the first 16-byte block that holds an outlier. Same result for
+ *        every argument. Defined on every target (portable emulation of UQSUB8 without the extension).
+ * @param[in]  ctx           Scratch, unused; may be NULL.
+ * @param[in]  check_params  As mcu_outlier_check_s8().
+ * @param[in]  input_dims    As mcu_outlier_check_s8(); any alignment of @p input.
+ * @param[in]  input         Input, int8 [N, H, W, C].
+ * @param[in]  output_dims   [1, 1, 1, 1] (not read).
+ * @param[out] output        One int32: 1 (an outlier) or 0.
+ * @return MCU_OK, or MCU_ARG_ERROR (nothing written) as mcu_outlier_check_s8().
+ */
+mcu_status mcu_outlier_check_dsp_s8(const mcu_context *ctx,
+                                    const mcu_outlier_check_params *check_params,
+                                    const mcu_dims *input_dims,
+                                    const int8_t *input,
+                                    const mcu_dims *output_dims,
+                                    int32_t *output);
+
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+/**
+ * @brief mcu_outlier_check_s8() with MVE (Cortex-M55): 16 values per step (VABD.U8 of the unsigned offsets
+ *        against the zero point, VMAX accumulated, the tail predicated), one VMAXV at the end; declared and
+ *        defined only for integer-MVE targets. Same result for every argument.
+ * @param[in]  ctx           Scratch, unused; may be NULL.
+ * @param[in]  check_params  As mcu_outlier_check_s8().
+ * @param[in]  input_dims    As mcu_outlier_check_s8(); any alignment of @p input.
+ * @param[in]  input         Input, int8 [N, H, W, C].
+ * @param[in]  output_dims   [1, 1, 1, 1] (not read).
+ * @param[out] output        One int32: 1 (an outlier) or 0.
+ * @return MCU_OK, or MCU_ARG_ERROR (nothing written) as mcu_outlier_check_s8().
+ */
+mcu_status mcu_outlier_check_mve_s8(const mcu_context *ctx,
+                                    const mcu_outlier_check_params *check_params,
+                                    const mcu_dims *input_dims,
+                                    const int8_t *input,
+                                    const mcu_dims *output_dims,
+                                    int32_t *output);
+#endif
+
 #ifdef __cplusplus
 }
 #endif
