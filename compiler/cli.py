@@ -214,15 +214,9 @@ def cmd_debug(argv: list[str]) -> int:
                        "the device against the simulator.")
     _add_compile_args(p)
     p.set_defaults(board="host")
-    p.add_argument("--data", help="test inputs: .npz with x (and optional labels y), or .npy; default: the calibration inputs")
-    p.add_argument("--scale", type=_finite_float(strict=True), default=1.0, help="multiply test inputs by this (e.g. 1/255 for uint8 images)")
-    p.add_argument("-n", "--samples", type=_positive_int, default=20, help="number of test inputs (default 20)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("-o", "--output", help="keep the (debug) project here and add the results to its report.html")
-    p.add_argument("--timeout", type=_finite_float(strict=True), default=600.0,
-                   help="seconds before a run on the board counts as hung")
+    _add_run_args(p, "keep the (debug) project here and add the results to its report.html", test_data=True)
     args = p.parse_args(argv)
-    from .api import compile_model, logical_input_shape, write_library
+    from .api import compile_model, write_library
     from .api.debug import debug_model, debug_section
     from .api.library import add_html_results
     from .output import check_output_folder
@@ -232,10 +226,7 @@ def cmd_debug(argv: list[str]) -> int:
         check_output_folder(args.output, _inputs(args))
     compiled = compile_model(args.model, options)
     _print_warnings(compiled.warnings)
-    x, _ = _load_test_data(args.data, logical_input_shape(compiled.float_graph))
-    if x is None:
-        x = compiled.calib
-    x = (x.astype("float32") * args.scale)[: args.samples]
+    x, _ = _test_inputs(args, compiled)
     res = debug_model(compiled, x, out_dir=args.output, timeout=args.timeout)
     if args.output:
         if compiled.board.name == "host":
@@ -270,6 +261,31 @@ def cmd_platformio_script(argv: list[str]) -> int:
 
     print(integration_dir() / "mcucompile_platformio.py")
     return 0
+
+
+def _add_run_args(p: argparse.ArgumentParser, output_help: str, test_data: bool) -> None:
+    """The options of the commands that run the model (verify, debug, bench): its test inputs, the output."""
+    if test_data:
+        p.add_argument("--data", help="test inputs: .npz with x (and optional labels y), or .npy; default: the "
+                       "calibration inputs")
+        p.add_argument("--scale", type=_finite_float(strict=True), default=1.0,
+                       help="multiply test inputs by this (e.g. 1/255 for uint8 images)")
+        p.add_argument("-n", "--samples", type=_positive_int, default=20, help="number of test inputs (default 20)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("-o", "--output", help=output_help)
+    p.add_argument("--timeout", type=_finite_float(strict=True), default=600.0,
+                   help="seconds before a run on the board counts as hung")
+
+
+def _test_inputs(args, compiled):
+    """--data (scaled, the first -n) or else the calibration inputs; and their labels when --data has them."""
+    from .api import logical_input_shape
+
+    x, y = _load_test_data(args.data, logical_input_shape(compiled.float_graph))
+    if x is None:
+        x = compiled.calib
+    x = (x.astype("float32") * args.scale)[: args.samples]
+    return x, (y[: args.samples] if y is not None else None)
 
 
 def _load_test_data(path: str | None, input_shape: tuple[int, ...]):
@@ -312,13 +328,7 @@ def cmd_verify(argv: list[str]) -> int:
     p = ArgumentParser(prog="mcucompile verify", description="Compile, build, run and compare with the references.")
     _add_compile_args(p)
     p.set_defaults(board="host")
-    p.add_argument("--data", help="test inputs: .npz with x (and optional labels y), or .npy; default: the calibration inputs")
-    p.add_argument("--scale", type=_finite_float(strict=True), default=1.0, help="multiply test inputs by this (e.g. 1/255 for uint8 images)")
-    p.add_argument("-n", "--samples", type=_positive_int, default=20, help="number of test inputs to run (default 20)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("-o", "--output", help="keep the firmware project here (default: a temporary folder)")
-    p.add_argument("--timeout", type=_finite_float(strict=True), default=600.0,
-                   help="seconds before a run on the board counts as hung")
+    _add_run_args(p, "keep the firmware project here (default: a temporary folder)", test_data=True)
     p.add_argument("--port", help="a real board's serial port (e.g. /dev/ttyACM0, or a pyserial URL): flash it with "
                    "PlatformIO, read the results over UART")
     p.add_argument("--no-upload", action="store_true", help="with --port: the board is flashed already; reset it")
@@ -327,7 +337,7 @@ def cmd_verify(argv: list[str]) -> int:
                         "onnxruntime-qdq (QDQ ONNX), tflite-micro, litert (.tflite); 'none' for none. Default: "
                         "all that apply; one that cannot run the model is reported and the others still run")
     args = p.parse_args(argv)
-    from .api import compile_model, logical_input_shape, verify_board, verify_host
+    from .api import compile_model, verify_board, verify_host
     from .output import check_output_folder
 
     options = _options(args)
@@ -337,11 +347,7 @@ def cmd_verify(argv: list[str]) -> int:
         check_output_folder(args.output, _inputs(args))
     compiled = compile_model(args.model, options)
     _print_warnings(compiled.warnings)
-    x, y = _load_test_data(args.data, logical_input_shape(compiled.float_graph))
-    if x is None:
-        x = compiled.calib
-    x = (x.astype("float32") * args.scale)[: args.samples]
-    y = y[: args.samples] if y is not None else None
+    x, y = _test_inputs(args, compiled)
     refs = tuple(args.reference) if args.reference else None
     if compiled.board.name == "host":
         if args.port:
@@ -364,10 +370,7 @@ def cmd_bench(argv: list[str]) -> int:
     p = ArgumentParser(prog="mcucompile bench", description="Per-layer latency and memory on a board.")
     _add_compile_args(p)
     p.set_defaults(board="qemu-m7")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("-o", "--output", help="keep the firmware project here (default: a temporary folder)")
-    p.add_argument("--timeout", type=_finite_float(strict=True), default=600.0,
-                   help="seconds before a run counts as hung")
+    _add_run_args(p, "keep the firmware project here (default: a temporary folder)", test_data=False)
     args = p.parse_args(argv)
     from .api import bench, compile_model
     from .output import check_output_folder
