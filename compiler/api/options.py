@@ -58,7 +58,9 @@ class CompileOptions:
     #: them), "double" or "single"
     rounding: str = "auto"
     #: kernel implementations (ops.kernel.KERNEL_POLICIES): "auto", the fastest mcucompile has for the board's
-    #: core (the DSP extension's SIMD32 kernels on Cortex-M4/M7/M55), or "portable", the reference C kernels
+    #: core (the DSP extension's SIMD32 kernels on Cortex-M4/M7/M55), "portable", the reference C kernels, or
+    #: "cmsis-nn", Arm's CMSIS-NN wherever it is bit-exact and "auto" elsewhere (ops/cmsis_nn.py; building
+    #: needs CMSIS_NN_DIR)
     kernels: str = "auto"
     #: how calibrated activation ranges are chosen (quant.methods: --calibration, per-tensor overrides,
     #: --bias-correction); a model's own (QDQ / TFLite) params are never recalibrated
