@@ -19,6 +19,7 @@ RANKS = [
     {"memory"},
     {"patch"},
     {"schedule"},
+    {"quantmcu"},
     {"codegen"},
     {"project"},
     {"targets", "reference"},
