@@ -175,23 +175,34 @@ def test_scratch_formulas_match_the_library(tmp_path):
         args = (f"&(cmsis_nn_conv_params){{0, 0, {{{st[1]}, {st[0]}}}, {{{pads[1]}, {pads[0]}}}, {{{dl[1]}, {dl[0]}}}, "
                 f"{{-128, 127}}}}, &(cmsis_nn_dims){{{i[0]}, {i[1]}, {i[2]}, {i[3]}}}, "
                 f"&(cmsis_nn_dims){{{f[0]}, {f[1]}, {f[2]}, {f[3]}}}, &(cmsis_nn_dims){{{o[0]}, {o[1]}, {o[2]}, {o[3]}}}")
-        for core in ("dsp", "mve"):
-            lines.append(f'printf("%d\\n", (int)arm_convolve_wrapper_s8_get_buffer_size_{core}({args}));')
+        for core in ("dsp", "mve", "none"):  # none: the plain function, built here for the host (no DSP, no MVE)
+            suffix = "" if core == "none" else f"_{core}"
+            lines.append(f'printf("%d\\n", (int)arm_convolve_wrapper_s8_get_buffer_size{suffix}({args}));')
             want.append(cmsis_nn.conv_wrapper_buffer_size(core, pads, st, dl, i, f, o))
         c = i[3]
         dw = (f"&(cmsis_nn_dw_conv_params){{0, 0, 1, {{{st[1]}, {st[0]}}}, {{{pads[1]}, {pads[0]}}}, {{1, 1}}, "
               f"{{-128, 127}}}}, &(cmsis_nn_dims){{{i[0]}, {i[1]}, {i[2]}, {c}}}, "
               f"&(cmsis_nn_dims){{1, {f[1]}, {f[2]}, {c}}}, &(cmsis_nn_dims){{{o[0]}, {o[1]}, {o[2]}, {c}}}")
-        for core in ("dsp", "mve"):
-            lines.append(f'printf("%d\\n", (int)arm_depthwise_conv_wrapper_s8_get_buffer_size_{core}({dw}));')
+        for core in ("dsp", "mve", "none"):
+            suffix = "" if core == "none" else f"_{core}"
+            lines.append(f'printf("%d\\n", (int)arm_depthwise_conv_wrapper_s8_get_buffer_size{suffix}({dw}));')
             want.append(cmsis_nn.depthwise_wrapper_buffer_size(core, pads, st, (1, 1), i, (f[1], f[2], c),
                                                                (o[0], o[1], o[2], c)))
+        for core in ("dsp", "mve", "none"):
+            suffix = "" if core == "none" else f"_{core}"
+            lines.append(f'printf("%d\\n", (int)arm_fully_connected_s8_get_buffer_size{suffix}('
+                         f'&(cmsis_nn_dims){{{i[3]}, 1, 1, {o[3]}}}));')
+            want.append(cmsis_nn.fully_connected_buffer_size(core, o[3]))
+            lines.append(f'printf("%d\\n", (int)arm_avgpool_s8_get_buffer_size{suffix}({o[2]}, {c}));')
+            want.append(cmsis_nn.avgpool_buffer_size(core, c))
     prog = tmp_path / "sizes.c"
     prog.write_text('#include <stdio.h>\n#include "arm_nnfunctions.h"\nint main(void)\n{\n    '
                     + "\n    ".join(lines) + "\n    return 0;\n}\n")
     src = root / "Source"
     files = [src / "ConvolutionFunctions" / "arm_convolve_get_buffer_sizes_s8.c",
-             src / "ConvolutionFunctions" / "arm_depthwise_conv_get_buffer_sizes_s8.c"]
+             src / "ConvolutionFunctions" / "arm_depthwise_conv_get_buffer_sizes_s8.c",
+             src / "FullyConnectedFunctions" / "arm_fully_connected_get_buffer_sizes_s8.c",
+             src / "PoolingFunctions" / "arm_avgpool_get_buffer_sizes_s8.c"]
     exe = tmp_path / "sizes"
     subprocess.run(["gcc", "-std=c99", "-I", str(root / "Include"), str(prog), *map(str, files), "-o", str(exe)],
                    check=True, capture_output=True, text=True)
