@@ -299,7 +299,8 @@ def test_patch_start_offsets_bit_exact(board, tmp_path):
     _cmsis_dir()
     c = _branch_compiled(tmp_path, board)
     if board == "host":
-        assert verify_host(c, c.calib[:2], build_dir=tmp_path / "b", references=()).bit_exact
+        # under ASan (CMSIS-NN included): the pointer offsets keep every read inside the region buffers
+        assert verify_host(c, c.calib[:2], build_dir=tmp_path / "b", references=(), sanitize=True).bit_exact
         return
     x_q, outs, run, _ = build_and_run_board(c, c.calib[:2], tmp_path / "fw")
     for a, b in zip(outs, simulate(c, x_q)):
