@@ -6,8 +6,9 @@ layers amplify. Over the calibration samples, layer by layer in graph order (so 
 corrected layers before it), the real value the integer layer computes before its requantization,
 ``(acc) * s_in * s_w`` = conv(dequantized int input, dequantized int8 weights) + dequantized bias, is
 compared with the float layer on the float input; the mean difference per output channel, in units of
-the bias scale, is subtracted from the int32 bias. The comparison is before the fused activation and
-before the output's saturation, so a ReLU's clipped negatives do not bias the mean.
+the bias scale, is subtracted from the int32 bias (the median over samples of each sample's channel
+mean, so that a few calibration samples clipped upstream do not set it). The comparison is before the
+fused activation and before the output's saturation, so a ReLU's clipped negatives do not bias the mean.
 
 Only the int32 biases change: scales, zero points, multipliers and the integer kernels stay as they
 are, so the C code stays bit-exact with the simulator. A layer whose corrected bias could overflow its
@@ -112,8 +113,7 @@ def _mean_error(g: Graph, node: Node, fg: Graph, fnode: Node, ints: list[dict], 
     gq = g.replace(tensors={**g.tensors, probe_w.name: probe_w})
     f_probe = fnode.replace(inputs=fnode.inputs[:2], attrs=dataclasses.replace(fnode.attrs, activation=Activation()))
     q_x = g.tensors[x_name].quant
-    total = np.zeros(len(bias_scale))
-    count = 0
+    per_sample = []
     for iv, fv in zip(ints, floats):
         x_real = dequantize_values(iv[x_name], q_x).astype(np.float32)
         yq = op_def(node).eval_float(q_probe, gq, [x_real, probe_w.data])[0]
@@ -122,11 +122,13 @@ def _mean_error(g: Graph, node: Node, fg: Graph, fnode: Node, ints: list[dict], 
         diff = diff.reshape(-1, diff.shape[-1])
         if diff.shape[-1] != len(bias_scale):
             return None
-        total += diff.sum(axis=0)
-        count += diff.shape[0]
+        per_sample.append(diff.mean(axis=0))
+    # the median over samples of each sample's channel mean: a few calibration samples whose values an
+    # earlier layer clipped (outliers beyond a percentile range) would otherwise pull every channel's
+    # bias towards their clipping error, which the other inputs do not have
+    err = np.median(np.stack(per_sample), axis=0)
     # the int bias's own rounding error belongs to the mean too
     b_float = fg.tensors[fnode.inputs[2]].data if len(fnode.inputs) > 2 and fnode.inputs[2] else None
-    err = total / max(count, 1)
     if b_float is not None:
         err += np.asarray(b.data, np.float64) * bias_scale - np.asarray(b_float, np.float64).reshape(-1)
     return round_half_away(err / bias_scale).astype(np.int64)
