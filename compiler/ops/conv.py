@@ -8,7 +8,9 @@ Kernels: the portable ``mcu_conv_s8`` / ``mcu_dwconv_s8`` everywhere, and on cor
 (unless ``--kernels portable``) the SIMD32 ``mcu_conv_dsp_s8`` (groups 1, any window: 1x1 included, which
 runs it faster than ``mcu_conv_1x1_dsp_s8``) and ``mcu_dwconv_dsp_s8`` (channel multiplier 1, <= 64 taps),
 with their weights laid out at compile time (``fast_layout``); a layer they cannot run falls back to the
-portable kernel with the reason. On cores with MVE (Helium, Cortex-M55) the MVE kernels of ``mcunn_mve.h``
+portable kernel with the reason. A layer reading or writing a packed 4- or 2-bit map runs the
+``mcu_conv_a<b>w8_s8`` / ``mcu_dwconv_a<b>w8_s8`` kernels of ``packed_kernels`` (their DSP versions where the
+core has the extension). On cores with MVE (Helium, Cortex-M55) the MVE kernels of ``mcunn_mve.h``
 come first: ``mcu_conv_1x1_mve_s8`` for 1x1 layers whose taps all lie inside the input, ``mcu_conv_mve_s8`` for
 every other groups-1 convolution and ``mcu_dwconv_mve_s8`` (channel multiplier 1, <= 64 taps), with weights and
 folded bias from ``mve_layout``.
@@ -27,7 +29,7 @@ from ..ir.graph import int_dtype
 from ..arith.bitwidth import qrange, requantize, saturate
 from ..arith.fixedpoint import quantize_multiplier_array, round_half_away
 from ..errors import UnsupportedError
-from . import cmsis_nn, fast_layout, mve_layout
+from . import cmsis_nn, fast_layout, mve_layout, packed_kernels
 from .base import OpDef, QuantContext, activation_bounds, register, require_rank, shape_error, tensor_bits
 from .kernel import (Kernel, KernelArgs, KernelCost, base_counts, kernel_target, prod, quant_arrays, read,
                      window_extent, window_taps, write)
@@ -628,6 +630,9 @@ class Conv2D(WindowPatchRule, OpDef):
         ctx = kernel_quant_context(node, graph)
         ctx.update(window=node.attrs.window, groups=node.attrs.groups)
         target = kernel_target(board)
+        bits = packed_kernels.packed_bits(graph, node)
+        if bits is not None:  # a packed 4- / 2-bit input or output: the a<b>w8 kernels read and write it
+            return packed_kernels.conv_call(node, graph, target, ctx, bits, fast_constants)
         if target.kernels == "cmsis-nn":
             return cmsis_nn.conv_call(node, graph, target, ctx, lambda: self.kernel(node, graph, target.auto()))
         if target.mve_problem() is None:
@@ -713,6 +718,9 @@ class DepthwiseConv2D(WindowPatchRule, OpDef):
         cin = as_nhwc(graph.tensors[node.inputs[0]].shape)[3]
         ctx.update(window=node.attrs.window, ch_mult=w[2] // cin)
         target = kernel_target(board)
+        bits = packed_kernels.packed_bits(graph, node)
+        if bits is not None:
+            return packed_kernels.depthwise_call(node, graph, target, ctx, bits, fast_constants)
         if target.kernels == "cmsis-nn":
             return cmsis_nn.depthwise_call(node, graph, target, ctx, lambda: self.kernel(node, graph, target.auto()))
         if target.mve_problem() is None and mve_layout.dwconv_problem(node.attrs.window.kernel, w[2] // cin) is None:

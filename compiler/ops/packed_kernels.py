@@ -1,0 +1,222 @@
+"""Kernels for packed 4- and 2-bit feature maps (QuantMCU's low-bit chain) with int8 per-channel weights:
+``runtime_c/include/mcunn_packed.h``.
+
+A convolution or depthwise layer whose input or output tensor has fewer than 8 bits runs one of these
+kernels, named by both widths: ``mcu_conv_a4w8_s8`` reads a packed 4-bit input (``a8``: an int8 input writing
+a packed output), the output's bits are its ``output_bits`` argument. They compute exactly what the simulator
+computes with the tensors' own bits (``Conv2D.eval_int``: the same accumulator, requantization and
+saturation to the output's bits), then pack (``arith/bitwidth.py``). Portable C everywhere; on cores with
+the DSP extension the SIMD32 versions (``mcu_conv_dsp_a*w8_s8``, groups 1; ``mcu_dwconv_dsp_a*w8_s8``, channel
+multiplier 1, <= 64 taps) unpack at the load stage into int16 lanes and keep the MAC loop on SMLAD with the
+int8 kernels' weight layouts (``fast_layout``). MVE (Cortex-M55) takes the DSP versions (the M55 has the DSP
+extension): no Helium packed kernel yet.
+
+Only ``conv.py`` calls :func:`conv_call` / :func:`depthwise_call`; everything the compiler states about these
+kernels (access pattern for the plan safety check, cost for the patch search, scratch) is here.
+"""
+
+from __future__ import annotations
+
+from ..arith.bitwidth import pixel_bytes
+from ..ir import Graph, Node
+from . import fast_layout
+from .base import tensor_bits
+from .kernel import (Kernel, KernelArgs, KernelCost, KernelTarget, base_counts, prod, quant_arrays, read,
+                     window_extent, window_taps, write)
+from .spatial import as_nhwc
+
+#: input / output bitwidths the kernels take (8 means int8, one value per byte)
+BITS = (8, 4, 2)
+
+
+def packed_bits(graph: Graph, node: Node) -> tuple[int, int] | None:
+    """(input bits, output bits) of a weighted layer when either is below 8 (these kernels run it), else None."""
+    bi, bo = tensor_bits(graph, node.inputs[0]), tensor_bits(graph, node.outputs[0])
+    if bi >= 8 and bo >= 8:
+        return None
+    return int(bi), int(bo)
+
+
+def function_name(op: str, in_bits: int, dsp: bool) -> str:
+    """The C function: ``mcu_conv_a4w8_s8``, ``mcu_dwconv_dsp_a2w8_s8``..."""
+    return f"mcu_{op}{'_dsp' if dsp else ''}_a{in_bits}w8_s8"
+
+
+def _packed_dims(d, bits: int):
+    """Dims with the channels replaced by the bytes of one pixel (the kernels' byte addressing)."""
+    return (d[0], d[1], d[2], pixel_bytes(d[3], bits))
+
+
+def _bits_contract(args: KernelArgs) -> list[str]:
+    bi, bo = args.context["in_bits"], args.context["out_bits"]
+    bad = [f"{b}-bit {what}" for b, what in ((bi, "input"), (bo, "output")) if b not in BITS]
+    return [f"{' and '.join(bad)}: the packed kernels take {list(BITS)} bits"] if bad else []
+
+
+def _io_access(args: KernelArgs, filt_bytes: int, weights_ptr: str, bias_ptr: str | None) -> list:
+    win, in_d, out_d = args.context["window"], args.in_dims[0], args.out_dims
+    bi, bo = args.context["in_bits"], args.context["out_bits"]
+    cout = out_d[3]
+    acc = [
+        read(args.inputs[0], window_extent(_packed_dims(in_d, bi), out_d, win.kernel, win.stride, win.dilation,
+                                           args.pads), "input"),
+        read(weights_ptr, filt_bytes, "weights"),
+        write(args.output, in_d[0] * out_d[1] * out_d[2] * pixel_bytes(cout, bo), "output"),
+        *quant_arrays(args, cout),
+    ]
+    if bias_ptr is not None:
+        acc.append(read(bias_ptr, 4 * cout, "bias"))
+    return acc
+
+
+def _conv_access(args: KernelArgs):
+    """mcu_conv_a*w8_s8: input within input_dims at P(C_in, in bits) bytes per pixel, filter [C_out, KH, KW,
+    C_in / groups], bias and multiplier / shift C_out entries, output [N_in, OH, OW] x P(C_out, out bits)."""
+    groups = args.context["groups"]
+    filt = args.graph.tensors[args.node.inputs[1]].shape
+    in_d, out_d = args.in_dims[0], args.out_dims
+    contract = _bits_contract(args)
+    if len(filt) != 4 or groups < 1 or filt[3] * groups != in_d[3] or out_d[3] % groups or filt[0] != out_d[3]:
+        contract.append(f"filter {list(filt)} with {groups} groups does not fit input {list(in_d)} / output "
+                        f"{list(out_d)}")
+    return _io_access(args, prod(filt), args.inputs[1], args.inputs[2]), contract
+
+
+def _conv_dsp_access(args: KernelArgs):
+    """mcu_conv_dsp_a*w8_s8: as mcu_conv_a*w8_s8 with groups 1, weights C_out * K4(K) ("pairs, swapped"), scratch
+    mcu_conv_dsp_get_buffer_size_packed (two int16 windows, all written)."""
+    filt = args.graph.tensors[args.node.inputs[1]].shape
+    in_d, out_d = args.in_dims[0], args.out_dims
+    need = conv_dsp_scratch_bytes(filt[1], filt[2], in_d[3])
+    contract = _bits_contract(args)
+    if args.context["groups"] != 1 or len(filt) != 4 or filt[3] != in_d[3] or filt[0] != out_d[3]:
+        contract.append(f"filter {list(filt)} does not fit input {list(in_d)} / output {list(out_d)} (groups 1)")
+    if args.scratch is None or args.scratch_bytes < need:
+        contract.append(f"scratch of {args.scratch_bytes} B passed, the kernel needs {need} B")
+    acc = _io_access(args, out_d[3] * fast_layout.k4(prod(filt[1:])), args.array("weights"), args.inputs[2])
+    if args.scratch is not None and in_d[0] * out_d[1] * out_d[2]:
+        acc.append(write(args.scratch, need, "scratch"))
+    return acc, contract
+
+
+def _dwconv_access(args: KernelArgs):
+    """mcu_dwconv_a*w8_s8 (and the DSP version, channel multiplier 1, <= 64 taps, "tap pairs" weights): input at
+    P(C_in, in bits) bytes per pixel, filter [KH, KW, C_out], bias and multiplier / shift C_out entries, no
+    scratch, output at P(C_out, out bits) bytes per pixel."""
+    mult, dsp = args.context["ch_mult"], args.context["dsp"]
+    filt = args.graph.tensors[args.node.inputs[1]].shape
+    in_d, out_d = args.in_dims[0], args.out_dims
+    contract = _bits_contract(args)
+    if mult < 1 or in_d[3] * mult != out_d[3] or filt[-1] != out_d[3]:
+        contract.append(f"channels: input {in_d[3]} x multiplier {mult} != output {out_d[3]} (filter {list(filt)})")
+    if dsp:
+        why = fast_layout.dwconv_problem((filt[0], filt[1]), mult)
+        if why:
+            contract.append(why)
+    weights = args.array("weights") if dsp else args.inputs[1]
+    return _io_access(args, prod(filt), weights, args.inputs[2]), contract
+
+
+def conv_dsp_scratch_bytes(kh: int, kw: int, cin: int) -> int:
+    """``mcu_conv_dsp_get_buffer_size_packed``: two windows of K4(KH * KW * C_in) int16 (the packed output is
+    staged on the stack)."""
+    return 4 * fast_layout.k4(kh * kw * cin)
+
+
+def _conv_counts(node, graph, g):
+    f = base_counts(node, graph, g)
+    rows_v, cols_v = window_taps(node, g)
+    k_c = graph.tensors[node.inputs[1]].shape[3]
+    c_out = as_nhwc(tuple(graph.tensors[node.outputs[0]].shape))[3]
+    f["pixels"] = float(g.out_h * g.out_w)
+    f["macs"] = float(rows_v * cols_v * k_c * c_out)
+    return f
+
+
+def _conv_dsp_counts(node, graph, g):
+    """Two pixels x two channels per block of 4 K-elements; each pixel's window unpacked once (every tap)."""
+    f = base_counts(node, graph, g)
+    c_out, kh, kw, c_in = graph.tensors[node.inputs[1]].shape
+    k4 = fast_layout.k4(kh * kw * c_in)
+    pixels = float(g.out_h * g.out_w)
+    f["pixels"] = pixels
+    f["unpacked"] = pixels * k4 / 4 if c_in % 4 == 0 else 0.0
+    f["gathered"] = pixels * kh * kw * c_in if c_in % 4 else 0.0
+    f["blocks"] = pixels / 2 * c_out / 2 * k4 / 4
+    f["macs"] = pixels * c_out * kh * kw * c_in
+    return f
+
+
+def _dwconv_counts(node, graph, g):
+    f = base_counts(node, graph, g)
+    rows_v, cols_v = window_taps(node, g)
+    kh, kw, c = graph.tensors[node.inputs[1]].shape
+    pixels = float(g.out_h * g.out_w)
+    f["pixels"] = pixels
+    f["pixel_taps"] = pixels * kh * kw
+    f["simd"] = pixels * (c / 4) * (kh * kw / 2)
+    f["macs"] = float(rows_v * cols_v * c)
+    return f
+
+
+_NOTE = ("measured on qemu-m4 by bench/packed_kernels.py (two shapes per kernel, a4 and a2 alike within 10%): "
+         "set by hand from those instr/MAC and per-output figures, not fitted")
+CONV = Kernel("conv_packed.c.j2", _conv_access, KernelCost(
+    ("calls", "pixels", "outputs", "macs"), {"calls": 300.0, "pixels": 90.0, "outputs": 60.0, "macs": 21.0},
+    _conv_counts, note=_NOTE), header="mcunn_packed.h")
+CONV_DSP = Kernel("conv_packed_dsp.c.j2", _conv_dsp_access, KernelCost(
+    ("calls", "pixels", "outputs", "unpacked", "blocks", "gathered"),
+    {"calls": 600.0, "pixels": 280.0, "outputs": 22.0, "unpacked": 16.0, "blocks": 24.0, "gathered": 25.0},
+    _conv_dsp_counts, note=_NOTE), fast=True, header="mcunn_packed.h", replaces=(1,))
+DEPTHWISE_CONV = Kernel("depthwise_conv_packed.c.j2", _dwconv_access, KernelCost(
+    ("calls", "pixels", "outputs", "macs"), {"calls": 300.0, "pixels": 60.0, "outputs": 60.0, "macs": 22.0},
+    _dwconv_counts, note=_NOTE), header="mcunn_packed.h")
+DEPTHWISE_CONV_DSP = Kernel("depthwise_conv_packed_dsp.c.j2", _dwconv_access, KernelCost(
+    ("calls", "pixels", "outputs", "pixel_taps", "simd"),
+    {"calls": 600.0, "pixels": 60.0, "outputs": 25.0, "pixel_taps": 20.0, "simd": 40.0},
+    _dwconv_counts, note=_NOTE), fast=True, header="mcunn_packed.h", replaces=(1,))
+
+
+def _dsp_why(target: KernelTarget) -> str | None:
+    # the M55 has the DSP extension too: with no Helium packed kernel it takes the SIMD32 ones
+    if target.kernels == "portable":
+        return "--kernels portable"
+    if target.board is None:
+        return "no board given (portable kernels)"
+    if not target.board.dsp:
+        return f"no DSP extension on {target.board.core}"
+    return None
+
+
+def conv_call(node: Node, graph: Graph, target: KernelTarget, ctx: dict, bits: tuple[int, int], fast_constants):
+    """The packed kernel call of a conv2d layer reading or writing a sub-byte map (``bits``: in, out).
+    ``fast_constants``: conv.py's cached ``fast_layout`` constants (one layout per weights array)."""
+    in_bits, out_bits = bits
+    ctx.update(in_bits=in_bits, out_bits=out_bits)
+    why = _dsp_why(target) or fast_layout.conv_problem(node.attrs.groups)
+    if why is None:
+        w = graph.tensors[node.inputs[1]].data
+        need = conv_dsp_scratch_bytes(*w.shape[1:])
+        why = target.scratch_problem(need)
+        if why is None:
+            fc = fast_constants(fast_layout.conv_constants, w, None, node.params.input_offset)
+            ctx.update(weights=fc.weights, function=function_name("conv", in_bits, True))
+            return CONV_DSP.call(ctx, scratch_bytes=need)
+    ctx.update(function=function_name("conv", in_bits, False))
+    return CONV.call(ctx, reason=f"{why} ({ctx['function']}: portable packed kernel)")
+
+
+def depthwise_call(node: Node, graph: Graph, target: KernelTarget, ctx: dict, bits: tuple[int, int],
+                   fast_constants):
+    """The packed kernel call of a depthwise layer reading or writing a sub-byte map (``bits``: in, out)."""
+    in_bits, out_bits = bits
+    ctx.update(in_bits=in_bits, out_bits=out_bits)
+    why = _dsp_why(target) or fast_layout.dwconv_problem(node.attrs.window.kernel, ctx["ch_mult"])
+    if why is None:
+        fc = fast_constants(fast_layout.dwconv_constants, graph.tensors[node.inputs[1]].data, None,
+                            node.params.input_offset)
+        ctx.update(weights=fc.weights, dsp=True, function=function_name("dwconv", in_bits, True))
+        return DEPTHWISE_CONV_DSP.call(ctx)
+    ctx.update(dsp=False, function=function_name("dwconv", in_bits, False))
+    return DEPTHWISE_CONV.call(ctx, reason=f"{why} ({ctx['function']}: portable packed kernel)")
+

@@ -1,0 +1,182 @@
+/**
+ * @file mcunn_packed.h
+ * @brief Kernels that read packed 4- or 2-bit feature maps (and write packed or int8 ones) with int8
+ *        per-channel weights: the per-patch stage of QuantMCU's low-bit chain. TFLite integer semantics,
+ *        bit-exact with the numpy simulator (compiler/quant/simulate.py, the tensors' own bits).
+ *
+ * Names carry both widths: `mcu_<op>_a<in bits>w8_s8` (`a8` = an int8 input writing a packed output); the
+ * output's bits are the `output_bits` argument (8, 4 or 2), so a4 in / a8 out is mcu_conv_a4w8_s8() with
+ * output_bits 8.
+ *
+ * Packed layout (compiler/arith/bitwidth.py): channels innermost, k = 8 / b values per byte, element c of a
+ * pixel is the two's complement b-bit field at bit (c % k) * b of byte c / k (low bits first), each pixel
+ * padded to whole bytes: P(C, b) = ceil(C * b / 8) bytes per pixel, padding bits 0 on output. Pixels follow
+ * each other as in int8, so a region of an NHWC map is whole-byte runs and start offsets (negative padding)
+ * address pixels exactly as the int8 kernels do. For b = 8, P(C, 8) = C and the kernels read / write int8.
+ *
+ * Arithmetic: acc = bias + sum (x + input_offset) * w over the taps inside the input (taps outside are the
+ * input zero point, contributing 0: TFLite's padding); y = requantize(acc) + output_offset, clamped to
+ * [max(activation.min, -2^(b-1)), min(activation.max, 2^(b-1) - 1)] with b = output_bits, then packed.
+ *
+ * Portable kernels (mcunn_packed.c) run everywhere without scratch. The SIMD32 kernels (`mcu_*_dsp_a*w8_s8`,
+ * mcunn_packed_dsp.c) unpack at the load stage straight into 16-bit lanes with the input offset added
+ * (mask / shift / SXTAB16: no int8 copy of the map), keep the MAC loop on SMLAD with the weights in
+ * compiler/ops/fast_layout.py's layouts, and declare their per-pixel scratch (`*_get_buffer_size_*`). Without
+ * `__ARM_FEATURE_DSP` their intrinsics are portable C (mcunn_dsp_support.h), so they are tested on the host.
+ */
+#ifndef MCUNN_PACKED_H
+#define MCUNN_PACKED_H
+
+#include "mcunn_types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Bytes of one pixel of `channels` values at `bits` (8, 4 or 2): ceil(channels * bits / 8). */
+int32_t mcu_packed_pixel_bytes(int32_t channels, int32_t bits);
+
+/**
+ * @brief 2-D convolution (any kernel, stride, dilation, padding, groups) reading a packed 4-bit input.
+ * @param[in]  ctx          Not used (may be NULL): no scratch.
+ * @param[in]  conv_params  As mcu_conv_s8(): input_offset = -zero point of the 4-bit input (in [-7, 8]),
+ *                          output_offset the output zero point in the output_bits range, padding top / left
+ *                          (negative: a start offset into a larger input buffer).
+ * @param[in]  quant_params Per-output-channel multiplier / shift, C_out entries each.
+ * @param[in]  output_bits  8, 4 or 2: the output's width (packed for 4 and 2).
+ * @param[in]  input_dims   [N, H, W, C_in] in elements.
+ * @param[in]  input        Packed 4-bit input, N * H * W * P(C_in, 4) bytes.
+ * @param[in]  filter_dims  [C_out, KH, KW, C_in / groups].
+ * @param[in]  filter       int8 weights [C_out, KH, KW, C_in / groups] (the model's layout).
+ * @param[in]  bias_dims    [1, 1, 1, C_out] (not read).
+ * @param[in]  bias         int32 [C_out], or NULL.
+ * @param[in]  output_dims  [N, OH, OW, C_out] in elements.
+ * @param[out] output       N * OH * OW * P(C_out, output_bits) bytes, every byte written.
+ * @return MCU_OK, or MCU_ARG_ERROR for bits, groups or channels that do not fit.
+ */
+mcu_status mcu_conv_a4w8_s8(const mcu_context *ctx, const mcu_conv_params *conv_params,
+                            const mcu_per_channel_quant_params *quant_params, int32_t output_bits,
+                            const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                            const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
+                            const mcu_dims *output_dims, uint8_t *output);
+
+/** @brief mcu_conv_a4w8_s8() with a packed 2-bit input (input_offset in [-1, 2]; P(C_in, 2) bytes per pixel). */
+mcu_status mcu_conv_a2w8_s8(const mcu_context *ctx, const mcu_conv_params *conv_params,
+                            const mcu_per_channel_quant_params *quant_params, int32_t output_bits,
+                            const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                            const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
+                            const mcu_dims *output_dims, uint8_t *output);
+
+/** @brief mcu_conv_a4w8_s8() with an int8 input (C_in bytes per pixel) and a packed output_bits (4 or 2) output. */
+mcu_status mcu_conv_a8w8_s8(const mcu_context *ctx, const mcu_conv_params *conv_params,
+                            const mcu_per_channel_quant_params *quant_params, int32_t output_bits,
+                            const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                            const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
+                            const mcu_dims *output_dims, uint8_t *output);
+
+/**
+ * @brief Depthwise 2-D convolution (any window, stride, dilation, padding, channel multiplier) reading a packed
+ *        4-bit input; arguments as mcu_conv_a4w8_s8() with mcu_dwconv_s8()'s params, filter_dims [1, KH, KW,
+ *        C_out] and int8 weights [KH, KW, C_out]. No scratch (ctx may be NULL).
+ */
+mcu_status mcu_dwconv_a4w8_s8(const mcu_context *ctx, const mcu_dw_conv_params *dw_params,
+                              const mcu_per_channel_quant_params *quant_params, int32_t output_bits,
+                              const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                              const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
+                              const mcu_dims *output_dims, uint8_t *output);
+
+/** @brief mcu_dwconv_a4w8_s8() with a packed 2-bit input. */
+mcu_status mcu_dwconv_a2w8_s8(const mcu_context *ctx, const mcu_dw_conv_params *dw_params,
+                              const mcu_per_channel_quant_params *quant_params, int32_t output_bits,
+                              const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                              const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
+                              const mcu_dims *output_dims, uint8_t *output);
+
+/** @brief mcu_dwconv_a4w8_s8() with an int8 input and a packed output_bits (4 or 2) output. */
+mcu_status mcu_dwconv_a8w8_s8(const mcu_context *ctx, const mcu_dw_conv_params *dw_params,
+                              const mcu_per_channel_quant_params *quant_params, int32_t output_bits,
+                              const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                              const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
+                              const mcu_dims *output_dims, uint8_t *output);
+
+/**
+ * @brief Scratch bytes of mcu_conv_dsp_a4w8_s8() / _a2w8 / _a8w8: two widened windows of K4(KH * KW * C_in)
+ *        int16 (the two pixels of a block), and 2 * C_out int8 output staging when output_bits < 8.
+ * @param[in] input_dims  [N, H, W, C_in] (C_in read).
+ * @param[in] filter_dims [C_out, KH, KW, C_in].
+ * @param[in] output_bits 8, 4 or 2.
+ */
+int32_t mcu_conv_dsp_get_buffer_size_packed(const mcu_dims *input_dims, const mcu_dims *filter_dims,
+                                            int32_t output_bits);
+
+/**
+ * @brief General convolution (groups 1, any window) on a packed 4-bit input, SIMD32: each pixel pair's windows
+ *        are unpacked straight into int16 lanes with the input offset added (per 4 channels one halfword,
+ *        XOR / mask / shift and two SXTAB16), then 2 pixels x 2 channels per SMLAD block as mcu_conv_dsp_s8().
+ *        Same result as mcu_conv_a4w8_s8().
+ * @param[in]  ctx     Scratch of mcu_conv_dsp_get_buffer_size_packed() bytes, 4-byte aligned; not NULL.
+ * @param[in]  filter  int8, "pairs, swapped" layout of mcu_conv_dsp_s8() (fast_layout.conv_weights).
+ * @param[in]  bias    The model's int32 bias [C_out], or NULL (nothing folded).
+ * Other arguments as mcu_conv_a4w8_s8() (groups must be 1).
+ */
+mcu_status mcu_conv_dsp_a4w8_s8(const mcu_context *ctx, const mcu_conv_params *conv_params,
+                                const mcu_per_channel_quant_params *quant_params, int32_t output_bits,
+                                const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                                const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
+                                const mcu_dims *output_dims, uint8_t *output);
+
+/** @brief mcu_conv_dsp_a4w8_s8() on a packed 2-bit input (4 channels per input byte). */
+mcu_status mcu_conv_dsp_a2w8_s8(const mcu_context *ctx, const mcu_conv_params *conv_params,
+                                const mcu_per_channel_quant_params *quant_params, int32_t output_bits,
+                                const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                                const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
+                                const mcu_dims *output_dims, uint8_t *output);
+
+/** @brief mcu_conv_dsp_a4w8_s8() on an int8 input, writing a packed output_bits (4 or 2) output. */
+mcu_status mcu_conv_dsp_a8w8_s8(const mcu_context *ctx, const mcu_conv_params *conv_params,
+                                const mcu_per_channel_quant_params *quant_params, int32_t output_bits,
+                                const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                                const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
+                                const mcu_dims *output_dims, uint8_t *output);
+
+/**
+ * @brief Scratch bytes of mcu_dwconv_dsp_a4w8_s8() / _a2w8 / _a8w8: 2 * C int8 output staging when
+ *        output_bits < 8, else 0.
+ */
+int32_t mcu_dwconv_dsp_get_buffer_size_packed(const mcu_dims *input_dims, int32_t output_bits);
+
+/**
+ * @brief Depthwise convolution, channel multiplier 1, up to 64 taps, on a packed 4-bit input, SIMD32: per 4
+ *        channels and pair of taps, each tap's halfword is unpacked into two int16 lane pairs with the input
+ *        offset added, PKHBT / PKHTB pair them per channel along the window, one SMLAD per channel and tap pair.
+ *        Taps outside the input contribute 0 (no zero-point row needed). Same result as mcu_dwconv_a4w8_s8().
+ * @param[in]  ctx     Scratch of mcu_dwconv_dsp_get_buffer_size_packed() bytes (may be NULL when that is 0).
+ * @param[in]  filter  int8, "tap pairs" layout of mcu_dwconv_dsp_s8() (fast_layout.dwconv_weights).
+ * @param[in]  bias    The model's int32 bias [C], or NULL (nothing folded).
+ * Other arguments as mcu_dwconv_a4w8_s8() (ch_mult must be 1).
+ */
+mcu_status mcu_dwconv_dsp_a4w8_s8(const mcu_context *ctx, const mcu_dw_conv_params *dw_params,
+                                  const mcu_per_channel_quant_params *quant_params, int32_t output_bits,
+                                  const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                                  const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
+                                  const mcu_dims *output_dims, uint8_t *output);
+
+/** @brief mcu_dwconv_dsp_a4w8_s8() on a packed 2-bit input. */
+mcu_status mcu_dwconv_dsp_a2w8_s8(const mcu_context *ctx, const mcu_dw_conv_params *dw_params,
+                                  const mcu_per_channel_quant_params *quant_params, int32_t output_bits,
+                                  const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                                  const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
+                                  const mcu_dims *output_dims, uint8_t *output);
+
+/** @brief mcu_dwconv_dsp_a4w8_s8() on an int8 input, writing a packed output_bits (4 or 2) output. */
+mcu_status mcu_dwconv_dsp_a8w8_s8(const mcu_context *ctx, const mcu_dw_conv_params *dw_params,
+                                  const mcu_per_channel_quant_params *quant_params, int32_t output_bits,
+                                  const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                                  const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
+                                  const mcu_dims *output_dims, uint8_t *output);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MCUNN_PACKED_H */

@@ -1,0 +1,482 @@
+/* Convolutions on packed 4- / 2-bit feature maps with SIMD32 (DSP extension); arithmetic and layout in
+ * mcunn_packed.h.
+ *
+ * Sub-byte values are unpacked at the load stage, straight into the int16 lanes SMLAD multiplies, with the
+ * input offset added in the same instruction: XOR with 0x8888 (0xAA for 2 bits) turns each two's complement
+ * field f into the unsigned f + 2^(b-1), OR-ing the value with itself shifted moves fields 0 and 2 into bytes
+ * 0 and 2 (mask) and fields 1 and 3 one field-width above (shift, mask), and SXTAB16 adds both to the halfword
+ * pair (input_offset - 2^(b-1)). A 4-block of channels costs one halfword (one byte at 2 bits) load and 7
+ * ALU instructions, done once per pixel window (convolution) or tap (depthwise), never into an int8 copy of
+ * the map. The MAC loops are mcu_conv_dsp_s8()'s and mcu_dwconv_dsp_s8()'s, on the same compile-time weight
+ * layouts (compiler/ops/fast_layout.py); the output stage is mcu_dsp_store_pairs() into int8 lanes on the
+ * stack, then packed. */
+#include <stddef.h>
+
+#include "mcunn_dsp.h"
+#include "mcunn_dsp_support.h"
+#include "mcunn_packed.h"
+#include "mcunn_packed_support.h"
+
+#define PK_ROUND4(x) (((x) + 3) & ~3)
+#define PK_CHUNK 32 /* output channels per chunk: a multiple of 2 and of every values-per-byte */
+
+static int pk_bits_ok(int32_t bits)
+{
+    return bits == 8 || bits == 4 || bits == 2;
+}
+
+/* Channels c..c+3 of a pixel at `bits` as int16 lanes with the input offset added: *e = (x0, x2), *o = (x1, x3).
+ * off_b = mcu_dup16(input_offset - 2^(bits-1)) for packed bits, mcu_dup16(input_offset) for 8. */
+static inline __attribute__((always_inline)) void pk_lanes4(const uint8_t *px, int32_t c, int32_t bits,
+                                                            int32_t off_b, int32_t *e, int32_t *o)
+{
+    if (bits == 4)
+    {
+        const uint8_t *p = px + (c >> 1);
+        const uint32_t h = ((uint32_t)p[0] | ((uint32_t)p[1] << 8)) ^ 0x8888u;
+        const uint32_t t = h | (h << 8); /* fields 0, 1 in byte 0, fields 2, 3 in byte 2 */
+        *e = mcu_sxtab16(off_b, (int32_t)(t & 0x000F000Fu));
+        *o = mcu_sxtab16(off_b, (int32_t)((t >> 4) & 0x000F000Fu));
+    }
+    else if (bits == 2)
+    {
+        const uint32_t u = (uint32_t)px[c >> 2] ^ 0xAAu;
+        const uint32_t t = u | (u << 12); /* fields 0, 1 in byte 0, fields 2, 3 in byte 2 */
+        *e = mcu_sxtab16(off_b, (int32_t)(t & 0x00030003u));
+        *o = mcu_sxtab16(off_b, (int32_t)((t >> 2) & 0x00030003u));
+    }
+    else
+    {
+        const int32_t x = mcu_read_s8x4((const int8_t *)px + c);
+        *e = mcu_sxtab16(off_b, x);
+        *o = mcu_sxtab16_ror8(off_b, x);
+    }
+}
+
+static inline int32_t pk_offset_lanes(int32_t input_offset, int32_t bits)
+{
+    return mcu_dup16(bits == 8 ? input_offset : input_offset - (1 << (bits - 1)));
+}
+
+static inline int32_t pk_pair16(int32_t lo, int32_t hi)
+{
+    return (int32_t)(((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16));
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * General convolution: the windows of two pixels interleaved per 4-block as mcu_conv_dsp_s8()'s
+ * ({a01, a23, b01, b23}), int16 with the input offset added, taps outside and the K4 padding 0.
+ * ------------------------------------------------------------------------------------------------------ */
+
+typedef struct
+{
+    const mcu_conv_params *cp;
+    const mcu_dims *in, *filter, *out;
+    const uint8_t *input;
+    int32_t bits, in_px, k4, off_b;
+} pk_window;
+
+/* Block `blk` of pixel q from 4 values (already offset). */
+static inline void pk_emit(int32_t *cols, int32_t q, int32_t blk, const int32_t *v)
+{
+    int32_t *dst = cols + 4 * blk + 2 * q;
+    dst[0] = pk_pair16(v[0], v[1]);
+    dst[1] = pk_pair16(v[2], v[3]);
+}
+
+static void pk_im2col(int32_t *cols, int32_t q, const pk_window *w, int32_t p)
+{
+    const mcu_conv_params *cp = w->cp;
+    const int32_t cin = w->in->c, kh = w->filter->h, kw = w->filter->w;
+    const int32_t ox = p % w->out->w, rest = p / w->out->w;
+    const int32_t oy = rest % w->out->h, b = rest / w->out->h;
+    const int32_t y0 = oy * cp->stride.h - cp->padding.h, x0 = ox * cp->stride.w - cp->padding.w;
+    const uint8_t *in_b = w->input + b * w->in->h * w->in->w * w->in_px;
+    if ((cin & 3) == 0)
+    {
+        /* every 4-block lies in one pixel and starts on a whole byte: unpacked straight into lanes */
+        int32_t *dst = cols + 2 * q;
+        for (int32_t ky = 0; ky < kh; ky++)
+        {
+            const int32_t iy = y0 + ky * cp->dilation.h;
+            const int row_inside = iy >= 0 && iy < w->in->h;
+            for (int32_t kx = 0; kx < kw; kx++)
+            {
+                const int32_t ix = x0 + kx * cp->dilation.w;
+                if (!row_inside || ix < 0 || ix >= w->in->w)
+                {
+                    for (int32_t c = 0; c < cin; c += 4, dst += 4)
+                    {
+                        dst[0] = 0;
+                        dst[1] = 0;
+                    }
+                    continue;
+                }
+                const uint8_t *px = in_b + (iy * w->in->w + ix) * w->in_px;
+                for (int32_t c = 0; c < cin; c += 4, dst += 4)
+                {
+                    int32_t e, o;
+                    pk_lanes4(px, c, w->bits, w->off_b, &e, &o);
+                    dst[0] = mcu_pkhbt16(e, o);
+                    dst[1] = mcu_pkhtb16(o, e);
+                }
+            }
+        }
+        return;
+    }
+    /* C_in not a multiple of 4 (first layers): value by value, 4 at a time */
+    const int32_t off = cp->input_offset;
+    int32_t v[4], fill = 0, blk = 0;
+    for (int32_t ky = 0; ky < kh; ky++)
+    {
+        const int32_t iy = y0 + ky * cp->dilation.h;
+        const int row_inside = iy >= 0 && iy < w->in->h;
+        for (int32_t kx = 0; kx < kw; kx++)
+        {
+            const int32_t ix = x0 + kx * cp->dilation.w;
+            const uint8_t *px = row_inside && ix >= 0 && ix < w->in->w ? in_b + (iy * w->in->w + ix) * w->in_px : NULL;
+            for (int32_t c = 0; c < cin; c++)
+            {
+                v[fill++] = px ? mcu_packed_get(px, c, w->bits) + off : 0;
+                if (fill == 4)
+                {
+                    pk_emit(cols, q, blk++, v);
+                    fill = 0;
+                }
+            }
+        }
+    }
+    if (fill)
+    {
+        for (; fill < 4; fill++)
+        {
+            v[fill] = 0;
+        }
+        pk_emit(cols, q, blk, v);
+    }
+}
+
+typedef struct
+{
+    const int32_t *bias, *multiplier, *shift;
+    int32_t cout, blocks, out_offset, lo, hi, bits, full, foldable;
+} pk_out;
+
+/* Requantizes a chunk of n channels of two pixels (acc interleaved) and stores it at channel c0 of both. */
+static inline __attribute__((always_inline)) void pk_store(const pk_out *o, const int32_t *acc, int32_t c0,
+                                                           int32_t n, uint8_t *out_a, uint8_t *out_b)
+{
+    if (o->bits == 8)
+    {
+        mcu_dsp_store_pairs(acc, n, o->multiplier + c0, o->shift + c0, o->out_offset, o->lo, o->hi,
+                            (int8_t *)out_a + c0, (int8_t *)out_b + c0, o->full, o->foldable);
+        return;
+    }
+    int8_t va[PK_CHUNK], vb[PK_CHUNK];
+    mcu_dsp_store_pairs(acc, n, o->multiplier + c0, o->shift + c0, o->out_offset, o->lo, o->hi, va, vb, 0,
+                        o->foldable);
+    const int32_t at = c0 * o->bits / 8;
+    mcu_packed_store(va, n, o->bits, out_a + at);
+    mcu_packed_store(vb, n, o->bits, out_b + at);
+}
+
+/* Every output channel of the pixel pair whose windows are in cols (mcu_conv_dsp_s8()'s conv_pair). */
+static void __attribute__((noinline)) pk_conv_pair(const pk_out *o, const int32_t *cols, const int8_t *w,
+                                                   uint8_t *out_a, uint8_t *out_b)
+{
+    const int32_t blocks = o->blocks;
+    int32_t acc[2 * PK_CHUNK];
+    for (int32_t c0 = 0; c0 < o->cout; c0 += PK_CHUNK)
+    {
+        const int32_t n = o->cout - c0 < PK_CHUNK ? o->cout - c0 : PK_CHUNK;
+        const int32_t *bias = o->bias ? o->bias + c0 : NULL;
+        int32_t j = 0;
+        for (; j + 1 < n; j += 2)
+        {
+            int32_t a00 = bias ? bias[j] : 0, a01 = bias ? bias[j + 1] : 0;
+            int32_t a10 = a00, a11 = a01;
+            const int32_t *c = cols;
+            for (int32_t k = blocks; k > 0; k--, c += 4, w += 8)
+            {
+                const int32_t w0 = mcu_read_s8x4(w), w1 = mcu_read_s8x4(w + 4);
+                const int32_t l0 = mcu_sxtb16(w0), h0 = mcu_sxtb16_ror8(w0);
+                const int32_t l1 = mcu_sxtb16(w1), h1 = mcu_sxtb16_ror8(w1);
+                int32_t v = c[0];
+                a00 = mcu_smlad(v, l0, a00);
+                a01 = mcu_smlad(v, l1, a01);
+                v = c[1];
+                a00 = mcu_smlad(v, h0, a00);
+                a01 = mcu_smlad(v, h1, a01);
+                v = c[2];
+                a10 = mcu_smlad(v, l0, a10);
+                a11 = mcu_smlad(v, l1, a11);
+                v = c[3];
+                a10 = mcu_smlad(v, h0, a10);
+                a11 = mcu_smlad(v, h1, a11);
+            }
+            acc[2 * j] = a00;
+            acc[2 * j + 1] = a10;
+            acc[2 * j + 2] = a01;
+            acc[2 * j + 3] = a11;
+        }
+        if (j < n)
+        {
+            int32_t a0 = bias ? bias[j] : 0, a1 = a0;
+            const int32_t *c = cols;
+            for (int32_t k = blocks; k > 0; k--, c += 4, w += 4)
+            {
+                const int32_t wv = mcu_read_s8x4(w);
+                const int32_t wl = mcu_sxtb16(wv), wh = mcu_sxtb16_ror8(wv);
+                a0 = mcu_smlad(c[0], wl, a0);
+                a0 = mcu_smlad(c[1], wh, a0);
+                a1 = mcu_smlad(c[2], wl, a1);
+                a1 = mcu_smlad(c[3], wh, a1);
+            }
+            acc[2 * j] = a0;
+            acc[2 * j + 1] = a1;
+        }
+        pk_store(o, acc, c0, n, out_a, out_b);
+    }
+}
+
+int32_t mcu_conv_dsp_get_buffer_size_packed(const mcu_dims *input_dims, const mcu_dims *filter_dims,
+                                            int32_t output_bits)
+{
+    (void)output_bits; /* the packed output is staged on the stack, a chunk at a time */
+    return 2 * PK_ROUND4(filter_dims->h * filter_dims->w * input_dims->c) * (int32_t)sizeof(int16_t);
+}
+
+static pk_out pk_out_of(int32_t bits, int32_t out_offset, const mcu_activation *act,
+                        const mcu_per_channel_quant_params *q, const int32_t *bias, int32_t cout, int32_t blocks)
+{
+    pk_out o;
+    o.bias = bias;
+    o.multiplier = q->multiplier;
+    o.shift = q->shift;
+    o.cout = cout;
+    o.blocks = blocks;
+    o.out_offset = out_offset;
+    mcu_packed_range(bits, act->min, act->max, &o.lo, &o.hi);
+    o.bits = bits;
+    o.full = o.lo == -128 && o.hi == 127;
+    o.foldable = mcu_dsp_shifts_foldable(q->shift, cout);
+    return o;
+}
+
+static mcu_status conv_dsp_packed(int32_t in_bits, const mcu_context *ctx, const mcu_conv_params *cp,
+                                  const mcu_per_channel_quant_params *q, int32_t out_bits, const mcu_dims *in,
+                                  const uint8_t *input, const mcu_dims *filt, const int8_t *filter,
+                                  const int32_t *bias, const mcu_dims *out, uint8_t *output)
+{
+    const int32_t cin = in->c, cout = out->c;
+    if (!pk_bits_ok(in_bits) || !pk_bits_ok(out_bits) || cp->groups != 1 || filt->c != cin || filt->n != cout)
+    {
+        return MCU_ARG_ERROR;
+    }
+    if (ctx == NULL || ctx->buf == NULL || ctx->size < mcu_conv_dsp_get_buffer_size_packed(in, filt, out_bits))
+    {
+        return MCU_ARG_ERROR;
+    }
+    const int32_t k4 = PK_ROUND4(filt->h * filt->w * cin);
+    int32_t *cols = (int32_t *)ctx->buf;
+    const pk_window win = {cp, in, filt, out, input, in_bits, mcu_packed_pixel_bytes(cin, in_bits), k4,
+                           pk_offset_lanes(cp->input_offset, in_bits)};
+    const pk_out o = pk_out_of(out_bits, cp->output_offset, &cp->activation, q, bias, cout, k4 / 4);
+    const int32_t out_px = mcu_packed_pixel_bytes(cout, out_bits);
+    const int32_t pixels = in->n * out->h * out->w;
+    for (int32_t p = 0; p < pixels; p += 2)
+    {
+        const int32_t has_b = p + 1 < pixels;
+        pk_im2col(cols, 0, &win, p);
+        /* a last single pixel is computed twice and stored twice at the same place */
+        pk_im2col(cols, 1, &win, has_b ? p + 1 : p);
+        uint8_t *out_a = output + p * out_px, *out_b = has_b ? out_a + out_px : out_a;
+        pk_conv_pair(&o, cols, filter, out_a, out_b);
+    }
+    return MCU_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Depthwise, channel multiplier 1: mcu_dwconv_dsp_s8()'s tap pairs, each tap unpacked into lanes with the
+ * offset added (so the model's bias, nothing folded; a tap outside the input is a zero word).
+ * ------------------------------------------------------------------------------------------------------ */
+
+/* Channels c..c+3 of one output pixel over its taps (taps[t]: the input pixel or NULL outside). */
+static inline __attribute__((always_inline)) void pk_dw_group4(const uint8_t *const *taps, int32_t n_taps,
+                                                               int32_t c, int32_t bits, int32_t off_b,
+                                                               const int8_t *w, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    int32_t t = 0;
+    for (; t + 1 < n_taps; t += 2, w += 8)
+    {
+        int32_t ea = 0, oa = 0, eb = 0, ob = 0;
+        if (taps[t])
+        {
+            pk_lanes4(taps[t], c, bits, off_b, &ea, &oa);
+        }
+        if (taps[t + 1])
+        {
+            pk_lanes4(taps[t + 1], c, bits, off_b, &eb, &ob);
+        }
+        const int32_t w01 = mcu_read_s8x4(w), w23 = mcu_read_s8x4(w + 4);
+        a0 = mcu_smlad(mcu_pkhbt16(ea, eb), mcu_sxtb16(w01), a0);      /* (a0, b0) */
+        a1 = mcu_smlad(mcu_pkhbt16(oa, ob), mcu_sxtb16_ror8(w01), a1); /* (a1, b1) */
+        a2 = mcu_smlad(mcu_pkhtb16(eb, ea), mcu_sxtb16(w23), a2);      /* (a2, b2) */
+        a3 = mcu_smlad(mcu_pkhtb16(ob, oa), mcu_sxtb16_ror8(w23), a3); /* (a3, b3) */
+    }
+    if (t < n_taps && taps[t])
+    {
+        int32_t e, o;
+        pk_lanes4(taps[t], c, bits, off_b, &e, &o);
+        const int32_t wl = mcu_read_s8x4(w);
+        const int32_t we = mcu_sxtb16(wl), wo = mcu_sxtb16_ror8(wl);
+        a0 = mcu_smlabb(e, we, a0);
+        a2 = mcu_smlatt(e, we, a2);
+        a1 = mcu_smlabb(o, wo, a1);
+        a3 = mcu_smlatt(o, wo, a3);
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+typedef struct
+{
+    const mcu_dw_conv_params *dp;
+    const mcu_dims *in, *filter, *out;
+    const uint8_t *input;
+    const int8_t *filter_data;
+    int32_t bits, in_px, off_b;
+} pk_dw;
+
+static void __attribute__((noinline)) pk_dw_chunk(const pk_dw *d, const uint8_t *const *taps, int32_t c0,
+                                                  int32_t n, const int32_t *bias, int32_t *acc)
+{
+    const int32_t c = d->in->c, n_taps = d->filter->h * d->filter->w, c4 = c & ~3;
+    const int32_t end4 = c4 - c0 < n ? c4 - c0 : n;
+    int32_t j = 0;
+    for (; j < end4; j += 4)
+    {
+        for (int32_t i = 0; i < 4; i++)
+        {
+            acc[j + i] = bias ? bias[c0 + j + i] : 0;
+        }
+        pk_dw_group4(taps, n_taps, c0 + j, d->bits, d->off_b, d->filter_data + (c0 + j) * n_taps, acc + j);
+    }
+    for (; j < n; j++)
+    {
+        /* the last C % 4 channels, each with its taps contiguous */
+        const int32_t ch = c0 + j;
+        const int8_t *wt = d->filter_data + c4 * n_taps + (ch - c4) * n_taps;
+        int32_t a = bias ? bias[ch] : 0;
+        for (int32_t t = 0; t < n_taps; t++)
+        {
+            if (taps[t])
+            {
+                a = mcu_add_wrap(a, (mcu_packed_get(taps[t], ch, d->bits) + d->dp->input_offset) * wt[t]);
+            }
+        }
+        acc[j] = a;
+    }
+}
+
+static void pk_dw_taps(const uint8_t **taps, const pk_dw *d, const uint8_t *in_b, int32_t oy, int32_t ox)
+{
+    const mcu_dw_conv_params *dp = d->dp;
+    const int32_t y0 = oy * dp->stride.h - dp->padding.h, x0 = ox * dp->stride.w - dp->padding.w;
+    for (int32_t ky = 0, t = 0; ky < d->filter->h; ky++)
+    {
+        const int32_t iy = y0 + ky * dp->dilation.h;
+        const int row_inside = iy >= 0 && iy < d->in->h;
+        for (int32_t kx = 0; kx < d->filter->w; kx++, t++)
+        {
+            const int32_t ix = x0 + kx * dp->dilation.w;
+            taps[t] = row_inside && ix >= 0 && ix < d->in->w ? in_b + (iy * d->in->w + ix) * d->in_px : NULL;
+        }
+    }
+}
+
+int32_t mcu_dwconv_dsp_get_buffer_size_packed(const mcu_dims *input_dims, int32_t output_bits)
+{
+    (void)input_dims;
+    (void)output_bits; /* no zero-point row (taps outside are zero words), outputs staged on the stack */
+    return 0;
+}
+
+static mcu_status dwconv_dsp_packed(int32_t in_bits, const mcu_dw_conv_params *dp,
+                                    const mcu_per_channel_quant_params *q, int32_t out_bits, const mcu_dims *in,
+                                    const uint8_t *input, const mcu_dims *filt, const int8_t *filter,
+                                    const int32_t *bias, const mcu_dims *out, uint8_t *output)
+{
+    const int32_t c = in->c, n_taps = filt->h * filt->w;
+    if (!pk_bits_ok(in_bits) || !pk_bits_ok(out_bits) || dp->ch_mult != 1 || out->c != c || filt->c != c ||
+        n_taps > MCU_DWCONV_DSP_MAX_TAPS)
+    {
+        return MCU_ARG_ERROR;
+    }
+    const pk_dw d = {dp, in, filt, out, input, filter, in_bits, mcu_packed_pixel_bytes(c, in_bits),
+                     pk_offset_lanes(dp->input_offset, in_bits)};
+    const pk_out o = pk_out_of(out_bits, dp->output_offset, &dp->activation, q, bias, c, 0);
+    const int32_t out_px = mcu_packed_pixel_bytes(c, out_bits);
+    const int32_t ow = out->w, pixels = out->h * ow;
+    const uint8_t *taps_a[MCU_DWCONV_DSP_MAX_TAPS], *taps_b[MCU_DWCONV_DSP_MAX_TAPS];
+    int32_t acc_a[PK_CHUNK], acc_b[PK_CHUNK], acc[2 * PK_CHUNK];
+    for (int32_t b = 0; b < in->n; b++)
+    {
+        const uint8_t *in_b = input + b * in->h * in->w * d.in_px;
+        for (int32_t p = 0; p < pixels; p += 2)
+        {
+            const int32_t pb = p + 1 < pixels ? p + 1 : p;
+            pk_dw_taps(taps_a, &d, in_b, p / ow, p % ow);
+            pk_dw_taps(taps_b, &d, in_b, pb / ow, pb % ow);
+            uint8_t *o_a = output + (b * pixels + p) * out_px, *o_b = output + (b * pixels + pb) * out_px;
+            for (int32_t c0 = 0; c0 < c; c0 += PK_CHUNK)
+            {
+                const int32_t n = c - c0 < PK_CHUNK ? c - c0 : PK_CHUNK;
+                pk_dw_chunk(&d, taps_a, c0, n, bias, acc_a);
+                pk_dw_chunk(&d, taps_b, c0, n, bias, acc_b);
+                for (int32_t j = 0; j < n; j++)
+                {
+                    acc[2 * j] = acc_a[j];
+                    acc[2 * j + 1] = acc_b[j];
+                }
+                pk_store(&o, acc, c0, n, o_a, o_b);
+            }
+        }
+    }
+    return MCU_OK;
+}
+
+#define PK_CONV_DSP(name, in_bits)                                                                              \
+    mcu_status name(const mcu_context *ctx, const mcu_conv_params *conv_params,                                \
+                    const mcu_per_channel_quant_params *quant_params, int32_t output_bits,                      \
+                    const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,              \
+                    const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,                       \
+                    const mcu_dims *output_dims, uint8_t *output)                                               \
+    {                                                                                                           \
+        (void)bias_dims;                                                                                        \
+        return conv_dsp_packed(in_bits, ctx, conv_params, quant_params, output_bits, input_dims, input,        \
+                               filter_dims, filter, bias, output_dims, output);                                 \
+    }
+
+#define PK_DWCONV_DSP(name, in_bits)                                                                            \
+    mcu_status name(const mcu_context *ctx, const mcu_dw_conv_params *dw_params,                               \
+                    const mcu_per_channel_quant_params *quant_params, int32_t output_bits,                      \
+                    const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,              \
+                    const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,                       \
+                    const mcu_dims *output_dims, uint8_t *output)                                               \
+    {                                                                                                           \
+        (void)ctx;                                                                                              \
+        (void)bias_dims;                                                                                        \
+        return dwconv_dsp_packed(in_bits, dw_params, quant_params, output_bits, input_dims, input, filter_dims, \
+                                 filter, bias, output_dims, output);                                            \
+    }
+
+PK_CONV_DSP(mcu_conv_dsp_a4w8_s8, 4)
+PK_CONV_DSP(mcu_conv_dsp_a2w8_s8, 2)
+PK_CONV_DSP(mcu_conv_dsp_a8w8_s8, 8)
+PK_DWCONV_DSP(mcu_dwconv_dsp_a4w8_s8, 4)
+PK_DWCONV_DSP(mcu_dwconv_dsp_a2w8_s8, 2)
+PK_DWCONV_DSP(mcu_dwconv_dsp_a8w8_s8, 8)

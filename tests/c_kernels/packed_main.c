@@ -1,0 +1,211 @@
+/* Runs every case of pk_cases through the portable packed kernel and, where it applies, its DSP version, and
+ * compares each output with the simulator's bytes; checks the DSP scratch size against the compiler's; prints
+ * one line per failure and ends with "MCU PACKED CASES <n> failed <failures>" and "MCU END <failures>".
+ * Host (KT_HOST): outputs and scratch malloc'd at their exact sizes (AddressSanitizer sees any overrun).
+ * Firmware: static buffers, printing through the board port (semihosting). */
+#include <stdint.h>
+#include <string.h>
+
+#include "packed_cases.h"
+
+#ifdef KT_HOST
+#include <stdio.h>
+#include <stdlib.h>
+static void pk_print(const char *s)
+{
+    fputs(s, stdout);
+}
+#else
+#include "board_port.h"
+#define PK_MAX_BYTES 16384
+static uint8_t pk_out[PK_MAX_BYTES];
+static int32_t pk_scratch[PK_MAX_BYTES / 4];
+static void pk_print(const char *s)
+{
+    board_print(s);
+}
+#endif
+
+static char *put_str(char *p, const char *s)
+{
+    while (*s)
+    {
+        *p++ = *s++;
+    }
+    return p;
+}
+
+static char *put_int(char *p, int32_t v)
+{
+    char tmp[12];
+    int n = 0;
+    uint32_t u = v < 0 ? (uint32_t)0 - (uint32_t)v : (uint32_t)v;
+    if (v < 0)
+    {
+        *p++ = '-';
+    }
+    do
+    {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    while (n)
+    {
+        *p++ = tmp[--n];
+    }
+    return p;
+}
+
+static void report(int32_t i, const char *what, int32_t a, int32_t b)
+{
+    char line[256];
+    char *p = put_str(line, "FAIL case ");
+    p = put_int(p, i);
+    p = put_str(p, " (");
+    p = put_str(p, pk_cases[i].describe);
+    p = put_str(p, "): ");
+    p = put_str(p, what);
+    p = put_str(p, " ");
+    p = put_int(p, a);
+    p = put_str(p, " ");
+    p = put_int(p, b);
+    p = put_str(p, "\n");
+    *p = '\0';
+    pk_print(line);
+}
+
+typedef mcu_status (*pk_conv_fn)(const mcu_context *, const mcu_conv_params *, const mcu_per_channel_quant_params *,
+                                 int32_t, const mcu_dims *, const uint8_t *, const mcu_dims *, const int8_t *,
+                                 const mcu_dims *, const int32_t *, const mcu_dims *, uint8_t *);
+typedef mcu_status (*pk_dw_fn)(const mcu_context *, const mcu_dw_conv_params *, const mcu_per_channel_quant_params *,
+                               int32_t, const mcu_dims *, const uint8_t *, const mcu_dims *, const int8_t *,
+                               const mcu_dims *, const int32_t *, const mcu_dims *, uint8_t *);
+
+static pk_conv_fn conv_fn(int32_t bits, int fast)
+{
+    if (bits == 4)
+    {
+        return fast ? mcu_conv_dsp_a4w8_s8 : mcu_conv_a4w8_s8;
+    }
+    if (bits == 2)
+    {
+        return fast ? mcu_conv_dsp_a2w8_s8 : mcu_conv_a2w8_s8;
+    }
+    return fast ? mcu_conv_dsp_a8w8_s8 : mcu_conv_a8w8_s8;
+}
+
+static pk_dw_fn dw_fn(int32_t bits, int fast)
+{
+    if (bits == 4)
+    {
+        return fast ? mcu_dwconv_dsp_a4w8_s8 : mcu_dwconv_a4w8_s8;
+    }
+    if (bits == 2)
+    {
+        return fast ? mcu_dwconv_dsp_a2w8_s8 : mcu_dwconv_a2w8_s8;
+    }
+    return fast ? mcu_dwconv_dsp_a8w8_s8 : mcu_dwconv_a8w8_s8;
+}
+
+/* One kernel on case i: 0 when its output equals the expected bytes. */
+static int run_one(int32_t i, int fast)
+{
+    const pk_case *c = &pk_cases[i];
+    const mcu_per_channel_quant_params q = {c->multiplier, c->shift};
+    const mcu_dims bias_dims = {1, 1, 1, c->output_dims.c};
+    int32_t scratch = 0;
+    if (fast)
+    {
+        scratch = c->kind == PK_CONV ? mcu_conv_dsp_get_buffer_size_packed(&c->input_dims, &c->filter_dims, c->out_bits)
+                                     : mcu_dwconv_dsp_get_buffer_size_packed(&c->input_dims, c->out_bits);
+        if (scratch != c->scratch_fast)
+        {
+            report(i, "DSP scratch bytes (C, compiler)", scratch, c->scratch_fast);
+            return 1;
+        }
+    }
+#ifdef KT_HOST
+    uint8_t *out = malloc((size_t)c->output_bytes);
+    void *buf = scratch ? malloc((size_t)scratch) : NULL;
+#else
+    if (c->output_bytes > PK_MAX_BYTES || scratch > PK_MAX_BYTES)
+    {
+        report(i, "too large for the firmware buffers", c->output_bytes, scratch);
+        return 1;
+    }
+    uint8_t *out = pk_out;
+    void *buf = scratch ? (void *)pk_scratch : NULL;
+#endif
+    memset(out, 0xA5, (size_t)c->output_bytes); /* every byte must be written, padding bits 0 */
+    const mcu_context ctx = {buf, scratch};
+    const int8_t *filter = fast ? c->fast_filter : c->filter;
+    mcu_status st;
+    if (c->kind == PK_CONV)
+    {
+        st = conv_fn(c->in_bits, fast)(&ctx, &c->conv, &q, c->out_bits, &c->input_dims, c->input, &c->filter_dims,
+                                       filter, &bias_dims, c->bias, &c->output_dims, out);
+    }
+    else
+    {
+        st = dw_fn(c->in_bits, fast)(&ctx, &c->dw, &q, c->out_bits, &c->input_dims, c->input, &c->filter_dims, filter,
+                                     &bias_dims, c->bias, &c->output_dims, out);
+    }
+    int bad = 0, first = -1;
+    if (st != MCU_OK)
+    {
+        report(i, fast ? "DSP status" : "portable status", (int32_t)st, 0);
+        bad = 1;
+    }
+    else
+    {
+        for (int32_t k = 0; k < c->output_bytes; k++)
+        {
+            if (out[k] != c->expected[k])
+            {
+                first = first < 0 ? k : first;
+                bad++;
+            }
+        }
+        if (bad)
+        {
+            report(i, fast ? "DSP bytes differ (count, first)" : "portable bytes differ (count, first)", bad, first);
+        }
+    }
+#ifdef KT_HOST
+    free(out);
+    free(buf);
+#endif
+    return bad != 0;
+}
+
+int main(void)
+{
+#ifndef KT_HOST
+    board_init();
+#endif
+    int32_t failed = 0;
+    for (int32_t i = 0; i < pk_num_cases; i++)
+    {
+        int bad = run_one(i, 0);
+        if (pk_cases[i].has_fast)
+        {
+            bad |= run_one(i, 1);
+        }
+        failed += bad != 0;
+    }
+    char line[96];
+    char *p = put_str(line, "MCU PACKED CASES ");
+    p = put_int(p, pk_num_cases);
+    p = put_str(p, " failed ");
+    p = put_int(p, failed);
+    p = put_str(p, "\nMCU END ");
+    p = put_int(p, failed);
+    p = put_str(p, "\n");
+    *p = '\0';
+    pk_print(line);
+#ifdef KT_HOST
+    return failed ? 1 : 0;
+#else
+    return 0;
+#endif
+}
