@@ -123,6 +123,10 @@ def main() -> int:
             if tflite is not None and tflite.exists():
                 c = compile_model(tflite, CompileOptions(board="host", progress=False, patch=OFF))
                 print(row("TFLite converter (int8)", int8_outputs(c, test), ref, labels, None))
+            if name.startswith("vww"):
+                # issue 12's comparison: the default without --calib (32 synthetic uniform samples)
+                c = compile_model(model, CompileOptions(board="host", progress=False, patch=OFF))
+                print(row("minmax, synthetic (no --calib)", int8_outputs(c, test), ref, labels, None))
             for bc in (False,) if args.no_bias_correction else (False, True):
                 for method in args.methods.split(","):
                     t0 = time.time()
