@@ -113,6 +113,12 @@ def _conv_1_x_n_mve(pad_w: int, stride_w: int, kw: int, c_in: int, in_w: int, ou
     return max(left_elems + pad_left, left_elems - c_in + pad_right)
 
 
+def _one_row_is_1_x_n(win, c_in: int) -> bool:
+    """Whether a region of one row takes arm_convolve_1_x_n_s8 (which reads the whole input width)."""
+    return (not _is_conv_1x1((0, 0), win.kernel, win.dilation)
+            and _is_conv_1_x_n(1, c_in, win.kernel, win.stride, win.dilation))
+
+
 def conv_wrapper_path(pads: tuple[int, int], stride, dilation, in_d, filt) -> str:
     """The function arm_convolve_wrapper_s8 dispatches to for these parameters (whole layer)."""
     if _is_conv_1x1(pads, filt[1:3], dilation):
@@ -380,7 +386,8 @@ def conv_call(node: Node, graph: Graph, target, ctx: dict, auto: Callable[[], Ke
         # a patch may take another path of the wrapper (pads shrink, 1xN at a height-1 region): the largest
         scratch = max(scratch, conv_s8_buffer_size(core, filt[1], filt[2], filt[3]))
     ctx = dict(ctx, scratch=scratch, path=conv_wrapper_path(_window_pads(node), win.stride, win.dilation, x, filt),
-               filter=filt, eff=tuple((k - 1) * d + 1 for k, d in zip(win.kernel, win.dilation)))
+               filter=filt, eff=tuple((k - 1) * d + 1 for k, d in zip(win.kernel, win.dilation)),
+               one_row=_one_row_is_1_x_n(win, filt[3]))
     return CONV.call(ctx, scratch_bytes=scratch)
 
 
@@ -398,7 +405,12 @@ def depthwise_call(node: Node, graph: Graph, target, ctx: dict, auto: Callable[[
     scratch = depthwise_wrapper_buffer_size(core, _window_pads(node), win.stride, win.dilation, x, filt, y)
     # a patch CMSIS-NN cannot take runs mcu_dwconv_s8: one int32 per channel
     scratch = max(scratch, 4 * filt[-1])
-    ctx = dict(ctx, scratch=scratch, eff=tuple((k - 1) * d + 1 for k, d in zip(win.kernel, win.dilation)))
+    # on MVE a depthwise layer of one input channel runs as a convolution (arm_depthwise_conv_to_conv_s8): in a
+    # patch, the conv wrapper's whole-width paths apply
+    as_conv = core == "mve" and x[3] == 1 and filt[-1] > CONVERT_DW_CONV_WITH_ONE_INPUT_CH_AND_OUTPUT_CH_ABOVE_THRESHOLD
+    ctx = dict(ctx, scratch=scratch, eff=tuple((k - 1) * d + 1 for k, d in zip(win.kernel, win.dilation)),
+               as_conv_1x1=as_conv and _is_conv_1x1(_window_pads(node), win.kernel, win.dilation)
+               and tuple(win.stride) == (1, 1), one_row=as_conv and _one_row_is_1_x_n(win, 1))
     return DEPTHWISE_CONV.call(ctx, scratch_bytes=scratch)
 
 
