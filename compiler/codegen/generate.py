@@ -205,6 +205,21 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
                         "scale": t.quant.s, "zero_point": t.quant.zp, "perm": graph.io_perm.get(n)})
         return out
 
+    def check_block(lp) -> dict:
+        """The run-time dispatch's check: its kernel call on the probe chain's region buffer of the checked
+        tensor (the patch's input region, or the output region of the layer that makes it)."""
+        ck, d = lp.check, lp.dispatch
+        probe = lp.chains[ck.chain].steps
+        if ck.after == 0:
+            rows, cols = "patch->in.h", "patch->in.w"
+        else:
+            k = probe[ck.after - 1].index
+            rows, cols = f"pl[{k}].out_h", f"pl[{k}].out_w"
+        body = env.get_template(f"kernels/{ck.kernel.template}").render(
+            c=ck.kernel.context, rows=rows, cols=cols, inp=f"{P.upper()}_ACT({plan.offsets[ck.buffer()]})", flag="outlier")
+        return {"chain": ck.chain, "outlier_chain": d.outlier_chain, "after": ck.after, "tensor": ck.tensor,
+                "body": body.rstrip("\n")}
+
     patch_ctx = None
     if patch is not None:
         stage_len = patch.stage_len
@@ -231,7 +246,8 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
             "overhead": f"{100 * patch.overhead:.1f}", "num_crops": len(patch.crops),
             "chains": [{"layers": ls, "input_region": plan.offsets[region_buffer(inp, c)],
                         "split_region": plan.offsets[region_buffer(split, c)]} for c, ls in enumerate(chains)],
-            "dispatch": list(loop.dispatch.chain_of_patch) if loop.dispatch is not None else None,
+            "dispatch": list(loop.dispatch.chain_of_patch) if loop.dispatch is not None and not loop.runtime else None,
+            "check": check_block(loop) if loop.runtime else None,
         }
     values = {
         "P": P, "PU": P.upper(), "version": __version__, "provenance": provenance or {},

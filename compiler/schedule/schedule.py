@@ -2,8 +2,12 @@
 
 A :class:`Schedule` is an optional patch loop (the per-patch stage of patch-based inference), then the
 rest of the graph as one :class:`Chain`. The loop holds one or more chains that each compute the stage
-for one patch, and a :class:`Dispatch` naming the chain each patch runs (today's compiler builds one
-chain; per-patch mixed precision runs an 8-bit chain or a packed low-bit one per patch). A
+for one patch, and the dispatch that picks the chain of each patch: a :class:`Dispatch` names it at
+compile time; a :class:`RuntimeDispatch` (QuantMCU's value-driven patch classification, VDPC) decides it per
+patch and per inference, by an outlier check (``ops/outlier_check.py``) of one region of the patch: the
+common chain runs as the probe up to the map it checks, then an outlier patch runs the 8-bit chain from
+the start (its buffers are exclusive of the probe's) and every other patch goes on with the probe. Today's
+compiler builds one chain; per-patch mixed precision runs an 8-bit chain or a packed low-bit one. A
 :class:`Step` is one kernel call: the node, the kernel implementation chosen for it (``KernelCall``:
 template, values, scratch) and the activation tensors it reads and writes; ``buffer(tensor)`` names the
 arena buffer a tensor occupies during that step (a chain's own region buffers inside the loop).
@@ -21,6 +25,7 @@ import numpy as np
 
 from ..ir import Graph, Node
 from ..ops import KernelCall, op_def
+from ..ops.outlier_check import check_kernel, check_node, outlier_decision
 from ..patch.execute import run_int_patched
 from ..patch.memory import region_buffer
 from ..patch.planner import PatchPlan
@@ -66,15 +71,69 @@ class Dispatch:
 
 
 @dataclass(frozen=True)
+class RuntimeDispatch:
+    """The chain of each patch decided on the device, per inference (VDPC): a patch whose region of
+    ``tensor`` (the stage input, or a map of the stage, 8-bit) holds a value with |q - zero_point| >
+    ``threshold`` runs ``outlier_chain`` (the 8-bit one), every other patch ``inlier_chain``, which is
+    also the probe: it runs first, up to the layer that makes ``tensor``."""
+
+    tensor: str
+    zero_point: int
+    threshold: int
+    outlier_chain: int
+    inlier_chain: int
+
+    def __post_init__(self):
+        if self.outlier_chain == self.inlier_chain:
+            raise ValueError("a run-time dispatch chooses between two different chains")
+
+    def choose(self, region: np.ndarray) -> int:
+        """The chain a patch takes given its region of ``tensor`` (int8 values)."""
+        outlier = outlier_decision(region, self.zero_point, self.threshold)
+        return self.outlier_chain if outlier else self.inlier_chain
+
+
+@dataclass(frozen=True)
+class CheckStep:
+    """The outlier check of a :class:`RuntimeDispatch` in the patch loop: ``node`` describes it
+    (``ops.outlier_check.check_node``), ``kernel`` the implementation for the board; it runs after the first
+    ``after`` steps of the probe chain ``chain`` (0: right after the patch's input region is in place) on that
+    chain's region buffer of the checked tensor."""
+
+    node: Node
+    kernel: KernelCall
+    chain: int
+    after: int
+
+    @property
+    def tensor(self) -> str:
+        return self.node.inputs[0]
+
+    def buffer(self) -> str:
+        """The arena buffer the check reads."""
+        return region_buffer(self.tensor, self.chain)
+
+
+@dataclass(frozen=True)
 class PatchLoop:
     """The per-patch stage: ``plan`` (split, grid, regions) and the chains that compute it per patch.
-    Without a dispatch every patch runs chain 0."""
+    Without a dispatch every patch runs chain 0; with a :class:`RuntimeDispatch`, ``check`` is its check."""
 
     plan: PatchPlan
     chains: tuple[Chain, ...]
-    dispatch: Dispatch | None = None
+    dispatch: Dispatch | RuntimeDispatch | None = None
+    check: CheckStep | None = None
+
+    @property
+    def runtime(self) -> bool:
+        """Whether the chains are chosen on the device from the values (a :class:`RuntimeDispatch`)."""
+        return isinstance(self.dispatch, RuntimeDispatch)
 
     def chain_of(self, patch: int) -> int:
+        """The chain patch ``patch`` runs when the dispatch is fixed at compile time."""
+        if self.runtime:
+            raise ValueError("a run-time dispatch has no fixed chain per patch: run_schedule_int(..., taken=) "
+                             "gives the chains an input takes")
         return self.dispatch.chain(patch) if self.dispatch is not None else 0
 
 
@@ -104,11 +163,17 @@ def _step(graph: Graph, node: Node, index: int, chain: int, board) -> Step:
 
 
 def build_schedule(graph: Graph, patch: PatchPlan | None = None, chains: int = 1,
-                   dispatch: Dispatch | None = None, board=None) -> Schedule:
+                   dispatch: Dispatch | RuntimeDispatch | None = None, board=None) -> Schedule:
     """The schedule for ``graph``: layer by layer, or the stage of ``patch`` in a loop of ``chains``
     chains (the same nodes; alias nodes run no kernel and are left out) with ``dispatch``; each step's
-    kernel is the implementation its op chooses for ``board`` (a ``boards.Board``; None: portable)."""
-    if dispatch is not None:
+    kernel is the implementation its op chooses for ``board`` (a ``boards.Board``; None: portable), and so
+    is a run-time dispatch's check."""
+    if isinstance(dispatch, RuntimeDispatch):
+        if patch is None:
+            raise ValueError("a run-time dispatch needs a patch loop")
+        if not (0 <= dispatch.outlier_chain < chains and 0 <= dispatch.inlier_chain < chains):
+            raise ValueError(f"a run-time dispatch names chains 0..{chains - 1}")
+    elif dispatch is not None:
         if patch is None or len(dispatch.chain_of_patch) != patch.patches:
             raise ValueError("a dispatch names one chain per patch of the loop")
         if any(not 0 <= c < chains for c in dispatch.chain_of_patch):
@@ -125,17 +190,42 @@ def build_schedule(graph: Graph, patch: PatchPlan | None = None, chains: int = 1
         index += 1
     loop = None
     if patch is not None:
-        loop = PatchLoop(patch, tuple(Chain(tuple(_step(graph, n, i, c, board) for n, i in loop_steps)) for c in range(chains)),
-                         dispatch)
+        built = tuple(Chain(tuple(_step(graph, n, i, c, board) for n, i in loop_steps)) for c in range(chains))
+        check = None
+        if isinstance(dispatch, RuntimeDispatch):
+            check = _check_step(graph, patch, built[dispatch.inlier_chain], dispatch, board)
+        loop = PatchLoop(patch, built, dispatch, check)
     return Schedule(graph, loop, Chain(tuple(rest)))
 
 
-def run_schedule_int(schedule: Schedule, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The integer simulator of ``schedule``: each patch through the chain its dispatch names, then the
-    rest layer by layer; equals the generated C byte for byte."""
+def _check_step(graph: Graph, patch: PatchPlan, probe: Chain, dispatch: RuntimeDispatch, board) -> CheckStep:
+    """Where the probe chain stops for the check: after the step that writes the checked tensor."""
+    if dispatch.tensor == graph.inputs[0]:
+        after = 0
+    else:
+        makers = [k for k, st in enumerate(probe.steps) if dispatch.tensor in st.writes]
+        if not makers:
+            raise ValueError(f"the checked tensor '{dispatch.tensor}' is neither the input nor a map of the stage")
+        after = makers[0] + 1
+        if dispatch.tensor == patch.split:
+            raise ValueError("the check must look at a map the patch makes before the stage output")
+    node = check_node(graph, dispatch.tensor, dispatch.zero_point, dispatch.threshold)
+    return CheckStep(node, check_kernel(node, graph, board), dispatch.inlier_chain, after)
+
+
+def run_schedule_int(schedule: Schedule, feeds: dict[str, np.ndarray],
+                     taken: list[int] | None = None) -> dict[str, np.ndarray]:
+    """The integer simulator of ``schedule``: each patch through the chain its dispatch names (or, with a
+    run-time dispatch, the chain its check picks from this input's values, as the device decides), then
+    the rest layer by layer; equals the generated C byte for byte. ``taken``, when given, receives the
+    chain each patch ran (what the generated code's ``patch_chain`` hook reports)."""
     graph, loop = schedule.graph, schedule.loop
     if loop is None:
         return run_int(graph, feeds)
     chains = tuple(tuple(st.node for st in ch.steps) for ch in loop.chains)
+    if loop.runtime:
+        d: RuntimeDispatch = loop.dispatch
+        probe = (d.inlier_chain, lambda values: d.choose(values[d.tensor]))
+        return run_int_patched(graph, loop.plan, feeds, chains, probe=probe, taken=taken)
     dispatch = tuple(loop.chain_of(p) for p in range(loop.plan.patches))
-    return run_int_patched(graph, loop.plan, feeds, chains, dispatch)
+    return run_int_patched(graph, loop.plan, feeds, chains, dispatch, taken=taken)

@@ -1,0 +1,182 @@
+"""Statistics of the per-patch stage's feature maps over the calibration set, per patch and per channel.
+
+What VDPC (the outlier threshold, the share of outlier patches) and VDQS (entropy of a map's quantized
+values, the spread of channel ranges) read. Everything is measured on the integer graph, the values the
+device computes, so ONNX float, QDQ and int8 TFLite models are handled alike, and in the zero-point-free
+deviation d = |q - zp| (0..255 for int8), which is what the on-device check compares.
+
+A patch's region of a map is the region the patch computes (``PatchPlan.regions``: halo included), the
+region the check of that map reads. Patch-by-patch values equal layer-by-layer values on every region (the
+patched simulator is tested bit-exact against it), so the maps are taken from one layer-by-layer run per
+calibration sample and sliced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir import Graph
+from ..patch.planner import PatchPlan, np_region
+from ..quant.simulate import run_nodes
+
+#: deviations |q - zp| of an 8-bit map lie in 0..255: one histogram bin each
+BINS = 256
+
+
+@dataclass(frozen=True, eq=False)
+class MapStats:
+    """One 8-bit feature map of the stage over ``samples`` calibration inputs and ``patches`` patches.
+
+    Attributes
+    ----------
+    tensor, zero_point, scale, channels:
+        The map and its (per-tensor) quantization.
+    patch_max : numpy.ndarray
+        int32 [samples, patches]: max |q - zp| in each patch's region (what the check compares).
+    patch_channel_max : numpy.ndarray
+        int32 [samples, patches, channels]: the same per channel.
+    patch_histogram : numpy.ndarray
+        int64 [patches, 256]: counts of |q - zp| = d in each patch's region, summed over the samples.
+    channel_histogram : numpy.ndarray
+        int64 [channels, 256]: counts of |q - zp| = d per channel over the whole map (each value once).
+    channel_min, channel_max : numpy.ndarray
+        int32 [channels]: smallest and largest q per channel over the whole maps of all samples.
+    """
+
+    tensor: str
+    zero_point: int
+    scale: float
+    channels: int
+    patch_max: np.ndarray
+    patch_channel_max: np.ndarray
+    patch_histogram: np.ndarray
+    channel_histogram: np.ndarray
+    channel_min: np.ndarray
+    channel_max: np.ndarray
+
+    @property
+    def histogram(self) -> np.ndarray:
+        """int64 [256]: counts of |q - zp| over the whole maps of all samples (each value once)."""
+        return self.channel_histogram.sum(axis=0)
+
+    def percentile(self, q: float, per_patch: bool = False) -> float:
+        """The ``q``-th percentile (0..100) of |q - zp|: over the whole maps, or over the patches' regions
+        (halo values counted once per patch that reads them). The lowest d whose cumulative share reaches
+        q / 100 (an integer: the values are)."""
+        hist = self.patch_histogram.sum(axis=0) if per_patch else self.histogram
+        return float(_hist_percentile(hist, q))
+
+    def mean_std(self) -> tuple[float, float]:
+        """Mean and standard deviation of |q - zp| over the whole maps."""
+        hist = self.histogram.astype(np.float64)
+        d = np.arange(BINS, dtype=np.float64)
+        n = hist.sum()
+        if n == 0:
+            return 0.0, 0.0
+        mean = float((hist * d).sum() / n)
+        return mean, float(np.sqrt(max(0.0, (hist * (d - mean) ** 2).sum() / n)))
+
+    def share_above(self, threshold: int) -> np.ndarray:
+        """float [patches]: per patch, the share of its region's values (over the samples) with |q - zp| >
+        ``threshold``."""
+        total = self.patch_histogram.sum(axis=1)
+        above = self.patch_histogram[:, threshold + 1:].sum(axis=1)
+        return np.divide(above, total, out=np.zeros(len(total)), where=total > 0)
+
+    def outlier_patches(self, threshold: int) -> np.ndarray:
+        """bool [samples, patches]: the patches the check of this map at ``threshold`` calls outliers."""
+        return self.patch_max > threshold
+
+
+def _hist_percentile(hist: np.ndarray, q: float) -> int:
+    total = int(hist.sum())
+    if total == 0:
+        return 0
+    cum = np.cumsum(hist)
+    return int(np.searchsorted(cum, q / 100.0 * total, side="left"))
+
+
+@dataclass(frozen=True, eq=False)
+class StageStats:
+    """Every 8-bit feature map of a patched stage (the stage input first, then the maps in the order the
+    stage makes them), over the calibration set."""
+
+    plan: PatchPlan
+    samples: int
+    maps: tuple[MapStats, ...]
+
+    def map(self, tensor: str) -> MapStats:
+        for m in self.maps:
+            if m.tensor == tensor:
+                return m
+        raise KeyError(f"no statistics for '{tensor}' (maps of the stage: {[m.tensor for m in self.maps]})")
+
+
+def stage_maps(graph: Graph, plan: PatchPlan) -> tuple[str, ...]:
+    """The stage's 8-bit NHWC feature maps: its input, then each stage node's output, in order."""
+    names = [graph.inputs[0]] + [o for n in graph.nodes[: plan.stage_len] for o in n.outputs]
+    out = []
+    for name in names:
+        t = graph.tensors[name]
+        if name not in out and len(t.shape) == 4 and t.quant is not None and t.bits == 8:
+            out.append(name)
+    return tuple(out)
+
+
+def stage_stats(graph: Graph, plan: PatchPlan, calib_q: np.ndarray) -> StageStats:
+    """Statistics of every map of ``plan``'s stage over the integer calibration inputs ``calib_q``.
+
+    Parameters
+    ----------
+    graph : Graph
+        The quantized graph.
+    plan : PatchPlan
+        The patch plan (split, grid, regions).
+    calib_q : numpy.ndarray
+        int8 [N, ...] calibration inputs in the model input's physical layout (``api.quantize_input``).
+
+    Returns
+    -------
+    StageStats
+    """
+    maps = stage_maps(graph, plan)
+    inp = graph.inputs[0]
+    shape = graph.tensors[inp].shape
+    nodes = graph.nodes[: plan.stage_len]
+    n, P = len(calib_q), plan.patches
+    acc = {}
+    for m in maps:
+        t = graph.tensors[m]
+        c = int(t.shape[-1])
+        acc[m] = {"pmax": np.zeros((n, P), np.int32), "pcmax": np.zeros((n, P, c), np.int32),
+                  "phist": np.zeros((P, BINS), np.int64), "chist": np.zeros((c, BINS), np.int64),
+                  "cmin": np.full(c, 127, np.int32), "cmax": np.full(c, -128, np.int32)}
+    for s, x in enumerate(calib_q):
+        values = run_nodes(graph, nodes, {inp: np.asarray(x).reshape(shape)}, integer=True)
+        for m in maps:
+            a, t = acc[m], graph.tensors[m]
+            zp = int(t.quant.zp)
+            q = np.asarray(values[m], np.int32)
+            c = q.shape[-1]
+            d = np.abs(q - zp)
+            flat = d.reshape(-1, c)
+            for ch in range(c):
+                a["chist"][ch] += np.bincount(flat[:, ch], minlength=BINS)
+            a["cmin"] = np.minimum(a["cmin"], q.reshape(-1, c).min(axis=0))
+            a["cmax"] = np.maximum(a["cmax"], q.reshape(-1, c).max(axis=0))
+            for p, regs in enumerate(plan.regions):
+                r = np_region(d, regs[m]).reshape(-1, c)
+                if r.size == 0:
+                    continue
+                a["pcmax"][s, p] = r.max(axis=0)
+                a["pmax"][s, p] = r.max()
+                a["phist"][p] += np.bincount(r.reshape(-1), minlength=BINS)
+    out = []
+    for m in maps:
+        t, a = graph.tensors[m], acc[m]
+        out.append(MapStats(m, int(t.quant.zp),
+                            float(t.quant.s), int(t.shape[-1]), a["pmax"], a["pcmax"],
+                            a["phist"], a["chist"], a["cmin"], a["cmax"]))
+    return StageStats(plan, n, tuple(out))

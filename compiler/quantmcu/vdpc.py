@@ -1,0 +1,161 @@
+"""Value-driven patch classification (VDPC): the outlier threshold from calibration, and the run-time
+dispatch the device decides with it.
+
+A patch is an outlier patch when its region of the checked map holds a value with |q - zp| > threshold
+(``ops/outlier_check.py``); it then runs the 8-bit chain, every other patch the low-bit chain. Options
+(:class:`VdpcOptions`, defaults documented there and in docs/quantmcu.md):
+
+- ``rule``: ``percentile`` (the threshold is the ``parameter``-th percentile of |q - zp| over the whole
+  calibration maps; default 99.9) or ``sigma`` (mean + ``parameter`` standard deviations of |q - zp|;
+  default k = 3); the threshold is that value rounded down, so "above the threshold" is "above the rule's
+  value" for integers;
+- ``location``: where the check looks: ``first_map`` (default: the first map the stage makes, as the patch
+  makes it: the probe chain runs the stage's first layer, then checks) or ``input`` (the patch's input
+  region, before any layer runs).
+
+:func:`plan_vdpc` measures the statistics (``stats.stage_stats``) and returns a :class:`VdpcPlan`: the map,
+its zero point, the threshold and the share of outlier patches on the calibration data;
+:func:`runtime_dispatch` turns it into the schedule's ``RuntimeDispatch``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UserError
+from ..ir import Graph
+from ..ops.outlier_check import MAX_THRESHOLD
+from ..patch.planner import PatchPlan
+from ..schedule.schedule import RuntimeDispatch
+from .stats import MapStats, StageStats, stage_maps, stage_stats
+
+RULES = ("percentile", "sigma")
+LOCATIONS = ("first_map", "input")
+#: each rule's default parameter: percentile 99.9 (the top 0.1% of values: the outliers VDPC keeps at 8 bits),
+#: sigma k = 3
+DEFAULT_PARAMETER = {"percentile": 99.9, "sigma": 3.0}
+
+
+@dataclass(frozen=True)
+class VdpcOptions:
+    """How VDPC finds its threshold and where the check looks (see the module docstring).
+
+    ``parameter`` None: the rule's default (:data:`DEFAULT_PARAMETER`)."""
+
+    rule: str = "percentile"
+    parameter: float | None = None
+    location: str = "first_map"
+
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise UserError(f"VDPC outlier rule '{self.rule}' is not one of {', '.join(RULES)}; fix: choose one of them")
+        if self.location not in LOCATIONS:
+            raise UserError(f"VDPC check location '{self.location}' is not one of {', '.join(LOCATIONS)}; "
+                            "fix: choose one of them")
+        v = self.value
+        if not math.isfinite(v):
+            raise UserError(f"VDPC {self.rule} parameter {v} is not a finite number; fix: give a number")
+        if self.rule == "percentile" and not 0.0 < v <= 100.0:
+            raise UserError(f"VDPC percentile {v} is outside (0, 100]; fix: give e.g. 99.9")
+        if self.rule == "sigma" and v < 0.0:
+            raise UserError(f"VDPC sigma factor {v} is negative; fix: give k >= 0 (e.g. 3)")
+
+    @property
+    def value(self) -> float:
+        """The rule's parameter, the default filled in."""
+        return float(DEFAULT_PARAMETER[self.rule] if self.parameter is None else self.parameter)
+
+
+def threshold_of(stats: MapStats, options: VdpcOptions) -> int:
+    """The integer threshold of ``options``' rule on one map's statistics (0..255).
+
+    Parameters
+    ----------
+    stats : MapStats
+        The checked map over the calibration set.
+    options : VdpcOptions
+        The rule and its parameter.
+
+    Returns
+    -------
+    int
+        The largest |q - zp| that is not an outlier.
+    """
+    if options.rule == "percentile":
+        t = stats.percentile(options.value)
+    else:
+        mean, std = stats.mean_std()
+        t = math.floor(mean + options.value * std)
+    return int(min(MAX_THRESHOLD, max(0, t)))
+
+
+@dataclass(frozen=True, eq=False)
+class VdpcPlan:
+    """The check VDPC puts in the patch loop, and what it does on the calibration data.
+
+    ``outlier_patches``: bool [samples, patches], the patches the check flags on each calibration input;
+    ``outlier_patch_share``: their share of all (sample, patch) pairs."""
+
+    options: VdpcOptions
+    tensor: str
+    zero_point: int
+    threshold: int
+    outlier_patches: np.ndarray
+    stats: StageStats
+
+    @property
+    def outlier_patch_share(self) -> float:
+        return float(self.outlier_patches.mean()) if self.outlier_patches.size else 0.0
+
+
+def checked_map(graph: Graph, plan: PatchPlan, location: str) -> str:
+    """The map the check of ``location`` reads: the stage input, or the first map the stage makes."""
+    maps = stage_maps(graph, plan)
+    inp = graph.inputs[0]
+    if location == "input":
+        if inp not in maps:
+            raise UserError(f"the model input '{inp}' is not an 8-bit NHWC map, so VDPC cannot check it; "
+                            "fix: use the check location first_map")
+        return inp
+    made = [m for m in maps if m not in (inp, plan.split)]
+    if not made:
+        raise UserError("the patched stage makes no 8-bit map before its output for VDPC to check; fix: use the "
+                        "check location input, or a longer stage (a later split)")
+    return made[0]
+
+
+def plan_vdpc(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: VdpcOptions = VdpcOptions(),
+              stats: StageStats | None = None) -> VdpcPlan:
+    """The VDPC check of ``plan``'s stage calibrated on ``calib_q`` (int8 inputs, physical layout).
+
+    Parameters
+    ----------
+    graph, plan : Graph, PatchPlan
+        The quantized graph and its patch plan.
+    calib_q : numpy.ndarray
+        int8 [N, ...] calibration inputs.
+    options : VdpcOptions
+        Rule, parameter and location.
+    stats : StageStats, optional
+        Statistics already measured on ``calib_q`` (else measured here).
+
+    Returns
+    -------
+    VdpcPlan
+    """
+    if len(calib_q) == 0:
+        raise UserError("VDPC needs calibration data to set its threshold; fix: pass calibration samples")
+    stats = stats if stats is not None else stage_stats(graph, plan, calib_q)
+    tensor = checked_map(graph, plan, options.location)
+    m = stats.map(tensor)
+    t = threshold_of(m, options)
+    return VdpcPlan(options, tensor, m.zero_point, t, m.outlier_patches(t), stats)
+
+
+def runtime_dispatch(vdpc: VdpcPlan, outlier_chain: int = 0, inlier_chain: int = 1) -> RuntimeDispatch:
+    """The schedule's run-time dispatch of ``vdpc``: outlier patches run ``outlier_chain`` (the 8-bit one),
+    the others ``inlier_chain`` (the probe)."""
+    return RuntimeDispatch(vdpc.tensor, vdpc.zero_point, vdpc.threshold, outlier_chain, inlier_chain)

@@ -1,0 +1,404 @@
+"""VDPC (QuantMCU's value-driven patch classification): stage statistics, the outlier threshold, the on-device
+check kernel and the run-time dispatch of the patch loop.
+
+- the statistics of a patched stage equal a direct numpy computation on the layer-by-layer maps;
+- the threshold rules (percentile, sigma) and their option errors;
+- mcu_outlier_check_s8 / _dsp_s8 / _mve_s8 decide exactly as the simulator's rule on random regions, zero
+  points and thresholds (odd lengths, unaligned pointers, values on the bounds): host under ASan/UBSan (the
+  DSP kernel with its portable UQSUB8), qemu-m4 (real UQSUB8), qemu-m55 (MVE);
+- a patched ResNet-8 with two (8-bit) chains dispatched at run time: thresholds that send every patch to
+  chain 0, every patch to chain 1, and a mix; the device's per-patch decisions (the patch_chain hook, MCU
+  CHAIN lines) equal the simulator's and the outputs equal layer-by-layer execution byte for byte on the host
+  and on qemu-m4 / qemu-m55.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_MODELS
+
+from mcucompile.api import CompileOptions, PatchOptions, compile_model, library_dir, quantize_input, write_library
+from mcucompile.codegen import generate_c
+from mcucompile.errors import UserError
+from mcucompile.ops.outlier_check import outlier_decision
+from mcucompile.patch.memory import plan_memory_patched
+from mcucompile.patch.planner import np_region
+from mcucompile.quant.simulate import run_int, run_nodes
+from mcucompile.quantmcu import VdpcOptions, plan_vdpc, runtime_dispatch, stage_maps, stage_stats, threshold_of
+from mcucompile.schedule.schedule import RuntimeDispatch, build_schedule, run_schedule_int
+from mcucompile.targets.host import CFLAGS, SANITIZE_ENV, SANITIZE_FLAGS, find_compiler
+
+sys.path.insert(0, str(Path(__file__).parent / "c_kernels"))
+import harness  # noqa: E402
+
+RESNET8 = SHARED_MODELS / "resnet8_int8.tflite"
+RUNTIME = Path(__file__).resolve().parents[1] / "runtime_c"
+
+
+def _need_arm():
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                        "qemu-system-arm)")
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    # 4 stage layers (conv, conv, conv, add) on a 3x3 grid: 9 patches
+    return compile_model(RESNET8, CompileOptions(board="host", progress=False,
+                                                 patch=PatchOptions(mode="forced", split=4, patches=3)))
+
+
+@pytest.fixture(scope="module")
+def inputs(resnet):
+    g = resnet.graph
+    rng = np.random.default_rng(5)
+    calib = quantize_input(resnet, resnet.calib[:4])
+    shape = tuple(g.tensors[g.inputs[0]].shape)
+    noise = rng.integers(-128, 128, (2,) + shape, dtype=np.int64).astype(np.int8)
+    # first: a ramp across the columns (patches of the left, middle and right columns reach different values)
+    ramp = np.broadcast_to((-128 + 7 * np.arange(shape[2]))[None, None, :, None], shape).astype(np.int8)[None]
+    return np.concatenate([ramp, calib.reshape((-1,) + shape), noise])
+
+
+# --- statistics and thresholds ---------------------------------------------------------------------------
+
+def test_stage_statistics_equal_numpy(resnet, inputs):
+    g, plan = resnet.graph, resnet.patch
+    st = stage_stats(g, plan, inputs)
+    maps = stage_maps(g, plan)
+    assert [m.tensor for m in st.maps] == list(maps) and maps[0] == g.inputs[0] and plan.split in maps
+    for m in st.maps:
+        zp = g.tensors[m.tensor].quant.zp
+        whole = [np.asarray(run_nodes(g, g.nodes[: plan.stage_len], {g.inputs[0]: x.reshape(g.tensors[g.inputs[0]].shape)},
+                                      integer=True)[m.tensor], np.int32) for x in inputs]
+        allv = np.stack(whole)
+        d = np.abs(allv - zp)
+        assert np.array_equal(m.channel_min, allv.reshape(-1, m.channels).min(0))
+        assert np.array_equal(m.channel_max, allv.reshape(-1, m.channels).max(0))
+        assert np.array_equal(m.histogram, np.bincount(d.reshape(-1), minlength=256))
+        assert m.percentile(99.9) == np.percentile(d.reshape(-1), 99.9, method="inverted_cdf")
+        mean, std = m.mean_std()
+        assert np.isclose(mean, d.mean()) and np.isclose(std, d.std())
+        for s, w in enumerate(whole):
+            for p, regs in enumerate(plan.regions):
+                r = np.abs(np_region(w, regs[m.tensor]) - zp)
+                assert m.patch_max[s, p] == r.max()
+                assert np.array_equal(m.patch_channel_max[s, p], r.reshape(-1, m.channels).max(0))
+        t = int(m.percentile(90))
+        for p, regs in enumerate(plan.regions):
+            rs = np.concatenate([np.abs(np_region(w, regs[m.tensor]) - zp).reshape(-1) for w in whole])
+            assert np.isclose(m.share_above(t)[p], (rs > t).mean())
+            assert np.array_equal(m.patch_histogram[p], np.bincount(rs, minlength=256))
+        assert np.array_equal(m.outlier_patches(t), m.patch_max > t)
+
+
+def test_threshold_rules(resnet, inputs):
+    g, plan = resnet.graph, resnet.patch
+    st = stage_stats(g, plan, inputs)
+    first = plan_vdpc(g, plan, inputs, VdpcOptions(), st)
+    assert first.tensor == g.nodes[0].outputs[0] and first.options.value == 99.9
+    m = st.map(first.tensor)
+    d = np.concatenate([np.abs(np.asarray(v, np.int32) - m.zero_point).reshape(-1) for v in
+                        (run_nodes(g, g.nodes[:1], {g.inputs[0]: x.reshape(g.tensors[g.inputs[0]].shape)}, True)[first.tensor]
+                         for x in inputs)])
+    assert first.threshold == int(np.percentile(d, 99.9, method="inverted_cdf"))
+    assert (d > first.threshold).mean() <= 0.001 + 1e-12
+    sig = threshold_of(m, VdpcOptions("sigma", 2.0))
+    assert sig == int(np.floor(d.mean() + 2.0 * d.std()))
+    assert threshold_of(m, VdpcOptions("percentile", 100.0)) == d.max()
+    assert np.isclose(first.outlier_patch_share, (m.patch_max > first.threshold).mean())
+    inp = plan_vdpc(g, plan, inputs, VdpcOptions(location="input"), st)
+    assert inp.tensor == g.inputs[0]
+    rd = runtime_dispatch(first)
+    assert (rd.tensor, rd.threshold, rd.outlier_chain, rd.inlier_chain) == (first.tensor, first.threshold, 0, 1)
+    for bad, msg in [(dict(rule="max"), "rule 'max'"), (dict(location="output"), "location 'output'"),
+                     (dict(parameter=0.0), "percentile 0.0"), (dict(parameter=101.0), "percentile 101.0"),
+                     (dict(rule="sigma", parameter=-1.0), "sigma factor -1.0"),
+                     (dict(parameter=float("nan")), "not a finite")]:
+        with pytest.raises(UserError, match=re.escape(msg)):
+            VdpcOptions(**bad)
+
+
+# --- the check kernel against the simulator's rule --------------------------------------------------------
+
+CHECK_MAIN = r"""
+#include <stdint.h>
+#include "mcunn.h"
+#include "check_cases.h"
+#ifdef KT_HOST
+#include <stdio.h>
+static void print_line(const char *s) { fputs(s, stdout); }
+#else
+#include "board_port.h"
+static void print_line(const char *s) { board_print(s); }
+#endif
+static char *put(char *p, const char *s) { while (*s) { *p++ = *s++; } return p; }
+static char *put_int(char *p, int32_t v)
+{
+    char tmp[12]; int n = 0; uint32_t u = v < 0 ? (uint32_t)0 - (uint32_t)v : (uint32_t)v;
+    if (v < 0) { *p++ = '-'; }
+    do { tmp[n++] = (char)('0' + (int)(u % 10u)); u /= 10u; } while (u);
+    while (n) { *p++ = tmp[--n]; }
+    return p;
+}
+typedef mcu_status (*check_fn)(const mcu_context *, const mcu_outlier_check_params *, const mcu_dims *,
+                               const int8_t *, const mcu_dims *, int32_t *);
+int main(void)
+{
+#ifndef KT_HOST
+    board_init();
+#endif
+    const check_fn fns[] = { mcu_outlier_check_s8, mcu_outlier_check_dsp_s8,
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+                             mcu_outlier_check_mve_s8,
+#endif
+    };
+    const int32_t nfns = (int32_t)(sizeof(fns) / sizeof(fns[0]));
+    int32_t failed = 0;
+    const mcu_dims one = {1, 1, 1, 1};
+    for (int32_t i = 0; i < CHECK_CASES; i++)
+    {
+        const mcu_outlier_check_params prm = { check_zp[i], check_t[i] };
+        const mcu_dims d = {1, check_h[i], check_w[i], check_c[i]};
+        for (int32_t f = 0; f < nfns; f++)
+        {
+            int32_t flag = -7;
+            const mcu_status st = fns[f](NULL, &prm, &d, check_data + check_off[i], &one, &flag);
+            if (st != MCU_OK || flag != check_expect[i]) { failed++; }
+        }
+    }
+    /* out-of-range arguments: MCU_ARG_ERROR, flag untouched */
+    const mcu_outlier_check_params bad[3] = { {-129, 3}, {0, -1}, {0, 256} };
+    for (int32_t b = 0; b < 3; b++)
+    {
+        for (int32_t f = 0; f < nfns; f++)
+        {
+            int32_t flag = -7;
+            if (fns[f](NULL, &bad[b], &one, check_data, &one, &flag) != MCU_ARG_ERROR || flag != -7) { failed++; }
+        }
+    }
+    char line[80];
+    char *p = put(line, "MCU CHECK ");
+    p = put_int(p, CHECK_CASES);
+    p = put(p, " kernels ");
+    p = put_int(p, nfns);
+    p = put(p, " failed ");
+    p = put_int(p, failed);
+    *p++ = '\n';
+    *p = '\0';
+    print_line(line);
+    return failed != 0;
+}
+"""
+
+
+def _check_cases(tmp_path: Path, n: int = 400, seed: int = 9) -> tuple[Path, int]:
+    """Random regions (1..300 values, odd shapes, unaligned starts), zero points, thresholds; values drawn near
+    the bounds zp +- t and +- (t + 1) as well as anywhere, so decisions go both ways; the expected flag from the
+    simulator's rule (outlier_decision)."""
+    rng = np.random.default_rng(seed)
+    data, rows = [], []
+    off = 0
+    for i in range(n):
+        h, w, c = int(rng.integers(0, 6)), int(rng.integers(1, 8)), int(rng.integers(1, 12))
+        if i % 10 == 0:
+            h = 0 if i % 20 == 0 else h  # empty regions too
+        zp, t = int(rng.integers(-128, 128)), int(rng.choice([0, 1, 255, *rng.integers(0, 256, 4)]))
+        size = h * w * c
+        lo, hi = max(-128, zp - t), min(127, zp + t)
+        v = rng.integers(lo, hi + 1, size)  # inside the bounds: no outlier
+        if size and rng.random() < 0.6:
+            k = int(rng.integers(0, size))
+            cand = [x for x in (zp - t - 1, zp + t + 1, -128, 127) if -128 <= x <= 127 and abs(x - zp) > t]
+            if cand:
+                v[k] = rng.choice(cand)
+        if size and rng.random() < 0.3:
+            v[int(rng.integers(0, size))] = rng.choice([lo, hi])  # exactly on a bound: not an outlier
+        pad = int(rng.integers(0, 4))  # start at any alignment
+        data += [0] * pad
+        off += pad
+        rows.append((off, h, w, c, zp, t, int(outlier_decision(v, zp, t))))
+        data += [int(x) for x in v]
+        off += size
+    assert 0.2 < np.mean([r[-1] for r in rows]) < 0.8
+    col = lambda k: ", ".join(str(r[k]) for r in rows)  # noqa: E731
+    header = (f"#define CHECK_CASES {n}\nstatic const int8_t check_data[{len(data) + 16}] = {{ {', '.join(map(str, data))} }};\n"
+              + "".join(f"static const int32_t check_{name}[{n}] = {{ {col(k)} }};\n"
+                        for k, name in enumerate(("off", "h", "w", "c", "zp", "t", "expect"))))
+    (tmp_path / "check_cases.h").write_text(header)
+    (tmp_path / "check_main.c").write_text(CHECK_MAIN)
+    return tmp_path / "check_main.c", n
+
+
+def test_check_kernels_equal_the_simulator_on_host_under_sanitizers(tmp_path):
+    main, n = _check_cases(tmp_path)
+    exe = tmp_path / "check"
+    cmd = [find_compiler(), *CFLAGS, *SANITIZE_FLAGS, "-DKT_HOST", "-I", str(RUNTIME / "include"), "-I", str(tmp_path),
+           str(main), *map(str, sorted((RUNTIME / "src").glob("*.c"))), "-o", str(exe)]
+    build = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert build.returncode == 0, build.stderr[-3000:]
+    run = subprocess.run([str(exe)], capture_output=True, text=True, env={**os.environ, **SANITIZE_ENV}, timeout=60,
+                         check=False)
+    assert f"MCU CHECK {n} kernels 2 failed 0" in run.stdout, run.stdout + run.stderr[-2000:]
+    assert run.returncode == 0 and "runtime error" not in run.stderr
+
+
+@pytest.mark.parametrize("board_name,kernels", [("qemu-m4", 2), ("qemu-m55", 3)])
+def test_check_kernels_equal_the_simulator_on_emulated_core(board_name, kernels, tmp_path):
+    _need_arm()
+    from mcucompile.boards import get_board
+    from mcucompile.targets.firmware import run_qemu
+
+    main, n = _check_cases(tmp_path)
+    board = get_board(board_name)
+    elf = harness.build_firmware(board, [main], tmp_path / board_name, extra_flags=("-I", str(tmp_path)))
+    dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True, text=True, check=False).stdout
+    assert "uqsub8" in dis  # the real instruction ran, not the emulation
+    if board.mve:
+        assert "vabd.u8" in dis and "vmaxv.u8" in dis
+    run = run_qemu(elf, board, timeout=120)
+    assert f"MCU CHECK {n} kernels {kernels} failed 0" in run.log, run.log[-2000:]
+
+
+# --- run-time dispatch through schedule, simulator, generated C ------------------------------------------
+
+HOST_RUNNER = r"""
+#include <stdio.h>
+#include "model.h"
+static FILE *chains;
+static int sample;
+static void on_chain(int32_t patch, int32_t chain, void *user)
+{
+    (void)user;
+    fprintf(chains, "CHAIN %d %d %d\n", sample, (int)patch, (int)chain);
+}
+int main(int argc, char **argv)
+{
+    if (argc != 4) { return 2; }
+    FILE *fin = fopen(argv[1], "rb"), *fout = fopen(argv[2], "wb");
+    chains = fopen(argv[3], "w");
+    if (!fin || !fout || !chains) { return 2; }
+    const model_hooks_t hooks = { NULL, NULL, NULL, NULL, on_chain };
+    while (fread(model_input(0), 1, MODEL_INPUT_0_SIZE, fin) == MODEL_INPUT_0_SIZE)
+    {
+        if (model_invoke(&hooks) != MCU_OK) { return 3; }
+        fwrite(model_output(0), 1, MODEL_OUTPUT_0_SIZE, fout);
+        sample++;
+    }
+    fclose(fin); fclose(fout); fclose(chains);
+    return 0;
+}
+"""
+
+
+def _dispatched(compiled, dispatch: RuntimeDispatch):
+    g, patch = compiled.graph, compiled.patch
+    schedule = build_schedule(g, patch, chains=2, dispatch=dispatch, board=compiled.target)
+    plan = plan_memory_patched(g, patch, chains=2, board=compiled.target)
+    return dataclasses.replace(compiled, plan=plan, schedule=schedule, sources=generate_c(schedule, plan, "model"))
+
+
+def _simulated(compiled, inputs):
+    g = compiled.graph
+    outs, chains = [], []
+    for x in inputs:
+        taken: list[int] = []
+        outs.append(run_schedule_int(compiled.schedule, {g.inputs[0]: x}, taken)[g.outputs[0]].reshape(-1))
+        chains.append(taken)
+    return np.stack(outs), np.array(chains)
+
+
+def _thresholds(compiled, inputs, tensor):
+    """Thresholds that send every patch of every input to chain 0 (outlier), to chain 1, and a mix on
+    the first input (the middle one of its patches' distinct max |q - zp|: some patches above, some not)."""
+    st = stage_stats(compiled.graph, compiled.patch, inputs).map(tensor)
+    assert st.patch_max.min() > 0
+    distinct = np.unique(st.patch_max[0])
+    assert len(distinct) >= 2, distinct
+    return {"all_8bit": 0, "none": 255, "mix": int(distinct[(len(distinct) - 1) // 2])}
+
+
+@pytest.mark.parametrize("where", ["input", "first_map"])
+def test_runtime_dispatch_on_host(resnet, inputs, where, tmp_path):
+    g = resnet.graph
+    tensor = g.inputs[0] if where == "input" else g.nodes[0].outputs[0]
+    ref = np.stack([run_int(g, {g.inputs[0]: x})[g.outputs[0]].reshape(-1) for x in inputs])
+    seen = set()
+    for name, t in _thresholds(resnet, inputs, tensor).items():
+        c = _dispatched(resnet, RuntimeDispatch(tensor, g.tensors[tensor].quant.zp, t, 0, 1))
+        assert c.schedule.loop.check.after == (0 if where == "input" else 1)
+        sim, sim_chains = _simulated(c, inputs)
+        assert np.array_equal(sim, ref), name  # both chains are 8-bit: every dispatch gives the same bytes
+        if name == "all_8bit":
+            assert (sim_chains == 0).all()
+        elif name == "none":
+            assert (sim_chains == 1).all()
+        else:
+            assert 0 < sim_chains[0].sum() < sim_chains.shape[1], sim_chains[0]
+        seen |= set(sim_chains.reshape(-1).tolist())
+        text = c.sources.files["src/model.c"]
+        assert "mcu_outlier_check_s8(" in text and "hooks->patch_chain(p, chain" in text
+        lib = write_library(c, tmp_path / name / "out")
+        d = library_dir(lib, c)
+        exe = tmp_path / name / "runner"
+        (tmp_path / name / "runner.c").write_text(HOST_RUNNER)
+        cmd = [find_compiler(), *CFLAGS, *SANITIZE_FLAGS, "-I", str(d / "include"), "-I", str(d / "src"),
+               *map(str, sorted((d / "src").glob("*.c"))), str(tmp_path / name / "runner.c"), "-o", str(exe)]
+        build = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        assert build.returncode == 0, build.stderr[-3000:]
+        fin, fout, fch = (tmp_path / name / f for f in ("in.bin", "out.bin", "chains.txt"))
+        fin.write_bytes(np.ascontiguousarray(inputs, np.int8).tobytes())
+        run = subprocess.run([str(exe), str(fin), str(fout), str(fch)], capture_output=True, text=True,
+                             env={**os.environ, **SANITIZE_ENV}, timeout=120, check=False)
+        assert run.returncode == 0, run.stderr[-3000:]
+        c_out = np.frombuffer(fout.read_bytes(), np.int8).reshape(len(inputs), -1)
+        assert np.array_equal(c_out, ref), name
+        dev = np.zeros_like(sim_chains) - 1
+        for line in fch.read_text().splitlines():
+            _, s, p, ch = line.split()
+            dev[int(s), int(p)] = int(ch)
+        assert np.array_equal(dev, sim_chains), (name, dev, sim_chains)
+    assert seen == {0, 1}
+
+
+def _device_run(c, inputs, out_dir):
+    from mcucompile.targets.firmware import build_firmware, outputs_as_arrays, run_qemu
+
+    lib = write_library(c, out_dir, inputs, debug_dump=True)
+    run = run_qemu(build_firmware(lib), c.board, timeout=300)
+    assert run.status == 0, run.log[-2000:]
+    outs = outputs_as_arrays(run, len(inputs), [c.graph.tensors[c.graph.outputs[0]].size])[0]
+    chains = [(int(p), int(ch)) for p, ch in re.findall(r"^MCU CHAIN (\d+) (\d+)", run.log, re.MULTILINE)]
+    return run, outs, chains
+
+
+@pytest.mark.parametrize("board_name", ["qemu-m4", "qemu-m55"])
+def test_runtime_dispatch_on_emulated_core(board_name, resnet, inputs, tmp_path):
+    """The first map checked (the probe runs layer 0 first) with the board's fast check kernel; the MCU CHAIN
+    lines (debug build, first input) equal the simulator's decisions, every output equals layer by layer."""
+    _need_arm()
+    c0 = compile_model(RESNET8, CompileOptions(board=board_name, progress=False,
+                                               patch=PatchOptions(mode="forced", split=4, patches=3)))
+    g = c0.graph
+    tensor = g.nodes[0].outputs[0]
+    ref = np.stack([run_int(g, {g.inputs[0]: x})[g.outputs[0]].reshape(-1) for x in inputs[:3]])
+    thresholds = _thresholds(c0, inputs, tensor)
+    for name in ("mix", "all_8bit") if board_name == "qemu-m4" else ("mix",):
+        c = _dispatched(c0, RuntimeDispatch(tensor, g.tensors[tensor].quant.zp, thresholds[name], 0, 1))
+        kernel = "mcu_outlier_check_mve_s8(" if board_name == "qemu-m55" else "mcu_outlier_check_dsp_s8("
+        assert kernel in c.sources.files["src/model.c"]
+        sim, sim_chains = _simulated(c, inputs[:3])
+        run, outs, chains = _device_run(c, inputs[:3], tmp_path / name)
+        assert np.array_equal(outs, ref) and np.array_equal(sim, ref), name
+        assert chains == list(enumerate(sim_chains[0].tolist())), (chains, sim_chains[0])
