@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from harness import _env
 from mcucompile.arith.bitwidth import pack, pixel_bytes, qrange
 from mcucompile.ir import Activation, Graph, Node, QuantParams, Tensor
 from mcucompile.ir.graph import int_dtype
 from mcucompile.ops import fast_layout, packed_kernels
-from mcucompile.ops.conv import ConvAttrs, ConvParams, Conv2D, DepthwiseConv2D
+from mcucompile.ops.conv import Conv2D, ConvAttrs, ConvParams, DepthwiseConv2D
 from mcucompile.ops.spatial import Window
-
-from harness import _env
 
 KIND = {"conv": 0, "dwconv": 1}
 
@@ -113,10 +112,8 @@ def _case(rng: np.random.Generator, kind: str, in_bits: int, out_bits: int, big:
     x = rng.integers(lo_in, hi_in + 1, (1, h, w, cin)).astype(np.int8)
     if kind == "conv":
         wts = rng.integers(-127, 128, (cout, kh, kw, cin // groups)).astype(np.int8)
-        depth = kh * kw * cin // groups
     else:
         wts = rng.integers(-127, 128, (kh, kw, cout)).astype(np.int8)
-        depth = kh * kw
     in_zp = int(rng.integers(lo_in, hi_in + 1))
     out_zp = int(rng.integers(lo_out, hi_out + 1))
     bias = rng.integers(-2000, 2000, cout).astype(np.int32) if rng.random() < 0.8 else np.zeros(cout, np.int32)
