@@ -1,6 +1,6 @@
 /* The outlier check with MVE (mcunn.h: mcu_outlier_check_mve_s8): 16 values per step, each as its unsigned
  * offset u = x + 128 (VEOR 0x80), |x - zp| = VABD.U8(u, zp + 128) exactly (in [0, 255]), the running maximum
- * in a vector (VMAX, the tail predicated: inactive lanes keep the maximum), one VMAXV at the end. Compiled only
+ * in a vector (VMAX; whole vectors unpredicated, the tail predicated: inactive lanes keep the maximum), one VMAXV at the end. Compiled only
  * with integer MVE; empty elsewhere. */
 #include "mcunn.h"
 
@@ -29,7 +29,12 @@ mcu_status mcu_outlier_check_mve_s8(const mcu_context *ctx,
     const uint8x16_t uz = vdupq_n_u8((uint8_t)(zp + 128));
     uint8x16_t m = vdupq_n_u8(0);
     const uint8_t *p = (const uint8_t *)input;
-    for (int32_t i = 0; i < count; i += 16)
+    int32_t i = 0;
+    for (; i + 16 <= count; i += 16) /* whole vectors unpredicated: no VPR traffic in the loop */
+    {
+        m = vmaxq_u8(m, vabdq_u8(veorq_u8(vld1q_u8(p + i), bias), uz));
+    }
+    if (i < count)
     {
         const mve_pred16_t pred = vctp8q((uint32_t)(count - i));
         const uint8x16_t u = veorq_u8(vldrbq_z_u8(p + i, pred), bias);
