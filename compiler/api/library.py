@@ -48,7 +48,9 @@ def library_files(compiled: Compiled) -> dict[str, str]:
         raise AssertionError(f"library files {sorted(set(files) ^ set(names))} differ from library_source_names()")
     files["CMakeLists.txt"] = environment().get_template("library_CMakeLists.txt.j2").render(
         P=c_identifier(compiled.options.name), version=__version__, board=compiled.board.name,
-        sources=[n for n in names if n.endswith(".c")], definitions=[])
+        sources=[n for n in names if n.endswith(".c")], definitions=[], cmsis_nn=uses_cmsis_nn(compiled),
+        cmsis_nn_version=cmsis_nn.CMSIS_NN_VERSION, cmsis_nn_url=cmsis_nn.CMSIS_NN_URL,
+        cmsis_nn_globs=cmsis_nn.SOURCE_GLOBS, cmsis_nn_excluded=cmsis_nn.EXCLUDED_SUFFIXES)
     return files
 
 
