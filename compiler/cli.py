@@ -241,6 +241,8 @@ def cmd_cmake_dir(argv: list[str]) -> int:
                        "find_package(mcucompile) with -Dmcucompile_DIR=<it>, then mcucompile_add_model(...).")
     p.add_argument("--sources", metavar="NAME", type=_c_name,
                    help="instead, print the library's C files for --name NAME (';'-separated, for the CMake module)")
+    p.add_argument("--cmsis-nn-sources", metavar="DIR",
+                   help="instead, print the CMSIS-NN sources a --kernels cmsis-nn library builds from the checkout DIR")
     args = p.parse_args(argv)
     from .paths import integration_dir
 
@@ -248,6 +250,14 @@ def cmd_cmake_dir(argv: list[str]) -> int:
         from .api.library import library_source_names
 
         print(";".join(library_source_names(args.sources)))
+    elif args.cmsis_nn_sources:
+        from .ops import cmsis_nn
+
+        root = Path(args.cmsis_nn_sources)
+        if not (root / "Include" / "arm_nnfunctions.h").is_file():
+            raise UserError(f"{root} is not a CMSIS-NN checkout (no Include/arm_nnfunctions.h): point CMSIS_NN_DIR at "
+                            f"one (git clone {cmsis_nn.CMSIS_NN_URL} -b {cmsis_nn.CMSIS_NN_VERSION})")
+        print(";".join(str(p) for p in cmsis_nn.library_sources(root.resolve())))
     else:
         print(integration_dir())
     return 0

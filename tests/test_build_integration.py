@@ -325,3 +325,72 @@ def test_platformio_bad_inputs_fail_with_one_line(pio_env, board_support, tmp_pa
     res = run([pio, "run", "-e", "qemu_m7"], pio_app(tmp_path / "c", board_support), env=bare)
     text = res.stdout + res.stderr
     assert res.returncode != 0 and "pip install mcucompile" in text, text[-3000:]
+
+
+# --- CMSIS-NN (--kernels cmsis-nn): needs a checkout in CMSIS_NN_DIR, never in CI -----------------------------
+
+CMSIS_NN_DIR = os.environ.get("CMSIS_NN_DIR", "")
+needs_cmsis_nn = pytest.mark.skipif(not CMSIS_NN_DIR, reason="CMSIS_NN_DIR not set: CMSIS-NN cannot be downloaded here; "
+                                    "set it to a CMSIS-NN checkout to run the CMSIS-NN builds")
+
+
+def _without_cmsis_nn_dir() -> dict:
+    return {k: v for k, v in os.environ.items() if k != "CMSIS_NN_DIR"}
+
+
+def test_cmake_cmsis_nn_without_its_dir_fails_with_one_line(board_support, tmp_path):
+    """Configure-time refusals: the module (mcucompile_add_model with --kernels cmsis-nn) and an emitted
+    --kernels cmsis-nn library's own CMakeLists.txt both say what to set."""
+    app = make_app(tmp_path, board_support)
+    (app / "CMakeLists.txt").write_text(CMAKELISTS.format(board="qemu-m4", calib="").replace(
+        "OPTIONS --no-patch", "OPTIONS --no-patch --kernels cmsis-nn"))
+    res = subprocess.run(["cmake", "-S", str(app), "-B", str(app / "build"), f"-Dmcucompile_DIR={cmake_dir()}",
+                          f"-DCMAKE_TOOLCHAIN_FILE={app / 'cmake' / f'{BOARD}.cmake'}"],
+                         capture_output=True, text=True, env=_without_cmsis_nn_dir(), timeout=300)
+    assert res.returncode != 0 and "mcucompile: error: --kernels cmsis-nn needs CMSIS-NN: set CMSIS_NN_DIR" in res.stderr, \
+        res.stderr[-2000:]
+
+    out = tmp_path / "proj"
+    res = run([MCUCOMPILE, SHARED_MODELS / "kws_dscnn_int8.tflite", "--board", "qemu-m4", "--kernels", "cmsis-nn", "-o",
+               out, "--quiet"], tmp_path, env=_without_cmsis_nn_dir())
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run(["cmake", "-S", str(out), "-B", str(out / "build-cmake")], capture_output=True, text=True,
+                         env=_without_cmsis_nn_dir(), timeout=300)
+    assert res.returncode != 0 and "CMSIS_NN_DIR is not set" in res.stderr, res.stderr[-2000:]
+    res = subprocess.run(["make", "-C", str(out)], capture_output=True, text=True, env=_without_cmsis_nn_dir(),
+                         timeout=300)
+    assert res.returncode != 0 and "CMSIS_NN_DIR is not set" in res.stderr, res.stderr[-2000:]
+
+
+@needs_cmsis_nn
+def test_cmake_add_model_with_cmsis_nn(board_support, tmp_path):
+    app = make_app(tmp_path, board_support)
+    (app / "CMakeLists.txt").write_text(CMAKELISTS.format(board=BOARD, calib="CALIB calib.npz ").replace(
+        "OPTIONS --no-patch", "OPTIONS --no-patch --kernels cmsis-nn"))
+    res = run(["cmake", "-S", app, "-B", app / "build", f"-Dmcucompile_DIR={cmake_dir()}",
+               f"-DCMAKE_TOOLCHAIN_FILE={app / 'cmake' / f'{BOARD}.cmake'}"], app)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rc, log = build(app / "build")
+    assert rc == 0, log[-3000:]
+    assert "arm_convolve_wrapper_s8" in (app / "build" / "mcucompile" / "model" / "lib" / "model" / "src" / "model.c").read_text()
+    assert run_elf(app / "build" / "app.elf") == expected_output(app / "model.onnx", app / "calib.npz")
+
+
+@needs_cmsis_nn
+def test_cmake_builds_cmsis_nn_models_like_make(tmp_path):
+    """An emitted --kernels cmsis-nn project: CMake (through the library's CMakeLists.txt) and plain make give the
+    same firmware output and instruction count on qemu-m4; mcucompile_add_model with --kernels cmsis-nn builds and
+    runs bit-exact."""
+    out = tmp_path / "proj"
+    res = run([MCUCOMPILE, SHARED_MODELS / "kws_dscnn_int8.tflite", "--board", "qemu-m4", "--kernels", "cmsis-nn",
+               "-o", out, "--quiet"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert run(["cmake", "-S", out, "-B", out / "build-cmake"], out).returncode == 0
+    res = run(["cmake", "--build", out / "build-cmake", "-j2"], out)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    res = run(["make", "-s", "-j2"], out)  # plain `make`, as a user types it
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    board = get_board("qemu-m4")
+    cm, mk = run_qemu(out / "build-cmake" / "firmware.elf", board), run_qemu(out / "build" / "firmware.elf", board)
+    assert cm.outputs == mk.outputs and cm.total == mk.total and cm.status == 0
+    assert "arm_convolve_wrapper_s8" in (out / "lib" / "model" / "src" / "model.c").read_text()
