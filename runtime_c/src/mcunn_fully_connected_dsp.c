@@ -95,12 +95,14 @@ static inline void fc_block_1x4(const int8_t *x, const int8_t *w, int32_t blocks
 }
 
 /* acc[0..7] += the octet's full blocks (`blocks` input words at x, 32 weight bytes each at w). */
-__attribute__((noinline)) static void fc_block_1x8(const int8_t *x, const int8_t *w, int32_t blocks, int32_t *acc)
+__attribute__((noinline)) static void fc_block_1x8(const int8_t *x, const int8_t *w, int32_t blocks,
+                                                   const int32_t *init, int32_t *acc)
 {
 #if MCU_DSP_ASM
     /* 43 instructions per block (32 MACs): the input word widened once for 8 channels, in all 14 core registers;
      * the block counter lives on the stack (4 instructions per two blocks) */
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], a4 = acc[4], a5 = acc[5], a6 = acc[6], a7 = acc[7];
+    int32_t a0 = init[0], a1 = init[1], a2 = init[2], a3 = init[3], a4 = init[4], a5 = init[5], a6 = init[6];
+    int32_t a7 = init[7];
     int32_t xv, xe, t, l;
     int32_t cnt = blocks;
 #define MCU_FC_CH(a)                                                                              \
@@ -148,6 +150,10 @@ __attribute__((noinline)) static void fc_block_1x8(const int8_t *x, const int8_t
     acc[6] = a6;
     acc[7] = a7;
 #else
+    for (int32_t j = 0; j < 8; j++)
+    {
+        acc[j] = init[j];
+    }
     for (int32_t b = 0; b < blocks; b++, x += 4, w += 32)
     {
         const int32_t xv = mcu_read_s8x4(x);
@@ -183,6 +189,7 @@ mcu_status mcu_fully_connected_dsp_s8(const mcu_context *ctx,
     const int full = lo == -128 && hi == 127;
     const int fast = full && mcu_dsp_shifts_foldable(quant_params->shift, out_ch);
     const int32_t *mult = quant_params->multiplier, *shift = quant_params->shift;
+    static const int32_t zeros[8] = {0, 0, 0, 0, 0, 0, 0, 0}; /* the accumulators' start without a bias */
     for (int32_t r = 0; r < input_dims->n; r++)
     {
         const int8_t *x = input + r * depth;
@@ -195,12 +202,8 @@ mcu_status mcu_fully_connected_dsp_s8(const mcu_context *ctx,
         for (int32_t g = 0; g < octets; g++)
         {
             const int32_t o = 8 * g;
-            int32_t acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            if (bias)
-            {
-                memcpy(acc, bias + o, sizeof(acc));
-            }
-            fc_block_1x8(x, w, full_blocks, acc);
+            int32_t acc[8];
+            fc_block_1x8(x, w, full_blocks, bias ? bias + o : zeros, acc);
             w += 32 * full_blocks;
             if (tail)
             {
@@ -213,11 +216,8 @@ mcu_status mcu_fully_connected_dsp_s8(const mcu_context *ctx,
         if (quad)
         {
             const int32_t o = 8 * octets;
-            int32_t acc[4] = {0, 0, 0, 0};
-            if (bias)
-            {
-                memcpy(acc, bias + o, sizeof(acc));
-            }
+            const int32_t *init = bias ? bias + o : zeros;
+            int32_t acc[4] = {init[0], init[1], init[2], init[3]};
             fc_block_1x4(x, w, full_blocks, acc);
             w += 16 * full_blocks;
             if (tail)
