@@ -34,15 +34,18 @@ from mcucompile.api import (
     write_library,
 )
 from mcucompile.arith.bitwidth import pixel_bytes
-from mcucompile.arith.fixedpoint import quantize_multiplier_array
+from mcucompile.arith.fixedpoint import quantize_multiplier, quantize_multiplier_array
 from mcucompile.codegen import generate_c
 from mcucompile.ir import QuantParams
 from mcucompile.ir.graph import int_dtype
 from mcucompile.memory import plan_memory
 from mcucompile.ops.base import activation_bounds, op_def
 from mcucompile.ops.conv import ConvParams
+from mcucompile.ops.elementwise import ADD_LEFT_SHIFT, AddParams
 from mcucompile.ops.kernel import KernelTarget
 from mcucompile.ops.pack import packed_quant
+from mcucompile.ops.pooling import PoolParams
+from mcucompile.ops.unary import LutParams, Unary, build_table
 from mcucompile.patch import plan_patches
 from mcucompile.patch.execute import run_int_patched
 from mcucompile.patch.memory import plan_memory_patched, region_buffer
@@ -166,8 +169,10 @@ def _net(tmp_path_factory, board: str):
 
 def lower_maps(graph, bits: dict[str, int]):
     """The graph with the activation tensors named in ``bits`` (by their ONNX names) at those bitwidths: packed
-    params (``packed_quant``: scale * 2^(8-b)), the producing and consuming conv / depthwise layers requantized
-    for them (multipliers, zero points, clamps, bias rescaled), so each consumer reads the packed map itself."""
+    params (``packed_quant``: scale * 2^(8-b)), the layers producing and consuming them requantized for them
+    (conv / depthwise: multipliers, zero points, clamps, bias rescaled; add: its rescales; pooling and pad keep
+    their input's params; lookups: the table over the input's values), so each consumer reads the packed map
+    itself."""
     names = {next(name for name, t in graph.tensors.items() if t.origin == onnx_name): b for onnx_name, b in bits.items()}
     tensors = dict(graph.tensors)
     for name, b in names.items():
@@ -175,9 +180,11 @@ def lower_maps(graph, bits: dict[str, int]):
         tensors[name] = dataclasses.replace(t, dtype=int_dtype(b), quant=packed_quant(t.quant, b))
     nodes = []
     for n in graph.nodes:
-        if n.inputs[0] in names or n.outputs[0] in names:
-            assert n.op in ("conv2d", "depthwise_conv2d"), n.op
-            in_q, out_q = tensors[n.inputs[0]].quant, tensors[n.outputs[0]].quant
+        if not (set(n.inputs) | set(n.outputs)) & set(names):
+            nodes.append(n)
+            continue
+        in_q, out_q = tensors[n.inputs[0]].quant, tensors[n.outputs[0]].quant
+        if n.op in ("conv2d", "depthwise_conv2d"):
             wscale = np.asarray(tensors[n.inputs[1]].quant.scale, np.float64)
             bt = tensors[n.inputs[2]]
             new_scale = in_q.s * wscale
@@ -188,6 +195,21 @@ def lower_maps(graph, bits: dict[str, int]):
             mult, shift = quantize_multiplier_array(new_scale / out_q.s)
             lo, hi = activation_bounds(n.attrs.activation, out_q)
             n = n.replace(params=ConvParams(-in_q.zp, out_q.zp, lo, hi, mult, shift))
+        elif n.op == "add":  # as Add.quantize, for the operands' and output's new params
+            q1, q2 = in_q, tensors[n.inputs[1]].quant
+            twice_max = 2 * max(q1.s, q2.s)
+            (m1, s1), (m2, s2) = quantize_multiplier(q1.s / twice_max), quantize_multiplier(q2.s / twice_max)
+            mo, so = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * out_q.s))
+            lo, hi = activation_bounds(n.attrs.activation, out_q)
+            n = n.replace(params=AddParams(-q1.zp, -q2.zp, out_q.zp, m1, s1, m2, s2, mo, so, ADD_LEFT_SHIFT, lo, hi))
+        elif n.op in ("max_pool2d", "avg_pool2d", "pad"):  # the output keeps the input's params and bits
+            assert in_q.same_as(out_q), n.name
+            if n.op != "pad":
+                n = n.replace(params=PoolParams(*activation_bounds(n.attrs.activation, out_q)))
+        elif n.op == "unary":  # the table over the input's 2^bits values, into the output's params
+            n = n.replace(params=LutParams(build_table(lambda x, n=n: Unary()._f(n, x), in_q, out_q)))
+        else:
+            raise AssertionError(f"lower_maps: no rule for {n.op}")
         nodes.append(n)
     g = graph.replace(nodes=tuple(nodes), tensors=tensors)
     g.validate()
@@ -314,3 +336,67 @@ def test_packed_network_on_qemu_m4_is_bit_exact(m4_net, patched, tmp_path):
     x_q, outs, _, _ = build_and_run_board(c, c.calib[:2], tmp_path)
     ref = [run_int(g, {g.inputs[0]: x})[g.outputs[0]].reshape(-1) for x in x_q]
     assert np.array_equal(outs[0], np.stack(ref))  # one model output: [samples, size]
+
+
+# --- pooling, add, pad and a lookup on packed maps --------------------------------------------------------
+
+#: conv (a8 -> a4, 5 channels: a padding nibble), max pool, conv, residual add (the pooled map read through
+#: a crop), average pool, pad, max pool, conv (a4 -> a2), sigmoid lookup (a2 -> a4), pointwise (a4 -> a8)
+OPS_BITS = {"a": 4, "p": 4, "b": 4, "s": 4, "v": 4, "q": 4, "m": 4, "c": 2, "u": 4}
+OPS_STAGE = 10  # the split: the pointwise layer writing 'f' (int8)
+
+
+def _ops_net(tmp_path_factory, board: str):
+    rng = np.random.default_rng(4)
+
+    def w(*s):
+        return (rng.standard_normal(s) * 0.35).astype(np.float32)
+
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a_"], kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("Relu", ["a_"], ["a"]),
+             helper.make_node("MaxPool", ["a"], ["p"], kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("Conv", ["p", "w1"], ["b_"], kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("Relu", ["b_"], ["b"]),
+             helper.make_node("Add", ["p", "b"], ["s"]),
+             helper.make_node("AveragePool", ["s"], ["v"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Pad", ["v", "pads"], ["q"], mode="constant"),
+             helper.make_node("MaxPool", ["q"], ["m"], kernel_shape=[2, 2]),
+             helper.make_node("Conv", ["m", "w2"], ["c"], kernel_shape=[3, 3]),
+             helper.make_node("Sigmoid", ["c"], ["u"]),
+             helper.make_node("Conv", ["u", "w3"], ["f"], kernel_shape=[1, 1]),
+             helper.make_node("GlobalAveragePool", ["f"], ["y"])]
+    inits = {"w0": w(5, 3, 3, 3), "w1": w(5, 5, 3, 3), "w2": w(6, 5, 3, 3), "w3": w(10, 6, 1, 1),
+             "pads": np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64)}
+    path = save(make_model(nodes, [1, 3, 15, 13], ["y"], inits), tmp_path_factory.mktemp("pkops"), "ops.onnx")
+    return compile_model(path, CompileOptions(board=board, progress=False, calib_samples=16,
+                                              patch=PatchOptions(mode="off")))
+
+
+@pytest.fixture(scope="module")
+def host_ops(tmp_path_factory):
+    return _ops_net(tmp_path_factory, "host")
+
+
+@pytest.mark.parametrize("patched", [False, True], ids=["layer_by_layer", "patched"])
+def test_packed_pool_add_pad_lookup_on_host_are_bit_exact(host_ops, patched, tmp_path):
+    g = lower_maps(host_ops.graph, OPS_BITS)
+    assert [n.op for n in g.nodes[:OPS_STAGE]] == ["conv2d", "max_pool2d", "conv2d", "add", "avg_pool2d", "pad",
+                                                   "max_pool2d", "conv2d", "unary", "conv2d"]
+    patch = plan_patches(g, OPS_STAGE, 2) if patched else None
+    if patched:
+        assert patch.crops  # the add reads the pooled map through a cropped copy of its packed region
+    c = _rebuild(host_ops, g, patch)
+    calls = _calls(c)
+    for fn in ("mcu_max_pool_packed_s8", "mcu_add_packed_s8", "mcu_avg_pool_packed_s8", "mcu_pad_packed_s8",
+               "mcu_lut_packed_s8", "mcu_conv_a4w8_s8"):
+        assert fn in calls, calls
+    x_q = _samples(g, n=3)
+    ref = []
+    for x in x_q:
+        vals = run_int(g, {g.inputs[0]: x}, keep_all=True)
+        assert all(np.ptp(vals[t]) > 0 for t in ("s", "v", "c", "u"))  # the packed maps carry information
+        r = vals[g.outputs[0]].reshape(-1)
+        if patched:
+            assert np.array_equal(run_int_patched(g, patch, {g.inputs[0]: x})[g.outputs[0]].reshape(-1), r)
+        ref.append(r)
+    assert np.array_equal(_host_outputs(c, x_q, tmp_path)[0], np.stack(ref))

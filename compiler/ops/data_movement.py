@@ -14,6 +14,7 @@ import numpy as np
 from ..arith.bitwidth import saturate
 from ..ir import Activation, Region
 from .spatial import as_nhwc
+from . import packed_kernels
 from .base import OpDef, c_dims, register, shape_error, tensor_bits
 from .kernel import Access, Kernel, KernelArgs, KernelCost, base_counts, prod, read, write
 
@@ -313,5 +314,9 @@ class Pad(OpDef):
         pads = ((0, 0),) * pad + tuple(node.attrs.pads)
         out4 = tuple(d + a + b for d, (a, b) in zip(in4, pads))
         zp = graph.tensors[node.inputs[0]].quant.zp
-        return PAD.call({"in_shape": in4, "out_shape": out4, "before": [a for a, _ in pads], "value": zp})
+        ctx = {"in_shape": in4, "out_shape": out4, "before": [a for a, _ in pads], "value": zp}
+        bits = tensor_bits(graph, node.inputs[0])
+        if bits < 8:  # a packed 4- / 2-bit map (padded along N, H, W; the output keeps its bits)
+            return packed_kernels.pad_call(ctx, bits)
+        return PAD.call(ctx)
 

@@ -22,7 +22,7 @@ from ..arith.bitwidth import requantize
 from ..arith.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from .base import OpDef, activation_bounds, quantize_values, register, shape_error, tensor_bits
 from .conv import apply_activation
-from . import cmsis_nn
+from . import cmsis_nn, packed_kernels
 from .kernel import Kernel, KernelArgs, KernelCost, kernel_target, prod, read, whole_outputs_counts, write
 
 ADD_LEFT_SHIFT = 20
@@ -208,6 +208,9 @@ class Add(_Binary):
     def kernel(self, node, graph, board=None):
         ctx = self._kernel_dims(node, graph)
         ctx["p"] = node.params
+        bits = tuple(tensor_bits(graph, t) for t in (node.inputs[0], node.inputs[1], node.outputs[0]))
+        if min(bits) < 8:  # a packed 4- / 2-bit operand or output
+            return packed_kernels.add_call(ctx, bits)
         if kernel_target(board).kernels == "cmsis-nn":
             target = kernel_target(board)
             return cmsis_nn.add_call(node, graph, target, ctx, lambda: self.kernel(node, graph, target.auto()))

@@ -21,8 +21,19 @@ from ..arith.bitwidth import pixel_bytes
 from ..ir import Graph, Node
 from . import fast_layout
 from .base import tensor_bits
-from .kernel import (Kernel, KernelArgs, KernelCost, KernelTarget, base_counts, prod, quant_arrays, read,
-                     window_extent, window_taps, write)
+from .kernel import (
+    Kernel,
+    KernelArgs,
+    KernelCost,
+    KernelTarget,
+    base_counts,
+    prod,
+    quant_arrays,
+    read,
+    window_extent,
+    window_taps,
+    write,
+)
 from .spatial import as_nhwc
 
 #: input / output bitwidths the kernels take (8 means int8, one value per byte)
@@ -220,3 +231,114 @@ def depthwise_call(node: Node, graph: Graph, target: KernelTarget, ctx: dict, bi
     ctx.update(dsp=False, function=function_name("dwconv", in_bits, False))
     return DEPTHWISE_CONV.call(ctx, reason=f"{why} ({ctx['function']}: portable packed kernel)")
 
+
+
+# --- pooling, add, pad and lookup on packed maps (portable: per element, no MACs to speed up) ---------------
+
+def _pool_access(args: KernelArgs):
+    """mcu_max_pool_packed_s8 / mcu_avg_pool_packed_s8: input within input_dims at P(C, bits) bytes per pixel,
+    output [N, OH, OW] x P(C, bits) (the output keeps the input's bits)."""
+    win, bits = args.context["window"], args.context["bits"]
+    in_d, out_d = args.in_dims[0], args.out_dims
+    contract = [] if bits in BITS else [f"{bits}-bit map: the packed kernels take {list(BITS)} bits"]
+    if args.context["average"] and in_d[0] > 0 and in_d[3] > 0 and out_d[1] > 0 and out_d[2] > 0:
+        for axis, (size, count) in enumerate(((in_d[1], out_d[1]), (in_d[2], out_d[2]))):
+            k, st, pad = win.kernel[axis], win.stride[axis], args.pads[axis]
+            if any(not max(0, pad - o * st) < min(k, size - (o * st - pad)) for o in range(count)):
+                contract.append(f"average-pool windows along {'HW'[axis]} cover no input")
+    return [
+        read(args.inputs[0], window_extent(_packed_dims(in_d, bits), out_d, win.kernel, win.stride, (1, 1),
+                                           args.pads), "input"),
+        write(args.output, in_d[0] * out_d[1] * out_d[2] * pixel_bytes(in_d[3], bits), "output"),
+    ], contract
+
+
+def _pool_counts(node, graph, g):
+    f = base_counts(node, graph, g)
+    rows_v, cols_v = window_taps(node, g)
+    f["taps"] = float(rows_v * cols_v * graph.tensors[node.outputs[0]].shape[-1])
+    return f
+
+
+def _add_access(args: KernelArgs):
+    """mcu_add_packed_s8: both inputs and the output with equal dims (no broadcasting), each at its own bits."""
+    if args.patched:
+        d1, d2, out_d = args.in_dims[0], args.in_dims[1], args.out_dims
+    else:
+        d1, d2, out_d = args.context["in1_dims"], args.context["in2_dims"], args.context["out_dims"]
+    b1, b2, bo = args.context["bits"]
+    contract = [f"input dims {list(d)} differ from the output's {list(out_d)} (the packed add does not broadcast)"
+                for d in (d1, d2) if tuple(d) != tuple(out_d)]
+    contract += [f"{b}-bit operand: the packed kernels take {list(BITS)} bits" for b in (b1, b2, bo) if b not in BITS]
+    return [read(args.inputs[0], prod(d1[:3]) * pixel_bytes(d1[3], b1), "input 1"),
+            read(args.inputs[1], prod(d2[:3]) * pixel_bytes(d2[3], b2), "input 2"),
+            write(args.output, prod(out_d[:3]) * pixel_bytes(out_d[3], bo), "output")], contract
+
+
+def _pad_access(args: KernelArgs):
+    """mcu_pad_packed_s8: fills the whole output, copies the input at ``before`` (N, H, W only; channels equal)."""
+    bits = args.context["bits"]
+    if args.patched:
+        in_d, out_d, before = args.in_dims[0], args.out_dims, (0, args.pads[0], args.pads[1], 0)
+    else:
+        in_d, out_d, before = args.context["in_shape"], args.context["out_shape"], args.context["before"]
+    contract = [] if all(b >= 0 and b + i <= o for b, i, o in zip(before, in_d, out_d)) else [
+        f"input {list(in_d)} at {list(before)} leaves the output {list(out_d)}"]
+    if before[3] != 0 or in_d[3] != out_d[3]:
+        contract.append("a packed map is padded along N, H and W only (channels equal, no channel padding)")
+    return [read(args.inputs[0], prod(in_d[:3]) * pixel_bytes(in_d[3], bits), "input"),
+            write(args.output, prod(out_d[:3]) * pixel_bytes(out_d[3], bits), "output")], contract
+
+
+def _lut_access(args: KernelArgs):
+    """mcu_lut_packed_s8: equal dims in and out, a table of 2^in_bits entries indexed by x - qmin."""
+    bi, bo = args.context["in_bits"], args.context["out_bits"]
+    in_d, out_d = args.in_dims[0], args.out_dims
+    contract = [] if tuple(in_d) == tuple(out_d) else [f"input dims {list(in_d)} differ from the output's {list(out_d)}"]
+    return [read(args.inputs[0], prod(in_d[:3]) * pixel_bytes(in_d[3], bi), "input"),
+            read(args.array("table"), 1 << bi, "table"),
+            write(args.output, prod(out_d[:3]) * pixel_bytes(out_d[3], bo), "output")], contract
+
+
+def _pad_counts(node, graph, g):
+    f = base_counts(node, graph, g)
+    f["rows"] = float(g.in_h)
+    return f
+
+
+_BY_HAND = "set by hand from the portable loops (one unpack, op and pack per element), not measured"
+MAX_POOL = Kernel("max_pool_packed.c.j2", _pool_access, KernelCost(
+    ("calls", "outputs", "taps"), {"calls": 160.0, "outputs": 40.0, "taps": 22.0}, _pool_counts, note=_BY_HAND),
+    header="mcunn_packed.h")
+AVG_POOL = Kernel("avg_pool_packed.c.j2", _pool_access, KernelCost(
+    ("calls", "outputs", "taps"), {"calls": 160.0, "outputs": 60.0, "taps": 22.0}, _pool_counts, note=_BY_HAND),
+    header="mcunn_packed.h")
+ADD = Kernel("add_packed.c.j2", _add_access, KernelCost(
+    ("calls", "outputs"), {"calls": 240.0, "outputs": 200.0}, base_counts, note=_BY_HAND), header="mcunn_packed.h")
+PAD = Kernel("pad_packed.c.j2", _pad_access, KernelCost(
+    ("calls", "outputs", "rows"), {"calls": 200.0, "outputs": 3.0, "rows": 40.0}, _pad_counts, note=_BY_HAND),
+    header="mcunn_packed.h")
+LUT = Kernel("lut_packed.c.j2", _lut_access, KernelCost(
+    ("calls", "outputs"), {"calls": 120.0, "outputs": 25.0}, base_counts, note=_BY_HAND), header="mcunn_packed.h")
+
+
+def pool_call(ctx: dict, bits: int, average: bool):
+    """The packed pooling call for a ``bits``-bit map (the output keeps the input's bits)."""
+    ctx.update(bits=bits, average=average)
+    return (AVG_POOL if average else MAX_POOL).call(ctx, reason=f"{bits}-bit packed map: portable packed pooling")
+
+
+def add_call(ctx: dict, bits: tuple[int, int, int]):
+    """The packed add call: ``bits`` of input 1, input 2 and the output."""
+    ctx.update(bits=bits)
+    return ADD.call(ctx, reason=f"a{bits[0]} + a{bits[1]} -> a{bits[2]}: portable packed add")
+
+
+def pad_call(ctx: dict, bits: int):
+    ctx.update(bits=bits)
+    return PAD.call(ctx, reason=f"{bits}-bit packed map: portable packed pad")
+
+
+def lut_call(ctx: dict, in_bits: int, out_bits: int):
+    ctx.update(in_bits=in_bits, out_bits=out_bits)
+    return LUT.call(ctx, reason=f"a{in_bits} -> a{out_bits}: portable packed lookup")

@@ -1,7 +1,8 @@
 """Max and average pooling over H, W (NHWC); global pooling is a window the size of the map.
 
 Quantized, as TFLite: the output keeps the input's scale, zero point and bits; average pooling divides
-the sum of the valid (non-padded) taps by their count, rounding half away from zero.
+the sum of the valid (non-padded) taps by their count, rounding half away from zero. A packed 4- or 2-bit
+map runs ``mcu_max_pool_packed_s8`` / ``mcu_avg_pool_packed_s8`` (``packed_kernels``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ..arith.tflite_semantics import mean_params
 from ..ir import Activation
 from .base import OpDef, activation_bounds, register, require_rank, shape_error, tensor_bits
 from .conv import apply_activation
-from . import cmsis_nn
+from . import cmsis_nn, packed_kernels
 from .kernel import (Kernel, KernelArgs, KernelCost, base_counts, kernel_target, read, window_extent, window_taps,
                      write)
 from .mean import MeanAttrs
@@ -104,6 +105,9 @@ class _Pool(WindowPatchRule, OpDef):
     def kernel(self, node, graph, board=None):
         ctx = {"window": node.attrs.window, "p": node.params}
         target = kernel_target(board)
+        bits = tensor_bits(graph, node.inputs[0])
+        if bits < 8:  # a packed 4- / 2-bit map (the output keeps its bits)
+            return packed_kernels.pool_call(ctx, bits, self.implementation is AVG_POOL)
         if target.kernels == "cmsis-nn":
             return cmsis_nn.pool_call(node, graph, target, ctx, self.implementation is AVG_POOL,
                                       lambda: self.kernel(node, graph, target.auto()))

@@ -30,7 +30,7 @@ from ..ir.graph import int_dtype
 from .base import (OpDef, activation_bounds, dequantize_values, quantize_values, register, require_bits,
                    tensor_bits)
 from .conv import apply_activation
-from . import cmsis_nn
+from . import cmsis_nn, packed_kernels
 from .kernel import (Kernel, KernelArgs, KernelCost, base_counts, kernel_target, prod, read, whole_outputs_counts,
                      write)
 
@@ -192,6 +192,9 @@ class Unary(OpDef):
         return 0
 
     def kernel(self, node, graph, board=None):
+        in_bits, out_bits = tensor_bits(graph, node.inputs[0]), tensor_bits(graph, node.outputs[0])
+        if min(in_bits, out_bits) < 8:  # a packed 4- / 2-bit map in or out: a 2^in_bits-entry table
+            return packed_kernels.lut_call({"table": node.params.table}, in_bits, out_bits)
         return LUT.call({"table": node.params.table})
 
 

@@ -175,6 +175,48 @@ mcu_status mcu_dwconv_dsp_a8w8_s8(const mcu_context *ctx, const mcu_dw_conv_para
                                   const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
                                   const mcu_dims *output_dims, uint8_t *output);
 
+/**
+ * @brief Max pooling (TFLite: taps outside the input ignored) over a packed `bits` (8, 4 or 2) map; the output keeps
+ *        the input's params and bits. Arguments as mcu_max_pool_s8(), maps P(C, bits) bytes per pixel; the clamp is
+ *        intersected with the bits' range. No scratch.
+ */
+mcu_status mcu_max_pool_packed_s8(const mcu_context *ctx, const mcu_pool_params *pool_params, int32_t bits,
+                                  const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                                  const mcu_dims *output_dims, uint8_t *output);
+
+/** @brief Average pooling over a packed map (mean of the taps inside, rounded half away from zero, as
+ *         mcu_avg_pool_s8()); MCU_ARG_ERROR for a window with no tap inside the input. */
+mcu_status mcu_avg_pool_packed_s8(const mcu_context *ctx, const mcu_pool_params *pool_params, int32_t bits,
+                                  const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                                  const mcu_dims *output_dims, uint8_t *output);
+
+/**
+ * @brief Elementwise add (TFLite semantics, as mcu_add_s8()) of two maps of equal dims at input1_bits and
+ *        input2_bits, writing output_bits (each 8, 4 or 2; no broadcasting). In place is allowed when the output
+ *        and that input have the same bits (each byte is stored after its values are read).
+ */
+mcu_status mcu_add_packed_s8(const mcu_context *ctx, const mcu_add_params *add_params, int32_t input1_bits,
+                             int32_t input2_bits, int32_t output_bits, const mcu_dims *input1_dims,
+                             const uint8_t *input1, const mcu_dims *input2_dims, const uint8_t *input2,
+                             const mcu_dims *output_dims, uint8_t *output);
+
+/**
+ * @brief Constant padding of a packed `bits` map along N, H and W (pre_pad.c must be 0 and the channels equal):
+ *        every output pixel not covered by the input holds pad_value (the input zero point) in each channel,
+ *        padding bits 0.
+ */
+mcu_status mcu_pad_packed_s8(const mcu_context *ctx, const mcu_pad_params *pad_params, int32_t bits,
+                             const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *output_dims,
+                             uint8_t *output);
+
+/**
+ * @brief Table lookup from a packed input_bits map to an output_bits map (equal dims): output element =
+ *        table[x - qmin(input_bits)], a table of 2^input_bits entries already in the output_bits range.
+ */
+mcu_status mcu_lut_packed_s8(const mcu_context *ctx, const int8_t *table, int32_t input_bits, int32_t output_bits,
+                             const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *output_dims,
+                             uint8_t *output);
+
 #ifdef __cplusplus
 }
 #endif

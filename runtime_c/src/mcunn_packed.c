@@ -2,6 +2,7 @@
  * arithmetic in mcunn_packed.h). Each output byte is assembled in a register and stored once, so no scratch
  * and no int8 copy of the input is needed. */
 #include <stddef.h>
+#include <string.h>
 
 #include "mcunn_packed.h"
 #include "mcunn_packed_support.h"
@@ -190,3 +191,160 @@ MCU_PACKED_CONV(mcu_conv_a8w8_s8, 8)
 MCU_PACKED_DWCONV(mcu_dwconv_a4w8_s8, 4)
 MCU_PACKED_DWCONV(mcu_dwconv_a2w8_s8, 2)
 MCU_PACKED_DWCONV(mcu_dwconv_a8w8_s8, 8)
+
+/* --- pooling, add, pad, lookup: whole pixels, values unpacked one at a time ----------------------------- */
+
+static mcu_status pool_packed(const mcu_pool_params *pp, int32_t bits, const mcu_dims *in, const uint8_t *input,
+                              const mcu_dims *filt, const mcu_dims *out, uint8_t *output, int is_max)
+{
+    const int32_t in_h = in->h, in_w = in->w, ch = in->c;
+    if (!bits_ok(bits) || out->c != ch)
+    {
+        return MCU_ARG_ERROR;
+    }
+    const int32_t px = mcu_packed_pixel_bytes(ch, bits);
+    int32_t lo, hi;
+    mcu_packed_range(bits, pp->activation.min, pp->activation.max, &lo, &hi);
+    for (int32_t b = 0; b < in->n; b++)
+        for (int32_t oy = 0; oy < out->h; oy++)
+            for (int32_t ox = 0; ox < out->w; ox++)
+            {
+                const int32_t y0 = oy * pp->stride.h - pp->padding.h, x0 = ox * pp->stride.w - pp->padding.w;
+                const int32_t ky0 = MCU_MAX(0, -y0), ky1 = MCU_MIN(filt->h, in_h - y0);
+                const int32_t kx0 = MCU_MAX(0, -x0), kx1 = MCU_MIN(filt->w, in_w - x0);
+                if (!is_max && (ky0 >= ky1 || kx0 >= kx1))
+                {
+                    return MCU_ARG_ERROR; /* a window with no tap: its mean is undefined */
+                }
+                packed_writer wr = {output + ((b * out->h + oy) * out->w + ox) * px, 0, bits, 8 / bits};
+                for (int32_t c = 0; c < ch; c++)
+                {
+                    int32_t max = -128, sum = 0, count = 0;
+                    for (int32_t ky = ky0; ky < ky1; ky++)
+                        for (int32_t kx = kx0; kx < kx1; kx++)
+                        {
+                            const int32_t v =
+                                mcu_packed_get(input + ((b * in_h + y0 + ky) * in_w + x0 + kx) * px, c, bits);
+                            max = MCU_MAX(max, v);
+                            sum += v;
+                            count++;
+                        }
+                    /* TFLite rounding of the mean: half away from zero */
+                    int32_t y = is_max ? max : (sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count);
+                    writer_put(&wr, c, ch - 1, MCU_CLAMP(y, lo, hi));
+                }
+            }
+    return MCU_OK;
+}
+
+mcu_status mcu_max_pool_packed_s8(const mcu_context *ctx, const mcu_pool_params *pool_params, int32_t bits,
+                                  const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                                  const mcu_dims *output_dims, uint8_t *output)
+{
+    (void)ctx;
+    return pool_packed(pool_params, bits, input_dims, input, filter_dims, output_dims, output, 1);
+}
+
+mcu_status mcu_avg_pool_packed_s8(const mcu_context *ctx, const mcu_pool_params *pool_params, int32_t bits,
+                                  const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                                  const mcu_dims *output_dims, uint8_t *output)
+{
+    (void)ctx;
+    return pool_packed(pool_params, bits, input_dims, input, filter_dims, output_dims, output, 0);
+}
+
+mcu_status mcu_add_packed_s8(const mcu_context *ctx, const mcu_add_params *p, int32_t input1_bits,
+                             int32_t input2_bits, int32_t output_bits, const mcu_dims *input1_dims,
+                             const uint8_t *input1, const mcu_dims *input2_dims, const uint8_t *input2,
+                             const mcu_dims *output_dims, uint8_t *output)
+{
+    (void)ctx;
+    const mcu_dims *d1 = input1_dims, *d2 = input2_dims, *o = output_dims;
+    if (!bits_ok(input1_bits) || !bits_ok(input2_bits) || !bits_ok(output_bits) || d1->n != o->n ||
+        d1->h != o->h || d1->w != o->w || d1->c != o->c || d2->n != o->n || d2->h != o->h || d2->w != o->w ||
+        d2->c != o->c)
+    {
+        return MCU_ARG_ERROR; /* no broadcasting (a patched stage's adds have equal shapes) */
+    }
+    const int32_t ch = o->c, pixels = o->n * o->h * o->w;
+    const int32_t px1 = mcu_packed_pixel_bytes(ch, input1_bits), px2 = mcu_packed_pixel_bytes(ch, input2_bits);
+    const int32_t pxo = mcu_packed_pixel_bytes(ch, output_bits);
+    int32_t lo, hi;
+    mcu_packed_range(output_bits, p->activation.min, p->activation.max, &lo, &hi);
+    for (int32_t i = 0; i < pixels; i++)
+    {
+        /* in place (output == an input of the same bits) is safe: a byte is stored after its values are read */
+        packed_writer wr = {output + i * pxo, 0, output_bits, 8 / output_bits};
+        for (int32_t c = 0; c < ch; c++)
+        {
+            const int32_t a = (mcu_packed_get(input1 + i * px1, c, input1_bits) + p->input1_offset) * (1 << p->left_shift);
+            const int32_t b = (mcu_packed_get(input2 + i * px2, c, input2_bits) + p->input2_offset) * (1 << p->left_shift);
+            const int32_t sa = mcu_requantize(a, p->input1_mult, p->input1_shift);
+            const int32_t sb = mcu_requantize(b, p->input2_mult, p->input2_shift);
+            const int32_t y = mcu_requantize(sa + sb, p->output_mult, p->output_shift) + p->output_offset;
+            writer_put(&wr, c, ch - 1, MCU_CLAMP(y, lo, hi));
+        }
+    }
+    return MCU_OK;
+}
+
+mcu_status mcu_pad_packed_s8(const mcu_context *ctx, const mcu_pad_params *pad_params, int32_t bits,
+                             const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *output_dims,
+                             uint8_t *output)
+{
+    (void)ctx;
+    const mcu_dims *in = input_dims, *out = output_dims, *before = &pad_params->pre_pad;
+    if (!bits_ok(bits) || before->n < 0 || before->h < 0 || before->w < 0 || before->c != 0 || in->c != out->c ||
+        before->n + in->n > out->n || before->h + in->h > out->h || before->w + in->w > out->w)
+    {
+        return MCU_ARG_ERROR; /* packed pixels are padded along N, H, W only */
+    }
+    const int32_t px = mcu_packed_pixel_bytes(in->c, bits), pixels = out->n * out->h * out->w;
+    if (pixels == 0)
+    {
+        return MCU_OK;
+    }
+    /* one pixel of zero points (padding bits 0) assembled in the first output pixel, copied to the others */
+    packed_writer wr = {output, 0, bits, 8 / bits};
+    for (int32_t c = 0; c < in->c; c++)
+    {
+        writer_put(&wr, c, in->c - 1, pad_params->pad_value);
+    }
+    for (int32_t i = 1; i < pixels; i++)
+    {
+        memcpy(output + i * px, output, (size_t)px);
+    }
+    for (int32_t n = 0; n < in->n; n++)
+        for (int32_t h = 0; h < in->h; h++)
+        {
+            /* a row of the input is one run of whole pixels */
+            const int32_t src = (n * in->h + h) * in->w * px;
+            const int32_t dst = (((n + before->n) * out->h + h + before->h) * out->w + before->w) * px;
+            memcpy(output + dst, input + src, (size_t)(in->w * px));
+        }
+    return MCU_OK;
+}
+
+mcu_status mcu_lut_packed_s8(const mcu_context *ctx, const int8_t *table, int32_t input_bits, int32_t output_bits,
+                             const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *output_dims,
+                             uint8_t *output)
+{
+    (void)ctx;
+    if (table == NULL || !bits_ok(input_bits) || !bits_ok(output_bits) || input_dims->n != output_dims->n ||
+        input_dims->h != output_dims->h || input_dims->w != output_dims->w || input_dims->c != output_dims->c)
+    {
+        return MCU_ARG_ERROR;
+    }
+    const int32_t ch = input_dims->c, pixels = input_dims->n * input_dims->h * input_dims->w;
+    const int32_t pxi = mcu_packed_pixel_bytes(ch, input_bits), pxo = mcu_packed_pixel_bytes(ch, output_bits);
+    const int32_t qmin = -(1 << (input_bits - 1));
+    for (int32_t i = 0; i < pixels; i++)
+    {
+        packed_writer wr = {output + i * pxo, 0, output_bits, 8 / output_bits};
+        for (int32_t c = 0; c < ch; c++)
+        {
+            writer_put(&wr, c, ch - 1, table[mcu_packed_get(input + i * pxi, c, input_bits) - qmin]);
+        }
+    }
+    return MCU_OK;
+}
