@@ -394,3 +394,28 @@ def test_cmake_builds_cmsis_nn_models_like_make(tmp_path):
     cm, mk = run_qemu(out / "build-cmake" / "firmware.elf", board), run_qemu(out / "build" / "firmware.elf", board)
     assert cm.outputs == mk.outputs and cm.total == mk.total and cm.status == 0
     assert "arm_convolve_wrapper_s8" in (out / "lib" / "model" / "src" / "model.c").read_text()
+
+
+def test_platformio_cmsis_nn_without_its_dir_fails_with_one_line(pio_env, board_support, tmp_path):
+    app = pio_app(tmp_path, board_support)
+    ini = app / "platformio.ini"
+    ini.write_text(ini.read_text().replace("custom_mcucompile_options = --no-patch",
+                                           "custom_mcucompile_options = --no-patch --kernels cmsis-nn"))
+    pio, env = pio_env
+    res = run([pio, "run", "-e", "qemu_m7"], app, env={k: v for k, v in env.items() if k != "CMSIS_NN_DIR"})
+    text = res.stdout + res.stderr
+    assert res.returncode != 0 and "mcucompile: error: --kernels cmsis-nn needs CMSIS-NN" in text, text[-3000:]
+
+
+@needs_cmsis_nn
+def test_platformio_builds_a_cmsis_nn_model(pio_env, board_support, tmp_path):
+    app = pio_app(tmp_path, board_support)
+    ini = app / "platformio.ini"
+    ini.write_text(ini.read_text().replace("custom_mcucompile_options = --no-patch",
+                                           "custom_mcucompile_options = --no-patch --kernels cmsis-nn"))
+    rc, log = pio_run(pio_env, app)
+    assert rc == 0, log[-3000:]
+    lib = app / ".pio" / "build" / "qemu_m7" / "mcucompile" / "model" / "lib" / "model" / "src" / "model.c"
+    assert "arm_convolve_wrapper_s8" in lib.read_text()
+    assert run_elf(app / ".pio" / "build" / "qemu_m7" / "program.elf") == expected_output(app / "model.onnx",
+                                                                                           app / "calib.npz")

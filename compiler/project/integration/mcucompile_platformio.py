@@ -11,6 +11,7 @@ project works too)::
     custom_mcucompile_name = model                ; optional C prefix (default: model)
     custom_mcucompile_options = --no-patch        ; optional, more mcucompile options
     custom_mcucompile_executable = /path/to/mcucompile   ; optional (default: MCUCOMPILE_EXECUTABLE, PATH)
+    custom_mcucompile_cmsis_nn_dir = /path/to/CMSIS-NN   ; with --kernels cmsis-nn (default: CMSIS_NN_DIR)
 
 The model is compiled into $BUILD_DIR/mcucompile/<name>/ and its library is built into the firmware;
 `#include "<name>.h"` in the application. It is recompiled when the content of the model or of the
@@ -115,6 +116,27 @@ def main() -> None:
             f.write(digest + "\n")
     env.Append(CPPPATH=[os.path.join(lib, "include"), os.path.join(lib, "src")])  # noqa: F821
     env.BuildSources(os.path.join("$BUILD_DIR", "mcucompile_" + name), os.path.join(lib, "src"))  # noqa: F821
+    if "cmsis-nn" in extra or "--kernels=cmsis-nn" in extra:
+        add_cmsis_nn(exe)
 
+
+def add_cmsis_nn(exe: str) -> None:
+    """--kernels cmsis-nn: build Arm's CMSIS-NN from custom_mcucompile_cmsis_nn_dir (or CMSIS_NN_DIR) into the
+    firmware as an archive (the link takes only the objects the model calls). It builds with the project's
+    flags (this script runs before the platform sets its tools, so it cannot give CMSIS-NN flags of its own):
+    CMSIS-NN v7 is warning-free under -Wall -Wextra -Werror with arm-none-eabi-gcc 12."""
+    root = option("cmsis_nn_dir") or os.environ.get("CMSIS_NN_DIR", "").strip()
+    if not root or not os.path.isfile(os.path.join(root, "Include", "arm_nnfunctions.h")):
+        fail("mcucompile: error: --kernels cmsis-nn needs CMSIS-NN: set custom_mcucompile_cmsis_nn_dir (or "
+             "CMSIS_NN_DIR) to a CMSIS-NN checkout (git clone https://github.com/ARM-software/CMSIS-NN -b v7.0.0)")
+    res = subprocess.run([exe, "cmake-dir", "--cmsis-nn-sources", root], capture_output=True, text=True)
+    if res.returncode != 0:
+        fail(res.stderr)
+    sources = [p for p in res.stdout.strip().split(";") if p]
+    include = os.path.join(root, "Include")
+    env.Append(CCFLAGS=["-isystem", include])  # noqa: F821 - a system directory for our sources too
+    objects = [env.Object(os.path.join("$BUILD_DIR", "cmsis-nn", os.path.relpath(src, root)[:-2]), src)  # noqa: F821
+               for src in sources]
+    env.Append(LIBS=[env.StaticLibrary(os.path.join("$BUILD_DIR", "cmsis-nn", "cmsis-nn"), objects)])  # noqa: F821
 
 main()
