@@ -10,7 +10,7 @@ from ..arith.bitwidth import c_array_type
 from ..boards import Board
 from ..ir import Graph, Node
 from ..memory import ArenaPlan, plan_memory
-from ..ops import op_def
+from ..ops import cmsis_nn, op_def
 from ..ops.kernel import KernelTarget, kernel_target
 from ..ops.unary import SOFTMAX_OUTPUT_QUANT, Softmax, Unary, fixed_output_quant
 from ..patch.cost import FIT
@@ -63,11 +63,14 @@ def _io(graph: Graph, name: str) -> IOTensor:
 
 
 def kernel_reason(call, op: str, target: KernelTarget) -> str | None:
-    """Why a layer's kernel call is not a fast kernel: the op's own reason for falling back, else the
-    target's (no DSP extension, --kernels portable), else that the op has none yet (None: it is fast)."""
+    """Why a layer's kernel call is not a fast kernel (or not the one ``--kernels`` asks for): the op's own
+    reason for falling back, else the target's (no DSP extension, --kernels portable), else that the op has
+    none yet (None: it is the fast kernel asked for)."""
     impl = call.kernel
     if impl is not None and impl.fast:
-        return None
+        return call.reason  # a fast kernel in place of the one the policy asks for (e.g. CMSIS-NN's) says why
+    if target.kernels == "cmsis-nn" and call.reason is None:
+        return cmsis_nn.no_kernel_reason(op)
     return call.reason or target.dsp_problem() or f"no fast kernel for {op} yet"
 
 

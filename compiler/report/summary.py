@@ -74,6 +74,10 @@ def kernels_line(report: Report) -> str:
         if lay.macs and not lay.fast_kernel and lay.kernel_reason:
             reasons[lay.kernel_reason] = reasons.get(lay.kernel_reason, 0) + 1
     line = f"kernels   {report.kernels}: {100 * report.fast_mac_share:.1f}% of MACs on fast kernels"
+    if report.kernels == "cmsis-nn":
+        total = sum(lay.macs for lay in report.layers)
+        on = sum(lay.macs for lay in report.layers if lay.kernel.startswith("cmsis_"))
+        line += f" ({100 * on / total if total else 0.0:.1f}% on CMSIS-NN)"
     if reasons:
         n = sum(reasons.values())
         line += f"; portable: {n} layer{'s' if n > 1 else ''} with MACs (" + "; ".join(reasons) + ")"
