@@ -310,3 +310,19 @@ def test_patch_start_offsets_bit_exact(board, tmp_path):
 def test_kernel_target_auto_keeps_board_and_lean():
     t = KernelTarget(get_board("qemu-m4"), "cmsis-nn", lean=True)
     assert t.auto() == KernelTarget(get_board("qemu-m4"), "auto", lean=True)
+
+
+def test_report_says_why_a_layer_is_not_on_cmsis_nn():
+    """Compile only (no CMSIS_NN_DIR needed): under --rounding single every layer keeps our fast kernels, each with
+    CMSIS-NN's reason in the report, and the summary gives the share of MACs on CMSIS-NN."""
+    from mcucompile.report import format_summary
+
+    path = SHARED_MODELS / "kws_dscnn_int8.tflite"
+    on = compile_model(path, CompileOptions(board="qemu-m4", kernels="cmsis-nn", progress=False))
+    assert "(100.0% on CMSIS-NN)" in format_summary(on.report)
+    off = compile_model(path, CompileOptions(board="qemu-m4", kernels="cmsis-nn", rounding="single", progress=False))
+    weighted = [lay for lay in off.report.layers if lay.macs]
+    assert weighted and all(not lay.kernel.startswith("cmsis_") for lay in weighted)
+    assert all(lay.kernel_reason and lay.kernel_reason.startswith("CMSIS-NN: --rounding single") for lay in weighted), \
+        [(lay.kernel, lay.kernel_reason) for lay in weighted]
+    assert "(0.0% on CMSIS-NN)" in format_summary(off.report)
