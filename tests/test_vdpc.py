@@ -335,15 +335,19 @@ def _thresholds(compiled, inputs, tensor):
     return {"all_8bit": 0, "none": 255, "mix": int(distinct[(len(distinct) - 1) // 2])}
 
 
-@pytest.mark.parametrize("where", ["input", "first_map"])
-def test_runtime_dispatch_on_host(resnet, inputs, where, tmp_path):
+@pytest.mark.parametrize("where,after,resume", [("input", 0, True), ("first_map", 1, True), ("second_map", 2, False)])
+def test_runtime_dispatch_on_host(resnet, inputs, where, after, resume, tmp_path):
+    """An outlier patch takes over the probe's checked region (input, first map) or, where the residual add
+    reads the first map after a check of the second, runs its chain from the start."""
     g = resnet.graph
-    tensor = g.inputs[0] if where == "input" else g.nodes[0].outputs[0]
+    tensor = g.inputs[0] if where == "input" else g.nodes[after - 1].outputs[0]
     ref = np.stack([run_int(g, {g.inputs[0]: x})[g.outputs[0]].reshape(-1) for x in inputs])
     seen = set()
-    for name, t in _thresholds(resnet, inputs, tensor).items():
+    thresholds = _thresholds(resnet, inputs, tensor)
+    # every dispatch (all 8-bit, none, a mix) for the first map; a mix elsewhere (a sanitizer build each)
+    for name, t in thresholds.items() if where == "first_map" else [("mix", thresholds["mix"])]:
         c = _dispatched(resnet, RuntimeDispatch(tensor, g.tensors[tensor].quant.zp, t, 0, 1))
-        assert c.schedule.loop.check.after == (0 if where == "input" else 1)
+        assert (c.schedule.loop.check.after, c.schedule.loop.check.resume) == (after, resume)
         sim, sim_chains = _simulated(c, inputs)
         assert np.array_equal(sim, ref), name  # both chains are 8-bit: every dispatch gives the same bytes
         if name == "all_8bit":
@@ -355,6 +359,7 @@ def test_runtime_dispatch_on_host(resnet, inputs, where, tmp_path):
         seen |= set(sim_chains.reshape(-1).tolist())
         text = c.sources.files["src/model.c"]
         assert "mcu_outlier_check_s8(" in text and "hooks->patch_chain(p, chain" in text
+        assert ("memmove(" in text) == resume
         lib = write_library(c, tmp_path / name / "out")
         d = library_dir(lib, c)
         exe = tmp_path / name / "runner"

@@ -217,8 +217,11 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
             rows, cols = f"pl[{k}].out_h", f"pl[{k}].out_w"
         body = env.get_template(f"kernels/{ck.kernel.template}").render(
             c=ck.kernel.context, rows=rows, cols=cols, inp=f"{P.upper()}_ACT({plan.offsets[ck.buffer()]})", flag="outlier")
+        channels = graph.tensors[ck.tensor].pixel_bytes
         return {"chain": ck.chain, "outlier_chain": d.outlier_chain, "after": ck.after, "tensor": ck.tensor,
-                "body": body.rstrip("\n")}
+                "body": body.rstrip("\n"), "resume": ck.resume, "bytes": f"(size_t)({rows} * {cols} * {channels})",
+                "src": f"{P.upper()}_ACT({plan.offsets[ck.buffer()]})",
+                "dst": f"{P.upper()}_ACT({plan.offsets[region_buffer(ck.tensor, d.outlier_chain)]})"}
 
     patch_ctx = None
     if patch is not None:

@@ -20,10 +20,11 @@ from ..quant.simulate import eval_node, node_inputs, run_nodes
 from .planner import PatchPlan, local_window, np_region
 
 
-#: a run-time dispatch as the simulator sees it: (probe chain, choose): each patch first runs the probe chain,
-#: then ``choose(values)`` (the probe's region values by tensor) names the chain it takes; another chain than
-#: the probe runs from the start (the generated code does the same: the probe's buffers are abandoned)
-Probe = tuple[int, Callable[[dict[str, np.ndarray]], int]]
+#: a run-time dispatch as the simulator sees it: (probe chain, choose, resume): each patch first runs the probe
+#: chain, then ``choose(values)`` (the probe's region values by tensor) names the chain it takes; another chain
+#: than the probe runs from the start (resume None) or, resume = (k, tensor), takes over the probe's region of
+#: ``tensor`` and runs its nodes from the k-th on, as the generated code does
+Probe = tuple[int, Callable[[dict[str, np.ndarray]], int], "tuple[int, str] | None"]
 
 
 def run_stage(graph: Graph, plan: PatchPlan, x: np.ndarray, integer: bool = True,
@@ -42,7 +43,11 @@ def run_stage(graph: Graph, plan: PatchPlan, x: np.ndarray, integer: bool = True
             vals = _run_patch(graph, plan, x, p, chains[probe[0]], integer)
             chain = probe[1](vals)
             if chain != probe[0]:
-                vals = _run_patch(graph, plan, x, p, chains[chain], integer)
+                if probe[2] is None:
+                    vals = _run_patch(graph, plan, x, p, chains[chain], integer)
+                else:
+                    k, tensor = probe[2]
+                    vals = _run_patch(graph, plan, x, p, chains[chain][k:], integer, {tensor: vals[tensor]})
         else:
             chain = chain_of_patch[p] if chain_of_patch is not None else 0
             vals = _run_patch(graph, plan, x, p, chains[chain], integer)
@@ -54,11 +59,12 @@ def run_stage(graph: Graph, plan: PatchPlan, x: np.ndarray, integer: bool = True
 
 
 def _run_patch(graph: Graph, plan: PatchPlan, x: np.ndarray, p: int, chain: tuple[Node, ...],
-               integer: bool) -> dict[str, np.ndarray]:
-    """Patch ``p`` through the nodes of ``chain``: every region value it computes, by tensor."""
+               integer: bool, given: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Patch ``p`` through the nodes of ``chain``: every region value it computes, by tensor. ``given``: region
+    values already computed (a chain resumed from a probe's), else the patch's input region."""
     regs = plan.regions[p]
     inp = graph.inputs[0]
-    vals = {inp: np_region(x, regs[inp])}
+    vals = dict(given) if given is not None else {inp: np_region(x, regs[inp])}
     for node in chain:
         ins = node_inputs(graph, node, vals)
         lw = local_window(graph, plan, node, p)

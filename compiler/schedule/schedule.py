@@ -5,8 +5,10 @@ rest of the graph as one :class:`Chain`. The loop holds one or more chains that 
 for one patch, and the dispatch that picks the chain of each patch: a :class:`Dispatch` names it at
 compile time; a :class:`RuntimeDispatch` (QuantMCU's value-driven patch classification, VDPC) decides it per
 patch and per inference, by an outlier check (``ops/outlier_check.py``) of one region of the patch: the
-common chain runs as the probe up to the map it checks, then an outlier patch runs the 8-bit chain from
-the start (its buffers are exclusive of the probe's) and every other patch goes on with the probe. Today's
+common chain runs as the probe up to the map it checks, then every other patch goes on with the probe and
+an outlier patch switches to the 8-bit chain: it takes over the probe's checked region (moved into its own
+buffer; the chains' buffers are exclusive and may overlap, hence a memmove) and runs on from there, or,
+when a later layer also reads another map the probe made before the check, runs from the start. Today's
 compiler builds one chain; per-patch mixed precision runs an 8-bit chain or a packed low-bit one. A
 :class:`Step` is one kernel call: the node, the kernel implementation chosen for it (``KernelCall``:
 template, values, scratch) and the activation tensors it reads and writes; ``buffer(tensor)`` names the
@@ -98,12 +100,15 @@ class CheckStep:
     """The outlier check of a :class:`RuntimeDispatch` in the patch loop: ``node`` describes it
     (``ops.outlier_check.check_node``), ``kernel`` the implementation for the board; it runs after the first
     ``after`` steps of the probe chain ``chain`` (0: right after the patch's input region is in place) on that
-    chain's region buffer of the checked tensor."""
+    chain's region buffer of the checked tensor. ``resume``: an outlier patch's chain takes over the checked
+    region and runs on from step ``after`` (no later step reads another tensor of the first ``after`` steps or
+    the input); else it runs from the start."""
 
     node: Node
     kernel: KernelCall
     chain: int
     after: int
+    resume: bool = True
 
     @property
     def tensor(self) -> str:
@@ -210,7 +215,10 @@ def _check_step(graph: Graph, patch: PatchPlan, probe: Chain, dispatch: RuntimeD
         if dispatch.tensor == patch.split:
             raise ValueError("the check must look at a map the patch makes before the stage output")
     node = check_node(graph, dispatch.tensor, dispatch.zero_point, dispatch.threshold)
-    return CheckStep(node, check_kernel(node, graph, board), dispatch.inlier_chain, after)
+    made_before = {graph.inputs[0]} | {w for st in probe.steps[:after] for w in st.writes}
+    later_reads = {r for st in probe.steps[after:] for r in st.reads}
+    resume = not (later_reads & (made_before - {dispatch.tensor}))
+    return CheckStep(node, check_kernel(node, graph, board), dispatch.inlier_chain, after, resume)
 
 
 def run_schedule_int(schedule: Schedule, feeds: dict[str, np.ndarray],
@@ -225,7 +233,8 @@ def run_schedule_int(schedule: Schedule, feeds: dict[str, np.ndarray],
     chains = tuple(tuple(st.node for st in ch.steps) for ch in loop.chains)
     if loop.runtime:
         d: RuntimeDispatch = loop.dispatch
-        probe = (d.inlier_chain, lambda values: d.choose(values[d.tensor]))
+        ck = loop.check
+        probe = (d.inlier_chain, lambda values: d.choose(values[d.tensor]), (ck.after, d.tensor) if ck.resume else None)
         return run_int_patched(graph, loop.plan, feeds, chains, probe=probe, taken=taken)
     dispatch = tuple(loop.chain_of(p) for p in range(loop.plan.patches))
     return run_int_patched(graph, loop.plan, feeds, chains, dispatch, taken=taken)
