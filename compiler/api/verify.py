@@ -21,7 +21,7 @@ from ..reference import tflite_refs
 from ..report.html import verify_section
 from ..targets.firmware import APT_HINT, build_firmware, elf_size, outputs_as_arrays, require_tool, run_qemu
 from ..targets.flash import flash_with_platformio
-from ..targets.host import CFLAGS, SANITIZE_FLAGS, build_host, find_compiler, run_host
+from ..targets.host import build_host, find_compiler, run_host
 from ..targets.serial import open_port, read_run
 from .compile import Compiled, io_params, to_logical_shape
 from .library import (add_html_results, cmsis_nn_dir, host_runner_source, library_dir, quantize_input, uses_cmsis_nn,
@@ -258,17 +258,8 @@ def build_host_cmsis_nn(library: Path, runner_c: str, build_dir: Path, cmsis: Pa
                          text=True)
     if res.returncode != 0:
         raise RuntimeError(f"ar failed for CMSIS-NN's objects: {res.stderr[-2000:]}")
-    runner = build_dir / "runner.c"
-    runner.write_text(runner_c)
-    exe = build_dir / "runner"
-    cmd = [cc, *(CFLAGS + SANITIZE_FLAGS if sanitize else CFLAGS), "-isystem", str(cmsis / "Include"),
-           "-I", str(library / "include"), "-I", str(library / "src"),
-           *map(str, sorted((library / "src").glob("*.c"))), str(runner),
-           str(archive), "-o", str(exe)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise RuntimeError(f"host build failed:\n{' '.join(cmd)}\n{res.stderr[-4000:]}")
-    return exe
+    return build_host(library, runner_c, build_dir, sanitize=sanitize, system_includes=(cmsis / "Include",),
+                      archives=(archive,))
 
 
 def compare_outputs(compiled: Compiled, samples: np.ndarray, x_q: np.ndarray, c_outs: list[np.ndarray],

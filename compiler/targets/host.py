@@ -28,16 +28,20 @@ def find_compiler() -> str:
     raise UserError("no C compiler found for host verification; install one: apt-get install gcc")
 
 
-def build_host(library_dir: Path, runner_c: str, build_dir: Path, prefix: str = "model", sanitize: bool = False) -> Path:
+def build_host(library_dir: Path, runner_c: str, build_dir: Path, prefix: str = "model", sanitize: bool = False,
+               system_includes: tuple[Path, ...] = (), archives: tuple[Path, ...] = ()) -> Path:
     """Compile the self-contained library folder (generated code + runtime) and ``runner_c``; with
-    ``sanitize``, under ASan and UBSan (any finding aborts the run, see run_host)."""
+    ``sanitize``, under ASan and UBSan (any finding aborts the run, see run_host). ``system_includes`` and
+    ``archives``: a library the generated code calls (CMSIS-NN), its headers and its prebuilt archive."""
     build_dir.mkdir(parents=True, exist_ok=True)
     runner = build_dir / "runner.c"
     runner.write_text(runner_c)
     sources = sorted((library_dir / "src").glob("*.c")) + [runner]
     exe = build_dir / "runner"
     flags = CFLAGS + SANITIZE_FLAGS if sanitize else CFLAGS
-    cmd = [find_compiler(), *flags, "-I", str(library_dir / "include"), "-I", str(library_dir / "src"), *map(str, sources), "-o", str(exe)]
+    cmd = [find_compiler(), *flags, *[a for d in system_includes for a in ("-isystem", str(d))],
+           "-I", str(library_dir / "include"), "-I", str(library_dir / "src"), *map(str, sources),
+           *map(str, archives), "-o", str(exe)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"host build failed:\n{' '.join(cmd)}\n{res.stderr[-4000:]}")
