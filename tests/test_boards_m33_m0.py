@@ -296,20 +296,6 @@ def test_uart_console(board, tmp_path):
 # the DSP kernel harness on qemu-m33 (real instructions); the runtime for Armv6-M
 # ------------------------------------------------------------------------------------------------
 
-def test_dsp_kernel_harness_on_qemu_m33(tmp_path):
-    """tests/c_kernels: 160 random layers through the portable kernel and the DSP kernel, compared byte by
-    byte on the core, as tests/test_c_kernels.py does on qemu-m4/m7/m55 (its buffers need more than the
-    16 KB of qemu-m0, where the DSP kernels are never selected; the host runs their portable intrinsics)."""
-    per_kind = 40
-    cases = harness.write_cases(harness.random_cases(11, per_kind), 11, tmp_path / "cases.c")
-    board = get_board("qemu-m33")
-    elf = harness.build_firmware(board, [cases, harness.HERE / "kernel_main.c"], tmp_path / "qemu-m33")
-    dis = _disassembly(elf)
-    assert "smlad" in dis and "sxtb16" in dis  # the real instructions, not the emulation
-    run = run_qemu(elf, board, timeout=300)
-    assert run.status == 0 and f"MCU CASES {4 * per_kind} failed 0" in run.log, run.log[-2000:]
-
-
 @pytest.mark.parametrize("core,opt", [("cortex-m0", "-O2"), ("cortex-m0", "-O0"), ("cortex-m0plus", "-Os")])
 def test_runtime_builds_for_armv6m_warning_free(core, opt, tmp_path):
     """Every runtime source, the DSP and MVE ones included (portable intrinsics / nothing on Armv6-M), with

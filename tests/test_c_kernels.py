@@ -7,7 +7,7 @@ with the fast kernel's weights and bias from ``mcucompile.ops.fast_layout`` as t
 
 - on the host under AddressSanitizer + UBSan, where the ACLE intrinsics are the portable emulation of
   mcunn_dsp_support.h (same kernel source);
-- on qemu-m4 (mps2-an386), qemu-m7 (mps2-an500) and qemu-m55 (mps3-an547), where they are the real
+- on qemu-m4 (mps2-an386), qemu-m7 (mps2-an500), qemu-m55 (mps3-an547) and qemu-m33 (mps2-an505), where they are the real
   SXTB16 / SMLAD instructions (each needs arm-none-eabi-gcc and qemu-system-arm; skipped, with the reason,
   when one is missing).
 
@@ -60,8 +60,8 @@ def test_fast_kernels_equal_portable_on_host_under_sanitizers(single, cases_c, t
 
 
 @pytest.mark.parametrize("board_name,opt,single", [("qemu-m4", "-O2", 0), ("qemu-m7", "-O2", 0),
-                                                    ("qemu-m55", "-O2", 0), ("qemu-m4", "-O0", 0),
-                                                    ("qemu-m4", "-O2", 1)])
+                                                    ("qemu-m55", "-O2", 0), ("qemu-m33", "-O2", 0),
+                                                    ("qemu-m4", "-O0", 0), ("qemu-m4", "-O2", 1)])
 def test_fast_kernels_equal_portable_on_emulated_core(board_name, opt, single, cases_c, tmp_path):
     """-O2: the inline-assembly loops; -O0: the C loops with the same intrinsics (what a debug build runs);
     single: mcunn_config.h's single-rounding mode."""
