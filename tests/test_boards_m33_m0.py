@@ -4,7 +4,7 @@ the real boards of the same cores (NUCLEO-U575ZI-Q, NUCLEO-G071RB), whose projec
 and linked offline.
 
 - qemu-m33 verifies bit-exact on MNIST and KWS with the DSP kernels; the DSP kernel harness
-  (tests/c_kernels) runs on it with the real SXTB16 / SMLAD instructions;
+  (tests/c_kernels) runs on it with the real SXTB16 / SMLAD instructions (in tests/test_c_kernels.py);
 - qemu-m0 verifies bit-exact on MNIST and the small op models of tests/data/tflite with the portable
   kernels; QEMU traps unaligned word loads on Armv6-M as the core does (checked here), so these runs also
   show the code they run makes none; the whole runtime, DSP sources included (portable intrinsics, never
