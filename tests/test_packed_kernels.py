@@ -47,6 +47,7 @@ from mcucompile.ops.pack import packed_quant
 from mcucompile.ops.pooling import PoolParams
 from mcucompile.ops.unary import LutParams, Unary, build_table
 from mcucompile.patch import plan_patches
+from mcucompile.patch.cost import estimate_instructions, kernel_of
 from mcucompile.patch.execute import run_int_patched
 from mcucompile.patch.memory import plan_memory_patched, region_buffer
 from mcucompile.quant.simulate import run_int
@@ -400,3 +401,16 @@ def test_packed_pool_add_pad_lookup_on_host_are_bit_exact(host_ops, patched, tmp
             assert np.array_equal(run_int_patched(g, patch, {g.inputs[0]: x})[g.outputs[0]].reshape(-1), r)
         ref.append(r)
     assert np.array_equal(_host_outputs(c, x_q, tmp_path)[0], np.stack(ref))
+
+
+def test_the_cost_model_prices_the_packed_kernels(m4_net):
+    """Every stage layer's packed kernel states its cost terms: the estimate of the lowered net is positive per
+    layer and close to the int8 net's (the MAC loops are the int8 kernels'; unpacking adds to them)."""
+    g8 = m4_net.graph
+    g = lower_maps(g8, MAP_BITS)
+    kernels = tuple(kernel_of(n, g, m4_net.target) for n in g.nodes)
+    assert all("packed" in k.name for k in kernels[:STAGE])
+    est = estimate_instructions(g, None, kernels)
+    est8 = estimate_instructions(g8, None, tuple(kernel_of(n, g8, m4_net.target) for n in g8.nodes))
+    assert all(v > 0 for v in est.layers[:STAGE])
+    assert est8.total < est.total < 2.5 * est8.total

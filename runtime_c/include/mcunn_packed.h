@@ -101,10 +101,10 @@ mcu_status mcu_dwconv_a8w8_s8(const mcu_context *ctx, const mcu_dw_conv_params *
 
 /**
  * @brief Scratch bytes of mcu_conv_dsp_a4w8_s8() / _a2w8 / _a8w8: two widened windows of K4(KH * KW * C_in)
- *        int16 (the two pixels of a block), and 2 * C_out int8 output staging when output_bits < 8.
+ *        int16 (the two pixels of a block); a packed output is staged on the stack, 32 channels at a time.
  * @param[in] input_dims  [N, H, W, C_in] (C_in read).
  * @param[in] filter_dims [C_out, KH, KW, C_in].
- * @param[in] output_bits 8, 4 or 2.
+ * @param[in] output_bits 8, 4 or 2 (not read).
  */
 int32_t mcu_conv_dsp_get_buffer_size_packed(const mcu_dims *input_dims, const mcu_dims *filter_dims,
                                             int32_t output_bits);
@@ -140,17 +140,18 @@ mcu_status mcu_conv_dsp_a8w8_s8(const mcu_context *ctx, const mcu_conv_params *c
                                 const mcu_dims *output_dims, uint8_t *output);
 
 /**
- * @brief Scratch bytes of mcu_dwconv_dsp_a4w8_s8() / _a2w8 / _a8w8: 2 * C int8 output staging when
- *        output_bits < 8, else 0.
+ * @brief Scratch bytes of mcu_dwconv_dsp_a4w8_s8() / _a2w8 / _a8w8: one pixel of input zero points,
+ *        K4(P(C, input_bits)) bytes (what taps outside the input read).
  */
-int32_t mcu_dwconv_dsp_get_buffer_size_packed(const mcu_dims *input_dims, int32_t output_bits);
+int32_t mcu_dwconv_dsp_get_buffer_size_packed(const mcu_dims *input_dims, int32_t input_bits);
 
 /**
  * @brief Depthwise convolution, channel multiplier 1, up to 64 taps, on a packed 4-bit input, SIMD32: per 4
  *        channels and pair of taps, each tap's halfword is unpacked into two int16 lane pairs with the input
  *        offset added, PKHBT / PKHTB pair them per channel along the window, one SMLAD per channel and tap pair.
- *        Taps outside the input contribute 0 (no zero-point row needed). Same result as mcu_dwconv_a4w8_s8().
- * @param[in]  ctx     Scratch of mcu_dwconv_dsp_get_buffer_size_packed() bytes (may be NULL when that is 0).
+ *        Taps outside the input read a pixel of zero points in the scratch (0 after the offset). Same result as
+ *        mcu_dwconv_a4w8_s8().
+ * @param[in]  ctx     Scratch of mcu_dwconv_dsp_get_buffer_size_packed() bytes; not NULL.
  * @param[in]  filter  int8, "tap pairs" layout of mcu_dwconv_dsp_s8() (fast_layout.dwconv_weights).
  * @param[in]  bias    The model's int32 bias [C], or NULL (nothing folded).
  * Other arguments as mcu_dwconv_a4w8_s8() (ch_mult must be 1).

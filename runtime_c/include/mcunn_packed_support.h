@@ -35,24 +35,40 @@ static inline void mcu_packed_range(int32_t bits, int32_t lo, int32_t hi, int32_
  * padding bits 0. For bits 8 a copy. The first value must start a byte (its channel a multiple of 8 / bits). */
 static inline void mcu_packed_store(const int8_t *vals, int32_t n, int32_t bits, uint8_t *out)
 {
+    int32_t i = 0;
     if (bits == 8)
     {
-        for (int32_t i = 0; i < n; i++)
+        for (; i < n; i++)
         {
             out[i] = (uint8_t)vals[i];
         }
         return;
     }
-    const int32_t per_byte = 8 / bits;
-    const uint32_t mask = (1u << bits) - 1u;
-    for (int32_t i = 0; i < n; i += per_byte)
+    if (bits == 4)
+    {
+        for (; i + 1 < n; i += 2)
+        {
+            *out++ = (uint8_t)(((uint32_t)vals[i] & 0xFu) | ((uint32_t)vals[i + 1] << 4));
+        }
+        if (i < n)
+        {
+            *out = (uint8_t)((uint32_t)vals[i] & 0xFu);
+        }
+        return;
+    }
+    for (; i + 3 < n; i += 4)
+    {
+        *out++ = (uint8_t)(((uint32_t)vals[i] & 3u) | (((uint32_t)vals[i + 1] & 3u) << 2) |
+                           (((uint32_t)vals[i + 2] & 3u) << 4) | ((uint32_t)vals[i + 3] << 6));
+    }
+    if (i < n)
     {
         uint32_t byte = 0;
-        for (int32_t f = 0; f < per_byte && i + f < n; f++)
+        for (int32_t f = 0; i + f < n; f++)
         {
-            byte |= ((uint32_t)(int32_t)vals[i + f] & mask) << (f * bits);
+            byte |= ((uint32_t)vals[i + f] & 3u) << (2 * f);
         }
-        out[i / per_byte] = (uint8_t)byte;
+        *out = (uint8_t)byte;
     }
 }
 

@@ -32,8 +32,9 @@ static inline __attribute__((always_inline)) void pk_lanes4(const uint8_t *px, i
 {
     if (bits == 4)
     {
-        const uint8_t *p = px + (c >> 1);
-        const uint32_t h = ((uint32_t)p[0] | ((uint32_t)p[1] << 8)) ^ 0x8888u;
+        uint16_t raw;
+        memcpy(&raw, px + (c >> 1), sizeof(raw)); /* one LDRH (unaligned allowed on M4 / M7 / M55) */
+        const uint32_t h = (uint32_t)raw ^ 0x8888u;
         const uint32_t t = h | (h << 8); /* fields 0, 1 in byte 0, fields 2, 3 in byte 2 */
         *e = mcu_sxtab16(off_b, (int32_t)(t & 0x000F000Fu));
         *o = mcu_sxtab16(off_b, (int32_t)((t >> 4) & 0x000F000Fu));
@@ -84,6 +85,21 @@ static inline void pk_emit(int32_t *cols, int32_t q, int32_t blk, const int32_t 
     dst[1] = pk_pair16(v[2], v[3]);
 }
 
+/* The cin (a multiple of 4) channels of one pixel as widened blocks of the interleaved windows at dst (4 words
+ * per block, this pixel's 2); returns dst past them. */
+static inline __attribute__((always_inline)) int32_t *pk_widen_run(int32_t *dst, const uint8_t *px, int32_t cin,
+                                                                   int32_t bits, int32_t off_b)
+{
+    for (int32_t c = 0; c < cin; c += 4, dst += 4)
+    {
+        int32_t e, o;
+        pk_lanes4(px, c, bits, off_b, &e, &o);
+        dst[0] = mcu_pkhbt16(e, o);
+        dst[1] = mcu_pkhtb16(o, e);
+    }
+    return dst;
+}
+
 static void pk_im2col(int32_t *cols, int32_t q, const pk_window *w, int32_t p)
 {
     const mcu_conv_params *cp = w->cp;
@@ -113,12 +129,17 @@ static void pk_im2col(int32_t *cols, int32_t q, const pk_window *w, int32_t p)
                     continue;
                 }
                 const uint8_t *px = in_b + (iy * w->in->w + ix) * w->in_px;
-                for (int32_t c = 0; c < cin; c += 4, dst += 4)
+                if (w->bits == 4)
                 {
-                    int32_t e, o;
-                    pk_lanes4(px, c, w->bits, w->off_b, &e, &o);
-                    dst[0] = mcu_pkhbt16(e, o);
-                    dst[1] = mcu_pkhtb16(o, e);
+                    dst = pk_widen_run(dst, px, cin, 4, w->off_b);
+                }
+                else if (w->bits == 2)
+                {
+                    dst = pk_widen_run(dst, px, cin, 2, w->off_b);
+                }
+                else
+                {
+                    dst = pk_widen_run(dst, px, cin, 8, w->off_b);
                 }
             }
         }
@@ -195,6 +216,74 @@ static void __attribute__((noinline)) pk_conv_pair(const pk_out *o, const int32_
         {
             int32_t a00 = bias ? bias[j] : 0, a01 = bias ? bias[j + 1] : 0;
             int32_t a10 = a00, a11 = a01;
+#if MCU_DSP_ASM
+            /* mcu_conv_dsp_s8()'s hand-scheduled block loop: 16 instructions per block (gcc's C loop: 21) */
+            const int32_t *c = cols;
+            int32_t k = blocks, t0, t1, t2, t3, v0, v1;
+            __asm__ volatile(
+                "lsrs %[k], %[k], #1\n\t"
+                "bcc 2f\n\t"
+                "ldr %[t0], [%[w]], #4\n\t"
+                "ldr %[t2], [%[w]], #4\n\t"
+                "sxtb16 %[t1], %[t0], ror #8\n\t"
+                "sxtb16 %[t0], %[t0]\n\t"
+                "sxtb16 %[t3], %[t2], ror #8\n\t"
+                "sxtb16 %[t2], %[t2]\n\t"
+                "ldrd %[v0], %[v1], [%[c]], #8\n\t"
+                "smlad %[a00], %[v0], %[t0], %[a00]\n\t"
+                "smlad %[a01], %[v0], %[t2], %[a01]\n\t"
+                "smlad %[a00], %[v1], %[t1], %[a00]\n\t"
+                "smlad %[a01], %[v1], %[t3], %[a01]\n\t"
+                "ldrd %[v0], %[v1], [%[c]], #8\n\t"
+                "smlad %[a10], %[v0], %[t0], %[a10]\n\t"
+                "smlad %[a11], %[v0], %[t2], %[a11]\n\t"
+                "smlad %[a10], %[v1], %[t1], %[a10]\n\t"
+                "smlad %[a11], %[v1], %[t3], %[a11]\n\t"
+                "2:\n\t"
+                "cmp %[k], #0\n\t"
+                "beq 3f\n\t"
+                "1:\n\t"
+                "ldr %[t0], [%[w]], #4\n\t"
+                "ldr %[t2], [%[w]], #4\n\t"
+                "sxtb16 %[t1], %[t0], ror #8\n\t"
+                "sxtb16 %[t0], %[t0]\n\t"
+                "sxtb16 %[t3], %[t2], ror #8\n\t"
+                "sxtb16 %[t2], %[t2]\n\t"
+                "ldrd %[v0], %[v1], [%[c]], #8\n\t"
+                "smlad %[a00], %[v0], %[t0], %[a00]\n\t"
+                "smlad %[a01], %[v0], %[t2], %[a01]\n\t"
+                "smlad %[a00], %[v1], %[t1], %[a00]\n\t"
+                "smlad %[a01], %[v1], %[t3], %[a01]\n\t"
+                "ldrd %[v0], %[v1], [%[c]], #8\n\t"
+                "smlad %[a10], %[v0], %[t0], %[a10]\n\t"
+                "smlad %[a11], %[v0], %[t2], %[a11]\n\t"
+                "smlad %[a10], %[v1], %[t1], %[a10]\n\t"
+                "smlad %[a11], %[v1], %[t3], %[a11]\n\t"
+                "ldr %[t0], [%[w]], #4\n\t"
+                "ldr %[t2], [%[w]], #4\n\t"
+                "sxtb16 %[t1], %[t0], ror #8\n\t"
+                "sxtb16 %[t0], %[t0]\n\t"
+                "sxtb16 %[t3], %[t2], ror #8\n\t"
+                "sxtb16 %[t2], %[t2]\n\t"
+                "ldrd %[v0], %[v1], [%[c]], #8\n\t"
+                "smlad %[a00], %[v0], %[t0], %[a00]\n\t"
+                "smlad %[a01], %[v0], %[t2], %[a01]\n\t"
+                "smlad %[a00], %[v1], %[t1], %[a00]\n\t"
+                "smlad %[a01], %[v1], %[t3], %[a01]\n\t"
+                "ldrd %[v0], %[v1], [%[c]], #8\n\t"
+                "smlad %[a10], %[v0], %[t0], %[a10]\n\t"
+                "smlad %[a11], %[v0], %[t2], %[a11]\n\t"
+                "smlad %[a10], %[v1], %[t1], %[a10]\n\t"
+                "smlad %[a11], %[v1], %[t3], %[a11]\n\t"
+                "subs %[k], %[k], #1\n\t"
+                "bne 1b\n\t"
+                "3:\n\t"
+                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [c] "+r"(c), [w] "+r"(w),
+                  [k] "+r"(k), [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), [v0] "=&r"(v0),
+                  [v1] "=&r"(v1)
+                :
+                : "cc", "memory");
+#else
             const int32_t *c = cols;
             for (int32_t k = blocks; k > 0; k--, c += 4, w += 8)
             {
@@ -214,6 +303,7 @@ static void __attribute__((noinline)) pk_conv_pair(const pk_out *o, const int32_
                 a10 = mcu_smlad(v, h0, a10);
                 a11 = mcu_smlad(v, h1, a11);
             }
+#endif
             acc[2 * j] = a00;
             acc[2 * j + 1] = a10;
             acc[2 * j + 2] = a01;
@@ -297,38 +387,96 @@ static mcu_status conv_dsp_packed(int32_t in_bits, const mcu_context *ctx, const
 }
 
 /* ---------------------------------------------------------------------------------------------------------
- * Depthwise, channel multiplier 1: mcu_dwconv_dsp_s8()'s tap pairs, each tap unpacked into lanes with the
- * offset added (so the model's bias, nothing folded; a tap outside the input is a zero word).
+ * Depthwise, channel multiplier 1: mcu_dwconv_dsp_s8()'s tap pairs, each tap unpacked into lanes as offset
+ * binary, the input offset folded into the bias at compile time, taps outside reading a zero-point pixel.
  * ------------------------------------------------------------------------------------------------------ */
 
-/* Channels c..c+3 of one output pixel over its taps (taps[t]: the input pixel or NULL outside). */
+/* The tap-pair loop for packed inputs on DSP cores (gcc spills the four accumulators of the C loop): per pair of
+ * taps 31 instructions for 8 MACs. LOAD fetches a tap's 4 fields (LDRH / LDRB at the group's byte offset),
+ * SPREAD moves fields 0, 2 into halfword lanes (OR with itself shifted), FLIP turns two's complement into
+ * offset binary (x + 2^(b-1), which the folded bias accounts for), MASK keeps one field per lane and ODD is the
+ * field width (fields 1, 3). Each weight word is loaded twice (SXTB16 and its ror-8 half): no register is left
+ * to hold both. */
+#define PK_DW_PAIRS_ASM(LOAD, SPREAD, FLIP, MASK, ODD)                                                         \
+    __asm__ volatile("1:\n\t"                                                                                 \
+                     "ldrd %[p0], %[p1], [%[tp]], #8\n\t"                                                     \
+                     LOAD " %[p0], [%[p0], %[cb]]\n\t"                                                         \
+                     LOAD " %[p1], [%[p1], %[cb]]\n\t"                                                         \
+                     "orr %[p0], %[p0], %[p0], lsl #" SPREAD "\n\t"                                            \
+                     "orr %[p1], %[p1], %[p1], lsl #" SPREAD "\n\t"                                            \
+                     "eor %[p0], %[p0], #" FLIP "\n\t"                                                         \
+                     "eor %[p1], %[p1], #" FLIP "\n\t"                                                         \
+                     "and %[t], %[p0], #" MASK "\n\t"                     /* (a0, a2) */                       \
+                     "and %[u], %[p1], #" MASK "\n\t"                     /* (b0, b2) */                       \
+                     "lsr %[p0], %[p0], #" ODD "\n\t"                                                          \
+                     "lsr %[p1], %[p1], #" ODD "\n\t"                                                          \
+                     "and %[p0], %[p0], #" MASK "\n\t"                    /* (a1, a3) */                       \
+                     "and %[p1], %[p1], #" MASK "\n\t"                    /* (b1, b3) */                       \
+                     "pkhbt %[x], %[t], %[u], lsl #16\n\t"                /* (a0, b0) */                       \
+                     "pkhtb %[u], %[u], %[t], asr #16\n\t"                /* (a2, b2) */                       \
+                     "ldr %[t], [%[w]]\n\t"                                                                    \
+                     "sxtb16 %[t], %[t]\n\t"                                                                   \
+                     "smlad %[a0], %[x], %[t], %[a0]\n\t"                                                      \
+                     "pkhbt %[x], %[p0], %[p1], lsl #16\n\t"              /* (a1, b1) */                       \
+                     "pkhtb %[p1], %[p1], %[p0], asr #16\n\t"             /* (a3, b3) */                       \
+                     "ldr %[t], [%[w]], #4\n\t"                                                                \
+                     "sxtb16 %[t], %[t], ror #8\n\t"                                                           \
+                     "smlad %[a1], %[x], %[t], %[a1]\n\t"                                                      \
+                     "ldr %[t], [%[w]]\n\t"                                                                    \
+                     "sxtb16 %[t], %[t]\n\t"                                                                   \
+                     "smlad %[a2], %[u], %[t], %[a2]\n\t"                                                      \
+                     "ldr %[t], [%[w]], #4\n\t"                                                                \
+                     "sxtb16 %[t], %[t], ror #8\n\t"                                                           \
+                     "smlad %[a3], %[p1], %[t], %[a3]\n\t"                                                     \
+                     "subs %[n], %[n], #1\n\t"                                                                 \
+                     "bne 1b\n\t"                                                                              \
+                     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [tp] "+r"(tp), [w] "+r"(w),  \
+                       [n] "+r"(pairs), [p0] "=&r"(p0), [p1] "=&r"(p1), [t] "=&r"(t), [u] "=&r"(u), [x] "=&r"(x) \
+                     : [cb] "r"(cb)                                                                            \
+                     : "cc", "memory")
+
+/* Channels c..c+3 of one output pixel over its taps (taps[t]: the input pixel, or the zero-point pixel outside).
+ * The lanes are x + 2^(b-1) for packed inputs (offset binary) and x for int8: the input offset is in the folded
+ * bias, whose share for a tap outside cancels the zero-point pixel's product, as in mcu_dwconv_dsp_s8(). */
 static inline __attribute__((always_inline)) void pk_dw_group4(const uint8_t *const *taps, int32_t n_taps,
-                                                               int32_t c, int32_t bits, int32_t off_b,
-                                                               const int8_t *w, int32_t *acc)
+                                                               int32_t c, int32_t bits, const int8_t *w,
+                                                               int32_t *acc)
 {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    int32_t t = 0;
-    for (; t + 1 < n_taps; t += 2, w += 8)
+    int32_t pairs = n_taps >> 1;
+    const uint8_t *const *tp = taps;
+#if MCU_DSP_ASM
+    if (pairs && bits != 8)
     {
-        int32_t ea = 0, oa = 0, eb = 0, ob = 0;
-        if (taps[t])
+        int32_t p0, p1, t, u, x;
+        if (bits == 4)
         {
-            pk_lanes4(taps[t], c, bits, off_b, &ea, &oa);
+            const int32_t cb = c >> 1;
+            PK_DW_PAIRS_ASM("ldrh", "8", "0x00880088", "0x000F000F", "4");
         }
-        if (taps[t + 1])
+        else
         {
-            pk_lanes4(taps[t + 1], c, bits, off_b, &eb, &ob);
+            const int32_t cb = c >> 2;
+            PK_DW_PAIRS_ASM("ldrb", "12", "0x00AA00AA", "0x00030003", "2");
         }
+        pairs = 0; /* the loop left tp and w after the pairs */
+    }
+#endif
+    for (; pairs > 0; pairs--, tp += 2, w += 8)
+    {
+        int32_t ea, oa, eb, ob;
+        pk_lanes4(tp[0], c, bits, 0, &ea, &oa);
+        pk_lanes4(tp[1], c, bits, 0, &eb, &ob);
         const int32_t w01 = mcu_read_s8x4(w), w23 = mcu_read_s8x4(w + 4);
         a0 = mcu_smlad(mcu_pkhbt16(ea, eb), mcu_sxtb16(w01), a0);      /* (a0, b0) */
         a1 = mcu_smlad(mcu_pkhbt16(oa, ob), mcu_sxtb16_ror8(w01), a1); /* (a1, b1) */
         a2 = mcu_smlad(mcu_pkhtb16(eb, ea), mcu_sxtb16(w23), a2);      /* (a2, b2) */
         a3 = mcu_smlad(mcu_pkhtb16(ob, oa), mcu_sxtb16_ror8(w23), a3); /* (a3, b3) */
     }
-    if (t < n_taps && taps[t])
+    if (n_taps & 1)
     {
         int32_t e, o;
-        pk_lanes4(taps[t], c, bits, off_b, &e, &o);
+        pk_lanes4(tp[0], c, bits, 0, &e, &o);
         const int32_t wl = mcu_read_s8x4(w);
         const int32_t we = mcu_sxtb16(wl), wo = mcu_sxtb16_ror8(wl);
         a0 = mcu_smlabb(e, we, a0);
@@ -348,7 +496,8 @@ typedef struct
     const mcu_dims *in, *filter, *out;
     const uint8_t *input;
     const int8_t *filter_data;
-    int32_t bits, in_px, off_b;
+    const uint8_t *zero_pixel; /* one pixel of input zero points: what taps outside the input read */
+    int32_t bits, in_px, lane_bias; /* lanes hold x + lane_bias: 2^(bits-1) packed, 0 for int8 */
 } pk_dw;
 
 static void __attribute__((noinline)) pk_dw_chunk(const pk_dw *d, const uint8_t *const *taps, int32_t c0,
@@ -363,7 +512,20 @@ static void __attribute__((noinline)) pk_dw_chunk(const pk_dw *d, const uint8_t 
         {
             acc[j + i] = bias ? bias[c0 + j + i] : 0;
         }
-        pk_dw_group4(taps, n_taps, c0 + j, d->bits, d->off_b, d->filter_data + (c0 + j) * n_taps, acc + j);
+        /* the width as a constant: each inlined copy unpacks without a branch per tap */
+        const int8_t *w = d->filter_data + (c0 + j) * n_taps;
+        if (d->bits == 4)
+        {
+            pk_dw_group4(taps, n_taps, c0 + j, 4, w, acc + j);
+        }
+        else if (d->bits == 2)
+        {
+            pk_dw_group4(taps, n_taps, c0 + j, 2, w, acc + j);
+        }
+        else
+        {
+            pk_dw_group4(taps, n_taps, c0 + j, 8, w, acc + j);
+        }
     }
     for (; j < n; j++)
     {
@@ -373,10 +535,7 @@ static void __attribute__((noinline)) pk_dw_chunk(const pk_dw *d, const uint8_t 
         int32_t a = bias ? bias[ch] : 0;
         for (int32_t t = 0; t < n_taps; t++)
         {
-            if (taps[t])
-            {
-                a = mcu_add_wrap(a, (mcu_packed_get(taps[t], ch, d->bits) + d->dp->input_offset) * wt[t]);
-            }
+            a = mcu_add_wrap(a, (mcu_packed_get(taps[t], ch, d->bits) + d->lane_bias) * wt[t]);
         }
         acc[j] = a;
     }
@@ -393,19 +552,18 @@ static void pk_dw_taps(const uint8_t **taps, const pk_dw *d, const uint8_t *in_b
         for (int32_t kx = 0; kx < d->filter->w; kx++, t++)
         {
             const int32_t ix = x0 + kx * dp->dilation.w;
-            taps[t] = row_inside && ix >= 0 && ix < d->in->w ? in_b + (iy * d->in->w + ix) * d->in_px : NULL;
+            taps[t] = row_inside && ix >= 0 && ix < d->in->w ? in_b + (iy * d->in->w + ix) * d->in_px : d->zero_pixel;
         }
     }
 }
 
-int32_t mcu_dwconv_dsp_get_buffer_size_packed(const mcu_dims *input_dims, int32_t output_bits)
+int32_t mcu_dwconv_dsp_get_buffer_size_packed(const mcu_dims *input_dims, int32_t input_bits)
 {
-    (void)input_dims;
-    (void)output_bits; /* no zero-point row (taps outside are zero words), outputs staged on the stack */
-    return 0;
+    /* one pixel of input zero points (the outputs are staged on the stack) */
+    return PK_ROUND4(mcu_packed_pixel_bytes(input_dims->c, input_bits));
 }
 
-static mcu_status dwconv_dsp_packed(int32_t in_bits, const mcu_dw_conv_params *dp,
+static mcu_status dwconv_dsp_packed(int32_t in_bits, const mcu_context *ctx, const mcu_dw_conv_params *dp,
                                     const mcu_per_channel_quant_params *q, int32_t out_bits, const mcu_dims *in,
                                     const uint8_t *input, const mcu_dims *filt, const int8_t *filter,
                                     const int32_t *bias, const mcu_dims *out, uint8_t *output)
@@ -416,8 +574,21 @@ static mcu_status dwconv_dsp_packed(int32_t in_bits, const mcu_dw_conv_params *d
     {
         return MCU_ARG_ERROR;
     }
-    const pk_dw d = {dp, in, filt, out, input, filter, in_bits, mcu_packed_pixel_bytes(c, in_bits),
-                     pk_offset_lanes(dp->input_offset, in_bits)};
+    if (ctx == NULL || ctx->buf == NULL || ctx->size < mcu_dwconv_dsp_get_buffer_size_packed(in, in_bits))
+    {
+        return MCU_ARG_ERROR;
+    }
+    uint8_t *zero_pixel = (uint8_t *)ctx->buf;
+    {
+        int8_t zp[PK_CHUNK];
+        memset(zp, (int8_t)(-dp->input_offset), sizeof(zp));
+        for (int32_t c0 = 0; c0 < c; c0 += PK_CHUNK)
+        {
+            mcu_packed_store(zp, c - c0 < PK_CHUNK ? c - c0 : PK_CHUNK, in_bits, zero_pixel + c0 * in_bits / 8);
+        }
+    }
+    const pk_dw d = {dp, in, filt, out, input, filter, zero_pixel, in_bits, mcu_packed_pixel_bytes(c, in_bits),
+                     in_bits == 8 ? 0 : 1 << (in_bits - 1)};
     const pk_out o = pk_out_of(out_bits, dp->output_offset, &dp->activation, q, bias, c, 0);
     const int32_t out_px = mcu_packed_pixel_bytes(c, out_bits);
     const int32_t ow = out->w, pixels = out->h * ow;
@@ -468,9 +639,8 @@ static mcu_status dwconv_dsp_packed(int32_t in_bits, const mcu_dw_conv_params *d
                     const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,                       \
                     const mcu_dims *output_dims, uint8_t *output)                                               \
     {                                                                                                           \
-        (void)ctx;                                                                                              \
         (void)bias_dims;                                                                                        \
-        return dwconv_dsp_packed(in_bits, dw_params, quant_params, output_bits, input_dims, input, filter_dims, \
+        return dwconv_dsp_packed(in_bits, ctx, dw_params, quant_params, output_bits, input_dims, input, filter_dims, \
                                  filter, bias, output_dims, output);                                            \
     }
 

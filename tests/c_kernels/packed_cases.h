@@ -22,7 +22,7 @@ typedef struct
     mcu_dims input_dims, filter_dims, output_dims;
     const uint8_t *input;
     const int8_t *filter, *fast_filter;
-    const int32_t *bias, *multiplier, *shift;
+    const int32_t *bias, *fast_bias, *multiplier, *shift;
     const uint8_t *expected;
     int32_t output_bytes, has_fast, scratch_fast;
 } pk_case;

@@ -50,6 +50,7 @@ class PackedCase:
     filter: np.ndarray
     fast_filter: np.ndarray
     bias: np.ndarray
+    fast_bias: np.ndarray  # the DSP kernel's: the model's (conv), the input offset folded in (depthwise)
     mult: np.ndarray
     shift: np.ndarray
     expected: np.ndarray  # packed bytes
@@ -88,8 +89,6 @@ def simulate(kind: str, x: np.ndarray, wts: np.ndarray, bias: np.ndarray, mult: 
 
 
 def _case(rng: np.random.Generator, kind: str, in_bits: int, out_bits: int, big: bool = False) -> PackedCase:
-    lo_in, hi_in = qrange(in_bits)
-    lo_out, hi_out = qrange(out_bits)
     channels = [1, 2, 3, 4, 5, 6, 8, 12, 16] + ([33, 40] if big else [])
     cin = int(rng.choice(channels))
     if kind == "conv":
@@ -109,6 +108,15 @@ def _case(rng: np.random.Generator, kind: str, in_bits: int, out_bits: int, big:
     full_h = max(1, (h + 2 * max(pad[0], 0) - ext_h) // stride[0] + 1)
     full_w = max(1, (w + 2 * max(pad[1], 0) - ext_w) // stride[1] + 1)
     oh, ow = int(rng.integers(1, full_h + 1)), int(rng.integers(1, full_w + 1))
+    return _make(rng, kind, in_bits, out_bits, (h, w, cin), (kh, kw), cout, stride, pad, dilation, groups, (oh, ow))
+
+
+def _make(rng: np.random.Generator, kind: str, in_bits: int, out_bits: int, in_hwc, kernel, cout: int, stride,
+          pad, dilation, groups: int, out_hw) -> PackedCase:
+    """One layer of the given geometry with random data (values, weights, bias, zero points, requantization)."""
+    lo_in, hi_in = qrange(in_bits)
+    lo_out, hi_out = qrange(out_bits)
+    (h, w, cin), (kh, kw), (oh, ow) = in_hwc, kernel, out_hw
     x = rng.integers(lo_in, hi_in + 1, (1, h, w, cin)).astype(np.int8)
     if kind == "conv":
         wts = rng.integers(-127, 128, (cout, kh, kw, cin // groups)).astype(np.int8)
@@ -132,22 +140,34 @@ def _case(rng: np.random.Generator, kind: str, in_bits: int, out_bits: int, big:
     if kind == "conv":
         has_fast = groups == 1
         fast = fast_layout.conv_weights(wts) if has_fast else wts.reshape(-1)
+        fast_bias = bias
         scratch = packed_kernels.conv_dsp_scratch_bytes(kh, kw, cin) if has_fast else 0
         fdims = (cout, kh, kw, cin // groups)
     else:
         has_fast = groups == 1 and fast_layout.dwconv_problem((kh, kw), groups) is None
         fast = fast_layout.dwconv_weights(wts) if has_fast else wts.reshape(-1)
-        scratch = 0
+        scratch = packed_kernels.dwconv_dsp_scratch_bytes(cout, in_bits) if has_fast else 0
+        fast_bias = packed_kernels.dwconv_dsp_bias(bias, wts, -in_zp, in_bits) if has_fast else bias
         fdims = (1, kh, kw, cout)
     desc = (f"{kind} a{in_bits}->a{out_bits} {h}x{w}x{cin} k{kh}x{kw} s{stride[0]}{stride[1]} d{dilation[0]}"
             f"{dilation[1]} p{pad[0]},{pad[1]} g{groups} -> {oh}x{ow}x{cout}")
     return PackedCase(KIND[kind], desc, in_bits, out_bits, (1, h, w, cin), fdims, (1, oh, ow, cout), stride, pad,
                       dilation, groups, -in_zp, out_zp, act, pack(x, in_bits).reshape(-1), wts.reshape(-1), fast,
-                      bias, mult, shift, pack(y, out_bits).reshape(-1), has_fast, scratch)
+                      bias, fast_bias, mult, shift, pack(y, out_bits).reshape(-1), has_fast, scratch)
 
 
 #: every (input bits, output bits) pair the kernels take: sub-byte in or out
 BIT_PAIRS = [(i, o) for i in (8, 4, 2) for o in (8, 4, 2) if (i, o) != (8, 8)]
+
+
+def layer_case(kind: str, in_bits: int, out_bits: int, in_hwc: tuple[int, int, int], kernel: tuple[int, int],
+               cout: int, stride: tuple[int, int] = (1, 1), pad: tuple[int, int] = (0, 0), seed: int = 0) -> PackedCase:
+    """One given layer (bench/packed_kernels.py's shapes): ``kind`` conv or dwconv (``cout`` = C_in), symmetric
+    padding ``pad``, random data."""
+    h, w, _ = in_hwc
+    oh, ow = (h + 2 * pad[0] - kernel[0]) // stride[0] + 1, (w + 2 * pad[1] - kernel[1]) // stride[1] + 1
+    return _make(np.random.default_rng(seed), kind, in_bits, out_bits, in_hwc, kernel,
+                 cout if kind == "conv" else in_hwc[2], stride, pad, (1, 1), 1, (oh, ow))
 
 
 def random_cases(seed: int, per_pair: int) -> list[PackedCase]:

@@ -117,7 +117,7 @@ static int run_one(int32_t i, int fast)
     if (fast)
     {
         scratch = c->kind == PK_CONV ? mcu_conv_dsp_get_buffer_size_packed(&c->input_dims, &c->filter_dims, c->out_bits)
-                                     : mcu_dwconv_dsp_get_buffer_size_packed(&c->input_dims, c->out_bits);
+                                     : mcu_dwconv_dsp_get_buffer_size_packed(&c->input_dims, c->in_bits);
         if (scratch != c->scratch_fast)
         {
             report(i, "DSP scratch bytes (C, compiler)", scratch, c->scratch_fast);
@@ -139,16 +139,17 @@ static int run_one(int32_t i, int fast)
     memset(out, 0xA5, (size_t)c->output_bytes); /* every byte must be written, padding bits 0 */
     const mcu_context ctx = {buf, scratch};
     const int8_t *filter = fast ? c->fast_filter : c->filter;
+    const int32_t *bias = fast ? c->fast_bias : c->bias;
     mcu_status st;
     if (c->kind == PK_CONV)
     {
         st = conv_fn(c->in_bits, fast)(&ctx, &c->conv, &q, c->out_bits, &c->input_dims, c->input, &c->filter_dims,
-                                       filter, &bias_dims, c->bias, &c->output_dims, out);
+                                       filter, &bias_dims, bias, &c->output_dims, out);
     }
     else
     {
         st = dw_fn(c->in_bits, fast)(&ctx, &c->dw, &q, c->out_bits, &c->input_dims, c->input, &c->filter_dims, filter,
-                                     &bias_dims, c->bias, &c->output_dims, out);
+                                     &bias_dims, bias, &c->output_dims, out);
     }
     int bad = 0, first = -1;
     if (st != MCU_OK)

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Packed-activation kernel benchmark (measure, do not assert): instructions per MAC of the a4w8 and a2w8
+convolution and depthwise kernels (runtime_c/include/mcunn_packed.h) against the int8 kernels, on qemu-m4, for
+shapes of the performance table (../shared/design/performance.md: 1, 2, 4, 5), one call each, random data,
+per-channel requantization; each output checked against the simulator's bytes. Then the SRAM the packed maps
+save: each shape's input + output map at 8 / 4 / 2 bits, and the peak SRAM of a stage-heavy CNN whose stage maps
+are lowered to 4 and 2 bits (tests/test_packed_kernels.py's lowering), layer by layer and patched, against int8.
+
+Counts are guest instructions under QEMU -icount shift=0 (deterministic), not cycles. On Cortex-M4 sub-byte
+maps are a storage format (performance.md, "Sub-byte data"): the MAC loop stays on SMLAD, so the figure to
+read is the unpacking overhead per MAC over int8, against the 2x / 4x smaller maps.
+
+Usage: python bench/packed_kernels.py [--board qemu-m4] [--no-network]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "c_kernels"))
+
+import harness
+import packed_cases
+from mcucompile.arith.bitwidth import pack, pixel_bytes
+from mcucompile.boards import get_board
+from mcucompile.targets.firmware import run_qemu
+
+# (number in performance.md, description, kind, input HWC, kernel, C_out, stride, padding)
+SHAPES = [
+    (1, "conv 1x1, 24x24x32 -> 24x24x64", "conv", (24, 24, 32), (1, 1), 64, (1, 1), (0, 0)),
+    (2, "conv 3x3 s1 p1, 16x16x16 -> 16x16x32", "conv", (16, 16, 16), (3, 3), 32, (1, 1), (1, 1)),
+    (4, "depthwise 3x3 s1 p1, 24x24x64", "dwconv", (24, 24, 64), (3, 3), 64, (1, 1), (1, 1)),
+    (5, "depthwise 3x3 s2 p1, 24x24x64 -> 12x12x64", "dwconv", (24, 24, 64), (3, 3), 64, (2, 2), (1, 1)),
+]
+#: (input bits, output bits) rows per shape: the int8 kernels, then the packed ones
+PAIRS = [(8, 8), (4, 4), (2, 2), (4, 8), (8, 4)]
+
+
+def macs(c: packed_cases.PackedCase) -> int:
+    _, oh, ow, cout = c.out_dims
+    _, kh, kw, cin = c.filter_dims
+    return oh * ow * cout * kh * kw * (1 if c.kind == packed_cases.KIND["dwconv"] else cin)
+
+
+def int8_depthwise(c: packed_cases.PackedCase) -> packed_cases.PackedCase:
+    """The int8 depthwise row with input zero point 0 and no bias, so mcu_dwconv_dsp_s8's folded bias is the
+    model's (the cost does not depend on either)."""
+    x = c.input.view(np.int8).reshape(c.in_dims)
+    wts = c.filter.reshape(c.filter_dims[1:])
+    bias = np.zeros_like(c.bias)
+    y = packed_cases.simulate("dwconv", x, wts, bias, c.mult, c.shift, 0, c.out_off, c.act, c.stride, c.pad,
+                              c.dilation, 1, c.out_dims[1:3], 8, 8)
+    return dataclasses.replace(c, in_off=0, bias=bias, fast_bias=bias, expected=pack(y, 8).reshape(-1))
+
+
+def kernel_rows(board) -> None:
+    cases, rows = [], []
+    for number, desc, kind, hwc, k, cout, stride, pad in SHAPES:
+        for bi, bo in PAIRS:
+            c = packed_cases.layer_case(kind, bi, bo, hwc, k, cout, stride, pad, seed=number)
+            if kind == "dwconv" and (bi, bo) == (8, 8):
+                c = int8_depthwise(c)
+            rows.append((number, desc, bi, bo, len(cases)))
+            cases.append(c)
+    with tempfile.TemporaryDirectory(prefix="mcu_bench_packed_") as tmp:
+        build = Path(tmp)
+        src = packed_cases.write_cases(cases, 0, build / "cases.c")
+        elf = harness.build_firmware(board, [src, harness.HERE / "packed_bench_main.c"], build / "fw")
+        run = run_qemu(elf, board, timeout=600)
+    counts = {}
+    for line in run.log.splitlines():
+        m = re.match(r"MCU K (\d+) (\w+) (\d+) ([01])", line)
+        if m:
+            counts[(int(m.group(1)), m.group(2))] = (int(m.group(3)), m.group(4) == "1")
+    print(f"board {board.name} ({board.core}), instructions (QEMU -icount shift=0, not cycles)")
+    head = (f"{'#':>2} {'layer (NHWC)':<44} {'bits':>6} {'MACs':>10} {'portable (i/MAC)':>20} {'DSP (i/MAC)':>18} "
+            f"{'DSP/int8 DSP':>12} {'maps (B)':>9} {'exact':>5}")
+    print(head)
+    print("-" * len(head))
+    base = {}
+    for number, desc, bi, bo, i in rows:
+        c = cases[i]
+        m = macs(c)
+        port, p_ok = counts[(i, "portable")]
+        fast, f_ok = counts[(i, "fast")]
+        if (bi, bo) == (8, 8):
+            base[number] = fast
+        maps = (np.prod(c.in_dims[:3]) * pixel_bytes(c.in_dims[3], bi)
+                + np.prod(c.out_dims[:3]) * pixel_bytes(c.out_dims[3], bo))
+        bits = f"a{bi}>a{bo}"
+        print(f"{number:>2} {desc:<44} {bits:>6} {m:>10,} {port:>11,} ({port / m:5.2f}) {fast:>9,} ({fast / m:5.2f}) "
+              f"{fast / base[number]:>12.2f} {int(maps):>9,} {'yes' if p_ok and f_ok else 'NO':>5}")
+
+
+def _sram_net(directory: Path):
+    """A stage-heavy CNN (MobileNet-like first layers on a 3x40x40 input): conv 3x3 3->16, depthwise 3x3, pointwise
+    16->16, depthwise 3x3 s2, pointwise 16->24, then pooling; its peak SRAM sits in the stage."""
+    from conftest import make_model, save
+    from mcucompile.api import CompileOptions, PatchOptions, compile_model
+    from onnx import helper
+
+    rng = np.random.default_rng(7)
+
+    def w(*shape):
+        return (rng.standard_normal(shape) * 0.3).astype(np.float32)
+
+    def conv(x, y, wn, k, group=1, stride=1):
+        return [helper.make_node("Conv", [x, wn], [y + "_"], kernel_shape=[k, k], pads=[k // 2] * 4, group=group,
+                                 strides=[stride, stride]), helper.make_node("Relu", [y + "_"], [y])]
+
+    nodes = (conv("x", "a", "w0", 3) + conv("a", "b", "w1", 3, group=16) + conv("b", "c", "w2", 1)
+             + conv("c", "d", "w3", 3, group=16, stride=2) + conv("d", "e", "w4", 1)
+             + [helper.make_node("GlobalAveragePool", ["e"], ["y"])])
+    inits = {"w0": w(16, 3, 3, 3), "w1": w(16, 1, 3, 3), "w2": w(16, 16, 1, 1), "w3": w(16, 1, 3, 3),
+             "w4": w(24, 16, 1, 1)}
+    path = save(make_model(nodes, [1, 3, 40, 40], ["y"], inits), directory, "sram.onnx")
+    return compile_model(path, CompileOptions(board="qemu-m4", progress=False, calib_samples=8,
+                                              patch=PatchOptions(mode="off")))
+
+
+def network_rows() -> None:
+    """Peak SRAM of a stage-heavy CNN at int8 and with its stage maps at 4 / 2 bits, layer by layer and patched
+    (the same split and grid), with the qemu-m4 kernels' scratch."""
+    import test_packed_kernels as tpk
+    from mcucompile.memory import plan_memory
+    from mcucompile.patch import plan_patches
+    from mcucompile.patch.memory import plan_memory_patched
+
+    with tempfile.TemporaryDirectory(prefix="mcu_bench_packed_net_") as tmp:
+        net = _sram_net(Path(tmp))
+    g8, target = net.graph, net.target
+    print()
+    print("peak SRAM (arena, kernel scratch included) of a 3x40x40 CNN, stage = conv, dw, pw, dw s2, pw (split: the "
+          "last pw's int8 output), qemu-m4 kernels:")
+    print(f"  {'stage map bits':<28} {'layer by layer':>15} {'patched 2x2':>12} {'patched 4x4':>12}")
+    for label, bits in (("int8", None), ("4, 4, 4, 4", {"a": 4, "b": 4, "c": 4, "d": 4}),
+                        ("4, 2, 4, 2", {"a": 4, "b": 2, "c": 4, "d": 2}),
+                        ("2, 2, 2, 2", {"a": 2, "b": 2, "c": 2, "d": 2})):
+        g = g8 if bits is None else tpk.lower_maps(g8, bits)
+        sizes = [plan_memory(g, target).arena_size]
+        sizes += [plan_memory_patched(g, plan_patches(g, 5, n), board=target).arena_size for n in (2, 4)]
+        print(f"  {label:<28} {sizes[0]:>13,} B {sizes[1]:>10,} B {sizes[2]:>10,} B")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--board", default="qemu-m4")
+    p.add_argument("--no-network", action="store_true", help="only the kernel table")
+    args = p.parse_args()
+    kernel_rows(get_board(args.board))
+    if not args.no_network:
+        network_rows()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
