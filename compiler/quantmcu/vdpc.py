@@ -15,7 +15,8 @@ A patch is an outlier patch when its region of the checked map holds a value wit
 
 :func:`plan_vdpc` measures the statistics (``stats.stage_stats``) and returns a :class:`VdpcPlan`: the map,
 its zero point, the threshold and the share of outlier patches on the calibration data;
-:func:`runtime_dispatch` turns it into the schedule's ``RuntimeDispatch``.
+:func:`runtime_dispatch` turns it into the schedule's ``RuntimeDispatch``; :func:`check_instructions` is the
+check's cost by its kernel's cost model, :func:`check_problems` the memory soundness of what the dispatch adds.
 """
 
 from __future__ import annotations
@@ -27,9 +28,13 @@ import numpy as np
 
 from ..errors import UserError
 from ..ir import Graph
+from ..memory import ArenaPlan
+from ..ops import KernelArgs
+from ..ops.kernel import Geometry
 from ..ops.outlier_check import MAX_THRESHOLD
+from ..patch.memory import region_buffer
 from ..patch.planner import PatchPlan
-from ..schedule.schedule import RuntimeDispatch
+from ..schedule.schedule import RuntimeDispatch, Schedule
 from .stats import MapStats, StageStats, stage_maps, stage_stats
 
 RULES = ("percentile", "sigma")
@@ -159,3 +164,47 @@ def runtime_dispatch(vdpc: VdpcPlan, outlier_chain: int = 0, inlier_chain: int =
     """The schedule's run-time dispatch of ``vdpc``: outlier patches run ``outlier_chain`` (the 8-bit one),
     the others ``inlier_chain`` (the probe)."""
     return RuntimeDispatch(vdpc.tensor, vdpc.zero_point, vdpc.threshold, outlier_chain, inlier_chain)
+
+
+def check_instructions(schedule: Schedule) -> float:
+    """The instructions the run-time dispatch's check costs per inference by its kernel's cost model: one call
+    per patch on the probe's region of the checked map (the whole region read: an inlier patch, the common
+    case; an outlier patch stops earlier with the fast kernels). 0 without a run-time dispatch."""
+    loop = schedule.loop
+    if loop is None or loop.check is None:
+        return 0.0
+    ck, graph = loop.check, schedule.graph
+    cost = ck.kernel.kernel.cost
+    total = 0.0
+    for regs in loop.plan.regions:
+        r = regs[ck.tensor]
+        counts = cost.counts(ck.node, graph, Geometry(r.h, r.w, r.h, r.w, 0, 0))
+        total += sum(cost.coefficients.get(f, 0.0) * counts.get(f, 0.0) for f in cost.features)
+    return total
+
+
+def check_problems(schedule: Schedule, plan: ArenaPlan) -> list[str]:
+    """Where the check (and, resuming, the move of its region into the outlier chain's buffer) would read or
+    write outside its buffers in ``plan``, or break the kernel's argument contract, patch by patch, from the
+    kernel's own access pattern (``Kernel.access``). Empty: sound. (The plan safety check of
+    ``schedule/safety.py`` covers the layers; this covers what the run-time dispatch adds.)"""
+    loop = schedule.loop
+    if loop is None or loop.check is None:
+        return []
+    ck, graph, d = loop.check, schedule.graph, loop.dispatch
+    sizes = {b.name: b.size for b in plan.buffers}
+    channels = graph.tensors[ck.tensor].pixel_bytes
+    problems = []
+    for p, regs in enumerate(loop.plan.regions):
+        r = regs[ck.tensor]
+        dims = (1, r.h, r.w, int(graph.tensors[ck.tensor].shape[-1]))
+        args = KernelArgs(ck.node, graph, ck.kernel.context, (ck.buffer(),), "", (dims,), (1, 1, 1, 1), (0, 0), True)
+        accesses, contract = ck.kernel.kernel.access(args)
+        problems += [f"patch {p}: outlier check: {c}" for c in contract]
+        moved = [(region_buffer(ck.tensor, d.outlier_chain), r.h * r.w * channels)] if ck.resume else []
+        for name, end in [(a.pointer, a.end) for a in accesses] + moved:
+            if name not in sizes:
+                problems.append(f"patch {p}: outlier check: buffer '{name}' is not in the plan")
+            elif end > sizes[name]:
+                problems.append(f"patch {p}: outlier check: {end} bytes of '{name}' ({sizes[name]} B)")
+    return problems
