@@ -282,9 +282,24 @@ def test_check_kernels_equal_the_simulator_on_emulated_core(board_name, kernels,
 
 HOST_RUNNER = r"""
 #include <stdio.h>
+#include <string.h>
 #include "model.h"
 static FILE *chains;
 static int sample;
+#if MODEL_INPUT_BY_PATCH
+static int8_t whole[MODEL_INPUT_0_SIZE];
+void model_fill_input_patch(int32_t top, int32_t left, int32_t h, int32_t w, int8_t *dst)
+{
+    for (int32_t y = 0; y < h; y++)
+    {
+        memcpy(dst + y * w * MODEL_INPUT_0_C, whole + ((top + y) * MODEL_INPUT_0_W + left) * MODEL_INPUT_0_C,
+               (size_t)(w * MODEL_INPUT_0_C));
+    }
+}
+#define INPUT_BUFFER whole
+#else
+#define INPUT_BUFFER model_input(0)
+#endif
 static void on_chain(int32_t patch, int32_t chain, void *user)
 {
     (void)user;
@@ -297,7 +312,7 @@ int main(int argc, char **argv)
     chains = fopen(argv[3], "w");
     if (!fin || !fout || !chains) { return 2; }
     const model_hooks_t hooks = { NULL, NULL, NULL, NULL, on_chain };
-    while (fread(model_input(0), 1, MODEL_INPUT_0_SIZE, fin) == MODEL_INPUT_0_SIZE)
+    while (fread(INPUT_BUFFER, 1, MODEL_INPUT_0_SIZE, fin) == MODEL_INPUT_0_SIZE)
     {
         if (model_invoke(&hooks) != MCU_OK) { return 3; }
         fwrite(model_output(0), 1, MODEL_OUTPUT_0_SIZE, fout);
@@ -336,10 +351,20 @@ def _thresholds(compiled, inputs, tensor):
     return {"all_8bit": 0, "none": 255, "mix": int(distinct[(len(distinct) - 1) // 2])}
 
 
+@pytest.fixture(scope="module")
+def resnet_by_patch():
+    return compile_model(RESNET8, CompileOptions(board="host", progress=False, patch=PatchOptions(
+        mode="forced", split=4, patches=3, input_by_patch=True)))
+
+
 @pytest.mark.parametrize("where,after,resume", [("input", 0, True), ("first_map", 1, True), ("second_map", 2, False)])
-def test_runtime_dispatch_on_host(resnet, inputs, where, after, resume, tmp_path):
+def test_runtime_dispatch_on_host(resnet, resnet_by_patch, inputs, where, after, resume, tmp_path):
     """An outlier patch takes over the probe's checked region (input, first map) or, where the residual add
-    reads the first map after a check of the second, runs its chain from the start."""
+    reads the first map after a check of the second, runs its chain from the start. The input check runs with
+    the input filled patch by patch (the application's callback fills the probe's buffer)."""
+    if where == "input":
+        resnet = resnet_by_patch
+        assert resnet.patch.input_by_patch
     g = resnet.graph
     tensor = g.inputs[0] if where == "input" else g.nodes[after - 1].outputs[0]
     ref = np.stack([run_int(g, {g.inputs[0]: x})[g.outputs[0]].reshape(-1) for x in inputs])
