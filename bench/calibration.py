@@ -97,7 +97,7 @@ def row(label: str, y: np.ndarray, ref: np.ndarray, labels, seconds: float | Non
     top1, sqnr, _ = agreement(y, ref)
     acc = f"{100 * np.mean(y.argmax(1) == labels):6.2f}%" if labels is not None else "      -"
     t = f"{seconds:6.1f}" if seconds is not None else "     -"
-    return f"  {label:<28} {sqnr:8.2f} {100 * top1:8.2f}% {acc} {t}"
+    return f"  {label:<31} {sqnr:8.2f} {100 * top1:8.2f}% {acc} {t}"
 
 
 def main() -> int:
@@ -117,9 +117,9 @@ def main() -> int:
             np.save(calib_path, calib)
             ref = onnx_reference(model, test)[0].reshape(len(test), -1)
             print(f"\n{name}: {kind} inputs, {len(calib)} calibration / {len(test)} test")
-            print(f"  {'quantization':<28} {'SQNR dB':>8} {'top-1 agr':>9} {'accuracy':>7} {'time s':>6}")
+            print(f"  {'quantization':<31} {'SQNR dB':>8} {'top-1 agr':>9} {'accuracy':>7} {'time s':>6}")
             if labels is not None:
-                print(f"  {'float (onnxruntime)':<28} {'inf':>8} {100.0:8.2f}% {100 * np.mean(ref.argmax(1) == labels):6.2f}%")
+                print(f"  {'float (onnxruntime)':<31} {'inf':>8} {100.0:8.2f}% {100 * np.mean(ref.argmax(1) == labels):6.2f}%")
             if tflite is not None and tflite.exists():
                 c = compile_model(tflite, CompileOptions(board="host", progress=False, patch=OFF))
                 print(row("TFLite converter (int8)", int8_outputs(c, test), ref, labels, None))
