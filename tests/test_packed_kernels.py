@@ -44,6 +44,7 @@ from mcucompile.ops.conv import ConvParams
 from mcucompile.ops.elementwise import ADD_LEFT_SHIFT, AddParams
 from mcucompile.ops.kernel import KernelTarget
 from mcucompile.ops.pack import packed_quant
+from mcucompile.ops.packed_kernels import packed_problem
 from mcucompile.ops.pooling import PoolParams
 from mcucompile.ops.unary import LutParams, Unary, build_table
 from mcucompile.patch import plan_patches
@@ -428,3 +429,18 @@ def test_packed_pool_add_pad_lookup_patched_on_qemu_m4(tmp_path_factory, tmp_pat
     x_q, outs, _, _ = build_and_run_board(c, c.calib[:2], tmp_path)
     ref = [run_int(g, {g.inputs[0]: x})[g.outputs[0]].reshape(-1) for x in x_q]
     assert np.array_equal(outs[0], np.stack(ref))
+
+
+def test_which_layers_can_take_packed_maps(host_net, host_ops, tmp_path_factory):
+    """packed_problem: every layer of the two stages can read / write packed maps; an op without a packed kernel
+    (multiply), a broadcasting add and a channel pad say why."""
+    for net in (host_net, host_ops):
+        assert all(packed_problem(n, net.graph) is None for n in net.graph.nodes if n.op != "mean")
+    g = host_ops.graph
+    add = next(n for n in g.nodes if n.op == "add")
+    assert "no kernel for packed" in packed_problem(add.replace(op="mul"), g)
+    pooled = next(n for n in g.nodes if n.op == "avg_pool2d" and g.tensors[n.outputs[0]].shape[1] == 1)
+    assert "broadcast" in packed_problem(add.replace(inputs=(add.inputs[0], pooled.outputs[0])), g)
+    pad = next(n for n in g.nodes if n.op == "pad")
+    channel = pad.replace(attrs=dataclasses.replace(pad.attrs, pads=pad.attrs.pads[:3] + ((0, 2),)))
+    assert "channels" in packed_problem(channel, g)

@@ -377,3 +377,25 @@ def pad_call(ctx: dict, bits: int):
 def lut_call(ctx: dict, in_bits: int, out_bits: int):
     ctx.update(in_bits=in_bits, out_bits=out_bits)
     return LUT.call(ctx, reason=f"a{in_bits} -> a{out_bits}: portable packed lookup")
+
+
+#: ops with kernels for packed 4- / 2-bit maps (pack / unpack convert int8 <-> packed, ops/pack.py)
+PACKED_OPS = ("conv2d", "depthwise_conv2d", "max_pool2d", "avg_pool2d", "add", "pad", "unary", "pack", "unpack")
+
+
+def packed_problem(node: Node, graph: Graph) -> str | None:
+    """Why ``node`` cannot read or write a packed 4- or 2-bit map (None: it can, with the kernels of this module).
+
+    A precision search asks this before it lowers a map: every producer and consumer of the map must say None.
+    """
+    if node.op not in PACKED_OPS:
+        return f"{node.op} has no kernel for packed 4- / 2-bit maps (its kernel reads and writes int8)"
+    if node.op == "add":
+        shapes = {tuple(graph.tensors[t].shape) for t in (*node.inputs, node.outputs[0])}
+        if len(shapes) > 1:
+            return "the packed add does not broadcast (operands and output must have equal shapes)"
+    if node.op == "pad":
+        pads = node.attrs.pads
+        if len(pads) == 4 and pads[3] != (0, 0):
+            return "a packed map is padded along N, H and W only, not along the channels"
+    return None
