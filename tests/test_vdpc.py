@@ -34,8 +34,8 @@ from mcucompile.ops.outlier_check import outlier_decision
 from mcucompile.patch.memory import plan_memory_patched
 from mcucompile.patch.planner import np_region
 from mcucompile.quant.simulate import run_int, run_nodes
-from mcucompile.quantmcu import (VdpcOptions, check_instructions, check_problems, plan_vdpc, runtime_dispatch, stage_maps,
-                                stage_stats, threshold_of)
+from mcucompile.quantmcu import (VdpcOptions, check_instructions, check_problems, compare_rules, plan_vdpc, runtime_dispatch,
+                                stage_maps, stage_stats, threshold_of)
 from mcucompile.schedule.schedule import Dispatch, RuntimeDispatch, build_schedule, run_schedule_int
 from mcucompile.targets.host import CFLAGS, SANITIZE_ENV, SANITIZE_FLAGS, find_compiler
 
@@ -123,6 +123,21 @@ def test_threshold_rules(resnet, inputs):
     assert inp.tensor == g.inputs[0]
     rd = runtime_dispatch(first)
     assert (rd.tensor, rd.threshold, rd.outlier_chain, rd.inlier_chain) == (first.tensor, first.threshold, 0, 1)
+    # the comparison of options on held-out inputs: its shares are the plans' own, recall/precision by hand
+    calib, test = inputs[:3], inputs[3:]
+    options = (VdpcOptions(), VdpcOptions("sigma", 3.0, "input"))
+    rows = compare_rules(g, plan, calib, test, options)
+    sc, sh = stage_stats(g, plan, calib), stage_stats(g, plan, test)
+    truth = np.zeros(sh.maps[0].patch_max.shape, bool)
+    for m in sc.maps[1:]:
+        truth |= sh.map(m.tensor).patch_max > m.percentile(99.9)
+    for row, o in zip(rows, options):
+        v = plan_vdpc(g, plan, calib, o)
+        flag = sh.map(v.tensor).patch_max > v.threshold
+        assert (row.tensor, row.threshold, row.share_calib) == (v.tensor, v.threshold, v.outlier_patch_share)
+        assert row.share_test == flag.mean()
+        assert row.recall == ((flag & truth).sum() / truth.sum() if truth.any() else None)
+        assert row.precision == ((flag & truth).sum() / flag.sum() if flag.any() else None)
     for bad, msg in [(dict(rule="max"), "rule 'max'"), (dict(location="output"), "location 'output'"),
                      (dict(parameter=0.0), "percentile 0.0"), (dict(parameter=101.0), "percentile 101.0"),
                      (dict(rule="sigma", parameter=-1.0), "sigma factor -1.0"),

@@ -9,8 +9,8 @@ VDQS (the bitwidth search of the no-outlier chain) comes later and reads the sam
 """
 
 from .stats import MapStats, StageStats, stage_maps, stage_stats
-from .vdpc import (LOCATIONS, RULES, VdpcOptions, VdpcPlan, check_instructions, check_problems, plan_vdpc,
-                   runtime_dispatch, threshold_of)
+from .vdpc import (LOCATIONS, RULES, RuleComparison, VdpcOptions, VdpcPlan, check_instructions, check_problems,
+                   compare_rules, plan_vdpc, runtime_dispatch, threshold_of)
 
-__all__ = ["LOCATIONS", "RULES", "MapStats", "StageStats", "VdpcOptions", "VdpcPlan", "check_instructions", "check_problems",
-           "plan_vdpc", "runtime_dispatch", "stage_maps", "stage_stats", "threshold_of"]
+__all__ = ["LOCATIONS", "RULES", "MapStats", "RuleComparison", "StageStats", "VdpcOptions", "VdpcPlan", "check_instructions",
+           "check_problems", "compare_rules", "plan_vdpc", "runtime_dispatch", "stage_maps", "stage_stats", "threshold_of"]

@@ -16,7 +16,8 @@ A patch is an outlier patch when its region of the checked map holds a value wit
 :func:`plan_vdpc` measures the statistics (``stats.stage_stats``) and returns a :class:`VdpcPlan`: the map,
 its zero point, the threshold and the share of outlier patches on the calibration data;
 :func:`runtime_dispatch` turns it into the schedule's ``RuntimeDispatch``; :func:`check_instructions` is the
-check's cost by its kernel's cost model, :func:`check_problems` the memory soundness of what the dispatch adds.
+check's cost by its kernel's cost model, :func:`check_problems` the memory soundness of what the dispatch adds,
+:func:`compare_rules` measures how well options separate outlier patches on held-out inputs.
 """
 
 from __future__ import annotations
@@ -208,3 +209,55 @@ def check_problems(schedule: Schedule, plan: ArenaPlan) -> list[str]:
             elif end > sizes[name]:
                 problems.append(f"patch {p}: outlier check: {end} bytes of '{name}' ({sizes[name]} B)")
     return problems
+
+
+@dataclass(frozen=True)
+class RuleComparison:
+    """One VDPC option measured on calibration and held-out inputs: its threshold, the share of outlier
+    patches on each set, and how the flagged held-out patches match the patches that hold an extreme value
+    of some map the stage makes (above that map's calibration ``extreme`` percentile): recall and
+    precision (None when there is nothing to divide by)."""
+
+    options: VdpcOptions
+    tensor: str
+    threshold: int
+    share_calib: float
+    share_test: float
+    recall: float | None
+    precision: float | None
+
+
+def compare_rules(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, test_q: np.ndarray,
+                  candidates: tuple[VdpcOptions, ...], extreme: float = 99.9) -> tuple[RuleComparison, ...]:
+    """How well each of ``candidates`` separates outlier patches (docs/quantmcu.md: the rule and location
+    study on VWW).
+
+    Parameters
+    ----------
+    graph, plan : Graph, PatchPlan
+        The quantized graph and its patch plan.
+    calib_q, test_q : numpy.ndarray
+        int8 calibration inputs (thresholds, extremes) and held-out inputs (shares, recall, precision).
+    candidates : tuple of VdpcOptions
+        The options to compare.
+    extreme : float
+        The percentile of each map's calibration d = |q - zp| above which a value is extreme.
+
+    Returns
+    -------
+    tuple of RuleComparison
+    """
+    sc, st = stage_stats(graph, plan, calib_q), stage_stats(graph, plan, test_q)
+    made = [m.tensor for m in sc.maps if m.tensor != graph.inputs[0]]
+    truth = np.zeros(st.maps[0].patch_max.shape, bool)
+    for name in made:
+        truth |= st.map(name).patch_max > sc.map(name).percentile(extreme)
+    rows = []
+    for o in candidates:
+        v = plan_vdpc(graph, plan, calib_q, o, sc)
+        flag = st.map(v.tensor).outlier_patches(v.threshold)
+        hit = int((flag & truth).sum())
+        rows.append(RuleComparison(o, v.tensor, v.threshold, v.outlier_patch_share, float(flag.mean()),
+                                   hit / int(truth.sum()) if truth.any() else None,
+                                   hit / int(flag.sum()) if flag.any() else None))
+    return tuple(rows)
