@@ -268,3 +268,29 @@ def test_packed_operand_read_through_a_crop(residual, tmp_path):
         assert np.array_equal(run_int_patched(g, patch, {g.inputs[0]: x})[g.outputs[0]].reshape(-1), r)
     _, c_outs = _host_outputs(residual, g, plan, build_schedule(g, patch), x_q, tmp_path)
     assert np.array_equal(c_outs, np.stack(ref))
+
+
+def test_safety_refuses_a_kernel_that_reads_a_packed_map_as_bytes(net, monkeypatch):
+    """The plan safety check names a layer whose kernel takes one value per byte but is handed a packed map (an
+    op whose kernel() forgets the packed case: here the final pooling made to return its int8 kernel), and a view
+    that would regroup a packed map's channels, instead of letting them read past the map."""
+    from mcucompile.ops import op_def
+    from mcucompile.schedule.safety import packed_map_problems
+
+    g = net.graph
+    last = g.nodes[-1]
+    src = last.inputs[0]
+    t = g.tensors[src]
+    q = packed_quant(t.quant, 4)
+    packed = Tensor(src + "_s4", t.shape, int_dtype(4), quant=q)
+    nodes = list(g.nodes[:-1]) + [
+        Node("pack", "pack", (src,), (packed.name,), PackAttrs(), pack_params(t.quant, q), "test"),
+        last.replace(inputs=(packed.name,) + tuple(last.inputs[1:]))]
+    g2 = g.replace(nodes=tuple(nodes)).with_tensors([packed])
+    assert packed_map_problems(g) == [] and packed_map_problems(g2) == []  # the packed pooling kernel takes it
+    int8_call = op_def(last).kernel(last, g, None)
+    monkeypatch.setattr(type(op_def(last)), "kernel", lambda self, node, graph, board=None: int8_call)
+    problems = packed_map_problems(g2)
+    assert len(problems) == 1 and f"'{last.name}' ({last.op})" in problems[0] and packed.name in problems[0], problems
+    with pytest.raises(PlanSafetyError, match="takes one value per byte, not the packed map"):
+        check_plan_memory(g2, plan_memory(g2))

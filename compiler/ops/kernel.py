@@ -181,6 +181,9 @@ class Kernel:
     fast: bool = False
     header: str = "mcunn.h"
     replaces: tuple[int, ...] = ()
+    #: reads or writes packed 4- / 2-bit maps (any other kernel reads and writes one value per byte: the plan
+    #: safety check refuses a layer whose kernel does not take the maps its tensors hold)
+    packed: bool = False
 
     def __post_init__(self):
         known = KERNELS.get(self.template)

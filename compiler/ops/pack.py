@@ -99,9 +99,9 @@ def _pack_access(args: KernelArgs, packed_output: bool):
 _BY_HAND = ("test-only so far (no front end makes them): set by hand, not measured: one requantization and a "
             "shift / mask per element, as lut plus mcu_requantize")
 PACK = Kernel("pack.c.j2", lambda args: _pack_access(args, packed_output=True), KernelCost(
-    ("calls", "outputs"), {"calls": 60.0, "outputs": 30.0}, base_counts, note=_BY_HAND))
+    ("calls", "outputs"), {"calls": 60.0, "outputs": 30.0}, base_counts, note=_BY_HAND), packed=True)
 UNPACK = Kernel("unpack.c.j2", lambda args: _pack_access(args, packed_output=False), KernelCost(
-    ("calls", "outputs"), {"calls": 60.0, "outputs": 30.0}, base_counts, note=_BY_HAND))
+    ("calls", "outputs"), {"calls": 60.0, "outputs": 30.0}, base_counts, note=_BY_HAND), packed=True)
 
 
 class _Requantize(OpDef):

@@ -202,21 +202,21 @@ _NOTE = ("set by hand from bench/packed_kernels.py on qemu-m4 (performance.md sh
          "from the differences; within about 5% on those shapes, not fitted")
 CONV = Kernel("conv_packed.c.j2", _conv_access, KernelCost(
     ("calls", "outputs", "macs"), {"calls": 300.0, "outputs": 110.0, "macs": 17.5},
-    _conv_counts, note=_NOTE), header="mcunn_packed.h")
+    _conv_counts, note=_NOTE), header="mcunn_packed.h", packed=True)
 CONV_DSP = Kernel("conv_packed_dsp.c.j2", _conv_dsp_access, KernelCost(
     ("calls", "pixels", "outputs", "packed_outputs", "unpacked", "blocks", "gathered"),
     {"calls": 600.0, "pixels": 271.566, "outputs": 16.38, "packed_outputs": 7.5, "unpacked": 3.788,
      "blocks": 18.572, "gathered": 25.0},
     lambda node, graph, g: _packed_outputs(node, graph, _conv_dsp_counts(node, graph, g)), note=_NOTE),
-    fast=True, header="mcunn_packed.h", replaces=(1,))
+    fast=True, header="mcunn_packed.h", packed=True, replaces=(1,))
 DEPTHWISE_CONV = Kernel("depthwise_conv_packed.c.j2", _dwconv_access, KernelCost(
     ("calls", "outputs", "macs"), {"calls": 300.0, "outputs": 20.0, "macs": 50.0}, _dwconv_counts, note=_NOTE),
-    header="mcunn_packed.h")
+    header="mcunn_packed.h", packed=True)
 DEPTHWISE_CONV_DSP = Kernel("depthwise_conv_packed_dsp.c.j2", _dwconv_access, KernelCost(
     ("calls", "pixel_taps", "simd", "packed_outputs"),
     {"calls": 1500.0, "pixel_taps": 33.724, "simd": 67.0, "packed_outputs": 5.1},
     lambda node, graph, g: _packed_outputs(node, graph, _dwconv_counts(node, graph, g)), note=_NOTE),
-    fast=True, header="mcunn_packed.h", replaces=(1, 2))
+    fast=True, header="mcunn_packed.h", packed=True, replaces=(1, 2))
 
 
 def _dsp_why(target: KernelTarget) -> str | None:
@@ -344,17 +344,17 @@ def _pad_counts(node, graph, g):
 _BY_HAND = "set by hand from the portable loops (one unpack, op and pack per element), not measured"
 MAX_POOL = Kernel("max_pool_packed.c.j2", _pool_access, KernelCost(
     ("calls", "outputs", "taps"), {"calls": 160.0, "outputs": 40.0, "taps": 22.0}, _pool_counts, note=_BY_HAND),
-    header="mcunn_packed.h")
+    header="mcunn_packed.h", packed=True)
 AVG_POOL = Kernel("avg_pool_packed.c.j2", _pool_access, KernelCost(
     ("calls", "outputs", "taps"), {"calls": 160.0, "outputs": 60.0, "taps": 22.0}, _pool_counts, note=_BY_HAND),
-    header="mcunn_packed.h")
+    header="mcunn_packed.h", packed=True)
 ADD = Kernel("add_packed.c.j2", _add_access, KernelCost(
-    ("calls", "outputs"), {"calls": 240.0, "outputs": 200.0}, base_counts, note=_BY_HAND), header="mcunn_packed.h")
+    ("calls", "outputs"), {"calls": 240.0, "outputs": 200.0}, base_counts, note=_BY_HAND), header="mcunn_packed.h", packed=True)
 PAD = Kernel("pad_packed.c.j2", _pad_access, KernelCost(
     ("calls", "outputs", "rows"), {"calls": 200.0, "outputs": 3.0, "rows": 40.0}, _pad_counts, note=_BY_HAND),
-    header="mcunn_packed.h")
+    header="mcunn_packed.h", packed=True)
 LUT = Kernel("lut_packed.c.j2", _lut_access, KernelCost(
-    ("calls", "outputs"), {"calls": 120.0, "outputs": 25.0}, base_counts, note=_BY_HAND), header="mcunn_packed.h")
+    ("calls", "outputs"), {"calls": 120.0, "outputs": 25.0}, base_counts, note=_BY_HAND), header="mcunn_packed.h", packed=True)
 
 
 def pool_call(ctx: dict, bits: int, average: bool):

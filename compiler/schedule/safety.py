@@ -267,11 +267,33 @@ def plan_problems(graph: Graph, plan: ArenaPlan, patch=None, board=None) -> list
             b = buffers.get(plan.roots.get(name, name))
             if b is not None and b.first != 0:
                 problems.append(f"graph input '{name}' lives in '{b.name}', which is born at step {b.first}, not 0")
+    problems += packed_map_problems(graph, board)
     constants = _constant_sizes(graph, board)
     for step in plan_steps(graph, plan, patch, board):
         problems += [f"{step.label}: {c} (the kernel would return MCU_ARG_ERROR)" for c in step.contract]
         for a in step.accesses:
             problems += _access_problems(step, a, plan, buffers, constants)
+    return problems
+
+
+def packed_map_problems(graph: Graph, board=None) -> list[str]:
+    """Layers whose kernel would read or write a packed 4- / 2-bit map as one value per byte (its Kernel does not
+    state ``packed``), and views of a packed map that change its channels (the packing runs along them)."""
+    problems = []
+    for node in graph.nodes:
+        tensors = [graph.tensors[t] for t in (*_activations(graph, node), *node.outputs)]
+        packed = [t.name for t in tensors if t.packed]
+        if not packed:
+            continue
+        if op_def(node).alias:
+            if len({t.shape[-1] for t in tensors}) > 1:
+                problems.append(f"'{node.name}' ({node.op}) views the packed map '{packed[0]}' with other channels")
+            continue
+        impl = op_def(node).kernel(node, graph, board).kernel
+        if impl is None or not impl.packed:
+            name = impl.name if impl is not None else "its kernel"
+            problems.append(f"'{node.name}' ({node.op}): {name} takes one value per byte, not the packed map "
+                            f"'{packed[0]}'")
     return problems
 
 
