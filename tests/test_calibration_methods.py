@@ -111,8 +111,9 @@ def _long_tail_model(tmp_path):
 
 
 def _compile(path, calib, **cal):
+    """Compiled with exactly the calibration given (auto=False: min/max unless a rule is given)."""
     return compile_model(path, CompileOptions(board="host", progress=False, patch=OFF, calib=str(calib),
-                                              calibration=CalibrationOptions(**cal)))
+                                              calibration=CalibrationOptions(**{"auto": False, **cal})))
 
 
 def _sqnr(compiled, path, test) -> float:
@@ -241,3 +242,16 @@ def test_non_default_calibration_is_bit_exact_on_host(tmp_path):
                  overrides=(TensorOverride("y", rule=CalibrationRule("kl")),))
     res = verify_host(c, test[:8], build_dir=tmp_path / "b")
     assert res.bit_exact and res.mismatched_bytes == 0
+
+
+def test_default_with_real_data_is_percentile_with_bias_correction(tmp_path):
+    """Nothing chosen: --calib data gets percentile:99.99 with bias correction (measured closer to float on every
+    model with real inputs, bench/calibration.py); synthetic data and an explicit --calibration minmax get min/max."""
+    path, calib, _ = _long_tail_model(tmp_path)
+    for args, method, bc in ((["--calib", str(calib)], "percentile:99.99", True),
+                             ([], "minmax", False),
+                             (["--calib", str(calib), "--calibration", "minmax"], "minmax", False)):
+        out = tmp_path / f"out{len(args)}{method[:3]}"
+        assert main([str(path), "--board", "host", "--quiet", "-o", str(out), *args]) == 0
+        cal = json.loads((out / "report.json").read_text())["calibration"]
+        assert (cal["method"], cal["bias_correction"]) == (method, bc), (args, cal["method"], cal["bias_correction"])

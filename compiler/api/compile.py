@@ -159,6 +159,8 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
                             f"(e.g. '{min(needs)}'); re-convert it with full integer quantization")
         if options.calib:
             calib = load_calibration(options.calib, in_shape)
+            if fmt == "onnx":
+                cal_opts = cal_opts.for_data(real_data=True)
         else:
             calib = synthetic_calibration(in_shape, options.calib_samples)
             what = (f"{len(needs)} activation tensor(s) without Q/DQ parameters (e.g. '{min(needs)}')"

@@ -19,6 +19,7 @@ integer pipeline does not change, only the ranges that become scales and zero po
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import math
@@ -39,6 +40,8 @@ METHOD_DEFAULTS: dict[str, float | None] = {"minmax": None, "percentile": 99.99,
 DEFAULT_METHOD = "minmax"
 #: histogram bins when a method does not say
 DEFAULT_BINS = 2048
+#: the calibration with real data when none is chosen: (rule, bias correction)
+REAL_DATA_DEFAULT = ("percentile:99.99", True)
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,9 @@ class CalibrationOptions:
     rule: CalibrationRule = field(default_factory=CalibrationRule)
     overrides: tuple[TensorOverride, ...] = ()
     bias_correction: bool = False
+    #: nothing was chosen (no --calibration, --bias-correction or config rule): with real calibration data
+    #: (--calib) a float ONNX model takes :data:`REAL_DATA_DEFAULT` instead of min/max (see :meth:`for_data`)
+    auto: bool = True
 
     def __post_init__(self):
         if not isinstance(self.rule, CalibrationRule):
@@ -136,6 +142,15 @@ class CalibrationOptions:
             if o.name in seen:
                 raise UserError(f"tensor '{o.name}' has two calibration overrides; give each tensor once")
             seen.add(o.name)
+
+    def for_data(self, real_data: bool) -> "CalibrationOptions":
+        """The options in effect. Nothing chosen and real calibration data: percentile 99.99 with bias correction,
+        measured closer to float than min/max on every model with real inputs here (VWW photo crops, MNIST,
+        ResNet-8 on photo crops; bench/calibration.py and docs/calibration.md); on synthetic data (no --calib)
+        min/max, whose range at least covers what the samples reach."""
+        if not (self.auto and real_data and self.rule == CalibrationRule() and not self.bias_correction):
+            return self
+        return dataclasses.replace(self, rule=CalibrationRule.parse(REAL_DATA_DEFAULT[0]), bias_correction=True)
 
     def rule_for(self, name: str) -> CalibrationRule | None:
         """The override rule of tensor ``name`` (None: no rule override)."""
@@ -374,4 +389,5 @@ def calibration_options(rule: str | None = None, tensor_ranges: list[str] | None
         raise UserError(f"tensor '{dup}' is given twice (--tensor-range / --tensor-calibration); give each tensor once")
     merged = [o for o in file_overrides if o.name not in set(names)] + cli
     chosen = CalibrationRule.parse(rule) if rule else (file_rule or CalibrationRule())
-    return CalibrationOptions(chosen, tuple(merged), bool(bias_correction or file_bc))
+    auto = not (rule or file_rule or bias_correction or file_bc)
+    return CalibrationOptions(chosen, tuple(merged), bool(bias_correction or file_bc), auto)
