@@ -25,7 +25,7 @@ from ..arith.fixedpoint import INT32_MAX, accumulator_bound, round_half_away
 from ..ir import Activation, Graph, Node, Tensor
 from ..ops import op_def
 from ..ops.base import dequantize_values
-from .calibrate import ProgressBar
+from ..progress import Progress
 from .simulate import eval_node, node_inputs, to_physical
 
 #: ops whose node is (input, int8 weights, int32 bias) with the bias added per output channel (last axis)
@@ -62,34 +62,31 @@ def correct_biases(float_graph: Graph, graph: Graph, samples: np.ndarray,
     done_float = 0
     tensors = dict(graph.tensors)
     corrected: dict[str, float] = {}
-    bar = ProgressBar("bias correction", len(graph.nodes)) if progress else None
-    for k, node in enumerate(graph.nodes):
-        fnode = float_nodes.get(node.name)
-        if node.op in WEIGHTED_OPS and fnode is not None and node.outputs[0] in float_graph.tensors:
-            # the float values up to and including this node's float twin
-            upto = fpos[fnode.name] + 1
-            for fv in floats:
-                for fn in float_graph.nodes[done_float:upto]:
-                    fv.update(zip(fn.outputs, eval_node(float_graph, fn, node_inputs(float_graph, fn, fv), False)))
-            done_float = max(done_float, upto)
+    with Progress(progress).step("bias correction", total=len(graph.nodes)) as step:
+        for k, node in enumerate(graph.nodes):
+            fnode = float_nodes.get(node.name)
+            if node.op in WEIGHTED_OPS and fnode is not None and node.outputs[0] in float_graph.tensors:
+                # the float values up to and including this node's float twin
+                upto = fpos[fnode.name] + 1
+                for fv in floats:
+                    for fn in float_graph.nodes[done_float:upto]:
+                        fv.update(zip(fn.outputs, eval_node(float_graph, fn, node_inputs(float_graph, fn, fv), False)))
+                done_float = max(done_float, upto)
+                g = graph.replace(tensors=tensors)
+                delta = _mean_error(g, node, float_graph, fnode, ints, floats)
+                if delta is not None:
+                    b_name = node.inputs[2]
+                    b = tensors[b_name]
+                    new_q = (np.asarray(b.data, np.int64) - delta).astype(np.int64)
+                    if _safe(g, node, new_q):
+                        tensors[b_name] = dataclasses.replace(b, data=new_q.astype(np.int32))
+                        out_s = graph.tensors[node.outputs[0]].quant.s
+                        corrected[node.name] = float(np.mean(np.abs(delta * np.asarray(b.quant.scale, np.float64)))
+                                                     / out_s)
             g = graph.replace(tensors=tensors)
-            delta = _mean_error(g, node, float_graph, fnode, ints, floats)
-            if delta is not None:
-                b_name = node.inputs[2]
-                b = tensors[b_name]
-                new_q = (np.asarray(b.data, np.int64) - delta).astype(np.int64)
-                if _safe(g, node, new_q):
-                    tensors[b_name] = dataclasses.replace(b, data=new_q.astype(np.int32))
-                    out_s = graph.tensors[node.outputs[0]].quant.s
-                    corrected[node.name] = float(np.mean(np.abs(delta * np.asarray(b.quant.scale, np.float64)))
-                                                 / out_s)
-        g = graph.replace(tensors=tensors)
-        for iv in ints:
-            iv.update(zip(node.outputs, eval_node(g, node, node_inputs(g, node, iv), True)))
-        if bar:
-            bar.update(k + 1)
-    if bar:
-        bar.close()
+            for iv in ints:
+                iv.update(zip(node.outputs, eval_node(g, node, node_inputs(g, node, iv), True)))
+            step.update(k + 1)
     return graph.replace(tensors=tensors), corrected
 
 

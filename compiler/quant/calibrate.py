@@ -10,7 +10,6 @@ names it.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,30 +19,10 @@ import onnx
 from ..datafile import as_samples, read_arrays
 from ..errors import UserError
 from ..ir import Graph
+from ..progress import Progress
 from .methods import CalibrationOptions, CalibrationRule, Histogram, choose_range
 
 DEFAULT_CALIB_SAMPLES = 32
-
-
-class ProgressBar:
-    """A minimal terminal progress bar on stderr (quiet when stderr is not a terminal)."""
-
-    def __init__(self, label: str, total: int, stream=None):
-        self.label, self.total, self.stream = label, max(total, 1), stream or sys.stderr
-        self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
-
-    def update(self, done: int) -> None:
-        if not self.enabled:
-            return
-        width = 30
-        fill = int(width * done / self.total)
-        self.stream.write(f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] {done}/{self.total}")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def synthetic_calibration(shape: tuple[int, ...], n: int = DEFAULT_CALIB_SAMPLES, seed: int = 0) -> np.ndarray:
@@ -133,15 +112,12 @@ def calibrate_tensors(model_path: str | Path, graph: Graph, samples: np.ndarray,
     out_names = [o.name for o in sess.get_outputs()]
 
     def passes(label: str):
-        bar = ProgressBar(label, len(samples)) if progress else None
-        for start in range(0, len(samples), batch):
-            chunk = samples[start : start + batch]
-            yield from zip(out_names, _run_calibration(sess, out_names, inp.name, chunk))
-            yield inp.name, chunk
-            if bar:
-                bar.update(min(start + batch, len(samples)))
-        if bar:
-            bar.close()
+        with Progress(progress).step(label, total=len(samples)) as step:
+            for start in range(0, len(samples), batch):
+                chunk = samples[start : start + batch]
+                yield from zip(out_names, _run_calibration(sess, out_names, inp.name, chunk))
+                yield inp.name, chunk
+                step.update(min(start + batch, len(samples)))
 
     lo: dict[str, float] = {}
     hi: dict[str, float] = {}
