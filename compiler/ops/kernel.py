@@ -114,7 +114,8 @@ class KernelTarget:
     board: Board | None  # None: no board known (the portable kernels)
     kernels: str = "auto"
     #: prefer kernels without caller scratch where the fastest needs some (mcu_conv_1x1_dsp_s8 for 1x1
-    #: convolutions, the portable kernels elsewhere): the plan has to fit an SRAM budget the scratch breaks,
+    #: convolutions, the portable kernels for other convolutions; FC and depthwise keep their fast kernels, whose
+    #: scratch is none or small): the plan has to fit an SRAM budget the scratch breaks,
     #: or --optimize memory asks for the lowest peak
     lean: bool = False
 
