@@ -127,10 +127,14 @@ def main() -> int:
                 # issue 12's comparison: the default without --calib (32 synthetic uniform samples)
                 c = compile_model(model, CompileOptions(board="host", progress=False, patch=OFF))
                 print(row("minmax, synthetic (no --calib)", int8_outputs(c, test), ref, labels, None))
+            c = compile_model(model, CompileOptions(board="host", progress=False, patch=OFF, calib=str(calib_path)))
+            cal = c.report.calibration
+            print(row(f"default ({cal.method}{' + b.c.' if cal.bias_correction else ''})", int8_outputs(c, test),
+                      ref, labels, None))
             for bc in (False,) if args.no_bias_correction else (False, True):
                 for method in args.methods.split(","):
                     t0 = time.time()
-                    opts = CalibrationOptions(CalibrationRule.parse(method), bias_correction=bc)
+                    opts = CalibrationOptions(CalibrationRule.parse(method), bias_correction=bc, auto=False)
                     c = compile_model(model, CompileOptions(board="host", progress=False, patch=OFF,
                                                             calib=str(calib_path), calibration=opts))
                     dt = time.time() - t0
