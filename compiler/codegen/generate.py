@@ -122,7 +122,8 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
         t = graph.tensors[name]
         if t.is_const:
             if name not in const_symbols:
-                sym = f"{P}_l{step.index}_c{k}"
+                # a constant only an alternative chain reads (a low-bit chain's rescaled bias) gets its tag
+                sym = f"{P}_l{step.index}" + (f"c{step.chain}" if step.chain > 0 else "") + f"_c{k}"
                 const_symbols[name] = sym
                 data = pack(t.data, t.bits) if t.packed else t.data
                 arrays.append(ArrayDef(sym, C_TYPES[t.dtype], data))

@@ -4,7 +4,7 @@ patch logic built on the memory planner (memory/ knows nothing of patches)."""
 
 from __future__ import annotations
 
-from ..ir import Graph
+from ..ir import Graph, Node
 from ..memory.planner import ArenaPlan, place_buffers, plan_memory, scratch_buffers
 from .planner import PatchPlan, crop_buffer, max_region_bytes
 
@@ -14,39 +14,50 @@ def region_buffer(tensor: str, chain: int = 0) -> str:
     return f"{tensor}@patch" + (f"{chain}" if chain > 0 else "")
 
 
-def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int = 1, board=None) -> ArenaPlan:
+def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int | tuple[tuple[Node, ...], ...] = 1,
+                        board=None) -> ArenaPlan:
     """Arena for a patched schedule: per-patch region buffers (reused by every patch) for the stage,
     the stage output whole, then the rest layer by layer. Steps: 0 fills the input patch, 1..k run the
     stage, k+1 stores the patch into the whole stage output, k+2.. run the rest.
 
     With ``chains`` > 1 the loop holds that many alternative chains (a patch runs one of them): each has
     its own region, crop and scratch buffers, in its own exclusive group, so the chains share bytes.
+    ``chains`` may also be a tuple of node tuples, each chain's own nodes (one per stage node, in order: a
+    low-bit chain's copy of the stage with its own tensors, whose regions are in ``plan``); each chain's
+    buffers are then sized by its own tensors (packed maps take their packed bytes).
     ``board``: a Board or an ``ops.kernel.KernelTarget`` whose kernels' scratch is planned (None: portable)."""
     k = plan.stage_len
     stage, rest = graph.nodes[:k], graph.nodes[k:]
+    if isinstance(chains, int):
+        chain_nodes = tuple(tuple(stage) for _ in range(chains))
+    else:
+        chain_nodes = tuple(tuple(c) for c in chains)
+        if not chain_nodes or any(len(c) != k for c in chain_nodes):
+            raise ValueError(f"each chain of the patch loop holds one node per stage node ({k})")
+        chains = len(chain_nodes)
     inp, split = graph.inputs[0], plan.split
     end = k + 2 + len(rest)
     buffers = []
     if not plan.input_by_patch:
         buffers.append((inp, graph.tensors[inp].nbytes, 0, k + 1))
-    last_in_stage: dict[str, int] = {}
-    for step, n in enumerate(stage, start=1):
-        for i in n.inputs:
-            if i and not graph.tensors[i].is_const:
-                last_in_stage[i] = step
-    last_in_stage[split] = k + 1
-    produced_at = {inp: 0}
-    for step, n in enumerate(stage, start=1):
-        produced_at[n.outputs[0]] = step
     group = (lambda c: None) if chains == 1 else (lambda c: c)
-    for c in range(chains):
+    for c, nodes in enumerate(chain_nodes):
+        last_in_stage: dict[str, int] = {}
+        for step, n in enumerate(nodes, start=1):
+            for i in n.inputs:
+                if i and not graph.tensors[i].is_const:
+                    last_in_stage[i] = step
+        last_in_stage[split] = k + 1
+        produced_at = {inp: 0}
+        for step, n in enumerate(nodes, start=1):
+            produced_at[n.outputs[0]] = step
         for t, f in produced_at.items():
             buffers.append((region_buffer(t, c), max_region_bytes(graph, plan, t), f, last_in_stage.get(t, f), group(c)))
         for j, slot in plan.crops:
-            node = stage[j]
+            node = nodes[j]
             size = max_region_bytes(graph, plan, node.outputs[0], layout_of=node.inputs[slot])
             buffers.append((crop_buffer(graph, plan, j, slot, c), size, j + 1, j + 1, group(c)))
-        buffers += scratch_buffers(graph, stage, 1, group(c), board)
+        buffers += scratch_buffers(graph, nodes, 1, group(c), board)
     last_read: dict[str, int] = {}
     for step, n in enumerate(rest, start=k + 2):
         for i in n.inputs:

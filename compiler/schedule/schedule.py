@@ -167,12 +167,23 @@ def _step(graph: Graph, node: Node, index: int, chain: int, board) -> Step:
     return Step(index, node, op_def(node).kernel(node, graph, board), acts, tuple(node.outputs), chain)
 
 
-def build_schedule(graph: Graph, patch: PatchPlan | None = None, chains: int = 1,
+def build_schedule(graph: Graph, patch: PatchPlan | None = None,
+                   chains: int | tuple[tuple[Node, ...], ...] = 1,
                    dispatch: Dispatch | RuntimeDispatch | None = None, board=None) -> Schedule:
     """The schedule for ``graph``: layer by layer, or the stage of ``patch`` in a loop of ``chains``
-    chains (the same nodes; alias nodes run no kernel and are left out) with ``dispatch``; each step's
-    kernel is the implementation its op chooses for ``board`` (a ``boards.Board``; None: portable), and so
-    is a run-time dispatch's check."""
+    chains with ``dispatch``: an int, that many copies of the stage's nodes, or a tuple of node tuples, each
+    chain's own nodes (a low-bit chain's copy of the stage: one node per stage node, in the same order, so
+    layer numbers and cropped operands line up; its tensors are in ``graph`` and in the plan's regions).
+    Alias nodes run no kernel and are left out. Each step's kernel is the implementation its op chooses for
+    ``board`` (a ``boards.Board``; None: portable), and so is a run-time dispatch's check."""
+    k = patch.stage_len if patch is not None else 0
+    if isinstance(chains, int):
+        chain_nodes = tuple(tuple(graph.nodes[:k]) for _ in range(chains))
+    else:
+        chain_nodes = tuple(tuple(c) for c in chains)
+        if patch is None or not chain_nodes or any(len(c) != k for c in chain_nodes):
+            raise ValueError(f"each chain of the patch loop holds one node per stage node ({k})")
+        chains = len(chain_nodes)
     if isinstance(dispatch, RuntimeDispatch):
         if patch is None:
             raise ValueError("a run-time dispatch needs a patch loop")
@@ -183,19 +194,19 @@ def build_schedule(graph: Graph, patch: PatchPlan | None = None, chains: int = 1
             raise ValueError("a dispatch names one chain per patch of the loop")
         if any(not 0 <= c < chains for c in dispatch.chain_of_patch):
             raise ValueError(f"a dispatch names chains 0..{chains - 1}")
-    k = patch.stage_len if patch is not None else 0
     index, loop_steps, rest = 0, [], []
     for j, node in enumerate(graph.nodes):
         if op_def(node).alias:
             continue
         if j < k:
-            loop_steps.append((node, index))
+            loop_steps.append((j, index))
         else:
             rest.append(_step(graph, node, index, -1, board))
         index += 1
     loop = None
     if patch is not None:
-        built = tuple(Chain(tuple(_step(graph, n, i, c, board) for n, i in loop_steps)) for c in range(chains))
+        built = tuple(Chain(tuple(_step(graph, chain_nodes[c][j], i, c, board) for j, i in loop_steps))
+                      for c in range(chains))
         check = None
         if isinstance(dispatch, RuntimeDispatch):
             check = _check_step(graph, patch, built[dispatch.inlier_chain], dispatch, board)

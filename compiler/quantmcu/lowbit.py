@@ -1,0 +1,261 @@
+"""QuantMCU's low-bit chain: the stage's own copy at the bitwidths chosen per feature map, for the patches
+VDPC lets through (docs/quantmcu.md, "low-bit chain").
+
+Given a patched compile (graph, :class:`PatchPlan`), a VDPC plan (its threshold and, on the calibration
+data, which patches are outliers) and a bitwidth per feature map of the stage ({map: 8 | 4 | 2}):
+
+- each map below 8 bits gets its own tensor (``<map>__a<bits>``, packed storage, the same region in every
+  patch) with per-tensor params calibrated on the calibration set's **no-outlier patches** only (the values
+  the 8-bit model computes there, dequantized), the clipping range chosen by quantization MSE over those
+  values (``quant/methods.py``'s histogram and MSE search at the map's bit range) rather than min/max;
+- each stage node whose input or output params change is copied and requantized for them (conv and depthwise:
+  multipliers, zero points, clamps and a bias rescaled into its own constant; add: its rescales; pooling and
+  pad keep their input's params, so their output map must have the input's bits), so the packed kernels read
+  and write the packed maps directly, with the output width each layer's map has;
+- the stage output keeps the 8-bit model's tensor and params: the rest of the network is unchanged;
+- maps kept at 8 bits keep the 8-bit model's tensor and params (in particular the map VDPC checks, which the
+  low-bit chain makes as the probe, so the check and the outlier chain's resume see the 8-bit values).
+
+The outlier chain is the 8-bit stage; :func:`lowbit_schedule` builds the patch loop with both chains
+(chain 0: 8-bit, chain 1: low-bit), the run-time dispatch and the arena plan (the chains' buffers exclusive).
+:func:`stage_bitops` prices a schedule on given inputs. Per-channel scales folded into the next layer's
+weights are not built yet (the next step: see the docs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..arith.bitwidth import qrange
+from ..arith.fixedpoint import quantize_multiplier, quantize_multiplier_array
+from ..errors import UserError
+from ..ir import Graph, Node, QuantParams
+from ..ir.graph import int_dtype
+from ..memory.planner import ArenaPlan
+from ..ops.base import activation_bounds, activation_quant, op_def
+from ..ops.conv import ConvParams
+from ..ops.elementwise import ADD_LEFT_SHIFT, AddParams
+from ..ops.pooling import PoolParams
+from ..patch.memory import plan_memory_patched
+from ..patch.planner import PatchPlan, _node_macs_region, np_region
+from ..quant.methods import CalibrationRule, Histogram, choose_range
+from ..quant.simulate import run_nodes
+from ..schedule.schedule import Schedule, build_schedule, run_schedule_int
+from .stats import stage_maps
+from .vdpc import VdpcPlan, runtime_dispatch
+
+#: the bitwidths a feature map of the low-bit chain may have
+BITS = (8, 4, 2)
+#: histogram bins of the MSE clipping search
+HIST_BINS = 2048
+
+
+@dataclass(frozen=True, eq=False)
+class LowbitChain:
+    """The low-bit chain of a patched stage.
+
+    ``graph``: the model graph with the chain's own tensors added (packed maps, rescaled biases); ``plan``: the
+    patch plan with their regions; ``nodes``: the chain, one node per stage node (in order); ``bits`` and
+    ``quant``: each stage map's bitwidth and, below 8 bits, its params; ``tensor_of``: the chain's tensor of
+    each stage map; ``calib_values``: how many no-outlier patch values each map was calibrated on."""
+
+    graph: Graph
+    plan: PatchPlan
+    nodes: tuple[Node, ...]
+    bits: dict[str, int]
+    quant: dict[str, QuantParams]
+    tensor_of: dict[str, str]
+    calib_values: dict[str, int]
+
+
+def lowbit_name(tensor: str, bits: int) -> str:
+    """The low-bit chain's tensor for stage map ``tensor`` at ``bits`` bits."""
+    return f"{tensor}__a{bits}"
+
+
+def _check_bits(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict[str, int]) -> dict[str, int]:
+    maps = [m for m in stage_maps(graph, plan) if m not in (graph.inputs[0], plan.split)]
+    for name, b in bits.items():
+        if name not in maps:
+            raise UserError(f"'{name}' is not an 8-bit feature map made inside the patched stage (those are "
+                            f"{maps}); fix: give bits for those maps only (the input and the stage output stay 8-bit)")
+        if b not in BITS:
+            raise UserError(f"bitwidth {b} for map '{name}': fix: use one of {list(BITS)}")
+    if bits.get(vdpc.tensor, 8) != 8:
+        raise UserError(f"the VDPC check reads '{vdpc.tensor}', which the low-bit chain makes as the probe, so it must "
+                        "stay at 8 bits; fix: keep that map at 8 bits or check at the input")
+    return {m: int(bits.get(m, 8)) for m in maps}
+
+
+def inlier_values(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, outliers: np.ndarray,
+                  maps: list[str]) -> dict[str, np.ndarray]:
+    """The real values (dequantized from the 8-bit model) of each map in ``maps`` over the regions of the
+    calibration patches that are not outliers (``outliers``: bool [samples, patches], VDPC's decision)."""
+    inp, k = graph.inputs[0], plan.stage_len
+    shape = graph.tensors[inp].shape
+    parts: dict[str, list[np.ndarray]] = {m: [] for m in maps}
+    for s, x in enumerate(calib_q):
+        values = run_nodes(graph, graph.nodes[:k], {inp: np.asarray(x).reshape(shape)}, integer=True)
+        for m in maps:
+            q = graph.tensors[m].quant
+            v = (np.asarray(values[m], np.float64) - q.zp) * q.s
+            for p, regs in enumerate(plan.regions):
+                if not outliers[s, p]:
+                    parts[m].append(np_region(v, regs[m]).reshape(-1))
+    return {m: (np.concatenate(v) if v else np.zeros(0)) for m, v in parts.items()}
+
+
+def mse_quant(values: np.ndarray, bits: int) -> QuantParams:
+    """Per-tensor ``bits``-bit params for ``values``: the range that minimises the quantization MSE (clipping
+    included) over them, searched as ``--calibration mse`` does."""
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    hist = Histogram(lo, hi, HIST_BINS)
+    hist.add(values)
+    qmin, qmax = qrange(bits)
+    a, b = choose_range(CalibrationRule("mse"), lo, hi, hist, qmin, qmax)
+    return activation_quant(a, b, bits)
+
+
+def _requantized(node: Node, graph: Graph, tensors: dict, renamed: dict[str, str]) -> tuple[Node, list]:
+    """``node`` reading and writing the chain's tensors (``renamed``: stage map -> chain tensor), requantized
+    for their params; also the new constants it needs."""
+    inputs = tuple(renamed.get(i, i) for i in node.inputs)
+    outputs = tuple(renamed.get(o, o) for o in node.outputs)
+    if inputs == node.inputs and outputs == node.outputs:
+        return node, []
+    in_q, out_q = tensors[inputs[0]].quant, tensors[outputs[0]].quant
+    extra = []
+    if node.op in ("conv2d", "depthwise_conv2d"):
+        wscale = np.asarray(tensors[inputs[1]].quant.scale, np.float64)
+        new_scale = in_q.s * wscale
+        if len(inputs) > 2 and inputs[2]:
+            bt = tensors[inputs[2]]
+            bias = np.clip(np.round(bt.data.astype(np.float64) * np.asarray(bt.quant.scale) / new_scale),
+                           -(2**31), 2**31 - 1).astype(np.int32)
+            nb = dataclasses.replace(bt, name=f"{bt.name}__{outputs[0]}", data=bias, qdata=None,
+                                     quant=QuantParams(new_scale, np.zeros(len(new_scale), np.int64), 0, 32))
+            extra.append(nb)
+            inputs = inputs[:2] + (nb.name,) + inputs[3:]
+        mult, shift = quantize_multiplier_array(new_scale / out_q.s)
+        lo, hi = activation_bounds(node.attrs.activation, out_q)
+        params = ConvParams(-in_q.zp, out_q.zp, lo, hi, mult, shift)
+    elif node.op == "add":  # as Add.quantize, for the operands' and output's params
+        q1, q2 = in_q, tensors[inputs[1]].quant
+        twice_max = 2 * max(q1.s, q2.s)
+        (m1, s1), (m2, s2) = quantize_multiplier(q1.s / twice_max), quantize_multiplier(q2.s / twice_max)
+        mo, so = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * out_q.s))
+        lo, hi = activation_bounds(node.attrs.activation, out_q)
+        params = AddParams(-q1.zp, -q2.zp, out_q.zp, m1, s1, m2, s2, mo, so, ADD_LEFT_SHIFT, lo, hi)
+    elif node.op in ("max_pool2d", "avg_pool2d", "pad"):
+        if not in_q.same_as(out_q):
+            raise UserError(f"layer '{node.name}' ({node.op}) keeps its input's params, so its output map needs its "
+                            "input's bits; fix: give both maps the same bitwidth")
+        params = node.params if node.op == "pad" else PoolParams(*activation_bounds(node.attrs.activation, out_q))
+    else:
+        raise UserError(f"layer '{node.name}' ({node.op}) has no low-bit requantization rule; fix: keep its input and "
+                        "output maps at 8 bits")
+    return node.replace(inputs=inputs, outputs=outputs, params=params), extra
+
+
+def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict[str, int],
+                       calib_q: np.ndarray) -> LowbitChain:
+    """The low-bit chain of ``plan``'s stage at ``bits`` per map, calibrated on the no-outlier patches.
+
+    Parameters
+    ----------
+    graph, plan : Graph, PatchPlan
+        The quantized graph and its patch plan (the 8-bit chain).
+    vdpc : VdpcPlan
+        The check (``plan_vdpc``) on ``calib_q``: its outlier patches are left out of the calibration.
+    bits : dict
+        {stage map: 8 | 4 | 2}; maps not named stay at 8 bits.
+    calib_q : numpy.ndarray
+        int8 [N, ...] calibration inputs (those VDPC was planned on).
+
+    Returns
+    -------
+    LowbitChain
+    """
+    full = _check_bits(graph, plan, vdpc, bits)
+    if vdpc.outlier_patches.shape != (len(calib_q), plan.patches):
+        raise ValueError("the VDPC plan was measured on other calibration inputs than calib_q")
+    low = [m for m, b in full.items() if b < 8]
+    values = inlier_values(graph, plan, calib_q, vdpc.outlier_patches, low)
+    tensors = dict(graph.tensors)
+    renamed, quant = {}, {}
+    for m in low:
+        if values[m].size == 0:
+            raise UserError("every calibration patch is an outlier patch, so the low-bit chain has nothing to be "
+                            "calibrated on; fix: a higher VDPC threshold (rule parameter) or more calibration data")
+        q = mse_quant(values[m], full[m])
+        t = tensors[m]
+        new = dataclasses.replace(t, name=lowbit_name(m, full[m]), dtype=int_dtype(full[m]), quant=q)
+        tensors[new.name] = new
+        renamed[m], quant[m] = new.name, q
+    nodes, extra = [], []
+    for n in graph.nodes[: plan.stage_len]:
+        if op_def(n).alias and (set(n.inputs) | set(n.outputs)) & set(renamed):
+            raise UserError(f"layer '{n.name}' ({n.op}) is a view of its input; fix: keep its maps at 8 bits")
+        node, more = _requantized(n, graph, tensors, renamed)
+        for t in more:
+            tensors[t.name] = t
+        nodes.append(node)
+        extra += more
+    g = graph.replace(tensors=tensors)
+    regions = tuple({**r, **{renamed[m]: r[m] for m in renamed}} for r in plan.regions)
+    lp = dataclasses.replace(plan, regions=regions)
+    return LowbitChain(g, lp, tuple(nodes), full, quant, {m: renamed.get(m, m) for m in full},
+                       {m: int(values[m].size) for m in low})
+
+
+def lowbit_schedule(chain: LowbitChain, vdpc: VdpcPlan, board=None) -> tuple[Schedule, ArenaPlan]:
+    """The patch loop with chain 0 the 8-bit stage (outlier patches) and chain 1 ``chain`` (the probe, the
+    others), dispatched at run time by ``vdpc``'s check, and its arena plan (the chains' buffers exclusive).
+    ``board``: a Board or KernelTarget (None: portable)."""
+    g, plan = chain.graph, chain.plan
+    chains = (tuple(g.nodes[: plan.stage_len]), chain.nodes)
+    schedule = build_schedule(g, plan, chains=chains, dispatch=runtime_dispatch(vdpc, 0, 1), board=board)
+    return schedule, plan_memory_patched(g, plan, chains=chains, board=board)
+
+
+def _step_bitops(graph: Graph, plan: PatchPlan, node: Node, p: int) -> int:
+    """BitOPs of ``node`` in patch p: its MACs on the patch's region x 8 weight bits x its input's bits."""
+    out = plan.regions[p][node.outputs[0]]
+    return _node_macs_region(node, graph, out) * 8 * graph.tensors[node.inputs[0]].bits
+
+
+def stage_bitops(schedule: Schedule, inputs: np.ndarray) -> tuple[float, float]:
+    """Stage BitOPs (the per-patch stage, summed over patches) of the 8-bit chain alone and of ``schedule``'s
+    dispatching loop, averaged over ``inputs`` (int8, the model input's layout). A patch counts the layers it
+    executes: the probe's up to the check, then (an outlier patch) the outlier chain's from where it resumes, or
+    all of it when it runs from the start.
+
+    Returns
+    -------
+    (bitops_8bit, bitops) : tuple of float
+    """
+    loop = schedule.loop
+    if loop is None:
+        raise ValueError("stage BitOPs need a patch loop")
+    g, plan = schedule.graph, loop.plan
+    steps = [[st.node for st in ch.steps] for ch in loop.chains]
+    P = plan.patches
+    per_patch = [[[_step_bitops(g, plan, n, p) for n in ch] for p in range(P)] for ch in steps]
+    base = float(sum(sum(per_patch[0][p]) for p in range(P)))
+    if not loop.runtime:
+        return base, float(sum(sum(per_patch[loop.chain_of(p)][p]) for p in range(P)))
+    d, ck = loop.dispatch, loop.check
+    total = 0.0
+    for x in inputs:
+        taken: list[int] = []
+        run_schedule_int(schedule, {g.inputs[0]: x}, taken)
+        for p, c in enumerate(taken):
+            if c == d.inlier_chain:
+                total += sum(per_patch[c][p])
+            else:
+                probe = sum(per_patch[d.inlier_chain][p][: ck.after])
+                total += probe + sum(per_patch[c][p][ck.after:] if ck.resume else per_patch[c][p])
+    return base, total / max(len(inputs), 1)

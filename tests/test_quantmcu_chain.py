@@ -1,0 +1,183 @@
+"""QuantMCU's low-bit chain (compiler/quantmcu/lowbit.py): a patched small CNN whose stage maps are made 4 and
+2 bits in the low-bit chain, calibrated on the no-outlier patches with MSE clipping, dispatched at run time
+against the 8-bit chain by the VDPC check:
+
+- the chain's own tensors (packed, their own params), the stage output and the rest of the network in the
+  8-bit model's params, the packed kernels called with their output widths;
+- the simulator's schedule run against the generated C on the host (ASan + UBSan) and on qemu-m4: bit-exact,
+  with the device's per-patch chain decisions equal to the simulator's, and a threshold that sends some patches
+  to each chain (and one that sends every patch to the 8-bit chain: then the output equals the 8-bit model);
+- the arena plan: the chains exclusive, the packed maps at their packed sizes;
+- stage BitOPs: 8-bit patching against the dispatching loop, as the definition counts them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+
+import numpy as np
+import pytest
+from conftest import make_model, save
+from mcucompile.api import (CompileOptions, PatchOptions, build_and_run_board, compile_model, host_runner_source,
+                            library_dir, quantize_input, write_library)
+from mcucompile.codegen import generate_c
+from mcucompile.errors import UserError
+from mcucompile.patch.memory import region_buffer
+from mcucompile.quant.simulate import run_int
+from mcucompile.quantmcu import VdpcOptions, plan_vdpc
+from mcucompile.quantmcu.lowbit import build_lowbit_chain, lowbit_schedule, stage_bitops
+from mcucompile.schedule.schedule import run_schedule_int
+from mcucompile.targets.host import build_host, run_host
+from onnx import helper
+
+STAGE = 10  # conv a | dw b | pw c | dw/s2 d | conv e (the split, int8)
+
+
+def _net(tmp_path_factory, board: str):
+    rng = np.random.default_rng(3)
+
+    def w(*s):
+        return (rng.standard_normal(s) * 0.35).astype(np.float32)
+
+    def conv(x, y, wn, k, group=1, stride=1):
+        return [helper.make_node("Conv", [x, wn], [y + "_"], kernel_shape=[k, k], pads=[k // 2] * 4, group=group,
+                                 strides=[stride, stride]), helper.make_node("Relu", [y + "_"], [y])]
+
+    nodes = (conv("x", "a", "w0", 3) + conv("a", "b", "w1", 3, group=6) + conv("b", "c", "w2", 1)
+             + conv("c", "d", "w3", 3, group=8, stride=2) + conv("d", "e", "w4", 3) + conv("e", "f", "w5", 1)
+             + [helper.make_node("GlobalAveragePool", ["f"], ["y"])])
+    inits = {"w0": w(6, 3, 3, 3), "w1": w(6, 1, 3, 3), "w2": w(8, 6, 1, 1), "w3": w(8, 1, 3, 3),
+             "w4": w(12, 8, 3, 3), "w5": w(10, 12, 1, 1)}
+    path = save(make_model(nodes, [1, 3, 19, 17], ["y"], inits), tmp_path_factory.mktemp("qmchain"), "net.onnx")
+    return compile_model(path, CompileOptions(board=board, progress=False, calib_samples=24,
+                                              patch=PatchOptions(mode="forced", split=STAGE // 2, patches=3)))
+
+
+def _by_origin(g, name):
+    return next(t for t, v in g.tensors.items() if v.origin == name)
+
+
+def _setup(compiled, threshold=None, bits=None):
+    g, plan = compiled.graph, compiled.patch
+    calib = quantize_input(compiled, compiled.calib)
+    vdpc = plan_vdpc(g, plan, calib, VdpcOptions("percentile", 99.9, "first_map"))
+    # calibrated with the median patch maximum as the threshold (about half the calibration patches each way);
+    # ``threshold``: the dispatch's, when another
+    median = int(np.median(vdpc.stats.map(vdpc.tensor).patch_max))
+    vdpc = dataclasses.replace(vdpc, threshold=median, outlier_patches=vdpc.stats.map(vdpc.tensor).outlier_patches(median))
+    bits = bits or {"b": 4, "c": 2, "d": 4}
+    chain = build_lowbit_chain(g, plan, vdpc, {_by_origin(g, k): v for k, v in bits.items()}, calib)
+    if threshold is not None:
+        vdpc = dataclasses.replace(vdpc, threshold=threshold)
+    schedule, arena = lowbit_schedule(chain, vdpc, compiled.target)
+    c = dataclasses.replace(compiled, graph=chain.graph, patch=chain.plan, plan=arena, schedule=schedule,
+                            sources=generate_c(schedule, arena, "model"))
+    return c, chain, vdpc, calib
+
+
+def _simulate(c, xs):
+    g = c.graph
+    outs, taken = [], []
+    for x in xs:
+        t: list[int] = []
+        outs.append(run_schedule_int(c.schedule, {g.inputs[0]: x}, t)[g.outputs[0]].reshape(-1))
+        taken.append(t)
+    return np.stack(outs), np.array(taken)
+
+
+@pytest.fixture(scope="module")
+def host_net(tmp_path_factory):
+    return _net(tmp_path_factory, "host")
+
+
+def _inputs(c, n=4, seed=1):
+    rng = np.random.default_rng(seed)
+    held = quantize_input(c, c.calib[:2])
+    shape = (n,) + tuple(c.graph.tensors[c.graph.inputs[0]].shape)
+    return np.concatenate([held.reshape((-1,) + shape[1:]), rng.integers(-128, 128, shape).astype(np.int8)])
+
+
+def test_chain_tensors_params_and_kernels(host_net):
+    c, chain, vdpc, calib = _setup(host_net)
+    g0, g = host_net.graph, c.graph
+    split = host_net.patch.split
+    low = [n for n in chain.nodes if n.outputs[0] != split]
+    assert [g.tensors[n.outputs[0]].bits for n in low][1:4] == [4, 2, 4]
+    assert g.tensors[chain.nodes[-1].outputs[0]].name == split  # the stage output: the 8-bit model's tensor
+    assert g.tensors[split].quant.same_as(g0.tensors[split].quant) and g.tensors[split].bits == 8
+    assert chain.tensor_of[vdpc.tensor] == vdpc.tensor  # the checked map stays 8-bit
+    for m, q in chain.quant.items():
+        assert chain.calib_values[m] > 0
+        # MSE clipping: the range is never wider than the no-outlier values' min/max
+        assert q.bits == chain.bits[m]
+    # the 8-bit chain is the model's stage, unchanged
+    loop = c.schedule.loop
+    assert [st.node for st in loop.chains[0].steps] == [n for n in g0.nodes[:host_net.patch.stage_len]
+                                                         if not n.op.startswith("reshape")][: len(loop.chains[0].steps)]
+    text = c.sources.files["src/model.c"]
+    calls = re.findall(r"status = (mcu_\w+)\(", text)
+    for fn in ("mcu_dwconv_a8w8_s8", "mcu_conv_a4w8_s8", "mcu_dwconv_a2w8_s8", "mcu_conv_a4w8_s8"):
+        assert fn in calls, calls
+    # arena: each chain's own region buffers, the packed maps at their packed size, the chains exclusive
+    sizes = {b.name: b for b in c.plan.buffers}
+    for m in chain.quant:
+        t0, t1 = region_buffer(m, 0), region_buffer(chain.tensor_of[m], 1)
+        assert sizes[t1].size < sizes[t0].size
+        assert sizes[t0].group != sizes[t1].group
+
+
+def test_bad_bits_are_user_errors(host_net):
+    g = host_net.graph
+    with pytest.raises(UserError, match="stay at 8 bits"):
+        _setup(host_net, bits={"a": 4})
+    with pytest.raises(UserError, match="use one of"):
+        _setup(host_net, bits={"b": 3})
+    with pytest.raises(UserError, match="not an 8-bit feature map"):
+        _setup(host_net, bits={"f": 4})
+    assert g is host_net.graph
+
+
+def test_dispatch_both_ways_bit_exact_on_host(host_net, tmp_path):
+    c, chain, vdpc, _ = _setup(host_net)
+    xs = _inputs(c)
+    sim, taken = _simulate(c, xs)
+    assert 0 < (taken == 0).sum() < taken.size, taken  # some patches each way
+    out = write_library(c, tmp_path / "lib")
+    exe = build_host(library_dir(out, c), host_runner_source(c), tmp_path / "build", sanitize=True)
+    dev = run_host(exe, [xs], [c.graph.tensors[c.graph.outputs[0]].size])[0]
+    assert np.array_equal(dev, sim)
+    # every patch an outlier: the 8-bit chain everywhere, the 8-bit model's output
+    c8, *_ = _setup(host_net, threshold=0)
+    sim8, taken8 = _simulate(c8, xs)
+    g0 = host_net.graph
+    ref = np.stack([run_int(g0, {g0.inputs[0]: x})[g0.outputs[0]].reshape(-1) for x in xs])
+    assert (taken8 == 0).all() and np.array_equal(sim8, ref)
+    assert not np.array_equal(sim, ref)  # the low-bit chain ran: its patches differ from the 8-bit ones
+
+
+def test_stage_bitops(host_net):
+    c, chain, vdpc, calib = _setup(host_net)
+    xs = _inputs(c)
+    b8, b = stage_bitops(c.schedule, xs)
+    plan = host_net.patch
+    assert b8 == pytest.approx(plan.macs_patched * 64, rel=0.01)
+    assert 0 < b < b8
+    _, taken = _simulate(c, xs)
+    c_none, *_ = _setup(host_net, threshold=255)  # every patch low-bit
+    b8n, bn = stage_bitops(c_none.schedule, xs)
+    assert bn < b and b8n == b8
+
+
+def test_dispatch_bit_exact_on_qemu_m4(tmp_path_factory, tmp_path):
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed")
+    c, *_ = _setup(_net(tmp_path_factory, "qemu-m4"))
+    text = c.sources.files["src/model.c"]
+    assert "mcu_conv_dsp_a4w8_s8(" in text or "mcu_conv_dsp_a2w8_s8(" in text
+    x_q, outs, _, _ = build_and_run_board(c, c.calib[:3], tmp_path)
+    sim, taken = _simulate(c, x_q)
+    assert np.array_equal(outs[0], sim)
+    assert 0 < (taken == 0).sum() < taken.size, taken
