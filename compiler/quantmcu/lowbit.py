@@ -108,14 +108,18 @@ def inlier_values(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, outliers: 
     return {m: (np.concatenate(v) if v else np.zeros(0)) for m, v in parts.items()}
 
 
-def mse_quant(values: np.ndarray, bits: int) -> QuantParams:
+#: how the low-bit chain's ranges are chosen: by quantization MSE (the default), or min/max (for comparison)
+CLIPPINGS = ("mse", "minmax")
+
+
+def mse_quant(values: np.ndarray, bits: int, clipping: str = "mse") -> QuantParams:
     """Per-tensor ``bits``-bit params for ``values``: the range that minimises the quantization MSE (clipping
-    included) over them, searched as ``--calibration mse`` does."""
+    included) over them, searched as ``--calibration mse`` does (``clipping="minmax"``: their min/max)."""
     lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
     hist = Histogram(lo, hi, HIST_BINS)
     hist.add(values)
     qmin, qmax = qrange(bits)
-    a, b = choose_range(CalibrationRule("mse"), lo, hi, hist, qmin, qmax)
+    a, b = choose_range(CalibrationRule(clipping), lo, hi, hist, qmin, qmax)
     return activation_quant(a, b, bits)
 
 
@@ -161,7 +165,7 @@ def _requantized(node: Node, graph: Graph, tensors: dict, renamed: dict[str, str
 
 
 def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict[str, int],
-                       calib_q: np.ndarray) -> LowbitChain:
+                       calib_q: np.ndarray, clipping: str = "mse") -> LowbitChain:
     """The low-bit chain of ``plan``'s stage at ``bits`` per map, calibrated on the no-outlier patches.
 
     Parameters
@@ -174,11 +178,15 @@ def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict
         {stage map: 8 | 4 | 2}; maps not named stay at 8 bits.
     calib_q : numpy.ndarray
         int8 [N, ...] calibration inputs (those VDPC was planned on).
+    clipping : str
+        ``"mse"`` (default) or ``"minmax"`` (:data:`CLIPPINGS`).
 
     Returns
     -------
     LowbitChain
     """
+    if clipping not in CLIPPINGS:
+        raise UserError(f"low-bit clipping {clipping!r}: fix: use one of {list(CLIPPINGS)}")
     full = _check_bits(graph, plan, vdpc, bits)
     if vdpc.outlier_patches.shape != (len(calib_q), plan.patches):
         raise ValueError("the VDPC plan was measured on other calibration inputs than calib_q")
@@ -190,7 +198,7 @@ def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict
         if values[m].size == 0:
             raise UserError("every calibration patch is an outlier patch, so the low-bit chain has nothing to be "
                             "calibrated on; fix: a higher VDPC threshold (rule parameter) or more calibration data")
-        q = mse_quant(values[m], full[m])
+        q = mse_quant(values[m], full[m], clipping)
         t = tensors[m]
         new = dataclasses.replace(t, name=lowbit_name(m, full[m]), dtype=int_dtype(full[m]), quant=q)
         tensors[new.name] = new
@@ -240,6 +248,18 @@ def stage_bitops(schedule: Schedule, inputs: np.ndarray) -> tuple[float, float]:
     loop = schedule.loop
     if loop is None:
         raise ValueError("stage BitOPs need a patch loop")
+    taken = []
+    if loop.runtime:
+        for x in inputs:
+            t: list[int] = []
+            run_schedule_int(schedule, {schedule.graph.inputs[0]: x}, t)
+            taken.append(t)
+    return stage_bitops_taken(schedule, taken)
+
+
+def stage_bitops_taken(schedule: Schedule, taken: list[list[int]]) -> tuple[float, float]:
+    """:func:`stage_bitops` from the chains the patches took on each input (``run_schedule_int(..., taken)``)."""
+    loop = schedule.loop
     g, plan = schedule.graph, loop.plan
     steps = [[st.node for st in ch.steps] for ch in loop.chains]
     P = plan.patches
@@ -249,13 +269,11 @@ def stage_bitops(schedule: Schedule, inputs: np.ndarray) -> tuple[float, float]:
         return base, float(sum(sum(per_patch[loop.chain_of(p)][p]) for p in range(P)))
     d, ck = loop.dispatch, loop.check
     total = 0.0
-    for x in inputs:
-        taken: list[int] = []
-        run_schedule_int(schedule, {g.inputs[0]: x}, taken)
-        for p, c in enumerate(taken):
+    for chosen in taken:
+        for p, c in enumerate(chosen):
             if c == d.inlier_chain:
                 total += sum(per_patch[c][p])
             else:
                 probe = sum(per_patch[d.inlier_chain][p][: ck.after])
                 total += probe + sum(per_patch[c][p][ck.after:] if ck.resume else per_patch[c][p])
-    return base, total / max(len(inputs), 1)
+    return base, total / max(len(taken), 1)
