@@ -113,3 +113,22 @@ def test_device_debug_names_the_broken_layer_and_element(patched_resnet8, tmp_pa
     c = compiled.graph.tensors[compiled.graph.nodes[layer].outputs[0]].shape[3]
     assert m.coords[3] == 17 % c
     assert f"layer {layer} '{compiled.graph.nodes[layer].name}'" in res.format()
+
+
+@pytest.mark.parametrize("threshold", [0, 255])  # every patch an outlier (the 8-bit chain), none (the probe's)
+def test_device_debug_with_a_runtime_dispatched_stage(tmp_path, threshold):
+    """A VDPC stage (the device picks each patch's chain): compared from the stage output on, bit-exact; a bit
+    flipped after the stage is still named."""
+    from test_vdpc import _dispatched
+
+    from mcucompile.api.debug import device_check
+    from mcucompile.schedule.schedule import RuntimeDispatch
+
+    c0 = compile_model(SHARED_MODELS / "resnet8_float.onnx", CompileOptions(
+        board="qemu-m4", progress=False, patch=PatchOptions(mode="forced", split=4, patches=3)))
+    tensor = c0.graph.nodes[0].outputs[0]
+    c = _dispatched(c0, RuntimeDispatch(tensor, c0.graph.tensors[tensor].quant.zp, threshold, 0, 1))
+    res = device_check(c, c.calib[0], tmp_path / "fw")
+    assert res.bit_exact and "compared from its output on" in res.note, res
+    res = device_check(c, c.calib[0], tmp_path / "fw2", edit_project=_break_layer(6))
+    assert res.mismatch is not None and res.mismatch.layer == 6 and res.mismatch.element == 17
