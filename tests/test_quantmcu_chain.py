@@ -8,7 +8,8 @@ against the 8-bit chain by the VDPC check:
   with the device's per-patch chain decisions equal to the simulator's, and a threshold that sends some patches
   to each chain (and one that sends every patch to the 8-bit chain: then the output equals the 8-bit model);
 - the arena plan: the chains exclusive, the packed maps at their packed sizes;
-- stage BitOPs: 8-bit patching against the dispatching loop, as the definition counts them.
+- stage BitOPs: 8-bit patching against the dispatching loop, as the definition counts them;
+- ResNet-8's stage (the residual add reading a packed map) at 4 bits, checked at the input, on the host.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from mcucompile.codegen import generate_c
 from mcucompile.errors import UserError
 from mcucompile.patch.memory import region_buffer
 from mcucompile.quant.simulate import run_int
-from mcucompile.quantmcu import VdpcOptions, plan_vdpc
+from mcucompile.quantmcu import VdpcOptions, check_problems, plan_vdpc, stage_maps, stage_stats
 from mcucompile.quantmcu.lowbit import build_lowbit_chain, lowbit_schedule, stage_bitops
 from mcucompile.schedule.schedule import run_schedule_int
 from mcucompile.targets.host import build_host, run_host
@@ -126,6 +127,7 @@ def test_chain_tensors_params_and_kernels(host_net):
         t0, t1 = region_buffer(m, 0), region_buffer(chain.tensor_of[m], 1)
         assert sizes[t1].size < sizes[t0].size
         assert sizes[t0].group != sizes[t1].group
+    assert check_problems(c.schedule, c.plan) == []  # the check's reads and the move stay inside their buffers
 
 
 def test_bad_bits_are_user_errors(host_net):
@@ -181,3 +183,32 @@ def test_dispatch_bit_exact_on_qemu_m4(tmp_path_factory, tmp_path):
     sim, taken = _simulate(c, x_q)
     assert np.array_equal(outs[0], sim)
     assert 0 < (taken == 0).sum() < taken.size, taken
+
+
+def test_resnet8_residual_stage_bit_exact_on_host(tmp_path):
+    """ResNet-8's stage (conv, conv, conv, residual add into the split) with its maps at 4 bits and the check at
+    the input: the add requantized for a packed operand, C under sanitizers equal to the simulator."""
+    from conftest import SHARED_MODELS
+
+    c0 = compile_model(SHARED_MODELS / "resnet8_int8.tflite", CompileOptions(
+        board="host", progress=False, patch=PatchOptions(mode="forced", split=4, patches=3)))
+    g, plan = c0.graph, c0.patch
+    calib = quantize_input(c0, c0.calib)
+    vdpc = plan_vdpc(g, plan, calib, VdpcOptions("percentile", 99.9, "input"))
+    median = int(np.median(vdpc.stats.map(vdpc.tensor).patch_max))
+    vdpc = dataclasses.replace(vdpc, threshold=median, outlier_patches=vdpc.stats.map(vdpc.tensor).outlier_patches(median))
+    maps = [m for m in stage_maps(g, plan) if m not in (g.inputs[0], plan.split)]
+    chain = build_lowbit_chain(g, plan, vdpc, {m: 4 for m in maps}, calib)
+    assert any(n.op == "add" and chain.graph.tensors[n.inputs[1]].bits == 4 for n in chain.nodes)
+    xs = _inputs(c0, n=2)
+    # the dispatch's threshold: the middle of these inputs' distinct patch maxima (some patches each way)
+    distinct = np.unique(stage_stats(g, plan, xs).map(vdpc.tensor).patch_max)
+    vdpc = dataclasses.replace(vdpc, threshold=int(distinct[(len(distinct) - 1) // 2]))
+    schedule, arena = lowbit_schedule(chain, vdpc, c0.target)
+    c = dataclasses.replace(c0, graph=chain.graph, patch=chain.plan, plan=arena, schedule=schedule,
+                            sources=generate_c(schedule, arena, "model"))
+    sim, taken = _simulate(c, xs)
+    assert 0 < (taken == 0).sum() < taken.size, taken
+    out = write_library(c, tmp_path / "lib")
+    exe = build_host(library_dir(out, c), host_runner_source(c), tmp_path / "build", sanitize=True)
+    assert np.array_equal(run_host(exe, [xs], [c.graph.tensors[c.graph.outputs[0]].size])[0], sim)
