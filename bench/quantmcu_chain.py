@@ -25,13 +25,17 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
-from mcucompile.api import CompileOptions, PatchOptions, compile_model, quantize_input  # noqa: E402
-from mcucompile.patch.memory import plan_memory_patched  # noqa: E402
-from mcucompile.quant.simulate import run_int  # noqa: E402
-from mcucompile.quantmcu import VdpcOptions, plan_vdpc, stage_maps  # noqa: E402
-from mcucompile.quantmcu.lowbit import build_lowbit_chain, lowbit_schedule, stage_bitops_taken  # noqa: E402
-from mcucompile.schedule.schedule import run_schedule_int  # noqa: E402
-from photo_crops import photo_crops  # noqa: E402
+from mcucompile.api import CompileOptions, PatchOptions, compile_model, quantize_input
+from mcucompile.patch.memory import plan_memory_patched
+from mcucompile.quant.simulate import run_int
+from mcucompile.quantmcu import VdpcOptions, plan_vdpc, stage_maps
+from mcucompile.quantmcu.lowbit import (
+    build_lowbit_chain,
+    lowbit_schedule,
+    stage_bitops_taken,
+)
+from mcucompile.schedule.schedule import run_schedule_int
+from photo_crops import photo_crops
 
 MODELS = Path("/work/shared/models/mlperf_tiny")
 #: name -> (model file, input size, input scale of the crops, split, grid)
