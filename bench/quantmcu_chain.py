@@ -2,7 +2,7 @@
 """QuantMCU low-bit chain benchmark (measure, do not assert): for a patched stage with VDPC's check (default
 rule: percentile 99.9 at the first map) and the low-bit chain at uniform 4 (or 2) bits on every map it may
 lower (the checked map stays 8-bit), calibrated on the no-outlier calibration patches with MSE (or min/max)
-clipping: stage BitOPs of 8-bit patching against the dispatching loop on the test inputs, the outlier patch
+clipping (optionally with per-channel scales folded into the next weights): stage BitOPs of 8-bit patching against the dispatching loop on the test inputs, the outlier patch
 share (calibration, test), output SQNR and top-1 agreement against the 8-bit model on the test inputs, peak
 SRAM of the activations (8-bit patching, and with both chains exclusive in the arena).
 
@@ -10,7 +10,7 @@ Models: VWW (MLPerf Tiny int8 .tflite, 4-layer stage, 3x3 grid), ResNet-8 (int8 
 the residual add, 3x3 grid); inputs: seeded crops of scikit-image photos (tools/photo_crops.py; calibration
 and test crops from disjoint photo halves; for ResNet-8 these are not CIFAR-10 images).
 
-Usage: python bench/quantmcu_chain.py [--calib 100] [--test 200] [--models vww,resnet8]
+Usage: python bench/quantmcu_chain.py [--calib 100] [--test 200] [--models vww,resnet8] [--clipping mse,minmax,mse+pc]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def sqnr_db(ref: np.ndarray, out: np.ndarray) -> float:
     return float("inf") if noise == 0 else 10 * np.log10(float(np.sum(ref**2)) / noise)
 
 
-def run_case(name: str, n_calib: int, n_test: int) -> None:
+def run_case(name: str, n_calib: int, n_test: int, variants: tuple[str, ...]) -> None:
     model, size, scale, split, grid = CASES[name]
     c = compile_model(MODELS / model, CompileOptions(board="host", progress=False,
                                                      patch=PatchOptions(mode="forced", split=split, patches=grid)))
@@ -72,12 +72,13 @@ def run_case(name: str, n_calib: int, n_test: int) -> None:
           "| saving | outlier share test | SQNR vs 8-bit (dB) | top-1 agreement | peak SRAM (B) | seconds |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for location, bits, clipping in [(loc, b, cl) for loc in ("first_map", "input") for b in (4, 2)
-                                     for cl in ("mse", "minmax")]:
+                                     for cl in variants]:
             vdpc = plan_vdpc(g, plan, calib, VdpcOptions(location=location))
             maps = [m for m in all_maps if m not in (g.inputs[0], plan.split, vdpc.tensor)]
             lowered = ",".join(str(all_maps.index(m)) for m in maps)
             t0 = time.perf_counter()
-            chain = build_lowbit_chain(g, plan, vdpc, {m: bits for m in maps}, calib, clipping)
+            chain = build_lowbit_chain(g, plan, vdpc, {m: bits for m in maps}, calib, clipping.split("+")[0],
+                                       per_channel=clipping.endswith("+pc"))
             schedule, arena = lowbit_schedule(chain, vdpc, c.target)
             outs, taken = [], []
             for x in test:
@@ -88,7 +89,8 @@ def run_case(name: str, n_calib: int, n_test: int) -> None:
             b8, b = stage_bitops_taken(schedule, taken)
             share = float((np.array(taken) == 0).mean())
             agree = float((outs.argmax(1) == ref.argmax(1)).mean())
-            print(f"| {location} | {vdpc.threshold} | {vdpc.outlier_patch_share:.3f} | {lowered} | {bits} | {clipping} | {b8:.4g} | {b:.4g} | {b8 / b:.2f}x | {share:.3f} | {sqnr_db(ref, outs):.1f} "
+            pc = f" ({len(chain.channel_scales)} maps per channel, +{chain.flash_bytes} B flash)" if clipping.endswith("+pc") else ""
+            print(f"| {location}{pc} | {vdpc.threshold} | {vdpc.outlier_patch_share:.3f} | {lowered} | {bits} | {clipping} | {b8:.4g} | {b:.4g} | {b8 / b:.2f}x | {share:.3f} | {sqnr_db(ref, outs):.1f} "
                   f"| {agree:.3f} | {arena.activations_size} | {time.perf_counter() - t0:.1f} |")
 
 
@@ -97,9 +99,11 @@ def main() -> None:
     ap.add_argument("--calib", type=int, default=100)
     ap.add_argument("--test", type=int, default=200)
     ap.add_argument("--models", default="vww,resnet8")
+    ap.add_argument("--clipping", default="mse,minmax,mse+pc",
+                    help="ranges of the low-bit maps: mse, minmax, and +pc for per-channel scales")
     a = ap.parse_args()
     for name in a.models.split(","):
-        run_case(name, a.calib, a.test)
+        run_case(name, a.calib, a.test, tuple(a.clipping.split(",")))
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def _by_origin(g, name):
     return next(t for t, v in g.tensors.items() if v.origin == name)
 
 
-def _setup(compiled, threshold=None, bits=None):
+def _setup(compiled, threshold=None, bits=None, per_channel=False):
     g, plan = compiled.graph, compiled.patch
     calib = quantize_input(compiled, compiled.calib)
     vdpc = plan_vdpc(g, plan, calib, VdpcOptions("percentile", 99.9, "first_map"))
@@ -83,7 +83,8 @@ def _setup(compiled, threshold=None, bits=None):
     median = int(np.median(vdpc.stats.map(vdpc.tensor).patch_max))
     vdpc = dataclasses.replace(vdpc, threshold=median, outlier_patches=vdpc.stats.map(vdpc.tensor).outlier_patches(median))
     bits = bits or {"b": 4, "c": 2, "d": 4}
-    chain = build_lowbit_chain(g, plan, vdpc, {_by_origin(g, k): v for k, v in bits.items()}, calib)
+    chain = build_lowbit_chain(g, plan, vdpc, {_by_origin(g, k): v for k, v in bits.items()}, calib,
+                               per_channel=per_channel)
     if threshold is not None:
         vdpc = dataclasses.replace(vdpc, threshold=threshold)
     schedule, arena = lowbit_schedule(chain, vdpc, compiled.target)
@@ -171,6 +172,23 @@ def test_dispatch_both_ways_bit_exact_on_host(host_net, tmp_path):
     ref = np.stack([run_int(g0, {g0.inputs[0]: x})[g0.outputs[0]].reshape(-1) for x in xs])
     assert (taken8 == 0).all() and np.array_equal(sim8, ref)
     assert not np.array_equal(sim, ref)  # the low-bit chain ran: its patches differ from the 8-bit ones
+
+
+def test_per_channel_scales_bit_exact_on_host(host_net, tmp_path):
+    """Per-channel scales (one zero point) on the one-sided maps, folded into the consumers' weights: the chain
+    carries its own weights, the C equals the simulator under sanitizers."""
+    c, chain, _, _ = _setup(host_net, per_channel=True)
+    c_pt, chain_pt, _, _ = _setup(host_net)
+    assert chain.channel_scales and chain.flash_bytes > chain_pt.flash_bytes
+    for m, sc in chain.channel_scales.items():
+        assert len(sc) == c.graph.tensors[m].shape[-1] and len(np.unique(sc)) > 1
+    xs = _inputs(c)
+    sim, taken = _simulate(c, xs)
+    assert 0 < (taken == 0).sum() < taken.size
+    assert not np.array_equal(sim, _simulate(c_pt, xs)[0])
+    out = write_library(c, tmp_path / "lib")
+    exe = build_host(library_dir(out, c), host_runner_source(c), tmp_path / "build", sanitize=True)
+    assert np.array_equal(run_host(exe, [xs], [c.graph.tensors[c.graph.outputs[0]].size])[0], sim)
 
 
 def test_stage_bitops(host_net):

@@ -69,6 +69,8 @@ class LowbitChain:
     quant: dict[str, QuantParams]
     tensor_of: dict[str, str]
     calib_values: dict[str, int]
+    channel_scales: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    flash_bytes: int = 0
 
 
 def lowbit_name(tensor: str, bits: int) -> str:
@@ -91,9 +93,10 @@ def _check_bits(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict[str, i
 
 
 def inlier_values(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, outliers: np.ndarray,
-                  maps: list[str]) -> dict[str, np.ndarray]:
+                  maps: list[str], keep_channels: bool = False) -> dict[str, np.ndarray]:
     """The real values (dequantized from the 8-bit model) of each map in ``maps`` over the regions of the
-    calibration patches that are not outliers (``outliers``: bool [samples, patches], VDPC's decision)."""
+    calibration patches that are not outliers (``outliers``: bool [samples, patches], VDPC's decision); flat, or
+    [values, channels] with ``keep_channels``."""
     inp, k = graph.inputs[0], plan.stage_len
     shape = graph.tensors[inp].shape
     parts: dict[str, list[np.ndarray]] = {m: [] for m in maps}
@@ -104,8 +107,9 @@ def inlier_values(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, outliers: 
             v = (np.asarray(values[m], np.float64) - q.zp) * q.s
             for p, regs in enumerate(plan.regions):
                 if not outliers[s, p]:
-                    parts[m].append(np_region(v, regs[m]).reshape(-1))
-    return {m: (np.concatenate(v) if v else np.zeros(0)) for m, v in parts.items()}
+                    parts[m].append(np_region(v, regs[m]).reshape(-1, v.shape[-1]))
+    out = {m: (np.concatenate(v) if v else np.zeros((0, graph.tensors[m].shape[-1]))) for m, v in parts.items()}
+    return out if keep_channels else {m: v.reshape(-1) for m, v in out.items()}
 
 
 #: how the low-bit chain's ranges are chosen: by quantization MSE (the default), or min/max (for comparison)
@@ -123,9 +127,51 @@ def mse_quant(values: np.ndarray, bits: int, clipping: str = "mse") -> QuantPara
     return activation_quant(a, b, bits)
 
 
-def _requantized(node: Node, graph: Graph, tensors: dict, renamed: dict[str, str]) -> tuple[Node, list]:
+def _folded_weights(wt, factor: np.ndarray, name: str):
+    """Weights ``wt`` (int8, per output channel along ``quant.axis``, input channels last) for an input whose
+    channel c has scale ``factor[c]`` x the tensor's nominal scale: depthwise (channels on the quant axis) only
+    their scales change; otherwise each output channel is requantized to int8 (symmetric, max / 127)."""
+    axis, last = wt.quant.axis, len(wt.shape) - 1
+    wscale = np.asarray(wt.quant.scale, np.float64)
+    if axis == last:
+        q, scale = np.asarray(wt.data), wscale * factor
+    else:
+        shape = [1] * len(wt.shape)
+        shape[axis] = -1
+        real = np.asarray(wt.data, np.float64) * wscale.reshape(shape) * factor
+        red = tuple(a for a in range(len(wt.shape)) if a != axis)
+        scale = np.maximum(np.abs(real).max(axis=red), 1e-30) / 127.0
+        q = np.clip(np.round(real / scale.reshape(shape)), -127, 127).astype(np.int8)
+    return dataclasses.replace(wt, name=name, data=q, qdata=None,
+                               quant=QuantParams(scale, np.zeros(len(scale), np.int64), axis, wt.quant.bits))
+
+
+def _per_channel_scales(values: np.ndarray, bits: int, clipping: str, stage, m: str, graph: Graph) -> np.ndarray | None:
+    """Per-channel scales of map ``m`` (``values``: [n, channels] real values) with one zero point (qmin), or
+    None when the map does not allow them: a value below 0 (one zero point needs one-sided channels), a producer
+    or consumer other than conv / depthwise (add and pooling take one scale), a depthwise consumer with a channel
+    multiplier, or a fused clamp that would differ between channels."""
+    if values.size == 0 or values.min() < 0:
+        return None
+    qmin, qmax = qrange(bits)
+    prod = [n for n in stage if m in n.outputs]
+    cons = [n for n in stage if m in n.inputs]
+    if not prod or any(n.op not in ("conv2d", "depthwise_conv2d") for n in prod + cons):
+        return None
+    c = values.shape[1]
+    if any(n.op == "depthwise_conv2d" and graph.tensors[n.inputs[1]].shape[-1] != c for n in cons):
+        return None
+    scales = np.array([mse_quant(values[:, k], bits, clipping).s for k in range(c)], np.float64)
+    bounds = {activation_bounds(prod[0].attrs.activation, QuantParams.per_tensor(float(sc), qmin, bits)) for sc in scales}
+    return scales if bounds == {(qmin, qmax)} or len(bounds) == 1 else None
+
+
+def _requantized(node: Node, graph: Graph, tensors: dict, renamed: dict[str, str],
+                 channel_scale: dict[str, np.ndarray] | None = None) -> tuple[Node, list]:
     """``node`` reading and writing the chain's tensors (``renamed``: stage map -> chain tensor), requantized
-    for their params; also the new constants it needs."""
+    for their params; also the new constants it needs. ``channel_scale``: chain tensors with per-channel scales
+    (the tensor's own scale is nominal): the producer's multipliers take them, the consumer's weights fold them."""
+    channel_scale = channel_scale or {}
     inputs = tuple(renamed.get(i, i) for i in node.inputs)
     outputs = tuple(renamed.get(o, o) for o in node.outputs)
     if inputs == node.inputs and outputs == node.outputs:
@@ -133,6 +179,11 @@ def _requantized(node: Node, graph: Graph, tensors: dict, renamed: dict[str, str
     in_q, out_q = tensors[inputs[0]].quant, tensors[outputs[0]].quant
     extra = []
     if node.op in ("conv2d", "depthwise_conv2d"):
+        if inputs[0] in channel_scale:
+            wt = _folded_weights(tensors[inputs[1]], channel_scale[inputs[0]] / in_q.s, f"{inputs[1]}__{outputs[0]}")
+            extra.append(wt)
+            tensors[wt.name] = wt
+            inputs = (inputs[0], wt.name) + inputs[2:]
         wscale = np.asarray(tensors[inputs[1]].quant.scale, np.float64)
         new_scale = in_q.s * wscale
         if len(inputs) > 2 and inputs[2]:
@@ -143,8 +194,9 @@ def _requantized(node: Node, graph: Graph, tensors: dict, renamed: dict[str, str
                                      quant=QuantParams(new_scale, np.zeros(len(new_scale), np.int64), 0, 32))
             extra.append(nb)
             inputs = inputs[:2] + (nb.name,) + inputs[3:]
-        mult, shift = quantize_multiplier_array(new_scale / out_q.s)
-        lo, hi = activation_bounds(node.attrs.activation, out_q)
+        out_scale = channel_scale.get(outputs[0], out_q.s)
+        mult, shift = quantize_multiplier_array(new_scale / out_scale)
+        lo, hi = activation_bounds(node.attrs.activation, out_q)  # per channel: equal in every channel (checked)
         params = ConvParams(-in_q.zp, out_q.zp, lo, hi, mult, shift)
     elif node.op == "add":  # as Add.quantize, for the operands' and output's params
         q1, q2 = in_q, tensors[inputs[1]].quant
@@ -165,7 +217,7 @@ def _requantized(node: Node, graph: Graph, tensors: dict, renamed: dict[str, str
 
 
 def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict[str, int],
-                       calib_q: np.ndarray, clipping: str = "mse") -> LowbitChain:
+                       calib_q: np.ndarray, clipping: str = "mse", per_channel: bool = False) -> LowbitChain:
     """The low-bit chain of ``plan``'s stage at ``bits`` per map, calibrated on the no-outlier patches.
 
     Parameters
@@ -180,6 +232,10 @@ def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict
         int8 [N, ...] calibration inputs (those VDPC was planned on).
     clipping : str
         ``"mse"`` (default) or ``"minmax"`` (:data:`CLIPPINGS`).
+    per_channel : bool
+        Per-channel scales (one zero point) where the map allows them (:func:`_per_channel_ok`): each channel's
+        range chosen on its own values, the producer's multipliers per channel, the scales folded into the
+        consumers' weights (a copy the chain carries: ``LowbitChain.flash_bytes``); else per tensor.
 
     Returns
     -------
@@ -191,23 +247,30 @@ def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict
     if vdpc.outlier_patches.shape != (len(calib_q), plan.patches):
         raise ValueError("the VDPC plan was measured on other calibration inputs than calib_q")
     low = [m for m, b in full.items() if b < 8]
-    values = inlier_values(graph, plan, calib_q, vdpc.outlier_patches, low)
+    values = inlier_values(graph, plan, calib_q, vdpc.outlier_patches, low, keep_channels=True)
     tensors = dict(graph.tensors)
-    renamed, quant = {}, {}
+    renamed, quant, channel_scale = {}, {}, {}
+    stage = graph.nodes[: plan.stage_len]
     for m in low:
         if values[m].size == 0:
             raise UserError("every calibration patch is an outlier patch, so the low-bit chain has nothing to be "
                             "calibrated on; fix: a higher VDPC threshold (rule parameter) or more calibration data")
-        q = mse_quant(values[m], full[m], clipping)
+        q = mse_quant(values[m].reshape(-1), full[m], clipping)
         t = tensors[m]
-        new = dataclasses.replace(t, name=lowbit_name(m, full[m]), dtype=int_dtype(full[m]), quant=q)
+        name = lowbit_name(m, full[m])
+        if per_channel:
+            per = _per_channel_scales(values[m], full[m], clipping, stage, m, graph)
+            if per is not None:
+                q = QuantParams.per_tensor(float(per.max()), qrange(full[m])[0], full[m])  # nominal
+                channel_scale[name] = per
+        new = dataclasses.replace(t, name=name, dtype=int_dtype(full[m]), quant=q)
         tensors[new.name] = new
         renamed[m], quant[m] = new.name, q
     nodes, extra = [], []
-    for n in graph.nodes[: plan.stage_len]:
+    for n in stage:
         if op_def(n).alias and (set(n.inputs) | set(n.outputs)) & set(renamed):
             raise UserError(f"layer '{n.name}' ({n.op}) is a view of its input; fix: keep its maps at 8 bits")
-        node, more = _requantized(n, graph, tensors, renamed)
+        node, more = _requantized(n, graph, tensors, renamed, channel_scale)
         for t in more:
             tensors[t.name] = t
         nodes.append(node)
@@ -215,8 +278,10 @@ def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict
     g = graph.replace(tensors=tensors)
     regions = tuple({**r, **{renamed[m]: r[m] for m in renamed}} for r in plan.regions)
     lp = dataclasses.replace(plan, regions=regions)
+    flash = sum(t.nbytes for t in extra)
     return LowbitChain(g, lp, tuple(nodes), full, quant, {m: renamed.get(m, m) for m in full},
-                       {m: int(values[m].size) for m in low})
+                       {m: int(values[m].size) for m in low},
+                       {m: channel_scale[renamed[m]] for m in low if renamed[m] in channel_scale}, flash)
 
 
 def lowbit_schedule(chain: LowbitChain, vdpc: VdpcPlan, board=None) -> tuple[Schedule, ArenaPlan]:
