@@ -18,8 +18,9 @@ data, which patches are outliers) and a bitwidth per feature map of the stage ({
 
 The outlier chain is the 8-bit stage; :func:`lowbit_schedule` builds the patch loop with both chains
 (chain 0: 8-bit, chain 1: low-bit), the run-time dispatch and the arena plan (the chains' buffers exclusive).
-:func:`stage_bitops` prices a schedule on given inputs. Per-channel scales folded into the next layer's
-weights are not built yet (the next step: see the docs).
+:func:`stage_bitops` prices a schedule on given inputs. With ``per_channel=True`` a one-sided map between
+convolutions gets one scale per channel (one zero point), folded into the consumers' int8 weights at compile
+time (the chain's own copy).
 """
 
 from __future__ import annotations
