@@ -163,6 +163,9 @@ def _per_channel_scales(values: np.ndarray, bits: int, clipping: str, stage, m: 
     if any(n.op == "depthwise_conv2d" and graph.tensors[n.inputs[1]].shape[-1] != c for n in cons):
         return None
     scales = np.array([mse_quant(values[:, k], bits, clipping).s for k in range(c)], np.float64)
+    # a dead channel (all zeros after a ReLU) would get a vanishing scale and an out-of-range multiplier; its
+    # values are the zero point at any scale, so a floor costs nothing
+    scales = np.maximum(scales, scales.max() / 256.0)
     bounds = {activation_bounds(prod[0].attrs.activation, QuantParams.per_tensor(float(sc), qmin, bits)) for sc in scales}
     return scales if bounds == {(qmin, qmax)} or len(bounds) == 1 else None
 
