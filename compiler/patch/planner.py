@@ -113,7 +113,7 @@ def _regions_for_patch(graph: Graph, stage: tuple[Node, ...], split: str, target
             return need
 
 
-def _node_macs_region(node: Node, graph: Graph, out: Region) -> int:
+def node_macs_region(node: Node, graph: Graph, out: Region) -> int:
     full = op_def(node).macs(node, graph)
     shape = graph.tensors[node.outputs[0]].shape
     return int(round(full * (out.h * out.w) / (shape[1] * shape[2])))
@@ -131,7 +131,7 @@ def plan_patches(graph: Graph, k: int, n: int, input_by_patch: bool = False) -> 
         for j in range(n_cols):
             regions.append(_regions_for_patch(graph, stage, split, Region(rows[i], cols[j], rows[i + 1], cols[j + 1])))
     layer = sum(op_def(nd).macs(nd, graph) for nd in stage)
-    patched = sum(_node_macs_region(nd, graph, r[nd.outputs[0]]) for r in regions for nd in stage)
+    patched = sum(node_macs_region(nd, graph, r[nd.outputs[0]]) for r in regions for nd in stage)
     total = sum(op_def(nd).macs(nd, graph) for nd in graph.nodes)
     crops = []
     for j, nd in enumerate(stage):

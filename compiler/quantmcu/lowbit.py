@@ -41,7 +41,7 @@ from ..ops.conv import ConvParams
 from ..ops.elementwise import ADD_LEFT_SHIFT, AddParams
 from ..ops.pooling import PoolParams
 from ..patch.memory import plan_memory_patched
-from ..patch.planner import PatchPlan, _node_macs_region, np_region
+from ..patch.planner import PatchPlan, node_macs_region, np_region
 from ..quant.methods import CalibrationRule, Histogram, choose_range
 from ..quant.simulate import run_nodes
 from ..schedule.schedule import Schedule, build_schedule, run_schedule_int
@@ -301,7 +301,7 @@ def lowbit_schedule(chain: LowbitChain, vdpc: VdpcPlan, board=None) -> tuple[Sch
 def _step_bitops(graph: Graph, plan: PatchPlan, node: Node, p: int) -> int:
     """BitOPs of ``node`` in patch p: its MACs on the patch's region x 8 weight bits x its input's bits."""
     out = plan.regions[p][node.outputs[0]]
-    return _node_macs_region(node, graph, out) * 8 * graph.tensors[node.inputs[0]].bits
+    return node_macs_region(node, graph, out) * 8 * graph.tensors[node.inputs[0]].bits
 
 
 def stage_bitops(schedule: Schedule, inputs: np.ndarray) -> tuple[float, float]:
