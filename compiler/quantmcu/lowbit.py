@@ -221,7 +221,8 @@ def _requantized(node: Node, graph: Graph, tensors: dict, renamed: dict[str, str
 
 
 def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict[str, int],
-                       calib_q: np.ndarray, clipping: str = "mse", per_channel: bool = False) -> LowbitChain:
+                       calib_q: np.ndarray, clipping: str = "mse", per_channel: bool = False,
+                       inliers: dict[str, np.ndarray] | None = None) -> LowbitChain:
     """The low-bit chain of ``plan``'s stage at ``bits`` per map, calibrated on the no-outlier patches.
 
     Parameters
@@ -240,6 +241,9 @@ def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict
         Per-channel scales (one zero point) where the map allows them (:func:`_per_channel_ok`): each channel's
         range chosen on its own values, the producer's multipliers per channel, the scales folded into the
         consumers' weights (a copy the chain carries: ``LowbitChain.flash_bytes``); else per tensor.
+    inliers : dict, optional
+        The calibration values already taken (:func:`inlier_values` on ``calib_q`` and VDPC's outlier patches,
+        ``keep_channels=True``) for at least the maps lowered: a search building many chains takes them once.
 
     Returns
     -------
@@ -251,7 +255,10 @@ def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict
     if vdpc.outlier_patches.shape != (len(calib_q), plan.patches):
         raise ValueError("the VDPC plan was measured on other calibration inputs than calib_q")
     low = [m for m, b in full.items() if b < 8]
-    values = inlier_values(graph, plan, calib_q, vdpc.outlier_patches, low, keep_channels=True)
+    if inliers is not None and all(m in inliers for m in low):
+        values = {m: inliers[m] for m in low}
+    else:
+        values = inlier_values(graph, plan, calib_q, vdpc.outlier_patches, low, keep_channels=True)
     tensors = dict(graph.tensors)
     renamed, quant, channel_scale = {}, {}, {}
     stage = graph.nodes[: plan.stage_len]
