@@ -7,7 +7,9 @@ against the 8-bit chain by the VDPC check:
 - the simulator's schedule run against the generated C on the host (ASan + UBSan) and on qemu-m4: bit-exact,
   with the device's per-patch chain decisions equal to the simulator's, and a threshold that sends some patches
   to each chain (and one that sends every patch to the 8-bit chain: then the output equals the 8-bit model);
-- the arena plan: the chains exclusive, the packed maps at their packed sizes;
+- the arena plan: the chains exclusive, the packed maps at their packed sizes; the plan safety check on both
+  chains, the check and the move, and plans it must refuse (a chain-1 buffer over a live buffer of its chain or
+  outside the loop, the check's buffer or the move's destination too small, bytes kept for a later read);
 - stage BitOPs: 8-bit patching against the dispatching loop, as the definition counts them;
 - ResNet-8's stage (the residual add reading a packed map) at 4 bits, checked at the input, on the host.
 """
@@ -33,6 +35,8 @@ from mcucompile.api import (
 )
 from mcucompile.codegen import generate_c
 from mcucompile.errors import UserError
+from mcucompile.memory.planner import ArenaPlan, Buffer
+from mcucompile.ops.kernel import read, write
 from mcucompile.patch.memory import region_buffer
 from mcucompile.quant.simulate import run_int
 from mcucompile.quantmcu import (
@@ -43,6 +47,14 @@ from mcucompile.quantmcu import (
     stage_stats,
 )
 from mcucompile.quantmcu.lowbit import build_lowbit_chain, lowbit_schedule, stage_bitops
+from mcucompile.schedule.safety import (
+    PlanSafetyError,
+    Step,
+    check_plan_memory,
+    plan_problems,
+    plan_steps,
+    steps_problems,
+)
 from mcucompile.schedule.schedule import run_schedule_int
 from mcucompile.targets.host import build_host, run_host
 from onnx import helper
@@ -142,7 +154,94 @@ def test_chain_tensors_params_and_kernels(host_net):
         t0, t1 = region_buffer(m, 0), region_buffer(chain.tensor_of[m], 1)
         assert sizes[t1].size < sizes[t0].size
         assert sizes[t0].group != sizes[t1].group
-    assert check_problems(c.schedule, c.plan) == []  # the check's reads and the move stay inside their buffers
+    check_plan_memory(c.graph, c.plan, schedule=c.schedule)  # both chains, the check and the move
+    assert check_problems(c.schedule, c.plan) == []
+
+
+def _moved(plan, name, offset):
+    """``plan`` with buffer ``name`` (and the tensors living in it) at ``offset``: consistent, only misplaced."""
+    old = next(b.offset for b in plan.buffers if b.name == name)
+    buffers = tuple(dataclasses.replace(b, offset=offset) if b.name == name else b for b in plan.buffers)
+    offsets = {t: o + offset - old if plan.roots.get(t, t) == name else o for t, o in plan.offsets.items()}
+    return dataclasses.replace(plan, buffers=buffers, offsets=offsets)
+
+
+def _resized(plan, name, size):
+    return dataclasses.replace(plan, buffers=tuple(dataclasses.replace(b, size=size) if b.name == name else b
+                                                   for b in plan.buffers))
+
+
+def _overlap(a, b) -> bool:
+    return a.offset < b.offset + b.size and b.offset < a.offset + a.size
+
+
+def _live_together(a, b) -> bool:
+    return a.first <= b.last and b.first <= a.last
+
+
+def test_plan_safety_check_covers_both_chains_the_check_and_the_move(host_net):
+    c, *_ = _setup(host_net)
+    g, plan, s = c.graph, c.plan, c.schedule
+    check_plan_memory(g, plan, schedule=s)
+    n = c.patch.patches
+    labels = [st.label for st in plan_steps(g, plan, schedule=s)]
+    assert sum("chain 1: input region copy" in x for x in labels) == n  # the probe: the low-bit chain
+    assert sum("outlier check of" in x for x in labels) == sum("move of" in x for x in labels) == n  # it resumes
+    assert not any("chain 0: input region copy" in x for x in labels)  # the outlier chain takes over the region
+    k = len(s.loop.chains[0].steps)
+    assert sum(re.search(r"chain 1: layer \d+ ", x) is not None for x in labels) == n * k
+    assert sum(re.search(r"chain 0: layer \d+ ", x) is not None for x in labels) == n * (k - s.loop.check.after)
+    # the chains share bytes in this plan (exclusive groups); checked as if they were one group it is refused
+    buffers = list(plan.buffers)
+    assert any(a.group == 0 and b.group == 1 and _overlap(a, b) and _live_together(a, b) for a in buffers for b in buffers)
+    one = dataclasses.replace(plan, buffers=tuple(dataclasses.replace(b, group=None) for b in buffers))
+    assert any(" over '" in m for m in plan_problems(g, one, schedule=s))
+
+
+def test_plan_safety_check_refuses_broken_two_chain_plans(host_net):
+    c, _, vdpc, _ = _setup(host_net)
+    g, plan, s = c.graph, c.plan, c.schedule
+    ck = s.loop.check
+
+    def refused(bad, pattern):
+        with pytest.raises(PlanSafetyError, match="unsafe memory plan"):
+            check_plan_memory(g, bad, schedule=s)
+        problems = plan_problems(g, bad, schedule=s)
+        assert any(re.search(pattern, m) for m in problems), "\n".join(problems)
+
+    # a chain-1 buffer moved onto a buffer of its own chain alive at the same time
+    own = [b for b in plan.buffers if b.group == 1]
+    a, b = next((a, b) for a in own for b in own if a.name < b.name and _live_together(a, b) and not _overlap(a, b)
+                and b.offset + a.size <= plan.arena_size)
+    refused(_moved(plan, a.name, b.offset), rf"chain 1: .* over '({re.escape(a.name)}|{re.escape(b.name)})'")
+    # chain 1's input region moved onto the whole input (outside the loop, alive through the stage)
+    x1 = region_buffer(g.inputs[0], 1)
+    refused(_moved(plan, x1, plan.offsets[g.inputs[0]]), rf"chain 1: input region copy: writes .* over '{g.inputs[0]}'")
+    # the check's buffer too small for the region it reads
+    refused(_resized(plan, ck.buffer(), 8), rf"outlier check of '{vdpc.tensor}': reads .* outside its buffer "
+                                            rf"'{re.escape(ck.buffer())}'")
+    # the move's destination too small
+    dst = region_buffer(ck.tensor, s.loop.dispatch.outlier_chain)
+    refused(_resized(plan, dst, 8), rf"move of '{vdpc.tensor}' into chain 0: writes checked region .* outside its "
+                                    rf"buffer '{re.escape(dst)}'")
+    # the move's destination onto a buffer of the outlier chain alive at the move
+    live = next(b for b in plan.buffers if b.group == 0 and b.name != dst and b.first <= ck.after <= b.last
+                and b.offset + 8 <= plan.arena_size)
+    refused(_moved(plan, dst, live.offset), rf"move of '{vdpc.tensor}' into chain 0: writes .* over "
+                                            rf"'{re.escape(live.name)}'")
+
+
+def test_kept_bytes_are_not_written_before_they_are_read():
+    """``Step.keep``: bytes another chain has not read yet (a checked region an outlier chain still takes from
+    the probe's buffer): a write of this step over them is refused although the buffers' groups differ."""
+    plan = ArenaPlan((Buffer("src", 64, 0, 3, 0, 1), Buffer("dst", 64, 0, 3, 32, 0)), {"src": 0, "dst": 32},
+                     {"src": "src", "dst": "dst"}, 96, 4)
+    step = Step(2, "chain 0: layer 1", (write("dst", 16, "output"),))
+    assert steps_problems([step], plan) == []  # another chain's buffer: the groups are exclusive
+    kept = dataclasses.replace(step, keep=(read("src", 64, "checked region"),))
+    assert any("over checked region of 'src' [0, 64), not read yet" in m for m in steps_problems([kept], plan))
+    far = dataclasses.replace(step, keep=(read("src", 16, "checked region"),))  # [0, 16): not touched by [32, 48)
+    assert steps_problems([far], plan) == []
 
 
 def test_bad_bits_are_user_errors(host_net):
@@ -179,6 +278,7 @@ def test_per_channel_scales_bit_exact_on_host(host_net, tmp_path):
     carries its own weights, the C equals the simulator under sanitizers."""
     c, chain, _, _ = _setup(host_net, per_channel=True)
     c_pt, chain_pt, _, _ = _setup(host_net)
+    check_plan_memory(c.graph, c.plan, schedule=c.schedule)
     assert chain.channel_scales and chain.flash_bytes > chain_pt.flash_bytes
     for m, sc in chain.channel_scales.items():
         assert len(sc) == c.graph.tensors[m].shape[-1] and len(np.unique(sc)) > 1
@@ -208,6 +308,7 @@ def test_dispatch_bit_exact_on_qemu_m4(tmp_path_factory, tmp_path):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed")
     c, *_ = _setup(_net(tmp_path_factory, "qemu-m4"))
+    check_plan_memory(c.graph, c.plan, schedule=c.schedule)  # the DSP kernels' scratch, per chain
     text = c.sources.files["src/model.c"]
     assert "mcu_conv_dsp_a4w8_s8(" in text or "mcu_conv_dsp_a2w8_s8(" in text
     x_q, outs, _, _ = build_and_run_board(c, c.calib[:3], tmp_path)
@@ -236,6 +337,7 @@ def test_resnet8_residual_stage_bit_exact_on_host(tmp_path):
     distinct = np.unique(stage_stats(g, plan, xs).map(vdpc.tensor).patch_max)
     vdpc = dataclasses.replace(vdpc, threshold=int(distinct[(len(distinct) - 1) // 2]))
     schedule, arena = lowbit_schedule(chain, vdpc, c0.target)
+    check_plan_memory(chain.graph, arena, schedule=schedule)
     c = dataclasses.replace(c0, graph=chain.graph, patch=chain.plan, plan=arena, schedule=schedule,
                             sources=generate_c(schedule, arena, "model"))
     sim, taken = _simulate(c, xs)

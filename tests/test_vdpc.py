@@ -36,6 +36,7 @@ from mcucompile.patch.planner import np_region
 from mcucompile.quant.simulate import run_int, run_nodes
 from mcucompile.quantmcu import (VdpcOptions, check_instructions, check_problems, compare_rules, plan_vdpc, runtime_dispatch,
                                 stage_maps, stage_stats, threshold_of)
+from mcucompile.schedule.safety import check_plan_memory, plan_steps
 from mcucompile.schedule.schedule import Dispatch, RuntimeDispatch, build_schedule, run_schedule_int
 from mcucompile.targets.host import CFLAGS, SANITIZE_ENV, SANITIZE_FLAGS, find_compiler
 
@@ -402,6 +403,11 @@ def test_runtime_dispatch_on_host(resnet, resnet_by_patch, inputs, where, after,
         assert "mcu_outlier_check_s8(" in text and "hooks->patch_chain(p, chain" in text
         assert ("memmove(" in text) == resume
         assert check_problems(c.schedule, c.plan) == []
+        check_plan_memory(c.graph, c.plan, schedule=c.schedule)  # both chains, the check, the move (resuming)
+        labels = [st.label for st in plan_steps(c.graph, c.plan, schedule=c.schedule)]
+        assert sum("move of" in x for x in labels) == (c.patch.patches if resume else 0)
+        # running from the start, the outlier chain fills or copies its own input region
+        assert any(re.search(r"chain 0: input (region copy|filled)", x) for x in labels) == (not resume)
         lib = write_library(c, tmp_path / name / "out")
         d = library_dir(lib, c)
         exe = tmp_path / name / "runner"
@@ -423,6 +429,9 @@ def test_runtime_dispatch_on_host(resnet, resnet_by_patch, inputs, where, after,
             dev[int(s), int(p)] = int(ch)
         assert np.array_equal(dev, sim_chains), (name, dev, sim_chains)
     assert seen == {0, 1}
+    # the same two chains dispatched at compile time (the chains this input took): each patch's own chain
+    fixed = build_schedule(g, c.patch, 2, Dispatch(tuple(sim_chains[0].tolist())), c.target)
+    check_plan_memory(g, c.plan, schedule=fixed)
     # the soundness check is not vacuous: a buffer too small for the checked region is reported
     ck = c.schedule.loop.check
     small = dataclasses.replace(c.plan, buffers=tuple(dataclasses.replace(b, size=8) if b.name == ck.buffer() else b

@@ -30,11 +30,10 @@ import numpy as np
 from ..errors import UserError
 from ..ir import Graph
 from ..memory import ArenaPlan
-from ..ops import KernelArgs
 from ..ops.kernel import Geometry
 from ..ops.outlier_check import MAX_THRESHOLD
-from ..patch.memory import region_buffer
 from ..patch.planner import PatchPlan
+from ..schedule.safety import plan_problems
 from ..schedule.schedule import RuntimeDispatch, Schedule
 from .stats import MapStats, StageStats, stage_maps, stage_stats
 
@@ -185,30 +184,11 @@ def check_instructions(schedule: Schedule) -> float:
 
 
 def check_problems(schedule: Schedule, plan: ArenaPlan) -> list[str]:
-    """Where the check (and, resuming, the move of its region into the outlier chain's buffer) would read or
-    write outside its buffers in ``plan``, or break the kernel's argument contract, patch by patch, from the
-    kernel's own access pattern (``Kernel.access``). Empty: sound. (The plan safety check of
-    ``schedule/safety.py`` covers the layers; this covers what the run-time dispatch adds.)"""
-    loop = schedule.loop
-    if loop is None or loop.check is None:
-        return []
-    ck, graph, d = loop.check, schedule.graph, loop.dispatch
-    sizes = {b.name: b.size for b in plan.buffers}
-    channels = graph.tensors[ck.tensor].pixel_bytes
-    problems = []
-    for p, regs in enumerate(loop.plan.regions):
-        r = regs[ck.tensor]
-        dims = (1, r.h, r.w, int(graph.tensors[ck.tensor].shape[-1]))
-        args = KernelArgs(ck.node, graph, ck.kernel.context, (ck.buffer(),), "", (dims,), (1, 1, 1, 1), (0, 0), True)
-        accesses, contract = ck.kernel.kernel.access(args)
-        problems += [f"patch {p}: outlier check: {c}" for c in contract]
-        moved = [(region_buffer(ck.tensor, d.outlier_chain), r.h * r.w * channels)] if ck.resume else []
-        for name, end in [(a.pointer, a.end) for a in accesses] + moved:
-            if name not in sizes:
-                problems.append(f"patch {p}: outlier check: buffer '{name}' is not in the plan")
-            elif end > sizes[name]:
-                problems.append(f"patch {p}: outlier check: {end} bytes of '{name}' ({sizes[name]} B)")
-    return problems
+    """Every violation of the plan safety check (``schedule.safety.plan_problems``) for ``schedule`` laid out by
+    ``plan``: every chain of the loop in its exclusive group, and the run-time dispatch's check (its reads of
+    the probe's region buffer) and move (the checked region into the outlier chain's buffer), from the kernels'
+    own access patterns. Empty: sound. A thin wrapper kept for its callers."""
+    return plan_problems(schedule.graph, plan, schedule=schedule)
 
 
 @dataclass(frozen=True)
