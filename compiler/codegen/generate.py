@@ -161,7 +161,7 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
         L = d.kernel_dims(node, graph, call, f"pl[{index}]" if step.in_loop else None)
         prologue = ""
         if step.in_loop:
-            for ci, (j, slot) in enumerate(patch.crops):
+            for ci, (j, slot) in enumerate(loop.plan_of(step.chain).crops):  # a sub-patch chain's own crops
                 if j != index:
                     continue
                 off = plan.offsets[crop_buffer(graph, patch, j, slot, step.chain)]
@@ -228,26 +228,42 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
     if patch is not None:
         stage_len = patch.stage_len
         inp, split = graph.inputs[0], patch.split
-        table = []
-        for p, regs in enumerate(patch.regions):
-            lws = [local_window(graph, patch, n, p) for n in graph.nodes[:stage_len]]
-            entries = []
-            for n, lw in zip(graph.nodes[:stage_len], lws):
-                rin = regs[[i for i in n.inputs if i and not graph.tensors[i].is_const][0]]
-                rout = regs[n.outputs[0]]
-                entries.append((rin.h, rin.w, rout.h, rout.w, lw.pad_top if lw else 0, lw.pad_left if lw else 0))
-            crops = []
-            for j, slot in patch.crops:
-                n = graph.nodes[j]
-                ri, ro = regs[n.inputs[slot]], regs[n.outputs[0]]
-                crops.append((ri.h, ri.w, ro.top - ri.top, ro.left - ri.left))
-            table.append({"in": regs[inp], "out": regs[split], "layers": entries, "crops": crops})
+        sub = loop.sub
+        # one entry type for patches and sub-patches: room for the crops of either plan (a table uses its own
+        # plan's, in order; the rest stay zero)
+        num_crops = max(len(patch.crops), len(sub.plan.crops) if sub is not None else 0)
+
+        def table_of(pp) -> list[dict]:
+            table = []
+            for p, regs in enumerate(pp.regions):
+                lws = [local_window(graph, pp, n, p) for n in graph.nodes[:stage_len]]
+                entries = []
+                for n, lw in zip(graph.nodes[:stage_len], lws):
+                    rin = regs[[i for i in n.inputs if i and not graph.tensors[i].is_const][0]]
+                    rout = regs[n.outputs[0]]
+                    entries.append((rin.h, rin.w, rout.h, rout.w, lw.pad_top if lw else 0, lw.pad_left if lw else 0))
+                crops = []
+                for j, slot in pp.crops:
+                    n = graph.nodes[j]
+                    ri, ro = regs[n.inputs[slot]], regs[n.outputs[0]]
+                    crops.append((ri.h, ri.w, ro.top - ri.top, ro.left - ri.left))
+                crops += [(0, 0, 0, 0)] * (num_crops - len(crops))
+                table.append({"in": regs[inp], "out": regs[split], "layers": entries, "crops": crops})
+            return table
+
+        sub_ctx = None
+        if sub is not None:
+            first = [ids[0] if ids else 0 for ids in sub.of_patch] + [len(sub.plan.regions)]
+            sub_ctx = {"factor": sub.factor, "chain": sub.chain, "count": len(sub.plan.regions),
+                       "table": table_of(sub.plan), "first": first,
+                       "overhead": f"{100 * sub.plan.overhead:.1f}"}
         patch_ctx = {
-            "grid": patch.grid, "count": patch.patches, "stage_len": stage_len, "table": table,
+            "grid": patch.grid, "count": patch.patches, "stage_len": stage_len, "table": table_of(patch),
+            "sub": sub_ctx,
             "split": split, "split_shape": graph.tensors[split].shape,
             "input_shape": graph.tensors[inp].shape, "by_patch": patch.input_by_patch,
             "input_whole": plan.offsets.get(inp, -1), "split_whole": plan.offsets[split],
-            "overhead": f"{100 * patch.overhead:.1f}", "num_crops": len(patch.crops),
+            "overhead": f"{100 * patch.overhead:.1f}", "num_crops": num_crops,
             "chains": [{"layers": ls, "input_region": plan.offsets[region_buffer(inp, c)],
                         "split_region": plan.offsets[region_buffer(split, c)]} for c, ls in enumerate(chains)],
             "dispatch": list(loop.dispatch.chain_of_patch) if loop.dispatch is not None and not loop.runtime else None,

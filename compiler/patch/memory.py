@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..ir import Graph, Node
 from ..memory.planner import ArenaPlan, place_buffers, plan_memory, scratch_buffers
+from .execute import SubPatches
 from .planner import PatchPlan, crop_buffer, max_region_bytes
 
 
@@ -15,7 +16,7 @@ def region_buffer(tensor: str, chain: int = 0) -> str:
 
 
 def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int | tuple[tuple[Node, ...], ...] = 1,
-                        board=None) -> ArenaPlan:
+                        board=None, sub: SubPatches | None = None) -> ArenaPlan:
     """Arena for a patched schedule: per-patch region buffers (reused by every patch) for the stage,
     the stage output whole, then the rest layer by layer. Steps: 0 fills the input patch, 1..k run the
     stage, k+1 stores the patch into the whole stage output, k+2.. run the rest.
@@ -25,7 +26,9 @@ def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int | tuple[tuple
     ``chains`` may also be a tuple of node tuples, each chain's own nodes (one per stage node, in order: a
     low-bit chain's copy of the stage with its own tensors, whose regions are in ``plan``); each chain's
     buffers are then sized by its own tensors (packed maps take their packed bytes).
-    ``board``: a Board or an ``ops.kernel.KernelTarget`` whose kernels' scratch is planned (None: portable)."""
+    ``board``: a Board or an ``ops.kernel.KernelTarget`` whose kernels' scratch is planned (None: portable).
+    ``sub``: chain ``sub.chain`` runs its patches as sub-patches (``patch.execute.plan_sub_patches``): its region
+    and crop buffers are sized by the sub-patches' regions (still in that chain's exclusive group)."""
     k = plan.stage_len
     stage, rest = graph.nodes[:k], graph.nodes[k:]
     if isinstance(chains, int):
@@ -41,7 +44,10 @@ def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int | tuple[tuple
     if not plan.input_by_patch:
         buffers.append((inp, graph.tensors[inp].nbytes, 0, k + 1))
     group = (lambda c: None) if chains == 1 else (lambda c: c)
+    if sub is not None and not 0 <= sub.chain < chains:
+        raise ValueError(f"the sub-patches' chain {sub.chain} is not one of the loop's {chains}")
     for c, nodes in enumerate(chain_nodes):
+        cplan = sub.plan if sub is not None and sub.chain == c else plan
         last_in_stage: dict[str, int] = {}
         for step, n in enumerate(nodes, start=1):
             for i in n.inputs:
@@ -52,10 +58,10 @@ def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int | tuple[tuple
         for step, n in enumerate(nodes, start=1):
             produced_at[n.outputs[0]] = step
         for t, f in produced_at.items():
-            buffers.append((region_buffer(t, c), max_region_bytes(graph, plan, t), f, last_in_stage.get(t, f), group(c)))
-        for j, slot in plan.crops:
+            buffers.append((region_buffer(t, c), max_region_bytes(graph, cplan, t), f, last_in_stage.get(t, f), group(c)))
+        for j, slot in cplan.crops:
             node = nodes[j]
-            size = max_region_bytes(graph, plan, node.outputs[0], layout_of=node.inputs[slot])
+            size = max_region_bytes(graph, cplan, node.outputs[0], layout_of=node.inputs[slot])
             buffers.append((crop_buffer(graph, plan, j, slot, c), size, j + 1, j + 1, group(c)))
         buffers += scratch_buffers(graph, nodes, 1, group(c), board)
     last_read: dict[str, int] = {}

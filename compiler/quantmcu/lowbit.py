@@ -40,6 +40,7 @@ from ..ops.base import activation_bounds, activation_quant, op_def
 from ..ops.conv import ConvParams
 from ..ops.elementwise import ADD_LEFT_SHIFT, AddParams
 from ..ops.pooling import PoolParams
+from ..patch.execute import plan_sub_patches
 from ..patch.memory import plan_memory_patched
 from ..patch.planner import PatchPlan, node_macs_region, np_region
 from ..quant.methods import CalibrationRule, Histogram, choose_range
@@ -295,14 +296,17 @@ def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict
                        {m: channel_scale[renamed[m]] for m in low if renamed[m] in channel_scale}, flash)
 
 
-def lowbit_schedule(chain: LowbitChain, vdpc: VdpcPlan, board=None) -> tuple[Schedule, ArenaPlan]:
+def lowbit_schedule(chain: LowbitChain, vdpc: VdpcPlan, board=None, sub_patches: int = 1) -> tuple[Schedule, ArenaPlan]:
     """The patch loop with chain 0 the 8-bit stage (outlier patches) and chain 1 ``chain`` (the probe, the
     others), dispatched at run time by ``vdpc``'s check, and its arena plan (the chains' buffers exclusive).
-    ``board``: a Board or KernelTarget (None: portable)."""
+    ``board``: a Board or KernelTarget (None: portable). ``sub_patches``: s > 1 runs an outlier patch's 8-bit
+    chain as s x s sub-patches of it (``patch.execute.plan_sub_patches``), from the input up, so that the 8-bit
+    chain's buffers are those of the finer grid and the arena the packed maps allow holds both chains."""
     g, plan = chain.graph, chain.plan
     chains = (tuple(g.nodes[: plan.stage_len]), chain.nodes)
-    schedule = build_schedule(g, plan, chains=chains, dispatch=runtime_dispatch(vdpc, 0, 1), board=board)
-    return schedule, plan_memory_patched(g, plan, chains=chains, board=board)
+    sub = plan_sub_patches(g, plan, sub_patches, chain=0) if sub_patches > 1 else None
+    schedule = build_schedule(g, plan, chains=chains, dispatch=runtime_dispatch(vdpc, 0, 1), board=board, sub=sub)
+    return schedule, plan_memory_patched(g, plan, chains=chains, board=board, sub=sub)
 
 
 def _step_bitops(graph: Graph, plan: PatchPlan, node: Node, p: int) -> int:
@@ -315,7 +319,8 @@ def stage_bitops(schedule: Schedule, inputs: np.ndarray) -> tuple[float, float]:
     """Stage BitOPs (the per-patch stage, summed over patches) of the 8-bit chain alone and of ``schedule``'s
     dispatching loop, averaged over ``inputs`` (int8, the model input's layout). A patch counts the layers it
     executes: the probe's up to the check, then (an outlier patch) the outlier chain's from where it resumes, or
-    all of it when it runs from the start.
+    all of it when it runs from the start, or all of it on each of its sub-patches (their regions: the extra
+    halo included) when the loop runs it as sub-patches.
 
     Returns
     -------
@@ -343,7 +348,9 @@ def stage_bitops_taken(schedule: Schedule, taken: list[list[int]]) -> tuple[floa
     base = float(sum(sum(per_patch[0][p]) for p in range(P)))
     if not loop.runtime:
         return base, float(sum(sum(per_patch[loop.chain_of(p)][p]) for p in range(P)))
-    d, ck = loop.dispatch, loop.check
+    d, ck, sub = loop.dispatch, loop.check, loop.sub
+    if sub is not None:  # the sub-patches' own regions, for the chain that runs them
+        per_sub = [sum(_step_bitops(g, sub.plan, n, q) for n in steps[sub.chain]) for q in range(sub.plan.patches)]
     total = 0.0
     for chosen in taken:
         for p, c in enumerate(chosen):
@@ -351,5 +358,8 @@ def stage_bitops_taken(schedule: Schedule, taken: list[list[int]]) -> tuple[floa
                 total += sum(per_patch[c][p])
             else:
                 probe = sum(per_patch[d.inlier_chain][p][: ck.after])
-                total += probe + sum(per_patch[c][p][ck.after:] if ck.resume else per_patch[c][p])
+                if sub is not None and c == sub.chain:
+                    total += probe + sum(per_sub[q] for q in sub.of_patch[p])
+                else:
+                    total += probe + sum(per_patch[c][p][ck.after:] if ck.resume else per_patch[c][p])
     return base, total / max(len(taken), 1)

@@ -8,7 +8,10 @@ patch and per inference, by an outlier check (``ops/outlier_check.py``) of one r
 common chain runs as the probe up to the map it checks, then every other patch goes on with the probe and
 an outlier patch switches to the 8-bit chain: it takes over the probe's checked region (moved into its own
 buffer; the chains' buffers are exclusive and may overlap, hence a memmove) and runs on from there, or,
-when a later layer also reads another map the probe made before the check, runs from the start. Today's
+when a later layer also reads another map the probe made before the check, runs from the start. The outlier
+chain may instead run such a patch as s x s sub-patches (``PatchLoop.sub``: each a tile of the patch's output
+tile with its own regions, from the input up, the probe's work dropped), so that its buffers are those of a
+finer grid and fit the arena the low-bit chain's packed maps need (QuantMCU's memory saving). Today's
 compiler builds one chain; per-patch mixed precision runs an 8-bit chain or a packed low-bit one. A
 :class:`Step` is one kernel call: the node, the kernel implementation chosen for it (``KernelCall``:
 template, values, scratch) and the activation tensors it reads and writes; ``buffer(tensor)`` names the
@@ -28,7 +31,7 @@ import numpy as np
 from ..ir import Graph, Node
 from ..ops import KernelCall, op_def
 from ..ops.outlier_check import check_kernel, check_node, outlier_decision
-from ..patch.execute import run_int_patched
+from ..patch.execute import SubPatches, run_int_patched
 from ..patch.memory import region_buffer
 from ..patch.planner import PatchPlan
 from ..quant.simulate import run_int
@@ -122,12 +125,29 @@ class CheckStep:
 @dataclass(frozen=True)
 class PatchLoop:
     """The per-patch stage: ``plan`` (split, grid, regions) and the chains that compute it per patch.
-    Without a dispatch every patch runs chain 0; with a :class:`RuntimeDispatch`, ``check`` is its check."""
+    Without a dispatch every patch runs chain 0; with a :class:`RuntimeDispatch`, ``check`` is its check.
+    ``sub``: the run-time dispatch's outlier chain runs each patch it takes as the sub-patches
+    ``sub.of_patch[p]`` of ``sub.plan`` (from the start: the check then never resumes), None: as the patch."""
 
     plan: PatchPlan
     chains: tuple[Chain, ...]
     dispatch: Dispatch | RuntimeDispatch | None = None
     check: CheckStep | None = None
+    sub: SubPatches | None = None
+
+    @property
+    def sub_plan(self) -> PatchPlan | None:
+        """The regions of every sub-patch (None: no sub-patches)."""
+        return self.sub.plan if self.sub is not None else None
+
+    @property
+    def sub_patches_of(self) -> tuple[tuple[int, ...], ...] | None:
+        """The sub-patch indices (into ``sub_plan``) of each patch (None: no sub-patches)."""
+        return self.sub.of_patch if self.sub is not None else None
+
+    def plan_of(self, chain: int) -> PatchPlan:
+        """The regions chain ``chain`` runs on: the sub-patches' for the chain that runs them, else the patches'."""
+        return self.sub.plan if self.sub is not None and self.sub.chain == chain else self.plan
 
     @property
     def runtime(self) -> bool:
@@ -169,13 +189,16 @@ def _step(graph: Graph, node: Node, index: int, chain: int, board) -> Step:
 
 def build_schedule(graph: Graph, patch: PatchPlan | None = None,
                    chains: int | tuple[tuple[Node, ...], ...] = 1,
-                   dispatch: Dispatch | RuntimeDispatch | None = None, board=None) -> Schedule:
+                   dispatch: Dispatch | RuntimeDispatch | None = None, board=None,
+                   sub: SubPatches | None = None) -> Schedule:
     """The schedule for ``graph``: layer by layer, or the stage of ``patch`` in a loop of ``chains``
     chains with ``dispatch``: an int, that many copies of the stage's nodes, or a tuple of node tuples, each
     chain's own nodes (a low-bit chain's copy of the stage: one node per stage node, in the same order, so
     layer numbers and cropped operands line up; its tensors are in ``graph`` and in the plan's regions).
     Alias nodes run no kernel and are left out. Each step's kernel is the implementation its op chooses for
-    ``board`` (a ``boards.Board``; None: portable), and so is a run-time dispatch's check."""
+    ``board`` (a ``boards.Board``; None: portable), and so is a run-time dispatch's check. ``sub``: the run-time
+    dispatch's outlier chain runs its patches as these sub-patches (``patch.execute.plan_sub_patches``, whose
+    ``chain`` must be that outlier chain)."""
     k = patch.stage_len if patch is not None else 0
     if isinstance(chains, int):
         chain_nodes = tuple(tuple(graph.nodes[:k]) for _ in range(chains))
@@ -194,6 +217,11 @@ def build_schedule(graph: Graph, patch: PatchPlan | None = None,
             raise ValueError("a dispatch names one chain per patch of the loop")
         if any(not 0 <= c < chains for c in dispatch.chain_of_patch):
             raise ValueError(f"a dispatch names chains 0..{chains - 1}")
+    if sub is not None:
+        if not isinstance(dispatch, RuntimeDispatch) or sub.chain != dispatch.outlier_chain:
+            raise ValueError("sub-patches are run by the outlier chain of a run-time dispatch")
+        if len(sub.of_patch) != patch.patches or sub.plan.stage_len != k or sub.plan.split != patch.split:
+            raise ValueError("the sub-patches are not those of the loop's patch plan")
     index, loop_steps, rest = 0, [], []
     for j, node in enumerate(graph.nodes):
         if op_def(node).alias:
@@ -209,13 +237,15 @@ def build_schedule(graph: Graph, patch: PatchPlan | None = None,
                       for c in range(chains))
         check = None
         if isinstance(dispatch, RuntimeDispatch):
-            check = _check_step(graph, patch, built[dispatch.inlier_chain], dispatch, board)
-        loop = PatchLoop(patch, built, dispatch, check)
+            check = _check_step(graph, patch, built[dispatch.inlier_chain], dispatch, board, sub is None)
+        loop = PatchLoop(patch, built, dispatch, check, sub)
     return Schedule(graph, loop, Chain(tuple(rest)))
 
 
-def _check_step(graph: Graph, patch: PatchPlan, probe: Chain, dispatch: RuntimeDispatch, board) -> CheckStep:
-    """Where the probe chain stops for the check: after the step that writes the checked tensor."""
+def _check_step(graph: Graph, patch: PatchPlan, probe: Chain, dispatch: RuntimeDispatch, board,
+                may_resume: bool = True) -> CheckStep:
+    """Where the probe chain stops for the check: after the step that writes the checked tensor. ``may_resume``
+    False: the outlier chain runs from the start whatever it reads (its sub-patches have their own regions)."""
     if dispatch.tensor == graph.inputs[0]:
         after = 0
     else:
@@ -228,7 +258,7 @@ def _check_step(graph: Graph, patch: PatchPlan, probe: Chain, dispatch: RuntimeD
     node = check_node(graph, dispatch.tensor, dispatch.zero_point, dispatch.threshold)
     made_before = {graph.inputs[0]} | {w for st in probe.steps[:after] for w in st.writes}
     later_reads = {r for st in probe.steps[after:] for r in st.reads}
-    resume = not (later_reads & (made_before - {dispatch.tensor}))
+    resume = may_resume and not (later_reads & (made_before - {dispatch.tensor}))
     return CheckStep(node, check_kernel(node, graph, board), dispatch.inlier_chain, after, resume)
 
 
@@ -246,6 +276,6 @@ def run_schedule_int(schedule: Schedule, feeds: dict[str, np.ndarray],
         d: RuntimeDispatch = loop.dispatch
         ck = loop.check
         probe = (d.inlier_chain, lambda values: d.choose(values[d.tensor]), (ck.after, d.tensor) if ck.resume else None)
-        return run_int_patched(graph, loop.plan, feeds, chains, probe=probe, taken=taken)
+        return run_int_patched(graph, loop.plan, feeds, chains, probe=probe, taken=taken, sub=loop.sub)
     dispatch = tuple(loop.chain_of(p) for p in range(loop.plan.patches))
     return run_int_patched(graph, loop.plan, feeds, chains, dispatch, taken=taken)

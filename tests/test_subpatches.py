@@ -1,0 +1,188 @@
+"""QuantMCU's outlier patches as sub-patches (``patch.execute.plan_sub_patches``, ``PatchLoop.sub``): an outlier
+patch runs the 8-bit chain as s x s sub-patches of itself, so that the 8-bit chain's buffers are those of a finer
+grid and both chains fit the smaller arena the low-bit chain's packed maps need.
+
+- the sub-patches of each patch tile its stage-output tile exactly (uneven where s does not divide it);
+- the small patched CNN of test_quantmcu_chain.py (maps 4, 2, 4 bits) with a threshold that sends some patches
+  to each chain and s = 2: the C on the host under ASan/UBSan and on qemu-m4 equal to the simulator byte for
+  byte; the peak SRAM below s = 1's; with every patch on the 8-bit chain the output equals the 8-bit model;
+  stage BitOPs count the sub-patches' MACs (halo included); s = 1 generates exactly what it did before;
+- ResNet-8's residual stage (crops through the add) with s = 2 on the host;
+- the joint (split, grid, s) search (``quantmcu.search.choose_joint``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import numpy as np
+import pytest
+from conftest import SHARED_MODELS
+from mcucompile.api import (
+    CompileOptions,
+    PatchOptions,
+    build_and_run_board,
+    compile_model,
+    host_runner_source,
+    library_dir,
+    quantize_input,
+    write_library,
+)
+from mcucompile.codegen import generate_c
+from mcucompile.ir import Region
+from mcucompile.patch.execute import plan_sub_patches
+from mcucompile.quant.simulate import run_int
+from mcucompile.quantmcu import VdpcOptions, check_problems, plan_vdpc, stage_maps, stage_stats
+from mcucompile.quantmcu.lowbit import build_lowbit_chain, lowbit_schedule, stage_bitops
+from mcucompile.targets.host import build_host, run_host
+from test_quantmcu_chain import _by_origin, _inputs, _net, _simulate
+
+BITS = {"b": 4, "c": 2, "d": 4}
+
+
+def _chain(compiled, bits=None):
+    g, plan = compiled.graph, compiled.patch
+    calib = quantize_input(compiled, compiled.calib)
+    vdpc = plan_vdpc(g, plan, calib, VdpcOptions("percentile", 99.9, "first_map"))
+    # the median patch maximum as the threshold: about half the calibration patches each way
+    median = int(np.median(vdpc.stats.map(vdpc.tensor).patch_max))
+    vdpc = dataclasses.replace(vdpc, threshold=median, outlier_patches=vdpc.stats.map(vdpc.tensor).outlier_patches(median))
+    chain = build_lowbit_chain(g, plan, vdpc, {_by_origin(g, k): v for k, v in (bits or BITS).items()}, calib)
+    return chain, vdpc
+
+
+def _compiled(base, chain, vdpc, s, threshold=None):
+    if threshold is not None:
+        vdpc = dataclasses.replace(vdpc, threshold=threshold)
+    schedule, arena = lowbit_schedule(chain, vdpc, base.target, sub_patches=s)
+    return dataclasses.replace(base, graph=chain.graph, patch=chain.plan, plan=arena, schedule=schedule,
+                               sources=generate_c(schedule, arena, "model"))
+
+
+@pytest.fixture(scope="module")
+def host_net(tmp_path_factory):
+    return _net(tmp_path_factory, "host")
+
+
+@pytest.fixture(scope="module")
+def host_chain(host_net):
+    return _chain(host_net)
+
+
+def test_sub_patches_tile_each_patch_exactly(host_net):
+    g, plan = host_net.graph, host_net.patch
+    split = plan.split
+    sub = plan_sub_patches(g, plan, 2)
+    sizes = set()
+    for p, regs in enumerate(plan.regions):
+        t = regs[split]
+        cover = np.zeros((t.h, t.w), int)
+        for q in sub.of_patch[p]:
+            r = sub.plan.regions[q][split]
+            cover[r.top - t.top : r.bottom - t.top, r.left - t.left : r.right - t.left] += 1
+            sizes.add((r.h, r.w))
+            # a sub-patch's regions are back-propagated: inside the patch's, smaller where the tile is
+            for name, rr in sub.plan.regions[q].items():
+                pr = regs[name]
+                assert pr.top <= rr.top and rr.bottom <= pr.bottom and pr.left <= rr.left and rr.right <= pr.right
+        assert (cover == 1).all(), (p, cover)
+        assert len(sub.of_patch[p]) == 4
+    assert len({h for h, _ in sizes}) > 1 and len({w for _, w in sizes}) > 1  # uneven sub-tiles (10 x 9 on 3 x 3)
+    one = plan_sub_patches(g, plan, 1)
+    assert one.plan.regions == plan.regions and one.plan.crops == plan.crops
+    with pytest.raises(ValueError):
+        plan_sub_patches(g, plan, 0)
+    assert sub.plan.regions[0][split] == Region(0, 0, 2, 2)
+
+
+def test_s1_generates_what_it_did(host_net, host_chain):
+    """sub_patches=1 is the loop without sub-patches: same schedule, same arena, same C."""
+    chain, vdpc = host_chain
+    default = lowbit_schedule(chain, vdpc, host_net.target)
+    one = _compiled(host_net, chain, vdpc, 1)
+    assert one.schedule.loop.sub is None and one.plan == default[1]
+    assert one.sources.files == generate_c(*default, "model").files
+    assert "subpatches" not in one.sources.files["src/model.c"]
+
+
+def test_sub_patches_bit_exact_on_host_and_smaller(host_net, host_chain, tmp_path):
+    chain, vdpc = host_chain
+    c1, c2 = _compiled(host_net, chain, vdpc, 1), _compiled(host_net, chain, vdpc, 2)
+    loop = c2.schedule.loop
+    assert loop.sub_plan is not None and loop.sub_patches_of == loop.sub.of_patch and not loop.check.resume
+    xs = _inputs(c2)
+    sim, taken = _simulate(c2, xs)
+    assert 0 < (taken == 0).sum() < taken.size, taken  # some patches each way
+    sim1, taken1 = _simulate(c1, xs)
+    assert np.array_equal(taken, taken1)  # the same decisions; the 8-bit values computed differently, same result
+    assert np.array_equal(sim, sim1)
+    # the arena: the 8-bit chain's buffers are those of the finer grid
+    assert c2.plan.arena_size < c1.plan.arena_size, (c2.plan.arena_size, c1.plan.arena_size)
+    sizes1 = {b.name: b.size for b in c1.plan.buffers}
+    for b in c2.plan.buffers:
+        if b.name.endswith("@patch"):  # chain 0's region buffers
+            assert b.size <= sizes1[b.name]
+    assert check_problems(c2.schedule, c2.plan) == []
+    out = write_library(c2, tmp_path / "lib")
+    exe = build_host(library_dir(out, c2), host_runner_source(c2), tmp_path / "build", sanitize=True)
+    dev = run_host(exe, [xs], [c2.graph.tensors[c2.graph.outputs[0]].size])[0]
+    assert np.array_equal(dev, sim)
+    # BitOPs: an outlier patch counts its sub-patches' MACs, halo included: above the loop without them
+    b8, b2 = stage_bitops(c2.schedule, xs)
+    _, b1 = stage_bitops(c1.schedule, xs)
+    assert b8 == pytest.approx(host_net.patch.macs_patched * 64, rel=0.01) and b2 > b1
+
+
+def test_every_patch_8bit_as_sub_patches_is_the_8bit_model(host_net, host_chain, tmp_path):
+    chain, vdpc = host_chain
+    c = _compiled(host_net, chain, vdpc, 2, threshold=0)
+    xs = _inputs(c)
+    sim, taken = _simulate(c, xs)
+    g0 = host_net.graph
+    ref = np.stack([run_int(g0, {g0.inputs[0]: x})[g0.outputs[0]].reshape(-1) for x in xs])
+    assert (taken == 0).all() and np.array_equal(sim, ref)
+    out = write_library(c, tmp_path / "lib")
+    exe = build_host(library_dir(out, c), host_runner_source(c), tmp_path / "build", sanitize=True)
+    assert np.array_equal(run_host(exe, [xs], [g0.tensors[g0.outputs[0]].size])[0], ref)
+
+
+def test_sub_patches_bit_exact_on_qemu_m4(tmp_path_factory, tmp_path):
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed")
+    base = _net(tmp_path_factory, "qemu-m4")
+    chain, vdpc = _chain(base)
+    c = _compiled(base, chain, vdpc, 2)
+    assert "model_subpatches" in c.sources.files["src/model.c"]
+    x_q, outs, _, _ = build_and_run_board(c, c.calib[:3], tmp_path)
+    sim, taken = _simulate(c, x_q)
+    assert np.array_equal(outs[0], sim)
+    assert 0 < (taken == 0).sum() < taken.size, taken
+
+
+def test_resnet8_residual_stage_as_sub_patches_on_host(tmp_path):
+    """ResNet-8's stage (the residual add reads its operands through cropped copies) with the outlier patches as
+    2 x 2 sub-patches: the sub plan's own crops, C under sanitizers equal to the simulator."""
+    c0 = compile_model(SHARED_MODELS / "resnet8_int8.tflite", CompileOptions(
+        board="host", progress=False, patch=PatchOptions(mode="forced", split=4, patches=3)))
+    g, plan = c0.graph, c0.patch
+    calib = quantize_input(c0, c0.calib)
+    vdpc = plan_vdpc(g, plan, calib, VdpcOptions("percentile", 99.9, "input"))
+    median = int(np.median(vdpc.stats.map(vdpc.tensor).patch_max))
+    vdpc = dataclasses.replace(vdpc, threshold=median, outlier_patches=vdpc.stats.map(vdpc.tensor).outlier_patches(median))
+    maps = [m for m in stage_maps(g, plan) if m not in (g.inputs[0], plan.split)]
+    chain = build_lowbit_chain(g, plan, vdpc, {m: 4 for m in maps}, calib)
+    xs = _inputs(c0, n=2)
+    distinct = np.unique(stage_stats(g, plan, xs).map(vdpc.tensor).patch_max)
+    vdpc = dataclasses.replace(vdpc, threshold=int(distinct[(len(distinct) - 1) // 2]))
+    c = _compiled(c0, chain, vdpc, 2)
+    assert c.schedule.loop.sub.plan.crops  # the add's operands cropped in the sub-patches too
+    sim, taken = _simulate(c, xs)
+    assert 0 < (taken == 0).sum() < taken.size, taken
+    ref = np.stack([run_int(g, {g.inputs[0]: x})[g.outputs[0]].reshape(-1) for x in xs])
+    c8 = _compiled(c0, chain, vdpc, 2, threshold=0)
+    assert np.array_equal(_simulate(c8, xs)[0], ref)
+    out = write_library(c, tmp_path / "lib")
+    exe = build_host(library_dir(out, c), host_runner_source(c), tmp_path / "build", sanitize=True)
+    assert np.array_equal(run_host(exe, [xs], [c.graph.tensors[c.graph.outputs[0]].size])[0], sim)
