@@ -124,7 +124,11 @@ class QuantmcuResult:
     ``bitops_8bit_own_plan``: 8-bit patching at ``base_plan``; ``*_model``: over all layers. ``quality``: the
     guard's metrics (``sqnr`` dB, ``agreement``) against the 8-bit model on the held-back samples;
     ``entropy_only``: the bits the entropy score alone would have chosen (no guard) and ``entropy_only_quality``
-    its quality; ``steps``: every step the search tried, in order (the trade-off curve the guard walks)."""
+    its quality; ``steps``: every step the search tried, in order (the trade-off curve the guard walks).
+    ``quality["sqnr"]`` is +inf when the outputs equal the 8-bit model's (e.g. every map kept at 8 bits).
+    Added after the contract: ``chain``: the low-bit chain (``lowbit.LowbitChain``: its graph, bits, params);
+    ``notes``: what the user should know (maps the layers refuse to lower, maps the guard froze, every map at
+    8 bits); ``holdout_samples`` / ``calib_samples``: how the calibration samples were split."""
 
     options: QuantmcuOptions
     schedule: object
@@ -146,6 +150,10 @@ class QuantmcuResult:
     entropy_only_quality: dict[str, float]
     steps: tuple[SearchStep, ...]
     flash_bytes: int
+    chain: object = None
+    notes: tuple[str, ...] = ()
+    holdout_samples: int = 0
+    calib_samples: int = 0
 
     @property
     def checked_map(self) -> str:

@@ -1,0 +1,435 @@
+"""VDQS: the bitwidth search of the low-bit chain, with its quality guard (docs/quantmcu.md, "VDQS").
+
+Every map the low-bit chain may lower (made inside the per-patch stage, not the stage output, not the map
+VDPC checks) starts at 8 bits. At each step every candidate (map, the next lower bitwidth of
+``QuantmcuOptions.bits``) is scored
+
+    S = -lambda * Omega + (1 - lambda) * Phi
+
+- Phi: the stage BitOPs the step saves (:class:`BitopsModel`: the expectation over the calibration samples'
+  patch chains, exactly as ``lowbit.stage_bitops_taken`` counts them), divided by the largest saving among
+  the step's candidates;
+- Omega: the entropy the map loses, H8 - Hb (Shannon entropy, bits per value, of the map's quantized values
+  over the calibration patches VDPC does not flag: the 8-bit model's values, and the same values quantized with
+  the low-bit chain's calibrated params at the candidate's bits: per tensor or per channel as the chain
+  has them; never below 0), divided by the largest loss among the step's candidates.
+
+Both terms are thus in [0, 1] on every step and lambda weighs them as equals at 0.5 (a fixed normalisation,
+e.g. by the stage's BitOPs, would leave Phi an order of magnitude below Omega and lambda meaningless). The
+best score is taken (ties: the map made first, then the higher bitwidth), and validated by the guard: the
+model's output on the held-back calibration samples (the last ``holdout`` share, :func:`split_calibration`)
+against the 8-bit model's, by output SQNR (dB) or top-1 agreement, must stay at or above the floor; a step
+that breaks it is backed off and its map frozen at its current bits. The search stops when no candidate is
+left or, with ``bitops_target``, once stage BitOPs are at most that fraction of 8-bit patching's.
+
+The entropy score alone (no guard, the same greedy order) is run too, to the same stage BitOPs as the guarded
+search reached (or to the target), and its quality measured: what the guard is worth.
+
+The guard's evaluation is exact and fast (:func:`fast_outputs`): patch-by-patch values equal layer-by-layer
+values on every region, so a chain's stage output is its nodes run layer by layer on whole maps, assembled
+tile by tile (an outlier patch's tile from the 8-bit stage output: it runs, or resumes into, the 8-bit chain)
+in the patch loop's order, then the rest of the network; the 8-bit run of the held-back samples is cached
+(:class:`HeldBack`). It equals ``run_schedule_int`` of ``lowbit_schedule`` byte for byte (tests/test_vdqs.py).
+Deterministic: no randomness, a fixed order and fixed tie-breaks.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..arith.bitwidth import qrange, storage_dtype
+from ..errors import UserError
+from ..ir import Graph
+from ..ops.outlier_check import outlier_decision
+from ..patch.planner import PatchPlan, node_macs_region, np_region
+from ..quant.simulate import eval_node, node_inputs
+from ..schedule.schedule import build_schedule
+from .lowbit import LowbitChain, build_lowbit_chain, inlier_values
+from .options import QuantmcuOptions, SearchStep
+from .stats import stage_maps
+from .vdpc import VdpcPlan, runtime_dispatch
+
+
+def split_calibration(calib_q: np.ndarray, holdout: float) -> tuple[np.ndarray, np.ndarray]:
+    """The calibration samples split deterministically: (the first ones, to calibrate on; the last
+    ``holdout`` share, at least one, held back for the guard).
+
+    Raises
+    ------
+    UserError
+        Fewer than 2 samples (nothing would be left on one side).
+    """
+    n = len(calib_q)
+    if n < 2:
+        raise UserError(f"QuantMCU needs at least 2 calibration samples (it calibrates on some and guards the search "
+                        f"on the others), got {n}; fix: give more (--calib with real inputs, or --calib-samples)")
+    held = min(n - 1, max(1, round(holdout * n)))
+    return calib_q[: n - held], calib_q[n - held:]
+
+
+def searchable_maps(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan) -> tuple[str, ...]:
+    """The maps VDQS may lower, in the order the stage makes them: made inside the stage, not the stage output
+    (it keeps the 8-bit model's params) and not the map the VDPC check reads (it must stay 8-bit)."""
+    return tuple(m for m in stage_maps(graph, plan) if m not in (graph.inputs[0], plan.split, vdpc.tensor))
+
+
+def entropy_bits(q: np.ndarray) -> float:
+    """Shannon entropy (bits per value) of the integer values ``q``."""
+    q = np.asarray(q).reshape(-1)
+    if q.size == 0:
+        return 0.0
+    counts = np.bincount((q - q.min()).astype(np.int64))
+    p = counts[counts > 0] / q.size
+    return float(-(p * np.log2(p)).sum())
+
+
+def quantized_entropy(values: np.ndarray, graph: Graph, tensor: str, chain: LowbitChain | None = None) -> float:
+    """Entropy of ``values`` (real, [n, channels]: the 8-bit model's values of map ``tensor``) quantized as
+    ``chain`` holds the map (its own params below 8 bits, per channel where it has them), or at the model's 8-bit
+    params (``chain`` None, or the map at 8 bits in it)."""
+    b = chain.bits.get(tensor, 8) if chain is not None else 8
+    if b == 8:
+        q8 = graph.tensors[tensor].quant
+        return entropy_bits(np.rint(values / q8.s) + q8.zp)
+    qp = chain.quant[tensor]
+    scale = chain.channel_scales.get(tensor)
+    scale = np.asarray(scale, np.float64) if scale is not None else qp.s
+    lo, hi = qrange(b)
+    return entropy_bits(np.clip(np.rint(values / scale) + qp.zp, lo, hi))
+
+
+@dataclass(frozen=True, eq=False)
+class BitopsModel:
+    """Stage BitOPs of the dispatching patch loop for any bitwidths of the maps, without building it.
+
+    ``macs[j, p]``: the MACs of the loop's step j (alias nodes run none) on patch p's region; ``inputs[j]``: the
+    stage map (or input) step j reads first; ``after`` / ``resume``: the check's place in the probe chain (the
+    schedule's ``CheckStep``); ``outlier_share[p]``: the share of the calibration samples on which VDPC flags
+    patch p. Counts as ``lowbit.stage_bitops_taken`` does: weight bits 8, times the input's bits; an inlier patch
+    runs the low-bit chain; an outlier patch the probe's first ``after`` steps, then the 8-bit chain from there
+    (resuming) or from the start."""
+
+    macs: np.ndarray
+    inputs: tuple[str, ...]
+    input_bits: np.ndarray
+    after: int
+    resume: bool
+    outlier_share: np.ndarray
+
+    @staticmethod
+    def of(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan) -> BitopsModel:
+        schedule = build_schedule(graph, plan, chains=2, dispatch=runtime_dispatch(vdpc, 0, 1))
+        loop = schedule.loop
+        nodes = [st.node for st in loop.chains[0].steps]
+        macs = np.array([[node_macs_region(n, graph, regs[n.outputs[0]]) for regs in plan.regions] for n in nodes],
+                        np.float64).reshape(len(nodes), plan.patches)
+        inputs = tuple(n.inputs[0] for n in nodes)
+        bits8 = np.array([graph.tensors[i].bits for i in inputs], np.float64)
+        share = vdpc.outlier_patches.mean(axis=0) if vdpc.outlier_patches.size else np.zeros(plan.patches)
+        return BitopsModel(macs, inputs, bits8, loop.check.after, loop.check.resume, np.asarray(share, np.float64))
+
+    def bitops_8bit(self) -> float:
+        """8-bit patching's stage BitOPs (every patch, every step at 8 x its input's bits)."""
+        return float((self.macs * 8 * self.input_bits[:, None]).sum())
+
+    def bitops(self, bits: dict[str, int]) -> float:
+        """The expected stage BitOPs with the maps at ``bits`` ({map: bits}; others at their own)."""
+        low_bits = np.array([bits.get(i, b) for i, b in zip(self.inputs, self.input_bits)], np.float64)
+        low = self.macs * 8 * low_bits[:, None]  # [steps, patches]
+        eight = self.macs * 8 * self.input_bits[:, None]
+        a = self.after
+        outlier = low[:a].sum(axis=0) + (eight[a:].sum(axis=0) if self.resume else eight.sum(axis=0))
+        inlier = low.sum(axis=0)
+        return float(((1.0 - self.outlier_share) * inlier + self.outlier_share * outlier).sum())
+
+
+#: ops whose integer evaluation takes a batch of samples along N unchanged (each sample's arithmetic on its own:
+#: the float64 accumulations of integer products are exact, in any order); any other op runs sample by sample
+BATCHED_OPS = frozenset({"conv2d", "depthwise_conv2d", "add", "max_pool2d", "avg_pool2d"})
+
+
+def run_batched(graph: Graph, nodes, values: dict[str, np.ndarray], n: int) -> list[dict[str, np.ndarray]]:
+    """``quant.simulate.run_nodes`` (integer) on ``n`` samples at once: ``values`` hold each tensor of the n
+    samples stacked along N; the nodes of :data:`BATCHED_OPS` run on the whole batch until the first other node,
+    from which on every sample runs on its own. Returns each sample's values (N = 1), as ``run_nodes`` would."""
+    values = dict(values)
+    single: list[dict[str, np.ndarray]] | None = None
+    for node in nodes:
+        if single is None and node.op in BATCHED_OPS:
+            outs = eval_node(graph, node, node_inputs(graph, node, values), True)
+            for name, v in zip(node.outputs, outs):
+                if v.shape != (n,) + tuple(graph.tensors[name].shape[1:]):
+                    raise AssertionError(f"{node.name}: batched output {v.shape} for {n} samples of "
+                                         f"{graph.tensors[name].shape}")
+                values[name] = v
+            continue
+        if single is None:
+            single = [{k: v[i: i + 1] for k, v in values.items()} for i in range(n)]
+        for d in single:
+            d.update(zip(node.outputs, eval_node(graph, node, node_inputs(graph, node, d), True)))
+    return single if single is not None else [{k: v[i: i + 1] for k, v in values.items()} for i in range(n)]
+
+
+@dataclass(frozen=True, eq=False)
+class HeldBack:
+    """The held-back calibration samples and the 8-bit model's run of them (cached once per search):
+    ``stage8`` every map of the 8-bit stage (the samples stacked along N), ``outputs8`` the model's outputs of
+    each sample, ``outliers`` bool [samples, patches] the check's decisions (on the 8-bit values of the checked
+    map, as the device decides)."""
+
+    graph: Graph
+    plan: PatchPlan
+    inputs: np.ndarray
+    stage8: dict[str, np.ndarray]
+    outputs8: tuple[dict[str, np.ndarray], ...]
+    outliers: np.ndarray
+
+
+def held_back(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, inputs: np.ndarray) -> HeldBack:
+    """The 8-bit run of ``inputs`` (int8, the model input's layout) and the check's decisions on them."""
+    inp, k = graph.inputs[0], plan.stage_len
+    shape = tuple(graph.tensors[inp].shape)
+    n = len(inputs)
+    xs = np.asarray(inputs).reshape((n,) + shape[1:])
+    stage = run_batched(graph, graph.nodes[:k], {inp: xs}, n)
+    stage8 = {name: np.concatenate([d[name] for d in stage]) for name in stage[0]} if n else {}
+    split = stage8[plan.split].astype(storage_dtype(graph.tensors[plan.split].bits))
+    outs = run_batched(graph, graph.nodes[k:], {plan.split: split}, n)
+    checked = stage8[vdpc.tensor]
+    flags = [[outlier_decision(np_region(checked[s: s + 1], regs[vdpc.tensor]), vdpc.zero_point, vdpc.threshold)
+              for regs in plan.regions] for s in range(n)]
+    return HeldBack(graph, plan, xs, stage8, tuple({o: d[o] for o in graph.outputs} for d in outs),
+                    np.array(flags, bool).reshape(n, plan.patches))
+
+
+def fast_outputs(chain: LowbitChain, held: HeldBack) -> list[dict[str, np.ndarray]]:
+    """The model's outputs on the held-back samples with ``chain`` as the low-bit chain of the dispatching patch
+    loop: exactly ``run_schedule_int(lowbit_schedule(chain, vdpc)[0], ...)`` (see the module docstring). A chain
+    node that is the 8-bit node itself, reading values the chain has not changed, takes the cached 8-bit map."""
+    graph, plan = held.graph, held.plan
+    inp, k, split = graph.inputs[0], plan.stage_len, plan.split
+    dtype = storage_dtype(graph.tensors[split].bits)
+    out: list[dict[str, np.ndarray]] = list(held.outputs8)
+    todo = np.flatnonzero(~held.outliers.all(axis=1))  # a sample whose patches all run 8-bit keeps its output
+    n = len(todo)
+    if n == 0:
+        return out
+    values = {inp: held.inputs[todo]}
+    changed: set[str] = set()
+    nodes = []
+    for j, node in enumerate(chain.nodes):
+        if not nodes and node is graph.nodes[j] and not (set(node.inputs) & changed):
+            values.update({o: held.stage8[o][todo] for o in node.outputs})
+        else:
+            nodes.append(node)
+    stage = run_batched(chain.graph, nodes, values, n)
+    low = np.concatenate([d[split] for d in stage]).astype(dtype)
+    eight = held.stage8[split][todo].astype(dtype)
+    flags = held.outliers[todo]
+    whole = np.zeros((n,) + tuple(graph.tensors[split].shape[1:]), dtype)
+    for p, regs in enumerate(plan.regions):  # the loop's order: a later patch's tile written last
+        r = regs[split]
+        tile = (slice(None), slice(r.top, r.bottom), slice(r.left, r.right), slice(None))
+        whole[tile] = np.where(flags[:, p, None, None, None], eight[tile], low[tile])
+    rest = run_batched(graph, graph.nodes[k:], {split: whole}, n)
+    for i, s in enumerate(todo):
+        out[s] = {o: rest[i][o] for o in graph.outputs}
+    return out
+
+
+def sqnr_db(reference: np.ndarray, output: np.ndarray) -> float:
+    """Output SQNR in dB: signal power of ``reference`` over the power of ``output - reference`` (all samples
+    and elements together); +inf when they are equal."""
+    noise = float(np.sum((np.asarray(output, np.float64) - reference) ** 2))
+    signal = float(np.sum(np.asarray(reference, np.float64) ** 2))
+    if noise == 0.0:
+        return math.inf
+    return 10.0 * math.log10(signal / noise) if signal > 0 else -math.inf
+
+
+def output_quality(graph: Graph, reference: list[dict[str, np.ndarray]],
+                   outputs: list[dict[str, np.ndarray]]) -> dict[str, float]:
+    """``sqnr`` (dB) and top-1 ``agreement`` of ``outputs`` against ``reference`` (integer model outputs per
+    sample), on the model's first output dequantized."""
+    name = graph.outputs[0]
+    q = graph.tensors[name].quant
+
+    def real(values):
+        return np.stack([(np.asarray(v[name], np.float64).reshape(-1) - q.zp) * q.s for v in values])
+
+    ref, out = real(reference), real(outputs)
+    return {"sqnr": sqnr_db(ref, out), "agreement": float((ref.argmax(axis=1) == out.argmax(axis=1)).mean())}
+
+
+@dataclass(frozen=True, eq=False)
+class VdqsResult:
+    """What the search chose: ``bits`` per searchable map, its ``chain`` (calibrated as the options say) and its
+    ``quality`` on the held-back samples; ``steps`` every step tried in order; ``entropy_only`` /
+    ``entropy_only_quality`` the entropy score alone's choice; ``bitops_8bit`` / ``bitops`` stage BitOPs
+    (expectations over the calibration samples' chains); ``frozen``: maps a backed-off step froze;
+    ``skipped``: maps whose layers refuse to lower them (further), with the reason; ``seconds``: the search's time."""
+
+    bits: dict[str, int]
+    chain: LowbitChain
+    quality: dict[str, float]
+    steps: tuple[SearchStep, ...]
+    entropy_only: dict[str, int]
+    entropy_only_quality: dict[str, float]
+    bitops_8bit: float
+    bitops: float
+    frozen: tuple[str, ...]
+    skipped: dict[str, str]
+    seconds: float
+    chains: dict = field(default_factory=dict, repr=False)  # every chain built, by bits (a later step reuses)
+
+
+class _Search:
+    """The state the guarded and the entropy-only searches share: chains built and their quality, by bits."""
+
+    def __init__(self, graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, calib_q: np.ndarray, held: HeldBack,
+                 options: QuantmcuOptions):
+        self.graph, self.plan, self.vdpc, self.calib_q, self.held, self.options = graph, plan, vdpc, calib_q, held, options
+        self.maps = searchable_maps(graph, plan, vdpc)
+        self.ladder = tuple(sorted(options.bits, reverse=True))
+        self.model = BitopsModel.of(graph, plan, vdpc)
+        self.base = self.model.bitops_8bit()
+        self.inliers = inlier_values(graph, plan, calib_q, vdpc.outlier_patches, list(self.maps), keep_channels=True)
+        self.chains: dict[tuple, LowbitChain] = {}
+        self.qualities: dict[tuple, dict[str, float]] = {}
+        self.entropy8 = {m: quantized_entropy(self.inliers[m], graph, m) for m in self.maps}
+        self.omega: dict[tuple[str, int], float] = {}
+        self.skipped: dict[str, str] = {}
+        for m in self.maps:  # a map whose layers refuse low bits is left out of the search, with the reason
+            lower = [b for b in self.ladder if b < 8]
+            for b in lower:
+                try:
+                    single = self.chain({m: b})
+                except UserError as e:
+                    self.skipped[m] = str(e)
+                    break
+                self.omega[(m, b)] = max(0.0, self.entropy8[m] - quantized_entropy(self.inliers[m], graph, m, single))
+
+    def key(self, bits: dict[str, int]) -> tuple:
+        return tuple((m, bits.get(m, 8)) for m in self.maps)
+
+    def chain(self, bits: dict[str, int]) -> LowbitChain:
+        k = self.key(bits)
+        if k not in self.chains:
+            low = {m: b for m, b in bits.items() if b < 8}
+            self.chains[k] = build_lowbit_chain(self.graph, self.plan, self.vdpc, low, self.calib_q,
+                                                self.options.clipping, self.options.per_channel, self.inliers)
+        return self.chains[k]
+
+    def quality(self, bits: dict[str, int]) -> dict[str, float]:
+        k = self.key(bits)
+        if k not in self.qualities:
+            outs = fast_outputs(self.chain(bits), self.held)
+            self.qualities[k] = output_quality(self.graph, list(self.held.outputs8), outs)
+        return self.qualities[k]
+
+    def ratio(self, bits: dict[str, int]) -> float:
+        return self.model.bitops(bits) / self.base if self.base else 1.0
+
+    def candidates(self, bits: dict[str, int], frozen: set[str]) -> list[tuple[str, int, float]]:
+        """(map, bits, score) of every step possible from ``bits``, in the maps' order."""
+        steps = []
+        for m in self.maps:
+            if m in frozen:
+                continue
+            lower = [b for b in self.ladder if b < bits[m]]
+            if lower and (m, lower[0]) in self.omega:  # else the map's layers refuse that bitwidth (skipped)
+                steps.append((m, lower[0]))
+        if not steps:
+            return []
+        now = self.model.bitops(bits)
+        saved = [now - self.model.bitops({**bits, m: b}) for m, b in steps]
+        lost = [self.omega[(m, b)] for m, b in steps]
+        top_saved, top_lost = max(saved), max(lost)
+        lam = float(self.options.lam)
+        out = []
+        for (m, b), s, o in zip(steps, saved, lost):
+            phi = s / top_saved if top_saved > 0 else 0.0
+            omega = o / top_lost if top_lost > 0 else 0.0
+            out.append((m, b, -lam * omega + (1.0 - lam) * phi))
+        return out
+
+    def greedy(self, guard: bool, stop_ratio: float | None) -> tuple[dict[str, int], list[SearchStep], set[str]]:
+        """The greedy walk: with ``guard``, each step validated on the held-back samples; stops at ``stop_ratio``
+        (stage BitOPs over 8-bit patching's) or when nothing is left."""
+        options = self.options
+        metric = options.guard if options.guard != "off" else "sqnr"
+        floor = options.guard_floor
+        bits = {m: 8 for m in self.maps}
+        frozen: set[str] = set()
+        steps: list[SearchStep] = []
+        while stop_ratio is None or self.ratio(bits) > stop_ratio:
+            cands = self.candidates(bits, frozen)
+            if not cands:
+                break
+            # the best score; ties: the map made first, then the higher bitwidth (candidates are in map order)
+            m, b, score = max(cands, key=lambda c: c[2])
+            new = {**bits, m: b}
+            try:
+                self.chain(new)
+            except UserError as e:  # a combination the layers refuse (each map alone was accepted)
+                self.skipped.setdefault(m, str(e))
+                frozen.add(m)
+                continue
+            if not guard:
+                steps.append(SearchStep(m, b, score, self.ratio(new), math.nan, True))
+                bits = new
+                continue
+            q = self.quality(new)[metric]
+            ok = floor is None or q >= floor
+            steps.append(SearchStep(m, b, score, self.ratio(new), q, ok))
+            if ok:
+                bits = new
+            else:
+                frozen.add(m)
+        return bits, steps, frozen
+
+
+def vdqs(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, calib_q: np.ndarray, held_q: np.ndarray,
+         options: QuantmcuOptions) -> VdqsResult:
+    """The bitwidths of the low-bit chain (see the module docstring).
+
+    Parameters
+    ----------
+    graph, plan : Graph, PatchPlan
+        The quantized graph and its patch plan (the 8-bit chain).
+    vdpc : VdpcPlan
+        The check, planned on ``calib_q``.
+    calib_q, held_q : numpy.ndarray
+        int8 samples in the model input's layout: those the chain calibrates on (VDPC's), and those the guard
+        holds back (:func:`split_calibration`).
+    options : QuantmcuOptions
+        Bit set, lambda, BitOPs target, guard metric and floor, clipping, per-channel scales.
+
+    Returns
+    -------
+    VdqsResult
+    """
+    t0 = time.perf_counter()
+    if len(held_q) == 0:
+        raise ValueError("VDQS needs held-back samples for its guard")
+    if vdpc.outlier_patches.size and vdpc.outlier_patches.all():
+        raise UserError("every calibration patch is an outlier patch, so the low-bit chain has nothing to be "
+                        "calibrated on; fix: a higher VDPC threshold (rule parameter) or more calibration data")
+    held = held_back(graph, plan, vdpc, held_q)
+    search = _Search(graph, plan, vdpc, calib_q, held, options)
+    # with the guard off (no floor) every step is kept; its metric is still measured: the curve the search walks
+    bits, steps, frozen = search.greedy(True, options.bitops_target)
+    if options.guard != "off":
+        stop = options.bitops_target if options.bitops_target is not None else search.ratio(bits)
+        entropy_only, _, _ = search.greedy(False, stop)
+    else:
+        entropy_only = bits
+    chain = search.chain(bits)
+    return VdqsResult(dict(bits), chain, search.quality(bits), tuple(steps), dict(entropy_only),
+                      search.quality(entropy_only), search.base, search.model.bitops(bits),
+                      tuple(m for m in search.maps if m in frozen), dict(search.skipped), time.perf_counter() - t0,
+                      dict(search.chains))

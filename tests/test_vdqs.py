@@ -1,0 +1,192 @@
+"""VDQS (compiler/quantmcu/vdqs.py), the bitwidth search of the low-bit chain with its guard, on a small patched
+CNN built here (conv a | dw b | max pool p | pw c | dw/s2 d | conv e = the split | pw | global average pool):
+
+- the guard backs off a step that breaks a floor set just above what that step gives, and freezes its map;
+- guard "off" chooses what the entropy score alone chooses, and the entropy-only choice of a guarded search is
+  the unguarded walk stopped at the guarded search's BitOPs;
+- maps whose layers refuse low bits (the pooled pair b, p) are skipped, not searched, and stay 8-bit;
+- deterministic: two runs give the same steps and bits;
+- the fast evaluation (layer by layer, tiles assembled) equals ``run_schedule_int`` of ``lowbit_schedule`` byte
+  for byte for a mix of chains, and its BitOPs model equals ``stage_bitops_taken``;
+- option errors are ``UserError`` s naming the flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import make_model, save
+from mcucompile.api import CompileOptions, PatchOptions, compile_model, quantize_input
+from mcucompile.errors import UserError
+from mcucompile.quantmcu import VdpcOptions, plan_vdpc
+from mcucompile.quantmcu.lowbit import (
+    build_lowbit_chain,
+    lowbit_schedule,
+    stage_bitops_taken,
+)
+from mcucompile.quantmcu.options import QuantmcuOptions
+from mcucompile.quantmcu.vdqs import (
+    BitopsModel,
+    fast_outputs,
+    held_back,
+    searchable_maps,
+    split_calibration,
+    vdqs,
+)
+from mcucompile.schedule.schedule import run_schedule_int
+from onnx import helper
+
+STAGE = 6  # IR layers in the stage: conv a | dw b | max pool p | pw c | dw/s2 d | conv e (the split)
+
+
+def small_net(tmp_path_factory, board: str = "host", samples: int = 32):
+    """The small patched CNN (3x3 grid, forced), compiled with ``samples`` synthetic calibration inputs."""
+    rng = np.random.default_rng(5)
+
+    def w(*s):
+        return (rng.standard_normal(s) * 0.35).astype(np.float32)
+
+    def conv(x, y, wn, k, group=1, stride=1):
+        return [helper.make_node("Conv", [x, wn], [y + "_"], kernel_shape=[k, k], pads=[k // 2] * 4, group=group,
+                                 strides=[stride, stride]), helper.make_node("Relu", [y + "_"], [y])]
+
+    nodes = (conv("x", "a", "w0", 3) + conv("a", "b", "w1", 3, group=6)
+             + [helper.make_node("MaxPool", ["b"], ["p"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1])]
+             + conv("p", "c", "w2", 1) + conv("c", "d", "w3", 3, group=8, stride=2) + conv("d", "e", "w4", 3)
+             + conv("e", "f", "w5", 1) + [helper.make_node("GlobalAveragePool", ["f"], ["y"])])
+    inits = {"w0": w(6, 3, 3, 3), "w1": w(6, 1, 3, 3), "w2": w(8, 6, 1, 1), "w3": w(8, 1, 3, 3),
+             "w4": w(12, 8, 3, 3), "w5": w(10, 12, 1, 1)}
+    path = save(make_model(nodes, [1, 3, 20, 18], ["y"], inits), tmp_path_factory.mktemp("vdqs"), "net.onnx")
+    return path, compile_model(path, CompileOptions(board=board, progress=False, calib_samples=samples,
+                                                    patch=PatchOptions(mode="forced", split=STAGE, patches=3)))
+
+
+def by_origin(g, name):
+    return next(t for t, v in g.tensors.items() if v.origin == name)
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory):
+    _, c = small_net(tmp_path_factory)
+    calib = quantize_input(c, c.calib)
+    return c, calib
+
+
+def _search(net, **kw):
+    c, calib = net
+    o = QuantmcuOptions(**kw)
+    cal, held = split_calibration(calib, o.holdout)
+    vdpc = plan_vdpc(c.graph, c.patch, cal, o.vdpc)
+    return vdqs(c.graph, c.patch, vdpc, cal, held, o), vdpc, cal, held
+
+
+def test_split_is_deterministic_and_refuses_too_few():
+    x = np.arange(10)[:, None]
+    cal, held = split_calibration(x, 0.25)
+    assert cal[:, 0].tolist() == list(range(8)) and held[:, 0].tolist() == [8, 9]  # the last ones held back
+    assert [len(p) for p in split_calibration(x[:2], 0.9)] == [1, 1]
+    with pytest.raises(UserError, match="at least 2 calibration samples"):
+        split_calibration(x[:1], 0.25)
+
+
+def test_skips_maps_the_layers_refuse(net):
+    r, vdpc, *_ = _search(net, guard="off")
+    g = net[0].graph
+    b, p, c, d = (by_origin(g, n) for n in "bpcd")
+    assert vdpc.tensor == by_origin(g, "a")
+    assert set(searchable_maps(g, net[0].patch, vdpc)) == {b, p, c, d}
+    assert set(r.skipped) == {b, p}  # max pooling keeps its input's params: neither side may go low alone
+    assert "keeps its input's params" in r.skipped[b]
+    assert r.bits[b] == r.bits[p] == 8
+    assert {s.map for s in r.steps} <= {c, d}
+    assert r.bits[c] < 8 and r.bits[d] < 8  # the guard off: the walk goes to the bottom of the bit set
+    assert r.bits == r.entropy_only  # guard off: the entropy score alone's choice
+    assert all(s.accepted for s in r.steps) and [s.bits for s in r.steps if s.map == c] == [4, 2]
+
+
+def test_guard_backs_off_a_step_that_breaks_its_floor(net):
+    free, *_ = _search(net, guard="off")
+    first = free.steps[0]
+    assert np.isfinite(first.quality)
+    # a floor just above what the first step gives: the same first step, now refused, its map frozen at 8
+    r, *_ = _search(net, guard="sqnr", floor=first.quality + 0.01)
+    assert (r.steps[0].map, r.steps[0].bits, r.steps[0].accepted) == (first.map, first.bits, False)
+    assert r.steps[0].quality == pytest.approx(first.quality)
+    assert r.bits[first.map] == 8 and first.map in r.frozen
+    assert all(s.quality >= first.quality + 0.01 for s in r.steps if s.accepted)
+    assert all(s.map != first.map for s in r.steps[1:])  # frozen: never tried again
+    # a floor just below: accepted
+    r2, *_ = _search(net, guard="sqnr", floor=first.quality - 0.01)
+    assert r2.steps[0].accepted and r2.bits[first.map] == first.bits
+    # the entropy score alone, stopped at the guarded search's BitOPs: a prefix of the unguarded walk
+    model = BitopsModel.of(net[0].graph, net[0].patch, plan_vdpc(net[0].graph, net[0].patch,
+                                                                  split_calibration(net[1], 0.25)[0]))
+    reached = r.bitops / r.bitops_8bit
+    walk = {m: 8 for m in free.bits}
+    for s in free.steps:
+        if model.bitops(walk) / model.bitops_8bit() <= reached:
+            break
+        walk[s.map] = s.bits
+    assert r.entropy_only == walk
+
+
+def test_bitops_target_stops_the_search(net):
+    free, *_ = _search(net, guard="off")
+    ratio = free.steps[0].bitops_ratio
+    r, *_ = _search(net, guard="off", bitops_target=ratio)
+    assert len(r.steps) == 1 and r.bitops / r.bitops_8bit == pytest.approx(ratio)
+
+
+def test_deterministic(net):
+    a, *_ = _search(net)
+    b, *_ = _search(net)
+    assert a.bits == b.bits and a.steps == b.steps and a.entropy_only == b.entropy_only
+    assert a.quality == b.quality and a.seconds > 0
+
+
+def test_fast_evaluation_equals_the_patch_loop(net):
+    """Layer by layer with tiles assembled == run_schedule_int of the dispatching loop, byte for byte, on a mix of
+    chains (per tensor and per channel), with inputs on which some patches take each chain; and the BitOPs model
+    equals stage_bitops_taken."""
+    c, calib = net
+    g, plan = c.graph, c.patch
+    cal, _ = split_calibration(calib, 0.25)
+    vdpc = plan_vdpc(g, plan, cal, VdpcOptions())
+    m = vdpc.stats.map(vdpc.tensor)
+    median = int(np.median(m.patch_max))  # about half the patches each way
+    vdpc = dataclasses.replace(vdpc, threshold=median, outlier_patches=m.outlier_patches(median))
+    rng = np.random.default_rng(2)
+    shape = tuple(g.tensors[g.inputs[0]].shape)
+    xs = np.concatenate([calib[-4:].reshape((-1,) + shape[1:]), rng.integers(-128, 128, (3,) + shape[1:]).astype(np.int8)])
+    held = held_back(g, plan, vdpc, xs)
+    assert 0 < held.outliers.sum() < held.outliers.size
+    model = BitopsModel.of(g, plan, vdpc)
+    cmap, dmap = by_origin(g, "c"), by_origin(g, "d")
+    for bits, pc in [({cmap: 4, dmap: 2}, False), ({cmap: 2}, True), ({dmap: 4}, True), ({}, False),
+                     ({cmap: 4, dmap: 4}, True)]:
+        chain = build_lowbit_chain(g, plan, vdpc, bits, cal, per_channel=pc)
+        schedule, _ = lowbit_schedule(chain, vdpc, c.target)
+        fast = fast_outputs(chain, held)
+        for x, f in zip(xs, fast):
+            taken: list[int] = []
+            ref = run_schedule_int(schedule, {g.inputs[0]: x}, taken)
+            assert set(ref) == set(f)
+            for o in ref:
+                assert f[o].dtype == ref[o].dtype and np.array_equal(f[o], ref[o]), (bits, pc)
+        taken = [[0 if o else 1 for o in row] for row in vdpc.outlier_patches]
+        b8, b = stage_bitops_taken(schedule, taken)
+        assert model.bitops_8bit() == pytest.approx(b8, rel=1e-12)
+        assert model.bitops(bits) == pytest.approx(b, rel=1e-12)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"bits": (4, 2)}, "--qm-bits"), ({"bits": (8, 3)}, "--qm-bits"), ({"lam": 1.5}, "--qm-lambda"),
+    ({"guard": "mse"}, "--qm-guard"), ({"floor": float("nan")}, "--qm-floor"),
+    ({"guard": "agreement", "floor": 98.0}, "--qm-floor"), ({"holdout": 1.0}, "--qm-holdout"),
+    ({"bitops_target": 0.0}, "--qm-bitops-target"), ({"clipping": "max"}, "--qm-clipping"),
+])
+def test_option_errors(kw, match):
+    with pytest.raises(UserError, match=match):
+        QuantmcuOptions(**kw)
