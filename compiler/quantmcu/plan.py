@@ -1,0 +1,190 @@
+"""QuantMCU's entry point: ``plan_quantmcu`` plans the method on a patched stage (docs/quantmcu.md).
+
+For a given patch plan (split and grid; today 8-bit patching's own choice): the calibration samples are split
+(:func:`vdqs.split_calibration`: calibrate on the first, guard on the last ``holdout`` share), VDPC sets the
+outlier check on the calibration part (``plan_vdpc``), VDQS chooses the bits of the low-bit chain with its
+guard (``vdqs.vdqs``), and :func:`evaluate_plan` makes the choice concrete: the low-bit chain calibrated as the
+options say, the dispatching patch loop and its arena (``lowbit_schedule``), BitOPs and the feature maps as
+report.json lists them. The pieces are separate so that the joint (split, grid, sub-patches, bits) search can
+evaluate candidate plans with the same functions and hand its choice to :func:`result_of`.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UserError
+from ..ir import Graph
+from ..memory import ArenaPlan
+from ..ops import op_def
+from ..patch.planner import PatchPlan
+from ..schedule.schedule import Schedule
+from .lowbit import LowbitChain, lowbit_schedule, stage_bitops_taken
+from .options import FeatureMapChoice, QuantmcuOptions, QuantmcuResult
+from .stats import stage_maps
+from .vdpc import VdpcPlan, plan_vdpc
+from .vdqs import VdqsResult, split_calibration, vdqs
+
+
+@dataclass(frozen=True, eq=False)
+class PlanEvaluation:
+    """A (plan, bits) made concrete: ``plan`` the chain's patch plan (the low-bit maps' regions added),
+    ``schedule`` / ``arena`` the dispatching patch loop and its arena plan; stage BitOPs of 8-bit patching on the
+    same plan and of this loop (expectations over the calibration samples' chains), the same over the whole
+    model (the layers after the stage at 8 x 8 bits x their MACs); the stage's maps as the chain holds them."""
+
+    plan: PatchPlan
+    chain: LowbitChain
+    schedule: Schedule
+    arena: ArenaPlan
+    bitops_8bit: float
+    bitops: float
+    bitops_model_8bit: float
+    bitops_model: float
+    feature_maps: tuple[FeatureMapChoice, ...]
+    flash_bytes: int
+
+
+def rest_bitops(graph: Graph, plan: PatchPlan) -> float:
+    """BitOPs of the layers after the per-patch stage, run whole at 8-bit weights x 8-bit inputs."""
+    return float(sum(op_def(n).macs(n, graph) for n in graph.nodes[plan.stage_len:]) * 64)
+
+
+def feature_maps(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, chain: LowbitChain) -> tuple[FeatureMapChoice, ...]:
+    """Every 8-bit map of the stage (its input, each map it makes, its output) as the low-bit chain holds it:
+    its bits, its scales (one, or one per channel) and zero point; the map the check reads flagged."""
+    out = []
+    for m in stage_maps(graph, plan):
+        b = chain.bits.get(m, 8)
+        if b < 8:
+            q = chain.quant[m]
+            per = chain.channel_scales.get(m)
+            scales = tuple(float(s) for s in per) if per is not None else (q.s,)
+        else:
+            q = graph.tensors[m].quant
+            scales = (q.s,)
+        out.append(FeatureMapChoice(m, int(b), scales, int(q.zp), m == vdpc.tensor))
+    return tuple(out)
+
+
+def evaluate_plan(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, chain: LowbitChain, target=None) -> PlanEvaluation:
+    """The dispatching patch loop of ``chain`` on ``plan`` and what it costs.
+
+    Parameters
+    ----------
+    graph, plan : Graph, PatchPlan
+        The quantized graph and the patch plan (the 8-bit chain).
+    vdpc : VdpcPlan
+        The check; its decisions on the calibration samples weigh the BitOPs.
+    chain : LowbitChain
+        The low-bit chain (``build_lowbit_chain`` on ``plan``).
+    target : KernelTarget or Board, optional
+        The kernels the loop calls (None: portable).
+
+    Returns
+    -------
+    PlanEvaluation
+    """
+    schedule, arena = lowbit_schedule(chain, vdpc, target)
+    d = schedule.loop.dispatch
+    taken = [[d.outlier_chain if o else d.inlier_chain for o in row] for row in np.asarray(vdpc.outlier_patches)]
+    b8, b = stage_bitops_taken(schedule, taken)
+    rest = rest_bitops(graph, plan)
+    return PlanEvaluation(chain.plan, chain, schedule, arena, b8, b, b8 + rest, b + rest,
+                          feature_maps(graph, plan, vdpc, chain), int(chain.flash_bytes))
+
+
+def search_notes(graph: Graph, search: VdqsResult) -> tuple[str, ...]:
+    """What the user should know about the search's outcome, one line each."""
+    def name(m):
+        return graph.tensors[m].origin or m
+
+    notes = [f"QuantMCU: map '{name(m)}' stays at 8 bits: {why}" for m, why in search.skipped.items()]
+    if search.frozen:
+        notes.append("QuantMCU: the guard kept " + ", ".join(f"'{name(m)}' at {search.bits[m]} bits" for m in search.frozen)
+                     + " (a lower bitwidth broke its floor on the held-back samples)")
+    if all(b == 8 for b in search.bits.values()):
+        notes.append("QuantMCU: every feature map stays at 8 bits (nothing lower kept the guard's floor, or nothing "
+                     "can be lowered): the low-bit chain is the 8-bit one; a lower --qm-floor or a --qm-check-at "
+                     "input lets more maps go low")
+    return tuple(notes)
+
+
+def result_of(options: QuantmcuOptions, base_plan: PatchPlan, vdpc: VdpcPlan, search: VdqsResult,
+              evaluation: PlanEvaluation, seconds: float, base_bitops: float | None = None,
+              sub_patches: int = 1, graph: Graph | None = None, calib_samples: int = 0,
+              holdout_samples: int = 0) -> QuantmcuResult:
+    """The :class:`QuantmcuResult` of a searched (plan, bits): ``base_plan`` is 8-bit patching's own plan under
+    the same budget and ``base_bitops`` its stage BitOPs (None: ``base_plan`` is the plan evaluated)."""
+    ev = evaluation
+    notes = search_notes(graph, search) if graph is not None else ()
+    return QuantmcuResult(
+        options=options, schedule=ev.schedule, arena=ev.arena, plan=ev.plan, base_plan=base_plan,
+        sub_patches=sub_patches, vdpc=vdpc, feature_maps=ev.feature_maps,
+        outlier_patch_share=vdpc.outlier_patch_share, bitops_8bit=ev.bitops_8bit, bitops=ev.bitops,
+        bitops_model_8bit=ev.bitops_model_8bit, bitops_model=ev.bitops_model,
+        bitops_8bit_own_plan=ev.bitops_8bit if base_bitops is None else base_bitops,
+        quality=dict(search.quality), search_seconds=seconds, entropy_only=dict(search.entropy_only),
+        entropy_only_quality=dict(search.entropy_only_quality), steps=search.steps, flash_bytes=ev.flash_bytes,
+        chain=ev.chain, notes=notes, holdout_samples=holdout_samples, calib_samples=calib_samples)
+
+
+def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: QuantmcuOptions, target=None,
+                  budget: int | None = None, progress=None) -> QuantmcuResult:
+    """QuantMCU on ``plan``'s stage: VDPC, VDQS with its guard, the final low-bit chain and its patch loop.
+
+    Parameters
+    ----------
+    graph : Graph
+        The quantized graph.
+    plan : PatchPlan
+        The patch plan (split, grid); 8-bit patching's own choice under the budget.
+    calib_q : numpy.ndarray
+        int8 [N, ...] calibration inputs in the model input's physical layout (``api.quantize_input``); the last
+        ``options.holdout`` share is held back for the guard.
+    options : QuantmcuOptions
+        The method's options.
+    target : KernelTarget or Board, optional
+        The kernels the generated loop calls (None: portable).
+    budget : int, optional
+        The SRAM budget in bytes; the joint plan search will use it (the plan is given here, and the caller
+        checks that the arena fits).
+    progress : mcucompile.progress.Progress, optional
+        Where the long steps show.
+
+    Returns
+    -------
+    QuantmcuResult
+        ``search_seconds``: the whole of this call (statistics, VDPC, VDQS, the final chain and loop).
+
+    Raises
+    ------
+    UserError
+        Too few calibration samples, a check location the stage does not allow (VDPC), every calibration patch
+        an outlier patch.
+    """
+    if plan is None:
+        raise ValueError("plan_quantmcu needs a patch plan (the caller refuses a model that is not patched)")
+
+    def step(label):
+        return progress.step(label) if progress is not None else nullcontext()
+
+    t0 = time.perf_counter()
+    calib_q = np.asarray(calib_q)
+    cal, held = split_calibration(calib_q, options.holdout)
+    with step("QuantMCU: outlier check (VDPC)"):
+        vdpc = plan_vdpc(graph, plan, cal, options.vdpc)
+    if vdpc.outlier_patches.all():
+        raise UserError(f"every calibration patch is an outlier patch at the VDPC threshold {vdpc.threshold}, so the "
+                        "low-bit chain has nothing to be calibrated on; fix: a higher --qm-outlier-param, or more "
+                        "(and more varied) calibration data")
+    with step("QuantMCU: bitwidth search (VDQS)"):
+        search = vdqs(graph, plan, vdpc, cal, held, options)
+    with step("QuantMCU: the patch loop with both chains"):
+        evaluation = evaluate_plan(graph, plan, vdpc, search.chain, target)
+    return result_of(options, plan, vdpc, search, evaluation, time.perf_counter() - t0, graph=graph,
+                     calib_samples=len(cal), holdout_samples=len(held))
