@@ -142,6 +142,119 @@ def _add_compile_args(p: argparse.ArgumentParser) -> None:
                         "memory: the lowest peak SRAM, whatever it costs in recomputation")
     g.add_argument("--input-by-patch", action="store_true", help="the application fills each input patch through a callback "
                    "(model_fill_input_patch); the whole input never sits in SRAM")
+    _add_quantmcu_args(p)
+
+
+#: the method's own flags (dest names): given without --quantmcu they are refused
+QUANTMCU_FLAGS = {"qm_bits": "--qm-bits", "qm_lambda": "--qm-lambda", "qm_bitops_target": "--qm-bitops-target",
+                  "qm_guard": "--qm-guard", "qm_floor": "--qm-floor", "qm_holdout": "--qm-holdout",
+                  "qm_clipping": "--qm-clipping", "qm_per_channel": "--qm-per-channel / --qm-no-per-channel",
+                  "qm_sub_patches": "--qm-sub-patches", "qm_outlier_rule": "--qm-outlier-rule",
+                  "qm_outlier_param": "--qm-outlier-param", "qm_check_at": "--qm-check-at"}
+
+
+def _bit_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of bitwidths, e.g. 8,4,2") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _add_quantmcu_args(p: argparse.ArgumentParser) -> None:
+    """QuantMCU's flags. Every default is None here (so a flag given without --quantmcu is seen); the
+    defaults the help names are QuantmcuOptions' and VdpcOptions', which also check the ranges."""
+    from .quantmcu.options import DEFAULT_FLOOR, QuantmcuOptions
+    from .quantmcu.vdpc import DEFAULT_PARAMETER, VdpcOptions
+
+    d, v = QuantmcuOptions(), VdpcOptions()
+    q = p.add_argument_group("QuantMCU (value-driven mixed precision in the per-patch stage; see docs/quantmcu.md)")
+    q.add_argument("--quantmcu", action="store_true",
+                   help="run the per-patch stage's patches without outliers on a low-bit chain (4/2-bit feature maps "
+                        "chosen by VDQS with a quality guard); patches with outliers, found on the device by a cheap "
+                        "check, on the 8-bit chain. Needs a patched plan (--split/--patches, or a --sram-limit the "
+                        "search patches for)")
+    q.add_argument("--qm-bits", type=_bit_list, metavar="B,B,...",
+                   help=f"bitwidths a feature map may take, 8 among them (default {','.join(map(str, d.bits))})")
+    q.add_argument("--qm-lambda", type=_number, metavar="L",
+                   help=f"VDQS score weight in [0, 1]: lambda x entropy lost against (1 - lambda) x BitOPs saved "
+                        f"(default {d.lam:g})")
+    q.add_argument("--qm-bitops-target", type=_number, metavar="FRACTION",
+                   help="stop lowering once stage BitOPs are at most this fraction of 8-bit patching's, in (0, 1] "
+                        "(default: go on while the guard holds)")
+    q.add_argument("--qm-guard", metavar="sqnr|agreement|off",
+                   help=f"the guard's output-quality metric against the 8-bit model on held-back calibration samples "
+                        f"(default {d.guard}); off: the entropy score alone")
+    q.add_argument("--qm-floor", type=_number, metavar="X",
+                   help=f"the guard's floor (default {DEFAULT_FLOOR['sqnr']:g} dB for sqnr, "
+                        f"{DEFAULT_FLOOR['agreement']:g} for agreement)")
+    q.add_argument("--qm-holdout", type=_number, metavar="FRACTION",
+                   help=f"share of the calibration samples held back for the guard, in (0, 1) (default {d.holdout:g})")
+    q.add_argument("--qm-clipping", metavar="mse|minmax",
+                   help=f"low-bit ranges by quantization error or min/max (default {d.clipping})")
+    pc = q.add_mutually_exclusive_group()
+    pc.add_argument("--qm-per-channel", dest="qm_per_channel", action="store_const", const=True,
+                    help="per-channel scales where a map allows them, folded into the next layer's weights "
+                         f"(default: {'on' if d.per_channel else 'off'})")
+    pc.add_argument("--qm-no-per-channel", dest="qm_per_channel", action="store_const", const=False,
+                    help="one scale per low-bit map")
+    q.add_argument("--qm-sub-patches", type=_whole, metavar="S",
+                   help="an outlier patch runs its 8-bit chain as S x S sub-patches, 1 to 4 (default: searched)")
+    q.add_argument("--qm-outlier-rule", metavar="percentile|sigma",
+                   help=f"how the outlier threshold is set from calibration (default {v.rule})")
+    q.add_argument("--qm-outlier-param", type=_number, metavar="P",
+                   help=f"the rule's parameter (default {DEFAULT_PARAMETER['percentile']:g} for percentile, "
+                        f"k = {DEFAULT_PARAMETER['sigma']:g} for sigma: mean + k std)")
+    q.add_argument("--qm-check-at", metavar="first_map|input",
+                   help=f"where the on-device outlier check looks (default {v.location}): the first map the stage "
+                        "makes, or the patch's input")
+
+
+def _quantmcu_options(args):
+    """QuantmcuOptions from the flags, or None without --quantmcu (then a method flag is an error)."""
+    from .quantmcu.options import QuantmcuOptions
+    from .quantmcu.vdpc import LOCATIONS, RULES, VdpcOptions
+
+    given = [flag for dest, flag in QUANTMCU_FLAGS.items() if getattr(args, dest) is not None]
+    if not args.quantmcu:
+        if given:
+            raise UserError(f"{given[0]} is an option of QuantMCU, which is off; fix: add --quantmcu")
+        return None
+    if args.no_patch:
+        raise UserError("--quantmcu works in the per-patch stage and --no-patch runs every layer whole; fix: drop "
+                        "--no-patch (and force a plan with --split/--patches if the search finds none)")
+    d = QuantmcuOptions()
+    vd = VdpcOptions()
+    rule = args.qm_outlier_rule if args.qm_outlier_rule is not None else vd.rule
+    location = args.qm_check_at if args.qm_check_at is not None else vd.location
+    try:
+        vdpc = VdpcOptions(rule, args.qm_outlier_param, location)
+    except UserError as e:  # VdpcOptions' message names the value; the user gave it by this flag
+        flag = ("--qm-outlier-rule" if rule not in RULES else "--qm-check-at" if location not in LOCATIONS
+                else "--qm-outlier-param")
+        raise UserError(f"{flag}: {e}") from None
+
+    def pick(value, default):
+        return default if value is None else value
+
+    return QuantmcuOptions(vdpc=vdpc, bits=pick(args.qm_bits, d.bits), lam=pick(args.qm_lambda, d.lam),
+                           bitops_target=args.qm_bitops_target, guard=pick(args.qm_guard, d.guard),
+                           floor=args.qm_floor, holdout=pick(args.qm_holdout, d.holdout),
+                           clipping=pick(args.qm_clipping, d.clipping), per_channel=pick(args.qm_per_channel, d.per_channel),
+                           sub_patches=args.qm_sub_patches)
 
 
 def _options(args):
@@ -156,7 +269,16 @@ def _options(args):
         raise UserError(f"--patches {args.patches}: give a grid size from 1 to 16")
     mode = "off" if args.no_patch else ("forced" if args.patches is not None else "auto")
     patch = PatchOptions(mode, args.split, args.patches, args.max_patch_overhead, args.input_by_patch, args.optimize)
-    return CompileOptions(
+    quantmcu = _quantmcu_options(args)
+    # only a QuantMCU compile names the field, so the options of every other compile stay as they were
+    extra = {"quantmcu": quantmcu} if quantmcu is not None else {}
+    import dataclasses
+
+    if extra and "quantmcu" not in {f.name for f in dataclasses.fields(CompileOptions)}:
+        # TEMPORARY until the compile pipeline's QuantMCU hook lands (api/options.py, api/compile.py)
+        raise UserError("--quantmcu: this mcucompile's compile pipeline has no QuantMCU planning yet; fix: update "
+                        "mcucompile, or drop --quantmcu")
+    return CompileOptions(**extra,
         board=args.board, calib=args.calib, calib_samples=args.calib_samples, name=args.name,
         input_shapes=_input_shapes(args.input_shape), progress=not args.quiet, patch=patch,
         sram_limit=args.sram_limit, console=args.console, rounding=args.rounding, kernels=args.kernels,

@@ -19,6 +19,7 @@ from ..progress import QUIET, Progress
 from ..quant.simulate import run_int, to_logical, to_physical
 from ..reference import tflite_refs
 from ..report.html import verify_section
+from ..schedule.schedule import run_schedule_int
 from ..targets.firmware import APT_HINT, build_firmware, elf_size, outputs_as_arrays, require_tool, run_qemu
 from ..targets.flash import flash_with_platformio
 from ..targets.host import build_host, find_compiler, run_host
@@ -28,11 +29,39 @@ from .library import (add_html_results, cmsis_nn_dir, host_runner_source, librar
                       write_library)
 
 
-def simulate(compiled: Compiled, x_q: np.ndarray, progress: Progress = QUIET) -> list[np.ndarray]:
-    """Run the int8 simulator on physical int8 samples; returns [N, size] int8 per output."""
+def simulate(compiled: Compiled, x_q: np.ndarray, progress: Progress = QUIET,
+             taken: list[list[int]] | None = None) -> list[np.ndarray]:
+    """Run the integer simulator on physical int8 samples; returns [N, size] int8 per output.
+
+    A patch loop with several chains (QuantMCU's low-bit chain and its 8-bit one, dispatched per patch on the
+    device) runs through the schedule's simulator, which makes the device's decisions; ``taken`` then receives,
+    per sample, the chain each patch took. Anything else runs layer by layer (which a one-chain patch loop equals
+    byte for byte)."""
     g = compiled.graph
+    loop = compiled.schedule.loop if compiled.schedule is not None else None
+    chains = loop is not None and len(loop.chains) > 1
     outs = [[] for _ in g.outputs]
     with progress.step("simulating (integer simulator)", total=len(x_q)) as step:
+        for s in x_q:
+            if chains:
+                t: list[int] = []
+                res = run_schedule_int(compiled.schedule, {g.inputs[0]: s}, t)
+                if taken is not None:
+                    taken.append(t)
+            else:
+                res = run_int(g, {g.inputs[0]: s})
+            for k, o in enumerate(g.outputs):
+                outs[k].append(res[o].reshape(-1))
+            step.advance()
+    return [np.stack(o) for o in outs]
+
+
+def simulate_8bit(compiled: Compiled, x_q: np.ndarray, progress: Progress = QUIET) -> list[np.ndarray]:
+    """The 8-bit model's outputs on ``x_q``: the same graph with every layer at its 8-bit params, layer by layer
+    (what 8-bit patching on the same plan computes, byte for byte); QuantMCU's quality is measured against it."""
+    g = compiled.graph
+    outs = [[] for _ in g.outputs]
+    with progress.step("simulating the 8-bit model", total=len(x_q)) as step:
         for s in x_q:
             res = run_int(g, {g.inputs[0]: s})
             for k, o in enumerate(g.outputs):
@@ -78,7 +107,8 @@ REFERENCES = {
     "tflite": ("tflite-micro", "litert"),
 }
 REFERENCE_LABELS = {"onnxruntime": "onnxruntime float", "onnxruntime-qdq": "onnxruntime QDQ",
-                    "tflite-micro": "TFLite Micro", "litert": "LiteRT (reference kernels)"}
+                    "tflite-micro": "TFLite Micro", "litert": "LiteRT (reference kernels)",
+                    "8-bit model": "the 8-bit model"}
 
 
 def choose_references(source_format: str, names: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -106,9 +136,12 @@ class ReferenceCheck:
     status: str
     mismatched_bytes: int | None = None
     detail: str = ""
+    #: what was compared with the reference: the C outputs, or (a QuantMCU compile, whose C runs the low-bit
+    #: chain) the 8-bit model's simulated outputs, which the byte-exact references must equal
+    subject: str = "C"
 
     def format(self) -> str:
-        label = f"C vs {REFERENCE_LABELS.get(self.name, self.name):<26}"
+        label = f"{self.subject} vs {REFERENCE_LABELS.get(self.name, self.name):<26}"
         if self.status == "bit-exact":
             return f"{label} bit-exact"
         if self.status == "differs":
@@ -119,6 +152,47 @@ class ReferenceCheck:
                         "kernels round differently from TFLite's)")
             return f"{label} compared (above)"
         return f"{label} not run: {self.detail}" if self.status == "unavailable" else f"{label} FAILED to run: {self.detail}"
+
+
+@dataclass(frozen=True)
+class ChainVerify:
+    """A patch loop with several chains over verify's inputs (QuantMCU: the 8-bit chain for outlier patches, the
+    low-bit chain for the others): how many patches took each chain, on the simulator and (when the firmware
+    reports them: ``MCU CHAINS`` lines) on the device, and the quality of the C outputs against the 8-bit model
+    (``vs_8bit``) next to the 8-bit model's own against float (``eight_bit_vs_float``)."""
+
+    inputs: int
+    patches: int  # per input
+    chain_names: tuple[str, ...]
+    chains: tuple[int, ...]  # per chain: patches that took it, summed over the inputs (simulator)
+    device_chains: tuple[int, ...] | None = None  # the same from the device (None: it does not report them)
+    device_mismatches: int | None = None  # (input, patch) pairs whose chain differs from the simulator's
+    vs_8bit: tuple[OutputComparison, ...] = ()
+    eight_bit_vs_float: tuple[OutputComparison, ...] = ()
+    accuracy_8bit: float | None = None
+    note: str = ""
+
+    @property
+    def device_agrees(self) -> bool | None:
+        return None if self.device_mismatches is None else self.device_mismatches == 0
+
+    def format(self) -> list[str]:
+        total = self.inputs * self.patches
+        counts = ", ".join(f"{name} {n:,} ({100 * n / total if total else 0.0:.1f}%)"
+                           for name, n in zip(self.chain_names, self.chains))
+        lines = [f"chains (simulator) {counts} of {total:,} patches ({self.inputs} inputs x {self.patches} patches)"]
+        if self.device_chains is not None:
+            same = ("every patch's chain equal to the simulator's" if self.device_mismatches == 0 else
+                    f"MISMATCH: {self.device_mismatches} patches took another chain than on the simulator")
+            dev = ", ".join(f"{name} {n:,}" for name, n in zip(self.chain_names, self.device_chains))
+            lines.append(f"chains (device)    {dev}: {same}")
+        elif self.note:
+            lines.append(f"chains (device)    {self.note}")
+        for o in self.vs_8bit:
+            lines.append(o.format())
+        for o in self.eight_bit_vs_float:
+            lines.append(o.format().replace(f"output '{o.name}'", f"8-bit model '{o.name}'", 1))
+        return lines
 
 
 @dataclass(frozen=True)
@@ -134,6 +208,7 @@ class VerifyResult:
     references: tuple[ReferenceCheck, ...] = ()
     reference_for_accuracy: str | None = None
     warnings: tuple[str, ...] = ()
+    chains: ChainVerify | None = None  # a patch loop with several chains (QuantMCU)
 
     @property
     def accuracy_float(self) -> float | None:
@@ -142,20 +217,27 @@ class VerifyResult:
 
     @property
     def passed(self) -> bool:
-        """Bit-exact with the simulator, and with TFLite Micro for .tflite models when it ran."""
-        return self.bit_exact and self.golden.get("tflite-micro", 0) == 0
+        """Bit-exact with the simulator, and with TFLite Micro for .tflite models when it ran (a QuantMCU
+        compile: its 8-bit model with TFLite Micro), and the device's chain per patch the simulator's when the
+        device reports them."""
+        chains_ok = self.chains is None or self.chains.device_agrees is not False
+        return self.bit_exact and self.golden.get("tflite-micro", 0) == 0 and chains_ok
 
     def format(self) -> str:
         lines = [f"samples            {self.samples}",
                  f"C on {self.target:<10} vs simulator: {'bit-exact' if self.bit_exact else f'MISMATCH ({self.mismatched_bytes} bytes differ)'}"]
+        if self.chains is not None:
+            lines += self.chains.format()
         for o in self.outputs:
             lines.append(o.format())
         for r in self.references:
             lines.append(r.format())
         if self.accuracy_int8 is not None:
             ref = ""
+            if self.chains is not None and self.chains.accuracy_8bit is not None:
+                ref += f"  the 8-bit model {100 * self.chains.accuracy_8bit:.2f}%"
             if self.accuracy_reference is not None:
-                ref = f"  {REFERENCE_LABELS[self.reference_for_accuracy]} {100 * self.accuracy_reference:.2f}%"
+                ref += f"  {REFERENCE_LABELS[self.reference_for_accuracy]} {100 * self.accuracy_reference:.2f}%"
             lines.append(f"accuracy (labels)  int8 C {100 * self.accuracy_int8:.2f}%{ref}")
         return "\n".join(lines)
 
@@ -264,17 +346,28 @@ def build_host_cmsis_nn(library: Path, runner_c: str, build_dir: Path, cmsis: Pa
 
 def compare_outputs(compiled: Compiled, samples: np.ndarray, x_q: np.ndarray, c_outs: list[np.ndarray],
                     labels: np.ndarray | None, target: str = "host",
-                    references: tuple[str, ...] | None = None) -> VerifyResult:
+                    references: tuple[str, ...] | None = None, device_log: str | None = None) -> VerifyResult:
     """C outputs vs the simulator (byte for byte) and vs the model's references (``references``: see
     choose_references): onnxruntime float for float ONNX models, onnxruntime's QDQ execution for QDQ
     models, TFLite Micro and LiteRT (byte for byte) for .tflite models. A reference is a witness: one
-    that is missing or cannot run the model is reported as such and the others still run."""
+    that is missing or cannot run the model is reported as such and the others still run.
+
+    A patch loop with several chains (QuantMCU) is simulated as the device runs it (:func:`simulate`); the
+    result then counts the patches per chain (``device_log``: the firmware's output, whose ``MCU CHAINS`` lines
+    give the device's chains), measures the C against the 8-bit model, and holds the byte-exact references
+    (TFLite Micro, LiteRT) to the 8-bit model, which is what they compute."""
     progress = Progress(compiled.options.progress)
-    sim = simulate(compiled, x_q, progress)
+    taken: list[list[int]] = []
+    sim = simulate(compiled, x_q, progress, taken)
     mismatched = int(sum(np.count_nonzero(a != b) for a, b in zip(c_outs, sim)))
+    multi = bool(taken)
+    sim8 = simulate_8bit(compiled, x_q, progress) if multi else None
+    witness = sim8 if multi else c_outs  # what the byte-exact references must equal
+    subject = "8-bit model" if multi else "C"
     golden: dict[str, int] = {}
     checks: list[ReferenceCheck] = []
     comps: tuple[OutputComparison, ...] = ()
+    eight_vs_float: tuple[OutputComparison, ...] = ()
     ref_outputs: dict[str, list[np.ndarray]] = {}
     for name in choose_references(compiled.source_format, references):
         try:
@@ -289,15 +382,21 @@ def compare_outputs(compiled: Compiled, samples: np.ndarray, x_q: np.ndarray, c_
         ref_outputs[name] = outs
         if name == "onnxruntime":
             comps += compare_float(compiled, c_outs, outs)
+            if multi:
+                eight_vs_float += compare_float(compiled, sim8, outs)
             checks.append(ReferenceCheck(name, "compared"))
             continue
-        diff = int(sum(np.count_nonzero(a.reshape(-1) != b.reshape(-1)) for a, b in zip(c_outs, outs)))
-        golden[name] = diff
         if name == "onnxruntime-qdq":
+            diff = int(sum(np.count_nonzero(a.reshape(-1) != b.reshape(-1)) for a, b in zip(c_outs, outs)))
+            golden[name] = diff
             comps += compare_quantized(compiled, c_outs, outs, name)
             checks.append(ReferenceCheck(name, "compared", diff))
             continue
-        checks.append(ReferenceCheck(name, "bit-exact" if diff == 0 else "differs", diff))
+        diff = int(sum(np.count_nonzero(a.reshape(-1) != b.reshape(-1)) for a, b in zip(witness, outs)))
+        golden[name] = diff
+        if multi:
+            comps += compare_quantized(compiled, c_outs, outs, name)
+        checks.append(ReferenceCheck(name, "bit-exact" if diff == 0 else "differs", diff, subject=subject))
     checks = _explain_differences(checks)
     acc_q = acc_ref = None
     acc_name = next((n for n in ("onnxruntime", "tflite-micro", "onnxruntime-qdq", "litert") if n in ref_outputs), None)
@@ -305,8 +404,61 @@ def compare_outputs(compiled: Compiled, samples: np.ndarray, x_q: np.ndarray, c_
         acc_q = float(np.mean(c_outs[0].reshape(len(labels), -1).argmax(1) == labels))
         if acc_name is not None:
             acc_ref = float(np.mean(np.asarray(ref_outputs[acc_name][0]).reshape(len(labels), -1).argmax(1) == labels))
+    chains = None
+    if multi:
+        acc8 = float(np.mean(sim8[0].reshape(len(labels), -1).argmax(1) == labels)) if labels is not None else None
+        chains = chain_verify(compiled, taken, device_log, compare_quantized(compiled, c_outs, sim8, "8-bit model"),
+                              eight_vs_float, acc8, target)
     return VerifyResult(len(samples), mismatched == 0, mismatched, comps, acc_q, acc_ref, target, golden,
-                        tuple(checks), acc_name if acc_ref is not None else None, input_range_warnings(compiled, samples))
+                        tuple(checks), acc_name if acc_ref is not None else None, input_range_warnings(compiled, samples),
+                        chains)
+
+
+def device_chains(log: str) -> dict[int, list[int]]:
+    """{sample: the chain of each patch} from the firmware's ``MCU CHAINS <sample> <hex digit per patch>`` lines."""
+    out = {}
+    for line in log.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == "MCU" and parts[1] == "CHAINS":
+            out[int(parts[2])] = [int(c, 16) for c in "".join(parts[3:])]
+    return out
+
+
+def chain_names(loop) -> tuple[str, ...]:
+    """A name per chain of the patch loop: with a run-time dispatch (QuantMCU), which patches run it."""
+    names = [f"chain {k}" for k in range(len(loop.chains))]
+    if loop.runtime:
+        d = loop.dispatch
+        names[d.outlier_chain] = f"chain {d.outlier_chain} (8-bit, outlier patches)"
+        names[d.inlier_chain] = f"chain {d.inlier_chain} (low-bit)"
+    return tuple(names)
+
+
+def chain_verify(compiled: Compiled, taken: list[list[int]], device_log: str | None,
+                 vs_8bit: tuple[OutputComparison, ...], eight_bit_vs_float: tuple[OutputComparison, ...],
+                 accuracy_8bit: float | None, target: str) -> ChainVerify:
+    """The chains verify's inputs took (``taken``: per input, per patch, from the simulator) against the
+    device's (``device_log``), with the quality figures."""
+    loop = compiled.schedule.loop
+    n = len(loop.chains)
+    sim = np.asarray(taken, dtype=np.int64)
+    counts = tuple(int(np.count_nonzero(sim == k)) for k in range(n))
+    dev_counts = mismatches = None
+    note = ""
+    dev = device_chains(device_log) if device_log else {}
+    if dev:
+        rows = [dev.get(s, []) for s in range(len(taken))]
+        mismatches = int(sum(len(t) if len(r) != len(t) else sum(a != b for a, b in zip(r, t))
+                             for r, t in zip(rows, taken)))
+        dev_counts = tuple(int(sum(r.count(k) for r in rows)) for k in range(n))
+    elif target == "host":
+        note = ("not reported by the host build; the byte comparison of its outputs with the simulator (which makes "
+                "the device's decisions) covers them")
+    else:
+        note = ("not reported by this firmware; the byte comparison of its outputs with the simulator (which makes "
+                "the device's decisions) covers them")
+    return ChainVerify(len(taken), loop.plan.patches, chain_names(loop), counts, dev_counts, mismatches, vs_8bit,
+                       eight_bit_vs_float, accuracy_8bit, note)
 
 
 def _run_reference(compiled: Compiled, name: str, samples: np.ndarray, x_q: np.ndarray) -> list[np.ndarray]:
@@ -419,7 +571,8 @@ def verify_board(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | N
             x_q, c_outs, run = run_on_port(compiled, samples, out, port, upload, timeout)
         else:
             x_q, c_outs, run, size = build_and_run_board(compiled, samples, out, timeout)
-        result = compare_outputs(compiled, samples, x_q, c_outs, labels, compiled.board.name, references)
+        result = compare_outputs(compiled, samples, x_q, c_outs, labels, compiled.board.name, references,
+                                 device_log=getattr(run, "log", None))
         if out_dir is not None:
             add_html_results(out, compiled, section=verify_section(result))
     return result

@@ -15,8 +15,10 @@ from ..ops.kernel import KernelTarget, kernel_target
 from ..ops.unary import SOFTMAX_OUTPUT_QUANT, Softmax, Unary, fixed_output_quant
 from ..patch.cost import FIT
 from ..patch.search import OBJECTIVES, PatchChoice, PlanOutcome
-from .report import (CalibrationReport, IOTensor, LayerReport, MemoryProfile, PatchCandidate, PatchPlanReport, PatchRegion,
-                     PlanChoiceReport, PlanEstimate, QuantizationReport, Report, TflmArena)
+from ..quantmcu.options import QuantmcuResult
+from .report import (CalibrationReport, FeatureMapReport, IOTensor, LayerReport, MemoryProfile, PatchCandidate,
+                     PatchPlanReport, PatchRegion, PlanChoiceReport, PlanEstimate, QuantizationReport, QuantmcuPlanReport,
+                     QuantmcuReport, Report, SearchStepReport, TflmArena)
 
 # Code-size estimate (flash) for the portable runtime until a linked ELF gives the real figure.
 RUNTIME_BASE_BYTES = 2048
@@ -169,7 +171,7 @@ def build_report(graph: Graph, plan: ArenaPlan, board: Board | KernelTarget, mod
                  schedule=None, source_format: str = "onnx", notes: tuple[str, ...] | list[str] = (),
                  tflm_arena_bytes: int | None = None, tflm_arena_note: str | None = None,
                  tensor_sources: dict[str, str] | None = None, compiler_version: str = __version__,
-                 calibration: CalibrationReport | None = None) -> Report:
+                 calibration: CalibrationReport | None = None, quantmcu: QuantmcuResult | None = None) -> Report:
     """The report of one compiled model, typed (``Report.to_json_dict()`` is report.json).
 
     Parameters
@@ -189,6 +191,7 @@ def build_report(graph: Graph, plan: ArenaPlan, board: Board | KernelTarget, mod
         params came from; None derives it from ``source_format`` (see :func:`derive_tensor_sources`)
     compiler_version : the compiler that made the code
     calibration : how the calibrated tensors' ranges were chosen (None: none were calibrated)
+    quantmcu : what QuantMCU chose and measured (None: not used; report.json then has no ``quantmcu`` key)
 
     Returns
     -------
@@ -218,4 +221,56 @@ def build_report(graph: Graph, plan: ArenaPlan, board: Board | KernelTarget, mod
         input_in_sram="by patch (callback)" if patched and choice.plan.input_by_patch else "whole",
         patch_plan=_patch_plan(choice), plan_choice=plan_choice_report(choice),
         quantization=quantization_report(graph, tensor_sources), tflm=tflm, rounding=graph.rounding,
-        kernels=target.kernels, calibration=calibration)
+        kernels=target.kernels, calibration=calibration,
+        quantmcu=quantmcu_report(quantmcu, graph) if quantmcu is not None else None)
+
+
+def _user_name(graph: Graph, tensor: str) -> str:
+    """A tensor by the name the user knows (its ONNX / TFLite name when the IR renamed it)."""
+    t = graph.tensors.get(tensor)
+    return (t.origin or t.name) if t is not None else tensor
+
+
+def _whole(v: float) -> int:
+    """BitOPs are expectations (fractional); report.json gives them to the BitOP."""
+    return round(float(v))
+
+
+def _qm_plan(plan, sub_patches: int | None = None) -> QuantmcuPlanReport:
+    return QuantmcuPlanReport(plan.stage_len - 1, plan.split, plan.stage_len, plan.grid, sub_patches)
+
+
+def quantmcu_options_json(options) -> tuple[tuple[str, object], ...]:
+    """QuantmcuOptions as report.json gives them, by their command-line names, defaults filled in."""
+    v = options.vdpc
+    return (("bits", list(options.bits)), ("lambda", options.lam), ("bitops_target", options.bitops_target),
+            ("guard", options.guard), ("floor", options.guard_floor), ("holdout", options.holdout),
+            ("clipping", options.clipping), ("per_channel", options.per_channel),
+            ("sub_patches", options.sub_patches), ("outlier_rule", v.rule), ("outlier_param", v.value),
+            ("check_at", v.location))
+
+
+def quantmcu_report(result: QuantmcuResult, graph: Graph) -> QuantmcuReport:
+    """report.json's ``quantmcu`` object of ``result`` (``graph``: the compiled graph, for the tensors' names)."""
+    outliers = np.asarray(result.vdpc.outlier_patches, dtype=bool)
+    per_patch = outliers.mean(axis=0) if outliers.size else np.zeros(result.plan.patches)
+    maps = tuple(FeatureMapReport(_user_name(graph, m.name), m.name, int(m.bits), tuple(float(s) for s in m.scales),
+                                  int(m.zero_point), bool(m.checked)) for m in result.feature_maps)
+    steps = tuple(SearchStepReport(_user_name(graph, s.map), int(s.bits), float(s.score), float(s.bitops_ratio),
+                                   float(s.quality), bool(s.accepted)) for s in result.steps)
+    return QuantmcuReport(
+        options=quantmcu_options_json(result.options),
+        plan=_qm_plan(result.plan, int(result.sub_patches)),
+        base_plan=_qm_plan(result.base_plan) if result.base_plan is not None else None,
+        bitops_8bit=_whole(result.bitops_8bit), bitops=_whole(result.bitops),
+        bitops_model_8bit=_whole(result.bitops_model_8bit), bitops_model=_whole(result.bitops_model),
+        bitops_8bit_own_plan=_whole(result.bitops_8bit_own_plan),
+        checked_map=_user_name(graph, result.checked_map), threshold=int(result.threshold),
+        outlier_patch_share=float(result.outlier_patch_share), patch_outlier_share=tuple(float(v) for v in per_patch),
+        feature_maps=maps, guard=result.options.guard, floor=result.options.guard_floor,
+        quality=tuple((k, float(v)) for k, v in result.quality.items()),
+        entropy_only_bits=tuple((_user_name(graph, k), int(b)) for k, b in result.entropy_only.items()),
+        entropy_only_quality=tuple((k, float(v)) for k, v in result.entropy_only_quality.items()),
+        search_steps=steps, search_seconds=float(result.search_seconds), flash_bytes=int(result.flash_bytes),
+        held_back_samples=int(getattr(result, "holdout_samples", 0)), calibration_samples=int(getattr(result, "calib_samples", 0)),
+        notes=tuple(getattr(result, "notes", ())))

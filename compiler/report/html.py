@@ -29,8 +29,8 @@ import re
 from dataclasses import dataclass
 from typing import Union
 
-from .report import Report
-from .summary import plan_choice_line
+from .report import QuantmcuReport, Report
+from .summary import plan_choice_line, quantmcu_lines
 
 #: Version of the embedded results' JSON (a page with another version carries nothing over).
 RESULTS_FORMAT = 1
@@ -293,8 +293,32 @@ def verify_section(result) -> HtmlSection:
         blocks.append(Table(("reference", "status", "bytes that differ", "detail"),
                             tuple((REFERENCE_NAMES.get(r.name, r.name), r.status, r.mismatched_bytes, r.detail or "")
                                   for r in result.references), "each reference's verdict"))
+    ch = getattr(result, "chains", None)
+    if ch is not None:
+        total = ch.inputs * ch.patches
+        dev = ch.device_chains
+        blocks.append(Table(("chain", "patches (simulator)", "share", "patches (device)"),
+                            tuple((name, n, _pct(n / total if total else 0.0), dev[k] if dev is not None else None)
+                                  for k, (name, n) in enumerate(zip(ch.chain_names, ch.chains))),
+                            f"the chain each patch took over the {ch.inputs} inputs ({ch.patches} patches each)"))
+        if ch.device_mismatches is not None:
+            ok = ch.device_mismatches == 0
+            blocks.append(Paragraph("the device's chain of every patch equals the simulator's" if ok else
+                                    f"{ch.device_mismatches} patches took another chain on the device than on the "
+                                    "simulator", "ok" if ok else "error"))
+        elif ch.note:
+            blocks.append(Paragraph(f"chains on the device: {ch.note}"))
+        quality = [(o.name, "C vs the 8-bit model", o) for o in ch.vs_8bit]
+        quality += [(o.name, "the 8-bit model vs float", o) for o in ch.eight_bit_vs_float]
+        if quality:
+            blocks.append(Table(("output", "comparison", "top-1 agreement", "SQNR", "cosine"),
+                                tuple((n, what, _pct(o.top1_agreement), _db(o.sqnr_db), Cell(f"{o.cosine:.4f}", o.cosine))
+                                      for n, what, o in quality),
+                                "QuantMCU's quality: the C (both chains) against the 8-bit model on the same plan"))
     if result.accuracy_int8 is not None:
         acc = [("int8 C", f"{100 * result.accuracy_int8:.2f}%")]
+        if ch is not None and ch.accuracy_8bit is not None:
+            acc.append(("the 8-bit model", f"{100 * ch.accuracy_8bit:.2f}%"))
         if result.accuracy_reference is not None:
             name = REFERENCE_NAMES.get(result.reference_for_accuracy, result.reference_for_accuracy)
             acc.append((name, f"{100 * result.accuracy_reference:.2f}%"))
@@ -455,6 +479,73 @@ def memory_svg(report: Report) -> str:
                     f'stroke="{color}" stroke-dasharray="5 3"/>')
     body += _legend(legend, f.left + 8, 20)
     return _svg("plot-memory", "Memory profile over the schedule", f.width, f.height, body)
+
+
+def patch_grid_svg(q: QuantmcuReport) -> str:
+    """The patch grid of QuantMCU's plan, each patch shaded by the share of calibration samples on which the
+    check sent it to the 8-bit chain (white: always the low-bit chain), with the share written in it."""
+    n = q.plan.grid
+    cell = max(28, min(64, 480 // max(n, 1)))
+    left, top = 16, 30
+    size = n * cell
+    body = [f'<text class="label" x="{left}" y="18">share of calibration samples on the 8-bit chain, per patch '
+            '(row-major; white: the low-bit chain)</text>']
+    for k, share in enumerate(q.patch_outlier_share):
+        r, c = divmod(k, n)
+        x, y = left + c * cell, top + r * cell
+        body.append(f'<rect class="patch" data-patch="{k}" data-share="{share:.6g}" x="{x}" y="{y}" width="{cell}" '
+                    f'height="{cell}" fill="{COLORS[5]}" fill-opacity="{0.08 + 0.85 * share:.3f}" stroke="#999">'
+                    f'<title>patch {k} (row {r}, column {c}): {100 * share:.1f}% of the calibration samples on the '
+                    ' 8-bit chain</title></rect>')
+        body.append(f'<text class="tick" x="{x + cell / 2:.1f}" y="{y + cell / 2 + 4:.1f}" text-anchor="middle">'
+                    f'{100 * share:.0f}%</text>')
+    return _svg("plot-quantmcu-patches", "Outlier patches on the calibration data", left + size + 16 + 420,
+                top + size + 12, body)
+
+
+def bits_chart(q: QuantmcuReport) -> BarChart:
+    """Bits per feature map of the low-bit chain (the checked map stays 8)."""
+    labels = tuple(m.name + (" (checked)" if m.checked else "") for m in q.feature_maps)
+    series = [("low-bit chain", tuple(float(m.bits) for m in q.feature_maps))]
+    if q.entropy_only_bits:
+        eo = dict(q.entropy_only_bits)
+        series.append(("entropy score alone", tuple(float(eo.get(m.name, 8)) for m in q.feature_maps)))
+    return BarChart("bits per feature map", labels, tuple(series), "bits", "feature map (stage order)")
+
+
+def quantmcu_html(q: QuantmcuReport) -> str:
+    """The QuantMCU section: its summary lines, bits per feature map, the patches' chains on the calibration
+    data, the feature maps and the search's steps (the trade-off curve the guard walked)."""
+    facts = Facts(tuple((f"{k}", v) for k, v in (
+        ("plan", f"{q.plan.grid}x{q.plan.grid} patches over {q.plan.stage_layers} layers (split at "
+                 f"'{q.plan.split_tensor}')" + (f", outlier patches as {q.plan.sub_patches}x{q.plan.sub_patches} "
+                                                 "sub-patches" if q.plan.sub_patches and q.plan.sub_patches > 1 else "")),
+        ("check", f"'{q.checked_map}': |q - zp| > {q.threshold}"),
+        ("outlier patches", f"{100 * q.outlier_patch_share:.1f}% of the calibration patches (8-bit chain)"),
+        ("stage BitOPs", f"{q.bitops_8bit:,} (8-bit patching, same plan) -> {q.bitops:,}: {q.saving:.2f}x fewer"),
+        ("stage BitOPs, 8-bit at its own plan", f"{q.bitops_8bit_own_plan:,}: {q.saving_own_plan:.2f}x"),
+        ("model BitOPs", f"{q.bitops_model_8bit:,} -> {q.bitops_model:,}: {q.saving_model:.2f}x fewer"),
+        ("low-bit chain flash", f"{q.flash_bytes:,} B (its own weights and biases)"),
+        ("search", f"{q.search_seconds:.2f} s, {len(q.search_steps)} steps"),
+    )))
+    lines = quantmcu_lines(q)
+    maps = Table(("feature map", "bits", "scales", "zero point", "checked"),
+                 tuple((m.name, m.bits, ", ".join(f"{v:.4g}" for v in m.scales) if len(m.scales) <= 4 else
+                        Cell(f"{len(m.scales)} (per channel, {min(m.scales):.4g} .. {max(m.scales):.4g})", len(m.scales)),
+                        m.zero_point, m.checked) for m in q.feature_maps), "the low-bit chain's feature maps")
+    steps = Table(("#", "map", "bits", "score", "stage BitOPs / 8-bit", "guard metric", "kept"),
+                  tuple((k, s.map, s.bits, s.score, s.bitops_ratio, s.quality, s.accepted)
+                        for k, s in enumerate(q.search_steps)),
+                  f"VDQS, step by step (guard {q.guard}" + (f", floor {q.floor:g}" if q.floor is not None else "") + ")")
+    parts = [f'<p class="note">{_e(line.strip())}</p>' for line in lines[1:]]
+    return ('<section id="quantmcu"><h2>QuantMCU</h2>' + _block_html(facts, "quantmcu", 0) + "".join(parts)
+            + f"<figure>{bar_chart_svg(bits_chart(q), 'plot-quantmcu-bits')}<figcaption>Bits per feature map of the "
+              "low-bit chain (the patches without outliers); outlier patches run every map at 8 bits.</figcaption>"
+              "</figure>"
+            + f"<figure>{patch_grid_svg(q)}<figcaption>Which patches took which chain on the calibration data: the "
+              "darker, the more often the on-device check found an outlier and ran the 8-bit chain.</figcaption>"
+              "</figure>"
+            + _block_html(maps, "quantmcu", 1) + _block_html(steps, "quantmcu", 2) + "</section>")
 
 
 @dataclass(frozen=True)
@@ -829,6 +920,8 @@ def render_html(page: HtmlReport) -> str:
     r, bench = page.report, page.bench
     name = r.model.replace("\\", "/").split("/")[-1]
     nav = [("summary", "summary"), ("memory", "memory"), ("flash", "flash"), ("layers", "layers")]
+    if r.quantmcu is not None:
+        nav.append(("quantmcu", "QuantMCU"))
     if bench is not None:
         nav.append(("bench", "bench"))
     nav += [(f"section-{s.kind}", s.kind) for s in page.sections]
@@ -849,6 +942,8 @@ def render_html(page: HtmlReport) -> str:
         "<figcaption>Each layer's share of the MACs" + (f" and of the {bench.unit} measured" if bench else "") +
         "</figcaption></figure></section>",
     ]
+    if r.quantmcu is not None:
+        sections.append(quantmcu_html(r.quantmcu))
     if bench is not None:
         sections.append(f'<section id="bench"><h2>Bench on {_e(bench.board)}</h2>{bench_html(r, bench)}</section>')
     sections += [section_html(s) for s in page.sections]

@@ -1,4 +1,5 @@
-"""PNG plot of the memory profile: bytes live at each step, layer by layer vs patched."""
+"""PNG plot of the memory profile (bytes live at each step, layer by layer vs patched) and, for a QuantMCU
+compile, its bits per feature map and which patches took which chain on the calibration data."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from .report import Report
 
 def plot_memory(report: Report, path: str) -> None:
     """Draw ``report``'s memory profile (live activation KB per step, layer by layer and patched, and
-    TFLite Micro's arena when measured) into the PNG file ``path``."""
+    TFLite Micro's arena when measured) into the PNG file ``path``; a QuantMCU compile adds a row below: the
+    bits of each feature map of the low-bit chain, and the patch grid shaded by the share of calibration
+    samples on which the check sent each patch to the 8-bit chain."""
     try:
         import matplotlib
 
@@ -16,8 +19,16 @@ def plot_memory(report: Report, path: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UserError("--plot needs matplotlib: pip install matplotlib") from None
+    q = report.quantmcu
+    if q is None:
+        fig, ax = plt.subplots(figsize=(9, 4))
+    else:
+        fig = plt.figure(figsize=(9, 7.5))
+        grid = fig.add_gridspec(2, 2, height_ratios=(1, 1), width_ratios=(3, 2))
+        ax = fig.add_subplot(grid[0, :])
+        _plot_bits(fig.add_subplot(grid[1, 0]), q)
+        _plot_patches(fig, fig.add_subplot(grid[1, 1]), q)
     prof = report.memory_profile
-    fig, ax = plt.subplots(figsize=(9, 4))
     lw = prof.layerwise
     ax.step(range(len(lw)), [b / 1024 for b in lw], where="post",
             label=f"layer by layer (peak {report.peak_sram_layerwise_bytes / 1024:.1f} KB)")
@@ -37,3 +48,34 @@ def plot_memory(report: Report, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _plot_bits(ax, q) -> None:
+    names = [m.name + (" (checked)" if m.checked else "") for m in q.feature_maps]
+    bits = [m.bits for m in q.feature_maps]
+    xs = range(len(names))
+    ax.bar(xs, bits, color=["#7f7f7f" if m.checked else "#1f77b4" for m in q.feature_maps])
+    for x, b in zip(xs, bits):
+        ax.text(x, b + 0.15, str(b), ha="center", fontsize=8)
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=7)
+    ax.set_yticks([2, 4, 8])
+    ax.set_ylim(0, 9.5)
+    ax.set_ylabel("bits (low-bit chain)")
+    ax.set_title(f"QuantMCU: {q.saving:.2f}x fewer stage BitOPs", fontsize=9)
+
+
+def _plot_patches(fig, ax, q) -> None:
+    import numpy as np
+
+    n = q.plan.grid
+    share = np.asarray(q.patch_outlier_share, dtype=float).reshape(n, n)
+    im = ax.imshow(share, cmap="Reds", vmin=0.0, vmax=1.0)
+    for r in range(n):
+        for c in range(n):
+            ax.text(c, r, f"{100 * share[r, c]:.0f}%", ha="center", va="center", fontsize=7,
+                    color="white" if share[r, c] > 0.6 else "black")
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_title(f"8-bit chain per patch (calibration; {100 * q.outlier_patch_share:.1f}% overall)", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of samples")

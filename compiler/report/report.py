@@ -213,6 +213,14 @@ def _sig(v: float) -> float:
     return float(f"{float(v):.6g}")
 
 
+def _metric(v: float) -> float | None:
+    """A quality figure for report.json: six significant digits; None (null) where it is not finite (an SQNR
+    of identical outputs is infinite; JSON has no infinity)."""
+    import math
+
+    return _sig(v) if math.isfinite(v) else None
+
+
 @dataclass(frozen=True)
 class CalibrationReport:
     """The calibration of the tensors mcucompile calibrated (quant.methods): the rule for all, whether
@@ -227,6 +235,153 @@ class CalibrationReport:
         return {"method": self.method, "bias_correction": self.bias_correction,
                 "bias_corrected_layers": self.corrected_layers,
                 "tensors": {t.name: t.to_json_dict() for t in self.tensors}}
+
+
+#: a feature map's scales are listed in report.json up to this many (one per channel); above it, their count
+#: and range (``scale_count``, ``scale_range``)
+SCALES_LISTED = 16
+
+
+@dataclass(frozen=True)
+class FeatureMapReport:
+    """One feature map of the QuantMCU low-bit chain: ``name`` as the model names it (``tensor``: the IR's),
+    its bits, its scales (one per tensor, or one per channel) and zero point; ``checked``: the map the on-device
+    outlier check reads (kept 8-bit)."""
+
+    name: str
+    tensor: str
+    bits: int
+    scales: tuple[float, ...]
+    zero_point: int
+    checked: bool
+
+    def to_json_dict(self) -> dict:
+        out: dict = {"name": self.name, "tensor": self.tensor, "bits": self.bits}
+        if len(self.scales) <= SCALES_LISTED:
+            out["scales"] = [_sig(s) for s in self.scales]
+        else:
+            out["scale_count"] = len(self.scales)
+            out["scale_range"] = [_sig(min(self.scales)), _sig(max(self.scales))]
+        out["zero_point"] = self.zero_point
+        out["checked"] = self.checked
+        return out
+
+
+@dataclass(frozen=True)
+class SearchStepReport:
+    """One step of the VDQS search: lower ``map`` (the model's name) to ``bits``; its score, the stage BitOPs
+    it gives as a fraction of 8-bit patching's, the guard's metric on the held-back samples, kept or not."""
+
+    map: str
+    bits: int
+    score: float
+    bitops_ratio: float
+    quality: float
+    accepted: bool
+
+    def to_json_dict(self) -> dict:
+        return {"map": self.map, "bits": self.bits, "score": _sig(self.score), "bitops_ratio": _sig(self.bitops_ratio),
+                "quality": _metric(self.quality), "accepted": self.accepted}
+
+
+@dataclass(frozen=True)
+class QuantmcuPlanReport:
+    """A patch plan as QuantMCU reports it: the split layer (its index) and tensor, the stage's layers, the
+    grid and (the plan taken) the s x s sub-patches an outlier patch's 8-bit chain runs as."""
+
+    split_layer: int
+    split_tensor: str
+    stage_layers: int
+    grid: int
+    sub_patches: int | None = None
+
+    def to_json_dict(self) -> dict:
+        out: dict = {"split_layer": self.split_layer, "split_tensor": self.split_tensor,
+                     "stage_layers": self.stage_layers, "grid": self.grid}
+        if self.sub_patches is not None:
+            out["sub_patches"] = self.sub_patches
+        return out
+
+
+@dataclass(frozen=True)
+class QuantmcuReport:
+    """What QuantMCU chose and measured (report.json's ``quantmcu`` object; docs/quantmcu.md, "Command line").
+
+    BitOPs are per inference, expectations over the calibration samples' patch chains: stage (``bitops_8bit``:
+    8-bit patching on the same split and grid; ``bitops``: this plan; ``bitops_8bit_own_plan``: 8-bit patching
+    at its own best plan under the same budget) and model (``bitops_model*``). ``patch_outlier_share``: per
+    patch (row-major over the grid), the share of calibration samples on which the check sent it to the 8-bit
+    chain; ``quality``: the guard's metrics on the held-back samples against the 8-bit model."""
+
+    options: tuple[tuple[str, object], ...]
+    plan: QuantmcuPlanReport
+    base_plan: QuantmcuPlanReport | None
+    bitops_8bit: int
+    bitops: int
+    bitops_model_8bit: int
+    bitops_model: int
+    bitops_8bit_own_plan: int
+    checked_map: str
+    threshold: int
+    outlier_patch_share: float
+    patch_outlier_share: tuple[float, ...]
+    feature_maps: tuple[FeatureMapReport, ...]
+    guard: str
+    floor: float | None
+    quality: tuple[tuple[str, float], ...]
+    entropy_only_bits: tuple[tuple[str, int], ...]
+    entropy_only_quality: tuple[tuple[str, float], ...]
+    search_steps: tuple[SearchStepReport, ...]
+    search_seconds: float
+    flash_bytes: int
+    held_back_samples: int = 0  # the guard's samples (0: not given)
+    calibration_samples: int = 0  # the samples VDPC and the low-bit chain were calibrated on
+    notes: tuple[str, ...] = ()  # what the user should know about the search (e.g. maps frozen by the guard)
+
+    @staticmethod
+    def _ratio(a: float, b: float) -> float:
+        return a / b if b else 0.0
+
+    @property
+    def saving(self) -> float:
+        """Stage BitOPs of 8-bit patching on the same split and grid over this plan's (2.0: half)."""
+        return self._ratio(self.bitops_8bit, self.bitops)
+
+    @property
+    def saving_model(self) -> float:
+        return self._ratio(self.bitops_model_8bit, self.bitops_model)
+
+    @property
+    def saving_own_plan(self) -> float:
+        """Stage BitOPs of 8-bit patching at its own best plan over this plan's."""
+        return self._ratio(self.bitops_8bit_own_plan, self.bitops)
+
+    def quality_of(self, metric: str) -> float | None:
+        return dict(self.quality).get(metric)
+
+    def to_json_dict(self) -> dict:
+        grid = self.plan.grid
+        rows = [[_sig(v) for v in self.patch_outlier_share[r * grid:(r + 1) * grid]] for r in range(grid)]
+        return {
+            "options": dict(self.options),
+            "plan": self.plan.to_json_dict(),
+            "base_plan": self.base_plan.to_json_dict() if self.base_plan is not None else None,
+            "bitops_8bit": self.bitops_8bit, "bitops": self.bitops, "saving": _sig(self.saving),
+            "bitops_model_8bit": self.bitops_model_8bit, "bitops_model": self.bitops_model,
+            "saving_model": _sig(self.saving_model),
+            "bitops_8bit_own_plan": self.bitops_8bit_own_plan, "saving_own_plan": _sig(self.saving_own_plan),
+            "checked_map": self.checked_map, "threshold": self.threshold,
+            "outlier_patch_share": _sig(self.outlier_patch_share), "patch_outlier_share": rows,
+            "feature_maps": [m.to_json_dict() for m in self.feature_maps],
+            "quality": {"guard": self.guard, "floor": self.floor, **{k: _metric(v) for k, v in self.quality},
+                        "held_back_samples": self.held_back_samples, "calibration_samples": self.calibration_samples},
+            "entropy_only": {"bits": dict(self.entropy_only_bits),
+                             "quality": {k: _metric(v) for k, v in self.entropy_only_quality}},
+            "search_steps": [s.to_json_dict() for s in self.search_steps],
+            "search_seconds": round(self.search_seconds, 3),
+            "flash_bytes": self.flash_bytes,
+            "notes": list(self.notes),
+        }
 
 
 @dataclass(frozen=True)
@@ -261,6 +416,7 @@ class Report:
     rounding: str = "double"  # requantization rounding of the integer graph (arith.fixedpoint.ROUNDINGS)
     kernels: str = "auto"  # the --kernels policy (ops.kernel.KERNEL_POLICIES)
     calibration: CalibrationReport | None = None  # None: nothing calibrated (the model's own params)
+    quantmcu: QuantmcuReport | None = None  # None: QuantMCU was not used (report.json has no such key then)
 
     @property
     def fast_mac_share(self) -> float:
@@ -315,4 +471,6 @@ class Report:
         out["fast_mac_share"] = round(self.fast_mac_share, 6)
         if self.calibration is not None:
             out["calibration"] = self.calibration.to_json_dict()
+        if self.quantmcu is not None:
+            out["quantmcu"] = self.quantmcu.to_json_dict()
         return out

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .report import PlanChoiceReport, QuantizationReport, Report
+import math
+
+from .report import PlanChoiceReport, QuantizationReport, QuantmcuReport, Report
 
 #: Calibrated tensors the summary names when a model is partly quantized (the JSON lists them all).
 NAMED_CALIBRATED = 5
@@ -84,6 +86,53 @@ def kernels_line(report: Report) -> str:
     return line
 
 
+def _bitops(n: float) -> str:
+    return f"{n / 1e9:.3g} G" if n >= 1e9 else f"{n / 1e6:.3g} M" if n >= 1e6 else f"{n / 1e3:.3g} k"
+
+
+def _quality(metric: str, v: float | None) -> str:
+    if v is None:
+        return "-"
+    if metric == "sqnr":
+        return f"SQNR {v:.1f} dB" if math.isfinite(v) else "SQNR identical"
+    if metric == "agreement":
+        return f"agreement {100 * v:.1f}%"
+    return f"{metric} {v:.4g}"
+
+
+def quantmcu_lines(q: QuantmcuReport) -> list[str]:
+    """The summary's QuantMCU lines: bits per feature map, the outlier share, the stage BitOPs saving and the
+    quality against the guard's floor (report.json's ``quantmcu`` object has every figure)."""
+    maps = ", ".join(f"{m.name} {m.bits}" + (" (checked)" if m.checked else "") for m in q.feature_maps)
+    plan = f"{q.plan.grid}x{q.plan.grid} patches over {q.plan.stage_layers} layers"
+    if q.plan.sub_patches and q.plan.sub_patches > 1:
+        plan += f", outlier patches as {q.plan.sub_patches}x{q.plan.sub_patches} sub-patches"
+    lines = [f"QuantMCU  {plan}; bits per feature map: {maps}",
+             f"          outlier patches (8-bit chain): {100 * q.outlier_patch_share:.1f}% of the calibration patches "
+             f"(check on '{q.checked_map}', |q - zp| > {q.threshold})"]
+    own = ""
+    if q.base_plan is not None and (q.base_plan.stage_layers, q.base_plan.grid) != (q.plan.stage_layers, q.plan.grid):
+        own = (f"; 8-bit at its own plan ({q.base_plan.grid}x{q.base_plan.grid} over {q.base_plan.stage_layers} "
+               f"layers) {_bitops(q.bitops_8bit_own_plan)}: {q.saving_own_plan:.2f}x")
+    lines.append(f"          stage BitOPs {_bitops(q.bitops_8bit)} -> {_bitops(q.bitops)} ({q.saving:.2f}x fewer than "
+                 f"8-bit patching on the same plan{own}); model BitOPs {q.saving_model:.2f}x fewer")
+    got = [_quality(k, v) for k, v in q.quality]
+    if q.guard == "off":
+        floor = "guard off"
+    else:
+        value = q.quality_of(q.guard)
+        floor_text = _quality(q.guard, q.floor)
+        ok = value is not None and q.floor is not None and value >= q.floor
+        floor = f"floor {floor_text}: {'met' if ok else 'MISSED'}"
+    entropy = ", ".join(_quality(k, v) for k, v in q.entropy_only_quality)
+    held = f" ({q.held_back_samples} held-back samples)" if q.held_back_samples else " on held-back samples"
+    lines.append(f"          quality vs 8-bit{held}: {', '.join(got) or '-'} ({floor})")
+    lines.append(f"          VDQS search {q.search_seconds:.1f} s, {len(q.search_steps)} steps; the entropy score alone "
+                 f"would give {entropy or '-'}")
+    lines += [f"          note: {n}" for n in q.notes]
+    return lines
+
+
 def format_summary(report: Report) -> str:
     """The per-layer table and the model's SRAM, flash and plan, as the CLI prints them."""
     lines = []
@@ -117,6 +166,8 @@ def format_summary(report: Report) -> str:
     quant = quantization_line(report.quantization)
     if quant:
         lines.append(quant)
+    if report.quantmcu is not None:
+        lines += quantmcu_lines(report.quantmcu)
     if report.rounding == "single":
         lines.append("rounding  single (one rounding per requantization, as ONNX QDQ semantics and onnxruntime; "
                      "--rounding double for TFLite's)")
