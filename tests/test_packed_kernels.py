@@ -108,7 +108,8 @@ def test_kernels_equal_the_simulator_on_host_under_sanitizers(cases, cases_c, tm
 
 @pytest.mark.parametrize("board_name", ["qemu-m4", "qemu-m7", "qemu-m55"])
 def test_kernels_equal_the_simulator_on_emulated_cores(board_name, cases, cases_c, tmp_path):
-    """The DSP versions with the real SIMD32 instructions (M55: its DSP extension; no Helium packed kernel)."""
+    """The DSP versions with the real SIMD32 instructions (M55: its DSP extension, which a layer its MVE packed
+    kernels do not take runs; those are tested in test_packed_mve.py)."""
     _need_arm_tools()
     from mcucompile.boards import get_board
     from mcucompile.targets.firmware import run_qemu

@@ -8,8 +8,11 @@ computes with the tensors' own bits (``Conv2D.eval_int``: the same accumulator, 
 saturation to the output's bits), then pack (``arith/bitwidth.py``). Portable C everywhere; on cores with
 the DSP extension the SIMD32 versions (``mcu_conv_dsp_a*w8_s8``, groups 1; ``mcu_dwconv_dsp_a*w8_s8``, channel
 multiplier 1, <= 64 taps) unpack at the load stage into int16 lanes and keep the MAC loop on SMLAD with the
-int8 kernels' weight layouts (``fast_layout``). MVE (Cortex-M55) takes the DSP versions (the M55 has the DSP
-extension): no Helium packed kernel yet.
+int8 kernels' weight layouts (``fast_layout``). On cores with MVE (Cortex-M55) the Helium versions come first
+(``mcu_conv_mve_a*w8_s8``, groups 1, any window, 1x1 included; ``mcu_dwconv_mve_a*w8_s8``, channel multiplier 1,
+<= 64 taps; ``runtime_c/include/mcunn_packed_mve.h``): they unpack into int8 lanes at the load stage, run the int8
+MVE matrix core (VMLADAVA) or VMULLB / VMULLT with int16 sums (depthwise) on the int8 MVE kernels' weight layouts
+(``mve_layout``) with the input offset folded into the bias, and pack at the store.
 
 Only ``conv.py`` calls :func:`conv_call` / :func:`depthwise_call`; everything the compiler states about these
 kernels (access pattern for the plan safety check, cost for the patch search, scratch) is here.
@@ -21,7 +24,7 @@ import numpy as np
 
 from ..arith.bitwidth import pixel_bytes
 from ..ir import Graph, Node
-from . import fast_layout
+from . import fast_layout, mve_layout
 from .base import tensor_bits
 from .kernel import (
     Kernel,
@@ -50,9 +53,11 @@ def packed_bits(graph: Graph, node: Node) -> tuple[int, int] | None:
     return int(bi), int(bo)
 
 
-def function_name(op: str, in_bits: int, dsp: bool) -> str:
-    """The C function: ``mcu_conv_a4w8_s8``, ``mcu_dwconv_dsp_a2w8_s8``..."""
-    return f"mcu_{op}{'_dsp' if dsp else ''}_a{in_bits}w8_s8"
+def function_name(op: str, in_bits: int, variant: bool | str) -> str:
+    """The C function: ``mcu_conv_a4w8_s8``, ``mcu_dwconv_dsp_a2w8_s8``, ``mcu_conv_mve_a4w8_s8``... ``variant``:
+    "mve", "dsp" (or True), "" (or False) for the portable kernel."""
+    tag = "dsp" if variant is True else (variant or "")
+    return f"mcu_{op}{'_' + tag if tag else ''}_a{in_bits}w8_s8"
 
 
 def _packed_dims(d, bits: int):
@@ -219,8 +224,135 @@ DEPTHWISE_CONV_DSP = Kernel("depthwise_conv_packed_dsp.c.j2", _dwconv_access, Ke
     fast=True, header="mcunn_packed.h", packed=True, replaces=(1, 2))
 
 
+# --- the MVE (Helium) versions: runtime_c/include/mcunn_packed_mve.h ----------------------------------------
+
+def conv_mve_scratch_bytes(kh: int, kw: int, cin: int, cout: int, out_bits: int) -> int:
+    """``mcu_conv_mve_get_buffer_size_packed``: two int8 windows (2 * KH * KW * C_in) and, for a packed output, two
+    int8 output rows (2 * C_out) packed at the store."""
+    return 2 * kh * kw * cin + (0 if out_bits == 8 else 2 * cout)
+
+
+def dwconv_mve_scratch_bytes(channels: int, in_bits: int) -> int:
+    """``mcu_dwconv_mve_get_buffer_size_packed``: one pixel of input zero points, P(C, in bits) bytes."""
+    return pixel_bytes(channels, in_bits)
+
+
+def dwconv_mve_constants(weights: np.ndarray, bias: np.ndarray | None, input_offset: int) -> mve_layout.MveConstants:
+    """Weights ("16-blocks", ``mve_layout.dwconv_weights``) and bias of ``mcu_dwconv_mve_a*w8_s8``: the input offset
+    folded in, in channel order, C entries (its lanes hold the raw values, whatever their bits)."""
+    w = np.asarray(weights)
+    c = w.shape[-1]
+    folded = fast_layout.fold_input_offset(bias, np.moveaxis(w.reshape(-1, c), -1, 0), input_offset)
+    return mve_layout.MveConstants("mcu_dwconv_mve_a*w8_s8", mve_layout.dwconv_weights(w), folded.astype(np.int32), 0)
+
+
+def _conv_mve_access(args: KernelArgs):
+    """mcu_conv_mve_a*w8_s8: as mcu_conv_a*w8_s8 with groups 1, weights C_out * K ("quads"), folded bias C_out
+    entries, scratch mcu_conv_mve_get_buffer_size_packed (two int8 windows, then two int8 output rows for a packed
+    output; all written)."""
+    filt = args.graph.tensors[args.node.inputs[1]].shape
+    in_d, out_d = args.in_dims[0], args.out_dims
+    contract = _bits_contract(args)
+    if args.context["groups"] != 1 or len(filt) != 4 or filt[3] != in_d[3] or filt[0] != out_d[3]:
+        contract.append(f"filter {list(filt)} does not fit input {list(in_d)} / output {list(out_d)} (groups 1)")
+    need = conv_mve_scratch_bytes(filt[1], filt[2], in_d[3], out_d[3], args.context["out_bits"])
+    if args.scratch is None or args.scratch_bytes < need:
+        contract.append(f"scratch of {args.scratch_bytes} B passed, the kernel needs {need} B")
+    acc = _io_access(args, prod(filt), args.array("weights"), args.array("bias"))
+    if args.scratch is not None and in_d[0] * out_d[1] * out_d[2]:
+        acc.append(write(args.scratch, need, "scratch"))
+    return acc, contract
+
+
+def _dwconv_mve_access(args: KernelArgs):
+    """mcu_dwconv_mve_a*w8_s8: channel multiplier 1, <= 64 taps, "16-blocks" weights, folded bias C entries,
+    scratch of one zero-point pixel (P(C, in bits) bytes, written once per call)."""
+    filt = args.graph.tensors[args.node.inputs[1]].shape
+    in_d, out_d = args.in_dims[0], args.out_dims
+    contract = _bits_contract(args)
+    why = mve_layout.dwconv_problem((filt[0], filt[1]), args.context["ch_mult"])
+    if why:
+        contract.append(why)
+    if in_d[3] != out_d[3] or filt[-1] != out_d[3]:
+        contract.append(f"channels: input {in_d[3]}, output {out_d[3]}, filter {list(filt)} (multiplier 1)")
+    need = dwconv_mve_scratch_bytes(in_d[3], args.context["in_bits"])
+    if args.scratch is None or args.scratch_bytes < need:
+        contract.append(f"scratch of {args.scratch_bytes} B passed, the kernel needs {need} B")
+    acc = _io_access(args, prod(filt), args.array("weights"), args.array("bias"))
+    if args.scratch is not None:
+        acc.append(write(args.scratch, need, "scratch"))
+    return acc, contract
+
+
+def _conv_mve_counts(node, graph, g):
+    """Every tap of every output pixel unpacked into im2col (the zero point for taps outside), 2 pixels x 4
+    channels per block of the int8 matrix core; a packed output packed per pixel."""
+    f = base_counts(node, graph, g)
+    c_out, kh, kw, c_in = graph.tensors[node.inputs[1]].shape
+    pixels = float(g.out_h * g.out_w)
+    f["pixels"] = pixels
+    f["macs"] = pixels * c_out * kh * kw * c_in
+    f["unpacked"] = pixels * kh * kw * c_in
+    return f
+
+
+def _dwconv_mve_counts(node, graph, g):
+    """16 channels per block and tap (every tap: the zero-point pixel outside), one output stage per block."""
+    f = base_counts(node, graph, g)
+    kh, kw, c = graph.tensors[node.inputs[1]].shape
+    pixels = float(g.out_h * g.out_w)
+    blocks = float(-(-c // 16))
+    f["pixels"] = pixels
+    f["blocks"] = pixels * blocks
+    f["block_taps"] = pixels * blocks * kh * kw
+    f["macs"] = pixels * kh * kw * c
+    return f
+
+
+_MVE_NOTE = ("first estimate from the int8 MVE kernels' fitted terms (the conv's matrix core is theirs), to be set "
+             "from bench/packed_kernels.py --board qemu-m55")
+CONV_MVE = Kernel("conv_packed_mve.c.j2", _conv_mve_access, KernelCost(
+    ("calls", "pixels", "outputs", "packed_outputs", "unpacked", "macs"),
+    {"calls": 300.0, "pixels": 158.0, "outputs": 11.5, "packed_outputs": 1.0, "unpacked": 0.6, "macs": 0.151},
+    lambda node, graph, g: _packed_outputs(node, graph, _conv_mve_counts(node, graph, g)), note=_MVE_NOTE),
+    fast=True, header="mcunn_packed_mve.h", packed=True, replaces=(1, 2))
+DEPTHWISE_CONV_MVE = Kernel("depthwise_conv_packed_mve.c.j2", _dwconv_mve_access, KernelCost(
+    ("calls", "pixels", "blocks", "block_taps"),
+    {"calls": 300.0, "pixels": 60.0, "blocks": 60.0, "block_taps": 10.0},
+    lambda node, graph, g: _dwconv_mve_counts(node, graph, g), note=_MVE_NOTE),
+    fast=True, header="mcunn_packed_mve.h", packed=True, replaces=(1, 2))
+
+
+def _mve_conv_call(node: Node, graph: Graph, target: KernelTarget, ctx: dict, bits: tuple[int, int],
+                   fast_constants):
+    """The MVE packed conv call, or None when it does not apply (groups, scratch under ``lean``)."""
+    if target.mve_problem() is not None or mve_layout.conv_problem(node.attrs.groups) is not None:
+        return None
+    w = graph.tensors[node.inputs[1]].data
+    need = conv_mve_scratch_bytes(*w.shape[1:], w.shape[0], bits[1])
+    if target.scratch_problem(need, "MVE") is not None:
+        return None
+    bias = graph.tensors[node.inputs[2]].data if len(node.inputs) > 2 and node.inputs[2] else None
+    fc = fast_constants(mve_layout.conv_constants, w, bias, node.params.input_offset)
+    ctx.update(weights=fc.weights, bias=fc.bias, function=function_name("conv", bits[0], "mve"))
+    return CONV_MVE.call(ctx, scratch_bytes=need)
+
+
+def _mve_depthwise_call(node: Node, graph: Graph, target: KernelTarget, ctx: dict, bits: tuple[int, int],
+                        fast_constants):
+    """The MVE packed depthwise call, or None when it does not apply (multiplier, window)."""
+    if target.mve_problem() is not None or mve_layout.dwconv_problem(node.attrs.window.kernel, ctx["ch_mult"]):
+        return None
+    w = graph.tensors[node.inputs[1]].data
+    bias = graph.tensors[node.inputs[2]].data if len(node.inputs) > 2 and node.inputs[2] else None
+    fc = fast_constants(dwconv_mve_constants, w, bias, node.params.input_offset)
+    ctx.update(weights=fc.weights, bias=fc.bias, dsp=False, function=function_name("dwconv", bits[0], "mve"))
+    cin = graph.tensors[node.inputs[0]].shape[-1]
+    return DEPTHWISE_CONV_MVE.call(ctx, scratch_bytes=dwconv_mve_scratch_bytes(cin, bits[0]))
+
+
 def _dsp_why(target: KernelTarget) -> str | None:
-    # the M55 has the DSP extension too: with no Helium packed kernel it takes the SIMD32 ones
+    # the M55 has the DSP extension too: a layer its MVE kernels do not take runs the SIMD32 ones
     if target.kernels == "portable":
         return "--kernels portable"
     if target.board is None:
@@ -235,6 +367,9 @@ def conv_call(node: Node, graph: Graph, target: KernelTarget, ctx: dict, bits: t
     ``fast_constants``: conv.py's cached ``fast_layout`` constants (one layout per weights array)."""
     in_bits, out_bits = bits
     ctx.update(in_bits=in_bits, out_bits=out_bits)
+    call = _mve_conv_call(node, graph, target, ctx, bits, fast_constants)
+    if call is not None:
+        return call
     why = _dsp_why(target) or fast_layout.conv_problem(node.attrs.groups)
     if why is None:
         w = graph.tensors[node.inputs[1]].data
@@ -253,6 +388,9 @@ def depthwise_call(node: Node, graph: Graph, target: KernelTarget, ctx: dict, bi
     """The packed kernel call of a depthwise layer reading or writing a sub-byte map (``bits``: in, out)."""
     in_bits, out_bits = bits
     ctx.update(in_bits=in_bits, out_bits=out_bits)
+    call = _mve_depthwise_call(node, graph, target, ctx, bits, fast_constants)
+    if call is not None:
+        return call
     why = _dsp_why(target) or fast_layout.dwconv_problem(node.attrs.window.kernel, ctx["ch_mult"])
     if why is None:
         w = graph.tensors[node.inputs[1]].data

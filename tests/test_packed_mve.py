@@ -1,0 +1,248 @@
+"""The MVE (Helium, Cortex-M55) packed-activation kernels (runtime_c/include/mcunn_packed_mve.h,
+compiler/ops/packed_kernels.py): mcu_conv_mve_a{8,4,2}w8_s8 and mcu_dwconv_mve_a{8,4,2}w8_s8.
+
+Kernel by kernel on qemu-m55 (tests/c_kernels/packed_mve_main.c): the random layers of packed_cases.py at every
+(input bits, output bits) pair (odd channel counts, channel tails past the 16-block, start offsets, partial regions,
+strides, dilations), plus zero points at both ends of each range, worst-case magnitudes for the depthwise int16 sums
+(every input at its most negative value, weights -128) and windows past the 31-tap int16 chunk, each output equal
+to the simulator's bytes; the scratch each kernel asks for equal to what the compiler declares. A harness given the
+wrong weight order fails.
+
+In a compiled network: the small CNN of test_packed_kernels.py with its stage maps at 4 and 2 bits on qemu-m55,
+layer by layer and patched: every conv / depthwise layer of the stage takes its MVE packed kernel, the C equals the
+simulator byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mcucompile.api import build_and_run_board
+from mcucompile.arith.bitwidth import pack, qrange, unpack
+from mcucompile.ops import fast_layout, mve_layout, packed_kernels
+from mcucompile.ops.base import op_def
+from mcucompile.ops.kernel import KernelTarget
+from mcucompile.patch import plan_patches
+from mcucompile.quant.simulate import run_int
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "c_kernels"))
+import harness
+import packed_cases
+
+SEED = 55
+PER_PAIR = 5  # 5 conv + 5 depthwise random cases per bit pair
+MAIN = harness.HERE / "packed_mve_main.c"
+
+
+def _need_arm_tools():
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                        "qemu-system-arm)")
+
+
+def _weights(c: packed_cases.PackedCase) -> np.ndarray:
+    if c.kind == packed_cases.KIND["conv"]:
+        return c.filter.reshape(c.filter_dims)
+    return c.filter.reshape(c.filter_dims[1:])
+
+
+def mve_case(c: packed_cases.PackedCase) -> packed_cases.PackedCase:
+    """``c`` with the MVE kernel's weights, folded bias and scratch as its fast ones (a case at 8 bits in and out:
+    the int8 MVE kernel's); has_fast where the MVE kernel takes the layer (groups / multiplier 1, <= 64 taps)."""
+    wts = _weights(c)
+    conv = c.kind == packed_cases.KIND["conv"]
+    int8 = c.in_bits == 8 and c.out_bits == 8
+    if conv:
+        fits = c.groups == 1
+        if not fits:
+            return dataclasses.replace(c, has_fast=False, fast_filter=c.filter, fast_bias=c.bias, scratch_fast=0)
+        _, kh, kw, cin = wts.shape
+        fast = mve_layout.conv_weights(wts)
+        bias = fast_layout.fold_input_offset(c.bias, wts, c.in_off)
+        one = (kh, kw) == (1, 1) and max(c.pad) <= 0
+        scratch = ((0 if one else mve_layout.conv_scratch_bytes(kh, kw, cin)) if int8 else
+                   packed_kernels.conv_mve_scratch_bytes(kh, kw, cin, wts.shape[0], c.out_bits))
+    else:
+        fits = c.groups == 1 and mve_layout.dwconv_problem(wts.shape[:2], 1) is None
+        if not fits:
+            return dataclasses.replace(c, has_fast=False, fast_filter=c.filter, fast_bias=c.bias, scratch_fast=0)
+        if int8:
+            k = mve_layout.dwconv_constants(wts, c.bias, c.in_off)
+            scratch = k.scratch_bytes
+        else:
+            k = packed_kernels.dwconv_mve_constants(wts, c.bias, c.in_off)
+            scratch = packed_kernels.dwconv_mve_scratch_bytes(wts.shape[2], c.in_bits)
+        fast, bias = k.weights, k.bias
+    return dataclasses.replace(c, has_fast=True, fast_filter=fast, fast_bias=np.asarray(bias, np.int32),
+                               scratch_fast=scratch)
+
+
+def resimulate(c: packed_cases.PackedCase, *, x: np.ndarray | None = None, wts: np.ndarray | None = None,
+               in_zp: int | None = None, out_zp: int | None = None, scale_to_fit: bool = False,
+               describe: str = "") -> packed_cases.PackedCase:
+    """``c`` with other input values / weights / zero points and the simulator's output for them; with
+    ``scale_to_fit`` the requantization maps each channel's largest accumulator to half the output range (no
+    saturation: an accumulator off by anything shows in the bytes)."""
+    kind = "conv" if c.kind == packed_cases.KIND["conv"] else "dwconv"
+    cin = c.in_dims[3]
+    if x is None:
+        x = unpack(c.input.reshape(c.in_dims[:3] + (-1,)), c.in_bits, cin).astype(np.int8)
+    if wts is None:
+        wts = _weights(c)
+    in_off = c.in_off if in_zp is None else -in_zp
+    out_off = c.out_off if out_zp is None else out_zp
+    args = (c.stride, c.pad, c.dilation, c.groups, c.out_dims[1:3], c.in_bits)
+    mult, shift, act = c.mult, c.shift, c.act
+    if scale_to_fit:
+        acc = packed_cases.simulate(kind, x, wts, c.bias, np.full(len(c.mult), 1 << 30), np.ones(len(c.mult)),
+                                    in_off, 0, (-(1 << 31), (1 << 31) - 1), *args, 32)
+        peak = np.abs(acc.reshape(-1, acc.shape[-1]).astype(np.int64)).max(axis=0) + 1
+        # y = acc * 2^30 * 2^(shift - 31) = acc * 2^(shift - 1): the peak to at most 2^(out_bits - 2)
+        shift = np.clip(c.out_bits - 1 - np.ceil(np.log2(peak)).astype(np.int64), -31, 0).astype(np.int32)
+        mult = np.full(len(c.mult), 1 << 30, np.int32)
+        act = (-128, 127)
+    lo, hi = qrange(c.out_bits)
+    out_off = int(np.clip(out_off, lo, hi))
+    y = packed_cases.simulate(kind, x, wts, c.bias, mult, shift, in_off, out_off, act, *args, c.out_bits)
+    filt = wts.reshape(-1).astype(np.int8)
+    return dataclasses.replace(c, describe=c.describe + describe, input=pack(x, c.in_bits).reshape(-1), filter=filt,
+                               fast_filter=filt, in_off=in_off, out_off=out_off, mult=mult.astype(np.int32),
+                               shift=np.asarray(shift, np.int32), act=act, expected=pack(y, c.out_bits).reshape(-1))
+
+
+def edge_cases(seed: int) -> list[packed_cases.PackedCase]:
+    """Per bit pair and kind: zero points at both ends of the input and output ranges; depthwise windows past the
+    31-tap chunk (7x7) and worst-case magnitudes (inputs at qmin, weights -128 on most taps)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for bi, bo in packed_cases.BIT_PAIRS:
+        (ilo, ihi), (olo, ohi) = qrange(bi), qrange(bo)
+        for kind, hwc, k, cout, pad in (("conv", (7, 6, 5), (3, 3), 7, (1, 1)), ("conv", (5, 5, 19), (1, 1), 9, (0, 0)),
+                                        ("dwconv", (7, 6, 21), (3, 3), 21, (1, 1))):
+            base = packed_cases.layer_case(kind, bi, bo, hwc, k, cout, pad=pad, seed=int(rng.integers(1 << 30)))
+            out.append(resimulate(base, in_zp=ilo, out_zp=ohi, describe=" zp min/max"))
+            out.append(resimulate(base, in_zp=ihi, out_zp=olo, describe=" zp max/min"))
+        for kernel, ch in (((7, 7), 19), ((3, 3), 33)):
+            base = packed_cases.layer_case("dwconv", bi, bo, (9, 8, ch), kernel, ch, pad=(kernel[0] // 2,) * 2,
+                                           seed=int(rng.integers(1 << 30)))
+            x = np.full(base.in_dims, ilo, np.int8)
+            x[rng.random(x.shape) < 0.1] = ihi
+            wts = np.where(rng.random(_weights(base).shape) < 0.85, -128,
+                           rng.integers(-128, 128, _weights(base).shape)).astype(np.int8)
+            out.append(resimulate(base, x=x, wts=wts, in_zp=ihi, scale_to_fit=True, describe=" worst magnitudes"))
+            out.append(resimulate(base, in_zp=ilo, scale_to_fit=True, describe=" fit"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return [mve_case(c) for c in packed_cases.random_cases(SEED, PER_PAIR) + edge_cases(SEED)]
+
+
+def _failures(log: str) -> str:
+    return "\n".join(line for line in log.splitlines() if line.startswith(("FAIL", "MCU PACKED")))[:3000]
+
+
+def _run_m55(cases, tmp_path):
+    from mcucompile.boards import get_board
+    from mcucompile.targets.firmware import run_qemu
+
+    board = get_board("qemu-m55")
+    src = packed_cases.write_cases(cases, SEED, tmp_path / "cases.c")
+    elf = harness.build_firmware(board, [src, MAIN], tmp_path / "fw")
+    return elf, run_qemu(elf, board, timeout=300)
+
+
+def test_cases_cover_what_the_mve_kernels_branch_on(cases):
+    """Channel counts off the values per byte and past the 16-block, tails, windows past the int16 chunk, the MVE
+    kernel on most cases (not on grouped ones), every bit pair."""
+    assert {(c.in_bits, c.out_bits) for c in cases} == set(packed_cases.BIT_PAIRS)
+    fast = [c for c in cases if c.has_fast]
+    assert len(fast) > 0.7 * len(cases) and any(not c.has_fast for c in cases)
+    assert any(c.in_dims[3] % 2 for c in fast) and any(c.in_dims[3] % 4 for c in fast)
+    assert any(c.out_dims[3] > 16 and c.out_dims[3] % 16 for c in fast if c.kind == 1)
+    assert any(c.filter_dims[1] * c.filter_dims[2] > 31 for c in fast if c.kind == 1)
+    assert any(min(c.pad) < 0 for c in fast) and any(max(c.pad) > 0 for c in fast)
+
+
+def test_mve_kernels_equal_the_simulator_on_qemu_m55(cases, tmp_path):
+    _need_arm_tools()
+    elf, run = _run_m55(cases, tmp_path)
+    dis = subprocess.run(["arm-none-eabi-objdump", "-d", "-marmv8.1-m.main", str(elf)], capture_output=True,
+                         text=True, check=False).stdout
+    # objdump spells VMLADAVA.S8 by its alias vmlava.s8
+    assert all(op in dis for op in ("vmlava.s8", "vmullb.s8", "vmullt.s8", "vsli.16", "vsli.32", "vldrbt.u16", "vldrbt.u32"))
+    assert run.status == 0, _failures(run.log)
+    assert f"MCU PACKED MVE CASES {len(cases)} failed 0" in run.log, _failures(run.log)
+    ran = re.findall(r"MCU K \d+ mve \d+ 1", run.log)
+    assert len(ran) == sum(c.has_fast for c in cases)
+
+
+def test_the_mve_harness_catches_wrong_bytes(cases, tmp_path):
+    """The MVE conv given the model's weight order and a depthwise case whose expected byte is off by one bit are
+    both reported."""
+    _need_arm_tools()
+    # (with K < 16 the "quads" order is the model's: K >= 16 and a quad of channels)
+    conv = next(i for i, c in enumerate(cases) if c.has_fast and c.kind == 0 and c.filter_dims[0] >= 4
+                and np.prod(c.filter_dims[1:]) >= 16 and c.in_bits != 8)
+    dw = next(i for i, c in enumerate(cases) if c.has_fast and c.kind == 1 and c.in_bits == 2)
+    broken = [cases[conv], cases[dw]]
+    broken[0] = dataclasses.replace(broken[0], fast_filter=broken[0].filter)
+    wrong = broken[1].expected.copy()
+    wrong[-1] ^= 1
+    broken[1] = dataclasses.replace(broken[1], expected=wrong)
+    _, run = _run_m55(broken, tmp_path)
+    assert "FAIL case 0 " in run.log and "MVE bytes differ" in run.log
+    assert "FAIL case 1 " in run.log and "portable bytes differ" in run.log
+    assert "MCU PACKED MVE CASES 2 failed 2" in run.log
+
+
+# --- a compiled network with 4- and 2-bit stage maps on qemu-m55 ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def m55_net(tmp_path_factory):
+    import test_packed_kernels as tpk
+
+    return tpk._net(tmp_path_factory, "qemu-m55")
+
+
+def test_mve_kernel_choice(m55_net):
+    """qemu-m55: every packed conv / depthwise layer of the stage takes its MVE kernel (fast, no reason, scratch
+    declared); --kernels portable and a grouped conv fall back with the reason."""
+    import test_packed_kernels as tpk
+
+    g = tpk.lower_maps(m55_net.graph, tpk.MAP_BITS)
+    for n in g.nodes[:tpk.STAGE]:
+        call = op_def(n).kernel(n, g, m55_net.target)
+        assert call.kernel.name.endswith("packed_mve") and call.kernel.fast and call.reason is None, (n.name, call)
+        assert call.context["function"].startswith(("mcu_conv_mve_a", "mcu_dwconv_mve_a"))
+        assert call.scratch_bytes > 0 and call.kernel.packed
+    dw = g.nodes[1]
+    portable = op_def(dw).kernel(dw, g, KernelTarget(m55_net.board, "portable"))
+    assert portable.kernel.name == "depthwise_conv_packed" and "--kernels portable" in portable.reason
+
+
+@pytest.mark.parametrize("patched", [False, True], ids=["layer_by_layer", "patched"])
+def test_packed_network_on_qemu_m55_is_bit_exact(m55_net, patched, tmp_path):
+    _need_arm_tools()
+    import test_packed_kernels as tpk
+
+    g = tpk.lower_maps(m55_net.graph, tpk.MAP_BITS)
+    patch = plan_patches(g, tpk.STAGE, 3) if patched else None
+    c = tpk._rebuild(m55_net, g, patch)
+    calls = tpk._calls(c)
+    for fn in ("mcu_conv_mve_a8w8_s8", "mcu_dwconv_mve_a4w8_s8", "mcu_conv_mve_a2w8_s8", "mcu_dwconv_mve_a4w8_s8",
+               "mcu_conv_mve_a4w8_s8"):
+        assert fn in calls, calls
+    assert "#include \"mcunn_packed_mve.h\"" in c.sources.files["src/model.c"]
+    x_q, outs, _, _ = build_and_run_board(c, c.calib[:2], tmp_path)
+    ref = [run_int(g, {g.inputs[0]: x})[g.outputs[0]].reshape(-1) for x in x_q]
+    assert np.array_equal(outs[0], np.stack(ref))
