@@ -2,7 +2,8 @@
 
 The pipeline, in order (each stage a function over plain data, see docs/architecture.md):
   load -> canonicalize -> calibrate -> quantize_graph -> choose_patching (plans the arena) -> check the
-  plan's memory safety -> generate_c -> report -> check fit
+  plan's memory safety -> [--quantmcu: plan_quantmcu (VDPC, VDQS, the two-chain patch loop and its arena)] ->
+  check fit -> generate_c -> report
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..frontend import check_single_sample, load_onnx
 from ..frontend.tflite import load_tflite
 from ..ir import Graph
 from ..memory import ArenaPlan
+from ..ops.base import quantize_values
 from ..ops.kernel import KernelTarget
 from ..passes import canonicalize
 from ..patch.search import choose_patching
@@ -29,7 +31,9 @@ from ..quant.bias_correction import correct_biases
 from ..quant.calibrate import Calibration, calibrate_tensors, load_calibration, synthetic_calibration
 from ..quant.methods import check_override_names
 from ..quant.quantize import calibration_needs, quantize_graph
-from ..quant.simulate import to_logical
+from ..quant.simulate import to_logical, to_physical
+from ..quantmcu import check_problems, plan_quantmcu
+from ..quantmcu.options import QuantmcuResult
 from ..reference.tflite_refs import probe_tflm_arena
 from ..report import Report, build_report, flash_estimate
 from ..report.report import CalibrationReport, TensorCalibration
@@ -54,6 +58,7 @@ class Compiled:
     patch: object = None  # PatchPlan, or None for layer-by-layer execution
     schedule: Schedule | None = None  # what the generated code runs, step by step
     target: KernelTarget | None = None  # the board and kernel policy every layer's kernel was chosen for
+    quantmcu: QuantmcuResult | None = None  # what --quantmcu chose and measured (None: not used)
 
 
 def _sha256(path: Path) -> str:
@@ -144,10 +149,18 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     needs = calibration_needs(float_graph) if fmt != "onnx" else set()
     cal_opts = options.calibration
     cal: Calibration | None = None
+    qm_calib = None  # QuantMCU's calibration samples where they are not ``calib``
     if fmt != "onnx" and not needs:
         calib = pre_quantized_samples(float_graph, options.calib_samples)
-        if options.calib:
+        if options.calib and options.quantmcu is not None:
+            # the model's scales stay; QuantMCU's threshold, low-bit params and guard need real inputs
+            qm_calib = load_calibration(options.calib, in_shape)
+            notes.append("--calib used by QuantMCU only: the model is already quantized and carries its own scales")
+        elif options.calib:
             notes.append("--calib ignored: the model is already quantized and carries its own scales")
+        elif options.quantmcu is not None:
+            notes.append(f"no --calib data given: QuantMCU calibrates its low-bit chain on {options.calib_samples} "
+                         "random int8 inputs; pass --calib with a few hundred real inputs")
         if cal_opts.overrides:
             raise UserError(f"tensor '{cal_opts.overrides[0].name}': the model is already quantized and carries its "
                             "own scales for every tensor; per-tensor calibration overrides apply to float ONNX models")
@@ -210,6 +223,22 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
             "layer, --max-patch-overhead 0.2 caps the recomputation"
         )
     check_plan_memory(graph, plan, patch, target)  # a plan that reads or writes outside its buffers is a bug: stop here
+    qm = None
+    if options.quantmcu is not None:
+        if patch is None:
+            raise UserError(no_patch_for_quantmcu(choice, budget, po.mode))
+        samples = qm_calib if qm_calib is not None else calib
+        calib_q = np.stack([quantize_values(to_physical(graph, graph.inputs[0], s[None]), graph.tensors[graph.inputs[0]].quant)
+                            for s in samples])
+        qm = plan_quantmcu(graph, patch, calib_q, options.quantmcu, target, budget, progress)
+        # schedule/safety.py's check does not know two-chain loops yet; until it does, the dispatch's own check
+        # (the outlier check's reads and the move) guards the plan; either finding is a compiler bug
+        problems = check_problems(qm.schedule, qm.arena)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise RuntimeError(f"unsafe QuantMCU patch loop: {problems[0]}{more}")
+        graph, plan, patch = qm.schedule.graph, qm.arena, qm.plan
+        notes.extend(qm.notes)
     check_fit(plan.arena_size, sum(flash_estimate(graph)), board, options, choice)
     provenance = {
         "model": model_path.name,
@@ -225,7 +254,11 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     if patch is not None:
         provenance["patching"] = (f"first {patch.stage_len} layers in {patch.grid}x{patch.grid} patches, input "
                                   f"{'filled by patch' if patch.input_by_patch else 'whole'}")
-    schedule = build_schedule(graph, patch, board=target)
+    if qm is not None:
+        low = [f"{graph.tensors[m.name].origin or m.name} {m.bits}" for m in qm.feature_maps if m.bits < 8]
+        provenance["quantmcu"] = (f"outlier check on '{graph.tensors[qm.checked_map].origin or qm.checked_map}' "
+                                  f"(threshold {qm.threshold}); low-bit maps: {', '.join(low) or 'none'}")
+    schedule = qm.schedule if qm is not None else build_schedule(graph, patch, board=target)
     sources = generate_c(schedule, plan, options.name, provenance)
     tflm_arena, why = None, None
     if fmt == "tflite":
@@ -239,7 +272,21 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
                           calibration=calibration_report(cal, graph, needs if fmt != "onnx" else None, str(cal_opts.rule),
                                                          cal_opts.bias_correction and fmt == "onnx", len(corrected)))
     return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes), fmt,
-                    patch, schedule, target)
+                    patch, schedule, target, qm)
+
+
+def no_patch_for_quantmcu(choice, budget: int, mode: str) -> str:
+    """The one-line error for --quantmcu on a compile that chose no patch plan: why, and the fix."""
+    peak = choice.layerwise_peak
+    if mode == "off":
+        return ("--quantmcu needs a patched stage, and patching is off (--no-patch); fix: drop --no-patch and give "
+                f"--sram-limit below {peak} or force a plan with --split/--patches")
+    if peak <= budget:
+        return (f"--quantmcu needs a patched stage: the model fits layer by layer ({peak:,} B of SRAM within the "
+                f"{budget:,} B budget), so no patch plan was chosen; fix: give --sram-limit below {peak} or force a "
+                "plan with --split/--patches")
+    return (f"--quantmcu needs a patched stage, and no patch plan beat layer by layer ({peak:,} B of SRAM); fix: force "
+            "a plan with --split/--patches")
 
 
 def calibration_report(cal: Calibration | None, graph: Graph, calibrated: set[str] | None, method: str,

@@ -10,6 +10,7 @@ from ..errors import UserError
 from ..ops.kernel import KERNEL_POLICIES
 from ..quant.calibrate import DEFAULT_CALIB_SAMPLES
 from ..quant.methods import CalibrationOptions
+from ..quantmcu.options import QuantmcuOptions
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class CompileOptions:
     #: how calibrated activation ranges are chosen (quant.methods: --calibration, per-tensor overrides,
     #: --bias-correction); a model's own (QDQ / TFLite) params are never recalibrated
     calibration: CalibrationOptions = field(default_factory=CalibrationOptions)
+    #: QuantMCU (--quantmcu): value-driven mixed precision in the per-patch stage (quantmcu/options.py); None: off
+    quantmcu: QuantmcuOptions | None = None
 
     def __post_init__(self):
         """The Python API refuses what the command line refuses, with the same messages."""
@@ -82,6 +85,8 @@ class CompileOptions:
             raise UserError(f"rounding (--rounding) {self.rounding!r}: give 'auto', 'double' or 'single'")
         if not isinstance(self.calibration, CalibrationOptions):
             raise UserError(f"calibration: give a CalibrationOptions, not {type(self.calibration).__name__}")
+        if self.quantmcu is not None and not isinstance(self.quantmcu, QuantmcuOptions):
+            raise UserError(f"quantmcu: give a QuantmcuOptions (or None), not {type(self.quantmcu).__name__}")
         if self.kernels not in KERNEL_POLICIES:
             choices = " or ".join(f"'{k}'" for k in KERNEL_POLICIES)
             raise UserError(f"kernels (--kernels) {self.kernels!r}: give {choices}")

@@ -103,7 +103,10 @@ def search_notes(graph: Graph, search: VdqsResult) -> tuple[str, ...]:
     def name(m):
         return graph.tensors[m].origin or m
 
-    notes = [f"QuantMCU: map '{name(m)}' stays at 8 bits: {why}" for m, why in search.skipped.items()]
+    # the reason without the layer's own fix (which names a bitwidth the search cannot give: the maps are calibrated
+    # one by one)
+    notes = [f"QuantMCU: map '{name(m)}' stays at {search.bits[m]} bits, its layers refuse lower: {why.split('; fix:')[0]}"
+             for m, why in search.skipped.items()]
     if search.frozen:
         notes.append("QuantMCU: the guard kept " + ", ".join(f"'{name(m)}' at {search.bits[m]} bits" for m in search.frozen)
                      + " (a lower bitwidth broke its floor on the held-back samples)")

@@ -1,0 +1,109 @@
+"""QuantMCU through the compile pipeline (compiler/quantmcu/plan.py, the hook in api/compile.py): compile_model with
+``CompileOptions(quantmcu=...)`` on the small patched CNN of tests/test_vdqs.py:
+
+- the result is present and consistent (bits per map, the checked map 8-bit, BitOPs below 8-bit patching's, the
+  sample split, the schedule and arena the generated code uses);
+- the generated C on the host (ASan + UBSan) equals the simulator's ``run_schedule_int`` byte for byte;
+- ``--quantmcu`` on a compile without a patch plan is a one-line ``UserError`` naming the cause and the fix; a
+  non-QuantmcuOptions value is refused.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from mcucompile.api import (
+    CompileOptions,
+    PatchOptions,
+    compile_model,
+    host_runner_source,
+    library_dir,
+    quantize_input,
+    write_library,
+)
+from mcucompile.errors import UserError
+from mcucompile.quantmcu import QuantmcuOptions, check_problems
+from mcucompile.schedule.schedule import run_schedule_int
+from mcucompile.targets.host import build_host, run_host
+from test_vdqs import STAGE, by_origin, small_net
+
+FORCED = PatchOptions(mode="forced", split=STAGE, patches=3)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    path, _ = small_net(tmp_path_factory)
+    return path
+
+
+def _compile(path, **kw):
+    return compile_model(path, CompileOptions(board="host", progress=False, calib_samples=32, patch=FORCED,
+                                              quantmcu=QuantmcuOptions(**kw)))
+
+
+def test_result_present_and_consistent(model):
+    c = _compile(model)
+    r = c.quantmcu
+    assert r is not None and c.schedule is r.schedule and c.plan is r.arena and c.patch is r.plan
+    assert c.graph is r.schedule.graph and r.chain.graph is c.graph
+    assert (r.calib_samples, r.holdout_samples) == (24, 8)
+    assert r.plan.split == r.base_plan.split and r.plan.grid == r.base_plan.grid == 3
+    names = [m.name for m in r.feature_maps]
+    assert names[0] == c.graph.inputs[0] and names[-1] == r.plan.split
+    checked = [m for m in r.feature_maps if m.checked]
+    assert [m.name for m in checked] == [r.checked_map] and checked[0].bits == 8
+    low = {m.name: m.bits for m in r.feature_maps if m.bits < 8}
+    assert low == {m: b for m, b in r.chain.bits.items() if b < 8}
+    assert low, "the small CNN keeps 35 dB with its maps c and d at 2 bits: the guard lets them go low"
+    for m in r.feature_maps:
+        assert len(m.scales) in (1, c.graph.tensors[m.name].shape[-1])
+    assert r.bitops < r.bitops_8bit == r.bitops_8bit_own_plan
+    assert r.bitops_model - r.bitops == pytest.approx(r.bitops_model_8bit - r.bitops_8bit)
+    assert r.quality["sqnr"] >= 20.0 and 0.0 <= r.quality["agreement"] <= 1.0
+    assert r.steps and r.search_seconds > 0 and 0 < r.outlier_patch_share < 1
+    assert check_problems(r.schedule, r.arena) == []
+    assert by_origin(c.graph, "b") in r.entropy_only
+    assert sum("stays at 8 bits, its layers refuse lower" in n for n in c.warnings) == 2  # the pooled b and p
+
+
+def test_generated_c_equals_the_simulator_on_host(model, tmp_path):
+    c = _compile(model, guard="off")  # every map it can lower at 2 bits
+    r = c.quantmcu
+    assert sorted(r.chain.bits.values()) == [2, 2, 8, 8, 8]  # a (checked), b and p (pooled) at 8
+    g = c.graph
+    rng = np.random.default_rng(4)
+    shape = (4,) + tuple(g.tensors[g.inputs[0]].shape[1:])
+    xs = np.concatenate([quantize_input(c, c.calib[-3:]).reshape((-1,) + shape[1:]),
+                         rng.integers(-128, 128, shape).astype(np.int8)])
+    sims, taken = [], []
+    for x in xs:
+        t: list[int] = []
+        sims.append(run_schedule_int(c.schedule, {g.inputs[0]: x}, t)[g.outputs[0]].reshape(-1))
+        taken.append(t)
+    taken = np.array(taken)
+    assert 0 < (taken == 0).sum() < taken.size, taken  # both chains ran
+    out = write_library(c, tmp_path / "lib")
+    exe = build_host(library_dir(out, c), host_runner_source(c), tmp_path / "build", sanitize=True)
+    dev = run_host(exe, [xs], [g.tensors[g.outputs[0]].size])[0]
+    assert np.array_equal(dev, np.stack(sims))
+    calls = set(re.findall(r"status = (mcu_\w+)\(", c.sources.files["src/model.c"]))
+    assert {"mcu_outlier_check_s8", "mcu_conv_a2w8_s8", "mcu_dwconv_a2w8_s8"} <= calls, calls
+
+
+def test_quantmcu_without_a_patch_plan_is_one_line(model):
+    with pytest.raises(UserError) as e:
+        compile_model(model, CompileOptions(board="host", progress=False, calib_samples=8,
+                                            quantmcu=QuantmcuOptions()))
+    msg = str(e.value)
+    assert "\n" not in msg and "fits layer by layer" in msg and "fix: give --sram-limit below" in msg
+    assert "--split/--patches" in msg
+    with pytest.raises(UserError, match=r"patching is off \(--no-patch\); fix: drop --no-patch"):
+        compile_model(model, CompileOptions(board="host", progress=False, calib_samples=8,
+                                            patch=PatchOptions(mode="off"), quantmcu=QuantmcuOptions()))
+
+
+def test_quantmcu_option_type_is_checked():
+    with pytest.raises(UserError, match="quantmcu: give a QuantmcuOptions"):
+        CompileOptions(quantmcu={"guard": "sqnr"})
