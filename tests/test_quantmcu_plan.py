@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -66,6 +67,18 @@ def test_result_present_and_consistent(model):
     assert check_problems(r.schedule, r.arena) == []
     assert by_origin(c.graph, "b") in r.entropy_only
     assert sum("stays at 8 bits, its layers refuse lower" in n for n in c.warnings) == 2  # the pooled b and p
+
+
+def test_report_json_with_every_map_at_8_bits(model):
+    """A floor nothing reaches: every step backed off, every map at 8 bits, the outputs equal the 8-bit model's
+    (SQNR +inf): still a valid result, and report.json serialises it."""
+    c = _compile(model, floor=1000.0)
+    r = c.quantmcu
+    assert all(m.bits == 8 for m in r.feature_maps) and r.steps and not any(s.accepted for s in r.steps)
+    assert r.quality == {"sqnr": float("inf"), "agreement": 1.0} and r.bitops == pytest.approx(r.bitops_8bit)
+    assert any("every feature map stays at 8 bits" in n for n in c.warnings)
+    text = json.dumps(c.report.to_json_dict())
+    assert '"quantmcu"' in text
 
 
 def test_generated_c_equals_the_simulator_on_host(model, tmp_path):

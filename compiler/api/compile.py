@@ -268,7 +268,7 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
         notes.append(f"TFLite Micro's arena size not recorded: {why}")
     report = build_report(graph, plan, target, str(model_path), choice=choice, schedule=schedule, source_format=fmt,
                           notes=notes, tflm_arena_bytes=tflm_arena, tflm_arena_note=why, tensor_sources=tensor_sources,
-                          compiler_version=__version__,
+                          compiler_version=__version__, quantmcu=qm,
                           calibration=calibration_report(cal, graph, needs if fmt != "onnx" else None, str(cal_opts.rule),
                                                          cal_opts.bias_correction and fmt == "onnx", len(corrected)))
     return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes), fmt,
