@@ -117,8 +117,8 @@ def test_device_debug_names_the_broken_layer_and_element(patched_resnet8, tmp_pa
 
 @pytest.mark.parametrize("threshold", [0, 255])  # every patch an outlier (the 8-bit chain), none (the probe's)
 def test_device_debug_with_a_runtime_dispatched_stage(tmp_path, threshold):
-    """A VDPC stage (the device picks each patch's chain): compared from the stage output on, bit-exact; a bit
-    flipped after the stage is still named."""
+    """A VDPC stage (the device picks each patch's chain): compared patch by patch along the chains the device
+    took (its MCU CHAIN lines equal to the simulator's), bit-exact; a bit flipped after the stage is still named."""
     from test_vdpc import _dispatched
 
     from mcucompile.api.debug import device_check
@@ -129,6 +129,8 @@ def test_device_debug_with_a_runtime_dispatched_stage(tmp_path, threshold):
     tensor = c0.graph.nodes[0].outputs[0]
     c = _dispatched(c0, RuntimeDispatch(tensor, c0.graph.tensors[tensor].quant.zp, threshold, 0, 1))
     res = device_check(c, c.calib[0], tmp_path / "fw")
-    assert res.bit_exact and "compared from its output on" in res.note, res
+    assert res.bit_exact and "patch by patch along the chain each took" in res.note, res
+    assert "the device reported the same chains" in res.note, res
+    assert res.dumps == 9 * 4 + len(c.schedule.rest.steps)  # every patch's 4 stage layers, then the rest
     res = device_check(c, c.calib[0], tmp_path / "fw2", edit_project=_break_layer(6))
     assert res.mismatch is not None and res.mismatch.layer == 6 and res.mismatch.element == 17

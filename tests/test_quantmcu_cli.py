@@ -360,3 +360,23 @@ def test_verify_qemu_m4_chain_counts_from_the_device(m4_qm, tmp_path):
     assert "chains (device)" in res.format()
     page = (tmp_path / "fw" / "report.html").read_text()
     assert "the device&#x27;s chain of every patch equals the simulator&#x27;s" in page
+def test_debug_qemu_m4_follows_the_chains(m4_qm, tmp_path):
+    from mcucompile.api.debug import device_check
+
+    compiled, _ = m4_qm
+    x = compiled.calib[:1]
+    g = compiled.graph
+    taken: list[int] = []
+    run_schedule_int(compiled.schedule, {g.inputs[0]: quantize_input(compiled, x)[0]}, taken)
+    assert len(set(taken)) == 2, taken  # the first input sends patches both ways
+    res = device_check(compiled, x[0], tmp_path / "fw")
+    assert res.bit_exact, res
+    assert res.dumps > len(g.nodes) - SPLIT  # the stage's per-patch outputs compared too
+    assert "chain" in res.note
+    # a bit flipped in the low-bit chain's 2-bit map (layer 2: its first MODEL_END in model.c is the probe's, which
+    # the patches without outliers run on): found at that layer, in the first patch that took the low-bit chain
+    from test_debug import _break_layer
+
+    broken = device_check(compiled, x[0], tmp_path / "fw2", edit_project=_break_layer(2))
+    assert broken.mismatch is not None and broken.mismatch.layer == 2, broken
+    assert broken.mismatch.patch == taken.index(compiled.schedule.loop.dispatch.inlier_chain), (broken, taken)

@@ -32,7 +32,8 @@ from ..arith.bitwidth import pack, qrange
 from ..errors import UserError
 from ..ops.base import dequantize_values
 from ..progress import Progress
-from ..quant.simulate import eval_node, node_inputs, run_float, run_int, to_physical
+from ..quant.simulate import eval_node, node_inputs, run_float, run_int, run_nodes, to_physical
+from ..schedule.schedule import run_schedule_int
 from ..targets.firmware import build_firmware, require_tool, run_qemu
 from .compile import Compiled
 from .library import quantize_input, write_library
@@ -92,10 +93,11 @@ class DeviceCheck:
     layers: int
     mismatch: DeviceMismatch | None
     note: str = ""
+    chain_mismatch: bool = False  # the device's chain of some patch differs from the simulator's (note says)
 
     @property
     def bit_exact(self) -> bool:
-        return self.mismatch is None
+        return self.mismatch is None and not self.chain_mismatch
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ class DebugResult:
     layers: tuple[LayerDebug, ...]  # worst own SQNR first
     outputs: tuple[OutputDebug, ...]
     device: DeviceCheck | None
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         def clean(v):
@@ -141,6 +144,7 @@ class DebugResult:
                          f"{layer.scale:>10.4g} {layer.zero_point:>5} {own:>9} {_db(layer.sqnr):>9} {cos:>7} "
                          f"{100 * layer.clipped:>7.2f}% {100 * layer.range_use:>5.0f}%"
                          + (f" {_pct(layer.litert_match):>8}" if with_litert else ""))
+        lines += [f"note: {n}" for n in self.notes]
         tips = [f"  {layer.suggestion}" for layer in self.layers if layer.suggestion]
         if tips:
             lines.append("to try (then run debug again to see the effect):")
@@ -165,6 +169,8 @@ def _short(s: str, n: int) -> str:
 
 
 def _format_device(d: DeviceCheck) -> str:
+    if d.chain_mismatch:
+        return f"device ({d.board}): {d.note}"
     if d.mismatch is None:
         return (f"device ({d.board}): every layer's output ({d.layers} layers, {d.dumps} outputs read back) bit-exact "
                 f"with the simulator{'; ' + d.note if d.note else ''}")
@@ -409,29 +415,99 @@ def _output_stats(compiled: Compiled, ints: dict, refs: dict) -> list[OutputDebu
 
 # --- the device ----------------------------------------------------------------------------------------------
 
-def _expected_dumps(compiled: Compiled, values: dict[str, np.ndarray]):
-    """(layer index, patch or None, expected bytes, region) in the order the firmware runs its layers."""
+def _expected_dumps(compiled: Compiled, values: dict[str, np.ndarray], taken: list[int] | None = None,
+                    chain_values: tuple[dict[str, np.ndarray], ...] = ()):
+    """(layer index, patch or None, expected bytes, region) in the order the firmware runs its layers.
+
+    A patch loop with a run-time dispatch (QuantMCU) dumps what each patch executes, along the chain it took
+    (``taken``, from the simulator): the probe's layers up to the check, then the rest of the probe, or the
+    outlier chain from where it resumes (from the start when it cannot resume; as its sub-patches, each from the
+    input up, when it runs them); ``chain_values[k]``: chain k's maps over the whole input, each patch's region
+    of which is what the patch computes (patched execution equals layer-by-layer execution on every region)."""
     g, sched = compiled.graph, compiled.schedule
     loop = sched.loop
     out = []
-    if loop is not None and not loop.runtime:
+
+    def region_dumps(steps, vals, regs, patch):
+        for step in steps:
+            name = step.node.outputs[0]
+            r = regs[name]
+            v = vals[name][:, r.top : r.bottom, r.left : r.right, :]
+            out.append((step.index, patch, _bytes(v, g.tensors[name].bits), r))
+
+    if loop is not None and loop.runtime:
+        d, ck, sub = loop.dispatch, loop.check, loop.sub
+        probe = loop.chains[d.inlier_chain].steps
+        for p, regs in enumerate(loop.plan.regions):
+            region_dumps(probe[: ck.after], chain_values[d.inlier_chain], regs, p)
+            c = taken[p]
+            steps = loop.chains[c].steps
+            if c == d.inlier_chain:
+                region_dumps(probe[ck.after :], chain_values[c], regs, p)
+            elif sub is not None and c == sub.chain:
+                for q in sub.of_patch[p]:
+                    region_dumps(steps, chain_values[c], sub.plan.regions[q], p)
+            else:
+                region_dumps(steps[ck.after :] if ck.resume else steps, chain_values[c], regs, p)
+    elif loop is not None:
         plan = loop.plan
         chain_of = tuple(loop.chain_of(p) for p in range(plan.patches))
         for p, regs in enumerate(plan.regions):
-            for step in loop.chains[chain_of[p]].steps:
-                name = step.node.outputs[0]
-                r = regs[name]
-                v = values[name][:, r.top : r.bottom, r.left : r.right, :]
-                out.append((step.index, p, _bytes(v, g.tensors[name].bits), r))
+            region_dumps(loop.chains[chain_of[p]].steps, chain_values[chain_of[p]] if chain_values else values,
+                         regs, p)
     for step in sched.rest.steps:
         name = step.node.outputs[0]
         out.append((step.index, None, _bytes(values[name], g.tensors[name].bits), None))
     return out
 
 
+def device_values(compiled: Compiled, x_q: np.ndarray) -> tuple[dict[str, np.ndarray], list[int] | None,
+                                                                 tuple[dict[str, np.ndarray], ...]]:
+    """What the device computes on the int8 input ``x_q``: every tensor's value (the stage output and the layers
+    after it as the patch loop makes them), the chain each patch took (None: one chain, or fixed at compile
+    time) and, for a patch loop with several chains, each chain's maps over the whole input.
+
+    A loop with several chains is evaluated chain by chain over the whole input, the stage output assembled from
+    each patch's tile of the chain it took; that equals the schedule's simulator (checked here, so the dumps are
+    compared with exactly what verify compares the outputs with)."""
+    g, sched = compiled.graph, compiled.schedule
+    loop = sched.loop if sched is not None else None
+    if loop is None or len(loop.chains) == 1:
+        return run_int(g, {g.inputs[0]: x_q}, keep_all=True), None, ()
+    x = np.asarray(x_q).reshape(g.tensors[g.inputs[0]].shape)
+    chain_values = tuple(run_nodes(g, [st.node for st in ch.steps], {g.inputs[0]: x}, integer=True)
+                         for ch in loop.chains)
+    taken: list[int] = []
+    expected = run_schedule_int(sched, {g.inputs[0]: x}, taken)
+    if not loop.runtime:
+        taken = [loop.chain_of(p) for p in range(loop.plan.patches)]
+    split = loop.plan.split
+    stage_out = np.array(chain_values[0][split])
+    for p, regs in enumerate(loop.plan.regions):
+        r = regs[split]
+        stage_out[:, r.top : r.bottom, r.left : r.right, :] = chain_values[taken[p]][split][:, r.top : r.bottom,
+                                                                                           r.left : r.right, :]
+    values = {**chain_values[0], **run_nodes(g, g.nodes[loop.plan.stage_len :], {split: stage_out}, integer=True)}
+    for o in g.outputs:
+        if not np.array_equal(np.asarray(values[o]).reshape(-1), np.asarray(expected[o]).reshape(-1)):
+            raise AssertionError(f"the chains evaluated over the whole input give another output '{o}' than the "
+                                 "schedule's simulator: the dumps cannot be predicted (a bug)")
+    return values, (taken if loop.runtime else None), chain_values
+
+
 def _bytes(v: np.ndarray, bits: int) -> bytes:
     return np.asarray(pack(np.asarray(v), bits)).astype(np.uint8).tobytes() if bits < 8 else \
         np.asarray(v).astype(np.int8).tobytes()
+
+
+def _chain_lines(log: str) -> list[int]:
+    """The first input's chain per patch from the debug firmware's ``MCU CHAIN <patch> <chain>`` lines."""
+    chains: dict[int, int] = {}
+    for line in log.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[:2] == ["MCU", "CHAIN"]:
+            chains[int(parts[2])] = int(parts[3])
+    return [chains[p] for p in sorted(chains)]
 
 
 def _dumps(log: str) -> list[tuple[int, bytes]]:
@@ -465,18 +541,24 @@ def device_check(compiled: Compiled, sample: np.ndarray, out_dir: Path, timeout:
     with progress.step(f"running it on {board.name} (QEMU)"):
         run = run_qemu(elf, board, timeout=timeout)
     g = compiled.graph
-    values = run_int(g, {g.inputs[0]: x_q[0]}, keep_all=True)
-    expected = _expected_dumps(compiled, values)
+    values, taken, chain_values = device_values(compiled, x_q[0])
+    expected = _expected_dumps(compiled, values, taken, chain_values)
     got = _dumps(run.log)
     loop = compiled.schedule.loop
-    if loop is not None and loop.runtime:
-        # the device picks each patch's chain (VDPC): its stage dumps follow the chains the input takes, so the
-        # comparison starts at the stage output, which every chain writes in the 8-bit model's parameters
-        stage = {st.index for chain in loop.chains for st in chain.steps}
-        got = [d for d in got if d[0] not in stage]
     names = {i: n.name for i, n in enumerate(g.nodes)}
-    note = ("" if loop is None else "the per-patch stage compared from its output on (the device picks each patch's "
-            "chain)" if loop.runtime else "the per-patch stage compared patch by patch")
+    note = ""
+    if loop is not None and loop.runtime:
+        device = _chain_lines(run.log)
+        counts = ", ".join(f"chain {k}: {taken.count(k)}" for k in range(len(loop.chains)))
+        if device and device != taken:
+            differ = sum(a != b for a, b in zip(device, taken)) + abs(len(device) - len(taken))
+            return DeviceCheck(board.name, len(got), len({e[0] for e in expected}), None,
+                               f"the device's chains differ from the simulator's in {differ} patches "
+                               f"(device {device}, simulator {taken})", chain_mismatch=True)
+        note = (f"the per-patch stage compared patch by patch along the chain each took ({counts}; "
+                f"{'the device reported the same chains' if device else 'chains from the simulator'})")
+    elif loop is not None:
+        note = "the per-patch stage compared patch by patch"
     layers = len({e[0] for e in expected})
     for k, (layer, patch, want, region) in enumerate(expected):
         if k >= len(got):
@@ -540,8 +622,15 @@ def debug_model(compiled: Compiled, samples: np.ndarray, out_dir: Path | None = 
                 device = device_check(compiled, samples[0], Path(tmp) / "fw", timeout, edit_project)
         else:
             device = device_check(compiled, samples[0], Path(out_dir), timeout, edit_project)
+    notes = ()
+    loop = compiled.schedule.loop if compiled.schedule is not None else None
+    low = loop is not None and any(g.tensors[st.node.outputs[0]].bits < 8 for ch in loop.chains for st in ch.steps)
+    if low:
+        notes = ("the per-layer table is the 8-bit model's (the patches with outliers run it); the patches without "
+                 "run the low-bit chain, chosen on the device per patch: verify gives its quality against the 8-bit "
+                 "model and float, the device check below compares it layer by layer",)
     return DebugResult(str(compiled.model_path), compiled.board.name, len(samples), tuple(layers), tuple(outputs),
-                       device)
+                       device, notes)
 
 
 def debug_section(result: DebugResult):
@@ -575,6 +664,7 @@ def debug_section(result: DebugResult):
         blocks.append(BarChart("SQNR per layer", tuple(str(layer.index) for layer in finite),
                                (("own SQNR", tuple(layer.own_sqnr for layer in finite)),
                                 ("SQNR", tuple(min(layer.sqnr, 200.0) for layer in finite))), "dB", "layer"))
+    blocks += [Paragraph(n) for n in result.notes]
     if result.device is not None:
         blocks.append(Paragraph(_format_device(result.device), "ok" if result.device.bit_exact else "error"))
     return HtmlSection("debug", f"Debug on {result.board}", tuple(blocks))
