@@ -223,7 +223,8 @@ def _requantized(node: Node, graph: Graph, tensors: dict, renamed: dict[str, str
 
 def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict[str, int],
                        calib_q: np.ndarray, clipping: str = "mse", per_channel: bool = False,
-                       inliers: dict[str, np.ndarray] | None = None) -> LowbitChain:
+                       inliers: dict[str, np.ndarray] | None = None,
+                       params: dict | None = None) -> LowbitChain:
     """The low-bit chain of ``plan``'s stage at ``bits`` per map, calibrated on the no-outlier patches.
 
     Parameters
@@ -245,6 +246,10 @@ def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict
     inliers : dict, optional
         The calibration values already taken (:func:`inlier_values` on ``calib_q`` and VDPC's outlier patches,
         ``keep_channels=True``) for at least the maps lowered: a search building many chains takes them once.
+    params : dict, optional
+        A cache this call reads and fills: {(map, bits): (per-tensor params, per-channel scales or None)}. A map's
+        params depend only on its own calibration values, bits, ``clipping`` and ``per_channel``, so one dict
+        serves every chain built with the same ``calib_q``, VDPC plan, clipping and per_channel.
 
     Returns
     -------
@@ -267,14 +272,20 @@ def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict
         if values[m].size == 0:
             raise UserError("every calibration patch is an outlier patch, so the low-bit chain has nothing to be "
                             "calibrated on; fix: a higher VDPC threshold (rule parameter) or more calibration data")
-        q = mse_quant(values[m].reshape(-1), full[m], clipping)
-        t = tensors[m]
-        name = lowbit_name(m, full[m])
-        if per_channel:
-            per = _per_channel_scales(values[m], full[m], clipping, stage, m, graph)
+        key = (m, full[m])
+        if params is not None and key in params:
+            q, per = params[key]
+        else:
+            q = mse_quant(values[m].reshape(-1), full[m], clipping)
+            per = _per_channel_scales(values[m], full[m], clipping, stage, m, graph) if per_channel else None
             if per is not None:
                 q = QuantParams.per_tensor(float(per.max()), qrange(full[m])[0], full[m])  # nominal
-                channel_scale[name] = per
+            if params is not None:
+                params[key] = (q, per)
+        t = tensors[m]
+        name = lowbit_name(m, full[m])
+        if per is not None:
+            channel_scale[name] = per
         new = dataclasses.replace(t, name=name, dtype=int_dtype(full[m]), quant=q)
         tensors[new.name] = new
         renamed[m], quant[m] = new.name, q

@@ -299,6 +299,7 @@ class _Search:
         self.base = self.model.bitops_8bit()
         self.inliers = inlier_values(graph, plan, calib_q, vdpc.outlier_patches, list(self.maps), keep_channels=True)
         self.chains: dict[tuple, LowbitChain] = {}
+        self.params: dict = {}  # each map's params at each bitwidth, calibrated once (lowbit's cache)
         self.qualities: dict[tuple, dict[str, float]] = {}
         self.entropy8 = {m: quantized_entropy(self.inliers[m], graph, m) for m in self.maps}
         self.omega: dict[tuple[str, int], float] = {}
@@ -321,7 +322,8 @@ class _Search:
         if k not in self.chains:
             low = {m: b for m, b in bits.items() if b < 8}
             self.chains[k] = build_lowbit_chain(self.graph, self.plan, self.vdpc, low, self.calib_q,
-                                                self.options.clipping, self.options.per_channel, self.inliers)
+                                                self.options.clipping, self.options.per_channel, self.inliers,
+                                                self.params)
         return self.chains[k]
 
     def quality(self, bits: dict[str, int]) -> dict[str, float]:
