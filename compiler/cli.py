@@ -233,9 +233,6 @@ def _quantmcu_options(args):
         if given:
             raise UserError(f"{given[0]} is an option of QuantMCU, which is off; fix: add --quantmcu")
         return None
-    if args.no_patch:
-        raise UserError("--quantmcu works in the per-patch stage and --no-patch runs every layer whole; fix: drop "
-                        "--no-patch (and force a plan with --split/--patches if the search finds none)")
     d = QuantmcuOptions()
     vd = VdpcOptions()
     rule = args.qm_outlier_rule if args.qm_outlier_rule is not None else vd.rule
@@ -272,12 +269,6 @@ def _options(args):
     quantmcu = _quantmcu_options(args)
     # only a QuantMCU compile names the field, so the options of every other compile stay as they were
     extra = {"quantmcu": quantmcu} if quantmcu is not None else {}
-    import dataclasses
-
-    if extra and "quantmcu" not in {f.name for f in dataclasses.fields(CompileOptions)}:
-        # TEMPORARY until the compile pipeline's QuantMCU hook lands (api/options.py, api/compile.py)
-        raise UserError("--quantmcu: this mcucompile's compile pipeline has no QuantMCU planning yet; fix: update "
-                        "mcucompile, or drop --quantmcu")
     return CompileOptions(**extra,
         board=args.board, calib=args.calib, calib_samples=args.calib_samples, name=args.name,
         input_shapes=_input_shapes(args.input_shape), progress=not args.quiet, patch=patch,

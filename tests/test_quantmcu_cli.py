@@ -152,11 +152,42 @@ def test_method_options_need_quantmcu(capsys, tmp_path, net_path):
     one_error(rc, err, "--qm-lambda", "fix: add --quantmcu")
 
 
-def test_quantmcu_with_no_patch_is_refused(capsys, tmp_path, net_path):
-    out = tmp_path / "o"
-    rc, _, err = run(capsys, net_path, "--quantmcu", "--no-patch", "-o", out)
-    one_error(rc, err, "--no-patch", "fix: drop --no-patch")
-    assert not out.exists()
+def test_quantmcu_without_a_patch_plan_is_refused(capsys, tmp_path, net_path):
+    for flags, fragments in ((("--no-patch",), ("--no-patch", "fix")),
+                             ((), ("--quantmcu needs a patched stage", "layer by layer", "fix"))):
+        out = tmp_path / "o"
+        rc, _, err = run(capsys, net_path, "--quantmcu", *flags, "--quiet", "-o", out)
+        one_error(rc, err, *fragments)
+        assert not out.exists()
+
+
+def test_cli_compile_end_to_end(capsys, tmp_path, net_path):
+    out, png = tmp_path / "out", tmp_path / "qm.png"
+    plot = ("--plot", png) if _has_matplotlib() else ()
+    rc, text, err = run(capsys, net_path, "--quantmcu", "--split", SPLIT, "--patches", GRID, "--board", "qemu-m4",
+                        "--qm-bits", "8,4", *plot, "-o", out)
+    assert rc == 0, err
+    q = json.loads((out / "report.json").read_text())["quantmcu"]
+    for key in ("bitops_8bit", "bitops", "bitops_model_8bit", "bitops_model", "bitops_8bit_own_plan", "saving",
+                "feature_maps", "threshold", "checked_map", "outlier_patch_share", "quality", "search_seconds",
+                "entropy_only", "search_steps", "plan", "base_plan", "flash_bytes", "options"):
+        assert key in q, key
+    assert q["options"]["bits"] == [8, 4] and q["plan"]["grid"] == GRID and q["plan"]["stage_layers"] == SPLIT
+    assert all(m["bits"] in (8, 4) for m in q["feature_maps"])
+    assert q["feature_maps"][0]["role"] == "input" and q["feature_maps"][-1]["role"] == "output"
+    assert q["bitops"] <= q["bitops_8bit"] and q["quality"]["guard"] == "sqnr" and q["quality"]["floor"] == 20.0
+    assert 0 <= q["outlier_patch_share"] <= 1 and q["search_seconds"] > 0
+    assert "QuantMCU  3x3 patches over 5 layers; bits per feature map:" in text
+    assert "outlier patches (8-bit chain):" in text and "stage BitOPs" in text and "floor SQNR 20.0 dB" in text
+    assert 'id="quantmcu"' in (out / "report.html").read_text()
+    if plot:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _has_matplotlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 # --- a QuantMCU compile assembled from the real API -----------------------------------------------------------
@@ -380,3 +411,14 @@ def test_debug_qemu_m4_follows_the_chains(m4_qm, tmp_path):
     broken = device_check(compiled, x[0], tmp_path / "fw2", edit_project=_break_layer(2))
     assert broken.mismatch is not None and broken.mismatch.layer == 2, broken
     assert broken.mismatch.patch == taken.index(compiled.schedule.loop.dispatch.inlier_chain), (broken, taken)
+
+
+def test_cli_verify_quantmcu_qemu_m4(capsys, net_path):
+    _arm_tools()
+    rc, text, err = run(capsys, "verify", net_path, "--quantmcu", "--split", SPLIT, "--patches", GRID, "--board",
+                        "qemu-m4", "-n", 6, "--quiet")
+    assert rc == 0, err + text
+    assert "C on qemu-m4    vs simulator: bit-exact" in text
+    assert "chains (simulator) chain 0 (8-bit, outlier patches)" in text and "chain 1 (low-bit)" in text
+    assert "every patch's chain equal to the simulator's" in text
+    assert "output 'y' vs the 8-bit model: top-1 agreement" in text and "8-bit model 'y' vs onnxruntime float" in text

@@ -254,8 +254,10 @@ def quantmcu_report(result: QuantmcuResult, graph: Graph) -> QuantmcuReport:
     """report.json's ``quantmcu`` object of ``result`` (``graph``: the compiled graph, for the tensors' names)."""
     outliers = np.asarray(result.vdpc.outlier_patches, dtype=bool)
     per_patch = outliers.mean(axis=0) if outliers.size else np.zeros(result.plan.patches)
+    roles = {graph.inputs[0]: "input", result.plan.split: "output"}
     maps = tuple(FeatureMapReport(_user_name(graph, m.name), m.name, int(m.bits), tuple(float(s) for s in m.scales),
-                                  int(m.zero_point), bool(m.checked)) for m in result.feature_maps)
+                                  int(m.zero_point), bool(m.checked), roles.get(m.name, "map"))
+                 for m in result.feature_maps)
     steps = tuple(SearchStepReport(_user_name(graph, s.map), int(s.bits), float(s.score), float(s.bitops_ratio),
                                    float(s.quality), bool(s.accepted)) for s in result.steps)
     return QuantmcuReport(

@@ -505,7 +505,8 @@ def patch_grid_svg(q: QuantmcuReport) -> str:
 
 def bits_chart(q: QuantmcuReport) -> BarChart:
     """Bits per feature map of the low-bit chain (the checked map stays 8)."""
-    labels = tuple(m.name + (" (checked)" if m.checked else "") for m in q.feature_maps)
+    role = {"input": " (input)", "output": " (output)"}
+    labels = tuple(m.name + (" (checked)" if m.checked else "") + role.get(m.role, "") for m in q.feature_maps)
     series = [("low-bit chain", tuple(float(m.bits) for m in q.feature_maps))]
     if q.entropy_only_bits:
         eo = dict(q.entropy_only_bits)
@@ -529,8 +530,8 @@ def quantmcu_html(q: QuantmcuReport) -> str:
         ("search", f"{q.search_seconds:.2f} s, {len(q.search_steps)} steps"),
     )))
     lines = quantmcu_lines(q)
-    maps = Table(("feature map", "bits", "scales", "zero point", "checked"),
-                 tuple((m.name, m.bits, ", ".join(f"{v:.4g}" for v in m.scales) if len(m.scales) <= 4 else
+    maps = Table(("feature map", "role", "bits", "scales", "zero point", "checked"),
+                 tuple((m.name, m.role, m.bits, ", ".join(f"{v:.4g}" for v in m.scales) if len(m.scales) <= 4 else
                         Cell(f"{len(m.scales)} (per channel, {min(m.scales):.4g} .. {max(m.scales):.4g})", len(m.scales)),
                         m.zero_point, m.checked) for m in q.feature_maps), "the low-bit chain's feature maps")
     steps = Table(("#", "map", "bits", "score", "stage BitOPs / 8-bit", "guard metric", "kept"),

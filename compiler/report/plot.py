@@ -51,7 +51,8 @@ def plot_memory(report: Report, path: str) -> None:
 
 
 def _plot_bits(ax, q) -> None:
-    names = [m.name + (" (checked)" if m.checked else "") for m in q.feature_maps]
+    names = [m.name + (" (checked)" if m.checked else "") + {"input": " (in)", "output": " (out)"}.get(m.role, "")
+             for m in q.feature_maps]
     bits = [m.bits for m in q.feature_maps]
     xs = range(len(names))
     ax.bar(xs, bits, color=["#7f7f7f" if m.checked else "#1f77b4" for m in q.feature_maps])

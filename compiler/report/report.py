@@ -246,7 +246,8 @@ SCALES_LISTED = 16
 class FeatureMapReport:
     """One feature map of the QuantMCU low-bit chain: ``name`` as the model names it (``tensor``: the IR's),
     its bits, its scales (one per tensor, or one per channel) and zero point; ``checked``: the map the on-device
-    outlier check reads (kept 8-bit)."""
+    outlier check reads (kept 8-bit); ``role``: "input" (the stage's input), "map" (made inside the stage, the
+    maps VDQS chooses bits for) or "output" (the stage output, in the 8-bit model's params)."""
 
     name: str
     tensor: str
@@ -254,9 +255,10 @@ class FeatureMapReport:
     scales: tuple[float, ...]
     zero_point: int
     checked: bool
+    role: str = "map"
 
     def to_json_dict(self) -> dict:
-        out: dict = {"name": self.name, "tensor": self.tensor, "bits": self.bits}
+        out: dict = {"name": self.name, "tensor": self.tensor, "role": self.role, "bits": self.bits}
         if len(self.scales) <= SCALES_LISTED:
             out["scales"] = [_sig(s) for s in self.scales]
         else:

@@ -103,7 +103,8 @@ def _quality(metric: str, v: float | None) -> str:
 def quantmcu_lines(q: QuantmcuReport) -> list[str]:
     """The summary's QuantMCU lines: bits per feature map, the outlier share, the stage BitOPs saving and the
     quality against the guard's floor (report.json's ``quantmcu`` object has every figure)."""
-    maps = ", ".join(f"{m.name} {m.bits}" + (" (checked)" if m.checked else "") for m in q.feature_maps)
+    maps = ", ".join(f"{m.name} {m.bits}" + (" (checked)" if m.checked else "")
+                     + {"input": " (input)", "output": " (stage output)"}.get(m.role, "") for m in q.feature_maps)
     plan = f"{q.plan.grid}x{q.plan.grid} patches over {q.plan.stage_layers} layers"
     if q.plan.sub_patches and q.plan.sub_patches > 1:
         plan += f", outlier patches as {q.plan.sub_patches}x{q.plan.sub_patches} sub-patches"
