@@ -14,6 +14,7 @@
 
 #include "mcunn_dsp.h"
 #include "mcunn_dsp_support.h"
+#include "mcunn_conv_dsp_pair.h"
 #include "mcunn_packed.h"
 #include "mcunn_packed_support.h"
 
@@ -201,130 +202,17 @@ static inline __attribute__((always_inline)) void pk_store(const pk_out *o, cons
     mcu_packed_store(vb, n, o->bits, out_b + at);
 }
 
-/* Every output channel of the pixel pair whose windows are in cols (mcu_conv_dsp_s8()'s conv_pair). */
+/* Every output channel of the pixel pair whose windows are in cols (mcu_conv_dsp_s8()'s conv_pair, with its MAC
+ * loop: mcunn_conv_dsp_pair.h). */
 static void __attribute__((noinline)) pk_conv_pair(const pk_out *o, const int32_t *cols, const int8_t *w,
                                                    uint8_t *out_a, uint8_t *out_b)
 {
-    const int32_t blocks = o->blocks;
+    const int32_t blocks = o->blocks; /* read once: the MAC loop's asm clobbers memory */
     int32_t acc[2 * PK_CHUNK];
     for (int32_t c0 = 0; c0 < o->cout; c0 += PK_CHUNK)
     {
         const int32_t n = o->cout - c0 < PK_CHUNK ? o->cout - c0 : PK_CHUNK;
-        const int32_t *bias = o->bias ? o->bias + c0 : NULL;
-        int32_t j = 0;
-        for (; j + 1 < n; j += 2)
-        {
-            int32_t a00 = bias ? bias[j] : 0, a01 = bias ? bias[j + 1] : 0;
-            int32_t a10 = a00, a11 = a01;
-#if MCU_DSP_ASM
-            /* mcu_conv_dsp_s8()'s hand-scheduled block loop: 16 instructions per block (gcc's C loop: 21) */
-            const int32_t *c = cols;
-            int32_t k = blocks, t0, t1, t2, t3, v0, v1;
-            __asm__ volatile(
-                "lsrs %[k], %[k], #1\n\t"
-                "bcc 2f\n\t"
-                "ldr %[t0], [%[w]], #4\n\t"
-                "ldr %[t2], [%[w]], #4\n\t"
-                "sxtb16 %[t1], %[t0], ror #8\n\t"
-                "sxtb16 %[t0], %[t0]\n\t"
-                "sxtb16 %[t3], %[t2], ror #8\n\t"
-                "sxtb16 %[t2], %[t2]\n\t"
-                "ldrd %[v0], %[v1], [%[c]], #8\n\t"
-                "smlad %[a00], %[v0], %[t0], %[a00]\n\t"
-                "smlad %[a01], %[v0], %[t2], %[a01]\n\t"
-                "smlad %[a00], %[v1], %[t1], %[a00]\n\t"
-                "smlad %[a01], %[v1], %[t3], %[a01]\n\t"
-                "ldrd %[v0], %[v1], [%[c]], #8\n\t"
-                "smlad %[a10], %[v0], %[t0], %[a10]\n\t"
-                "smlad %[a11], %[v0], %[t2], %[a11]\n\t"
-                "smlad %[a10], %[v1], %[t1], %[a10]\n\t"
-                "smlad %[a11], %[v1], %[t3], %[a11]\n\t"
-                "2:\n\t"
-                "cmp %[k], #0\n\t"
-                "beq 3f\n\t"
-                "1:\n\t"
-                "ldr %[t0], [%[w]], #4\n\t"
-                "ldr %[t2], [%[w]], #4\n\t"
-                "sxtb16 %[t1], %[t0], ror #8\n\t"
-                "sxtb16 %[t0], %[t0]\n\t"
-                "sxtb16 %[t3], %[t2], ror #8\n\t"
-                "sxtb16 %[t2], %[t2]\n\t"
-                "ldrd %[v0], %[v1], [%[c]], #8\n\t"
-                "smlad %[a00], %[v0], %[t0], %[a00]\n\t"
-                "smlad %[a01], %[v0], %[t2], %[a01]\n\t"
-                "smlad %[a00], %[v1], %[t1], %[a00]\n\t"
-                "smlad %[a01], %[v1], %[t3], %[a01]\n\t"
-                "ldrd %[v0], %[v1], [%[c]], #8\n\t"
-                "smlad %[a10], %[v0], %[t0], %[a10]\n\t"
-                "smlad %[a11], %[v0], %[t2], %[a11]\n\t"
-                "smlad %[a10], %[v1], %[t1], %[a10]\n\t"
-                "smlad %[a11], %[v1], %[t3], %[a11]\n\t"
-                "ldr %[t0], [%[w]], #4\n\t"
-                "ldr %[t2], [%[w]], #4\n\t"
-                "sxtb16 %[t1], %[t0], ror #8\n\t"
-                "sxtb16 %[t0], %[t0]\n\t"
-                "sxtb16 %[t3], %[t2], ror #8\n\t"
-                "sxtb16 %[t2], %[t2]\n\t"
-                "ldrd %[v0], %[v1], [%[c]], #8\n\t"
-                "smlad %[a00], %[v0], %[t0], %[a00]\n\t"
-                "smlad %[a01], %[v0], %[t2], %[a01]\n\t"
-                "smlad %[a00], %[v1], %[t1], %[a00]\n\t"
-                "smlad %[a01], %[v1], %[t3], %[a01]\n\t"
-                "ldrd %[v0], %[v1], [%[c]], #8\n\t"
-                "smlad %[a10], %[v0], %[t0], %[a10]\n\t"
-                "smlad %[a11], %[v0], %[t2], %[a11]\n\t"
-                "smlad %[a10], %[v1], %[t1], %[a10]\n\t"
-                "smlad %[a11], %[v1], %[t3], %[a11]\n\t"
-                "subs %[k], %[k], #1\n\t"
-                "bne 1b\n\t"
-                "3:\n\t"
-                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [c] "+r"(c), [w] "+r"(w),
-                  [k] "+r"(k), [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), [v0] "=&r"(v0),
-                  [v1] "=&r"(v1)
-                :
-                : "cc", "memory");
-#else
-            const int32_t *c = cols;
-            for (int32_t k = blocks; k > 0; k--, c += 4, w += 8)
-            {
-                const int32_t w0 = mcu_read_s8x4(w), w1 = mcu_read_s8x4(w + 4);
-                const int32_t l0 = mcu_sxtb16(w0), h0 = mcu_sxtb16_ror8(w0);
-                const int32_t l1 = mcu_sxtb16(w1), h1 = mcu_sxtb16_ror8(w1);
-                int32_t v = c[0];
-                a00 = mcu_smlad(v, l0, a00);
-                a01 = mcu_smlad(v, l1, a01);
-                v = c[1];
-                a00 = mcu_smlad(v, h0, a00);
-                a01 = mcu_smlad(v, h1, a01);
-                v = c[2];
-                a10 = mcu_smlad(v, l0, a10);
-                a11 = mcu_smlad(v, l1, a11);
-                v = c[3];
-                a10 = mcu_smlad(v, h0, a10);
-                a11 = mcu_smlad(v, h1, a11);
-            }
-#endif
-            acc[2 * j] = a00;
-            acc[2 * j + 1] = a10;
-            acc[2 * j + 2] = a01;
-            acc[2 * j + 3] = a11;
-        }
-        if (j < n)
-        {
-            int32_t a0 = bias ? bias[j] : 0, a1 = a0;
-            const int32_t *c = cols;
-            for (int32_t k = blocks; k > 0; k--, c += 4, w += 4)
-            {
-                const int32_t wv = mcu_read_s8x4(w);
-                const int32_t wl = mcu_sxtb16(wv), wh = mcu_sxtb16_ror8(wv);
-                a0 = mcu_smlad(c[0], wl, a0);
-                a0 = mcu_smlad(c[1], wh, a0);
-                a1 = mcu_smlad(c[2], wl, a1);
-                a1 = mcu_smlad(c[3], wh, a1);
-            }
-            acc[2 * j] = a0;
-            acc[2 * j + 1] = a1;
-        }
+        w = mcu_conv_dsp_pair_macs(cols, blocks, w, o->bias ? o->bias + c0 : NULL, n, acc);
         pk_store(o, acc, c0, n, out_a, out_b);
     }
 }
