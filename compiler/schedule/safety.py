@@ -241,7 +241,8 @@ def _patch_steps(graph: Graph, patch: PatchPlan, chains: tuple[tuple[_Layer, ...
                  loop: PatchLoop | None) -> list[Step]:
     """The loop's calls, patch by patch: the chain each patch runs; with a run-time dispatch, the probe chain
     through (an inlier patch), the check, then the outlier chain: the move of the checked region and its layers
-    from the check on (resume), or all of it from the start."""
+    from the check on (resume), or all of it from the start, or all of it on each of the patch's sub-patches
+    (``loop.sub``)."""
     multi = len(chains) > 1
     steps: list[Step] = []
     for p in range(len(patch.regions)):
@@ -252,7 +253,13 @@ def _patch_steps(graph: Graph, patch: PatchPlan, chains: tuple[tuple[_Layer, ...
             regs = chain_regions(patch, loop, probe, p)
             steps += _chain_steps(graph, patch, chains[probe], probe, regs, where[probe])
             steps.append(check_access_step(graph, ck, _check_index(chains[probe], ck), f"patch {p}: outlier check", regs))
-            if ck.resume:
+            if loop.sub is not None and other == loop.sub.chain:
+                # the outlier chain runs this patch as its sub-patches, each from the input up with its own
+                # regions (and the sub plan's own crops)
+                for q in loop.sub.of_patch[p]:
+                    steps += _chain_steps(graph, loop.sub.plan, chains[other], other, loop.sub.plan.regions[q],
+                                          f"patch {p}, sub-patch {q}, chain {other}")
+            elif ck.resume:
                 to = chain_regions(patch, loop, other, p)
                 steps.append(move_step(graph, ck, other, _check_index(chains[probe], ck), f"patch {p}", regs, to))
                 steps += _chain_steps(graph, patch, chains[other], other, to, where[other], first=ck.after, fill=False)
