@@ -10,7 +10,13 @@ Counts are guest instructions under QEMU -icount shift=0 (deterministic), not cy
 maps are a storage format (performance.md, "Sub-byte data"): the MAC loop stays on SMLAD, so the figure to
 read is the unpacking overhead per MAC over int8, against the 2x / 4x smaller maps.
 
-Usage: python bench/packed_kernels.py [--board qemu-m4] [--no-network]
+With ``--board qemu-m55`` (an MVE core) the table has an MVE column: per shape and width pair the MVE packed
+kernel (runtime_c/include/mcunn_packed_mve.h) against the portable packed kernel and the SIMD32 packed kernel
+(what the M55 ran before it had MVE packed kernels), and the int8 MVE kernel of the same shape (the int8 row: what
+an int8 layer runs on the M55, mcu_conv_1x1_mve_s8 / mcu_conv_mve_s8 / mcu_dwconv_mve_s8); every output checked
+against the simulator's bytes (tests/c_kernels/packed_mve_main.c).
+
+Usage: python bench/packed_kernels.py [--board qemu-m4 | qemu-m55] [--no-network]
 """
 
 from __future__ import annotations
@@ -61,6 +67,68 @@ def int8_depthwise(c: packed_cases.PackedCase) -> packed_cases.PackedCase:
     y = packed_cases.simulate("dwconv", x, wts, bias, c.mult, c.shift, 0, c.out_off, c.act, c.stride, c.pad,
                               c.dilation, 1, c.out_dims[1:3], 8, 8)
     return dataclasses.replace(c, in_off=0, bias=bias, fast_bias=bias, expected=pack(y, 8).reshape(-1))
+
+
+def _cases_and_rows():
+    cases, rows = [], []
+    for number, desc, kind, hwc, k, cout, stride, pad in SHAPES:
+        for bi, bo in PAIRS:
+            rows.append((number, desc, bi, bo, len(cases)))
+            cases.append(packed_cases.layer_case(kind, bi, bo, hwc, k, cout, stride, pad, seed=number))
+    return cases, rows
+
+
+def _counts(log: str) -> dict:
+    counts = {}
+    for line in log.splitlines():
+        m = re.match(r"MCU K (\d+) (\w+) (\d+) ([01])", line)
+        if m:
+            counts[(int(m.group(1)), m.group(2))] = (int(m.group(3)), m.group(4) == "1")
+    return counts
+
+
+def _run_by_shape(board, cases: list, main: str) -> dict:
+    """(case, kernel) -> (instructions, equal): ``main`` (a firmware under tests/c_kernels) on ``cases``, one
+    firmware per group of cases of one shape (all shapes at once do not fit the M55's 512 KB ITCM)."""
+    counts = {}
+    per_shape = len(PAIRS)
+    with tempfile.TemporaryDirectory(prefix="mcu_bench_packed_") as tmp:
+        for first in range(0, len(cases), per_shape):
+            build = Path(tmp) / str(first)
+            build.mkdir()
+            src = packed_cases.write_cases(cases[first:first + per_shape], 0, build / "cases.c")
+            elf = harness.build_firmware(board, [src, harness.HERE / main], build / "fw")
+            counts.update({(first + i, k): v for (i, k), v in _counts(run_qemu(elf, board, timeout=600).log).items()})
+    return counts
+
+
+def mve_rows(board) -> None:
+    """The qemu-m55 table: MVE packed vs portable packed vs SIMD32 packed, and the int8 MVE kernel per shape."""
+    import test_packed_mve
+
+    cases, rows = _cases_and_rows()
+    mve = [test_packed_mve.mve_case(c) for c in cases]
+    counts = _run_by_shape(board, mve, "packed_mve_main.c")
+    dsp_cases = [int8_depthwise(c) if c.kind == packed_cases.KIND["dwconv"] and (c.in_bits, c.out_bits) == (8, 8)
+                 else c for c in cases]
+    dsp = _run_by_shape(board, dsp_cases, "packed_bench_main.c")
+    print(f"board {board.name} ({board.core}), instructions (QEMU -icount shift=0, not cycles); int8 rows: the int8 "
+          "kernels (MVE column: the int8 MVE kernel)")
+    head = (f"{'#':>2} {'layer (NHWC)':<44} {'bits':>6} {'MACs':>10} {'portable (i/MAC)':>20} {'SIMD32 (i/MAC)':>18} "
+            f"{'MVE (i/MAC)':>18} {'MVE/int8 MVE':>12} {'MVE/SIMD32':>10} {'exact':>5}")
+    print(head)
+    print("-" * len(head))
+    base = {}
+    for number, desc, bi, bo, i in rows:
+        m = macs(mve[i])
+        port, p_ok = counts[(i, "portable")]
+        fast, f_ok = counts[(i, "mve")]
+        simd, s_ok = dsp[(i, "fast")]
+        if (bi, bo) == (8, 8):
+            base[number] = fast
+        print(f"{number:>2} {desc:<44} {f'a{bi}>a{bo}':>6} {m:>10,} {port:>11,} ({port / m:5.2f}) {simd:>9,} "
+              f"({simd / m:5.2f}) {fast:>9,} ({fast / m:5.2f}) {fast / base[number]:>12.2f} {fast / simd:>10.2f} "
+              f"{'yes' if p_ok and f_ok and s_ok else 'NO':>5}")
 
 
 def kernel_rows(board) -> None:
@@ -157,7 +225,11 @@ def main() -> int:
     p.add_argument("--board", default="qemu-m4")
     p.add_argument("--no-network", action="store_true", help="only the kernel table")
     args = p.parse_args()
-    kernel_rows(get_board(args.board))
+    board = get_board(args.board)
+    if board.mve:
+        mve_rows(board)
+    else:
+        kernel_rows(board)
     if not args.no_network:
         network_rows()
     return 0

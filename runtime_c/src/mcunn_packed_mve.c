@@ -36,26 +36,49 @@ static int pm_bits_ok(int32_t bits)
     return bits == 8 || bits == 4 || bits == 2;
 }
 
-/* 16 values (n <= 16 of them; lanes past n are 0) of a packed run starting at field 0 of byte src, as int8 lanes
- * in order. `bits` is constant at each inlined call. */
-static inline __attribute__((always_inline)) int8x16_t pm_unpack16(const uint8_t *src, int32_t n, int32_t bits)
+/* The 16 fields of a loaded vector (lane j: byte j, as 8 halfword lanes at 4 bits, 4 word lanes at 2 bits) as
+ * int8 lanes in order: field k of each byte to the top of byte k of its lane, then VSHR.S8 sign-extends. */
+static inline __attribute__((always_inline)) int8x16_t pm_spread4(uint16x8_t h)
+{
+    /* low byte of the lane: field 0 in bits 4-7; high byte: the whole byte (field 1 in bits 4-7) */
+    return vshrq_n_s8(vreinterpretq_s8_u16(vsliq_n_u16(vshlq_n_u16(h, 4), h, 8)), 4);
+}
+
+static inline __attribute__((always_inline)) int8x16_t pm_spread2(uint32x4_t w)
+{
+    /* field k to bits 8k+6, 8k+7 */
+    uint32x4_t t = vshlq_n_u32(w, 6);
+    t = vsliq_n_u32(t, w, 12);
+    t = vsliq_n_u32(t, w, 18);
+    t = vsliq_n_u32(t, w, 24);
+    return vshrq_n_s8(vreinterpretq_s8_u32(t), 6);
+}
+
+/* 16 values of a packed run starting at field 0 of byte src, as int8 lanes in order. `bits` is constant at each
+ * inlined call. */
+static inline __attribute__((always_inline)) int8x16_t pm_unpack16(const uint8_t *src, int32_t bits)
 {
     if (bits == 4)
     {
-        const uint16x8_t h = vldrbq_z_u16(src, vctp16q((uint32_t)(n + 1) >> 1)); /* lane j: byte j */
-        /* low byte of the lane: field 0 in bits 4-7; high byte: the whole byte (field 1 in bits 4-7) */
-        const uint16x8_t t = vsliq_n_u16(vshlq_n_u16(h, 4), h, 8);
-        return vshrq_n_s8(vreinterpretq_s8_u16(t), 4);
+        return pm_spread4(vldrbq_u16(src));
     }
     if (bits == 2)
     {
-        const uint32x4_t w = vldrbq_z_u32(src, vctp32q((uint32_t)(n + 3) >> 2)); /* lane j: byte j */
-        /* field k to bits 8k+6, 8k+7 (the top of byte k of the lane) */
-        uint32x4_t t = vshlq_n_u32(w, 6);
-        t = vsliq_n_u32(t, w, 12);
-        t = vsliq_n_u32(t, w, 18);
-        t = vsliq_n_u32(t, w, 24);
-        return vshrq_n_s8(vreinterpretq_s8_u32(t), 6);
+        return pm_spread2(vldrbq_u32(src));
+    }
+    return vldrbq_s8((const int8_t *)src);
+}
+
+/* The same for n < 16 values (lanes past n are 0; no byte past the run is read). */
+static inline __attribute__((always_inline)) int8x16_t pm_unpack16_tail(const uint8_t *src, int32_t n, int32_t bits)
+{
+    if (bits == 4)
+    {
+        return pm_spread4(vldrbq_z_u16(src, vctp16q((uint32_t)(n + 1) >> 1)));
+    }
+    if (bits == 2)
+    {
+        return pm_spread2(vldrbq_z_u32(src, vctp32q((uint32_t)(n + 3) >> 2)));
     }
     return vldrbq_z_s8((const int8_t *)src, vctp8q((uint32_t)n));
 }
@@ -64,9 +87,14 @@ static inline __attribute__((always_inline)) int8x16_t pm_unpack16(const uint8_t
 static inline __attribute__((always_inline)) void pm_unpack_run(int8_t *dst, const uint8_t *src, int32_t n,
                                                                 int32_t bits)
 {
-    for (int32_t i = 0; i < n; i += 16, dst += 16, src += 2 * bits)
+    int32_t i = 0;
+    for (; i + 16 <= n; i += 16, dst += 16, src += 2 * bits)
     {
-        vstrbq_p_s8(dst, pm_unpack16(src, n - i, bits), vctp8q((uint32_t)(n - i)));
+        vstrbq_s8(dst, pm_unpack16(src, bits));
+    }
+    if (i < n)
+    {
+        vstrbq_p_s8(dst, pm_unpack16_tail(src, n - i, bits), vctp8q((uint32_t)(n - i)));
     }
 }
 
@@ -292,7 +320,7 @@ __attribute__((noinline)) static int32x4_t pm_requant_scalar(int32x4_t acc, cons
 
 /* Requantized, offset and clamped accumulator of channels c + 4j + k; lanes past n 0 (the padding bits). */
 static inline __attribute__((always_inline)) int32x4_t pm_dw_requant(const pm_dw_out *o, int32x4_t acc, int32_t c,
-                                                                     int32_t k, int32_t n, int full)
+                                                                     int32_t k, int32_t n, int full, int right_only)
 {
 #if MCU_SINGLE_ROUNDING
     if (!o->vector_ok)
@@ -303,7 +331,7 @@ static inline __attribute__((always_inline)) int32x4_t pm_dw_requant(const pm_dw
 #endif
     {
         const int32x4_t mult = pm_gather4(o->mult + c, k, n, full), shift = pm_gather4(o->shift + c, k, n, full);
-        acc = o->right_only ? mcu_mve_requantize_right(acc, mult, shift) : mcu_mve_requantize(acc, mult, shift);
+        acc = right_only ? mcu_mve_requantize_right(acc, mult, shift) : mcu_mve_requantize(acc, mult, shift);
     }
     acc = vminq_s32(vmaxq_s32(vaddq_n_s32(acc, o->out_offset), vdupq_n_s32(o->lo)), vdupq_n_s32(o->hi));
     return full ? acc : vpselq_s32(acc, vdupq_n_s32(0), pm_lanes(k, n));
@@ -313,19 +341,26 @@ static inline __attribute__((always_inline)) int32x4_t pm_dw_requant(const pm_dw
  * (the block's first byte). */
 static inline __attribute__((always_inline)) void pm_dw_store(const pm_dw_out *o, int32x4_t a0, int32x4_t a1,
                                                               int32x4_t a2, int32x4_t a3, int32_t c, int32_t n,
-                                                              int full, uint8_t *out)
+                                                              int full, int right_only, uint8_t *out)
 {
-    a0 = pm_dw_requant(o, a0, c, 0, n, full);
-    a1 = pm_dw_requant(o, a1, c, 1, n, full);
-    a2 = pm_dw_requant(o, a2, c, 2, n, full);
-    a3 = pm_dw_requant(o, a3, c, 3, n, full);
+    a0 = pm_dw_requant(o, a0, c, 0, n, full, right_only);
+    a1 = pm_dw_requant(o, a1, c, 1, n, full, right_only);
+    a2 = pm_dw_requant(o, a2, c, 2, n, full, right_only);
+    a3 = pm_dw_requant(o, a3, c, 3, n, full, right_only);
     if (o->bits == 2)
     {
         /* byte j of the block: channels 4j..4j+3, two bits each */
         uint32x4_t r = vsliq_n_u32(vreinterpretq_u32_s32(a2), vreinterpretq_u32_s32(a3), 2);
         r = vsliq_n_u32(vreinterpretq_u32_s32(a1), r, 2);
         r = vsliq_n_u32(vreinterpretq_u32_s32(a0), r, 2);
-        vstrbq_p_u32(out, r, vctp32q((uint32_t)(n + 3) >> 2));
+        if (full)
+        {
+            vstrbq_u32(out, r);
+        }
+        else
+        {
+            vstrbq_p_u32(out, r, vctp32q((uint32_t)(n + 3) >> 2));
+        }
         return;
     }
     /* halfword lanes in channel order: even channels (2m) and odd ones (2m + 1) */
@@ -334,98 +369,158 @@ static inline __attribute__((always_inline)) void pm_dw_store(const pm_dw_out *o
     if (o->bits == 4)
     {
         const uint16x8_t r = vsliq_n_u16(vreinterpretq_u16_s16(e), vreinterpretq_u16_s16(od), 4);
-        vstrbq_p_u16(out, r, vctp16q((uint32_t)(n + 1) >> 1));
+        if (full)
+        {
+            vstrbq_u16(out, r);
+        }
+        else
+        {
+            vstrbq_p_u16(out, r, vctp16q((uint32_t)(n + 1) >> 1));
+        }
         return;
     }
-    vstrbq_p_s8((int8_t *)out, vmovntq_s16(vreinterpretq_s8_s16(e), od), vctp8q((uint32_t)n));
+    const int8x16_t y = vmovntq_s16(vreinterpretq_s8_s16(e), od);
+    if (full)
+    {
+        vstrbq_s8((int8_t *)out, y);
+    }
+    else
+    {
+        vstrbq_p_s8((int8_t *)out, y, vctp8q((uint32_t)n));
+    }
+}
+
+/* The int16 sums over taps [t0, t1) of one block: *se of channels 2m, *so of channels 2m + 1 (|x w| <=
+ * 2^(bits-1) * 128, so up to 31 taps at 4 bits and 127 at 2 cannot overflow). */
+static inline __attribute__((always_inline)) void pm_dw_sums(const uint8_t *const *tap, int32_t t0, int32_t t1,
+                                                             int32_t cb, const int8_t *w, int32_t stride, int32_t n,
+                                                             int full, int32_t bits, int16x8_t *se, int16x8_t *so)
+{
+    const mve_pred16_t p = vctp8q((uint32_t)n);
+    int16x8_t e = vdupq_n_s16(0), o = vdupq_n_s16(0);
+    w += t0 * stride;
+#pragma GCC unroll 9
+    for (int32_t t = t0; t < t1; t++)
+    {
+        const int8x16_t x = full ? pm_unpack16(tap[t] + cb, bits) : pm_unpack16_tail(tap[t] + cb, n, bits);
+        const int8x16_t k = full ? vldrbq_s8(w) : vldrbq_z_s8(w, p);
+        w += stride;
+        e = vaddq_s16(e, vmullbq_int_s8(x, k));
+        o = vaddq_s16(o, vmulltq_int_s8(x, k));
+        /* the sums as they go (mcu_dwconv_mve_s8()'s trick): without this gcc hoists every tap's loads and
+         * unpacking above the products and spills them to the stack; the memory clobber keeps them in order */
+        __asm__ volatile("" : "+w"(e), "+w"(o) : : "memory");
+    }
+    *se = e;
+    *so = o;
 }
 
 /* One block of n <= 16 channels at c of one output pixel over its taps (tap[t]: the input pixel, or the
- * zero-point pixel), weights of tap t at w + t * stride; `bits` and `full` (n == 16) constant at each copy. */
+ * zero-point pixel), weights of tap t at w + t * stride; `bits`, `full` (n == 16) and, for 3x3, `taps` constant at
+ * each copy. Sub-byte inputs: int16 sums over chunks of taps, widened once per chunk (one chunk for any window
+ * up to 31 taps); int8 inputs: each tap's products widened into the int32 accumulators. */
 static inline __attribute__((always_inline)) void pm_dw_block(const pm_dw_out *o, const uint8_t *const *tap,
                                                               int32_t taps, int32_t c, const int8_t *w, int32_t stride,
-                                                              int32_t n, int full, int32_t bits, uint8_t *out)
+                                                              int32_t n, int full, int32_t bits, int right_only,
+                                                              uint8_t *out)
 {
-    /* taps summed in int16 before widening: 31 at 4 bits, 127 at 2, 1 at 8 (|x w| <= 2^(bits-1) * 128) */
-    const int32_t chunk = bits == 4 ? 31 : bits == 2 ? 127 : 1;
-    const int32_t cb = c * bits / 8; /* the block's first byte in a pixel */
-    const mve_pred16_t p = vctp8q((uint32_t)n);
-    int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
-    if (o->bias)
+    const int32_t cb = c * bits / 8; /* the block's first byte in an input pixel */
+    int32x4_t a0, a1, a2, a3;
+    if (bits == 8)
     {
-        a0 = pm_gather4(o->bias + c, 0, n, full);
-        a1 = pm_gather4(o->bias + c, 1, n, full);
-        a2 = pm_gather4(o->bias + c, 2, n, full);
-        a3 = pm_gather4(o->bias + c, 3, n, full);
-    }
-    for (int32_t t0 = 0; t0 < taps; t0 += chunk)
-    {
-        const int32_t t1 = t0 + chunk < taps ? t0 + chunk : taps;
-        int16x8_t se = vdupq_n_s16(0), so = vdupq_n_s16(0);
+        const mve_pred16_t p = vctp8q((uint32_t)n);
+        a0 = a1 = a2 = a3 = vdupq_n_s32(0);
 #pragma GCC unroll 9
-        for (int32_t t = t0; t < t1; t++)
+        for (int32_t t = 0; t < taps; t++)
         {
-            const int8x16_t x = pm_unpack16(tap[t] + cb, full ? 16 : n, bits);
+            const int8x16_t x = full ? vldrbq_s8((const int8_t *)tap[t] + c) : vldrbq_z_s8((const int8_t *)tap[t] + c, p);
             const int8x16_t k = full ? vldrbq_s8(w) : vldrbq_z_s8(w, p);
             w += stride;
-            se = vaddq_s16(se, vmullbq_int_s8(x, k)); /* channels 2m */
-            so = vaddq_s16(so, vmulltq_int_s8(x, k)); /* channels 2m + 1 */
+            const int16x8_t e = vmullbq_int_s8(x, k), od = vmulltq_int_s8(x, k);
+            a0 = vaddq_s32(a0, vmovlbq_s16(e));  /* 4j */
+            a2 = vaddq_s32(a2, vmovltq_s16(e));  /* 4j + 2 */
+            a1 = vaddq_s32(a1, vmovlbq_s16(od)); /* 4j + 1 */
+            a3 = vaddq_s32(a3, vmovltq_s16(od)); /* 4j + 3 */
+            __asm__ volatile("" : "+w"(a0), "+w"(a1), "+w"(a2), "+w"(a3) : : "memory");
         }
-        a0 = vaddq_s32(a0, vmovlbq_s16(se)); /* 4j */
-        a2 = vaddq_s32(a2, vmovltq_s16(se)); /* 4j + 2 */
-        a1 = vaddq_s32(a1, vmovlbq_s16(so)); /* 4j + 1 */
-        a3 = vaddq_s32(a3, vmovltq_s16(so)); /* 4j + 3 */
     }
-    pm_dw_store(o, a0, a1, a2, a3, c, n, full, out + c * o->bits / 8);
+    else
+    {
+        const int32_t chunk = bits == 4 ? 31 : 127;
+        int16x8_t se, so;
+        pm_dw_sums(tap, 0, taps < chunk ? taps : chunk, cb, w, stride, n, full, bits, &se, &so);
+        a0 = vmovlbq_s16(se);
+        a2 = vmovltq_s16(se);
+        a1 = vmovlbq_s16(so);
+        a3 = vmovltq_s16(so);
+        for (int32_t t0 = chunk; t0 < taps; t0 += chunk)
+        {
+            /* windows past 31 taps at 4 bits (7x7 and up) */
+            pm_dw_sums(tap, t0, t0 + chunk < taps ? t0 + chunk : taps, cb, w, stride, n, full, bits, &se, &so);
+            a0 = vaddq_s32(a0, vmovlbq_s16(se));
+            a2 = vaddq_s32(a2, vmovltq_s16(se));
+            a1 = vaddq_s32(a1, vmovlbq_s16(so));
+            a3 = vaddq_s32(a3, vmovltq_s16(so));
+        }
+    }
+    if (o->bias)
+    {
+        a0 = vaddq_s32(a0, pm_gather4(o->bias + c, 0, n, full));
+        a1 = vaddq_s32(a1, pm_gather4(o->bias + c, 1, n, full));
+        a2 = vaddq_s32(a2, pm_gather4(o->bias + c, 2, n, full));
+        a3 = vaddq_s32(a3, pm_gather4(o->bias + c, 3, n, full));
+    }
+    pm_dw_store(o, a0, a1, a2, a3, c, n, full, right_only, out + c * o->bits / 8);
 }
 
-/* Every channel of one output pixel. */
+/* Every channel of one output pixel; `right_only` (every shift <= 0) constant in the 3x3 copies. */
 static inline __attribute__((always_inline)) void pm_dw_pixel_bits(const pm_dw_out *o, const uint8_t *const *tap,
                                                                    int32_t taps, int32_t ch, const int8_t *filter,
-                                                                   int32_t bits, uint8_t *out)
+                                                                   int32_t bits, int right_only, uint8_t *out)
 {
     int32_t c = 0;
     for (; c + 16 <= ch; c += 16)
     {
-        pm_dw_block(o, tap, taps, c, filter + c * taps, 16, 16, 1, bits, out);
+        pm_dw_block(o, tap, taps, c, filter + c * taps, 16, 16, 1, bits, right_only, out);
     }
     if (c < ch)
     {
-        pm_dw_block(o, tap, taps, c, filter + c * taps, ch - c, ch - c, 0, bits, out);
+        pm_dw_block(o, tap, taps, c, filter + c * taps, ch - c, ch - c, 0, bits, right_only, out);
     }
 }
 
-/* The 3x3 copies keep their tap count constant (the tap loop unrolled). */
+/* 3x3 layers whose shifts are all <= 0 (nearly every one) get copies with both constant (the taps unrolled, the
+ * output stage without left shifts); any other window or shift takes the general copy of its width. */
 __attribute__((noinline)) static void pm_dw_pixel(const pm_dw_out *o, const uint8_t *const *tap, int32_t taps,
                                                   int32_t ch, const int8_t *filter, int32_t bits, uint8_t *out)
 {
-    if (taps == 9)
+    if (taps == 9 && o->right_only)
     {
         if (bits == 4)
         {
-            pm_dw_pixel_bits(o, tap, 9, ch, filter, 4, out);
+            pm_dw_pixel_bits(o, tap, 9, ch, filter, 4, 1, out);
         }
         else if (bits == 2)
         {
-            pm_dw_pixel_bits(o, tap, 9, ch, filter, 2, out);
+            pm_dw_pixel_bits(o, tap, 9, ch, filter, 2, 1, out);
         }
         else
         {
-            pm_dw_pixel_bits(o, tap, 9, ch, filter, 8, out);
+            pm_dw_pixel_bits(o, tap, 9, ch, filter, 8, 1, out);
         }
         return;
     }
     if (bits == 4)
     {
-        pm_dw_pixel_bits(o, tap, taps, ch, filter, 4, out);
+        pm_dw_pixel_bits(o, tap, taps, ch, filter, 4, o->right_only, out);
     }
     else if (bits == 2)
     {
-        pm_dw_pixel_bits(o, tap, taps, ch, filter, 2, out);
+        pm_dw_pixel_bits(o, tap, taps, ch, filter, 2, o->right_only, out);
     }
     else
     {
-        pm_dw_pixel_bits(o, tap, taps, ch, filter, 8, out);
+        pm_dw_pixel_bits(o, tap, taps, ch, filter, 8, o->right_only, out);
     }
 }
 
