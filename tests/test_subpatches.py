@@ -30,10 +30,17 @@ from mcucompile.api import (
     write_library,
 )
 from mcucompile.codegen import generate_c
+from mcucompile.errors import UserError
 from mcucompile.ir import Region
 from mcucompile.patch.execute import plan_sub_patches
 from mcucompile.quant.simulate import run_int
-from mcucompile.quantmcu import VdpcOptions, check_problems, plan_vdpc, stage_maps, stage_stats
+from mcucompile.quantmcu import (
+    VdpcOptions,
+    check_problems,
+    plan_vdpc,
+    stage_maps,
+    stage_stats,
+)
 from mcucompile.quantmcu.lowbit import build_lowbit_chain, lowbit_schedule, stage_bitops
 from mcucompile.targets.host import build_host, run_host
 from test_quantmcu_chain import _by_origin, _inputs, _net, _simulate
@@ -123,7 +130,8 @@ def test_sub_patches_bit_exact_on_host_and_smaller(host_net, host_chain, tmp_pat
     for b in c2.plan.buffers:
         if b.name.endswith("@patch"):  # chain 0's region buffers
             assert b.size <= sizes1[b.name]
-    assert check_problems(c2.schedule, c2.plan) == []
+    assert check_problems(c2.schedule, c2.plan) == []  # the safety check walks the sub-patches with their regions
+    assert check_problems(c1.schedule, c2.plan)  # whole patches through the sub-patches' buffers: refused
     out = write_library(c2, tmp_path / "lib")
     exe = build_host(library_dir(out, c2), host_runner_source(c2), tmp_path / "build", sanitize=True)
     dev = run_host(exe, [xs], [c2.graph.tensors[c2.graph.outputs[0]].size])[0]
@@ -186,3 +194,79 @@ def test_resnet8_residual_stage_as_sub_patches_on_host(tmp_path):
     out = write_library(c, tmp_path / "lib")
     exe = build_host(library_dir(out, c), host_runner_source(c), tmp_path / "build", sanitize=True)
     assert np.array_equal(run_host(exe, [xs], [c.graph.tensors[c.graph.outputs[0]].size])[0], sim)
+
+
+# --- the joint search -------------------------------------------------------------------------------------
+
+def _wide_net(tmp_path_factory):
+    """A stage whose maps are wide and at full resolution, its output a quarter of them with few channels: the
+    stage's region buffers make the peak (input filled by patch), so the packed maps' saving is the peak's."""
+    from conftest import make_model, save
+    from onnx import helper
+
+    rng = np.random.default_rng(5)
+
+    def w(*s):
+        return (rng.standard_normal(s) * 0.3).astype(np.float32)
+
+    def conv(x, y, wn, k, group=1, stride=1):
+        return [helper.make_node("Conv", [x, wn], [y + "_"], kernel_shape=[k, k], pads=[k // 2] * 4, group=group,
+                                 strides=[stride, stride]), helper.make_node("Relu", [y + "_"], [y])]
+
+    nodes = (conv("x", "a", "w0", 3) + conv("a", "b", "w1", 3, group=16) + conv("b", "c", "w2", 1)
+             + conv("c", "d", "w3", 3, stride=2) + conv("d", "e", "w4", 1) + [helper.make_node("GlobalAveragePool", ["e"], ["y"])])
+    inits = {"w0": w(16, 3, 3, 3), "w1": w(16, 1, 3, 3), "w2": w(16, 16, 1, 1), "w3": w(4, 16, 3, 3), "w4": w(4, 4, 1, 1)}
+    path = save(make_model(nodes, [1, 3, 29, 27], ["y"], inits), tmp_path_factory.mktemp("wide"), "wide.onnx")
+    return compile_model(path, CompileOptions(board="qemu-m4", progress=False, calib_samples=16, patch=PatchOptions(
+        mode="forced", split=4, patches=2, input_by_patch=True)))
+
+
+def _spiky_inputs(compiled, n=12, seed=2):
+    """Small values with a rare spike in some inputs: the check at the input flags a few patches."""
+    rng = np.random.default_rng(seed)
+    shape = (n,) + tuple(compiled.graph.tensors[compiled.graph.inputs[0]].shape)
+    x = rng.integers(-30, 31, shape).astype(np.int8)
+    for s in range(0, n, 3):
+        x[s, 0, rng.integers(0, shape[2]), rng.integers(0, shape[3]), :] = 120
+    return x
+
+
+def test_joint_search_turns_low_bits_into_fewer_patches(tmp_path_factory):
+    from mcucompile.patch.memory import plan_memory_patched
+    from mcucompile.patch.planner import plan_patches
+    from mcucompile.quantmcu.search import build_joint, choose_joint
+
+    c = _wide_net(tmp_path_factory)
+    g = c.graph
+    calib = _spiky_inputs(c)
+    peaks8 = {n: plan_memory_patched(g, plan_patches(g, 4, n, True), board=c.target).arena_size for n in range(2, 6)}
+    # the budget 8-bit patching needs a 4 x 4 grid for (3 x 3 does not fit)
+    budget = peaks8[4]
+    assert peaks8[3] > budget and peaks8[2] > budget
+    maps = [m for m in stage_maps(g, plan_patches(g, 4, 1)) if m not in (g.inputs[0], "d")]
+    options = VdpcOptions("percentile", 99.9, "input")
+    choice = choose_joint(g, budget, c.target, {m: 2 for m in maps}, options, calib, splits=[4], input_by_patch=True)
+    win = choice.winner
+    assert choice.fits and win.fits and choice.peak <= budget
+    assert choice.plan.grid < 4 and choice.sub_patches > 1, choice  # fewer patches, the outlier ones as sub-patches
+    assert 0 < win.outlier_share < 0.5
+    eight = next(t for t in choice.tried if (t.grid, t.sub_patches) == (4, 1))
+    print(f"8-bit patching 4x4: {eight.instructions_8bit:.0f} instructions (estimated); joint {choice.plan.grid}x"
+          f"{choice.plan.grid} s={choice.sub_patches}: {choice.instructions:.0f} expected, peak {choice.peak} B of {budget}")
+    assert choice.instructions == min(t.instructions for t in choice.tried if t.fits)
+    # every (grid, s) of the split is accounted for: tried with its peak, or skipped only after a smaller s fit
+    for n in range(2, 9):
+        got = sorted(t.sub_patches for t in choice.tried if t.grid == n)
+        assert got and got == list(range(1, len(got) + 1)), (n, got)
+        if len(got) < 3:
+            assert next(t for t in choice.tried if (t.grid, t.sub_patches) == (n, got[-1])).fits
+    # the winner calibrated: its arena is what the sizing chain predicted
+    _, _, schedule, arena = build_joint(g, choice, options, calib, c.target)
+    assert arena.arena_size == choice.peak and schedule.loop.sub.factor == choice.sub_patches
+    # refusals are named: the first map is the output of a one-layer stage, so it cannot be checked there
+    first = choose_joint(g, 1 << 20, c.target, {m: 2 for m in maps}, VdpcOptions("percentile", 99.9, "first_map"),
+                         calib, input_by_patch=True)
+    refused = [t for t in first.tried if t.stage_len == 1]
+    assert refused and all(t.refused and "checked map" in t.refused for t in refused)
+    with pytest.raises(UserError, match="use one of"):
+        choose_joint(g, budget, c.target, {maps[0]: 3}, options, calib)

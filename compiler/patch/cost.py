@@ -140,6 +140,27 @@ def _add(into: Features, kernel: str, f: dict[str, float]) -> None:
         into[(kernel, name)] = into.get((kernel, name), 0.0) + v
 
 
+def _patch_layer_features(feats: Features, graph: Graph, plan: PatchPlan, j: int, node: Node, call: KernelCall,
+                          p: int, memo: dict) -> None:
+    """Add stage layer j's counts in patch p (``node``: its node in the chain that runs it) and its crops'."""
+    regs = plan.regions[p]
+    lw = local_window(graph, plan, node, p)
+    if lw is not None:
+        g = Geometry(lw.in_h, lw.in_w, lw.out_h, lw.out_w, lw.pad_top, lw.pad_left)
+    else:
+        r = regs[node.outputs[0]]
+        g = Geometry(r.h, r.w, r.h, r.w, 0, 0)
+    mk = (j, node.outputs[0], cost_key(call), g)
+    if mk not in memo:  # patches of one size share their counts
+        memo[mk] = _kernel_features(call, node, graph, g)
+    _add(feats, cost_key(call), memo[mk])
+    for cj, slot in plan.crops:
+        if cj == j and op_def(node).patch_crops_operands:
+            t = graph.tensors[node.inputs[slot]]
+            row_bytes = regs[node.outputs[0]].w * (t.pixel_bytes if t.packed else t.shape[3])  # a packed operand's rows in its bytes
+            _add(feats, "copy_region", copy_features(regs[node.outputs[0]].h, row_bytes))
+
+
 def plan_features(graph: Graph, plan: PatchPlan | None = None,
                   kernels: tuple[KernelCall | None, ...] | None = None) -> tuple[list[Features], Features]:
     """The (kernel, feature) counts of one inference: one dict per report layer (summed over the
@@ -164,20 +185,8 @@ def plan_features(graph: Graph, plan: PatchPlan | None = None,
         key = cost_key(call)
         feats: Features = {}
         if j < stage_len:
-            for p, regs in enumerate(plan.regions):
-                lw = local_window(graph, plan, node, p)
-                if lw is not None:
-                    g = Geometry(lw.in_h, lw.in_w, lw.out_h, lw.out_w, lw.pad_top, lw.pad_left)
-                else:
-                    r = regs[node.outputs[0]]
-                    g = Geometry(r.h, r.w, r.h, r.w, 0, 0)
-                if (j, g) not in memo:  # patches of one size share their counts
-                    memo[(j, g)] = _kernel_features(call, node, graph, g)
-                _add(feats, key, memo[(j, g)])
-                for cj, slot in plan.crops:
-                    if cj == j and op_def(node).patch_crops_operands:
-                        ro, c = regs[node.outputs[0]], graph.tensors[node.inputs[slot]].shape[3]
-                        _add(feats, "copy_region", copy_features(ro.h, ro.w * c))
+            for p in range(plan.patches):
+                _patch_layer_features(feats, graph, plan, j, node, call, p, memo)
             layer_calls += plan.patches
         else:
             _add(feats, key, _kernel_features(call, node, graph, _whole_geometry(node, graph)))
@@ -197,6 +206,53 @@ def plan_features(graph: Graph, plan: PatchPlan | None = None,
 
 def _price(feats: Features, coefficients: dict[str, dict[str, float]]) -> float:
     return sum(v * coefficients[k].get(name, 0.0) for (k, name), v in feats.items())
+
+
+def chain_patch_instructions(graph: Graph, plan: PatchPlan, nodes: tuple[Node, ...],
+                             kernels: tuple[KernelCall | None, ...],
+                             coefficients: dict[str, dict[str, float]] | None = None) -> list[list[float]]:
+    """Estimated instructions of each stage layer of one chain of a patch loop on each patch of ``plan``:
+    ``[patch][layer]``, its crops and its share of the loop's per-layer overhead (``invoke``'s layer calls)
+    included. What a dispatching loop's expectation is built from (a patch runs some chain's layers, or part).
+
+    Parameters
+    ----------
+    graph : the quantized graph (with the chain's own tensors)
+    plan : the patch plan the chain runs on (its regions hold the chain's tensors; sub-patches: their plan)
+    nodes : the chain's nodes, one per stage node in order (a low-bit chain's own copies)
+    kernels : their kernel calls (``kernel_of``; None for an alias node: it costs nothing)
+    coefficients : a coefficient table (default: the calls' own and the runtime's)
+    """
+    table = coefficients or coefficient_table(kernels)
+    per_layer = table["invoke"].get("layer_calls", 0.0)
+    memo: dict = {}
+    out = []
+    for p in range(plan.patches):
+        row = []
+        for j, (node, call) in enumerate(zip(nodes, kernels)):
+            if call is None:
+                row.append(0.0)
+                continue
+            feats: Features = {}
+            _patch_layer_features(feats, graph, plan, j, node, call, p, memo)
+            row.append(_price(feats, table) + per_layer)
+        out.append(row)
+    return out
+
+
+def patch_copy_instructions(graph: Graph, plan: PatchPlan,
+                            coefficients: dict[str, dict[str, float]] | None = None) -> list[tuple[float, float]]:
+    """Estimated instructions of each patch's (input region copy or fill, paste into the stage output), as
+    :func:`plan_features` counts them outside the layers."""
+    table = coefficients or dict(RUNTIME_COEFFICIENTS)
+    inp, split = graph.inputs[0], plan.split
+    c_in, c_split = graph.tensors[inp].shape[3], graph.tensors[split].shape[3]
+    out = []
+    for regs in plan.regions:
+        ri, ro = regs[inp], regs[split]
+        out.append((_price({("copy_region", k): v for k, v in copy_features(ri.h, ri.w * c_in).items()}, table),
+                    _price({("copy_region", k): v for k, v in copy_features(ro.h, ro.w * c_split).items()}, table)))
+    return out
 
 
 def estimate_instructions(graph: Graph, plan: PatchPlan | None = None,

@@ -21,7 +21,14 @@ from ..arith.bitwidth import storage_dtype
 from ..ir import Graph, Node, Region
 from ..ops import op_def
 from ..quant.simulate import eval_node, node_inputs, run_nodes
-from .planner import PatchPlan, _regions_for_patch, _split_bounds, local_window, node_macs_region, np_region
+from .planner import (
+    PatchPlan,
+    _regions_for_patch,
+    _split_bounds,
+    local_window,
+    node_macs_region,
+    np_region,
+)
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,8 @@ class SubPatches:
     chain: int = 0
 
 
-def plan_sub_patches(graph: Graph, plan: PatchPlan, factor: int, chain: int = 0) -> SubPatches:
+def plan_sub_patches(graph: Graph, plan: PatchPlan, factor: int, chain: int = 0,
+                     cache: dict | None = None) -> SubPatches:
     """Each patch of ``plan`` split into ``factor`` x ``factor`` sub-patches: its stage-output tile cut as evenly
     as possible (the first rows and columns take the extra one, as plan_patches cuts the map), each sub-tile's
     regions back-propagated through the stage like a patch's. The sub plan's grid is ``factor`` x the plan's; its
@@ -51,6 +59,9 @@ def plan_sub_patches(graph: Graph, plan: PatchPlan, factor: int, chain: int = 0)
         s >= 1 (1: each patch is its own single sub-patch).
     chain : int
         The chain of the loop that runs them (the run-time dispatch's outlier chain).
+    cache : dict, optional
+        Regions already back-propagated, by (stage length, stage-output tile): a search planning many grids
+        and factors of one stage passes one dict (tiles of different plans often coincide).
 
     Returns
     -------
@@ -68,11 +79,25 @@ def plan_sub_patches(graph: Graph, plan: PatchPlan, factor: int, chain: int = 0)
         first = len(regions)
         for i in range(len(rows) - 1):
             for j in range(len(cols) - 1):
-                regions.append(_regions_for_patch(graph, stage, split, Region(rows[i], cols[j], rows[i + 1], cols[j + 1])))
+                tile = Region(rows[i], cols[j], rows[i + 1], cols[j + 1])
+                key = (plan.stage_len, tile)
+                if cache is None or key not in cache:
+                    regs_q = _regions_for_patch(graph, stage, split, tile)
+                    if cache is None:
+                        regions.append(regs_q)
+                        continue
+                    cache[key] = regs_q
+                regions.append(cache[key])
         of_patch.append(tuple(range(first, len(regions))))
     row_bounds = tuple(sorted({regs[split].top for regs in regions} | {regs[split].bottom for regs in regions}))
     col_bounds = tuple(sorted({regs[split].left for regs in regions} | {regs[split].right for regs in regions}))
-    patched = sum(node_macs_region(nd, graph, r[nd.outputs[0]]) for r in regions for nd in stage)
+    macs = {}  # the tiles of one size have the same MACs per layer
+    for r in regions:
+        for nd in stage:
+            o = r[nd.outputs[0]]
+            if (nd.name, o.h, o.w) not in macs:
+                macs[(nd.name, o.h, o.w)] = node_macs_region(nd, graph, o)
+    patched = sum(macs[(nd.name, r[nd.outputs[0]].h, r[nd.outputs[0]].w)] for r in regions for nd in stage)
     crops = []
     for j, nd in enumerate(stage):
         if not op_def(nd).patch_crops_operands:

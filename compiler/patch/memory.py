@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..ir import Graph, Node
 from ..memory.planner import ArenaPlan, place_buffers, plan_memory, scratch_buffers
 from .execute import SubPatches
-from .planner import PatchPlan, crop_buffer, max_region_bytes
+from .planner import PatchPlan, crop_buffer
 
 
 def region_buffer(tensor: str, chain: int = 0) -> str:
@@ -15,8 +15,21 @@ def region_buffer(tensor: str, chain: int = 0) -> str:
     return f"{tensor}@patch" + (f"{chain}" if chain > 0 else "")
 
 
+def _max_region_bytes(graph: Graph, plan: PatchPlan, tensor: str, layout_of: str | None = None) -> int:
+    """``planner.max_region_bytes``, the pixel size looked up once (the joint search sizes many plans)."""
+    pixel = graph.tensors[layout_of or tensor].pixel_bytes
+    return max(reg[tensor].h * reg[tensor].w for reg in plan.regions) * pixel
+
+
+def rest_memory_plan(graph: Graph, stage_len: int, board=None) -> ArenaPlan:
+    """The layer-by-layer plan of what follows a stage of ``stage_len`` layers (from its output on), which
+    :func:`plan_memory_patched` places after the loop; the same for every grid of that split."""
+    split = graph.nodes[stage_len - 1].outputs[0]
+    return plan_memory(graph.replace(nodes=tuple(graph.nodes[stage_len:]), inputs=(split,)), board)
+
+
 def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int | tuple[tuple[Node, ...], ...] = 1,
-                        board=None, sub: SubPatches | None = None) -> ArenaPlan:
+                        board=None, sub: SubPatches | None = None, rest_plan: ArenaPlan | None = None) -> ArenaPlan:
     """Arena for a patched schedule: per-patch region buffers (reused by every patch) for the stage,
     the stage output whole, then the rest layer by layer. Steps: 0 fills the input patch, 1..k run the
     stage, k+1 stores the patch into the whole stage output, k+2.. run the rest.
@@ -28,7 +41,8 @@ def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int | tuple[tuple
     buffers are then sized by its own tensors (packed maps take their packed bytes).
     ``board``: a Board or an ``ops.kernel.KernelTarget`` whose kernels' scratch is planned (None: portable).
     ``sub``: chain ``sub.chain`` runs its patches as sub-patches (``patch.execute.plan_sub_patches``): its region
-    and crop buffers are sized by the sub-patches' regions (still in that chain's exclusive group)."""
+    and crop buffers are sized by the sub-patches' regions (still in that chain's exclusive group).
+    ``rest_plan``: :func:`rest_memory_plan` of this split, when the caller plans many grids of one split."""
     k = plan.stage_len
     stage, rest = graph.nodes[:k], graph.nodes[k:]
     if isinstance(chains, int):
@@ -58,10 +72,10 @@ def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int | tuple[tuple
         for step, n in enumerate(nodes, start=1):
             produced_at[n.outputs[0]] = step
         for t, f in produced_at.items():
-            buffers.append((region_buffer(t, c), max_region_bytes(graph, cplan, t), f, last_in_stage.get(t, f), group(c)))
+            buffers.append((region_buffer(t, c), _max_region_bytes(graph, cplan, t), f, last_in_stage.get(t, f), group(c)))
         for j, slot in cplan.crops:
             node = nodes[j]
-            size = max_region_bytes(graph, cplan, node.outputs[0], layout_of=node.inputs[slot])
+            size = _max_region_bytes(graph, cplan, node.outputs[0], layout_of=node.inputs[slot])
             buffers.append((crop_buffer(graph, plan, j, slot, c), size, j + 1, j + 1, group(c)))
         buffers += scratch_buffers(graph, nodes, 1, group(c), board)
     last_read: dict[str, int] = {}
@@ -73,8 +87,7 @@ def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int | tuple[tuple
         last_read[o] = end
     buffers.append((split, graph.tensors[split].nbytes, 0, last_read.get(split, k + 1)))
     # the rest: reuse the layer-by-layer logic on the sub-graph that starts at the stage output
-    sub = graph.replace(nodes=tuple(rest), inputs=(split,))
-    sub_plan = plan_memory(sub, board)
+    sub_plan = rest_plan if rest_plan is not None else rest_memory_plan(graph, k, board)
     for b in sub_plan.buffers:
         if b.name == split or b.name.endswith("@scratch"):
             continue
