@@ -10,13 +10,7 @@
 #include "mcunn_dsp.h"
 #include "mcunn_mve.h"
 
-#ifdef KT_HOST
-#include <stdio.h>
-static void print_line(const char *s) { fputs(s, stdout); }
-#else
-#include "board_port.h"
-static void print_line(const char *s) { board_print(s); }
-#endif
+#include "kt_text.h"
 
 #ifndef ADD_CASES
 #define ADD_CASES 3000
@@ -33,18 +27,6 @@ static uint32_t rnd(void)
 static int32_t range(int32_t lo, int32_t hi) { return lo + (int32_t)(rnd() % (uint32_t)(hi - lo + 1)); }
 
 static int8_t in1[80], in2[80], out_ref[80], out_fast[80];
-
-static char *put(char *p, const char *s) { while (*s) { *p++ = *s++; } return p; }
-static char *put_int(char *p, int32_t v)
-{
-    char tmp[12];
-    int n = 0;
-    uint32_t u = v < 0 ? (uint32_t)0 - (uint32_t)v : (uint32_t)v;
-    if (v < 0) { *p++ = '-'; }
-    do { tmp[n++] = (char)('0' + (int)(u % 10u)); u /= 10u; } while (u);
-    while (n) { *p++ = tmp[--n]; }
-    return p;
-}
 
 int main(void)
 {
@@ -85,11 +67,11 @@ int main(void)
         if (s1 != MCU_OK || s2 != MCU_OK || memcmp(out_ref, out_fast, sizeof out_ref) != 0)
         {
             char line[80];
-            char *q = put(line, "FAIL add case ");
-            q = put_int(q, t);
-            q = put(q, "\n");
+            char *q = kt_put_str(line, "FAIL add case ");
+            q = kt_put_int(q, t);
+            q = kt_put_str(q, "\n");
             *q = '\0';
-            print_line(line);
+            kt_print(line);
             failed++;
         }
     }
@@ -100,19 +82,10 @@ int main(void)
     cases++;
     if (ADD_FAST(NULL, &p0, &full, in1, &one, in2, &full, out_fast) != MCU_ARG_ERROR || out_fast[0] != 0x55)
     {
-        print_line("FAIL add broadcast accepted\n");
+        kt_print("FAIL add broadcast accepted\n");
         failed++;
     }
-    char line[80];
-    char *q = put(line, "MCU ADD ");
-    q = put_int(q, cases);
-    q = put(q, " failed ");
-    q = put_int(q, failed);
-    q = put(q, "\nMCU END ");
-    q = put_int(q, failed);
-    q = put(q, "\n");
-    *q = '\0';
-    print_line(line);
+    kt_print_summary("ADD", cases, failed);
 #ifdef KT_HOST
     return failed ? 1 : 0;
 #else

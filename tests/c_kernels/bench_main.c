@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "board_port.h"
+#include "kt_text.h"
 #include "kernel_cases.h"
 
 #ifdef KT_CMSIS
@@ -37,41 +38,16 @@ static int32_t kernel_sums[1024];
 #define KT_FC_FAST mcu_fully_connected_dsp_s8
 #endif
 
-static char *put_str(char *p, const char *s)
-{
-    while (*s)
-    {
-        *p++ = *s++;
-    }
-    return p;
-}
-
-static char *put_u64(char *p, uint64_t v)
-{
-    char tmp[24];
-    int n = 0;
-    do
-    {
-        tmp[n++] = (char)('0' + (int)(v % 10u));
-        v /= 10u;
-    } while (v);
-    while (n)
-    {
-        *p++ = tmp[--n];
-    }
-    return p;
-}
-
 static void print_result(int32_t i, const char *variant, uint64_t n, int equal)
 {
     char line[96];
-    char *p = put_str(line, "MCU K ");
-    p = put_u64(p, (uint64_t)i);
-    p = put_str(p, " ");
-    p = put_str(p, variant);
-    p = put_str(p, " ");
-    p = put_u64(p, n);
-    p = put_str(p, equal ? " 1\n" : " 0\n");
+    char *p = kt_put_str(line, "MCU K ");
+    p = kt_put_u64(p, (uint64_t)i);
+    p = kt_put_str(p, " ");
+    p = kt_put_str(p, variant);
+    p = kt_put_str(p, " ");
+    p = kt_put_u64(p, n);
+    p = kt_put_str(p, equal ? " 1\n" : " 0\n");
     *p = '\0';
     board_print(line);
 }

@@ -23,68 +23,30 @@
 #define KT_FC_FAST mcu_fully_connected_dsp_s8
 #endif
 
+#include "kt_text.h"
+
 #ifdef KT_HOST
-#include <stdio.h>
 #include <stdlib.h>
-static void kt_print(const char *s)
-{
-    fputs(s, stdout);
-}
 #else
-#include "board_port.h"
 #define KT_MAX_BYTES 65536
 static int8_t kt_out_ref[KT_MAX_BYTES], kt_out_fast[KT_MAX_BYTES];
 static int32_t kt_scratch_ref[KT_MAX_BYTES / 4], kt_scratch_fast[KT_MAX_BYTES / 4];
-static void kt_print(const char *s)
-{
-    board_print(s);
-}
 #endif
-
-static char *put_str(char *p, const char *s)
-{
-    while (*s)
-    {
-        *p++ = *s++;
-    }
-    return p;
-}
-
-static char *put_int(char *p, int32_t v)
-{
-    char tmp[12];
-    int n = 0;
-    uint32_t u = v < 0 ? (uint32_t)0 - (uint32_t)v : (uint32_t)v;
-    if (v < 0)
-    {
-        *p++ = '-';
-    }
-    do
-    {
-        tmp[n++] = (char)('0' + (int)(u % 10u));
-        u /= 10u;
-    } while (u);
-    while (n)
-    {
-        *p++ = tmp[--n];
-    }
-    return p;
-}
 
 static void report(int32_t i, const char *what, int32_t a, int32_t b)
 {
     char line[200];
-    char *p = put_str(line, "MCU CASE ");
-    p = put_int(p, i);
-    p = put_str(p, " FAIL ");
-    p = put_str(p, what);
-    p = put_str(p, " ");
-    p = put_int(p, a);
-    p = put_str(p, " ");
-    p = put_int(p, b);
-    p = put_str(p, " (");
-    p = put_str(p, kt_cases[i].describe);
-    p = put_str(p, ")\n");
+    char *p = kt_put_str(line, "MCU CASE ");
+    p = kt_put_int(p, i);
+    p = kt_put_str(p, " FAIL ");
+    p = kt_put_str(p, what);
+    p = kt_put_str(p, " ");
+    p = kt_put_int(p, a);
+    p = kt_put_str(p, " ");
+    p = kt_put_int(p, b);
+    p = kt_put_str(p, " (");
+    p = kt_put_str(p, kt_cases[i].describe);
+    p = kt_put_str(p, ")\n");
     *p = '\0';
     kt_print(line);
 }
@@ -182,16 +144,7 @@ int main(void)
 #ifdef KT_EXTRA_CHECK
     failed += KT_EXTRA_CHECK() != 0;
 #endif
-    char line[80];
-    char *p = put_str(line, "MCU CASES ");
-    p = put_int(p, kt_num_cases);
-    p = put_str(p, " failed ");
-    p = put_int(p, failed);
-    p = put_str(p, "\nMCU END ");
-    p = put_int(p, failed);
-    p = put_str(p, "\n");
-    *p = '\0';
-    kt_print(line);
+    kt_print_summary("CASES", kt_num_cases, failed);
 #ifdef KT_HOST
     return failed ? 1 : 0;
 #else

@@ -81,11 +81,11 @@ static int32_t requant_check_line(void)
 {
     const int32_t bad = check_requant(KT_REQUANT_CHECKS);
     char line[64];
-    char *p = put_str(line, "MCU REQUANT ");
-    p = put_int(p, KT_REQUANT_CHECKS);
-    p = put_str(p, " bad ");
-    p = put_int(p, bad);
-    p = put_str(p, "\n");
+    char *p = kt_put_str(line, "MCU REQUANT ");
+    p = kt_put_int(p, KT_REQUANT_CHECKS);
+    p = kt_put_str(p, " bad ");
+    p = kt_put_int(p, bad);
+    p = kt_put_str(p, "\n");
     *p = '\0';
     kt_print(line);
     return bad;
@@ -115,9 +115,9 @@ static int32_t refusal_check(void)
     bad += mcu_dwconv_3x3_mve_s8(&ctx, &p, &q, &in_d, in, &f3, w, &b_d, NULL, &out_d, out) != MCU_ARG_ERROR;
     bad += out[0] != 0x55 || out[7] != 0x55;
     char line[48];
-    char *e = put_str(line, "MCU REFUSALS bad ");
-    e = put_int(e, bad);
-    e = put_str(e, "\n");
+    char *e = kt_put_str(line, "MCU REFUSALS bad ");
+    e = kt_put_int(e, bad);
+    e = kt_put_str(e, "\n");
     *e = '\0';
     kt_print(line);
     return bad;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "board_port.h"
+#include "kt_text.h"
 #include "mcunn.h"
 #include "mcunn_dsp.h"
 #include "packed_cases.h"
@@ -20,31 +21,6 @@
 static uint8_t out_buf[PB_MAX_OUT];
 static int32_t scratch[PB_SCRATCH / 4];
 static uint64_t overhead;
-
-static char *put_str(char *p, const char *s)
-{
-    while (*s)
-    {
-        *p++ = *s++;
-    }
-    return p;
-}
-
-static char *put_u64(char *p, uint64_t v)
-{
-    char tmp[24];
-    int n = 0;
-    do
-    {
-        tmp[n++] = (char)('0' + (int)(v % 10u));
-        v /= 10u;
-    } while (v);
-    while (n)
-    {
-        *p++ = tmp[--n];
-    }
-    return p;
-}
 
 typedef int (*pb_runner)(const pk_case *c, int fast);
 
@@ -137,11 +113,11 @@ int main(void)
             const int equal = status == 0 && c->output_bytes <= PB_MAX_OUT &&
                               memcmp(out_buf, c->expected, (size_t)c->output_bytes) == 0;
             char line[96];
-            char *p = put_str(line, "MCU K ");
-            p = put_u64(p, (uint64_t)i);
-            p = put_str(p, fast ? " fast " : " portable ");
-            p = put_u64(p, n);
-            p = put_str(p, equal ? " 1\n" : " 0\n");
+            char *p = kt_put_str(line, "MCU K ");
+            p = kt_put_u64(p, (uint64_t)i);
+            p = kt_put_str(p, fast ? " fast " : " portable ");
+            p = kt_put_u64(p, n);
+            p = kt_put_str(p, equal ? " 1\n" : " 0\n");
             *p = '\0';
             board_print(line);
         }

@@ -8,70 +8,32 @@
 
 #include "packed_cases.h"
 
+#include "kt_text.h"
+
 #ifdef KT_HOST
-#include <stdio.h>
 #include <stdlib.h>
-static void pk_print(const char *s)
-{
-    fputs(s, stdout);
-}
 #else
-#include "board_port.h"
 #define PK_MAX_BYTES 16384
 static uint8_t pk_out[PK_MAX_BYTES];
 static int32_t pk_scratch[PK_MAX_BYTES / 4];
-static void pk_print(const char *s)
-{
-    board_print(s);
-}
 #endif
-
-static char *put_str(char *p, const char *s)
-{
-    while (*s)
-    {
-        *p++ = *s++;
-    }
-    return p;
-}
-
-static char *put_int(char *p, int32_t v)
-{
-    char tmp[12];
-    int n = 0;
-    uint32_t u = v < 0 ? (uint32_t)0 - (uint32_t)v : (uint32_t)v;
-    if (v < 0)
-    {
-        *p++ = '-';
-    }
-    do
-    {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    while (n)
-    {
-        *p++ = tmp[--n];
-    }
-    return p;
-}
 
 static void report(int32_t i, const char *what, int32_t a, int32_t b)
 {
     char line[256];
-    char *p = put_str(line, "FAIL case ");
-    p = put_int(p, i);
-    p = put_str(p, " (");
-    p = put_str(p, pk_cases[i].describe);
-    p = put_str(p, "): ");
-    p = put_str(p, what);
-    p = put_str(p, " ");
-    p = put_int(p, a);
-    p = put_str(p, " ");
-    p = put_int(p, b);
-    p = put_str(p, "\n");
+    char *p = kt_put_str(line, "FAIL case ");
+    p = kt_put_int(p, i);
+    p = kt_put_str(p, " (");
+    p = kt_put_str(p, pk_cases[i].describe);
+    p = kt_put_str(p, "): ");
+    p = kt_put_str(p, what);
+    p = kt_put_str(p, " ");
+    p = kt_put_int(p, a);
+    p = kt_put_str(p, " ");
+    p = kt_put_int(p, b);
+    p = kt_put_str(p, "\n");
     *p = '\0';
-    pk_print(line);
+    kt_print(line);
 }
 
 typedef mcu_status (*pk_conv_fn)(const mcu_context *, const mcu_conv_params *, const mcu_per_channel_quant_params *,
@@ -194,16 +156,7 @@ int main(void)
         }
         failed += bad != 0;
     }
-    char line[96];
-    char *p = put_str(line, "MCU PACKED CASES ");
-    p = put_int(p, pk_num_cases);
-    p = put_str(p, " failed ");
-    p = put_int(p, failed);
-    p = put_str(p, "\nMCU END ");
-    p = put_int(p, failed);
-    p = put_str(p, "\n");
-    *p = '\0';
-    pk_print(line);
+    kt_print_summary("PACKED CASES", pk_num_cases, failed);
 #ifdef KT_HOST
     return failed ? 1 : 0;
 #else
