@@ -565,7 +565,16 @@ static mcu_status dwconv_mve_packed(int32_t in_bits, const mcu_context *ctx, con
     o.vector_ok = mcu_mve_requant_vector_ok(q->shift, ch);
     o.right_only = mcu_mve_shifts_right_only(q->shift, ch);
     const int32_t in_h = in->h, in_w = in->w, out_w = out->w, pixels = out->h * out_w;
+    const int32_t span_h = (kh - 1) * dp->dilation.h, span_w = (kw - 1) * dp->dilation.w;
     const uint8_t *tap[MCU_DWCONV_MVE_PACKED_MAX_TAPS];
+    int32_t tap_off[MCU_DWCONV_MVE_PACKED_MAX_TAPS]; /* a tap's byte offset from its window's first tap */
+    for (int32_t ky = 0, t = 0; ky < kh; ky++)
+    {
+        for (int32_t kx = 0; kx < kw; kx++, t++)
+        {
+            tap_off[t] = (ky * dp->dilation.h * in_w + kx * dp->dilation.w) * in_px;
+        }
+    }
     for (int32_t b = 0; b < in->n; b++)
     {
         const uint8_t *in_b = input + b * in_h * in_w * in_px;
@@ -573,14 +582,26 @@ static mcu_status dwconv_mve_packed(int32_t in_bits, const mcu_context *ctx, con
         for (int32_t i = 0; i < pixels; i++)
         {
             const int32_t y0 = oy * dp->stride.h - dp->padding.h, x0 = ox * dp->stride.w - dp->padding.w;
-            for (int32_t ky = 0, t = 0; ky < kh; ky++)
+            if (y0 >= 0 && x0 >= 0 && y0 + span_h < in_h && x0 + span_w < in_w)
             {
-                const int32_t iy = y0 + ky * dp->dilation.h;
-                const int row_in = iy >= 0 && iy < in_h;
-                for (int32_t kx = 0; kx < kw; kx++, t++)
+                /* the window inside the input (most of them): its taps at fixed offsets */
+                const uint8_t *base = in_b + (y0 * in_w + x0) * in_px;
+                for (int32_t t = 0; t < taps; t++)
                 {
-                    const int32_t ix = x0 + kx * dp->dilation.w;
-                    tap[t] = row_in && ix >= 0 && ix < in_w ? in_b + (iy * in_w + ix) * in_px : zero_pixel;
+                    tap[t] = base + tap_off[t];
+                }
+            }
+            else
+            {
+                for (int32_t ky = 0, t = 0; ky < kh; ky++)
+                {
+                    const int32_t iy = y0 + ky * dp->dilation.h;
+                    const int row_in = iy >= 0 && iy < in_h;
+                    for (int32_t kx = 0; kx < kw; kx++, t++)
+                    {
+                        const int32_t ix = x0 + kx * dp->dilation.w;
+                        tap[t] = row_in && ix >= 0 && ix < in_w ? in_b + (iy * in_w + ix) * in_px : zero_pixel;
+                    }
                 }
             }
             pm_dw_pixel(&o, tap, taps, ch, filter, in_bits, output + (b * pixels + i) * out_px);
