@@ -23,16 +23,19 @@ from mcucompile.errors import UserError
 from mcucompile.quantmcu import VdpcOptions, plan_vdpc
 from mcucompile.quantmcu.lowbit import (
     build_lowbit_chain,
+    inlier_values,
     lowbit_schedule,
     stage_bitops_taken,
 )
 from mcucompile.quantmcu.options import QuantmcuOptions
 from mcucompile.quantmcu.vdqs import (
     BitopsModel,
+    batched_inlier_values,
     fast_outputs,
     held_back,
     searchable_maps,
     split_calibration,
+    stage_values,
     vdqs,
 )
 from mcucompile.schedule.schedule import run_schedule_int
@@ -164,6 +167,10 @@ def test_fast_evaluation_equals_the_patch_loop(net):
     assert 0 < held.outliers.sum() < held.outliers.size
     model = BitopsModel.of(g, plan, vdpc)
     cmap, dmap = by_origin(g, "c"), by_origin(g, "d")
+    # the search's calibration values, batched: lowbit's, value for value, in the same order
+    mine = batched_inlier_values(g, plan, stage_values(g, plan, cal), vdpc.outlier_patches, [cmap, dmap])
+    theirs = inlier_values(g, plan, cal, vdpc.outlier_patches, [cmap, dmap], keep_channels=True)
+    assert all(np.array_equal(mine[m], theirs[m]) and mine[m].size for m in (cmap, dmap))
     for bits, pc in [({cmap: 4, dmap: 2}, False), ({cmap: 2}, True), ({dmap: 4}, True), ({}, False),
                      ({cmap: 4, dmap: 4}, True)]:
         chain = build_lowbit_chain(g, plan, vdpc, bits, cal, per_channel=pc)

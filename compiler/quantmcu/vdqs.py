@@ -48,7 +48,7 @@ from ..ops.outlier_check import outlier_decision
 from ..patch.planner import PatchPlan, node_macs_region, np_region
 from ..quant.simulate import eval_node, node_inputs
 from ..schedule.schedule import build_schedule
-from .lowbit import LowbitChain, build_lowbit_chain, inlier_values
+from .lowbit import LowbitChain, build_lowbit_chain
 from .options import QuantmcuOptions, SearchStep
 from .stats import stage_maps
 from .vdpc import VdpcPlan, runtime_dispatch
@@ -174,6 +174,37 @@ def run_batched(graph: Graph, nodes, values: dict[str, np.ndarray], n: int) -> l
     return single if single is not None else [{k: v[i: i + 1] for k, v in values.items()} for i in range(n)]
 
 
+#: samples per batch of :func:`run_batched` (bounds the im2col copies: ~100 MB on VWW's first layers)
+BATCH = 25
+
+
+def stage_values(graph: Graph, plan: PatchPlan, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """Every tensor of the 8-bit stage on ``inputs`` (int8, the model input's layout), the samples stacked along N."""
+    inp, k = graph.inputs[0], plan.stage_len
+    shape = tuple(graph.tensors[inp].shape)
+    xs = np.asarray(inputs).reshape((len(inputs),) + shape[1:])
+    parts = []
+    for a in range(0, len(xs), BATCH):
+        chunk = xs[a: a + BATCH]
+        parts += run_batched(graph, graph.nodes[:k], {inp: chunk}, len(chunk))
+    return {name: np.concatenate([d[name] for d in parts]) for name in parts[0]} if parts else {}
+
+
+def batched_inlier_values(graph: Graph, plan: PatchPlan, values: dict[str, np.ndarray], outliers: np.ndarray,
+                          maps) -> dict[str, np.ndarray]:
+    """``lowbit.inlier_values(..., keep_channels=True)`` from the stage values already taken (:func:`stage_values`):
+    the same values in the same order (sample by sample, patch by patch)."""
+    out = {}
+    for m in maps:
+        q = graph.tensors[m].quant
+        v = (np.asarray(values[m], np.float64) - q.zp) * q.s
+        c = v.shape[-1]
+        parts = [np_region(v[s: s + 1], regs[m]).reshape(-1, c) for s in range(len(v))
+                 for p, regs in enumerate(plan.regions) if not outliers[s, p]]
+        out[m] = np.concatenate(parts) if parts else np.zeros((0, c))
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class HeldBack:
     """The held-back calibration samples and the 8-bit model's run of them (cached once per search):
@@ -195,10 +226,11 @@ def held_back(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, inputs: np.ndarray)
     shape = tuple(graph.tensors[inp].shape)
     n = len(inputs)
     xs = np.asarray(inputs).reshape((n,) + shape[1:])
-    stage = run_batched(graph, graph.nodes[:k], {inp: xs}, n)
-    stage8 = {name: np.concatenate([d[name] for d in stage]) for name in stage[0]} if n else {}
+    stage8 = stage_values(graph, plan, xs)
     split = stage8[plan.split].astype(storage_dtype(graph.tensors[plan.split].bits))
-    outs = run_batched(graph, graph.nodes[k:], {plan.split: split}, n)
+    outs = []
+    for a in range(0, n, BATCH):
+        outs += run_batched(graph, graph.nodes[k:], {plan.split: split[a: a + BATCH]}, len(split[a: a + BATCH]))
     checked = stage8[vdpc.tensor]
     flags = [[outlier_decision(np_region(checked[s: s + 1], regs[vdpc.tensor]), vdpc.zero_point, vdpc.threshold)
               for regs in plan.regions] for s in range(n)]
@@ -226,7 +258,9 @@ def fast_outputs(chain: LowbitChain, held: HeldBack) -> list[dict[str, np.ndarra
             values.update({o: held.stage8[o][todo] for o in node.outputs})
         else:
             nodes.append(node)
-    stage = run_batched(chain.graph, nodes, values, n)
+    stage = []
+    for a in range(0, n, BATCH):
+        stage += run_batched(chain.graph, nodes, {t: v[a: a + BATCH] for t, v in values.items()}, len(todo[a: a + BATCH]))
     low = np.concatenate([d[split] for d in stage]).astype(dtype)
     eight = held.stage8[split][todo].astype(dtype)
     flags = held.outliers[todo]
@@ -235,7 +269,9 @@ def fast_outputs(chain: LowbitChain, held: HeldBack) -> list[dict[str, np.ndarra
         r = regs[split]
         tile = (slice(None), slice(r.top, r.bottom), slice(r.left, r.right), slice(None))
         whole[tile] = np.where(flags[:, p, None, None, None], eight[tile], low[tile])
-    rest = run_batched(graph, graph.nodes[k:], {split: whole}, n)
+    rest = []
+    for a in range(0, n, BATCH):
+        rest += run_batched(graph, graph.nodes[k:], {split: whole[a: a + BATCH]}, len(whole[a: a + BATCH]))
     for i, s in enumerate(todo):
         out[s] = {o: rest[i][o] for o in graph.outputs}
     return out
@@ -297,7 +333,8 @@ class _Search:
         self.ladder = tuple(sorted(options.bits, reverse=True))
         self.model = BitopsModel.of(graph, plan, vdpc)
         self.base = self.model.bitops_8bit()
-        self.inliers = inlier_values(graph, plan, calib_q, vdpc.outlier_patches, list(self.maps), keep_channels=True)
+        self.inliers = batched_inlier_values(graph, plan, stage_values(graph, plan, calib_q), vdpc.outlier_patches,
+                                             self.maps)
         self.chains: dict[tuple, LowbitChain] = {}
         self.params: dict = {}  # each map's params at each bitwidth, calibrated once (lowbit's cache)
         self.qualities: dict[tuple, dict[str, float]] = {}
