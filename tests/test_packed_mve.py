@@ -246,3 +246,23 @@ def test_packed_network_on_qemu_m55_is_bit_exact(m55_net, patched, tmp_path):
     x_q, outs, _, _ = build_and_run_board(c, c.calib[:2], tmp_path)
     ref = [run_int(g, {g.inputs[0]: x})[g.outputs[0]].reshape(-1) for x in x_q]
     assert np.array_equal(outs[0], np.stack(ref))
+
+
+def test_the_cost_model_prices_the_mve_packed_kernels(m55_net):
+    """On qemu-m55 every packed stage layer's MVE kernel states its cost terms: positive per layer, the lowered net's
+    estimate close to the int8 net's (the same matrix core; unpacking and packing add a little), and below what the
+    SIMD32 packed kernels cost on the same core."""
+    import test_packed_kernels as tpk
+    from mcucompile.patch.cost import estimate_instructions, kernel_of
+
+    g8 = m55_net.graph
+    g = tpk.lower_maps(g8, tpk.MAP_BITS)
+    kernels = tuple(kernel_of(n, g, m55_net.target) for n in g.nodes)
+    assert all(k.name.endswith("packed_mve") for k in kernels[:tpk.STAGE])
+    est = estimate_instructions(g, None, kernels)
+    est8 = estimate_instructions(g8, None, tuple(kernel_of(n, g8, m55_net.target) for n in g8.nodes))
+    no_mve = dataclasses.replace(m55_net.board, mve=False)
+    est_dsp = estimate_instructions(g, None, tuple(kernel_of(n, g, KernelTarget(no_mve)) for n in g.nodes))
+    assert all(v > 0 for v in est.layers[:tpk.STAGE])
+    assert 0.8 * est8.total < est.total < 1.6 * est8.total
+    assert sum(est.layers[:tpk.STAGE]) < sum(est_dsp.layers[:tpk.STAGE])
