@@ -55,7 +55,8 @@ def _plot_bits(ax, q) -> None:
              for m in q.feature_maps]
     bits = [m.bits for m in q.feature_maps]
     xs = range(len(names))
-    ax.bar(xs, bits, color=["#7f7f7f" if m.checked else "#1f77b4" for m in q.feature_maps])
+    # grey: maps kept at 8 bits by construction (the stage input, the checked map, the stage output)
+    ax.bar(xs, bits, color=["#7f7f7f" if m.checked or m.role != "map" else "#1f77b4" for m in q.feature_maps])
     for x, b in zip(xs, bits):
         ax.text(x, b + 0.15, str(b), ha="center", fontsize=8)
     ax.set_xticks(list(xs))
