@@ -130,7 +130,6 @@ def quantmcu_lines(q: QuantmcuReport) -> list[str]:
     lines.append(f"          quality vs 8-bit{held}: {', '.join(got) or '-'} ({floor})")
     lines.append(f"          VDQS search {q.search_seconds:.1f} s, {len(q.search_steps)} steps; the entropy score alone "
                  f"would give {entropy or '-'}")
-    lines += [f"          note: {n}" for n in q.notes]
     return lines
 
 
