@@ -50,6 +50,7 @@ from mcucompile.quantmcu.lowbit import build_lowbit_chain, lowbit_schedule, stag
 from mcucompile.schedule.safety import (
     PlanSafetyError,
     Step,
+    chain_buffers,
     check_plan_memory,
     plan_problems,
     plan_steps,
@@ -191,11 +192,15 @@ def test_plan_safety_check_covers_both_chains_the_check_and_the_move(host_net):
     k = len(s.loop.chains[0].steps)
     assert sum(re.search(r"chain 1: layer \d+ ", x) is not None for x in labels) == n * k
     assert sum(re.search(r"chain 0: layer \d+ ", x) is not None for x in labels) == n * (k - s.loop.check.after)
-    # the chains share bytes in this plan (exclusive groups); checked as if they were one group it is refused
+    # the chains share bytes in this plan (their buffers exclusive), which the check allows: which chain a buffer
+    # belongs to comes from the schedule
     buffers = list(plan.buffers)
     assert any(a.group == 0 and b.group == 1 and _overlap(a, b) and _live_together(a, b) for a in buffers for b in buffers)
-    one = dataclasses.replace(plan, buffers=tuple(dataclasses.replace(b, group=None) for b in buffers))
-    assert any(" over '" in m for m in plan_problems(g, one, schedule=s))
+    owner = chain_buffers(g, s)
+    assert {owner[b.name] for b in buffers if b.group is not None} == {0, 1}
+    assert all(owner.get(b.name) == b.group for b in buffers)
+    # checked as one chain, the same plan is refused
+    assert any(" over '" in m for m in steps_problems(plan_steps(g, plan, schedule=s), plan))
 
 
 def test_plan_safety_check_refuses_broken_two_chain_plans(host_net):
@@ -213,7 +218,13 @@ def test_plan_safety_check_refuses_broken_two_chain_plans(host_net):
     own = [b for b in plan.buffers if b.group == 1]
     a, b = next((a, b) for a in own for b in own if a.name < b.name and _live_together(a, b) and not _overlap(a, b)
                 and b.offset + a.size <= plan.arena_size)
-    refused(_moved(plan, a.name, b.offset), rf"chain 1: .* over '({re.escape(a.name)}|{re.escape(b.name)})'")
+    overlap = rf"chain 1: .* over '({re.escape(a.name)}|{re.escape(b.name)})'"
+    moved = _moved(plan, a.name, b.offset)
+    refused(moved, overlap)
+    # ... and labelled as chain 0's in the plan's groups: the check does not take the chains from the plan
+    relabelled = dataclasses.replace(moved, buffers=tuple(dataclasses.replace(x, group=0) if x.name == a.name else x
+                                                          for x in moved.buffers))
+    refused(relabelled, overlap)
     # chain 1's input region moved onto the whole input (outside the loop, alive through the stage)
     x1 = region_buffer(g.inputs[0], 1)
     refused(_moved(plan, x1, plan.offsets[g.inputs[0]]), rf"chain 1: input region copy: writes .* over '{g.inputs[0]}'")
@@ -236,12 +247,15 @@ def test_kept_bytes_are_not_written_before_they_are_read():
     the probe's buffer): a write of this step over them is refused although the buffers' groups differ."""
     plan = ArenaPlan((Buffer("src", 64, 0, 3, 0, 1), Buffer("dst", 64, 0, 3, 32, 0)), {"src": 0, "dst": 32},
                      {"src": "src", "dst": "dst"}, 96, 4)
+    owner = {"src": 1, "dst": 0}
     step = Step(2, "chain 0: layer 1", (write("dst", 16, "output"),))
-    assert steps_problems([step], plan) == []  # another chain's buffer: the groups are exclusive
+    assert steps_problems([step], plan, owner=owner) == []  # another chain's buffer: the chains are exclusive
+    assert any("over 'src'" in m for m in steps_problems([step], plan))  # without chains: an overlap
     kept = dataclasses.replace(step, keep=(read("src", 64, "checked region"),))
-    assert any("over checked region of 'src' [0, 64), not read yet" in m for m in steps_problems([kept], plan))
+    assert any("over checked region of 'src' [0, 64), not read yet" in m
+               for m in steps_problems([kept], plan, owner=owner))
     far = dataclasses.replace(step, keep=(read("src", 16, "checked region"),))  # [0, 16): not touched by [32, 48)
-    assert steps_problems([far], plan) == []
+    assert steps_problems([far], plan, owner=owner) == []
 
 
 def test_bad_bits_are_user_errors(host_net):

@@ -12,9 +12,11 @@ regions as the generated code passes them (``ops.kernel.KernelArgs``), and check
   the buffer of ``plan.roots``) and that buffer inside the arena;
 - the buffer is alive at that step, and nothing the kernel writes lands on another buffer alive then;
   the alternative chains of a patch loop are mutually exclusive (one patch runs one chain at a time), so
-  their buffers carry different ``Buffer.group`` s and may share bytes: a write of one chain may land on
-  another chain's buffers, never on its own chain's live buffers nor on a live buffer outside the loop
-  (group None: the whole input, the stage output, the rest of the graph);
+  their buffers may share bytes: a write of one chain may land on another chain's buffers, never on its own
+  chain's live buffers nor on a live buffer outside the loop (the whole input, the stage output, the rest
+  of the graph). Which chain a buffer belongs to comes from the schedule (its region, crop and scratch
+  buffers, by name: :func:`chain_buffers`), not from the plan's exclusive groups (``Buffer.group``), so a
+  plan whose groups are wrong is caught too;
 - bytes another chain still has to read (``Step.keep``) are not written before they are read;
 - constants (weights, bias, multipliers, tables) hold what the kernel reads from them;
 - the call meets the kernel's documented argument contract (else it returns MCU_ARG_ERROR at run time).
@@ -61,7 +63,8 @@ class Step:
 
     ``arrays``: (pointer, bytes) of the constant arrays the call owns (its multipliers, tables); ``overlap_ok``:
     buffers its writes may overlap although alive (a memmove's source); ``keep``: bytes (from their pointers)
-    another chain has not read yet while this step runs, which its writes must not touch whatever their group."""
+    another chain has not read yet while this step runs, which its writes must not touch whatever chain they
+    belong to."""
 
     index: int
     label: str
@@ -355,6 +358,33 @@ def _chain_steps(graph: Graph, patch: PatchPlan, layers: tuple[_Layer, ...], cha
     return out
 
 
+def chain_buffers(graph: Graph, schedule: Schedule) -> dict[str, int]:
+    """buffer name -> the chain of ``schedule``'s patch loop it belongs to (its region buffers, crops and
+    scratch), for a loop of several chains (else empty: nothing is exclusive). A buffer of no chain (the whole
+    input, the stage output, the rest's) is shared by all."""
+    patch = _patch_of(None, schedule)
+    return _chain_buffers(graph, patch, _layers(graph, patch, None, schedule)[0])
+
+
+def _chain_buffers(graph: Graph, patch: PatchPlan | None, chains: tuple[tuple[_Layer, ...], ...]) -> dict[str, int]:
+    """:func:`chain_buffers` of these chains."""
+    if patch is None or len(chains) < 2:
+        return {}
+    inp, k = graph.inputs[0], patch.stage_len
+    owner: dict[str, int] = {}
+    for c, layers in enumerate(chains):
+        names = [region_buffer(inp, c)] + [crop_buffer(graph, patch, j, slot, c) for j, slot in patch.crops]
+        for x in layers:
+            names.append(region_buffer(x.node.outputs[0], c))
+            if x.call.scratch_bytes:
+                names.append(scratch_buffer(x.node, c))
+        # views run no kernel (no layer here); their region buffers, for chains made of the stage's own nodes
+        names += [region_buffer(n.outputs[0], c) for n in graph.nodes[:k] if op_def(n).alias]
+        for name in names:
+            owner.setdefault(name, c)
+    return owner
+
+
 def _buffers(plan: ArenaPlan) -> dict[str, Buffer]:
     return {b.name: b for b in plan.buffers}
 
@@ -411,21 +441,25 @@ def plan_problems(graph: Graph, plan: ArenaPlan, patch=None, board=None, schedul
     chains, rest = _layers(graph, patch, board, schedule)
     problems += _packed_problems(graph, [(c if len(chains) > 1 else None, x) for c, ch in enumerate(chains)
                                          for x in ch] + [(None, x) for x in rest])
-    problems += steps_problems(plan_steps(graph, plan, patch, board, schedule), plan, _constant_sizes(graph))
+    problems += steps_problems(plan_steps(graph, plan, patch, board, schedule), plan, _constant_sizes(graph),
+                               _chain_buffers(graph, patch, chains))
     return problems
 
 
-def steps_problems(steps: list[Step], plan: ArenaPlan, constants: dict[str, int] | None = None) -> list[str]:
+def steps_problems(steps: list[Step], plan: ArenaPlan, constants: dict[str, int] | None = None,
+                   owner: dict[str, int] | None = None) -> list[str]:
     """The violations of ``steps`` (kernel calls, :func:`plan_steps`) in ``plan``: contracts, and each access
     against its buffer, its lifetime, the live buffers it may not write over and the constants
-    (``constants``: pointer -> bytes of the constant tensors; each step's own arrays are in the step)."""
-    buffers, constants = _buffers(plan), constants or {}
+    (``constants``: pointer -> bytes of the constant tensors; each step's own arrays are in the step).
+    ``owner``: buffer -> the loop chain it belongs to (:func:`chain_buffers`): buffers of different chains may
+    share bytes; None or absent: a buffer every step shares."""
+    buffers, constants, owner = _buffers(plan), constants or {}, owner or {}
     problems = []
     for step in steps:
         problems += [f"{step.label}: {c} (the kernel would return MCU_ARG_ERROR)" for c in step.contract]
         own = {**constants, **dict(step.arrays)}
         for a in step.accesses:
-            problems += _access_problems(step, a, plan, buffers, own)
+            problems += _access_problems(step, a, plan, buffers, own, owner)
     return problems
 
 
@@ -458,7 +492,7 @@ def _packed_problems(graph: Graph, layers: list[tuple[int | None, _Layer]]) -> l
 
 
 def _access_problems(step: Step, a: Access, plan: ArenaPlan, buffers: dict[str, Buffer],
-                     constants: dict[str, int]) -> list[str]:
+                     constants: dict[str, int], owner: dict[str, int]) -> list[str]:
     kind = "writes" if a.write else "reads"
     if a.end <= a.start:
         return []
@@ -492,7 +526,8 @@ def _access_problems(step: Step, a: Access, plan: ArenaPlan, buffers: dict[str, 
         for other in plan.buffers:
             if other.name == b.name or other.name in step.overlap_ok or not other.first <= step.index <= other.last:
                 continue
-            if b.group is not None and other.group is not None and b.group != other.group:
+            mine, theirs = owner.get(b.name), owner.get(other.name)
+            if mine is not None and theirs is not None and mine != theirs:
                 continue  # another chain of the loop: never alive at the same time as this one
             if lo < other.offset + other.size and other.offset < hi:
                 out.append(f"{step.label}: writes {a.role} at arena bytes [{lo}, {hi}) over '{other.name}' "
