@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from .report import QuantmcuReport, Report
-from .summary import plan_choice_line, quantmcu_lines
+from .summary import plan_choice_line, quantmcu_lines, short_tensor_name
 
 #: Version of the embedded results' JSON (a page with another version carries nothing over).
 RESULTS_FORMAT = 1
@@ -506,7 +506,8 @@ def patch_grid_svg(q: QuantmcuReport) -> str:
 def bits_chart(q: QuantmcuReport) -> BarChart:
     """Bits per feature map of the low-bit chain (the checked map stays 8)."""
     role = {"input": " (input)", "output": " (output)"}
-    labels = tuple(m.name + (" (checked)" if m.checked else "") + role.get(m.role, "") for m in q.feature_maps)
+    labels = tuple(short_tensor_name(m.name, 24) + (" (checked)" if m.checked else "") + role.get(m.role, "")
+                   for m in q.feature_maps)
     series = [("low-bit chain", tuple(float(m.bits) for m in q.feature_maps))]
     if q.entropy_only_bits:
         eo = dict(q.entropy_only_bits)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..errors import UserError
 from .report import Report
+from .summary import short_tensor_name
 
 
 def plot_memory(report: Report, path: str) -> None:
@@ -51,7 +52,8 @@ def plot_memory(report: Report, path: str) -> None:
 
 
 def _plot_bits(ax, q) -> None:
-    names = [m.name + (" (checked)" if m.checked else "") + {"input": " (in)", "output": " (out)"}.get(m.role, "")
+    role = {"input": " (in)", "output": " (out)"}
+    names = [short_tensor_name(m.name, 24) + (" (checked)" if m.checked else "") + role.get(m.role, "")
              for m in q.feature_maps]
     bits = [m.bits for m in q.feature_maps]
     xs = range(len(names))

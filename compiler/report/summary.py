@@ -100,17 +100,24 @@ def _quality(metric: str, v: float | None) -> str:
     return f"{metric} {v:.4g}"
 
 
+def short_tensor_name(name: str, width: int = 32) -> str:
+    """A tensor name short enough for a line: TFLite's fused names ("a/Relu;a/BiasAdd;...") by their first part,
+    then the last ``width`` characters."""
+    first = name.split(";")[0]
+    return first if len(first) <= width else "..." + first[-(width - 3):]
+
+
 def quantmcu_lines(q: QuantmcuReport) -> list[str]:
     """The summary's QuantMCU lines: bits per feature map, the outlier share, the stage BitOPs saving and the
     quality against the guard's floor (report.json's ``quantmcu`` object has every figure)."""
-    maps = ", ".join(f"{m.name} {m.bits}" + (" (checked)" if m.checked else "")
+    maps = ", ".join(f"{short_tensor_name(m.name)} {m.bits}" + (" (checked)" if m.checked else "")
                      + {"input": " (input)", "output": " (stage output)"}.get(m.role, "") for m in q.feature_maps)
     plan = f"{q.plan.grid}x{q.plan.grid} patches over {q.plan.stage_layers} layers"
     if q.plan.sub_patches and q.plan.sub_patches > 1:
         plan += f", outlier patches as {q.plan.sub_patches}x{q.plan.sub_patches} sub-patches"
     lines = [f"QuantMCU  {plan}; bits per feature map: {maps}",
              f"          outlier patches (8-bit chain): {100 * q.outlier_patch_share:.1f}% of the calibration patches "
-             f"(check on '{q.checked_map}', |q - zp| > {q.threshold})"]
+             f"(check on '{short_tensor_name(q.checked_map)}', |q - zp| > {q.threshold})"]
     own = ""
     if q.base_plan is not None and (q.base_plan.stage_layers, q.base_plan.grid) != (q.plan.stage_layers, q.plan.grid):
         own = (f"; 8-bit at its own plan ({q.base_plan.grid}x{q.base_plan.grid} over {q.base_plan.stage_layers} "
