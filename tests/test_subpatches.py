@@ -270,3 +270,9 @@ def test_joint_search_turns_low_bits_into_fewer_patches(tmp_path_factory):
     assert refused and all(t.refused and "checked map" in t.refused for t in refused)
     with pytest.raises(UserError, match="use one of"):
         choose_joint(g, budget, c.target, {maps[0]: 3}, options, calib)
+    with pytest.raises(UserError, match="no candidate stage makes"):
+        choose_joint(g, budget, c.target, {"y": 4}, options, calib)
+    checked_first = choose_joint(g, budget, c.target, {"a": 4}, VdpcOptions("percentile", 99.9, "first_map"), calib,
+                                 splits=[4], input_by_patch=True)
+    assert checked_first.checked == "a" and "kept at 8 bits" in checked_first.notes[0]
+    assert all(dict(t.bits).get("a", 8) == 8 for t in checked_first.tried)

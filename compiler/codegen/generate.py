@@ -172,7 +172,9 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
                 inputs[slot] = dataclasses.replace(inputs[slot], ptr=dst)
         body = prologue + env.get_template(f"kernels/{call.template}").render(c=ctx, inp=inputs, out=outputs, P=P, L=L)
         comment = layer_comment(node, graph, plan, macs) if not step.in_loop else [
-            f"node '{node.name}' ({node.source}), per patch" + (f", chain {step.chain}" if len(loop.chains) > 1 else ""),
+            f"node '{node.name}' ({node.source}), per "
+            + ("sub-patch" if loop.sub is not None and loop.sub.chain == step.chain else "patch")
+            + (f", chain {step.chain}" if len(loop.chains) > 1 else ""),
             *[f"in  {graph.tensors[i].dtype}{list(graph.tensors[i].shape)} region buffer @arena+{plan.offsets[step.buffer(i)]}"
               for i in step.reads],
             f"out {graph.tensors[node.outputs[0]].dtype}{list(graph.tensors[node.outputs[0]].shape)} region buffer "

@@ -102,7 +102,8 @@ class JointChoice:
     takes); ``peak`` and ``instructions``: its estimated arena and expected instructions; ``fits``: False when
     no candidate fits the budget (the winner is then the lowest peak found, for the error message);
     ``checked``, ``threshold``: the map VDPC checks and its threshold (the same for every candidate);
-    ``tried``: every candidate, in the order tried; ``seconds``: the search time."""
+    ``tried``: every candidate, in the order tried; ``seconds``: the search time; ``notes``: bitwidths given
+    that the search could not honour (the checked map stays 8-bit)."""
 
     plan: PatchPlan | None
     sub_patches: int
@@ -115,6 +116,7 @@ class JointChoice:
     threshold: int
     tried: tuple[JointCandidate, ...]
     seconds: float
+    notes: tuple[str, ...] = ()
 
     @property
     def winner(self) -> JointCandidate | None:
@@ -277,6 +279,15 @@ def choose_joint(graph: Graph, budget: int, target, bits: dict[str, int], vdpc_o
     if ref is None:
         raise UserError("no patched stage makes a map VDPC can check; fix: check location 'input'")
     checked, threshold, zp = ref.tensor, ref.threshold, ref.zero_point
+    longest = plan_patches(graph, max(splits), 1, input_by_patch)
+    known = set(stage_maps(graph, longest)) - {graph.inputs[0]}
+    unknown = sorted(m for m in bits if m not in known)
+    if unknown:
+        raise UserError(f"bitwidths given for {unknown}, which no candidate stage makes as an 8-bit map; fix: name "
+                        "maps of the patched stage (quantmcu.stage_maps)")
+    notes = []
+    if int(bits.get(checked, 8)) < 8:
+        notes.append(f"'{checked}' is the map VDPC checks: kept at 8 bits")
     dev = _checked_deviation(graph, checked, zp, calib_q)
     kernels8_all = tuple(kernel_of(n, graph, target) for n in graph.nodes)
     tried: list[JointCandidate] = []
@@ -372,10 +383,10 @@ def choose_joint(graph: Graph, budget: int, target, bits: dict[str, int], vdpc_o
     pick = best if best is not None else lowest
     seconds = time.perf_counter() - t0
     if pick is None:
-        return JointChoice(None, 1, {}, 0, 0.0, False, budget, checked, threshold, tuple(tried), seconds)
+        return JointChoice(None, 1, {}, 0, 0.0, False, budget, checked, threshold, tuple(tried), seconds, tuple(notes))
     _, cand, plan = pick
     return JointChoice(plan, cand.sub_patches, dict(cand.bits), cand.peak, cand.instructions, best is not None,
-                       budget, checked, threshold, tuple(tried), seconds)
+                       budget, checked, threshold, tuple(tried), seconds, tuple(notes))
 
 
 def build_joint(graph: Graph, choice: JointChoice, vdpc_options: VdpcOptions, calib_q: np.ndarray, target,
