@@ -363,17 +363,19 @@ def chain_buffers(graph: Graph, schedule: Schedule) -> dict[str, int]:
     scratch), for a loop of several chains (else empty: nothing is exclusive). A buffer of no chain (the whole
     input, the stage output, the rest's) is shared by all."""
     patch = _patch_of(None, schedule)
-    return _chain_buffers(graph, patch, _layers(graph, patch, None, schedule)[0])
+    return _chain_buffers(graph, patch, _layers(graph, patch, None, schedule)[0], schedule.loop)
 
 
-def _chain_buffers(graph: Graph, patch: PatchPlan | None, chains: tuple[tuple[_Layer, ...], ...]) -> dict[str, int]:
-    """:func:`chain_buffers` of these chains."""
+def _chain_buffers(graph: Graph, patch: PatchPlan | None, chains: tuple[tuple[_Layer, ...], ...],
+                   loop: PatchLoop | None) -> dict[str, int]:
+    """:func:`chain_buffers` of these chains (``loop``: the schedule's, whose chains may run their own plan)."""
     if patch is None or len(chains) < 2:
         return {}
     inp, k = graph.inputs[0], patch.stage_len
     owner: dict[str, int] = {}
     for c, layers in enumerate(chains):
-        names = [region_buffer(inp, c)] + [crop_buffer(graph, patch, j, slot, c) for j, slot in patch.crops]
+        crops = (loop.plan_of(c) if loop is not None else patch).crops  # a chain run as sub-patches: their crops
+        names = [region_buffer(inp, c)] + [crop_buffer(graph, patch, j, slot, c) for j, slot in crops]
         for x in layers:
             names.append(region_buffer(x.node.outputs[0], c))
             if x.call.scratch_bytes:
@@ -442,7 +444,7 @@ def plan_problems(graph: Graph, plan: ArenaPlan, patch=None, board=None, schedul
     problems += _packed_problems(graph, [(c if len(chains) > 1 else None, x) for c, ch in enumerate(chains)
                                          for x in ch] + [(None, x) for x in rest])
     problems += steps_problems(plan_steps(graph, plan, patch, board, schedule), plan, _constant_sizes(graph),
-                               _chain_buffers(graph, patch, chains))
+                               _chain_buffers(graph, patch, chains, schedule.loop if schedule is not None else None))
     return problems
 
 
