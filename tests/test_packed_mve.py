@@ -151,13 +151,13 @@ def _failures(log: str) -> str:
     return "\n".join(line for line in log.splitlines() if line.startswith(("FAIL", "MCU PACKED")))[:3000]
 
 
-def _run_m55(cases, tmp_path):
+def _run_m55(cases, tmp_path, flags: tuple[str, ...] = (), opt: str = "-O2"):
     from mcucompile.boards import get_board
     from mcucompile.targets.firmware import run_qemu
 
     board = get_board("qemu-m55")
     src = packed_cases.write_cases(cases, SEED, tmp_path / "cases.c")
-    elf = harness.build_firmware(board, [src, MAIN], tmp_path / "fw")
+    elf = harness.build_firmware(board, [src, MAIN], tmp_path / "fw", extra_flags=flags, opt=opt)
     return elf, run_qemu(elf, board, timeout=300)
 
 
@@ -184,6 +184,17 @@ def test_mve_kernels_equal_the_simulator_on_qemu_m55(cases, tmp_path):
     assert f"MCU PACKED MVE CASES {len(cases)} failed 0" in run.log, _failures(run.log)
     ran = re.findall(r"MCU K \d+ mve \d+ 1", run.log)
     assert len(ran) == sum(c.has_fast for c in cases)
+
+
+@pytest.mark.parametrize("single,opt", [(1, "-O2"), (0, "-O0"), (1, "-Og")])
+def test_mve_kernels_equal_portable_in_other_builds(cases, single, opt, tmp_path):
+    """Single rounding (MCU_SINGLE_ROUNDING 1: a shift of 0 takes the scalar output stage) and unoptimised / debug
+    builds: the MVE kernels' bytes equal the portable kernels' of the same build."""
+    _need_arm_tools()
+    some = cases[::3] if opt != "-O0" else cases[::8]  # -O0 code is large: fewer cases fit the 512 KB ITCM
+    _, run = _run_m55(some, tmp_path, (f"-DMCU_SINGLE_ROUNDING={single}", "-DPM_AGAINST_PORTABLE"), opt)
+    assert run.status == 0, _failures(run.log)
+    assert f"MCU PACKED MVE CASES {len(some)} failed 0" in run.log, _failures(run.log)
 
 
 def test_the_mve_harness_catches_wrong_bytes(cases, tmp_path):

@@ -31,6 +31,15 @@
 #include "mcunn_packed.h"
 #include "mcunn_packed_support.h"
 
+/* The building blocks are forced inline with optimisation (each copy specialised to its constant width, window
+ * and tail); without it (-O0) they stay functions: forced inlining without constant folding would copy every
+ * branch of every block into every caller (380 KB of code). */
+#if defined(__OPTIMIZE__)
+#define PM_INLINE static inline __attribute__((always_inline))
+#else
+#define PM_INLINE static
+#endif
+
 static int pm_bits_ok(int32_t bits)
 {
     return bits == 8 || bits == 4 || bits == 2;
@@ -38,13 +47,13 @@ static int pm_bits_ok(int32_t bits)
 
 /* The 16 fields of a loaded vector (lane j: byte j, as 8 halfword lanes at 4 bits, 4 word lanes at 2 bits) as
  * int8 lanes in order: field k of each byte to the top of byte k of its lane, then VSHR.S8 sign-extends. */
-static inline __attribute__((always_inline)) int8x16_t pm_spread4(uint16x8_t h)
+PM_INLINE int8x16_t pm_spread4(uint16x8_t h)
 {
     /* low byte of the lane: field 0 in bits 4-7; high byte: the whole byte (field 1 in bits 4-7) */
     return vshrq_n_s8(vreinterpretq_s8_u16(vsliq_n_u16(vshlq_n_u16(h, 4), h, 8)), 4);
 }
 
-static inline __attribute__((always_inline)) int8x16_t pm_spread2(uint32x4_t w)
+PM_INLINE int8x16_t pm_spread2(uint32x4_t w)
 {
     /* field k to bits 8k+6, 8k+7 */
     uint32x4_t t = vshlq_n_u32(w, 6);
@@ -56,7 +65,7 @@ static inline __attribute__((always_inline)) int8x16_t pm_spread2(uint32x4_t w)
 
 /* 16 values of a packed run starting at field 0 of byte src, as int8 lanes in order. `bits` is constant at each
  * inlined call. */
-static inline __attribute__((always_inline)) int8x16_t pm_unpack16(const uint8_t *src, int32_t bits)
+PM_INLINE int8x16_t pm_unpack16(const uint8_t *src, int32_t bits)
 {
     if (bits == 4)
     {
@@ -70,7 +79,7 @@ static inline __attribute__((always_inline)) int8x16_t pm_unpack16(const uint8_t
 }
 
 /* The same for n < 16 values (lanes past n are 0; no byte past the run is read). */
-static inline __attribute__((always_inline)) int8x16_t pm_unpack16_tail(const uint8_t *src, int32_t n, int32_t bits)
+PM_INLINE int8x16_t pm_unpack16_tail(const uint8_t *src, int32_t n, int32_t bits)
 {
     if (bits == 4)
     {
@@ -84,7 +93,7 @@ static inline __attribute__((always_inline)) int8x16_t pm_unpack16_tail(const ui
 }
 
 /* n values of a packed run at src (field 0 of its first byte) as n int8 at dst. */
-static inline __attribute__((always_inline)) void pm_unpack_run(int8_t *dst, const uint8_t *src, int32_t n,
+PM_INLINE void pm_unpack_run(int8_t *dst, const uint8_t *src, int32_t n,
                                                                 int32_t bits)
 {
     int32_t i = 0;
@@ -98,7 +107,7 @@ static inline __attribute__((always_inline)) void pm_unpack_run(int8_t *dst, con
     }
 }
 
-static inline __attribute__((always_inline)) void pm_fill(int8_t *dst, int8x16_t v, int32_t n)
+PM_INLINE void pm_fill(int8_t *dst, int8x16_t v, int32_t n)
 {
     for (int32_t i = 0; i < n; i += 16)
     {
@@ -143,7 +152,7 @@ typedef struct
 } pm_window;
 
 /* The window of output pixel (oy, ox) of batch in_b as K int8 at dst, taps outside the input the zero point. */
-static inline __attribute__((always_inline)) void pm_im2col_bits(const pm_window *w, const uint8_t *in_b, int32_t oy,
+PM_INLINE void pm_im2col_bits(const pm_window *w, const uint8_t *in_b, int32_t oy,
                                                                  int32_t ox, int8_t *dst, int32_t bits)
 {
     const mcu_conv_params *cp = w->cp;
@@ -287,13 +296,13 @@ typedef struct
 } pm_dw_out;
 
 /* The lanes j of channels 4j + k below n. */
-static inline __attribute__((always_inline)) mve_pred16_t pm_lanes(int32_t k, int32_t n)
+PM_INLINE mve_pred16_t pm_lanes(int32_t k, int32_t n)
 {
     return vctp32q(n > k ? (uint32_t)(n - k + 3) >> 2 : 0u);
 }
 
 /* Channels c + 4j + k (lanes j where 4j + k < n) of a per-channel int32 array; 0 past n. */
-static inline __attribute__((always_inline)) int32x4_t pm_gather4(const int32_t *a, int32_t k, int32_t n, int full)
+PM_INLINE int32x4_t pm_gather4(const int32_t *a, int32_t k, int32_t n, int full)
 {
     const uint32x4_t idx = vidupq_n_u32(0, 4); /* {0, 4, 8, 12} */
     if (full)
@@ -319,7 +328,7 @@ __attribute__((noinline)) static int32x4_t pm_requant_scalar(int32x4_t acc, cons
 #endif
 
 /* Requantized, offset and clamped accumulator of channels c + 4j + k; lanes past n 0 (the padding bits). */
-static inline __attribute__((always_inline)) int32x4_t pm_dw_requant(const pm_dw_out *o, int32x4_t acc, int32_t c,
+PM_INLINE int32x4_t pm_dw_requant(const pm_dw_out *o, int32x4_t acc, int32_t c,
                                                                      int32_t k, int32_t n, int full, int right_only)
 {
 #if MCU_SINGLE_ROUNDING
@@ -339,7 +348,7 @@ static inline __attribute__((always_inline)) int32x4_t pm_dw_requant(const pm_dw
 
 /* Output stage of one block: a0..a3 hold channels c + 4j + 0..3; n <= 16 channels stored at `bits` from out
  * (the block's first byte). */
-static inline __attribute__((always_inline)) void pm_dw_store(const pm_dw_out *o, int32x4_t a0, int32x4_t a1,
+PM_INLINE void pm_dw_store(const pm_dw_out *o, int32x4_t a0, int32x4_t a1,
                                                               int32x4_t a2, int32x4_t a3, int32_t c, int32_t n,
                                                               int full, int right_only, uint8_t *out)
 {
@@ -392,7 +401,7 @@ static inline __attribute__((always_inline)) void pm_dw_store(const pm_dw_out *o
 
 /* The int16 sums over taps [t0, t1) of one block: *se of channels 2m, *so of channels 2m + 1 (|x w| <=
  * 2^(bits-1) * 128, so up to 31 taps at 4 bits and 127 at 2 cannot overflow). */
-static inline __attribute__((always_inline)) void pm_dw_sums(const uint8_t *const *tap, int32_t t0, int32_t t1,
+PM_INLINE void pm_dw_sums(const uint8_t *const *tap, int32_t t0, int32_t t1,
                                                              int32_t cb, const int8_t *w, int32_t stride, int32_t n,
                                                              int full, int32_t bits, int16x8_t *se, int16x8_t *so)
 {
@@ -419,7 +428,7 @@ static inline __attribute__((always_inline)) void pm_dw_sums(const uint8_t *cons
  * zero-point pixel), weights of tap t at w + t * stride; `bits`, `full` (n == 16) and, for 3x3, `taps` constant at
  * each copy. Sub-byte inputs: int16 sums over chunks of taps, widened once per chunk (one chunk for any window
  * up to 31 taps); int8 inputs: each tap's products widened into the int32 accumulators. */
-static inline __attribute__((always_inline)) void pm_dw_block(const pm_dw_out *o, const uint8_t *const *tap,
+PM_INLINE void pm_dw_block(const pm_dw_out *o, const uint8_t *const *tap,
                                                               int32_t taps, int32_t c, const int8_t *w, int32_t stride,
                                                               int32_t n, int full, int32_t bits, int right_only,
                                                               uint8_t *out)
@@ -473,54 +482,61 @@ static inline __attribute__((always_inline)) void pm_dw_block(const pm_dw_out *o
     pm_dw_store(o, a0, a1, a2, a3, c, n, full, right_only, out + c * o->bits / 8);
 }
 
-/* Every channel of one output pixel; `right_only` (every shift <= 0) constant in the 3x3 copies. */
-static inline __attribute__((always_inline)) void pm_dw_pixel_bits(const pm_dw_out *o, const uint8_t *const *tap,
-                                                                   int32_t taps, int32_t ch, const int8_t *filter,
-                                                                   int32_t bits, int right_only, uint8_t *out)
+/* The blocks other than the full ones of the common case (other windows, a left shift, the channel tail): any
+ * n <= 16 with predicated loads and stores, out of line, one copy per width in flash. */
+__attribute__((noinline)) static void pm_dw_block_any(const pm_dw_out *o, const uint8_t *const *tap, int32_t taps,
+                                                      int32_t c, const int8_t *w, int32_t n, int32_t bits,
+                                                      uint8_t *out)
 {
-    int32_t c = 0;
-    for (; c + 16 <= ch; c += 16)
-    {
-        pm_dw_block(o, tap, taps, c, filter + c * taps, 16, 16, 1, bits, right_only, out);
-    }
-    if (c < ch)
-    {
-        pm_dw_block(o, tap, taps, c, filter + c * taps, ch - c, ch - c, 0, bits, right_only, out);
-    }
-}
-
-/* 3x3 layers whose shifts are all <= 0 (nearly every one) get copies with both constant (the taps unrolled, the
- * output stage without left shifts); any other window or shift takes the general copy of its width. */
-__attribute__((noinline)) static void pm_dw_pixel(const pm_dw_out *o, const uint8_t *const *tap, int32_t taps,
-                                                  int32_t ch, const int8_t *filter, int32_t bits, uint8_t *out)
-{
-    if (taps == 9 && o->right_only)
-    {
-        if (bits == 4)
-        {
-            pm_dw_pixel_bits(o, tap, 9, ch, filter, 4, 1, out);
-        }
-        else if (bits == 2)
-        {
-            pm_dw_pixel_bits(o, tap, 9, ch, filter, 2, 1, out);
-        }
-        else
-        {
-            pm_dw_pixel_bits(o, tap, 9, ch, filter, 8, 1, out);
-        }
-        return;
-    }
     if (bits == 4)
     {
-        pm_dw_pixel_bits(o, tap, taps, ch, filter, 4, o->right_only, out);
+        pm_dw_block(o, tap, taps, c, w, n, n, 0, 4, o->right_only, out);
     }
     else if (bits == 2)
     {
-        pm_dw_pixel_bits(o, tap, taps, ch, filter, 2, o->right_only, out);
+        pm_dw_block(o, tap, taps, c, w, n, n, 0, 2, o->right_only, out);
     }
     else
     {
-        pm_dw_pixel_bits(o, tap, taps, ch, filter, 8, o->right_only, out);
+        pm_dw_block(o, tap, taps, c, w, n, n, 0, 8, o->right_only, out);
+    }
+}
+
+/* The full 16-channel blocks of a 3x3 layer whose shifts are all <= 0 (nearly every one): width, window and shift
+ * constant (taps unrolled, the output stage without left shifts). */
+__attribute__((noinline)) static void pm_dw_blocks_3x3(const pm_dw_out *o, const uint8_t *const *tap, int32_t ch16,
+                                                       const int8_t *filter, int32_t bits, uint8_t *out)
+{
+    for (int32_t c = 0; c < ch16; c += 16)
+    {
+        if (bits == 4)
+        {
+            pm_dw_block(o, tap, 9, c, filter + c * 9, 16, 16, 1, 4, 1, out);
+        }
+        else if (bits == 2)
+        {
+            pm_dw_block(o, tap, 9, c, filter + c * 9, 16, 16, 1, 2, 1, out);
+        }
+        else
+        {
+            pm_dw_block(o, tap, 9, c, filter + c * 9, 16, 16, 1, 8, 1, out);
+        }
+    }
+}
+
+/* Every channel of one output pixel. */
+static void pm_dw_pixel(const pm_dw_out *o, const uint8_t *const *tap, int32_t taps, int32_t ch,
+                        const int8_t *filter, int32_t bits, uint8_t *out)
+{
+    int32_t c = 0;
+    if (taps == 9 && o->right_only)
+    {
+        c = ch & ~15;
+        pm_dw_blocks_3x3(o, tap, c, filter, bits, out);
+    }
+    for (; c < ch; c += 16)
+    {
+        pm_dw_block_any(o, tap, taps, c, filter + c * taps, ch - c < 16 ? ch - c : 16, bits, out);
     }
 }
 

@@ -9,7 +9,9 @@
  * written: the buffer is filled with 0xA5 first). Prints per case and kernel
  *   MCU K <case> <portable|mve> <instructions> <equal>
  * a FAIL line per mismatch or scratch-size disagreement, then "MCU PACKED MVE CASES <n> failed <f>" and
- * "MCU END <f>". Firmware only (integer MVE: qemu-m55). */
+ * "MCU END <f>". With -DPM_AGAINST_PORTABLE the MVE output is compared with the portable kernel's instead (builds
+ * whose rounding or optimisation the simulator's bytes do not describe: MCU_SINGLE_ROUNDING 1, -O0).
+ * Firmware only (integer MVE: qemu-m55). */
 #include <stdint.h>
 #include <string.h>
 
@@ -26,6 +28,9 @@
 #define PM_MAX_OUT 40000
 #define PM_SCRATCH 16384
 static uint8_t out_buf[PM_MAX_OUT];
+#ifdef PM_AGAINST_PORTABLE
+static uint8_t ref_buf[PM_MAX_OUT];
+#endif
 static int32_t scratch[PM_SCRATCH / 4];
 static uint64_t overhead;
 
@@ -205,9 +210,17 @@ int main(void)
             memset(out_buf, 0xA5, (size_t)c->output_bytes);
             const uint64_t n = timed(run, c, mve, &status) - overhead;
             int32_t diff = 0, first = -1;
+            const uint8_t *expected = c->expected;
+#ifdef PM_AGAINST_PORTABLE
+            if (!mve)
+            {
+                memcpy(ref_buf, out_buf, (size_t)c->output_bytes);
+            }
+            expected = mve ? ref_buf : out_buf;
+#endif
             for (int32_t k = 0; k < c->output_bytes; k++)
             {
-                if (out_buf[k] != c->expected[k])
+                if (out_buf[k] != expected[k])
                 {
                     first = first < 0 ? k : first;
                     diff++;
