@@ -5,7 +5,8 @@
 - ``vdpc``: value-driven patch classification: the outlier threshold from calibration (rule and where the
   check looks are options) and the run-time dispatch of the schedule that the device decides per patch;
 - ``lowbit``: the low-bit chain (packed 4/2-bit maps calibrated on the no-outlier patches) and its patch loop;
-- ``vdqs``: the bitwidth search of the low-bit chain, each step validated by an output-quality guard;
+- ``vdqs``: the bitwidth search of the low-bit chain, each step validated by an output-quality guard
+  (``vdqs.vdqs``; the package exports the module under that name, not the function);
 - ``plan``: ``plan_quantmcu``, the method's entry point on a patch plan (what ``compile_model`` calls);
 - ``options``: the method's options and the result a QuantMCU compile produces.
 """
@@ -26,9 +27,9 @@ from .vdpc import (
                    runtime_dispatch,
                    threshold_of,
 )
-from .vdqs import VdqsResult, split_calibration, vdqs
+from .vdqs import VdqsResult, split_calibration
 
 __all__ = ["LOCATIONS", "RULES", "FeatureMapChoice", "MapStats", "PlanEvaluation", "QuantmcuOptions", "QuantmcuResult",
            "RuleComparison", "SearchStep", "StageStats", "VdpcOptions", "VdpcPlan", "VdqsResult", "check_instructions",
            "check_problems", "compare_rules", "evaluate_plan", "plan_quantmcu", "plan_vdpc", "runtime_dispatch",
-           "split_calibration", "stage_maps", "stage_stats", "threshold_of", "vdqs"]
+           "split_calibration", "stage_maps", "stage_stats", "threshold_of"]

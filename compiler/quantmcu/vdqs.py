@@ -219,6 +219,11 @@ class HeldBack:
     outputs8: tuple[dict[str, np.ndarray], ...]
     outliers: np.ndarray
 
+    @property
+    def inlier_samples(self) -> np.ndarray:
+        """The samples with a patch the low-bit chain runs (the others' outputs are the 8-bit model's)."""
+        return np.flatnonzero(~self.outliers.all(axis=1))
+
 
 def held_back(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, inputs: np.ndarray) -> HeldBack:
     """The 8-bit run of ``inputs`` (int8, the model input's layout) and the check's decisions on them."""
@@ -238,30 +243,61 @@ def held_back(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, inputs: np.ndarray)
                     np.array(flags, bool).reshape(n, plan.patches))
 
 
-def fast_outputs(chain: LowbitChain, held: HeldBack) -> list[dict[str, np.ndarray]]:
+@dataclass(frozen=True, eq=False)
+class StageRun:
+    """A chain's stage on the held-back samples that have an inlier patch (``HeldBack.inlier_samples``): its nodes
+    and every value they made, those samples stacked along N (what a later chain that shares a prefix reuses)."""
+
+    nodes: tuple
+    values: dict[str, np.ndarray]
+
+
+def _signature(node) -> tuple:
+    # a chain node's computation is fixed by the tensors it reads and writes: their names carry the map and its
+    # bits, and a map's params at given bits are calibrated once (the search shares lowbit's params cache)
+    return node.op, tuple(node.inputs), tuple(node.outputs)
+
+
+def fast_outputs(chain: LowbitChain, held: HeldBack, reference: StageRun | None = None,
+                 keep: list | None = None) -> list[dict[str, np.ndarray]]:
     """The model's outputs on the held-back samples with ``chain`` as the low-bit chain of the dispatching patch
-    loop: exactly ``run_schedule_int(lowbit_schedule(chain, vdpc)[0], ...)`` (see the module docstring). A chain
-    node that is the 8-bit node itself, reading values the chain has not changed, takes the cached 8-bit map."""
+    loop: exactly ``run_schedule_int(lowbit_schedule(chain, vdpc)[0], ...)`` (see the module docstring).
+
+    A chain node that computes what a node of ``reference`` (default: the 8-bit stage) computed, reading values
+    this chain has not changed, takes the reference's values instead of running. ``keep``, when given, receives
+    this chain's :class:`StageRun` (to be a later call's reference). Needs the chains built with one params cache
+    (as VDQS builds them) for the reuse to be exact."""
     graph, plan = held.graph, held.plan
     inp, k, split = graph.inputs[0], plan.stage_len, plan.split
     dtype = storage_dtype(graph.tensors[split].bits)
     out: list[dict[str, np.ndarray]] = list(held.outputs8)
-    todo = np.flatnonzero(~held.outliers.all(axis=1))  # a sample whose patches all run 8-bit keeps its output
+    todo = held.inlier_samples  # a sample whose patches all run 8-bit keeps its output
     n = len(todo)
     if n == 0:
+        if keep is not None:
+            keep.append(StageRun(tuple(chain.nodes), {}))
         return out
+    if reference is None:
+        reference = StageRun(tuple(graph.nodes[:k]), {t: v[todo] for t, v in held.stage8.items()})
     values = {inp: held.inputs[todo]}
-    changed: set[str] = set()
+    clean = {inp}
     nodes = []
     for j, node in enumerate(chain.nodes):
-        if not nodes and node is graph.nodes[j] and not (set(node.inputs) & changed):
-            values.update({o: held.stage8[o][todo] for o in node.outputs})
-        else:
+        ref = reference.nodes[j] if j < len(reference.nodes) else None
+        reads = {i for i in node.inputs if i and not chain.graph.tensors[i].is_const}
+        if (not nodes and ref is not None and _signature(ref) == _signature(node) and reads <= clean
+                and all(o in reference.values for o in node.outputs)):
+            values.update({o: reference.values[o] for o in node.outputs})
+            clean |= set(node.outputs)
+        else:  # from the first node that differs on, the chain runs (in a linear stage all later nodes read it)
             nodes.append(node)
     stage = []
     for a in range(0, n, BATCH):
         stage += run_batched(chain.graph, nodes, {t: v[a: a + BATCH] for t, v in values.items()}, len(todo[a: a + BATCH]))
-    low = np.concatenate([d[split] for d in stage]).astype(dtype)
+    made = {t: np.concatenate([d[t] for d in stage]) for t in stage[0]}
+    if keep is not None:
+        keep.append(StageRun(tuple(chain.nodes), made))
+    low = made[split].astype(dtype)
     eight = held.stage8[split][todo].astype(dtype)
     flags = held.outliers[todo]
     whole = np.zeros((n,) + tuple(graph.tensors[split].shape[1:]), dtype)
@@ -338,6 +374,7 @@ class _Search:
         self.chains: dict[tuple, LowbitChain] = {}
         self.params: dict = {}  # each map's params at each bitwidth, calibrated once (lowbit's cache)
         self.qualities: dict[tuple, dict[str, float]] = {}
+        self.runs: dict[tuple, StageRun] = {}  # the stage values of the state the guarded walk stands on
         self.entropy8 = {m: quantized_entropy(self.inliers[m], graph, m) for m in self.maps}
         self.omega: dict[tuple[str, int], float] = {}
         self.skipped: dict[str, str] = {}
@@ -363,10 +400,15 @@ class _Search:
                                                 self.params)
         return self.chains[k]
 
-    def quality(self, bits: dict[str, int]) -> dict[str, float]:
+    def quality(self, bits: dict[str, int], reference: dict[str, int] | None = None) -> dict[str, float]:
+        """The guard's metrics of ``bits``; the stage values of ``reference`` (a state evaluated before and kept
+        in ``runs``) are reused where the chains agree, and those of ``bits`` kept."""
         k = self.key(bits)
         if k not in self.qualities:
-            outs = fast_outputs(self.chain(bits), self.held)
+            ref = self.runs.get(self.key(reference)) if reference is not None else None
+            keep: list = []
+            outs = fast_outputs(self.chain(bits), self.held, ref, keep)
+            self.runs[k] = keep[0]
             self.qualities[k] = output_quality(self.graph, list(self.held.outputs8), outs)
         return self.qualities[k]
 
@@ -422,12 +464,14 @@ class _Search:
                 steps.append(SearchStep(m, b, score, self.ratio(new), math.nan, True))
                 bits = new
                 continue
-            q = self.quality(new)[metric]
+            q = self.quality(new, bits)[metric]
             ok = floor is None or q >= floor
             steps.append(SearchStep(m, b, score, self.ratio(new), q, ok))
             if ok:
+                self.runs.pop(self.key(bits), None)  # only the state the walk stands on is a reference
                 bits = new
             else:
+                self.runs.pop(self.key(new), None)
                 frozen.add(m)
         return bits, steps, frozen
 
