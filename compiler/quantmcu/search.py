@@ -280,12 +280,14 @@ def choose_joint(graph: Graph, budget: int, target, bits: dict[str, int], vdpc_o
         raise UserError("no patched stage makes a map VDPC can check; fix: check location 'input'")
     checked, threshold, zp = ref.tensor, ref.threshold, ref.zero_point
     longest = plan_patches(graph, max(splits), 1, input_by_patch)
-    known = set(stage_maps(graph, longest)) - {graph.inputs[0]}
+    known = set(stage_maps(graph, longest))
     unknown = sorted(m for m in bits if m not in known)
     if unknown:
         raise UserError(f"bitwidths given for {unknown}, which no candidate stage makes as an 8-bit map; fix: name "
                         "maps of the patched stage (quantmcu.stage_maps)")
     notes = []
+    if int(bits.get(graph.inputs[0], 8)) < 8:
+        notes.append(f"'{graph.inputs[0]}' is the model input: kept at 8 bits")
     if int(bits.get(checked, 8)) < 8:
         notes.append(f"'{checked}' is the map VDPC checks: kept at 8 bits")
     dev = _checked_deviation(graph, checked, zp, calib_q)
