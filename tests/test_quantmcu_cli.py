@@ -167,7 +167,11 @@ def test_cli_compile_end_to_end(capsys, tmp_path, net_path):
     rc, text, err = run(capsys, net_path, "--quantmcu", "--split", SPLIT, "--patches", GRID, "--board", "qemu-m4",
                         "--qm-bits", "8,4", *plot, "-o", out)
     assert rc == 0, err
-    q = json.loads((out / "report.json").read_text())["quantmcu"]
+    data = json.loads((out / "report.json").read_text())
+    q = data["quantmcu"]
+    # the report's patch plan is the one the code runs (QuantMCU's)
+    assert (data["patch_plan"]["stage_layers"], data["patch_plan"]["grid"]) == (q["plan"]["stage_layers"],
+                                                                             q["plan"]["grid"])
     for key in ("bitops_8bit", "bitops", "bitops_model_8bit", "bitops_model", "bitops_8bit_own_plan", "saving",
                 "feature_maps", "threshold", "checked_map", "outlier_patch_share", "quality", "search_seconds",
                 "entropy_only", "search_steps", "plan", "base_plan", "flash_bytes", "options"):

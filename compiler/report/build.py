@@ -107,8 +107,7 @@ def plan_choice_report(choice: PatchChoice) -> PlanChoiceReport:
                             _estimate(choice.chosen), alt, choice.layerwise_instructions)
 
 
-def _patch_plan(choice: PatchChoice) -> PatchPlanReport | None:
-    p = choice.plan
+def _patch_plan(p) -> PatchPlanReport | None:
     if p is None:
         return None
     regions = tuple(tuple(PatchRegion(t, r.top, r.left, r.bottom, r.right) for t, r in regs.items())
@@ -219,7 +218,9 @@ def build_report(graph: Graph, plan: ArenaPlan, board: Board | KernelTarget, mod
         patch_candidates=tuple(PatchCandidate(c.stage_len, c.grid, c.peak, c.overhead, c.instructions)
                                for c in choice.tried),
         input_in_sram="by patch (callback)" if patched and choice.plan.input_by_patch else "whole",
-        patch_plan=_patch_plan(choice), plan_choice=plan_choice_report(choice),
+        # QuantMCU's joint search may take another split and grid than 8-bit patching's: the plan the code runs
+        patch_plan=_patch_plan(quantmcu.plan if quantmcu is not None else choice.plan),
+        plan_choice=plan_choice_report(choice),
         quantization=quantization_report(graph, tensor_sources), tflm=tflm, rounding=graph.rounding,
         kernels=target.kernels, calibration=calibration,
         quantmcu=quantmcu_report(quantmcu, graph) if quantmcu is not None else None)
