@@ -276,3 +276,38 @@ def test_joint_search_turns_low_bits_into_fewer_patches(tmp_path_factory):
                                  splits=[4], input_by_patch=True)
     assert checked_first.checked == "a" and "kept at 8 bits" in checked_first.notes[0]
     assert all(dict(t.bits).get("a", 8) == 8 for t in checked_first.tried)
+
+
+def test_joint_pricing_is_the_cost_model(tmp_path_factory):
+    """With no map lowered (both chains 8-bit) and no sub-patches, a candidate's expected instructions are 8-bit
+    patching's estimate plus the check (``quantmcu.check_instructions``) plus the outlier patches' move; and the
+    per-chain, per-patch pricing adds up to ``estimate_instructions``."""
+    from mcucompile.patch.cost import (chain_patch_instructions, coefficient_table, estimate_instructions,
+                                       kernel_of, patch_copy_instructions)
+    from mcucompile.patch.planner import plan_patches
+    from mcucompile.quantmcu import check_instructions, runtime_dispatch
+    from mcucompile.quantmcu.search import choose_joint
+    from mcucompile.schedule.schedule import build_schedule
+
+    c = _wide_net(tmp_path_factory)
+    g = c.graph
+    plan = plan_patches(g, 4, 3, True)
+    ks = tuple(kernel_of(n, g, c.target) for n in g.nodes)
+    table = coefficient_table(ks)
+    est = estimate_instructions(g, plan, ks, table)
+    per = chain_patch_instructions(g, plan, tuple(g.nodes[:4]), ks[:4], table)
+    io = patch_copy_instructions(g, plan, table)
+    overhead = table["invoke"]["layer_calls"] * 4 * plan.patches  # the per-layer hooks, inside the chain's rows
+    assert sum(map(sum, per)) - overhead == pytest.approx(sum(est.layers[:4]), rel=1e-9)
+    assert sum(a + b for a, b in io) + sum(est.layers[4:]) + overhead <= est.total + 1
+    calib = _spiky_inputs(c)
+    options = VdpcOptions("percentile", 99.9, "input")
+    choice = choose_joint(g, 1 << 20, c.target, {}, options, calib, splits=[4], grids=(3,), subs=(1,),
+                          input_by_patch=True)
+    cand = choice.tried[0]
+    vdpc = plan_vdpc(g, plan, calib, options)
+    sched = build_schedule(g, plan, chains=2, dispatch=runtime_dispatch(vdpc, 0, 1), board=c.target)
+    check = check_instructions(sched)
+    assert check > 0 and sched.loop.check.after == 0  # at the input: an outlier patch resumes from the copy
+    extra = cand.instructions - cand.instructions_8bit - check
+    assert 0 <= extra < 0.01 * cand.instructions_8bit, (cand, check)  # the moves of the few outlier patches
