@@ -282,8 +282,13 @@ def test_joint_pricing_is_the_cost_model(tmp_path_factory):
     """With no map lowered (both chains 8-bit) and no sub-patches, a candidate's expected instructions are 8-bit
     patching's estimate plus the check (``quantmcu.check_instructions``) plus the outlier patches' move; and the
     per-chain, per-patch pricing adds up to ``estimate_instructions``."""
-    from mcucompile.patch.cost import (chain_patch_instructions, coefficient_table, estimate_instructions,
-                                       kernel_of, patch_copy_instructions)
+    from mcucompile.patch.cost import (
+        chain_patch_instructions,
+        coefficient_table,
+        estimate_instructions,
+        kernel_of,
+        patch_copy_instructions,
+    )
     from mcucompile.patch.planner import plan_patches
     from mcucompile.quantmcu import check_instructions, runtime_dispatch
     from mcucompile.quantmcu.search import choose_joint
