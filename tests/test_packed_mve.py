@@ -10,7 +10,9 @@ wrong weight order fails.
 
 In a compiled network: the small CNN of test_packed_kernels.py with its stage maps at 4 and 2 bits on qemu-m55,
 layer by layer and patched: every conv / depthwise layer of the stage takes its MVE packed kernel, the C equals the
-simulator byte for byte.
+simulator byte for byte; and the QuantMCU run-time dispatch of test_quantmcu_chain.py (8-bit and low-bit chains)
+on qemu-m55, equal to the simulator. Also single rounding, -O0 and -Og builds against the portable kernels, and the
+cost terms.
 """
 
 from __future__ import annotations
@@ -277,3 +279,21 @@ def test_the_cost_model_prices_the_mve_packed_kernels(m55_net):
     assert all(v > 0 for v in est.layers[:tpk.STAGE])
     assert 0.8 * est8.total < est.total < 1.6 * est8.total
     assert sum(est.layers[:tpk.STAGE]) < sum(est_dsp.layers[:tpk.STAGE])
+
+
+def test_quantmcu_low_bit_chain_on_qemu_m55(tmp_path_factory, tmp_path):
+    """The QuantMCU run-time dispatch of tests/test_quantmcu_chain.py (an 8-bit outlier chain and a low-bit chain
+    with 4- and 2-bit maps, the check at the first map) on qemu-m55: the low-bit chain's layers on their MVE packed
+    kernels, the output equal to the simulator's on inputs where both chains are taken."""
+    _need_arm_tools()
+    import test_quantmcu_chain as tqc
+    from mcucompile.schedule.safety import check_plan_memory
+
+    c, *_ = tqc._setup(tqc._net(tmp_path_factory, "qemu-m55"))
+    check_plan_memory(c.graph, c.plan, schedule=c.schedule)
+    text = c.sources.files["src/model.c"]
+    assert re.search(r"mcu_(conv|dwconv)_mve_a[42]w8_s8\(", text) and "mcu_conv_dsp_a" not in text
+    x_q, outs, _, _ = build_and_run_board(c, c.calib[:3], tmp_path)
+    sim, taken = tqc._simulate(c, x_q)
+    assert np.array_equal(outs[0], sim)
+    assert 0 < (taken == 0).sum() < taken.size, taken
