@@ -5,7 +5,7 @@ grid and both chains fit the smaller arena the low-bit chain's packed maps need.
 - the sub-patches of each patch tile its stage-output tile exactly (uneven where s does not divide it);
 - the small patched CNN of test_quantmcu_chain.py (maps 4, 2, 4 bits) with a threshold that sends some patches
   to each chain and s = 2: the C on the host under ASan/UBSan and on qemu-m4 equal to the simulator byte for
-  byte; the peak SRAM below s = 1's; with every patch on the 8-bit chain the output equals the 8-bit model;
+  byte (qemu-m55 too); the peak SRAM below s = 1's; with every patch on the 8-bit chain the output equals the 8-bit model;
   stage BitOPs count the sub-patches' MACs (halo included); s = 1 generates exactly what it did before;
 - ResNet-8's residual stage (crops through the add) with s = 2 on the host;
 - the joint (split, grid, s) search (``quantmcu.search.choose_joint``).
@@ -155,11 +155,12 @@ def test_every_patch_8bit_as_sub_patches_is_the_8bit_model(host_net, host_chain,
     assert np.array_equal(run_host(exe, [xs], [g0.tensors[g0.outputs[0]].size])[0], ref)
 
 
-def test_sub_patches_bit_exact_on_qemu_m4(tmp_path_factory, tmp_path):
+@pytest.mark.parametrize("board", ["qemu-m4", "qemu-m55"])
+def test_sub_patches_bit_exact_on_qemu(board, tmp_path_factory, tmp_path):
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed")
-    base = _net(tmp_path_factory, "qemu-m4")
+    base = _net(tmp_path_factory, board)
     chain, vdpc = _chain(base)
     c = _compiled(base, chain, vdpc, 2)
     assert "model_subpatches" in c.sources.files["src/model.c"]
