@@ -349,3 +349,26 @@ def test_speed_with_the_input_by_patch_takes_the_fastest_patch_plan():
     fastest = min(choice.tried, key=lambda c: (c.instructions, c.peak, c.overhead))
     assert (choice.plan.stage_len, choice.plan.grid) == (fastest.stage_len, fastest.grid)
     assert choice.chosen.instructions > choice.layerwise_instructions
+
+
+def test_mnist_patches_through_its_input_reshape_and_flatten(tmp_path):
+    """MNIST starts with a reshape that changes nothing (28x28x1 -> 28x28x1) and ends its feature extractor in a
+    pooling that a flatten views for the classifier: the no-op reshape goes (so a stage can start at the input),
+    and a stage that ends at the pooling keeps its output alive through the flatten's reader (the safety check
+    refused this plan before). Its lowest-peak plan takes at most a third of the layer-by-layer peak, bit-exact on qemu-m4."""
+    mnist, calib = REPO / "models" / "mnist" / "mnist_cnn.onnx", str(REPO / "models" / "mnist" / "mnist_calib_200.npz")
+    layer = compile_model(mnist, CompileOptions(board="qemu-m4", calib=calib, progress=False,
+                                                patch=PatchOptions(mode="off")))
+    assert layer.graph.nodes[0].op != "reshape"
+    g = layer.graph
+    splits = candidate_splits(g)
+    last = splits[-1]
+    assert g.nodes[last].op == "reshape", "the last split ends right before the flatten"
+    low = compile_model(mnist, CompileOptions(board="qemu-m4", calib=calib, progress=False,
+                                              patch=PatchOptions(optimize="memory")))
+    assert low.plan.arena_size * 3 <= layer.plan.arena_size
+    for c in (low, compile_model(mnist, CompileOptions(board="qemu-m4", calib=calib, progress=False,
+                                                       patch=PatchOptions(mode="forced", split=last, patches=3)))):
+        res = verify_board(c, c.calib[:2], out_dir=tmp_path / f"fw{c.patch.stage_len}_{c.patch.grid}")
+        assert res.bit_exact, res.format()
+

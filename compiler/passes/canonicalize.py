@@ -158,7 +158,7 @@ def merge_reshapes(graph: Graph) -> Graph:
                 changed = True
                 break
             out = node.outputs[0]
-            if src.shape == graph.tensors[out].shape and not graph.is_graph_output(out) and node.inputs[0] not in graph.inputs:
+            if src.shape == graph.tensors[out].shape and not graph.is_graph_output(out):
                 nodes = tuple(
                     n.replace(inputs=tuple(node.inputs[0] if i == out else i for i in n.inputs))
                     for n in graph.nodes if n is not node

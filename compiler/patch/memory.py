@@ -85,9 +85,12 @@ def plan_memory_patched(graph: Graph, plan: PatchPlan, chains: int | tuple[tuple
                 last_read[i] = step
     for o in graph.outputs:
         last_read[o] = end
-    buffers.append((split, graph.tensors[split].nbytes, 0, last_read.get(split, k + 1)))
     # the rest: reuse the layer-by-layer logic on the sub-graph that starts at the stage output
     sub_plan = rest_plan if rest_plan is not None else rest_memory_plan(graph, k, board)
+    # the stage output lives until its last reader, views of it included (a flatten before the classifier
+    # runs no kernel: the layer after it reads the stage output's bytes), which the rest's own plan knows
+    split_last = max([last_read.get(split, k + 1)] + [b.last + k + 2 for b in sub_plan.buffers if b.name == split])
+    buffers.append((split, graph.tensors[split].nbytes, 0, split_last))
     for b in sub_plan.buffers:
         if b.name == split or b.name.endswith("@scratch"):
             continue
