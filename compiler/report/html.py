@@ -539,7 +539,8 @@ def quantmcu_html(q: QuantmcuReport) -> str:
                   tuple((k, s.map, s.bits, s.score, s.bitops_ratio, s.quality, s.accepted)
                         for k, s in enumerate(q.search_steps)),
                   f"VDQS, step by step (guard {q.guard}" + (f", floor {q.floor:g}" if q.floor is not None else "") + ")")
-    parts = [f'<p class="note">{_e(line.strip())}</p>' for line in lines[1:]]
+    # the summary's quality and search lines (its first lines are the facts above)
+    parts = [f'<p class="note">{_e(line.strip())}</p>' for line in lines[3:]]
     return ('<section id="quantmcu"><h2>QuantMCU</h2>' + _block_html(facts, "quantmcu", 0) + "".join(parts)
             + f"<figure>{bar_chart_svg(bits_chart(q), 'plot-quantmcu-bits')}<figcaption>Bits per feature map of the "
               "low-bit chain (the patches without outliers); outlier patches run every map at 8 bits.</figcaption>"
