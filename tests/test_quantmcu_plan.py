@@ -105,6 +105,15 @@ def test_generated_c_equals_the_simulator_on_host(model, tmp_path):
     assert {"mcu_outlier_check_s8", "mcu_conv_a2w8_s8", "mcu_dwconv_a2w8_s8"} <= calls, calls
 
 
+def test_sub_patches_given(model):
+    """--qm-sub-patches 2: the outlier patches' 8-bit chain as 2 x 2 sub-patches in the loop, and in the BitOPs."""
+    whole, sub = _compile(model, guard="off").quantmcu, _compile(model, guard="off", sub_patches=2).quantmcu
+    assert (whole.sub_patches, sub.sub_patches) == (1, 2) and sub.schedule.loop.sub is not None
+    assert whole.schedule.loop.sub is None and sub.chain.bits == whole.chain.bits
+    assert sub.bitops > whole.bitops and sub.bitops_8bit == whole.bitops_8bit
+    assert sub.arena.arena_size <= whole.arena.arena_size
+
+
 def test_quantmcu_without_a_patch_plan_is_one_line(model):
     with pytest.raises(UserError) as e:
         compile_model(model, CompileOptions(board="host", progress=False, calib_samples=8,

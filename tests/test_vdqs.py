@@ -190,6 +190,18 @@ def test_fast_evaluation_equals_the_patch_loop(net):
         b8, b = stage_bitops_taken(schedule, taken)
         assert model.bitops_8bit() == pytest.approx(b8, rel=1e-12)
         assert model.bitops(bits) == pytest.approx(b, rel=1e-12)
+    # outlier patches as 2 x 2 sub-patches: the same outputs (their values are the 8-bit ones), their own BitOPs
+    sub_model = BitopsModel.of(g, plan, vdpc, 2)
+    for bits in ({cmap: 4, dmap: 2}, {}):
+        chain = build_lowbit_chain(g, plan, vdpc, bits, cal, per_channel=True, params=params[True])
+        schedule, _ = lowbit_schedule(chain, vdpc, c.target, 2)
+        assert schedule.loop.sub is not None
+        for x, f in zip(xs, fast_outputs(chain, held)):
+            ref = run_schedule_int(schedule, {g.inputs[0]: x})
+            assert all(np.array_equal(f[o], ref[o]) for o in ref)
+        b8, b = stage_bitops_taken(schedule, [[0 if o else 1 for o in row] for row in vdpc.outlier_patches])
+        assert sub_model.bitops(bits) == pytest.approx(b, rel=1e-12) and sub_model.bitops_8bit() == pytest.approx(b8)
+        assert sub_model.bitops(bits) > model.bitops(bits)  # the sub-patches' extra halo
 
 
 @pytest.mark.parametrize("kw, match", [

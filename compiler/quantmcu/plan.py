@@ -71,7 +71,8 @@ def feature_maps(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, chain: LowbitCha
     return tuple(out)
 
 
-def evaluate_plan(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, chain: LowbitChain, target=None) -> PlanEvaluation:
+def evaluate_plan(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, chain: LowbitChain, target=None,
+                  sub_patches: int = 1) -> PlanEvaluation:
     """The dispatching patch loop of ``chain`` on ``plan`` and what it costs.
 
     Parameters
@@ -84,12 +85,14 @@ def evaluate_plan(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, chain: LowbitCh
         The low-bit chain (``build_lowbit_chain`` on ``plan``).
     target : KernelTarget or Board, optional
         The kernels the loop calls (None: portable).
+    sub_patches : int
+        s > 1: an outlier patch's 8-bit chain runs as s x s sub-patches (``lowbit_schedule``).
 
     Returns
     -------
     PlanEvaluation
     """
-    schedule, arena = lowbit_schedule(chain, vdpc, target)
+    schedule, arena = lowbit_schedule(chain, vdpc, target, sub_patches)
     d = schedule.loop.dispatch
     taken = [[d.outlier_chain if o else d.inlier_chain for o in row] for row in np.asarray(vdpc.outlier_patches)]
     b8, b = stage_bitops_taken(schedule, taken)
@@ -187,7 +190,8 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
                         "(and more varied) calibration data")
     with step("QuantMCU: bitwidth search (VDQS)"):
         search = vdqs(graph, plan, vdpc, cal, held, options)
+    sub = options.sub_patches or 1  # None: the joint search's to choose; until it is wired in, whole patches
     with step("QuantMCU: the patch loop with both chains"):
-        evaluation = evaluate_plan(graph, plan, vdpc, search.chain, target)
-    return result_of(options, plan, vdpc, search, evaluation, time.perf_counter() - t0, graph=graph,
+        evaluation = evaluate_plan(graph, plan, vdpc, search.chain, target, sub)
+    return result_of(options, plan, vdpc, search, evaluation, time.perf_counter() - t0, sub_patches=sub, graph=graph,
                      calib_samples=len(cal), holdout_samples=len(held))

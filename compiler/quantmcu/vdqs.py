@@ -45,6 +45,7 @@ from ..arith.bitwidth import qrange, storage_dtype
 from ..errors import UserError
 from ..ir import Graph
 from ..ops.outlier_check import outlier_decision
+from ..patch.execute import plan_sub_patches
 from ..patch.planner import PatchPlan, node_macs_region, np_region
 from ..quant.simulate import eval_node, node_inputs
 from ..schedule.schedule import build_schedule
@@ -107,30 +108,45 @@ class BitopsModel:
     """Stage BitOPs of the dispatching patch loop for any bitwidths of the maps, without building it.
 
     ``macs[j, p]``: the MACs of the loop's step j (alias nodes run none) on patch p's region; ``inputs[j]``: the
-    stage map (or input) step j reads first; ``after`` / ``resume``: the check's place in the probe chain (the
-    schedule's ``CheckStep``); ``outlier_share[p]``: the share of the calibration samples on which VDPC flags
-    patch p. Counts as ``lowbit.stage_bitops_taken`` does: weight bits 8, times the input's bits; an inlier patch
-    runs the low-bit chain; an outlier patch the probe's first ``after`` steps, then the 8-bit chain from there
-    (resuming) or from the start."""
+    stage map (or input) step j reads first; ``after``: the probe's steps before the check (the schedule's
+    ``CheckStep``); ``outlier_fixed[p]``: what an outlier patch's 8-bit chain costs after the probe (from the
+    check on when it resumes, all of it when not, or all of it on each of its sub-patches' regions);
+    ``outlier_share[p]``: the share of the calibration samples on which VDPC flags patch p. Counts as
+    ``lowbit.stage_bitops_taken`` does: weight bits 8 x the input's bits; an inlier patch runs the low-bit chain,
+    an outlier patch the probe's first ``after`` steps, then the 8-bit chain."""
 
     macs: np.ndarray
     inputs: tuple[str, ...]
     input_bits: np.ndarray
     after: int
-    resume: bool
+    outlier_fixed: np.ndarray
     outlier_share: np.ndarray
 
     @staticmethod
-    def of(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan) -> BitopsModel:
-        schedule = build_schedule(graph, plan, chains=2, dispatch=runtime_dispatch(vdpc, 0, 1))
+    def of(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, sub_patches: int = 1) -> BitopsModel:
+        """The model of ``plan``'s loop dispatched by ``vdpc`` (outlier patches as ``sub_patches`` x
+        ``sub_patches`` sub-patches when > 1, as ``lowbit_schedule`` runs them)."""
+        sub = plan_sub_patches(graph, plan, sub_patches, chain=0) if sub_patches > 1 else None
+        schedule = build_schedule(graph, plan, chains=2, dispatch=runtime_dispatch(vdpc, 0, 1), sub=sub)
         loop = schedule.loop
         nodes = [st.node for st in loop.chains[0].steps]
-        macs = np.array([[node_macs_region(n, graph, regs[n.outputs[0]]) for regs in plan.regions] for n in nodes],
-                        np.float64).reshape(len(nodes), plan.patches)
+
+        def macs_on(p: PatchPlan) -> np.ndarray:
+            return np.array([[node_macs_region(n, graph, regs[n.outputs[0]]) for regs in p.regions] for n in nodes],
+                            np.float64).reshape(len(nodes), p.patches)
+
+        macs = macs_on(plan)
         inputs = tuple(n.inputs[0] for n in nodes)
         bits8 = np.array([graph.tensors[i].bits for i in inputs], np.float64)
+        eight = macs * 8 * bits8[:, None]
+        a = loop.check.after
+        if sub is not None:  # from the start, on each sub-patch's regions (their extra halo included)
+            per_sub = (macs_on(sub.plan) * 8 * bits8[:, None]).sum(axis=0)
+            fixed = np.array([per_sub[list(qs)].sum() for qs in sub.of_patch], np.float64)
+        else:
+            fixed = eight[a:].sum(axis=0) if loop.check.resume else eight.sum(axis=0)
         share = vdpc.outlier_patches.mean(axis=0) if vdpc.outlier_patches.size else np.zeros(plan.patches)
-        return BitopsModel(macs, inputs, bits8, loop.check.after, loop.check.resume, np.asarray(share, np.float64))
+        return BitopsModel(macs, inputs, bits8, a, fixed, np.asarray(share, np.float64))
 
     def bitops_8bit(self) -> float:
         """8-bit patching's stage BitOPs (every patch, every step at 8 x its input's bits)."""
@@ -140,9 +156,7 @@ class BitopsModel:
         """The expected stage BitOPs with the maps at ``bits`` ({map: bits}; others at their own)."""
         low_bits = np.array([bits.get(i, b) for i, b in zip(self.inputs, self.input_bits)], np.float64)
         low = self.macs * 8 * low_bits[:, None]  # [steps, patches]
-        eight = self.macs * 8 * self.input_bits[:, None]
-        a = self.after
-        outlier = low[:a].sum(axis=0) + (eight[a:].sum(axis=0) if self.resume else eight.sum(axis=0))
+        outlier = low[: self.after].sum(axis=0) + self.outlier_fixed
         inlier = low.sum(axis=0)
         return float(((1.0 - self.outlier_share) * inlier + self.outlier_share * outlier).sum())
 
@@ -367,7 +381,7 @@ class _Search:
         self.graph, self.plan, self.vdpc, self.calib_q, self.held, self.options = graph, plan, vdpc, calib_q, held, options
         self.maps = searchable_maps(graph, plan, vdpc)
         self.ladder = tuple(sorted(options.bits, reverse=True))
-        self.model = BitopsModel.of(graph, plan, vdpc)
+        self.model = BitopsModel.of(graph, plan, vdpc, options.sub_patches or 1)
         self.base = self.model.bitops_8bit()
         self.inliers = batched_inlier_values(graph, plan, stage_values(graph, plan, calib_q), vdpc.outlier_patches,
                                              self.maps)
