@@ -166,6 +166,15 @@ def _with_chain_regions(plan: PatchPlan, renamed: dict[str, str]) -> PatchPlan:
     return dataclasses.replace(plan, regions=regions)
 
 
+def _live_floor(arena, exclusive_chain: int) -> int:
+    """The most bytes live at one step among the buffers outside chain ``exclusive_chain``'s group: they are
+    pairwise non-exclusive, so every placement needs that many, whatever that chain's buffers are (a lower bound
+    on the peak of any sub-patch factor, which changes only that chain's buffers)."""
+    others = [b for b in arena.buffers if b.group != exclusive_chain]
+    steps = {b.first for b in others}
+    return max((sum(b.size for b in others if b.first <= t <= b.last) for t in steps), default=0)
+
+
 def _checked_deviation(graph: Graph, checked: str, zero_point: int, calib_q: np.ndarray) -> np.ndarray:
     """int32 [samples, H, W]: max over channels of |q - zp| of the checked map on each calibration input (the
     map computed layer by layer: patched values equal it on every region)."""
@@ -339,16 +348,24 @@ def choose_joint(graph: Graph, budget: int, target, bits: dict[str, int], vdpc_o
             plan = plan_patches(graph, k, n, input_by_patch)
             plan2 = _with_chain_regions(plan, {m: lowbit_name(m, b) for m, b in low.items()})
             est8 = c8 = cl = io = check = share = move = best_here = None
+            floor = 0  # bytes no factor can go below (the low-bit chain's and the whole maps' live bytes)
             for s in sorted(subs):
                 if best_here is not None:
                     # a factor above one that fits only adds halo on the outlier patches (and loses the resume):
                     # more instructions in the same budget, so it is not tried
                     break
+                if floor > budget:
+                    tried.append(JointCandidate(k, n, s, bits_t, floor, 0.0, 0.0, float(share.mean()), False,
+                                                f"the low-bit chain and the whole maps alone keep {floor} B live at "
+                                                f"once > {budget} B (sub-patches shrink the 8-bit chain only)"))
+                    continue
                 sub = plan_sub_patches(g2, plan2, s, chain=0, cache=cache) if s > 1 else None
                 arena = plan_memory_patched(g2, plan2, chains=(nodes8, nodes_low), board=target, sub=sub,
                                              rest_plan=rest_arena)
                 peak = arena.arena_size
                 fits = peak <= budget
+                if sub is None:
+                    floor = _live_floor(arena, 0)
                 instr = 0.0
                 if share is None:
                     share = _outlier_flags(plan, checked, dev, threshold).mean(axis=0)
