@@ -93,8 +93,7 @@ PM_INLINE int8x16_t pm_unpack16_tail(const uint8_t *src, int32_t n, int32_t bits
 }
 
 /* n values of a packed run at src (field 0 of its first byte) as n int8 at dst. */
-PM_INLINE void pm_unpack_run(int8_t *dst, const uint8_t *src, int32_t n,
-                                                                int32_t bits)
+PM_INLINE void pm_unpack_run(int8_t *dst, const uint8_t *src, int32_t n, int32_t bits)
 {
     int32_t i = 0;
     for (; i + 16 <= n; i += 16, dst += 16, src += 2 * bits)
@@ -153,11 +152,17 @@ typedef struct
 
 /* The window of output pixel (oy, ox) of batch in_b as K int8 at dst, taps outside the input the zero point. */
 PM_INLINE void pm_im2col_bits(const pm_window *w, const uint8_t *in_b, int32_t oy,
-                                                                 int32_t ox, int8_t *dst, int32_t bits)
+                              int32_t ox, int8_t *dst, int32_t bits)
 {
     const mcu_conv_params *cp = w->cp;
     const int32_t in_h = w->in->h, in_w = w->in->w, cin = w->in->c, kh = w->filter->h, kw = w->filter->w;
     const int32_t y0 = oy * cp->stride.h - cp->padding.h, x0 = ox * cp->stride.w - cp->padding.w;
+    if (kh == 1 && kw == 1 && y0 >= 0 && x0 >= 0 && y0 < in_h && x0 < in_w)
+    {
+        /* pointwise, the tap inside: one pixel */
+        pm_unpack_run(dst, in_b + (y0 * in_w + x0) * w->in_px, cin, bits);
+        return;
+    }
     const int32_t dil_h = cp->dilation.h, dil_w = cp->dilation.w, row = kw * cin, in_px = w->in_px;
     const int8x16_t zp = vdupq_n_s8((int8_t)(-cp->input_offset));
     const int whole_rows = w->dense && dil_w == 1 && x0 >= 0 && x0 + kw <= in_w;
@@ -329,7 +334,7 @@ __attribute__((noinline)) static int32x4_t pm_requant_scalar(int32x4_t acc, cons
 
 /* Requantized, offset and clamped accumulator of channels c + 4j + k; lanes past n 0 (the padding bits). */
 PM_INLINE int32x4_t pm_dw_requant(const pm_dw_out *o, int32x4_t acc, int32_t c,
-                                                                     int32_t k, int32_t n, int full, int right_only)
+                                  int32_t k, int32_t n, int full, int right_only)
 {
 #if MCU_SINGLE_ROUNDING
     if (!o->vector_ok)
@@ -349,8 +354,8 @@ PM_INLINE int32x4_t pm_dw_requant(const pm_dw_out *o, int32x4_t acc, int32_t c,
 /* Output stage of one block: a0..a3 hold channels c + 4j + 0..3; n <= 16 channels stored at `bits` from out
  * (the block's first byte). */
 PM_INLINE void pm_dw_store(const pm_dw_out *o, int32x4_t a0, int32x4_t a1,
-                                                              int32x4_t a2, int32x4_t a3, int32_t c, int32_t n,
-                                                              int full, int right_only, uint8_t *out)
+                           int32x4_t a2, int32x4_t a3, int32_t c, int32_t n,
+                           int full, int right_only, uint8_t *out)
 {
     a0 = pm_dw_requant(o, a0, c, 0, n, full, right_only);
     a1 = pm_dw_requant(o, a1, c, 1, n, full, right_only);
@@ -402,8 +407,8 @@ PM_INLINE void pm_dw_store(const pm_dw_out *o, int32x4_t a0, int32x4_t a1,
 /* The int16 sums over taps [t0, t1) of one block: *se of channels 2m, *so of channels 2m + 1 (|x w| <=
  * 2^(bits-1) * 128, so up to 31 taps at 4 bits and 127 at 2 cannot overflow). */
 PM_INLINE void pm_dw_sums(const uint8_t *const *tap, int32_t t0, int32_t t1,
-                                                             int32_t cb, const int8_t *w, int32_t stride, int32_t n,
-                                                             int full, int32_t bits, int16x8_t *se, int16x8_t *so)
+                          int32_t cb, const int8_t *w, int32_t stride, int32_t n,
+                          int full, int32_t bits, int16x8_t *se, int16x8_t *so)
 {
     const mve_pred16_t p = vctp8q((uint32_t)n);
     int16x8_t e = vdupq_n_s16(0), o = vdupq_n_s16(0);
@@ -429,9 +434,9 @@ PM_INLINE void pm_dw_sums(const uint8_t *const *tap, int32_t t0, int32_t t1,
  * each copy. Sub-byte inputs: int16 sums over chunks of taps, widened once per chunk (one chunk for any window
  * up to 31 taps); int8 inputs: each tap's products widened into the int32 accumulators. */
 PM_INLINE void pm_dw_block(const pm_dw_out *o, const uint8_t *const *tap,
-                                                              int32_t taps, int32_t c, const int8_t *w, int32_t stride,
-                                                              int32_t n, int full, int32_t bits, int right_only,
-                                                              uint8_t *out)
+                           int32_t taps, int32_t c, const int8_t *w, int32_t stride,
+                           int32_t n, int full, int32_t bits, int right_only,
+                           uint8_t *out)
 {
     const int32_t cb = c * bits / 8; /* the block's first byte in an input pixel */
     int32x4_t a0, a1, a2, a3;
@@ -442,7 +447,8 @@ PM_INLINE void pm_dw_block(const pm_dw_out *o, const uint8_t *const *tap,
 #pragma GCC unroll 9
         for (int32_t t = 0; t < taps; t++)
         {
-            const int8x16_t x = full ? vldrbq_s8((const int8_t *)tap[t] + c) : vldrbq_z_s8((const int8_t *)tap[t] + c, p);
+            const int8_t *px = (const int8_t *)tap[t] + c;
+            const int8x16_t x = full ? vldrbq_s8(px) : vldrbq_z_s8(px, p);
             const int8x16_t k = full ? vldrbq_s8(w) : vldrbq_z_s8(w, p);
             w += stride;
             const int16x8_t e = vmullbq_int_s8(x, k), od = vmulltq_int_s8(x, k);
