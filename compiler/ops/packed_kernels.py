@@ -316,8 +316,8 @@ def _dwconv_mve_counts(node, graph, g):
 
 _MVE_NOTE = ("from bench/packed_kernels.py --board qemu-m55 (performance.md shapes 1, 2, 4, 5 at a4>a4, a2>a2, a4>a8, "
              "a8>a4): conv: per MAC the int8 MVE conv's fitted 0.151 (the same matrix core), the other terms least "
-             "squares over the 8 points, within 1.5%; depthwise: set by hand from those and a channel sweep (16-64 "
-             "channels at 12x12), within 1% on the shapes, 6% on the sweep; 'calls' by hand")
+             "squares over the 8 points, within 1.2%; depthwise: set by hand from those and a channel sweep (16-64 "
+             "channels at 12x12), within 1% on the shapes, 7% on the sweep; 'calls' by hand")
 CONV_MVE = Kernel("conv_packed_mve.c.j2", _conv_mve_access, KernelCost(
     ("calls", "outputs", "packed_outputs", "unpacked", "unpacked_a2", "macs"),
     {"calls": 300.0, "outputs": 9.76, "packed_outputs": 1.53, "unpacked": 1.33, "unpacked_a2": 0.37, "macs": 0.151},
