@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "board_port.h"
+#include "kt_text.h"
 #include "mcunn.h"
 #include "mcunn_mve.h"
 #include "mcunn_packed_mve.h"
@@ -34,52 +34,22 @@ static uint8_t ref_buf[PM_MAX_OUT];
 static int32_t scratch[PM_SCRATCH / 4];
 static uint64_t overhead;
 
-static char *put_str(char *p, const char *s)
-{
-    while (*s)
-    {
-        *p++ = *s++;
-    }
-    return p;
-}
-
-static char *put_int(char *p, int64_t v)
-{
-    char tmp[24];
-    int n = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    if (v < 0)
-    {
-        *p++ = '-';
-    }
-    do
-    {
-        tmp[n++] = (char)('0' + (int)(u % 10u));
-        u /= 10u;
-    } while (u);
-    while (n)
-    {
-        *p++ = tmp[--n];
-    }
-    return p;
-}
-
 static void fail(int32_t i, const char *what, int32_t a, int32_t b)
 {
     char line[256];
-    char *p = put_str(line, "FAIL case ");
-    p = put_int(p, i);
-    p = put_str(p, " (");
-    p = put_str(p, pk_cases[i].describe);
-    p = put_str(p, "): ");
-    p = put_str(p, what);
-    p = put_str(p, " ");
-    p = put_int(p, a);
-    p = put_str(p, " ");
-    p = put_int(p, b);
-    p = put_str(p, "\n");
+    char *p = kt_put_str(line, "FAIL case ");
+    p = kt_put_int(p, i);
+    p = kt_put_str(p, " (");
+    p = kt_put_str(p, pk_cases[i].describe);
+    p = kt_put_str(p, "): ");
+    p = kt_put_str(p, what);
+    p = kt_put_str(p, " ");
+    p = kt_put_int(p, a);
+    p = kt_put_str(p, " ");
+    p = kt_put_int(p, b);
+    p = kt_put_str(p, "\n");
     *p = '\0';
-    board_print(line);
+    kt_print(line);
 }
 
 typedef mcu_status (*pm_conv_fn)(const mcu_context *, const mcu_conv_params *, const mcu_per_channel_quant_params *,
@@ -236,25 +206,16 @@ int main(void)
             }
             bad |= status != 0 || diff != 0;
             char line[96];
-            char *p = put_str(line, "MCU K ");
-            p = put_int(p, i);
-            p = put_str(p, mve ? " mve " : " portable ");
-            p = put_int(p, (int64_t)n);
-            p = put_str(p, status == 0 && diff == 0 ? " 1\n" : " 0\n");
+            char *p = kt_put_str(line, "MCU K ");
+            p = kt_put_int(p, i);
+            p = kt_put_str(p, mve ? " mve " : " portable ");
+            p = kt_put_int(p, (int64_t)n);
+            p = kt_put_str(p, status == 0 && diff == 0 ? " 1\n" : " 0\n");
             *p = '\0';
-            board_print(line);
+            kt_print(line);
         }
         failed += bad;
     }
-    char line[96];
-    char *p = put_str(line, "MCU PACKED MVE CASES ");
-    p = put_int(p, pk_num_cases);
-    p = put_str(p, " failed ");
-    p = put_int(p, failed);
-    p = put_str(p, "\nMCU END ");
-    p = put_int(p, failed);
-    p = put_str(p, "\n");
-    *p = '\0';
-    board_print(line);
+    kt_print_summary("PACKED MVE CASES", pk_num_cases, failed);
     return 0;
 }
