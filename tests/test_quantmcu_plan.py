@@ -15,6 +15,7 @@ import re
 
 import numpy as np
 import pytest
+from conftest import SHARED_MODELS
 from mcucompile.api import (
     CompileOptions,
     PatchOptions,
@@ -112,6 +113,22 @@ def test_sub_patches_given(model):
     assert whole.schedule.loop.sub is None and sub.chain.bits == whole.chain.bits
     assert sub.bitops > whole.bitops and sub.bitops_8bit == whole.bitops_8bit
     assert sub.arena.arena_size <= whole.arena.arena_size
+
+
+def test_pre_quantized_model_takes_calib_for_quantmcu(tmp_path):
+    """An int8 .tflite model keeps its own scales; with --quantmcu its --calib samples are QuantMCU's calibration and
+    the compile's (``Compiled.calib``, what verify takes by default), not random int8 inputs."""
+    path = SHARED_MODELS / "vww_mbv1_025_int8.tflite"
+    if not path.exists():
+        pytest.skip(f"the MLPerf Tiny models are not at {SHARED_MODELS}")
+    x = np.random.default_rng(0).uniform(0, 1, (16, 96, 96, 3)).astype(np.float32)
+    np.save(tmp_path / "calib.npy", x)
+    c = compile_model(path, CompileOptions(board="host", progress=False, calib=str(tmp_path / "calib.npy"),
+                                           patch=PatchOptions(mode="forced", split=4, patches=3),
+                                           quantmcu=QuantmcuOptions(guard="off")))
+    assert np.array_equal(c.calib, x) and (c.quantmcu.calib_samples, c.quantmcu.holdout_samples) == (12, 4)
+    assert any("--calib used by QuantMCU only" in n for n in c.warnings)
+    assert any(m.bits < 8 for m in c.quantmcu.feature_maps)
 
 
 def test_quantmcu_without_a_patch_plan_is_one_line(model):

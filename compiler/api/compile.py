@@ -153,8 +153,10 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     if fmt != "onnx" and not needs:
         calib = pre_quantized_samples(float_graph, options.calib_samples)
         if options.calib and options.quantmcu is not None:
-            # the model's scales stay; QuantMCU's threshold, low-bit params and guard need real inputs
-            qm_calib = load_calibration(options.calib, in_shape)
+            # the model's scales stay; QuantMCU's threshold, low-bit params and guard need real inputs, and they are
+            # the compile's calibration samples (``Compiled.calib``: what verify and debug take by default), so
+            # that the low-bit chain runs there too (random int8 inputs make every patch an outlier patch)
+            qm_calib = calib = load_calibration(options.calib, in_shape)
             notes.append("--calib used by QuantMCU only: the model is already quantized and carries its own scales")
         elif options.calib:
             notes.append("--calib ignored: the model is already quantized and carries its own scales")
