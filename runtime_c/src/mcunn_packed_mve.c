@@ -530,6 +530,76 @@ __attribute__((noinline)) static void pm_dw_blocks_3x3(const pm_dw_out *o, const
     }
 }
 
+/* One full 16-channel block of two output pixels (taps ta, tb; outputs oa, ob) of a 3x3 layer on a sub-byte input
+ * whose shifts are all <= 0: each tap's weights loaded once for both pixels. */
+PM_INLINE void pm_dw_block_pair(const pm_dw_out *o, const uint8_t *const *ta, const uint8_t *const *tb, int32_t c,
+                                const int8_t *w, int32_t bits, uint8_t *oa, uint8_t *ob)
+{
+    const int32_t cb = c * bits / 8;
+    int16x8_t ea = vdupq_n_s16(0), oda = ea, eb = ea, odb = ea;
+#pragma GCC unroll 9
+    for (int32_t t = 0; t < 9; t++)
+    {
+        const int8x16_t k = vldrbq_s8(w);
+        w += 16;
+        const int8x16_t xa = pm_unpack16(ta[t] + cb, bits);
+        ea = vaddq_s16(ea, vmullbq_int_s8(xa, k));
+        oda = vaddq_s16(oda, vmulltq_int_s8(xa, k));
+        const int8x16_t xb = pm_unpack16(tb[t] + cb, bits);
+        eb = vaddq_s16(eb, vmullbq_int_s8(xb, k));
+        odb = vaddq_s16(odb, vmulltq_int_s8(xb, k));
+        /* as in pm_dw_sums(): the sums in order, no loads hoisted (8 Q registers) */
+        __asm__ volatile("" : "+w"(ea), "+w"(oda), "+w"(eb), "+w"(odb) : : "memory");
+    }
+    const int32_t at = c * o->bits / 8;
+    int32x4_t a0 = vmovlbq_s16(ea), a1 = vmovlbq_s16(oda), a2 = vmovltq_s16(ea), a3 = vmovltq_s16(oda);
+    if (o->bias)
+    {
+        a0 = vaddq_s32(a0, pm_gather4(o->bias + c, 0, 16, 1));
+        a1 = vaddq_s32(a1, pm_gather4(o->bias + c, 1, 16, 1));
+        a2 = vaddq_s32(a2, pm_gather4(o->bias + c, 2, 16, 1));
+        a3 = vaddq_s32(a3, pm_gather4(o->bias + c, 3, 16, 1));
+    }
+    pm_dw_store(o, a0, a1, a2, a3, c, 16, 1, 1, oa + at);
+    a0 = vmovlbq_s16(eb);
+    a1 = vmovlbq_s16(odb);
+    a2 = vmovltq_s16(eb);
+    a3 = vmovltq_s16(odb);
+    if (o->bias)
+    {
+        a0 = vaddq_s32(a0, pm_gather4(o->bias + c, 0, 16, 1));
+        a1 = vaddq_s32(a1, pm_gather4(o->bias + c, 1, 16, 1));
+        a2 = vaddq_s32(a2, pm_gather4(o->bias + c, 2, 16, 1));
+        a3 = vaddq_s32(a3, pm_gather4(o->bias + c, 3, 16, 1));
+    }
+    pm_dw_store(o, a0, a1, a2, a3, c, 16, 1, 1, ob + at);
+}
+
+/* Every channel of two output pixels of a 3x3 layer on a sub-byte input whose shifts are all <= 0 (the common
+ * case): the full blocks two pixels at a time, the channel tail per pixel. */
+__attribute__((noinline)) static void pm_dw_pair_3x3(const pm_dw_out *o, const uint8_t *const *ta,
+                                                     const uint8_t *const *tb, int32_t ch, const int8_t *filter,
+                                                     int32_t bits, uint8_t *oa, uint8_t *ob)
+{
+    const int32_t ch16 = ch & ~15;
+    for (int32_t c = 0; c < ch16; c += 16)
+    {
+        if (bits == 4)
+        {
+            pm_dw_block_pair(o, ta, tb, c, filter + c * 9, 4, oa, ob);
+        }
+        else
+        {
+            pm_dw_block_pair(o, ta, tb, c, filter + c * 9, 2, oa, ob);
+        }
+    }
+    if (ch16 < ch)
+    {
+        pm_dw_block_any(o, ta, 9, ch16, filter + ch16 * 9, ch - ch16, bits, oa);
+        pm_dw_block_any(o, tb, 9, ch16, filter + ch16 * 9, ch - ch16, bits, ob);
+    }
+}
+
 /* Every channel of one output pixel. */
 static void pm_dw_pixel(const pm_dw_out *o, const uint8_t *const *tap, int32_t taps, int32_t ch,
                         const int8_t *filter, int32_t bits, uint8_t *out)
@@ -543,6 +613,42 @@ static void pm_dw_pixel(const pm_dw_out *o, const uint8_t *const *tap, int32_t t
     for (; c < ch; c += 16)
     {
         pm_dw_block_any(o, tap, taps, c, filter + c * taps, ch - c < 16 ? ch - c : 16, bits, out);
+    }
+}
+
+/* What the tap pointers of a window are computed from. */
+typedef struct
+{
+    const mcu_dw_conv_params *dp;
+    const uint8_t *zero_pixel;
+    int32_t in_h, in_w, in_px, kh, kw, span_h, span_w;
+    int32_t tap_off[MCU_DWCONV_MVE_PACKED_MAX_TAPS]; /* a tap's byte offset from its window's first tap */
+} pm_dw_win;
+
+/* The tap pointers of output pixel (oy, ox): into the input, or the zero-point pixel outside it. */
+PM_INLINE void pm_dw_window(const uint8_t **tap, const pm_dw_win *w, const uint8_t *in_b, int32_t oy, int32_t ox)
+{
+    const mcu_dw_conv_params *dp = w->dp;
+    const int32_t y0 = oy * dp->stride.h - dp->padding.h, x0 = ox * dp->stride.w - dp->padding.w;
+    if (y0 >= 0 && x0 >= 0 && y0 + w->span_h < w->in_h && x0 + w->span_w < w->in_w)
+    {
+        /* the window inside the input (most of them): its taps at fixed offsets */
+        const uint8_t *base = in_b + (y0 * w->in_w + x0) * w->in_px;
+        for (int32_t t = 0; t < w->kh * w->kw; t++)
+        {
+            tap[t] = base + w->tap_off[t];
+        }
+        return;
+    }
+    for (int32_t ky = 0, t = 0; ky < w->kh; ky++)
+    {
+        const int32_t iy = y0 + ky * dp->dilation.h;
+        const int row_in = iy >= 0 && iy < w->in_h;
+        for (int32_t kx = 0; kx < w->kw; kx++, t++)
+        {
+            const int32_t ix = x0 + kx * dp->dilation.w;
+            tap[t] = row_in && ix >= 0 && ix < w->in_w ? in_b + (iy * w->in_w + ix) * w->in_px : w->zero_pixel;
+        }
     }
 }
 
@@ -587,50 +693,53 @@ static mcu_status dwconv_mve_packed(int32_t in_bits, const mcu_context *ctx, con
     o.vector_ok = mcu_mve_requant_vector_ok(q->shift, ch);
     o.right_only = mcu_mve_shifts_right_only(q->shift, ch);
     const int32_t in_h = in->h, in_w = in->w, out_w = out->w, pixels = out->h * out_w;
-    const int32_t span_h = (kh - 1) * dp->dilation.h, span_w = (kw - 1) * dp->dilation.w;
-    const uint8_t *tap[MCU_DWCONV_MVE_PACKED_MAX_TAPS];
-    int32_t tap_off[MCU_DWCONV_MVE_PACKED_MAX_TAPS]; /* a tap's byte offset from its window's first tap */
+    pm_dw_win win;
+    win.dp = dp;
+    win.in_h = in_h;
+    win.in_w = in_w;
+    win.in_px = in_px;
+    win.kh = kh;
+    win.kw = kw;
+    win.span_h = (kh - 1) * dp->dilation.h;
+    win.span_w = (kw - 1) * dp->dilation.w;
+    win.zero_pixel = zero_pixel;
     for (int32_t ky = 0, t = 0; ky < kh; ky++)
     {
         for (int32_t kx = 0; kx < kw; kx++, t++)
         {
-            tap_off[t] = (ky * dp->dilation.h * in_w + kx * dp->dilation.w) * in_px;
+            win.tap_off[t] = (ky * dp->dilation.h * in_w + kx * dp->dilation.w) * in_px;
         }
     }
+    const uint8_t *tap[MCU_DWCONV_MVE_PACKED_MAX_TAPS];
+    /* sub-byte 3x3 layers without left shifts: two pixels per weight load */
+    const int pair = taps == 9 && o.right_only && in_bits != 8;
+    const uint8_t *tap_b[MCU_DWCONV_MVE_PACKED_MAX_TAPS];
     for (int32_t b = 0; b < in->n; b++)
     {
         const uint8_t *in_b = input + b * in_h * in_w * in_px;
         int32_t oy = 0, ox = 0;
-        for (int32_t i = 0; i < pixels; i++)
+        for (int32_t i = 0; i < pixels; i += 1 + pair)
         {
-            const int32_t y0 = oy * dp->stride.h - dp->padding.h, x0 = ox * dp->stride.w - dp->padding.w;
-            if (y0 >= 0 && x0 >= 0 && y0 + span_h < in_h && x0 + span_w < in_w)
-            {
-                /* the window inside the input (most of them): its taps at fixed offsets */
-                const uint8_t *base = in_b + (y0 * in_w + x0) * in_px;
-                for (int32_t t = 0; t < taps; t++)
-                {
-                    tap[t] = base + tap_off[t];
-                }
-            }
-            else
-            {
-                for (int32_t ky = 0, t = 0; ky < kh; ky++)
-                {
-                    const int32_t iy = y0 + ky * dp->dilation.h;
-                    const int row_in = iy >= 0 && iy < in_h;
-                    for (int32_t kx = 0; kx < kw; kx++, t++)
-                    {
-                        const int32_t ix = x0 + kx * dp->dilation.w;
-                        tap[t] = row_in && ix >= 0 && ix < in_w ? in_b + (iy * in_w + ix) * in_px : zero_pixel;
-                    }
-                }
-            }
-            pm_dw_pixel(&o, tap, taps, ch, filter, in_bits, output + (b * pixels + i) * out_px);
+            uint8_t *oa = output + (b * pixels + i) * out_px;
+            pm_dw_window(tap, &win, in_b, oy, ox);
             if (++ox == out_w)
             {
                 ox = 0;
                 oy++;
+            }
+            if (pair && i + 1 < pixels)
+            {
+                pm_dw_window(tap_b, &win, in_b, oy, ox);
+                if (++ox == out_w)
+                {
+                    ox = 0;
+                    oy++;
+                }
+                pm_dw_pair_3x3(&o, tap, tap_b, ch, filter, in_bits, oa, oa + out_px);
+            }
+            else
+            {
+                pm_dw_pixel(&o, tap, taps, ch, filter, in_bits, oa);
             }
         }
     }
