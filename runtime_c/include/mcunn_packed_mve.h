@@ -77,7 +77,8 @@ int32_t mcu_dwconv_mve_get_buffer_size_packed(const mcu_dims *input_dims, int32_
  * @brief Depthwise convolution, channel multiplier 1, up to ::MCU_DWCONV_MVE_PACKED_MAX_TAPS taps, on a packed 4-bit
  *        input, MVE: 16 channels per block, each tap's values unpacked into int8 lanes, VMULLB.S8 / VMULLT.S8 with
  *        its weights, the int16 products summed over up to 31 taps (127 at 2 bits, 1 for int8) and widened into
- *        int32 accumulators of channels 4j + 0..3, requantized and packed at the store.
+ *        int32 accumulators of channels 4j + 0..3, requantized and packed at the store; sub-byte 3x3 layers whose
+ *        shifts are all <= 0 take two output pixels per block (each tap's weights loaded once for both).
  * @param[in]  ctx     Scratch of mcu_dwconv_mve_get_buffer_size_packed() bytes; not NULL.
  * @param[in]  filter  int8, "16-blocks" layout of mcu_dwconv_mve_s8() (mve_layout.dwconv_weights).
  * @param[in]  bias    Folded bias int32 [C] in channel order (input offset folded in), or NULL (all 0).

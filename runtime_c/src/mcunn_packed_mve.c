@@ -17,7 +17,8 @@
  * with VMULLB.S8 / VMULLT.S8 into int16 products; sub-byte inputs sum them in int16 over up to 31 taps (4 bits:
  * |x w| <= 8 * 128, 31 of them < 2^15) or 127 (2 bits) before widening (VMOVLB / VMOVLT) into four int32
  * accumulators of channels 4j, 4j+1, 4j+2, 4j+3; int8 inputs widen every tap. The accumulators' lane order is
- * what the packed store wants: 2 bits pack with three VSLI, 4 and 8 bits after two VMOVNT.
+ * what the packed store wants: 2 bits pack with three VSLI, 4 and 8 bits after two VMOVNT. Sub-byte 3x3 layers
+ * whose shifts are all <= 0 run two output pixels per block (each tap's weights loaded once for both).
  *
  * Compiled only with integer MVE; empty elsewhere. */
 #include "mcunn_packed_mve.h"
