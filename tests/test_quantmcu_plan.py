@@ -146,3 +146,46 @@ def test_quantmcu_without_a_patch_plan_is_one_line(model):
 def test_quantmcu_option_type_is_checked():
     with pytest.raises(UserError, match="quantmcu: give a QuantmcuOptions"):
         CompileOptions(quantmcu={"guard": "sqnr"})
+
+
+def test_joint_search_through_compile_takes_fewer_patches(tmp_path_factory, tmp_path):
+    """compile_model with an SRAM limit: 8-bit patching needs a 4 x 4 grid; QuantMCU's joint search fits 2 x 2 in
+    the same budget with 2-bit maps and the outlier patches as 2 x 2 sub-patches, takes it (the guard off: nothing
+    to back off), says so and what it costs; the C equals the simulator on the host under the sanitizers."""
+    from mcucompile.quantmcu import VdpcOptions
+    from test_subpatches import _wide_net
+
+    path = _wide_net(tmp_path_factory).model_path
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 0.2, (24, 3, 29, 27)).astype(np.float32)
+    for s in range(0, 24, 3):  # a rare bright pixel: the check at the input flags its patch
+        x[s, :, rng.integers(0, 29), rng.integers(0, 27)] = 1.0
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=x)
+
+    def compile_(n=None, **kw):
+        patch = PatchOptions(mode="forced", split=4, patches=n, input_by_patch=True) if n else PatchOptions(input_by_patch=True)
+        return compile_model(path, CompileOptions(board="host", calib=str(calib), progress=False, patch=patch, **kw))
+
+    budget = compile_(4).plan.arena_size
+    assert compile_(3).plan.arena_size > budget
+    eight = compile_(sram_limit=budget)
+    assert eight.quantmcu is None and (eight.patch.stage_len, eight.patch.grid) == (4, 4)
+    c = compile_(sram_limit=budget, quantmcu=QuantmcuOptions(vdpc=VdpcOptions("percentile", 99.9, "input"),
+                                                              guard="off", bits=(8, 2)))
+    r = c.quantmcu
+    assert (r.base_plan.stage_len, r.base_plan.grid) == (4, 4)
+    assert c.patch is r.plan and r.plan.grid < 4 and r.sub_patches > 1 and c.plan.arena_size <= budget
+    assert r.bitops_8bit_own_plan == r.base_plan.macs_patched * 64 and r.bitops < r.bitops_8bit_own_plan
+    assert any("joint search took" in n for n in r.notes) and any("joint search took" in n for n in c.warnings)
+    g = c.graph
+    xs = quantize_input(c, x[:6]).reshape((6,) + tuple(g.tensors[g.inputs[0]].shape[1:]))
+    sims, taken = [], []
+    for xi in xs:
+        t: list[int] = []
+        sims.append(run_schedule_int(c.schedule, {g.inputs[0]: xi}, t)[g.outputs[0]].reshape(-1))
+        taken.append(t)
+    assert 0 < (np.array(taken) == 0).sum() < np.array(taken).size, taken  # both chains ran
+    out = write_library(c, tmp_path / "lib")
+    exe = build_host(library_dir(out, c), host_runner_source(c), tmp_path / "build", sanitize=True)
+    assert np.array_equal(run_host(exe, [xs], [g.tensors[g.outputs[0]].size])[0], np.stack(sims))

@@ -232,7 +232,7 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
         samples = qm_calib if qm_calib is not None else calib
         calib_q = np.stack([quantize_values(to_physical(graph, graph.inputs[0], s[None]), graph.tensors[graph.inputs[0]].quant)
                             for s in samples])
-        qm = plan_quantmcu(graph, patch, calib_q, options.quantmcu, target, budget, progress)
+        qm = plan_quantmcu(graph, patch, calib_q, options.quantmcu, target, budget, progress, fixed=po.mode == "forced")
         graph, plan, patch = qm.schedule.graph, qm.arena, qm.plan
         # both chains, each in its exclusive group, the run-time check and the move (and sub-patches): a finding
         # is a compiler bug, as for the 8-bit plan

@@ -1,16 +1,19 @@
 """QuantMCU's entry point: ``plan_quantmcu`` plans the method on a patched stage (docs/quantmcu.md).
 
-For a given patch plan (split and grid; today 8-bit patching's own choice): the calibration samples are split
+Given 8-bit patching's plan under the SRAM budget (split and grid): the calibration samples are split
 (:func:`vdqs.split_calibration`: calibrate on the first, guard on the last ``holdout`` share), VDPC sets the
 outlier check on the calibration part (``plan_vdpc``), VDQS chooses the bits of the low-bit chain with its
-guard (``vdqs.vdqs``), and :func:`evaluate_plan` makes the choice concrete: the low-bit chain calibrated as the
-options say, the dispatching patch loop and its arena (``lowbit_schedule``), BitOPs and the feature maps as
-report.json lists them. The pieces are separate so that the joint (split, grid, sub-patches, bits) search can
-evaluate candidate plans with the same functions and hand its choice to :func:`result_of`.
+guard (``vdqs.vdqs``) on that plan; then the joint search (``search.choose_joint``) picks (split, grid,
+sub-patches) with those bits under the budget, fewest expected instructions first (a user-forced plan keeps its
+split and grid), and its winner is taken when it keeps the guard's floor on the held-back samples (its outlier
+patches differ, so the quality is measured again; else the searched plan stays). :func:`evaluate_plan` makes the
+choice concrete: the dispatching patch loop and its arena (``lowbit_schedule``), BitOPs and the feature maps as
+report.json lists them. A note says when the plan is expected to run more instructions than 8-bit patching.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -27,7 +30,9 @@ from .lowbit import LowbitChain, lowbit_schedule, stage_bitops_taken
 from .options import FeatureMapChoice, QuantmcuOptions, QuantmcuResult
 from .stats import stage_maps
 from .vdpc import VdpcPlan, plan_vdpc
-from .vdqs import VdqsResult, split_calibration, vdqs
+from ..patch.search import GRIDS
+from .search import SUBS, JointChoice, build_joint, choose_joint
+from .vdqs import VdqsResult, fast_outputs, held_back, output_quality, split_calibration, vdqs
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,11 +128,11 @@ def search_notes(graph: Graph, search: VdqsResult) -> tuple[str, ...]:
 def result_of(options: QuantmcuOptions, base_plan: PatchPlan, vdpc: VdpcPlan, search: VdqsResult,
               evaluation: PlanEvaluation, seconds: float, base_bitops: float | None = None,
               sub_patches: int = 1, graph: Graph | None = None, calib_samples: int = 0,
-              holdout_samples: int = 0) -> QuantmcuResult:
+              holdout_samples: int = 0, extra_notes: tuple[str, ...] = ()) -> QuantmcuResult:
     """The :class:`QuantmcuResult` of a searched (plan, bits): ``base_plan`` is 8-bit patching's own plan under
     the same budget and ``base_bitops`` its stage BitOPs (None: ``base_plan`` is the plan evaluated)."""
     ev = evaluation
-    notes = search_notes(graph, search) if graph is not None else ()
+    notes = (search_notes(graph, search) if graph is not None else ()) + tuple(extra_notes)
     return QuantmcuResult(
         options=options, schedule=ev.schedule, arena=ev.arena, plan=ev.plan, base_plan=base_plan,
         sub_patches=sub_patches, vdpc=vdpc, feature_maps=ev.feature_maps,
@@ -140,7 +145,7 @@ def result_of(options: QuantmcuOptions, base_plan: PatchPlan, vdpc: VdpcPlan, se
 
 
 def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: QuantmcuOptions, target=None,
-                  budget: int | None = None, progress=None) -> QuantmcuResult:
+                  budget: int | None = None, progress=None, fixed: bool = False) -> QuantmcuResult:
     """QuantMCU on ``plan``'s stage: VDPC, VDQS with its guard, the final low-bit chain and its patch loop.
 
     Parameters
@@ -157,10 +162,15 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
     target : KernelTarget or Board, optional
         The kernels the generated loop calls (None: portable).
     budget : int, optional
-        The SRAM budget in bytes; the joint plan search will use it (the plan is given here, and the caller
-        checks that the arena fits).
+        The SRAM budget in bytes. Given, the joint search (``search.choose_joint``) picks (split, grid, sub-patches)
+        with the searched bits under it, fewest expected instructions first; its winner replaces ``plan`` when it
+        keeps the guard's floor on the held-back samples (measured again: its outlier patches differ). None: ``plan``
+        as given. The caller checks that the arena fits.
     progress : mcucompile.progress.Progress, optional
         Where the long steps show.
+    fixed : bool
+        The user forced ``plan`` (--split / --patches): the joint search keeps its split and grid and chooses the
+        sub-patches only.
 
     Returns
     -------
@@ -190,8 +200,59 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
                         "(and more varied) calibration data")
     with step("QuantMCU: bitwidth search (VDQS)"):
         search = vdqs(graph, plan, vdpc, cal, held, options)
-    sub = options.sub_patches or 1  # None: the joint search's to choose; until it is wired in, whole patches
+    sub = options.sub_patches or 1
+    chosen, notes = plan, []
+    if budget is not None:
+        with step("QuantMCU: joint plan search (split, grid, sub-patches)"):
+            joint = choose_joint(graph, budget, target, search.bits, options.vdpc, cal,
+                                 splits=[plan.stage_len] if fixed else None,
+                                 grids=(plan.grid,) if fixed else GRIDS,
+                                 subs=SUBS if options.sub_patches is None else (options.sub_patches,),
+                                 input_by_patch=plan.input_by_patch)
+        taken = _joint_outcome(graph, plan, sub, joint, options, cal, held, target)
+        if taken is not None:
+            chosen, sub, vdpc, quality, chain, note = taken
+            search = dataclasses.replace(search, chain=chain, quality=quality)
+            notes.append(note)
+        notes += _speed_notes(plan, joint)
     with step("QuantMCU: the patch loop with both chains"):
-        evaluation = evaluate_plan(graph, plan, vdpc, search.chain, target, sub)
-    return result_of(options, plan, vdpc, search, evaluation, time.perf_counter() - t0, sub_patches=sub, graph=graph,
-                     calib_samples=len(cal), holdout_samples=len(held))
+        evaluation = evaluate_plan(graph, chosen, vdpc, search.chain, target, sub)
+    return result_of(options, plan, vdpc, search, evaluation, time.perf_counter() - t0,
+                     base_bitops=float(plan.macs_patched * 64), sub_patches=sub, graph=graph,
+                     calib_samples=len(cal), holdout_samples=len(held), extra_notes=tuple(notes))
+
+
+def _joint_outcome(graph: Graph, plan: PatchPlan, sub: int, joint: JointChoice, options: QuantmcuOptions,
+                   cal: np.ndarray, held: np.ndarray, target):
+    """The joint search's winner when it differs from (``plan``, ``sub``) and keeps the guard's floor on the
+    held-back samples (its outlier patches differ from the searched plan's, so its quality is measured again):
+    (plan, sub-patches, VDPC, the search result with the winner's chain and quality, a note); else None."""
+    if not joint.fits or joint.plan is None:
+        return None
+    if (joint.plan.stage_len, joint.plan.grid, joint.sub_patches) == (plan.stage_len, plan.grid, sub):
+        return None
+    vdpc_j, chain_j, _, _ = build_joint(graph, joint, options.vdpc, cal, target, options.clipping, options.per_channel)
+    hb = held_back(graph, joint.plan, vdpc_j, held)
+    quality = output_quality(graph, list(hb.outputs8), fast_outputs(chain_j, hb))
+    where = f"{joint.plan.grid}x{joint.plan.grid} patches over {joint.plan.stage_len} layers" + (
+        f", outlier patches as {joint.sub_patches}x{joint.sub_patches} sub-patches" if joint.sub_patches > 1 else "")
+    if options.guard != "off" and quality[options.guard] < options.guard_floor:
+        return None
+    return (joint.plan, joint.sub_patches, vdpc_j, quality, chain_j,
+            f"QuantMCU: the joint search took {where} ({joint.peak:,} B, ~{joint.instructions / 1e6:.2f} M "
+            f"instructions expected) over 8-bit patching's {plan.grid}x{plan.grid} patches over {plan.stage_len} layers")
+
+
+def _speed_notes(plan: PatchPlan, joint: JointChoice) -> list[str]:
+    """A note when the QuantMCU plan is expected to run more instructions than 8-bit patching's own plan (on
+    cores without a sub-byte dot product the packed kernels cost about what int8 ones do per MAC, plus unpacking:
+    the low bits pay off in time only through less recomputed halo)."""
+    win = joint.winner
+    base = next((c for c in joint.tried if c.refused is None and (c.stage_len, c.grid) == (plan.stage_len, plan.grid)
+                 and c.instructions_8bit > 0), None)
+    if win is None or base is None or win.instructions <= base.instructions_8bit:
+        return []
+    return [f"QuantMCU: its plan is expected to run {100 * (win.instructions / base.instructions_8bit - 1):.0f}% more "
+            f"instructions than 8-bit patching ({win.instructions / 1e6:.2f} M against {base.instructions_8bit / 1e6:.2f} M "
+            "estimated): on this core the packed kernels cost more than the recomputed halo they save; it saves "
+            "BitOPs, not time"]
