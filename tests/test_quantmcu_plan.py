@@ -50,7 +50,7 @@ def test_result_present_and_consistent(model):
     r = c.quantmcu
     assert r is not None and c.schedule is r.schedule and c.plan is r.arena and c.patch is r.plan
     assert c.graph is r.schedule.graph and r.chain.graph is c.graph
-    assert (r.calib_samples, r.holdout_samples) == (24, 8)
+    assert (r.calib_samples, r.holdout_samples) == (16, 16)
     assert r.plan.split == r.base_plan.split and r.plan.grid == r.base_plan.grid == 3
     names = [m.name for m in r.feature_maps]
     assert names[0] == c.graph.inputs[0] and names[-1] == r.plan.split
@@ -126,7 +126,7 @@ def test_pre_quantized_model_takes_calib_for_quantmcu(tmp_path):
     c = compile_model(path, CompileOptions(board="host", progress=False, calib=str(tmp_path / "calib.npy"),
                                            patch=PatchOptions(mode="forced", split=4, patches=3),
                                            quantmcu=QuantmcuOptions(guard="off")))
-    assert np.array_equal(c.calib, x) and (c.quantmcu.calib_samples, c.quantmcu.holdout_samples) == (12, 4)
+    assert np.array_equal(c.calib, x) and (c.quantmcu.calib_samples, c.quantmcu.holdout_samples) == (8, 8)
     assert any("--calib used by QuantMCU only" in n for n in c.warnings)
     assert any(m.bits < 8 for m in c.quantmcu.feature_maps)
 

@@ -46,7 +46,7 @@ class QuantmcuOptions:
     bitops_target: float | None = None
     guard: str = "sqnr"
     floor: float | None = None
-    holdout: float = 0.25
+    holdout: float = 0.5
     clipping: str = "mse"
     per_channel: bool = True
     sub_patches: int | None = None
