@@ -42,6 +42,9 @@ bench: setup
 	$(PY) bench/fit_cost_model.py
 	$(PY) bench/ort_qdq.py
 	$(PY) bench/calibration.py
+	$(PY) bench/packed_kernels.py
+	$(PY) bench/quantmcu_chain.py
+	$(PY) bench/quantmcu.py
 
 # More mutants than make test runs (FUZZ_COUNT), each compiled and, when it compiles, run under ASan/UBSan.
 FUZZ_COUNT ?= 2000

@@ -23,6 +23,7 @@
  * (mask / shift / SXTAB16: no int8 copy of the map), keep the MAC loop on SMLAD with the weights in
  * compiler/ops/fast_layout.py's layouts, and declare their per-pixel scratch (`*_get_buffer_size_*`). Without
  * `__ARM_FEATURE_DSP` their intrinsics are portable C (mcunn_dsp_support.h), so they are tested on the host.
+ * The MVE (Helium) kernels for Cortex-M55 (`mcu_*_mve_a*w8_s8`) are declared in mcunn_packed_mve.h.
  */
 #ifndef MCUNN_PACKED_H
 #define MCUNN_PACKED_H
