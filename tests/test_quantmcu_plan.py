@@ -189,3 +189,20 @@ def test_joint_search_through_compile_takes_fewer_patches(tmp_path_factory, tmp_
     out = write_library(c, tmp_path / "lib")
     exe = build_host(library_dir(out, c), host_runner_source(c), tmp_path / "build", sanitize=True)
     assert np.array_equal(run_host(exe, [xs], [g.tensors[g.outputs[0]].size])[0], np.stack(sims))
+
+
+def test_quantmcu_fits_below_8bit_patchings_lowest_peak_with_scratch_free_kernels(model):
+    """Below the lowest peak 8-bit patching reaches on an M7 (2,496 B with the scratch-free kernels), QuantMCU's
+    joint search still fits 2-bit maps with sub-patches, but only without the DSP kernels' scratch: the compile
+    retries with the scratch-free kernels, as 8-bit patching does, and says so."""
+    from mcucompile.quantmcu import VdpcOptions
+
+    def compile_(**kw):
+        return compile_model(model, CompileOptions(board="nucleo", progress=False, calib_samples=32, sram_limit=2450,
+                                                   **kw))
+
+    with pytest.raises(UserError, match="does not fit"):
+        compile_()
+    c = compile_(quantmcu=QuantmcuOptions(vdpc=VdpcOptions(location="input"), guard="off"))
+    assert c.plan.arena_size <= 2450 and c.target.lean and c.quantmcu.sub_patches > 1
+    assert any("scratch would take QuantMCU's peak SRAM" in w for w in c.warnings)

@@ -88,7 +88,9 @@ def _search(net, **kw):
 def test_split_is_deterministic_and_refuses_too_few():
     x = np.arange(10)[:, None]
     cal, held = split_calibration(x, 0.25)
-    assert cal[:, 0].tolist() == list(range(8)) and held[:, 0].tolist() == [8, 9]  # the last ones held back
+    assert held[:, 0].tolist() == [2, 7] and cal[:, 0].tolist() == [0, 1, 3, 4, 5, 6, 8, 9]  # spread over the order
+    cal, held = split_calibration(np.arange(100)[:, None], 0.5)
+    assert held[:, 0].tolist() == list(range(1, 100, 2))  # every second sample: class-sorted data on both sides
     assert [len(p) for p in split_calibration(x[:2], 0.9)] == [1, 1]
     with pytest.raises(UserError, match="at least 2 calibration samples"):
         split_calibration(x[:1], 0.25)

@@ -233,6 +233,16 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
         calib_q = np.stack([quantize_values(to_physical(graph, graph.inputs[0], s[None]), graph.tensors[graph.inputs[0]].quant)
                             for s in samples])
         qm = plan_quantmcu(graph, patch, calib_q, options.quantmcu, target, budget, progress, fixed=po.mode == "forced")
+        if qm.arena.arena_size > budget and not target.lean and target.dsp_problem() is None:
+            # as for 8-bit patching: the fast kernels' scratch may be what does not fit
+            lean = KernelTarget(board, options.kernels, lean=True)
+            retry = plan_quantmcu(graph, patch, calib_q, options.quantmcu, lean, budget, progress,
+                                  fixed=po.mode == "forced")
+            if retry.arena.arena_size <= budget:
+                notes.append(f"the DSP kernels' scratch would take QuantMCU's peak SRAM to {qm.arena.arena_size:,} B, "
+                             f"over the {budget:,} B budget: layers whose fast kernel needs scratch run a scratch-free "
+                             "kernel (the report names each)")
+                qm, target = retry, lean
         graph, plan, patch = qm.schedule.graph, qm.arena, qm.plan
         # both chains, each in its exclusive group, the run-time check and the move (and sub-patches): a finding
         # is a compiler bug, as for the 8-bit plan

@@ -1,7 +1,7 @@
 """QuantMCU's entry point: ``plan_quantmcu`` plans the method on a patched stage (docs/quantmcu.md).
 
 Given 8-bit patching's plan under the SRAM budget (split and grid): the calibration samples are split
-(:func:`vdqs.split_calibration`: calibrate on the first, guard on the last ``holdout`` share), VDPC sets the
+(:func:`vdqs.split_calibration`: a ``holdout`` share spread over them guards, the rest calibrate), VDPC sets the
 outlier check on the calibration part (``plan_vdpc``), VDQS chooses the bits of the low-bit chain with its
 guard (``vdqs.vdqs``) on that plan; then the joint search (``search.choose_joint``) picks (split, grid,
 sub-patches) with those bits under the budget, fewest expected instructions first (a user-forced plan keeps its
@@ -202,6 +202,14 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
         search = vdqs(graph, plan, vdpc, cal, held, options)
     sub = options.sub_patches or 1
     chosen, notes = plan, []
+    if options.guard != "off" and search.held_patches and search.held_inlier_patches == 0:
+        # every held-back patch runs 8-bit: every candidate equals the 8-bit model there and passes
+        notes.append(f"QuantMCU: on the {len(held)} held-back calibration samples every patch is an outlier patch, so "
+                     "the guard measured nothing (every step passed); give more varied --calib data or a higher "
+                     "--qm-outlier-param")
+    elif options.guard != "off" and len(held) < 20:
+        notes.append(f"QuantMCU: the guard judged the bits on {len(held)} held-back calibration samples; with fewer "
+                     "than about 20 one input decides a step: give more --calib data (a few hundred)")
     if budget is not None:
         with step("QuantMCU: joint plan search (split, grid, sub-patches)"):
             joint = choose_joint(graph, budget, target, search.bits, options.vdpc, cal,
@@ -210,11 +218,14 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
                                  subs=SUBS if options.sub_patches is None else (options.sub_patches,),
                                  input_by_patch=plan.input_by_patch)
         taken = _joint_outcome(graph, plan, sub, joint, options, cal, held, target)
-        if taken is not None:
+        if isinstance(taken, str):
+            notes.append(taken)
+        elif taken is not None:
             chosen, sub, vdpc, quality, chain, note = taken
             search = dataclasses.replace(search, chain=chain, quality=quality)
             notes.append(note)
-        notes += _speed_notes(plan, joint)
+        if any(b < 8 for b in search.chain.bits.values()):
+            notes += _speed_notes(plan, chosen, sub, joint)
     with step("QuantMCU: the patch loop with both chains"):
         evaluation = evaluate_plan(graph, chosen, vdpc, search.chain, target, sub)
     return result_of(options, plan, vdpc, search, evaluation, time.perf_counter() - t0,
@@ -237,20 +248,26 @@ def _joint_outcome(graph: Graph, plan: PatchPlan, sub: int, joint: JointChoice, 
     where = f"{joint.plan.grid}x{joint.plan.grid} patches over {joint.plan.stage_len} layers" + (
         f", outlier patches as {joint.sub_patches}x{joint.sub_patches} sub-patches" if joint.sub_patches > 1 else "")
     if options.guard != "off" and quality[options.guard] < options.guard_floor:
-        return None
+        return (f"QuantMCU: the joint search's {where} missed the guard's floor on the held-back samples "
+                f"({options.guard} {quality[options.guard]:.3g} < {options.guard_floor:g}): kept 8-bit patching's "
+                f"{plan.grid}x{plan.grid} patches over {plan.stage_len} layers")
     return (joint.plan, joint.sub_patches, vdpc_j, quality, chain_j,
             f"QuantMCU: the joint search took {where} ({joint.peak:,} B, ~{joint.instructions / 1e6:.2f} M "
             f"instructions expected) over 8-bit patching's {plan.grid}x{plan.grid} patches over {plan.stage_len} layers")
 
 
-def _speed_notes(plan: PatchPlan, joint: JointChoice) -> list[str]:
-    """A note when the QuantMCU plan is expected to run more instructions than 8-bit patching's own plan (on
-    cores without a sub-byte dot product the packed kernels cost about what int8 ones do per MAC, plus unpacking:
-    the low bits pay off in time only through less recomputed halo)."""
-    win = joint.winner
-    base = next((c for c in joint.tried if c.refused is None and (c.stage_len, c.grid) == (plan.stage_len, plan.grid)
-                 and c.instructions_8bit > 0), None)
-    if win is None or base is None or win.instructions <= base.instructions_8bit:
+def _speed_notes(plan: PatchPlan, chosen: PatchPlan, sub: int, joint: JointChoice) -> list[str]:
+    """A note when the QuantMCU plan taken (``chosen``, ``sub``) is expected to run more instructions than 8-bit
+    patching's own ``plan`` (on cores without a sub-byte dot product the packed kernels cost about what int8 ones
+    do per MAC, plus unpacking: the low bits pay off in time only through less recomputed halo)."""
+    def priced(stage_len, grid, s=None):
+        return next((c for c in joint.tried if c.refused is None and (c.stage_len, c.grid) == (stage_len, grid)
+                     and (s is None or c.sub_patches == s) and c.instructions_8bit > 0), None)
+
+    win, base = priced(chosen.stage_len, chosen.grid, sub), priced(plan.stage_len, plan.grid)
+    if win is not None and win.instructions <= 0:
+        win = None
+    if win is None or base is None or win.instructions <= 1.005 * base.instructions_8bit:
         return []
     return [f"QuantMCU: its plan is expected to run {100 * (win.instructions / base.instructions_8bit - 1):.0f}% more "
             f"instructions than 8-bit patching ({win.instructions / 1e6:.2f} M against {base.instructions_8bit / 1e6:.2f} M "

@@ -17,7 +17,7 @@ VDPC checks) starts at 8 bits. At each step every candidate (map, the next lower
 Both terms are thus in [0, 1] on every step and lambda weighs them as equals at 0.5 (a fixed normalisation,
 e.g. by the stage's BitOPs, would leave Phi an order of magnitude below Omega and lambda meaningless). The
 best score is taken (ties: the map made first, then the higher bitwidth), and validated by the guard: the
-model's output on the held-back calibration samples (the last ``holdout`` share, :func:`split_calibration`)
+model's output on the held-back calibration samples (a ``holdout`` share spread over them, :func:`split_calibration`)
 against the 8-bit model's, by output SQNR (dB) or top-1 agreement, must stay at or above the floor; a step
 that breaks it is backed off and its map frozen at its current bits. The search stops when no candidate is
 left or, with ``bitops_target``, once stage BitOPs are at most that fraction of 8-bit patching's.
@@ -56,8 +56,9 @@ from .vdpc import VdpcPlan, runtime_dispatch
 
 
 def split_calibration(calib_q: np.ndarray, holdout: float) -> tuple[np.ndarray, np.ndarray]:
-    """The calibration samples split deterministically: (the first ones, to calibrate on; the last
-    ``holdout`` share, at least one, held back for the guard).
+    """The calibration samples split deterministically: (the ones to calibrate on; a ``holdout`` share, at least
+    one, held back for the guard), the held-back ones spread evenly over the samples' order (every second one at
+    0.5), so data sorted by class or by scene still puts every kind on both sides.
 
     Raises
     ------
@@ -69,7 +70,9 @@ def split_calibration(calib_q: np.ndarray, holdout: float) -> tuple[np.ndarray, 
         raise UserError(f"QuantMCU needs at least 2 calibration samples (it calibrates on some and guards the search "
                         f"on the others), got {n}; fix: give more (--calib with real inputs, or --calib-samples)")
     held = min(n - 1, max(1, round(holdout * n)))
-    return calib_q[: n - held], calib_q[n - held:]
+    back = np.zeros(n, bool)
+    back[np.floor((np.arange(held) + 0.5) * n / held).astype(int)] = True
+    return calib_q[~back], calib_q[back]
 
 
 def searchable_maps(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan) -> tuple[str, ...]:
@@ -371,6 +374,9 @@ class VdqsResult:
     skipped: dict[str, str]
     seconds: float
     chains: dict = field(default_factory=dict, repr=False)  # every chain built, by bits (a later step reuses)
+    #: patches of the held-back samples the low-bit chain runs, of all their patches (none: the guard saw nothing)
+    held_inlier_patches: int = 0
+    held_patches: int = 0
 
 
 class _Search:
@@ -529,4 +535,4 @@ def vdqs(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, calib_q: np.ndarray, hel
     return VdqsResult(dict(bits), chain, search.quality(bits), tuple(steps), dict(entropy_only),
                       search.quality(entropy_only), search.base, search.model.bitops(bits),
                       tuple(m for m in search.maps if m in frozen), dict(search.skipped), time.perf_counter() - t0,
-                      dict(search.chains))
+                      dict(search.chains), int((~held.outliers).sum()), int(held.outliers.size))
