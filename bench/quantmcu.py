@@ -82,7 +82,7 @@ def inputs_of(case: Case, n_calib: int, n_test: int, tmp: Path) -> tuple[Path, n
     elif case.inputs == "mnist":
         calib = np.load(MNIST / "mnist_calib_200.npz")["x"][:n_calib]
         d = np.load(MNIST / "mnist_test_2000.npz")
-        test, labels = d["x"], d["y"]
+        test, labels = d["x"] / 255.0, d["y"]  # uint8 pixels; the model (and its calibration set) takes [0, 1]
     else:
         rng = np.random.default_rng(0)
         calib = rng.random((n_calib, 3, 144, 144), np.float32)
