@@ -178,6 +178,10 @@ def test_joint_search_through_compile_takes_fewer_patches(tmp_path_factory, tmp_
     assert c.patch is r.plan and r.plan.grid < 4 and r.sub_patches > 1 and c.plan.arena_size <= budget
     assert r.bitops_8bit_own_plan == r.base_plan.macs_patched * 64 and r.bitops < r.bitops_8bit_own_plan
     assert any("joint search took" in n for n in r.notes) and any("joint search took" in n for n in c.warnings)
+    # the cost model's view of both plans, in report.json too; the warning says when QuantMCU's is the slower
+    assert r.expected_instructions > 0 and r.expected_instructions_8bit > 0
+    slower = r.expected_instructions > 1.005 * r.expected_instructions_8bit
+    assert slower == any("more instructions than 8-bit patching" in n for n in r.notes)
     g = c.graph
     xs = quantize_input(c, x[:6]).reshape((6,) + tuple(g.tensors[g.inputs[0]].shape[1:]))
     sims, taken = [], []

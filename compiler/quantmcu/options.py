@@ -153,6 +153,10 @@ class QuantmcuResult:
     chain: object = None
     notes: tuple[str, ...] = ()
     holdout_samples: int = 0
+    #: the cost model's instructions per inference, expected over the calibration samples' patch chains, of this
+    #: plan and of 8-bit patching's own plan (None: no joint search priced them)
+    expected_instructions: float | None = None
+    expected_instructions_8bit: float | None = None
     calib_samples: int = 0
 
     @property

@@ -128,7 +128,8 @@ def search_notes(graph: Graph, search: VdqsResult) -> tuple[str, ...]:
 def result_of(options: QuantmcuOptions, base_plan: PatchPlan, vdpc: VdpcPlan, search: VdqsResult,
               evaluation: PlanEvaluation, seconds: float, base_bitops: float | None = None,
               sub_patches: int = 1, graph: Graph | None = None, calib_samples: int = 0,
-              holdout_samples: int = 0, extra_notes: tuple[str, ...] = ()) -> QuantmcuResult:
+              holdout_samples: int = 0, extra_notes: tuple[str, ...] = (),
+              expected_instructions: tuple[float | None, float | None] = (None, None)) -> QuantmcuResult:
     """The :class:`QuantmcuResult` of a searched (plan, bits): ``base_plan`` is 8-bit patching's own plan under
     the same budget and ``base_bitops`` its stage BitOPs (None: ``base_plan`` is the plan evaluated)."""
     ev = evaluation
@@ -141,7 +142,8 @@ def result_of(options: QuantmcuOptions, base_plan: PatchPlan, vdpc: VdpcPlan, se
         bitops_8bit_own_plan=ev.bitops_8bit if base_bitops is None else base_bitops,
         quality=dict(search.quality), search_seconds=seconds, entropy_only=dict(search.entropy_only),
         entropy_only_quality=dict(search.entropy_only_quality), steps=search.steps, flash_bytes=ev.flash_bytes,
-        chain=ev.chain, notes=notes, holdout_samples=holdout_samples, calib_samples=calib_samples)
+        chain=ev.chain, notes=notes, holdout_samples=holdout_samples, calib_samples=calib_samples,
+        expected_instructions=expected_instructions[0], expected_instructions_8bit=expected_instructions[1])
 
 
 def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: QuantmcuOptions, target=None,
@@ -226,11 +228,17 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
             notes.append(note)
         if any(b < 8 for b in search.chain.bits.values()):
             notes += _speed_notes(plan, chosen, sub, joint)
+        win, base = _priced(joint, chosen.stage_len, chosen.grid, sub), _priced(joint, plan.stage_len, plan.grid)
+        expected = (win.instructions if win is not None and win.instructions > 0 else None,
+                    base.instructions_8bit if base is not None else None)
+    else:
+        expected = (None, None)
     with step("QuantMCU: the patch loop with both chains"):
         evaluation = evaluate_plan(graph, chosen, vdpc, search.chain, target, sub)
     return result_of(options, plan, vdpc, search, evaluation, time.perf_counter() - t0,
                      base_bitops=float(plan.macs_patched * 64), sub_patches=sub, graph=graph,
-                     calib_samples=len(cal), holdout_samples=len(held), extra_notes=tuple(notes))
+                     calib_samples=len(cal), holdout_samples=len(held), extra_notes=tuple(notes),
+                     expected_instructions=expected)
 
 
 def _joint_outcome(graph: Graph, plan: PatchPlan, sub: int, joint: JointChoice, options: QuantmcuOptions,
@@ -256,15 +264,17 @@ def _joint_outcome(graph: Graph, plan: PatchPlan, sub: int, joint: JointChoice, 
             f"instructions expected) over 8-bit patching's {plan.grid}x{plan.grid} patches over {plan.stage_len} layers")
 
 
+def _priced(joint: JointChoice, stage_len: int, grid: int, s: int | None = None):
+    """The joint search's priced candidate of (split, grid[, s]), or None."""
+    return next((c for c in joint.tried if c.refused is None and (c.stage_len, c.grid) == (stage_len, grid)
+                 and (s is None or c.sub_patches == s) and c.instructions_8bit > 0), None)
+
+
 def _speed_notes(plan: PatchPlan, chosen: PatchPlan, sub: int, joint: JointChoice) -> list[str]:
     """A note when the QuantMCU plan taken (``chosen``, ``sub``) is expected to run more instructions than 8-bit
     patching's own ``plan`` (on cores without a sub-byte dot product the packed kernels cost about what int8 ones
     do per MAC, plus unpacking: the low bits pay off in time only through less recomputed halo)."""
-    def priced(stage_len, grid, s=None):
-        return next((c for c in joint.tried if c.refused is None and (c.stage_len, c.grid) == (stage_len, grid)
-                     and (s is None or c.sub_patches == s) and c.instructions_8bit > 0), None)
-
-    win, base = priced(chosen.stage_len, chosen.grid, sub), priced(plan.stage_len, plan.grid)
+    win, base = _priced(joint, chosen.stage_len, chosen.grid, sub), _priced(joint, plan.stage_len, plan.grid)
     if win is not None and win.instructions <= 0:
         win = None
     if win is None or base is None or win.instructions <= 1.005 * base.instructions_8bit:

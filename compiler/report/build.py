@@ -276,4 +276,10 @@ def quantmcu_report(result: QuantmcuResult, graph: Graph) -> QuantmcuReport:
         entropy_only_quality=tuple((k, float(v)) for k, v in result.entropy_only_quality.items()),
         search_steps=steps, search_seconds=float(result.search_seconds), flash_bytes=int(result.flash_bytes),
         held_back_samples=int(getattr(result, "holdout_samples", 0)), calibration_samples=int(getattr(result, "calib_samples", 0)),
-        notes=tuple(getattr(result, "notes", ())))
+        notes=tuple(getattr(result, "notes", ())),
+        expected_instructions=_whole_or_none(getattr(result, "expected_instructions", None)),
+        expected_instructions_8bit=_whole_or_none(getattr(result, "expected_instructions_8bit", None)))
+
+
+def _whole_or_none(v: float | None) -> int | None:
+    return None if v is None else int(round(v))

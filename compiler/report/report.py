@@ -339,6 +339,9 @@ class QuantmcuReport:
     held_back_samples: int = 0  # the guard's samples (0: not given)
     calibration_samples: int = 0  # the samples VDPC and the low-bit chain were calibrated on
     notes: tuple[str, ...] = ()  # what the user should know about the search (e.g. maps frozen by the guard)
+    #: the cost model's expected instructions per inference of this plan and of 8-bit patching's own (None: not priced)
+    expected_instructions: int | None = None
+    expected_instructions_8bit: int | None = None
 
     @staticmethod
     def _ratio(a: float, b: float) -> float:
@@ -372,6 +375,8 @@ class QuantmcuReport:
             "bitops_model_8bit": self.bitops_model_8bit, "bitops_model": self.bitops_model,
             "saving_model": _sig(self.saving_model),
             "bitops_8bit_own_plan": self.bitops_8bit_own_plan, "saving_own_plan": _sig(self.saving_own_plan),
+            "expected_instructions": self.expected_instructions,
+            "expected_instructions_8bit_own_plan": self.expected_instructions_8bit,
             "checked_map": self.checked_map, "threshold": self.threshold,
             "outlier_patch_share": _sig(self.outlier_patch_share), "patch_outlier_share": rows,
             "feature_maps": [m.to_json_dict() for m in self.feature_maps],
