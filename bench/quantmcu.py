@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO / "models" / "mbv2"))
 
 from mcucompile.api import CompileOptions, PatchOptions, compile_model, quantize_input  # noqa: E402
 from mcucompile.api.verify import build_and_run_board  # noqa: E402
+from mcucompile.errors import UserError  # noqa: E402
 from mcucompile.quantmcu.options import QuantmcuOptions  # noqa: E402
 from mcucompile.schedule.schedule import run_schedule_int  # noqa: E402
 
@@ -166,12 +167,21 @@ def run_case(case: Case, boards: list[str], n_calib: int, n_test: int, tmp: Path
         for label, budget in budgets(path, calib, boards[0], ibp).items():
             row: dict[str, str] = {}
             compiled = {}
+            refused = None
             for board in boards:
                 base = CompileOptions(board=board, calib=str(calib), progress=False, sram_limit=budget,
                                       patch=PatchOptions(input_by_patch=ibp))
                 c8 = compile_model(path, base)
-                cq = compile_model(path, dataclasses.replace(base, quantmcu=QuantmcuOptions()))
+                try:
+                    cq = compile_model(path, dataclasses.replace(base, quantmcu=QuantmcuOptions()))
+                except UserError as e:  # what a user would see: the row says it
+                    refused = str(e)
+                    break
                 compiled[board] = (c8, cq)
+            if refused is not None:
+                print(f"  {case.name}{' (input by patch)' if ibp else ''}, {label} budget {budget:,}: 8-bit patching "
+                      f"{describe(c8)}, peak {c8.plan.arena_size:,}; --quantmcu refused: {refused}\n", flush=True)
+                continue
             c8, cq = compiled[boards[0]]
             qm = cq.quantmcu
             test_q = quantize_input(cq, test)
