@@ -22,7 +22,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import make_model, save
+from conftest import SHARED_MODELS, make_model, save
 from mcucompile.api import (
     CompileOptions,
     PatchOptions,
@@ -61,6 +61,7 @@ from mcucompile.targets.host import build_host, run_host
 from onnx import helper
 
 STAGE = 10  # conv a | dw b | pw c | dw/s2 d | conv e (the split, int8)
+BITS = {"b": 4, "c": 2, "d": 4}  # the stage maps' bits in the low-bit chain
 
 
 def _net(tmp_path_factory, board: str):
@@ -87,23 +88,42 @@ def _by_origin(g, name):
     return next(t for t, v in g.tensors.items() if v.origin == name)
 
 
-def _setup(compiled, threshold=None, bits=None, per_channel=False):
+def _median_vdpc(g, plan, calib, check):
+    """VDPC's plan checking at ``check`` ("first_map" or "input") with the median patch maximum on ``calib`` as
+    the threshold: about half the calibration patches each way."""
+    vdpc = plan_vdpc(g, plan, calib, VdpcOptions("percentile", 99.9, check))
+    median = int(np.median(vdpc.stats.map(vdpc.tensor).patch_max))
+    return dataclasses.replace(vdpc, threshold=median, outlier_patches=vdpc.stats.map(vdpc.tensor).outlier_patches(median))
+
+
+def _chain(compiled, bits=None, per_channel=False):
+    """The low-bit chain of ``compiled``'s stage (maps ``bits``, by ONNX name; BITS when None), calibrated with
+    the median patch maximum as the threshold: (chain, vdpc, the quantized calibration set)."""
     g, plan = compiled.graph, compiled.patch
     calib = quantize_input(compiled, compiled.calib)
-    vdpc = plan_vdpc(g, plan, calib, VdpcOptions("percentile", 99.9, "first_map"))
-    # calibrated with the median patch maximum as the threshold (about half the calibration patches each way);
-    # ``threshold``: the dispatch's, when another
-    median = int(np.median(vdpc.stats.map(vdpc.tensor).patch_max))
-    vdpc = dataclasses.replace(vdpc, threshold=median, outlier_patches=vdpc.stats.map(vdpc.tensor).outlier_patches(median))
-    bits = bits or {"b": 4, "c": 2, "d": 4}
-    chain = build_lowbit_chain(g, plan, vdpc, {_by_origin(g, k): v for k, v in bits.items()}, calib,
+    vdpc = _median_vdpc(g, plan, calib, "first_map")
+    chain = build_lowbit_chain(g, plan, vdpc, {_by_origin(g, k): v for k, v in (bits or BITS).items()}, calib,
                                per_channel=per_channel)
+    return chain, vdpc, calib
+
+
+def _compiled(base, chain, vdpc, s=1, threshold=None):
+    """``base`` with ``chain`` dispatched against the 8-bit stage by ``vdpc`` (at ``threshold`` when given), the
+    outlier patches as s x s sub-patches: its schedule, arena and generated C."""
     if threshold is not None:
         vdpc = dataclasses.replace(vdpc, threshold=threshold)
-    schedule, arena = lowbit_schedule(chain, vdpc, compiled.target)
-    c = dataclasses.replace(compiled, graph=chain.graph, patch=chain.plan, plan=arena, schedule=schedule,
-                            sources=generate_c(schedule, arena, "model"))
-    return c, chain, vdpc, calib
+    schedule, arena = lowbit_schedule(chain, vdpc, base.target, sub_patches=s)
+    return dataclasses.replace(base, graph=chain.graph, patch=chain.plan, plan=arena, schedule=schedule,
+                               sources=generate_c(schedule, arena, "model"))
+
+
+def _setup(compiled, threshold=None, bits=None, per_channel=False):
+    # calibrated with the median patch maximum as the threshold (about half the calibration patches each way);
+    # ``threshold``: the dispatch's, when another
+    chain, vdpc, calib = _chain(compiled, bits, per_channel)
+    if threshold is not None:
+        vdpc = dataclasses.replace(vdpc, threshold=threshold)
+    return _compiled(compiled, chain, vdpc), chain, vdpc, calib
 
 
 def _simulate(c, xs):
@@ -331,29 +351,30 @@ def test_dispatch_bit_exact_on_qemu_m4(tmp_path_factory, tmp_path):
     assert 0 < (taken == 0).sum() < taken.size, taken
 
 
-def test_resnet8_residual_stage_bit_exact_on_host(tmp_path):
-    """ResNet-8's stage (conv, conv, conv, residual add into the split) with its maps at 4 bits and the check at
-    the input: the add requantized for a packed operand, C under sanitizers equal to the simulator."""
-    from conftest import SHARED_MODELS
-
+def _resnet8_stage():
+    """ResNet-8's stage (conv, conv, conv, residual add into the split; 3 x 3 patches) with its maps at 4 bits and
+    the check at the input, and two inputs; the dispatch's threshold the middle of these inputs' distinct patch
+    maxima (some patches each way): (the compiled 8-bit model, chain, vdpc, inputs)."""
     c0 = compile_model(SHARED_MODELS / "resnet8_int8.tflite", CompileOptions(
         board="host", progress=False, patch=PatchOptions(mode="forced", split=4, patches=3)))
     g, plan = c0.graph, c0.patch
     calib = quantize_input(c0, c0.calib)
-    vdpc = plan_vdpc(g, plan, calib, VdpcOptions("percentile", 99.9, "input"))
-    median = int(np.median(vdpc.stats.map(vdpc.tensor).patch_max))
-    vdpc = dataclasses.replace(vdpc, threshold=median, outlier_patches=vdpc.stats.map(vdpc.tensor).outlier_patches(median))
+    vdpc = _median_vdpc(g, plan, calib, "input")
     maps = [m for m in stage_maps(g, plan) if m not in (g.inputs[0], plan.split)]
     chain = build_lowbit_chain(g, plan, vdpc, {m: 4 for m in maps}, calib)
-    assert any(n.op == "add" and chain.graph.tensors[n.inputs[1]].bits == 4 for n in chain.nodes)
     xs = _inputs(c0, n=2)
-    # the dispatch's threshold: the middle of these inputs' distinct patch maxima (some patches each way)
     distinct = np.unique(stage_stats(g, plan, xs).map(vdpc.tensor).patch_max)
     vdpc = dataclasses.replace(vdpc, threshold=int(distinct[(len(distinct) - 1) // 2]))
-    schedule, arena = lowbit_schedule(chain, vdpc, c0.target)
-    check_plan_memory(chain.graph, arena, schedule=schedule)
-    c = dataclasses.replace(c0, graph=chain.graph, patch=chain.plan, plan=arena, schedule=schedule,
-                            sources=generate_c(schedule, arena, "model"))
+    return c0, chain, vdpc, xs
+
+
+def test_resnet8_residual_stage_bit_exact_on_host(tmp_path):
+    """ResNet-8's stage (conv, conv, conv, residual add into the split) with its maps at 4 bits and the check at
+    the input: the add requantized for a packed operand, C under sanitizers equal to the simulator."""
+    c0, chain, vdpc, xs = _resnet8_stage()
+    assert any(n.op == "add" and chain.graph.tensors[n.inputs[1]].bits == 4 for n in chain.nodes)
+    c = _compiled(c0, chain, vdpc)
+    check_plan_memory(c.graph, c.plan, schedule=c.schedule)
     sim, taken = _simulate(c, xs)
     assert 0 < (taken == 0).sum() < taken.size, taken
     out = write_library(c, tmp_path / "lib")

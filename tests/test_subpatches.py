@@ -13,12 +13,10 @@ grid and both chains fit the smaller arena the low-bit chain's packed maps need.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 
 import numpy as np
 import pytest
-from conftest import SHARED_MODELS
 from mcucompile.api import (
     CompileOptions,
     PatchOptions,
@@ -26,7 +24,6 @@ from mcucompile.api import (
     compile_model,
     host_runner_source,
     library_dir,
-    quantize_input,
     write_library,
 )
 from mcucompile.codegen import generate_c
@@ -39,32 +36,17 @@ from mcucompile.quantmcu import (
     check_problems,
     plan_vdpc,
     stage_maps,
-    stage_stats,
 )
-from mcucompile.quantmcu.lowbit import build_lowbit_chain, lowbit_schedule, stage_bitops
+from mcucompile.quantmcu.lowbit import lowbit_schedule, stage_bitops
 from mcucompile.targets.host import build_host, run_host
-from test_quantmcu_chain import _by_origin, _inputs, _net, _simulate
-
-BITS = {"b": 4, "c": 2, "d": 4}
-
-
-def _chain(compiled, bits=None):
-    g, plan = compiled.graph, compiled.patch
-    calib = quantize_input(compiled, compiled.calib)
-    vdpc = plan_vdpc(g, plan, calib, VdpcOptions("percentile", 99.9, "first_map"))
-    # the median patch maximum as the threshold: about half the calibration patches each way
-    median = int(np.median(vdpc.stats.map(vdpc.tensor).patch_max))
-    vdpc = dataclasses.replace(vdpc, threshold=median, outlier_patches=vdpc.stats.map(vdpc.tensor).outlier_patches(median))
-    chain = build_lowbit_chain(g, plan, vdpc, {_by_origin(g, k): v for k, v in (bits or BITS).items()}, calib)
-    return chain, vdpc
-
-
-def _compiled(base, chain, vdpc, s, threshold=None):
-    if threshold is not None:
-        vdpc = dataclasses.replace(vdpc, threshold=threshold)
-    schedule, arena = lowbit_schedule(chain, vdpc, base.target, sub_patches=s)
-    return dataclasses.replace(base, graph=chain.graph, patch=chain.plan, plan=arena, schedule=schedule,
-                               sources=generate_c(schedule, arena, "model"))
+from test_quantmcu_chain import (
+    _chain,
+    _compiled,
+    _inputs,
+    _net,
+    _resnet8_stage,
+    _simulate,
+)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +56,7 @@ def host_net(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def host_chain(host_net):
-    return _chain(host_net)
+    return _chain(host_net)[:2]
 
 
 def test_sub_patches_tile_each_patch_exactly(host_net):
@@ -161,7 +143,7 @@ def test_sub_patches_bit_exact_on_qemu(board, tmp_path_factory, tmp_path):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed")
     base = _net(tmp_path_factory, board)
-    chain, vdpc = _chain(base)
+    chain, vdpc, _ = _chain(base)
     c = _compiled(base, chain, vdpc, 2)
     assert "model_subpatches" in c.sources.files["src/model.c"]
     x_q, outs, _, _ = build_and_run_board(c, c.calib[:3], tmp_path)
@@ -173,18 +155,8 @@ def test_sub_patches_bit_exact_on_qemu(board, tmp_path_factory, tmp_path):
 def test_resnet8_residual_stage_as_sub_patches_on_host(tmp_path):
     """ResNet-8's stage (the residual add reads its operands through cropped copies) with the outlier patches as
     2 x 2 sub-patches: the sub plan's own crops, C under sanitizers equal to the simulator."""
-    c0 = compile_model(SHARED_MODELS / "resnet8_int8.tflite", CompileOptions(
-        board="host", progress=False, patch=PatchOptions(mode="forced", split=4, patches=3)))
-    g, plan = c0.graph, c0.patch
-    calib = quantize_input(c0, c0.calib)
-    vdpc = plan_vdpc(g, plan, calib, VdpcOptions("percentile", 99.9, "input"))
-    median = int(np.median(vdpc.stats.map(vdpc.tensor).patch_max))
-    vdpc = dataclasses.replace(vdpc, threshold=median, outlier_patches=vdpc.stats.map(vdpc.tensor).outlier_patches(median))
-    maps = [m for m in stage_maps(g, plan) if m not in (g.inputs[0], plan.split)]
-    chain = build_lowbit_chain(g, plan, vdpc, {m: 4 for m in maps}, calib)
-    xs = _inputs(c0, n=2)
-    distinct = np.unique(stage_stats(g, plan, xs).map(vdpc.tensor).patch_max)
-    vdpc = dataclasses.replace(vdpc, threshold=int(distinct[(len(distinct) - 1) // 2]))
+    c0, chain, vdpc, xs = _resnet8_stage()
+    g = c0.graph
     c = _compiled(c0, chain, vdpc, 2)
     assert c.schedule.loop.sub.plan.crops  # the add's operands cropped in the sub-patches too
     sim, taken = _simulate(c, xs)
