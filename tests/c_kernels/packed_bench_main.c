@@ -15,14 +15,13 @@
 #include "mcunn.h"
 #include "mcunn_dsp.h"
 #include "packed_cases.h"
+#include "pk_harness.h"
 
 #define PB_MAX_OUT 40000
 #define PB_SCRATCH 16384
 static uint8_t out_buf[PB_MAX_OUT];
 static int32_t scratch[PB_SCRATCH / 4];
 static uint64_t overhead;
-
-typedef int (*pb_runner)(const pk_case *c, int fast);
 
 static int run(const pk_case *c, int fast)
 {
@@ -86,30 +85,18 @@ static int run(const pk_case *c, int fast)
                                                               fast ? c->fast_bias : c->bias, &c->output_dims, out_buf);
 }
 
-__attribute__((noipa)) static uint64_t timed(pb_runner r, const pk_case *c, int fast, int *status)
-{
-    __asm__ volatile("" ::: "memory");
-    const uint64_t t0 = board_counter();
-    __asm__ volatile("" ::: "memory");
-    *status = r ? r(c, fast) : 0;
-    __asm__ volatile("" ::: "memory");
-    const uint64_t t1 = board_counter();
-    __asm__ volatile("" ::: "memory");
-    return t1 - t0;
-}
-
 int main(void)
 {
     board_init();
     int status = 0;
-    overhead = timed(NULL, NULL, 0, &status);
+    overhead = pk_timed(NULL, NULL, 0, &status);
     for (int32_t i = 0; i < pk_num_cases; i++)
     {
         const pk_case *c = &pk_cases[i];
         for (int fast = 0; fast < 2; fast++)
         {
             memset(out_buf, 0, (size_t)c->output_bytes);
-            const uint64_t n = timed(run, c, fast, &status) - overhead;
+            const uint64_t n = pk_timed(run, c, fast, &status) - overhead;
             const int equal = status == 0 && c->output_bytes <= PB_MAX_OUT &&
                               memcmp(out_buf, c->expected, (size_t)c->output_bytes) == 0;
             char line[96];

@@ -9,6 +9,8 @@
 #include "packed_cases.h"
 
 #include "kt_text.h"
+#define PK_FAST_KERNEL(op, a) mcu_##op##_dsp_##a##w8_s8
+#include "pk_harness.h"
 
 #ifdef KT_HOST
 #include <stdlib.h>
@@ -17,57 +19,6 @@
 static uint8_t pk_out[PK_MAX_BYTES];
 static int32_t pk_scratch[PK_MAX_BYTES / 4];
 #endif
-
-static void report(int32_t i, const char *what, int32_t a, int32_t b)
-{
-    char line[256];
-    char *p = kt_put_str(line, "FAIL case ");
-    p = kt_put_int(p, i);
-    p = kt_put_str(p, " (");
-    p = kt_put_str(p, pk_cases[i].describe);
-    p = kt_put_str(p, "): ");
-    p = kt_put_str(p, what);
-    p = kt_put_str(p, " ");
-    p = kt_put_int(p, a);
-    p = kt_put_str(p, " ");
-    p = kt_put_int(p, b);
-    p = kt_put_str(p, "\n");
-    *p = '\0';
-    kt_print(line);
-}
-
-typedef mcu_status (*pk_conv_fn)(const mcu_context *, const mcu_conv_params *, const mcu_per_channel_quant_params *,
-                                 int32_t, const mcu_dims *, const uint8_t *, const mcu_dims *, const int8_t *,
-                                 const mcu_dims *, const int32_t *, const mcu_dims *, uint8_t *);
-typedef mcu_status (*pk_dw_fn)(const mcu_context *, const mcu_dw_conv_params *, const mcu_per_channel_quant_params *,
-                               int32_t, const mcu_dims *, const uint8_t *, const mcu_dims *, const int8_t *,
-                               const mcu_dims *, const int32_t *, const mcu_dims *, uint8_t *);
-
-static pk_conv_fn conv_fn(int32_t bits, int fast)
-{
-    if (bits == 4)
-    {
-        return fast ? mcu_conv_dsp_a4w8_s8 : mcu_conv_a4w8_s8;
-    }
-    if (bits == 2)
-    {
-        return fast ? mcu_conv_dsp_a2w8_s8 : mcu_conv_a2w8_s8;
-    }
-    return fast ? mcu_conv_dsp_a8w8_s8 : mcu_conv_a8w8_s8;
-}
-
-static pk_dw_fn dw_fn(int32_t bits, int fast)
-{
-    if (bits == 4)
-    {
-        return fast ? mcu_dwconv_dsp_a4w8_s8 : mcu_dwconv_a4w8_s8;
-    }
-    if (bits == 2)
-    {
-        return fast ? mcu_dwconv_dsp_a2w8_s8 : mcu_dwconv_a2w8_s8;
-    }
-    return fast ? mcu_dwconv_dsp_a8w8_s8 : mcu_dwconv_a8w8_s8;
-}
 
 /* One kernel on case i: 0 when its output equals the expected bytes. */
 static int run_one(int32_t i, int fast)
@@ -82,7 +33,7 @@ static int run_one(int32_t i, int fast)
                                      : mcu_dwconv_dsp_get_buffer_size_packed(&c->input_dims, c->in_bits);
         if (scratch != c->scratch_fast)
         {
-            report(i, "DSP scratch bytes (C, compiler)", scratch, c->scratch_fast);
+            pk_fail(i, "DSP scratch bytes (C, compiler)", scratch, c->scratch_fast);
             return 1;
         }
     }
@@ -92,7 +43,7 @@ static int run_one(int32_t i, int fast)
 #else
     if (c->output_bytes > PK_MAX_BYTES || scratch > PK_MAX_BYTES)
     {
-        report(i, "too large for the firmware buffers", c->output_bytes, scratch);
+        pk_fail(i, "too large for the firmware buffers", c->output_bytes, scratch);
         return 1;
     }
     uint8_t *out = pk_out;
@@ -105,18 +56,18 @@ static int run_one(int32_t i, int fast)
     mcu_status st;
     if (c->kind == PK_CONV)
     {
-        st = conv_fn(c->in_bits, fast)(&ctx, &c->conv, &q, c->out_bits, &c->input_dims, c->input, &c->filter_dims,
-                                       filter, &bias_dims, bias, &c->output_dims, out);
+        st = pk_conv_kernel(c->in_bits, fast)(&ctx, &c->conv, &q, c->out_bits, &c->input_dims, c->input,
+                                              &c->filter_dims, filter, &bias_dims, bias, &c->output_dims, out);
     }
     else
     {
-        st = dw_fn(c->in_bits, fast)(&ctx, &c->dw, &q, c->out_bits, &c->input_dims, c->input, &c->filter_dims, filter,
-                                     &bias_dims, bias, &c->output_dims, out);
+        st = pk_dw_kernel(c->in_bits, fast)(&ctx, &c->dw, &q, c->out_bits, &c->input_dims, c->input, &c->filter_dims,
+                                            filter, &bias_dims, bias, &c->output_dims, out);
     }
     int bad = 0, first = -1;
     if (st != MCU_OK)
     {
-        report(i, fast ? "DSP status" : "portable status", (int32_t)st, 0);
+        pk_fail(i, fast ? "DSP status" : "portable status", (int32_t)st, 0);
         bad = 1;
     }
     else
@@ -131,7 +82,7 @@ static int run_one(int32_t i, int fast)
         }
         if (bad)
         {
-            report(i, fast ? "DSP bytes differ (count, first)" : "portable bytes differ (count, first)", bad, first);
+            pk_fail(i, fast ? "DSP bytes differ (count, first)" : "portable bytes differ (count, first)", bad, first);
         }
     }
 #ifdef KT_HOST

@@ -20,6 +20,8 @@
 #include "mcunn_mve.h"
 #include "mcunn_packed_mve.h"
 #include "packed_cases.h"
+#define PK_FAST_KERNEL(op, a) mcu_##op##_mve_##a##w8_s8
+#include "pk_harness.h"
 
 #if !(defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1))
 #error "packed_mve_main.c needs an integer-MVE target (-mcpu=cortex-m55)"
@@ -33,57 +35,6 @@ static uint8_t ref_buf[PM_MAX_OUT];
 #endif
 static int32_t scratch[PM_SCRATCH / 4];
 static uint64_t overhead;
-
-static void fail(int32_t i, const char *what, int32_t a, int32_t b)
-{
-    char line[256];
-    char *p = kt_put_str(line, "FAIL case ");
-    p = kt_put_int(p, i);
-    p = kt_put_str(p, " (");
-    p = kt_put_str(p, pk_cases[i].describe);
-    p = kt_put_str(p, "): ");
-    p = kt_put_str(p, what);
-    p = kt_put_str(p, " ");
-    p = kt_put_int(p, a);
-    p = kt_put_str(p, " ");
-    p = kt_put_int(p, b);
-    p = kt_put_str(p, "\n");
-    *p = '\0';
-    kt_print(line);
-}
-
-typedef mcu_status (*pm_conv_fn)(const mcu_context *, const mcu_conv_params *, const mcu_per_channel_quant_params *,
-                                 int32_t, const mcu_dims *, const uint8_t *, const mcu_dims *, const int8_t *,
-                                 const mcu_dims *, const int32_t *, const mcu_dims *, uint8_t *);
-typedef mcu_status (*pm_dw_fn)(const mcu_context *, const mcu_dw_conv_params *, const mcu_per_channel_quant_params *,
-                               int32_t, const mcu_dims *, const uint8_t *, const mcu_dims *, const int8_t *,
-                               const mcu_dims *, const int32_t *, const mcu_dims *, uint8_t *);
-
-static pm_conv_fn conv_fn(int32_t bits, int mve)
-{
-    if (bits == 4)
-    {
-        return mve ? mcu_conv_mve_a4w8_s8 : mcu_conv_a4w8_s8;
-    }
-    if (bits == 2)
-    {
-        return mve ? mcu_conv_mve_a2w8_s8 : mcu_conv_a2w8_s8;
-    }
-    return mve ? mcu_conv_mve_a8w8_s8 : mcu_conv_a8w8_s8;
-}
-
-static pm_dw_fn dw_fn(int32_t bits, int mve)
-{
-    if (bits == 4)
-    {
-        return mve ? mcu_dwconv_mve_a4w8_s8 : mcu_dwconv_a4w8_s8;
-    }
-    if (bits == 2)
-    {
-        return mve ? mcu_dwconv_mve_a2w8_s8 : mcu_dwconv_a2w8_s8;
-    }
-    return mve ? mcu_dwconv_mve_a8w8_s8 : mcu_dwconv_a8w8_s8;
-}
 
 /* The int8 layer's kernel (8 bits in and out). */
 static mcu_status run_int8(const pk_case *c, int mve, const mcu_context *ctx, const mcu_per_channel_quant_params *q,
@@ -127,25 +78,11 @@ static int run(const pk_case *c, int mve)
     const int32_t *bias = mve ? c->fast_bias : c->bias;
     if (c->kind == PK_CONV)
     {
-        return conv_fn(c->in_bits, mve)(&ctx, &c->conv, &q, c->out_bits, &c->input_dims, c->input, &c->filter_dims,
-                                        filter, &bias_dims, bias, &c->output_dims, out_buf);
+        return pk_conv_kernel(c->in_bits, mve)(&ctx, &c->conv, &q, c->out_bits, &c->input_dims, c->input,
+                                               &c->filter_dims, filter, &bias_dims, bias, &c->output_dims, out_buf);
     }
-    return dw_fn(c->in_bits, mve)(&ctx, &c->dw, &q, c->out_bits, &c->input_dims, c->input, &c->filter_dims, filter,
-                                  &bias_dims, bias, &c->output_dims, out_buf);
-}
-
-typedef int (*pm_runner)(const pk_case *c, int mve);
-
-__attribute__((noipa)) static uint64_t timed(pm_runner r, const pk_case *c, int mve, int *status)
-{
-    __asm__ volatile("" ::: "memory");
-    const uint64_t t0 = board_counter();
-    __asm__ volatile("" ::: "memory");
-    *status = r ? r(c, mve) : 0;
-    __asm__ volatile("" ::: "memory");
-    const uint64_t t1 = board_counter();
-    __asm__ volatile("" ::: "memory");
-    return t1 - t0;
+    return pk_dw_kernel(c->in_bits, mve)(&ctx, &c->dw, &q, c->out_bits, &c->input_dims, c->input, &c->filter_dims,
+                                         filter, &bias_dims, bias, &c->output_dims, out_buf);
 }
 
 int main(void)
@@ -153,14 +90,14 @@ int main(void)
     board_init();
     int status = 0;
     int32_t failed = 0;
-    overhead = timed(NULL, NULL, 0, &status);
+    overhead = pk_timed(NULL, NULL, 0, &status);
     for (int32_t i = 0; i < pk_num_cases; i++)
     {
         const pk_case *c = &pk_cases[i];
         int bad = 0;
         if (c->output_bytes > PM_MAX_OUT || c->scratch_fast > PM_SCRATCH)
         {
-            fail(i, "too large for the firmware buffers", c->output_bytes, c->scratch_fast);
+            pk_fail(i, "too large for the firmware buffers", c->output_bytes, c->scratch_fast);
             failed++;
             continue;
         }
@@ -171,14 +108,14 @@ int main(void)
                                      : mcu_dwconv_mve_get_buffer_size_packed(&c->input_dims, c->in_bits);
             if (need != c->scratch_fast)
             {
-                fail(i, "MVE scratch bytes (C, compiler)", need, c->scratch_fast);
+                pk_fail(i, "MVE scratch bytes (C, compiler)", need, c->scratch_fast);
                 bad = 1;
             }
         }
         for (int mve = 0; mve < 1 + (c->has_fast != 0); mve++)
         {
             memset(out_buf, 0xA5, (size_t)c->output_bytes);
-            const uint64_t n = timed(run, c, mve, &status) - overhead;
+            const uint64_t n = pk_timed(run, c, mve, &status) - overhead;
             int32_t diff = 0, first = -1;
             const uint8_t *expected = c->expected;
 #ifdef PM_AGAINST_PORTABLE
@@ -198,11 +135,11 @@ int main(void)
             }
             if (status != 0)
             {
-                fail(i, mve ? "MVE status" : "portable status", status, 0);
+                pk_fail(i, mve ? "MVE status" : "portable status", status, 0);
             }
             else if (diff)
             {
-                fail(i, mve ? "MVE bytes differ (count, first)" : "portable bytes differ (count, first)", diff, first);
+                pk_fail(i, mve ? "MVE bytes differ (count, first)" : "portable bytes differ (count, first)", diff, first);
             }
             bad |= status != 0 || diff != 0;
             char line[96];
