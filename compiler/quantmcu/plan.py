@@ -212,7 +212,8 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
     elif options.guard != "off" and len(held) < 20:
         notes.append(f"QuantMCU: the guard judged the bits on {len(held)} held-back calibration samples; with fewer "
                      "than about 20 one input decides a step: give more --calib data (a few hundred)")
-    if budget is not None:
+    # with every map at 8 bits both chains are the 8-bit stage: no plan can use less memory than 8-bit patching's
+    if budget is not None and any(b < 8 for b in search.bits.values()):
         with step("QuantMCU: joint plan search (split, grid, sub-patches)"):
             joint = choose_joint(graph, budget, target, search.bits, options.vdpc, cal,
                                  splits=[plan.stage_len] if fixed else None,
