@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "mcunn_packed.h"
+#include "mcunn_packed_entry.h"
 #include "mcunn_packed_support.h"
 
 int32_t mcu_packed_pixel_bytes(int32_t channels, int32_t bits)
@@ -160,11 +161,7 @@ static mcu_status dwconv_packed(int32_t in_bits, const mcu_dw_conv_params *dp,
 }
 
 #define MCU_PACKED_CONV(name, in_bits)                                                                          \
-    mcu_status name(const mcu_context *ctx, const mcu_conv_params *conv_params,                                \
-                    const mcu_per_channel_quant_params *quant_params, int32_t output_bits,                      \
-                    const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,              \
-                    const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,                       \
-                    const mcu_dims *output_dims, uint8_t *output)                                               \
+    MCU_PACKED_CONV_SIGNATURE(name)                                                                             \
     {                                                                                                           \
         (void)ctx;                                                                                              \
         (void)bias_dims;                                                                                        \
@@ -173,11 +170,7 @@ static mcu_status dwconv_packed(int32_t in_bits, const mcu_dw_conv_params *dp,
     }
 
 #define MCU_PACKED_DWCONV(name, in_bits)                                                                        \
-    mcu_status name(const mcu_context *ctx, const mcu_dw_conv_params *dw_params,                               \
-                    const mcu_per_channel_quant_params *quant_params, int32_t output_bits,                      \
-                    const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,              \
-                    const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,                       \
-                    const mcu_dims *output_dims, uint8_t *output)                                               \
+    MCU_PACKED_DWCONV_SIGNATURE(name)                                                                           \
     {                                                                                                           \
         (void)ctx;                                                                                              \
         (void)bias_dims;                                                                                        \

@@ -16,6 +16,7 @@
 #include "mcunn_dsp_support.h"
 #include "mcunn_conv_dsp_pair.h"
 #include "mcunn_packed.h"
+#include "mcunn_packed_entry.h"
 #include "mcunn_packed_support.h"
 
 #define PK_ROUND4(x) (((x) + 3) & ~3)
@@ -508,33 +509,9 @@ static mcu_status dwconv_dsp_packed(int32_t in_bits, const mcu_context *ctx, con
     return MCU_OK;
 }
 
-#define PK_CONV_DSP(name, in_bits)                                                                              \
-    mcu_status name(const mcu_context *ctx, const mcu_conv_params *conv_params,                                \
-                    const mcu_per_channel_quant_params *quant_params, int32_t output_bits,                      \
-                    const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,              \
-                    const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,                       \
-                    const mcu_dims *output_dims, uint8_t *output)                                               \
-    {                                                                                                           \
-        (void)bias_dims;                                                                                        \
-        return conv_dsp_packed(in_bits, ctx, conv_params, quant_params, output_bits, input_dims, input,        \
-                               filter_dims, filter, bias, output_dims, output);                                 \
-    }
-
-#define PK_DWCONV_DSP(name, in_bits)                                                                            \
-    mcu_status name(const mcu_context *ctx, const mcu_dw_conv_params *dw_params,                               \
-                    const mcu_per_channel_quant_params *quant_params, int32_t output_bits,                      \
-                    const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,              \
-                    const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,                       \
-                    const mcu_dims *output_dims, uint8_t *output)                                               \
-    {                                                                                                           \
-        (void)bias_dims;                                                                                        \
-        return dwconv_dsp_packed(in_bits, ctx, dw_params, quant_params, output_bits, input_dims, input, filter_dims, \
-                                 filter, bias, output_dims, output);                                            \
-    }
-
-PK_CONV_DSP(mcu_conv_dsp_a4w8_s8, 4)
-PK_CONV_DSP(mcu_conv_dsp_a2w8_s8, 2)
-PK_CONV_DSP(mcu_conv_dsp_a8w8_s8, 8)
-PK_DWCONV_DSP(mcu_dwconv_dsp_a4w8_s8, 4)
-PK_DWCONV_DSP(mcu_dwconv_dsp_a2w8_s8, 2)
-PK_DWCONV_DSP(mcu_dwconv_dsp_a8w8_s8, 8)
+MCU_PACKED_CONV_ENTRY(mcu_conv_dsp_a4w8_s8, conv_dsp_packed, 4)
+MCU_PACKED_CONV_ENTRY(mcu_conv_dsp_a2w8_s8, conv_dsp_packed, 2)
+MCU_PACKED_CONV_ENTRY(mcu_conv_dsp_a8w8_s8, conv_dsp_packed, 8)
+MCU_PACKED_DWCONV_ENTRY(mcu_dwconv_dsp_a4w8_s8, dwconv_dsp_packed, 4)
+MCU_PACKED_DWCONV_ENTRY(mcu_dwconv_dsp_a2w8_s8, dwconv_dsp_packed, 2)
+MCU_PACKED_DWCONV_ENTRY(mcu_dwconv_dsp_a8w8_s8, dwconv_dsp_packed, 8)

@@ -30,6 +30,7 @@
 #include "mcunn_mve_internal.h"
 #include "mcunn_mve_support.h"
 #include "mcunn_packed.h"
+#include "mcunn_packed_entry.h"
 #include "mcunn_packed_support.h"
 
 /* The building blocks are forced inline with optimisation (each copy specialised to its constant width, window
@@ -747,36 +748,12 @@ static mcu_status dwconv_mve_packed(int32_t in_bits, const mcu_context *ctx, con
     return MCU_OK;
 }
 
-#define PM_CONV_MVE(name, in_bits)                                                                              \
-    mcu_status name(const mcu_context *ctx, const mcu_conv_params *conv_params,                                \
-                    const mcu_per_channel_quant_params *quant_params, int32_t output_bits,                      \
-                    const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,              \
-                    const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,                       \
-                    const mcu_dims *output_dims, uint8_t *output)                                               \
-    {                                                                                                           \
-        (void)bias_dims;                                                                                        \
-        return conv_mve_packed(in_bits, ctx, conv_params, quant_params, output_bits, input_dims, input,        \
-                               filter_dims, filter, bias, output_dims, output);                                 \
-    }
-
-#define PM_DWCONV_MVE(name, in_bits)                                                                            \
-    mcu_status name(const mcu_context *ctx, const mcu_dw_conv_params *dw_params,                               \
-                    const mcu_per_channel_quant_params *quant_params, int32_t output_bits,                      \
-                    const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,              \
-                    const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,                       \
-                    const mcu_dims *output_dims, uint8_t *output)                                               \
-    {                                                                                                           \
-        (void)bias_dims;                                                                                        \
-        return dwconv_mve_packed(in_bits, ctx, dw_params, quant_params, output_bits, input_dims, input,        \
-                                 filter_dims, filter, bias, output_dims, output);                               \
-    }
-
-PM_CONV_MVE(mcu_conv_mve_a4w8_s8, 4)
-PM_CONV_MVE(mcu_conv_mve_a2w8_s8, 2)
-PM_CONV_MVE(mcu_conv_mve_a8w8_s8, 8)
-PM_DWCONV_MVE(mcu_dwconv_mve_a4w8_s8, 4)
-PM_DWCONV_MVE(mcu_dwconv_mve_a2w8_s8, 2)
-PM_DWCONV_MVE(mcu_dwconv_mve_a8w8_s8, 8)
+MCU_PACKED_CONV_ENTRY(mcu_conv_mve_a4w8_s8, conv_mve_packed, 4)
+MCU_PACKED_CONV_ENTRY(mcu_conv_mve_a2w8_s8, conv_mve_packed, 2)
+MCU_PACKED_CONV_ENTRY(mcu_conv_mve_a8w8_s8, conv_mve_packed, 8)
+MCU_PACKED_DWCONV_ENTRY(mcu_dwconv_mve_a4w8_s8, dwconv_mve_packed, 4)
+MCU_PACKED_DWCONV_ENTRY(mcu_dwconv_mve_a2w8_s8, dwconv_mve_packed, 2)
+MCU_PACKED_DWCONV_ENTRY(mcu_dwconv_mve_a8w8_s8, dwconv_mve_packed, 8)
 
 #else
 typedef int mcu_packed_mve_unused; /* ISO C: no empty translation unit */
