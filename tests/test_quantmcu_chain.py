@@ -64,7 +64,8 @@ STAGE = 10  # conv a | dw b | pw c | dw/s2 d | conv e (the split, int8)
 BITS = {"b": 4, "c": 2, "d": 4}  # the stage maps' bits in the low-bit chain
 
 
-def _net(tmp_path_factory, board: str):
+def small_cnn_path(folder):
+    """The small CNN (conv, dw, pw, dw/s2, conv, conv, global pool) as an ONNX file in ``folder``."""
     rng = np.random.default_rng(3)
 
     def w(*s):
@@ -79,7 +80,11 @@ def _net(tmp_path_factory, board: str):
              + [helper.make_node("GlobalAveragePool", ["f"], ["y"])])
     inits = {"w0": w(6, 3, 3, 3), "w1": w(6, 1, 3, 3), "w2": w(8, 6, 1, 1), "w3": w(8, 1, 3, 3),
              "w4": w(12, 8, 3, 3), "w5": w(10, 12, 1, 1)}
-    path = save(make_model(nodes, [1, 3, 19, 17], ["y"], inits), tmp_path_factory.mktemp("qmchain"), "net.onnx")
+    return save(make_model(nodes, [1, 3, 19, 17], ["y"], inits), folder, "net.onnx")
+
+
+def _net(tmp_path_factory, board: str):
+    path = small_cnn_path(tmp_path_factory.mktemp("qmchain"))
     return compile_model(path, CompileOptions(board=board, progress=False, calib_samples=24,
                                               patch=PatchOptions(mode="forced", split=STAGE // 2, patches=3)))
 

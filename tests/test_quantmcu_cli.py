@@ -21,7 +21,6 @@ import time
 
 import numpy as np
 import pytest
-from conftest import make_model, save
 from mcucompile import cli
 from mcucompile.api import (
     CompileOptions,
@@ -45,27 +44,14 @@ from mcucompile.quantmcu.options import (
 from mcucompile.report import format_summary, quantmcu_report
 from mcucompile.report.html import HtmlReport, render_html
 from mcucompile.schedule.schedule import run_schedule_int
-from onnx import helper
+from test_quantmcu_chain import small_cnn_path
 
 SPLIT, GRID = 5, 3  # conv a | dw b | pw c | dw/s2 d | conv e (the split) ; conv f, global pool
 
 
 def _onnx_net(folder):
-    rng = np.random.default_rng(3)
-
-    def w(*s):
-        return (rng.standard_normal(s) * 0.35).astype(np.float32)
-
-    def conv(x, y, wn, k, group=1, stride=1):
-        return [helper.make_node("Conv", [x, wn], [y + "_"], kernel_shape=[k, k], pads=[k // 2] * 4, group=group,
-                                 strides=[stride, stride]), helper.make_node("Relu", [y + "_"], [y])]
-
-    nodes = (conv("x", "a", "w0", 3) + conv("a", "b", "w1", 3, group=6) + conv("b", "c", "w2", 1)
-             + conv("c", "d", "w3", 3, group=8, stride=2) + conv("d", "e", "w4", 3) + conv("e", "f", "w5", 1)
-             + [helper.make_node("GlobalAveragePool", ["f"], ["y"])])
-    inits = {"w0": w(6, 3, 3, 3), "w1": w(6, 1, 3, 3), "w2": w(8, 6, 1, 1), "w3": w(8, 1, 3, 3),
-             "w4": w(12, 8, 3, 3), "w5": w(10, 12, 1, 1)}
-    return save(make_model(nodes, [1, 3, 19, 17], ["y"], inits), folder, "net.onnx")
+    """The small CNN of tests/test_quantmcu_chain.py."""
+    return small_cnn_path(folder)
 
 
 @pytest.fixture(scope="module")

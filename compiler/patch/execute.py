@@ -25,6 +25,7 @@ from .planner import (
     PatchPlan,
     _regions_for_patch,
     _split_bounds,
+    crop_operands,
     local_window,
     node_macs_region,
     np_region,
@@ -98,15 +99,9 @@ def plan_sub_patches(graph: Graph, plan: PatchPlan, factor: int, chain: int = 0,
             if (nd.name, o.h, o.w) not in macs:
                 macs[(nd.name, o.h, o.w)] = node_macs_region(nd, graph, o)
     patched = sum(macs[(nd.name, r[nd.outputs[0]].h, r[nd.outputs[0]].w)] for r in regions for nd in stage)
-    crops = []
-    for j, nd in enumerate(stage):
-        if not op_def(nd).patch_crops_operands:
-            continue
-        for slot, i in enumerate(nd.inputs):
-            if i and not graph.tensors[i].is_const and any(r[i] != r[nd.outputs[0]] for r in regions):
-                crops.append((j, slot))
     sub = PatchPlan(split, plan.stage_len, plan.grid * factor, row_bounds, col_bounds, tuple(regions),
-                    plan.input_by_patch, plan.macs_layerwise, patched, plan.macs_model, tuple(crops))
+                    plan.input_by_patch, plan.macs_layerwise, patched, plan.macs_model,
+                    crop_operands(graph, stage, regions))
     return SubPatches(sub, tuple(of_patch), factor, chain)
 
 

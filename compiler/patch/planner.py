@@ -133,6 +133,13 @@ def plan_patches(graph: Graph, k: int, n: int, input_by_patch: bool = False) -> 
     layer = sum(op_def(nd).macs(nd, graph) for nd in stage)
     patched = sum(node_macs_region(nd, graph, r[nd.outputs[0]]) for r in regions for nd in stage)
     total = sum(op_def(nd).macs(nd, graph) for nd in graph.nodes)
+    return PatchPlan(split, k, n, rows, cols, tuple(regions), input_by_patch, layer, patched, total,
+                     crop_operands(graph, stage, regions))
+
+
+def crop_operands(graph: Graph, stage, regions) -> tuple[tuple[int, int], ...]:
+    """(stage layer, input slot) of every elementwise operand whose region in some patch is larger than its
+    layer's output region: it is read through a cropped copy (``PatchPlan.crops``)."""
     crops = []
     for j, nd in enumerate(stage):
         if not op_def(nd).patch_crops_operands:
@@ -140,7 +147,7 @@ def plan_patches(graph: Graph, k: int, n: int, input_by_patch: bool = False) -> 
         for slot, i in enumerate(nd.inputs):
             if i and not graph.tensors[i].is_const and any(r[i] != r[nd.outputs[0]] for r in regions):
                 crops.append((j, slot))
-    return PatchPlan(split, k, n, rows, cols, tuple(regions), input_by_patch, layer, patched, total, tuple(crops))
+    return tuple(crops)
 
 
 def crop_buffer(graph: Graph, plan: "PatchPlan", j: int, slot: int, chain: int = 0) -> str:
