@@ -334,8 +334,8 @@ def test_summary_says_why_it_runs_layer_by_layer():
     capped = _summary(vww, choose_patching(g, 1 << 20, max_overhead=0.0, optimize="memory"))
     assert "layer by layer (no patch plan within --max-patch-overhead 0 lowers the peak)" in capped
     assert "layer by layer (patching off)" in _summary(vww, choose_patching(g, 1 << 20, "off"))
-    mnist = _layerwise(REPO / "models" / "mnist" / "mnist_cnn.onnx")
-    text = _summary(mnist, choose_patching(mnist.graph, 1 << 20))
+    ad = _layerwise(SHARED_MODELS / "ad_autoencoder_float.onnx")  # fully connected from its input on
+    text = _summary(ad, choose_patching(ad.graph, 1 << 20))
     assert "layer by layer (the model has no split point for patching)" in text
     assert "optimized for speed: layer by layer" in text and "--optimize memory would choose the same" in text
 
