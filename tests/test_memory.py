@@ -61,3 +61,14 @@ def test_inplace_and_alias(compiled):
         if n.op == "reshape":
             assert plan.offsets[n.outputs[0]] == plan.offsets[n.inputs[0]]
     assert plan_memory(g, compiled.target).offsets == plan.offsets  # deterministic (the kernels' own scratch)
+
+
+def test_live_bytes_count_one_of_the_exclusive_chains():
+    """Buffers of mutually exclusive groups (a patch loop's chains) overlap in steps but never live together: the
+    profile counts the buffers of no group plus the largest group's, never their sum."""
+    from mcucompile.memory.planner import ArenaPlan, Buffer
+
+    bufs = (Buffer("in", 100, 0, 3, 0), Buffer("c0a", 40, 1, 2, 100, group=0), Buffer("c0b", 30, 2, 2, 140, group=0),
+            Buffer("c1a", 50, 1, 2, 100, group=1), Buffer("out", 20, 3, 3, 200))
+    plan = ArenaPlan(bufs, {b.name: b.offset for b in bufs}, {b.name: b.name for b in bufs}, 220, steps=4)
+    assert plan.live_bytes() == [100, 150, 170, 120]

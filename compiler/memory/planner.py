@@ -52,8 +52,18 @@ class ArenaPlan:
         return _align(self.activations_size)
 
     def live_bytes(self) -> list[int]:
-        """Bytes of activation buffers alive at each step (the memory profile)."""
-        return [sum(b.size for b in self.buffers if b.first <= s <= b.last) for s in range(self.steps)]
+        """Bytes of activation buffers alive at each step (the memory profile). Buffers of mutually exclusive
+        groups (a patch loop's chains: one patch runs one of them) never live together: a step counts the
+        buffers of no group plus the largest group's."""
+        out = []
+        for s in range(self.steps):
+            alive = [b for b in self.buffers if b.first <= s <= b.last]
+            groups: dict[int, int] = {}
+            for b in alive:
+                if b.group is not None:
+                    groups[b.group] = groups.get(b.group, 0) + b.size
+            out.append(sum(b.size for b in alive if b.group is None) + max(groups.values(), default=0))
+        return out
 
 
 def _align(x: int) -> int:

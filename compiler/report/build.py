@@ -214,7 +214,7 @@ def build_report(graph: Graph, plan: ArenaPlan, board: Board | KernelTarget, mod
         layers=layers, compiler_version=compiler_version, notes=tuple(notes), source_format=source_format,
         peak_sram_layerwise_bytes=choice.layerwise_peak,
         memory_profile=MemoryProfile(tuple(plan_memory(graph, target).live_bytes()),
-                                     tuple(choice.arena.live_bytes()) if patched else None),
+                                     tuple(plan.live_bytes()) if patched else None),
         patch_candidates=tuple(PatchCandidate(c.stage_len, c.grid, c.peak, c.overhead, c.instructions)
                                for c in choice.tried),
         input_in_sram="by patch (callback)" if patched and choice.plan.input_by_patch else "whole",
