@@ -22,7 +22,7 @@ from ..report.html import verify_section
 from ..schedule.schedule import run_schedule_int
 from ..targets.firmware import APT_HINT, build_firmware, elf_size, outputs_as_arrays, require_tool, run_qemu
 from ..targets.flash import flash_with_platformio
-from ..targets.host import build_host, find_compiler, run_host
+from ..targets.host import build_host, find_compiler, run_host_log
 from ..targets.serial import open_port, read_run
 from .compile import Compiled, io_params, to_logical_shape
 from .library import (add_html_results, cmsis_nn_dir, host_runner_source, library_dir, quantize_input, uses_cmsis_nn,
@@ -311,8 +311,9 @@ def verify_host(compiled: Compiled, samples: np.ndarray, labels: np.ndarray | No
         x_q = quantize_input(compiled, samples)
         sizes = [compiled.graph.tensors[o].size for o in compiled.graph.outputs]
         with progress.step(f"running {len(x_q)} samples on this PC"):
-            c_outs = run_host(exe, [x_q], sizes)
-    result = compare_outputs(compiled, samples, x_q, c_outs, labels, references=references)
+            c_outs, log = run_host_log(exe, [x_q], sizes)
+    # the runner prints the C's chain per patch (MCU CHAINS lines) for a loop with several chains
+    result = compare_outputs(compiled, samples, x_q, c_outs, labels, references=references, device_log=log)
     if out_dir:
         add_html_results(out_dir, compiled, section=verify_section(result))
     return result

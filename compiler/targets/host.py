@@ -50,6 +50,13 @@ def build_host(library_dir: Path, runner_c: str, build_dir: Path, prefix: str = 
 
 def run_host(exe: Path, inputs: list[np.ndarray], output_sizes: list[int], timeout: float = 600) -> list[np.ndarray]:
     """Run ``exe`` on samples; ``inputs[i]`` is [N, ...] int8 for model input i. Returns [N, size] per output."""
+    return run_host_log(exe, inputs, output_sizes, timeout)[0]
+
+
+def run_host_log(exe: Path, inputs: list[np.ndarray], output_sizes: list[int],
+                 timeout: float = 600) -> tuple[list[np.ndarray], str]:
+    """:func:`run_host`, and what the runner printed on stdout (``MCU CHAINS`` lines of a model with several
+    patch-loop chains)."""
     n = len(inputs[0])
     with tempfile.TemporaryDirectory() as tmp:
         fin, fout = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
@@ -70,4 +77,4 @@ def run_host(exe: Path, inputs: list[np.ndarray], output_sizes: list[int], timeo
     for size in output_sizes:
         outs.append(raw[:, start : start + size].copy())
         start += size
-    return outs
+    return outs, res.stdout
