@@ -201,7 +201,10 @@ def run_case(case: Case, boards: list[str], n_calib: int, n_test: int, tmp: Path
                 sq, tq = instructions(bq, test[0], tmp)
                 row[f"{board} stage 8-bit / qm"] = f"{s8:,} / {sq:,} ({s8 / max(sq, 1):.2f}x)"
                 row[f"{board} total 8-bit / qm"] = f"{t8:,} / {tq:,} ({t8 / max(tq, 1):.2f}x)"
-            share_test = float((taken == qm.schedule.loop.dispatch.outlier_chain).mean()) if taken is not None else None
+            # QuantMCU that lowered nothing runs 8-bit patching's loop (no chains to count)
+            dispatch = cq.schedule.loop.dispatch
+            share_test = (float((np.asarray(taken) == dispatch.outlier_chain).mean())
+                          if taken is not None and dispatch is not None else None)
             row["outlier share calib / test"] = (f"{qm.outlier_patch_share:.3f} / "
                                                  + (f"{share_test:.3f}" if share_test is not None else "-"))
             if case.inputs != "synthetic":

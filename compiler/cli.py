@@ -244,6 +244,9 @@ def _quantmcu_options(args):
                 else "--qm-outlier-param")
         raise UserError(f"{flag}: {e}") from None
 
+    if args.qm_floor is not None and args.qm_guard == "off":
+        raise UserError("--qm-floor sets the guard's floor and --qm-guard off turns the guard off; fix: drop one of them")
+
     def pick(value, default):
         return default if value is None else value
 
@@ -471,6 +474,10 @@ def cmd_verify(argv: list[str]) -> int:
     compiled = compile_model(args.model, options)
     _print_warnings(compiled.warnings)
     x, y = _test_inputs(args, compiled)
+    if args.data is None and compiled.quantmcu is not None:
+        # QuantMCU calibrated its low-bit chain and guarded its bits on these very inputs
+        _print_warnings(["verify runs on the calibration inputs, which QuantMCU calibrated and guarded its bits on: "
+                         "its quality against the 8-bit model is optimistic there; give --data with inputs kept apart"])
     refs = tuple(args.reference) if args.reference else None
     if compiled.board.name == "host":
         if args.port:

@@ -103,6 +103,7 @@ BAD = [
     (("--qm-guard", "psnr"), ("--qm-guard", "'sqnr', 'agreement' or 'off'")),
     (("--qm-guard", "agreement", "--qm-floor", "98"), ("--qm-floor", "[0, 1]")),
     (("--qm-floor", "inf"), ("--qm-floor", "finite")),
+    (("--qm-guard", "off", "--qm-floor", "25"), ("--qm-floor", "--qm-guard off", "fix: drop one")),
     (("--qm-holdout", "1"), ("--qm-holdout", "(0, 1)")),
     (("--qm-clipping", "kl"), ("--qm-clipping", "'mse' or 'minmax'")),
     (("--qm-sub-patches", "5"), ("--qm-sub-patches", "1 to 4")),
@@ -172,6 +173,32 @@ def test_cli_compile_end_to_end(capsys, tmp_path, net_path):
     assert 'id="quantmcu"' in (out / "report.html").read_text()
     if plot:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the memory profile is the two-chain arena's, its chains never live together: never above the arena
+    assert any(m["bits"] < 8 for m in q["feature_maps"])
+    assert 0 < max(data["memory_profile"]["patched"]) <= data["arena_bytes"]
+    # the top-level estimate is the QuantMCU plan's (expected over the calibration samples' chains)
+    if q.get("expected_instructions") is not None:
+        assert data["estimated_instructions"] == q["expected_instructions"]
+
+
+def test_nothing_lowered_runs_8bit_patchings_loop(net_path):
+    """--qm-bits 8: both chains would be the 8-bit stage; the code runs 8-bit patching's loop without the check
+    and the report still says what QuantMCU searched."""
+    forced = PatchOptions(mode="forced", split=SPLIT, patches=GRID)
+    base = CompileOptions(board="host", patch=forced, progress=False)
+    c8 = compile_model(net_path, base)
+    cq = compile_model(net_path, dataclasses.replace(base, quantmcu=QuantmcuOptions(bits=(8,))))
+    assert cq.quantmcu is not None and all(m.bits == 8 for m in cq.quantmcu.feature_maps)
+    assert len(cq.schedule.loop.chains) == 1 and cq.schedule.loop.dispatch is None
+    assert cq.plan.arena_size == c8.plan.arena_size
+    assert [n.name for n in cq.graph.nodes] == [n.name for n in c8.graph.nodes]
+    assert any("without the outlier check" in w for w in cq.warnings)
+    assert cq.report.to_json_dict()["quantmcu"]["bitops"] == cq.report.to_json_dict()["quantmcu"]["bitops_8bit"]
+    # the code is 8-bit patching's, but for the header line that says so
+    for name, text in cq.sources.files.items():
+        lines = [line for line in text.splitlines() if "quantmcu: " not in line]
+        assert lines == c8.sources.files[name].splitlines(), name
+    assert "quantmcu: no feature map lowered: 8-bit patching's loop, no outlier check" in cq.sources.files["src/model.c"]
 
 
 def _has_matplotlib() -> bool:
@@ -346,7 +373,9 @@ def test_verify_host_simulates_the_quantmcu_schedule(host_qm):
     ch = res.chains
     assert ch is not None and ch.inputs == 8 and ch.patches == GRID * GRID
     assert sum(ch.chains) == 8 * GRID * GRID and all(n > 0 for n in ch.chains), ch.chains
-    assert ch.device_chains is None and "host build" in ch.note
+    # the host runner prints the C's chain per patch: equal to the simulator's
+    assert ch.device_chains == ch.chains and ch.device_mismatches == 0, ch
+    assert "every patch's chain equal to the simulator's" in res.format()
     assert ch.vs_8bit and ch.vs_8bit[0].reference == "8-bit model" and math.isfinite(ch.vs_8bit[0].sqnr_db)
     assert ch.eight_bit_vs_float  # the 8-bit model against onnxruntime float, for contrast
     text = res.format()
@@ -412,3 +441,5 @@ def test_cli_verify_quantmcu_qemu_m4(capsys, net_path):
     assert "chains (simulator) chain 0 (8-bit, outlier patches)" in text and "chain 1 (low-bit)" in text
     assert "every patch's chain equal to the simulator's" in text
     assert "output 'y' vs the 8-bit model: top-1 agreement" in text and "8-bit model 'y' vs onnxruntime float" in text
+    # without --data verify runs on the calibration inputs, which QuantMCU's guard saw: the user is told
+    assert "warning: verify runs on the calibration inputs, which QuantMCU calibrated and guarded" in err

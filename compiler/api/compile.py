@@ -243,11 +243,17 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
                              f"over the {budget:,} B budget: layers whose fast kernel needs scratch run a scratch-free "
                              "kernel (the report names each)")
                 qm, target = retry, lean
-        graph, plan, patch = qm.schedule.graph, qm.arena, qm.plan
-        # both chains, each in its exclusive group, the run-time check and the move (and sub-patches): a finding
-        # is a compiler bug, as for the 8-bit plan
-        check_plan_memory(graph, plan, patch, target, schedule=qm.schedule)
         notes.extend(qm.notes)
+        if lowers_nothing(qm, patch):
+            # both chains would be the 8-bit stage: the check and its dispatch would cost instructions and buy
+            # nothing, so the code runs 8-bit patching's loop (report.json's quantmcu object says what was searched)
+            notes.append("QuantMCU lowered no feature map on this plan: the code runs 8-bit patching's patch loop, "
+                         "without the outlier check")
+        else:
+            graph, plan, patch = qm.schedule.graph, qm.arena, qm.plan
+            # both chains, each in its exclusive group, the run-time check and the move (and sub-patches): a finding
+            # is a compiler bug, as for the 8-bit plan
+            check_plan_memory(graph, plan, patch, target, schedule=qm.schedule)
     check_fit(plan.arena_size, sum(flash_estimate(graph)), board, options, choice)
     provenance = {
         "model": model_path.name,
@@ -263,11 +269,13 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     if patch is not None:
         provenance["patching"] = (f"first {patch.stage_len} layers in {patch.grid}x{patch.grid} patches, input "
                                   f"{'filled by patch' if patch.input_by_patch else 'whole'}")
-    if qm is not None:
+    if qm is not None and plan is not qm.arena:
+        provenance["quantmcu"] = "no feature map lowered: 8-bit patching's loop, no outlier check"
+    elif qm is not None:
         low = [f"{graph.tensors[m.name].origin or m.name} {m.bits}" for m in qm.feature_maps if m.bits < 8]
         provenance["quantmcu"] = (f"outlier check on '{graph.tensors[qm.checked_map].origin or qm.checked_map}' "
                                   f"(threshold {qm.threshold}); low-bit maps: {', '.join(low) or 'none'}")
-    schedule = qm.schedule if qm is not None else build_schedule(graph, patch, board=target)
+    schedule = qm.schedule if qm is not None and plan is qm.arena else build_schedule(graph, patch, board=target)
     sources = generate_c(schedule, plan, options.name, provenance)
     tflm_arena, why = None, None
     if fmt == "tflite":
@@ -282,6 +290,13 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
                                                          cal_opts.bias_correction and fmt == "onnx", len(corrected)))
     return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes), fmt,
                     patch, schedule, target, qm)
+
+
+def lowers_nothing(qm: QuantmcuResult, patch) -> bool:
+    """True when QuantMCU's plan is 8-bit patching's own, every map at 8 bits and no sub-patches: its two-chain
+    loop would compute what 8-bit patching's loop computes, plus the outlier check."""
+    return (all(m.bits == 8 for m in qm.feature_maps) and qm.sub_patches == 1
+            and (qm.plan.stage_len, qm.plan.grid) == (patch.stage_len, patch.grid))
 
 
 def no_patch_for_quantmcu(choice, budget: int, mode: str) -> str:

@@ -436,7 +436,12 @@ class Report:
 
     @property
     def estimated_instructions(self) -> int:
-        """Instructions of one inference of the plan taken, estimated by the cost model."""
+        """Instructions of one inference of the plan taken, estimated by the cost model: QuantMCU's expectation
+        over the calibration samples' patch chains when it priced its plan, else the patch search's estimate
+        (``plan_choice``, which describes how 8-bit patching chose)."""
+        q = self.quantmcu
+        if q is not None and q.expected_instructions is not None:
+            return q.expected_instructions
         return self.plan_choice.chosen.estimated_instructions
 
     @property
