@@ -75,7 +75,7 @@ def _need_arm_tools():
 
 @pytest.fixture(scope="module")
 def cases():
-    return packed_cases.random_cases(SEED, PER_PAIR)
+    return packed_cases.random_cases(SEED, PER_PAIR) + packed_cases.dsp_edge_cases(SEED)
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,27 @@ def test_cases_cover_what_the_kernels_branch_on(cases):
     assert any(c.out_dims[3] > 32 for c in cases if c.has_fast)
     assert any(not c.has_fast for c in cases) and sum(c.has_fast for c in cases) > len(cases) // 2
     assert any(c.dilation != (1, 1) for c in cases) and any(c.stride != (1, 1) for c in cases)
+    # the SIMD32 output stage: a sub-byte output clamped to its whole width with every shift in [-23, -2] is
+    # packed in registers (pk_store_sat), its whole bytes then a partial last byte; other clamps or shifts stage
+    # int8 first
+    fast_sub = [c for c in cases if c.has_fast and c.out_bits < 8]
+    for bits in (4, 2):
+        sat = [c for c in fast_sub if c.out_bits == bits and _sat_store(c)]
+        assert any(c.out_dims[3] % (8 // bits) for c in sat) and any(c.out_dims[3] % (8 // bits) == 0 for c in sat)
+        assert any(c.out_dims[3] > 32 for c in sat)
+        assert any(not _sat_store(c) for c in fast_sub if c.out_bits == bits)
+    assert any(not all(-23 <= s <= -2 for s in c.shift) for c in fast_sub)
+    # the depthwise tap-pair loops at every input width, with and without an odd last tap, on both kernel kinds
+    dw = [c for c in cases if c.has_fast and c.kind == packed_cases.KIND["dwconv"]]
+    for bits in (8, 4, 2):
+        taps = {c.filter_dims[1] * c.filter_dims[2] % 2 for c in dw if c.in_bits == bits and c.in_dims[3] >= 4}
+        assert taps == {0, 1}, (bits, taps)
+
+
+def _sat_store(c) -> bool:
+    """pk_store_sat's condition: the clamp is the output width's range, every shift foldable."""
+    q = 1 << (c.out_bits - 1)
+    return (max(c.act[0], -q), min(c.act[1], q - 1)) == (-q, q - 1) and all(-23 <= s <= -2 for s in c.shift)
 
 
 def test_kernels_equal_the_simulator_on_host_under_sanitizers(cases, cases_c, tmp_path):

@@ -183,7 +183,69 @@ typedef struct
 {
     const int32_t *bias, *multiplier, *shift;
     int32_t cout, blocks, out_offset, lo, hi, bits, full, foldable;
+    int32_t sat; /* packed output clamped to its whole width's range: one SSAT #bits (pk_store_sat) */
 } pk_out;
+
+#if MCU_DSP_ASM
+/* One channel of both pixels: its constants, then each accumulator requantized as mcu_dsp_store_pairs()'s
+ * foldable full-range path (the output offset in the rounding addend), saturated to BITS with one SSAT and
+ * inserted into q at LSB_A (pixel a) and LSB_B (pixel b) with BFI: 21 instructions for 2 outputs. */
+#define PK_SAT_CHANNEL(BITS, LSB_A, LSB_B)                                                                      \
+    "ldr %[m], [%[pm]], #4\n\t"                                                                                 \
+    "ldr %[rm1], [%[ps]], #4\n\t"                                                                               \
+    "mvn %[rm1], %[rm1]\n\t"                                                                                    \
+    "sub %[x], %[rm1], #1\n\t"                                                                                  \
+    "lsl %[rh], %[oo2], %[x]\n\t"                                                                               \
+    "ldr %[x], [%[acc]], #4\n\t"                                                                                \
+    MCU_DSP_ROUND_WORDS("l", "h", "rh", "x")                                                                    \
+    "smlal %[l], %[h], %[x], %[m]\n\t"                                                                          \
+    "asr %[h], %[h], %[rm1]\n\t"                                                                                \
+    "ssat %[h], #" BITS ", %[h]\n\t"                                                                            \
+    "bfi %[q], %[h], #" LSB_A ", #" BITS "\n\t"                                                                 \
+    "ldr %[x], [%[acc]], #4\n\t"                                                                                \
+    MCU_DSP_ROUND_WORDS("l", "h", "rh", "x")                                                                    \
+    "smlal %[l], %[h], %[x], %[m]\n\t"                                                                          \
+    "asr %[h], %[h], %[rm1]\n\t"                                                                                \
+    "ssat %[h], #" BITS ", %[h]\n\t"                                                                            \
+    "bfi %[q], %[h], #" LSB_B ", #" BITS "\n\t"
+
+/* q's low byte is pixel a's packed byte, its third byte pixel b's; the byte count lives on the stack (13
+ * registers are taken): 4 instructions per byte of each pixel */
+#define PK_SAT_LOOP(CHANNELS)                                                                                   \
+    __asm__ volatile("1:\n\t"                                                                                 \
+                     CHANNELS                                                                                  \
+                     "strb %[q], [%[o0]], #1\n\t"                                                              \
+                     "lsr %[q], %[q], #16\n\t"                                                                 \
+                     "strb %[q], [%[o1]], #1\n\t"                                                              \
+                     "ldr %[x], %[n]\n\t"                                                                      \
+                     "subs %[x], %[x], #1\n\t"                                                                 \
+                     "str %[x], %[n]\n\t"                                                                      \
+                     "bne 1b\n\t"                                                                              \
+                     : [acc] "+r"(acc), [pm] "+r"(mult), [ps] "+r"(shift), [o0] "+r"(out_a), [o1] "+r"(out_b),  \
+                       [n] "+m"(bytes), [m] "=&r"(m), [rm1] "=&r"(rm1), [rh] "=&r"(rh), [x] "=&r"(x),           \
+                       [l] "=&r"(l), [h] "=&r"(h), [q] "=&r"(q)                                                \
+                     : [oo2] "r"(oo2)                                                                          \
+                     : "cc", "memory")
+
+/* The whole bytes of a packed output chunk (bits 4 or 2, `bytes` > 0 of them, every shift foldable, the clamp
+ * the width's own range) requantized and packed straight from the interleaved accumulators: no int8 staging. */
+static void __attribute__((noinline)) pk_store_sat(const int32_t *acc, int32_t bytes, const int32_t *mult,
+                                                   const int32_t *shift, int32_t out_offset, int32_t bits,
+                                                   uint8_t *out_a, uint8_t *out_b)
+{
+    const int32_t oo2 = 1 + 2 * out_offset;
+    int32_t m, rm1, rh, x, l, h, q;
+    if (bits == 4)
+    {
+        PK_SAT_LOOP(PK_SAT_CHANNEL("4", "0", "16") PK_SAT_CHANNEL("4", "4", "20"));
+    }
+    else
+    {
+        PK_SAT_LOOP(PK_SAT_CHANNEL("2", "0", "16") PK_SAT_CHANNEL("2", "2", "18") PK_SAT_CHANNEL("2", "4", "20")
+                        PK_SAT_CHANNEL("2", "6", "22"));
+    }
+}
+#endif
 
 /* Requantizes a chunk of n channels of two pixels (acc interleaved) and stores it at channel c0 of both. */
 static inline __attribute__((always_inline)) void pk_store(const pk_out *o, const int32_t *acc, int32_t c0,
@@ -195,10 +257,30 @@ static inline __attribute__((always_inline)) void pk_store(const pk_out *o, cons
                             (int8_t *)out_a + c0, (int8_t *)out_b + c0, o->full, o->foldable);
         return;
     }
+    int32_t at = c0 * o->bits / 8;
+#if MCU_DSP_ASM
+    if (o->sat && o->foldable)
+    {
+        /* whole bytes packed in registers; a last partial byte (C not a multiple of 8 / bits) as below */
+        const int32_t per_byte = 8 / o->bits, bytes = n / per_byte;
+        if (bytes > 0)
+        {
+            pk_store_sat(acc, bytes, o->multiplier + c0, o->shift + c0, o->out_offset, o->bits, out_a + at,
+                         out_b + at);
+            acc += 2 * bytes * per_byte;
+            c0 += bytes * per_byte;
+            n -= bytes * per_byte;
+            at += bytes;
+        }
+        if (n == 0)
+        {
+            return;
+        }
+    }
+#endif
     int8_t va[PK_CHUNK], vb[PK_CHUNK];
     mcu_dsp_store_pairs(acc, n, o->multiplier + c0, o->shift + c0, o->out_offset, o->lo, o->hi, va, vb, 0,
                         o->foldable);
-    const int32_t at = c0 * o->bits / 8;
     mcu_packed_store(va, n, o->bits, out_a + at);
     mcu_packed_store(vb, n, o->bits, out_b + at);
 }
@@ -238,6 +320,7 @@ static pk_out pk_out_of(int32_t bits, int32_t out_offset, const mcu_activation *
     mcu_packed_range(bits, act->min, act->max, &o.lo, &o.hi);
     o.bits = bits;
     o.full = o.lo == -128 && o.hi == 127;
+    o.sat = bits < 8 && o.lo == -(1 << (bits - 1)) && o.hi == (1 << (bits - 1)) - 1;
     o.foldable = mcu_dsp_shifts_foldable(q->shift, cout);
     return o;
 }
@@ -280,47 +363,101 @@ static mcu_status conv_dsp_packed(int32_t in_bits, const mcu_context *ctx, const
  * binary, the input offset folded into the bias at compile time, taps outside reading a zero-point pixel.
  * ------------------------------------------------------------------------------------------------------ */
 
-/* The tap-pair loop for packed inputs on DSP cores (gcc spills the four accumulators of the C loop): per pair of
- * taps 31 instructions for 8 MACs. LOAD fetches a tap's 4 fields (LDRH / LDRB at the group's byte offset),
- * SPREAD moves fields 0, 2 into halfword lanes (OR with itself shifted), FLIP turns two's complement into
- * offset binary (x + 2^(b-1), which the folded bias accounts for), MASK keeps one field per lane and ODD is the
- * field width (fields 1, 3). Each weight word is loaded twice (SXTB16 and its ror-8 half): no register is left
- * to hold both. */
-#define PK_DW_PAIRS_ASM(LOAD, SPREAD, FLIP, MASK, ODD)                                                         \
+/* The tap-pair loops on DSP cores (gcc spills the four accumulators of the C loop). Both taps' fields are
+ * combined into one word first, tap a in the low halfword and tap b in the high one, so that every unpacking
+ * instruction serves both taps and its lanes come out as the (tap a, tap b) pairs SMLAD multiplies with the
+ * "tap pairs" weights, no PKHBT / PKHTB: 4 bits: LDRH each, ORR, EOR 0x88888888 (two's complement -> offset
+ * binary x + 8, which the folded bias accounts for), AND 0x0F0F0F0F keeps fields 0, 2 in bytes (a0, a2, b0,
+ * b2), LSR 4 + AND fields 1, 3, and UXTB16 / UXTB16 ror 8 give (a0, b0), (a2, b2), (a1, b1), (a3, b3): 24
+ * instructions for 8 MACs (31 before). 2 bits: LDRB each, ORR, EOR 0x00AA00AA, then AND 0x00030003 on the
+ * word shifted by 0, 2, 4, 6 gives (a_k, b_k) directly: 24. int8: mcu_dwconv_dsp_s8()'s loop, 19. */
+#define PK_DW_PAIRS_A4_ASM                                                                                      \
     __asm__ volatile("1:\n\t"                                                                                 \
                      "ldrd %[p0], %[p1], [%[tp]], #8\n\t"                                                     \
-                     LOAD " %[p0], [%[p0], %[cb]]\n\t"                                                         \
-                     LOAD " %[p1], [%[p1], %[cb]]\n\t"                                                         \
-                     "orr %[p0], %[p0], %[p0], lsl #" SPREAD "\n\t"                                            \
-                     "orr %[p1], %[p1], %[p1], lsl #" SPREAD "\n\t"                                            \
-                     "eor %[p0], %[p0], #" FLIP "\n\t"                                                         \
-                     "eor %[p1], %[p1], #" FLIP "\n\t"                                                         \
-                     "and %[t], %[p0], #" MASK "\n\t"                     /* (a0, a2) */                       \
-                     "and %[u], %[p1], #" MASK "\n\t"                     /* (b0, b2) */                       \
-                     "lsr %[p0], %[p0], #" ODD "\n\t"                                                          \
-                     "lsr %[p1], %[p1], #" ODD "\n\t"                                                          \
-                     "and %[p0], %[p0], #" MASK "\n\t"                    /* (a1, a3) */                       \
-                     "and %[p1], %[p1], #" MASK "\n\t"                    /* (b1, b3) */                       \
-                     "pkhbt %[x], %[t], %[u], lsl #16\n\t"                /* (a0, b0) */                       \
-                     "pkhtb %[u], %[u], %[t], asr #16\n\t"                /* (a2, b2) */                       \
-                     "ldr %[t], [%[w]]\n\t"                                                                    \
-                     "sxtb16 %[t], %[t]\n\t"                                                                   \
-                     "smlad %[a0], %[x], %[t], %[a0]\n\t"                                                      \
-                     "pkhbt %[x], %[p0], %[p1], lsl #16\n\t"              /* (a1, b1) */                       \
-                     "pkhtb %[p1], %[p1], %[p0], asr #16\n\t"             /* (a3, b3) */                       \
-                     "ldr %[t], [%[w]], #4\n\t"                                                                \
-                     "sxtb16 %[t], %[t], ror #8\n\t"                                                           \
-                     "smlad %[a1], %[x], %[t], %[a1]\n\t"                                                      \
-                     "ldr %[t], [%[w]]\n\t"                                                                    \
-                     "sxtb16 %[t], %[t]\n\t"                                                                   \
-                     "smlad %[a2], %[u], %[t], %[a2]\n\t"                                                      \
-                     "ldr %[t], [%[w]], #4\n\t"                                                                \
-                     "sxtb16 %[t], %[t], ror #8\n\t"                                                           \
-                     "smlad %[a3], %[p1], %[t], %[a3]\n\t"                                                     \
+                     "ldrh %[p0], [%[p0], %[cb]]\n\t"                                                         \
+                     "ldrh %[p1], [%[p1], %[cb]]\n\t"                                                         \
+                     "orr %[p0], %[p0], %[p1], lsl #16\n\t"                                                   \
+                     "eor %[p0], %[p0], #0x88888888\n\t"                                                      \
+                     "and %[p1], %[p0], #0x0F0F0F0F\n\t"              /* (a0, a2, b0, b2) */                  \
+                     "lsr %[p0], %[p0], #4\n\t"                                                                \
+                     "and %[p0], %[p0], #0x0F0F0F0F\n\t"              /* (a1, a3, b1, b3) */                  \
+                     "ldr %[u], [%[w]], #4\n\t"                                                                \
+                     "uxtb16 %[t], %[p1]\n\t"                                                                  \
+                     "sxtb16 %[v], %[u]\n\t"                                                                   \
+                     "smlad %[a0], %[t], %[v], %[a0]\n\t"                                                      \
+                     "uxtb16 %[t], %[p0]\n\t"                                                                  \
+                     "sxtb16 %[v], %[u], ror #8\n\t"                                                           \
+                     "smlad %[a1], %[t], %[v], %[a1]\n\t"                                                      \
+                     "ldr %[u], [%[w]], #4\n\t"                                                                \
+                     "uxtb16 %[t], %[p1], ror #8\n\t"                                                          \
+                     "sxtb16 %[v], %[u]\n\t"                                                                   \
+                     "smlad %[a2], %[t], %[v], %[a2]\n\t"                                                      \
+                     "uxtb16 %[t], %[p0], ror #8\n\t"                                                          \
+                     "sxtb16 %[v], %[u], ror #8\n\t"                                                           \
+                     "smlad %[a3], %[t], %[v], %[a3]\n\t"                                                      \
                      "subs %[n], %[n], #1\n\t"                                                                 \
                      "bne 1b\n\t"                                                                              \
                      : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [tp] "+r"(tp), [w] "+r"(w),  \
-                       [n] "+r"(pairs), [p0] "=&r"(p0), [p1] "=&r"(p1), [t] "=&r"(t), [u] "=&r"(u), [x] "=&r"(x) \
+                       [n] "+r"(pairs), [p0] "=&r"(p0), [p1] "=&r"(p1), [t] "=&r"(t), [u] "=&r"(u), [v] "=&r"(v) \
+                     : [cb] "r"(cb)                                                                            \
+                     : "cc", "memory")
+
+#define PK_DW_PAIRS_A2_ASM                                                                                      \
+    __asm__ volatile("1:\n\t"                                                                                 \
+                     "ldrd %[p0], %[p1], [%[tp]], #8\n\t"                                                     \
+                     "ldrb %[p0], [%[p0], %[cb]]\n\t"                                                         \
+                     "ldrb %[p1], [%[p1], %[cb]]\n\t"                                                         \
+                     "orr %[p0], %[p0], %[p1], lsl #16\n\t"                                                   \
+                     "eor %[p0], %[p0], #0x00AA00AA\n\t"                                                      \
+                     "ldr %[u], [%[w]], #4\n\t"                                                                \
+                     "and %[t], %[p0], #0x00030003\n\t"               /* (a0, b0) */                          \
+                     "sxtb16 %[v], %[u]\n\t"                                                                   \
+                     "smlad %[a0], %[t], %[v], %[a0]\n\t"                                                      \
+                     "lsr %[p0], %[p0], #2\n\t"                                                                \
+                     "and %[t], %[p0], #0x00030003\n\t"               /* (a1, b1) */                          \
+                     "sxtb16 %[v], %[u], ror #8\n\t"                                                           \
+                     "smlad %[a1], %[t], %[v], %[a1]\n\t"                                                      \
+                     "ldr %[u], [%[w]], #4\n\t"                                                                \
+                     "lsr %[p0], %[p0], #2\n\t"                                                                \
+                     "and %[t], %[p0], #0x00030003\n\t"               /* (a2, b2) */                          \
+                     "sxtb16 %[v], %[u]\n\t"                                                                   \
+                     "smlad %[a2], %[t], %[v], %[a2]\n\t"                                                      \
+                     "lsr %[p0], %[p0], #2\n\t"                                                                \
+                     "and %[t], %[p0], #0x00030003\n\t"               /* (a3, b3) */                          \
+                     "sxtb16 %[v], %[u], ror #8\n\t"                                                           \
+                     "smlad %[a3], %[t], %[v], %[a3]\n\t"                                                      \
+                     "subs %[n], %[n], #1\n\t"                                                                 \
+                     "bne 1b\n\t"                                                                              \
+                     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [tp] "+r"(tp), [w] "+r"(w),  \
+                       [n] "+r"(pairs), [p0] "=&r"(p0), [p1] "=&r"(p1), [t] "=&r"(t), [u] "=&r"(u), [v] "=&r"(v) \
+                     : [cb] "r"(cb)                                                                            \
+                     : "cc", "memory")
+
+#define PK_DW_PAIRS_A8_ASM                                                                                      \
+    __asm__ volatile("1:\n\t"                                                                                 \
+                     "ldrd %[p0], %[p1], [%[tp]], #8\n\t"                                                     \
+                     "ldr %[p0], [%[p0], %[cb]]\n\t"                                                          \
+                     "ldr %[p1], [%[p1], %[cb]]\n\t"                                                          \
+                     "pkhbt %[v], %[p0], %[p1], lsl #16\n\t" /* x0 x1 y0 y1 */                                \
+                     "pkhtb %[p0], %[p1], %[p0], asr #16\n\t" /* x2 x3 y2 y3 */                               \
+                     "ldr %[p1], [%[w]], #4\n\t"                                                               \
+                     "sxtb16 %[t], %[v]\n\t"                                                                   \
+                     "sxtb16 %[u], %[p1]\n\t"                                                                  \
+                     "smlad %[a0], %[t], %[u], %[a0]\n\t"                                                      \
+                     "sxtb16 %[t], %[v], ror #8\n\t"                                                           \
+                     "sxtb16 %[u], %[p1], ror #8\n\t"                                                          \
+                     "smlad %[a1], %[t], %[u], %[a1]\n\t"                                                      \
+                     "ldr %[p1], [%[w]], #4\n\t"                                                               \
+                     "sxtb16 %[t], %[p0]\n\t"                                                                  \
+                     "sxtb16 %[u], %[p1]\n\t"                                                                  \
+                     "smlad %[a2], %[t], %[u], %[a2]\n\t"                                                      \
+                     "sxtb16 %[t], %[p0], ror #8\n\t"                                                          \
+                     "sxtb16 %[u], %[p1], ror #8\n\t"                                                          \
+                     "smlad %[a3], %[t], %[u], %[a3]\n\t"                                                      \
+                     "subs %[n], %[n], #1\n\t"                                                                 \
+                     "bne 1b\n\t"                                                                              \
+                     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [tp] "+r"(tp), [w] "+r"(w),  \
+                       [n] "+r"(pairs), [p0] "=&r"(p0), [p1] "=&r"(p1), [t] "=&r"(t), [u] "=&r"(u), [v] "=&r"(v) \
                      : [cb] "r"(cb)                                                                            \
                      : "cc", "memory")
 
@@ -335,18 +472,23 @@ static inline __attribute__((always_inline)) void pk_dw_group4(const uint8_t *co
     int32_t pairs = n_taps >> 1;
     const uint8_t *const *tp = taps;
 #if MCU_DSP_ASM
-    if (pairs && bits != 8)
+    if (pairs)
     {
-        int32_t p0, p1, t, u, x;
+        int32_t p0, p1, t, u, v;
         if (bits == 4)
         {
             const int32_t cb = c >> 1;
-            PK_DW_PAIRS_ASM("ldrh", "8", "0x00880088", "0x000F000F", "4");
+            PK_DW_PAIRS_A4_ASM;
+        }
+        else if (bits == 2)
+        {
+            const int32_t cb = c >> 2;
+            PK_DW_PAIRS_A2_ASM;
         }
         else
         {
-            const int32_t cb = c >> 2;
-            PK_DW_PAIRS_ASM("ldrb", "12", "0x00AA00AA", "0x00030003", "2");
+            const int32_t cb = c;
+            PK_DW_PAIRS_A8_ASM;
         }
         pairs = 0; /* the loop left tp and w after the pairs */
     }
@@ -389,46 +531,56 @@ typedef struct
     int32_t bits, in_px, lane_bias; /* lanes hold x + lane_bias: 2^(bits-1) packed, 0 for int8 */
 } pk_dw;
 
-static void __attribute__((noinline)) pk_dw_chunk(const pk_dw *d, const uint8_t *const *taps, int32_t c0,
-                                                  int32_t n, const int32_t *bias, int32_t *acc)
+/* The n channels [c0, c0 + n) of one output pixel into acc[0 .. n), at `bits` (a constant in each copy: the
+ * group loop unpacks without a branch, as mcu_dwconv_dsp_s8()'s dw_pixel_chunk()). */
+static inline __attribute__((always_inline)) void pk_dw_chunk_bits(const uint8_t *const *taps, int32_t n_taps,
+                                                                   int32_t c0, int32_t n, int32_t c4,
+                                                                   const int8_t *filter, const int32_t *bias,
+                                                                   int32_t bits, int32_t *acc)
 {
-    const int32_t c = d->in->c, n_taps = d->filter->h * d->filter->w, c4 = c & ~3;
     const int32_t end4 = c4 - c0 < n ? c4 - c0 : n;
+    const int8_t *w = filter + c0 * n_taps;
     int32_t j = 0;
-    for (; j < end4; j += 4)
+    for (; j < end4; j += 4, w += 4 * n_taps)
     {
-        for (int32_t i = 0; i < 4; i++)
+        if (bias)
         {
-            acc[j + i] = bias ? bias[c0 + j + i] : 0;
-        }
-        /* the width as a constant: each inlined copy unpacks without a branch per tap */
-        const int8_t *w = d->filter_data + (c0 + j) * n_taps;
-        if (d->bits == 4)
-        {
-            pk_dw_group4(taps, n_taps, c0 + j, 4, w, acc + j);
-        }
-        else if (d->bits == 2)
-        {
-            pk_dw_group4(taps, n_taps, c0 + j, 2, w, acc + j);
+            memcpy(acc + j, bias + c0 + j, 4 * sizeof(int32_t));
         }
         else
         {
-            pk_dw_group4(taps, n_taps, c0 + j, 8, w, acc + j);
+            memset(acc + j, 0, 4 * sizeof(int32_t));
         }
+        pk_dw_group4(taps, n_taps, c0 + j, bits, w, acc + j);
     }
+    const int32_t lane_bias = bits == 8 ? 0 : 1 << (bits - 1);
     for (; j < n; j++)
     {
         /* the last C % 4 channels, each with its taps contiguous */
         const int32_t ch = c0 + j;
-        const int8_t *wt = d->filter_data + c4 * n_taps + (ch - c4) * n_taps;
+        const int8_t *wt = filter + c4 * n_taps + (ch - c4) * n_taps;
         int32_t a = bias ? bias[ch] : 0;
         for (int32_t t = 0; t < n_taps; t++)
         {
-            a = mcu_add_wrap(a, (mcu_packed_get(taps[t], ch, d->bits) + d->lane_bias) * wt[t]);
+            a = mcu_add_wrap(a, (mcu_packed_get(taps[t], ch, bits) + lane_bias) * wt[t]);
         }
         acc[j] = a;
     }
 }
+
+#define PK_DW_CHUNK_FN(name, bits)                                                                              \
+    static void __attribute__((noinline)) name(const uint8_t *const *taps, int32_t n_taps, int32_t c0,         \
+                                               int32_t n, int32_t c4, const int8_t *filter, const int32_t *bias, \
+                                               int32_t *acc)                                                    \
+    {                                                                                                           \
+        pk_dw_chunk_bits(taps, n_taps, c0, n, c4, filter, bias, bits, acc);                                     \
+    }
+PK_DW_CHUNK_FN(pk_dw_chunk_a4, 4)
+PK_DW_CHUNK_FN(pk_dw_chunk_a2, 2)
+PK_DW_CHUNK_FN(pk_dw_chunk_a8, 8)
+
+typedef void (*pk_dw_chunk_fn)(const uint8_t *const *, int32_t, int32_t, int32_t, int32_t, const int8_t *,
+                               const int32_t *, int32_t *);
 
 static void pk_dw_taps(const uint8_t **taps, const pk_dw *d, const uint8_t *in_b, int32_t oy, int32_t ox)
 {
@@ -480,7 +632,8 @@ static mcu_status dwconv_dsp_packed(int32_t in_bits, const mcu_context *ctx, con
                      in_bits == 8 ? 0 : 1 << (in_bits - 1)};
     const pk_out o = pk_out_of(out_bits, dp->output_offset, &dp->activation, q, bias, c, 0);
     const int32_t out_px = mcu_packed_pixel_bytes(c, out_bits);
-    const int32_t ow = out->w, pixels = out->h * ow;
+    const int32_t ow = out->w, pixels = out->h * ow, c4 = c & ~3;
+    const pk_dw_chunk_fn chunk = in_bits == 4 ? pk_dw_chunk_a4 : in_bits == 2 ? pk_dw_chunk_a2 : pk_dw_chunk_a8;
     const uint8_t *taps_a[MCU_DWCONV_DSP_MAX_TAPS], *taps_b[MCU_DWCONV_DSP_MAX_TAPS];
     int32_t acc_a[PK_CHUNK], acc_b[PK_CHUNK], acc[2 * PK_CHUNK];
     for (int32_t b = 0; b < in->n; b++)
@@ -495,8 +648,8 @@ static mcu_status dwconv_dsp_packed(int32_t in_bits, const mcu_context *ctx, con
             for (int32_t c0 = 0; c0 < c; c0 += PK_CHUNK)
             {
                 const int32_t n = c - c0 < PK_CHUNK ? c - c0 : PK_CHUNK;
-                pk_dw_chunk(&d, taps_a, c0, n, bias, acc_a);
-                pk_dw_chunk(&d, taps_b, c0, n, bias, acc_b);
+                chunk(taps_a, n_taps, c0, n, c4, filter, bias, acc_a);
+                chunk(taps_b, n_taps, c0, n, c4, filter, bias, acc_b);
                 for (int32_t j = 0; j < n; j++)
                 {
                     acc[2 * j] = acc_a[j];

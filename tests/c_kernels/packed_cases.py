@@ -112,8 +112,9 @@ def _case(rng: np.random.Generator, kind: str, in_bits: int, out_bits: int, big:
 
 
 def _make(rng: np.random.Generator, kind: str, in_bits: int, out_bits: int, in_hwc, kernel, cout: int, stride,
-          pad, dilation, groups: int, out_hw) -> PackedCase:
-    """One layer of the given geometry with random data (values, weights, bias, zero points, requantization)."""
+          pad, dilation, groups: int, out_hw, full_clamp: bool | None = None) -> PackedCase:
+    """One layer of the given geometry with random data (values, weights, bias, zero points, requantization);
+    ``full_clamp`` True / False forces the activation to the whole int8 range / a fused bound (None: random)."""
     lo_in, hi_in = qrange(in_bits)
     lo_out, hi_out = qrange(out_bits)
     (h, w, cin), (kh, kw), (oh, ow) = in_hwc, kernel, out_hw
@@ -133,7 +134,8 @@ def _make(rng: np.random.Generator, kind: str, in_bits: int, out_bits: int, in_h
     base = int(np.round(np.log2((1 << (out_bits - 1)) / (spread * 0.75))))
     shift = np.clip(base + rng.integers(-1, 1, cout), -31, 0).astype(np.int32)
     mult = rng.integers(1 << 30, (1 << 31) - 1, cout).astype(np.int32)
-    act = (-128, 127) if rng.random() < 0.6 else (max(out_zp, lo_out), hi_out if rng.random() < 0.5 else
+    full = rng.random() < 0.6 if full_clamp is None else full_clamp
+    act = (-128, 127) if full else (max(out_zp, lo_out), hi_out if rng.random() < 0.5 else
                                                   int(rng.integers(max(out_zp, lo_out), hi_out + 1)))
     y = simulate(kind, x, wts, bias, mult, shift, -in_zp, out_zp, act, stride, pad, dilation, groups, (oh, ow),
                  in_bits, out_bits)
@@ -179,6 +181,27 @@ def random_cases(seed: int, per_pair: int) -> list[PackedCase]:
         for in_bits, out_bits in BIT_PAIRS:
             for kind in ("conv", "dwconv"):
                 cases.append(_case(rng, kind, in_bits, out_bits, big=i % 3 == 2))
+    return cases
+
+
+def dsp_edge_cases(seed: int) -> list[PackedCase]:
+    """Layers aimed at the SIMD32 kernels' branches: the depthwise tap-pair loops with an even and an odd tap
+    count (2x2, 1x3, 3x3) at every input width, channel tails (5, 7, 13 channels: off the 4-block and the values
+    per byte), more than one 32-channel chunk (37), start offsets and strides; convolutions whose sub-byte
+    output is packed in registers (clamp = the width's range) with C_out off and on the values per byte."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for in_bits, out_bits in BIT_PAIRS:
+        for kernel, c, stride, pad in (((2, 2), 7, (1, 1), (0, 0)), ((1, 3), 13, (1, 2), (-1, 1)),
+                                       ((3, 3), 37, (2, 1), (1, -1)), ((2, 2), 4, (2, 2), (1, 1))):
+            h, w = 5, 6
+            oh = max(1, (h + 2 * max(pad[0], 0) - kernel[0]) // stride[0] + 1)
+            ow = max(1, (w + 2 * max(pad[1], 0) - kernel[1]) // stride[1] + 1)
+            cases.append(_make(rng, "dwconv", in_bits, out_bits, (h, w, c), kernel, c, stride, pad, (1, 1), 1,
+                               (oh, ow), full_clamp=c % 2 == 1))
+        for kernel, cin, cout in (((1, 1), 8, 7), ((3, 3), 4, 38), ((1, 1), 6, 5)):
+            cases.append(_make(rng, "conv", in_bits, out_bits, (4, 5, cin), kernel, cout, (1, 1), (0, 0), (1, 1), 1,
+                               (4 - kernel[0] + 1, 5 - kernel[1] + 1), full_clamp=cout != 5))
     return cases
 
 
