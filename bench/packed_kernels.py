@@ -48,6 +48,17 @@ SHAPES = [
     (4, "depthwise 3x3 s1 p1, 24x24x64", "dwconv", (24, 24, 64), (3, 3), 64, (1, 1), (1, 1)),
     (5, "depthwise 3x3 s2 p1, 24x24x64 -> 12x12x64", "dwconv", (24, 24, 64), (3, 3), 64, (2, 2), (1, 1)),
 ]
+#: per-patch regions as QuantMCU's stages run them (the region a patch's layer reads, halo included, no padding:
+#: the planner crops it), where the per-call and per-row overhead shows: VWW's 4-layer stage on its 8x8 grid
+#: (output tiles of 3x3..6x6 pixels, 8-16 channels) and a MNIST-like 7x7 grid (tiny tiles)
+SMALL = [
+    ("p1", "VWW patch: conv 3x3 s2, 13x13x3 -> 6x6x8", "conv", (13, 13, 3), (3, 3), 8, (2, 2), (0, 0)),
+    ("p2", "VWW patch: dw 3x3, 8x8x8 -> 6x6x8", "dwconv", (8, 8, 8), (3, 3), 8, (1, 1), (0, 0)),
+    ("p3", "VWW patch: pw, 6x6x8 -> 6x6x16", "conv", (6, 6, 8), (1, 1), 16, (1, 1), (0, 0)),
+    ("p4", "VWW patch: dw 3x3 s2, 7x7x16 -> 3x3x16", "dwconv", (7, 7, 16), (3, 3), 16, (2, 2), (0, 0)),
+    ("p5", "MNIST patch: conv 3x3, 6x6x8 -> 4x4x8", "conv", (6, 6, 8), (3, 3), 8, (1, 1), (0, 0)),
+    ("p6", "MNIST patch: dw 3x3, 4x4x16 -> 2x2x16", "dwconv", (4, 4, 16), (3, 3), 16, (1, 1), (0, 0)),
+]
 #: (input bits, output bits) rows per shape: the int8 kernels, then the packed ones
 PAIRS = [(8, 8), (4, 4), (2, 2), (4, 8), (8, 4)]
 
@@ -126,16 +137,20 @@ def mve_rows(board) -> None:
         simd, s_ok = dsp[(i, "fast")]
         if (bi, bo) == (8, 8):
             base[number] = fast
-        print(f"{number:>2} {desc:<44} {f'a{bi}>a{bo}':>6} {m:>10,} {port:>11,} ({port / m:5.2f}) {simd:>9,} "
+        print(f"{number!s:>2} {desc:<44} {f'a{bi}>a{bo}':>6} {m:>10,} {port:>11,} ({port / m:5.2f}) {simd:>9,} "
               f"({simd / m:5.2f}) {fast:>9,} ({fast / m:5.2f}) {fast / base[number]:>12.2f} {fast / simd:>10.2f} "
               f"{'yes' if p_ok and f_ok and s_ok else 'NO':>5}")
 
 
-def kernel_rows(board) -> None:
+def kernel_rows(board, shapes=SHAPES, per_call: bool = False) -> None:
+    """The qemu-m4 table for ``shapes``: portable and DSP packed per MAC against the int8 DSP kernel of the same
+    shape (the a8>a8 row: mcu_conv_dsp_s8 / mcu_dwconv_dsp_s8, what an int8 layer runs); ``per_call`` adds the
+    instructions per call."""
     cases, rows = [], []
-    for number, desc, kind, hwc, k, cout, stride, pad in SHAPES:
+    for number, desc, kind, hwc, k, cout, stride, pad in shapes:
         for bi, bo in PAIRS:
-            c = packed_cases.layer_case(kind, bi, bo, hwc, k, cout, stride, pad, seed=number)
+            seed = number if isinstance(number, int) else 100 + int(number[1:])
+            c = packed_cases.layer_case(kind, bi, bo, hwc, k, cout, stride, pad, seed=seed)
             if kind == "dwconv" and (bi, bo) == (8, 8):
                 c = int8_depthwise(c)
             rows.append((number, desc, bi, bo, len(cases)))
@@ -152,7 +167,7 @@ def kernel_rows(board) -> None:
             counts[(int(m.group(1)), m.group(2))] = (int(m.group(3)), m.group(4) == "1")
     print(f"board {board.name} ({board.core}), instructions (QEMU -icount shift=0, not cycles)")
     head = (f"{'#':>2} {'layer (NHWC)':<44} {'bits':>6} {'MACs':>10} {'portable (i/MAC)':>20} {'DSP (i/MAC)':>18} "
-            f"{'DSP/int8 DSP':>12} {'maps (B)':>9} {'exact':>5}")
+            f"{'DSP/int8 DSP':>12} {'maps (B)':>9} {'exact':>5}" + (f" {'DSP/call':>9}" if per_call else ""))
     print(head)
     print("-" * len(head))
     base = {}
@@ -166,8 +181,9 @@ def kernel_rows(board) -> None:
         maps = (np.prod(c.in_dims[:3]) * pixel_bytes(c.in_dims[3], bi)
                 + np.prod(c.out_dims[:3]) * pixel_bytes(c.out_dims[3], bo))
         bits = f"a{bi}>a{bo}"
-        print(f"{number:>2} {desc:<44} {bits:>6} {m:>10,} {port:>11,} ({port / m:5.2f}) {fast:>9,} ({fast / m:5.2f}) "
-              f"{fast / base[number]:>12.2f} {int(maps):>9,} {'yes' if p_ok and f_ok else 'NO':>5}")
+        print(f"{number!s:>2} {desc:<44} {bits:>6} {m:>10,} {port:>11,} ({port / m:5.2f}) {fast:>9,} ({fast / m:5.2f}) "
+              f"{fast / base[number]:>12.2f} {int(maps):>9,} {'yes' if p_ok and f_ok else 'NO':>5}"
+              + (f" {fast:>9,}" if per_call else ""))
 
 
 def _sram_net(directory: Path):
@@ -230,6 +246,8 @@ def main() -> int:
         mve_rows(board)
     else:
         kernel_rows(board)
+        print()
+        kernel_rows(board, SMALL, per_call=True)
     if not args.no_network:
         network_rows()
     return 0

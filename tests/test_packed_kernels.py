@@ -107,6 +107,13 @@ def test_cases_cover_what_the_kernels_branch_on(cases):
         assert any(c.out_dims[3] > 32 for c in sat)
         assert any(not _sat_store(c) for c in fast_sub if c.out_bits == bits)
     assert any(not all(-23 <= s <= -2 for s in c.shift) for c in fast_sub)
+    # the gathered window (C_in % 4) of the SIMD32 conv at every input width; int8 rows as runs (dilation 1,
+    # clipped at both edges) and tap by tap (dilated)
+    gathered = [c for c in cases if c.has_fast and c.kind == packed_cases.KIND["conv"] and c.in_dims[3] % 4]
+    assert {c.in_bits for c in gathered} == {8, 4, 2}
+    a8 = [c for c in gathered if c.in_bits == 8]
+    assert any(c.dilation[1] > 1 for c in a8) and any(c.dilation[1] == 1 and c.pad[1] > 0 for c in a8)
+    assert any(c.dilation[1] == 1 and c.pad[1] < 0 for c in a8)
     # the depthwise tap-pair loops at every input width, with and without an odd last tap, on both kernel kinds
     dw = [c for c in cases if c.has_fast and c.kind == packed_cases.KIND["dwconv"]]
     for bits in (8, 4, 2):

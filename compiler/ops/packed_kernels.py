@@ -155,9 +155,10 @@ def dwconv_dsp_bias(bias: np.ndarray | None, weights: np.ndarray, input_offset: 
 
 
 def conv_dsp_scratch_bytes(kh: int, kw: int, cin: int) -> int:
-    """``mcu_conv_dsp_get_buffer_size_packed``: two windows of K4(KH * KW * C_in) int16 (the packed output is
-    staged on the stack)."""
-    return 4 * fast_layout.k4(kh * kw * cin)
+    """``mcu_conv_dsp_get_buffer_size_packed``: two windows of K4(KH * KW * C_in) int16, and K4 bytes to gather a
+    window when C_in is not a multiple of 4 (the int8 kernel's, ``fast_layout.conv_scratch_bytes``; the packed
+    output is staged on the stack)."""
+    return fast_layout.conv_scratch_bytes(kh, kw, cin)
 
 
 def _conv_counts(node, graph, g):

@@ -102,7 +102,9 @@ mcu_status mcu_dwconv_a8w8_s8(const mcu_context *ctx, const mcu_dw_conv_params *
 
 /**
  * @brief Scratch bytes of mcu_conv_dsp_a4w8_s8() / _a2w8 / _a8w8: two widened windows of K4(KH * KW * C_in)
- *        int16 (the two pixels of a block); a packed output is staged on the stack, 32 channels at a time.
+ *        int16 (the two pixels of a block) and, when C_in is not a multiple of 4, K4 bytes to gather a window
+ *        as int8 (mcu_conv_dsp_get_buffer_size_s8()'s size); a packed output is packed in registers or staged
+ *        on the stack, 32 channels at a time.
  * @param[in] input_dims  [N, H, W, C_in] (C_in read).
  * @param[in] filter_dims [C_out, KH, KW, C_in].
  * @param[in] output_bits 8, 4 or 2 (not read).

@@ -61,11 +61,6 @@ static inline int32_t pk_offset_lanes(int32_t input_offset, int32_t bits)
     return mcu_dup16(bits == 8 ? input_offset : input_offset - (1 << (bits - 1)));
 }
 
-static inline int32_t pk_pair16(int32_t lo, int32_t hi)
-{
-    return (int32_t)(((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16));
-}
-
 /* ---------------------------------------------------------------------------------------------------------
  * General convolution: the windows of two pixels interleaved per 4-block as mcu_conv_dsp_s8()'s
  * ({a01, a23, b01, b23}), int16 with the input offset added, taps outside and the K4 padding 0.
@@ -77,14 +72,18 @@ typedef struct
     const mcu_dims *in, *filter, *out;
     const uint8_t *input;
     int32_t bits, in_px, k4, off_b;
+    int32_t off_8;           /* mcu_dup16(input_offset): the lanes of the gathered int8 stage */
+    int32_t *cols_end;       /* past the two windows: the int8 stage of a gathered window (C_in % 4) */
 } pk_window;
 
-/* Block `blk` of pixel q from 4 values (already offset). */
-static inline void pk_emit(int32_t *cols, int32_t q, int32_t blk, const int32_t *v)
+/* The cin values of one packed pixel as int8 (the gathered window's stage). */
+static inline __attribute__((always_inline)) void pk_gather(int8_t *dst, const uint8_t *px, int32_t cin,
+                                                            int32_t bits)
 {
-    int32_t *dst = cols + 4 * blk + 2 * q;
-    dst[0] = pk_pair16(v[0], v[1]);
-    dst[1] = pk_pair16(v[2], v[3]);
+    for (int32_t c = 0; c < cin; c++)
+    {
+        dst[c] = (int8_t)mcu_packed_get(px, c, bits);
+    }
 }
 
 /* The cin (a multiple of 4) channels of one pixel as widened blocks of the interleaved windows at dst (4 words
@@ -147,36 +146,57 @@ static void pk_im2col(int32_t *cols, int32_t q, const pk_window *w, int32_t p)
         }
         return;
     }
-    /* C_in not a multiple of 4 (first layers): value by value, 4 at a time */
-    const int32_t off = cp->input_offset;
-    int32_t v[4], fill = 0, blk = 0;
-    for (int32_t ky = 0; ky < kh; ky++)
+    /* C_in not a multiple of 4 (first layers): the window gathered as int8 values into the stage (k4 bytes past
+     * the two windows), skipped taps and the padding to k4 holding the zero point (they widen to 0), then widened
+     * in one pass as an int8 run, as mcu_conv_dsp_s8() does; the width a constant in each gathering copy */
+    int8_t *stage = (int8_t *)(w->cols_end);
+    const int8_t zp = (int8_t)(-cp->input_offset);
+    memset(stage, zp, (size_t)w->k4);
+    for (int32_t ky = 0, i = 0; ky < kh; ky++)
     {
         const int32_t iy = y0 + ky * cp->dilation.h;
         const int row_inside = iy >= 0 && iy < w->in->h;
-        for (int32_t kx = 0; kx < kw; kx++)
+        if (w->bits == 8 && cp->dilation.w == 1)
+        {
+            /* int8: the kernel row's columns inside the image are one contiguous run of bytes */
+            if (row_inside)
+            {
+                int32_t kx_b = x0 < 0 ? -x0 : 0, kx_e = w->in->w - x0 < kw ? w->in->w - x0 : kw;
+                kx_b = kx_b > kw ? kw : kx_b;
+                kx_e = kx_e < kx_b ? kx_b : kx_e;
+                const int8_t *src = (const int8_t *)in_b + (iy * w->in->w + x0 + kx_b) * cin;
+                int8_t *dst = stage + i + kx_b * cin;
+                for (int32_t k = 0; k < (kx_e - kx_b) * cin; k++)
+                {
+                    dst[k] = src[k];
+                }
+            }
+            i += kw * cin;
+            continue;
+        }
+        for (int32_t kx = 0; kx < kw; kx++, i += cin)
         {
             const int32_t ix = x0 + kx * cp->dilation.w;
-            const uint8_t *px = row_inside && ix >= 0 && ix < w->in->w ? in_b + (iy * w->in->w + ix) * w->in_px : NULL;
-            for (int32_t c = 0; c < cin; c++)
+            if (!row_inside || ix < 0 || ix >= w->in->w)
             {
-                v[fill++] = px ? mcu_packed_get(px, c, w->bits) + off : 0;
-                if (fill == 4)
-                {
-                    pk_emit(cols, q, blk++, v);
-                    fill = 0;
-                }
+                continue;
+            }
+            const uint8_t *px = in_b + (iy * w->in->w + ix) * w->in_px;
+            if (w->bits == 8)
+            {
+                memcpy(stage + i, px, (size_t)cin);
+            }
+            else if (w->bits == 4)
+            {
+                pk_gather(stage + i, px, cin, 4);
+            }
+            else
+            {
+                pk_gather(stage + i, px, cin, 2);
             }
         }
     }
-    if (fill)
-    {
-        for (; fill < 4; fill++)
-        {
-            v[fill] = 0;
-        }
-        pk_emit(cols, q, blk, v);
-    }
+    pk_widen_run(cols + 2 * q, (const uint8_t *)stage, w->k4, 8, w->off_8);
 }
 
 typedef struct
@@ -304,7 +324,9 @@ int32_t mcu_conv_dsp_get_buffer_size_packed(const mcu_dims *input_dims, const mc
                                             int32_t output_bits)
 {
     (void)output_bits; /* the packed output is staged on the stack, a chunk at a time */
-    return 2 * PK_ROUND4(filter_dims->h * filter_dims->w * input_dims->c) * (int32_t)sizeof(int16_t);
+    const int32_t k4 = PK_ROUND4(filter_dims->h * filter_dims->w * input_dims->c);
+    /* two int16 windows, and k4 bytes to gather a window when C_in is not a multiple of 4 */
+    return 2 * k4 * (int32_t)sizeof(int16_t) + (input_dims->c & 3 ? k4 : 0);
 }
 
 static pk_out pk_out_of(int32_t bits, int32_t out_offset, const mcu_activation *act,
@@ -342,7 +364,7 @@ static mcu_status conv_dsp_packed(int32_t in_bits, const mcu_context *ctx, const
     const int32_t k4 = PK_ROUND4(filt->h * filt->w * cin);
     int32_t *cols = (int32_t *)ctx->buf;
     const pk_window win = {cp, in, filt, out, input, in_bits, mcu_packed_pixel_bytes(cin, in_bits), k4,
-                           pk_offset_lanes(cp->input_offset, in_bits)};
+                           pk_offset_lanes(cp->input_offset, in_bits), mcu_dup16(cp->input_offset), cols + k4};
     const pk_out o = pk_out_of(out_bits, cp->output_offset, &cp->activation, q, bias, cout, k4 / 4);
     const int32_t out_px = mcu_packed_pixel_bytes(cout, out_bits);
     const int32_t pixels = in->n * out->h * out->w;
