@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -210,3 +211,74 @@ def test_quantmcu_fits_below_8bit_patchings_lowest_peak_with_scratch_free_kernel
     c = compile_(quantmcu=QuantmcuOptions(vdpc=VdpcOptions(location="input"), guard="off"))
     assert c.plan.arena_size <= 2450 and c.target.lean and c.quantmcu.sub_patches > 1
     assert any("scratch would take QuantMCU's peak SRAM" in w for w in c.warnings)
+
+
+def _run_both_ways(c, xs):
+    """The simulator's outputs of ``xs`` and the chain each patch took; both chains must have run."""
+    g = c.graph
+    sims, taken = [], []
+    for x in xs:
+        t: list[int] = []
+        sims.append(run_schedule_int(c.schedule, {g.inputs[0]: x}, t)[g.outputs[0]].reshape(-1))
+        taken.append(t)
+    taken = np.array(taken)
+    assert 0 < (taken == 0).sum() < taken.size, taken  # both chains ran
+    return np.stack(sims), taken
+
+
+def _bright_pixel_calib(folder):
+    """Dim inputs, a rare bright pixel in every third: the check at the input flags the patches that hold one."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0, 0.2, (24, 3, 20, 18)).astype(np.float32)
+    for s in range(0, 24, 3):
+        x[s, :, rng.integers(0, 20), rng.integers(0, 18)] = 1.0
+    np.savez(folder / "calib.npz", x=x)
+    return folder / "calib.npz", x
+
+
+@pytest.mark.parametrize("board", ["host", "qemu-m4"])
+def test_check_location_auto_lowers_the_first_map(model, board, tmp_path):
+    """--qm-check-at auto: the place with the larger bound on the saving (here the input: the first map can then go
+    low) is chosen before the search and said in a note; the first map is lowered, the result equals the check given
+    at the input, and the generated C equals the simulator with both chains taken (host under ASan/UBSan; qemu-m4
+    with the DSP check and packed kernels)."""
+    from mcucompile.quantmcu import VdpcOptions
+
+    if board != "host":
+        for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+            if shutil.which(tool) is None:
+                pytest.skip(f"{tool} not installed")
+
+    calib, x = _bright_pixel_calib(tmp_path)
+
+    def compile_(location):
+        return compile_model(model, CompileOptions(board=board, progress=False, calib=str(calib), patch=FORCED,
+                                                   quantmcu=QuantmcuOptions(vdpc=VdpcOptions(location=location),
+                                                                            guard="off")))
+
+    c = compile_("auto")
+    r, g = c.quantmcu, c.graph
+    assert r.checked_map == g.inputs[0] and r.options.vdpc.location == "auto" and r.vdpc.options.location == "input"
+    note = next(n for n in r.notes if "--qm-check-at auto checks the stage input" in n)
+    first = g.nodes[0].outputs[0]
+    assert r.chain.bits[first] < 8 and "checking the first map" in note
+    explicit = compile_("input").quantmcu
+    assert explicit.chain.bits == r.chain.bits and explicit.bitops == pytest.approx(r.bitops)
+    assert r.bitops < compile_("first_map").quantmcu.bitops
+    xs = quantize_input(c, x[:6]).reshape((6,) + tuple(g.tensors[g.inputs[0]].shape[1:]))
+    sims, _ = _run_both_ways(c, xs)
+    if board == "host":
+        out = write_library(c, tmp_path / "lib")
+        exe = build_host(library_dir(out, c), host_runner_source(c), tmp_path / "build", sanitize=True)
+        dev = run_host(exe, [xs], [g.tensors[g.outputs[0]].size])[0]
+    else:
+        from mcucompile.targets.firmware import build_firmware, outputs_as_arrays, run_qemu
+
+        lib = write_library(c, tmp_path / "fw", xs)
+        run = run_qemu(build_firmware(lib), c.board, timeout=300)
+        assert run.status == 0, run.log[-2000:]
+        dev = outputs_as_arrays(run, len(xs), [g.tensors[g.outputs[0]].size])[0]
+        assert "mcu_outlier_check_dsp_s8(" in c.sources.files["src/model.c"]
+    assert np.array_equal(dev, sims)
+    calls = set(re.findall(r"status = (mcu_\w+)\(", c.sources.files["src/model.c"]))
+    assert any(re.fullmatch(r"mcu_conv(_dsp)?_a8w8_s8", k) for k in calls), calls  # the first conv writes low bits

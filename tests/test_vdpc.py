@@ -147,6 +147,45 @@ def test_threshold_rules(resnet, inputs):
             VdpcOptions(**bad)
 
 
+def test_check_location_auto_takes_the_larger_bound(resnet, inputs):
+    """location "auto": the place whose bound on the low-bit chain's stage BitOPs is lower (every lowerable map at the
+    lowest bits, patches weighted by their outlier share), computed here by hand; the plan equals the one checked
+    there; the bound at 8 bits is 8-bit patching's stage BitOPs; a location must be resolved before it is read."""
+    from mcucompile.patch.planner import node_macs_region
+    from mcucompile.quantmcu.vdpc import checked_map, choose_location, lowbit_bound
+
+    g, plan = resnet.graph, resnet.patch
+    st = stage_stats(g, plan, inputs)
+    stage = g.nodes[: plan.stage_len]
+
+    def by_hand(v, low):
+        share = v.outlier_patches.mean(axis=0)
+        lowerable = {n.outputs[0] for n in stage} - {plan.split, v.tensor}
+        total = 0.0
+        for p, regs in enumerate(plan.regions):
+            costs = [(node_macs_region(n, g, regs[n.outputs[0]]) * 8, n.inputs[0]) for n in stage]
+            eight = sum(m * 8 for m, _ in costs)
+            lowered = sum(m * (low if i in lowerable else 8) for m, i in costs)
+            total += (1 - share[p]) * lowered + share[p] * eight
+        return total
+
+    bounds = {}
+    for place in ("first_map", "input"):
+        v = plan_vdpc(g, plan, inputs, VdpcOptions(location=place), st)
+        assert lowbit_bound(g, plan, v, 8) == pytest.approx(plan.macs_patched * 64)
+        assert lowbit_bound(g, plan, v, 4) == pytest.approx(by_hand(v, 4))
+        bounds[place] = plan.macs_patched * 64 / by_hand(v, 2)
+    where, savings = choose_location(g, plan, inputs, VdpcOptions(), stats=st)
+    assert savings == pytest.approx(bounds)
+    assert where.location == max(bounds, key=bounds.get) and (where.rule, where.value) == ("percentile", 99.9)
+    auto = plan_vdpc(g, plan, inputs, VdpcOptions(location="auto"), st)
+    there = plan_vdpc(g, plan, inputs, where, st)
+    assert auto.options == where and (auto.tensor, auto.threshold) == (there.tensor, there.threshold)
+    assert np.array_equal(auto.outlier_patches, there.outlier_patches)
+    with pytest.raises(ValueError, match="resolve 'auto'"):
+        checked_map(g, plan, "auto")
+
+
 # --- the check kernel against the simulator's rule --------------------------------------------------------
 
 CHECK_MAIN = r"""

@@ -2,7 +2,8 @@
 
 Given 8-bit patching's plan under the SRAM budget (split and grid): the calibration samples are split
 (:func:`vdqs.split_calibration`: a ``holdout`` share spread over them guards, the rest calibrate), VDPC sets the
-outlier check on the calibration part (``plan_vdpc``), VDQS chooses the bits of the low-bit chain with its
+outlier check on the calibration part (``plan_vdpc``; with the check location ``auto``, ``vdpc.choose_location``
+picks the input or the first map first, and everything after looks there), VDQS chooses the bits of the low-bit chain with its
 guard (``vdqs.vdqs``) on that plan; then the joint search (``search.choose_joint``) picks (split, grid,
 sub-patches) with those bits under the budget, fewest expected instructions first (a user-forced plan keeps its
 split and grid), and its winner is taken when it keeps the guard's floor on the held-back samples (its outlier
@@ -28,8 +29,8 @@ from ..patch.planner import PatchPlan
 from ..schedule.schedule import Schedule
 from .lowbit import LowbitChain, lowbit_schedule, stage_bitops_taken
 from .options import FeatureMapChoice, QuantmcuOptions, QuantmcuResult
-from .stats import stage_maps
-from .vdpc import VdpcPlan, plan_vdpc
+from .stats import stage_maps, stage_stats
+from .vdpc import VdpcPlan, choose_location, plan_vdpc
 from ..patch.search import GRIDS
 from .search import SUBS, JointChoice, build_joint, choose_joint
 from .vdqs import VdqsResult, fast_outputs, held_back, output_quality, split_calibration, vdqs
@@ -194,8 +195,20 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
     t0 = time.perf_counter()
     calib_q = np.asarray(calib_q)
     cal, held = split_calibration(calib_q, options.holdout)
+    given, place_notes = options, []
     with step("QuantMCU: outlier check (VDPC)"):
-        vdpc = plan_vdpc(graph, plan, cal, options.vdpc)
+        if options.vdpc.location == "auto":
+            stats = stage_stats(graph, plan, cal)
+            where, bounds = choose_location(graph, plan, cal, options.vdpc, min(options.bits), stats)
+            # every later step (VDQS, the joint search, its winner's check) looks where auto chose
+            options = dataclasses.replace(options, vdpc=where)
+            place = {"input": "the stage input", "first_map": "the first map"}
+            place_notes.append(f"QuantMCU: --qm-check-at auto checks {place[where.location]} (with every map it may "
+                               f"lower at {min(options.bits)} bits the stage would save " + ", ".join(
+                                   f"{bounds[pl]:.2f}x checking {place[pl]}" for pl in bounds) + ")")
+            vdpc = plan_vdpc(graph, plan, cal, options.vdpc, stats)
+        else:
+            vdpc = plan_vdpc(graph, plan, cal, options.vdpc)
     if vdpc.outlier_patches.all():
         raise UserError(f"every calibration patch is an outlier patch at the VDPC threshold {vdpc.threshold}, so the "
                         "low-bit chain has nothing to be calibrated on; fix: a higher --qm-outlier-param, or more "
@@ -236,7 +249,8 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
         expected = (None, None)
     with step("QuantMCU: the patch loop with both chains"):
         evaluation = evaluate_plan(graph, chosen, vdpc, search.chain, target, sub)
-    return result_of(options, plan, vdpc, search, evaluation, time.perf_counter() - t0,
+    notes = place_notes + notes
+    return result_of(given, plan, vdpc, search, evaluation, time.perf_counter() - t0,
                      base_bitops=float(plan.macs_patched * 64), sub_patches=sub, graph=graph,
                      calib_samples=len(cal), holdout_samples=len(held), extra_notes=tuple(notes),
                      expected_instructions=expected)

@@ -11,7 +11,9 @@ A patch is an outlier patch when its region of the checked map holds a value wit
   value" for integers;
 - ``location``: where the check looks: ``first_map`` (default: the first map the stage makes, as the patch
   makes it: the probe chain runs the stage's first layer, then checks) or ``input`` (the patch's input
-  region, before any layer runs).
+  region, before any layer runs), or ``auto``: the one of the two with the lower bound on the low-bit chain's
+  stage BitOPs (:func:`choose_location`, from the same statistics: the check at the input lets the first map
+  go low, the check at the first map may flag fewer patches), decided before the bitwidth search.
 
 :func:`plan_vdpc` measures the statistics (``stats.stage_stats``) and returns a :class:`VdpcPlan`: the map,
 its zero point, the threshold and the share of outlier patches on the calibration data;
@@ -32,13 +34,15 @@ from ..ir import Graph
 from ..memory import ArenaPlan
 from ..ops.kernel import Geometry
 from ..ops.outlier_check import MAX_THRESHOLD
-from ..patch.planner import PatchPlan
+from ..patch.planner import PatchPlan, node_macs_region
 from ..schedule.safety import plan_problems
 from ..schedule.schedule import RuntimeDispatch, Schedule
 from .stats import MapStats, StageStats, stage_maps, stage_stats
 
 RULES = ("percentile", "sigma")
-LOCATIONS = ("first_map", "input")
+LOCATIONS = ("first_map", "input", "auto")
+#: the places the check can look (``auto`` chooses one of them)
+PLACES = ("first_map", "input")
 #: each rule's default parameter: percentile 99.9 (the top 0.1% of values: the outliers VDPC keeps at 8 bits),
 #: sigma k = 3
 DEFAULT_PARAMETER = {"percentile": 99.9, "sigma": 3.0}
@@ -48,7 +52,8 @@ DEFAULT_PARAMETER = {"percentile": 99.9, "sigma": 3.0}
 class VdpcOptions:
     """How VDPC finds its threshold and where the check looks (see the module docstring).
 
-    ``parameter`` None: the rule's default (:data:`DEFAULT_PARAMETER`)."""
+    ``parameter`` None: the rule's default (:data:`DEFAULT_PARAMETER`); ``location`` "auto": chosen per stage
+    by :func:`choose_location`."""
 
     rule: str = "percentile"
     parameter: float | None = None
@@ -118,6 +123,8 @@ class VdpcPlan:
 
 def checked_map(graph: Graph, plan: PatchPlan, location: str) -> str:
     """The map the check of ``location`` reads: the stage input, or the first map the stage makes."""
+    if location not in PLACES:
+        raise ValueError(f"check location {location!r}: resolve 'auto' first (choose_location)")
     maps = stage_maps(graph, plan)
     inp = graph.inputs[0]
     if location == "input":
@@ -150,14 +157,87 @@ def plan_vdpc(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: VdpcO
     Returns
     -------
     VdpcPlan
+        Its ``options`` name the place the check looks (``auto`` resolved by :func:`choose_location`).
     """
     if len(calib_q) == 0:
         raise UserError("VDPC needs calibration data to set its threshold; fix: pass calibration samples")
     stats = stats if stats is not None else stage_stats(graph, plan, calib_q)
+    if options.location == "auto":
+        options = choose_location(graph, plan, calib_q, options, stats=stats)[0]
     tensor = checked_map(graph, plan, options.location)
     m = stats.map(tensor)
     t = threshold_of(m, options)
     return VdpcPlan(options, tensor, m.zero_point, t, m.outlier_patches(t), stats)
+
+
+def lowbit_bound(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, low_bits: int) -> float:
+    """A lower bound on the expected stage BitOPs of a low-bit chain under ``vdpc``'s check: every map the chain may
+    lower (made inside the stage, not the stage output, not the checked map) at ``low_bits``, each patch weighted by
+    the share of calibration samples on which the check flags it (an outlier patch counted at 8 bits throughout:
+    the probe before the check reads the 8-bit input in both places). Weight bits 8 x input bits, as
+    ``lowbit.stage_bitops`` counts."""
+    stage = graph.nodes[: plan.stage_len]
+    lowerable = {m for m in stage_maps(graph, plan) if m not in (graph.inputs[0], plan.split, vdpc.tensor)}
+    share = vdpc.outlier_patches.mean(axis=0) if vdpc.outlier_patches.size else np.zeros(plan.patches)
+    total = 0.0
+    for p, regs in enumerate(plan.regions):
+        eight = low = 0.0
+        for n in stage:
+            macs = node_macs_region(n, graph, regs[n.outputs[0]]) * 8
+            bits = graph.tensors[n.inputs[0]].bits
+            eight += macs * bits
+            low += macs * (low_bits if n.inputs[0] in lowerable else bits)
+        total += (1.0 - share[p]) * low + share[p] * eight
+    return total
+
+
+def choose_location(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: VdpcOptions,
+                    low_bits: int = 2, stats: StageStats | None = None) -> tuple[VdpcOptions, dict[str, float]]:
+    """Where the check looks for ``location="auto"``: the place whose :func:`lowbit_bound` is lower (the most the
+    bitwidth search can save there; ties: the first map, the cheaper check on VWW), from one set of statistics
+    (both thresholds from the same calibration maps, so this costs a second threshold, not a second pass).
+    Deterministic. The guard still decides how much of that room is taken.
+
+    Parameters
+    ----------
+    graph, plan : Graph, PatchPlan
+        The quantized graph and its patch plan.
+    calib_q : numpy.ndarray
+        int8 [N, ...] calibration inputs.
+    options : VdpcOptions
+        The rule and parameter (its location is not read).
+    low_bits : int
+        The lowest bitwidth the search may give a map (``QuantmcuOptions.bits``' minimum).
+    stats : StageStats, optional
+        Statistics already measured on ``calib_q``.
+
+    Returns
+    -------
+    (VdpcOptions, dict)
+        ``options`` at the chosen place; the bound's saving (8-bit patching's stage BitOPs over the bound) at each
+        place the stage allows.
+
+    Raises
+    ------
+    UserError
+        Neither place is possible on this stage (the reasons of :func:`checked_map`).
+    """
+    stats = stats if stats is not None else stage_stats(graph, plan, calib_q)
+    savings: dict[str, float] = {}
+    first_error = None
+    for place in PLACES:
+        concrete = VdpcOptions(options.rule, options.parameter, place)
+        try:
+            v = plan_vdpc(graph, plan, calib_q, concrete, stats)
+        except UserError as e:  # this place does not exist on this stage (e.g. no map before the output)
+            first_error = first_error or e
+            continue
+        eight = lowbit_bound(graph, plan, v, 8)
+        savings[place] = eight / max(lowbit_bound(graph, plan, v, low_bits), 1e-300)
+    if not savings:
+        raise first_error
+    best = max(PLACES, key=lambda pl: (savings.get(pl, -1.0), pl == "first_map"))
+    return VdpcOptions(options.rule, options.parameter, best), savings
 
 
 def runtime_dispatch(vdpc: VdpcPlan, outlier_chain: int = 0, inlier_chain: int = 1) -> RuntimeDispatch:
