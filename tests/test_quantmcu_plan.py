@@ -68,7 +68,11 @@ def test_result_present_and_consistent(model):
     assert r.steps and r.search_seconds > 0 and 0 < r.outlier_patch_share < 1
     assert check_problems(r.schedule, r.arena) == []
     assert by_origin(c.graph, "b") in r.entropy_only
-    assert sum("stays at 8 bits, its layers refuse lower" in n for n in c.warnings) == 2  # the pooled b and p
+    # the pooled map p follows b: its bits and params (the max pool keeps its input's), said in a note
+    b, p = by_origin(c.graph, "b"), by_origin(c.graph, "p")
+    assert r.chain.follows == {p: b} and r.chain.bits[p] == r.chain.bits[b] < 8
+    assert r.chain.quant[p] is r.chain.quant[b] and not any("refuse lower" in n for n in c.warnings)
+    assert sum("map 'p' follows its pooled / padded input 'b'" in n for n in c.warnings) == 1
 
 
 def test_report_json_with_every_map_at_8_bits(model):
@@ -86,7 +90,7 @@ def test_report_json_with_every_map_at_8_bits(model):
 def test_generated_c_equals_the_simulator_on_host(model, tmp_path):
     c = _compile(model, guard="off")  # every map it can lower at 2 bits
     r = c.quantmcu
-    assert sorted(r.chain.bits.values()) == [2, 2, 8, 8, 8]  # a (checked), b and p (pooled) at 8
+    assert sorted(r.chain.bits.values()) == [2, 2, 2, 2, 8]  # a (checked) at 8; p (pooled) follows b
     g = c.graph
     rng = np.random.default_rng(4)
     shape = (4,) + tuple(g.tensors[g.inputs[0]].shape[1:])
@@ -104,7 +108,7 @@ def test_generated_c_equals_the_simulator_on_host(model, tmp_path):
     dev = run_host(exe, [xs], [g.tensors[g.outputs[0]].size])[0]
     assert np.array_equal(dev, np.stack(sims))
     calls = set(re.findall(r"status = (mcu_\w+)\(", c.sources.files["src/model.c"]))
-    assert {"mcu_outlier_check_s8", "mcu_conv_a2w8_s8", "mcu_dwconv_a2w8_s8"} <= calls, calls
+    assert {"mcu_outlier_check_s8", "mcu_conv_a2w8_s8", "mcu_dwconv_a2w8_s8", "mcu_max_pool_packed_s8"} <= calls, calls
 
 
 def test_sub_patches_given(model):
@@ -282,3 +286,4 @@ def test_check_location_auto_lowers_the_first_map(model, board, tmp_path):
     assert np.array_equal(dev, sims)
     calls = set(re.findall(r"status = (mcu_\w+)\(", c.sources.files["src/model.c"]))
     assert any(re.fullmatch(r"mcu_conv(_dsp)?_a8w8_s8", k) for k in calls), calls  # the first conv writes low bits
+    assert "mcu_max_pool_packed_s8" in calls and r.chain.bits[by_origin(g, "p")] < 8  # the pooled map too

@@ -4,7 +4,8 @@ CNN built here (conv a | dw b | max pool p | pw c | dw/s2 d | conv e = the split
 - the guard backs off a step that breaks a floor set just above what that step gives, and freezes its map;
 - guard "off" chooses what the entropy score alone chooses, and the entropy-only choice of a guarded search is
   the unguarded walk stopped at the guarded search's BitOPs;
-- maps whose layers refuse low bits (the pooled pair b, p) are skipped, not searched, and stay 8-bit;
+- a map whose layers refuse low bits of its own (the pooled p: a max pool keeps its input's params) is skipped, not
+  searched; it follows its input b when b goes low (``LowbitChain.follows``);
 - deterministic: two runs give the same steps and bits;
 - the fast evaluation (layer by layer, tiles assembled) equals ``run_schedule_int`` of ``lowbit_schedule`` byte
   for byte for a mix of chains, and its BitOPs model equals ``stage_bitops_taken``;
@@ -102,10 +103,10 @@ def test_skips_maps_the_layers_refuse(net):
     b, p, c, d = (by_origin(g, n) for n in "bpcd")
     assert vdpc.tensor == by_origin(g, "a")
     assert set(searchable_maps(g, net[0].patch, vdpc)) == {b, p, c, d}
-    assert set(r.skipped) == {b, p}  # max pooling keeps its input's params: neither side may go low alone
-    assert "keeps its input's params" in r.skipped[b]
-    assert r.bits[b] == r.bits[p] == 8
-    assert {s.map for s in r.steps} <= {c, d}
+    assert set(r.skipped) == {p}  # max pooling keeps its input's params: p may not go low alone, it follows b
+    assert "keeps its input's params" in r.skipped[p]
+    assert r.bits[p] == 8 and r.chain.follows == {p: b} and r.chain.bits[p] == r.chain.bits[b] < 8
+    assert {s.map for s in r.steps} <= {b, c, d}
     assert r.bits[c] < 8 and r.bits[d] < 8  # the guard off: the walk goes to the bottom of the bit set
     assert r.bits == r.entropy_only  # guard off: the entropy score alone's choice
     assert all(s.accepted for s in r.steps) and [s.bits for s in r.steps if s.map == c] == [4, 2]

@@ -10,7 +10,8 @@ data, which patches are outliers) and a bitwidth per feature map of the stage ({
   values (``quant/methods.py``'s histogram and MSE search at the map's bit range) rather than min/max;
 - each stage node whose input or output params change is copied and requantized for them (conv and depthwise:
   multipliers, zero points, clamps and a bias rescaled into its own constant; add: its rescales; pooling and
-  pad keep their input's params, so their output map must have the input's bits), so the packed kernels read
+  pad keep their input's params, so the map they make follows a lowered input map: its bits and params, unless
+  another bitwidth is given for it), so the packed kernels read
   and write the packed maps directly, with the output width each layer's map has;
 - the stage output keeps the 8-bit model's tensor and params: the rest of the network is unchanged;
 - maps kept at 8 bits keep the 8-bit model's tensor and params (in particular the map VDPC checks, which the
@@ -73,6 +74,8 @@ class LowbitChain:
     calib_values: dict[str, int]
     channel_scales: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     flash_bytes: int = 0
+    #: maps a pooling or pad layer makes that take their lowered input map's bits and params: {map: that input}
+    follows: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def lowbit_name(tensor: str, bits: int) -> str:
@@ -92,6 +95,28 @@ def _check_bits(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict[str, i
         raise UserError(f"the VDPC check reads '{vdpc.tensor}', which the low-bit chain makes as the probe, so it must "
                         "stay at 8 bits; fix: keep that map at 8 bits or check at the input")
     return {m: int(bits.get(m, 8)) for m in maps}
+
+
+#: ops whose output keeps its input's params (no requantization): a map one of them makes follows its input map
+KEEPS_PARAMS = ("max_pool2d", "avg_pool2d", "pad")
+
+
+def _following_maps(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, full: dict[str, int],
+                    given: dict[str, int]) -> dict[str, str]:
+    """{map: the lowered map whose bits and params it takes}: the maps a pooling or pad layer makes (in a row of
+    them, from the first one's input) when that input is lowered and the map itself is one the chain may lower
+    with no other bitwidth given for it (not given, 8, or the same bits). The stage output and the checked map
+    stay 8-bit (their layer then refuses a lowered input, as before)."""
+    follows: dict[str, str] = {}
+    for n in graph.nodes[: plan.stage_len]:
+        if n.op not in KEEPS_PARAMS:
+            continue
+        out, root = n.outputs[0], follows.get(n.inputs[0], n.inputs[0])
+        if out not in full or out == vdpc.tensor or full.get(root, 8) == 8:
+            continue
+        if given.get(out, 8) in (8, full[root]):
+            follows[out] = root
+    return follows
 
 
 def inlier_values(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, outliers: np.ndarray,
@@ -258,6 +283,8 @@ def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict
     if clipping not in CLIPPINGS:
         raise UserError(f"low-bit clipping {clipping!r}: fix: use one of {list(CLIPPINGS)}")
     full = _check_bits(graph, plan, vdpc, bits)
+    follows = _following_maps(graph, plan, vdpc, full, bits)
+    full.update({m: full[root] for m, root in follows.items()})
     if vdpc.outlier_patches.shape != (len(calib_q), plan.patches):
         raise ValueError("the VDPC plan was measured on other calibration inputs than calib_q")
     low = [m for m, b in full.items() if b < 8]
@@ -273,7 +300,9 @@ def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict
             raise UserError("every calibration patch is an outlier patch, so the low-bit chain has nothing to be "
                             "calibrated on; fix: a higher VDPC threshold (rule parameter) or more calibration data")
         key = (m, full[m])
-        if params is not None and key in params:
+        if m in follows:  # a pooled / padded map: its input's params (the op does not requantize)
+            q, per = quant[follows[m]], None
+        elif params is not None and key in params:
             q, per = params[key]
         else:
             q = mse_quant(values[m].reshape(-1), full[m], clipping)
@@ -304,7 +333,7 @@ def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict
     flash = sum(t.nbytes for t in extra)
     return LowbitChain(g, lp, tuple(nodes), full, quant, {m: renamed.get(m, m) for m in full},
                        {m: int(values[m].size) for m in low},
-                       {m: channel_scale[renamed[m]] for m in low if renamed[m] in channel_scale}, flash)
+                       {m: channel_scale[renamed[m]] for m in low if renamed[m] in channel_scale}, flash, follows)
 
 
 def lowbit_schedule(chain: LowbitChain, vdpc: VdpcPlan, board=None, sub_patches: int = 1) -> tuple[Schedule, ArenaPlan]:

@@ -114,8 +114,11 @@ def search_notes(graph: Graph, search: VdqsResult) -> tuple[str, ...]:
 
     # the reason without the layer's own fix (which names a bitwidth the search cannot give: the maps are calibrated
     # one by one)
+    # a map a pooling / pad layer makes refuses bits of its own but follows its lowered input (the chain's bits)
     notes = [f"QuantMCU: map '{name(m)}' stays at {search.bits[m]} bits, its layers refuse lower: {why.split('; fix:')[0]}"
-             for m, why in search.skipped.items()]
+             for m, why in search.skipped.items() if search.chain.bits.get(m, 8) == 8]
+    notes += [f"QuantMCU: map '{name(m)}' follows its pooled / padded input '{name(r)}' at {search.chain.bits[m]} bits "
+              "(the layer keeps its input's params)" for m, r in search.chain.follows.items()]
     if search.frozen:
         notes.append("QuantMCU: the guard kept " + ", ".join(f"'{name(m)}' at {search.bits[m]} bits" for m in search.frozen)
                      + " (a lower bitwidth broke its floor on the held-back samples)")
@@ -228,7 +231,8 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
     # with every map at 8 bits both chains are the 8-bit stage: no plan can use less memory than 8-bit patching's
     if budget is not None and any(b < 8 for b in search.bits.values()):
         with step("QuantMCU: joint plan search (split, grid, sub-patches)"):
-            joint = choose_joint(graph, budget, target, search.bits, options.vdpc, cal,
+            # the chain's bits: a pooled map follows its lowered input there (VDQS's own state leaves it at 8)
+            joint = choose_joint(graph, budget, target, search.chain.bits, options.vdpc, cal,
                                  splits=[plan.stage_len] if fixed else None,
                                  grids=(plan.grid,) if fixed else GRIDS,
                                  subs=SUBS if options.sub_patches is None else (options.sub_patches,),
