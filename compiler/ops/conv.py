@@ -575,6 +575,118 @@ def _conv_mve_call(node: Node, graph: Graph, target, ctx: dict):
     return CONV_MVE.call(ctx, scratch_bytes=fc.scratch_bytes)
 
 
+# --- the integer reference: exact integer accumulators, fast -------------------------------------------------
+# The simulator spends most of its time here (the QuantMCU guard runs whole held-back batches through it), so
+# the accumulators are computed in the narrowest type that holds them exactly: |acc| <= max|x + offset| x
+# max over channels of sum|w| (``bound``) bounds every partial sum, in any order, so an int32 sum, or a BLAS
+# product in float32 below 2^24 (float64 below 2^53), gives the exact integers. tests/test_conv_reference.py
+# holds these paths equal to the plain int64 computation.
+
+#: exact integer range of float32 and float64 products and sums
+_FLOAT_EXACT = ((np.float32, 1 << 24), (np.float64, 1 << 53))
+
+
+def _shifted_input(x: np.ndarray, offset: int) -> tuple[np.ndarray, int]:
+    """``x + offset`` in the narrowest signed type that holds it (int16 for 8-bit data), and max |x + offset|."""
+    x = np.asarray(x)
+    if x.size == 0:
+        return x.astype(np.int16), 0
+    if x.dtype.kind not in "iu":
+        x = np.asarray(x, np.int64)
+    lo, hi = int(x.min()) + int(offset), int(x.max()) + int(offset)
+    span = max(abs(lo), abs(hi))
+    dtype = np.int16 if span < (1 << 15) else np.int32 if span < (1 << 31) else np.int64
+    # modular: the sum fits dtype, so a wrapped offset still gives it
+    return np.add(x, np.int64(offset), dtype=dtype, casting="unsafe"), span
+
+
+def _zero_padded(x: np.ndarray, win: Window, oh: int, ow: int) -> np.ndarray:
+    """[N,H,W,C] padded with zeros (the shifted input's pad value) to every position ``im2col`` reads."""
+    n, h, w, c = x.shape
+    (kh, kw), (sh, sw), (dh, dw) = win.kernel, win.stride, win.dilation
+    pt, pl = win.pads[0], win.pads[1]
+    pb = max(0, (oh - 1) * sh + (kh - 1) * dh + 1 - h - pt)
+    pr = max(0, (ow - 1) * sw + (kw - 1) * dw + 1 - w - pl)
+    if pt == pl == pb == pr == 0:
+        return x
+    xp = np.zeros((n, h + pt + pb, w + pl + pr, c), x.dtype)
+    xp[:, pt : pt + h, pl : pl + w, :] = x
+    return xp
+
+
+def _tap(xp: np.ndarray, win: Window, i: int, j: int, oh: int, ow: int) -> np.ndarray:
+    """The [N,OH,OW,C] view of the padded input that tap (i, j) of every output position reads."""
+    (sh, sw), (dh, dw) = win.stride, win.dilation
+    return xp[:, i * dh : i * dh + sh * (oh - 1) + 1 : sh, j * dw : j * dw + sw * (ow - 1) + 1 : sw, :]
+
+
+def _with_bias(acc: np.ndarray, bound: int, bias: np.ndarray) -> np.ndarray:
+    """acc + bias, exact: in int32 when both bounds allow, else int64 (requantization wraps to int32 as C)."""
+    bias = np.asarray(bias, np.int64)
+    if acc.dtype == np.int32 and bound + (int(np.abs(bias).max()) if bias.size else 0) < (1 << 31):
+        acc += bias.astype(np.int32)
+        return acc
+    return acc.astype(np.int64) + bias
+
+
+def conv_accumulators(node: Node, graph: Graph, x: np.ndarray, offset: int) -> tuple[np.ndarray, int]:
+    """The integer accumulators sum(w * (x + offset)) of a conv2d layer ([N,OH,OW,Cout], int32 when they fit,
+    else int64; taps in the padding contribute nothing) and a bound on their magnitude."""
+    win, g = node.attrs.window, node.attrs.groups
+    w = np.asarray(graph.tensors[node.inputs[1]].data)
+    cout, kh, kw, cin_g = w.shape
+    n, h, wd, _ = x.shape
+    oh, ow = win.out_size(h, wd)
+    xs, span = _shifted_input(x, offset)
+    wsum = int(np.abs(w.astype(np.int64)).reshape(cout, -1).sum(axis=1).max()) if w.size else 0
+    bound = span * wsum
+    fdtype = next((t for t, limit in _FLOAT_EXACT if bound < limit), None)
+    if fdtype is None:  # beyond float64's exact integers: int64 products (slow, exact)
+        fdtype = np.int64
+    if (kh, kw) == (1, 1) and tuple(win.pads) == (0, 0, 0, 0):
+        cols = _tap(xs, win, 0, 0, oh, ow).astype(fdtype).reshape(n * oh * ow, g * cin_g)
+    else:
+        cols = im2col(xs.astype(fdtype), win, oh, ow, 0).reshape(n * oh * ow, kh * kw, g * cin_g)
+    wf = w.astype(fdtype)
+    out = np.empty((n * oh * ow, cout), fdtype)
+    cout_g = cout // g
+    for gi in range(g):
+        c = cols[..., gi * cin_g : (gi + 1) * cin_g].reshape(n * oh * ow, kh * kw * cin_g)
+        wg = wf[gi * cout_g : (gi + 1) * cout_g].reshape(cout_g, -1)
+        out[:, gi * cout_g : (gi + 1) * cout_g] = c @ wg.T
+    acc_dtype = np.int32 if bound < (1 << 31) else np.int64
+    return out.astype(acc_dtype).reshape(n, oh, ow, cout), bound
+
+
+def depthwise_accumulators(node: Node, graph: Graph, x: np.ndarray, offset: int) -> tuple[np.ndarray, int]:
+    """The integer accumulators of a depthwise layer ([N,OH,OW,Cout], int32 when they fit, else int64), summed
+    tap by tap over strided views of the input (no im2col copy), and a bound on their magnitude."""
+    win = node.attrs.window
+    w = np.asarray(graph.tensors[node.inputs[1]].data)  # KH,KW,Cout
+    kh, kw, cout = w.shape
+    n, h, wd, cin = x.shape
+    mult = cout // cin
+    oh, ow = win.out_size(h, wd)
+    xs, span = _shifted_input(x, offset)
+    wsum = int(np.abs(w.astype(np.int64)).sum(axis=(0, 1)).max()) if w.size else 0
+    bound = span * wsum
+    acc_dtype = np.int32 if bound < (1 << 31) else np.int64
+    xp = _zero_padded(xs, win, oh, ow)
+    if mult > 1:
+        xp = np.repeat(xp, mult, axis=-1)
+    wk = w.astype(acc_dtype)
+    acc = np.empty((n, oh, ow, cout), acc_dtype)
+    tmp = np.empty_like(acc)
+    for i in range(kh):
+        for j in range(kw):
+            if i == 0 and j == 0:
+                np.multiply(_tap(xp, win, i, j, oh, ow), wk[i, j], out=acc, dtype=acc_dtype)
+            else:
+                np.multiply(_tap(xp, win, i, j, oh, ow), wk[i, j], out=tmp, dtype=acc_dtype)
+                acc += tmp
+    return acc, bound
+
+
 @register
 class Conv2D(WindowPatchRule, OpDef):
     name = "conv2d"
@@ -615,10 +727,9 @@ class Conv2D(WindowPatchRule, OpDef):
 
     def eval_int(self, node, graph, inputs):
         p = node.params
-        x = inputs[0].astype(np.float64) + p.input_offset
         # pad value -input_offset + input_offset = 0: padded taps contribute nothing, as in TFLite
-        acc = self._conv(node, graph, x, 0.0, np.float64)
-        acc = np.rint(acc).astype(np.int64) + bias_or_zeros(graph, node, acc.shape[-1], np.int64)
+        acc, bound = conv_accumulators(node, graph, inputs[0], p.input_offset)
+        acc = _with_bias(acc, bound, bias_or_zeros(graph, node, acc.shape[-1], np.int64))
         return [requant_output(acc, p, tensor_bits(graph, node.outputs[0]), graph.rounding)]
 
     def macs(self, node, graph):
@@ -701,9 +812,9 @@ class DepthwiseConv2D(WindowPatchRule, OpDef):
 
     def eval_int(self, node, graph, inputs):
         p = node.params
-        x = inputs[0].astype(np.float64) + p.input_offset
-        acc = self._dw(node, graph, x, 0.0, np.float64)
-        acc = np.rint(acc).astype(np.int64) + bias_or_zeros(graph, node, acc.shape[-1], np.int64)
+        x = np.asarray(inputs[0])
+        acc, bound = depthwise_accumulators(node, graph, x.reshape(as_nhwc(x.shape)), p.input_offset)
+        acc = _with_bias(acc, bound, bias_or_zeros(graph, node, acc.shape[-1], np.int64))
         y = requant_output(acc, p, tensor_bits(graph, node.outputs[0]), graph.rounding)
         return [y.reshape(self.infer_shapes(node, [inputs[0].shape, graph.tensors[node.inputs[1]].shape])[0])]
 
