@@ -287,3 +287,28 @@ def test_check_location_auto_lowers_the_first_map(model, board, tmp_path):
     calls = set(re.findall(r"status = (mcu_\w+)\(", c.sources.files["src/model.c"]))
     assert any(re.fullmatch(r"mcu_conv(_dsp)?_a8w8_s8", k) for k in calls), calls  # the first conv writes low bits
     assert "mcu_max_pool_packed_s8" in calls and r.chain.bits[by_origin(g, "p")] < 8  # the pooled map too
+
+
+def test_pooled_map_follows_its_lowered_input(model):
+    """build_lowbit_chain: the max pool's output p takes its input b's bits and params when b goes low (not given, or
+    given the same bits); p lower on its own, or at other bits than b, is still the pool's UserError."""
+    from mcucompile.quantmcu.lowbit import build_lowbit_chain, lowbit_name
+    from mcucompile.quantmcu.vdqs import split_calibration
+
+    c = _compile(model, guard="off")
+    r, g = c.quantmcu, c.graph
+    cal, _ = split_calibration(quantize_input(c, c.calib), r.options.holdout)
+    b, p, cc = (by_origin(g, n) for n in "bpc")
+
+    def chain(bits):
+        return build_lowbit_chain(g, r.base_plan, r.vdpc, bits, cal)
+
+    for bits in ({b: 4}, {b: 4, p: 4}, {b: 2, p: 8}):
+        ch = chain(bits)
+        assert ch.follows == {p: b} and ch.bits[p] == ch.bits[b] == bits[b] and ch.quant[p] is ch.quant[b]
+        pool = next(n for n in ch.nodes if n.op == "max_pool2d")
+        assert (pool.inputs[0], pool.outputs[0]) == (lowbit_name(b, bits[b]), lowbit_name(p, bits[b]))
+    assert chain({cc: 4}).follows == {} and chain({cc: 4}).bits[p] == 8
+    for bits in ({p: 4}, {b: 4, p: 2}):
+        with pytest.raises(UserError, match="keeps its input's params"):
+            chain(bits)
