@@ -91,7 +91,41 @@ static inline __attribute__((always_inline)) void pk_gather(int8_t *dst, const u
 static inline __attribute__((always_inline)) int32_t *pk_widen_run(int32_t *dst, const uint8_t *px, int32_t cin,
                                                                    int32_t bits, int32_t off_b)
 {
-    for (int32_t c = 0; c < cin; c += 4, dst += 4)
+    int32_t c = 0;
+    if (bits == 4)
+    {
+        /* 8 fields per word (two blocks): 17 instructions where two halfwords take 24 */
+        for (; c + 8 <= cin; c += 8, dst += 8)
+        {
+            uint32_t raw;
+            memcpy(&raw, px + (c >> 1), sizeof(raw)); /* one LDR (unaligned allowed) */
+            const uint32_t x = raw ^ 0x88888888u;
+            const int32_t ev = (int32_t)(x & 0x0F0F0F0Fu), od = (int32_t)((x >> 4) & 0x0F0F0F0Fu);
+            const int32_t e04 = mcu_sxtab16(off_b, ev), e26 = mcu_sxtab16_ror8(off_b, ev); /* (x0, x4), (x2, x6) */
+            const int32_t o15 = mcu_sxtab16(off_b, od), o37 = mcu_sxtab16_ror8(off_b, od); /* (x1, x5), (x3, x7) */
+            dst[0] = mcu_pkhbt16(e04, o15);
+            dst[1] = mcu_pkhbt16(e26, o37);
+            dst[4] = mcu_pkhtb16(o15, e04);
+            dst[5] = mcu_pkhtb16(o37, e26);
+        }
+    }
+    else if (bits == 2)
+    {
+        /* 8 fields per halfword, spread so that each AND leaves two consecutive ones in the lanes: 18
+         * instructions where two bytes take 24 */
+        for (; c + 8 <= cin; c += 8, dst += 8)
+        {
+            uint16_t raw;
+            memcpy(&raw, px + (c >> 2), sizeof(raw));
+            const uint32_t x = (uint32_t)raw ^ 0xAAAAu;
+            const uint32_t t = x | (x << 14); /* fields 2k at bit 4k, 2k + 1 at bit 16 + 4k */
+            dst[0] = mcu_sxtab16(off_b, (int32_t)(t & 0x00030003u));
+            dst[1] = mcu_sxtab16(off_b, (int32_t)((t >> 4) & 0x00030003u));
+            dst[4] = mcu_sxtab16(off_b, (int32_t)((t >> 8) & 0x00030003u));
+            dst[5] = mcu_sxtab16(off_b, (int32_t)((t >> 12) & 0x00030003u));
+        }
+    }
+    for (; c < cin; c += 4, dst += 4)
     {
         int32_t e, o;
         pk_lanes4(px, c, bits, off_b, &e, &o);
@@ -117,6 +151,47 @@ static void pk_im2col(int32_t *cols, int32_t q, const pk_window *w, int32_t p)
         {
             const int32_t iy = y0 + ky * cp->dilation.h;
             const int row_inside = iy >= 0 && iy < w->in->h;
+            if (cp->dilation.w == 1)
+            {
+                /* the kernel row's columns inside the image are one contiguous run of whole bytes (C_in % 4 == 0):
+                 * zeros, one unpacking run, zeros */
+                int32_t kx_b = kw, kx_e = kw;
+                if (row_inside)
+                {
+                    kx_b = x0 < 0 ? -x0 : 0;
+                    kx_e = w->in->w - x0 < kw ? w->in->w - x0 : kw;
+                    kx_b = kx_b > kw ? kw : kx_b;
+                    kx_e = kx_e < kx_b ? kx_b : kx_e;
+                }
+                for (int32_t c = 0; c < kx_b * cin; c += 4, dst += 4)
+                {
+                    dst[0] = 0;
+                    dst[1] = 0;
+                }
+                const int32_t n = (kx_e - kx_b) * cin;
+                if (n > 0)
+                {
+                    const uint8_t *px = in_b + (iy * w->in->w + x0 + kx_b) * w->in_px;
+                    if (w->bits == 4)
+                    {
+                        dst = pk_widen_run(dst, px, n, 4, w->off_b);
+                    }
+                    else if (w->bits == 2)
+                    {
+                        dst = pk_widen_run(dst, px, n, 2, w->off_b);
+                    }
+                    else
+                    {
+                        dst = pk_widen_run(dst, px, n, 8, w->off_b);
+                    }
+                }
+                for (int32_t c = kx_e * cin; c < kw * cin; c += 4, dst += 4)
+                {
+                    dst[0] = 0;
+                    dst[1] = 0;
+                }
+                continue;
+            }
             for (int32_t kx = 0; kx < kw; kx++)
             {
                 const int32_t ix = x0 + kx * cp->dilation.w;
@@ -526,6 +601,60 @@ static inline __attribute__((always_inline)) void pk_dw_group4(const uint8_t *co
         a2 = mcu_smlad(mcu_pkhtb16(eb, ea), mcu_sxtb16(w23), a2);      /* (a2, b2) */
         a3 = mcu_smlad(mcu_pkhtb16(ob, oa), mcu_sxtb16_ror8(w23), a3); /* (a3, b3) */
     }
+#if MCU_DSP_ASM
+    if (n_taps & 1)
+    {
+        /* the last tap alone: its 4 fields spread into the halfwords of two words, (x0, x2) and (x1, x3) as
+         * offset binary (int8: SXTB16 of the word), one SMLABB / SMLATT per channel; 14 instructions (int8 11) */
+        int32_t p0, t, u, v;
+        if (bits == 4)
+        {
+            __asm__ volatile("ldr %[p0], [%[tp]]\n\t"
+                             "ldrh %[p0], [%[p0], %[cb]]\n\t"
+                             "orr %[p0], %[p0], %[p0], lsl #8\n\t" /* x0 at bit 0, x2 at 16; x1 at 4, x3 at 20 */
+                             "eor %[p0], %[p0], #0x00880088\n\t"
+                             "and %[t], %[p0], #0x000F000F\n\t"
+                             "lsr %[p0], %[p0], #4\n\t"
+                             "and %[p0], %[p0], #0x000F000F\n\t"
+                             : [p0] "=&r"(p0), [t] "=&r"(t)
+                             : [tp] "r"(tp), [cb] "r"(c >> 1)
+                             : "memory");
+        }
+        else if (bits == 2)
+        {
+            __asm__ volatile("ldr %[p0], [%[tp]]\n\t"
+                             "ldrb %[p0], [%[p0], %[cb]]\n\t"
+                             "orr %[p0], %[p0], %[p0], lsl #12\n\t" /* x0 at bit 0, x2 at 16; x1 at 2, x3 at 18 */
+                             "eor %[p0], %[p0], #0x000A000A\n\t"
+                             "and %[t], %[p0], #0x00030003\n\t"
+                             "lsr %[p0], %[p0], #2\n\t"
+                             "and %[p0], %[p0], #0x00030003\n\t"
+                             : [p0] "=&r"(p0), [t] "=&r"(t)
+                             : [tp] "r"(tp), [cb] "r"(c >> 2)
+                             : "memory");
+        }
+        else
+        {
+            __asm__ volatile("ldr %[p0], [%[tp]]\n\t"
+                             "ldr %[p0], [%[p0], %[cb]]\n\t"
+                             "sxtb16 %[t], %[p0]\n\t"
+                             "sxtb16 %[p0], %[p0], ror #8\n\t"
+                             : [p0] "=&r"(p0), [t] "=&r"(t)
+                             : [tp] "r"(tp), [cb] "r"(c)
+                             : "memory");
+        }
+        __asm__ volatile("ldr %[u], [%[w]]\n\t"
+                         "sxtb16 %[v], %[u]\n\t"
+                         "smlabb %[a0], %[t], %[v], %[a0]\n\t"
+                         "smlatt %[a2], %[t], %[v], %[a2]\n\t"
+                         "sxtb16 %[v], %[u], ror #8\n\t"
+                         "smlabb %[a1], %[p0], %[v], %[a1]\n\t"
+                         "smlatt %[a3], %[p0], %[v], %[a3]\n\t"
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [u] "=&r"(u), [v] "=&r"(v)
+                         : [t] "r"(t), [p0] "r"(p0), [w] "r"(w)
+                         : "memory");
+    }
+#else
     if (n_taps & 1)
     {
         int32_t e, o;
@@ -537,6 +666,7 @@ static inline __attribute__((always_inline)) void pk_dw_group4(const uint8_t *co
         a1 = mcu_smlabb(o, wo, a1);
         a3 = mcu_smlatt(o, wo, a3);
     }
+#endif
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
