@@ -19,10 +19,12 @@ import numpy as np
 
 from ..ir import Graph
 from ..patch.planner import PatchPlan, np_region
-from ..quant.simulate import run_nodes
+from ..quant.simulate import run_batched
 
 #: deviations |q - zp| of an 8-bit map lie in 0..255: one histogram bin each
 BINS = 256
+#: calibration samples run through the stage at once (``quant.simulate.run_batched``)
+BATCH = 10
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,7 +145,7 @@ def stage_stats(graph: Graph, plan: PatchPlan, calib_q: np.ndarray) -> StageStat
     """
     maps = stage_maps(graph, plan)
     inp = graph.inputs[0]
-    shape = graph.tensors[inp].shape
+    shape = tuple(graph.tensors[inp].shape)
     nodes = graph.nodes[: plan.stage_len]
     n, P = len(calib_q), plan.patches
     acc = {}
@@ -153,25 +155,29 @@ def stage_stats(graph: Graph, plan: PatchPlan, calib_q: np.ndarray) -> StageStat
         acc[m] = {"pmax": np.zeros((n, P), np.int32), "pcmax": np.zeros((n, P, c), np.int32),
                   "phist": np.zeros((P, BINS), np.int64), "chist": np.zeros((c, BINS), np.int64),
                   "cmin": np.full(c, 127, np.int32), "cmax": np.full(c, -128, np.int32)}
-    for s, x in enumerate(calib_q):
-        values = run_nodes(graph, nodes, {inp: np.asarray(x).reshape(shape)}, integer=True)
+    xs = np.asarray(calib_q).reshape((n,) + shape[1:])
+    for s0 in range(0, n, BATCH):  # a batch of samples through the stage, then each map's counts over all of them
+        k = len(xs[s0 : s0 + BATCH])
+        parts = run_batched(graph, nodes, {inp: xs[s0 : s0 + BATCH]}, k)
         for m in maps:
             a, t = acc[m], graph.tensors[m]
             zp = int(t.quant.zp)
-            q = np.asarray(values[m], np.int32)
+            q = np.concatenate([np.asarray(d[m], np.int32) for d in parts])
             c = q.shape[-1]
             d = np.abs(q - zp)
             flat = d.reshape(-1, c)
-            for ch in range(c):
-                a["chist"][ch] += np.bincount(flat[:, ch], minlength=BINS)
+            # one bincount for every channel: channel ch's deviations offset into bins [ch * 256, ch * 256 + 256)
+            a["chist"] += np.bincount((flat + np.arange(c, dtype=np.int32) * BINS).reshape(-1),
+                                      minlength=c * BINS).reshape(c, BINS)
             a["cmin"] = np.minimum(a["cmin"], q.reshape(-1, c).min(axis=0))
             a["cmax"] = np.maximum(a["cmax"], q.reshape(-1, c).max(axis=0))
             for p, regs in enumerate(plan.regions):
-                r = np_region(d, regs[m]).reshape(-1, c)
+                r = np_region(d, regs[m])
                 if r.size == 0:
                     continue
-                a["pcmax"][s, p] = r.max(axis=0)
-                a["pmax"][s, p] = r.max()
+                per_channel = r.reshape(k, -1, c).max(axis=1)
+                a["pcmax"][s0 : s0 + k, p] = per_channel
+                a["pmax"][s0 : s0 + k, p] = per_channel.max(axis=1)
                 a["phist"][p] += np.bincount(r.reshape(-1), minlength=BINS)
     out = []
     for m in maps:

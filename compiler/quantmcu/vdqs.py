@@ -47,7 +47,7 @@ from ..ir import Graph
 from ..ops.outlier_check import outlier_decision
 from ..patch.execute import plan_sub_patches
 from ..patch.planner import PatchPlan, node_macs_region, np_region
-from ..quant.simulate import eval_node, node_inputs
+from ..quant.simulate import BATCHED_OPS, run_batched  # noqa: F401 (BATCHED_OPS: part of this module's API)
 from ..schedule.schedule import build_schedule
 from .lowbit import LowbitChain, build_lowbit_chain
 from .options import QuantmcuOptions, SearchStep
@@ -162,33 +162,6 @@ class BitopsModel:
         outlier = low[: self.after].sum(axis=0) + self.outlier_fixed
         inlier = low.sum(axis=0)
         return float(((1.0 - self.outlier_share) * inlier + self.outlier_share * outlier).sum())
-
-
-#: ops whose integer evaluation takes a batch of samples along N unchanged (each sample's arithmetic on its own:
-#: the float64 accumulations of integer products are exact, in any order); any other op runs sample by sample
-BATCHED_OPS = frozenset({"conv2d", "depthwise_conv2d", "add", "max_pool2d", "avg_pool2d"})
-
-
-def run_batched(graph: Graph, nodes, values: dict[str, np.ndarray], n: int) -> list[dict[str, np.ndarray]]:
-    """``quant.simulate.run_nodes`` (integer) on ``n`` samples at once: ``values`` hold each tensor of the n
-    samples stacked along N; the nodes of :data:`BATCHED_OPS` run on the whole batch until the first other node,
-    from which on every sample runs on its own. Returns each sample's values (N = 1), as ``run_nodes`` would."""
-    values = dict(values)
-    single: list[dict[str, np.ndarray]] | None = None
-    for node in nodes:
-        if single is None and node.op in BATCHED_OPS:
-            outs = eval_node(graph, node, node_inputs(graph, node, values), True)
-            for name, v in zip(node.outputs, outs):
-                if v.shape != (n,) + tuple(graph.tensors[name].shape[1:]):
-                    raise AssertionError(f"{node.name}: batched output {v.shape} for {n} samples of "
-                                         f"{graph.tensors[name].shape}")
-                values[name] = v
-            continue
-        if single is None:
-            single = [{k: v[i: i + 1] for k, v in values.items()} for i in range(n)]
-        for d in single:
-            d.update(zip(node.outputs, eval_node(graph, node, node_inputs(graph, node, d), True)))
-    return single if single is not None else [{k: v[i: i + 1] for k, v in values.items()} for i in range(n)]
 
 
 #: samples per batch of :func:`run_batched` (bounds the im2col copies: ~100 MB on VWW's first layers)
