@@ -218,9 +218,10 @@ def _add_quantmcu_args(p: argparse.ArgumentParser) -> None:
     q.add_argument("--qm-outlier-param", type=_number, metavar="P",
                    help=f"the rule's parameter (default {DEFAULT_PARAMETER['percentile']:g} for percentile, "
                         f"k = {DEFAULT_PARAMETER['sigma']:g} for sigma: mean + k std)")
-    q.add_argument("--qm-check-at", metavar="first_map|input",
+    q.add_argument("--qm-check-at", metavar="first_map|input|auto",
                    help=f"where the on-device outlier check looks (default {v.location}): the first map the stage "
-                        "makes, or the patch's input")
+                        "makes, the patch's input, or auto: the place that leaves the bitwidth search more room (the "
+                        "lower bound on the stage BitOPs)")
 
 
 def _quantmcu_options(args):

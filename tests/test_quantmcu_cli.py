@@ -89,7 +89,7 @@ def test_help_lists_the_quantmcu_group(capsys, net_path):
             assert flag in text, (cmd, flag)
     # the defaults are named
     for default in ("default 8,4,2", "default 0.5", "default sqnr", "20 dB", "0.98", "default mse",
-                    "default percentile", "99.9", "default first_map"):
+                    "default percentile", "99.9", "default first_map", "first_map|input|auto"):
         assert default in text, default
 
 
