@@ -114,6 +114,14 @@ def test_cases_cover_what_the_kernels_branch_on(cases):
     a8 = [c for c in gathered if c.in_bits == 8]
     assert any(c.dilation[1] > 1 for c in a8) and any(c.dilation[1] == 1 and c.pad[1] > 0 for c in a8)
     assert any(c.dilation[1] == 1 and c.pad[1] < 0 for c in a8)
+    # the direct window (C_in % 4 == 0) of the SIMD32 conv: kernel rows unpacked as runs (8 fields per load from
+    # 16 values on) clipped at an edge, one-column windows tap by tap, dilated windows tap by tap
+    direct = [c for c in cases if c.has_fast and c.kind == packed_cases.KIND["conv"] and c.in_dims[3] % 4 == 0]
+    for bits in (4, 2):
+        d = [c for c in direct if c.in_bits == bits]
+        assert any(c.filter_dims[2] > 1 and c.dilation[1] == 1 and c.in_dims[3] * c.filter_dims[2] >= 16 for c in d)
+        assert any(c.filter_dims[2] > 1 and c.dilation[1] == 1 and c.pad[1] > 0 for c in d)
+        assert any(c.filter_dims[2] == 1 for c in d) and any(c.dilation[1] > 1 for c in d)
     # the depthwise tap-pair loops at every input width, with and without an odd last tap, on both kernel kinds
     dw = [c for c in cases if c.has_fast and c.kind == packed_cases.KIND["dwconv"]]
     for bits in (8, 4, 2):

@@ -92,7 +92,7 @@ static inline __attribute__((always_inline)) int32_t *pk_widen_run(int32_t *dst,
                                                                    int32_t bits, int32_t off_b)
 {
     int32_t c = 0;
-    if (bits == 4)
+    if (bits == 4 && cin >= 16) /* (measured: on runs of 8 values the halfword loop below is cheaper) */
     {
         /* 8 fields per word (two blocks): 17 instructions where two halfwords take 24 */
         for (; c + 8 <= cin; c += 8, dst += 8)
@@ -109,7 +109,7 @@ static inline __attribute__((always_inline)) int32_t *pk_widen_run(int32_t *dst,
             dst[5] = mcu_pkhtb16(o37, e26);
         }
     }
-    else if (bits == 2)
+    else if (bits == 2 && cin >= 16)
     {
         /* 8 fields per halfword, spread so that each AND leaves two consecutive ones in the lanes: 18
          * instructions where two bytes take 24 */
@@ -151,10 +151,10 @@ static void pk_im2col(int32_t *cols, int32_t q, const pk_window *w, int32_t p)
         {
             const int32_t iy = y0 + ky * cp->dilation.h;
             const int row_inside = iy >= 0 && iy < w->in->h;
-            if (cp->dilation.w == 1)
+            if (cp->dilation.w == 1 && kw > 1)
             {
                 /* the kernel row's columns inside the image are one contiguous run of whole bytes (C_in % 4 == 0):
-                 * zeros, one unpacking run, zeros */
+                 * zeros, one unpacking run, zeros (a one-column window runs tap by tap: cheaper) */
                 int32_t kx_b = kw, kx_e = kw;
                 if (row_inside)
                 {

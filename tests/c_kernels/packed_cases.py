@@ -199,9 +199,14 @@ def dsp_edge_cases(seed: int) -> list[PackedCase]:
             ow = max(1, (w + 2 * max(pad[1], 0) - kernel[1]) // stride[1] + 1)
             cases.append(_make(rng, "dwconv", in_bits, out_bits, (h, w, c), kernel, c, stride, pad, (1, 1), 1,
                                (oh, ow), full_clamp=c % 2 == 1))
-        for kernel, cin, cout in (((1, 1), 8, 7), ((3, 3), 4, 38), ((1, 1), 6, 5)):
-            cases.append(_make(rng, "conv", in_bits, out_bits, (4, 5, cin), kernel, cout, (1, 1), (0, 0), (1, 1), 1,
-                               (4 - kernel[0] + 1, 5 - kernel[1] + 1), full_clamp=cout != 5))
+        for kernel, cin, cout, pad in (((1, 1), 8, 7, (0, 0)), ((3, 3), 4, 38, (0, 0)), ((1, 1), 6, 5, (0, 0)),
+                                       ((3, 3), 8, 6, (1, 1)), ((1, 3), 16, 9, (0, 1))):
+            # pad (1, 1) clips the kernel rows at both edges (runs of whole bytes between zeros)
+            out_hw = (4 + 2 * pad[0] - kernel[0] + 1, 5 + 2 * pad[1] - kernel[1] + 1)
+            cases.append(_make(rng, "conv", in_bits, out_bits, (4, 5, cin), kernel, cout, (1, 1), pad, (1, 1), 1,
+                               out_hw, full_clamp=cout != 5))
+        # a dilated window: tap by tap
+        cases.append(_make(rng, "conv", in_bits, out_bits, (4, 5, 8), (2, 2), 3, (1, 1), (0, 0), (1, 2), 1, (3, 3)))
     return cases
 
 
