@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mcucompile.arith import fixedpoint
 from mcucompile.arith.bitwidth import requantize
 from mcucompile.arith.fixedpoint import quantize_multiplier_array
 from mcucompile.ir import Graph, Node, QuantParams, Tensor
@@ -22,14 +23,14 @@ from mcucompile.ops.spatial import Window, im2col
 
 
 def _layer(op: str, x_shape, w: np.ndarray, bias: np.ndarray, win: Window, groups: int = 1, zp_in: int = 0,
-           zp_out: int = 0, real_multiplier: float = 1e-3, rounding: str = "double") -> Graph:
+           zp_out: int = 0, real_multiplier: float = 1e-3, rounding: str = "double", act=(-128, 127)) -> Graph:
     """One quantized conv2d / depthwise_conv2d layer with int8 weights ``w`` and int32 ``bias``."""
     cout = w.shape[0] if op == "conv2d" else w.shape[-1]
     node = Node("n", op, ("x", "w", "b"), ("y",), ConvAttrs(win, groups))
     out_shape = op_def(node).infer_shapes(node, [tuple(x_shape), w.shape])[0]
     reals = np.geomspace(real_multiplier, 4 * real_multiplier, cout)
     mult, shift = quantize_multiplier_array(reals)
-    params = ConvParams(-zp_in, zp_out, -128, 127, mult, shift)
+    params = ConvParams(-zp_in, zp_out, act[0], act[1], mult, shift)
     tensors = {
         "x": Tensor("x", tuple(x_shape), "int8", quant=QuantParams.per_tensor(0.1, zp_in)),
         "w": Tensor("w", w.shape, "int8", w.astype(np.int8),
@@ -94,7 +95,10 @@ WINDOWS = [
 
 @pytest.mark.parametrize("win", WINDOWS, ids=lambda w: f"k{w.kernel}s{w.stride}d{w.dilation}p{w.pads}")
 @pytest.mark.parametrize("zp_in", [-128, 127, 3])
-def test_conv_and_depthwise_equal_the_plain_computation(win, zp_in):
+@pytest.mark.parametrize("block", [None, 40])
+def test_conv_and_depthwise_equal_the_plain_computation(win, zp_in, block, monkeypatch):
+    if block is not None:  # the requantization block by block, a last partial block
+        monkeypatch.setattr(fixedpoint, "_BLOCK", block)
     rng = np.random.default_rng(abs(zp_in) + sum(win.kernel))
     x = rng.integers(-128, 128, (2, 9, 11, 4)).astype(np.int8)
     x[0, :3] = -128  # the extremes, with the offset at either end: |x + offset| = 255
@@ -102,6 +106,7 @@ def test_conv_and_depthwise_equal_the_plain_computation(win, zp_in):
     for w in (rng.integers(-128, 128, (6, *win.kernel, 4)), np.full((6, *win.kernel, 4), -128)):
         bias = rng.integers(-(1 << 20), 1 << 20, 6)
         _check(_layer("conv2d", x.shape, w, bias, win, zp_in=zp_in, zp_out=-5), x)
+        _check(_layer("conv2d", x.shape, w, bias, win, zp_in=zp_in, zp_out=-128, act=(-128, 90)), x)  # a ReLU6
     _check(_layer("conv2d", x.shape, rng.integers(-128, 128, (6, *win.kernel, 2)), np.zeros(6), win, groups=2,
                   zp_in=zp_in), x)
     for mult in (1, 2):

@@ -182,6 +182,38 @@ def multiply_by_quantized_multiplier(x, multiplier, shift, rounding: str = "doub
     return out.reshape(x.shape)
 
 
+def requantize_saturated(x, multiplier, shift, output_offset: int, lo: int, hi: int, dtype,
+                         rounding: str = "double") -> np.ndarray:
+    """``clip(multiply_by_quantized_multiplier(x, ...) + output_offset, lo, hi)`` as ``dtype``, block by block
+    (what ``arith.bitwidth.requantize`` computes, without three more passes over an int64 copy of the map);
+    multipliers and shifts per tensor or per last axis."""
+    x = np.asarray(x)
+    multiplier = np.asarray(multiplier, np.int64)
+    shift = np.asarray(shift, np.int64)
+    per_channel = x.ndim >= 1 and all(a.ndim <= 1 and a.size in (1, x.shape[-1]) for a in (multiplier, shift))
+    if not per_channel or x.size <= _BLOCK:
+        v = multiply_by_quantized_multiplier(x, multiplier, shift, rounding) + output_offset
+        return np.clip(v, lo, hi).astype(dtype)
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, not {rounding!r}")
+    if x.dtype.kind not in "iu" or x.dtype.itemsize > 4 or x.dtype == np.uint32 or rounding == "single":
+        x = np.asarray(x, np.int64)
+    req = _Requantizer(multiplier, shift, rounding)
+    c = x.shape[-1]
+    flat = x.reshape(-1, c)
+    out = np.empty(flat.shape, dtype)
+    step = max(1, _BLOCK // c)
+    tmp = np.empty((step, c), np.int64)
+    for a in range(0, len(flat), step):
+        block = flat[a : a + step]
+        t = tmp[: len(block)]
+        req.apply(block, t)
+        t += output_offset
+        np.clip(t, lo, hi, out=t)
+        out[a : a + step] = t
+    return out.reshape(x.shape)
+
+
 class _Requantizer:
     """multiply_by_quantized_multiplier's per-call constants, applied to one block at a time."""
 

@@ -26,8 +26,8 @@ import numpy as np
 
 from ..ir import Activation, Graph, Node, QuantParams, Tensor
 from ..ir.graph import int_dtype
-from ..arith.bitwidth import qrange, requantize, saturate
-from ..arith.fixedpoint import quantize_multiplier_array, round_half_away
+from ..arith.bitwidth import qrange, requantize, saturate, storage_dtype
+from ..arith.fixedpoint import quantize_multiplier_array, requantize_saturated, round_half_away
 from ..errors import UnsupportedError
 from . import cmsis_nn, fast_layout, mve_layout, packed_kernels
 from .base import OpDef, QuantContext, activation_bounds, register, require_rank, shape_error, tensor_bits
@@ -80,8 +80,13 @@ def quantize_bias(b: np.ndarray | None, scale: np.ndarray, cout: int) -> np.ndar
 
 def requant_output(acc: np.ndarray, p, bits: int, rounding: str = "double") -> np.ndarray:
     """The int32 accumulators of a weighted layer to its ``bits``-bit output (per-channel multipliers,
-    the graph's ``rounding``)."""
-    return requantize(acc, p.multiplier, p.shift, p.output_offset, bits, p.act_min, p.act_max, rounding)
+    the graph's ``rounding``): ``arith.bitwidth.requantize``, computed block by block (tests/test_conv_reference.py)."""
+    if bits > 8:
+        return requantize(acc, p.multiplier, p.shift, p.output_offset, bits, p.act_min, p.act_max, rounding)
+    qmin, qmax = qrange(bits)  # saturate's bounds: the range, narrowed by a fused activation's
+    lo = qmin if p.act_min is None else max(qmin, int(p.act_min))
+    hi = qmax if p.act_max is None else min(qmax, int(p.act_max))
+    return requantize_saturated(acc, p.multiplier, p.shift, p.output_offset, lo, hi, storage_dtype(bits), rounding)
 
 
 def weight_quant(t: Tensor, axis: int) -> tuple[np.ndarray, np.ndarray]:
