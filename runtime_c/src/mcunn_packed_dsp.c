@@ -89,10 +89,12 @@ static inline __attribute__((always_inline)) void pk_gather(int8_t *dst, const u
 /* The cin (a multiple of 4) channels of one pixel as widened blocks of the interleaved windows at dst (4 words
  * per block, this pixel's 2); returns dst past them. */
 static inline __attribute__((always_inline)) int32_t *pk_widen_run(int32_t *dst, const uint8_t *px, int32_t cin,
-                                                                   int32_t bits, int32_t off_b)
+                                                                   int32_t bits, int32_t off_b, int wide)
 {
     int32_t c = 0;
-    if (bits == 4 && cin >= 16) /* (measured: on runs of 8 values the halfword loop below is cheaper) */
+    /* wide (a constant per call site): 8 fields per load, for the row runs; the pixel-by-pixel callers keep the
+     * smaller loop (measured: on runs of 8 values the halfword loop below is cheaper) */
+    if (wide && bits == 4 && cin >= 16)
     {
         /* 8 fields per word (two blocks): 17 instructions where two halfwords take 24 */
         for (; c + 8 <= cin; c += 8, dst += 8)
@@ -109,7 +111,7 @@ static inline __attribute__((always_inline)) int32_t *pk_widen_run(int32_t *dst,
             dst[5] = mcu_pkhtb16(o37, e26);
         }
     }
-    else if (bits == 2 && cin >= 16)
+    else if (wide && bits == 2 && cin >= 16)
     {
         /* 8 fields per halfword, spread so that each AND leaves two consecutive ones in the lanes: 18
          * instructions where two bytes take 24 */
@@ -135,6 +137,58 @@ static inline __attribute__((always_inline)) int32_t *pk_widen_run(int32_t *dst,
     return dst;
 }
 
+/* The window of a C_in % 4 == 0 layer with dilation 1 and KW > 1: each kernel row's columns inside the image
+ * are one contiguous run of whole bytes, unpacked in one pass between zeros (out of line: the pixel-by-pixel
+ * path of pk_im2col() keeps its registers) */
+static void __attribute__((noinline)) pk_im2col_rows(int32_t *dst, const pk_window *w, const uint8_t *in_b,
+                                                     int32_t y0, int32_t x0)
+{
+    const mcu_conv_params *cp = w->cp;
+    const int32_t cin = w->in->c, kh = w->filter->h, kw = w->filter->w;
+    for (int32_t ky = 0; ky < kh; ky++)
+    {
+        const int32_t iy = y0 + ky * cp->dilation.h;
+        const int row_inside = iy >= 0 && iy < w->in->h;
+        /* the kernel row's columns inside the image are one contiguous run of whole bytes (C_in % 4 == 0):
+         * zeros, one unpacking run, zeros */
+        int32_t kx_b = kw, kx_e = kw;
+        if (row_inside)
+        {
+            kx_b = x0 < 0 ? -x0 : 0;
+            kx_e = w->in->w - x0 < kw ? w->in->w - x0 : kw;
+            kx_b = kx_b > kw ? kw : kx_b;
+            kx_e = kx_e < kx_b ? kx_b : kx_e;
+        }
+        for (int32_t c = 0; c < kx_b * cin; c += 4, dst += 4)
+        {
+            dst[0] = 0;
+            dst[1] = 0;
+        }
+        const int32_t n = (kx_e - kx_b) * cin;
+        if (n > 0)
+        {
+            const uint8_t *px = in_b + (iy * w->in->w + x0 + kx_b) * w->in_px;
+            if (w->bits == 4)
+            {
+                dst = pk_widen_run(dst, px, n, 4, w->off_b, 1);
+            }
+            else if (w->bits == 2)
+            {
+                dst = pk_widen_run(dst, px, n, 2, w->off_b, 1);
+            }
+            else
+            {
+                dst = pk_widen_run(dst, px, n, 8, w->off_b, 1);
+            }
+        }
+        for (int32_t c = kx_e * cin; c < kw * cin; c += 4, dst += 4)
+        {
+            dst[0] = 0;
+            dst[1] = 0;
+        }
+    }
+}
+
 static void pk_im2col(int32_t *cols, int32_t q, const pk_window *w, int32_t p)
 {
     const mcu_conv_params *cp = w->cp;
@@ -143,6 +197,11 @@ static void pk_im2col(int32_t *cols, int32_t q, const pk_window *w, int32_t p)
     const int32_t oy = rest % w->out->h, b = rest / w->out->h;
     const int32_t y0 = oy * cp->stride.h - cp->padding.h, x0 = ox * cp->stride.w - cp->padding.w;
     const uint8_t *in_b = w->input + b * w->in->h * w->in->w * w->in_px;
+    if ((cin & 3) == 0 && cp->dilation.w == 1 && kw > 1)
+    {
+        pk_im2col_rows(cols + 2 * q, w, in_b, y0, x0);
+        return;
+    }
     if ((cin & 3) == 0)
     {
         /* every 4-block lies in one pixel and starts on a whole byte: unpacked straight into lanes */
@@ -151,47 +210,6 @@ static void pk_im2col(int32_t *cols, int32_t q, const pk_window *w, int32_t p)
         {
             const int32_t iy = y0 + ky * cp->dilation.h;
             const int row_inside = iy >= 0 && iy < w->in->h;
-            if (cp->dilation.w == 1 && kw > 1)
-            {
-                /* the kernel row's columns inside the image are one contiguous run of whole bytes (C_in % 4 == 0):
-                 * zeros, one unpacking run, zeros (a one-column window runs tap by tap: cheaper) */
-                int32_t kx_b = kw, kx_e = kw;
-                if (row_inside)
-                {
-                    kx_b = x0 < 0 ? -x0 : 0;
-                    kx_e = w->in->w - x0 < kw ? w->in->w - x0 : kw;
-                    kx_b = kx_b > kw ? kw : kx_b;
-                    kx_e = kx_e < kx_b ? kx_b : kx_e;
-                }
-                for (int32_t c = 0; c < kx_b * cin; c += 4, dst += 4)
-                {
-                    dst[0] = 0;
-                    dst[1] = 0;
-                }
-                const int32_t n = (kx_e - kx_b) * cin;
-                if (n > 0)
-                {
-                    const uint8_t *px = in_b + (iy * w->in->w + x0 + kx_b) * w->in_px;
-                    if (w->bits == 4)
-                    {
-                        dst = pk_widen_run(dst, px, n, 4, w->off_b);
-                    }
-                    else if (w->bits == 2)
-                    {
-                        dst = pk_widen_run(dst, px, n, 2, w->off_b);
-                    }
-                    else
-                    {
-                        dst = pk_widen_run(dst, px, n, 8, w->off_b);
-                    }
-                }
-                for (int32_t c = kx_e * cin; c < kw * cin; c += 4, dst += 4)
-                {
-                    dst[0] = 0;
-                    dst[1] = 0;
-                }
-                continue;
-            }
             for (int32_t kx = 0; kx < kw; kx++)
             {
                 const int32_t ix = x0 + kx * cp->dilation.w;
@@ -207,15 +225,15 @@ static void pk_im2col(int32_t *cols, int32_t q, const pk_window *w, int32_t p)
                 const uint8_t *px = in_b + (iy * w->in->w + ix) * w->in_px;
                 if (w->bits == 4)
                 {
-                    dst = pk_widen_run(dst, px, cin, 4, w->off_b);
+                    dst = pk_widen_run(dst, px, cin, 4, w->off_b, 0);
                 }
                 else if (w->bits == 2)
                 {
-                    dst = pk_widen_run(dst, px, cin, 2, w->off_b);
+                    dst = pk_widen_run(dst, px, cin, 2, w->off_b, 0);
                 }
                 else
                 {
-                    dst = pk_widen_run(dst, px, cin, 8, w->off_b);
+                    dst = pk_widen_run(dst, px, cin, 8, w->off_b, 0);
                 }
             }
         }
@@ -271,7 +289,7 @@ static void pk_im2col(int32_t *cols, int32_t q, const pk_window *w, int32_t p)
             }
         }
     }
-    pk_widen_run(cols + 2 * q, (const uint8_t *)stage, w->k4, 8, w->off_8);
+    pk_widen_run(cols + 2 * q, (const uint8_t *)stage, w->k4, 8, w->off_8, 0);
 }
 
 typedef struct
