@@ -5,11 +5,12 @@
  * input offset added in the same instruction: XOR with 0x8888 (0xAA for 2 bits) turns each two's complement
  * field f into the unsigned f + 2^(b-1), OR-ing the value with itself shifted moves fields 0 and 2 into bytes
  * 0 and 2 (mask) and fields 1 and 3 one field-width above (shift, mask), and SXTAB16 adds both to the halfword
- * pair (input_offset - 2^(b-1)). A 4-block of channels costs one halfword (one byte at 2 bits) load and 7
- * ALU instructions, done once per pixel window (convolution) or tap (depthwise), never into an int8 copy of
- * the map. The MAC loops are mcu_conv_dsp_s8()'s and mcu_dwconv_dsp_s8()'s, on the same compile-time weight
- * layouts (compiler/ops/fast_layout.py); the output stage is mcu_dsp_store_pairs() into int8 lanes on the
- * stack, then packed. */
+ * pair (input_offset - 2^(b-1)), once per pixel window (convolution; kernel rows as runs, 8 fields per load),
+ * never into an int8 copy of the map; the depthwise unpacks two taps per word straight into SMLAD's lane pairs
+ * (PK_DW_PAIRS_*_ASM). The MAC loops are mcu_conv_dsp_s8()'s and mcu_dwconv_dsp_s8()'s, on the same
+ * compile-time weight layouts (compiler/ops/fast_layout.py); a sub-byte output clamped to its whole range is
+ * requantized and packed in registers (pk_store_sat), others go through mcu_dsp_store_pairs() into int8 lanes
+ * on the stack, then packed. */
 #include <stddef.h>
 
 #include "mcunn_dsp.h"
