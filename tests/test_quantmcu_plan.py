@@ -28,6 +28,7 @@ from mcucompile.api import (
 )
 from mcucompile.errors import UserError
 from mcucompile.quantmcu import QuantmcuOptions, check_problems
+from mcucompile.quant.simulate import run_int
 from mcucompile.schedule.schedule import run_schedule_int
 from mcucompile.targets.host import build_host, run_host
 from test_vdqs import STAGE, by_origin, small_net
@@ -212,8 +213,12 @@ def test_quantmcu_fits_below_8bit_patchings_lowest_peak_with_scratch_free_kernel
 
     with pytest.raises(UserError, match="does not fit"):
         compile_()
-    c = compile_(quantmcu=QuantmcuOptions(vdpc=VdpcOptions(location="input"), guard="off"))
+    # threshold 254 (the rule's 255 at the uniform input never fires: the plan would drop the 8-bit chain and fit
+    # without sub-patches, with the DSP kernels' scratch)
+    c = compile_(quantmcu=QuantmcuOptions(vdpc=VdpcOptions(location="input", fixed_threshold=254), guard="off"))
     assert c.plan.arena_size <= 2450 and c.target.lean and c.quantmcu.sub_patches > 1
+    dropped = compile_(quantmcu=QuantmcuOptions(vdpc=VdpcOptions(location="input"), guard="off"))
+    assert dropped.quantmcu.vdpc.never_fires and dropped.plan.arena_size <= 2450 and not dropped.target.lean
     assert any("scratch would take QuantMCU's peak SRAM" in w for w in c.warnings)
 
 
@@ -312,3 +317,96 @@ def test_pooled_map_follows_its_lowered_input(model):
     for bits in ({p: 4}, {b: 4, p: 2}):
         with pytest.raises(UserError, match="keeps its input's params"):
             chain(bits)
+
+
+@pytest.mark.parametrize("board", ["host", "qemu-m4"])
+def test_check_that_cannot_fire_is_dropped(model, board, tmp_path):
+    """A VDPC threshold at MAX_THRESHOLD (|q - zp| never exceeds it): the plan runs no check (none in the generated
+    C), every patch runs the low-bit chain by a compile-time dispatch, a note says so, the arena is no larger than
+    the dispatching loop's at threshold 254, and the C equals the simulator (host under ASan/UBSan; qemu-m4)."""
+    if board != "host":
+        for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+            if shutil.which(tool) is None:
+                pytest.skip(f"{tool} not installed")
+    from mcucompile.ops.outlier_check import MAX_THRESHOLD
+    from mcucompile.quantmcu import VdpcOptions
+
+    def compile_(t):
+        return compile_model(model, CompileOptions(board=board, progress=False, calib_samples=32, patch=FORCED,
+                                                   quantmcu=QuantmcuOptions(guard="off",
+                                                                            vdpc=VdpcOptions(fixed_threshold=t))))
+
+    c, dispatching = compile_(MAX_THRESHOLD), compile_(MAX_THRESHOLD - 1)
+    r, loop = c.quantmcu, c.schedule.loop
+    assert r.vdpc.never_fires and r.outlier_patch_share == 0.0 and r.sub_patches == 1
+    assert not loop.runtime and loop.check is None and loop.dispatch.chain_of_patch == (1,) * loop.plan.patches
+    assert any(b < 8 for b in r.chain.bits.values())
+    assert any("the check is dropped, every patch runs the low-bit chain" in n for n in c.warnings), c.warnings
+    src = c.sources.files["src/model.c"]
+    assert "mcu_outlier_check" not in src and re.search(r"mcu_conv(_dsp)?_a2w8_s8\(", src)
+    assert dispatching.schedule.loop.runtime and "mcu_outlier_check" in dispatching.sources.files["src/model.c"]
+    assert c.plan.arena_size <= dispatching.plan.arena_size
+    assert check_problems(c.schedule, c.plan) == []
+    # BitOPs: every patch on the low-bit chain, against 8-bit patching's on the same plan
+    assert r.bitops < r.bitops_8bit == dispatching.quantmcu.bitops_8bit
+    g = c.graph
+    rng = np.random.default_rng(6)
+    shape = (3,) + tuple(g.tensors[g.inputs[0]].shape[1:])
+    xs = np.concatenate([quantize_input(c, c.calib[-2:]).reshape((-1,) + shape[1:]),
+                         rng.integers(-128, 128, shape).astype(np.int8)])
+    sims = []
+    for x in xs:
+        t: list[int] = []
+        sims.append(run_schedule_int(c.schedule, {g.inputs[0]: x}, t)[g.outputs[0]].reshape(-1))
+        assert t == [1] * loop.plan.patches
+    sims = np.stack(sims)
+    # the dispatching loop computes the same wherever its check lets every patch through; the 8-bit model differs
+    for x, y in zip(xs, sims):
+        t = []
+        z = run_schedule_int(dispatching.schedule, {g.inputs[0]: x}, t)[g.outputs[0]].reshape(-1)
+        if t == [1] * loop.plan.patches:
+            assert np.array_equal(z, y)
+    eight = np.stack([run_int(g, {g.inputs[0]: x})[g.outputs[0]].reshape(-1) for x in xs])
+    assert not np.array_equal(sims, eight)  # the low-bit chain ran
+    if board == "host":
+        out = write_library(c, tmp_path / "lib")
+        exe = build_host(library_dir(out, c), host_runner_source(c), tmp_path / "build", sanitize=True)
+        dev = run_host(exe, [xs], [g.tensors[g.outputs[0]].size])[0]
+    else:
+        from mcucompile.targets.firmware import build_firmware, outputs_as_arrays, run_qemu
+
+        lib = write_library(c, tmp_path / "fw", xs)
+        run = run_qemu(build_firmware(lib), c.board, timeout=300)
+        assert run.status == 0, run.log[-2000:]
+        dev = outputs_as_arrays(run, len(xs), [g.tensors[g.outputs[0]].size])[0]
+    assert np.array_equal(dev, sims)
+
+
+def test_share_cap_raises_the_threshold_on_synthetic_data(model):
+    """Synthetic (uniform) calibration puts the p99.9 value of the first map in 62% of the calibration patches:
+    the default cap (50%) raises the threshold to the per-patch maxima's quantile that flags at most that share, a
+    note says so and names --calib; an explicit --qm-outlier-param is taken literally (no cap), and an explicit
+    cap applies to it too."""
+    from mcucompile.quantmcu import VdpcOptions, plan_vdpc
+    from mcucompile.quantmcu.vdpc import capped_threshold
+
+    c = _compile(model)
+    v = c.quantmcu.vdpc
+    assert v.rule_threshold is not None and v.threshold > v.rule_threshold
+    assert v.rule_share > 0.5 >= v.outlier_patch_share > 0.0
+    m = v.stats.map(v.tensor)
+    assert (m.patch_max > v.threshold - 1).mean() > 0.5  # the lowest such threshold
+    assert capped_threshold(m, v.rule_threshold, 0.5) == v.threshold
+    assert any(f"raised to {v.threshold}" in n and "over the 50% cap" in n for n in c.warnings), c.warnings
+    assert c.quantmcu.options.vdpc.fixed_threshold is None  # the user's options as given
+    cal = quantize_input(c, c.calib)[: c.quantmcu.calib_samples]
+    literal = plan_vdpc(c.graph, c.patch, cal, VdpcOptions(parameter=99.9))
+    assert literal.rule_threshold is None and literal.threshold == v.rule_threshold
+    capped = plan_vdpc(c.graph, c.patch, cal, VdpcOptions(parameter=99.9, max_outlier_share=0.2))
+    assert capped.threshold > v.threshold and capped.outlier_patch_share <= 0.2
+    # synthetic calibration: the note and the refusal name --calib (the compile did not give one)
+    assert "give --calib with real inputs" in v.note(synthetic=True)
+    with pytest.raises(UserError, match="outside \\(0, 1\\]"):
+        VdpcOptions(max_outlier_share=0.0)
+    with pytest.raises(UserError, match="fixed threshold 256"):
+        VdpcOptions(fixed_threshold=256)

@@ -18,7 +18,8 @@ data, which patches are outliers) and a bitwidth per feature map of the stage ({
   low-bit chain makes as the probe, so the check and the outlier chain's resume see the 8-bit values).
 
 The outlier chain is the 8-bit stage; :func:`lowbit_schedule` builds the patch loop with both chains
-(chain 0: 8-bit, chain 1: low-bit), the run-time dispatch and the arena plan (the chains' buffers exclusive).
+(chain 0: 8-bit, chain 1: low-bit), the run-time dispatch and the arena plan (the chains' buffers exclusive);
+:func:`lowbit_only_schedule` the loop of the low-bit chain alone (a check that cannot fire is dropped).
 :func:`stage_bitops` prices a schedule on given inputs. With ``per_channel=True`` a one-sided map between
 convolutions gets one scale per channel (one zero point), folded into the consumers' int8 weights at compile
 time (the chain's own copy).
@@ -46,7 +47,7 @@ from ..patch.memory import plan_memory_patched
 from ..patch.planner import PatchPlan, node_macs_region, np_region
 from ..quant.methods import CalibrationRule, Histogram, choose_range
 from ..quant.simulate import run_nodes
-from ..schedule.schedule import Schedule, build_schedule, run_schedule_int
+from ..schedule.schedule import Dispatch, Schedule, build_schedule, run_schedule_int
 from .stats import stage_maps
 from .vdpc import VdpcPlan, runtime_dispatch
 
@@ -349,6 +350,42 @@ def lowbit_schedule(chain: LowbitChain, vdpc: VdpcPlan, board=None, sub_patches:
     return schedule, plan_memory_patched(g, plan, chains=chains, board=board, sub=sub)
 
 
+def lowbit_only_schedule(chain: LowbitChain, board=None, one_chain: bool = False) -> tuple[Schedule, ArenaPlan]:
+    """The patch loop in which every patch runs the low-bit chain, decided at compile time (no check), and its
+    arena plan: what a check that cannot fire (threshold ``ops.outlier_check.MAX_THRESHOLD``: no |q - zp| exceeds
+    it) leaves of :func:`lowbit_schedule`. It computes what the dispatching loop computes when its check lets
+    every patch through (the probe is the low-bit chain), without the check, its branch and its hook test.
+
+    Parameters
+    ----------
+    chain : LowbitChain
+        The low-bit chain.
+    board : Board or KernelTarget, optional
+        The kernels (None: portable).
+    one_chain : bool
+        False (default): two chains, both the low-bit one, and a compile-time ``Dispatch`` sending every patch to
+        chain 1 (the low-bit chain's number in :func:`lowbit_schedule`). Both are sized by the low-bit tensors in
+        their exclusive groups, so the arena holds no 8-bit buffer; two chains because ``api/verify.py`` and
+        ``api/debug.py`` simulate a loop of several chains through the schedule but a one-chain loop layer by
+        layer, as the graph's own 8-bit layers. True: the low-bit chain alone as chain 0 (the same arena, no second
+        copy of the loop's calls in flash), for when verify and debug simulate any loop whose nodes are not the
+        graph's through the schedule.
+
+    Returns
+    -------
+    (Schedule, ArenaPlan)
+    """
+    g, plan = chain.graph, chain.plan
+    if one_chain:
+        chains: tuple = (chain.nodes,)
+        dispatch = None
+    else:
+        chains = (chain.nodes, chain.nodes)
+        dispatch = Dispatch((1,) * plan.patches)
+    schedule = build_schedule(g, plan, chains=chains, dispatch=dispatch, board=board)
+    return schedule, plan_memory_patched(g, plan, chains=chains, board=board)
+
+
 def _step_bitops(graph: Graph, plan: PatchPlan, node: Node, p: int) -> int:
     """BitOPs of ``node`` in patch p: its MACs on the patch's region x 8 weight bits x its input's bits."""
     out = plan.regions[p][node.outputs[0]]
@@ -385,7 +422,9 @@ def stage_bitops_taken(schedule: Schedule, taken: list[list[int]]) -> tuple[floa
     steps = [[st.node for st in ch.steps] for ch in loop.chains]
     P = plan.patches
     per_patch = [[[_step_bitops(g, plan, n, p) for n in ch] for p in range(P)] for ch in steps]
-    base = float(sum(sum(per_patch[0][p]) for p in range(P)))
+    # 8-bit patching: the model's own stage nodes (chain 0 of a one-chain low-bit loop is not the 8-bit stage)
+    eight = [n for n in g.nodes[: plan.stage_len] if not op_def(n).alias]
+    base = float(sum(_step_bitops(g, plan, n, p) for n in eight for p in range(P)))
     if not loop.runtime:
         return base, float(sum(sum(per_patch[loop.chain_of(p)][p]) for p in range(P)))
     d, ck, sub = loop.dispatch, loop.check, loop.sub

@@ -27,7 +27,7 @@ from ..memory import ArenaPlan
 from ..ops import op_def
 from ..patch.planner import PatchPlan
 from ..schedule.schedule import Schedule
-from .lowbit import LowbitChain, lowbit_schedule, stage_bitops_taken
+from .lowbit import LowbitChain, lowbit_only_schedule, lowbit_schedule, stage_bitops_taken
 from .options import FeatureMapChoice, QuantmcuOptions, QuantmcuResult
 from .stats import stage_maps, stage_stats
 from .vdpc import VdpcPlan, choose_location, plan_vdpc
@@ -92,15 +92,21 @@ def evaluate_plan(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, chain: LowbitCh
     target : KernelTarget or Board, optional
         The kernels the loop calls (None: portable).
     sub_patches : int
-        s > 1: an outlier patch's 8-bit chain runs as s x s sub-patches (``lowbit_schedule``).
+        s > 1: an outlier patch's 8-bit chain runs as s x s sub-patches (``lowbit_schedule``); not read when the
+        check never fires (``vdpc.never_fires``): then the loop is the low-bit chain alone (``lowbit_only_schedule``).
 
     Returns
     -------
     PlanEvaluation
     """
-    schedule, arena = lowbit_schedule(chain, vdpc, target, sub_patches)
-    d = schedule.loop.dispatch
-    taken = [[d.outlier_chain if o else d.inlier_chain for o in row] for row in np.asarray(vdpc.outlier_patches)]
+    if vdpc.never_fires:
+        # the check cannot flag a patch: every patch runs the low-bit chain (chain 1), fixed at compile time
+        schedule, arena = lowbit_only_schedule(chain, target)
+        taken = [[1] * plan.patches for _ in range(max(len(vdpc.outlier_patches), 1))]
+    else:
+        schedule, arena = lowbit_schedule(chain, vdpc, target, sub_patches)
+        d = schedule.loop.dispatch
+        taken = [[d.outlier_chain if o else d.inlier_chain for o in row] for row in np.asarray(vdpc.outlier_patches)]
     b8, b = stage_bitops_taken(schedule, taken)
     rest = rest_bitops(graph, plan)
     return PlanEvaluation(chain.plan, chain, schedule, arena, b8, b, b8 + rest, b + rest,
@@ -151,7 +157,8 @@ def result_of(options: QuantmcuOptions, base_plan: PatchPlan, vdpc: VdpcPlan, se
 
 
 def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: QuantmcuOptions, target=None,
-                  budget: int | None = None, progress=None, fixed: bool = False) -> QuantmcuResult:
+                  budget: int | None = None, progress=None, fixed: bool = False,
+                  synthetic: bool = False) -> QuantmcuResult:
     """QuantMCU on ``plan``'s stage: VDPC, VDQS with its guard, the final low-bit chain and its patch loop.
 
     Parameters
@@ -177,6 +184,9 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
     fixed : bool
         The user forced ``plan`` (--split / --patches): the joint search keeps its split and grid and chooses the
         sub-patches only.
+    synthetic : bool
+        ``calib_q`` are not the user's inputs (no --calib: random or uniform samples): the notes and the refusal
+        say to give --calib with real inputs.
 
     Returns
     -------
@@ -213,9 +223,18 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
         else:
             vdpc = plan_vdpc(graph, plan, cal, options.vdpc)
     if vdpc.outlier_patches.all():
+        fix = ("give --calib with real inputs (these were synthetic), or drop --qm-outlier-param (its default is "
+               "capped at a 50% outlier share)" if synthetic else
+               "a higher --qm-outlier-param (or drop it: the default is capped at a 50% outlier share), or more "
+               "(and more varied) calibration data")
         raise UserError(f"every calibration patch is an outlier patch at the VDPC threshold {vdpc.threshold}, so the "
-                        "low-bit chain has nothing to be calibrated on; fix: a higher --qm-outlier-param, or more "
-                        "(and more varied) calibration data")
+                        f"low-bit chain has nothing to be calibrated on; fix: {fix}")
+    note = vdpc.note(synthetic, graph.tensors[vdpc.tensor].origin or vdpc.tensor)
+    if note is not None:
+        place_notes.append(note)
+    # every later step (VDQS, the joint search's candidates, its winner) checks against this very threshold: the
+    # cap's quantile depends on the grid, and the guard judges the bits at this value
+    options = dataclasses.replace(options, vdpc=dataclasses.replace(options.vdpc, fixed_threshold=vdpc.threshold))
     with step("QuantMCU: bitwidth search (VDQS)"):
         search = vdqs(graph, plan, vdpc, cal, held, options)
     sub = options.sub_patches or 1
@@ -251,6 +270,8 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
                     base.instructions_8bit if base is not None else None)
     else:
         expected = (None, None)
+    if vdpc.never_fires:
+        sub = 1  # no outlier patch to run as sub-patches
     with step("QuantMCU: the patch loop with both chains"):
         evaluation = evaluate_plan(graph, chosen, vdpc, search.chain, target, sub)
     notes = place_notes + notes

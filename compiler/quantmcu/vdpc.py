@@ -9,6 +9,9 @@ A patch is an outlier patch when its region of the checked map holds a value wit
   calibration maps; default 99.9) or ``sigma`` (mean + ``parameter`` standard deviations of |q - zp|;
   default k = 3); the threshold is that value rounded down, so "above the threshold" is "above the rule's
   value" for integers;
+- ``max_outlier_share``: a cap on the share of calibration patches the threshold flags (default 0.5 with the
+  rule's default parameter): above it the threshold is raised to the per-patch maxima's quantile that flags
+  that share (synthetic or uniform calibration data puts the p99.9 value in nearly every patch);
 - ``location``: where the check looks: ``first_map`` (default: the first map the stage makes, as the patch
   makes it: the probe chain runs the stage's first layer, then checks) or ``input`` (the patch's input
   region, before any layer runs), or ``auto``: the one of the two with the lower bound on the low-bit chain's
@@ -24,6 +27,7 @@ check's cost by its kernel's cost model, :func:`check_problems` the memory sound
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -46,6 +50,9 @@ PLACES = ("first_map", "input")
 #: each rule's default parameter: percentile 99.9 (the top 0.1% of values: the outliers VDPC keeps at 8 bits),
 #: sigma k = 3
 DEFAULT_PARAMETER = {"percentile": 99.9, "sigma": 3.0}
+#: the share cap with the rule's default parameter: at most half of the calibration patches are outlier patches
+#: (see :attr:`VdpcOptions.share_cap`)
+DEFAULT_MAX_OUTLIER_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -53,11 +60,22 @@ class VdpcOptions:
     """How VDPC finds its threshold and where the check looks (see the module docstring).
 
     ``parameter`` None: the rule's default (:data:`DEFAULT_PARAMETER`); ``location`` "auto": chosen per stage
-    by :func:`choose_location`."""
+    by :func:`choose_location`.
+
+    ``max_outlier_share``: the cap on the share of calibration patches the threshold may flag. When the rule's
+    threshold flags more, :func:`plan_vdpc` raises it to the lowest value that flags at most that share (a
+    quantile of the per-patch maxima; :func:`capped_threshold`) and says so (``VdpcPlan.rule_threshold``). None:
+    :data:`DEFAULT_MAX_OUTLIER_SHARE` with the rule's default parameter, no cap with an explicit ``parameter``
+    (a user's percentile or k is taken literally); a number in (0, 1] caps whatever the parameter (1: never).
+    ``fixed_threshold``: the threshold itself (0..255), rule and cap not applied: what ``plan_quantmcu`` passes
+    on once it has set the threshold on its plan, so that every later plan (the joint search's candidates, its
+    winner) checks against the same value the guard judged."""
 
     rule: str = "percentile"
     parameter: float | None = None
     location: str = "first_map"
+    max_outlier_share: float | None = None
+    fixed_threshold: int | None = None
 
     def __post_init__(self):
         if self.rule not in RULES:
@@ -72,11 +90,54 @@ class VdpcOptions:
             raise UserError(f"VDPC percentile {v} is outside (0, 100]; fix: give e.g. 99.9")
         if self.rule == "sigma" and v < 0.0:
             raise UserError(f"VDPC sigma factor {v} is negative; fix: give k >= 0 (e.g. 3)")
+        c = self.max_outlier_share
+        if c is not None and not (isinstance(c, (int, float)) and math.isfinite(c) and 0.0 < c <= 1.0):
+            raise UserError(f"VDPC outlier share cap {c} is outside (0, 1]; fix: give a fraction, e.g. 0.5 (1: no cap)")
+        t = self.fixed_threshold
+        if t is not None and not (isinstance(t, (int, np.integer)) and 0 <= t <= MAX_THRESHOLD):
+            raise UserError(f"VDPC fixed threshold {t} is not an integer in 0..{MAX_THRESHOLD}; fix: give one")
 
     @property
     def value(self) -> float:
         """The rule's parameter, the default filled in."""
         return float(DEFAULT_PARAMETER[self.rule] if self.parameter is None else self.parameter)
+
+    @property
+    def share_cap(self) -> float:
+        """The cap in force: ``max_outlier_share``, or its default (see the class docstring); 1.0: no cap."""
+        if self.max_outlier_share is not None:
+            return float(self.max_outlier_share)
+        return DEFAULT_MAX_OUTLIER_SHARE if self.parameter is None else 1.0
+
+
+def capped_threshold(stats: MapStats, threshold: int, cap: float) -> int:
+    """The lowest threshold >= ``threshold`` at which at most a ``cap`` share of the calibration (sample, patch)
+    pairs are outlier patches (their region's max |q - zp| above it): ``threshold`` itself when it already
+    flags no more; at most :data:`MAX_THRESHOLD` (which flags nothing).
+
+    Parameters
+    ----------
+    stats : MapStats
+        The checked map over the calibration set (its ``patch_max``).
+    threshold : int
+        The rule's threshold.
+    cap : float
+        The share in (0, 1].
+
+    Returns
+    -------
+    int
+    """
+    pm = np.asarray(stats.patch_max).reshape(-1)
+    if pm.size == 0:
+        return int(threshold)
+    # share flagged at t = share of maxima > t; counts of maxima per value 0..255, then the tail sums
+    counts = np.bincount(np.clip(pm.astype(np.int64), 0, MAX_THRESHOLD), minlength=MAX_THRESHOLD + 1)
+    above = (pm.size - np.cumsum(counts)) / pm.size  # above[t] = share of maxima > t
+    for t in range(int(threshold), MAX_THRESHOLD + 1):
+        if above[t] <= cap + 1e-12:
+            return t
+    return MAX_THRESHOLD
 
 
 def threshold_of(stats: MapStats, options: VdpcOptions) -> int:
@@ -107,7 +168,8 @@ class VdpcPlan:
     """The check VDPC puts in the patch loop, and what it does on the calibration data.
 
     ``outlier_patches``: bool [samples, patches], the patches the check flags on each calibration input;
-    ``outlier_patch_share``: their share of all (sample, patch) pairs."""
+    ``outlier_patch_share``: their share of all (sample, patch) pairs. ``rule_threshold``: the rule's own
+    threshold when the share cap raised it (its share ``rule_share``), else None."""
 
     options: VdpcOptions
     tensor: str
@@ -115,10 +177,37 @@ class VdpcPlan:
     threshold: int
     outlier_patches: np.ndarray
     stats: StageStats
+    rule_threshold: int | None = None
+    rule_share: float | None = None
 
     @property
     def outlier_patch_share(self) -> float:
         return float(self.outlier_patches.mean()) if self.outlier_patches.size else 0.0
+
+    @property
+    def never_fires(self) -> bool:
+        """The check cannot flag any patch on any input (threshold :data:`MAX_THRESHOLD`: no |q - zp| exceeds it),
+        so the plan drops it and every patch runs the low-bit chain."""
+        return self.threshold >= MAX_THRESHOLD
+
+    def note(self, synthetic: bool = False, name: str | None = None) -> str | None:
+        """What the user should know about the threshold (one line), or None: the share cap raised it, or the
+        check can never fire and is dropped. ``synthetic``: the calibration inputs were not the user's; ``name``:
+        the checked map as the model names it (default: the IR's tensor name)."""
+        hint = "; give --calib with real inputs" if synthetic else ""
+        if self.rule_threshold is not None:
+            cap = self.options.share_cap
+            line = (f"QuantMCU: the VDPC {self.options.rule} {self.options.value:g} threshold {self.rule_threshold} "
+                    f"flags {100 * self.rule_share:.0f}% of the calibration patches, over the {100 * cap:.0f}% cap: "
+                    f"raised to {self.threshold} ({100 * self.outlier_patch_share:.0f}% flagged; the low-bit chain is "
+                    "calibrated on the rest and the guard judges it)")
+            if self.never_fires:
+                line += ", at which the check never fires: it is dropped, every patch runs the low-bit chain"
+            return line + hint
+        if self.never_fires:
+            return (f"QuantMCU: no calibration value of '{name or self.tensor}' exceeds the VDPC threshold {self.threshold} "
+                    f"(|q - zp| <= {MAX_THRESHOLD} always): the check is dropped, every patch runs the low-bit chain")
+        return None
 
 
 def checked_map(graph: Graph, plan: PatchPlan, location: str) -> str:
@@ -166,8 +255,15 @@ def plan_vdpc(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: VdpcO
         options = choose_location(graph, plan, calib_q, options, stats=stats)[0]
     tensor = checked_map(graph, plan, options.location)
     m = stats.map(tensor)
+    if options.fixed_threshold is not None:
+        t = int(options.fixed_threshold)
+        return VdpcPlan(options, tensor, m.zero_point, t, m.outlier_patches(t), stats)
     t = threshold_of(m, options)
-    return VdpcPlan(options, tensor, m.zero_point, t, m.outlier_patches(t), stats)
+    raised = capped_threshold(m, t, options.share_cap)
+    if raised == t:
+        return VdpcPlan(options, tensor, m.zero_point, t, m.outlier_patches(t), stats)
+    return VdpcPlan(options, tensor, m.zero_point, raised, m.outlier_patches(raised), stats, t,
+                    float(m.outlier_patches(t).mean()))
 
 
 def lowbit_bound(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, low_bits: int) -> float:
@@ -226,7 +322,7 @@ def choose_location(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options:
     savings: dict[str, float] = {}
     first_error = None
     for place in PLACES:
-        concrete = VdpcOptions(options.rule, options.parameter, place)
+        concrete = dataclasses.replace(options, location=place)
         try:
             v = plan_vdpc(graph, plan, calib_q, concrete, stats)
         except UserError as e:  # this place does not exist on this stage (e.g. no map before the output)
@@ -237,7 +333,7 @@ def choose_location(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options:
     if not savings:
         raise first_error
     best = max(PLACES, key=lambda pl: (savings.get(pl, -1.0), pl == "first_map"))
-    return VdpcOptions(options.rule, options.parameter, best), savings
+    return dataclasses.replace(options, location=best), savings
 
 
 def runtime_dispatch(vdpc: VdpcPlan, outlier_chain: int = 0, inlier_chain: int = 1) -> RuntimeDispatch:
