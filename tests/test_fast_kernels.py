@@ -198,7 +198,8 @@ def test_dsp_sources_under_sanitizers_on_the_host(tmp_path):
 def test_lean_kernels_when_scratch_binds_or_memory_is_the_objective(case, tmp_path):
     """A model that fits with the portable kernels still fits when the DSP kernels' scratch would break the
     budget (resnet8 under a 49,400 B --sram-limit: the portable plan's peak is 49,152 B, the im2col scratch of
-    the fast one adds 576 B), and --optimize memory takes the scratch-free kernels (VWW: 1x1 convolutions on
+    the fast one adds 576 B: only the layer whose scratch lies above the budget goes scratch-free), and --optimize
+    memory takes the scratch-free kernels everywhere (VWW: 1x1 convolutions on
     mcu_conv_1x1_dsp_s8, also per patch); bit-exact on qemu-m4 and each scratch-free fallback says why."""
     if case == "budget":
         path, opts = SHARED_MODELS / "resnet8_int8.tflite", dict(patch=OFF, sram_limit=49_400)
@@ -216,6 +217,11 @@ def test_lean_kernels_when_scratch_binds_or_memory_is_the_objective(case, tmp_pa
         assert c.report.fast_mac_share > 0.9
     else:
         assert any("scratch" in w for w in c.warnings)
+        # only the layers whose scratch lay above the budget lose their fast kernel: here one conv
+        assert not c.target.lean and len(c.target.lean_layers) == 1
+        slow = [lay for lay in c.report.layers if lay.op == "conv2d" and not lay.fast_kernel]
+        assert len(slow) == 1 and sum(lay.op == "conv2d" and lay.fast_kernel for lay in c.report.layers) >= 6
+        assert any("the 1 layer(s) whose scratch did not fit run a scratch-free kernel" in w for w in c.warnings)
     outs, sim = _run(c, tmp_path / "fw", samples=1)
     for a, b in zip(outs, sim):
         assert np.array_equal(a.reshape(-1), b.reshape(-1))

@@ -204,7 +204,8 @@ def test_joint_search_through_compile_takes_fewer_patches(tmp_path_factory, tmp_
 def test_quantmcu_fits_below_8bit_patchings_lowest_peak_with_scratch_free_kernels(model):
     """Below the lowest peak 8-bit patching reaches on an M7 (2,496 B with the scratch-free kernels), QuantMCU's
     joint search still fits 2-bit maps with sub-patches, but only without the DSP kernels' scratch: the compile
-    retries with the scratch-free kernels, as 8-bit patching does, and says so."""
+    retries with the scratch-free kernels for the layers whose scratch lies above the budget (all layers if that
+    is not enough), as 8-bit patching does, and says so."""
     from mcucompile.quantmcu import VdpcOptions
 
     def compile_(**kw):
@@ -216,9 +217,10 @@ def test_quantmcu_fits_below_8bit_patchings_lowest_peak_with_scratch_free_kernel
     # threshold 254 (the rule's 255 at the uniform input never fires: the plan would drop the 8-bit chain and fit
     # without sub-patches, with the DSP kernels' scratch)
     c = compile_(quantmcu=QuantmcuOptions(vdpc=VdpcOptions(location="input", fixed_threshold=254), guard="off"))
-    assert c.plan.arena_size <= 2450 and c.target.lean and c.quantmcu.sub_patches > 1
+    assert c.plan.arena_size <= 2450 and (c.target.lean or c.target.lean_layers) and c.quantmcu.sub_patches > 1
     dropped = compile_(quantmcu=QuantmcuOptions(vdpc=VdpcOptions(location="input"), guard="off"))
-    assert dropped.quantmcu.vdpc.never_fires and dropped.plan.arena_size <= 2450 and not dropped.target.lean
+    assert dropped.quantmcu.vdpc.never_fires and dropped.plan.arena_size <= 2450
+    assert not dropped.target.lean and not dropped.target.lean_layers
     assert any("scratch would take QuantMCU's peak SRAM" in w for w in c.warnings)
 
 

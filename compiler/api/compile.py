@@ -8,6 +8,7 @@ The pipeline, in order (each stage a function over plain data, see docs/architec
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,22 +202,22 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
     # the planners, the safety check and the schedule choose each layer's kernel for the board's core and
     # --kernels: they all take this target where they take a board; --optimize memory takes the kernels
     # without scratch where the fastest need some (a lower peak)
-    target = KernelTarget(board, options.kernels, lean=po.optimize == "memory")
+    target = fast = KernelTarget(board, options.kernels, lean=po.optimize == "memory")
     with progress.step("planning memory and patches" if po.mode == "auto" else "planning memory"):
         choice = choose_patching(graph, budget, po.mode, po.split, po.patches, po.max_overhead, po.input_by_patch,
                                  optimize=po.optimize, board=target)
     if choice.arena.arena_size > budget and not target.lean and target.dsp_problem() is None:
-        # the fast kernels' scratch may be the binding constraint: a model that fits with the portable
-        # kernels must still fit, so plan again with the kernels that need none
-        lean = KernelTarget(board, options.kernels, lean=True)
-        with progress.step("planning memory and patches (scratch-free kernels)"):
-            retry = choose_patching(graph, budget, po.mode, po.split, po.patches, po.max_overhead, po.input_by_patch,
-                                    optimize=po.optimize, board=lean)
-        if retry.arena.arena_size <= budget:
-            notes.append(f"the DSP kernels' scratch would take peak SRAM to {choice.arena.arena_size:,} B, over the "
-                         f"{budget:,} B budget: layers whose fast kernel needs scratch run a scratch-free kernel "
-                         "(the report names each)")
-            choice, target = retry, lean
+        # the fast kernels' scratch may be the binding constraint: a model that fits with the portable kernels must
+        # still fit, so the layers whose scratch lies above the budget, then (if that is not enough) all layers,
+        # take the kernels that need none
+        with progress.step("planning memory and patches (scratch-free kernels where the scratch does not fit)"):
+            fit = fit_scratch(lambda t: choose_patching(graph, budget, po.mode, po.split, po.patches, po.max_overhead,
+                                                        po.input_by_patch, optimize=po.optimize, board=t),
+                              lambda c: c.arena, choice, target, budget)
+        if fit is not None:
+            if options.quantmcu is None:  # QuantMCU plans its kernels again from the fast ones (below)
+                notes.append(scratch_note(choice.arena.arena_size, budget, fit[1], "peak SRAM"))
+            choice, target = fit
     plan, patch = choice.arena, choice.plan
     if patch is not None and po.mode == "auto" and patch.overhead > 0.5 and choice.layerwise_peak <= budget:
         notes.append(
@@ -232,17 +233,19 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
         samples = qm_calib if qm_calib is not None else calib
         calib_q = np.stack([quantize_values(to_physical(graph, graph.inputs[0], s[None]), graph.tensors[graph.inputs[0]].quant)
                             for s in samples])
+        # the low-bit chain's smaller buffers may leave room for the fast kernels' scratch where 8-bit patching's
+        # plan had none: QuantMCU starts from the fast kernels again
+        target = fast
         qm = plan_quantmcu(graph, patch, calib_q, options.quantmcu, target, budget, progress, fixed=po.mode == "forced")
         if qm.arena.arena_size > budget and not target.lean and target.dsp_problem() is None:
-            # as for 8-bit patching: the fast kernels' scratch may be what does not fit
-            lean = KernelTarget(board, options.kernels, lean=True)
-            retry = plan_quantmcu(graph, patch, calib_q, options.quantmcu, lean, budget, progress,
-                                  fixed=po.mode == "forced")
-            if retry.arena.arena_size <= budget:
-                notes.append(f"the DSP kernels' scratch would take QuantMCU's peak SRAM to {qm.arena.arena_size:,} B, "
-                             f"over the {budget:,} B budget: layers whose fast kernel needs scratch run a scratch-free "
-                             "kernel (the report names each)")
-                qm, target = retry, lean
+            # as for 8-bit patching: the fast kernels' scratch may be what does not fit (one round of layers, since
+            # each round is a whole QuantMCU search)
+            fit = fit_scratch(lambda t: plan_quantmcu(graph, patch, calib_q, options.quantmcu, t, budget, progress,
+                                                      fixed=po.mode == "forced"),
+                              lambda r: r.arena, qm, target, budget, rounds=1)
+            if fit is not None:
+                notes.append(scratch_note(qm.arena.arena_size, budget, fit[1], "QuantMCU's peak SRAM"))
+                qm, target = fit
         notes.extend(qm.notes)
         if lowers_nothing(qm, patch):
             # both chains would be the 8-bit stage: the check and its dispatch would cost instructions and buy
@@ -290,6 +293,45 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
                                                          cal_opts.bias_correction and fmt == "onnx", len(corrected)))
     return Compiled(model_path, options, board, float_graph, graph, plan, sources, report, calib, tuple(notes), fmt,
                     patch, schedule, target, qm)
+
+
+#: rounds of layers made scratch-free before all layers are (each round plans again)
+SCRATCH_ROUNDS = 2
+
+
+def scratch_layers(arena: ArenaPlan, budget: int) -> frozenset[str]:
+    """The layers (by output tensor, as ``KernelTarget.lean_layers`` names them) whose kernel scratch ends above
+    ``budget`` bytes in ``arena``."""
+    return frozenset(b.name.split("@scratch")[0] for b in arena.buffers
+                     if "@scratch" in b.name and b.offset + b.size > budget)
+
+
+def fit_scratch(plan, arena_of, first, target: KernelTarget, budget: int, rounds: int = SCRATCH_ROUNDS):
+    """Plan again (``plan(target)``) with scratch-free kernels until the arena (``arena_of(result)``) fits
+    ``budget``: first for the layers whose scratch lies above the budget in the last plan (up to ``rounds``
+    rounds, so the other layers keep their fast kernels), then for every layer. Returns (result, target) of the
+    first plan that fits, or None when even every layer scratch-free does not fit (``first`` stays)."""
+    result, tried = first, target
+    for _ in range(rounds):
+        layers = scratch_layers(arena_of(result), budget) - tried.lean_layers
+        if not layers:
+            break
+        tried = dataclasses.replace(tried, lean_layers=tried.lean_layers | layers)
+        result = plan(tried)
+        if arena_of(result).arena_size <= budget:
+            return result, tried
+    lean = dataclasses.replace(target, lean=True)
+    result = plan(lean)
+    return (result, lean) if arena_of(result).arena_size <= budget else None
+
+
+def scratch_note(peak: int, budget: int, target: KernelTarget, what: str) -> str:
+    """The warning of a plan that fits only with scratch-free kernels (``target``: where they run)."""
+    where = ("layers whose fast kernel needs scratch run a scratch-free kernel" if target.lean else
+             f"the {len(target.lean_layers)} layer(s) whose scratch did not fit run a scratch-free kernel, the others "
+             "keep their fast kernels")
+    return (f"the DSP kernels' scratch would take {what} to {peak:,} B, over the {budget:,} B budget: {where} (the "
+            "report names each)")
 
 
 def lowers_nothing(qm: QuantmcuResult, patch) -> bool:

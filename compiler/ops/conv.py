@@ -572,7 +572,7 @@ def _conv_mve_call(node: Node, graph: Graph, target, ctx: dict):
         fc = fast_constants(mve_layout.conv_1x1_constants, w, bias, node.params.input_offset)
         ctx.update(weights=fc.weights, bias=fc.bias)
         return CONV_1X1_MVE.call(ctx)
-    why = target.scratch_problem(mve_layout.conv_scratch_bytes(*w.shape[1:]), "MVE")
+    why = target.scratch_problem(mve_layout.conv_scratch_bytes(*w.shape[1:]), "MVE", node.outputs[0])
     if why is not None:
         return CONV.call(ctx, reason=f"{why} (mcu_conv_1x1_mve_s8: {raw})")
     fc = fast_constants(mve_layout.conv_constants, w, bias, node.params.input_offset)
@@ -760,7 +760,7 @@ class Conv2D(WindowPatchRule, OpDef):
             return CONV.call(ctx, reason=why)
         w, bias = graph.tensors[node.inputs[1]].data, _layer_bias(graph, node)
         # the general kernel is the faster one, 1x1 included; the raw 1x1 kernel needs no scratch
-        why = target.scratch_problem(fast_layout.conv_scratch_bytes(*w.shape[1:]))
+        why = target.scratch_problem(fast_layout.conv_scratch_bytes(*w.shape[1:]), layer=node.outputs[0])
         if why is None:
             fc = fast_constants(fast_layout.conv_constants, w, bias, node.params.input_offset)
             ctx.update(weights=fc.weights)

@@ -118,6 +118,9 @@ class KernelTarget:
     #: scratch is none or small): the plan has to fit an SRAM budget the scratch breaks,
     #: or --optimize memory asks for the lowest peak
     lean: bool = False
+    #: the same for these layers only (each named by its output tensor): the layers whose fast kernel's scratch
+    #: sits above an SRAM budget, so the others keep their fast kernels (``api.compile.fit_scratch``)
+    lean_layers: frozenset[str] = frozenset()
 
     def __post_init__(self):
         if self.kernels not in KERNEL_POLICIES:
@@ -125,7 +128,7 @@ class KernelTarget:
 
     def auto(self) -> KernelTarget:
         """This target under the ``auto`` policy: what a layer CMSIS-NN does not run takes (``ops/cmsis_nn.py``)."""
-        return KernelTarget(self.board, "auto", self.lean)
+        return KernelTarget(self.board, "auto", self.lean, self.lean_layers)
 
     def dsp_problem(self) -> str | None:
         """Why the SIMD32 (DSP extension) kernels may not run here (None: they may)."""
@@ -147,10 +150,10 @@ class KernelTarget:
             return f"no MVE on {self.board.core}"
         return None
 
-    def scratch_problem(self, scratch_bytes: int, kind: str = "DSP") -> str | None:
+    def scratch_problem(self, scratch_bytes: int, kind: str = "DSP", layer: str | None = None) -> str | None:
         """Why a fast kernel (of ``kind``: "DSP", "MVE") needing ``scratch_bytes`` of caller scratch is not taken
-        (None: it is)."""
-        if self.lean and scratch_bytes > 0:
+        for the layer writing ``layer`` (None: it is)."""
+        if scratch_bytes > 0 and (self.lean or layer in self.lean_layers):
             return f"its {kind} kernel needs {scratch_bytes} B of scratch (scratch-free kernels for a lower peak SRAM)"
         return None
 

@@ -352,7 +352,7 @@ def _mve_conv_call(node: Node, graph: Graph, target: KernelTarget, ctx: dict, bi
         return None
     w = graph.tensors[node.inputs[1]].data
     need = conv_mve_scratch_bytes(*w.shape[1:], w.shape[0], bits[1])
-    if target.scratch_problem(need, "MVE") is not None:
+    if target.scratch_problem(need, "MVE", node.outputs[0]) is not None:
         return None
     bias = graph.tensors[node.inputs[2]].data if len(node.inputs) > 2 and node.inputs[2] else None
     fc = fast_constants(mve_layout.conv_constants, w, bias, node.params.input_offset)
@@ -396,7 +396,7 @@ def conv_call(node: Node, graph: Graph, target: KernelTarget, ctx: dict, bits: t
     if why is None:
         w = graph.tensors[node.inputs[1]].data
         need = conv_dsp_scratch_bytes(*w.shape[1:])
-        why = target.scratch_problem(need)
+        why = target.scratch_problem(need, layer=node.outputs[0])
         if why is None:
             fc = fast_constants(fast_layout.conv_constants, w, None, node.params.input_offset)
             ctx.update(weights=fc.weights, function=function_name("conv", in_bits, True))
