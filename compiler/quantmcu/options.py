@@ -27,7 +27,9 @@ CLIPPINGS = ("mse", "minmax")
 class QuantmcuOptions:
     """How QuantMCU plans the per-patch stage.
 
-    - ``vdpc``: the outlier rule, its parameter and where the on-device check looks (:class:`VdpcOptions`);
+    - ``vdpc``: the outlier rule, its parameter, the cap on the share of outlier patches (0.5 with the rule's
+      default parameter: a threshold that flags more is raised, with a note) and where the on-device check looks
+      (:class:`VdpcOptions`; a threshold of 255 cannot fire, so the plan then drops the check);
     - ``bits``: the bitwidths VDQS may give a feature map (8 always among them);
     - ``lam``: lambda of the VDQS score S = -lambda * entropy loss + (1 - lambda) * BitOPs saved (normalised);
     - ``bitops_target``: stop once stage BitOPs are at most this fraction of 8-bit patching's (None: go on
