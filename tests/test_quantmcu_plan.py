@@ -82,7 +82,8 @@ def test_report_json_with_every_map_at_8_bits(model):
     c = _compile(model, floor=1000.0)
     r = c.quantmcu
     assert all(m.bits == 8 for m in r.feature_maps) and r.steps and not any(s.accepted for s in r.steps)
-    assert r.quality == {"sqnr": float("inf"), "agreement": 1.0} and r.bitops == pytest.approx(r.bitops_8bit)
+    assert r.quality == {"sqnr": float("inf"), "agreement": 1.0, "sqnr_low": float("inf"), "agreement_low": 1.0}
+    assert r.bitops == pytest.approx(r.bitops_8bit)
     assert any("every feature map stays at 8 bits" in n for n in c.warnings)
     text = json.dumps(c.report.to_json_dict())
     assert '"quantmcu"' in text

@@ -216,3 +216,38 @@ def test_fast_evaluation_equals_the_patch_loop(net):
 def test_option_errors(kw, match):
     with pytest.raises(UserError, match=match):
         QuantmcuOptions(**kw)
+
+
+def test_jackknife_error_of_the_sqnr_by_hand():
+    """sqnr_se_db: the leave-one-out SQNRs' spread, as the jackknife defines it, computed here sample by sample."""
+    from mcucompile.quantmcu.vdqs import sqnr_db, sqnr_se_db
+
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((12, 10))
+    out = ref + rng.standard_normal((12, 10)) * np.linspace(0.01, 0.5, 12)[:, None]  # unequal noise per sample
+    loo = np.array([sqnr_db(np.delete(ref, i, 0), np.delete(out, i, 0)) for i in range(12)])
+    want = np.sqrt(11 / 12 * np.sum((loo - loo.mean()) ** 2))
+    assert sqnr_se_db(ref, out) == pytest.approx(want, rel=1e-9) and want > 0.1
+    assert sqnr_se_db(ref, ref) == 0.0 and sqnr_se_db(ref[:1], out[:1]) == 0.0
+    # all the noise in one sample: leaving it out leaves (almost) none, so one sample decides: a large error
+    one = ref.copy()
+    one[3] += 0.1
+    assert sqnr_se_db(ref, one) > 30
+
+
+def test_guard_holds_the_lower_bound_to_its_floor(net, monkeypatch):
+    """The guard compares the metric minus GUARD_SE standard errors with its floor: the steps record that bound;
+    with no margin they record the estimate; a floor between the two refuses a step the estimate would keep."""
+    import mcucompile.quantmcu.vdqs as vdqs_module
+
+    r1, *_ = _search(net, guard="off")
+    monkeypatch.setattr(vdqs_module, "GUARD_SE", 0.0)
+    r0, *_ = _search(net, guard="off")
+    first0, first1 = r0.steps[0], r1.steps[0]
+    assert (first0.map, first0.bits) == (first1.map, first1.bits)
+    assert first1.quality < first0.quality  # the bound is below the estimate
+    assert r1.quality["sqnr_low"] <= r1.quality["sqnr"] and r1.quality["agreement_low"] <= r1.quality["agreement"]
+    monkeypatch.setattr(vdqs_module, "GUARD_SE", 1.0)
+    floor = (first0.quality + first1.quality) / 2
+    r, *_ = _search(net, guard="sqnr", floor=floor)
+    assert not r.steps[0].accepted and r.bits[first1.map] == 8

@@ -33,7 +33,7 @@ from .stats import stage_maps, stage_stats
 from .vdpc import VdpcPlan, choose_location, plan_vdpc
 from ..patch.search import GRIDS
 from .search import SUBS, JointChoice, build_joint, choose_joint
-from .vdqs import VdqsResult, fast_outputs, held_back, output_quality, split_calibration, vdqs
+from .vdqs import VdqsResult, fast_outputs, guard_value, held_back, output_quality, split_calibration, vdqs
 
 
 @dataclass(frozen=True, eq=False)
@@ -293,11 +293,14 @@ def _joint_outcome(graph: Graph, plan: PatchPlan, sub: int, joint: JointChoice, 
     vdpc_j, chain_j, _, _ = build_joint(graph, joint, options.vdpc, cal, target, options.clipping, options.per_channel)
     hb = held_back(graph, joint.plan, vdpc_j, held)
     quality = output_quality(graph, list(hb.outputs8), fast_outputs(chain_j, hb))
+    # a check that cannot fire leaves no outlier patch to run as sub-patches (evaluate_plan drops them)
     where = f"{joint.plan.grid}x{joint.plan.grid} patches over {joint.plan.stage_len} layers" + (
-        f", outlier patches as {joint.sub_patches}x{joint.sub_patches} sub-patches" if joint.sub_patches > 1 else "")
-    if options.guard != "off" and quality[options.guard] < options.guard_floor:
+        f", outlier patches as {joint.sub_patches}x{joint.sub_patches} sub-patches"
+        if joint.sub_patches > 1 and not vdpc_j.never_fires else "")
+    if options.guard != "off" and guard_value(quality, options.guard) < options.guard_floor:
         return (f"QuantMCU: the joint search's {where} missed the guard's floor on the held-back samples "
-                f"({options.guard} {quality[options.guard]:.3g} < {options.guard_floor:g}): kept 8-bit patching's "
+                f"({options.guard} lower bound {guard_value(quality, options.guard):.3g} < {options.guard_floor:g}): "
+                "kept 8-bit patching's "
                 f"{plan.grid}x{plan.grid} patches over {plan.stage_len} layers")
     return (joint.plan, joint.sub_patches, vdpc_j, quality, chain_j,
             f"QuantMCU: the joint search took {where} ({joint.peak:,} B, ~{joint.instructions / 1e6:.2f} M "

@@ -124,15 +124,18 @@ def quantmcu_lines(q: QuantmcuReport) -> list[str]:
                f"layers) {_bitops(q.bitops_8bit_own_plan)}: {q.saving_own_plan:.2f}x")
     lines.append(f"          stage BitOPs {_bitops(q.bitops_8bit)} -> {_bitops(q.bitops)} ({q.saving:.2f}x fewer than "
                  f"8-bit patching on the same plan{own}); model BitOPs {q.saving_model:.2f}x fewer")
-    got = [_quality(k, v) for k, v in q.quality]
+    got = [_quality(k, v) for k, v in q.quality if not k.endswith("_low")]
     if q.guard == "off":
         floor = "guard off"
     else:
-        value = q.quality_of(q.guard)
+        # the guard holds the metric's lower bound (the estimate minus a standard error) to the floor
+        low = q.quality_of(f"{q.guard}_low")
+        value = low if low is not None else q.quality_of(q.guard)
         floor_text = _quality(q.guard, q.floor)
         ok = value is not None and q.floor is not None and value >= q.floor
-        floor = f"floor {floor_text}: {'met' if ok else 'MISSED'}"
-    entropy = ", ".join(_quality(k, v) for k, v in q.entropy_only_quality)
+        bound = f"; lower bound {_quality(q.guard, low)}" if low is not None else ""
+        floor = f"floor {floor_text}: {'met' if ok else 'MISSED'}{bound}"
+    entropy = ", ".join(_quality(k, v) for k, v in q.entropy_only_quality if not k.endswith("_low"))
     held = f" ({q.held_back_samples} held-back samples)" if q.held_back_samples else " on held-back samples"
     lines.append(f"          quality vs 8-bit{held}: {', '.join(got) or '-'} ({floor})")
     lines.append(f"          VDQS search {q.search_seconds:.1f} s, {len(q.search_steps)} steps; the entropy score alone "
