@@ -150,7 +150,8 @@ QUANTMCU_FLAGS = {"qm_bits": "--qm-bits", "qm_lambda": "--qm-lambda", "qm_bitops
                   "qm_guard": "--qm-guard", "qm_floor": "--qm-floor", "qm_holdout": "--qm-holdout",
                   "qm_clipping": "--qm-clipping", "qm_per_channel": "--qm-per-channel / --qm-no-per-channel",
                   "qm_sub_patches": "--qm-sub-patches", "qm_outlier_rule": "--qm-outlier-rule",
-                  "qm_outlier_param": "--qm-outlier-param", "qm_check_at": "--qm-check-at"}
+                  "qm_outlier_param": "--qm-outlier-param", "qm_check_at": "--qm-check-at",
+                  "qm_max_outlier_share": "--qm-max-outlier-share"}
 
 
 def _bit_list(text: str) -> tuple[int, ...]:
@@ -218,6 +219,10 @@ def _add_quantmcu_args(p: argparse.ArgumentParser) -> None:
     q.add_argument("--qm-outlier-param", type=_number, metavar="P",
                    help=f"the rule's parameter (default {DEFAULT_PARAMETER['percentile']:g} for percentile, "
                         f"k = {DEFAULT_PARAMETER['sigma']:g} for sigma: mean + k std)")
+    q.add_argument("--qm-max-outlier-share", type=_number, metavar="F",
+                   help="cap on the share of calibration patches the outlier threshold may flag: a threshold that "
+                        "flags more is raised to the value that flags this share, in (0, 1] (default 0.5 with the "
+                        "rule's default parameter, none with --qm-outlier-param; 1: no cap)")
     q.add_argument("--qm-check-at", metavar="first_map|input|auto",
                    help=f"where the on-device outlier check looks (default {v.location}): the first map the stage "
                         "makes, the patch's input, or auto: the place that leaves the bitwidth search more room (the "
@@ -239,10 +244,10 @@ def _quantmcu_options(args):
     rule = args.qm_outlier_rule if args.qm_outlier_rule is not None else vd.rule
     location = args.qm_check_at if args.qm_check_at is not None else vd.location
     try:
-        vdpc = VdpcOptions(rule, args.qm_outlier_param, location)
+        vdpc = VdpcOptions(rule, args.qm_outlier_param, location, max_outlier_share=args.qm_max_outlier_share)
     except UserError as e:  # VdpcOptions' message names the value; the user gave it by this flag
         flag = ("--qm-outlier-rule" if rule not in RULES else "--qm-check-at" if location not in LOCATIONS
-                else "--qm-outlier-param")
+                else "--qm-max-outlier-share" if "share cap" in str(e) else "--qm-outlier-param")
         raise UserError(f"{flag}: {e}") from None
 
     if args.qm_floor is not None and args.qm_guard == "off":

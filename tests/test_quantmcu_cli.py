@@ -85,7 +85,7 @@ def test_help_lists_the_quantmcu_group(capsys, net_path):
         assert "QuantMCU" in text, cmd
         for flag in ("--quantmcu", "--qm-bits", "--qm-lambda", "--qm-bitops-target", "--qm-guard", "--qm-floor",
                      "--qm-holdout", "--qm-clipping", "--qm-per-channel", "--qm-no-per-channel", "--qm-sub-patches",
-                     "--qm-outlier-rule", "--qm-outlier-param", "--qm-check-at"):
+                     "--qm-outlier-rule", "--qm-outlier-param", "--qm-check-at", "--qm-max-outlier-share"):
             assert flag in text, (cmd, flag)
     # the defaults are named
     for default in ("default 8,4,2", "default 0.5", "default sqnr", "20 dB", "0.98", "default mse",
@@ -112,6 +112,8 @@ BAD = [
     (("--qm-outlier-param", "100.5"), ("--qm-outlier-param", "(0, 100]")),
     (("--qm-outlier-rule", "sigma", "--qm-outlier-param", "-1"), ("--qm-outlier-param", "negative")),
     (("--qm-check-at", "middle"), ("--qm-check-at", "first_map, input")),
+    (("--qm-max-outlier-share", "0"), ("--qm-max-outlier-share", "(0, 1]")),
+    (("--qm-max-outlier-share", "1.5"), ("--qm-max-outlier-share", "(0, 1]")),
     (("--qm-per-channel", "--qm-no-per-channel"), ("--qm-no-per-channel", "not allowed")),
 ]
 
@@ -443,3 +445,15 @@ def test_cli_verify_quantmcu_qemu_m4(capsys, net_path):
     assert "output 'y' vs the 8-bit model: top-1 agreement" in text and "8-bit model 'y' vs onnxruntime float" in text
     # without --data verify runs on the calibration inputs, which QuantMCU's guard saw: the user is told
     assert "warning: verify runs on the calibration inputs, which QuantMCU calibrated and guarded" in err
+
+
+def test_synthetic_calibration_notes_say_give_real_inputs(net_path):
+    """Without --calib the compile calibrates on synthetic inputs: a threshold the share cap raised says so and
+    names the fix (compile_model tells plan_quantmcu the data was synthetic)."""
+    from mcucompile.quantmcu.vdpc import VdpcOptions
+
+    forced = PatchOptions(mode="forced", split=SPLIT, patches=GRID)
+    c = compile_model(net_path, CompileOptions(board="host", patch=forced, progress=False, quantmcu=QuantmcuOptions(
+        vdpc=VdpcOptions(max_outlier_share=0.05))))
+    assert any("cap" in w and "give --calib with real inputs" in w for w in c.warnings), c.warnings
+    assert c.report.to_json_dict()["quantmcu"]["options"]["max_outlier_share"] == 0.05

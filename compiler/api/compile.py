@@ -236,12 +236,14 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
         # the low-bit chain's smaller buffers may leave room for the fast kernels' scratch where 8-bit patching's
         # plan had none: QuantMCU starts from the fast kernels again
         target = fast
-        qm = plan_quantmcu(graph, patch, calib_q, options.quantmcu, target, budget, progress, fixed=po.mode == "forced")
+        synthetic = not options.calib  # the notes and refusals then say to give --calib with real inputs
+        qm = plan_quantmcu(graph, patch, calib_q, options.quantmcu, target, budget, progress, fixed=po.mode == "forced",
+                           synthetic=synthetic)
         if qm.arena.arena_size > budget and not target.lean and target.dsp_problem() is None:
             # as for 8-bit patching: the fast kernels' scratch may be what does not fit (one round of layers, since
             # each round is a whole QuantMCU search)
             fit = fit_scratch(lambda t: plan_quantmcu(graph, patch, calib_q, options.quantmcu, t, budget, progress,
-                                                      fixed=po.mode == "forced"),
+                                                      fixed=po.mode == "forced", synthetic=synthetic),
                               lambda r: r.arena, qm, target, budget, rounds=1)
             if fit is not None:
                 notes.append(scratch_note(qm.arena.arena_size, budget, fit[1], "QuantMCU's peak SRAM"))

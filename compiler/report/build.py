@@ -248,7 +248,7 @@ def quantmcu_options_json(options) -> tuple[tuple[str, object], ...]:
             ("guard", options.guard), ("floor", options.guard_floor), ("holdout", options.holdout),
             ("clipping", options.clipping), ("per_channel", options.per_channel),
             ("sub_patches", options.sub_patches), ("outlier_rule", v.rule), ("outlier_param", v.value),
-            ("check_at", v.location))
+            ("max_outlier_share", v.share_cap), ("check_at", v.location))
 
 
 def quantmcu_report(result: QuantmcuResult, graph: Graph) -> QuantmcuReport:
