@@ -291,6 +291,12 @@ def _joint_outcome(graph: Graph, plan: PatchPlan, sub: int, joint: JointChoice, 
     if (joint.plan.stage_len, joint.plan.grid, joint.sub_patches) == (plan.stage_len, plan.grid, sub):
         return None
     vdpc_j, chain_j, _, _ = build_joint(graph, joint, options.vdpc, cal, target, options.clipping, options.per_channel)
+    if all(b == 8 for b in chain_j.bits.values()):
+        # a stage too short to hold any of the lowered maps: its two chains would both be 8-bit, i.e. 8-bit
+        # patching on a plan its own search did not take
+        return (f"QuantMCU: the joint search's {joint.plan.grid}x{joint.plan.grid} patches over "
+                f"{joint.plan.stage_len} layers lower no map: kept 8-bit patching's {plan.grid}x{plan.grid} patches "
+                f"over {plan.stage_len} layers")
     hb = held_back(graph, joint.plan, vdpc_j, held)
     quality = output_quality(graph, list(hb.outputs8), fast_outputs(chain_j, hb))
     # a check that cannot fire leaves no outlier patch to run as sub-patches (evaluate_plan drops them)
