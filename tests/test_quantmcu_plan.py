@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -413,3 +414,21 @@ def test_share_cap_raises_the_threshold_on_synthetic_data(model):
         VdpcOptions(max_outlier_share=0.0)
     with pytest.raises(UserError, match="fixed threshold 256"):
         VdpcOptions(fixed_threshold=256)
+
+
+def test_joint_search_never_takes_a_stage_without_lowered_maps():
+    """MNIST at its moderate budget (4,960 B): the joint search's fastest candidate was a 2-layer stage holding
+    none of the maps VDQS lowered (both chains 8-bit, over 8-bit patching's peak); it must keep 8-bit patching's
+    plan, whose maps it lowers, at 8-bit patching's peak."""
+    from pathlib import Path
+
+    mnist = Path(__file__).resolve().parents[1] / "models" / "mnist"
+    calib = mnist / "mnist_calib_200.npz"
+    opts = CompileOptions(board="qemu-m4", calib=str(calib), progress=False, sram_limit=4960)
+    c8 = compile_model(mnist / "mnist_cnn.onnx", opts)
+    cq = compile_model(mnist / "mnist_cnn.onnx", dataclasses.replace(opts, quantmcu=QuantmcuOptions()))
+    q = cq.quantmcu
+    assert any(m.bits < 8 for m in q.feature_maps), q.feature_maps
+    assert (q.plan.stage_len, q.plan.grid) == (c8.patch.stage_len, c8.patch.grid)
+    assert cq.plan.arena_size <= c8.plan.arena_size
+    assert any("lower no map: kept 8-bit patching's" in w for w in cq.warnings), cq.warnings
