@@ -280,17 +280,8 @@ def test_check_location_auto_lowers_the_first_map(model, board, tmp_path):
     assert r.bitops < compile_("first_map").quantmcu.bitops
     xs = quantize_input(c, x[:6]).reshape((6,) + tuple(g.tensors[g.inputs[0]].shape[1:]))
     sims, _ = _run_both_ways(c, xs)
-    if board == "host":
-        out = write_library(c, tmp_path / "lib")
-        exe = build_host(library_dir(out, c), host_runner_source(c), tmp_path / "build", sanitize=True)
-        dev = run_host(exe, [xs], [g.tensors[g.outputs[0]].size])[0]
-    else:
-        from mcucompile.targets.firmware import build_firmware, outputs_as_arrays, run_qemu
-
-        lib = write_library(c, tmp_path / "fw", xs)
-        run = run_qemu(build_firmware(lib), c.board, timeout=300)
-        assert run.status == 0, run.log[-2000:]
-        dev = outputs_as_arrays(run, len(xs), [g.tensors[g.outputs[0]].size])[0]
+    dev = _device_outputs(c, xs, board, tmp_path)
+    if board != "host":
         assert "mcu_outlier_check_dsp_s8(" in c.sources.files["src/model.c"]
     assert np.array_equal(dev, sims)
     calls = set(re.findall(r"status = (mcu_\w+)\(", c.sources.files["src/model.c"]))
@@ -372,17 +363,7 @@ def test_check_that_cannot_fire_is_dropped(model, board, tmp_path):
             assert np.array_equal(z, y)
     eight = np.stack([run_int(g, {g.inputs[0]: x})[g.outputs[0]].reshape(-1) for x in xs])
     assert not np.array_equal(sims, eight)  # the low-bit chain ran
-    if board == "host":
-        out = write_library(c, tmp_path / "lib")
-        exe = build_host(library_dir(out, c), host_runner_source(c), tmp_path / "build", sanitize=True)
-        dev = run_host(exe, [xs], [g.tensors[g.outputs[0]].size])[0]
-    else:
-        from mcucompile.targets.firmware import build_firmware, outputs_as_arrays, run_qemu
-
-        lib = write_library(c, tmp_path / "fw", xs)
-        run = run_qemu(build_firmware(lib), c.board, timeout=300)
-        assert run.status == 0, run.log[-2000:]
-        dev = outputs_as_arrays(run, len(xs), [g.tensors[g.outputs[0]].size])[0]
+    dev = _device_outputs(c, xs, board, tmp_path)
     assert np.array_equal(dev, sims)
 
 
@@ -432,3 +413,20 @@ def test_joint_search_never_takes_a_stage_without_lowered_maps():
     assert (q.plan.stage_len, q.plan.grid) == (c8.patch.stage_len, c8.patch.grid)
     assert cq.plan.arena_size <= c8.plan.arena_size
     assert any("lower no map: kept 8-bit patching's" in w for w in cq.warnings), cq.warnings
+
+
+def _device_outputs(c, xs, board: str, tmp_path):
+    """The C's outputs of ``xs``: built for this PC under ASan/UBSan (``board`` "host"), or as firmware on the
+    compiled board's QEMU."""
+    g = c.graph
+    size = g.tensors[g.outputs[0]].size
+    if board == "host":
+        out = write_library(c, tmp_path / "lib")
+        exe = build_host(library_dir(out, c), host_runner_source(c), tmp_path / "build", sanitize=True)
+        return run_host(exe, [xs], [size])[0]
+    from mcucompile.targets.firmware import build_firmware, outputs_as_arrays, run_qemu
+
+    lib = write_library(c, tmp_path / "fw", xs)
+    run = run_qemu(build_firmware(lib), c.board, timeout=300)
+    assert run.status == 0, run.log[-2000:]
+    return outputs_as_arrays(run, len(xs), [size])[0]
