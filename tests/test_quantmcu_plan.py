@@ -139,6 +139,20 @@ def test_pre_quantized_model_takes_calib_for_quantmcu(tmp_path):
     assert any(m.bits < 8 for m in c.quantmcu.feature_maps)
 
 
+def test_quantmcu_under_a_budget_no_plan_reaches_names_the_budget():
+    """KWS: no patch plan beats its 16,256 B layer by layer; under a smaller --sram-limit the refusal says the
+    model does not fit that budget either way, not only that a plan could be forced."""
+    path = SHARED_MODELS / "kws_dscnn_int8.tflite"
+    if not path.exists():
+        pytest.skip(f"the MLPerf Tiny models are not at {SHARED_MODELS}")
+    with pytest.raises(UserError) as e:
+        compile_model(path, CompileOptions(board="host", progress=False, sram_limit=10_000, calib_samples=8,
+                                           quantmcu=QuantmcuOptions()))
+    msg = str(e.value)
+    assert "\n" not in msg and "16,256 B" in msg and "does not fit the 10,000 B budget" in msg, msg
+    assert "fix: a larger --sram-limit" in msg and "--split/--patches" in msg
+
+
 def test_quantmcu_without_a_patch_plan_is_one_line(model):
     with pytest.raises(UserError) as e:
         compile_model(model, CompileOptions(board="host", progress=False, calib_samples=8,

@@ -353,8 +353,9 @@ def no_patch_for_quantmcu(choice, budget: int, mode: str) -> str:
         return (f"--quantmcu needs a patched stage: the model fits layer by layer ({peak:,} B of SRAM within the "
                 f"{budget:,} B budget), so no patch plan was chosen; fix: give --sram-limit below {peak} or force a "
                 "plan with --split/--patches")
-    return (f"--quantmcu needs a patched stage, and no patch plan beat layer by layer ({peak:,} B of SRAM); fix: force "
-            "a plan with --split/--patches")
+    return (f"--quantmcu needs a patched stage, and no patch plan beat layer by layer's {peak:,} B of SRAM, so the "
+            f"model does not fit the {budget:,} B budget either way; fix: a larger --sram-limit (or a board with more "
+            "SRAM) together with a plan forced by --split/--patches")
 
 
 def calibration_report(cal: Calibration | None, graph: Graph, calibrated: set[str] | None, method: str,
