@@ -349,6 +349,9 @@ def test_check_that_cannot_fire_is_dropped(model, board, tmp_path):
     r, loop = c.quantmcu, c.schedule.loop
     assert r.vdpc.never_fires and r.outlier_patch_share == 0.0 and r.sub_patches == 1
     assert not loop.runtime and loop.check is None and loop.dispatch.chain_of_patch == (1,) * loop.plan.patches
+    from mcucompile.api.verify import chain_names
+    assert chain_names(loop, True) == ("chain 0 (a copy of chain 1, not taken)",
+                                       "chain 1 (low-bit, every patch: no check, it could not fire)")
     assert any(b < 8 for b in r.chain.bits.values())
     assert any("the check is dropped, every patch runs the low-bit chain" in n for n in c.warnings), c.warnings
     src = c.sources.files["src/model.c"]

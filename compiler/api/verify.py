@@ -425,13 +425,20 @@ def device_chains(log: str) -> dict[int, list[int]]:
     return out
 
 
-def chain_names(loop) -> tuple[str, ...]:
-    """A name per chain of the patch loop: with a run-time dispatch (QuantMCU), which patches run it."""
+def chain_names(loop, check_dropped: bool = False) -> tuple[str, ...]:
+    """A name per chain of the patch loop: with a run-time dispatch (QuantMCU), which patches run it; with
+    ``check_dropped`` (QuantMCU's check could not fire, ``lowbit.lowbit_only_schedule``), which chain every patch
+    runs and that the other is the same low-bit chain, never taken."""
     names = [f"chain {k}" for k in range(len(loop.chains))]
     if loop.runtime:
         d = loop.dispatch
         names[d.outlier_chain] = f"chain {d.outlier_chain} (8-bit, outlier patches)"
         names[d.inlier_chain] = f"chain {d.inlier_chain} (low-bit)"
+    elif check_dropped and loop.dispatch is not None:
+        taken = sorted(set(loop.dispatch.chain_of_patch))
+        for k in range(len(names)):
+            names[k] += (" (low-bit, every patch: no check, it could not fire)" if k in taken else
+                         f" (a copy of chain {taken[0]}, not taken)")
     return tuple(names)
 
 
@@ -458,7 +465,9 @@ def chain_verify(compiled: Compiled, taken: list[list[int]], device_log: str | N
     else:
         note = ("not reported by this firmware; the byte comparison of its outputs with the simulator (which makes "
                 "the device's decisions) covers them")
-    return ChainVerify(len(taken), loop.plan.patches, chain_names(loop), counts, dev_counts, mismatches, vs_8bit,
+    qm = compiled.quantmcu
+    dropped = qm is not None and qm.vdpc.never_fires
+    return ChainVerify(len(taken), loop.plan.patches, chain_names(loop, dropped), counts, dev_counts, mismatches, vs_8bit,
                        eight_bit_vs_float, accuracy_8bit, note)
 
 
