@@ -372,3 +372,59 @@ def test_mnist_patches_through_its_input_reshape_and_flatten(tmp_path):
         res = verify_board(c, c.calib[:2], out_dir=tmp_path / f"fw{c.patch.stage_len}_{c.patch.grid}")
         assert res.bit_exact, res.format()
 
+
+
+def _fixpoint_plan(g, k, n, input_by_patch=False):
+    """plan_patches without its cache and with the regions back-propagated to a fixed point (no one-pass rule)."""
+    from mcucompile.patch import planner
+
+    stage = g.nodes[:k]
+    plan = planner._plan_patches(g, k, n, input_by_patch)
+    regions = tuple(planner._regions_for_patch(g, stage, plan.split, r[plan.split], ordered=False) for r in plan.regions)
+    return plan, regions
+
+
+@pytest.mark.parametrize("kind", ["odd_stride2_dw", "residual", "concat"])
+def test_one_pass_regions_equal_the_fixed_point(kind, tmp_path):
+    g = _layerwise(_synthetic(tmp_path, kind)).graph
+    for k in candidate_splits(g):
+        for n in (1, 2, 3, 5):
+            plan, regions = _fixpoint_plan(g, k, n)
+            assert plan.regions == regions, f"split {k} grid {n}"
+
+
+def test_plan_cache_is_keyed_by_everything_a_plan_reads(tmp_path):
+    """plan_patches memoizes per graph: a repeated call gives the same plan, and every argument and every change
+    of the graph (another graph object, a tensor or node replaced in place) gives the plan computed afresh."""
+    import dataclasses
+
+    from mcucompile.patch import planner
+
+    g = _layerwise(_synthetic(tmp_path, "residual")).graph
+    k = candidate_splits(g)[-1]
+    a = plan_patches(g, k, 3)
+    assert plan_patches(g, k, 3) is a
+    for args in ((k, 2, False), (k, 3, True), (candidate_splits(g)[0], 3, False)):
+        p = plan_patches(g, *args)
+        assert (p.stage_len, p.grid, p.input_by_patch) == args
+        assert p == planner._plan_patches(g, *args)
+    # the first conv's kernel widened: its input regions grow (another graph: its own plans); then a tensor replaced
+    # in the graph's dict in place (nodes and tensors are immutable: the dict is what can change)
+    first = g.nodes[0]
+    win = first.attrs.window
+    wide = first.replace(attrs=dataclasses.replace(first.attrs, window=dataclasses.replace(
+        win, kernel=(win.kernel[0] + 2, win.kernel[1] + 2))))
+    g2 = g.replace(nodes=(wide,) + g.nodes[1:])
+    b = plan_patches(g2, k, 3)
+    assert b == planner._plan_patches(g2, k, 3, False) and b.regions != a.regions
+    assert plan_patches(g, k, 3) is a  # the first graph's plans stay its own
+    t = g.tensors[g.inputs[0]]
+    g.tensors[t.name] = dataclasses.replace(t)  # the same content, another object: the stamp misses
+    calls = []
+    real = planner._plan_patches
+    try:
+        planner._plan_patches = lambda *a_: calls.append(a_) or real(*a_)
+        c = plan_patches(g, k, 3)
+    finally:
+        planner._plan_patches = real
+    assert calls and c == a and c is not a

@@ -24,6 +24,7 @@ from ..quant.simulate import eval_node, node_inputs, run_nodes
 from .planner import (
     PatchPlan,
     _regions_for_patch,
+    _topological,
     _split_bounds,
     crop_operands,
     local_window,
@@ -72,6 +73,7 @@ def plan_sub_patches(graph: Graph, plan: PatchPlan, factor: int, chain: int = 0,
         raise ValueError("a patch splits into s x s sub-patches, s >= 1")
     stage = tuple(graph.nodes[: plan.stage_len])
     split = plan.split
+    ordered = _topological(graph, stage)
     regions, of_patch = [], []
     for regs in plan.regions:
         t = regs[split]
@@ -83,7 +85,7 @@ def plan_sub_patches(graph: Graph, plan: PatchPlan, factor: int, chain: int = 0,
                 tile = Region(rows[i], cols[j], rows[i + 1], cols[j + 1])
                 key = (plan.stage_len, tile)
                 if cache is None or key not in cache:
-                    regs_q = _regions_for_patch(graph, stage, split, tile)
+                    regs_q = _regions_for_patch(graph, stage, split, tile, ordered)
                     if cache is None:
                         regions.append(regs_q)
                         continue

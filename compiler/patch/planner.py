@@ -11,6 +11,7 @@ unifying the regions instead would grow them through every residual skip until t
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,7 +99,21 @@ def candidate_splits(graph: Graph) -> list[int]:
     return out
 
 
-def _regions_for_patch(graph: Graph, stage: tuple[Node, ...], split: str, target: Region) -> dict[str, Region]:
+def _topological(graph: Graph, stage: tuple[Node, ...]) -> bool:
+    """Every activation a stage node reads is the graph's input or made by an earlier stage node."""
+    made = set(graph.inputs)
+    for node in stage:
+        if any(i and not graph.tensors[i].is_const and i not in made for i in node.inputs):
+            return False
+        made.update(node.outputs)
+    return True
+
+
+def _regions_for_patch(graph: Graph, stage: tuple[Node, ...], split: str, target: Region,
+                       ordered: bool = False) -> dict[str, Region]:
+    """Each stage tensor's region for ``target`` of ``split``: back-propagated to a fixed point. ``ordered``: the
+    stage is topologically ordered (:func:`_topological`), so one pass in reverse order reaches it (a node's output
+    region is complete once every later node, all its readers, has added to it; a second pass adds nothing)."""
     need: dict[str, Region] = {split: target}
     while True:
         before = dict(need)
@@ -109,7 +124,7 @@ def _regions_for_patch(graph: Graph, stage: tuple[Node, ...], split: str, target
             for i in node.inputs:
                 if i and not graph.tensors[i].is_const:
                     need[i] = op_def(node).patch_input_region(node, graph, r, i).union(need.get(i))
-        if need == before:
+        if ordered or need == before:
             return need
 
 
@@ -119,17 +134,43 @@ def node_macs_region(node: Node, graph: Graph, out: Region) -> int:
     return int(round(full * (out.h * out.w) / (shape[1] * shape[2])))
 
 
+#: plans already made, per graph: {graph: (stamp, {(k, n, input_by_patch): plan})}. The stamp is what a plan is
+#: computed from (the graph's nodes, its tensors, inputs and outputs, all immutable objects compared by identity):
+#: a graph whose tensors dict was changed in place since gets its plans computed again
+_PLANS: "weakref.WeakKeyDictionary[Graph, tuple[tuple, dict]]" = weakref.WeakKeyDictionary()
+
+
+def _stamp(graph: Graph) -> tuple:
+    return graph.nodes, tuple(graph.tensors.items()), graph.inputs, graph.outputs
+
+
 def plan_patches(graph: Graph, k: int, n: int, input_by_patch: bool = False) -> PatchPlan:
-    """The plan for stage nodes[:k] on an n x n grid of its output."""
+    """The plan for stage nodes[:k] on an n x n grid of its output (made once per graph and arguments: the patch
+    search, QuantMCU's joint search and the sub-patches plan the same candidates; a plan is immutable)."""
+    stamp = _stamp(graph)
+    entry = _PLANS.get(graph)
+    if entry is None or entry[0] != stamp:
+        entry = (stamp, {})
+        _PLANS[graph] = entry
+    key = (int(k), int(n), bool(input_by_patch))
+    plan = entry[1].get(key)
+    if plan is None:
+        plan = entry[1][key] = _plan_patches(graph, *key)
+    return plan
+
+
+def _plan_patches(graph: Graph, k: int, n: int, input_by_patch: bool) -> PatchPlan:
     stage = graph.nodes[:k]
     split = stage[-1].outputs[0]
     _, h, w, _ = graph.tensors[split].shape
     n_rows, n_cols = min(n, h), min(n, w)
     rows, cols = _split_bounds(h, n_rows), _split_bounds(w, n_cols)
+    ordered = _topological(graph, stage)
     regions = []
     for i in range(n_rows):
         for j in range(n_cols):
-            regions.append(_regions_for_patch(graph, stage, split, Region(rows[i], cols[j], rows[i + 1], cols[j + 1])))
+            regions.append(_regions_for_patch(graph, stage, split, Region(rows[i], cols[j], rows[i + 1], cols[j + 1]),
+                                              ordered))
     layer = sum(op_def(nd).macs(nd, graph) for nd in stage)
     patched = sum(node_macs_region(nd, graph, r[nd.outputs[0]]) for r in regions for nd in stage)
     total = sum(op_def(nd).macs(nd, graph) for nd in graph.nodes)
