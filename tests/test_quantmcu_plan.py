@@ -238,6 +238,9 @@ def test_quantmcu_fits_below_8bit_patchings_lowest_peak_with_scratch_free_kernel
     assert dropped.quantmcu.vdpc.never_fires and dropped.plan.arena_size <= 2450
     assert not dropped.target.lean and not dropped.target.lean_layers
     assert any("scratch would take QuantMCU's peak SRAM" in w for w in c.warnings)
+    assert any(w.startswith("8-bit patching does not fit the 2,450 B budget (its plan: ") and "QuantMCU's plan" in w
+               for w in c.warnings), c.warnings
+    assert any(w.startswith("8-bit patching does not fit the 2,450 B budget") for w in dropped.warnings)
 
 
 def _run_both_ways(c, xs):
@@ -354,6 +357,7 @@ def test_check_that_cannot_fire_is_dropped(model, board, tmp_path):
                                        "chain 1 (low-bit, every patch: no check, it could not fire)")
     assert any(b < 8 for b in r.chain.bits.values())
     assert any("the check is dropped, every patch runs the low-bit chain" in n for n in c.warnings), c.warnings
+    assert not any(w.startswith("8-bit patching does not fit") for w in c.warnings)  # no budget: it fits
     src = c.sources.files["src/model.c"]
     assert "mcu_outlier_check" not in src and re.search(r"mcu_conv(_dsp)?_a2w8_s8\(", src)
     assert dispatching.schedule.loop.runtime and "mcu_outlier_check" in dispatching.sources.files["src/model.c"]

@@ -249,6 +249,10 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
                 notes.append(scratch_note(qm.arena.arena_size, budget, fit[1], "QuantMCU's peak SRAM"))
                 qm, target = fit
         notes.extend(qm.notes)
+        if plan.arena_size > budget >= qm.arena.arena_size:
+            notes.append(f"8-bit patching does not fit the {budget:,} B budget (its plan: {patch.grid}x{patch.grid} "
+                         f"patches over {patch.stage_len} layers, {plan.arena_size:,} B); QuantMCU's plan "
+                         f"({qm.arena.arena_size:,} B) does")
         if lowers_nothing(qm, patch):
             # both chains would be the 8-bit stage: the check and its dispatch would cost instructions and buy
             # nothing, so the code runs 8-bit patching's loop (report.json's quantmcu object says what was searched)
