@@ -144,9 +144,39 @@ def edge_cases(seed: int) -> list[packed_cases.PackedCase]:
     return out
 
 
+def direct_cases(seed: int) -> list[packed_cases.PackedCase]:
+    """Per bit pair, the loops the small per-patch regions run: the direct pointwise path (1x1 on C_in <= 16: an odd
+    pixel count, C_in 1 / 7 / 16, C_out tails off 4 and 16, a stride and zero-point taps from padding), the windowed
+    direct path without scratch (C_in 16 / 32, 3x3 with padding and stride, 1x1 on 32 channels, C_out tails; the
+    case's scratch 0) and the depthwise half block of 3x3 layers with C % 16 = 8 (8 and 24 channels, an odd pixel
+    count, stride 2, padding; shifts <= 0)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for bi, bo in packed_cases.BIT_PAIRS:
+        def layer(kind, hwc, k, cout, stride=(1, 1), pad=(0, 0)):
+            return packed_cases.layer_case(kind, bi, bo, hwc, k, cout, stride, pad, seed=int(rng.integers(1 << 30)))
+
+        for hwc, cout, stride, pad in (((3, 3, 8), 16, (1, 1), (0, 0)), ((3, 5, 7), 9, (1, 1), (0, 0)),
+                                       ((5, 3, 16), 18, (1, 1), (0, 0)), ((5, 4, 1), 5, (2, 2), (1, 1)),
+                                       ((4, 4, 16), 36, (1, 1), (1, 1))):
+            out.append(mve_case(layer("conv", hwc, (1, 1), cout, stride, pad)))
+        for hwc, k, cout, stride, pad in (((5, 5, 16), (3, 3), 7, (1, 1), (1, 1)), ((5, 6, 32), (3, 3), 20, (2, 2), (1, 1)),
+                                          ((3, 3, 16), (3, 3), 16, (1, 1), (0, 0)), ((3, 4, 32), (1, 1), 6, (1, 1), (0, 0)),
+                                          ((4, 4, 48), (2, 2), 17, (1, 1), (0, 0))):
+            out.append(dataclasses.replace(mve_case(layer("conv", hwc, k, cout, stride, pad)), scratch_fast=0))
+        for hwc, stride, pad in (((5, 7, 8), (1, 1), (0, 0)), ((7, 6, 24), (2, 2), (1, 1)), ((4, 4, 8), (1, 1), (1, 1))):
+            out.append(mve_case(layer("dwconv", hwc, (3, 3), hwc[2], stride, pad)))
+    return out
+
+
 @pytest.fixture(scope="module")
 def cases():
     return [mve_case(c) for c in packed_cases.random_cases(SEED, PER_PAIR) + edge_cases(SEED)]
+
+
+@pytest.fixture(scope="module")
+def small_cases():
+    return direct_cases(SEED)
 
 
 def _failures(log: str) -> str:
@@ -175,6 +205,24 @@ def test_cases_cover_what_the_mve_kernels_branch_on(cases):
     assert any(min(c.pad) < 0 for c in fast) and any(max(c.pad) > 0 for c in fast)
 
 
+def test_small_cases_cover_the_direct_paths(small_cases):
+    """direct_cases(): the direct pointwise path with its tails, the scratch-free windowed path at every bit pair,
+    the depthwise half block at every input width."""
+    fast = [c for c in small_cases if c.has_fast]
+    assert len(fast) == len(small_cases)
+    conv = [c for c in fast if c.kind == 0 and (c.in_bits, c.out_bits) != (8, 8)]
+    pointwise = [c for c in conv if packed_kernels.conv_mve_direct(*c.filter_dims[1:])]
+    assert pointwise and all(c.scratch_fast == 0 for c in pointwise)
+    assert any(np.prod(c.out_dims[1:3]) % 2 for c in pointwise) and any(c.out_dims[3] % 4 for c in pointwise)
+    assert any(max(c.pad) > 0 for c in pointwise) and any(c.in_dims[3] == 16 for c in pointwise)
+    lean = [c for c in conv if c.scratch_fast == 0 and not packed_kernels.conv_mve_direct(*c.filter_dims[1:])]
+    assert {(c.in_bits, c.out_bits) for c in lean} == set(packed_cases.BIT_PAIRS) - {(8, 8)}
+    assert any(max(c.pad) > 0 for c in lean) and any(c.out_dims[3] % 4 for c in lean)
+    assert all(packed_kernels.conv_mve_scratch_free(*c.filter_dims[1:]) for c in lean)
+    half = [c for c in fast if c.kind == 1 and c.filter_dims[1:3] == (3, 3) and c.in_dims[3] % 16 == 8]
+    assert {c.in_bits for c in half} == {8, 4, 2} and any(np.prod(c.out_dims[1:3]) % 2 for c in half)
+
+
 def test_mve_kernels_equal_the_simulator_on_qemu_m55(cases, tmp_path):
     _need_arm_tools()
     elf, run = _run_m55(cases, tmp_path)
@@ -186,6 +234,26 @@ def test_mve_kernels_equal_the_simulator_on_qemu_m55(cases, tmp_path):
     assert f"MCU PACKED MVE CASES {len(cases)} failed 0" in run.log, _failures(run.log)
     ran = re.findall(r"MCU K \d+ mve \d+ 1", run.log)
     assert len(ran) == sum(c.has_fast for c in cases)
+
+
+def test_direct_paths_equal_the_simulator_on_qemu_m55(small_cases, tmp_path):
+    """The direct pointwise path, the windowed direct path given no scratch and the depthwise half block: every
+    output byte equal to the simulator's (and the kernels accept the zero scratch)."""
+    _need_arm_tools()
+    _, run = _run_m55(small_cases, tmp_path)
+    assert run.status == 0, _failures(run.log)
+    assert f"MCU PACKED MVE CASES {len(small_cases)} failed 0" in run.log, _failures(run.log)
+    assert len(re.findall(r"MCU K \d+ mve \d+ 1", run.log)) == len(small_cases)
+
+
+@pytest.mark.parametrize("single", [1, 0])
+def test_direct_paths_equal_portable_with_single_rounding(small_cases, single, tmp_path):
+    """The same cases with MCU_SINGLE_ROUNDING 1 (the scalar output stage of a zero shift) and 0: the MVE bytes
+    equal the portable kernels' of the same build."""
+    _need_arm_tools()
+    _, run = _run_m55(small_cases, tmp_path, (f"-DMCU_SINGLE_ROUNDING={single}", "-DPM_AGAINST_PORTABLE"))
+    assert run.status == 0, _failures(run.log)
+    assert f"MCU PACKED MVE CASES {len(small_cases)} failed 0" in run.log, _failures(run.log)
 
 
 @pytest.mark.parametrize("single,opt", [(1, "-O2"), (0, "-O0"), (1, "-Og")])
@@ -205,7 +273,7 @@ def test_the_mve_harness_catches_wrong_bytes(cases, tmp_path):
     _need_arm_tools()
     # (with K < 16 the "quads" order is the model's: K >= 16 and a quad of channels)
     conv = next(i for i, c in enumerate(cases) if c.has_fast and c.kind == 0 and c.filter_dims[0] >= 4
-                and np.prod(c.filter_dims[1:]) >= 16 and c.in_bits != 8)
+                and np.prod(c.filter_dims[1:]) > 16 and c.in_bits != 8)
     dw = next(i for i, c in enumerate(cases) if c.has_fast and c.kind == 1 and c.in_bits == 2)
     broken = [cases[conv], cases[dw]]
     broken[0] = dataclasses.replace(broken[0], fast_filter=broken[0].filter)
@@ -237,7 +305,13 @@ def test_mve_kernel_choice(m55_net):
         call = op_def(n).kernel(n, g, m55_net.target)
         assert call.kernel.name.endswith("packed_mve") and call.kernel.fast and call.reason is None, (n.name, call)
         assert call.context["function"].startswith(("mcu_conv_mve_a", "mcu_dwconv_mve_a"))
-        assert call.scratch_bytes > 0 and call.kernel.packed
+        assert call.kernel.packed
+        if call.kernel is packed_kernels.CONV_MVE:
+            w = g.tensors[n.inputs[1]].shape
+            bits = packed_kernels.packed_bits(g, n)
+            assert call.scratch_bytes == packed_kernels.conv_mve_scratch_bytes(*w[1:], w[0], bits[1])
+        else:
+            assert call.scratch_bytes > 0
     dw = g.nodes[1]
     portable = op_def(dw).kernel(dw, g, KernelTarget(m55_net.board, "portable"))
     assert portable.kernel.name == "depthwise_conv_packed" and "--kernels portable" in portable.reason

@@ -241,9 +241,34 @@ DEPTHWISE_CONV_DSP = Kernel("depthwise_conv_packed_dsp.c.j2", _dwconv_access, Ke
 # --- the MVE (Helium) versions: runtime_c/include/mcunn_packed_mve.h ----------------------------------------
 
 def conv_mve_scratch_bytes(kh: int, kw: int, cin: int, cout: int, out_bits: int) -> int:
-    """``mcu_conv_mve_get_buffer_size_packed``: two int8 windows (2 * KH * KW * C_in) and, for a packed output, two
-    int8 output rows (2 * C_out) packed at the store."""
+    """``mcu_conv_mve_get_buffer_size_packed``: none for a 1x1 window on at most 16 input channels (the direct
+    pointwise path: each pixel unpacked into one register), else two int8 windows (2 * KH * KW * C_in) and, for a
+    packed output, two int8 output rows (2 * C_out) packed at the store."""
+    if conv_mve_direct(kh, kw, cin):
+        return 0
     return 2 * kh * kw * cin + (0 if out_bits == 8 else 2 * cout)
+
+
+#: the windowed direct path of mcu_conv_mve_a*w8_s8 (PM_DC_MAX_CIN, PM_DC_MAX_BLOCKS in mcunn_packed_mve.c)
+CONV_MVE_DIRECT_MAX_CIN = 64
+CONV_MVE_DIRECT_MAX_BLOCKS = 64
+
+
+def conv_mve_direct(kh: int, kw: int, cin: int) -> bool:
+    """Whether ``mcu_conv_mve_a*w8_s8`` always runs a layer on its direct pointwise path (1x1 on 1 <= C_in <= 16:
+    each pixel unpacked into one register, no im2col, no scratch)."""
+    return kh == 1 and kw == 1 and 1 <= cin <= 16
+
+
+def conv_mve_scratch_free(kh: int, kw: int, cin: int) -> bool:
+    """``mcu_conv_mve_scratch_free_packed``: whether ``mcu_conv_mve_a*w8_s8`` runs the layer without scratch -- the
+    direct pointwise path, or (given less than the im2col scratch) the windowed direct path on C_in a multiple of 16
+    up to 64 with KH * KW * C_in / 16 <= 64 blocks (each 16-block of a window unpacked into a register per 4 output
+    channels; 1.4-1.7x the im2col path's instructions, for layers that must run without scratch)."""
+    if conv_mve_direct(kh, kw, cin):
+        return True
+    return (cin % 16 == 0 and 16 <= cin <= CONV_MVE_DIRECT_MAX_CIN
+            and 1 <= kh * kw * (cin // 16) <= CONV_MVE_DIRECT_MAX_BLOCKS)
 
 
 def dwconv_mve_scratch_bytes(channels: int, in_bits: int) -> int:
@@ -263,19 +288,32 @@ def dwconv_mve_constants(weights: np.ndarray, bias: np.ndarray | None, input_off
 def _conv_mve_access(args: KernelArgs):
     """mcu_conv_mve_a*w8_s8: as mcu_conv_a*w8_s8 with groups 1, weights C_out * K ("quads"), folded bias C_out
     entries, scratch mcu_conv_mve_get_buffer_size_packed (two int8 windows, then two int8 output rows for a packed
-    output; all written)."""
+    output; all written; none on the direct pointwise path)."""
     filt = args.graph.tensors[args.node.inputs[1]].shape
     in_d, out_d = args.in_dims[0], args.out_dims
     contract = _bits_contract(args)
     if args.context["groups"] != 1 or len(filt) != 4 or filt[3] != in_d[3] or filt[0] != out_d[3]:
         contract.append(f"filter {list(filt)} does not fit input {list(in_d)} / output {list(out_d)} (groups 1)")
     need = conv_mve_scratch_bytes(filt[1], filt[2], in_d[3], out_d[3], args.context["out_bits"])
-    if args.scratch is None or args.scratch_bytes < need:
+    if need > 0 and (args.scratch is None or args.scratch_bytes < need):
         contract.append(f"scratch of {args.scratch_bytes} B passed, the kernel needs {need} B")
     acc = _io_access(args, prod(filt), args.array("weights"), args.array("bias"))
-    if args.scratch is not None and in_d[0] * out_d[1] * out_d[2]:
+    if need > 0 and args.scratch is not None and in_d[0] * out_d[1] * out_d[2]:
         acc.append(write(args.scratch, need, "scratch"))
     return acc, contract
+
+
+def _conv_lean_mve_access(args: KernelArgs):
+    """mcu_conv_mve_a*w8_s8 without scratch (NULL context) on a layer ``conv_mve_scratch_free`` accepts: as
+    _conv_mve_access, no scratch read or written."""
+    filt = args.graph.tensors[args.node.inputs[1]].shape
+    in_d, out_d = args.in_dims[0], args.out_dims
+    contract = _bits_contract(args)
+    if args.context["groups"] != 1 or len(filt) != 4 or filt[3] != in_d[3] or filt[0] != out_d[3]:
+        contract.append(f"filter {list(filt)} does not fit input {list(in_d)} / output {list(out_d)} (groups 1)")
+    if len(filt) == 4 and not conv_mve_scratch_free(filt[1], filt[2], filt[3]):
+        contract.append(f"filter {list(filt)}: mcu_conv_mve_a*w8_s8 needs scratch for it")
+    return _io_access(args, prod(filt), args.array("weights"), args.array("bias")), contract
 
 
 def _dwconv_mve_access(args: KernelArgs):
@@ -299,24 +337,50 @@ def _dwconv_mve_access(args: KernelArgs):
 
 
 def _conv_mve_counts(node, graph, g):
-    """Every tap of every output pixel unpacked into im2col (the zero point for taps outside), 2 pixels x 4
-    channels per block of the int8 matrix core; a packed output packed per pixel."""
+    """The im2col path: every tap of every output pixel unpacked into im2col (the zero point for taps outside), 2
+    pixels x 4 channels per block of the int8 matrix core, a packed output packed per pixel; the direct pointwise
+    path (1x1 on C_in <= 16): per pixel its unpacking, per 4 channels of 2 pixels (``pw_quads``) 4 weight loads, 8
+    VMLADAVA and the output stage."""
     f = base_counts(node, graph, g)
     c_out, kh, kw, c_in = graph.tensors[node.inputs[1]].shape
     pixels = float(g.out_h * g.out_w)
-    f["pixels"] = pixels
-    f["macs"] = pixels * c_out * kh * kw * c_in
-    f["unpacked"] = pixels * kh * kw * c_in  # im2col: unpacked (a4, a2) or copied (a8)
+    direct = conv_mve_direct(kh, kw, c_in)
+    f["pixels"] = 0.0 if direct else pixels
+    f["macs"] = 0.0 if direct else pixels * c_out * kh * kw * c_in
+    f["unpacked"] = 0.0 if direct else pixels * kh * kw * c_in  # im2col: unpacked (a4, a2) or copied (a8)
     f["unpacked_a2"] = f["unpacked"] if tensor_bits(graph, node.inputs[0]) == 2 else 0.0
+    f["pw_pixels"] = pixels if direct else 0.0
+    f["pw_quads"] = float(-(-int(pixels) // 2) * -(-c_out // 4)) if direct else 0.0
+    return f
+
+
+def _conv_lean_mve_counts(node, graph, g):
+    """The windowed direct path: per pixel its block pointers (``window_blocks``: one per 16 values of the window),
+    per 4 channels of 2 pixels and 16-block (``block_quads``) the block's unpacking and 4 weight loads and 8
+    VMLADAVA, per 4 channels of 2 pixels the output stage (``quads``)."""
+    f = base_counts(node, graph, g)
+    c_out, kh, kw, c_in = graph.tensors[node.inputs[1]].shape
+    pixels = float(g.out_h * g.out_w)
+    blocks = kh * kw * -(-c_in // 16)
+    quads = float(-(-int(pixels) // 2) * -(-c_out // 4))
+    f["pixels"] = pixels
+    f["window_blocks"] = pixels * blocks
+    f["quads"] = quads
+    f["block_quads"] = quads * blocks
+    f["block_quads_sub"] = f["block_quads"] if tensor_bits(graph, node.inputs[0]) < 8 else 0.0
+    f["macs"] = pixels * c_out * kh * kw * c_in
     return f
 
 
 def _dwconv_mve_counts(node, graph, g):
-    """16 channels per block and tap (every tap: the zero-point pixel outside), one output stage per block."""
+    """16 channels per block and tap (every tap: the zero-point pixel outside), one output stage per block; a 3x3
+    layer's last 8 channels when C % 16 = 8 as a half block (int16 lanes, two pixels per weight load, any input
+    width: ``halves`` per pixel, ``half_taps`` per pixel and tap)."""
     f = base_counts(node, graph, g)
     kh, kw, c = graph.tensors[node.inputs[1]].shape
     pixels = float(g.out_h * g.out_w)
-    blocks = float(-(-c // 16))
+    half = (kh, kw) == (3, 3) and c % 16 == 8
+    blocks = float(-(-c // 16) - (1 if half else 0))
     f["pixels"] = pixels
     f["blocks"] = pixels * blocks
     f["block_taps"] = pixels * blocks * kh * kw
@@ -325,38 +389,58 @@ def _dwconv_mve_counts(node, graph, g):
     in_bits = tensor_bits(graph, node.inputs[0])
     f["block_taps_a2"] = f["block_taps"] if in_bits == 2 else 0.0
     f["block_taps_a8"] = f["block_taps"] if in_bits == 8 else 0.0
+    f["halves"] = pixels if half else 0.0
+    f["half_taps"] = pixels * 9 if half else 0.0
+    f["half_taps_a2"] = f["half_taps"] if in_bits == 2 else 0.0
     f["macs"] = pixels * kh * kw * c
     return f
 
 
-_MVE_NOTE = ("from bench/packed_kernels.py --board qemu-m55 (performance.md shapes 1, 2, 4, 5 at a4>a4, a2>a2, a4>a8, "
-             "a8>a4): conv: per MAC the int8 MVE conv's fitted 0.151 (the same matrix core), the other terms least "
-             "squares over the 8 points, within 1.2%; depthwise: set by hand from those and a channel sweep (16-64 "
-             "channels at 12x12), within 1% on the shapes, 7% on the sweep; 'calls' by hand")
+_MVE_NOTE = ("least squares (weighted by 1 / instructions) over a sweep measured on qemu-m55 with bench/packed_kernels.py "
+             "--board qemu-m55 --fit (1x1 and 3x3 convolutions and 3x3 depthwise layers of 1x1 to 12x12 output pixels and "
+             "8 to 64 channels, QuantMCU's VWW and MNIST per-patch regions among them, at a4>a4, a2>a2, a4>a8, a8>a4, "
+             "a8>a2, a2>a8; 408 layers): conv within 6.6% on average (25% at worst), "
+             "the scratch-free conv 7.8% (24%), depthwise 2.5% (7.7%)")
 CONV_MVE = Kernel("conv_packed_mve.c.j2", _conv_mve_access, KernelCost(
-    ("calls", "outputs", "packed_outputs", "unpacked", "unpacked_a2", "macs"),
-    {"calls": 300.0, "outputs": 9.76, "packed_outputs": 1.53, "unpacked": 1.33, "unpacked_a2": 0.37, "macs": 0.151},
+    ("calls", "pixels", "outputs", "packed_outputs", "unpacked", "unpacked_a2", "macs", "pw_pixels", "pw_quads"),
+    {"calls": 562.6, "pixels": 220.2, "outputs": 5.103, "packed_outputs": 1.921, "unpacked": 0.3351,
+     "unpacked_a2": 0.2142, "macs": 0.1659, "pw_pixels": 43.27, "pw_quads": 47.75},
     lambda node, graph, g: _packed_outputs(node, graph, _conv_mve_counts(node, graph, g)), note=_MVE_NOTE),
     fast=True, header="mcunn_packed_mve.h", packed=True, replaces=(1, 2))
+#: the same function without scratch (a NULL context) on a layer only its windowed direct path can run so (C_in a
+#: multiple of 16 up to 64): taken when the layer must go scratch-free (KernelTarget.lean / lean_layers)
+CONV_LEAN_MVE = Kernel("conv_lean_packed_mve.c.j2", _conv_lean_mve_access, KernelCost(
+    ("calls", "pixels", "outputs", "packed_outputs", "window_blocks", "quads", "block_quads", "block_quads_sub"),
+    {"calls": 347.4, "pixels": 76.24, "outputs": 14.89, "packed_outputs": 1.631, "window_blocks": 31.72, "quads": 0.0,
+     "block_quads": 17.33, "block_quads_sub": 7.004},
+    lambda node, graph, g: _packed_outputs(node, graph, _conv_lean_mve_counts(node, graph, g)), note=_MVE_NOTE),
+    fast=True, header="mcunn_packed_mve.h", packed=True, replaces=(1, 2))
 DEPTHWISE_CONV_MVE = Kernel("depthwise_conv_packed_mve.c.j2", _dwconv_mve_access, KernelCost(
-    ("calls", "pixels", "blocks", "block_taps", "block_taps_a2", "block_taps_a8"),
-    {"calls": 300.0, "pixels": 150.0, "blocks": 135.0, "block_taps": 10.0, "block_taps_a2": 1.7, "block_taps_a8": 5.6},
+    ("calls", "pixels", "blocks", "block_taps", "block_taps_a2", "block_taps_a8", "halves", "half_taps",
+     "half_taps_a2"),
+    {"calls": 597.0, "pixels": 119.9, "blocks": 0.0, "block_taps": 26.17, "block_taps_a2": 1.691, "block_taps_a8": 6.214,
+     "halves": 0.0, "half_taps": 19.21, "half_taps_a2": 3.815},
     _dwconv_mve_counts, note=_MVE_NOTE),
     fast=True, header="mcunn_packed_mve.h", packed=True, replaces=(1, 2))
 
 
 def _mve_conv_call(node: Node, graph: Graph, target: KernelTarget, ctx: dict, bits: tuple[int, int],
                    fast_constants):
-    """The MVE packed conv call, or None when it does not apply (groups, scratch under ``lean``)."""
+    """The MVE packed conv call, or None when it does not apply (groups; scratch under ``lean`` for a layer the
+    scratch-free paths do not take)."""
     if target.mve_problem() is not None or mve_layout.conv_problem(node.attrs.groups) is not None:
         return None
     w = graph.tensors[node.inputs[1]].data
     need = conv_mve_scratch_bytes(*w.shape[1:], w.shape[0], bits[1])
-    if target.scratch_problem(need, "MVE", node.outputs[0]) is not None:
+    lean = target.scratch_problem(need, "MVE", node.outputs[0]) is not None
+    if lean and not conv_mve_scratch_free(*w.shape[1:]):
         return None
     bias = graph.tensors[node.inputs[2]].data if len(node.inputs) > 2 and node.inputs[2] else None
     fc = fast_constants(mve_layout.conv_constants, w, bias, node.params.input_offset)
     ctx.update(weights=fc.weights, bias=fc.bias, function=function_name("conv", bits[0], "mve"))
+    if lean:
+        # no scratch to spare: the windowed direct path (the same function, a NULL context)
+        return CONV_LEAN_MVE.call(ctx)
     return CONV_MVE.call(ctx, scratch_bytes=need)
 
 

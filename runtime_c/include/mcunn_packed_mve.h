@@ -26,8 +26,9 @@ extern "C" {
 #define MCU_DWCONV_MVE_PACKED_MAX_TAPS 64
 
 /**
- * @brief Scratch bytes of mcu_conv_mve_a4w8_s8() / _a2w8 / _a8w8: two int8 windows (2 * KH * KW * C_in) and, for a
- *        packed output (output_bits 4 or 2), two int8 output rows (2 * C_out) packed at the store.
+ * @brief Scratch bytes of mcu_conv_mve_a4w8_s8() / _a2w8 / _a8w8: none for a 1x1 window on C_in <= 16 (the direct
+ *        pointwise path), else two int8 windows (2 * KH * KW * C_in) and, for a packed output (output_bits 4 or 2),
+ *        two int8 output rows (2 * C_out) packed at the store (the im2col path).
  * @param[in] input_dims  [N, H, W, C_in] (not read).
  * @param[in] filter_dims [C_out, KH, KW, C_in].
  * @param[in] output_bits 8, 4 or 2.
@@ -36,11 +37,26 @@ int32_t mcu_conv_mve_get_buffer_size_packed(const mcu_dims *input_dims, const mc
                                             int32_t output_bits);
 
 /**
+ * @brief Whether mcu_conv_mve_a4w8_s8() and its siblings run a layer of these filter dims with less scratch than
+ *        mcu_conv_mve_get_buffer_size_packed() (none, ctx NULL allowed): 1x1 on 1 <= C_in <= 16 (always direct), or
+ *        C_in a multiple of 16 up to 64 with KH * KW * C_in / 16 <= 64 (the windowed direct path, taken when the
+ *        im2col scratch is not given: each 16-block of a window unpacked into a register per 4 output channels,
+ *        1.4-1.7x the im2col path's instructions).
+ * @param[in] filter_dims [C_out, KH, KW, C_in].
+ * @return 1 or 0.
+ */
+int32_t mcu_conv_mve_scratch_free_packed(const mcu_dims *filter_dims);
+
+/**
  * @brief General convolution (groups 1, any window, stride, dilation, padding or start offset; 1x1 included) on a
  *        packed 4-bit input, MVE: the windows of two output pixels unpacked into two int8 columns of scratch (taps
  *        outside the input: the zero point), then the int8 matrix core of mcu_conv_mve_s8() (VMLADAVA.S8, 2 rows x
- *        4 channels); a packed output is requantized into two int8 rows of scratch and packed with VSLI.
- * @param[in]  ctx     Scratch of mcu_conv_mve_get_buffer_size_packed() bytes; not NULL.
+ *        4 channels); a packed output is requantized into two int8 rows of scratch and packed with VSLI. A 1x1
+ *        layer on C_in <= 16 runs directly (each pixel unpacked into one register, 4 channels x 2 pixels per
+ *        8 VMLADAVA, a packed output staged 16 channels at a time on the stack); with short scratch a layer
+ *        mcu_conv_mve_scratch_free_packed() accepts runs the windowed direct path.
+ * @param[in]  ctx     Scratch of mcu_conv_mve_get_buffer_size_packed() bytes (fewer, or NULL, where
+ *                     mcu_conv_mve_scratch_free_packed()).
  * @param[in]  filter  int8, "quads" layout of mcu_conv_mve_s8() (compiler/ops/mve_layout.py conv_weights).
  * @param[in]  bias    Folded bias int32 [C_out] (input offset folded in), or NULL (all 0).
  * Other arguments as mcu_conv_a4w8_s8() (groups must be 1). Same result as mcu_conv_a4w8_s8().

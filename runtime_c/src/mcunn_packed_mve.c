@@ -11,7 +11,9 @@
  * Convolution (any window, groups 1): two output pixels' windows are unpacked into two int8 columns of
  * scratch (im2col), then the int8 matrix core of mcu_conv_mve_s8() (mcunn_mve_internal.h: VMLADAVA.S8, 2 rows x
  * 4 channels) computes them; a packed output is requantized into two int8 rows of scratch and packed (VSLI)
- * at the store.
+ * at the store. Two direct paths need no scratch: 1x1 on C_in <= 16 (each pixel unpacked into one register; always
+ * taken) and, when the caller gives less scratch than the im2col path's, C_in a multiple of 16 up to 64 (each
+ * 16-block of the window unpacked per 4 output channels; slower than im2col by 1.4-1.7x, for SRAM-tight stages).
  *
  * Depthwise (channel multiplier 1): 16 channels per block, each tap's 16 unpacked values times its 16 weights
  * with VMULLB.S8 / VMULLT.S8 into int16 products; sub-byte inputs sum them in int16 over up to 31 taps (4 bits:
@@ -214,10 +216,380 @@ static void pm_im2col(const pm_window *w, const uint8_t *in_b, int32_t oy, int32
     }
 }
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Pointwise on at most 16 input channels (QuantMCU's per-patch 1x1 layers): no im2col, no scratch. Each output
+ * pixel's C_in values are unpacked straight into one int8 vector (the zero point for a tap outside the input),
+ * the weights ("quads" of K = C_in <= 16: the plain rows [C_out][C_in]) loaded once per 4 channels for two pixels,
+ * 8 VMLADAVA per 4 channels x 2 pixels, requantized as 4-lane vectors; a packed output is staged 16 channels at a
+ * time in registers' worth of stack (2 x 16 bytes) and packed with VSLI.
+ * ------------------------------------------------------------------------------------------------------ */
+
+/* Whether mcu_conv_mve_a*w8_s8 runs the layer without scratch (the direct pointwise path). */
+static int pm_pw_direct_ok(const mcu_dims *filter_dims)
+{
+    return filter_dims->h == 1 && filter_dims->w == 1 && filter_dims->c >= 1 && filter_dims->c <= 16;
+}
+
+/* The windowed direct path: C_in a multiple of 16 up to PM_DC_MAX_CIN (its zero-point pixel on the stack), up to
+ * PM_DC_MAX_BLOCKS 16-blocks in a window (KH * KW * C_in / 16; their pointers on the stack); no scratch. */
+#define PM_DC_MAX_CIN 64
+#define PM_DC_MAX_BLOCKS 64
+
+static int pm_dc_direct_ok(const mcu_dims *filter_dims)
+{
+    const int32_t c = filter_dims->c, taps = filter_dims->h * filter_dims->w;
+    return c >= 16 && c % 16 == 0 && c <= PM_DC_MAX_CIN && taps >= 1 && taps * (c / 16) <= PM_DC_MAX_BLOCKS;
+}
+
+int32_t mcu_conv_mve_scratch_free_packed(const mcu_dims *filter_dims)
+{
+    return pm_pw_direct_ok(filter_dims) || pm_dc_direct_ok(filter_dims);
+}
+
+/* Four core registers as the lanes of a vector (two VMOV with optimisation). */
+PM_INLINE int32x4_t pm_lanes4(int32_t a0, int32_t a1, int32_t a2, int32_t a3)
+{
+#if defined(__OPTIMIZE__) && !defined(MCU_MVE_NO_ASM)
+    int32x4_t r;
+    __asm__("vmov %q[r][2], %q[r][0], %[a0], %[a2]\n\t"
+            "vmov %q[r][3], %q[r][1], %[a1], %[a3]"
+            : [r] "=&w"(r)
+            : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3));
+    return r;
+#else
+    int32x4_t r = vdupq_n_s32(a0);
+    r = vsetq_lane_s32(a1, r, 1);
+    r = vsetq_lane_s32(a2, r, 2);
+    return vsetq_lane_s32(a3, r, 3);
+#endif
+}
+
+/* n <= 16 int8 values (in the `bits` range) staged at src packed at dst: P(n, bits) bytes, padding bits 0. */
+PM_INLINE void pm_pack16(const int8_t *src, int32_t n, int32_t bits, uint8_t *dst)
+{
+    const int8x16_t v = vldrbq_z_s8(src, vctp8q((uint32_t)n)); /* lanes past n: 0 */
+    if (bits == 4)
+    {
+        const uint16x8_t h = vreinterpretq_u16_s8(v);
+        vstrbq_p_u16(dst, vsliq_n_u16(h, vshrq_n_u16(h, 8), 4), vctp16q((uint32_t)(n + 1) >> 1));
+        return;
+    }
+    const uint32x4_t w = vreinterpretq_u32_s8(v);
+    uint32x4_t r = vsliq_n_u32(w, vshrq_n_u32(w, 8), 2);
+    r = vsliq_n_u32(r, vshrq_n_u32(w, 16), 4);
+    r = vsliq_n_u32(r, vshrq_n_u32(w, 24), 6);
+    vstrbq_p_u32(dst, r, vctp32q((uint32_t)(n + 3) >> 2));
+}
+
+/* What the direct pointwise path reads, by value (the fields stay in registers across the int8 stores, which
+ * may alias anything). */
+typedef struct
+{
+    const int8_t *weights;
+    const int32_t *bias, *mult, *shift;
+    const uint8_t *in_b;
+    int32_t cin, cout, out_offset, lo, hi, out_bits, vector_ok;
+    int32_t in_h, in_w, in_px, stride_h, stride_w, pad_h, pad_w, zp;
+    /* the windowed direct path (C_in a multiple of 16): K = taps * C_in, `blocks` = K / 16, nblk = C_in / 16 per
+     * tap */
+    int32_t k, blocks, nblk;
+} pm_pw;
+
+/* The C_in values of output pixel (oy, ox)'s tap as int8 lanes (lanes past C_in: whatever the bytes hold; the
+ * weights' lanes there are 0), the zero point outside the input. */
+PM_INLINE int8x16_t pm_pw_pixel(const pm_pw w, int32_t oy, int32_t ox, int32_t bits)
+{
+    const int32_t y = oy * w.stride_h - w.pad_h, x = ox * w.stride_w - w.pad_w;
+    if (y < 0 || x < 0 || y >= w.in_h || x >= w.in_w)
+    {
+        return vdupq_n_s8((int8_t)w.zp);
+    }
+    const uint8_t *src = w.in_b + (y * w.in_w + x) * w.in_px;
+    return w.cin == 16 ? pm_unpack16(src, bits) : pm_unpack16_tail(src, w.cin, bits);
+}
+
+/* Accumulators of channels c..c+n-1 (lanes) of two pixels: folded bias added, requantized, offset and clamped
+ * (lanes past n: whatever; the stores are predicated, the staged ones zeroed at the pack). */
+PM_INLINE void pm_pw_out(const pm_pw w, int32x4_t *y0, int32x4_t *y1, int32_t c, int32_t n, int full, int rows,
+                         int right_only)
+{
+    const mve_pred16_t p = vctp32q((uint32_t)n);
+    int32x4_t a0 = *y0, a1 = *y1;
+    if (w.bias)
+    {
+        const int32x4_t b = full ? vldrwq_s32(w.bias + c) : vldrwq_z_s32(w.bias + c, p);
+        a0 = vaddq_s32(a0, b);
+        a1 = vaddq_s32(a1, b);
+    }
+#if MCU_SINGLE_ROUNDING
+    if (!w.vector_ok)
+    {
+        a0 = mcu_mve_requantize_scalar(a0, w.mult + c, w.shift + c, n);
+        a1 = rows == 2 ? mcu_mve_requantize_scalar(a1, w.mult + c, w.shift + c, n) : a1;
+    }
+    else
+#endif
+    {
+        const int32x4_t mult = full ? vldrwq_s32(w.mult + c) : vldrwq_z_s32(w.mult + c, p);
+        const int32x4_t shift = full ? vldrwq_s32(w.shift + c) : vldrwq_z_s32(w.shift + c, p);
+        a0 = right_only ? mcu_mve_requantize_right(a0, mult, shift) : mcu_mve_requantize(a0, mult, shift);
+        if (rows == 2)
+        {
+            a1 = right_only ? mcu_mve_requantize_right(a1, mult, shift) : mcu_mve_requantize(a1, mult, shift);
+        }
+    }
+    const int32x4_t lo = vdupq_n_s32(w.lo), hi = vdupq_n_s32(w.hi);
+    *y0 = vminq_s32(vmaxq_s32(vaddq_n_s32(a0, w.out_offset), lo), hi);
+    if (rows == 2)
+    {
+        *y1 = vminq_s32(vmaxq_s32(vaddq_n_s32(a1, w.out_offset), lo), hi);
+    }
+}
+
+/* Channels c..c+n-1 of `rows` (1 or 2) pixels x0, x1 stored at o0, o1 (int8 lanes). `full` (n == 4) constant at
+ * each copy. */
+PM_INLINE void pm_pw_quad(const pm_pw w, int8x16_t x0, int8x16_t x1, const uint8_t *const *ta,
+                          const uint8_t *const *tb, int windowed, int32_t bits, int32_t c, int32_t n, int full,
+                          int rows, int right_only, int8_t *o0, int8_t *o1)
+{
+    int32_t a[4] = {0, 0, 0, 0}, b[4] = {0, 0, 0, 0};
+    if (windowed)
+    {
+        /* "quads" of K = taps * C_in (a multiple of 16): a full quad's block i holds its 4 channels' 16 weights in
+         * turn (64 bytes); the last C_out % 4 channels are plain rows of K */
+        const int8_t *wq = w.weights + c * w.k;
+        const int32_t bs = full ? 64 : 16, js = full ? 16 : w.k;
+        for (int32_t i = 0; i < w.blocks; i++, wq += bs)
+        {
+            /* ta[i], tb[i]: block i of the window (16 values of one tap) */
+            const int8x16_t xa = pm_unpack16(ta[i], bits);
+            const int8x16_t xb = rows == 2 ? pm_unpack16(tb[i], bits) : xa;
+#pragma GCC unroll 4
+            for (int32_t j = 0; j < 4; j++)
+            {
+                if (full || j < n)
+                {
+                    const int8x16_t k = vldrbq_s8(wq + j * js);
+                    a[j] = vmladavaq_s8(a[j], xa, k);
+                    if (rows == 2)
+                    {
+                        b[j] = vmladavaq_s8(b[j], xb, k);
+                    }
+                }
+            }
+        }
+    }
+    else
+    {
+        const int32_t cin = w.cin;
+        const int8_t *wr = w.weights + c * cin;
+        const mve_pred16_t p = vctp8q((uint32_t)cin);
+#pragma GCC unroll 4
+        for (int32_t j = 0; j < 4; j++)
+        {
+            if (full || j < n)
+            {
+                const int8x16_t k = vldrbq_z_s8(wr + j * cin, p);
+                a[j] = vmladavq_s8(x0, k);
+                b[j] = rows == 2 ? vmladavq_s8(x1, k) : 0;
+            }
+        }
+    }
+    int32x4_t y0 = pm_lanes4(a[0], a[1], a[2], a[3]);
+    int32x4_t y1 = rows == 2 ? pm_lanes4(b[0], b[1], b[2], b[3]) : y0;
+    pm_pw_out(w, &y0, &y1, c, n, full, rows, right_only);
+    if (full)
+    {
+        vstrbq_s32(o0, y0);
+        if (rows == 2)
+        {
+            vstrbq_s32(o1, y1);
+        }
+    }
+    else
+    {
+        vstrbq_p_s32(o0, y0, vctp32q((uint32_t)n));
+        if (rows == 2)
+        {
+            vstrbq_p_s32(o1, y1, vctp32q((uint32_t)n));
+        }
+    }
+}
+
+/* Every output channel of `rows` pixels (x0, x1) at out0, out1. */
+PM_INLINE void pm_pw_pixels(const pm_pw w, int8x16_t x0, int8x16_t x1, const uint8_t *const *ta,
+                            const uint8_t *const *tb, int windowed, int32_t bits, int rows, int right_only,
+                            uint8_t *out0, uint8_t *out1)
+{
+    const int32_t cout = w.cout, quads = cout & ~3, ob = w.out_bits;
+    int8_t s0[16], s1[16]; /* a packed output: 16 channels at a time */
+    for (int32_t c = 0; c < cout; c += 4)
+    {
+        int8_t *o0 = ob == 8 ? (int8_t *)out0 + c : s0 + (c & 15), *o1 = ob == 8 ? (int8_t *)out1 + c : s1 + (c & 15);
+        if (c < quads)
+        {
+            pm_pw_quad(w, x0, x1, ta, tb, windowed, bits, c, 4, 1, rows, right_only, o0, o1);
+        }
+        else
+        {
+            pm_pw_quad(w, x0, x1, ta, tb, windowed, bits, c, cout - c, 0, rows, right_only, o0, o1);
+        }
+        if (ob != 8 && ((c & 15) == 12 || c + 4 >= cout))
+        {
+            const int32_t c16 = c & ~15, n = cout - c16 < 16 ? cout - c16 : 16;
+            pm_pack16(s0, n, ob, out0 + c16 * ob / 8);
+            if (rows == 2)
+            {
+                pm_pack16(s1, n, ob, out1 + c16 * ob / 8);
+            }
+        }
+    }
+}
+
+/* The whole layer at input width `bits` and shift case right_only (constant at each copy). */
+PM_INLINE void pm_pw_layer(const pm_pw w, int32_t pixels, int32_t out_w, int32_t out_px, uint8_t *out_b,
+                           int32_t bits, int right_only)
+{
+    int32_t oy = 0, ox = 0, i = 0;
+    for (; i + 1 < pixels; i += 2)
+    {
+        const int8x16_t x0 = pm_pw_pixel(w, oy, ox, bits);
+        if (++ox == out_w)
+        {
+            ox = 0;
+            oy++;
+        }
+        const int8x16_t x1 = pm_pw_pixel(w, oy, ox, bits);
+        if (++ox == out_w)
+        {
+            ox = 0;
+            oy++;
+        }
+        pm_pw_pixels(w, x0, x1, NULL, NULL, 0, bits, 2, right_only, out_b + i * out_px, out_b + (i + 1) * out_px);
+    }
+    if (i < pixels)
+    {
+        const int8x16_t x0 = pm_pw_pixel(w, oy, ox, bits);
+        pm_pw_pixels(w, x0, x0, NULL, NULL, 0, bits, 1, right_only, out_b + i * out_px, out_b + i * out_px);
+    }
+}
+
+/* One copy per input width for layers whose shifts are all <= 0 (nearly all), one generic copy otherwise. */
+__attribute__((noinline)) static void pm_pw_direct(const pm_pw *w, int32_t pixels, int32_t out_w, int32_t out_px,
+                                                   uint8_t *out_b, int32_t bits, int right_only)
+{
+    const pm_pw v = *w;
+    if (!right_only)
+    {
+        pm_pw_layer(v, pixels, out_w, out_px, out_b, bits, 0);
+    }
+    else if (bits == 4)
+    {
+        pm_pw_layer(v, pixels, out_w, out_px, out_b, 4, 1);
+    }
+    else if (bits == 2)
+    {
+        pm_pw_layer(v, pixels, out_w, out_px, out_b, 2, 1);
+    }
+    else
+    {
+        pm_pw_layer(v, pixels, out_w, out_px, out_b, 8, 1);
+    }
+}
+
+/* The block pointers of output pixel (oy, ox) of a windowed direct layer (taps in row-major order, C_in / 16
+ * blocks each): into the input, or the zero-point pixel outside it. */
+PM_INLINE void pm_dc_window(const uint8_t **tap, const pm_pw *w, const mcu_conv_params *cp, int32_t kh, int32_t kw,
+                            const uint8_t *zero_pixel, int32_t oy, int32_t ox)
+{
+    const int32_t y0 = oy * w->stride_h - w->pad_h, x0 = ox * w->stride_w - w->pad_w, nblk = w->nblk;
+    const int32_t step = w->in_px / nblk; /* a 16-block's packed bytes */
+    for (int32_t ky = 0; ky < kh; ky++)
+    {
+        const int32_t iy = y0 + ky * cp->dilation.h;
+        const int row_in = iy >= 0 && iy < w->in_h;
+        for (int32_t kx = 0; kx < kw; kx++)
+        {
+            const int32_t ix = x0 + kx * cp->dilation.w;
+            const uint8_t *px =
+                row_in && ix >= 0 && ix < w->in_w ? w->in_b + (iy * w->in_w + ix) * w->in_px : zero_pixel;
+            for (int32_t i = 0; i < nblk; i++)
+            {
+                *tap++ = px + i * step;
+            }
+        }
+    }
+}
+
+/* A windowed direct layer (C_in a multiple of 16, <= PM_DC_MAX_CIN): two pixels' tap pointers, each 16-block
+ * unpacked straight into a register per quad of output channels. */
+__attribute__((noinline)) static void pm_dc_direct(const pm_pw *w, const mcu_conv_params *cp, int32_t kh,
+                                                   int32_t kw, const uint8_t *zero_pixel, int32_t pixels,
+                                                   int32_t out_w, int32_t out_px, uint8_t *out_b, int32_t bits,
+                                                   int right_only)
+{
+    const pm_pw v = *w;
+    const uint8_t *ta[PM_DC_MAX_BLOCKS], *tb[PM_DC_MAX_BLOCKS];
+    const int8x16_t none = vdupq_n_s8(0);
+    int32_t oy = 0, ox = 0;
+    for (int32_t i = 0; i < pixels; i += 2)
+    {
+        const int rows = i + 1 < pixels ? 2 : 1;
+        pm_dc_window(ta, w, cp, kh, kw, zero_pixel, oy, ox);
+        if (++ox == out_w)
+        {
+            ox = 0;
+            oy++;
+        }
+        if (rows == 2)
+        {
+            pm_dc_window(tb, w, cp, kh, kw, zero_pixel, oy, ox);
+            if (++ox == out_w)
+            {
+                ox = 0;
+                oy++;
+            }
+        }
+        uint8_t *oa = out_b + i * out_px;
+        if (rows == 1)
+        {
+            /* the last pixel (or the only one: a per-patch 3x3 layer's 1x1 output) */
+            if (bits == 4)
+            {
+                pm_pw_pixels(v, none, none, ta, ta, 1, 4, 1, right_only, oa, oa);
+            }
+            else if (bits == 2)
+            {
+                pm_pw_pixels(v, none, none, ta, ta, 1, 2, 1, right_only, oa, oa);
+            }
+            else
+            {
+                pm_pw_pixels(v, none, none, ta, ta, 1, 8, 1, right_only, oa, oa);
+            }
+        }
+        else if (bits == 4)
+        {
+            pm_pw_pixels(v, none, none, ta, tb, 1, 4, 2, right_only, oa, oa + out_px);
+        }
+        else if (bits == 2)
+        {
+            pm_pw_pixels(v, none, none, ta, tb, 1, 2, 2, right_only, oa, oa + out_px);
+        }
+        else
+        {
+            pm_pw_pixels(v, none, none, ta, tb, 1, 8, 2, right_only, oa, oa + out_px);
+        }
+    }
+}
+
 int32_t mcu_conv_mve_get_buffer_size_packed(const mcu_dims *input_dims, const mcu_dims *filter_dims,
                                             int32_t output_bits)
 {
     (void)input_dims;
+    if (pm_pw_direct_ok(filter_dims))
+    {
+        return 0; /* the direct pointwise path */
+    }
     const int32_t k = filter_dims->h * filter_dims->w * filter_dims->c;
     return 2 * k + (output_bits == 8 ? 0 : 2 * filter_dims->n);
 }
@@ -233,11 +605,15 @@ static mcu_status conv_mve_packed(int32_t in_bits, const mcu_context *ctx, const
     {
         return MCU_ARG_ERROR;
     }
-    if (ctx == NULL || ctx->buf == NULL || ctx->size < mcu_conv_mve_get_buffer_size_packed(in, filt, out_bits))
+    /* the direct pointwise path always; the windowed direct one when the im2col scratch is not given */
+    const int direct = pm_pw_direct_ok(filt);
+    const int short_scratch =
+        ctx == NULL || ctx->buf == NULL || ctx->size < mcu_conv_mve_get_buffer_size_packed(in, filt, out_bits);
+    const int windowed = !direct && short_scratch && pm_dc_direct_ok(filt);
+    if (!direct && !windowed && short_scratch)
     {
         return MCU_ARG_ERROR;
     }
-    int8_t *col0 = (int8_t *)ctx->buf, *col1 = col0 + k, *stage = col1 + k;
     mcu_mve_mat m;
     m.weights = filter;
     m.bias = bias;
@@ -252,6 +628,37 @@ static mcu_status conv_mve_packed(int32_t in_bits, const mcu_context *ctx, const
     const pm_window win = {cp, in, filt, in_bits, mcu_packed_pixel_bytes(cin, in_bits), (cin * in_bits) % 8 == 0};
     const int32_t in_px = win.in_px, out_px = mcu_packed_pixel_bytes(cout, out_bits);
     const int32_t out_w = out->w, pixels = out->h * out_w;
+    if (direct || windowed)
+    {
+        uint8_t zero_pixel[PM_DC_MAX_CIN]; /* the windowed path's taps outside the input */
+        if (windowed)
+        {
+            int8_t zp[16];
+            vst1q_s8(zp, vdupq_n_s8((int8_t)(-cp->input_offset)));
+            for (int32_t c0 = 0; c0 < cin; c0 += 16)
+            {
+                mcu_packed_store(zp, 16, in_bits, zero_pixel + c0 * in_bits / 8);
+            }
+        }
+        for (int32_t b = 0; b < in->n; b++)
+        {
+            const pm_pw w = {filter, bias, q->multiplier, q->shift, input + b * in->h * in->w * in_px, cin, cout,
+                             m.out_offset, m.lo, m.hi, out_bits, m.vector_ok, in->h, in->w, in_px, cp->stride.h,
+                             cp->stride.w, cp->padding.h, cp->padding.w, -cp->input_offset, k,
+                             filt->h * filt->w * (cin / 16), cin / 16};
+            if (direct)
+            {
+                pm_pw_direct(&w, pixels, out_w, out_px, output + b * pixels * out_px, in_bits, m.right_only);
+            }
+            else
+            {
+                pm_dc_direct(&w, cp, filt->h, filt->w, zero_pixel, pixels, out_w, out_px,
+                             output + b * pixels * out_px, in_bits, m.right_only);
+            }
+        }
+        return MCU_OK;
+    }
+    int8_t *col0 = (int8_t *)ctx->buf, *col1 = col0 + k, *stage = col1 + k;
     for (int32_t b = 0; b < in->n; b++)
     {
         const uint8_t *in_b = input + b * in->h * in->w * in_px;
@@ -577,6 +984,133 @@ PM_INLINE void pm_dw_block_pair(const pm_dw_out *o, const uint8_t *const *ta, co
     pm_dw_store(o, a0, a1, a2, a3, c, 16, 1, 1, ob + at);
 }
 
+/* 8 values of a packed run at src (field 0 of its first byte) as int16 lanes in order: int8 widened at the load;
+ * 4 bits: byte j in word lane j, field 0 to the top of the low halfword, field 1 to the top of the high one, then
+ * VSHR.S16; 2 bits: byte i / 4 in halfword lane i (a gather), field i % 4 to its top, VSHR.S16. */
+PM_INLINE int16x8_t pm_unpack8_s16(const uint8_t *src, int32_t bits)
+{
+    if (bits == 4)
+    {
+        const uint32x4_t w = vldrbq_u32(src);
+        const uint32x4_t t = vsliq_n_u32(vshlq_n_u32(w, 12), w, 24);
+        return vshrq_n_s16(vreinterpretq_s16_u32(t), 12);
+    }
+    if (bits == 2)
+    {
+        const uint16x8_t byte = vshrq_n_u16(vidupq_n_u16(0, 1), 2);                  /* {0,0,0,0,1,1,1,1} */
+        const int16x8_t left = vreinterpretq_s16_u16(vsubq_u16(vdupq_n_u16(14),      /* 14 - 2 * (i % 4) */
+                                                               vshlq_n_u16(vandq_u16(vidupq_n_u16(0, 1),
+                                                                                     vdupq_n_u16(3)), 1)));
+        const uint16x8_t h = vshlq_u16(vldrbq_gather_offset_u16(src, byte), left);
+        return vshrq_n_s16(vreinterpretq_s16_u16(h), 14);
+    }
+    return vldrbq_s16((const int8_t *)src);
+}
+
+/* 8 channels c..c+7 of `rows` (1 or 2) output pixels (taps ta, tb; outputs at oa, ob: the block's first byte) of
+ * a 3x3 layer whose shifts are all <= 0, any input width (the int8 MVE kernel's half block): values and weights
+ * as int16 lanes, VMULLB / VMULLT.S16 into int32 accumulators of the even (e) and odd (od) channels, each tap's
+ * weights loaded once for both pixels; weights of tap t at w + 8 t (a C % 16 = 8 tail's block). */
+PM_INLINE void pm_dw_half(const pm_dw_out *o, const uint8_t *const *ta, const uint8_t *const *tb, int32_t c,
+                          const int8_t *w, int32_t bits, int rows, uint8_t *oa, uint8_t *ob)
+{
+    const int32_t cb = c * bits / 8;
+    int32x4_t ea = vdupq_n_s32(0), oda = ea, eb = ea, odb = ea;
+#pragma GCC unroll 9
+    for (int32_t t = 0; t < 9; t++)
+    {
+        const int16x8_t k = vldrbq_s16(w);
+        w += 8;
+        const int16x8_t xa = pm_unpack8_s16(ta[t] + cb, bits);
+        ea = vaddq_s32(ea, vmullbq_int_s16(xa, k));
+        oda = vaddq_s32(oda, vmulltq_int_s16(xa, k));
+        if (rows == 2)
+        {
+            const int16x8_t xb = pm_unpack8_s16(tb[t] + cb, bits);
+            eb = vaddq_s32(eb, vmullbq_int_s16(xb, k));
+            odb = vaddq_s32(odb, vmulltq_int_s16(xb, k));
+        }
+        /* as in pm_dw_sums(): the sums in order, no loads hoisted */
+        __asm__ volatile("" : "+w"(ea), "+w"(oda), "+w"(eb), "+w"(odb) : : "memory");
+    }
+    const uint32x4_t even = vidupq_n_u32(0, 2);
+    const int32x4_t me = vldrwq_gather_shifted_offset_s32(o->mult + c, even);
+    const int32x4_t se = vldrwq_gather_shifted_offset_s32(o->shift + c, even);
+    const int32x4_t mo = vldrwq_gather_shifted_offset_s32(o->mult + c + 1, even);
+    const int32x4_t so = vldrwq_gather_shifted_offset_s32(o->shift + c + 1, even);
+    const int32x4_t lo = vdupq_n_s32(o->lo), hi = vdupq_n_s32(o->hi);
+    int32x4_t be = vdupq_n_s32(0), bo = be;
+    if (o->bias)
+    {
+        be = vldrwq_gather_shifted_offset_s32(o->bias + c, even);
+        bo = vldrwq_gather_shifted_offset_s32(o->bias + c + 1, even);
+    }
+    const int32_t at = c * o->bits / 8;
+    for (int r = 0; r < rows; r++)
+    {
+        int32x4_t e = r ? eb : ea, od = r ? odb : oda;
+        uint8_t *out = (r ? ob : oa) + at;
+        e = vminq_s32(vmaxq_s32(vaddq_n_s32(mcu_mve_requantize_right(vaddq_s32(e, be), me, se), o->out_offset), lo),
+                      hi);
+        od = vminq_s32(
+            vmaxq_s32(vaddq_n_s32(mcu_mve_requantize_right(vaddq_s32(od, bo), mo, so), o->out_offset), lo), hi);
+        if (o->bits == 8)
+        {
+            vstrbq_s16((int8_t *)out, vmovntq_s32(vreinterpretq_s16_s32(e), od));
+        }
+        else if (o->bits == 4)
+        {
+            /* word lane j: channels 2j | 2j + 1 << 4 in its low byte */
+            vstrbq_u32(out, vsliq_n_u32(vreinterpretq_u32_s32(e), vreinterpretq_u32_s32(od), 4));
+        }
+        else
+        {
+            /* lane j: channels 2j | 2j + 1 << 2 (4 bits); the two bytes t0 | t1 << 4, t2 | t3 << 4 as one sum of
+             * lanes times {1, 16, 256, 4096} (VMLADAV) */
+            const uint32x4_t t = vandq_u32(vsliq_n_u32(vreinterpretq_u32_s32(e), vreinterpretq_u32_s32(od), 2),
+                                           vdupq_n_u32(15));
+            const uint32x4_t place = vshlq_u32(vdupq_n_u32(1), vreinterpretq_s32_u32(vidupq_n_u32(0, 4)));
+            const uint32_t v = vmladavq_u32(t, place);
+            out[0] = (uint8_t)v;
+            out[1] = (uint8_t)(v >> 8);
+        }
+    }
+}
+
+/* pm_dw_half() with its width and row count constant: out of line, one copy per pair. */
+__attribute__((noinline)) static void pm_dw_half_any(const pm_dw_out *o, const uint8_t *const *ta,
+                                                     const uint8_t *const *tb, int32_t c, const int8_t *w,
+                                                     int32_t bits, int rows, uint8_t *oa, uint8_t *ob)
+{
+    if (rows == 2)
+    {
+        if (bits == 4)
+        {
+            pm_dw_half(o, ta, tb, c, w, 4, 2, oa, ob);
+        }
+        else if (bits == 2)
+        {
+            pm_dw_half(o, ta, tb, c, w, 2, 2, oa, ob);
+        }
+        else
+        {
+            pm_dw_half(o, ta, tb, c, w, 8, 2, oa, ob);
+        }
+    }
+    else if (bits == 4)
+    {
+        pm_dw_half(o, ta, ta, c, w, 4, 1, oa, oa);
+    }
+    else if (bits == 2)
+    {
+        pm_dw_half(o, ta, ta, c, w, 2, 1, oa, oa);
+    }
+    else
+    {
+        pm_dw_half(o, ta, ta, c, w, 8, 1, oa, oa);
+    }
+}
+
 /* Every channel of two output pixels of a 3x3 layer on a sub-byte input whose shifts are all <= 0 (the common
  * case): the full blocks two pixels at a time, the channel tail per pixel. */
 __attribute__((noinline)) static void pm_dw_pair_3x3(const pm_dw_out *o, const uint8_t *const *ta,
@@ -595,7 +1129,11 @@ __attribute__((noinline)) static void pm_dw_pair_3x3(const pm_dw_out *o, const u
             pm_dw_block_pair(o, ta, tb, c, filter + c * 9, 2, oa, ob);
         }
     }
-    if (ch16 < ch)
+    if (ch - ch16 == 8)
+    {
+        pm_dw_half_any(o, ta, tb, ch16, filter + ch16 * 9, bits, 2, oa, ob);
+    }
+    else if (ch16 < ch)
     {
         pm_dw_block_any(o, ta, 9, ch16, filter + ch16 * 9, ch - ch16, bits, oa);
         pm_dw_block_any(o, tb, 9, ch16, filter + ch16 * 9, ch - ch16, bits, ob);
@@ -611,6 +1149,11 @@ static void pm_dw_pixel(const pm_dw_out *o, const uint8_t *const *tap, int32_t t
     {
         c = ch & ~15;
         pm_dw_blocks_3x3(o, tap, c, filter, bits, out);
+        if (ch - c == 8)
+        {
+            pm_dw_half_any(o, tap, tap, c, filter + c * 9, bits, 1, out, out);
+            return;
+        }
     }
     for (; c < ch; c += 16)
     {
@@ -714,7 +1257,7 @@ static mcu_status dwconv_mve_packed(int32_t in_bits, const mcu_context *ctx, con
     }
     const uint8_t *tap[MCU_DWCONV_MVE_PACKED_MAX_TAPS];
     /* sub-byte 3x3 layers without left shifts: two pixels per weight load */
-    const int pair = taps == 9 && o.right_only && in_bits != 8;
+    const int pair = taps == 9 && o.right_only && (in_bits != 8 || ch == 8);
     const uint8_t *tap_b[MCU_DWCONV_MVE_PACKED_MAX_TAPS];
     for (int32_t b = 0; b < in->n; b++)
     {
