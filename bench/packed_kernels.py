@@ -59,8 +59,22 @@ SMALL = [
     ("p5", "MNIST patch: conv 3x3, 6x6x8 -> 4x4x8", "conv", (6, 6, 8), (3, 3), 8, (1, 1), (0, 0)),
     ("p6", "MNIST patch: dw 3x3, 4x4x16 -> 2x2x16", "dwconv", (4, 4, 16), (3, 3), 16, (1, 1), (0, 0)),
 ]
+#: QuantMCU's per-patch layers on qemu-m55 as VWW and MNIST compile them at their tight budgets (39,008 B and
+#: 2,064 B; ``mcucompile <model> --board qemu-m55 --quantmcu --sram-limit <budget>``, an interior patch's region of
+#: model.c's patch table): VWW 8x8@4 (dw, pw, dw s2 of 8-16 channels on 3x3..9x9 regions), MNIST 7x7@4 (dw s2, pw
+#: and a 3x3 conv on 1x1..7x7 regions)
+STAGE_M55 = [
+    ("v1", "VWW patch: dw 3x3, 9x9x8 -> 7x7x8", "dwconv", (9, 9, 8), (3, 3), 8, (1, 1), (0, 0)),
+    ("v2", "VWW patch: pw, 7x7x8 -> 7x7x16", "conv", (7, 7, 8), (1, 1), 16, (1, 1), (0, 0)),
+    ("v3", "VWW patch: dw 3x3 s2, 7x7x16 -> 3x3x16", "dwconv", (7, 7, 16), (3, 3), 16, (2, 2), (0, 0)),
+    ("m1", "MNIST patch: dw 3x3 s2, 7x7x8 -> 3x3x8", "dwconv", (7, 7, 8), (3, 3), 8, (2, 2), (0, 0)),
+    ("m2", "MNIST patch: pw, 3x3x8 -> 3x3x16", "conv", (3, 3, 8), (1, 1), 16, (1, 1), (0, 0)),
+    ("m3", "MNIST patch: conv 3x3, 3x3x16 -> 1x1x16", "conv", (3, 3, 16), (3, 3), 16, (1, 1), (0, 0)),
+]
 #: (input bits, output bits) rows per shape: the int8 kernels, then the packed ones
 PAIRS = [(8, 8), (4, 4), (2, 2), (4, 8), (8, 4)]
+#: the stage table's rows: every pair the stages run (a8>a4, a4>a4, a4>a8, a8>a2, a2>a2, a2>a8) and the others
+PAIRS_STAGE = [(8, 8), (4, 4), (2, 2), (4, 8), (8, 4), (2, 8), (8, 2)]
 
 
 def macs(c: packed_cases.PackedCase) -> int:
@@ -80,12 +94,16 @@ def int8_depthwise(c: packed_cases.PackedCase) -> packed_cases.PackedCase:
     return dataclasses.replace(c, in_off=0, bias=bias, fast_bias=bias, expected=pack(y, 8).reshape(-1))
 
 
-def _cases_and_rows():
+def _seed(number) -> int:
+    return number if isinstance(number, int) else 100 + sum(map(ord, number))
+
+
+def _cases_and_rows(shapes=SHAPES, pairs=PAIRS):
     cases, rows = [], []
-    for number, desc, kind, hwc, k, cout, stride, pad in SHAPES:
-        for bi, bo in PAIRS:
+    for number, desc, kind, hwc, k, cout, stride, pad in shapes:
+        for bi, bo in pairs:
             rows.append((number, desc, bi, bo, len(cases)))
-            cases.append(packed_cases.layer_case(kind, bi, bo, hwc, k, cout, stride, pad, seed=number))
+            cases.append(packed_cases.layer_case(kind, bi, bo, hwc, k, cout, stride, pad, seed=_seed(number)))
     return cases, rows
 
 
@@ -98,11 +116,10 @@ def _counts(log: str) -> dict:
     return counts
 
 
-def _run_by_shape(board, cases: list, main: str) -> dict:
+def _run_by_shape(board, cases: list, main: str, per_shape: int = len(PAIRS)) -> dict:
     """(case, kernel) -> (instructions, equal): ``main`` (a firmware under tests/c_kernels) on ``cases``, one
-    firmware per group of cases of one shape (all shapes at once do not fit the M55's 512 KB ITCM)."""
+    firmware per group of ``per_shape`` cases (all shapes at once do not fit the M55's 512 KB ITCM)."""
     counts = {}
-    per_shape = len(PAIRS)
     with tempfile.TemporaryDirectory(prefix="mcu_bench_packed_") as tmp:
         for first in range(0, len(cases), per_shape):
             build = Path(tmp) / str(first)
@@ -113,16 +130,17 @@ def _run_by_shape(board, cases: list, main: str) -> dict:
     return counts
 
 
-def mve_rows(board) -> None:
+def mve_rows(board, shapes=SHAPES, pairs=PAIRS) -> None:
     """The qemu-m55 table: MVE packed vs portable packed vs SIMD32 packed, and the int8 MVE kernel per shape."""
     import test_packed_mve
 
-    cases, rows = _cases_and_rows()
+    cases, rows = _cases_and_rows(shapes, pairs)
     mve = [test_packed_mve.mve_case(c) for c in cases]
-    counts = _run_by_shape(board, mve, "packed_mve_main.c")
+    per = len(mve) if shapes is STAGE_M55 else len(pairs)  # the small layers fit one firmware
+    counts = _run_by_shape(board, mve, "packed_mve_main.c", per)
     dsp_cases = [int8_depthwise(c) if c.kind == packed_cases.KIND["dwconv"] and (c.in_bits, c.out_bits) == (8, 8)
                  else c for c in cases]
-    dsp = _run_by_shape(board, dsp_cases, "packed_bench_main.c")
+    dsp = _run_by_shape(board, dsp_cases, "packed_bench_main.c", per)
     print(f"board {board.name} ({board.core}), instructions (QEMU -icount shift=0, not cycles); int8 rows: the int8 "
           "kernels (MVE column: the int8 MVE kernel)")
     head = (f"{'#':>2} {'layer (NHWC)':<44} {'bits':>6} {'MACs':>10} {'portable (i/MAC)':>20} {'SIMD32 (i/MAC)':>18} "
@@ -140,6 +158,73 @@ def mve_rows(board) -> None:
         print(f"{number!s:>2} {desc:<44} {f'a{bi}>a{bo}':>6} {m:>10,} {port:>11,} ({port / m:5.2f}) {simd:>9,} "
               f"({simd / m:5.2f}) {fast:>9,} ({fast / m:5.2f}) {fast / base[number]:>12.2f} {fast / simd:>10.2f} "
               f"{'yes' if p_ok and f_ok and s_ok else 'NO':>5}")
+
+
+#: the --fit sweep on qemu-m55 (out HW, C_in, C_out): 1x1 and 3x3 convolutions, 3x3 depthwise, per-patch sizes up to
+#: 12x12 outputs; windowed convolutions on C_in 16 / 32 also without scratch (the lean rows)
+FIT_PAIRS = [(4, 4), (2, 2), (4, 8), (8, 4), (8, 2), (2, 8)]
+FIT_SHAPES = ([("conv", (1, 1), o, ci, co, 1) for o in (3, 7, 12) for ci in (8, 16, 32) for co in (16, 32)]
+              + [("conv", (3, 3), o, ci, co, 1) for o in (1, 3, 6) for ci in (8, 16, 32) for co in (8, 32)]
+              + [("dwconv", (3, 3), o, c, c, 1) for o in (3, 7, 12) for c in (8, 16, 24, 64)]
+              + [("dwconv", (3, 3), 3, c, c, 2) for c in (8, 16)])
+
+
+def _stub_layer(c: packed_cases.PackedCase):
+    """(node, graph, geometry) stand-ins carrying what the packed kernels' cost counts read: the weights' shape, the
+    maps' shapes and bits, the output region."""
+    from types import SimpleNamespace as NS
+
+    conv = c.kind == packed_cases.KIND["conv"]
+    wshape = tuple(c.filter_dims) if conv else tuple(c.filter_dims[1:])
+    tensors = {"x": NS(shape=tuple(c.in_dims), quant=NS(bits=c.in_bits)), "w": NS(shape=wshape),
+               "y": NS(shape=tuple(c.out_dims), quant=NS(bits=c.out_bits))}
+    node = NS(inputs=["x", "w"], outputs=["y"])
+    return node, NS(tensors=tensors), NS(out_h=c.out_dims[1], out_w=c.out_dims[2])
+
+
+def fit_rows(board) -> None:
+    """Least squares (weighted by 1 / instructions) of the MVE packed kernels' cost terms over FIT_SHAPES x FIT_PAIRS
+    on ``board``: prints each kernel's coefficients (to paste into compiler/ops/packed_kernels.py) and the error of the
+    fitted and of the declared coefficients."""
+    import dataclasses as dc
+
+    import test_packed_mve
+    from mcucompile.ops import packed_kernels as pk
+    from scipy.optimize import nnls
+
+    cases, kernels = [], []
+    for kind, k, o, ci, co, st in FIT_SHAPES:
+        hw = ((o - 1) * st + k[0], (o - 1) * st + k[1], ci)
+        for bi, bo in FIT_PAIRS:
+            c = test_packed_mve.mve_case(packed_cases.layer_case(kind, bi, bo, hw, k, co, (st, st), (0, 0),
+                                                                 seed=len(cases)))
+            if kind == "dwconv":
+                cases.append(c)
+                kernels.append(pk.DEPTHWISE_CONV_MVE)
+                continue
+            cases.append(c)
+            kernels.append(pk.CONV_MVE)
+            if not pk.conv_mve_direct(k[0], k[1], ci) and pk.conv_mve_scratch_free(k[0], k[1], ci):
+                cases.append(dc.replace(c, scratch_fast=0))  # the same layer without scratch
+                kernels.append(pk.CONV_LEAN_MVE)
+    counts = _run_by_shape(board, cases, "packed_mve_main.c", 24)
+    print(f"board {board.name}: {len(cases)} layers of the --fit sweep (QEMU -icount, instructions)")
+    for kern in (pk.CONV_MVE, pk.CONV_LEAN_MVE, pk.DEPTHWISE_CONV_MVE):
+        idx = [i for i, kk in enumerate(kernels) if kk is kern]
+        names = list(kern.cost.features)
+        a = np.array([[kern.cost.counts(*_stub_layer(cases[i])).get(n, 0.0) for n in names] for i in idx])
+        b = np.array([counts[(i, "mve")][0] for i in idx], float)
+        bad = [i for i in idx if not counts[(i, "mve")][1]]
+        wt = 1.0 / b
+        used = a.any(axis=0)
+        x = np.zeros(len(names))
+        x[used], _ = nnls(a[:, used] * wt[:, None], b * wt, maxiter=100 * a.shape[1])
+        declared = np.array([kern.cost.coefficients.get(n, 0.0) for n in names])
+        for label, coef in (("fitted", x), ("declared", declared)):
+            err = np.abs(a @ coef - b) / b
+            print(f"  {kern.name} {label}: mean error {100 * err.mean():.1f}%, worst {100 * err.max():.1f}% "
+                  f"({len(idx)} layers{', NOT EXACT: ' + str(len(bad)) if bad else ''})")
+        print("    {" + ", ".join(f'"{n}": {v:.4g}' for n, v in zip(names, x)) + "}")
 
 
 def kernel_rows(board, shapes=SHAPES, per_call: bool = False) -> None:
@@ -240,10 +325,20 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--board", default="qemu-m4")
     p.add_argument("--no-network", action="store_true", help="only the kernel table")
+    p.add_argument("--fit", action="store_true",
+                   help="qemu-m55: fit the MVE packed kernels' cost terms on a sweep of small layers (FIT_SHAPES)")
+    p.add_argument("--stage-only", action="store_true",
+                   help="qemu-m55: only the table of QuantMCU's per-patch layers (STAGE_M55)")
     args = p.parse_args()
     board = get_board(args.board)
+    if board.mve and args.fit:
+        fit_rows(board)
+        return 0
     if board.mve:
-        mve_rows(board)
+        if not args.stage_only:
+            mve_rows(board)
+            print()
+        mve_rows(board, STAGE_M55, PAIRS_STAGE)
     else:
         kernel_rows(board)
         print()
