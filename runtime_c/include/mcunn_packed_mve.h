@@ -95,6 +95,10 @@ int32_t mcu_dwconv_mve_get_buffer_size_packed(const mcu_dims *input_dims, int32_
  *        its weights, the int16 products summed over up to 31 taps (127 at 2 bits, 1 for int8) and widened into
  *        int32 accumulators of channels 4j + 0..3, requantized and packed at the store; sub-byte 3x3 layers whose
  *        shifts are all <= 0 take two output pixels per block (each tap's weights loaded once for both).
+ *        The last 8 channels of a 3x3 layer with C % 16 = 8 whose shifts are all <= 0 (VWW's and MNIST's 8-channel
+ *        stage layers), at any input width: a half block as in mcu_dwconv_mve_s8() (values and weights in int16
+ *        lanes, VMULLB / VMULLT.S16 into int32 accumulators of the even and odd channels, two pixels per weight
+ *        load).
  * @param[in]  ctx     Scratch of mcu_dwconv_mve_get_buffer_size_packed() bytes; not NULL.
  * @param[in]  filter  int8, "16-blocks" layout of mcu_dwconv_mve_s8() (mve_layout.dwconv_weights).
  * @param[in]  bias    Folded bias int32 [C] in channel order (input offset folded in), or NULL (all 0).

@@ -20,7 +20,10 @@
  * |x w| <= 8 * 128, 31 of them < 2^15) or 127 (2 bits) before widening (VMOVLB / VMOVLT) into four int32
  * accumulators of channels 4j, 4j+1, 4j+2, 4j+3; int8 inputs widen every tap. The accumulators' lane order is
  * what the packed store wants: 2 bits pack with three VSLI, 4 and 8 bits after two VMOVNT. Sub-byte 3x3 layers
- * whose shifts are all <= 0 run two output pixels per block (each tap's weights loaded once for both).
+ * whose shifts are all <= 0 run two output pixels per block (each tap's weights loaded once for both). The last 8
+ * channels of such a 3x3 layer with C % 16 = 8, at any input width, run as a half block (int16 lanes: 4-bit
+ * fields spread with VSHL / VSLI + VSHR.S16, 2-bit ones by a byte gather and per-lane VSHL; VMULLB / VMULLT.S16
+ * into int32 accumulators of even and odd channels), two pixels per weight load.
  *
  * Compiled only with integer MVE; empty elsewhere. */
 #include "mcunn_packed_mve.h"
