@@ -289,3 +289,47 @@ def test_joint_pricing_is_the_cost_model(tmp_path_factory):
     assert check > 0 and sched.loop.check.after == 0  # at the input: an outlier patch resumes from the copy
     extra = cand.instructions - cand.instructions_8bit - check
     assert 0 <= extra < 0.01 * cand.instructions_8bit, (cand, check)  # the moves of the few outlier patches
+
+
+def test_joint_winner_built_from_values_taken_is_the_same(tmp_path_factory):
+    """What plan_quantmcu hands the joint search's winner (the 8-bit stage's values on the calibration samples of
+    another split, the 8-bit run of the held-back samples on another plan; the threshold fixed) gives the winner's
+    check, chain and guard run exactly as measured afresh; fails if a reused value belongs to another stage."""
+    import dataclasses
+
+    from mcucompile.patch.planner import plan_patches
+    from mcucompile.quantmcu.search import build_joint, choose_joint
+    from mcucompile.quantmcu.vdqs import held_back, stage_values
+
+    c = _wide_net(tmp_path_factory)
+    g = c.graph
+    calib = _spiky_inputs(c)
+    cal, held = calib[:8], calib[8:]
+    maps = [m for m in stage_maps(g, plan_patches(g, 4, 1)) if m not in (g.inputs[0], "d")]
+    options = VdpcOptions("percentile", 99.9, "input")
+    choice = choose_joint(g, 1 << 20, c.target, {m: 2 for m in maps}, options, cal, splits=[4], input_by_patch=True)
+    ref_v, ref_chain, _, ref_arena = build_joint(g, choice, options, cal, c.target, per_channel=True)
+    fixed = dataclasses.replace(options, fixed_threshold=ref_v.threshold)
+    again = choose_joint(g, 1 << 20, c.target, {m: 2 for m in maps}, fixed, cal, splits=[4], input_by_patch=True)
+    assert again.tried == choice.tried and again.threshold == choice.threshold
+    for k in (2, 4):  # a shorter stage's values (the winner's further layers run from them), the winner's own
+        other = plan_patches(g, k, 3, True)
+        values = stage_values(g, other, cal)
+        v, chain, _, arena = build_joint(g, choice, options, cal, c.target, per_channel=True, values=values)
+        assert (v.tensor, v.threshold) == (ref_v.tensor, ref_v.threshold)
+        assert np.array_equal(v.outlier_patches, ref_v.outlier_patches)
+        assert chain.calib_values == ref_chain.calib_values and chain.bits == ref_chain.bits
+        assert {m: (q.s, q.zp) for m, q in chain.quant.items()} == {m: (q.s, q.zp) for m, q in ref_chain.quant.items()}
+        assert all(np.array_equal(chain.channel_scales[m], s) for m, s in ref_chain.channel_scales.items())
+        assert arena.arena_size == ref_arena.arena_size
+        fresh = held_back(g, choice.plan, v, held)
+        reused = held_back(g, choice.plan, v, held, held_back(g, other, v, held))
+        assert fresh.stage8.keys() == reused.stage8.keys()
+        assert all(np.array_equal(fresh.stage8[t], reused.stage8[t]) for t in fresh.stage8)
+        assert np.array_equal(fresh.outliers, reused.outliers)
+        assert all(np.array_equal(a[o], b[o]) for a, b in zip(fresh.outputs8, reused.outputs8) for o in a)
+    # another set of samples is not reused
+    other = held_back(g, choice.plan, ref_v, cal[:4])
+    not_reused = held_back(g, choice.plan, ref_v, held, other)
+    assert all(np.array_equal(a[o], b[o]) for a, b in zip(fresh.outputs8, not_reused.outputs8) for o in a)
+    assert all(np.array_equal(fresh.stage8[t], not_reused.stage8[t]) for t in fresh.stage8)

@@ -105,6 +105,30 @@ def test_stage_statistics_equal_numpy(resnet, inputs):
         assert np.array_equal(m.outlier_patches(t), m.patch_max > t)
 
 
+def test_stage_statistics_of_some_maps_or_from_values_taken(resnet, inputs):
+    """``only`` (the stage run as far as those maps) and ``values`` (the stage's values taken, no run) measure the
+    same statistics as the whole pass; plan_vdpc measuring the checked map alone plans the same check."""
+    from mcucompile.quantmcu.vdqs import stage_values
+
+    g, plan = resnet.graph, resnet.patch
+    full = stage_stats(g, plan, inputs)
+    fields = ("patch_max", "patch_channel_max", "patch_histogram", "channel_histogram", "channel_min", "channel_max")
+    values = stage_values(g, plan, inputs)
+    maps = stage_maps(g, plan)
+    for only in ((maps[1],), (maps[0], maps[2]), (plan.split,)):
+        for part in (stage_stats(g, plan, inputs, only=only), stage_stats(g, plan, inputs, values, only=only)):
+            assert [m.tensor for m in part.maps] == list(only)
+            for m in part.maps:
+                assert all(np.array_equal(getattr(m, f), getattr(full.map(m.tensor), f)) for f in fields)
+    with pytest.raises(KeyError):
+        stage_stats(g, plan, inputs, only=("not a map",))
+    for place in ("input", "first_map"):
+        o = VdpcOptions(location=place)
+        a, b = plan_vdpc(g, plan, inputs, o, full), plan_vdpc(g, plan, inputs, o, values=values)
+        assert (a.tensor, a.threshold, a.zero_point) == (b.tensor, b.threshold, b.zero_point)
+        assert np.array_equal(a.outlier_patches, b.outlier_patches) and [m.tensor for m in b.stats.maps] == [b.tensor]
+
+
 def test_threshold_rules(resnet, inputs):
     g, plan = resnet.graph, resnet.patch
     st = stage_stats(g, plan, inputs)

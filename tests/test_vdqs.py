@@ -251,3 +251,50 @@ def test_guard_holds_the_lower_bound_to_its_floor(net, monkeypatch):
     floor = (first0.quality + first1.quality) / 2
     r, *_ = _search(net, guard="sqnr", floor=floor)
     assert not r.steps[0].accepted and r.bits[first1.map] == 8
+
+
+def test_inlier_counts_give_what_the_values_give(net):
+    """The search holds the calibration values as counts per (channel, 8-bit integer) (``inlier_counts``): every
+    result it draws from them is the values' own, exactly: each map's size, min/max and MSE params per tensor and per
+    channel, the chain they calibrate (params, scales, calib_values), and the entropy at 8 bits and at low bits (per
+    tensor and per channel); fails if a count, a weight or a channel is lost."""
+    from mcucompile.quantmcu.lowbit import InlierCounts, _per_channel_scales, mse_quant
+    from mcucompile.quantmcu.vdqs import inlier_counts, quantized_entropy
+
+    c, calib = net
+    g, plan = c.graph, c.patch
+    cal, _ = split_calibration(calib, 0.25)
+    vdpc = plan_vdpc(g, plan, cal, VdpcOptions())
+    m = vdpc.stats.map(vdpc.tensor)
+    median = int(np.median(m.patch_max))
+    vdpc = dataclasses.replace(vdpc, threshold=median, outlier_patches=m.outlier_patches(median))
+    assert 0 < vdpc.outlier_patches.sum() < vdpc.outlier_patches.size
+    maps = [by_origin(g, n) for n in ("b", "c", "d")]
+    values = stage_values(g, plan, cal)
+    arrays = batched_inlier_values(g, plan, values, vdpc.outlier_patches, maps)
+    counts = inlier_counts(g, plan, values, vdpc.outlier_patches, maps)
+    stage = g.nodes[: plan.stage_len]
+    for name in maps:
+        a, k = arrays[name], counts[name]
+        assert isinstance(k, InlierCounts) and k.size == a.size and k.channels == a.shape[1]
+        for bits in (4, 2):
+            for clipping in ("mse", "minmax"):
+                qa, qk = mse_quant(a.reshape(-1), bits, clipping), mse_quant(k, bits, clipping)
+                assert (qa.s, qa.zp) == (qk.s, qk.zp)
+                pa = _per_channel_scales(a, bits, clipping, stage, name, g)
+                pk = _per_channel_scales(k, bits, clipping, stage, name, g)
+                assert (pa is None) == (pk is None) and (pa is None or np.array_equal(pa, pk))
+        assert quantized_entropy(a, g, name) == quantized_entropy(k, g, name)
+    per_channel_seen = False
+    for bits, pc in [({maps[1]: 4, maps[2]: 2}, False), ({maps[1]: 2}, True), ({maps[2]: 4}, True),
+                     ({maps[0]: 4}, True)]:
+        ca = build_lowbit_chain(g, plan, vdpc, bits, cal, per_channel=pc, inliers=arrays)
+        ck = build_lowbit_chain(g, plan, vdpc, bits, cal, per_channel=pc, inliers=counts)
+        assert ca.calib_values == ck.calib_values and ca.bits == ck.bits
+        assert {t: (q.s, q.zp) for t, q in ca.quant.items()} == {t: (q.s, q.zp) for t, q in ck.quant.items()}
+        assert ca.channel_scales.keys() == ck.channel_scales.keys()
+        assert all(np.array_equal(ca.channel_scales[t], ck.channel_scales[t]) for t in ca.channel_scales)
+        per_channel_seen |= bool(ck.channel_scales)
+        for name in bits:
+            assert quantized_entropy(arrays[name], g, name, ca) == quantized_entropy(counts[name], g, name, ck)
+    assert per_channel_seen  # the per-channel entropy path ran

@@ -140,16 +140,93 @@ def inlier_values(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, outliers: 
     return out if keep_channels else {m: v.reshape(-1) for m, v in out.items()}
 
 
+@dataclass(frozen=True, eq=False)
+class InlierCounts:
+    """The values :func:`inlier_values` takes of one map (``keep_channels=True``), held as counts: ``counts[c, i]``
+    is how many of them in channel c are the 8-bit model's integer ``i - 128`` (int8). Their real values are
+    ``table[i]`` = (i - 128 - zero point) x scale, the very float64 arithmetic ``inlier_values`` does per value, so
+    whatever is computed value by value (min, max, histogram bins, quantized codes, entropy) is computed once per
+    (channel, integer) and weighted by its count, with the same result; ``size`` = ``values.size``."""
+
+    counts: np.ndarray
+    table: np.ndarray
+
+    @staticmethod
+    def of_table(counts: np.ndarray, zero_point: int, scale: float) -> InlierCounts:
+        table = (np.arange(-128, 128, dtype=np.int8).astype(np.float64) - zero_point) * scale
+        return InlierCounts(np.asarray(counts, np.int64), table)
+
+    @property
+    def size(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def channels(self) -> int:
+        return int(self.counts.shape[0])
+
+
+def _weighted(values) -> tuple[np.ndarray, np.ndarray | None]:
+    """(distinct real values, their counts) of ``values`` (an :class:`InlierCounts`, all channels together), or
+    (the flat values, None) for an array."""
+    if isinstance(values, InlierCounts):
+        w = values.counts.sum(axis=0)
+        return values.table[w > 0], w[w > 0]
+    return np.asarray(values).reshape(-1), None
+
+
+def _channel(values, k: int):
+    """Channel ``k`` of ``values`` ([n, channels] array or :class:`InlierCounts`), as :func:`_weighted` takes it."""
+    if isinstance(values, InlierCounts):
+        w = values.counts[k]
+        return values.table[w > 0], w[w > 0]
+    return values[:, k], None
+
+
+def inlier_counts(graph: Graph, plan: PatchPlan, values: dict[str, np.ndarray], outliers: np.ndarray,
+                  maps) -> dict[str, InlierCounts]:
+    """:func:`inlier_values` (``keep_channels=True``) as :class:`InlierCounts`, from the stage values already taken
+    (``vdqs.stage_values``: every map, the samples stacked along N): per map and channel, how many of those values
+    are each 8-bit integer (the values themselves follow from the integer: the same ones, counted)."""
+    out = {}
+    for m in maps:
+        q = graph.tensors[m].quant
+        v = np.asarray(values[m])
+        c = v.shape[-1]
+        offset = np.arange(c, dtype=np.int64) * 256 + 128  # channel ch's integer i counts at ch * 256 + i + 128
+        counts = np.zeros(c * 256, np.int64)
+        for p, regs in enumerate(plan.regions):
+            keep = ~outliers[:, p]
+            if not keep.any():
+                continue
+            r = np_region(v, regs[m])[keep].reshape(-1, c)
+            counts += np.bincount((r.astype(np.int64) + offset).reshape(-1), minlength=c * 256)
+        out[m] = InlierCounts.of_table(counts.reshape(c, 256), q.zp, q.s)
+    return out
+
+
 #: how the low-bit chain's ranges are chosen: by quantization MSE (the default), or min/max (for comparison)
 CLIPPINGS = ("mse", "minmax")
 
 
-def mse_quant(values: np.ndarray, bits: int, clipping: str = "mse") -> QuantParams:
-    """Per-tensor ``bits``-bit params for ``values``: the range that minimises the quantization MSE (clipping
-    included) over them, searched as ``--calibration mse`` does (``clipping="minmax"``: their min/max)."""
-    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+def _histogram(lo: float, hi: float, v: np.ndarray, w: np.ndarray | None) -> Histogram:
     hist = Histogram(lo, hi, HIST_BINS)
-    hist.add(values)
+    if w is None:
+        hist.add(v)
+        return hist
+    # Histogram.add with each value counted w times: the same bin per value, the counts exact (integers below 2^53)
+    idx = ((np.asarray(v, np.float64).ravel() - hist.lo) * (len(hist.counts) / (hist.hi - hist.lo))).astype(np.int64)
+    hist.counts += np.bincount(np.clip(idx, 0, len(hist.counts) - 1), weights=np.asarray(w, np.float64),
+                               minlength=len(hist.counts))
+    return hist
+
+
+def mse_quant(values, bits: int, clipping: str = "mse") -> QuantParams:
+    """Per-tensor ``bits``-bit params for ``values``: the range that minimises the quantization MSE (clipping
+    included) over them, searched as ``--calibration mse`` does (``clipping="minmax"``: their min/max).
+    ``values``: an array, an :class:`InlierCounts` (all its channels) or a pair (distinct values, counts)."""
+    v, w = values if isinstance(values, tuple) else _weighted(values)
+    lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 0.0)
+    hist = _histogram(lo, hi, v, w)
     qmin, qmax = qrange(bits)
     a, b = choose_range(CalibrationRule(clipping), lo, hi, hist, qmin, qmax)
     return activation_quant(a, b, bits)
@@ -179,17 +256,17 @@ def _per_channel_scales(values: np.ndarray, bits: int, clipping: str, stage, m: 
     None when the map does not allow them: a value below 0 (one zero point needs one-sided channels), a producer
     or consumer other than conv / depthwise (add and pooling take one scale), a depthwise consumer with a channel
     multiplier, or a fused clamp that would differ between channels."""
-    if values.size == 0 or values.min() < 0:
+    if values.size == 0 or _weighted(values)[0].min() < 0:
         return None
     qmin, qmax = qrange(bits)
     prod = [n for n in stage if m in n.outputs]
     cons = [n for n in stage if m in n.inputs]
     if not prod or any(n.op not in ("conv2d", "depthwise_conv2d") for n in prod + cons):
         return None
-    c = values.shape[1]
+    c = values.channels if isinstance(values, InlierCounts) else values.shape[1]
     if any(n.op == "depthwise_conv2d" and graph.tensors[n.inputs[1]].shape[-1] != c for n in cons):
         return None
-    scales = np.array([mse_quant(values[:, k], bits, clipping).s for k in range(c)], np.float64)
+    scales = np.array([mse_quant(_channel(values, k), bits, clipping).s for k in range(c)], np.float64)
     # a dead channel (all zeros after a ReLU) would get a vanishing scale and an out-of-range multiplier; its
     # values are the zero point at any scale, so a floor costs nothing
     scales = np.maximum(scales, scales.max() / 256.0)
@@ -271,7 +348,8 @@ def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict
         consumers' weights (a copy the chain carries: ``LowbitChain.flash_bytes``); else per tensor.
     inliers : dict, optional
         The calibration values already taken (:func:`inlier_values` on ``calib_q`` and VDPC's outlier patches,
-        ``keep_channels=True``) for at least the maps lowered: a search building many chains takes them once.
+        ``keep_channels=True``, or the same as :class:`InlierCounts`) for at least the maps lowered: a search
+        building many chains takes them once.
     params : dict, optional
         A cache this call reads and fills: {(map, bits): (per-tensor params, per-channel scales or None)}. A map's
         params depend only on its own calibration values, bits, ``clipping`` and ``per_channel``, so one dict
@@ -306,7 +384,8 @@ def build_lowbit_chain(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict
         elif params is not None and key in params:
             q, per = params[key]
         else:
-            q = mse_quant(values[m].reshape(-1), full[m], clipping)
+            q = mse_quant(values[m] if isinstance(values[m], InlierCounts) else values[m].reshape(-1), full[m],
+                          clipping)
             per = _per_channel_scales(values[m], full[m], clipping, stage, m, graph) if per_channel else None
             if per is not None:
                 q = QuantParams.per_tensor(float(per.max()), qrange(full[m])[0], full[m])  # nominal

@@ -33,7 +33,16 @@ from .stats import stage_maps, stage_stats
 from .vdpc import VdpcPlan, choose_location, plan_vdpc
 from ..patch.search import GRIDS
 from .search import SUBS, JointChoice, build_joint, choose_joint
-from .vdqs import VdqsResult, fast_outputs, guard_value, held_back, output_quality, split_calibration, vdqs
+from .vdqs import (
+    VdqsResult,
+    fast_outputs,
+    guard_value,
+    held_back,
+    output_quality,
+    split_calibration,
+    stage_values,
+    vdqs,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,8 +219,9 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
     cal, held = split_calibration(calib_q, options.holdout)
     given, place_notes = options, []
     with step("QuantMCU: outlier check (VDPC)"):
+        values = stage_values(graph, plan, cal)  # the 8-bit stage on the calibration part, once: VDPC's and VDQS's
         if options.vdpc.location == "auto":
-            stats = stage_stats(graph, plan, cal)
+            stats = stage_stats(graph, plan, cal, values)
             where, bounds = choose_location(graph, plan, cal, options.vdpc, min(options.bits), stats)
             # every later step (VDQS, the joint search, its winner's check) looks where auto chose
             options = dataclasses.replace(options, vdpc=where)
@@ -221,7 +231,7 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
                                    f"{bounds[pl]:.2f}x checking {place[pl]}" for pl in bounds) + ")")
             vdpc = plan_vdpc(graph, plan, cal, options.vdpc, stats)
         else:
-            vdpc = plan_vdpc(graph, plan, cal, options.vdpc)
+            vdpc = plan_vdpc(graph, plan, cal, options.vdpc, values=values)
     if vdpc.outlier_patches.all():
         fix = ("give --calib with real inputs (these were synthetic), or drop --qm-outlier-param (its default is "
                "capped at a 50% outlier share)" if synthetic else
@@ -236,7 +246,7 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
     # cap's quantile depends on the grid, and the guard judges the bits at this value
     options = dataclasses.replace(options, vdpc=dataclasses.replace(options.vdpc, fixed_threshold=vdpc.threshold))
     with step("QuantMCU: bitwidth search (VDQS)"):
-        search = vdqs(graph, plan, vdpc, cal, held, options)
+        search = vdqs(graph, plan, vdpc, cal, held, options, values)
     sub = options.sub_patches or 1
     chosen, notes = plan, []
     if options.guard != "off" and search.held_patches and search.held_inlier_patches == 0:
@@ -256,7 +266,7 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
                                  grids=(plan.grid,) if fixed else GRIDS,
                                  subs=SUBS if options.sub_patches is None else (options.sub_patches,),
                                  input_by_patch=plan.input_by_patch)
-        taken = _joint_outcome(graph, plan, sub, joint, options, cal, held, target)
+        taken = _joint_outcome(graph, plan, sub, joint, options, cal, held, target, values, search.held)
         if isinstance(taken, str):
             notes.append(taken)
         elif taken is not None:
@@ -282,22 +292,25 @@ def plan_quantmcu(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: Q
 
 
 def _joint_outcome(graph: Graph, plan: PatchPlan, sub: int, joint: JointChoice, options: QuantmcuOptions,
-                   cal: np.ndarray, held: np.ndarray, target):
+                   cal: np.ndarray, held: np.ndarray, target, values=None, held_run=None):
     """The joint search's winner when it differs from (``plan``, ``sub``) and keeps the guard's floor on the
     held-back samples (its outlier patches differ from the searched plan's, so its quality is measured again):
-    (plan, sub-patches, VDPC, the search result with the winner's chain and quality, a note); else None."""
+    (plan, sub-patches, VDPC, the search result with the winner's chain and quality, a note); else None.
+    ``values`` / ``held_run``: the 8-bit stage on ``cal`` and the 8-bit run of ``held`` on ``plan`` (what the
+    winner's check, calibration and guard reuse)."""
     if not joint.fits or joint.plan is None:
         return None
     if (joint.plan.stage_len, joint.plan.grid, joint.sub_patches) == (plan.stage_len, plan.grid, sub):
         return None
-    vdpc_j, chain_j, _, _ = build_joint(graph, joint, options.vdpc, cal, target, options.clipping, options.per_channel)
+    vdpc_j, chain_j, _, _ = build_joint(graph, joint, options.vdpc, cal, target, options.clipping, options.per_channel,
+                                        values)
     if all(b == 8 for b in chain_j.bits.values()):
         # a stage too short to hold any of the lowered maps: its two chains would both be 8-bit, i.e. 8-bit
         # patching on a plan its own search did not take
         return (f"QuantMCU: the joint search's {joint.plan.grid}x{joint.plan.grid} patches over "
                 f"{joint.plan.stage_len} layers lower no map: kept 8-bit patching's {plan.grid}x{plan.grid} patches "
                 f"over {plan.stage_len} layers")
-    hb = held_back(graph, joint.plan, vdpc_j, held)
+    hb = held_back(graph, joint.plan, vdpc_j, held, held_run)
     quality = output_quality(graph, list(hb.outputs8), fast_outputs(chain_j, hb))
     # a check that cannot fire leaves no outlier patch to run as sub-patches (evaluate_plan drops them)
     where = f"{joint.plan.grid}x{joint.plan.grid} patches over {joint.plan.stage_len} layers" + (

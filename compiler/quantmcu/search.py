@@ -53,17 +53,22 @@ from ..patch.execute import SubPatches, plan_sub_patches
 from ..patch.memory import plan_memory_patched, rest_memory_plan
 from ..patch.planner import PatchPlan, candidate_splits, plan_patches
 from ..patch.search import GRIDS
-from ..quant.simulate import run_nodes
+from ..quant.simulate import run_batched
 from .lowbit import (
     BITS,
     LowbitChain,
     _requantized,
     build_lowbit_chain,
+    inlier_counts,
     lowbit_name,
     lowbit_schedule,
 )
 from .stats import stage_maps
 from .vdpc import VdpcOptions, VdpcPlan, checked_map, plan_vdpc
+from .vdqs import extend_stage_values
+
+#: samples per batch of the checked map's run (as vdqs.BATCH)
+_BATCH = 25
 
 #: sub-patch factors tried by default (1: an outlier patch runs as itself)
 SUBS = (1, 2, 3)
@@ -184,10 +189,12 @@ def _checked_deviation(graph: Graph, checked: str, zero_point: int, calib_q: np.
         q = np.asarray(calib_q).reshape((-1,) + tuple(shape[1:])).astype(np.int32)
         return np.abs(q - zero_point).max(axis=-1)
     upto = next(j for j, n in enumerate(graph.nodes) if checked in n.outputs) + 1
+    xs = np.asarray(calib_q).reshape((-1,) + tuple(shape[1:]))
     out = []
-    for x in calib_q:
-        v = run_nodes(graph, graph.nodes[:upto], {inp: np.asarray(x).reshape(shape)}, integer=True)[checked]
-        out.append(np.abs(np.asarray(v, np.int32)[0] - zero_point).max(axis=-1))
+    for a in range(0, len(xs), _BATCH):  # a batch of samples at once: run_batched equals run_nodes per sample
+        chunk = xs[a : a + _BATCH]
+        for d in run_batched(graph, graph.nodes[:upto], {inp: chunk}, len(chunk)):
+            out.append(np.abs(np.asarray(d[checked], np.int32)[0] - zero_point).max(axis=-1))
     return np.stack(out)
 
 
@@ -283,11 +290,16 @@ def choose_joint(graph: Graph, budget: int, target, bits: dict[str, int], vdpc_o
             checked = checked_map(graph, plan0, vdpc_options.location)
         except UserError:
             continue
-        ref = plan_vdpc(graph, plan0, calib_q, vdpc_options)
+        if vdpc_options.fixed_threshold is not None and len(calib_q):
+            # the threshold given: plan_vdpc would measure the stage's statistics only to return it
+            ref = (checked, int(vdpc_options.fixed_threshold), int(graph.tensors[checked].quant.zp))
+        else:
+            v = plan_vdpc(graph, plan0, calib_q, vdpc_options)
+            ref = (v.tensor, v.threshold, v.zero_point)
         break
     if ref is None:
         raise UserError("no patched stage makes a map VDPC can check; fix: check location 'input'")
-    checked, threshold, zp = ref.tensor, ref.threshold, ref.zero_point
+    checked, threshold, zp = ref
     longest = plan_patches(graph, max(splits), 1, input_by_patch)
     known = set(stage_maps(graph, longest))
     unknown = sorted(m for m in bits if m not in known)
@@ -409,9 +421,13 @@ def choose_joint(graph: Graph, budget: int, target, bits: dict[str, int], vdpc_o
 
 
 def build_joint(graph: Graph, choice: JointChoice, vdpc_options: VdpcOptions, calib_q: np.ndarray, target,
-                clipping: str = "mse", per_channel: bool = False):
+                clipping: str = "mse", per_channel: bool = False, values: dict[str, np.ndarray] | None = None):
     """The winner of :func:`choose_joint` made real: VDPC planned on its plan, its low-bit chain calibrated
     (``build_lowbit_chain``), its schedule and arena (``lowbit_schedule(..., sub_patches=s)``).
+
+    values : dict, optional
+        ``vdqs.stage_values`` of ``calib_q`` on some stage of ``graph`` (the check and the chain's calibration values
+        are taken from them, the winner's further layers run from them), else the stage runs here.
 
     Returns
     -------
@@ -421,8 +437,15 @@ def build_joint(graph: Graph, choice: JointChoice, vdpc_options: VdpcOptions, ca
     """
     if choice.plan is None:
         raise UserError("the joint search found no plan to build; fix: a larger SRAM budget or other splits")
-    vdpc: VdpcPlan = plan_vdpc(graph, choice.plan, calib_q, vdpc_options)
-    chain: LowbitChain = build_lowbit_chain(graph, choice.plan, vdpc, choice.bits, calib_q, clipping, per_channel)
+    inliers = None
+    if values is not None:  # the values of this stage from those taken (the 8-bit stage on calib_q)
+        values = extend_stage_values(graph, choice.plan.stage_len, values)
+    vdpc: VdpcPlan = plan_vdpc(graph, choice.plan, calib_q, vdpc_options, values=values)
+    if values is not None:
+        made = [m for m in stage_maps(graph, choice.plan) if m not in (graph.inputs[0], choice.plan.split)]
+        inliers = inlier_counts(graph, choice.plan, values, vdpc.outlier_patches, made)
+    chain: LowbitChain = build_lowbit_chain(graph, choice.plan, vdpc, choice.bits, calib_q, clipping, per_channel,
+                                            inliers)
     schedule, arena = lowbit_schedule(chain, vdpc, target, sub_patches=choice.sub_patches)
     if arena.arena_size != choice.peak:
         raise AssertionError(f"the calibrated chain's arena ({arena.arena_size} B) is not the sizing chain's "

@@ -127,7 +127,8 @@ def stage_maps(graph: Graph, plan: PatchPlan) -> tuple[str, ...]:
     return tuple(out)
 
 
-def stage_stats(graph: Graph, plan: PatchPlan, calib_q: np.ndarray) -> StageStats:
+def stage_stats(graph: Graph, plan: PatchPlan, calib_q: np.ndarray,
+                values: dict[str, np.ndarray] | None = None, only: tuple[str, ...] | None = None) -> StageStats:
     """Statistics of every map of ``plan``'s stage over the integer calibration inputs ``calib_q``.
 
     Parameters
@@ -138,6 +139,12 @@ def stage_stats(graph: Graph, plan: PatchPlan, calib_q: np.ndarray) -> StageStat
         The patch plan (split, grid, regions).
     calib_q : numpy.ndarray
         int8 [N, ...] calibration inputs in the model input's physical layout (``api.quantize_input``).
+    values : dict, optional
+        The stage's values on ``calib_q`` already taken (``vdqs.stage_values``: every map, the samples stacked along
+        N); else the stage runs here.
+    only : tuple of str, optional
+        Measure these maps of the stage only (in the stage's order; the stage then runs only as far as it makes
+        them): what a caller that reads one map (VDPC's checked map) needs.
 
     Returns
     -------
@@ -147,6 +154,13 @@ def stage_stats(graph: Graph, plan: PatchPlan, calib_q: np.ndarray) -> StageStat
     inp = graph.inputs[0]
     shape = tuple(graph.tensors[inp].shape)
     nodes = graph.nodes[: plan.stage_len]
+    if only is not None:
+        unknown = [m for m in only if m not in maps]
+        if unknown:
+            raise KeyError(f"no statistics for {unknown} (maps of the stage: {list(maps)})")
+        maps = tuple(m for m in maps if m in only)
+        made = [j for j, nd in enumerate(nodes) if set(nd.outputs) & set(maps)]
+        nodes = nodes[: max(made) + 1] if made else ()  # the later nodes make none of them
     n, P = len(calib_q), plan.patches
     acc = {}
     for m in maps:
@@ -158,11 +172,14 @@ def stage_stats(graph: Graph, plan: PatchPlan, calib_q: np.ndarray) -> StageStat
     xs = np.asarray(calib_q).reshape((n,) + shape[1:])
     for s0 in range(0, n, BATCH):  # a batch of samples through the stage, then each map's counts over all of them
         k = len(xs[s0 : s0 + BATCH])
-        parts = run_batched(graph, nodes, {inp: xs[s0 : s0 + BATCH]}, k)
+        parts = run_batched(graph, nodes, {inp: xs[s0 : s0 + BATCH]}, k) if values is None else None
         for m in maps:
             a, t = acc[m], graph.tensors[m]
             zp = int(t.quant.zp)
-            q = np.concatenate([np.asarray(d[m], np.int32) for d in parts])
+            if parts is None:
+                q = np.asarray(values[m][s0 : s0 + k], np.int32)
+            else:
+                q = np.concatenate([np.asarray(d[m], np.int32) for d in parts])
             c = q.shape[-1]
             d = np.abs(q - zp)
             flat = d.reshape(-1, c)

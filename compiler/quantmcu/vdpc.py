@@ -168,7 +168,8 @@ class VdpcPlan:
     """The check VDPC puts in the patch loop, and what it does on the calibration data.
 
     ``outlier_patches``: bool [samples, patches], the patches the check flags on each calibration input;
-    ``outlier_patch_share``: their share of all (sample, patch) pairs. ``rule_threshold``: the rule's own
+    ``outlier_patch_share``: their share of all (sample, patch) pairs. ``stats``: the statistics it was planned
+    from (when :func:`plan_vdpc` measures them, the checked map's only). ``rule_threshold``: the rule's own
     threshold when the share cap raised it (its share ``rule_share``), else None."""
 
     options: VdpcOptions
@@ -229,7 +230,7 @@ def checked_map(graph: Graph, plan: PatchPlan, location: str) -> str:
 
 
 def plan_vdpc(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: VdpcOptions = VdpcOptions(),
-              stats: StageStats | None = None) -> VdpcPlan:
+              stats: StageStats | None = None, values: dict[str, np.ndarray] | None = None) -> VdpcPlan:
     """The VDPC check of ``plan``'s stage calibrated on ``calib_q`` (int8 inputs, physical layout).
 
     Parameters
@@ -242,6 +243,8 @@ def plan_vdpc(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: VdpcO
         Rule, parameter and location.
     stats : StageStats, optional
         Statistics already measured on ``calib_q`` (else measured here).
+    values : dict, optional
+        The stage's values on ``calib_q`` (``vdqs.stage_values``) the statistics are measured from, when not given.
 
     Returns
     -------
@@ -250,7 +253,10 @@ def plan_vdpc(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: VdpcO
     """
     if len(calib_q) == 0:
         raise UserError("VDPC needs calibration data to set its threshold; fix: pass calibration samples")
-    stats = stats if stats is not None else stage_stats(graph, plan, calib_q)
+    if stats is None and options.location != "auto":
+        # the checked map's statistics are all a plan reads (VdpcPlan.stats holds that map only)
+        stats = stage_stats(graph, plan, calib_q, values, only=(checked_map(graph, plan, options.location),))
+    stats = stats if stats is not None else stage_stats(graph, plan, calib_q, values)
     if options.location == "auto":
         options = choose_location(graph, plan, calib_q, options, stats=stats)[0]
     tensor = checked_map(graph, plan, options.location)

@@ -50,7 +50,7 @@ from ..patch.execute import plan_sub_patches
 from ..patch.planner import PatchPlan, node_macs_region, np_region
 from ..quant.simulate import BATCHED_OPS, run_batched  # noqa: F401 (BATCHED_OPS: part of this module's API)
 from ..schedule.schedule import build_schedule
-from .lowbit import LowbitChain, build_lowbit_chain
+from .lowbit import InlierCounts, LowbitChain, build_lowbit_chain, inlier_counts  # noqa: F401 (inlier_counts: API)
 from .options import QuantmcuOptions, SearchStep
 from .stats import stage_maps
 from .vdpc import VdpcPlan, runtime_dispatch
@@ -92,18 +92,40 @@ def entropy_bits(q: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def quantized_entropy(values: np.ndarray, graph: Graph, tensor: str, chain: LowbitChain | None = None) -> float:
-    """Entropy of ``values`` (real, [n, channels]: the 8-bit model's values of map ``tensor``) quantized as
-    ``chain`` holds the map (its own params below 8 bits, per channel where it has them), or at the model's 8-bit
-    params (``chain`` None, or the map at 8 bits in it)."""
+def _counted_entropy(codes: np.ndarray, counts: np.ndarray) -> float:
+    """:func:`entropy_bits` of the values that hold ``codes[i]`` ``counts[i]`` times (the same counts, in the same
+    order, so the same sum)."""
+    present = counts > 0
+    q, w = codes[present], counts[present]
+    total = int(w.sum())
+    if total == 0:
+        return 0.0
+    per = np.bincount((q - q.min()).astype(np.int64), weights=w.astype(np.float64)).astype(np.int64)
+    p = per[per > 0] / total
+    return float(-(p * np.log2(p)).sum())
+
+
+def quantized_entropy(values, graph: Graph, tensor: str, chain: LowbitChain | None = None) -> float:
+    """Entropy of ``values`` (real, [n, channels]: the 8-bit model's values of map ``tensor``, or the same as
+    ``lowbit.InlierCounts``: each code computed once per (channel, integer) and counted) quantized as ``chain`` holds
+    the map (its own params below 8 bits, per channel where it has them), or at the model's 8-bit params (``chain``
+    None, or the map at 8 bits in it)."""
+    counted = isinstance(values, InlierCounts)
     b = chain.bits.get(tensor, 8) if chain is not None else 8
     if b == 8:
         q8 = graph.tensors[tensor].quant
+        if counted:
+            return _counted_entropy(np.rint(values.table / q8.s) + q8.zp, values.counts.sum(axis=0))
         return entropy_bits(np.rint(values / q8.s) + q8.zp)
     qp = chain.quant[tensor]
     scale = chain.channel_scales.get(tensor)
     scale = np.asarray(scale, np.float64) if scale is not None else qp.s
     lo, hi = qrange(b)
+    if counted:
+        if np.ndim(scale):  # [channels, 256]: channel c's integers at its own scale
+            codes = np.clip(np.rint(values.table[None, :] / scale[:, None]) + qp.zp, lo, hi)
+            return _counted_entropy(codes.reshape(-1), values.counts.reshape(-1))
+        return _counted_entropy(np.clip(np.rint(values.table / scale) + qp.zp, lo, hi), values.counts.sum(axis=0))
     return entropy_bits(np.clip(np.rint(values / scale) + qp.zp, lo, hi))
 
 
@@ -216,17 +238,44 @@ class HeldBack:
         return np.flatnonzero(~self.outliers.all(axis=1))
 
 
-def held_back(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, inputs: np.ndarray) -> HeldBack:
-    """The 8-bit run of ``inputs`` (int8, the model input's layout) and the check's decisions on them."""
+def extend_stage_values(graph: Graph, k: int, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """:func:`stage_values` of the stage ``graph.nodes[:k]`` from those of another stage of the same samples
+    (``values``): the tensors the longer one made that this one makes, and this one's further nodes run from them
+    (a node's values depend on the nodes before it only)."""
+    inp = graph.inputs[0]
+    have = 0
+    while have < len(graph.nodes) and all(o in values for o in graph.nodes[have].outputs):
+        have += 1
+    names = [inp] + [o for nd in graph.nodes[:k] for o in nd.outputs]
+    if have >= k:
+        return {t: values[t] for t in names}
+    n = len(values[inp])
+    feeds = {t: values[t] for t in [inp] + [o for nd in graph.nodes[:have] for o in nd.outputs]}
+    parts = []
+    for a in range(0, n, BATCH):
+        chunk = {t: v[a: a + BATCH] for t, v in feeds.items()}
+        parts += run_batched(graph, graph.nodes[have:k], chunk, len(chunk[inp]))
+    return {t: np.concatenate([d[t] for d in parts]) for t in names}
+
+
+def held_back(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, inputs: np.ndarray,
+              base: HeldBack | None = None) -> HeldBack:
+    """The 8-bit run of ``inputs`` (int8, the model input's layout) and the check's decisions on them. ``base``:
+    the run of the same inputs on another plan of ``graph``: the model's outputs are the same (the 8-bit model's),
+    and its stage values give this stage's (:func:`extend_stage_values`)."""
     inp, k = graph.inputs[0], plan.stage_len
     shape = tuple(graph.tensors[inp].shape)
     n = len(inputs)
     xs = np.asarray(inputs).reshape((n,) + shape[1:])
-    stage8 = stage_values(graph, plan, xs)
-    split = stage8[plan.split].astype(storage_dtype(graph.tensors[plan.split].bits))
-    outs = []
-    for a in range(0, n, BATCH):
-        outs += run_batched(graph, graph.nodes[k:], {plan.split: split[a: a + BATCH]}, len(split[a: a + BATCH]))
+    if base is not None and base.graph is graph and np.array_equal(base.inputs, xs):
+        stage8 = extend_stage_values(graph, k, base.stage8)
+        outs = list(base.outputs8)
+    else:
+        stage8 = stage_values(graph, plan, xs)
+        split = stage8[plan.split].astype(storage_dtype(graph.tensors[plan.split].bits))
+        outs = []
+        for a in range(0, n, BATCH):
+            outs += run_batched(graph, graph.nodes[k:], {plan.split: split[a: a + BATCH]}, len(split[a: a + BATCH]))
     checked = stage8[vdpc.tensor]
     flags = [[outlier_decision(np_region(checked[s: s + 1], regs[vdpc.tensor]), vdpc.zero_point, vdpc.threshold)
               for regs in plan.regions] for s in range(n)]
@@ -389,20 +438,22 @@ class VdqsResult:
     #: patches of the held-back samples the low-bit chain runs, of all their patches (none: the guard saw nothing)
     held_inlier_patches: int = 0
     held_patches: int = 0
+    #: the 8-bit run of the held-back samples the guard judged on (a later plan of the same samples reuses it)
+    held: HeldBack | None = field(default=None, repr=False)
 
 
 class _Search:
     """The state the guarded and the entropy-only searches share: chains built and their quality, by bits."""
 
     def __init__(self, graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, calib_q: np.ndarray, held: HeldBack,
-                 options: QuantmcuOptions):
+                 options: QuantmcuOptions, values: dict[str, np.ndarray] | None = None):
         self.graph, self.plan, self.vdpc, self.calib_q, self.held, self.options = graph, plan, vdpc, calib_q, held, options
         self.maps = searchable_maps(graph, plan, vdpc)
         self.ladder = tuple(sorted(options.bits, reverse=True))
         self.model = BitopsModel.of(graph, plan, vdpc, options.sub_patches or 1)
         self.base = self.model.bitops_8bit()
-        self.inliers = batched_inlier_values(graph, plan, stage_values(graph, plan, calib_q), vdpc.outlier_patches,
-                                             self.maps)
+        values = stage_values(graph, plan, calib_q) if values is None else values
+        self.inliers = inlier_counts(graph, plan, values, vdpc.outlier_patches, self.maps)
         self.chains: dict[tuple, LowbitChain] = {}
         self.params: dict = {}  # each map's params at each bitwidth, calibrated once (lowbit's cache)
         self.qualities: dict[tuple, dict[str, float]] = {}
@@ -509,7 +560,7 @@ class _Search:
 
 
 def vdqs(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, calib_q: np.ndarray, held_q: np.ndarray,
-         options: QuantmcuOptions) -> VdqsResult:
+         options: QuantmcuOptions, values: dict[str, np.ndarray] | None = None) -> VdqsResult:
     """The bitwidths of the low-bit chain (see the module docstring).
 
     Parameters
@@ -523,6 +574,8 @@ def vdqs(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, calib_q: np.ndarray, hel
         holds back (:func:`split_calibration`).
     options : QuantmcuOptions
         Bit set, lambda, BitOPs target, guard metric and floor, clipping, per-channel scales.
+    values : dict, optional
+        :func:`stage_values` of ``calib_q`` already taken (else the stage runs here).
 
     Returns
     -------
@@ -535,7 +588,7 @@ def vdqs(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, calib_q: np.ndarray, hel
         raise UserError("every calibration patch is an outlier patch, so the low-bit chain has nothing to be "
                         "calibrated on; fix: a higher VDPC threshold (rule parameter) or more calibration data")
     held = held_back(graph, plan, vdpc, held_q)
-    search = _Search(graph, plan, vdpc, calib_q, held, options)
+    search = _Search(graph, plan, vdpc, calib_q, held, options, values)
     # with the guard off (no floor) every step is kept; its metric is still measured: the curve the search walks
     bits, steps, frozen = search.greedy(True, options.bitops_target)
     if options.guard != "off":
@@ -547,4 +600,4 @@ def vdqs(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, calib_q: np.ndarray, hel
     return VdqsResult(dict(bits), chain, search.quality(bits), tuple(steps), dict(entropy_only),
                       search.quality(entropy_only), search.base, search.model.bitops(bits),
                       tuple(m for m in search.maps if m in frozen), dict(search.skipped), time.perf_counter() - t0,
-                      dict(search.chains), int((~held.outliers).sum()), int(held.outliers.size))
+                      dict(search.chains), int((~held.outliers).sum()), int(held.outliers.size), held)
