@@ -141,10 +141,20 @@ def mve_rows(board, shapes=SHAPES, pairs=PAIRS) -> None:
     dsp_cases = [int8_depthwise(c) if c.kind == packed_cases.KIND["dwconv"] and (c.in_bits, c.out_bits) == (8, 8)
                  else c for c in cases]
     dsp = _run_by_shape(board, dsp_cases, "packed_bench_main.c", per)
+    # the packed convs the scratch-free windowed path takes, run again without scratch (what a lean budget runs)
+    from mcucompile.ops import packed_kernels as pk
+
+    lean_rows = [i for i, c in enumerate(mve)
+                 if c.kind == packed_cases.KIND["conv"] and (c.in_bits, c.out_bits) != (8, 8)
+                 and not pk.conv_mve_direct(*c.filter_dims[1:]) and pk.conv_mve_scratch_free(*c.filter_dims[1:])]
+    lean_cases = [dataclasses.replace(mve[i], scratch_fast=0) for i in lean_rows]
+    lean_counts = _run_by_shape(board, lean_cases, "packed_mve_main.c", len(lean_cases)) if lean_cases else {}
+    lean = {i: lean_counts[(j, "mve")] for j, i in enumerate(lean_rows)}
     print(f"board {board.name} ({board.core}), instructions (QEMU -icount shift=0, not cycles); int8 rows: the int8 "
-          "kernels (MVE column: the int8 MVE kernel)")
+          "kernels (MVE column: the int8 MVE kernel); 'MVE no scratch': the scratch-free windowed conv path (what a "
+          "lean budget runs; the int8 layer there runs the portable kernel)")
     head = (f"{'#':>2} {'layer (NHWC)':<44} {'bits':>6} {'MACs':>10} {'portable (i/MAC)':>20} {'SIMD32 (i/MAC)':>18} "
-            f"{'MVE (i/MAC)':>18} {'MVE/int8 MVE':>12} {'MVE/SIMD32':>10} {'exact':>5}")
+            f"{'MVE (i/MAC)':>18} {'MVE/int8 MVE':>12} {'MVE/SIMD32':>10} {'exact':>5} {'MVE no scratch':>16}")
     print(head)
     print("-" * len(head))
     base = {}
@@ -155,9 +165,15 @@ def mve_rows(board, shapes=SHAPES, pairs=PAIRS) -> None:
         simd, s_ok = dsp[(i, "fast")]
         if (bi, bo) == (8, 8):
             base[number] = fast
+        ok = p_ok and f_ok and s_ok
+        no_scratch = ""
+        if i in lean:
+            n, l_ok = lean[i]
+            no_scratch = f" {n:>9,} ({n / m:4.2f})"
+            ok = ok and l_ok
         print(f"{number!s:>2} {desc:<44} {f'a{bi}>a{bo}':>6} {m:>10,} {port:>11,} ({port / m:5.2f}) {simd:>9,} "
               f"({simd / m:5.2f}) {fast:>9,} ({fast / m:5.2f}) {fast / base[number]:>12.2f} {fast / simd:>10.2f} "
-              f"{'yes' if p_ok and f_ok and s_ok else 'NO':>5}")
+              f"{'yes' if ok else 'NO':>5}{no_scratch}")
 
 
 #: the --fit sweep on qemu-m55 (out HW, C_in, C_out): 1x1 and 3x3 convolutions, 3x3 depthwise, per-patch sizes up to
