@@ -27,6 +27,26 @@
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
 #include <arm_mve.h>
 
+/** Four core registers as the lanes of a vector: with optimisation two VMOV Qd[2], Qd[0], Rt, Rt2 (as GNU as
+ *  takes it, Rt goes to lane 0 and Rt2 to lane 2; the kernel tests check the order); -DMCU_MVE_NO_ASM or -O0: the
+ *  intrinsics. */
+static inline __attribute__((always_inline)) int32x4_t mcu_mve_lanes4(int32_t a0, int32_t a1, int32_t a2, int32_t a3)
+{
+#if defined(__OPTIMIZE__) && !defined(MCU_MVE_NO_ASM)
+    int32x4_t r;
+    __asm__("vmov %q[r][2], %q[r][0], %[a0], %[a2]\n\t"
+            "vmov %q[r][3], %q[r][1], %[a1], %[a3]"
+            : [r] "=&w"(r)
+            : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3));
+    return r;
+#else
+    int32x4_t r = vdupq_n_s32(a0);
+    r = vsetq_lane_s32(a1, r, 1);
+    r = vsetq_lane_s32(a2, r, 2);
+    return vsetq_lane_s32(a3, r, 3);
+#endif
+}
+
 /** 1 when the vector requantization is exact for every shift[j], j < n (always with double rounding). */
 static inline int mcu_mve_requant_vector_ok(const int32_t *shift, int32_t n)
 {

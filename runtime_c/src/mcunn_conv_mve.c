@@ -22,25 +22,6 @@
 #define MCU_MVE_ASM 0
 #endif
 
-/* Two lanes of a vector from two core registers in one instruction: VMOV Qd[2], Qd[0], Rt, Rt2 as GNU as takes
- * it puts Rt in lane 0 and Rt2 in lane 2 (the kernel tests check the order). */
-static inline __attribute__((always_inline)) int32x4_t lanes4(int32_t a0, int32_t a1, int32_t a2, int32_t a3)
-{
-#if MCU_MVE_ASM
-    int32x4_t r;
-    __asm__("vmov %q[r][2], %q[r][0], %[a0], %[a2]\n\t"
-            "vmov %q[r][3], %q[r][1], %[a1], %[a3]"
-            : [r] "=&w"(r)
-            : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3));
-    return r;
-#else
-    int32x4_t r = vdupq_n_s32(a0);
-    r = vsetq_lane_s32(a1, r, 1);
-    r = vsetq_lane_s32(a2, r, 2);
-    return vsetq_lane_s32(a3, r, 3);
-#endif
-}
-
 /* Dot products of `rows` (1 or 2, constant at each instantiation) input rows x0, x1 of k int8 with the 4
  * weight rows of one quad (layout in mcunn_mve.h) at w: lanes j of *out0, *out1 for channel j. */
 static inline __attribute__((always_inline)) void dot_quad(const int8_t *x0, const int8_t *x1, const int8_t *w,
@@ -198,10 +179,10 @@ static inline __attribute__((always_inline)) void dot_quad(const int8_t *x0, con
         }
     }
 #endif
-    *out0 = lanes4(a00, a01, a02, a03);
+    *out0 = mcu_mve_lanes4(a00, a01, a02, a03);
     if (rows == 2)
     {
-        *out1 = lanes4(a10, a11, a12, a13);
+        *out1 = mcu_mve_lanes4(a10, a11, a12, a13);
     }
 }
 

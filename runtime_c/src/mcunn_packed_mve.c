@@ -249,24 +249,6 @@ int32_t mcu_conv_mve_scratch_free_packed(const mcu_dims *filter_dims)
     return pm_pw_direct_ok(filter_dims) || pm_dc_direct_ok(filter_dims);
 }
 
-/* Four core registers as the lanes of a vector (two VMOV with optimisation). */
-PM_INLINE int32x4_t pm_lanes4(int32_t a0, int32_t a1, int32_t a2, int32_t a3)
-{
-#if defined(__OPTIMIZE__) && !defined(MCU_MVE_NO_ASM)
-    int32x4_t r;
-    __asm__("vmov %q[r][2], %q[r][0], %[a0], %[a2]\n\t"
-            "vmov %q[r][3], %q[r][1], %[a1], %[a3]"
-            : [r] "=&w"(r)
-            : [a0] "r"(a0), [a1] "r"(a1), [a2] "r"(a2), [a3] "r"(a3));
-    return r;
-#else
-    int32x4_t r = vdupq_n_s32(a0);
-    r = vsetq_lane_s32(a1, r, 1);
-    r = vsetq_lane_s32(a2, r, 2);
-    return vsetq_lane_s32(a3, r, 3);
-#endif
-}
-
 /* n <= 16 int8 values (in the `bits` range) staged at src packed at dst: P(n, bits) bytes, padding bits 0. */
 PM_INLINE void pm_pack16(const int8_t *src, int32_t n, int32_t bits, uint8_t *dst)
 {
@@ -398,8 +380,8 @@ PM_INLINE void pm_pw_quad(const pm_pw w, int8x16_t x0, int8x16_t x1, const uint8
             }
         }
     }
-    int32x4_t y0 = pm_lanes4(a[0], a[1], a[2], a[3]);
-    int32x4_t y1 = rows == 2 ? pm_lanes4(b[0], b[1], b[2], b[3]) : y0;
+    int32x4_t y0 = mcu_mve_lanes4(a[0], a[1], a[2], a[3]);
+    int32x4_t y1 = rows == 2 ? mcu_mve_lanes4(b[0], b[1], b[2], b[3]) : y0;
     pm_pw_out(w, &y0, &y1, c, n, full, rows, right_only);
     if (full)
     {
