@@ -8,7 +8,9 @@ computes with the tensors' own bits (``Conv2D.eval_int``: the same accumulator, 
 saturation to the output's bits), then pack (``arith/bitwidth.py``). Portable C everywhere; on cores with
 the DSP extension the SIMD32 versions (``mcu_conv_dsp_a*w8_s8``, groups 1; ``mcu_dwconv_dsp_a*w8_s8``, channel
 multiplier 1, <= 64 taps) unpack at the load stage into int16 lanes and keep the MAC loop on SMLAD with the
-int8 kernels' weight layouts (``fast_layout``). On cores with MVE (Cortex-M55) the Helium versions come first
+int8 kernels' weight layouts (``fast_layout``); a groups-1 conv whose im2col scratch must go (the per-layer scratch
+fallback) runs the scratch-free ``mcu_conv_lean_dsp_a*w8_s8`` instead (C_in a multiple of 4: each 4-block of a window
+unpacked at the load stage into SMLAD's lanes, 4 output channels per pass, the input offset in the bias). On cores with MVE (Cortex-M55) the Helium versions come first
 (``mcu_conv_mve_a*w8_s8``, groups 1, any window, 1x1 included; ``mcu_dwconv_mve_a*w8_s8``, channel multiplier 1,
 <= 64 taps; ``runtime_c/include/mcunn_packed_mve.h``): they unpack into int8 lanes at the load stage, run the int8
 MVE matrix core (VMLADAVA) or VMULLB / VMULLT with int16 sums (depthwise) on the int8 MVE kernels' weight layouts
@@ -236,6 +238,103 @@ DEPTHWISE_CONV_DSP = Kernel("depthwise_conv_packed_dsp.c.j2", _dwconv_access, Ke
      "packed_outputs": 2.19},
     lambda node, graph, g: _packed_outputs(node, graph, _dwconv_counts(node, graph, g)), note=_DSP_NOTE),
     fast=True, header="mcunn_packed.h", packed=True, replaces=(1, 2))
+
+#: limits of mcu_conv_lean_dsp_a*w8_s8 (MCU_CONV_LEAN_DSP_MAX_TAPS, MCU_CONV_LEAN_DSP_MAX_PIXEL_BYTES in mcunn_packed.h)
+CONV_LEAN_DSP_MAX_TAPS = 32
+CONV_LEAN_DSP_MAX_PIXEL_BYTES = 128
+
+
+def conv_lean_dsp_problem(kh: int, kw: int, cin: int, in_bits: int) -> str | None:
+    """Why ``mcu_conv_lean_dsp_a*w8_s8`` (the scratch-free SIMD32 conv) cannot run a groups-1 layer (None: it can):
+    C_in a multiple of 4 (each 4-block of a window in one pixel), at most 32 taps, one pixel at most 128 bytes."""
+    if cin < 4 or cin % 4:
+        return f"{cin} input channels are not a multiple of 4"
+    if kh * kw > CONV_LEAN_DSP_MAX_TAPS:
+        return f"{kh}x{kw} window: more than {CONV_LEAN_DSP_MAX_TAPS} taps"
+    if pixel_bytes(cin, in_bits) > CONV_LEAN_DSP_MAX_PIXEL_BYTES:
+        return f"{cin} input channels at {in_bits} bits: a pixel over {CONV_LEAN_DSP_MAX_PIXEL_BYTES} bytes"
+    return None
+
+
+def conv_lean_dsp_weights(weights: np.ndarray, in_bits: int) -> np.ndarray:
+    """Weights of ``mcu_conv_lean_dsp_a*w8_s8`` from OHWI [C_out, KH, KW, C_in] (C_in % 4 == 0): "quads" (4 output
+    channels per 4-block of the window, ``fast_layout.interleave_channels``), each block's middle weights exchanged
+    for a sub-byte input (its lanes are natural pairs (x0, x1), (x2, x3)), in natural order for int8 (SXTB16's
+    (x0, x2), (x1, x3))."""
+    w = np.asarray(weights)
+    return fast_layout.interleave_channels(w.reshape(w.shape[0], -1), 4, swap=in_bits < 8)
+
+
+def _conv_lean_dsp_constants(weights: np.ndarray, bias: np.ndarray | None, lane_offset: int,
+                             in_bits: int) -> fast_layout.FastConstants:
+    name = "mcu_conv_lean_dsp_a8w8_s8" if in_bits == 8 else "mcu_conv_lean_dsp_a4w8_s8 / _a2w8"
+    return fast_layout.FastConstants(name, conv_lean_dsp_weights(weights, in_bits),
+                                     fast_layout.fold_input_offset(bias, weights, lane_offset), 0)
+
+
+def conv_lean_dsp_constants(weights: np.ndarray, bias: np.ndarray | None,
+                            lane_offset: int) -> fast_layout.FastConstants:
+    """Weights ("quads, swapped") and bias of ``mcu_conv_lean_dsp_a4w8_s8`` / ``_a2w8``: its lanes hold x + 2^(b-1)
+    (offset binary), so ``lane_offset`` = input offset - 2^(b-1) is folded in (the caller passes it)."""
+    return _conv_lean_dsp_constants(weights, bias, lane_offset, 4)
+
+
+def conv_lean_dsp_a8_constants(weights: np.ndarray, bias: np.ndarray | None,
+                               input_offset: int) -> fast_layout.FastConstants:
+    """Weights ("quads", natural order) and bias (the input offset folded in) of ``mcu_conv_lean_dsp_a8w8_s8``."""
+    return _conv_lean_dsp_constants(weights, bias, input_offset, 8)
+
+
+def _conv_lean_dsp_access(args: KernelArgs):
+    """mcu_conv_lean_dsp_a*w8_s8: as mcu_conv_a*w8_s8 with groups 1, weights C_out * K ("quads"), folded bias C_out
+    entries, no scratch (ctx not read)."""
+    filt = args.graph.tensors[args.node.inputs[1]].shape
+    in_d, out_d = args.in_dims[0], args.out_dims
+    contract = _bits_contract(args)
+    if args.context["groups"] != 1 or len(filt) != 4 or filt[3] != in_d[3] or filt[0] != out_d[3]:
+        contract.append(f"filter {list(filt)} does not fit input {list(in_d)} / output {list(out_d)} (groups 1)")
+    else:
+        why = conv_lean_dsp_problem(filt[1], filt[2], filt[3], args.context["in_bits"])
+        if why is not None:
+            contract.append(f"filter {list(filt)}: {why}")
+    return _io_access(args, prod(filt), args.array("weights"), args.array("bias")), contract
+
+
+def _conv_lean_dsp_counts(node, graph, g):
+    """Per output pixel its tap pointers (``pixel_taps``); per 4 output channels of a pixel each tap's loop set-up
+    (``quad_taps``) and each 4-block (``quad_blocks``: its unpacking, 4 weight words, 8 SMLAD); the last C_out % 4
+    channels per block in C (``tail_blocks``); the output stage by pixel pairs (``pair_outputs``: a last single pixel
+    is requantized twice)."""
+    f = base_counts(node, graph, g)
+    c_out, kh, kw, c_in = graph.tensors[node.inputs[1]].shape
+    pixels = float(g.out_h * g.out_w)
+    blocks = kh * kw * c_in / 4
+    quads, tail = c_out // 4, c_out % 4
+    f["pixels"] = pixels
+    f["pixel_taps"] = pixels * kh * kw
+    f["quad_taps"] = pixels * quads * kh * kw
+    f["quad_blocks"] = pixels * quads * blocks
+    f["quad_blocks_sub"] = f["quad_blocks"] if tensor_bits(graph, node.inputs[0]) < 8 else 0.0
+    f["tail_blocks"] = pixels * tail * blocks
+    f["pair_outputs"] = float(-(-int(pixels) // 2) * 2 * c_out)
+    f["macs"] = pixels * c_out * kh * kw * c_in
+    return f
+
+
+def _lean_packed_outputs(node, graph, f: dict) -> dict:
+    f["packed_outputs"] = f["pair_outputs"] if tensor_bits(graph, node.outputs[0]) < 8 else 0.0
+    return f
+
+
+_LEAN_DSP_NOTE = "set from the loop's instruction counts (27 per 4-block and 4 channels), to be fitted"
+#: the scratch-free SIMD32 conv: taken when a layer must run without scratch (KernelTarget.lean / lean_layers)
+CONV_LEAN_DSP = Kernel("conv_lean_packed_dsp.c.j2", _conv_lean_dsp_access, KernelCost(
+    ("calls", "pixels", "pixel_taps", "quad_taps", "quad_blocks", "quad_blocks_sub", "tail_blocks", "pair_outputs",
+     "packed_outputs"),
+    {"calls": 400.0, "pixels": 40.0, "pixel_taps": 12.0, "quad_taps": 10.0, "quad_blocks": 24.0,
+     "quad_blocks_sub": 3.0, "tail_blocks": 30.0, "pair_outputs": 9.0, "packed_outputs": 1.5},
+    lambda node, graph, g: _lean_packed_outputs(node, graph, _conv_lean_dsp_counts(node, graph, g)),
+    note=_LEAN_DSP_NOTE), fast=True, header="mcunn_packed.h", packed=True, replaces=(1, 2))
 
 
 # --- the MVE (Helium) versions: runtime_c/include/mcunn_packed_mve.h ----------------------------------------
@@ -485,6 +584,18 @@ def conv_call(node: Node, graph: Graph, target: KernelTarget, ctx: dict, bits: t
             fc = fast_constants(fast_layout.conv_constants, w, None, node.params.input_offset)
             ctx.update(weights=fc.weights, function=function_name("conv", in_bits, True))
             return CONV_DSP.call(ctx, scratch_bytes=need)
+        lean_why = conv_lean_dsp_problem(*w.shape[1:], in_bits)
+        if lean_why is None:
+            # no scratch to spare: the scratch-free SIMD32 conv (its own weight order, the offset in the bias)
+            bias = graph.tensors[node.inputs[2]].data if len(node.inputs) > 2 and node.inputs[2] else None
+            if in_bits == 8:
+                fc = fast_constants(conv_lean_dsp_a8_constants, w, bias, node.params.input_offset)
+            else:
+                fc = fast_constants(conv_lean_dsp_constants, w, bias,
+                                    node.params.input_offset - (1 << (in_bits - 1)))
+            ctx.update(weights=fc.weights, bias=fc.bias, function=function_name("conv", in_bits, "lean_dsp"))
+            return CONV_LEAN_DSP.call(ctx)
+        why = f"{why} (mcu_conv_lean_dsp_a{in_bits}w8_s8: {lean_why})"
     ctx.update(function=function_name("conv", in_bits, False))
     return CONV.call(ctx, reason=f"{why} ({ctx['function']}: portable packed kernel)")
 

@@ -142,6 +142,54 @@ mcu_status mcu_conv_dsp_a8w8_s8(const mcu_context *ctx, const mcu_conv_params *c
                                 const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
                                 const mcu_dims *output_dims, uint8_t *output);
 
+/** Window size limit of mcu_conv_lean_dsp_a*w8_s8() (two arrays of this many tap pointers on the stack). */
+#define MCU_CONV_LEAN_DSP_MAX_TAPS 32
+/** Pixel size limit of mcu_conv_lean_dsp_a*w8_s8(), P(C_in, input bits) bytes (a zero-point pixel on the stack). */
+#define MCU_CONV_LEAN_DSP_MAX_PIXEL_BYTES 128
+
+/**
+ * @brief Scratch-free convolution (groups 1) on a packed 4-bit input, SIMD32, for layers whose im2col scratch
+ *        does not fit: per output pixel, 4 output channels at a time over its taps, each 4-block of the window
+ *        unpacked at the load stage straight into SMLAD's two lane words as offset binary (x + 8: LDRH, ORR,
+ *        EOR, LSR, two AND), one SMLAD pair per channel; the input offset is in the bias (folded at compile
+ *        time), taps outside the input read a pixel of zero points on the stack. No caller scratch; about 1.8
+ *        instructions per MAC (the block is unpacked again for every 4 output channels). Same result as
+ *        mcu_conv_a4w8_s8().
+ * @param[in]  ctx          Not read (may be NULL).
+ * @param[in]  input_dims   [N, H, W, C_in], C_in a multiple of 4 with P(C_in, bits) <=
+ *                          ::MCU_CONV_LEAN_DSP_MAX_PIXEL_BYTES.
+ * @param[in]  filter_dims  [C_out, KH, KW, C_in], KH * KW <= ::MCU_CONV_LEAN_DSP_MAX_TAPS.
+ * @param[in]  filter       int8, "quads, swapped" (compiler/ops/packed_kernels.py, conv_lean_dsp_constants): per 4
+ *                          output channels and 4-block of the window ((ky, kx, c) order), each channel's 4 weights
+ *                          with the middle two exchanged; the last C_out % 4 channels each as its whole row.
+ * @param[in]  bias         int32 [C_out]: the model's bias + (input_offset - 8) * sum of the channel's weights, or
+ *                          NULL (no bias and nothing folded).
+ * Other arguments as mcu_conv_a4w8_s8() (groups must be 1).
+ * @return MCU_ARG_ERROR (nothing written) when a limit above is not met.
+ */
+mcu_status mcu_conv_lean_dsp_a4w8_s8(const mcu_context *ctx, const mcu_conv_params *conv_params,
+                                     const mcu_per_channel_quant_params *quant_params, int32_t output_bits,
+                                     const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                                     const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
+                                     const mcu_dims *output_dims, uint8_t *output);
+
+/** @brief mcu_conv_lean_dsp_a4w8_s8() on a packed 2-bit input: lanes x + 2 (LDRB per 4 channels), the bias folded
+ *         with (input_offset - 2). */
+mcu_status mcu_conv_lean_dsp_a2w8_s8(const mcu_context *ctx, const mcu_conv_params *conv_params,
+                                     const mcu_per_channel_quant_params *quant_params, int32_t output_bits,
+                                     const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                                     const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
+                                     const mcu_dims *output_dims, uint8_t *output);
+
+/** @brief mcu_conv_lean_dsp_a4w8_s8() on an int8 input writing a packed output_bits (4 or 2) output: lanes
+ *         SXTB16's (x0, x2), (x1, x3), so the weights are "quads" in natural order; the bias folded with
+ *         input_offset. */
+mcu_status mcu_conv_lean_dsp_a8w8_s8(const mcu_context *ctx, const mcu_conv_params *conv_params,
+                                     const mcu_per_channel_quant_params *quant_params, int32_t output_bits,
+                                     const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *filter_dims,
+                                     const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
+                                     const mcu_dims *output_dims, uint8_t *output);
+
 /**
  * @brief Scratch bytes of mcu_dwconv_dsp_a4w8_s8() / _a2w8 / _a8w8: one pixel of input zero points,
  *        K4(P(C, input_bits)) bytes (what taps outside the input read).
