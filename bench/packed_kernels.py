@@ -16,7 +16,11 @@ kernel (runtime_c/include/mcunn_packed_mve.h) against the portable packed kernel
 an int8 layer runs on the M55, mcu_conv_1x1_mve_s8 / mcu_conv_mve_s8 / mcu_dwconv_mve_s8); every output checked
 against the simulator's bytes (tests/c_kernels/packed_mve_main.c).
 
-Usage: python bench/packed_kernels.py [--board qemu-m4 | qemu-m55] [--no-network]
+On qemu-m4 the tables end with QuantMCU's per-patch layers (STAGE_M4) and the scratch-free SIMD32 conv
+(mcu_conv_lean_dsp_a*w8_s8, what a conv runs when its im2col scratch must go) against the im2col SIMD32 packed kernel
+and the portable packed kernel it replaced; ``--fit`` fits its cost terms on a sweep of small layers.
+
+Usage: python bench/packed_kernels.py [--board qemu-m4 | qemu-m55] [--no-network] [--stage-only] [--fit]
 """
 
 from __future__ import annotations
@@ -243,6 +247,96 @@ def fit_rows(board) -> None:
         print("    {" + ", ".join(f'"{n}": {v:.4g}' for n, v in zip(names, x)) + "}")
 
 
+#: QuantMCU's per-patch layers on qemu-m4 as VWW and MNIST compile them at their tight budgets: the same plans as on
+#: qemu-m55 (VWW 8x8@4, MNIST 7x7@4; ``mcucompile <model> --board qemu-m4 --quantmcu --sram-limit <budget>``), so the
+#: same regions; MNIST's 3x3 conv is the layer whose im2col scratch does not fit (it runs the scratch-free conv)
+STAGE_M4 = STAGE_M55
+#: the --fit sweep on qemu-m4 for the scratch-free SIMD32 conv (kind, kernel, out HW, C_in, C_out, stride): 1x1 and
+#: 3x3 convolutions on per-patch sizes, C_in a multiple of 4, C_out on and off the quads and past a 32-channel chunk
+FIT_SHAPES_M4 = ([("conv", (1, 1), o, ci, co, 1) for o in (1, 3, 7, 12) for ci in (4, 8, 16, 32) for co in (3, 16, 36)]
+                 + [("conv", (3, 3), o, ci, co, 1) for o in (1, 2, 3, 6) for ci in (4, 8, 16, 32) for co in (5, 16, 32)]
+                 + [("conv", (3, 3), o, ci, co, 2) for o in (1, 3) for ci in (8, 16) for co in (8, 16)])
+
+
+def _lean_pair(c: packed_cases.PackedCase):
+    """The im2col case ``c`` and the same layer with the scratch-free kernel's constants (None when it cannot)."""
+    import packed_lean_cases
+    from mcucompile.ops import packed_kernels as pk
+
+    if pk.conv_lean_dsp_problem(*c.filter_dims[1:], c.in_bits) is not None:
+        return None
+    return packed_lean_cases.lean_constants(c)
+
+
+def lean_rows(board, shapes=SHAPES + SMALL + STAGE_M4, pairs=PAIRS_STAGE) -> None:
+    """The qemu-m4 table of the scratch-free SIMD32 conv (mcu_conv_lean_dsp_a*w8_s8, what a layer runs when its
+    im2col scratch must go) against the im2col SIMD32 packed kernel (with scratch) and the portable packed kernel
+    (what such a layer ran before), per conv shape and width pair; int8 rows: the int8 DSP kernel with scratch and
+    the portable int8 kernel (what 8-bit patching runs on a lean budget)."""
+    cases, rows = _cases_and_rows([s for s in shapes if s[2] == "conv"], pairs)
+    lean = {}
+    for number, desc, bi, bo, i in rows:
+        if (bi, bo) != (8, 8):
+            lc = _lean_pair(cases[i])
+            if lc is not None:
+                lean[i] = len(cases) + len(lean)
+    lean_cases = [_lean_pair(cases[i]) for i in lean]
+    im2col = _run_by_shape(board, cases, "packed_bench_main.c", len(pairs))
+    no_scratch = _run_by_shape(board, lean_cases, "packed_lean_bench_main.c", 24) if lean_cases else {}
+    print(f"board {board.name} ({board.core}), instructions (QEMU -icount shift=0, not cycles); 'lean': the "
+          "scratch-free SIMD32 conv, no scratch; int8 rows: portable = mcu_conv_s8, DSP = mcu_conv_dsp_s8")
+    head = (f"{'#':>2} {'layer (NHWC)':<44} {'bits':>6} {'MACs':>9} {'portable (i/MAC)':>20} {'DSP im2col':>18} "
+            f"{'DSP lean':>18} {'lean/im2col':>11} {'lean/int8 DSP':>13} {'exact':>5}")
+    print(head)
+    print("-" * len(head))
+    base = {}
+    for number, desc, bi, bo, i in rows:
+        m = macs(cases[i])
+        port, p_ok = im2col[(i, "portable")]
+        fast, f_ok = im2col[(i, "fast")]
+        if (bi, bo) == (8, 8):
+            base[number] = fast
+        cell, ratio, vs8, ok = f"{'-':>18}", f"{'-':>11}", f"{'-':>13}", p_ok and f_ok
+        if i in lean:
+            n, l_ok = no_scratch[(lean[i] - len(cases), "fast")]
+            cell, ratio, vs8 = f"{n:>9,} ({n / m:5.2f})", f"{n / fast:>11.2f}", f"{n / base[number]:>13.2f}"
+            ok = ok and l_ok
+        print(f"{number!s:>2} {desc:<44} {f'a{bi}>a{bo}':>6} {m:>9,} {port:>11,} ({port / m:5.2f}) {fast:>9,} "
+              f"({fast / m:5.2f}) {cell} {ratio} {vs8} {'yes' if ok else 'NO':>5}")
+
+
+def fit_lean_rows(board) -> None:
+    """Least squares (weighted by 1 / instructions, non-negative) of CONV_LEAN_DSP's cost terms over FIT_SHAPES_M4 x
+    FIT_PAIRS on ``board`` (qemu-m4): prints the coefficients (to paste into compiler/ops/packed_kernels.py) and the
+    error of the fitted and of the declared ones."""
+    from mcucompile.ops import packed_kernels as pk
+    from scipy.optimize import nnls
+
+    cases = []
+    for kind, k, o, ci, co, st in FIT_SHAPES_M4:
+        hw = ((o - 1) * st + k[0], (o - 1) * st + k[1], ci)
+        for bi, bo in FIT_PAIRS:
+            c = packed_cases.layer_case(kind, bi, bo, hw, k, co, (st, st), (0, 0), seed=len(cases))
+            cases.append(_lean_pair(c))
+    counts = _run_by_shape(board, cases, "packed_lean_bench_main.c", 24)
+    kern = pk.CONV_LEAN_DSP
+    names = list(kern.cost.features)
+    a = np.array([[kern.cost.counts(*_stub_layer(c)).get(n, 0.0) for n in names] for c in cases])
+    b = np.array([counts[(i, "fast")][0] for i in range(len(cases))], float)
+    bad = [i for i in range(len(cases)) if not counts[(i, "fast")][1]]
+    wt = 1.0 / b
+    used = a.any(axis=0)
+    x = np.zeros(len(names))
+    x[used], _ = nnls(a[:, used] * wt[:, None], b * wt, maxiter=100 * a.shape[1])
+    declared = np.array([kern.cost.coefficients.get(n, 0.0) for n in names])
+    print(f"board {board.name}: {len(cases)} layers of the qemu-m4 --fit sweep (QEMU -icount, instructions)")
+    for label, coef in (("fitted", x), ("declared", declared)):
+        err = np.abs(a @ coef - b) / b
+        print(f"  {kern.name} {label}: mean error {100 * err.mean():.1f}%, worst {100 * err.max():.1f}% "
+              f"({len(cases)} layers{', NOT EXACT: ' + str(len(bad)) if bad else ''})")
+    print("    {" + ", ".join(f'"{n}": {v:.4g}' for n, v in zip(names, x)) + "}")
+
+
 def kernel_rows(board, shapes=SHAPES, per_call: bool = False) -> None:
     """The qemu-m4 table for ``shapes``: portable and DSP packed per MAC against the int8 DSP kernel of the same
     shape (the a8>a8 row: mcu_conv_dsp_s8 / mcu_dwconv_dsp_s8, what an int8 layer runs); ``per_call`` adds the
@@ -342,13 +436,17 @@ def main() -> int:
     p.add_argument("--board", default="qemu-m4")
     p.add_argument("--no-network", action="store_true", help="only the kernel table")
     p.add_argument("--fit", action="store_true",
-                   help="qemu-m55: fit the MVE packed kernels' cost terms on a sweep of small layers (FIT_SHAPES)")
+                   help="fit cost terms on a sweep of small layers: qemu-m55 the MVE packed kernels' (FIT_SHAPES), "
+                        "qemu-m4 the scratch-free SIMD32 conv's (FIT_SHAPES_M4)")
     p.add_argument("--stage-only", action="store_true",
-                   help="qemu-m55: only the table of QuantMCU's per-patch layers (STAGE_M55)")
+                   help="only the tables of QuantMCU's per-patch layers (STAGE_M55 / STAGE_M4)")
     args = p.parse_args()
     board = get_board(args.board)
     if board.mve and args.fit:
         fit_rows(board)
+        return 0
+    if args.fit:
+        fit_lean_rows(board)
         return 0
     if board.mve:
         if not args.stage_only:
@@ -356,9 +454,14 @@ def main() -> int:
             print()
         mve_rows(board, STAGE_M55, PAIRS_STAGE)
     else:
-        kernel_rows(board)
+        if not args.stage_only:
+            kernel_rows(board)
+            print()
+            kernel_rows(board, SMALL, per_call=True)
+            print()
+        kernel_rows(board, STAGE_M4, per_call=True)
         print()
-        kernel_rows(board, SMALL, per_call=True)
+        lean_rows(board, SHAPES + SMALL + STAGE_M4 if not args.stage_only else STAGE_M4)
     if not args.no_network:
         network_rows()
     return 0
