@@ -178,3 +178,27 @@ def test_mnist_tight_with_the_lean_kernel_is_bit_exact_on_qemu_m4(mnist_tight, t
     _, outs, run, _ = build_and_run_board(c, xs, tmp_path / "fw")
     assert run.status == 0, run.log[-2000:]
     assert np.array_equal(np.asarray(outs[0]).reshape(len(xs), -1), np.stack(ref).astype(np.asarray(outs[0]).dtype))
+
+
+# --- the SIMD32 packed add (mcu_add_dsp_packed_s8, packed_kernels.ADD_DSP) ---------------------------------------
+
+ADD_MAIN = harness.HERE / "packed_add_dsp_main.c"
+ADD_CASES = 270  # 27 bit triples x 10 channel counts
+
+
+def test_dsp_packed_add_equals_the_portable_one_on_host_under_sanitizers(tmp_path):
+    exe = harness.build_host([ADD_MAIN], tmp_path / "add", sanitize=True)
+    res = subprocess.run([str(exe)], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, _failures(res.stdout) + res.stderr[-3000:]
+    assert f"MCU PACKED ADD CASES {ADD_CASES} failed 0" in res.stdout
+
+
+def test_dsp_packed_add_equals_the_portable_one_on_qemu_m4(tmp_path):
+    _need_arm_tools()
+    from mcucompile.boards import get_board
+    from mcucompile.targets.firmware import run_qemu
+
+    board = get_board("qemu-m4")
+    run = run_qemu(harness.build_firmware(board, [ADD_MAIN], tmp_path / "m4"), board, timeout=120)
+    assert run.status == 0, _failures(run.log)
+    assert f"MCU PACKED ADD CASES {ADD_CASES} failed 0" in run.log, _failures(run.log)

@@ -210,7 +210,7 @@ class Add(_Binary):
         ctx["p"] = node.params
         bits = tuple(tensor_bits(graph, t) for t in (node.inputs[0], node.inputs[1], node.outputs[0]))
         if min(bits) < 8:  # a packed 4- / 2-bit operand or output
-            return packed_kernels.add_call(ctx, bits)
+            return packed_kernels.add_call(ctx, bits, kernel_target(board))
         if kernel_target(board).kernels == "cmsis-nn":
             target = kernel_target(board)
             return cmsis_nn.add_call(node, graph, target, ctx, lambda: self.kernel(node, graph, target.auto()))

@@ -722,10 +722,35 @@ def pool_call(ctx: dict, bits: int, average: bool):
     return (AVG_POOL if average else MAX_POOL).call(ctx, reason=f"{bits}-bit packed map: portable packed pooling")
 
 
-def add_call(ctx: dict, bits: tuple[int, int, int]):
-    """The packed add call: ``bits`` of input 1, input 2 and the output."""
+def _add_runs(node, graph, g):
+    """The SIMD32 packed add's runs: one per pixel when an operand's pixel has padding bits, else runs of 128 values
+    (``ADD_DSP_RUN``) over the whole region."""
+    f = base_counts(node, graph, g)
+    c = as_nhwc(tuple(graph.tensors[node.outputs[0]].shape))[3]
+    flat = all((c * tensor_bits(graph, t)) % 8 == 0 for t in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    pixels = float(g.out_h * g.out_w)
+    f["runs"] = float(-(-int(pixels * c) // ADD_DSP_RUN)) if flat else pixels * -(-c // ADD_DSP_RUN)
+    return f
+
+
+#: values per run of mcu_add_dsp_packed_s8 (PK_ADD_RUN in mcunn_packed_dsp.c)
+ADD_DSP_RUN = 128
+ADD_DSP = Kernel("add_packed_dsp.c.j2", _add_access, KernelCost(
+    ("calls", "outputs", "runs"), {"calls": 150.0, "outputs": 61.0, "runs": 90.0}, _add_runs,
+    note="set by hand from MobileNetV2's two packed adds on qemu-m4 (tight budget, input by patch, 6x6 patches: "
+         "5,696,960 and 891,960 instructions, 2 unpacks, mcu_add_dsp_s8's 49 and one pack per output; the second "
+         "4% above the estimate), not fitted"),
+    fast=True, header="mcunn_packed.h", packed=True)
+
+
+def add_call(ctx: dict, bits: tuple[int, int, int], target: KernelTarget | None = None):
+    """The packed add call: ``bits`` of input 1, input 2 and the output; on a core with the DSP extension the
+    SIMD32 version (``mcu_add_dsp_packed_s8``: runs unpacked into int8, ``mcu_add_dsp_s8``, packed at the store)."""
     ctx.update(bits=bits)
-    return ADD.call(ctx, reason=f"a{bits[0]} + a{bits[1]} -> a{bits[2]}: portable packed add")
+    why = "no kernel target given" if target is None else _dsp_why(target)
+    if why is None:
+        return ADD_DSP.call(ctx)
+    return ADD.call(ctx, reason=f"{why} (a{bits[0]} + a{bits[1]} -> a{bits[2]}: portable packed add)")
 
 
 def pad_call(ctx: dict, bits: int):

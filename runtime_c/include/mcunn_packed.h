@@ -254,6 +254,18 @@ mcu_status mcu_add_packed_s8(const mcu_context *ctx, const mcu_add_params *add_p
                              const mcu_dims *output_dims, uint8_t *output);
 
 /**
+ * @brief mcu_add_packed_s8() with SIMD32: runs of up to 128 values (whole pixels when no operand's pixel has
+ *        padding bits, else one pixel at a time) unpacked into int8 on the stack, added by mcu_add_dsp_s8() with
+ *        the clamp intersected with output_bits' range, packed at the store. Same result and arguments as
+ *        mcu_add_packed_s8() (a left_shift outside [0, 23] runs it); no scratch (ctx not read). In place is allowed
+ *        as for mcu_add_packed_s8().
+ */
+mcu_status mcu_add_dsp_packed_s8(const mcu_context *ctx, const mcu_add_params *add_params, int32_t input1_bits,
+                                 int32_t input2_bits, int32_t output_bits, const mcu_dims *input1_dims,
+                                 const uint8_t *input1, const mcu_dims *input2_dims, const uint8_t *input2,
+                                 const mcu_dims *output_dims, uint8_t *output);
+
+/**
  * @brief Constant padding of a packed `bits` map along N, H and W (pre_pad.c must be 0 and the channels equal):
  *        every output pixel not covered by the input holds pad_value (the input zero point) in each channel,
  *        padding bits 0.

@@ -1090,6 +1090,98 @@ static mcu_status dwconv_dsp_packed(int32_t in_bits, const mcu_context *ctx, con
     return MCU_OK;
 }
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Elementwise add on packed maps: runs of up to PK_ADD_RUN values unpacked into int8 on the stack (a byte at a
+ * time, sign-extended with shifts), added by mcu_add_dsp_s8() (its SMLAL requantization) with the clamp
+ * intersected with the output width's range, packed at the store. A run is whole pixels when no operand's pixel
+ * has padding bits (C * bits a multiple of 8 for all three), else one pixel at a time.
+ * ------------------------------------------------------------------------------------------------------ */
+
+#define PK_ADD_RUN 128 /* a multiple of every values-per-byte */
+
+/* n values at `bits` from src (the first at a byte's start) as int8 at dst. */
+static void pk_unpack_run(const uint8_t *src, int32_t n, int32_t bits, int8_t *dst)
+{
+    int32_t i = 0;
+    if (bits == 8)
+    {
+        memcpy(dst, src, (size_t)n);
+        return;
+    }
+    if (bits == 4)
+    {
+        for (; i + 1 < n; i += 2, src++)
+        {
+            const int32_t v = (int32_t)(int8_t)*src;
+            dst[i] = (int8_t)((int32_t)((uint32_t)v << 28) >> 28);
+            dst[i + 1] = (int8_t)(v >> 4);
+        }
+        if (i < n)
+        {
+            dst[i] = (int8_t)((int32_t)((uint32_t)*src << 28) >> 28);
+        }
+        return;
+    }
+    for (; i + 3 < n; i += 4, src++)
+    {
+        const uint32_t v = (uint32_t)*src << 24;
+        dst[i] = (int8_t)((int32_t)(v << 6) >> 30);
+        dst[i + 1] = (int8_t)((int32_t)(v << 4) >> 30);
+        dst[i + 2] = (int8_t)((int32_t)(v << 2) >> 30);
+        dst[i + 3] = (int8_t)((int32_t)v >> 30);
+    }
+    for (int32_t k = 0; i < n; i++, k++)
+    {
+        dst[i] = (int8_t)((int32_t)((uint32_t)*src << (30 - 2 * k)) >> 30);
+    }
+}
+
+mcu_status mcu_add_dsp_packed_s8(const mcu_context *ctx, const mcu_add_params *p, int32_t input1_bits,
+                                 int32_t input2_bits, int32_t output_bits, const mcu_dims *input1_dims,
+                                 const uint8_t *input1, const mcu_dims *input2_dims, const uint8_t *input2,
+                                 const mcu_dims *output_dims, uint8_t *output)
+{
+    const mcu_dims *d1 = input1_dims, *d2 = input2_dims, *o = output_dims;
+    if (!pk_bits_ok(input1_bits) || !pk_bits_ok(input2_bits) || !pk_bits_ok(output_bits) || d1->n != o->n ||
+        d1->h != o->h || d1->w != o->w || d1->c != o->c || d2->n != o->n || d2->h != o->h || d2->w != o->w ||
+        d2->c != o->c || o->n < 0 || o->h < 0 || o->w < 0 || o->c < 0)
+    {
+        return MCU_ARG_ERROR;
+    }
+    if (p->left_shift < 0 || p->left_shift > 23)
+    {
+        /* outside mcu_add_dsp_s8()'s range: the portable packed add */
+        return mcu_add_packed_s8(ctx, p, input1_bits, input2_bits, output_bits, input1_dims, input1, input2_dims,
+                                 input2, output_dims, output);
+    }
+    mcu_add_params q = *p;
+    mcu_packed_range(output_bits, p->activation.min, p->activation.max, &q.activation.min, &q.activation.max);
+    const int32_t ch = o->c, pixels = o->n * o->h * o->w;
+    const int32_t px1 = mcu_packed_pixel_bytes(ch, input1_bits), px2 = mcu_packed_pixel_bytes(ch, input2_bits);
+    const int32_t pxo = mcu_packed_pixel_bytes(ch, output_bits);
+    /* flat: no pixel holds padding bits, so the maps are runs of values; else one pixel at a time */
+    const int flat = (ch * input1_bits) % 8 == 0 && (ch * input2_bits) % 8 == 0 && (ch * output_bits) % 8 == 0;
+    const int32_t rows = flat ? 1 : pixels, per_row = flat ? pixels * ch : ch;
+    int8_t a[PK_ADD_RUN], b[PK_ADD_RUN], y[PK_ADD_RUN];
+    for (int32_t r = 0; r < rows; r++)
+    {
+        const uint8_t *r1 = input1 + r * px1, *r2 = input2 + r * px2;
+        uint8_t *ro = output + r * pxo;
+        for (int32_t i = 0; i < per_row; i += PK_ADD_RUN)
+        {
+            const int32_t n = per_row - i < PK_ADD_RUN ? per_row - i : PK_ADD_RUN;
+            const mcu_dims run = {1, 1, 1, n};
+            pk_unpack_run(r1 + i * input1_bits / 8, n, input1_bits, a);
+            pk_unpack_run(r2 + i * input2_bits / 8, n, input2_bits, b);
+            /* in place (output == an input of the same bits) is safe: a run's bytes are stored after its values
+             * are read, and later runs lie past them */
+            (void)mcu_add_dsp_s8(NULL, &q, &run, a, &run, b, &run, y);
+            mcu_packed_store(y, n, output_bits, ro + i * output_bits / 8);
+        }
+    }
+    return MCU_OK;
+}
+
 MCU_PACKED_CONV_ENTRY(mcu_conv_dsp_a4w8_s8, conv_dsp_packed, 4)
 MCU_PACKED_CONV_ENTRY(mcu_conv_dsp_a2w8_s8, conv_dsp_packed, 2)
 MCU_PACKED_CONV_ENTRY(mcu_conv_dsp_a8w8_s8, conv_dsp_packed, 8)
