@@ -298,3 +298,36 @@ def test_inlier_counts_give_what_the_values_give(net):
         for name in bits:
             assert quantized_entropy(arrays[name], g, name, ca) == quantized_entropy(counts[name], g, name, ck)
     assert per_channel_seen  # the per-channel entropy path ran
+
+
+def test_the_search_simulates_on_one_blas_thread(net):
+    """quantmcu.blas.run_batched: BLAS at one thread while it runs (restored after), the values of
+    quant.simulate.run_batched byte for byte."""
+    import threadpoolctl
+    from mcucompile.quant import simulate
+    from mcucompile.quantmcu import blas
+
+    c, calib = net
+    g = c.graph
+    shape = tuple(g.tensors[g.inputs[0]].shape)
+    xs = calib[:5].reshape((-1,) + shape[1:])
+
+    def blas_threads():
+        return [d["num_threads"] for d in threadpoolctl.threadpool_info() if d["user_api"] == "blas"]
+
+    before = blas_threads()
+    seen = []
+    real = simulate.run_batched
+
+    def spy(*a):
+        seen.append(blas_threads())
+        return real(*a)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(simulate, "run_batched", spy)
+        mine = blas.run_batched(g, g.nodes, {g.inputs[0]: xs}, len(xs))
+    assert before and seen and seen[0] and all(t == 1 for t in seen[0]) and blas_threads() == before
+    theirs = real(g, g.nodes, {g.inputs[0]: xs}, len(xs))
+    assert len(mine) == len(theirs) == len(xs)
+    for a, b in zip(mine, theirs):
+        assert set(a) == set(b) and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)

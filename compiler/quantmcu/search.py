@@ -53,7 +53,7 @@ from ..patch.execute import SubPatches, plan_sub_patches
 from ..patch.memory import plan_memory_patched, rest_memory_plan
 from ..patch.planner import PatchPlan, candidate_splits, plan_patches
 from ..patch.search import GRIDS
-from ..quant.simulate import run_batched
+from .blas import run_batched
 from .lowbit import (
     BITS,
     LowbitChain,

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..ir import Graph
 from ..patch.planner import PatchPlan, np_region
-from ..quant.simulate import run_batched
+from .blas import run_batched
 
 #: deviations |q - zp| of an 8-bit map lie in 0..255: one histogram bin each
 BINS = 256

@@ -48,8 +48,9 @@ from ..ir import Graph
 from ..ops.outlier_check import outlier_decision
 from ..patch.execute import plan_sub_patches
 from ..patch.planner import PatchPlan, node_macs_region, np_region
-from ..quant.simulate import BATCHED_OPS, run_batched  # noqa: F401 (BATCHED_OPS: part of this module's API)
+from ..quant.simulate import BATCHED_OPS  # noqa: F401 (part of this module's API)
 from ..schedule.schedule import build_schedule
+from .blas import run_batched
 from .lowbit import InlierCounts, LowbitChain, build_lowbit_chain, inlier_counts  # noqa: F401 (inlier_counts: API)
 from .options import QuantmcuOptions, SearchStep
 from .stats import stage_maps
