@@ -158,13 +158,20 @@ def direct_cases(seed: int) -> list[packed_cases.PackedCase]:
 
         for hwc, cout, stride, pad in (((3, 3, 8), 16, (1, 1), (0, 0)), ((3, 5, 7), 9, (1, 1), (0, 0)),
                                        ((5, 3, 16), 18, (1, 1), (0, 0)), ((5, 4, 1), 5, (2, 2), (1, 1)),
-                                       ((4, 4, 16), 36, (1, 1), (1, 1))):
+                                       ((4, 4, 16), 36, (1, 1), (1, 1)),
+                                       # C_out a multiple of 16 (pm_pw_fast): C_in 8 over two blocks, C_in 16 and 5
+                                       # with padding and a stride (zero-point pixels), an odd pixel count
+                                       ((5, 5, 8), 32, (1, 1), (0, 0)), ((3, 4, 16), 16, (1, 1), (0, 0)),
+                                       ((5, 4, 5), 16, (2, 2), (1, 1))):
             out.append(mve_case(layer("conv", hwc, (1, 1), cout, stride, pad)))
         for hwc, k, cout, stride, pad in (((5, 5, 16), (3, 3), 7, (1, 1), (1, 1)), ((5, 6, 32), (3, 3), 20, (2, 2), (1, 1)),
                                           ((3, 3, 16), (3, 3), 16, (1, 1), (0, 0)), ((3, 4, 32), (1, 1), 6, (1, 1), (0, 0)),
                                           ((4, 4, 48), (2, 2), 17, (1, 1), (0, 0))):
             out.append(dataclasses.replace(mve_case(layer("conv", hwc, k, cout, stride, pad)), scratch_fast=0))
-        for hwc, stride, pad in (((5, 7, 8), (1, 1), (0, 0)), ((7, 6, 24), (2, 2), (1, 1)), ((4, 4, 8), (1, 1), (1, 1))):
+        for hwc, stride, pad in (((5, 7, 8), (1, 1), (0, 0)), ((7, 6, 24), (2, 2), (1, 1)), ((4, 4, 8), (1, 1), (1, 1)),
+                                 # 8 channels (pm_dw8_run): VWW's 9x9 region (odd rows of 7), a stride 2 with padding
+                                 # (border pixels paired across rows), a 1x1 output
+                                 ((9, 9, 8), (1, 1), (0, 0)), ((8, 9, 8), (2, 2), (1, 1)), ((3, 3, 8), (1, 1), (0, 0))):
             out.append(mve_case(layer("dwconv", hwc, (3, 3), hwc[2], stride, pad)))
     return out
 
@@ -221,6 +228,13 @@ def test_small_cases_cover_the_direct_paths(small_cases):
     assert all(packed_kernels.conv_mve_scratch_free(*c.filter_dims[1:]) for c in lean)
     half = [c for c in fast if c.kind == 1 and c.filter_dims[1:3] == (3, 3) and c.in_dims[3] % 16 == 8]
     assert {c.in_bits for c in half} == {8, 4, 2} and any(np.prod(c.out_dims[1:3]) % 2 for c in half)
+    # the 8-channel 3x3 runs and the pointwise blocks of 16 packed from registers, at every bit pair
+    dw8 = [c for c in half if c.in_dims[3] == 8 and np.all(c.shift <= 0)]
+    assert {(c.in_bits, c.out_bits) for c in dw8} == set(packed_cases.BIT_PAIRS) - {(8, 8)}
+    assert any(c.out_dims[2] % 2 and min(c.pad) == 0 for c in dw8) and any(max(c.pad) > 0 for c in dw8)
+    pw16 = [c for c in pointwise if c.out_dims[3] % 16 == 0 and np.all(c.shift <= 0)]
+    assert {(c.in_bits, c.out_bits) for c in pw16} == set(packed_cases.BIT_PAIRS) - {(8, 8)}
+    assert {c.in_dims[3] for c in pw16} >= {8, 16, 5} and any(c.out_dims[3] > 16 for c in pw16)
 
 
 def test_mve_kernels_equal_the_simulator_on_qemu_m55(cases, tmp_path):

@@ -459,6 +459,175 @@ PM_INLINE void pm_pw_layer(const pm_pw w, int32_t pixels, int32_t out_w, int32_t
     }
 }
 
+/* The direct pointwise path's common case, shifts all <= 0 with the vector requantization exact and C_out a multiple
+ * of 16: scalars in registers, each 16-channel block's four quads unrolled (the weights' rows, the folded bias and
+ * the per-channel constants at immediate offsets), int8 outputs stored per quad, a packed output staged 16 channels
+ * per pixel on the stack (4 word stores) and packed by one load, VSLI and one store; input and output widths
+ * constant at each copy. An odd last pixel is computed as both of a pair and stored twice at the same place. */
+PM_INLINE void pm_pw_fast_bits(const pm_pw *w, int32_t pixels, int32_t out_w, uint8_t *out_b, int32_t bits,
+                               int32_t ob, int32_t cin_const)
+{
+    const int32_t cin = cin_const ? cin_const : w->cin, cout = w->cout, out_px = cout * ob / 8, ooff = w->out_offset, lo = w->lo, hi = w->hi;
+    const int8_t *const weights = w->weights;
+    const int32_t *const bias = w->bias, *const mult = w->mult, *const shift = w->shift;
+    const mve_pred16_t p = vctp8q((uint32_t)cin);
+    int32_t oy = 0, ox = 0;
+    for (int32_t i = 0; i < pixels; i += 2)
+    {
+        const int two = i + 1 < pixels;
+        const int8x16_t x0 = pm_pw_pixel(*w, oy, ox, bits);
+        if (++ox == out_w)
+        {
+            ox = 0;
+            oy++;
+        }
+        int8x16_t x1 = x0;
+        uint8_t *o0 = out_b + i * out_px, *o1 = o0;
+        if (two)
+        {
+            x1 = pm_pw_pixel(*w, oy, ox, bits);
+            o1 = o0 + out_px;
+            if (++ox == out_w)
+            {
+                ox = 0;
+                oy++;
+            }
+        }
+        const int8_t *wr = weights;
+        for (int32_t c = 0; c < cout; c += 16)
+        {
+            uint32_t s0[4], s1[4]; /* a packed output's 16 channels as int8 */
+#pragma GCC unroll 4
+            for (int32_t q = 0; q < 4; q++)
+            {
+                int32_t a[4], b[4];
+#pragma GCC unroll 4
+                for (int32_t j = 0; j < 4; j++)
+                {
+                    /* a constant C_in: the rows at immediate offsets; else the rows in turn (a pointer walked by
+                     * C_in, not one offset per row kept live) */
+                    const int8x16_t k = vldrbq_z_s8(cin_const ? wr + (4 * q + j) * cin : wr, p);
+                    wr += cin_const ? 0 : cin;
+                    a[j] = vmladavq_s8(x0, k);
+                    b[j] = vmladavq_s8(x1, k);
+                }
+                int32x4_t v0 = mcu_mve_lanes4(a[0], a[1], a[2], a[3]);
+                int32x4_t v1 = mcu_mve_lanes4(b[0], b[1], b[2], b[3]);
+                const int32_t cq = c + 4 * q;
+                if (bias)
+                {
+                    const int32x4_t t = vldrwq_s32(bias + cq);
+                    v0 = vaddq_s32(v0, t);
+                    v1 = vaddq_s32(v1, t);
+                }
+                const int32x4_t m = vldrwq_s32(mult + cq), s = vldrwq_s32(shift + cq);
+                v0 = vaddq_n_s32(mcu_mve_requantize_right(v0, m, s), ooff);
+                v1 = vaddq_n_s32(mcu_mve_requantize_right(v1, m, s), ooff);
+                const int32x4_t vlo = vdupq_n_s32(lo), vhi = vdupq_n_s32(hi);
+                v0 = vminq_s32(vmaxq_s32(v0, vlo), vhi);
+                v1 = vminq_s32(vmaxq_s32(v1, vlo), vhi);
+                if (ob == 8)
+                {
+                    vstrbq_s32((int8_t *)o0 + cq, v0);
+                    vstrbq_s32((int8_t *)o1 + cq, v1);
+                }
+                else
+                {
+                    vstrbq_s32((int8_t *)s0 + 4 * q, v0);
+                    vstrbq_s32((int8_t *)s1 + 4 * q, v1);
+                }
+            }
+            wr += cin_const ? 16 * cin : 0;
+            if (ob == 4)
+            {
+                /* halfword lane i: channels 2i | 2i + 1 << 8 -> 2i | 2i + 1 << 4 in its low byte */
+                const uint16x8_t h0 = vldrhq_u16((const uint16_t *)s0), h1 = vldrhq_u16((const uint16_t *)s1);
+                vstrbq_u16(o0 + c / 2, vsliq_n_u16(h0, vshrq_n_u16(h0, 8), 4));
+                vstrbq_u16(o1 + c / 2, vsliq_n_u16(h1, vshrq_n_u16(h1, 8), 4));
+            }
+            else if (ob == 2)
+            {
+                /* word lane j: channels 4j..4j+3 as its bytes -> two bits each in its low byte */
+                const uint32x4_t w0 = vldrwq_u32(s0), w1 = vldrwq_u32(s1);
+                uint32x4_t r0 = vsliq_n_u32(w0, vshrq_n_u32(w0, 8), 2), r1 = vsliq_n_u32(w1, vshrq_n_u32(w1, 8), 2);
+                r0 = vsliq_n_u32(r0, vshrq_n_u32(w0, 16), 4);
+                r1 = vsliq_n_u32(r1, vshrq_n_u32(w1, 16), 4);
+                r0 = vsliq_n_u32(r0, vshrq_n_u32(w0, 24), 6);
+                r1 = vsliq_n_u32(r1, vshrq_n_u32(w1, 24), 6);
+                vstrbq_u32(o0 + c / 4, r0);
+                vstrbq_u32(o1 + c / 4, r1);
+            }
+        }
+    }
+}
+
+/* pm_pw_fast_bits() with its widths constant, and for a packed output C_in where it is 8 (QuantMCU's per-patch
+ * pointwise layers: the weights' rows at immediate offsets, 7% fewer instructions): out of line, one copy per
+ * (input, output) width pair and C_in case. */
+__attribute__((noinline)) static void pm_pw_fast(const pm_pw *w, int32_t pixels, int32_t out_w, uint8_t *out_b,
+                                                 int32_t bits)
+{
+#define PM_PW_FAST(b, o)                                                                                               \
+    do                                                                                                                 \
+    {                                                                                                                  \
+        if (o != 8 && w->cin == 8)                                                                                     \
+        {                                                                                                              \
+            pm_pw_fast_bits(w, pixels, out_w, out_b, b, o, 8);                                                         \
+        }                                                                                                              \
+        else                                                                                                           \
+        {                                                                                                              \
+            pm_pw_fast_bits(w, pixels, out_w, out_b, b, o, 0);                                                         \
+        }                                                                                                              \
+    } while (0)
+    const int32_t ob = w->out_bits;
+    if (bits == 8)
+    {
+        if (ob == 4)
+        {
+            PM_PW_FAST(8, 4);
+        }
+        else if (ob == 2)
+        {
+            PM_PW_FAST(8, 2);
+        }
+        else
+        {
+            PM_PW_FAST(8, 8);
+        }
+    }
+    else if (bits == 4)
+    {
+        if (ob == 4)
+        {
+            PM_PW_FAST(4, 4);
+        }
+        else if (ob == 2)
+        {
+            PM_PW_FAST(4, 2);
+        }
+        else
+        {
+            PM_PW_FAST(4, 8);
+        }
+    }
+    else
+    {
+        if (ob == 4)
+        {
+            PM_PW_FAST(2, 4);
+        }
+        else if (ob == 2)
+        {
+            PM_PW_FAST(2, 2);
+        }
+        else
+        {
+            PM_PW_FAST(2, 8);
+        }
+    }
+#undef PM_PW_FAST
+}
+
 /* One copy per input width for layers whose shifts are all <= 0 (nearly all), one generic copy otherwise. */
 __attribute__((noinline)) static void pm_pw_direct(const pm_pw *w, int32_t pixels, int32_t out_w, int32_t out_px,
                                                    uint8_t *out_b, int32_t bits, int right_only)
@@ -631,7 +800,11 @@ static mcu_status conv_mve_packed(int32_t in_bits, const mcu_context *ctx, const
                              m.out_offset, m.lo, m.hi, out_bits, m.vector_ok, in->h, in->w, in_px, cp->stride.h,
                              cp->stride.w, cp->padding.h, cp->padding.w, -cp->input_offset, k,
                              filt->h * filt->w * (cin / 16), cin / 16};
-            if (direct)
+            if (direct && m.right_only && m.vector_ok && cout % 16 == 0)
+            {
+                pm_pw_fast(&w, pixels, out_w, output + b * pixels * out_px, in_bits);
+            }
+            else if (direct)
             {
                 pm_pw_direct(&w, pixels, out_w, out_px, output + b * pixels * out_px, in_bits, m.right_only);
             }
@@ -1096,6 +1269,155 @@ __attribute__((noinline)) static void pm_dw_half_any(const pm_dw_out *o, const u
     }
 }
 
+/* ---------------------------------------------------------------------------------------------------------
+ * 3x3 layers of 8 channels whose shifts are all <= 0 (VWW's and MNIST's per-patch depthwise layers), dilation 1:
+ * the output pixels whose windows lie inside the input, two at a time along an output row, without tap pointers.
+ * Tap (ky, kx) of the window at p is at p + ky * row + kx * P (P: an 8-channel pixel's bytes, the input width in
+ * bytes, constant at each copy, so the loads take immediate offsets); the accumulators start at the bias; the input
+ * and output widths are constant at each copy (no branch in the output stage). The other pixels (windows over the
+ * padding) take the tap pointers of pm_dw_pair_3x3(), two at a time.
+ * ------------------------------------------------------------------------------------------------------ */
+
+static const uint32_t pm_place2[4] = {1u, 16u, 256u, 4096u}; /* 4-bit pairs of lanes into two bytes (VMLADAV) */
+
+/* 8 channels from their even (e: channel 2j in lane j) and odd (od) accumulators, requantized with (me, se) and
+ * (mo, so), offset, clamped and stored at out at `obits` (constant at each copy). */
+PM_INLINE void pm_dw8_store(const pm_dw_out *o, int32x4_t e, int32x4_t od, int32x4_t me, int32x4_t se,
+                            int32x4_t mo, int32x4_t so, int32_t obits, uint8_t *out)
+{
+    const int32x4_t lo = vdupq_n_s32(o->lo), hi = vdupq_n_s32(o->hi);
+    e = vminq_s32(vmaxq_s32(vaddq_n_s32(mcu_mve_requantize_right(e, me, se), o->out_offset), lo), hi);
+    od = vminq_s32(vmaxq_s32(vaddq_n_s32(mcu_mve_requantize_right(od, mo, so), o->out_offset), lo), hi);
+    if (obits == 8)
+    {
+        vstrbq_s16((int8_t *)out, vmovntq_s32(vreinterpretq_s16_s32(e), od));
+    }
+    else if (obits == 4)
+    {
+        /* word lane j: channels 2j | 2j + 1 << 4 in its low byte */
+        vstrbq_u32(out, vsliq_n_u32(vreinterpretq_u32_s32(e), vreinterpretq_u32_s32(od), 4));
+    }
+    else
+    {
+        /* lane j: channels 2j | 2j + 1 << 2; the two bytes as one sum of lanes times {1, 16, 256, 4096} */
+        const uint32x4_t t =
+            vandq_u32(vsliq_n_u32(vreinterpretq_u32_s32(e), vreinterpretq_u32_s32(od), 2), vdupq_n_u32(15));
+        const uint32_t v = vmladavq_u32(t, vld1q_u32(pm_place2));
+        out[0] = (uint8_t)v;
+        out[1] = (uint8_t)(v >> 8);
+    }
+}
+
+/* Two output pixels (windows at pa, pb inside the input; outputs at oa, ob; pb == pa and ob == oa for a single
+ * one) of an 8-channel 3x3 layer: values and weights as int16 lanes (pm_unpack8_s16()), VMULLB / VMULLT.S16 into
+ * int32 accumulators of the even and odd channels, each tap's weights loaded once for both pixels. */
+PM_INLINE void pm_dw8_pair(const pm_dw_out *o, const uint8_t *pa, const uint8_t *pb, int32_t row, const int8_t *w,
+                           int32_t bits, int32_t obits, uint8_t *oa, uint8_t *ob)
+{
+    const uint32x4_t even = vidupq_n_u32(0, 2);
+    int32x4_t ea = vdupq_n_s32(0), oda = ea;
+    if (o->bias)
+    {
+        ea = vldrwq_gather_shifted_offset_s32(o->bias, even);
+        oda = vldrwq_gather_shifted_offset_s32(o->bias + 1, even);
+    }
+    int32x4_t eb = ea, odb = oda;
+#pragma GCC unroll 3
+    for (int32_t ky = 0; ky < 3; ky++, pa += row, pb += row)
+    {
+#pragma GCC unroll 3
+        for (int32_t kx = 0; kx < 3; kx++, w += 8)
+        {
+            const int16x8_t k = vldrbq_s16(w);
+            const int16x8_t xa = pm_unpack8_s16(pa + kx * bits, bits);
+            ea = vaddq_s32(ea, vmullbq_int_s16(xa, k));
+            oda = vaddq_s32(oda, vmulltq_int_s16(xa, k));
+            const int16x8_t xb = pm_unpack8_s16(pb + kx * bits, bits);
+            eb = vaddq_s32(eb, vmullbq_int_s16(xb, k));
+            odb = vaddq_s32(odb, vmulltq_int_s16(xb, k));
+            /* as in pm_dw_sums(): the sums in order, no loads hoisted */
+            __asm__ volatile("" : "+w"(ea), "+w"(oda), "+w"(eb), "+w"(odb) : : "memory");
+        }
+    }
+    const int32x4_t me = vldrwq_gather_shifted_offset_s32(o->mult, even);
+    const int32x4_t se = vldrwq_gather_shifted_offset_s32(o->shift, even);
+    const int32x4_t mo = vldrwq_gather_shifted_offset_s32(o->mult + 1, even);
+    const int32x4_t so = vldrwq_gather_shifted_offset_s32(o->shift + 1, even);
+    pm_dw8_store(o, ea, oda, me, se, mo, so, obits, oa);
+    pm_dw8_store(o, eb, odb, me, se, mo, so, obits, ob);
+}
+
+/* n output pixels along a row whose windows lie inside the input: the first window at p, the next `step` bytes on
+ * (stride x P), outputs from out, out_px bytes apart; an odd last one as a pair with itself. */
+PM_INLINE void pm_dw8_run_bits(const pm_dw_out *o, const uint8_t *p, int32_t step, int32_t row, int32_t n,
+                               const int8_t *w, int32_t out_px, uint8_t *out, int32_t bits, int32_t obits)
+{
+    int32_t i = 0;
+    for (; i + 1 < n; i += 2, p += 2 * step, out += 2 * out_px)
+    {
+        pm_dw8_pair(o, p, p + step, row, w, bits, obits, out, out + out_px);
+    }
+    if (i < n)
+    {
+        pm_dw8_pair(o, p, p, row, w, bits, obits, out, out);
+    }
+}
+
+/* pm_dw8_run_bits() with its input and output widths constant: out of line, one copy per pair. */
+__attribute__((noinline)) static void pm_dw8_run(const pm_dw_out *o, const uint8_t *p, int32_t step, int32_t row,
+                                                 int32_t n, const int8_t *w, int32_t bits, int32_t out_px,
+                                                 uint8_t *out)
+{
+#define PM_DW8_RUN(b, ob) pm_dw8_run_bits(o, p, step, row, n, w, out_px, out, b, ob)
+    const int32_t ob = o->bits;
+    if (bits == 8)
+    {
+        if (ob == 4)
+        {
+            PM_DW8_RUN(8, 4);
+        }
+        else if (ob == 2)
+        {
+            PM_DW8_RUN(8, 2);
+        }
+        else
+        {
+            PM_DW8_RUN(8, 8);
+        }
+    }
+    else if (bits == 4)
+    {
+        if (ob == 4)
+        {
+            PM_DW8_RUN(4, 4);
+        }
+        else if (ob == 2)
+        {
+            PM_DW8_RUN(4, 2);
+        }
+        else
+        {
+            PM_DW8_RUN(4, 8);
+        }
+    }
+    else
+    {
+        if (ob == 4)
+        {
+            PM_DW8_RUN(2, 4);
+        }
+        else if (ob == 2)
+        {
+            PM_DW8_RUN(2, 2);
+        }
+        else
+        {
+            PM_DW8_RUN(2, 8);
+        }
+    }
+#undef PM_DW8_RUN
+}
+
 /* Every channel of two output pixels of a 3x3 layer on a sub-byte input whose shifts are all <= 0 (the common
  * case): the full blocks two pixels at a time, the channel tail per pixel. */
 __attribute__((noinline)) static void pm_dw_pair_3x3(const pm_dw_out *o, const uint8_t *const *ta,
@@ -1244,6 +1566,53 @@ static mcu_status dwconv_mve_packed(int32_t in_bits, const mcu_context *ctx, con
     /* sub-byte 3x3 layers without left shifts: two pixels per weight load */
     const int pair = taps == 9 && o.right_only && (in_bits != 8 || ch == 8);
     const uint8_t *tap_b[MCU_DWCONV_MVE_PACKED_MAX_TAPS];
+    if (pair && ch == 8 && dp->dilation.h == 1 && dp->dilation.w == 1)
+    {
+        /* 8 channels: the windows inside the input in runs along each output row (pm_dw8_run()), the others two at
+         * a time through their tap pointers */
+        const int32_t sh = dp->stride.h, sw = dp->stride.w, ph = dp->padding.h, pw = dp->padding.w;
+        const int32_t row = in_w * in_px, step = sw * in_px;
+        for (int32_t b = 0; b < in->n; b++)
+        {
+            const uint8_t *in_b = input + b * in_h * in_w * in_px;
+            uint8_t *out_b = output + b * pixels * out_px, *pending = NULL;
+            for (int32_t oy = 0; oy < out->h; oy++)
+            {
+                const int32_t y0 = oy * sh - ph;
+                const int row_in = y0 >= 0 && y0 + 2 < in_h;
+                for (int32_t ox = 0; ox < out_w;)
+                {
+                    const int32_t x0 = ox * sw - pw;
+                    uint8_t *oa = out_b + (oy * out_w + ox) * out_px;
+                    if (row_in && x0 >= 0 && x0 + 2 < in_w)
+                    {
+                        /* the last pixel whose window ends inside: (x0 + 2 < in_w) <=> ox <= (in_w - 3 + pw) / sw */
+                        const int32_t end = (in_w - 3 + pw) / sw + 1, n = (end < out_w ? end : out_w) - ox;
+                        pm_dw8_run(&o, in_b + (y0 * in_w + x0) * in_px, step, row, n, filter, in_bits, out_px, oa);
+                        ox += n;
+                        continue;
+                    }
+                    if (pending == NULL)
+                    {
+                        pm_dw_window(tap, &win, in_b, oy, ox);
+                        pending = oa;
+                    }
+                    else
+                    {
+                        pm_dw_window(tap_b, &win, in_b, oy, ox);
+                        pm_dw_pair_3x3(&o, tap, tap_b, ch, filter, in_bits, pending, oa);
+                        pending = NULL;
+                    }
+                    ox++;
+                }
+            }
+            if (pending != NULL)
+            {
+                pm_dw_pixel(&o, tap, taps, ch, filter, in_bits, pending);
+            }
+        }
+        return MCU_OK;
+    }
     for (int32_t b = 0; b < in->n; b++)
     {
         const uint8_t *in_b = input + b * in_h * in_w * in_px;
