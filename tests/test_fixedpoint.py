@@ -146,3 +146,78 @@ def test_multiply_by_quantized_multiplier_shapes_and_scalars():
     assert got.tolist() == [_mbqm(1000, m_, 0, "double") for m_ in EDGE_M[:-1]]
     with pytest.raises(ValueError):
         multiply_by_quantized_multiplier(x, 1 << 30, 0, "nearest")
+
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_requantize_saturated_in_one_rounded_shift_equals_tflite(per_channel, monkeypatch):
+    """requantize_saturated's block path, the double rounding and the output offset as one rounded shift of the
+    64-bit product (``_Requantizer.fused``), equals TFLite's two roundings element by element, then the offset and
+    the clamp: right shifts 0 to 31 side by side (0: no rounding term), exact halves, both clamps hit, offsets at
+    either end, values beyond int32 (wrapped as the C's int32); and where it does not apply (a left shift, an
+    INT32_MIN multiplier, an offset too large for 64 bits) the two-rounding passes give the same."""
+    monkeypatch.setattr(fixedpoint, "_BLOCK", 64)
+    rng = np.random.default_rng(7)
+    flat = np.concatenate([_grid(rng, 400), rng.integers(-(1 << 40), 1 << 40, 50), rng.integers(-300, 300, 200)])
+    cases = [[0, -1, -2, -8, -17, -23, -20, 0, -5], [-3, 0, -31, -9, -12, -1, -20, -2, -6],  # -31: no offset fits
+             [-4, 2, -1, 0, -7, -3, -9, -2, -6]]  # a left shift
+    taken = []
+    real_fused = fixedpoint._Requantizer.fused
+
+    def spy(self, offset):
+        got = real_fused(self, offset)
+        taken.append(got is not None)
+        return got
+
+    monkeypatch.setattr(fixedpoint._Requantizer, "fused", spy)
+    seen = set()
+    c = 9
+    x = np.resize(flat, (2, len(flat) // (2 * c) + 1, c))
+    mults = [[1 << 30, (1 << 30) + 1, 1518500250, INT32_MAX, 1 << 30, INT32_MAX - 1, 1 << 30, 1, 0],
+             [INT32_MIN] + list(rng.integers(1 << 30, INT32_MAX, 8)), list(rng.integers(1 << 30, INT32_MAX, 9))]
+    for shifts, mults in [(s, m) for s in cases for m in mults]:
+        shift = np.array(shifts if per_channel else shifts[1:2], np.int64)
+        m = np.array(mults if per_channel else mults[1:2], np.int64)
+        sh, mm = np.resize(shift, c), np.resize(m, c)
+        for offset, lo, hi, dtype in [(-5, -128, 127, np.int8), (127, -128, 127, np.int8), (-128, -128, 90, np.int8),
+                                      (3, -8, 7, np.int8), (0, -2, 1, np.int8), (1 << 40, -(1 << 20), 1 << 20, np.int32)]:
+            want = np.array([[[min(hi, max(lo, _mbqm(int(v), int(mm[k]), int(sh[k]), "double") + offset))
+                               for k, v in enumerate(px)] for px in row] for row in x], np.int64)
+            taken.clear()
+            got = fixedpoint.requantize_saturated(x, m, shift, offset, lo, hi, dtype)
+            assert got.dtype == dtype and got.shape == x.shape and np.array_equal(got, want), (shifts, offset)
+            fused = (shift.max() <= 0 and m.min() > INT32_MIN
+                     and (abs(offset) + 1) * 2 ** (31 - int(shift.min())) <= 2 ** 62)
+            assert taken == [fused], (shifts, offset)
+            seen.add(fused)
+    assert seen == {True, False}
+
+
+@pytest.mark.parametrize("rounding", ["double", "single"])
+def test_requantize_saturated_adds_the_bias_block_by_block(rounding, monkeypatch):
+    """requantize_saturated(x, ..., bias=b) equals requantizing x.astype(int64) + b (TFLite's formulas element by
+    element), for int32 sums and for the same integers held in float32 / float64 (a matrix product's), per-channel
+    and one bias, in blocks and whole; (double rounding) sums past int32 wrap as the C's int32 does; a left shift
+    and a per-channel clamp at both ends."""
+    monkeypatch.setattr(fixedpoint, "_BLOCK", 64)
+    rng = np.random.default_rng(8)
+    c = 6
+    shift = np.array([-9, 0, -1, -20, 1, -5], np.int64) if rounding == "double" else np.array([-9, 0, -1, -20, -3, -5])
+    m = rng.integers(1 << 30, INT32_MAX, c)
+    x = rng.integers(-(1 << 23), 1 << 23, (3, 15, c)).astype(np.int64)
+    x[0, :2] = (1 << 23) - 1
+    x[1, :2] = -(1 << 23)
+    near = 1 << 31 if rounding == "double" else 1 << 29  # single: sums within int32
+    wrapped = False
+    for bias in (rng.integers(-near, near, c), np.array([near - 5] * c), np.int64(-near), rng.integers(-99, 99, c)):
+        b = np.resize(np.asarray(bias, np.int64), c)
+        wrapped |= bool(np.any(np.abs(x + b) >= 1 << 31))
+        want = np.array([[[min(100, max(-128, _mbqm(_wrap32(int(v) + int(b[k])) if rounding == "double"
+                                                     else int(v) + int(b[k]), int(m[k]), int(shift[k]), rounding) - 3))
+                           for k, v in enumerate(px)] for px in row] for row in x], np.int64)
+        for xs in (x, x.astype(np.int32), x.astype(np.float32), x.astype(np.float64)):
+            for block in (64, 1 << 20):  # block by block, and whole (the small-map path)
+                monkeypatch.setattr(fixedpoint, "_BLOCK", block)
+                got = fixedpoint.requantize_saturated(xs, m, shift, -3, -128, 100, np.int8, rounding, bias=bias)
+                assert got.dtype == np.int8 and np.array_equal(got, want), (xs.dtype, block, bias)
+    assert wrapped == (rounding == "double")

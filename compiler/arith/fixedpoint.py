@@ -183,20 +183,28 @@ def multiply_by_quantized_multiplier(x, multiplier, shift, rounding: str = "doub
 
 
 def requantize_saturated(x, multiplier, shift, output_offset: int, lo: int, hi: int, dtype,
-                         rounding: str = "double") -> np.ndarray:
+                         rounding: str = "double", bias=None) -> np.ndarray:
     """``clip(multiply_by_quantized_multiplier(x, ...) + output_offset, lo, hi)`` as ``dtype``, block by block
     (what ``arith.bitwidth.requantize`` computes, without three more passes over an int64 copy of the map);
-    multipliers and shifts per tensor or per last axis."""
+    multipliers and shifts per tensor or per last axis. ``bias`` (per last axis, or one value): added to ``x``
+    first, in 64 bits, block by block (``x`` may then hold integers in floats, a matrix product's sums, exact): the
+    same as requantizing ``x.astype(int64) + bias``."""
     x = np.asarray(x)
     multiplier = np.asarray(multiplier, np.int64)
     shift = np.asarray(shift, np.int64)
     per_channel = x.ndim >= 1 and all(a.ndim <= 1 and a.size in (1, x.shape[-1]) for a in (multiplier, shift))
+    if bias is not None:
+        bias = np.asarray(bias, np.int64)
+        per_channel = per_channel and bias.ndim <= 1 and bias.size in (1, x.shape[-1])
     if not per_channel or x.size <= _BLOCK:
+        if bias is not None:
+            x = np.asarray(x, np.int64) + bias
         v = multiply_by_quantized_multiplier(x, multiplier, shift, rounding) + output_offset
         return np.clip(v, lo, hi).astype(dtype)
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding must be one of {ROUNDINGS}, not {rounding!r}")
-    if x.dtype.kind not in "iu" or x.dtype.itemsize > 4 or x.dtype == np.uint32 or rounding == "single":
+    if bias is None and (x.dtype.kind not in "iu" or x.dtype.itemsize > 4 or x.dtype == np.uint32
+                         or rounding == "single"):
         x = np.asarray(x, np.int64)
     req = _Requantizer(multiplier, shift, rounding)
     c = x.shape[-1]
@@ -204,8 +212,49 @@ def requantize_saturated(x, multiplier, shift, output_offset: int, lo: int, hi: 
     out = np.empty(flat.shape, dtype)
     step = max(1, _BLOCK // c)
     tmp = np.empty((step, c), np.int64)
-    for a in range(0, len(flat), step):
+
+    def tiled(v):  # a per-channel constant over a block: same-shape passes (a broadcast row costs ~3x)
+        return np.ascontiguousarray(np.broadcast_to(v, (step, c))) if np.ndim(v) else v
+
+    def rows(v, k):
+        return v[:k] if np.ndim(v) else v
+
+    if bias is not None:
+        bias_t, with_bias = tiled(bias), np.empty((step, c), np.int64)
+
+    def block_of(a):
         block = flat[a : a + step]
+        if bias is None:
+            return block
+        xb = with_bias[: len(block)]
+        np.copyto(xb, block, casting="unsafe")  # integers (in floats: exact ones) to int64
+        xb += rows(bias_t, len(block))
+        return xb
+
+    fused = req.fused(output_offset)
+    if fused is not None:
+        keep, add, total = (tiled(v) for v in fused)
+        mult = tiled(req.multiplier)
+        sign = np.empty((step, c), np.int64)
+        for a in range(0, len(flat), step):
+            block = block_of(a)
+            k = len(block)
+            t, sg = tmp[:k], sign[:k]
+            np.multiply(block.astype(np.int32, copy=False), rows(mult, k), out=t, dtype=np.int64)  # int32 wrap
+            t += 1 << 30
+            np.right_shift(t, 63, out=sg)  # -1 where q < 0
+            sg <<= 31
+            if keep is not None:
+                sg &= rows(keep, k)
+            t += sg
+            t += rows(add, k)
+            t >>= rows(total, k)
+            np.maximum(t, lo, out=t)
+            np.minimum(t, hi, out=t)
+            out[a : a + step] = t
+        return out.reshape(x.shape)
+    for a in range(0, len(flat), step):
+        block = block_of(a)
         t = tmp[: len(block)]
         req.apply(block, t)
         t += output_offset
@@ -227,6 +276,24 @@ class _Requantizer:
         self.any_left = bool(np.any(self.left))
         self.min_multiplier = bool(np.any(multiplier == INT32_MIN))
         self.right = _RoundingShift(np.maximum(-shift, 0))
+
+    def fused(self, output_offset: int):
+        """The double rounding with ``output_offset`` added as one rounded shift of the 64-bit product, or None
+        (a left shift, an INT32_MIN multiplier, single rounding, or an offset too large for 64 bits).
+
+        With P = x * multiplier and e the right shift, the high multiply is q = floor((P + 2^30) / 2^31) and the
+        rounding shift floor((q + h - [q < 0]) / 2^e), h = 2^(e-1) (for e >= 1; q itself for e = 0). As
+        floor(floor(y / a) / b) = floor(y / ab) for positive integers a, b, that is, with the offset o added,
+        ``floor((P + 2^30 - 2^31 [P + 2^30 < 0] + h 2^31 + o 2^(31+e)) / 2^(31+e))`` (q < 0 exactly when
+        P + 2^30 < 0). Returns (``keep``: None when every e >= 1, else a mask that drops the -2^31 where e = 0,
+        ``add``: h 2^31 + o 2^(31+e), ``total``: 31 + e), per channel or per tensor as the shifts are.
+        |P| <= 2^62, so every sum fits int64 when (|o| + 1) 2^(31+e) <= 2^62."""
+        if self.rounding != "double" or self.any_left or self.min_multiplier:
+            return None
+        e = self.right.exponent
+        if (abs(int(output_offset)) + 1) << (31 + int(np.max(e, initial=0))) > (1 << 62):
+            return None
+        return self.right.sign_mask, (self.right.half << 31) + (np.int64(output_offset) << (31 + e)), 31 + e
 
     def apply(self, x: np.ndarray, out: np.ndarray) -> None:
         if self.rounding == "single":

@@ -78,15 +78,20 @@ def quantize_bias(b: np.ndarray | None, scale: np.ndarray, cout: int) -> np.ndar
     return np.clip(v, -(2**31), 2**31 - 1).astype(np.int32)
 
 
-def requant_output(acc: np.ndarray, p, bits: int, rounding: str = "double") -> np.ndarray:
+def requant_output(acc: np.ndarray, p, bits: int, rounding: str = "double", bias=None) -> np.ndarray:
     """The int32 accumulators of a weighted layer to its ``bits``-bit output (per-channel multipliers,
-    the graph's ``rounding``): ``arith.bitwidth.requantize``, computed block by block (tests/test_conv_reference.py)."""
+    the graph's ``rounding``): ``arith.bitwidth.requantize``, computed block by block (tests/test_conv_reference.py).
+    ``bias``: added first (in 64 bits; ``acc`` may hold the integer sums in floats): the same as requantizing
+    ``acc.astype(int64) + bias``."""
     if bits > 8:
+        if bias is not None:
+            acc = np.asarray(acc, np.int64) + np.asarray(bias, np.int64)
         return requantize(acc, p.multiplier, p.shift, p.output_offset, bits, p.act_min, p.act_max, rounding)
     qmin, qmax = qrange(bits)  # saturate's bounds: the range, narrowed by a fused activation's
     lo = qmin if p.act_min is None else max(qmin, int(p.act_min))
     hi = qmax if p.act_max is None else min(qmax, int(p.act_max))
-    return requantize_saturated(acc, p.multiplier, p.shift, p.output_offset, lo, hi, storage_dtype(bits), rounding)
+    return requantize_saturated(acc, p.multiplier, p.shift, p.output_offset, lo, hi, storage_dtype(bits), rounding,
+                                bias)
 
 
 def weight_quant(t: Tensor, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -625,18 +630,16 @@ def _tap(xp: np.ndarray, win: Window, i: int, j: int, oh: int, ow: int) -> np.nd
     return xp[:, i * dh : i * dh + sh * (oh - 1) + 1 : sh, j * dw : j * dw + sw * (ow - 1) + 1 : sw, :]
 
 
-def _with_bias(acc: np.ndarray, bound: int, bias: np.ndarray) -> np.ndarray:
-    """acc + bias, exact: in int32 when both bounds allow, else int64 (requantization wraps to int32 as C)."""
-    bias = np.asarray(bias, np.int64)
-    if acc.dtype == np.int32 and bound + (int(np.abs(bias).max()) if bias.size else 0) < (1 << 31):
-        acc += bias.astype(np.int32)
-        return acc
-    return acc.astype(np.int64) + bias
-
-
 def conv_accumulators(node: Node, graph: Graph, x: np.ndarray, offset: int) -> tuple[np.ndarray, int]:
     """The integer accumulators sum(w * (x + offset)) of a conv2d layer ([N,OH,OW,Cout], int32 when they fit,
     else int64; taps in the padding contribute nothing) and a bound on their magnitude."""
+    sums, bound = _conv_sums(node, graph, x, offset)
+    return sums.astype(np.int32 if bound < (1 << 31) else np.int64), bound
+
+
+def _conv_sums(node: Node, graph: Graph, x: np.ndarray, offset: int) -> tuple[np.ndarray, int]:
+    """:func:`conv_accumulators`' sums as the matrix product left them (integers, in float32, float64 or int64 as
+    the bound allows: exact) and the bound."""
     win, g = node.attrs.window, node.attrs.groups
     w = np.asarray(graph.tensors[node.inputs[1]].data)
     cout, kh, kw, cin_g = w.shape
@@ -659,8 +662,7 @@ def conv_accumulators(node: Node, graph: Graph, x: np.ndarray, offset: int) -> t
         c = cols[..., gi * cin_g : (gi + 1) * cin_g].reshape(n * oh * ow, kh * kw * cin_g)
         wg = wf[gi * cout_g : (gi + 1) * cout_g].reshape(cout_g, -1)
         out[:, gi * cout_g : (gi + 1) * cout_g] = c @ wg.T
-    acc_dtype = np.int32 if bound < (1 << 31) else np.int64
-    return out.astype(acc_dtype).reshape(n, oh, ow, cout), bound
+    return out.reshape(n, oh, ow, cout), bound
 
 
 def depthwise_accumulators(node: Node, graph: Graph, x: np.ndarray, offset: int) -> tuple[np.ndarray, int]:
@@ -679,7 +681,9 @@ def depthwise_accumulators(node: Node, graph: Graph, x: np.ndarray, offset: int)
     xp = _zero_padded(xs, win, oh, ow)
     if mult > 1:
         xp = np.repeat(xp, mult, axis=-1)
-    wk = w.astype(acc_dtype)
+    # each tap's weights tiled along a row ([OW, C], contiguous): numpy then runs a stride-1 tap's row as one
+    # loop (a [C] row broadcast over OW runs C values at a time, ~2x slower); the same products
+    wk = np.ascontiguousarray(np.broadcast_to(w.astype(acc_dtype)[:, :, None, :], (kh, kw, ow, cout)))
     acc = np.empty((n, oh, ow, cout), acc_dtype)
     tmp = np.empty_like(acc)
     for i in range(kh):
@@ -733,9 +737,10 @@ class Conv2D(WindowPatchRule, OpDef):
     def eval_int(self, node, graph, inputs):
         p = node.params
         # pad value -input_offset + input_offset = 0: padded taps contribute nothing, as in TFLite
-        acc, bound = conv_accumulators(node, graph, inputs[0], p.input_offset)
-        acc = _with_bias(acc, bound, bias_or_zeros(graph, node, acc.shape[-1], np.int64))
-        return [requant_output(acc, p, tensor_bits(graph, node.outputs[0]), graph.rounding)]
+        # the bias added block by block in the requantization (the int32 sum, or in 64 bits wrapped as the C's)
+        sums, _ = _conv_sums(node, graph, inputs[0], p.input_offset)
+        bias = bias_or_zeros(graph, node, sums.shape[-1], np.int64)
+        return [requant_output(sums, p, tensor_bits(graph, node.outputs[0]), graph.rounding, bias)]
 
     def macs(self, node, graph):
         out = graph.tensors[node.outputs[0]].shape
@@ -818,9 +823,9 @@ class DepthwiseConv2D(WindowPatchRule, OpDef):
     def eval_int(self, node, graph, inputs):
         p = node.params
         x = np.asarray(inputs[0])
-        acc, bound = depthwise_accumulators(node, graph, x.reshape(as_nhwc(x.shape)), p.input_offset)
-        acc = _with_bias(acc, bound, bias_or_zeros(graph, node, acc.shape[-1], np.int64))
-        y = requant_output(acc, p, tensor_bits(graph, node.outputs[0]), graph.rounding)
+        acc, _ = depthwise_accumulators(node, graph, x.reshape(as_nhwc(x.shape)), p.input_offset)
+        bias = bias_or_zeros(graph, node, acc.shape[-1], np.int64)
+        y = requant_output(acc, p, tensor_bits(graph, node.outputs[0]), graph.rounding, bias)
         return [y.reshape(self.infer_shapes(node, [inputs[0].shape, graph.tensors[node.inputs[1]].shape])[0])]
 
     def macs(self, node, graph):
