@@ -331,3 +331,36 @@ def test_the_search_simulates_on_one_blas_thread(net):
     assert len(mine) == len(theirs) == len(xs)
     for a, b in zip(mine, theirs):
         assert set(a) == set(b) and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_run_batched_takes_the_classifier_tail_on_the_whole_batch(tmp_path):
+    """quant.simulate.run_batched runs a reshape (flatten), fully connected and softmax tail on the whole batch
+    (batches() says so) and gives each sample what run_nodes gives it alone, byte for byte; a reshape that does
+    not keep N = 1 first runs sample by sample."""
+    from mcucompile.quant import simulate
+
+    rng = np.random.default_rng(11)
+    inits = {"w0": (rng.standard_normal((6, 3, 3, 3)) * 0.4).astype(np.float32),
+             "w1": (rng.standard_normal((10, 6)) * 0.8).astype(np.float32), "b1": rng.standard_normal(10).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a_"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a_"], ["a"]), helper.make_node("GlobalAveragePool", ["a"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["f"]), helper.make_node("Gemm", ["f", "w1", "b1"], ["z"], transB=1),
+             helper.make_node("Softmax", ["z"], ["y"])]
+    path = save(make_model(nodes, [1, 3, 8, 8], ["y"], inits), tmp_path, "tail.onnx")
+    c = compile_model(path, CompileOptions(progress=False, calib_samples=8, patch=PatchOptions(mode="off")))
+    g = c.graph
+    assert {"reshape", "fully_connected", "softmax"} <= {n.op for n in g.nodes if simulate.batches(g, n)}
+    shape = tuple(g.tensors[g.inputs[0]].shape)
+    xs = rng.integers(-128, 128, (7,) + shape[1:]).astype(np.int8)
+    xs[0] = 127  # saturating inputs: the softmax's largest logit at its limit
+    got = simulate.run_batched(g, g.nodes, {g.inputs[0]: xs}, len(xs))
+    for i, x in enumerate(xs):
+        want = simulate.run_nodes(g, g.nodes, {g.inputs[0]: x[None]}, True)
+        assert set(got[i]) == set(want)
+        for k in want:
+            assert got[i][k].dtype == want[k].dtype and np.array_equal(got[i][k], want[k]), k
+    assert len({got[i][g.outputs[0]].tobytes() for i in range(len(xs))}) > 1  # the samples differ
+    flat = next(n for n in g.nodes if n.op == "reshape")
+    moved = dataclasses.replace(g.tensors[flat.outputs[0]], shape=(g.tensors[flat.outputs[0]].shape[1], 1))
+    g2 = dataclasses.replace(g, tensors={**g.tensors, flat.outputs[0]: moved})
+    assert not simulate.batches(g2, flat)

@@ -56,16 +56,34 @@ def run_nodes(graph: Graph, nodes, values: dict[str, np.ndarray], integer: bool)
 #: the accumulations of integer products are exact, in any order); any other op runs sample by sample
 BATCHED_OPS = frozenset({"conv2d", "depthwise_conv2d", "add", "max_pool2d", "avg_pool2d"})
 
+#: ops that take a batch along N when their tensors have N = 1: row by row over the last axis (a fully connected
+#: layer's rows, a softmax's), and a reshape that keeps N = 1 first (it moves no value across samples)
+BATCHED_ROW_OPS = frozenset({"fully_connected", "softmax", "reshape"})
+
+
+def batches(graph: Graph, node) -> bool:
+    """Whether :func:`run_batched` runs ``node`` on the whole batch (:data:`BATCHED_OPS`, :data:`BATCHED_ROW_OPS`)."""
+    if node.op in BATCHED_OPS:
+        return True
+    if node.op not in BATCHED_ROW_OPS:
+        return False
+    shapes = [graph.tensors[t].shape for t in (node.inputs[0], *node.outputs)]
+    rows = node.op != "fully_connected" or len(shapes[0]) == 2
+    return rows and all(len(s) >= 1 and s[0] == 1 for s in shapes)
+
 
 def run_batched(graph: Graph, nodes, values: dict[str, np.ndarray], n: int) -> list[dict[str, np.ndarray]]:
     """:func:`run_nodes` (integer) on ``n`` samples at once: ``values`` hold each tensor of the n samples stacked
-    along N; the nodes of :data:`BATCHED_OPS` run on the whole batch until the first other node, from which on
+    along N; the nodes :func:`batches` says run on the whole batch until the first other node, from which on
     every sample runs on its own. Returns each sample's values (N = 1), as ``run_nodes`` would."""
     values = dict(values)
     single: list[dict[str, np.ndarray]] | None = None
     for node in nodes:
-        if single is None and node.op in BATCHED_OPS:
-            outs = eval_node(graph, node, node_inputs(graph, node, values), True)
+        if single is None and batches(graph, node):
+            if node.op == "reshape":  # N samples of a [1, ...] shape
+                outs = [values[node.inputs[0]].reshape((n,) + tuple(graph.tensors[node.outputs[0]].shape[1:]))]
+            else:
+                outs = eval_node(graph, node, node_inputs(graph, node, values), True)
             for name, v in zip(node.outputs, outs):
                 if v.shape != (n,) + tuple(graph.tensors[name].shape[1:]):
                     raise AssertionError(f"{node.name}: batched output {v.shape} for {n} samples of "
