@@ -4,7 +4,7 @@ Kernel by kernel (tests/c_kernels/packed_lean_cases.py): every (input bits, outp
 groups-1 layers with C_in a multiple of 4 (windows 1x1 to 5x5 and 4x8, strides, dilations, taps outside on every
 side, start offsets, partial output regions, single last pixels, C_out tails past the quads and several 32-channel
 chunks, both output stages) against the simulator's bytes, on the host under ASan + UBSan (the C path) and on
-qemu-m4 (the assembly), the lean kernel called with a NULL context. In a compile: the kernel a layer takes when its
+qemu-m4 and qemu-m7 (the assembly), the lean kernel called with a NULL context. In a compile: the kernel a layer takes when its
 im2col scratch must go, and MNIST at its tight budget under ``--quantmcu`` on qemu-m4, where the low-bit chain's 3x3
 conv runs it, equal to the simulator byte for byte.
 """
@@ -83,14 +83,15 @@ def test_lean_kernel_equals_the_simulator_on_host_under_sanitizers(cases, cases_
     assert f"MCU PACKED LEAN CASES {len(cases)} failed 0" in res.stdout
 
 
-def test_lean_kernel_equals_the_simulator_on_qemu_m4(cases, cases_c, tmp_path):
-    """The assembly loops (SMLAD on the unpacked lanes) on the M4."""
+@pytest.mark.parametrize("board_name", ["qemu-m4", "qemu-m7"])
+def test_lean_kernel_equals_the_simulator_on_emulated_dsp_cores(board_name, cases, cases_c, tmp_path):
+    """The assembly loops (SMLAD on the unpacked lanes) on the M4 and the M7."""
     _need_arm_tools()
     from mcucompile.boards import get_board
     from mcucompile.targets.firmware import run_qemu
 
-    board = get_board("qemu-m4")
-    elf = harness.build_firmware(board, [cases_c, MAIN], tmp_path / "m4")
+    board = get_board(board_name)
+    elf = harness.build_firmware(board, [cases_c, MAIN], tmp_path / board_name)
     dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True, text=True,
                          check=False).stdout
     body = dis[dis.index("<pk_lean_pixel_a2>:"):]
