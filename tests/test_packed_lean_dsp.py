@@ -4,9 +4,10 @@ Kernel by kernel (tests/c_kernels/packed_lean_cases.py): every (input bits, outp
 groups-1 layers with C_in a multiple of 4 (windows 1x1 to 5x5 and 4x8, strides, dilations, taps outside on every
 side, start offsets, partial output regions, single last pixels, C_out tails past the quads and several 32-channel
 chunks, both output stages) against the simulator's bytes, on the host under ASan + UBSan (the C path) and on
-qemu-m4 and qemu-m7 (the assembly), the lean kernel called with a NULL context. In a compile: the kernel a layer takes when its
-im2col scratch must go, and MNIST at its tight budget under ``--quantmcu`` on qemu-m4, where the low-bit chain's 3x3
-conv runs it, equal to the simulator byte for byte.
+qemu-m4 and qemu-m7 (the assembly), the lean kernel called with a NULL context. In a compile: the kernel a layer
+takes when its im2col scratch must go, and MNIST at its tight budget under ``--quantmcu`` on qemu-m4, where the
+low-bit chain's 3x3 conv runs it, equal to the simulator byte for byte. Then the SIMD32 packed add against the
+portable one.
 """
 
 from __future__ import annotations
