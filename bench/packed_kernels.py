@@ -180,10 +180,11 @@ def mve_rows(board, shapes=SHAPES, pairs=PAIRS) -> None:
               f"{'yes' if ok else 'NO':>5}{no_scratch}")
 
 
-#: the --fit sweep on qemu-m55 (out HW, C_in, C_out): 1x1 and 3x3 convolutions, 3x3 depthwise, per-patch sizes up to
-#: 12x12 outputs; windowed convolutions on C_in 16 / 32 also without scratch (the lean rows)
+#: the --fit sweep on qemu-m55 (out HW, C_in, C_out): 1x1 and 3x3 convolutions (C_out 24: the direct pointwise loop
+#: off the 16-channel blocks), 3x3 depthwise, per-patch sizes up to 12x12 outputs; windowed convolutions on C_in 16 /
+#: 32 also without scratch (the lean rows)
 FIT_PAIRS = [(4, 4), (2, 2), (4, 8), (8, 4), (8, 2), (2, 8)]
-FIT_SHAPES = ([("conv", (1, 1), o, ci, co, 1) for o in (3, 7, 12) for ci in (8, 16, 32) for co in (16, 32)]
+FIT_SHAPES = ([("conv", (1, 1), o, ci, co, 1) for o in (3, 7, 12) for ci in (8, 16, 32) for co in (16, 24, 32)]
               + [("conv", (3, 3), o, ci, co, 1) for o in (1, 3, 6) for ci in (8, 16, 32) for co in (8, 32)]
               + [("dwconv", (3, 3), o, c, c, 1) for o in (3, 7, 12) for c in (8, 16, 24, 64)]
               + [("dwconv", (3, 3), 3, c, c, 2) for c in (8, 16)])
@@ -198,7 +199,7 @@ def _stub_layer(c: packed_cases.PackedCase):
     wshape = tuple(c.filter_dims) if conv else tuple(c.filter_dims[1:])
     tensors = {"x": NS(shape=tuple(c.in_dims), quant=NS(bits=c.in_bits)), "w": NS(shape=wshape),
                "y": NS(shape=tuple(c.out_dims), quant=NS(bits=c.out_bits))}
-    node = NS(inputs=["x", "w"], outputs=["y"])
+    node = NS(inputs=["x", "w"], outputs=["y"], attrs=NS(window=NS(dilation=tuple(c.dilation))))
     return node, NS(tensors=tensors), NS(out_h=c.out_dims[1], out_w=c.out_dims[2])
 
 

@@ -452,8 +452,14 @@ def _conv_mve_counts(node, graph, g):
     f["macs"] = 0.0 if direct else pixels * c_out * kh * kw * c_in
     f["unpacked"] = 0.0 if direct else pixels * kh * kw * c_in  # im2col: unpacked (a4, a2) or copied (a8)
     f["unpacked_a2"] = f["unpacked"] if tensor_bits(graph, node.inputs[0]) == 2 else 0.0
-    f["pw_pixels"] = pixels if direct else 0.0
-    f["pw_quads"] = float(-(-int(pixels) // 2) * -(-c_out // 4)) if direct else 0.0
+    # C_out a multiple of 16 runs pm_pw_fast (its own terms: per pixel, per 4 channels of 2 pixels); others the
+    # generic direct loop
+    fast = direct and c_out % 16 == 0
+    quads = float(-(-int(pixels) // 2) * -(-c_out // 4))
+    f["pw_pixels"] = pixels if direct and not fast else 0.0
+    f["pw_quads"] = quads if direct and not fast else 0.0
+    f["pw16_pixels"] = pixels if fast else 0.0
+    f["pw16_quads"] = quads if fast else 0.0
     return f
 
 
@@ -482,9 +488,12 @@ def _dwconv_mve_counts(node, graph, g):
     f = base_counts(node, graph, g)
     kh, kw, c = graph.tensors[node.inputs[1]].shape
     pixels = float(g.out_h * g.out_w)
-    half = (kh, kw) == (3, 3) and c % 16 == 8
-    blocks = float(-(-c // 16) - (1 if half else 0))
-    f["pixels"] = pixels
+    # 8 channels, 3x3, dilation 1: pm_dw8_run (two pixels per weight load, no tap pointers; its own per-pixel term)
+    dw8 = (kh, kw) == (3, 3) and c == 8 and tuple(node.attrs.window.dilation) == (1, 1)
+    half = (kh, kw) == (3, 3) and c % 16 == 8 and not dw8
+    blocks = float(-(-c // 16) - (1 if half or dw8 else 0))
+    f["dw8_pixels"] = pixels if dw8 else 0.0
+    f["pixels"] = 0.0 if dw8 else pixels
     f["blocks"] = pixels * blocks
     f["block_taps"] = pixels * blocks * kh * kw
     # 2-bit fields take two more ALU instructions per tap; int8 inputs widen every tap into int32 and run one pixel
@@ -495,6 +504,7 @@ def _dwconv_mve_counts(node, graph, g):
     f["halves"] = pixels if half else 0.0
     f["half_taps"] = pixels * 9 if half else 0.0
     f["half_taps_a2"] = f["half_taps"] if in_bits == 2 else 0.0
+    f["dw8_pixels_sub"] = f["dw8_pixels"] if in_bits < 8 else 0.0
     f["macs"] = pixels * kh * kw * c
     return f
 
@@ -502,27 +512,29 @@ def _dwconv_mve_counts(node, graph, g):
 _MVE_NOTE = ("least squares (weighted by 1 / instructions) over a sweep measured on qemu-m55 with bench/packed_kernels.py "
              "--board qemu-m55 --fit (1x1 and 3x3 convolutions and 3x3 depthwise layers of 1x1 to 12x12 output pixels and "
              "8 to 64 channels, QuantMCU's VWW and MNIST per-patch regions among them, at a4>a4, a2>a2, a4>a8, a8>a4, "
-             "a8>a2, a2>a8; 408 layers): conv within 6.6% on average (25% at worst), "
-             "the scratch-free conv 7.8% (24%), depthwise 2.5% (7.7%)")
+             "a8>a2, a2>a8; 480 layers, after the 8-channel depthwise runs and the pointwise 16-channel blocks): conv "
+             "within 7.5% on average (25.8% at worst), the scratch-free conv 7.1% (23.8%), depthwise 2.9% (9.2%)")
 CONV_MVE = Kernel("conv_packed_mve.c.j2", _conv_mve_access, KernelCost(
-    ("calls", "pixels", "outputs", "packed_outputs", "unpacked", "unpacked_a2", "macs", "pw_pixels", "pw_quads"),
-    {"calls": 562.6, "pixels": 220.2, "outputs": 5.103, "packed_outputs": 1.921, "unpacked": 0.3351,
-     "unpacked_a2": 0.2142, "macs": 0.1659, "pw_pixels": 43.27, "pw_quads": 47.75},
+    ("calls", "pixels", "outputs", "packed_outputs", "unpacked", "unpacked_a2", "macs", "pw_pixels", "pw_quads",
+     "pw16_pixels", "pw16_quads"),
+    {"calls": 578.4, "pixels": 228.2, "outputs": 5.301, "packed_outputs": 0.3604, "unpacked": 0.291,
+     "unpacked_a2": 0.1758, "macs": 0.1705, "pw_pixels": 51.57, "pw_quads": 53.37, "pw16_pixels": 54.96,
+     "pw16_quads": 21.51},
     lambda node, graph, g: _packed_outputs(node, graph, _conv_mve_counts(node, graph, g)), note=_MVE_NOTE),
     fast=True, header="mcunn_packed_mve.h", packed=True, replaces=(1, 2))
 #: the same function without scratch (a NULL context) on a layer only its windowed direct path can run so (C_in a
 #: multiple of 16 up to 64): taken when the layer must go scratch-free (KernelTarget.lean / lean_layers)
 CONV_LEAN_MVE = Kernel("conv_lean_packed_mve.c.j2", _conv_lean_mve_access, KernelCost(
     ("calls", "pixels", "outputs", "packed_outputs", "window_blocks", "quads", "block_quads", "block_quads_sub"),
-    {"calls": 347.4, "pixels": 76.24, "outputs": 14.89, "packed_outputs": 1.631, "window_blocks": 31.72, "quads": 0.0,
-     "block_quads": 17.33, "block_quads_sub": 7.004},
+    {"calls": 366.4, "pixels": 75.59, "outputs": 14.71, "packed_outputs": 1.82, "window_blocks": 31.77, "quads": 0.0,
+     "block_quads": 17.14, "block_quads_sub": 7.219},
     lambda node, graph, g: _packed_outputs(node, graph, _conv_lean_mve_counts(node, graph, g)), note=_MVE_NOTE),
     fast=True, header="mcunn_packed_mve.h", packed=True, replaces=(1, 2))
 DEPTHWISE_CONV_MVE = Kernel("depthwise_conv_packed_mve.c.j2", _dwconv_mve_access, KernelCost(
     ("calls", "pixels", "blocks", "block_taps", "block_taps_a2", "block_taps_a8", "halves", "half_taps",
-     "half_taps_a2"),
-    {"calls": 597.0, "pixels": 119.9, "blocks": 0.0, "block_taps": 26.17, "block_taps_a2": 1.691, "block_taps_a8": 6.214,
-     "halves": 0.0, "half_taps": 19.21, "half_taps_a2": 3.815},
+     "half_taps_a2", "dw8_pixels", "dw8_pixels_sub"),
+    {"calls": 985.1, "pixels": 106.6, "blocks": 0.0, "block_taps": 25.52, "block_taps_a2": 1.821, "block_taps_a8": 6.08,
+     "halves": 0.0, "half_taps": 21.87, "half_taps_a2": 2.573, "dw8_pixels": 127.5, "dw8_pixels_sub": 31.9},
     _dwconv_mve_counts, note=_MVE_NOTE),
     fast=True, header="mcunn_packed_mve.h", packed=True, replaces=(1, 2))
 
