@@ -147,7 +147,7 @@ ROUNDINGS = ("double", "single")
 
 #: elements per block of :func:`multiply_by_quantized_multiplier`: its several passes over a block stay in the
 #: cache (about 3x faster on large maps than whole-array passes, which are memory bound)
-_BLOCK = 1 << 14
+_BLOCK = 1 << 15
 
 
 def multiply_by_quantized_multiplier(x, multiplier, shift, rounding: str = "double"):
