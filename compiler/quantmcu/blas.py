@@ -11,18 +11,15 @@ libraries held at one thread (``threadpoolctl``): the values are the same.
 
 from __future__ import annotations
 
-from threadpoolctl import ThreadpoolController
+from threadpoolctl import threadpool_limits
 
 from ..quant import simulate
 
-_controller = []  # the controller, made on first use (it lists the BLAS libraries loaded by then)
-
 
 def one_blas_thread():
-    """A context in which the BLAS libraries numpy loaded run one thread."""
-    if not _controller:
-        _controller.append(ThreadpoolController())
-    return _controller[0].limit(limits=1, user_api="blas")
+    """A context in which every BLAS library loaded so far runs one thread (listed anew on each call: a library
+    loaded after the first call, e.g. by another package, is limited too)."""
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def run_batched(graph, nodes, values, n):
