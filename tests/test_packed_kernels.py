@@ -83,10 +83,6 @@ def cases_c(cases, tmp_path_factory):
     return packed_cases.write_cases(cases, SEED, tmp_path_factory.mktemp("packed_cases") / "cases.c")
 
 
-def _failures(log: str) -> str:
-    return "\n".join(line for line in log.splitlines() if line.startswith(("FAIL", "MCU")))[:3000]
-
-
 def test_cases_cover_what_the_kernels_branch_on(cases):
     """The random layers reach every path: sub-byte channel counts on and off the values per byte and the
     4-block, start offsets, partial regions, chunks past 32 channels, groups / multipliers (portable only)."""
@@ -138,7 +134,7 @@ def _sat_store(c) -> bool:
 def test_kernels_equal_the_simulator_on_host_under_sanitizers(cases, cases_c, tmp_path):
     exe = harness.build_host([cases_c, MAIN], tmp_path / "pk", sanitize=True)
     res = subprocess.run([str(exe)], capture_output=True, text=True, check=False)
-    assert res.returncode == 0, _failures(res.stdout) + res.stderr[-3000:]
+    assert res.returncode == 0, harness.failures(res.stdout) + res.stderr[-3000:]
     assert f"MCU PACKED CASES {len(cases)} failed 0" in res.stdout
 
 
@@ -156,8 +152,8 @@ def test_kernels_equal_the_simulator_on_emulated_cores(board_name, cases, cases_
                                        check=False).stdout
     assert "smlad" in dis and "sxtab16" in dis
     run = run_qemu(elf, board, timeout=120)
-    assert run.status == 0, _failures(run.log)
-    assert f"MCU PACKED CASES {len(cases)} failed 0" in run.log, _failures(run.log)
+    assert run.status == 0, harness.failures(run.log)
+    assert f"MCU PACKED CASES {len(cases)} failed 0" in run.log, harness.failures(run.log)
 
 
 def test_the_harness_catches_wrong_bytes(cases, tmp_path):

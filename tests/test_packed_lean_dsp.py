@@ -52,10 +52,6 @@ def cases_c(cases, tmp_path_factory):
     return packed_cases.write_cases(cases, SEED, tmp_path_factory.mktemp("lean_cases") / "cases.c")
 
 
-def _failures(log: str) -> str:
-    return "\n".join(line for line in log.splitlines() if line.startswith(("FAIL", "MCU")))[:3000]
-
-
 def test_cases_cover_what_the_kernel_branches_on(cases):
     """Every bit pair; C_out tails (C_out % 4) and chunks past 32; taps outside (padding) and start offsets; a
     single last pixel; the widest pixel and the largest window the kernel takes; both output stages."""
@@ -80,7 +76,7 @@ def test_cases_cover_what_the_kernel_branches_on(cases):
 def test_lean_kernel_equals_the_simulator_on_host_under_sanitizers(cases, cases_c, tmp_path):
     exe = harness.build_host([cases_c, MAIN], tmp_path / "lean", sanitize=True)
     res = subprocess.run([str(exe)], capture_output=True, text=True, check=False)
-    assert res.returncode == 0, _failures(res.stdout) + res.stderr[-3000:]
+    assert res.returncode == 0, harness.failures(res.stdout) + res.stderr[-3000:]
     assert f"MCU PACKED LEAN CASES {len(cases)} failed 0" in res.stdout
 
 
@@ -99,8 +95,8 @@ def test_lean_kernel_equals_the_simulator_on_emulated_dsp_cores(board_name, case
     body = body[:body.index("\n\n")]
     assert "smlad" in body and "eor.w" in body and "0x220022" in body
     run = run_qemu(elf, board, timeout=120)
-    assert run.status == 0, _failures(run.log)
-    assert f"MCU PACKED LEAN CASES {len(cases)} failed 0" in run.log, _failures(run.log)
+    assert run.status == 0, harness.failures(run.log)
+    assert f"MCU PACKED LEAN CASES {len(cases)} failed 0" in run.log, harness.failures(run.log)
 
 
 def test_the_harness_catches_wrong_bytes(cases, tmp_path):
@@ -191,7 +187,7 @@ ADD_CASES = 270  # 27 bit triples x 10 channel counts
 def test_dsp_packed_add_equals_the_portable_one_on_host_under_sanitizers(tmp_path):
     exe = harness.build_host([ADD_MAIN], tmp_path / "add", sanitize=True)
     res = subprocess.run([str(exe)], capture_output=True, text=True, check=False)
-    assert res.returncode == 0, _failures(res.stdout) + res.stderr[-3000:]
+    assert res.returncode == 0, harness.failures(res.stdout) + res.stderr[-3000:]
     assert f"MCU PACKED ADD CASES {ADD_CASES} failed 0" in res.stdout
 
 
@@ -202,5 +198,5 @@ def test_dsp_packed_add_equals_the_portable_one_on_qemu_m4(tmp_path):
 
     board = get_board("qemu-m4")
     run = run_qemu(harness.build_firmware(board, [ADD_MAIN], tmp_path / "m4"), board, timeout=120)
-    assert run.status == 0, _failures(run.log)
-    assert f"MCU PACKED ADD CASES {ADD_CASES} failed 0" in run.log, _failures(run.log)
+    assert run.status == 0, harness.failures(run.log)
+    assert f"MCU PACKED ADD CASES {ADD_CASES} failed 0" in run.log, harness.failures(run.log)

@@ -41,6 +41,7 @@ import packed_cases
 SEED = 55
 PER_PAIR = 5  # 5 conv + 5 depthwise random cases per bit pair
 MAIN = harness.HERE / "packed_mve_main.c"
+FAIL_LINES = ("FAIL", "MCU PACKED")  # what a failing run's message quotes
 
 
 def _need_arm_tools():
@@ -186,10 +187,6 @@ def small_cases():
     return direct_cases(SEED)
 
 
-def _failures(log: str) -> str:
-    return "\n".join(line for line in log.splitlines() if line.startswith(("FAIL", "MCU PACKED")))[:3000]
-
-
 def _run_m55(cases, tmp_path, flags: tuple[str, ...] = (), opt: str = "-O2"):
     from mcucompile.boards import get_board
     from mcucompile.targets.firmware import run_qemu
@@ -244,8 +241,8 @@ def test_mve_kernels_equal_the_simulator_on_qemu_m55(cases, tmp_path):
                          text=True, check=False).stdout
     # objdump spells VMLADAVA.S8 by its alias vmlava.s8
     assert all(op in dis for op in ("vmlava.s8", "vmullb.s8", "vmullt.s8", "vsli.16", "vsli.32", "vldrbt.u16", "vldrbt.u32"))
-    assert run.status == 0, _failures(run.log)
-    assert f"MCU PACKED MVE CASES {len(cases)} failed 0" in run.log, _failures(run.log)
+    assert run.status == 0, harness.failures(run.log, FAIL_LINES)
+    assert f"MCU PACKED MVE CASES {len(cases)} failed 0" in run.log, harness.failures(run.log, FAIL_LINES)
     ran = re.findall(r"MCU K \d+ mve \d+ 1", run.log)
     assert len(ran) == sum(c.has_fast for c in cases)
 
@@ -255,8 +252,8 @@ def test_direct_paths_equal_the_simulator_on_qemu_m55(small_cases, tmp_path):
     output byte equal to the simulator's (and the kernels accept the zero scratch)."""
     _need_arm_tools()
     _, run = _run_m55(small_cases, tmp_path)
-    assert run.status == 0, _failures(run.log)
-    assert f"MCU PACKED MVE CASES {len(small_cases)} failed 0" in run.log, _failures(run.log)
+    assert run.status == 0, harness.failures(run.log, FAIL_LINES)
+    assert f"MCU PACKED MVE CASES {len(small_cases)} failed 0" in run.log, harness.failures(run.log, FAIL_LINES)
     assert len(re.findall(r"MCU K \d+ mve \d+ 1", run.log)) == len(small_cases)
 
 
@@ -266,8 +263,8 @@ def test_direct_paths_equal_portable_with_single_rounding(small_cases, single, t
     equal the portable kernels' of the same build."""
     _need_arm_tools()
     _, run = _run_m55(small_cases, tmp_path, (f"-DMCU_SINGLE_ROUNDING={single}", "-DPM_AGAINST_PORTABLE"))
-    assert run.status == 0, _failures(run.log)
-    assert f"MCU PACKED MVE CASES {len(small_cases)} failed 0" in run.log, _failures(run.log)
+    assert run.status == 0, harness.failures(run.log, FAIL_LINES)
+    assert f"MCU PACKED MVE CASES {len(small_cases)} failed 0" in run.log, harness.failures(run.log, FAIL_LINES)
 
 
 @pytest.mark.parametrize("single,opt", [(1, "-O2"), (0, "-O0"), (1, "-Og")])
@@ -277,8 +274,8 @@ def test_mve_kernels_equal_portable_in_other_builds(cases, single, opt, tmp_path
     _need_arm_tools()
     some = cases[::3] if opt != "-O0" else cases[::8]  # -O0 code is large: fewer cases fit the 512 KB ITCM
     _, run = _run_m55(some, tmp_path, (f"-DMCU_SINGLE_ROUNDING={single}", "-DPM_AGAINST_PORTABLE"), opt)
-    assert run.status == 0, _failures(run.log)
-    assert f"MCU PACKED MVE CASES {len(some)} failed 0" in run.log, _failures(run.log)
+    assert run.status == 0, harness.failures(run.log, FAIL_LINES)
+    assert f"MCU PACKED MVE CASES {len(some)} failed 0" in run.log, harness.failures(run.log, FAIL_LINES)
 
 
 def test_the_mve_harness_catches_wrong_bytes(cases, tmp_path):

@@ -205,9 +205,10 @@ def _dwconv_counts(node, graph, g):
     return f
 
 
-def _packed_outputs(node, graph, f: dict) -> dict:
-    """Adds the output elements written packed (the stack staging and packing per output) to counts ``f``."""
-    f["packed_outputs"] = f["outputs"] if tensor_bits(graph, node.outputs[0]) < 8 else 0.0
+def _packed_outputs(node, graph, f: dict, written: str = "outputs") -> dict:
+    """Adds the output elements written packed (the stack staging and packing per output) to counts ``f``:
+    ``f[written]`` of them (``"pair_outputs"`` for a kernel that writes pixels in pairs)."""
+    f["packed_outputs"] = f[written] if tensor_bits(graph, node.outputs[0]) < 8 else 0.0
     return f
 
 
@@ -321,11 +322,6 @@ def _conv_lean_dsp_counts(node, graph, g):
     return f
 
 
-def _lean_packed_outputs(node, graph, f: dict) -> dict:
-    f["packed_outputs"] = f["pair_outputs"] if tensor_bits(graph, node.outputs[0]) < 8 else 0.0
-    return f
-
-
 _LEAN_DSP_NOTE = ("least squares (non-negative, weighted by 1 / instructions) over a sweep measured on qemu-m4 with "
                   "bench/packed_kernels.py --board qemu-m4 --fit (1x1 and 3x3 convolutions of 1x1 to 12x12 output "
                   "pixels, C_in 4 to 32, C_out 3 to 36, strides 1 and 2, at a4>a4, a2>a2, a4>a8, a8>a4, a8>a2, "
@@ -337,7 +333,7 @@ CONV_LEAN_DSP = Kernel("conv_lean_packed_dsp.c.j2", _conv_lean_dsp_access, Kerne
      "packed_outputs"),
     {"calls": 518.1, "pixels": 250.3, "pixel_taps": 25.66, "quad_taps": 4.529, "quad_blocks": 24.5,
      "quad_blocks_sub": 3.499, "tail_blocks": 14.58, "pair_outputs": 18.96, "packed_outputs": 3.707},
-    lambda node, graph, g: _lean_packed_outputs(node, graph, _conv_lean_dsp_counts(node, graph, g)),
+    lambda node, graph, g: _packed_outputs(node, graph, _conv_lean_dsp_counts(node, graph, g), "pair_outputs"),
     note=_LEAN_DSP_NOTE), fast=True, header="mcunn_packed.h", packed=True, replaces=(1, 2))
 
 

@@ -70,6 +70,11 @@ class Case:
         return self.in_dims[0] * h * w * c
 
 
+def failures(log: str, prefixes: tuple[str, ...] = ("FAIL", "MCU")) -> str:
+    """The lines of a harness's output that say what failed (and its summary), for an assertion message."""
+    return "\n".join(line for line in log.splitlines() if line.startswith(prefixes))[:3000]
+
+
 def _quant(rng: np.random.Generator, cout: int, depth: int, edge_cases: bool = True):
     """Multipliers in [2^30, 2^31) and shifts that bring a depth-term accumulator back to about int8, a
     zero point pair and a clamp (full range or a fused ReLU-like bound); with ``edge_cases``, some layers
