@@ -221,10 +221,10 @@ def generate_c(schedule: Schedule, plan: ArenaPlan, prefix: str = "model", prove
         body = env.get_template(f"kernels/{ck.kernel.template}").render(
             c=ck.kernel.context, rows=rows, cols=cols, inp=f"{P.upper()}_ACT({plan.offsets[ck.buffer()]})", flag="outlier")
         channels = graph.tensors[ck.tensor].pixel_bytes
+        src, dst = plan.offsets[ck.buffer()], plan.offsets[region_buffer(ck.tensor, d.outlier_chain)]
         return {"chain": ck.chain, "outlier_chain": d.outlier_chain, "after": ck.after, "tensor": ck.tensor,
                 "body": body.rstrip("\n"), "resume": ck.resume, "bytes": f"(size_t)({rows} * {cols} * {channels})",
-                "src": f"{P.upper()}_ACT({plan.offsets[ck.buffer()]})",
-                "dst": f"{P.upper()}_ACT({plan.offsets[region_buffer(ck.tensor, d.outlier_chain)]})"}
+                "src": f"{P.upper()}_ACT({src})", "dst": f"{P.upper()}_ACT({dst})", "moves": src != dst}
 
     patch_ctx = None
     if patch is not None:
