@@ -249,17 +249,14 @@ def requantize_saturated(x, multiplier, shift, output_offset: int, lo: int, hi: 
             t += sg
             t += rows(add, k)
             t >>= rows(total, k)
-            np.maximum(t, lo, out=t)
-            np.minimum(t, hi, out=t)
-            out[a : a + step] = t
+            np.clip(t, lo, hi, out=out[a : a + step], casting="unsafe")  # clamped into dtype's range: exact
         return out.reshape(x.shape)
     for a in range(0, len(flat), step):
         block = block_of(a)
         t = tmp[: len(block)]
         req.apply(block, t)
         t += output_offset
-        np.clip(t, lo, hi, out=t)
-        out[a : a + step] = t
+        np.clip(t, lo, hi, out=out[a : a + step], casting="unsafe")
     return out.reshape(x.shape)
 
 

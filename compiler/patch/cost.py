@@ -150,10 +150,12 @@ def _patch_layer_features(feats: Features, graph: Graph, plan: PatchPlan, j: int
     else:
         r = regs[node.outputs[0]]
         g = Geometry(r.h, r.w, r.h, r.w, 0, 0)
-    mk = (j, node.outputs[0], cost_key(call), g)
-    if mk not in memo:  # patches of one size share their counts
-        memo[mk] = _kernel_features(call, node, graph, g)
-    _add(feats, cost_key(call), memo[mk])
+    key = cost_key(call)
+    mk = (j, node.outputs[0], key, g)
+    f = memo.get(mk)
+    if f is None:  # patches of one size share their counts
+        f = memo[mk] = _kernel_features(call, node, graph, g)
+    _add(feats, key, f)
     for cj, slot in plan.crops:
         if cj == j and op_def(node).patch_crops_operands:
             t = graph.tensors[node.inputs[slot]]

@@ -350,14 +350,15 @@ def _mse_grid(hist: Histogram, ranges: list[tuple[float, float]], qmin: int, qma
     """``[quantization_mse(hist, lo, hi, qmin, qmax) for lo, hi in ranges]``, many ranges at once.
 
     An empty bin's term is exactly +0.0 in quantization_mse's sum, so only the non-empty bins are computed (a map's
-    8-bit values fill at most 256 of the 2048 bins) and put back in their places among zeros before each sum."""
+    8-bit values fill at most 256 of the 2048 bins) and put back in their places among zeros before each sum (one
+    reduction along the rows: numpy sums each contiguous row as it sums that row alone, pairwise)."""
     scales, zps, spreads = [], [], []
     width = (hist.hi - hist.lo) / len(hist.counts)
     for lo, hi in ranges:  # the scalars exactly as quantization_mse computes them
         lo, hi = min(lo, 0.0), max(hi, 0.0)
         scale = max(hi - lo, 1e-12) / (qmax - qmin)
         scales.append(scale)
-        zps.append(np.clip(np.floor(qmin - lo / scale + 0.5), qmin, qmax))
+        zps.append(float(min(max(math.floor(qmin - lo / scale + 0.5), qmin), qmax)))  # np.clip(np.floor(.)), exact
         spreads.append(min(width, scale) ** 2 / 12.0)
     used = np.flatnonzero(hist.counts)
     c, counts = hist.centers[used], hist.counts[used]
@@ -373,7 +374,7 @@ def _mse_grid(hist: Histogram, ranges: list[tuple[float, float]], qmin: int, qma
         spread = np.where(inside, np.array(spreads[a : a + step], np.float64)[:, None], 0.0)
         terms = np.zeros((len(scale), len(hist.counts)), np.float64)
         terms[:, used] = counts * (err**2 + spread)
-        out += [float(np.sum(row) / total) for row in terms]
+        out += (np.sum(terms, axis=1) / total).tolist()  # a C-contiguous row's sum is the 1-D array's, bit for bit
     return out
 
 
