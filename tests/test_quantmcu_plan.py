@@ -334,8 +334,11 @@ def test_pooled_map_follows_its_lowered_input(model):
 @pytest.mark.parametrize("board", ["host", "qemu-m4"])
 def test_check_that_cannot_fire_is_dropped(model, board, tmp_path):
     """A VDPC threshold at MAX_THRESHOLD (|q - zp| never exceeds it): the plan runs no check (none in the generated
-    C), every patch runs the low-bit chain by a compile-time dispatch, a note says so, the arena is no larger than
-    the dispatching loop's at threshold 254, and the C equals the simulator (host under ASan/UBSan; qemu-m4)."""
+    C), every patch runs the low-bit chain by a compile-time dispatch, a note says so, the map the check would
+    read is lowered with the others (nothing reads it at 8 bits; the summary and report.json flag no checked
+    map), the arena is no larger than the dispatching loop's at threshold 254, that loop equals the low-bit chain
+    alone wherever its check lets every patch through, and the C equals the simulator (host under ASan/UBSan;
+    qemu-m4)."""
     if board != "host":
         for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
             if shutil.which(tool) is None:
@@ -356,6 +359,13 @@ def test_check_that_cannot_fire_is_dropped(model, board, tmp_path):
     assert chain_names(loop, True) == ("chain 0 (a copy of chain 1, not taken)",
                                        "chain 1 (low-bit, every patch: no check, it could not fire)")
     assert any(b < 8 for b in r.chain.bits.values())
+    # the checked map goes low with the rest (guard off: VDQS lowers every map it may); with the check it stays 8
+    assert r.chain.bits[r.vdpc.tensor] < 8 and not any(fm.checked for fm in r.feature_maps)
+    d = dispatching.quantmcu
+    assert d.chain.bits[d.vdpc.tensor] == 8 and [fm.name for fm in d.feature_maps if fm.checked] == [d.vdpc.tensor]
+    from mcucompile.report.summary import quantmcu_lines
+    lines = quantmcu_lines(c.report.quantmcu)
+    assert "(checked)" not in lines[0] and lines[1].strip().startswith("no outlier check: it could not fire"), lines
     assert any("the check is dropped, every patch runs the low-bit chain" in n for n in c.warnings), c.warnings
     assert not any(w.startswith("8-bit patching does not fit") for w in c.warnings)  # no budget: it fits
     src = c.sources.files["src/model.c"]
@@ -376,12 +386,18 @@ def test_check_that_cannot_fire_is_dropped(model, board, tmp_path):
         sims.append(run_schedule_int(c.schedule, {g.inputs[0]: x}, t)[g.outputs[0]].reshape(-1))
         assert t == [1] * loop.plan.patches
     sims = np.stack(sims)
-    # the dispatching loop computes the same wherever its check lets every patch through; the 8-bit model differs
-    for x, y in zip(xs, sims):
+    # the dispatching loop computes what its low-bit chain alone computes (lowbit_only_schedule, as a dropped check
+    # runs it) wherever its check lets every patch through; the 8-bit model differs
+    from mcucompile.quantmcu.lowbit import lowbit_only_schedule
+    alone, _ = lowbit_only_schedule(d.chain, dispatching.target)
+    through = 0
+    for x in xs:
         t = []
         z = run_schedule_int(dispatching.schedule, {g.inputs[0]: x}, t)[g.outputs[0]].reshape(-1)
         if t == [1] * loop.plan.patches:
-            assert np.array_equal(z, y)
+            through += 1
+            assert np.array_equal(z, run_schedule_int(alone, {g.inputs[0]: x})[g.outputs[0]].reshape(-1))
+    assert through > 0
     eight = np.stack([run_int(g, {g.inputs[0]: x})[g.outputs[0]].reshape(-1) for x in xs])
     assert not np.array_equal(sims, eight)  # the low-bit chain ran
     dev = _device_outputs(c, xs, board, tmp_path)

@@ -251,6 +251,48 @@ def test_joint_search_turns_low_bits_into_fewer_patches(tmp_path_factory):
     assert all(dict(t.bits).get("a", 8) == 8 for t in checked_first.tried)
 
 
+def test_joint_search_with_a_check_that_cannot_fire_sizes_the_low_bit_chain_alone(tmp_path_factory):
+    """A threshold of 255 (the check dropped, as plan_quantmcu fixes it): every candidate is sized as
+    lowbit_only_schedule lays the loop out (no 8-bit chain, no sub-patches, no outlier share), so at 8-bit
+    patching's budget a coarser grid fits than with a check that can fire (254); the checked map is lowered when
+    asked (nothing reads it at 8 bits); build_joint builds that loop, its arena the predicted peak, and it runs
+    the low-bit chain on every patch, equal to the one-chain loop of that chain."""
+    from mcucompile.patch.memory import plan_memory_patched
+    from mcucompile.patch.planner import plan_patches
+    from mcucompile.quantmcu.lowbit import lowbit_only_schedule
+    from mcucompile.quantmcu.search import build_joint, choose_joint
+    from mcucompile.schedule.schedule import run_schedule_int
+
+    c = _wide_net(tmp_path_factory)
+    g = c.graph
+    calib = _spiky_inputs(c)
+    budget = plan_memory_patched(g, plan_patches(g, 4, 4, True), board=c.target).arena_size
+    maps = [m for m in stage_maps(g, plan_patches(g, 4, 1)) if m not in (g.inputs[0], "d")]
+    bits = {m: 2 for m in maps}
+
+    def joint(t, subs=(1, 2, 3)):
+        options = VdpcOptions("percentile", 99.9, "first_map", fixed_threshold=t)
+        return options, choose_joint(g, budget, c.target, bits, options, calib, splits=[4], subs=subs,
+                                     input_by_patch=True)
+
+    options, never = joint(255)
+    _, fires = joint(254, subs=(1,))
+    assert never.fits and never.checked == "a" and dict(never.winner.bits)["a"] == 2 and not never.notes
+    assert all(t.sub_patches == 1 and t.outlier_share == 0.0 for t in never.tried)
+    peaks = {t.grid: t.peak for t in never.tried}
+    assert all(peaks[t.grid] < t.peak for t in fires.tried if t.grid in peaks)  # no 8-bit chain to hold
+    assert never.plan.grid < 4
+    vdpc, chain, schedule, arena = build_joint(g, never, options, calib, c.target)
+    assert vdpc.never_fires and arena.arena_size == never.peak and not schedule.loop.runtime
+    assert chain.bits["a"] == 2
+    x = calib[:1].reshape(tuple(g.tensors[g.inputs[0]].shape))
+    taken: list[int] = []
+    out = run_schedule_int(schedule, {g.inputs[0]: x}, taken)[g.outputs[0]]
+    alone, _ = lowbit_only_schedule(chain, c.target, one_chain=True)
+    assert taken == [1] * never.plan.patches
+    assert np.array_equal(out, run_schedule_int(alone, {g.inputs[0]: x})[g.outputs[0]])
+
+
 def test_joint_pricing_is_the_cost_model(tmp_path_factory):
     """With no map lowered (both chains 8-bit) and no sub-patches, a candidate's expected instructions are 8-bit
     patching's estimate plus the check (``quantmcu.check_instructions``) plus the outlier patches' move; and the

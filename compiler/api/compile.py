@@ -282,8 +282,9 @@ def compile_model(model_path: str | Path, options: CompileOptions = CompileOptio
         provenance["quantmcu"] = "no feature map lowered: 8-bit patching's loop, no outlier check"
     elif qm is not None:
         low = [f"{graph.tensors[m.name].origin or m.name} {m.bits}" for m in qm.feature_maps if m.bits < 8]
-        provenance["quantmcu"] = (f"outlier check on '{graph.tensors[qm.checked_map].origin or qm.checked_map}' "
-                                  f"(threshold {qm.threshold}); low-bit maps: {', '.join(low) or 'none'}")
+        check = ("no outlier check (it could not fire): every patch on the low-bit chain" if qm.vdpc.never_fires else
+                 f"outlier check on '{graph.tensors[qm.checked_map].origin or qm.checked_map}' (threshold {qm.threshold})")
+        provenance["quantmcu"] = f"{check}; low-bit maps: {', '.join(low) or 'none'}"
     schedule = qm.schedule if qm is not None and plan is qm.arena else build_schedule(graph, patch, board=target)
     sources = generate_c(schedule, plan, options.name, provenance)
     tflm_arena, why = None, None

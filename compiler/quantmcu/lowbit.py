@@ -92,7 +92,7 @@ def _check_bits(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict[str, i
                             f"{maps}); fix: give bits for those maps only (the input and the stage output stay 8-bit)")
         if b not in BITS:
             raise UserError(f"bitwidth {b} for map '{name}': fix: use one of {list(BITS)}")
-    if bits.get(vdpc.tensor, 8) != 8:
+    if bits.get(vdpc.tensor, 8) != 8 and not vdpc.never_fires:  # a check that cannot fire is dropped
         raise UserError(f"the VDPC check reads '{vdpc.tensor}', which the low-bit chain makes as the probe, so it must "
                         "stay at 8 bits; fix: keep that map at 8 bits or check at the input")
     return {m: int(bits.get(m, 8)) for m in maps}
@@ -107,13 +107,13 @@ def _following_maps(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, full: dict[st
     """{map: the lowered map whose bits and params it takes}: the maps a pooling or pad layer makes (in a row of
     them, from the first one's input) when that input is lowered and the map itself is one the chain may lower
     with no other bitwidth given for it (not given, 8, or the same bits). The stage output and the checked map
-    stay 8-bit (their layer then refuses a lowered input, as before)."""
+    (while the check can fire) stay 8-bit (their layer then refuses a lowered input, as before)."""
     follows: dict[str, str] = {}
     for n in graph.nodes[: plan.stage_len]:
         if n.op not in KEEPS_PARAMS:
             continue
         out, root = n.outputs[0], follows.get(n.inputs[0], n.inputs[0])
-        if out not in full or out == vdpc.tensor or full.get(root, 8) == 8:
+        if out not in full or (out == vdpc.tensor and not vdpc.never_fires) or full.get(root, 8) == 8:
             continue
         if given.get(out, 8) in (8, full[root]):
             follows[out] = root

@@ -71,7 +71,8 @@ def rest_bitops(graph: Graph, plan: PatchPlan) -> float:
 
 def feature_maps(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, chain: LowbitChain) -> tuple[FeatureMapChoice, ...]:
     """Every 8-bit map of the stage (its input, each map it makes, its output) as the low-bit chain holds it:
-    its bits, its scales (one, or one per channel) and zero point; the map the check reads flagged."""
+    its bits, its scales (one, or one per channel) and zero point; the map the check reads flagged (none when the
+    check cannot fire: the plan has no check)."""
     out = []
     for m in stage_maps(graph, plan):
         b = chain.bits.get(m, 8)
@@ -82,7 +83,7 @@ def feature_maps(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, chain: LowbitCha
         else:
             q = graph.tensors[m].quant
             scales = (q.s,)
-        out.append(FeatureMapChoice(m, int(b), scales, int(q.zp), m == vdpc.tensor))
+        out.append(FeatureMapChoice(m, int(b), scales, int(q.zp), m == vdpc.tensor and not vdpc.never_fires))
     return tuple(out)
 
 

@@ -23,6 +23,10 @@ For each candidate (split k, grid n, s) :func:`choose_joint`:
 - keeps the candidates whose peak fits the budget and takes the fewest expected instructions (tie: the lower
   peak, then the shorter stage, the smaller grid, the smaller s).
 
+A check that cannot fire (threshold ``MAX_THRESHOLD``, the same for every candidate) is dropped, as
+``lowbit_only_schedule`` drops it: each candidate is sized and priced as the low-bit chain alone on every patch
+(no 8-bit chain, no check, no sub-patches), and the checked map may go low with the others.
+
 Every candidate is kept in the result, with the reason when one could not be built (``refused``).
 """
 
@@ -40,7 +44,7 @@ from ..ir import Graph, Node, QuantParams
 from ..ir.graph import int_dtype
 from ..ops.base import op_def
 from ..ops.kernel import Geometry
-from ..ops.outlier_check import check_kernel, check_node
+from ..ops.outlier_check import MAX_THRESHOLD, check_kernel, check_node
 from ..patch.cost import (
     chain_patch_instructions,
     coefficient_table,
@@ -61,6 +65,7 @@ from .lowbit import (
     build_lowbit_chain,
     inlier_counts,
     lowbit_name,
+    lowbit_only_schedule,
     lowbit_schedule,
 )
 from .stats import stage_maps
@@ -300,6 +305,11 @@ def choose_joint(graph: Graph, budget: int, target, bits: dict[str, int], vdpc_o
     if ref is None:
         raise UserError("no patched stage makes a map VDPC can check; fix: check location 'input'")
     checked, threshold, zp = ref
+    # a check that cannot fire is dropped (lowbit_only_schedule): one chain, the low-bit one, on every patch; the
+    # checked map may go low with the rest, and there is no outlier patch to run as sub-patches
+    never = threshold >= MAX_THRESHOLD
+    if never:
+        subs = (1,)
     longest = plan_patches(graph, max(splits), 1, input_by_patch)
     known = set(stage_maps(graph, longest))
     unknown = sorted(m for m in bits if m not in known)
@@ -309,9 +319,9 @@ def choose_joint(graph: Graph, budget: int, target, bits: dict[str, int], vdpc_o
     notes = []
     if int(bits.get(graph.inputs[0], 8)) < 8:
         notes.append(f"'{graph.inputs[0]}' is the model input: kept at 8 bits")
-    if int(bits.get(checked, 8)) < 8:
+    if int(bits.get(checked, 8)) < 8 and not never:
         notes.append(f"'{checked}' is the map VDPC checks: kept at 8 bits")
-    dev = _checked_deviation(graph, checked, zp, calib_q)
+    dev = None if never else _checked_deviation(graph, checked, zp, calib_q)
     kernels8_all = tuple(kernel_of(n, graph, target) for n in graph.nodes)
     tried: list[JointCandidate] = []
     best = None  # (key, candidate, plan)
@@ -327,11 +337,11 @@ def choose_joint(graph: Graph, budget: int, target, bits: dict[str, int], vdpc_o
             tried.append(JointCandidate(k, 0, 0, (), whole, 0.0, 0.0, 0.0, False,
                                         f"{held} alone take {whole} B > {budget} B"))
             continue
-        low = _stage_bits(graph, plan_k, checked, bits)
+        low = _stage_bits(graph, plan_k, None if never else checked, bits)
         bits_t = tuple(sorted(low.items()))
         made = {o for n in graph.nodes[:k] for o in n.outputs}
         why = None
-        if checked != graph.inputs[0] and (checked not in made or checked == plan_k.split):
+        if not never and checked != graph.inputs[0] and (checked not in made or checked == plan_k.split):
             why = f"the checked map '{checked}' is not made inside this stage before its output"
         else:
             try:
@@ -348,10 +358,14 @@ def choose_joint(graph: Graph, budget: int, target, bits: dict[str, int], vdpc_o
         k8 = kernels8_all[:k]
         kl = tuple(kernel_of(n, g2, target) for n in nodes_low)
         table = coefficient_table(kernels8_all + kl)
-        after, resume = _check_position(nodes_low, g2, checked)
-        cnode = check_node(g2, checked, zp, threshold)
-        ccost = check_kernel(cnode, g2, target).kernel.cost
-        c = int(graph.tensors[checked].shape[-1])
+        chains = (nodes_low, nodes_low) if never else (nodes8, nodes_low)  # as lowbit_only_schedule / lowbit_schedule
+        if not never:
+            after, resume = _check_position(nodes_low, g2, checked)
+            cnode = check_node(g2, checked, zp, threshold)
+            ccost = check_kernel(cnode, g2, target).kernel.cost
+            c = int(graph.tensors[checked].shape[-1])
+        else:
+            after, resume = 0, True
         cache: dict = {}  # sub-patch regions by tile: the grids and factors of one stage share many
         rest_arena = rest_memory_plan(graph, k, target)
         for n in grids:
@@ -372,7 +386,7 @@ def choose_joint(graph: Graph, budget: int, target, bits: dict[str, int], vdpc_o
                                                 f"once > {budget} B (sub-patches shrink the 8-bit chain only)"))
                     continue
                 sub = plan_sub_patches(g2, plan2, s, chain=0, cache=cache) if s > 1 else None
-                arena = plan_memory_patched(g2, plan2, chains=(nodes8, nodes_low), board=target, sub=sub,
+                arena = plan_memory_patched(g2, plan2, chains=chains, board=target, sub=sub,
                                              rest_plan=rest_arena)
                 peak = arena.arena_size
                 fits = peak <= budget
@@ -380,20 +394,21 @@ def choose_joint(graph: Graph, budget: int, target, bits: dict[str, int], vdpc_o
                     floor = _live_floor(arena, 0)
                 instr = 0.0
                 if share is None:
-                    share = _outlier_flags(plan, checked, dev, threshold).mean(axis=0)
+                    share = (np.zeros(plan.patches) if never else
+                             _outlier_flags(plan, checked, dev, threshold).mean(axis=0))
                 if fits:  # price only what may win (the cost model is the slow part)
                     if c8 is None:
                         est8 = estimate_instructions(graph, plan, kernels8_all, table)
                         c8 = chain_patch_instructions(graph, plan, nodes8, k8, table)
                         cl = chain_patch_instructions(g2, plan2, nodes_low, kl, table)
                         io = patch_copy_instructions(graph, plan, table)
-                        check, move = [], []
-                        for regs in plan.regions:
+                        check, move = [0.0] * plan.patches, [0.0] * plan.patches  # no check: nothing to pay
+                        for q, regs in enumerate(plan.regions if not never else ()):
                             r = regs[checked]
                             cnt = ccost.counts(cnode, g2, Geometry(r.h, r.w, r.h, r.w, 0, 0))
-                            check.append(sum(ccost.coefficients.get(f, 0.0) * cnt.get(f, 0.0) for f in ccost.features))
+                            check[q] = sum(ccost.coefficients.get(f, 0.0) * cnt.get(f, 0.0) for f in ccost.features)
                             mv = copy_features(1, r.h * r.w * c)
-                            move.append(sum(table["copy_region"].get(f, 0.0) * v for f, v in mv.items()))
+                            move[q] = sum(table["copy_region"].get(f, 0.0) * v for f, v in mv.items())
                     subc = None
                     if sub is not None:
                         subc = (sub, chain_patch_instructions(graph, sub.plan, nodes8, k8, table),
@@ -446,7 +461,10 @@ def build_joint(graph: Graph, choice: JointChoice, vdpc_options: VdpcOptions, ca
         inliers = inlier_counts(graph, choice.plan, values, vdpc.outlier_patches, made)
     chain: LowbitChain = build_lowbit_chain(graph, choice.plan, vdpc, choice.bits, calib_q, clipping, per_channel,
                                             inliers)
-    schedule, arena = lowbit_schedule(chain, vdpc, target, sub_patches=choice.sub_patches)
+    if vdpc.never_fires:  # the check is dropped: the low-bit chain alone (choose_joint sized it so)
+        schedule, arena = lowbit_only_schedule(chain, target)
+    else:
+        schedule, arena = lowbit_schedule(chain, vdpc, target, sub_patches=choice.sub_patches)
     if arena.arena_size != choice.peak:
         raise AssertionError(f"the calibrated chain's arena ({arena.arena_size} B) is not the sizing chain's "
                              f"({choice.peak} B)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ..ops.outlier_check import MAX_THRESHOLD
 from .report import PlanChoiceReport, QuantizationReport, QuantmcuReport, Report
 
 #: Calibrated tensors the summary names when a model is partly quantized (the JSON lists them all).
@@ -115,9 +116,13 @@ def quantmcu_lines(q: QuantmcuReport) -> list[str]:
     plan = f"{q.plan.grid}x{q.plan.grid} patches over {q.plan.stage_layers} layers"
     if q.plan.sub_patches and q.plan.sub_patches > 1:
         plan += f", outlier patches as {q.plan.sub_patches}x{q.plan.sub_patches} sub-patches"
-    lines = [f"QuantMCU  {plan}; bits per feature map: {maps}",
-             f"          outlier patches (8-bit chain): {100 * q.outlier_patch_share:.1f}% of the calibration patches "
-             f"(check on '{short_tensor_name(q.checked_map)}', |q - zp| > {q.threshold})"]
+    if q.threshold >= MAX_THRESHOLD:  # the plan dropped the check (lowbit_only_schedule)
+        check = (f"          no outlier check: it could not fire (|q - zp| of '{short_tensor_name(q.checked_map)}' "
+                 f"never exceeds {q.threshold}); every patch runs the low-bit chain")
+    else:
+        check = (f"          outlier patches (8-bit chain): {100 * q.outlier_patch_share:.1f}% of the calibration "
+                 f"patches (check on '{short_tensor_name(q.checked_map)}', |q - zp| > {q.threshold})")
+    lines = [f"QuantMCU  {plan}; bits per feature map: {maps}", check]
     own = ""
     if q.base_plan is not None and (q.base_plan.stage_layers, q.base_plan.grid) != (q.plan.stage_layers, q.plan.grid):
         own = (f"; 8-bit at its own plan ({q.base_plan.grid}x{q.base_plan.grid} over {q.base_plan.stage_layers} "
