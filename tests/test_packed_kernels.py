@@ -450,15 +450,18 @@ def test_the_cost_model_prices_the_packed_kernels(m4_net):
     assert est8.total < est.total < 2.5 * est8.total
 
 
-def test_packed_pool_add_pad_lookup_patched_on_qemu_m4(tmp_path_factory, tmp_path):
-    """The same stage patched on qemu-m4: the DSP packed convolutions and add (through a crop; 5 channels at 4 bits:
-    pixel by pixel) next to the portable packed pooling, pad and lookup, bit-exact with the simulator."""
+@pytest.mark.parametrize("board, conv, add", [("qemu-m4", "mcu_conv_dsp_a4w8_s8", "mcu_add_dsp_packed_s8"),
+                                               ("qemu-m55", "mcu_conv_mve_a4w8_s8", "mcu_add_mve_packed_s8")])
+def test_packed_pool_add_pad_lookup_patched_on_qemu(board, conv, add, tmp_path_factory, tmp_path):
+    """The same stage patched on qemu-m4 and qemu-m55: the DSP (MVE) packed convolutions and add (through a crop;
+    5 channels at 4 bits: pixel by pixel) next to the portable packed pooling, pad and lookup, bit-exact with the
+    simulator."""
     _need_arm_tools()
-    net = _ops_net(tmp_path_factory, "qemu-m4")
+    net = _ops_net(tmp_path_factory, board)
     g = lower_maps(net.graph, OPS_BITS)
     c = _rebuild(net, g, plan_patches(g, OPS_STAGE, 2))
     calls = _calls(c)
-    assert "mcu_conv_dsp_a4w8_s8" in calls and "mcu_add_dsp_packed_s8" in calls and "mcu_lut_packed_s8" in calls
+    assert conv in calls and add in calls and "mcu_lut_packed_s8" in calls, calls
     x_q, outs, _, _ = build_and_run_board(c, c.calib[:2], tmp_path)
     ref = [run_int(g, {g.inputs[0]: x})[g.outputs[0]].reshape(-1) for x in x_q]
     assert np.array_equal(outs[0], np.stack(ref))

@@ -200,3 +200,16 @@ def test_dsp_packed_add_equals_the_portable_one_on_qemu_m4(tmp_path):
     run = run_qemu(harness.build_firmware(board, [ADD_MAIN], tmp_path / "m4"), board, timeout=120)
     assert run.status == 0, harness.failures(run.log)
     assert f"MCU PACKED ADD CASES {ADD_CASES} failed 0" in run.log, harness.failures(run.log)
+
+
+def test_mve_packed_add_equals_the_portable_one_on_qemu_m55(tmp_path):
+    """mcu_add_mve_packed_s8 (packed_kernels.ADD_MVE: MVE unpack, mcu_add_mve_s8, MVE pack) on the same cases."""
+    _need_arm_tools()
+    from mcucompile.boards import get_board
+    from mcucompile.targets.firmware import run_qemu
+
+    board = get_board("qemu-m55")
+    elf = harness.build_firmware(board, [ADD_MAIN], tmp_path / "m55", extra_flags=("-DPA_KERNEL=mcu_add_mve_packed_s8",))
+    run = run_qemu(elf, board, timeout=120)
+    assert run.status == 0, harness.failures(run.log)
+    assert f"MCU PACKED ADD CASES {ADD_CASES} failed 0" in run.log, harness.failures(run.log)

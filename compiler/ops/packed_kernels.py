@@ -751,10 +751,22 @@ ADD_DSP = Kernel("add_packed_dsp.c.j2", _add_access, KernelCost(
     fast=True, header="mcunn_packed.h", packed=True)
 
 
+# runs of mcu_add_mve_packed_s8: PM_ADD_RUN in mcunn_packed_mve.c, the same 128 values as ADD_DSP_RUN
+ADD_MVE = Kernel("add_packed_mve.c.j2", _add_access, KernelCost(
+    ("calls", "outputs", "runs"), {"calls": 150.0, "outputs": 15.0, "runs": 90.0}, _add_runs,
+    note="set by hand from MobileNetV2's a4 + a4 -> a4 add on qemu-m55 (moderate budget, input whole, 2x2 patches: "
+         "782,280 instructions, 3,048,281 with mcu_add_dsp_packed_s8; 18.9 and 73.5 per output of the whole map), "
+         "the DSP version's call and run terms kept, not fitted"),
+    fast=True, header="mcunn_packed_mve.h", packed=True)
+
+
 def add_call(ctx: dict, bits: tuple[int, int, int], target: KernelTarget | None = None):
-    """The packed add call: ``bits`` of input 1, input 2 and the output; on a core with the DSP extension the
-    SIMD32 version (``mcu_add_dsp_packed_s8``: runs unpacked into int8, ``mcu_add_dsp_s8``, packed at the store)."""
+    """The packed add call: ``bits`` of input 1, input 2 and the output; on a core with MVE the Helium version
+    (``mcu_add_mve_packed_s8``: runs unpacked into int8 with MVE, ``mcu_add_mve_s8``, packed at the store), else
+    with the DSP extension the SIMD32 one (``mcu_add_dsp_packed_s8``: the same with ``mcu_add_dsp_s8``)."""
     ctx.update(bits=bits)
+    if target is not None and target.mve_problem() is None:
+        return ADD_MVE.call(ctx)
     why = "no kernel target given" if target is None else _dsp_why(target)
     if why is None:
         return ADD_DSP.call(ctx)

@@ -124,6 +124,18 @@ mcu_status mcu_dwconv_mve_a8w8_s8(const mcu_context *ctx, const mcu_dw_conv_para
                                   const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
                                   const mcu_dims *output_dims, uint8_t *output);
 
+/**
+ * @brief mcu_add_packed_s8() with MVE: runs of up to 128 values (whole pixels when no operand's pixel has padding
+ *        bits, else one pixel at a time) unpacked into int8 on the stack (VLDRB + VSHL / VSLI + VSHR.S8), added by
+ *        mcu_add_mve_s8() with the clamp intersected with output_bits' range, packed (VSLI) at the store. Same
+ *        result and arguments as mcu_add_packed_s8() (a left_shift outside [0, 23] runs it); no scratch (ctx not
+ *        read). In place is allowed as for mcu_add_packed_s8().
+ */
+mcu_status mcu_add_mve_packed_s8(const mcu_context *ctx, const mcu_add_params *add_params, int32_t input1_bits,
+                                 int32_t input2_bits, int32_t output_bits, const mcu_dims *input1_dims,
+                                 const uint8_t *input1, const mcu_dims *input2_dims, const uint8_t *input2,
+                                 const mcu_dims *output_dims, uint8_t *output);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,14 +1,20 @@
-/* mcu_add_dsp_packed_s8() against mcu_add_packed_s8() (the portable packed add, itself tested bit-exact with the
- * simulator in tests/test_packed_kernels.py) on random maps: every (input 1, input 2, output) bit triple of {8, 4, 2},
- * channel counts on and off the values per byte (the flat path and the pixel-by-pixel one), runs past 128 values,
- * random offsets, multipliers, shifts (left_shift 20, and 24: the portable fallback) and clamps, out of place and in
- * place (the output on input 1 when their bits agree). Every output byte compared, padding bits included. Ends with
+/* mcu_add_dsp_packed_s8() (or PA_KERNEL, e.g. -DPA_KERNEL=mcu_add_mve_packed_s8 on an MVE core) against
+ * mcu_add_packed_s8() (the portable packed add, itself tested bit-exact with the simulator in
+ * tests/test_packed_kernels.py) on random maps: every (input 1, input 2, output) bit triple of {8, 4, 2}, channel
+ * counts on and off the values per byte (the flat path and the pixel-by-pixel one), runs past 128 values, random
+ * offsets, multipliers, shifts (left_shift 20, and 24: the portable fallback) and clamps, out of place and in place
+ * (the output on input 1 when their bits agree). Every output byte compared, padding bits included. Ends with
  * "MCU PACKED ADD CASES <n> failed <failures>" and "MCU END <failures>". */
 #include <stdint.h>
 #include <string.h>
 
 #include "kt_text.h"
 #include "mcunn_packed.h"
+#include "mcunn_packed_mve.h"
+
+#ifndef PA_KERNEL
+#define PA_KERNEL mcu_add_dsp_packed_s8
+#endif
 
 #define PA_MAX 1024
 static uint8_t in1[PA_MAX], in2[PA_MAX], ref[PA_MAX], got[PA_MAX];
@@ -85,11 +91,11 @@ int main(void)
             if (in_place)
             {
                 memcpy(got, in1, (size_t)(pixels * pixel_bytes(c, b1)));
-                s_got = mcu_add_dsp_packed_s8(NULL, &p, b1, b2, bo, &d, got, &d, in2, &d, got);
+                s_got = PA_KERNEL(NULL, &p, b1, b2, bo, &d, got, &d, in2, &d, got);
             }
             else
             {
-                s_got = mcu_add_dsp_packed_s8(NULL, &p, b1, b2, bo, &d, in1, &d, in2, &d, got);
+                s_got = PA_KERNEL(NULL, &p, b1, b2, bo, &d, in1, &d, in2, &d, got);
             }
             cases++;
             if (s_ref != MCU_OK || s_got != MCU_OK || memcmp(ref, got, (size_t)n_out) != 0)
