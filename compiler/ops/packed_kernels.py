@@ -731,33 +731,36 @@ def pool_call(ctx: dict, bits: int, average: bool):
 
 
 def _add_runs(node, graph, g):
-    """The SIMD32 packed add's runs: one per pixel when an operand's pixel has padding bits, else runs of 128 values
-    (``ADD_DSP_RUN``) over the whole region."""
+    """The fast packed adds' runs: one per pixel when an operand's pixel has padding bits, else runs of 128 values
+    (``ADD_RUN``) over the whole region."""
     f = base_counts(node, graph, g)
     c = as_nhwc(tuple(graph.tensors[node.outputs[0]].shape))[3]
     flat = all((c * tensor_bits(graph, t)) % 8 == 0 for t in (node.inputs[0], node.inputs[1], node.outputs[0]))
     pixels = float(g.out_h * g.out_w)
-    f["runs"] = float(-(-int(pixels * c) // ADD_DSP_RUN)) if flat else pixels * -(-c // ADD_DSP_RUN)
+    f["runs"] = float(-(-int(pixels * c) // ADD_RUN)) if flat else pixels * -(-c // ADD_RUN)
     return f
 
 
-#: values per run of mcu_add_dsp_packed_s8 (PK_ADD_RUN in mcunn_packed_dsp.c)
-ADD_DSP_RUN = 128
-ADD_DSP = Kernel("add_packed_dsp.c.j2", _add_access, KernelCost(
-    ("calls", "outputs", "runs"), {"calls": 150.0, "outputs": 61.0, "runs": 90.0}, _add_runs,
-    note="set by hand from MobileNetV2's two packed adds on qemu-m4 (tight budget, input by patch, 6x6 patches: "
-         "5,696,960 and 891,960 instructions, 2 unpacks, mcu_add_dsp_s8's 49 and one pack per output; the second "
-         "4% above the estimate), not fitted"),
-    fast=True, header="mcunn_packed.h", packed=True)
+#: values per run of mcu_add_dsp_packed_s8 and mcu_add_mve_packed_s8 (MCU_PACKED_ADD_RUN in mcunn_packed_support.h)
+ADD_RUN = 128
 
 
-# runs of mcu_add_mve_packed_s8: PM_ADD_RUN in mcunn_packed_mve.c, the same 128 values as ADD_DSP_RUN
-ADD_MVE = Kernel("add_packed_mve.c.j2", _add_access, KernelCost(
-    ("calls", "outputs", "runs"), {"calls": 150.0, "outputs": 15.0, "runs": 90.0}, _add_runs,
-    note="set by hand from MobileNetV2's a4 + a4 -> a4 add on qemu-m55 (moderate budget, input whole, 2x2 patches: "
-         "782,280 instructions, 3,048,281 with mcu_add_dsp_packed_s8; 18.9 and 73.5 per output of the whole map), "
-         "the DSP version's call and run terms kept, not fitted"),
-    fast=True, header="mcunn_packed_mve.h", packed=True)
+def _fast_add(template: str, per_output: float, header: str, note: str) -> Kernel:
+    """A fast packed add (``mcu_packed_add_fast`` in mcunn_packed_support.h: per run two unpacks, the int8 add, a
+    pack): its own cost per output, the call and run terms of the SIMD32 one."""
+    return Kernel(template, _add_access, KernelCost(
+        ("calls", "outputs", "runs"), {"calls": 150.0, "outputs": per_output, "runs": 90.0}, _add_runs, note=note),
+        fast=True, header=header, packed=True)
+
+
+ADD_DSP = _fast_add("add_packed_dsp.c.j2", 61.0, "mcunn_packed.h",
+                    "set by hand from MobileNetV2's two packed adds on qemu-m4 (tight budget, input by patch, 6x6 "
+                    "patches: 5,696,960 and 891,960 instructions, 2 unpacks, mcu_add_dsp_s8's 49 and one pack per "
+                    "output; the second 4% above the estimate), not fitted")
+ADD_MVE = _fast_add("add_packed_mve.c.j2", 15.0, "mcunn_packed_mve.h",
+                    "set by hand from MobileNetV2's a4 + a4 -> a4 add on qemu-m55 (moderate budget, input whole, 2x2 "
+                    "patches: 782,280 instructions, 3,048,281 with mcu_add_dsp_packed_s8; 18.9 and 73.5 per output "
+                    "of the whole map), the SIMD32 version's call and run terms kept, not fitted")
 
 
 def add_call(ctx: dict, bits: tuple[int, int, int], target: KernelTarget | None = None):

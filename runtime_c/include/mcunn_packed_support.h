@@ -7,7 +7,9 @@
 
 #include <stdint.h>
 
+#include "mcunn_packed.h"
 #include "mcunn_support.h"
+#include "mcunn_types.h"
 
 /** Element c of a pixel stored at `bits` (8, 4 or 2), sign-extended. */
 static inline int32_t mcu_packed_get(const uint8_t *pixel, int32_t c, int32_t bits)
@@ -70,6 +72,77 @@ static inline void mcu_packed_store(const int8_t *vals, int32_t n, int32_t bits,
         }
         *out = (uint8_t)byte;
     }
+}
+
+/** Values per run of the packed adds (a multiple of every values-per-byte). */
+#define MCU_PACKED_ADD_RUN 128
+
+/** n values of a packed run (its first at a byte's start) at `bits`, as int8 at dst. */
+typedef void (*mcu_packed_unpack_fn)(int8_t *dst, const uint8_t *src, int32_t n, int32_t bits);
+/** n int8 values (in the `bits` range) packed at dst, padding bits 0 (bits 8: a copy). */
+typedef void (*mcu_packed_pack_fn)(const int8_t *src, int32_t n, int32_t bits, uint8_t *dst);
+/** An int8 add without broadcasting: mcu_add_s8()'s arguments and result (mcu_add_dsp_s8(), mcu_add_mve_s8()). */
+typedef mcu_status (*mcu_add_s8_fn)(const mcu_context *ctx, const mcu_add_params *add_params,
+                                    const mcu_dims *input1_dims, const int8_t *input1, const mcu_dims *input2_dims,
+                                    const int8_t *input2, const mcu_dims *output_dims, int8_t *output);
+
+/**
+ * The fast packed adds (mcu_add_dsp_packed_s8(), mcu_add_mve_packed_s8()) with their three functions: the
+ * arguments checked as mcu_add_packed_s8() would (MCU_ARG_ERROR), a left_shift outside [0, 23] run by it ((x +
+ * offset) << left_shift could leave int32), else runs of up to MCU_PACKED_ADD_RUN values, whole pixels when no
+ * operand's pixel has padding bits (C * bits a multiple of 8 for all three), else one pixel at a time, unpacked
+ * into int8 on the stack (`unpack`), added by `add` with the clamp narrowed to the output width's range, stored
+ * by `pack`. In place (the output on an input of the same bits) is safe: a run's bytes are stored after its
+ * values are read, and later runs lie past them. Inlined, each caller gets its own copy with its three functions
+ * called directly.
+ */
+static inline mcu_status mcu_packed_add_fast(const mcu_context *ctx, const mcu_add_params *p, int32_t input1_bits,
+                                             int32_t input2_bits, int32_t output_bits, const mcu_dims *input1_dims,
+                                             const uint8_t *input1, const mcu_dims *input2_dims,
+                                             const uint8_t *input2, const mcu_dims *output_dims, uint8_t *output,
+                                             mcu_packed_unpack_fn unpack, mcu_add_s8_fn add, mcu_packed_pack_fn pack)
+{
+    const mcu_dims *d1 = input1_dims, *d2 = input2_dims, *o = output_dims;
+    const int32_t bits[3] = {input1_bits, input2_bits, output_bits};
+    for (int32_t k = 0; k < 3; k++)
+    {
+        if (bits[k] != 8 && bits[k] != 4 && bits[k] != 2)
+        {
+            return MCU_ARG_ERROR;
+        }
+    }
+    if (d1->n != o->n || d1->h != o->h || d1->w != o->w || d1->c != o->c || d2->n != o->n || d2->h != o->h ||
+        d2->w != o->w || d2->c != o->c || o->n < 0 || o->h < 0 || o->w < 0 || o->c < 0)
+    {
+        return MCU_ARG_ERROR;
+    }
+    if (p->left_shift < 0 || p->left_shift > 23)
+    {
+        return mcu_add_packed_s8(ctx, p, input1_bits, input2_bits, output_bits, input1_dims, input1, input2_dims,
+                                 input2, output_dims, output);
+    }
+    mcu_add_params q = *p;
+    mcu_packed_range(output_bits, p->activation.min, p->activation.max, &q.activation.min, &q.activation.max);
+    const int32_t ch = o->c, pixels = o->n * o->h * o->w;
+    const int32_t px1 = (ch * input1_bits + 7) / 8, px2 = (ch * input2_bits + 7) / 8, pxo = (ch * output_bits + 7) / 8;
+    const int flat = (ch * input1_bits) % 8 == 0 && (ch * input2_bits) % 8 == 0 && (ch * output_bits) % 8 == 0;
+    const int32_t rows = flat ? 1 : pixels, per_row = flat ? pixels * ch : ch;
+    int8_t a[MCU_PACKED_ADD_RUN], b[MCU_PACKED_ADD_RUN], y[MCU_PACKED_ADD_RUN];
+    for (int32_t r = 0; r < rows; r++)
+    {
+        const uint8_t *r1 = input1 + r * px1, *r2 = input2 + r * px2;
+        uint8_t *ro = output + r * pxo;
+        for (int32_t i = 0; i < per_row; i += MCU_PACKED_ADD_RUN)
+        {
+            const int32_t n = per_row - i < MCU_PACKED_ADD_RUN ? per_row - i : MCU_PACKED_ADD_RUN;
+            const mcu_dims run = {1, 1, 1, n};
+            unpack(a, r1 + i * input1_bits / 8, n, input1_bits);
+            unpack(b, r2 + i * input2_bits / 8, n, input2_bits);
+            (void)add(NULL, &q, &run, a, &run, b, &run, y);
+            pack(y, n, output_bits, ro + i * output_bits / 8);
+        }
+    }
+    return MCU_OK;
 }
 
 #endif /* MCUNN_PACKED_SUPPORT_H */

@@ -1091,16 +1091,14 @@ static mcu_status dwconv_dsp_packed(int32_t in_bits, const mcu_context *ctx, con
 }
 
 /* ---------------------------------------------------------------------------------------------------------
- * Elementwise add on packed maps: runs of up to PK_ADD_RUN values unpacked into int8 on the stack (a byte at a
- * time, sign-extended with shifts), added by mcu_add_dsp_s8() (its SMLAL requantization) with the clamp
- * intersected with the output width's range, packed at the store. A run is whole pixels when no operand's pixel
- * has padding bits (C * bits a multiple of 8 for all three), else one pixel at a time.
+ * Elementwise add on packed maps (mcu_packed_add_fast() in mcunn_packed_support.h): runs of up to
+ * MCU_PACKED_ADD_RUN values unpacked into int8 on the stack (a byte at a time, sign-extended with shifts), added by
+ * mcu_add_dsp_s8() (its SMLAL requantization) with the clamp intersected with the output width's range, packed at
+ * the store.
  * ------------------------------------------------------------------------------------------------------ */
 
-#define PK_ADD_RUN 128 /* a multiple of every values-per-byte */
-
-/* n values at `bits` from src (the first at a byte's start) as int8 at dst. */
-static void pk_unpack_run(const uint8_t *src, int32_t n, int32_t bits, int8_t *dst)
+/* n values at `bits` from src (the first at a byte's start) as int8 at dst (mcu_packed_unpack_fn). */
+static void pk_unpack_run(int8_t *dst, const uint8_t *src, int32_t n, int32_t bits)
 {
     int32_t i = 0;
     if (bits == 8)
@@ -1136,50 +1134,19 @@ static void pk_unpack_run(const uint8_t *src, int32_t n, int32_t bits, int8_t *d
     }
 }
 
+/* n int8 values (in the `bits` range) packed at dst (mcu_packed_pack_fn). */
+static void pk_pack_run(const int8_t *src, int32_t n, int32_t bits, uint8_t *dst)
+{
+    mcu_packed_store(src, n, bits, dst);
+}
+
 mcu_status mcu_add_dsp_packed_s8(const mcu_context *ctx, const mcu_add_params *p, int32_t input1_bits,
                                  int32_t input2_bits, int32_t output_bits, const mcu_dims *input1_dims,
                                  const uint8_t *input1, const mcu_dims *input2_dims, const uint8_t *input2,
                                  const mcu_dims *output_dims, uint8_t *output)
 {
-    const mcu_dims *d1 = input1_dims, *d2 = input2_dims, *o = output_dims;
-    if (!pk_bits_ok(input1_bits) || !pk_bits_ok(input2_bits) || !pk_bits_ok(output_bits) || d1->n != o->n ||
-        d1->h != o->h || d1->w != o->w || d1->c != o->c || d2->n != o->n || d2->h != o->h || d2->w != o->w ||
-        d2->c != o->c || o->n < 0 || o->h < 0 || o->w < 0 || o->c < 0)
-    {
-        return MCU_ARG_ERROR;
-    }
-    if (p->left_shift < 0 || p->left_shift > 23)
-    {
-        /* outside mcu_add_dsp_s8()'s range: the portable packed add */
-        return mcu_add_packed_s8(ctx, p, input1_bits, input2_bits, output_bits, input1_dims, input1, input2_dims,
-                                 input2, output_dims, output);
-    }
-    mcu_add_params q = *p;
-    mcu_packed_range(output_bits, p->activation.min, p->activation.max, &q.activation.min, &q.activation.max);
-    const int32_t ch = o->c, pixels = o->n * o->h * o->w;
-    const int32_t px1 = mcu_packed_pixel_bytes(ch, input1_bits), px2 = mcu_packed_pixel_bytes(ch, input2_bits);
-    const int32_t pxo = mcu_packed_pixel_bytes(ch, output_bits);
-    /* flat: no pixel holds padding bits, so the maps are runs of values; else one pixel at a time */
-    const int flat = (ch * input1_bits) % 8 == 0 && (ch * input2_bits) % 8 == 0 && (ch * output_bits) % 8 == 0;
-    const int32_t rows = flat ? 1 : pixels, per_row = flat ? pixels * ch : ch;
-    int8_t a[PK_ADD_RUN], b[PK_ADD_RUN], y[PK_ADD_RUN];
-    for (int32_t r = 0; r < rows; r++)
-    {
-        const uint8_t *r1 = input1 + r * px1, *r2 = input2 + r * px2;
-        uint8_t *ro = output + r * pxo;
-        for (int32_t i = 0; i < per_row; i += PK_ADD_RUN)
-        {
-            const int32_t n = per_row - i < PK_ADD_RUN ? per_row - i : PK_ADD_RUN;
-            const mcu_dims run = {1, 1, 1, n};
-            pk_unpack_run(r1 + i * input1_bits / 8, n, input1_bits, a);
-            pk_unpack_run(r2 + i * input2_bits / 8, n, input2_bits, b);
-            /* in place (output == an input of the same bits) is safe: a run's bytes are stored after its values
-             * are read, and later runs lie past them */
-            (void)mcu_add_dsp_s8(NULL, &q, &run, a, &run, b, &run, y);
-            mcu_packed_store(y, n, output_bits, ro + i * output_bits / 8);
-        }
-    }
-    return MCU_OK;
+    return mcu_packed_add_fast(ctx, p, input1_bits, input2_bits, output_bits, input1_dims, input1, input2_dims, input2,
+                               output_dims, output, pk_unpack_run, mcu_add_dsp_s8, pk_pack_run);
 }
 
 MCU_PACKED_CONV_ENTRY(mcu_conv_dsp_a4w8_s8, conv_dsp_packed, 4)
