@@ -625,7 +625,11 @@ def debug_model(compiled: Compiled, samples: np.ndarray, out_dir: Path | None = 
     notes = ()
     loop = compiled.schedule.loop if compiled.schedule is not None else None
     low = loop is not None and any(g.tensors[st.node.outputs[0]].bits < 8 for ch in loop.chains for st in ch.steps)
-    if low:
+    if low and not loop.runtime:  # a check that cannot fire was dropped: the low-bit chain on every patch
+        notes = ("the per-layer table is the 8-bit model's; every patch runs the low-bit chain (no outlier check: it "
+                 "could not fire): verify gives its quality against the 8-bit model and float, the device check "
+                 "below compares it layer by layer",)
+    elif low:
         notes = ("the per-layer table is the 8-bit model's (the patches with outliers run it); the patches without "
                  "run the low-bit chain, chosen on the device per patch: verify gives its quality against the 8-bit "
                  "model and float, the device check below compares it layer by layer",)
