@@ -402,7 +402,7 @@ def choose_joint(graph: Graph, budget: int, target, bits: dict[str, int], vdpc_o
                         c8 = chain_patch_instructions(graph, plan, nodes8, k8, table)
                         cl = chain_patch_instructions(g2, plan2, nodes_low, kl, table)
                         io = patch_copy_instructions(graph, plan, table)
-                        check, move = [0.0] * plan.patches, [0.0] * plan.patches  # no check: nothing to pay
+                        check, move = [0.0] * plan.patches, [0.0] * plan.patches  # stay 0 when the check is dropped
                         for q, regs in enumerate(plan.regions if not never else ()):
                             r = regs[checked]
                             cnt = ccost.counts(cnode, g2, Geometry(r.h, r.w, r.h, r.w, 0, 0))
