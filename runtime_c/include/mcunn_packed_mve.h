@@ -3,7 +3,7 @@
  * @brief MVE (Helium, Cortex-M55) versions of the packed-activation convolutions of mcunn_packed.h: packed 4- / 2-bit
  *        (or int8) inputs, int8 per-channel weights, packed 4- / 2-bit (or int8) outputs; the same result as the
  *        portable mcu_conv_a<b>w8_s8() / mcu_dwconv_a<b>w8_s8() byte for byte (layout and arithmetic in
- *        mcunn_packed.h).
+ *        mcunn_packed.h); and of its elementwise add (mcu_add_mve_packed_s8(), as mcu_add_packed_s8()).
  *
  * Declared and defined only with integer MVE (`__ARM_FEATURE_MVE & 1`); elsewhere mcunn_packed_mve.c compiles to
  * nothing. Sub-byte values are unpacked at the load stage into int8 lanes (VLDRB.U16 / VLDRB.U32 + VSHL / VSLI +
