@@ -422,7 +422,7 @@ def test_packed_pool_add_pad_lookup_on_host_are_bit_exact(host_ops, patched, tmp
         assert patch.crops  # the add reads the pooled map through a cropped copy of its packed region
     c = _rebuild(host_ops, g, patch)
     calls = _calls(c)
-    for fn in ("mcu_max_pool_packed_s8", "mcu_add_packed_s8", "mcu_avg_pool_packed_s8", "mcu_pad_packed_s8",
+    for fn in ("mcu_max_pool_packed_s8", "mcu_add_table_packed_s8", "mcu_avg_pool_packed_s8", "mcu_pad_packed_s8",
                "mcu_lut_packed_s8", "mcu_conv_a4w8_s8"):
         assert fn in calls, calls
     x_q = _samples(g, n=3)
@@ -450,7 +450,7 @@ def test_the_cost_model_prices_the_packed_kernels(m4_net):
     assert est8.total < est.total < 2.5 * est8.total
 
 
-@pytest.mark.parametrize("board, conv, add", [("qemu-m4", "mcu_conv_dsp_a4w8_s8", "mcu_add_dsp_packed_s8"),
+@pytest.mark.parametrize("board, conv, add", [("qemu-m4", "mcu_conv_dsp_a4w8_s8", "mcu_add_table_dsp_packed_s8"),
                                                ("qemu-m55", "mcu_conv_mve_a4w8_s8", "mcu_add_mve_packed_s8")])
 def test_packed_pool_add_pad_lookup_patched_on_qemu(board, conv, add, tmp_path_factory, tmp_path):
     """The same stage patched on qemu-m4 and qemu-m55: the DSP (MVE) packed convolutions and add (through a crop;

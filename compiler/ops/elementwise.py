@@ -174,6 +174,15 @@ class _Binary(OpDef):
         }
 
 
+def add_terms(p: AddParams, operand: int, bits: int, rounding: str) -> np.ndarray:
+    """Operand ``operand``'s (0 or 1) rescaled value for each of its 2^bits values, as ``Add.eval_int`` computes it
+    before the sum: entry ``x - qmin`` = MultiplyByQuantizedMultiplier((x + offset) << left_shift), int32."""
+    offset, mult, shift = ((p.input1_offset, p.input1_mult, p.input1_shift) if operand == 0 else
+                           (p.input2_offset, p.input2_mult, p.input2_shift))
+    x = np.arange(-(1 << (bits - 1)), 1 << (bits - 1), dtype=np.int64)
+    return multiply_by_quantized_multiplier((x + offset) << p.left_shift, mult, shift, rounding).astype(np.int32)
+
+
 @register
 class Add(_Binary):
     name = "add"
@@ -210,7 +219,8 @@ class Add(_Binary):
         ctx["p"] = node.params
         bits = tuple(tensor_bits(graph, t) for t in (node.inputs[0], node.inputs[1], node.outputs[0]))
         if min(bits) < 8:  # a packed 4- / 2-bit operand or output
-            return packed_kernels.add_call(ctx, bits, kernel_target(board))
+            terms = tuple(add_terms(node.params, k, bits[k], graph.rounding) for k in (0, 1))
+            return packed_kernels.add_call(ctx, bits, terms, kernel_target(board))
         if kernel_target(board).kernels == "cmsis-nn":
             target = kernel_target(board)
             return cmsis_nn.add_call(node, graph, target, ctx, lambda: self.kernel(node, graph, target.auto()))

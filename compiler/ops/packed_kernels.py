@@ -715,8 +715,6 @@ MAX_POOL = Kernel("max_pool_packed.c.j2", _pool_access, KernelCost(
 AVG_POOL = Kernel("avg_pool_packed.c.j2", _pool_access, KernelCost(
     ("calls", "outputs", "taps"), {"calls": 160.0, "outputs": 60.0, "taps": 22.0}, _pool_counts, note=_BY_HAND),
     header="mcunn_packed.h", packed=True)
-ADD = Kernel("add_packed.c.j2", _add_access, KernelCost(
-    ("calls", "outputs"), {"calls": 240.0, "outputs": 200.0}, base_counts, note=_BY_HAND), header="mcunn_packed.h", packed=True)
 PAD = Kernel("pad_packed.c.j2", _pad_access, KernelCost(
     ("calls", "outputs", "rows"), {"calls": 200.0, "outputs": 3.0, "rows": 40.0}, _pad_counts, note=_BY_HAND),
     header="mcunn_packed.h", packed=True)
@@ -741,39 +739,59 @@ def _add_runs(node, graph, g):
     return f
 
 
-#: values per run of mcu_add_dsp_packed_s8 and mcu_add_mve_packed_s8 (MCU_PACKED_ADD_RUN in mcunn_packed_support.h)
+#: values per run of the packed adds (MCU_PACKED_ADD_RUN in mcunn_packed_support.h)
 ADD_RUN = 128
 
 
-def _fast_add(template: str, per_output: float, header: str, note: str) -> Kernel:
-    """A fast packed add (``mcu_packed_add_fast`` in mcunn_packed_support.h: per run two unpacks, the int8 add, a
-    pack): its own cost per output, the call and run terms of the SIMD32 one."""
-    return Kernel(template, _add_access, KernelCost(
+#: the MVE packed add (``mcu_packed_add_fast`` in mcunn_packed_support.h: per run two MVE unpacks, mcu_add_mve_s8,
+#: an MVE pack); on qemu-m55 it runs MobileNetV2's a8 + a8 -> a4 add in 1,503,250 instructions, the table add
+#: (ADD_TABLE_DSP) in 1,587,030 (tight budget, input by patch), so the M55 keeps it
+ADD_MVE = Kernel("add_packed_mve.c.j2", _add_access, KernelCost(
+    ("calls", "outputs", "runs"), {"calls": 150.0, "outputs": 15.0, "runs": 90.0}, _add_runs,
+    note="set by hand from MobileNetV2's a4 + a4 -> a4 add on qemu-m55 (moderate budget, input whole, 2x2 patches: "
+         "782,280 instructions, 18.9 per output of the whole map), not fitted"),
+    fast=True, header="mcunn_packed_mve.h", packed=True)
+
+
+def _add_table_access(args: KernelArgs):
+    """mcu_add_table_packed_s8: as the packed add, plus its two term tables (2^bits int32 entries each)."""
+    access, contract = _add_access(args)
+    b1, b2, _ = args.context["bits"]
+    return access + [read(args.array("terms1"), 4 << b1, "input 1 terms"),
+                     read(args.array("terms2"), 4 << b2, "input 2 terms")], contract
+
+
+def _table_add(template: str, per_output: float, note: str) -> Kernel:
+    """A table packed add (``mcu_packed_add_table`` in mcunn_packed_support.h: per run two unpacks, per value two
+    table loads and the output's requantization, a pack)."""
+    return Kernel(template, _add_table_access, KernelCost(
         ("calls", "outputs", "runs"), {"calls": 150.0, "outputs": per_output, "runs": 90.0}, _add_runs, note=note),
-        fast=True, header=header, packed=True)
+        fast=True, header="mcunn_packed.h", packed=True)
 
 
-ADD_DSP = _fast_add("add_packed_dsp.c.j2", 61.0, "mcunn_packed.h",
-                    "set by hand from MobileNetV2's two packed adds on qemu-m4 (tight budget, input by patch, 6x6 "
-                    "patches: 5,696,960 and 891,960 instructions, 2 unpacks, mcu_add_dsp_s8's 49 and one pack per "
-                    "output; the second 4% above the estimate), not fitted")
-ADD_MVE = _fast_add("add_packed_mve.c.j2", 15.0, "mcunn_packed_mve.h",
-                    "set by hand from MobileNetV2's a4 + a4 -> a4 add on qemu-m55 (moderate budget, input whole, 2x2 "
-                    "patches: 782,280 instructions, 3,048,281 with mcu_add_dsp_packed_s8; 18.9 and 73.5 per output "
-                    "of the whole map), the SIMD32 version's call and run terms kept, not fitted")
+ADD_TABLE_DSP = _table_add("add_packed_table_dsp.c.j2", 27.0,
+                           "set by hand from MobileNetV2's a8 + a8 -> a4 add on qemu-m4 (tight budget, input by patch, "
+                           "6x6 patches: 5,210,040 instructions with the SIMD32 add at 61 per output, 3,514,480 with "
+                           "this one; its loop is 15 instructions per value), not fitted")
+ADD_TABLE = _table_add("add_packed_table.c.j2", 40.0, "set by hand from the loop (two loads and mcu_requantize per "
+                       "value, an unpack and a pack), not measured")
 
 
-def add_call(ctx: dict, bits: tuple[int, int, int], target: KernelTarget | None = None):
-    """The packed add call: ``bits`` of input 1, input 2 and the output; on a core with MVE the Helium version
-    (``mcu_add_mve_packed_s8``: runs unpacked into int8 with MVE, ``mcu_add_mve_s8``, packed at the store), else
-    with the DSP extension the SIMD32 one (``mcu_add_dsp_packed_s8``: the same with ``mcu_add_dsp_s8``)."""
+def add_call(ctx: dict, bits: tuple[int, int, int], terms: tuple[np.ndarray, np.ndarray],
+             target: KernelTarget | None = None):
+    """The packed add call: ``bits`` of input 1, input 2 and the output. On a core with MVE the Helium add
+    (``mcu_add_mve_packed_s8``: runs unpacked into int8 with MVE, ``mcu_add_mve_s8``, packed at the store); else
+    from ``terms``, each input's rescaled values (``elementwise.add_terms``: 2^bits int32 each, in flash), so the
+    device requantizes only the sum: with the DSP extension as one SMLAL (``mcu_add_table_dsp_packed_s8``), else in
+    portable C (``mcu_add_table_packed_s8``)."""
     ctx.update(bits=bits)
     if target is not None and target.mve_problem() is None:
         return ADD_MVE.call(ctx)
+    ctx.update(terms1=np.asarray(terms[0], np.int32), terms2=np.asarray(terms[1], np.int32))
     why = "no kernel target given" if target is None else _dsp_why(target)
     if why is None:
-        return ADD_DSP.call(ctx)
-    return ADD.call(ctx, reason=f"{why} (a{bits[0]} + a{bits[1]} -> a{bits[2]}: portable packed add)")
+        return ADD_TABLE_DSP.call(ctx)
+    return ADD_TABLE.call(ctx, reason=f"{why} (a{bits[0]} + a{bits[1]} -> a{bits[2]}: portable table add)")
 
 
 def pad_call(ctx: dict, bits: int):

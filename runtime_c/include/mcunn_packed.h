@@ -253,17 +253,38 @@ mcu_status mcu_add_packed_s8(const mcu_context *ctx, const mcu_add_params *add_p
                              const uint8_t *input1, const mcu_dims *input2_dims, const uint8_t *input2,
                              const mcu_dims *output_dims, uint8_t *output);
 
+/** Compile-time form of a packed add: TFLite's Add (as mcu_add_s8()) with each input's rescaling already done,
+ *  one int32 term per input value (an operand at b bits takes 2^b values). */
+typedef struct
+{
+    const int32_t *input1_terms; /**< 2^input1_bits entries: entry x + 2^(input1_bits - 1) = requantize((x +
+                                      input1_offset) * 2^left_shift, input1_mult, input1_shift). */
+    const int32_t *input2_terms; /**< The same for input 2 at input2_bits. */
+    int32_t output_offset;       /**< The output zero point. */
+    int32_t output_mult;         /**< Multiplier of the sum of the two terms. */
+    int32_t output_shift;        /**< Its shift. */
+    mcu_activation activation;   /**< Fused clamp (intersected with output_bits' range). */
+} mcu_add_table_params;
+
 /**
- * @brief mcu_add_packed_s8() with SIMD32: runs of up to 128 values (whole pixels when no operand's pixel has
- *        padding bits, else one pixel at a time) unpacked into int8 on the stack, added by mcu_add_dsp_s8() with
- *        the clamp intersected with output_bits' range, packed at the store. Same result and arguments as
- *        mcu_add_packed_s8() (a left_shift outside [0, 23] runs it); no scratch (ctx not read). In place is allowed
- *        as for mcu_add_packed_s8().
+ * @brief The packed add of mcu_add_packed_s8() from per-input tables: y = requantize(input1_terms[x1] +
+ *        input2_terms[x2], output_mult, output_shift) + output_offset, clamped; so no requantization of the
+ *        inputs on the device (bit-exact with mcu_add_packed_s8() given the terms it would compute). Runs of up
+ *        to 128 values unpacked into int8 on the stack (whole pixels when no operand's pixel has padding bits,
+ *        else one pixel at a time), packed at the store; no scratch (ctx not read). In place is allowed as for
+ *        mcu_add_packed_s8(). MCU_ARG_ERROR for bits other than 8, 4, 2, unequal dims or a NULL table.
  */
-mcu_status mcu_add_dsp_packed_s8(const mcu_context *ctx, const mcu_add_params *add_params, int32_t input1_bits,
-                                 int32_t input2_bits, int32_t output_bits, const mcu_dims *input1_dims,
-                                 const uint8_t *input1, const mcu_dims *input2_dims, const uint8_t *input2,
-                                 const mcu_dims *output_dims, uint8_t *output);
+mcu_status mcu_add_table_packed_s8(const mcu_context *ctx, const mcu_add_table_params *add_params,
+                                   int32_t input1_bits, int32_t input2_bits, int32_t output_bits,
+                                   const mcu_dims *input1_dims, const uint8_t *input1, const mcu_dims *input2_dims,
+                                   const uint8_t *input2, const mcu_dims *output_dims, uint8_t *output);
+
+/** @brief mcu_add_table_packed_s8() with the output's requantization as one SMLAL (mcu_dsp_requantize()). */
+mcu_status mcu_add_table_dsp_packed_s8(const mcu_context *ctx, const mcu_add_table_params *add_params,
+                                       int32_t input1_bits, int32_t input2_bits, int32_t output_bits,
+                                       const mcu_dims *input1_dims, const uint8_t *input1,
+                                       const mcu_dims *input2_dims, const uint8_t *input2,
+                                       const mcu_dims *output_dims, uint8_t *output);
 
 /**
  * @brief Constant padding of a packed `bits` map along N, H and W (pre_pad.c must be 0 and the channels equal):

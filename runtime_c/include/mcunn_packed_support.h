@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include <string.h>
+
 #include "mcunn_packed.h"
 #include "mcunn_support.h"
 #include "mcunn_types.h"
@@ -86,8 +88,98 @@ typedef mcu_status (*mcu_add_s8_fn)(const mcu_context *ctx, const mcu_add_params
                                     const mcu_dims *input1_dims, const int8_t *input1, const mcu_dims *input2_dims,
                                     const int8_t *input2, const mcu_dims *output_dims, int8_t *output);
 
+/** mcu_packed_unpack_fn in plain C: a byte at a time, each field sign-extended with two shifts. */
+static inline void mcu_packed_unpack_run(int8_t *dst, const uint8_t *src, int32_t n, int32_t bits)
+{
+    int32_t i = 0;
+    if (bits == 8)
+    {
+        memcpy(dst, src, (size_t)n);
+        return;
+    }
+    if (bits == 4)
+    {
+        for (; i + 1 < n; i += 2, src++)
+        {
+            const int32_t v = (int32_t)(int8_t)*src;
+            dst[i] = (int8_t)((int32_t)((uint32_t)v << 28) >> 28);
+            dst[i + 1] = (int8_t)(v >> 4);
+        }
+        if (i < n)
+        {
+            dst[i] = (int8_t)((int32_t)((uint32_t)*src << 28) >> 28);
+        }
+        return;
+    }
+    for (; i + 3 < n; i += 4, src++)
+    {
+        const uint32_t v = (uint32_t)*src << 24;
+        dst[i] = (int8_t)((int32_t)(v << 6) >> 30);
+        dst[i + 1] = (int8_t)((int32_t)(v << 4) >> 30);
+        dst[i + 2] = (int8_t)((int32_t)(v << 2) >> 30);
+        dst[i + 3] = (int8_t)((int32_t)v >> 30);
+    }
+    for (int32_t k = 0; i < n; i++, k++)
+    {
+        dst[i] = (int8_t)((int32_t)((uint32_t)*src << (30 - 2 * k)) >> 30);
+    }
+}
+
+/** The table add of a run: y[k] = clamp(requantize(t1[a[k]] + t2[b[k]]) + output_offset, lo, hi), the tables
+ *  biased so that a signed value indexes them (mcu_add_table_packed_s8()'s loop, one per requantization). */
+typedef void (*mcu_packed_add_table_run_fn)(const mcu_add_table_params *p, const int32_t *t1, const int32_t *t2,
+                                            const int8_t *a, const int8_t *b, int8_t *y, int32_t n, int32_t lo,
+                                            int32_t hi);
+
+/** The table adds (mcu_add_table_packed_s8(), mcu_add_table_dsp_packed_s8()): arguments checked, then runs as in
+ *  mcu_packed_add_fast() (unpack, `run`, pack), with no fallback: the terms hold the inputs' rescaling. */
+static inline __attribute__((always_inline)) mcu_status
+mcu_packed_add_table(const mcu_add_table_params *p, int32_t input1_bits, int32_t input2_bits, int32_t output_bits,
+                     const mcu_dims *input1_dims, const uint8_t *input1, const mcu_dims *input2_dims,
+                     const uint8_t *input2, const mcu_dims *output_dims, uint8_t *output,
+                     mcu_packed_add_table_run_fn run)
+{
+    const mcu_dims *d1 = input1_dims, *d2 = input2_dims, *o = output_dims;
+    const int32_t bits[3] = {input1_bits, input2_bits, output_bits};
+    for (int32_t k = 0; k < 3; k++)
+    {
+        if (bits[k] != 8 && bits[k] != 4 && bits[k] != 2)
+        {
+            return MCU_ARG_ERROR;
+        }
+    }
+    if (p == NULL || p->input1_terms == NULL || p->input2_terms == NULL || d1->n != o->n || d1->h != o->h ||
+        d1->w != o->w || d1->c != o->c || d2->n != o->n || d2->h != o->h || d2->w != o->w || d2->c != o->c ||
+        o->n < 0 || o->h < 0 || o->w < 0 || o->c < 0)
+    {
+        return MCU_ARG_ERROR;
+    }
+    int32_t lo, hi;
+    mcu_packed_range(output_bits, p->activation.min, p->activation.max, &lo, &hi);
+    const int32_t *t1 = p->input1_terms + (1 << (input1_bits - 1)), *t2 = p->input2_terms + (1 << (input2_bits - 1));
+    const int32_t ch = o->c, pixels = o->n * o->h * o->w;
+    const int32_t px1 = (ch * input1_bits + 7) / 8, px2 = (ch * input2_bits + 7) / 8, pxo = (ch * output_bits + 7) / 8;
+    const int flat = (ch * input1_bits) % 8 == 0 && (ch * input2_bits) % 8 == 0 && (ch * output_bits) % 8 == 0;
+    const int32_t rows = flat ? 1 : pixels, per_row = flat ? pixels * ch : ch;
+    int8_t a[MCU_PACKED_ADD_RUN], b[MCU_PACKED_ADD_RUN], y[MCU_PACKED_ADD_RUN];
+    for (int32_t r = 0; r < rows; r++)
+    {
+        const uint8_t *r1 = input1 + r * px1, *r2 = input2 + r * px2;
+        uint8_t *ro = output + r * pxo;
+        for (int32_t i = 0; i < per_row; i += MCU_PACKED_ADD_RUN)
+        {
+            const int32_t n = per_row - i < MCU_PACKED_ADD_RUN ? per_row - i : MCU_PACKED_ADD_RUN;
+            mcu_packed_unpack_run(a, r1 + i * input1_bits / 8, n, input1_bits);
+            mcu_packed_unpack_run(b, r2 + i * input2_bits / 8, n, input2_bits);
+            run(p, t1, t2, a, b, y, n, lo, hi);
+            mcu_packed_store(y, n, output_bits, ro + i * output_bits / 8);
+        }
+    }
+    return MCU_OK;
+}
+
 /**
- * The fast packed adds (mcu_add_dsp_packed_s8(), mcu_add_mve_packed_s8()) with their three functions: the
+ * The MVE packed add (mcu_add_mve_packed_s8()) with its three functions: the
  * arguments checked as mcu_add_packed_s8() would (MCU_ARG_ERROR), a left_shift outside [0, 23] run by it ((x +
  * offset) << left_shift could leave int32), else runs of up to MCU_PACKED_ADD_RUN values, whole pixels when no
  * operand's pixel has padding bits (C * bits a multiple of 8 for all three), else one pixel at a time, unpacked

@@ -281,6 +281,28 @@ mcu_status mcu_add_packed_s8(const mcu_context *ctx, const mcu_add_params *p, in
     return MCU_OK;
 }
 
+/* The table add's run, requantized as mcu_add_packed_s8() does (mcu_requantize()). */
+static void add_table_run(const mcu_add_table_params *p, const int32_t *t1, const int32_t *t2, const int8_t *a,
+                          const int8_t *b, int8_t *y, int32_t n, int32_t lo, int32_t hi)
+{
+    for (int32_t k = 0; k < n; k++)
+    {
+        const int32_t sum = (int32_t)((uint32_t)t1[a[k]] + (uint32_t)t2[b[k]]);
+        const int32_t v = mcu_requantize(sum, p->output_mult, p->output_shift) + p->output_offset;
+        y[k] = (int8_t)MCU_CLAMP(v, lo, hi);
+    }
+}
+
+mcu_status mcu_add_table_packed_s8(const mcu_context *ctx, const mcu_add_table_params *p, int32_t input1_bits,
+                                   int32_t input2_bits, int32_t output_bits, const mcu_dims *input1_dims,
+                                   const uint8_t *input1, const mcu_dims *input2_dims, const uint8_t *input2,
+                                   const mcu_dims *output_dims, uint8_t *output)
+{
+    (void)ctx;
+    return mcu_packed_add_table(p, input1_bits, input2_bits, output_bits, input1_dims, input1, input2_dims, input2,
+                                output_dims, output, add_table_run);
+}
+
 mcu_status mcu_pad_packed_s8(const mcu_context *ctx, const mcu_pad_params *pad_params, int32_t bits,
                              const mcu_dims *input_dims, const uint8_t *input, const mcu_dims *output_dims,
                              uint8_t *output)

@@ -1091,62 +1091,81 @@ static mcu_status dwconv_dsp_packed(int32_t in_bits, const mcu_context *ctx, con
 }
 
 /* ---------------------------------------------------------------------------------------------------------
- * Elementwise add on packed maps (mcu_packed_add_fast() in mcunn_packed_support.h): runs of up to
- * MCU_PACKED_ADD_RUN values unpacked into int8 on the stack (a byte at a time, sign-extended with shifts), added by
- * mcu_add_dsp_s8() (its SMLAL requantization) with the clamp intersected with the output width's range, packed at
- * the store.
+ * Elementwise add on packed maps from per-input terms (mcu_packed_add_table() in mcunn_packed_support.h): runs of
+ * up to MCU_PACKED_ADD_RUN values unpacked into int8 on the stack, each value's two terms summed and requantized
+ * with one SMLAL, packed at the store.
  * ------------------------------------------------------------------------------------------------------ */
 
-/* n values at `bits` from src (the first at a byte's start) as int8 at dst (mcu_packed_unpack_fn). */
-static void pk_unpack_run(int8_t *dst, const uint8_t *src, int32_t n, int32_t bits)
+/* v saturated to `bits` (8, 4 or 2, a constant at each instantiation): one SSAT on a core with the DSP extension. */
+static inline __attribute__((always_inline)) int32_t pk_ssat(int32_t v, int bits)
 {
-    int32_t i = 0;
-    if (bits == 8)
+#if defined(__ARM_FEATURE_DSP)
+    return bits == 8 ? __ssat(v, 8) : bits == 4 ? __ssat(v, 4) : __ssat(v, 2);
+#else
+    const int32_t qmax = (1 << (bits - 1)) - 1;
+    return v < -qmax - 1 ? -qmax - 1 : (v > qmax ? qmax : v);
+#endif
+}
+
+/* The table add's loop for an output shift <= -2 (right >= 2: every add whose output scale is more than twice the
+ * common scale 2^-left_shift, i.e. all of TFLite's): the two terms, one SMLAL with mcu_dsp_requantize_r2()'s
+ * constant words, the offset, then one SSAT when the clamp is the width's whole range (`sat_bits`, constant),
+ * else [lo, hi]. About 16 instructions per value on Cortex-M4. */
+static inline __attribute__((always_inline)) void pk_add_table_r2(const int32_t *t1, const int32_t *t2,
+                                                                   const int8_t *a, const int8_t *b, int8_t *y,
+                                                                   int32_t n, int32_t m, uint32_t round_hi,
+                                                                   int32_t right_m1, int32_t off, int32_t lo,
+                                                                   int32_t hi, int sat_bits)
+{
+    for (int32_t k = 0; k < n; k++)
     {
-        memcpy(dst, src, (size_t)n);
-        return;
-    }
-    if (bits == 4)
-    {
-        for (; i + 1 < n; i += 2, src++)
-        {
-            const int32_t v = (int32_t)(int8_t)*src;
-            dst[i] = (int8_t)((int32_t)((uint32_t)v << 28) >> 28);
-            dst[i + 1] = (int8_t)(v >> 4);
-        }
-        if (i < n)
-        {
-            dst[i] = (int8_t)((int32_t)((uint32_t)*src << 28) >> 28);
-        }
-        return;
-    }
-    for (; i + 3 < n; i += 4, src++)
-    {
-        const uint32_t v = (uint32_t)*src << 24;
-        dst[i] = (int8_t)((int32_t)(v << 6) >> 30);
-        dst[i + 1] = (int8_t)((int32_t)(v << 4) >> 30);
-        dst[i + 2] = (int8_t)((int32_t)(v << 2) >> 30);
-        dst[i + 3] = (int8_t)((int32_t)v >> 30);
-    }
-    for (int32_t k = 0; i < n; i++, k++)
-    {
-        dst[i] = (int8_t)((int32_t)((uint32_t)*src << (30 - 2 * k)) >> 30);
+        const int32_t v = mcu_dsp_requantize_r2(mcu_add_wrap(t1[a[k]], t2[b[k]]), m, round_hi, right_m1) + off;
+        y[k] = (int8_t)(sat_bits ? pk_ssat(v, sat_bits) : (v < lo ? lo : (v > hi ? hi : v)));
     }
 }
 
-/* n int8 values (in the `bits` range) packed at dst (mcu_packed_pack_fn). */
-static void pk_pack_run(const int8_t *src, int32_t n, int32_t bits, uint8_t *dst)
+/* The table add's run (mcu_packed_add_table_run_fn): pk_add_table_r2() for its shifts and clamps, else the output
+ * requantized by mcu_dsp_requantize() with its constants derived once per run. */
+static void pk_add_table_run(const mcu_add_table_params *p, const int32_t *t1, const int32_t *t2, const int8_t *a,
+                             const int8_t *b, int8_t *y, int32_t n, int32_t lo, int32_t hi)
 {
-    mcu_packed_store(src, n, bits, dst);
+    const mcu_dsp_requant r = mcu_dsp_requant_of(p->output_mult, p->output_shift);
+    const int32_t off = p->output_offset;
+    if (p->output_shift <= -2)
+    {
+        const int32_t m = p->output_mult, right_m1 = r.right - 1;
+        if (lo == -128 && hi == 127)
+        {
+            pk_add_table_r2(t1, t2, a, b, y, n, m, r.round_hi, right_m1, off, lo, hi, 8);
+        }
+        else if (lo == -8 && hi == 7)
+        {
+            pk_add_table_r2(t1, t2, a, b, y, n, m, r.round_hi, right_m1, off, lo, hi, 4);
+        }
+        else if (lo == -2 && hi == 1)
+        {
+            pk_add_table_r2(t1, t2, a, b, y, n, m, r.round_hi, right_m1, off, lo, hi, 2);
+        }
+        else
+        {
+            pk_add_table_r2(t1, t2, a, b, y, n, m, r.round_hi, right_m1, off, lo, hi, 0);
+        }
+        return;
+    }
+    for (int32_t k = 0; k < n; k++)
+    {
+        y[k] = mcu_dsp_output_s8(mcu_add_wrap(t1[a[k]], t2[b[k]]), r, off, lo, hi);
+    }
 }
 
-mcu_status mcu_add_dsp_packed_s8(const mcu_context *ctx, const mcu_add_params *p, int32_t input1_bits,
-                                 int32_t input2_bits, int32_t output_bits, const mcu_dims *input1_dims,
-                                 const uint8_t *input1, const mcu_dims *input2_dims, const uint8_t *input2,
-                                 const mcu_dims *output_dims, uint8_t *output)
+mcu_status mcu_add_table_dsp_packed_s8(const mcu_context *ctx, const mcu_add_table_params *p, int32_t input1_bits,
+                                       int32_t input2_bits, int32_t output_bits, const mcu_dims *input1_dims,
+                                       const uint8_t *input1, const mcu_dims *input2_dims, const uint8_t *input2,
+                                       const mcu_dims *output_dims, uint8_t *output)
 {
-    return mcu_packed_add_fast(ctx, p, input1_bits, input2_bits, output_bits, input1_dims, input1, input2_dims, input2,
-                               output_dims, output, pk_unpack_run, mcu_add_dsp_s8, pk_pack_run);
+    (void)ctx;
+    return mcu_packed_add_table(p, input1_bits, input2_bits, output_bits, input1_dims, input1, input2_dims, input2,
+                                output_dims, output, pk_add_table_run);
 }
 
 MCU_PACKED_CONV_ENTRY(mcu_conv_dsp_a4w8_s8, conv_dsp_packed, 4)
