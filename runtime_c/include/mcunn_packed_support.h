@@ -125,6 +125,22 @@ static inline void mcu_packed_unpack_run(int8_t *dst, const uint8_t *src, int32_
     }
 }
 
+/** 1 when a packed add's bits (each 8, 4 or 2) and dims (all equal, none negative: no broadcasting) are valid. */
+static inline int mcu_packed_add_args_ok(int32_t input1_bits, int32_t input2_bits, int32_t output_bits,
+                                         const mcu_dims *d1, const mcu_dims *d2, const mcu_dims *o)
+{
+    const int32_t bits[3] = {input1_bits, input2_bits, output_bits};
+    for (int32_t k = 0; k < 3; k++)
+    {
+        if (bits[k] != 8 && bits[k] != 4 && bits[k] != 2)
+        {
+            return 0;
+        }
+    }
+    return d1->n == o->n && d1->h == o->h && d1->w == o->w && d1->c == o->c && d2->n == o->n && d2->h == o->h &&
+           d2->w == o->w && d2->c == o->c && o->n >= 0 && o->h >= 0 && o->w >= 0 && o->c >= 0;
+}
+
 /** The table add of a run: y[k] = clamp(requantize(t1[a[k]] + t2[b[k]]) + output_offset, lo, hi), the tables
  *  biased so that a signed value indexes them (mcu_add_table_packed_s8()'s loop, one per requantization). */
 typedef void (*mcu_packed_add_table_run_fn)(const mcu_add_table_params *p, const int32_t *t1, const int32_t *t2,
@@ -139,18 +155,9 @@ mcu_packed_add_table(const mcu_add_table_params *p, int32_t input1_bits, int32_t
                      const uint8_t *input2, const mcu_dims *output_dims, uint8_t *output,
                      mcu_packed_add_table_run_fn run)
 {
-    const mcu_dims *d1 = input1_dims, *d2 = input2_dims, *o = output_dims;
-    const int32_t bits[3] = {input1_bits, input2_bits, output_bits};
-    for (int32_t k = 0; k < 3; k++)
-    {
-        if (bits[k] != 8 && bits[k] != 4 && bits[k] != 2)
-        {
-            return MCU_ARG_ERROR;
-        }
-    }
-    if (p == NULL || p->input1_terms == NULL || p->input2_terms == NULL || d1->n != o->n || d1->h != o->h ||
-        d1->w != o->w || d1->c != o->c || d2->n != o->n || d2->h != o->h || d2->w != o->w || d2->c != o->c ||
-        o->n < 0 || o->h < 0 || o->w < 0 || o->c < 0)
+    const mcu_dims *o = output_dims;
+    if (p == NULL || p->input1_terms == NULL || p->input2_terms == NULL ||
+        !mcu_packed_add_args_ok(input1_bits, input2_bits, output_bits, input1_dims, input2_dims, output_dims))
     {
         return MCU_ARG_ERROR;
     }
@@ -194,17 +201,8 @@ static inline mcu_status mcu_packed_add_fast(const mcu_context *ctx, const mcu_a
                                              const uint8_t *input2, const mcu_dims *output_dims, uint8_t *output,
                                              mcu_packed_unpack_fn unpack, mcu_add_s8_fn add, mcu_packed_pack_fn pack)
 {
-    const mcu_dims *d1 = input1_dims, *d2 = input2_dims, *o = output_dims;
-    const int32_t bits[3] = {input1_bits, input2_bits, output_bits};
-    for (int32_t k = 0; k < 3; k++)
-    {
-        if (bits[k] != 8 && bits[k] != 4 && bits[k] != 2)
-        {
-            return MCU_ARG_ERROR;
-        }
-    }
-    if (d1->n != o->n || d1->h != o->h || d1->w != o->w || d1->c != o->c || d2->n != o->n || d2->h != o->h ||
-        d2->w != o->w || d2->c != o->c || o->n < 0 || o->h < 0 || o->w < 0 || o->c < 0)
+    const mcu_dims *o = output_dims;
+    if (!mcu_packed_add_args_ok(input1_bits, input2_bits, output_bits, input1_dims, input2_dims, output_dims))
     {
         return MCU_ARG_ERROR;
     }
