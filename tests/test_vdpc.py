@@ -173,9 +173,10 @@ def test_threshold_rules(resnet, inputs):
 
 
 def test_check_location_auto_takes_the_larger_bound(resnet, inputs):
-    """location "auto": the place whose bound on the low-bit chain's stage BitOPs is lower (every lowerable map at the
-    lowest bits, patches weighted by their outlier share), computed here by hand; the plan equals the one checked
-    there; the bound at 8 bits is 8-bit patching's stage BitOPs; a location must be resolved before it is read."""
+    """location "auto": the place whose bound on the low-bit chain's stage BitOPs is lower (every lowerable map, the
+    checked one too when the check cannot fire, at the lowest bits, patches weighted by their outlier share),
+    computed here by hand; the plan equals the one checked there; the bound at 8 bits is 8-bit patching's stage
+    BitOPs; a location must be resolved before it is read."""
     from mcucompile.patch.planner import node_macs_region
     from mcucompile.quantmcu.vdpc import checked_map, choose_location, lowbit_bound
 
@@ -185,7 +186,7 @@ def test_check_location_auto_takes_the_larger_bound(resnet, inputs):
 
     def by_hand(v, low):
         share = v.outlier_patches.mean(axis=0)
-        lowerable = {n.outputs[0] for n in stage} - {plan.split, v.tensor}
+        lowerable = {n.outputs[0] for n in stage} - {plan.split, v.checked}  # (None: a check that cannot fire)
         total = 0.0
         for p, regs in enumerate(plan.regions):
             costs = [(node_macs_region(n, g, regs[n.outputs[0]]) * 8, n.inputs[0]) for n in stage]

@@ -92,7 +92,7 @@ def _check_bits(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, bits: dict[str, i
                             f"{maps}); fix: give bits for those maps only (the input and the stage output stay 8-bit)")
         if b not in BITS:
             raise UserError(f"bitwidth {b} for map '{name}': fix: use one of {list(BITS)}")
-    if bits.get(vdpc.tensor, 8) != 8 and not vdpc.never_fires:  # a check that cannot fire is dropped
+    if vdpc.checked is not None and bits.get(vdpc.checked, 8) != 8:  # (a check that cannot fire is dropped)
         raise UserError(f"the VDPC check reads '{vdpc.tensor}', which the low-bit chain makes as the probe, so it must "
                         "stay at 8 bits; fix: keep that map at 8 bits or check at the input")
     return {m: int(bits.get(m, 8)) for m in maps}
@@ -113,7 +113,7 @@ def _following_maps(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, full: dict[st
         if n.op not in KEEPS_PARAMS:
             continue
         out, root = n.outputs[0], follows.get(n.inputs[0], n.inputs[0])
-        if out not in full or (out == vdpc.tensor and not vdpc.never_fires) or full.get(root, 8) == 8:
+        if out not in full or out == vdpc.checked or full.get(root, 8) == 8:
             continue
         if given.get(out, 8) in (8, full[root]):
             follows[out] = root

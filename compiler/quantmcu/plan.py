@@ -83,7 +83,7 @@ def feature_maps(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, chain: LowbitCha
         else:
             q = graph.tensors[m].quant
             scales = (q.s,)
-        out.append(FeatureMapChoice(m, int(b), scales, int(q.zp), m == vdpc.tensor and not vdpc.never_fires))
+        out.append(FeatureMapChoice(m, int(b), scales, int(q.zp), m == vdpc.checked))
     return tuple(out)
 
 

@@ -191,6 +191,12 @@ class VdpcPlan:
         so the plan drops it and every patch runs the low-bit chain."""
         return self.threshold >= MAX_THRESHOLD
 
+    @property
+    def checked(self) -> str | None:
+        """The map the check reads on the device, which must stay 8-bit (``tensor``); None when the check cannot
+        fire (:attr:`never_fires`): the plan drops it and nothing reads that map at 8 bits."""
+        return None if self.never_fires else self.tensor
+
     def note(self, synthetic: bool = False, name: str | None = None) -> str | None:
         """What the user should know about the threshold (one line), or None: the share cap raised it, or the
         check can never fire and is dropped. ``synthetic``: the calibration inputs were not the user's; ``name``:
@@ -274,12 +280,12 @@ def plan_vdpc(graph: Graph, plan: PatchPlan, calib_q: np.ndarray, options: VdpcO
 
 def lowbit_bound(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan, low_bits: int) -> float:
     """A lower bound on the expected stage BitOPs of a low-bit chain under ``vdpc``'s check: every map the chain may
-    lower (made inside the stage, not the stage output, not the checked map) at ``low_bits``, each patch weighted by
-    the share of calibration samples on which the check flags it (an outlier patch counted at 8 bits throughout:
-    the probe before the check reads the 8-bit input in both places). Weight bits 8 x input bits, as
-    ``lowbit.stage_bitops`` counts."""
+    lower (made inside the stage, not the stage output, not the map the check reads: ``VdpcPlan.checked``) at
+    ``low_bits``, each patch weighted by the share of calibration samples on which the check flags it (an outlier
+    patch counted at 8 bits throughout: the probe before the check reads the 8-bit input in both places). Weight
+    bits 8 x input bits, as ``lowbit.stage_bitops`` counts."""
     stage = graph.nodes[: plan.stage_len]
-    lowerable = {m for m in stage_maps(graph, plan) if m not in (graph.inputs[0], plan.split, vdpc.tensor)}
+    lowerable = {m for m in stage_maps(graph, plan) if m not in (graph.inputs[0], plan.split, vdpc.checked)}
     share = vdpc.outlier_patches.mean(axis=0) if vdpc.outlier_patches.size else np.zeros(plan.patches)
     total = 0.0
     for p, regs in enumerate(plan.regions):

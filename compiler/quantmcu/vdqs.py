@@ -79,9 +79,9 @@ def split_calibration(calib_q: np.ndarray, holdout: float) -> tuple[np.ndarray, 
 
 def searchable_maps(graph: Graph, plan: PatchPlan, vdpc: VdpcPlan) -> tuple[str, ...]:
     """The maps VDQS may lower, in the order the stage makes them: made inside the stage, not the stage output
-    (it keeps the 8-bit model's params) and not the map the VDPC check reads (it must stay 8-bit), unless the check
-    cannot fire (``vdpc.never_fires``: the plan drops it, so nothing reads that map at 8 bits)."""
-    keep = (graph.inputs[0], plan.split) + (() if vdpc.never_fires else (vdpc.tensor,))
+    (it keeps the 8-bit model's params) and not the map the VDPC check reads (``vdpc.checked``: it must stay 8-bit;
+    None when the check cannot fire and is dropped)."""
+    keep = (graph.inputs[0], plan.split, vdpc.checked)
     return tuple(m for m in stage_maps(graph, plan) if m not in keep)
 
 
