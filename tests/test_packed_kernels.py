@@ -451,7 +451,7 @@ def test_the_cost_model_prices_the_packed_kernels(m4_net):
 
 
 @pytest.mark.parametrize("board, conv, add", [("qemu-m4", "mcu_conv_dsp_a4w8_s8", "mcu_add_table_dsp_packed_s8"),
-                                               ("qemu-m55", "mcu_conv_mve_a4w8_s8", "mcu_add_mve_packed_s8")])
+                                               ("qemu-m55", "mcu_conv_mve_a4w8_s8", "mcu_add_table_mve_packed_s8")])
 def test_packed_pool_add_pad_lookup_patched_on_qemu(board, conv, add, tmp_path_factory, tmp_path):
     """The same stage patched on qemu-m4 and qemu-m55: the DSP (MVE) packed convolutions and add (through a crop;
     5 channels at 4 bits: pixel by pixel) next to the portable packed pooling, pad and lookup, bit-exact with the

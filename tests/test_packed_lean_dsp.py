@@ -178,18 +178,17 @@ def test_mnist_tight_with_the_lean_kernel_is_bit_exact_on_qemu_m4(mnist_tight, t
     assert np.array_equal(np.asarray(outs[0]).reshape(len(xs), -1), np.stack(ref).astype(np.asarray(outs[0]).dtype))
 
 
-# --- the table packed adds (mcu_add_table_packed_s8, mcu_add_table_dsp_packed_s8) and the MVE one --------------
+# --- the table packed adds (mcu_add_table_packed_s8, mcu_add_table_dsp_packed_s8, mcu_add_table_mve_packed_s8) -----
 
 ADD_MAIN = harness.HERE / "packed_add_main.c"
-ADD_CASES = 270  # 27 bit triples x 10 channel counts
-TABLE_CASES = 2 * 264  # the cases at left shift 20 (6 of the 270 are at 24), two table kernels each
+TABLE_CASES = 270  # 27 bit triples x 10 channel counts, per kernel
 
 
 def test_table_packed_adds_equal_the_portable_one_on_host_under_sanitizers(tmp_path):
     exe = harness.build_host([ADD_MAIN], tmp_path / "add", sanitize=True)
     res = subprocess.run([str(exe)], capture_output=True, text=True, check=False)
     assert res.returncode == 0, harness.failures(res.stdout) + res.stderr[-3000:]
-    assert f"MCU PACKED TABLE ADD CASES {TABLE_CASES} failed 0" in res.stdout, res.stdout[-2000:]
+    assert f"MCU PACKED TABLE ADD CASES {2 * TABLE_CASES} failed 0" in res.stdout, res.stdout[-2000:]
 
 
 def test_table_packed_adds_equal_the_portable_one_on_qemu_m4(tmp_path):
@@ -200,19 +199,19 @@ def test_table_packed_adds_equal_the_portable_one_on_qemu_m4(tmp_path):
     board = get_board("qemu-m4")
     run = run_qemu(harness.build_firmware(board, [ADD_MAIN], tmp_path / "m4"), board, timeout=120)
     assert run.status == 0, harness.failures(run.log)
-    assert f"MCU PACKED TABLE ADD CASES {TABLE_CASES} failed 0" in run.log, harness.failures(run.log)
+    assert f"MCU PACKED TABLE ADD CASES {2 * TABLE_CASES} failed 0" in run.log, harness.failures(run.log)
 
 
-def test_mve_packed_add_equals_the_portable_one_on_qemu_m55(tmp_path):
-    """mcu_add_mve_packed_s8 (packed_kernels.ADD_MVE: MVE unpack, mcu_add_mve_s8, MVE pack) on the same cases,
-    and the table adds built for the M55."""
+def test_table_packed_adds_equal_the_portable_one_on_qemu_m55(tmp_path):
+    """mcu_add_table_mve_packed_s8 (packed_kernels.ADD_TABLE_MVE: MVE unpack, gathered terms, MVE pack) on the same
+    cases, next to the two scalar table adds built for the M55."""
     _need_arm_tools()
     from mcucompile.boards import get_board
     from mcucompile.targets.firmware import run_qemu
 
     board = get_board("qemu-m55")
-    elf = harness.build_firmware(board, [ADD_MAIN], tmp_path / "m55", extra_flags=("-DPA_KERNEL=mcu_add_mve_packed_s8",))
+    elf = harness.build_firmware(board, [ADD_MAIN], tmp_path / "m55",
+                                 extra_flags=("-DPA_TABLE_KERNEL=mcu_add_table_mve_packed_s8",))
     run = run_qemu(elf, board, timeout=120)
     assert run.status == 0, harness.failures(run.log)
-    assert f"MCU PACKED ADD CASES {ADD_CASES} failed 0" in run.log, harness.failures(run.log)
-    assert f"MCU PACKED TABLE ADD CASES {TABLE_CASES} failed 0" in run.log, harness.failures(run.log)
+    assert f"MCU PACKED TABLE ADD CASES {3 * TABLE_CASES} failed 0" in run.log, harness.failures(run.log)

@@ -743,16 +743,6 @@ def _add_runs(node, graph, g):
 ADD_RUN = 128
 
 
-#: the MVE packed add (``mcu_packed_add_fast`` in mcunn_packed_support.h: per run two MVE unpacks, mcu_add_mve_s8,
-#: an MVE pack); on qemu-m55 it runs MobileNetV2's a8 + a8 -> a4 add in 1,503,250 instructions, the table add
-#: (ADD_TABLE_DSP) in 1,587,030 (tight budget, input by patch), so the M55 keeps it
-ADD_MVE = Kernel("add_packed_mve.c.j2", _add_access, KernelCost(
-    ("calls", "outputs", "runs"), {"calls": 150.0, "outputs": 15.0, "runs": 90.0}, _add_runs,
-    note="set by hand from MobileNetV2's a4 + a4 -> a4 add on qemu-m55 (moderate budget, input whole, 2x2 patches: "
-         "782,280 instructions, 18.9 per output of the whole map), not fitted"),
-    fast=True, header="mcunn_packed_mve.h", packed=True)
-
-
 def _add_table_access(args: KernelArgs):
     """mcu_add_table_packed_s8: as the packed add, plus its two term tables (2^bits int32 entries each)."""
     access, contract = _add_access(args)
@@ -761,33 +751,35 @@ def _add_table_access(args: KernelArgs):
                      read(args.array("terms2"), 4 << b2, "input 2 terms")], contract
 
 
-def _table_add(template: str, per_output: float, note: str) -> Kernel:
+def _table_add(template: str, per_output: float, note: str, header: str = "mcunn_packed.h") -> Kernel:
     """A table packed add (``mcu_packed_add_table`` in mcunn_packed_support.h: per run two unpacks, per value two
     table loads and the output's requantization, a pack)."""
     return Kernel(template, _add_table_access, KernelCost(
         ("calls", "outputs", "runs"), {"calls": 150.0, "outputs": per_output, "runs": 90.0}, _add_runs, note=note),
-        fast=True, header="mcunn_packed.h", packed=True)
+        fast=True, header=header, packed=True)
 
 
 ADD_TABLE_DSP = _table_add("add_packed_table_dsp.c.j2", 27.0,
                            "set by hand from MobileNetV2's a8 + a8 -> a4 add on qemu-m4 (tight budget, input by patch, "
                            "6x6 patches: 5,210,040 instructions with the SIMD32 add at 61 per output, 3,514,480 with "
                            "this one; its loop is 15 instructions per value), not fitted")
+ADD_TABLE_MVE = _table_add("add_packed_table_mve.c.j2", 14.0,
+                           "set by hand from MobileNetV2's a8 + a8 -> a4 add on qemu-m55 (tight budget, input by patch, "
+                           "6x6 patches: 1,503,250 instructions with the MVE add of int8 runs at 15 per output, "
+                           "1,248,843 with this one), not fitted", "mcunn_packed_mve.h")
 ADD_TABLE = _table_add("add_packed_table.c.j2", 40.0, "set by hand from the loop (two loads and mcu_requantize per "
                        "value, an unpack and a pack), not measured")
 
 
 def add_call(ctx: dict, bits: tuple[int, int, int], terms: tuple[np.ndarray, np.ndarray],
              target: KernelTarget | None = None):
-    """The packed add call: ``bits`` of input 1, input 2 and the output. On a core with MVE the Helium add
-    (``mcu_add_mve_packed_s8``: runs unpacked into int8 with MVE, ``mcu_add_mve_s8``, packed at the store); else
-    from ``terms``, each input's rescaled values (``elementwise.add_terms``: 2^bits int32 each, in flash), so the
-    device requantizes only the sum: with the DSP extension as one SMLAL (``mcu_add_table_dsp_packed_s8``), else in
-    portable C (``mcu_add_table_packed_s8``)."""
-    ctx.update(bits=bits)
+    """The packed add call: ``bits`` of input 1, input 2 and the output; ``terms`` each input's rescaled values
+    (``elementwise.add_terms``: 2^bits int32 each, in flash), so the device requantizes only the sum: on a core with
+    MVE 4 values per step with gathered terms (``mcu_add_table_mve_packed_s8``), else with the DSP extension as one
+    SMLAL per value (``mcu_add_table_dsp_packed_s8``), else in portable C (``mcu_add_table_packed_s8``)."""
+    ctx.update(bits=bits, terms1=np.asarray(terms[0], np.int32), terms2=np.asarray(terms[1], np.int32))
     if target is not None and target.mve_problem() is None:
-        return ADD_MVE.call(ctx)
-    ctx.update(terms1=np.asarray(terms[0], np.int32), terms2=np.asarray(terms[1], np.int32))
+        return ADD_TABLE_MVE.call(ctx)
     why = "no kernel target given" if target is None else _dsp_why(target)
     if why is None:
         return ADD_TABLE_DSP.call(ctx)

@@ -3,7 +3,7 @@
  * @brief MVE (Helium, Cortex-M55) versions of the packed-activation convolutions of mcunn_packed.h: packed 4- / 2-bit
  *        (or int8) inputs, int8 per-channel weights, packed 4- / 2-bit (or int8) outputs; the same result as the
  *        portable mcu_conv_a<b>w8_s8() / mcu_dwconv_a<b>w8_s8() byte for byte (layout and arithmetic in
- *        mcunn_packed.h); and of its elementwise add (mcu_add_mve_packed_s8(), as mcu_add_packed_s8()).
+ *        mcunn_packed.h); and of its elementwise add (mcu_add_table_mve_packed_s8(), as mcu_add_table_packed_s8()).
  *
  * Declared and defined only with integer MVE (`__ARM_FEATURE_MVE & 1`); elsewhere mcunn_packed_mve.c compiles to
  * nothing. Sub-byte values are unpacked at the load stage into int8 lanes (VLDRB.U16 / VLDRB.U32 + VSHL / VSLI +
@@ -14,6 +14,7 @@
 #ifndef MCUNN_PACKED_MVE_H
 #define MCUNN_PACKED_MVE_H
 
+#include "mcunn_packed.h"
 #include "mcunn_types.h"
 
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
@@ -124,17 +125,15 @@ mcu_status mcu_dwconv_mve_a8w8_s8(const mcu_context *ctx, const mcu_dw_conv_para
                                   const int8_t *filter, const mcu_dims *bias_dims, const int32_t *bias,
                                   const mcu_dims *output_dims, uint8_t *output);
 
-/**
- * @brief mcu_add_packed_s8() with MVE: runs of up to 128 values (whole pixels when no operand's pixel has padding
- *        bits, else one pixel at a time) unpacked into int8 on the stack (VLDRB + VSHL / VSLI + VSHR.S8), added by
- *        mcu_add_mve_s8() with the clamp intersected with output_bits' range, packed (VSLI) at the store. Same
- *        result and arguments as mcu_add_packed_s8() (a left_shift outside [0, 23] runs it); no scratch (ctx not
- *        read). In place is allowed as for mcu_add_packed_s8().
- */
-mcu_status mcu_add_mve_packed_s8(const mcu_context *ctx, const mcu_add_params *add_params, int32_t input1_bits,
-                                 int32_t input2_bits, int32_t output_bits, const mcu_dims *input1_dims,
-                                 const uint8_t *input1, const mcu_dims *input2_dims, const uint8_t *input2,
-                                 const mcu_dims *output_dims, uint8_t *output);
+/** @brief mcu_add_table_packed_s8() with MVE: the runs unpacked (VLDRB + VSHL / VSLI + VSHR.S8) and packed (VSLI)
+ *         with MVE, 4 values per step with both terms gathered (VLDRW gather) and the sum requantized on int32 lanes
+ *         (mcu_add_mve_s8()'s output stage). Same result and arguments as mcu_add_table_packed_s8(); no scratch
+ *         (ctx not read). */
+mcu_status mcu_add_table_mve_packed_s8(const mcu_context *ctx, const mcu_add_table_params *add_params,
+                                       int32_t input1_bits, int32_t input2_bits, int32_t output_bits,
+                                       const mcu_dims *input1_dims, const uint8_t *input1,
+                                       const mcu_dims *input2_dims, const uint8_t *input2,
+                                       const mcu_dims *output_dims, uint8_t *output);
 
 #ifdef __cplusplus
 }

@@ -83,10 +83,6 @@ static inline void mcu_packed_store(const int8_t *vals, int32_t n, int32_t bits,
 typedef void (*mcu_packed_unpack_fn)(int8_t *dst, const uint8_t *src, int32_t n, int32_t bits);
 /** n int8 values (in the `bits` range) packed at dst, padding bits 0 (bits 8: a copy). */
 typedef void (*mcu_packed_pack_fn)(const int8_t *src, int32_t n, int32_t bits, uint8_t *dst);
-/** An int8 add without broadcasting: mcu_add_s8()'s arguments and result (mcu_add_dsp_s8(), mcu_add_mve_s8()). */
-typedef mcu_status (*mcu_add_s8_fn)(const mcu_context *ctx, const mcu_add_params *add_params,
-                                    const mcu_dims *input1_dims, const int8_t *input1, const mcu_dims *input2_dims,
-                                    const int8_t *input2, const mcu_dims *output_dims, int8_t *output);
 
 /** mcu_packed_unpack_fn in plain C: a byte at a time, each field sign-extended with two shifts. */
 static inline void mcu_packed_unpack_run(int8_t *dst, const uint8_t *src, int32_t n, int32_t bits)
@@ -147,13 +143,18 @@ typedef void (*mcu_packed_add_table_run_fn)(const mcu_add_table_params *p, const
                                             const int8_t *a, const int8_t *b, int8_t *y, int32_t n, int32_t lo,
                                             int32_t hi);
 
-/** The table adds (mcu_add_table_packed_s8(), mcu_add_table_dsp_packed_s8()): arguments checked, then runs as in
- *  mcu_packed_add_fast() (unpack, `run`, pack), with no fallback: the terms hold the inputs' rescaling. */
+/** The table adds (mcu_add_table_packed_s8(), mcu_add_table_dsp_packed_s8(), mcu_add_table_mve_packed_s8()):
+ *  arguments checked, then runs of up to MCU_PACKED_ADD_RUN values (whole pixels when no operand's pixel has
+ *  padding bits, i.e. C * bits a multiple of 8 for all three, else one pixel at a time) unpacked into int8 on the
+ *  stack (`unpack`), added by `run` with the clamp narrowed to the output width's range and stored by `pack`. In
+ *  place (the output on an input of the same bits) is safe: a run's bytes are stored after its values are read,
+ *  and later runs lie past them. No fallback: the terms hold the inputs' rescaling. Inlined, each caller gets its
+ *  own copy with its three functions called directly. */
 static inline __attribute__((always_inline)) mcu_status
 mcu_packed_add_table(const mcu_add_table_params *p, int32_t input1_bits, int32_t input2_bits, int32_t output_bits,
                      const mcu_dims *input1_dims, const uint8_t *input1, const mcu_dims *input2_dims,
                      const uint8_t *input2, const mcu_dims *output_dims, uint8_t *output,
-                     mcu_packed_add_table_run_fn run)
+                     mcu_packed_unpack_fn unpack, mcu_packed_add_table_run_fn run, mcu_packed_pack_fn pack)
 {
     const mcu_dims *o = output_dims;
     if (p == NULL || p->input1_terms == NULL || p->input2_terms == NULL ||
@@ -176,59 +177,9 @@ mcu_packed_add_table(const mcu_add_table_params *p, int32_t input1_bits, int32_t
         for (int32_t i = 0; i < per_row; i += MCU_PACKED_ADD_RUN)
         {
             const int32_t n = per_row - i < MCU_PACKED_ADD_RUN ? per_row - i : MCU_PACKED_ADD_RUN;
-            mcu_packed_unpack_run(a, r1 + i * input1_bits / 8, n, input1_bits);
-            mcu_packed_unpack_run(b, r2 + i * input2_bits / 8, n, input2_bits);
-            run(p, t1, t2, a, b, y, n, lo, hi);
-            mcu_packed_store(y, n, output_bits, ro + i * output_bits / 8);
-        }
-    }
-    return MCU_OK;
-}
-
-/**
- * The MVE packed add (mcu_add_mve_packed_s8()) with its three functions: the
- * arguments checked as mcu_add_packed_s8() would (MCU_ARG_ERROR), a left_shift outside [0, 23] run by it ((x +
- * offset) << left_shift could leave int32), else runs of up to MCU_PACKED_ADD_RUN values, whole pixels when no
- * operand's pixel has padding bits (C * bits a multiple of 8 for all three), else one pixel at a time, unpacked
- * into int8 on the stack (`unpack`), added by `add` with the clamp narrowed to the output width's range, stored
- * by `pack`. In place (the output on an input of the same bits) is safe: a run's bytes are stored after its
- * values are read, and later runs lie past them. Inlined, each caller gets its own copy with its three functions
- * called directly.
- */
-static inline mcu_status mcu_packed_add_fast(const mcu_context *ctx, const mcu_add_params *p, int32_t input1_bits,
-                                             int32_t input2_bits, int32_t output_bits, const mcu_dims *input1_dims,
-                                             const uint8_t *input1, const mcu_dims *input2_dims,
-                                             const uint8_t *input2, const mcu_dims *output_dims, uint8_t *output,
-                                             mcu_packed_unpack_fn unpack, mcu_add_s8_fn add, mcu_packed_pack_fn pack)
-{
-    const mcu_dims *o = output_dims;
-    if (!mcu_packed_add_args_ok(input1_bits, input2_bits, output_bits, input1_dims, input2_dims, output_dims))
-    {
-        return MCU_ARG_ERROR;
-    }
-    if (p->left_shift < 0 || p->left_shift > 23)
-    {
-        return mcu_add_packed_s8(ctx, p, input1_bits, input2_bits, output_bits, input1_dims, input1, input2_dims,
-                                 input2, output_dims, output);
-    }
-    mcu_add_params q = *p;
-    mcu_packed_range(output_bits, p->activation.min, p->activation.max, &q.activation.min, &q.activation.max);
-    const int32_t ch = o->c, pixels = o->n * o->h * o->w;
-    const int32_t px1 = (ch * input1_bits + 7) / 8, px2 = (ch * input2_bits + 7) / 8, pxo = (ch * output_bits + 7) / 8;
-    const int flat = (ch * input1_bits) % 8 == 0 && (ch * input2_bits) % 8 == 0 && (ch * output_bits) % 8 == 0;
-    const int32_t rows = flat ? 1 : pixels, per_row = flat ? pixels * ch : ch;
-    int8_t a[MCU_PACKED_ADD_RUN], b[MCU_PACKED_ADD_RUN], y[MCU_PACKED_ADD_RUN];
-    for (int32_t r = 0; r < rows; r++)
-    {
-        const uint8_t *r1 = input1 + r * px1, *r2 = input2 + r * px2;
-        uint8_t *ro = output + r * pxo;
-        for (int32_t i = 0; i < per_row; i += MCU_PACKED_ADD_RUN)
-        {
-            const int32_t n = per_row - i < MCU_PACKED_ADD_RUN ? per_row - i : MCU_PACKED_ADD_RUN;
-            const mcu_dims run = {1, 1, 1, n};
             unpack(a, r1 + i * input1_bits / 8, n, input1_bits);
             unpack(b, r2 + i * input2_bits / 8, n, input2_bits);
-            (void)add(NULL, &q, &run, a, &run, b, &run, y);
+            run(p, t1, t2, a, b, y, n, lo, hi);
             pack(y, n, output_bits, ro + i * output_bits / 8);
         }
     }

@@ -300,7 +300,7 @@ mcu_status mcu_add_table_packed_s8(const mcu_context *ctx, const mcu_add_table_p
 {
     (void)ctx;
     return mcu_packed_add_table(p, input1_bits, input2_bits, output_bits, input1_dims, input1, input2_dims, input2,
-                                output_dims, output, add_table_run);
+                                output_dims, output, mcu_packed_unpack_run, add_table_run, mcu_packed_store);
 }
 
 mcu_status mcu_pad_packed_s8(const mcu_context *ctx, const mcu_pad_params *pad_params, int32_t bits,

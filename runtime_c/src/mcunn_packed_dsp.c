@@ -1165,7 +1165,7 @@ mcu_status mcu_add_table_dsp_packed_s8(const mcu_context *ctx, const mcu_add_tab
 {
     (void)ctx;
     return mcu_packed_add_table(p, input1_bits, input2_bits, output_bits, input1_dims, input1, input2_dims, input2,
-                                output_dims, output, pk_add_table_run);
+                                output_dims, output, mcu_packed_unpack_run, pk_add_table_run, mcu_packed_store);
 }
 
 MCU_PACKED_CONV_ENTRY(mcu_conv_dsp_a4w8_s8, conv_dsp_packed, 4)

@@ -1648,10 +1648,9 @@ static mcu_status dwconv_mve_packed(int32_t in_bits, const mcu_context *ctx, con
 }
 
 /* ---------------------------------------------------------------------------------------------------------
- * Elementwise add on packed maps (mcu_packed_add_fast() in mcunn_packed_support.h): runs of up to
- * MCU_PACKED_ADD_RUN values unpacked into int8 on the stack with the conv kernels' unpacking, added by
- * mcu_add_mve_s8() (4 int32 lanes per step) with the clamp intersected with the output width's range, packed
- * (VSLI) at the store.
+ * Elementwise add on packed maps from per-input terms (mcu_packed_add_table() in mcunn_packed_support.h): runs
+ * of up to MCU_PACKED_ADD_RUN values unpacked into int8 on the stack with the conv kernels' unpacking, both terms
+ * of 4 values gathered per step and their sum requantized on int32 lanes, packed (VSLI) at the store.
  * ------------------------------------------------------------------------------------------------------ */
 
 /* mcu_packed_unpack_fn */
@@ -1673,13 +1672,45 @@ static void pm_add_pack(const int8_t *src, int32_t n, int32_t bits, uint8_t *dst
     }
 }
 
-mcu_status mcu_add_mve_packed_s8(const mcu_context *ctx, const mcu_add_params *p, int32_t input1_bits,
-                                 int32_t input2_bits, int32_t output_bits, const mcu_dims *input1_dims,
-                                 const uint8_t *input1, const mcu_dims *input2_dims, const uint8_t *input2,
-                                 const mcu_dims *output_dims, uint8_t *output)
+/* The table add's run (mcu_packed_add_table_run_fn) on 4 int32 lanes per step: the values widened (VLDRB.S32)
+ * and offset to table indices, both terms gathered (VLDRW gather, shifted offsets), summed, requantized, offset and
+ * clamped (mcu_mve_output()), narrowed at the store; an output shift the vector requantization cannot take
+ * (single rounding with a shift >= 0) per value in C. */
+static void pm_add_table_run(const mcu_add_table_params *p, const int32_t *t1, const int32_t *t2, const int8_t *a,
+                             const int8_t *b, int8_t *y, int32_t n, int32_t lo, int32_t hi)
 {
-    return mcu_packed_add_fast(ctx, p, input1_bits, input2_bits, output_bits, input1_dims, input1, input2_dims, input2,
-                               output_dims, output, pm_add_unpack, mcu_add_mve_s8, pm_add_pack);
+    if (!mcu_mve_requant_vector_ok(&p->output_shift, 1))
+    {
+        for (int32_t k = 0; k < n; k++)
+        {
+            const int32_t v = mcu_requantize(t1[a[k]] + t2[b[k]], p->output_mult, p->output_shift) + p->output_offset;
+            y[k] = (int8_t)MCU_CLAMP(v, lo, hi);
+        }
+        return;
+    }
+    /* t1, t2 point at the entry of value 0: the gathers take unsigned offsets from the tables' first entries */
+    const int32_t bias1 = (int32_t)(t1 - p->input1_terms), bias2 = (int32_t)(t2 - p->input2_terms);
+    const int32x4_t mo = vdupq_n_s32(p->output_mult), so = vdupq_n_s32(p->output_shift);
+    const int32_t off = p->output_offset;
+    for (int32_t k = 0; k < n; k += 4)
+    {
+        const mve_pred16_t pred = vctp32q((uint32_t)(n - k));
+        const uint32x4_t i1 = vreinterpretq_u32_s32(vaddq_n_s32(vldrbq_z_s32(a + k, pred), bias1));
+        const uint32x4_t i2 = vreinterpretq_u32_s32(vaddq_n_s32(vldrbq_z_s32(b + k, pred), bias2));
+        const int32x4_t sum = vaddq_s32(vldrwq_gather_shifted_offset_z_s32(p->input1_terms, i1, pred),
+                                        vldrwq_gather_shifted_offset_z_s32(p->input2_terms, i2, pred));
+        vstrbq_p_s32(y + k, mcu_mve_output(sum, mo, so, off, lo, hi), pred);
+    }
+}
+
+mcu_status mcu_add_table_mve_packed_s8(const mcu_context *ctx, const mcu_add_table_params *p, int32_t input1_bits,
+                                       int32_t input2_bits, int32_t output_bits, const mcu_dims *input1_dims,
+                                       const uint8_t *input1, const mcu_dims *input2_dims, const uint8_t *input2,
+                                       const mcu_dims *output_dims, uint8_t *output)
+{
+    (void)ctx;
+    return mcu_packed_add_table(p, input1_bits, input2_bits, output_bits, input1_dims, input1, input2_dims, input2,
+                                output_dims, output, pm_add_unpack, pm_add_table_run, pm_add_pack);
 }
 
 MCU_PACKED_CONV_ENTRY(mcu_conv_mve_a4w8_s8, conv_mve_packed, 4)

@@ -1,13 +1,12 @@
-/* The table packed adds mcu_add_table_packed_s8() and mcu_add_table_dsp_packed_s8() (with PA_KERNEL, e.g.
- * -DPA_KERNEL=mcu_add_mve_packed_s8 on an MVE core, that one too) against mcu_add_packed_s8() (the portable packed
- * add, which rescales each input on the device; the table add is bit-exact with the simulator in
- * tests/test_packed_kernels.py) on random maps: every (input 1,
- * input 2, output) bit triple of {8, 4, 2}, channel counts on and off the values per byte (the flat path and the
- * pixel-by-pixel one), runs past 128 values, random offsets, multipliers, shifts (left_shift 20, and for PA_KERNEL
- * also 24: its portable fallback; output shifts -1 to -22: both table loops) and clamps, out of place and in place
- * (the output on input 1 when their bits agree). The tables hold what mcu_add_packed_s8() computes per input value.
- * Every output byte compared, padding bits included. Ends with "MCU PACKED TABLE ADD CASES <n> failed <f>" (two
- * table kernels per case), with PA_KERNEL "MCU PACKED ADD CASES <n> failed <f>", and "MCU END <failures>". */
+/* The table packed adds mcu_add_table_packed_s8() and mcu_add_table_dsp_packed_s8() (with PA_TABLE_KERNEL, e.g.
+ * -DPA_TABLE_KERNEL=mcu_add_table_mve_packed_s8 on an MVE core, that one too) against mcu_add_packed_s8() (the
+ * portable packed add, which rescales each input on the device; the table add is bit-exact with the simulator in
+ * tests/test_packed_kernels.py) on random maps: every (input 1, input 2, output) bit triple of {8, 4, 2}, channel
+ * counts on and off the values per byte (the flat path and the pixel-by-pixel one), runs past 128 values, random
+ * offsets, multipliers, output shifts (-1 and -14 to -22: every requantization path) and clamps, out of place and
+ * in place (the output on input 1 when their bits agree). The tables hold what mcu_add_packed_s8() computes per
+ * input value. Every output byte compared, padding bits included. Ends with "MCU PACKED TABLE ADD CASES <n> failed
+ * <f>" (one count per kernel and case) and "MCU END <failures>". */
 #include <stdint.h>
 #include <string.h>
 
@@ -52,28 +51,11 @@ static void fill(uint8_t *m, int32_t pixels, int32_t c, int32_t bits)
     }
 }
 
-typedef mcu_status (*add_fn)(const mcu_context *, const mcu_add_params *, int32_t, int32_t, int32_t,
-                             const mcu_dims *, const uint8_t *, const mcu_dims *, const uint8_t *, const mcu_dims *,
-                             uint8_t *);
 typedef mcu_status (*table_fn)(const mcu_context *, const mcu_add_table_params *, int32_t, int32_t, int32_t,
                                const mcu_dims *, const uint8_t *, const mcu_dims *, const uint8_t *,
                                const mcu_dims *, uint8_t *);
 
-/* One kernel on in1, in2 (in place: on a copy of in1 in got) against ref: 1 when status and bytes agree. */
-#ifdef PA_KERNEL
-static int run_case(add_fn f, const mcu_add_params *p, int32_t b1, int32_t b2, int32_t bo, const mcu_dims *d,
-                    int32_t n_out, mcu_status s_ref, int in_place)
-{
-    memset(got, 0xA5, sizeof(got));
-    if (in_place)
-    {
-        memcpy(got, in1, (size_t)(d->w * pixel_bytes(d->c, b1)));
-    }
-    const mcu_status s = f(NULL, p, b1, b2, bo, d, in_place ? got : in1, d, in2, d, got);
-    return s_ref == MCU_OK && s == MCU_OK && memcmp(ref, got, (size_t)n_out) == 0;
-}
-#endif
-
+/* One table kernel on in1, in2 (in place: on a copy of in1 in got) against ref: 1 when status and bytes agree. */
 static int run_table(table_fn f, const mcu_add_table_params *p, int32_t b1, int32_t b2, int32_t bo,
                      const mcu_dims *d, int32_t n_out, mcu_status s_ref, int in_place)
 {
@@ -109,7 +91,7 @@ int main(void)
 #endif
     static const int32_t channels[] = {1, 3, 4, 5, 8, 13, 16, 24, 40, 130};
     const int32_t bits[3] = {8, 4, 2};
-    int32_t cases = 0, failed = 0, table_cases = 0, table_failed = 0;
+    int32_t failed = 0, table_cases = 0, table_failed = 0;
     for (int32_t t = 0; t < 27; t++)
     {
         const int32_t b1 = bits[t % 3], b2 = bits[t / 3 % 3], bo = bits[t / 9];
@@ -127,8 +109,8 @@ int main(void)
             p.input2_shift = -rnd_in(0, 3);
             p.output_mult = (int32_t)(0x40000000u + (rnd() % 0x3FFFFFFFu));
             p.output_shift = -rnd_in(20 - (8 - bo), 22 - (8 - bo));
-            p.left_shift = (ci == 4 && t % 5 == 0) ? 24 : 20;
-            if (p.left_shift == 20 && (t + ci) % 4 == 0)
+            p.left_shift = 20;
+            if ((t + ci) % 4 == 0)
             {
                 p.output_shift = -1; /* the outputs mostly saturate: the clamps are compared */
             }
@@ -142,18 +124,6 @@ int main(void)
             memset(got, 0xA5, sizeof(got));
             const mcu_status s_ref = mcu_add_packed_s8(NULL, &p, b1, b2, bo, &d, in1, &d, in2, &d, ref);
             const int in_place = b1 == bo && (t + ci) % 3 == 0;
-#ifdef PA_KERNEL
-            if (!run_case(PA_KERNEL, &p, b1, b2, bo, &d, n_out, s_ref, in_place))
-            {
-                report("FAIL add a", b1, b2, bo, c, in_place);
-                failed++;
-            }
-            cases++;
-#endif
-            if (p.left_shift != 20)
-            {
-                continue;
-            }
             /* the terms mcu_add_packed_s8() computes for each input value, then the output shift in the
              * SMLAL loop's range (<= -2) or, one case in four, -1 (the general one) */
             for (int32_t x = -q1; x < q1; x++)
@@ -177,13 +147,16 @@ int main(void)
                 table_failed++;
             }
             table_cases += 2;
+#ifdef PA_TABLE_KERNEL
+            if (!run_table(PA_TABLE_KERNEL, &tp, b1, b2, bo, &d, n_out, s_ref, in_place))
+            {
+                report("FAIL mve table add a", b1, b2, bo, c, in_place);
+                table_failed++;
+            }
+            table_cases++;
+#endif
         }
     }
-#ifdef PA_KERNEL
-    kt_print_summary("PACKED ADD CASES", cases, failed);
-#else
-    (void)cases;
-#endif
     kt_print_summary("PACKED TABLE ADD CASES", table_cases, table_failed);
     failed += table_failed;
 #ifdef KT_HOST
