@@ -198,8 +198,8 @@ int32_t mcu_dwconv_dsp_get_buffer_size_packed(const mcu_dims *input_dims, int32_
 
 /**
  * @brief Depthwise convolution, channel multiplier 1, up to 64 taps, on a packed 4-bit input, SIMD32: per 4
- *        channels and pair of taps, both taps' halfwords in one word, unpacked once (EOR to offset binary, mask /
- *        shift, UXTB16) into the (tap a, tap b) lane pairs of each channel, one SMLAD per channel and tap pair; the
+ *        channels and pair of taps, both taps' halfwords in one word, unpacked once (EOR to offset binary, one AND
+ *        of the shifted word per channel) into the (tap a, tap b) lane pairs, one SMLAD per channel and tap pair; the
  *        input offset is in the bias (folded at compile time). Taps outside the input read a pixel of zero points
  *        in the scratch. A sub-byte output clamped to its whole range is packed in registers (SSAT, BFI). Same
  *        result as mcu_dwconv_a4w8_s8().

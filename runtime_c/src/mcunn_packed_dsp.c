@@ -740,10 +740,10 @@ static mcu_status conv_lean_dsp_packed(int32_t in_bits, const mcu_context *ctx, 
  * combined into one word first, tap a in the low halfword and tap b in the high one, so that every unpacking
  * instruction serves both taps and its lanes come out as the (tap a, tap b) pairs SMLAD multiplies with the
  * "tap pairs" weights, no PKHBT / PKHTB: 4 bits: LDRH each, ORR, EOR 0x88888888 (two's complement -> offset
- * binary x + 8, which the folded bias accounts for), AND 0x0F0F0F0F keeps fields 0, 2 in bytes (a0, a2, b0,
- * b2), LSR 4 + AND fields 1, 3, and UXTB16 / UXTB16 ror 8 give (a0, b0), (a2, b2), (a1, b1), (a3, b3): 24
- * instructions for 8 MACs (31 before). 2 bits: LDRB each, ORR, EOR 0x00AA00AA, then AND 0x00030003 on the
- * word shifted by 0, 2, 4, 6 gives (a_k, b_k) directly: 24. int8: mcu_dwconv_dsp_s8()'s loop, 19. */
+ * binary x + 8, which the folded bias accounts for), then one AND of the word shifted by 0, 4, 8, 12 with the
+ * mask 0x000F000F held in a register (Thumb-2's shifted operand) gives (a_k, b_k) directly: 21 instructions
+ * for 8 MACs (24 with a shift and a mask each, 31 before). 2 bits: LDRB each, ORR, EOR 0x00AA00AA, the AND of
+ * the word shifted by 0, 2, 4, 6 with 0x00030003: 21. int8: mcu_dwconv_dsp_s8()'s loop, 19. */
 #define PK_DW_PAIRS_A4_ASM                                                                                      \
     __asm__ volatile("1:\n\t"                                                                                 \
                      "ldrd %[p0], %[p1], [%[tp]], #8\n\t"                                                     \
@@ -751,28 +751,25 @@ static mcu_status conv_lean_dsp_packed(int32_t in_bits, const mcu_context *ctx, 
                      "ldrh %[p1], [%[p1], %[cb]]\n\t"                                                         \
                      "orr %[p0], %[p0], %[p1], lsl #16\n\t"                                                   \
                      "eor %[p0], %[p0], #0x88888888\n\t"                                                      \
-                     "and %[p1], %[p0], #0x0F0F0F0F\n\t"              /* (a0, a2, b0, b2) */                  \
-                     "lsr %[p0], %[p0], #4\n\t"                                                                \
-                     "and %[p0], %[p0], #0x0F0F0F0F\n\t"              /* (a1, a3, b1, b3) */                  \
                      "ldr %[u], [%[w]], #4\n\t"                                                                \
-                     "uxtb16 %[t], %[p1]\n\t"                                                                  \
+                     "and %[p1], %[m], %[p0]\n\t"                     /* (a0, b0) */                          \
                      "sxtb16 %[v], %[u]\n\t"                                                                   \
-                     "smlad %[a0], %[t], %[v], %[a0]\n\t"                                                      \
-                     "uxtb16 %[t], %[p0]\n\t"                                                                  \
+                     "smlad %[a0], %[p1], %[v], %[a0]\n\t"                                                     \
+                     "and %[p1], %[m], %[p0], lsr #4\n\t"             /* (a1, b1) */                          \
                      "sxtb16 %[v], %[u], ror #8\n\t"                                                           \
-                     "smlad %[a1], %[t], %[v], %[a1]\n\t"                                                      \
+                     "smlad %[a1], %[p1], %[v], %[a1]\n\t"                                                     \
                      "ldr %[u], [%[w]], #4\n\t"                                                                \
-                     "uxtb16 %[t], %[p1], ror #8\n\t"                                                          \
+                     "and %[p1], %[m], %[p0], lsr #8\n\t"             /* (a2, b2) */                          \
                      "sxtb16 %[v], %[u]\n\t"                                                                   \
-                     "smlad %[a2], %[t], %[v], %[a2]\n\t"                                                      \
-                     "uxtb16 %[t], %[p0], ror #8\n\t"                                                          \
+                     "smlad %[a2], %[p1], %[v], %[a2]\n\t"                                                     \
+                     "and %[p1], %[m], %[p0], lsr #12\n\t"            /* (a3, b3) */                          \
                      "sxtb16 %[v], %[u], ror #8\n\t"                                                           \
-                     "smlad %[a3], %[t], %[v], %[a3]\n\t"                                                      \
+                     "smlad %[a3], %[p1], %[v], %[a3]\n\t"                                                     \
                      "subs %[n], %[n], #1\n\t"                                                                 \
                      "bne 1b\n\t"                                                                              \
                      : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [tp] "+r"(tp), [w] "+r"(w),  \
-                       [n] "+r"(pairs), [p0] "=&r"(p0), [p1] "=&r"(p1), [t] "=&r"(t), [u] "=&r"(u), [v] "=&r"(v) \
-                     : [cb] "r"(cb)                                                                            \
+                       [n] "+r"(pairs), [p0] "=&r"(p0), [p1] "=&r"(p1), [u] "=&r"(u), [v] "=&r"(v)              \
+                     : [cb] "r"(cb), [m] "r"(mask)                                                             \
                      : "cc", "memory")
 
 #define PK_DW_PAIRS_A2_ASM                                                                                      \
@@ -783,27 +780,24 @@ static mcu_status conv_lean_dsp_packed(int32_t in_bits, const mcu_context *ctx, 
                      "orr %[p0], %[p0], %[p1], lsl #16\n\t"                                                   \
                      "eor %[p0], %[p0], #0x00AA00AA\n\t"                                                      \
                      "ldr %[u], [%[w]], #4\n\t"                                                                \
-                     "and %[t], %[p0], #0x00030003\n\t"               /* (a0, b0) */                          \
+                     "and %[p1], %[m], %[p0]\n\t"                     /* (a0, b0) */                          \
                      "sxtb16 %[v], %[u]\n\t"                                                                   \
-                     "smlad %[a0], %[t], %[v], %[a0]\n\t"                                                      \
-                     "lsr %[p0], %[p0], #2\n\t"                                                                \
-                     "and %[t], %[p0], #0x00030003\n\t"               /* (a1, b1) */                          \
+                     "smlad %[a0], %[p1], %[v], %[a0]\n\t"                                                     \
+                     "and %[p1], %[m], %[p0], lsr #2\n\t"             /* (a1, b1) */                          \
                      "sxtb16 %[v], %[u], ror #8\n\t"                                                           \
-                     "smlad %[a1], %[t], %[v], %[a1]\n\t"                                                      \
+                     "smlad %[a1], %[p1], %[v], %[a1]\n\t"                                                     \
                      "ldr %[u], [%[w]], #4\n\t"                                                                \
-                     "lsr %[p0], %[p0], #2\n\t"                                                                \
-                     "and %[t], %[p0], #0x00030003\n\t"               /* (a2, b2) */                          \
+                     "and %[p1], %[m], %[p0], lsr #4\n\t"             /* (a2, b2) */                          \
                      "sxtb16 %[v], %[u]\n\t"                                                                   \
-                     "smlad %[a2], %[t], %[v], %[a2]\n\t"                                                      \
-                     "lsr %[p0], %[p0], #2\n\t"                                                                \
-                     "and %[t], %[p0], #0x00030003\n\t"               /* (a3, b3) */                          \
+                     "smlad %[a2], %[p1], %[v], %[a2]\n\t"                                                     \
+                     "and %[p1], %[m], %[p0], lsr #6\n\t"             /* (a3, b3) */                          \
                      "sxtb16 %[v], %[u], ror #8\n\t"                                                           \
-                     "smlad %[a3], %[t], %[v], %[a3]\n\t"                                                      \
+                     "smlad %[a3], %[p1], %[v], %[a3]\n\t"                                                     \
                      "subs %[n], %[n], #1\n\t"                                                                 \
                      "bne 1b\n\t"                                                                              \
                      : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [tp] "+r"(tp), [w] "+r"(w),  \
-                       [n] "+r"(pairs), [p0] "=&r"(p0), [p1] "=&r"(p1), [t] "=&r"(t), [u] "=&r"(u), [v] "=&r"(v) \
-                     : [cb] "r"(cb)                                                                            \
+                       [n] "+r"(pairs), [p0] "=&r"(p0), [p1] "=&r"(p1), [u] "=&r"(u), [v] "=&r"(v)              \
+                     : [cb] "r"(cb), [m] "r"(mask)                                                             \
                      : "cc", "memory")
 
 #define PK_DW_PAIRS_A8_ASM                                                                                      \
@@ -839,12 +833,21 @@ static mcu_status conv_lean_dsp_packed(int32_t in_bits, const mcu_context *ctx, 
  * bias, whose share for a tap outside cancels the zero-point pixel's product, as in mcu_dwconv_dsp_s8(). */
 static inline __attribute__((always_inline)) void pk_dw_group4(const uint8_t *const *taps, int32_t n_taps,
                                                                int32_t c, int32_t bits, const int8_t *w,
-                                                               int32_t *acc)
+                                                               const int32_t *bias, int32_t *acc)
 {
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    /* the accumulators start at the bias (of channels c..c+3) in registers, not through acc */
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    if (bias)
+    {
+        a0 = bias[0];
+        a1 = bias[1];
+        a2 = bias[2];
+        a3 = bias[3];
+    }
     int32_t pairs = n_taps >> 1;
     const uint8_t *const *tp = taps;
 #if MCU_DSP_ASM
+    const int32_t mask = bits == 4 ? 0x000F000F : 0x00030003; /* one field of each tap: both asm blocks' */
     if (pairs)
     {
         int32_t p0, p1, t, u, v;
@@ -881,7 +884,7 @@ static inline __attribute__((always_inline)) void pk_dw_group4(const uint8_t *co
     if (n_taps & 1)
     {
         /* the last tap alone: its 4 fields spread into the halfwords of two words, (x0, x2) and (x1, x3) as
-         * offset binary (int8: SXTB16 of the word), one SMLABB / SMLATT per channel; 14 instructions (int8 11) */
+         * offset binary (int8: SXTB16 of the word), one SMLABB / SMLATT per channel; 13 instructions (int8 11) */
         int32_t p0, t, u, v;
         if (bits == 4)
         {
@@ -889,11 +892,10 @@ static inline __attribute__((always_inline)) void pk_dw_group4(const uint8_t *co
                              "ldrh %[p0], [%[p0], %[cb]]\n\t"
                              "orr %[p0], %[p0], %[p0], lsl #8\n\t" /* x0 at bit 0, x2 at 16; x1 at 4, x3 at 20 */
                              "eor %[p0], %[p0], #0x00880088\n\t"
-                             "and %[t], %[p0], #0x000F000F\n\t"
-                             "lsr %[p0], %[p0], #4\n\t"
-                             "and %[p0], %[p0], #0x000F000F\n\t"
+                             "and %[t], %[m], %[p0]\n\t"
+                             "and %[p0], %[m], %[p0], lsr #4\n\t"
                              : [p0] "=&r"(p0), [t] "=&r"(t)
-                             : [tp] "r"(tp), [cb] "r"(c >> 1)
+                             : [tp] "r"(tp), [cb] "r"(c >> 1), [m] "r"(mask)
                              : "memory");
         }
         else if (bits == 2)
@@ -902,11 +904,10 @@ static inline __attribute__((always_inline)) void pk_dw_group4(const uint8_t *co
                              "ldrb %[p0], [%[p0], %[cb]]\n\t"
                              "orr %[p0], %[p0], %[p0], lsl #12\n\t" /* x0 at bit 0, x2 at 16; x1 at 2, x3 at 18 */
                              "eor %[p0], %[p0], #0x000A000A\n\t"
-                             "and %[t], %[p0], #0x00030003\n\t"
-                             "lsr %[p0], %[p0], #2\n\t"
-                             "and %[p0], %[p0], #0x00030003\n\t"
+                             "and %[t], %[m], %[p0]\n\t"
+                             "and %[p0], %[m], %[p0], lsr #2\n\t"
                              : [p0] "=&r"(p0), [t] "=&r"(t)
-                             : [tp] "r"(tp), [cb] "r"(c >> 2)
+                             : [tp] "r"(tp), [cb] "r"(c >> 2), [m] "r"(mask)
                              : "memory");
         }
         else
@@ -943,10 +944,10 @@ static inline __attribute__((always_inline)) void pk_dw_group4(const uint8_t *co
         a3 = mcu_smlatt(o, wo, a3);
     }
 #endif
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
+    acc[0] = a0; /* every second entry: the pixel pair interleaved as pk_store() reads it */
+    acc[2] = a1;
+    acc[4] = a2;
+    acc[6] = a3;
 }
 
 typedef struct
@@ -959,8 +960,9 @@ typedef struct
     int32_t bits, in_px, lane_bias; /* lanes hold x + lane_bias: 2^(bits-1) packed, 0 for int8 */
 } pk_dw;
 
-/* The n channels [c0, c0 + n) of one output pixel into acc[0 .. n), at `bits` (a constant in each copy: the
- * group loop unpacks without a branch, as mcu_dwconv_dsp_s8()'s dw_pixel_chunk()). */
+/* The n channels [c0, c0 + n) of one output pixel into acc[0], acc[2] .. acc[2 (n - 1)] (the pixel pair's
+ * interleaved accumulators, pk_store()'s order), at `bits` (a constant in each copy: the group loop unpacks
+ * without a branch, as mcu_dwconv_dsp_s8()'s dw_pixel_chunk()). */
 static inline __attribute__((always_inline)) void pk_dw_chunk_bits(const uint8_t *const *taps, int32_t n_taps,
                                                                    int32_t c0, int32_t n, int32_t c4,
                                                                    const int8_t *filter, const int32_t *bias,
@@ -971,15 +973,7 @@ static inline __attribute__((always_inline)) void pk_dw_chunk_bits(const uint8_t
     int32_t j = 0;
     for (; j < end4; j += 4, w += 4 * n_taps)
     {
-        if (bias)
-        {
-            memcpy(acc + j, bias + c0 + j, 4 * sizeof(int32_t));
-        }
-        else
-        {
-            memset(acc + j, 0, 4 * sizeof(int32_t));
-        }
-        pk_dw_group4(taps, n_taps, c0 + j, bits, w, acc + j);
+        pk_dw_group4(taps, n_taps, c0 + j, bits, w, bias ? bias + c0 + j : NULL, acc + 2 * j);
     }
     const int32_t lane_bias = bits == 8 ? 0 : 1 << (bits - 1);
     for (; j < n; j++)
@@ -992,7 +986,7 @@ static inline __attribute__((always_inline)) void pk_dw_chunk_bits(const uint8_t
         {
             a = mcu_add_wrap(a, (mcu_packed_get(taps[t], ch, bits) + lane_bias) * wt[t]);
         }
-        acc[j] = a;
+        acc[2 * j] = a;
     }
 }
 
@@ -1063,7 +1057,7 @@ static mcu_status dwconv_dsp_packed(int32_t in_bits, const mcu_context *ctx, con
     const int32_t ow = out->w, pixels = out->h * ow, c4 = c & ~3;
     const pk_dw_chunk_fn chunk = in_bits == 4 ? pk_dw_chunk_a4 : in_bits == 2 ? pk_dw_chunk_a2 : pk_dw_chunk_a8;
     const uint8_t *taps_a[MCU_DWCONV_DSP_MAX_TAPS], *taps_b[MCU_DWCONV_DSP_MAX_TAPS];
-    int32_t acc_a[PK_CHUNK], acc_b[PK_CHUNK], acc[2 * PK_CHUNK];
+    int32_t acc[2 * PK_CHUNK];
     for (int32_t b = 0; b < in->n; b++)
     {
         const uint8_t *in_b = input + b * in->h * in->w * d.in_px;
@@ -1076,13 +1070,8 @@ static mcu_status dwconv_dsp_packed(int32_t in_bits, const mcu_context *ctx, con
             for (int32_t c0 = 0; c0 < c; c0 += PK_CHUNK)
             {
                 const int32_t n = c - c0 < PK_CHUNK ? c - c0 : PK_CHUNK;
-                chunk(taps_a, n_taps, c0, n, c4, filter, bias, acc_a);
-                chunk(taps_b, n_taps, c0, n, c4, filter, bias, acc_b);
-                for (int32_t j = 0; j < n; j++)
-                {
-                    acc[2 * j] = acc_a[j];
-                    acc[2 * j + 1] = acc_b[j];
-                }
+                chunk(taps_a, n_taps, c0, n, c4, filter, bias, acc);
+                chunk(taps_b, n_taps, c0, n, c4, filter, bias, acc + 1);
                 pk_store(&o, acc, c0, n, o_a, o_b);
             }
         }
