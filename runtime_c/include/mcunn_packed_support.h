@@ -6,7 +6,6 @@
 #define MCUNN_PACKED_SUPPORT_H
 
 #include <stdint.h>
-
 #include <string.h>
 
 #include "mcunn_packed.h"
@@ -138,7 +137,7 @@ static inline int mcu_packed_add_args_ok(int32_t input1_bits, int32_t input2_bit
 }
 
 /** The table add of a run: y[k] = clamp(requantize(t1[a[k]] + t2[b[k]]) + output_offset, lo, hi), the tables
- *  biased so that a signed value indexes them (mcu_add_table_packed_s8()'s loop, one per requantization). */
+ *  biased so that a signed value indexes them (mcu_add_table_packed_s8()'s loop; one per core). */
 typedef void (*mcu_packed_add_table_run_fn)(const mcu_add_table_params *p, const int32_t *t1, const int32_t *t2,
                                             const int8_t *a, const int8_t *b, int8_t *y, int32_t n, int32_t lo,
                                             int32_t hi);
