@@ -95,10 +95,14 @@ int main(void)
         const pk_case *c = &pk_cases[i];
         for (int fast = 0; fast < 2; fast++)
         {
-            memset(out_buf, 0, (size_t)c->output_bytes);
-            const uint64_t n = pk_timed(run, c, fast, &status) - overhead;
-            const int equal = status == 0 && c->output_bytes <= PB_MAX_OUT &&
-                              memcmp(out_buf, c->expected, (size_t)c->output_bytes) == 0;
+            /* a case whose output does not fit out_buf is not run (it would write past it): reported unequal */
+            const int fits = c->output_bytes <= PB_MAX_OUT;
+            if (fits)
+            {
+                memset(out_buf, 0, (size_t)c->output_bytes);
+            }
+            const uint64_t n = fits ? pk_timed(run, c, fast, &status) - overhead : 0;
+            const int equal = fits && status == 0 && memcmp(out_buf, c->expected, (size_t)c->output_bytes) == 0;
             char line[96];
             char *p = kt_put_str(line, "MCU K ");
             p = kt_put_u64(p, (uint64_t)i);
