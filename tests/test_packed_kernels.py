@@ -103,6 +103,14 @@ def test_cases_cover_what_the_kernels_branch_on(cases):
         assert any(c.out_dims[3] > 32 for c in sat)
         assert any(not _sat_store(c) for c in fast_sub if c.out_bits == bits)
     assert any(not all(-23 <= s <= -2 for s in c.shift) for c in fast_sub)
+    # ... and the same register-packed output with some shifts in [-1, 2] (right 1, right 0 with left shifts:
+    # each channel branches on its shift), on both kernel kinds at both widths, outputs not all saturated
+    for bits in (4, 2):
+        for kind in ("conv", "dwconv"):
+            high = [c for c in fast_sub if c.out_bits == bits and c.kind == packed_cases.KIND[kind] and
+                    _sat_store(c, any_shift=True) and not _sat_store(c)]
+            assert {-1, 0, 1, 2} <= {int(s) for c in high for s in c.shift}, (bits, kind)
+            assert any(c.out_dims[3] % (8 // bits) for c in high), (bits, kind)
     # the gathered window (C_in % 4) of the SIMD32 conv at every input width; int8 rows as runs (dilation 1,
     # clipped at both edges) and tap by tap (dilated)
     gathered = [c for c in cases if c.has_fast and c.kind == packed_cases.KIND["conv"] and c.in_dims[3] % 4]
@@ -125,10 +133,12 @@ def test_cases_cover_what_the_kernels_branch_on(cases):
         assert taps == {0, 1}, (bits, taps)
 
 
-def _sat_store(c) -> bool:
-    """pk_store_sat's condition: the clamp is the output width's range, every shift foldable."""
+def _sat_store(c, any_shift: bool = False) -> bool:
+    """pk_store_sat's condition: the clamp is the output width's range, every shift foldable (``any_shift``:
+    every shift in [-23, 30], its per-channel branch)."""
     q = 1 << (c.out_bits - 1)
-    return (max(c.act[0], -q), min(c.act[1], q - 1)) == (-q, q - 1) and all(-23 <= s <= -2 for s in c.shift)
+    top = 30 if any_shift else -2
+    return (max(c.act[0], -q), min(c.act[1], q - 1)) == (-q, q - 1) and all(-23 <= s <= top for s in c.shift)
 
 
 def test_kernels_equal_the_simulator_on_host_under_sanitizers(cases, cases_c, tmp_path):

@@ -9,7 +9,7 @@
  * never into an int8 copy of the map; the depthwise unpacks two taps per word straight into SMLAD's lane pairs
  * (PK_DW_PAIRS_*_ASM). The MAC loops are mcu_conv_dsp_s8()'s and mcu_dwconv_dsp_s8()'s, on the same
  * compile-time weight layouts (compiler/ops/fast_layout.py); a sub-byte output clamped to its whole range is
- * requantized and packed in registers (pk_store_sat), others go through mcu_dsp_store_pairs() into int8 lanes
+ * requantized and packed in registers (pk_store_sat; any shift in [-23, 30]), others go through mcu_dsp_store_pairs() into int8 lanes
  * on the stack, then packed. */
 #include <stddef.h>
 
@@ -297,16 +297,19 @@ typedef struct
 {
     const int32_t *bias, *multiplier, *shift;
     int32_t cout, blocks, out_offset, lo, hi, bits, full, foldable;
-    int32_t sat; /* packed output clamped to its whole width's range: one SSAT #bits (pk_store_sat) */
+    /* packed output clamped to its whole width's range, requantized in registers (pk_store_sat, one SSAT #bits):
+     * 1 every shift foldable, 2 some in [-1, 30] (double rounding, all in [-23, 30]), 0 neither (int8 staging) */
+    int32_t sat;
 } pk_out;
 
 #if MCU_DSP_ASM
 /* One channel of both pixels: its constants, then each accumulator requantized as mcu_dsp_store_pairs()'s
  * foldable full-range path (the output offset in the rounding addend), saturated to BITS with one SSAT and
  * inserted into q at LSB_A (pixel a) and LSB_B (pixel b) with BFI: 21 instructions for 2 outputs. */
-#define PK_SAT_CHANNEL(BITS, LSB_A, LSB_B)                                                                      \
+#define PK_SAT_LOADS                                                                                            \
     "ldr %[m], [%[pm]], #4\n\t"                                                                                 \
-    "ldr %[rm1], [%[ps]], #4\n\t"                                                                               \
+    "ldr %[rm1], [%[ps]], #4\n\t"
+#define PK_SAT_FOLDED(BITS, LSB_A, LSB_B)                                                                       \
     "mvn %[rm1], %[rm1]\n\t"                                                                                    \
     "sub %[x], %[rm1], #1\n\t"                                                                                  \
     "lsl %[rh], %[oo2], %[x]\n\t"                                                                               \
@@ -322,6 +325,50 @@ typedef struct
     "asr %[h], %[h], %[rm1]\n\t"                                                                                \
     "ssat %[h], #" BITS ", %[h]\n\t"                                                                            \
     "bfi %[q], %[h], #" LSB_B ", #" BITS "\n\t"
+#define PK_SAT_CHANNEL(BITS, LSB_A, LSB_B) PK_SAT_LOADS PK_SAT_FOLDED(BITS, LSB_A, LSB_B)
+
+#if !MCU_SINGLE_ROUNDING
+/* One accumulator at shift -1 (right 1, mcu_dsp_requantize()): the addend 2^30 + 2^31 - [x < 0] 2^31 is all in
+ * the low word (0xC0000000, or 0x40000000 for a negative x), the result is the high word; then the output offset
+ * (oo2 >> 1) and SSAT. */
+#define PK_SAT_R1(BITS, LSB)                                                                                    \
+    "ldr %[x], [%[acc]], #4\n\t"                                                                                \
+    "and %[l], %[x], #0x80000000\n\t"                                                                           \
+    "eor %[l], %[l], #0xC0000000\n\t"                                                                           \
+    "mov %[h], #0\n\t"                                                                                          \
+    "smlal %[l], %[h], %[x], %[m]\n\t"                                                                          \
+    "add %[h], %[h], %[oo2], asr #1\n\t"                                                                        \
+    "ssat %[h], #" BITS ", %[h]\n\t"                                                                            \
+    "bfi %[q], %[h], #" LSB ", #" BITS "\n\t"
+/* One accumulator at shift s >= 0 (left s, right 0): x << s (wrapping, as mcu_dsp_requantize()), + 2^30, the
+ * 64-bit sum shifted right by 31 (the high word's low 31 bits and the low word's bit 31). */
+#define PK_SAT_L(BITS, LSB)                                                                                     \
+    "ldr %[x], [%[acc]], #4\n\t"                                                                                \
+    "lsl %[x], %[x], %[rm1]\n\t"                                                                                \
+    "mov %[l], #0x40000000\n\t"                                                                                 \
+    "mov %[h], #0\n\t"                                                                                          \
+    "smlal %[l], %[h], %[x], %[m]\n\t"                                                                          \
+    "lsl %[h], %[h], #1\n\t"                                                                                    \
+    "orr %[h], %[h], %[l], lsr #31\n\t"                                                                         \
+    "add %[h], %[h], %[oo2], asr #1\n\t"                                                                        \
+    "ssat %[h], #" BITS ", %[h]\n\t"                                                                            \
+    "bfi %[q], %[h], #" LSB ", #" BITS "\n\t"
+/* PK_SAT_CHANNEL for any shift in [-23, 30]: shifts <= -2 take the folded path, -1 and >= 0 their own (2 more
+ * instructions per channel on the folded path: the compare and the branch over the others). */
+#define PK_SAT_CHANNEL_ANY(BITS, LSB_A, LSB_B)                                                                  \
+    PK_SAT_LOADS                                                                                                \
+    "cmn %[rm1], #1\n\t"                                                                                        \
+    "bge 2f\n\t"                                                                                                \
+    PK_SAT_FOLDED(BITS, LSB_A, LSB_B)                                                                           \
+    "b 3f\n\t"                                                                                                  \
+    "2:\n\t"                                                                                                    \
+    "bgt 4f\n\t"                                                                                                \
+    PK_SAT_R1(BITS, LSB_A) PK_SAT_R1(BITS, LSB_B)                                                               \
+    "b 3f\n\t"                                                                                                  \
+    "4:\n\t"                                                                                                    \
+    PK_SAT_L(BITS, LSB_A) PK_SAT_L(BITS, LSB_B)                                                                 \
+    "3:\n\t"
+#endif
 
 /* q's low byte is pixel a's packed byte, its third byte pixel b's; the byte count lives on the stack (13
  * registers are taken): 4 instructions per byte of each pixel */
@@ -341,14 +388,33 @@ typedef struct
                      : [oo2] "r"(oo2)                                                                          \
                      : "cc", "memory")
 
-/* The whole bytes of a packed output chunk (bits 4 or 2, `bytes` > 0 of them, every shift foldable, the clamp
- * the width's own range) requantized and packed straight from the interleaved accumulators: no int8 staging. */
+/* The whole bytes of a packed output chunk (bits 4 or 2, `bytes` > 0 of them, the clamp the width's own range)
+ * requantized and packed straight from the interleaved accumulators: no int8 staging. `any` (double rounding
+ * only): some shift lies in [-1, 30] (every one in [-23, 30]), each channel branches on its shift; else every shift
+ * is foldable. */
 static void __attribute__((noinline)) pk_store_sat(const int32_t *acc, int32_t bytes, const int32_t *mult,
                                                    const int32_t *shift, int32_t out_offset, int32_t bits,
-                                                   uint8_t *out_a, uint8_t *out_b)
+                                                   int any, uint8_t *out_a, uint8_t *out_b)
 {
     const int32_t oo2 = 1 + 2 * out_offset;
     int32_t m, rm1, rh, x, l, h, q;
+#if !MCU_SINGLE_ROUNDING
+    if (any)
+    {
+        if (bits == 4)
+        {
+            PK_SAT_LOOP(PK_SAT_CHANNEL_ANY("4", "0", "16") PK_SAT_CHANNEL_ANY("4", "4", "20"));
+        }
+        else
+        {
+            PK_SAT_LOOP(PK_SAT_CHANNEL_ANY("2", "0", "16") PK_SAT_CHANNEL_ANY("2", "2", "18")
+                            PK_SAT_CHANNEL_ANY("2", "4", "20") PK_SAT_CHANNEL_ANY("2", "6", "22"));
+        }
+        return;
+    }
+#else
+    (void)any;
+#endif
     if (bits == 4)
     {
         PK_SAT_LOOP(PK_SAT_CHANNEL("4", "0", "16") PK_SAT_CHANNEL("4", "4", "20"));
@@ -373,14 +439,14 @@ static inline __attribute__((always_inline)) void pk_store(const pk_out *o, cons
     }
     int32_t at = c0 * o->bits / 8;
 #if MCU_DSP_ASM
-    if (o->sat && o->foldable)
+    if (o->sat)
     {
         /* whole bytes packed in registers; a last partial byte (C not a multiple of 8 / bits) as below */
         const int32_t per_byte = 8 / o->bits, bytes = n / per_byte;
         if (bytes > 0)
         {
-            pk_store_sat(acc, bytes, o->multiplier + c0, o->shift + c0, o->out_offset, o->bits, out_a + at,
-                         out_b + at);
+            pk_store_sat(acc, bytes, o->multiplier + c0, o->shift + c0, o->out_offset, o->bits, o->sat == 2,
+                         out_a + at, out_b + at);
             acc += 2 * bytes * per_byte;
             c0 += bytes * per_byte;
             n -= bytes * per_byte;
@@ -423,6 +489,19 @@ int32_t mcu_conv_dsp_get_buffer_size_packed(const mcu_dims *input_dims, const mc
     return 2 * k4 * (int32_t)sizeof(int16_t) + (input_dims->c & 3 ? k4 : 0);
 }
 
+/* 1 when every shift[j], j < n, is in [lo, hi]. */
+static int pk_shifts_in(const int32_t *shift, int32_t n, int32_t lo, int32_t hi)
+{
+    for (int32_t j = 0; j < n; j++)
+    {
+        if (shift[j] < lo || shift[j] > hi)
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static pk_out pk_out_of(int32_t bits, int32_t out_offset, const mcu_activation *act,
                         const mcu_per_channel_quant_params *q, const int32_t *bias, int32_t cout, int32_t blocks)
 {
@@ -436,8 +515,12 @@ static pk_out pk_out_of(int32_t bits, int32_t out_offset, const mcu_activation *
     mcu_packed_range(bits, act->min, act->max, &o.lo, &o.hi);
     o.bits = bits;
     o.full = o.lo == -128 && o.hi == 127;
-    o.sat = bits < 8 && o.lo == -(1 << (bits - 1)) && o.hi == (1 << (bits - 1)) - 1;
     o.foldable = mcu_dsp_shifts_foldable(q->shift, cout);
+    o.sat = 0;
+    if (bits < 8 && o.lo == -(1 << (bits - 1)) && o.hi == (1 << (bits - 1)) - 1)
+    {
+        o.sat = o.foldable ? 1 : !MCU_SINGLE_ROUNDING && pk_shifts_in(q->shift, cout, -23, 30) ? 2 : 0;
+    }
     return o;
 }
 

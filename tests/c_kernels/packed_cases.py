@@ -112,9 +112,13 @@ def _case(rng: np.random.Generator, kind: str, in_bits: int, out_bits: int, big:
 
 
 def _make(rng: np.random.Generator, kind: str, in_bits: int, out_bits: int, in_hwc, kernel, cout: int, stride,
-          pad, dilation, groups: int, out_hw, full_clamp: bool | None = None) -> PackedCase:
+          pad, dilation, groups: int, out_hw, full_clamp: bool | None = None,
+          high_shifts: bool = False) -> PackedCase:
     """One layer of the given geometry with random data (values, weights, bias, zero points, requantization);
-    ``full_clamp`` True / False forces the activation to the whole int8 range / a fused bound (None: random)."""
+    ``full_clamp`` True / False forces the activation to the whole int8 range / a fused bound (None: random);
+    ``high_shifts``: every third output channel at a shift in [-1, 2] (right shift 1 or 0, left shifts; a scale
+    of 1/4 and above, as a low-bit chain's rescaled layers get), with one weight of +-1 or +-2 and a small bias so
+    that its outputs spread over the range instead of saturating."""
     lo_in, hi_in = qrange(in_bits)
     lo_out, hi_out = qrange(out_bits)
     (h, w, cin), (kh, kw), (oh, ow) = in_hwc, kernel, out_hw
@@ -126,6 +130,17 @@ def _make(rng: np.random.Generator, kind: str, in_bits: int, out_bits: int, in_h
     in_zp = int(rng.integers(lo_in, hi_in + 1))
     out_zp = int(rng.integers(lo_out, hi_out + 1))
     bias = rng.integers(-2000, 2000, cout).astype(np.int32) if rng.random() < 0.8 else np.zeros(cout, np.int32)
+    high = np.arange(0, cout, 3) if high_shifts else np.zeros(0, np.int64)
+    for o in high:
+        tap = tuple(int(rng.integers(0, n)) for n in (kh, kw, cin // groups if kind == "conv" else 1))
+        one = int(rng.choice([-2, -1, 1, 2]))
+        if kind == "conv":
+            wts[o] = 0
+            wts[(o,) + tap] = one
+        else:
+            wts[:, :, o] = 0
+            wts[tap[0], tap[1], o] = one
+        bias[o] = int(rng.integers(-8, 9))
     # the accumulators themselves (requantized by exactly 1 into 32 bits) set the shifts: outputs spread over the
     # output range, a few saturating
     acc = simulate(kind, x, wts, bias, np.full(cout, 1 << 30), np.ones(cout, np.int64), -in_zp, 0,
@@ -133,6 +148,7 @@ def _make(rng: np.random.Generator, kind: str, in_bits: int, out_bits: int, in_h
     spread = max(float(np.std(acc)) + abs(float(np.mean(acc))) * 0.5, 1.0)
     base = int(np.round(np.log2((1 << (out_bits - 1)) / (spread * 0.75))))
     shift = np.clip(base + rng.integers(-1, 1, cout), -31, 0).astype(np.int32)
+    shift[high] = rng.integers(-1, 3, len(high))
     mult = rng.integers(1 << 30, (1 << 31) - 1, cout).astype(np.int32)
     full = rng.random() < 0.6 if full_clamp is None else full_clamp
     act = (-128, 127) if full else (max(out_zp, lo_out), hi_out if rng.random() < 0.5 else
@@ -207,6 +223,12 @@ def dsp_edge_cases(seed: int) -> list[PackedCase]:
                                out_hw, full_clamp=cout != 5))
         # a dilated window: tap by tap
         cases.append(_make(rng, "conv", in_bits, out_bits, (4, 5, 8), (2, 2), 3, (1, 1), (0, 0), (1, 2), 1, (3, 3)))
+        # shifts in [-1, 2] on some channels, the clamp the width's range: the register-packed output's other
+        # requantizations (right 1, left shifts) beside the folded one, over 1.5 chunks and a partial last byte
+        cases.append(_make(rng, "conv", in_bits, out_bits, (3, 4, 8), (1, 1), 47, (1, 1), (0, 0), (1, 1), 1,
+                           (3, 4), full_clamp=True, high_shifts=True))
+        cases.append(_make(rng, "dwconv", in_bits, out_bits, (5, 5, 13), (3, 3), 13, (1, 1), (1, 1), (1, 1), 1,
+                           (5, 5), full_clamp=True, high_shifts=True))
     return cases
 
 
