@@ -34,13 +34,15 @@ from mcucompile.targets.host import SANITIZE_ENV
 
 SEED = 11
 PER_KIND = 40  # 160 layers per target
+N_CASES = 4 * PER_KIND + len(harness.high_shift_cases(SEED))  # and 3 with shifts in [-1, 2]
 MAIN = harness.HERE / "kernel_main.c"
 
 
 @pytest.fixture(scope="module")
 def cases_c(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("c_kernels")
-    return harness.write_cases(harness.random_cases(SEED, PER_KIND), SEED, d / "cases.c")
+    return harness.write_cases(harness.random_cases(SEED, PER_KIND) + harness.high_shift_cases(SEED), SEED,
+                               d / "cases.c")
 
 
 def _summary(text: str) -> str:
@@ -55,7 +57,7 @@ def test_fast_kernels_equal_portable_on_host_under_sanitizers(single, cases_c, t
                              defines=(f"-DMCU_SINGLE_ROUNDING={single}",))
     run = subprocess.run([str(exe)], capture_output=True, text=True, env={**os.environ, **SANITIZE_ENV}, timeout=120,
                          check=False)
-    assert f"MCU CASES {4 * PER_KIND} failed 0" in run.stdout, _summary(run.stdout) + run.stderr[-3000:]
+    assert f"MCU CASES {N_CASES} failed 0" in run.stdout, _summary(run.stdout) + run.stderr[-3000:]
     assert run.returncode == 0 and "runtime error" not in run.stderr, run.stderr[-3000:]
 
 
@@ -82,7 +84,7 @@ def test_fast_kernels_equal_portable_on_emulated_core(board_name, opt, single, c
         assert "smlad" in dis and "sxtb16" in dis
     run = run_qemu(elf, board, timeout=120)
     assert run.status == 0, _summary(run.log)
-    assert f"MCU CASES {4 * PER_KIND} failed 0" in run.log
+    assert f"MCU CASES {N_CASES} failed 0" in run.log
 
 
 ADD_MAIN = harness.HERE / "add_main.c"

@@ -85,6 +85,9 @@ def _quant(rng: np.random.Generator, cout: int, depth: int, edge_cases: bool = T
     if edge_cases and rng.random() < 0.3:
         # every requantization path: shifts above -2 (left shifts included) and below -23, mixed in one layer
         shift = rng.integers(-31, 4, size=cout).astype(np.int32)
+        if shift[0] % 2 == 0:
+            # half of them within [-23, 3]: the store loop that branches per channel on its shift
+            shift = np.maximum(shift, -23)
     if edge_cases and rng.random() < 0.2:
         mult[rng.integers(0, cout)] = (1 << 31) - 1 if rng.random() < 0.5 else 1 << 30
     shift = np.clip(shift, -31, 30)
@@ -180,6 +183,14 @@ def fc_case(rng) -> Case:
                 consts.weights, bias, has, consts.bias, mult, shift, 0, consts.scratch_bytes)
 
 
+def high_shift_cases(seed: int) -> list[Case]:
+    """A pointwise, a 3x3 conv and a 3x3 depthwise layer (output chunks past 32 channels and a channel tail) with
+    shifts in [-1, 2] on every third channel (``layer_case(high_shifts=True)``)."""
+    return [layer_case("conv_1x1", (4, 5, 16), (1, 1), 37, seed=seed, high_shifts=True),
+            layer_case("conv", (5, 6, 8), (3, 3), 11, pad=(1, 1), seed=seed + 2, high_shifts=True),
+            layer_case("dwconv", (6, 6, 37), (3, 3), 37, pad=(1, 1), seed=seed + 4, high_shifts=True)]
+
+
 def random_cases(seed: int, per_kind: int) -> list[Case]:
     """``per_kind`` random layers of each of the four fast kernels."""
     rng = np.random.default_rng(seed)
@@ -238,10 +249,12 @@ def build_firmware(board: Board, sources: list[Path], build_dir: Path, extra_fla
 
 def layer_case(what: str, in_hwc: tuple[int, int, int], kernel: tuple[int, int], cout: int,
                stride: tuple[int, int] = (1, 1), pad: tuple[int, int] = (0, 0), seed: int = 0,
-               out_hw: tuple[int, int] | None = None) -> Case:
+               out_hw: tuple[int, int] | None = None, high_shifts: bool = False) -> Case:
     """One given layer with random data (the benchmark's shapes). ``what``: conv_1x1, conv, dwconv or fc
     (fc: ``in_hwc`` = (1, 1, depth)); the output size is ``out_hw`` or, by default, that of a symmetric padding
-    ``pad`` (TFLite's SAME padding may pad one more after: give ``out_hw`` then)."""
+    ``pad`` (TFLite's SAME padding may pad one more after: give ``out_hw`` then). ``high_shifts``: every third
+    output channel at a shift in [-1, 2] with one weight of +-1 / +-2 and a small bias (outputs spread over the
+    range, not saturated), the others as usual: the output stage's per-channel branch."""
     rng = np.random.default_rng(seed)
     h, w, cin = in_hwc
     kh, kw = kernel
@@ -259,6 +272,17 @@ def layer_case(what: str, in_hwc: tuple[int, int, int], kernel: tuple[int, int],
     depth = kh * kw * (1 if what == "dwconv" else cin)
     mult, shift, in_off, out_off, _ = _quant(rng, cout, depth, edge_cases=False)
     act = (-128, 127)
+    if high_shifts:
+        for o in range(0, cout, 3):
+            one = int(rng.choice([-2, -1, 1, 2]))
+            if what == "dwconv":
+                wts[:, :, o] = 0
+                wts[int(rng.integers(0, kh)), int(rng.integers(0, kw)), o] = one
+            else:
+                wts[o] = 0
+                wts.reshape(cout, -1)[o, int(rng.integers(0, depth))] = one
+            bias[o] = int(rng.integers(-8, 9))
+            shift[o] = int(rng.integers(-1, 3))
     desc = f"{what} {h}x{w}x{cin} k{kh}x{kw} s{stride[0]} p{pad[0]} -> {oh}x{ow}x{cout}"
     if what == "fc":
         consts = fast_layout.fully_connected_constants(wts, bias, in_off)
