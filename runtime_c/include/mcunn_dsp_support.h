@@ -286,56 +286,25 @@ static inline __attribute__((always_inline)) void mcu_dsp_store_rows(const int32
 }
 
 /** 1 when every shift[j], j < n, is in [-23, -2]: the range where mcu_dsp_store_pairs() may fold the output
- * offset into the rounding addend (|offset * 2^(right-1)| <= 2^29 cannot overflow the high word); 2 when every one
- * is in [-23, 30] and some above -2, with double rounding (its full-range loop branches per channel then); else
- * 0. */
+ * offset into the rounding addend (|offset * 2^(right-1)| <= 2^29 cannot overflow the high word). */
 static inline int mcu_dsp_shifts_foldable(const int32_t *shift, int32_t n)
 {
-    int folded = 1;
     for (int32_t j = 0; j < n; j++)
     {
-        if (shift[j] < -23 || shift[j] > 30)
+        if (shift[j] > -2 || shift[j] < -23)
         {
             return 0;
         }
-        folded &= shift[j] <= -2;
     }
-    return folded ? 1 : MCU_SINGLE_ROUNDING ? 0 : 2;
+    return 1;
 }
-
-#if !MCU_SINGLE_ROUNDING
-/* One accumulator at shift -1 (right 1, as mcu_dsp_requantize()): the whole addend 2^30 + 2^31 - [x < 0] 2^31 in
- * the low word (0xC0000000, 0x40000000 for a negative x), the result the high word, + the output offset (oo2 >> 1),
- * saturated to BITS; into register H. */
-#define MCU_DSP_OUT_R1(BITS)                                                                                    \
-    "ldr %[x], [%[acc]], #4\n\t"                                                                                \
-    "and %[l], %[x], #0x80000000\n\t"                                                                           \
-    "eor %[l], %[l], #0xC0000000\n\t"                                                                           \
-    "mov %[h], #0\n\t"                                                                                          \
-    "smlal %[l], %[h], %[x], %[m]\n\t"                                                                          \
-    "add %[h], %[h], %[oo2], asr #1\n\t"                                                                        \
-    "ssat %[h], #" BITS ", %[h]\n\t"
-/* One accumulator at shift s >= 0 in %[rm1] (left s, right 0): x << s (wrapping), + 2^30, the 64-bit sum >> 31
- * (the high word's low 31 bits and the low word's bit 31), + the output offset, saturated to BITS. */
-#define MCU_DSP_OUT_L(BITS)                                                                                     \
-    "ldr %[x], [%[acc]], #4\n\t"                                                                                \
-    "lsl %[x], %[x], %[rm1]\n\t"                                                                                \
-    "mov %[l], #0x40000000\n\t"                                                                                 \
-    "mov %[h], #0\n\t"                                                                                          \
-    "smlal %[l], %[h], %[x], %[m]\n\t"                                                                          \
-    "lsl %[h], %[h], #1\n\t"                                                                                    \
-    "orr %[h], %[h], %[l], lsr #31\n\t"                                                                         \
-    "add %[h], %[h], %[oo2], asr #1\n\t"                                                                        \
-    "ssat %[h], #" BITS ", %[h]\n\t"
-#endif
 
 /**
  * Output stage of two pixels whose accumulators are interleaved, acc[2j] (pixel 0) and acc[2j + 1] (pixel 1)
  * for channel j < n: requantized with channel j's constants (derived once for both) and stored at out0[j],
- * out1[j]. `foldable` (mcu_dsp_shifts_foldable()) 1 takes the assembly path on DSP cores: the offset folded
+ * out1[j]. `foldable` (mcu_dsp_shifts_foldable()) takes the assembly path on DSP cores: the offset folded
  * into the rounding addend (floor((h + o * 2^s) / 2^s) = floor(h / 2^s) + o exactly): per channel (two
- * outputs) 23 instructions with `full` (one SSAT each), 32 with a clamp to [lo, hi]; 2 with `full` the same
- * loop branching per channel on its shift (25 on the folded channels); other cases the C loop.
+ * outputs) 23 instructions with `full` (one SSAT each), 32 with a clamp to [lo, hi].
  */
 static inline __attribute__((always_inline)) void mcu_dsp_store_pairs(const int32_t *acc, int32_t n,
                                                                       const int32_t *mult, const int32_t *shift,
@@ -349,57 +318,7 @@ static inline __attribute__((always_inline)) void mcu_dsp_store_pairs(const int3
      * 2^30 with bit 31 flipped for a negative x, which also borrows from the high word; single rounding's
      * (mcunn_config.h) 0 and rh */
     const int32_t oo2 = 1 + 2 * out_offset;
-#if !MCU_SINGLE_ROUNDING
-    if (full && foldable == 2 && n > 0)
-    {
-        /* the loop below with a branch per channel on its shift: <= -2 folded as there, -1 and >= 0 their own
-         * (MCU_DSP_OUT_R1 / MCU_DSP_OUT_L) */
-        int32_t m, rm1, rh, x, l, h;
-        __asm__ volatile(
-            "1:\n\t"
-            "ldr %[m], [%[pm]], #4\n\t"
-            "ldr %[rm1], [%[ps]], #4\n\t"
-            "cmn %[rm1], #1\n\t"
-            "bge 2f\n\t"
-            "mvn %[rm1], %[rm1]\n\t"
-            "sub %[x], %[rm1], #1\n\t"
-            "lsl %[rh], %[oo2], %[x]\n\t"
-            "ldr %[x], [%[acc]], #4\n\t"
-            MCU_DSP_ROUND_WORDS("l", "h", "rh", "x")
-            "smlal %[l], %[h], %[x], %[m]\n\t"
-            "asr %[h], %[h], %[rm1]\n\t"
-            "ssat %[h], #8, %[h]\n\t"
-            "strb %[h], [%[o0]], #1\n\t"
-            "ldr %[x], [%[acc]], #4\n\t"
-            MCU_DSP_ROUND_WORDS("l", "h", "rh", "x")
-            "smlal %[l], %[h], %[x], %[m]\n\t"
-            "asr %[h], %[h], %[rm1]\n\t"
-            "ssat %[h], #8, %[h]\n\t"
-            "strb %[h], [%[o1]], #1\n\t"
-            "b 3f\n\t"
-            "2:\n\t"
-            "bgt 4f\n\t"
-            MCU_DSP_OUT_R1("8")
-            "strb %[h], [%[o0]], #1\n\t"
-            MCU_DSP_OUT_R1("8")
-            "strb %[h], [%[o1]], #1\n\t"
-            "b 3f\n\t"
-            "4:\n\t"
-            MCU_DSP_OUT_L("8")
-            "strb %[h], [%[o0]], #1\n\t"
-            MCU_DSP_OUT_L("8")
-            "strb %[h], [%[o1]], #1\n\t"
-            "3:\n\t"
-            "subs %[n], %[n], #1\n\t"
-            "bne 1b\n\t"
-            : [acc] "+r"(acc), [pm] "+r"(mult), [ps] "+r"(shift), [o0] "+r"(out0), [o1] "+r"(out1), [n] "+r"(n),
-              [m] "=&r"(m), [rm1] "=&r"(rm1), [rh] "=&r"(rh), [x] "=&r"(x), [l] "=&r"(l), [h] "=&r"(h)
-            : [oo2] "r"(oo2)
-            : "cc", "memory");
-        return;
-    }
-#endif
-    if (full && foldable == 1 && n > 0)
+    if (full && foldable && n > 0)
     {
         int32_t m, rm1, rh, x, l, h;
         __asm__ volatile(
@@ -429,7 +348,7 @@ static inline __attribute__((always_inline)) void mcu_dsp_store_pairs(const int3
             : "cc", "memory");
         return;
     }
-    if (foldable == 1 && n > 0)
+    if (foldable && n > 0)
     {
         /* the same with the clamp to [lo, hi] (ReLU6 and other fused bounds), for both pixels at once in the
          * two halfwords of one register: SSUB16 sets the GE flags per halfword and SEL picks, so max and min

@@ -187,7 +187,7 @@ mcu_status mcu_fully_connected_dsp_s8(const mcu_context *ctx,
     const int32_t quad = out_ch % 8 >= 4;
     const int32_t oo = fc_params->output_offset, lo = fc_params->activation.min, hi = fc_params->activation.max;
     const int full = lo == -128 && hi == 127;
-    const int fast = full && mcu_dsp_shifts_foldable(quant_params->shift, out_ch) == 1;
+    const int fast = full && mcu_dsp_shifts_foldable(quant_params->shift, out_ch);
     const int32_t *mult = quant_params->multiplier, *shift = quant_params->shift;
     static const int32_t zeros[8] = {0, 0, 0, 0, 0, 0, 0, 0}; /* the accumulators' start without a bias */
     for (int32_t r = 0; r < input_dims->n; r++)

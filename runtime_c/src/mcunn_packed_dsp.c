@@ -489,6 +489,19 @@ int32_t mcu_conv_dsp_get_buffer_size_packed(const mcu_dims *input_dims, const mc
     return 2 * k4 * (int32_t)sizeof(int16_t) + (input_dims->c & 3 ? k4 : 0);
 }
 
+/* 1 when every shift[j], j < n, is in [lo, hi]. */
+static int pk_shifts_in(const int32_t *shift, int32_t n, int32_t lo, int32_t hi)
+{
+    for (int32_t j = 0; j < n; j++)
+    {
+        if (shift[j] < lo || shift[j] > hi)
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static pk_out pk_out_of(int32_t bits, int32_t out_offset, const mcu_activation *act,
                         const mcu_per_channel_quant_params *q, const int32_t *bias, int32_t cout, int32_t blocks)
 {
@@ -506,7 +519,7 @@ static pk_out pk_out_of(int32_t bits, int32_t out_offset, const mcu_activation *
     o.sat = 0;
     if (bits < 8 && o.lo == -(1 << (bits - 1)) && o.hi == (1 << (bits - 1)) - 1)
     {
-        o.sat = o.foldable; /* mcu_dsp_shifts_foldable()'s 1 / 2 / 0 are pk_store_sat()'s modes too */
+        o.sat = o.foldable ? 1 : !MCU_SINGLE_ROUNDING && pk_shifts_in(q->shift, cout, -23, 30) ? 2 : 0;
     }
     return o;
 }
