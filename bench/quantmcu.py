@@ -10,7 +10,9 @@ would (8-bit: the fastest plan that fits; QuantMCU: its own joint plan and bits,
 - stage BitOPs of 8-bit patching on QuantMCU's split and grid, of 8-bit patching at its own plan, and of QuantMCU
   (expectations over the calibration samples' chains, from report.json's ``quantmcu`` object), model BitOPs;
 - instructions of one inference on qemu-m4 and qemu-m55 (QEMU -icount: instructions, not cycles; the first test
-  input), stage and total, the check included (QuantMCU's stage is everything before the first layer after it);
+  input, run with the per-layer counters), stage and total, the check included (QuantMCU's stage is everything
+  before the first layer after it); and the stage's mean over the next ``--inputs`` test inputs (run without the
+  counters: a QuantMCU stage's instructions depend on the input, since each patch's chain does);
 - the outlier patch share on the calibration data and on the test inputs;
 - quality on the test inputs (kept apart from the calibration data): output SQNR and top-1 agreement against the
   8-bit model and against float (the float ONNX model), MNIST accuracy on its 2,000 labelled test images;
@@ -23,7 +25,7 @@ MNIST (models/mnist, float ONNX, our quantization), MobileNetV2-0.35 144x144 (mo
 memory and instructions only).
 
 Usage: python bench/quantmcu.py [--models vww,resnet8,mnist,mbv2] [--boards qemu-m4,qemu-m55] [--calib 100]
-       [--test 200]
+       [--test 200] [--inputs 8]
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def inputs_of(case: Case, n_calib: int, n_test: int, tmp: Path) -> tuple[Path, n
     else:
         rng = np.random.default_rng(0)
         calib = rng.random((n_calib, 3, 144, 144), np.float32)
-        test, labels = rng.random((2, 3, 144, 144), np.float32), None
+        test, labels = rng.random((max(2, n_test // 50), 3, 144, 144), np.float32), None
     path = tmp / f"{case.name}_calib.npz"
     np.savez(path, x=calib.astype(np.float32))
     return path, test.astype(np.float32), labels
@@ -132,12 +134,28 @@ def float_outputs(path: str, test: np.ndarray) -> np.ndarray:
     return np.stack([np.asarray(s.run(None, {name: x[None]})[0], np.float64).reshape(-1) for x in test])
 
 
-def instructions(c, sample: np.ndarray, tmp: Path) -> tuple[int, int]:
-    """(stage, total) instructions of one inference of ``c`` on its (emulated) board."""
-    _, _, run, _ = build_and_run_board(c, sample[None], tmp / f"fw_{c.board.name}")
+@dataclass(frozen=True)
+class Instructions:
+    """One compile's instructions on its (emulated) board: stage and total of the first test input (run with the
+    per-layer counters), and their means over the next inputs (run without them; a QuantMCU stage's instructions
+    depend on the input, since each patch's chain does)."""
+
+    stage: int
+    total: int
+    stage_mean: float
+    total_mean: float
+    inputs: int  # the inputs the means are over
+
+
+def instructions(c, samples: np.ndarray, tmp: Path) -> Instructions:
+    """``c`` run on ``samples`` (as many as a quarter of the board's flash holds, at least two)."""
+    fit = max(2, (c.board.flash_bytes // 4) // max(1, int(np.prod(samples.shape[1:]))))
+    _, _, run, _ = build_and_run_board(c, samples[:fit], tmp / f"fw_{c.board.name}")
     rest = sum(run.layers.get(s.index, 0) for s in c.schedule.layers if not s.in_loop)
     total = int(run.total or 0)
-    return total - rest, total
+    later = [run.times[i] for i in sorted(run.times) if i > 0]
+    mean = float(np.mean(later))
+    return Instructions(total - rest, total, mean - rest, mean, len(later))
 
 
 def budgets(path: Path, calib: Path, board: str, input_by_patch: bool) -> dict[str, int]:
@@ -158,7 +176,7 @@ def describe(c) -> str:
     return f"{p.grid}x{p.grid}@{p.stage_len}" + (f" sub {sub}x{sub}" if sub > 1 else "")
 
 
-def run_case(case: Case, boards: list[str], n_calib: int, n_test: int, tmp: Path) -> None:
+def run_case(case: Case, boards: list[str], n_calib: int, n_test: int, n_inputs: int, tmp: Path) -> None:
     path = model_path(case, tmp)
     calib, test, labels = inputs_of(case, n_calib, n_test, tmp)
     ref_float = float_outputs(case.float_path, test) if case.float_path else None
@@ -197,10 +215,12 @@ def run_case(case: Case, boards: list[str], n_calib: int, n_test: int, tmp: Path
             row["model BitOPs saving"] = f"{qm.bitops_model_8bit / qm.bitops_model:.2f}x"
             for board in boards:
                 b8, bq = compiled[board]
-                s8, t8 = instructions(b8, test[0], tmp)
-                sq, tq = instructions(bq, test[0], tmp)
-                row[f"{board} stage 8-bit / qm"] = f"{s8:,} / {sq:,} ({s8 / max(sq, 1):.2f}x)"
-                row[f"{board} total 8-bit / qm"] = f"{t8:,} / {tq:,} ({t8 / max(tq, 1):.2f}x)"
+                i8 = instructions(b8, test[: n_inputs + 1], tmp)
+                iq = instructions(bq, test[: n_inputs + 1], tmp)
+                row[f"{board} stage 8-bit / qm"] = f"{i8.stage:,} / {iq.stage:,} ({i8.stage / max(iq.stage, 1):.3f}x)"
+                row[f"{board} total 8-bit / qm"] = f"{i8.total:,} / {iq.total:,} ({i8.total / max(iq.total, 1):.3f}x)"
+                row[f"{board} stage, mean of {iq.inputs} more inputs"] = (
+                    f"{i8.stage_mean:,.0f} / {iq.stage_mean:,.0f} ({i8.stage_mean / max(iq.stage_mean, 1):.3f}x)")
             # QuantMCU that lowered nothing runs 8-bit patching's loop (no chains to count)
             dispatch = cq.schedule.loop.dispatch
             share_test = (float((np.asarray(taken) == dispatch.outlier_chain).mean())
@@ -237,11 +257,13 @@ def main() -> int:
     p.add_argument("--boards", default="qemu-m4,qemu-m55")
     p.add_argument("--calib", type=int, default=100)
     p.add_argument("--test", type=int, default=200)
+    p.add_argument("--inputs", type=int, default=8, help="test inputs after the first whose instructions are "
+                   "averaged (fewer where a quarter of the board's flash holds fewer)")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for name in a.models.split(","):
             print(f"== {name}", flush=True)
-            run_case(CASES[name], a.boards.split(","), a.calib, a.test, Path(tmp))
+            run_case(CASES[name], a.boards.split(","), a.calib, a.test, a.inputs, Path(tmp))
     return 0
 
 

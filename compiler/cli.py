@@ -395,14 +395,17 @@ def cmd_platformio_script(argv: list[str]) -> int:
     return 0
 
 
-def _add_run_args(p: argparse.ArgumentParser, output_help: str, test_data: bool) -> None:
-    """The options of the commands that run the model (verify, debug, bench): its test inputs, the output."""
+def _add_run_args(p: argparse.ArgumentParser, output_help: str, test_data: bool,
+                  samples_help: str | None = None) -> None:
+    """The options of the commands that run the model (verify, debug, bench): its test inputs, the output.
+    ``samples_help``: -n has no fixed default (the command chooses), and this says how."""
     if test_data:
         p.add_argument("--data", help="test inputs: .npz with x (and optional labels y), or .npy; default: the "
                        "calibration inputs")
         p.add_argument("--scale", type=_finite_float(strict=True), default=1.0,
                        help="multiply test inputs by this (e.g. 1/255 for uint8 images)")
-        p.add_argument("-n", "--samples", type=_positive_int, default=20, help="number of test inputs (default 20)")
+        p.add_argument("-n", "--samples", type=_positive_int, default=None if samples_help else 20,
+                       help=samples_help or "number of test inputs (default 20)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("-o", "--output", help=output_help)
     p.add_argument("--timeout", type=_finite_float(strict=True), default=600.0,
@@ -503,12 +506,17 @@ def cmd_verify(argv: list[str]) -> int:
 
 
 def cmd_bench(argv: list[str]) -> int:
+    from .api.bench import DISPATCH_INPUTS
+
     p = ArgumentParser(prog="mcucompile bench", description="Per-layer latency and memory on a board.")
     _add_compile_args(p)
     p.set_defaults(board="qemu-m7")
-    _add_run_args(p, "keep the firmware project here (default: a temporary folder)", test_data=False)
+    _add_run_args(p, "keep the firmware project here (default: a temporary folder)", test_data=True,
+                  samples_help="inputs to run: the per-layer figures are the first's; default 1, or "
+                  f"{DISPATCH_INPUTS} when a run-time check picks each patch's chain (--quantmcu), since the "
+                  "instructions then depend on the input")
     args = p.parse_args(argv)
-    from .api import bench, compile_model
+    from .api import bench, compile_model, logical_input_shape
     from .output import check_output_folder
 
     options = _options(args)
@@ -519,7 +527,11 @@ def cmd_bench(argv: list[str]) -> int:
         check_output_folder(args.output, _inputs(args))
     compiled = compile_model(args.model, options)
     _print_warnings(compiled.warnings)
-    res = bench(compiled, out_dir=args.output, timeout=args.timeout)
+    x = None
+    if args.data is not None:
+        x, _ = _load_test_data(args.data, logical_input_shape(compiled.float_graph))
+        x = x.astype("float32") * args.scale
+    res = bench(compiled, out_dir=args.output, timeout=args.timeout, samples=x, count=args.samples)
     print(json.dumps(res.to_json(), indent=2) if args.json else res.format())
     return 0
 

@@ -102,6 +102,7 @@ def test_bench_is_repeatable_and_adds_up():
     a, b = bench(compiled), bench(compiled)
     assert a.unit == "instructions"
     assert [x["count"] for x in a.layers] == [x["count"] for x in b.layers] and a.total == b.total
+    assert a.inputs == (a.total,)  # one chain per patch: its instructions do not depend on the input, one is run
     layer_sum = sum(x["count"] for x in a.layers)
     assert layer_sum <= a.total <= layer_sum * 1.01 + 2000, (layer_sum, a.total)
     assert all(x["count"] > 0 for x in a.layers if x["macs"] > 0)

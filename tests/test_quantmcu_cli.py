@@ -457,3 +457,24 @@ def test_synthetic_calibration_notes_say_give_real_inputs(net_path):
         vdpc=VdpcOptions(max_outlier_share=0.05))))
     assert any("cap" in w and "give --calib with real inputs" in w for w in c.warnings), c.warnings
     assert c.report.to_json_dict()["quantmcu"]["options"]["max_outlier_share"] == 0.05
+
+
+def test_cli_bench_quantmcu_qemu_m4_times_every_input(capsys, tmp_path, net_path):
+    """A run-time check picks each patch's chain, so one input's instructions say little: bench times every input
+    it runs (8 by default under --quantmcu), the first with the per-layer counters, the others without."""
+    _arm_tools()
+    args = ("bench", net_path, "--quantmcu", "--split", SPLIT, "--patches", GRID, "--board", "qemu-m4", "--quiet")
+    rng = np.random.default_rng(5)
+    a, b = rng.random((2, 1, 3, 19, 17), np.float32)
+    np.savez(tmp_path / "d.npz", x=np.concatenate([a, b, a, b]))
+    rc, text, err = run(capsys, *args, "--data", tmp_path / "d.npz", "--json")
+    assert rc == 0, err + text
+    res = json.loads(text)
+    times = res["inputs"]
+    assert len(times) == 4 and times[0] == res["total"] and all(t > 0 for t in times), times
+    # the same input, the same instructions, to the counter's resolution (a SysTick tick: 40 under QEMU)
+    assert abs(times[1] - times[3]) <= 80, times
+    assert times[2] < times[0], times  # input a again, without the per-layer counters
+    rc, text, err = run(capsys, *args)
+    assert rc == 0, err + text
+    assert "per input          8 inputs; inputs 2-8 without the per-layer counters: mean" in text, text

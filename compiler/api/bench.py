@@ -7,6 +7,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..ops import op_def
 from ..report.html import bench_figures
 from .compile import Compiled
@@ -27,6 +29,9 @@ class BenchResult:
     data_bytes: int
     bss_bytes: int
     estimated_instructions: int | None = None  # the cost model's estimate the plan was chosen with
+    # the whole invoke per input, in order; the first ran with the per-layer counters (``total``), the others
+    # without them. Several inputs when the patches' chains depend on the data (a QuantMCU plan)
+    inputs: tuple[int, ...] = ()
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -44,6 +49,11 @@ class BenchResult:
             lines.append(f"{'':>3}  {'cost model':<18} {'':<16} {'':>11} {self.estimated_instructions:>14,} "
                          f"{100.0 * self.estimated_instructions / max(self.total, 1):>6.1f}%  (the estimate the plan "
                          "was chosen with; fitted on qemu-m4)")
+        if len(self.inputs) > 1:
+            rest = self.inputs[1:]
+            lines.append(f"{'':>3}  {'per input':<18} {len(self.inputs)} inputs; inputs 2-{len(self.inputs)} without the "
+                         f"per-layer counters: mean {round(sum(rest) / len(rest)):,}, min {min(rest):,}, max "
+                         f"{max(rest):,} (the patches' chains depend on the input)")
         lines.append("")
         lines.append(f"board        {self.board}  ({'instructions under QEMU -icount, not cycles' if self.unit == 'instructions' else 'DWT cycles'})")
         lines.append(f"flash (ELF)  {self.flash_bytes:,} B  (text {self.text_bytes:,} + data {self.data_bytes:,})")
@@ -52,11 +62,22 @@ class BenchResult:
         return "\n".join(lines)
 
 
-def bench(compiled: Compiled, out_dir: str | Path | None = None, timeout: float = 600.0) -> BenchResult:
-    """Per-layer instructions (emulated) or cycles on the board for one inference, and the ELF's memory.
-    With ``out_dir`` the firmware project stays there and OUT/report.html shows the figures."""
+DISPATCH_INPUTS = 8  # inputs bench runs by default when the patches' chains depend on the data
+
+
+def bench(compiled: Compiled, out_dir: str | Path | None = None, timeout: float = 600.0,
+          samples: np.ndarray | None = None, count: int | None = None) -> BenchResult:
+    """Per-layer instructions (emulated) or cycles on the board for one inference (the first input), the whole
+    inference of each input, and the ELF's memory. The inputs: the first ``count`` of ``samples`` (default: the
+    calibration inputs); ``count`` defaults to 1, or DISPATCH_INPUTS when a run-time check picks each patch's chain
+    (the instructions then depend on the input). With ``out_dir`` the firmware project stays there and
+    OUT/report.html shows the figures."""
+    if count is None:
+        loop = compiled.schedule.loop
+        count = DISPATCH_INPUTS if loop is not None and loop.runtime else 1
+    samples = (compiled.calib if samples is None else samples)[:count]
     with tempfile.TemporaryDirectory() as tmp:
-        _, _, run, size = build_and_run_board(compiled, compiled.calib[:1], Path(out_dir or Path(tmp) / "fw"), timeout)
+        _, _, run, size = build_and_run_board(compiled, samples, Path(out_dir or Path(tmp) / "fw"), timeout)
     layers = []
     g = compiled.graph
     for step in compiled.schedule.layers:
@@ -67,7 +88,7 @@ def bench(compiled: Compiled, out_dir: str | Path | None = None, timeout: float 
                        "share": count / run.total if run.total else 0.0})
     result = BenchResult(compiled.board.name, run.unit, tuple(layers), int(run.total or 0), size.flash_bytes,
                          size.sram_bytes, compiled.plan.arena_size, size.text, size.data, size.bss,
-                         compiled.report.estimated_instructions)
+                         compiled.report.estimated_instructions, tuple(run.times.get(s, 0) for s in range(len(samples))))
     if out_dir is not None:
         add_html_results(out_dir, compiled, bench=bench_figures(result))
     return result

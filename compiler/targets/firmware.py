@@ -73,6 +73,7 @@ class FirmwareRun:
     outputs: dict[int, bytes] = field(default_factory=dict)
     layers: dict[int, int] = field(default_factory=dict)
     total: int | None = None
+    times: dict[int, int] = field(default_factory=dict)  # sample -> the whole invoke (MCU TIME)
     unit: str = ""
     status: int | None = None
     exit_code: int | None = None
@@ -97,6 +98,8 @@ def parse_lines(text: str) -> FirmwareRun:
             run.outputs[int(parts[2])] = bytes.fromhex("".join(parts[3:]))
         elif kind == "LAYER":
             run.layers[int(parts[2])] = int(parts[3])
+        elif kind == "TIME" and len(parts) >= 4:
+            run.times[int(parts[2])] = int(parts[3])
         elif kind == "TOTAL":
             run.total = int(parts[2])
         elif kind == "END":
