@@ -528,10 +528,11 @@ mcu_status mcu_outlier_check_s8(const mcu_context *ctx,
                                 int32_t *output);
 
 /**
- * @brief mcu_outlier_check_s8() with SIMD32 (DSP extension: Cortex-M4, M7, M33): 4 values per step as
- *        UQSUB8 of the values' unsigned offsets against the bounds [zero_point - threshold, zero_point +
- *        threshold], OR-accumulated; stops at the first 16-byte block that holds an outlier. Same result for
- *        every argument. Defined on every target (portable emulation of UQSUB8 without the extension).
+ * @brief mcu_outlier_check_s8() with SIMD32 (DSP extension: Cortex-M4, M7, M33): 4 values per step, SSUB8
+ *        against each bound of [zero_point - threshold, zero_point + threshold] that lies inside int8 (one
+ *        after a ReLU) and SEL into a lane mask; stops after the first 32-byte block that holds an outlier.
+ *        Same result for every argument. Defined on every target (portable emulation of SSUB8 + SEL without
+ *        the extension).
  * @param[in]  ctx           Scratch, unused; may be NULL.
  * @param[in]  check_params  As mcu_outlier_check_s8().
  * @param[in]  input_dims    As mcu_outlier_check_s8(); any alignment of @p input.
@@ -549,9 +550,9 @@ mcu_status mcu_outlier_check_dsp_s8(const mcu_context *ctx,
 
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
 /**
- * @brief mcu_outlier_check_s8() with MVE (Cortex-M55): 16 values per step (VABD.U8 of the unsigned offsets
- *        against the zero point, VMAX accumulated, the tail predicated), one VMAXV at the end; declared and
- *        defined only for integer-MVE targets. Same result for every argument.
+ * @brief mcu_outlier_check_s8() with MVE (Cortex-M55): 16 values per step, the running signed maximum and
+ *        minimum (VMAX.S8 / VMIN.S8, only for a bound inside int8), the tail predicated, one VMAXV / VMINV at
+ *        the end; declared and defined only for integer-MVE targets. Same result for every argument.
  * @param[in]  ctx           Scratch, unused; may be NULL.
  * @param[in]  check_params  As mcu_outlier_check_s8().
  * @param[in]  input_dims    As mcu_outlier_check_s8(); any alignment of @p input.

@@ -1,8 +1,11 @@
-/* The outlier check with MVE (mcunn.h: mcu_outlier_check_mve_s8): 16 values per step, each as its unsigned
- * offset u = x + 128 (VEOR 0x80), |x - zp| = VABD.U8(u, zp + 128) exactly (in [0, 255]), the running maximum
- * in a vector (VMAX; whole vectors unpredicated, the tail predicated: inactive lanes keep the maximum), one VMAXV at the end. Compiled only
- * with integer MVE; empty elsewhere. */
+/* The outlier check with MVE (mcunn.h: mcu_outlier_check_mve_s8): x is an outlier exactly when x > h or x < l
+ * (signed), with h = min(127, zp + t) and l = max(-128, zp - t). 16 values per step: the running signed maximum
+ * (VMAX.S8) and minimum (VMIN.S8) in vectors, only for a bound that can be crossed (after a ReLU the zero
+ * point is -128: only h counts, so the loop is VLDRB + VMAX); whole vectors unpredicated, the tail predicated
+ * (inactive lanes keep the running values); one VMAXV / VMINV at the end. Compiled only with integer MVE;
+ * empty elsewhere. */
 #include "mcunn.h"
+#include "mcunn_support.h"
 
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
 
@@ -25,22 +28,42 @@ mcu_status mcu_outlier_check_mve_s8(const mcu_context *ctx,
         return MCU_ARG_ERROR;
     }
     const int32_t count = input_dims->n * input_dims->h * input_dims->w * input_dims->c;
-    const uint8x16_t bias = vdupq_n_u8(0x80u);
-    const uint8x16_t uz = vdupq_n_u8((uint8_t)(zp + 128));
-    uint8x16_t m = vdupq_n_u8(0);
-    const uint8_t *p = (const uint8_t *)input;
+    const int32_t h = MCU_MIN(127, zp + t);
+    const int32_t l = MCU_MAX(-128, zp - t);
+    const int high = h < 127, low = l > -128;
+    int8x16_t mx = vdupq_n_s8(-128), mn = vdupq_n_s8(127);
     int32_t i = 0;
-    for (; i + 16 <= count; i += 16) /* whole vectors unpredicated: no VPR traffic in the loop */
+    if (high && low)
     {
-        m = vmaxq_u8(m, vabdq_u8(veorq_u8(vld1q_u8(p + i), bias), uz));
+        for (; i + 16 <= count; i += 16) /* whole vectors unpredicated: no VPR traffic in the loop */
+        {
+            const int8x16_t x = vld1q_s8(input + i);
+            mx = vmaxq_s8(mx, x);
+            mn = vminq_s8(mn, x);
+        }
     }
-    if (i < count)
+    else if (high)
+    {
+        for (; i + 16 <= count; i += 16)
+        {
+            mx = vmaxq_s8(mx, vld1q_s8(input + i));
+        }
+    }
+    else if (low)
+    {
+        for (; i + 16 <= count; i += 16)
+        {
+            mn = vminq_s8(mn, vld1q_s8(input + i));
+        }
+    }
+    if ((high || low) && i < count)
     {
         const mve_pred16_t pred = vctp8q((uint32_t)(count - i));
-        const uint8x16_t u = veorq_u8(vldrbq_z_u8(p + i, pred), bias);
-        m = vmaxq_m_u8(m, m, vabdq_u8(u, uz), pred);
+        const int8x16_t x = vldrbq_z_s8(input + i, pred);
+        mx = vmaxq_m_s8(mx, mx, x, pred);
+        mn = vminq_m_s8(mn, mn, x, pred);
     }
-    *output = (int32_t)vmaxvq_u8(0, m) > t ? 1 : 0;
+    *output = (high && (int32_t)vmaxvq_s8(-128, mx) > h) || (low && (int32_t)vminvq_s8(127, mn) < l) ? 1 : 0;
     return MCU_OK;
 }
 
